@@ -1,0 +1,61 @@
+// Result<T>: a value or a Linux errno. The sentry's handlers and the gofer
+// client return it; absl::Status stays in the control plane (CLI, gofer server).
+#ifndef HUSK_BASE_RESULT_H_
+#define HUSK_BASE_RESULT_H_
+
+#include <cassert>
+#include <utility>
+#include <variant>
+
+namespace husk {
+
+// A positive Linux errno value (ENOENT, EFAULT, ...).
+struct Errno {
+  int value;
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T v) : v_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
+  Result(Errno e) : v_(e) {}         // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return v_.index() == 0; }
+  int error() const { return std::get<1>(v_).value; }
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+
+ private:
+  std::variant<T, Errno> v_;
+};
+
+// Result of an operation that yields nothing but may fail.
+struct Unit {};
+using Status = Result<Unit>;
+inline Status Ok() { return Unit{}; }
+
+}  // namespace husk
+
+#define HUSK_CONCAT_INNER_(a, b) a##b
+#define HUSK_CONCAT_(a, b) HUSK_CONCAT_INNER_(a, b)
+
+// TRY(expr): evaluates a Result; on error returns Errno from the enclosing
+// function, otherwise yields nothing. ASSIGN_OR_RETURN(lhs, expr) binds the value.
+#define TRY(expr)                                                 \
+  do {                                                            \
+    auto husk_try_r_ = (expr);                                    \
+    if (!husk_try_r_.ok()) return ::husk::Errno{husk_try_r_.error()}; \
+  } while (0)
+
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  ASSIGN_OR_RETURN_IMPL_(HUSK_CONCAT_(husk_aor_, __LINE__), lhs, expr)
+#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)               \
+  auto tmp = (expr);                                         \
+  if (!tmp.ok()) return ::husk::Errno{tmp.error()};          \
+  lhs = std::move(tmp).value()
+
+#endif  // HUSK_BASE_RESULT_H_

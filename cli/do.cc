@@ -1,0 +1,188 @@
+// `husk do`: runs a command in a fresh sandbox over the host's root, seen
+// read-only through the gofer, with a writable layer in sandbox memory.
+//
+//   husk do (this process)  -- waits, forwards signals, returns the status
+//    ├── husk gofer         -- own mount/net/ipc/uts namespaces, chroot, seccomp
+//    └── husk boot          -- the sentry: new user, mount, pid, ipc, uts and
+//                              net namespaces; pivots to an empty root
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "cli/commands.h"
+
+namespace husk::cli {
+namespace {
+
+pid_t g_sentry = -1;
+
+void Forward(int sig) {
+  if (g_sentry > 0) kill(g_sentry, SIGKILL);
+  (void)sig;
+}
+
+bool WriteFile(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+
+[[noreturn]] void ExecSelf(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv("/proc/self/exe", argv.data());
+  fprintf(stderr, "husk: exec of itself failed: %s\n", strerror(errno));
+  _exit(125);
+}
+
+pid_t StartGofer(int sock) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Nothing but the socket survives into the gofer (and stderr for errors).
+  int null = open("/dev/null", O_RDWR);
+  dup2(null, 0);
+  dup2(null, 1);
+  if (dup2(sock, 3) < 0) _exit(125);
+  for (int fd = 4; fd < 1024; fd++) close(fd);
+  if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
+    fprintf(stderr, "husk: gofer namespaces: %s\n", strerror(errno));
+    _exit(125);
+  }
+  ExecSelf({"husk", "gofer", "--sock-fd=3", "--root=/"});
+}
+
+}  // namespace
+
+int DoMain(int argc, char** argv) {
+  bool strace = false;
+  std::string platform = "ptrace";
+  int i = 0;
+  for (; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--") {
+      i++;
+      break;
+    }
+    if (a == "--strace") {
+      strace = true;
+    } else if (a.rfind("--platform=", 0) == 0) {
+      platform = a.substr(11);
+    } else if (a.rfind("--", 0) == 0) {
+      fprintf(stderr, "husk do: unknown flag %s\n", a.c_str());
+      return 125;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    fprintf(stderr, "usage: husk do [--platform=ptrace] [--strace] [--] CMD [ARGS...]\n");
+    return 125;
+  }
+  if (platform == "kvm") {
+    fprintf(stderr, access("/dev/kvm", R_OK | W_OK) == 0
+                        ? "husk do: the kvm platform is not built yet; use --platform=ptrace\n"
+                        : "husk do: --platform=kvm needs /dev/kvm, which is not available here\n");
+    return 125;
+  }
+  if (platform != "ptrace") {
+    fprintf(stderr, "husk do: unknown platform '%s' (available: ptrace)\n", platform.c_str());
+    return 125;
+  }
+
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    fprintf(stderr, "husk do: socketpair: %s\n", strerror(errno));
+    return 125;
+  }
+  pid_t gofer = StartGofer(sv[1]);
+  close(sv[1]);
+  if (gofer < 0) {
+    fprintf(stderr, "husk do: fork gofer: %s\n", strerror(errno));
+    return 125;
+  }
+
+  int sync[2];
+  if (pipe2(sync, O_CLOEXEC) != 0) return 125;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) strcpy(cwd, "/");
+  std::vector<std::string> args = {"husk", "boot", "--gofer-fd=3", absl::StrFormat("--cwd=%s", cwd),
+                                   "--platform=" + platform};
+  if (strace) args.push_back("--strace");
+  args.push_back("--");
+  for (; i < argc; i++) args.emplace_back(argv[i]);
+
+  constexpr unsigned long kFlags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
+                                   CLONE_NEWUTS | CLONE_NEWNET | SIGCHLD;
+  long pid = syscall(SYS_clone, kFlags, 0, 0, 0, 0);
+  if (pid < 0) {
+    fprintf(stderr, "husk do: cannot create the sandbox namespaces: %s\n", strerror(errno));
+    return 125;
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(sync[1]);
+    char c;
+    if (read(sync[0], &c, 1) != 1) _exit(125);  // the parent failed to map our ids
+    if (dup2(sv[0], 3) < 0) _exit(125);
+    for (int fd = 4; fd < 1024; fd++) close(fd);
+    ExecSelf(args);
+  }
+  g_sentry = static_cast<pid_t>(pid);
+  close(sync[0]);
+  close(sv[0]);
+  // The sentry's root maps to an unprivileged host user when we are root,
+  // otherwise to ourselves.
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  std::string base = absl::StrFormat("/proc/%d/", pid);
+  std::string uid_to = uid == 0 ? "65534" : std::to_string(uid);
+  std::string gid_to = uid == 0 ? "65534" : std::to_string(gid);
+  bool ok = WriteFile(base + "setgroups", "deny") &&
+            WriteFile(base + "uid_map", "0 " + uid_to + " 1\n") &&
+            WriteFile(base + "gid_map", "0 " + gid_to + " 1\n");
+  if (!ok) {
+    fprintf(stderr, "husk do: cannot map the sandbox's user ids: %s\n", strerror(errno));
+    kill(g_sentry, SIGKILL);
+  } else if (write(sync[1], "x", 1) != 1) {
+    kill(g_sentry, SIGKILL);
+  }
+  close(sync[1]);
+
+  struct sigaction sa{};
+  sa.sa_handler = Forward;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);
+
+  int status = 0;
+  while (waitpid(g_sentry, &status, 0) < 0 && errno == EINTR) {
+  }
+  int gstatus;
+  // The gofer exits when the sentry's end of its socket closes.
+  while (waitpid(gofer, &gstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) {
+    fprintf(stderr, "husk do: the sentry was killed by signal %d\n", WTERMSIG(status));
+    return 128 + WTERMSIG(status);
+  }
+  return 125;
+}
+
+}  // namespace husk::cli

@@ -1,0 +1,108 @@
+// The re-executed halves: `husk boot` (sentry) and `husk gofer`.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "cli/commands.h"
+#include "gofer/confine.h"
+#include "gofer/server.h"
+#include "sentry/boot/boot.h"
+#include "sentry/kernel/version.h"
+#include "sentry/syscalls/syscalls.h"
+
+namespace husk::cli {
+namespace {
+
+bool FlagValue(const std::string& arg, const char* name, std::string* value) {
+  std::string prefix = std::string(name) + "=";
+  if (arg.rfind(prefix, 0) != 0) return false;
+  *value = arg.substr(prefix.size());
+  return true;
+}
+
+}  // namespace
+
+const char* Release() { return kHuskRelease; }
+
+int SyscallsCommand() {
+  syscalls::PrintTable(stdout);
+  return 0;
+}
+
+int BootCommand(int argc, char** argv, char** full_argv) {
+  BootOptions opts;
+  int i = 0;
+  for (; i < argc; i++) {
+    std::string a = argv[i], v;
+    if (a == "--") {
+      i++;
+      break;
+    }
+    if (FlagValue(a, "--gofer-fd", &v)) {
+      if (!absl::SimpleAtoi(v, &opts.gofer_fd)) return 125;
+    } else if (FlagValue(a, "--cwd", &v)) {
+      opts.cwd = v;
+    } else if (FlagValue(a, "--platform", &v)) {
+      opts.platform = v;
+    } else if (a == "--strace") {
+      opts.strace = true;
+    } else {
+      fprintf(stderr, "husk boot: unknown flag %s\n", a.c_str());
+      return 125;
+    }
+  }
+  for (; i < argc; i++) opts.argv.emplace_back(argv[i]);
+  if (opts.argv.empty() || opts.gofer_fd < 0) {
+    fprintf(stderr, "husk boot: needs --gofer-fd and a command\n");
+    return 125;
+  }
+  if (const char* n = getenv("HUSK_REEXEC")) opts.reexec_count = atoi(n);
+  BootMain(opts, full_argv);
+}
+
+int GoferCommand(int argc, char** argv) {
+  int sock = -1;
+  std::string root = "/";
+  bool read_only = true;
+  for (int i = 0; i < argc; i++) {
+    std::string a = argv[i], v;
+    if (FlagValue(a, "--sock-fd", &v)) {
+      if (!absl::SimpleAtoi(v, &sock)) return 125;
+    } else if (FlagValue(a, "--root", &v)) {
+      root = v;
+    } else if (a == "--rw") {
+      read_only = false;
+    } else {
+      fprintf(stderr, "husk gofer: unknown flag %s\n", a.c_str());
+      return 125;
+    }
+  }
+  if (sock < 0) {
+    fprintf(stderr, "husk gofer: needs --sock-fd\n");
+    return 125;
+  }
+  UniqueFd root_dir;
+  absl::Status st = gofer::ConfineGofer(root, read_only, &root_dir);
+  if (!st.ok()) {
+    fprintf(stderr, "husk gofer: %s\n", std::string(st.message()).c_str());
+    return 125;
+  }
+  st = gofer::InstallGoferSeccomp(read_only);
+  if (!st.ok()) {
+    fprintf(stderr, "husk gofer: %s\n", std::string(st.message()).c_str());
+    return 125;
+  }
+  st = gofer::Serve(UniqueFd(sock), std::move(root_dir), read_only);
+  if (!st.ok()) {
+    fprintf(stderr, "husk gofer: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace husk::cli

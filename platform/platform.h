@@ -1,0 +1,71 @@
+// The platform interface: turns "run these registers in this address space
+// until something needs the kernel" into host mechanics. Implementations
+// (ptrace, later systrap and kvm) never interpret a syscall; they only
+// deliver it to the sentry.
+#ifndef HUSK_PLATFORM_PLATFORM_H_
+#define HUSK_PLATFORM_PLATFORM_H_
+
+#include <signal.h>
+#include <sys/user.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "base/result.h"
+
+namespace husk::platform {
+
+// The application's general registers (x86_64 layout).
+using Registers = user_regs_struct;
+
+// Why Context::Switch returned.
+struct StopInfo {
+  enum class Kind {
+    kSyscall,  // regs.orig_rax holds the number; regs.rip is past the instruction
+    kFault,    // a memory fault at addr (SIGSEGV/SIGBUS raised by the hardware)
+    kSignal,   // another synchronous signal raised by the app's own execution (SIGILL, SIGFPE, SIGTRAP)
+    kExited,   // the host process holding the address space died (status is a wait status)
+  };
+  Kind kind = Kind::kSyscall;
+  uintptr_t addr = 0;
+  siginfo_t info{};
+  int status = 0;
+};
+
+// An application address space. All mappings name the sandbox's memory file.
+class AddressSpace {
+ public:
+  virtual ~AddressSpace() = default;
+  // Maps [addr, addr+length) to the memory file at offset, MAP_SHARED, with
+  // prot; replaces whatever was mapped there.
+  virtual Status MapFile(uintptr_t addr, uint64_t offset, size_t length, int prot) = 0;
+  // Removes any host mapping in [addr, addr+length).
+  virtual Status Unmap(uintptr_t addr, size_t length) = 0;
+};
+
+// An execution context: one host thread's ability to run application code.
+class Context {
+ public:
+  virtual ~Context() = default;
+  // Runs regs in as until a syscall, fault, signal or death; regs are updated
+  // in place. Floating point state stays with the context's host thread.
+  virtual Result<StopInfo> Switch(AddressSpace& as, Registers& regs) = 0;
+};
+
+class Platform {
+ public:
+  virtual ~Platform() = default;
+  virtual const char* Name() const = 0;
+  // Lowest and one-past-highest address the application may map.
+  virtual uintptr_t MinUserAddress() const { return 0x10000; }
+  virtual uintptr_t MaxUserAddress() const = 0;
+  // Whether address spaces are filled on fault (true) or must be mapped eagerly.
+  virtual bool SupportsLazyFaults() const { return true; }
+  virtual Result<std::unique_ptr<AddressSpace>> NewAddressSpace() = 0;
+  virtual std::unique_ptr<Context> NewContext() = 0;
+};
+
+}  // namespace husk::platform
+
+#endif  // HUSK_PLATFORM_PLATFORM_H_

@@ -1,0 +1,259 @@
+#include "platform/ptrace/ptrace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+extern "C" {
+extern char husk_stub_begin[];
+extern char husk_stub_syscall[];
+extern char husk_stub_end[];
+}
+
+namespace husk::platform {
+namespace {
+
+uintptr_t StubSyscallAddress() {
+  return kStubBase + static_cast<uintptr_t>(husk_stub_syscall - husk_stub_begin);
+}
+
+// Waits for pid, retrying on EINTR.
+int WaitFor(pid_t pid, int* status) {
+  int r;
+  do {
+    r = static_cast<int>(waitpid(pid, status, __WALL));
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+// The stub's own allowlist: only what its code and the injected calls need.
+// Application syscalls never reach it (PTRACE_SYSEMU skips them before
+// seccomp runs); it matters if the tracer vanishes or an injection is abused.
+Result<std::vector<unsigned char>> BuildStubFilter(int memfd) {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+  if (ctx == nullptr) return Errno{ENOMEM};
+  int rc = 0;
+  // mmap: injected to install memory-file mappings, and nothing else.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
+                         SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED),
+                         SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(memfd)));
+  // munmap: injected to remove mappings; also the stub's start-up cleanup.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(munmap), 0);
+  // getpid + kill(self, SIGSTOP): the stub's hand-over to its tracer.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getpid), 0);
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGSTOP));
+  // exit_group: lets the sentry end a stub cleanly.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit_group), 0);
+  if (rc != 0) {
+    seccomp_release(ctx);
+    return Errno{EINVAL};
+  }
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    seccomp_release(ctx);
+    return Errno{errno};
+  }
+  UniqueFd rd(p[0]), wr(p[1]);
+  rc = seccomp_export_bpf(ctx, wr.get());
+  seccomp_release(ctx);
+  if (rc != 0) return Errno{-rc};
+  wr.Reset();
+  std::vector<unsigned char> out;
+  unsigned char buf[4096];
+  for (;;) {
+    ssize_t n = read(rd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno{errno};
+    if (n == 0) break;
+    out.insert(out.end(), buf, buf + n);
+  }
+  if (out.empty() || out.size() % sizeof(sock_filter) != 0) return Errno{EINVAL};
+  return out;
+}
+
+// Runs in the freshly cloned child; async-signal-safe calls only (the parent
+// may be multi-threaded). Never returns.
+[[noreturn]] void StubChild(pid_t parent, const unsigned char* filter, size_t filter_len) {
+  syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (getppid() != parent) _exit(1);
+  if (ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) _exit(2);
+  void* page = mmap(reinterpret_cast<void*>(kStubBase), kStubSize, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (page == MAP_FAILED) _exit(3);
+  size_t code_len = static_cast<size_t>(husk_stub_end - husk_stub_begin);
+  memcpy(page, husk_stub_begin, code_len);
+  if (mprotect(page, kStubSize, PROT_READ | PROT_EXEC) != 0) _exit(4);
+  syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  sock_fprog prog{static_cast<unsigned short>(filter_len / sizeof(sock_filter)),
+                  reinterpret_cast<sock_filter*>(const_cast<unsigned char*>(filter))};
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) _exit(5);
+  auto entry = reinterpret_cast<void (*)(uintptr_t, size_t)>(kStubBase);
+  entry(kStubBase, kStubSize);
+  _exit(6);
+}
+
+class PtraceAddressSpace : public AddressSpace {
+ public:
+  PtraceAddressSpace(pid_t pid, const Registers& init) : pid_(pid), init_regs_(init) {}
+  ~PtraceAddressSpace() override {
+    kill(pid_, SIGKILL);
+    int status;
+    WaitFor(pid_, &status);
+  }
+
+  Status MapFile(uintptr_t addr, uint64_t offset, size_t length, int prot) override {
+    ASSIGN_OR_RETURN(long r, Inject(SYS_mmap, addr, length, prot, MAP_SHARED | MAP_FIXED,
+                                    memfd_for_inject, offset));
+    if (r < 0 && r > -4096) return Errno{static_cast<int>(-r)};
+    if (static_cast<uintptr_t>(r) != addr) return Errno{EFAULT};
+    return Ok();
+  }
+
+  Status Unmap(uintptr_t addr, size_t length) override {
+    ASSIGN_OR_RETURN(long r, Inject(SYS_munmap, addr, length, 0, 0, 0, 0));
+    if (r < 0) return Errno{static_cast<int>(-r)};
+    return Ok();
+  }
+
+  pid_t pid() const { return pid_; }
+  int last_cpu = -1;
+  int memfd_for_inject = -1;
+
+ private:
+  // Runs one syscall in the stub: the registers point at the stub's
+  // "syscall; int3" and the tracer waits for the trap that follows.
+  Result<long> Inject(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                      uint64_t a5) {
+    Registers r = init_regs_;
+    r.rip = StubSyscallAddress();
+    r.rax = static_cast<uint64_t>(nr);
+    r.orig_rax = ~0ULL;
+    r.rdi = a0;
+    r.rsi = a1;
+    r.rdx = a2;
+    r.r10 = a3;
+    r.r8 = a4;
+    r.r9 = a5;
+    if (ptrace(PTRACE_SETREGS, pid_, nullptr, &r) != 0) return Errno{errno};
+    if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0) return Errno{errno};
+    for (;;) {
+      int status;
+      if (WaitFor(pid_, &status) < 0) return Errno{errno};
+      if (!WIFSTOPPED(status)) return Errno{ESRCH};
+      if (WSTOPSIG(status) == SIGTRAP) break;
+      // Some other stop (e.g. a stray SIGSTOP): suppress it and go on.
+      if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0) return Errno{errno};
+    }
+    if (ptrace(PTRACE_GETREGS, pid_, nullptr, &r) != 0) return Errno{errno};
+    return static_cast<long>(r.rax);
+  }
+
+  pid_t pid_;
+  Registers init_regs_;
+};
+
+class PtraceContext : public Context {
+ public:
+  Result<StopInfo> Switch(AddressSpace& as, Registers& regs) override {
+    auto& pas = static_cast<PtraceAddressSpace&>(as);
+    pid_t pid = pas.pid();
+    // A SYSEMU stop and resume costs ~10us on one core and ~65us across
+    // cores in these VMs: keep the stub on the tracer's current CPU.
+    int cpu = sched_getcpu();
+    if (cpu >= 0 && cpu != pas.last_cpu) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      sched_setaffinity(pid, sizeof(set), &set);
+      pas.last_cpu = cpu;
+    }
+    if (ptrace(PTRACE_SETREGS, pid, nullptr, &regs) != 0) return Errno{errno};
+    if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return Errno{errno};
+    for (;;) {
+      int status;
+      if (WaitFor(pid, &status) < 0) return Errno{errno};
+      StopInfo stop;
+      if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        stop.kind = StopInfo::Kind::kExited;
+        stop.status = status;
+        return stop;
+      }
+      int sig = WSTOPSIG(status);
+      if (sig == (SIGTRAP | 0x80)) {
+        if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return Errno{errno};
+        stop.kind = StopInfo::Kind::kSyscall;
+        return stop;
+      }
+      if (ptrace(PTRACE_GETSIGINFO, pid, nullptr, &stop.info) != 0) return Errno{errno};
+      if (stop.info.si_code <= 0 || (sig != SIGSEGV && sig != SIGBUS && sig != SIGILL &&
+                                     sig != SIGFPE && sig != SIGTRAP)) {
+        // Sent from outside (the stub's code never signals during a run):
+        // not the application's doing, so drop it and keep running.
+        if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return Errno{errno};
+        continue;
+      }
+      if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return Errno{errno};
+      stop.kind = (sig == SIGSEGV || sig == SIGBUS) ? StopInfo::Kind::kFault
+                                                    : StopInfo::Kind::kSignal;
+      stop.addr = reinterpret_cast<uintptr_t>(stop.info.si_addr);
+      return stop;
+    }
+  }
+};
+
+}  // namespace
+
+bool PtracePlatform::ReserveStubRange() {
+  void* p = mmap(reinterpret_cast<void*>(kStubBase), kStubSize, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+  return p == reinterpret_cast<void*>(kStubBase);
+}
+
+Result<std::unique_ptr<PtracePlatform>> PtracePlatform::Create(int memfd) {
+  if (static_cast<size_t>(husk_stub_end - husk_stub_begin) > kStubSize) return Errno{E2BIG};
+  std::unique_ptr<PtracePlatform> p(new PtracePlatform(memfd));
+  ASSIGN_OR_RETURN(p->stub_filter_, BuildStubFilter(memfd));
+  return p;
+}
+
+Result<std::unique_ptr<AddressSpace>> PtracePlatform::NewAddressSpace() {
+  pid_t parent = getpid();
+  const unsigned char* filter = stub_filter_.data();
+  size_t filter_len = stub_filter_.size();
+  long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+  if (pid < 0) return Errno{errno};
+  if (pid == 0) StubChild(parent, filter, filter_len);
+  int status;
+  if (WaitFor(static_cast<pid_t>(pid), &status) < 0 || !WIFSTOPPED(status) ||
+      WSTOPSIG(status) != SIGSTOP) {
+    kill(static_cast<pid_t>(pid), SIGKILL);
+    if (!WIFEXITED(status) && !WIFSIGNALED(status)) WaitFor(static_cast<pid_t>(pid), &status);
+    return Errno{ECHILD};
+  }
+  if (ptrace(PTRACE_SETOPTIONS, pid, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) {
+    int err = errno;
+    kill(static_cast<pid_t>(pid), SIGKILL);
+    WaitFor(static_cast<pid_t>(pid), &status);
+    return Errno{err};
+  }
+  Registers regs;
+  if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return Errno{errno};
+  auto as = std::make_unique<PtraceAddressSpace>(static_cast<pid_t>(pid), regs);
+  as->memfd_for_inject = memfd_;
+  return std::unique_ptr<AddressSpace>(std::move(as));
+}
+
+std::unique_ptr<Context> PtracePlatform::NewContext() { return std::make_unique<PtraceContext>(); }
+
+}  // namespace husk::platform

@@ -1,0 +1,54 @@
+// The ptrace platform: each address space is a stub host process traced with
+// PTRACE_SYSEMU, so the host never executes an application syscall. Memory is
+// mapped by injecting mmap/munmap into the stub, which shares the sentry's fd
+// table (CLONE_FILES) and can therefore name the memory file directly.
+//
+// Threading: ptrace binds a tracee to the host thread that traced it. An
+// address space's stub is traced by the thread that created it, and only that
+// thread may Switch into it or change its mappings. Multi-threaded
+// applications (a stub thread per sentry task thread) arrive with the process
+// model.
+#ifndef HUSK_PLATFORM_PTRACE_PTRACE_H_
+#define HUSK_PLATFORM_PTRACE_PTRACE_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <vector>
+
+#include "base/fd.h"
+#include "base/result.h"
+#include "platform/platform.h"
+
+namespace husk::platform {
+
+// Where the stub's code lives in every application address space; the
+// application may map anything below it.
+inline constexpr uintptr_t kStubBase = 0x7ffffffd0000;
+inline constexpr size_t kStubSize = 0x1000;
+
+class PtracePlatform : public Platform {
+ public:
+  // memfd: the sandbox's memory file (shared with stubs through CLONE_FILES).
+  // Must be called before the sentry installs its own seccomp filter's
+  // final form; it precomputes the stub's filter.
+  static Result<std::unique_ptr<PtracePlatform>> Create(int memfd);
+
+  const char* Name() const override { return "ptrace"; }
+  uintptr_t MaxUserAddress() const override { return kStubBase; }
+  Result<std::unique_ptr<AddressSpace>> NewAddressSpace() override;
+  std::unique_ptr<Context> NewContext() override;
+
+  // Reserves kStubBase in the calling (sentry) process so nothing of the
+  // sentry's lands there. Returns false if the range is already taken.
+  static bool ReserveStubRange();
+
+ private:
+  explicit PtracePlatform(int memfd) : memfd_(memfd) {}
+  int memfd_;
+  std::vector<unsigned char> stub_filter_;  // a struct sock_filter array
+};
+
+}  // namespace husk::platform
+
+#endif  // HUSK_PLATFORM_PTRACE_PTRACE_H_

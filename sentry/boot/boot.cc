@@ -1,0 +1,196 @@
+#include "sentry/boot/boot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "platform/ptrace/ptrace.h"
+#include "sentry/boot/proc_provider.h"
+#include "sentry/boot/seccomp_policy.h"
+#include "sentry/fsimpl/dev/dev.h"
+#include "sentry/fsimpl/gofer/gofer_fs.h"
+#include "sentry/fsimpl/host/host_file.h"
+#include "sentry/fsimpl/overlay/overlay.h"
+#include "sentry/fsimpl/proc/proc.h"
+#include "sentry/fsimpl/tmpfs/tmpfs.h"
+#include "sentry/kernel/kernel.h"
+#include "sentry/syscalls/syscalls.h"
+
+extern char** environ;
+
+namespace husk {
+namespace {
+
+constexpr size_t kMemoryFileBytes = size_t{64} << 30;  // sparse; bounded by the host's cgroup
+
+[[noreturn]] void Die(const std::string& what, int err) {
+  std::string msg = absl::StrFormat("husk: sentry: %s: %s\n", what, strerror(err));
+  (void)!write(2, msg.data(), msg.size());
+  _exit(125);
+}
+
+std::string ReadHostFile(const char* path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Leaves the host filesystem behind: an empty, read-only tmpfs becomes "/".
+void PivotToEmptyRoot() {
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Die("make / private", errno);
+  if (mount("none", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k,mode=0500") != 0)
+    Die("mount empty root", errno);
+  if (chdir("/tmp") != 0) Die("chdir new root", errno);
+  if (syscall(SYS_pivot_root, ".", ".") != 0) Die("pivot_root", errno);
+  if (umount2(".", MNT_DETACH) != 0) Die("detach host root", errno);
+  if (chdir("/") != 0) Die("chdir /", errno);
+  if (mount(nullptr, "/", nullptr,
+            MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    Die("remount root read-only", errno);
+}
+
+// Gives up every capability: the sentry only traces its own children.
+void DropCapabilities() {
+  for (int cap = 0; cap <= CAP_LAST_CAP; cap++) prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &hdr, data) != 0) Die("drop capabilities", errno);
+}
+
+Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client) {
+  ASSIGN_OR_RETURN(vfs::InodeRef lower, goferfs::NewGoferRoot(std::move(client)));
+  vfs::InodeRef upper = tmpfs::NewTmpfsRoot(0755);
+  vfs::InodeRef root_inode = overlay::NewOverlayRoot(upper, lower);
+  auto root = std::make_shared<vfs::Dentry>("/", nullptr, root_inode);
+  struct MountSpec {
+    const char* name;
+    vfs::InodeRef fs;
+  };
+  MountSpec mounts[] = {
+      {"tmp", tmpfs::NewTmpfsRoot(01777)},
+      {"dev", devfs::NewDevRoot()},
+      {"proc", procfs::NewProcRoot(NewKernelProcProvider(k))},
+  };
+  for (auto& m : mounts) {
+    auto point = root->Child(m.name);
+    if (!point.ok()) {
+      // The host root lacks the directory: make it in the writable layer.
+      ASSIGN_OR_RETURN(vfs::InodeRef dir, root_inode->Mkdir(m.name, S_IFDIR | 0755));
+      root->AddChild(m.name, dir);
+      ASSIGN_OR_RETURN(point, root->Child(m.name));
+    }
+    (*point)->Mount(m.fs);
+  }
+  return root;
+}
+
+// argv[0] without a slash is looked up in PATH inside the sandbox, like execvp.
+std::string FindProgram(Kernel& k, const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path_env = getenv("PATH");
+  std::string path = path_env ? path_env : "/usr/local/bin:/usr/bin:/bin";
+  vfs::FsContext fs{k.root, k.root, 022};
+  for (auto dir : absl::StrSplit(path, ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = std::string(dir) + "/" + name;
+    auto d = vfs::Resolve(fs, k.root, candidate, true);
+    if (d.ok() && (*d)->inode()->IsRegular()) return candidate;
+  }
+  return name;
+}
+
+void InstallStdio(Kernel& k, Task& t) {
+  for (int fd = 0; fd < 3; fd++) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) continue;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (copy < 0) continue;
+    auto hook = [&k](bool entering) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (entering) {
+        k.mu.Unlock();
+      } else {
+        k.mu.Lock();
+      }
+    };
+    auto f = hostfs::NewHostFile(UniqueFd(copy), fl & O_ACCMODE, hook);
+    if (f.ok()) (void)t.fds.Set(fd, *f, false);
+  }
+}
+
+}  // namespace
+
+void BootMain(const BootOptions& opts, char** argv_for_reexec) {
+  // Keep the stub's fixed page out of the sentry's own layout; ASLR may have
+  // put something there, in which case a fresh exec rolls the dice again.
+  if (!platform::PtracePlatform::ReserveStubRange()) {
+    if (opts.reexec_count < 8) {
+      setenv("HUSK_REEXEC", std::to_string(opts.reexec_count + 1).c_str(), 1);
+      execv("/proc/self/exe", argv_for_reexec);
+    }
+    Die("reserve the stub address range", EEXIST);
+  }
+  if (opts.platform != "ptrace") Die("platform " + opts.platform + " is not available", EINVAL);
+
+  std::string cpuinfo = ReadHostFile("/proc/cpuinfo");
+  PivotToEmptyRoot();
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Die("no_new_privs", errno);
+  DropCapabilities();
+
+  auto mf = MemoryFile::Create(kMemoryFileBytes);
+  if (!mf.ok()) Die("create the memory file", mf.error());
+  auto platform = platform::PtracePlatform::Create((*mf)->fd());
+  if (!platform.ok()) Die("create the ptrace platform", platform.error());
+
+  Kernel k(**platform, **mf);
+  k.cpuinfo = std::move(cpuinfo);
+  k.strace = opts.strace;
+  k.dispatch = &syscalls::Dispatch;
+  clock_gettime(CLOCK_MONOTONIC, &k.boot_time);
+  auto client = std::make_shared<gofer::Client>(UniqueFd(opts.gofer_fd));
+  auto root = BuildVfs(k, client);
+  if (!root.ok()) Die("attach the root filesystem through the gofer", root.error());
+  k.root = *root;
+
+  auto st = InstallSentrySeccomp((*mf)->fd());
+  if (!st.ok()) Die("install the seccomp filter", st.error());
+
+  std::vector<std::string> envp;
+  for (char** e = environ; *e != nullptr; e++) envp.emplace_back(*e);
+  std::string program = FindProgram(k, opts.argv[0]);
+  auto init = k.CreateInitTask(program, opts.argv, envp, opts.cwd);
+  if (!init.ok()) Die("create the first task", init.error());
+  InstallStdio(k, **init);
+  k.StartInit(*init, program, opts.argv, envp);
+  int status = k.WaitForInit();
+
+  auto unimpl = k.Unimplemented();
+  if (opts.strace && !unimpl.empty()) {
+    std::string msg = "husk: unimplemented syscalls (returned ENOSYS):";
+    for (auto& [nr, count] : unimpl) {
+      const syscalls::SyscallInfo* info = syscalls::Lookup(nr);
+      msg += absl::StrFormat(" %s(%d)x%d", info ? info->name : "?", nr, count);
+    }
+    msg += "\n";
+    (void)!write(2, msg.data(), msg.size());
+  }
+  if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+  _exit(128 + WTERMSIG(status));
+}
+
+}  // namespace husk

@@ -1,0 +1,27 @@
+// The sentry's entry point (`husk boot`): confines the process, builds the
+// kernel (memory file, platform, VFS over the gofer) and runs the container's
+// first program.
+#ifndef HUSK_SENTRY_BOOT_BOOT_H_
+#define HUSK_SENTRY_BOOT_BOOT_H_
+
+#include <string>
+#include <vector>
+
+namespace husk {
+
+struct BootOptions {
+  int gofer_fd = -1;
+  std::string platform = "ptrace";
+  bool strace = false;
+  std::string cwd = "/";
+  std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH
+  int reexec_count = 0;
+};
+
+// Never returns normally: exits with the program's status (128+signal when
+// a signal killed it, 126/127 when it could not be executed).
+[[noreturn]] void BootMain(const BootOptions& opts, char** argv_for_reexec);
+
+}  // namespace husk
+
+#endif  // HUSK_SENTRY_BOOT_BOOT_H_

@@ -1,0 +1,113 @@
+#include "sentry/boot/proc_provider.h"
+
+#include <errno.h>
+
+#include "absl/strings/str_format.h"
+
+namespace husk {
+namespace {
+
+// Called from syscall handlers, which hold the kernel lock.
+class KernelProcProvider : public procfs::ProcProvider {
+ public:
+  explicit KernelProcProvider(Kernel& k) : k_(k) {}
+
+  int CurrentPid() override {
+    Task* t = Kernel::Current();
+    return t ? t->tgid() : 1;
+  }
+  std::vector<int> Pids() override ABSL_NO_THREAD_SAFETY_ANALYSIS { return k_.Pids(); }
+  Result<std::string> Maps(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    if (t->mm_ == nullptr) return std::string();
+    return t->mm_->ProcMaps();
+  }
+  Result<std::string> ExePath(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    if (t->exe == nullptr) return Errno{ENOENT};
+    return t->exe->Path();
+  }
+  Result<std::string> CwdPath(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return t->fs.cwd->Path();
+  }
+  Result<std::string> Cmdline(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    std::string out;
+    for (auto& a : t->argv) {
+      out += a;
+      out += '\0';
+    }
+    return out;
+  }
+  Result<std::string> Comm(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return t->comm + "\n";
+  }
+  Result<std::string> StatusText(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    size_t rss_kb = t->mm_ ? t->mm_->ResidentBytes() / 1024 : 0;
+    return absl::StrFormat(
+        "Name:\t%s\nUmask:\t%04o\nState:\t%s\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\n"
+        "TracerPid:\t0\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t\n"
+        "VmRSS:\t%d kB\nThreads:\t1\nSigBlk:\t%016x\nSeccomp:\t0\n",
+        t->comm, t->fs.umask, t->zombie ? "Z (zombie)" : "R (running)", t->tgid(), t->tid(),
+        t->ppid, t->uid, t->euid, t->suid, t->euid, t->gid, t->egid, t->sgid, t->egid,
+        t->fds.limit(), rss_kb, t->sigmask);
+  }
+  Result<std::string> StatText(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0\n",
+                           t->tid(), t->comm, t->zombie ? 'Z' : 'R', t->ppid, t->pgid, t->sid);
+  }
+  Result<std::map<int, std::string>> Fds(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    std::map<int, std::string> out;
+    for (auto& [fd, e] : t->fds.entries()) {
+      if (e.file->dentry()) {
+        out[fd] = e.file->dentry()->Path();
+      } else if (e.file->HostFd() >= 0) {
+        out[fd] = absl::StrFormat("host:[%d]", fd);
+      } else {
+        out[fd] = "anon_inode:[unknown]";
+      }
+    }
+    return out;
+  }
+  std::string MemInfo() override {
+    size_t total_kb = k_.memory_file().max_bytes() / 1024;
+    size_t used_kb = k_.memory_file().used_bytes() / 1024;
+    return absl::StrFormat(
+        "MemTotal:       %8d kB\nMemFree:        %8d kB\nMemAvailable:   %8d kB\n"
+        "Buffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\n"
+        "SwapTotal:             0 kB\nSwapFree:              0 kB\nShmem:                 0 kB\n",
+        total_kb, total_kb - used_kb, total_kb - used_kb);
+  }
+  std::string CpuInfo() override { return k_.cpuinfo; }
+  std::string Uptime() override {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double up = static_cast<double>(now.tv_sec - k_.boot_time.tv_sec) +
+                static_cast<double>(now.tv_nsec - k_.boot_time.tv_nsec) / 1e9;
+    return absl::StrFormat("%.2f %.2f\n", up, up);
+  }
+  std::string LoadAvg() override {
+    return absl::StrFormat("0.00 0.00 0.00 1/%d %d\n", Pids().size(), CurrentPid());
+  }
+
+ private:
+  Result<Task*> Find(int pid) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto t = k_.FindTask(pid);
+    if (!t) return Errno{ENOENT};
+    return t.get();
+  }
+  Kernel& k_;
+};
+
+}  // namespace
+
+std::shared_ptr<procfs::ProcProvider> NewKernelProcProvider(Kernel& k) {
+  return std::make_shared<KernelProcProvider>(k);
+}
+
+}  // namespace husk

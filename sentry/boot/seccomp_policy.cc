@@ -1,0 +1,87 @@
+#include "sentry/boot/seccomp_policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <termios.h>
+
+namespace husk {
+
+Status InstallSentrySeccomp(int memfd) {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+  if (ctx == nullptr) return Errno{ENOMEM};
+  int rc = 0;
+  auto allow = [&](int nr) { rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0); };
+  // Data I/O on the fds the sentry holds: stdio handed in by the user, files
+  // donated by the gofer, and its own log. Opening anything is refused below.
+  for (int nr : {SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(pread64), SCMP_SYS(pwrite64),
+                 SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(close), SCMP_SYS(lseek),
+                 SCMP_SYS(fstat), SCMP_SYS(dup), SCMP_SYS(fcntl)})
+    allow(nr);
+  // glibc's fstat is newfstatat(fd, "", AT_EMPTY_PATH); the root is empty anyway.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
+                         SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH));
+  // Terminal queries forwarded for the app's stdio (isatty, window size).
+  for (unsigned long req : {static_cast<unsigned long>(TCGETS), static_cast<unsigned long>(TIOCGWINSZ),
+                            static_cast<unsigned long>(FIONREAD)})
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req));
+  // Gofer protocol: requests out, answers and donated fds in.
+  allow(SCMP_SYS(sendmsg));
+  allow(SCMP_SYS(recvmsg));
+  // The sentry's own memory (malloc, thread stacks) and the memory file.
+  for (int nr : {SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise),
+                 SCMP_SYS(mremap), SCMP_SYS(brk)})
+    allow(nr);
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fallocate), 1,
+                         SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(memfd)));
+  // Task threads (1:1) and their synchronisation.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+  // Stub processes: a fork sharing the fd table (the memory file).
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_EQ, CLONE_FILES | SIGCHLD));
+  // clone3's flags live in memory, out of a filter's reach: glibc falls back to clone.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+  for (int nr : {SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(exit),
+                 SCMP_SYS(exit_group), SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(getppid),
+                 SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity), SCMP_SYS(restart_syscall)})
+    allow(nr);
+  // The ptrace platform: trace, wait for, pin and kill stubs.
+  for (int nr : {SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(kill), SCMP_SYS(tgkill),
+                 SCMP_SYS(sched_setaffinity), SCMP_SYS(getcpu)})
+    allow(nr);
+  // A new stub sets its death signal and no_new_privs, then installs its own
+  // (stricter) filter: neither can widen what is allowed.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                         SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG));
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                         SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS));
+  allow(SCMP_SYS(seccomp));
+  // Signals of the sentry's own threads.
+  for (int nr : {SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
+                 SCMP_SYS(sigaltstack)})
+    allow(nr);
+  // Time and randomness the sentry provides to the application.
+  for (int nr : {SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep),
+                 SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(getrandom)})
+    allow(nr);
+  // The sentry has no filesystem: an open (from a library's probe) fails
+  // quietly instead of killing the sandbox.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0);
+  if (rc != 0) {
+    seccomp_release(ctx);
+    return Errno{EINVAL};
+  }
+  rc = seccomp_load(ctx);
+  seccomp_release(ctx);
+  if (rc != 0) return Errno{-rc};
+  return Ok();
+}
+
+}  // namespace husk

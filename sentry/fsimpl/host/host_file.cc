@@ -1,0 +1,109 @@
+#include "sentry/fsimpl/host/host_file.h"
+
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+namespace husk::hostfs {
+namespace {
+
+class HostInode : public vfs::Inode {
+ public:
+  explicit HostInode(int fd) : fd_(fd) {}
+  Result<struct stat> Stat() override {
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return Errno{errno};
+    return st;
+  }
+  mode_t Type() override {
+    struct stat st;
+    return fstat(fd_, &st) == 0 ? (st.st_mode & S_IFMT) : S_IFIFO;
+  }
+  bool Stream() override { return true; }
+
+ private:
+  int fd_;
+};
+
+class HostFile : public vfs::File {
+ public:
+  HostFile(UniqueFd fd, int flags, std::function<void(bool)> hook)
+      : File(std::make_shared<HostInode>(fd.get()), flags),
+        fd_(std::move(fd)),
+        hook_(std::move(hook)) {}
+
+  Result<size_t> Read(char* buf, size_t n) override {
+    if (!readable()) return Errno{EBADF};
+    if (hook_) hook_(true);
+    ssize_t r;
+    do {
+      r = read(fd_.get(), buf, n);
+    } while (r < 0 && errno == EINTR);
+    int err = errno;
+    if (hook_) hook_(false);
+    if (r < 0) return Errno{err};
+    return static_cast<size_t>(r);
+  }
+
+  Result<size_t> Write(const char* buf, size_t n) override {
+    if (!writable()) return Errno{EBADF};
+    size_t done = 0;
+    while (done < n) {
+      ssize_t w = write(fd_.get(), buf + done, n - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        if (done) break;
+        return Errno{errno};
+      }
+      done += static_cast<size_t>(w);
+    }
+    return done;
+  }
+
+  Result<size_t> PRead(char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
+  Result<size_t> PWrite(const char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
+  Result<off_t> Seek(off_t, int) override { return Errno{ESPIPE}; }
+  std::shared_ptr<Mappable> GetMappable() override { return nullptr; }
+  int HostFd() const override { return fd_.get(); }
+
+  // Terminal queries the sandbox needs to behave like a terminal program
+  // (isatty, window size); each is a fixed-size read of host tty state.
+  Result<long> Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) override {
+    switch (cmd) {
+      case TCGETS: {
+        struct termios tio;
+        if (ioctl(fd_.get(), TCGETS, &tio) != 0) return Errno{errno};
+        TRY(mm.CopyOut(arg, &tio, sizeof(tio)));
+        return 0L;
+      }
+      case TIOCGWINSZ: {
+        struct winsize ws;
+        if (ioctl(fd_.get(), TIOCGWINSZ, &ws) != 0) return Errno{errno};
+        TRY(mm.CopyOut(arg, &ws, sizeof(ws)));
+        return 0L;
+      }
+      case FIONREAD: {
+        int n = 0;
+        if (ioctl(fd_.get(), FIONREAD, &n) != 0) return Errno{errno};
+        TRY(mm.CopyOut(arg, &n, sizeof(n)));
+        return 0L;
+      }
+      default:
+        return Errno{ENOTTY};
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+  std::function<void(bool)> hook_;
+};
+
+}  // namespace
+
+Result<vfs::FileRef> NewHostFile(UniqueFd fd, int flags, std::function<void(bool)> block_hook) {
+  if (!fd) return Errno{EBADF};
+  return vfs::FileRef(std::make_shared<HostFile>(std::move(fd), flags, std::move(block_hook)));
+}
+
+}  // namespace husk::hostfs

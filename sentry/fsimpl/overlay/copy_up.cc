@@ -1,0 +1,106 @@
+// Copy-up: giving a lower object an upper copy before it changes.
+#include <errno.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "sentry/fsimpl/overlay/inode.h"
+
+namespace husk::overlay {
+namespace {
+
+constexpr size_t kCopyChunk = 64 * 1024;
+
+// Copies a regular file's data. Zero chunks are skipped so that holes (and
+// zero runs) stay sparse in the upper; the size is set at the end.
+Status CopyData(const vfs::InodeRef& lower, const vfs::InodeRef& upper) {
+  // Through an open file rather than ReadAt: a gofer file reads from its
+  // donated host fd.
+  ASSIGN_OR_RETURN(vfs::FileRef in, lower->Open(O_RDONLY));
+  std::vector<char> buf(kCopyChunk);
+  uint64_t offset = 0;
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, in->PRead(buf.data(), buf.size(), offset));
+    if (n == 0) break;
+    bool zeros = std::all_of(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
+                             [](char c) { return c == 0; });
+    for (size_t done = 0; !zeros && done < n;) {
+      ASSIGN_OR_RETURN(size_t w, upper->WriteAt(buf.data() + done, n - done, offset + done));
+      if (w == 0) return Errno{EIO};
+      done += w;
+    }
+    offset += n;
+  }
+  if (offset == 0) return Ok();
+  vfs::SetAttr size;
+  size.set_size = true;
+  size.size = offset;
+  return upper->SetAttributes(size);
+}
+
+vfs::SetAttr TimesOf(const struct stat& st) {
+  vfs::SetAttr a;
+  a.set_atime = a.set_mtime = true;
+  a.atime = st.st_atim;
+  a.mtime = st.st_mtim;
+  return a;
+}
+
+}  // namespace
+
+// Every inode of one overlay shares fs_->mu, which the caller holds; the
+// analysis cannot see that parent->fs_ is the same object.
+Status OverlayInode::CopyUpLocked(bool copy_data) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (upper_ != nullptr) return Ok();
+  OverlayRef parent = parent_.lock();
+  // An unlinked lower object has nowhere to go (Linux copies it up into the
+  // work directory; husk has none): changing it through an fd fails.
+  if (parent == nullptr || unlinked_) return Errno{ENOENT};
+  TRY(parent->CopyUpLocked());
+  ASSIGN_OR_RETURN(struct stat st, lower_->Stat());
+  InoLocked();  // the number stays the lower's after copy-up
+
+  const vfs::InodeRef& dir = parent->upper_;
+  // Like Linux overlayfs, copy-up leaves the parent's times as they were.
+  ASSIGN_OR_RETURN(struct stat dir_st, dir->Stat());
+  vfs::InodeRef up;
+  switch (type_) {
+    case S_IFDIR: {
+      ASSIGN_OR_RETURN(up, dir->Mkdir(name_, st.st_mode & 07777));
+      break;
+    }
+    case S_IFREG: {
+      ASSIGN_OR_RETURN(up, dir->Create(name_, st.st_mode & 07777));
+      break;
+    }
+    case S_IFLNK: {
+      ASSIGN_OR_RETURN(std::string target, lower_->Readlink());
+      ASSIGN_OR_RETURN(up, dir->Symlink(name_, target));
+      break;
+    }
+    default:
+      // Device nodes, fifos and sockets would need mknod in the upper, which
+      // vfs::Inode does not offer yet.
+      return Errno{EPERM};
+  }
+
+  Status done = Ok();
+  if (type_ == S_IFREG && copy_data) done = CopyData(lower_, up);
+  if (done.ok()) {
+    vfs::SetAttr a = TimesOf(st);
+    a.set_mode = a.set_uid = a.set_gid = true;
+    a.mode = st.st_mode & 07777;
+    a.uid = st.st_uid;
+    a.gid = st.st_gid;
+    done = up->SetAttributes(a);
+  }
+  if (!done.ok()) {
+    (void)(type_ == S_IFDIR ? dir->Rmdir(name_) : dir->Unlink(name_));
+  }
+  (void)dir->SetAttributes(TimesOf(dir_st));
+  if (!done.ok()) return done;
+  upper_ = std::move(up);
+  return Ok();
+}
+
+}  // namespace husk::overlay

@@ -1,0 +1,137 @@
+// procfs internals: the inode kinds every /proc entry is built from. Only
+// proc/*.cc include this header.
+//
+// Lock order: procfs holds no locks; its inodes are immutable and all
+// dynamic state lives behind ProcProvider.
+#ifndef HUSK_SENTRY_FSIMPL_PROC_INODES_H_
+#define HUSK_SENTRY_FSIMPL_PROC_INODES_H_
+
+#include <time.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sentry/fsimpl/proc/proc.h"
+#include "sentry/vfs/vfs.h"
+
+namespace husk::procfs {
+
+// One procfs instance.
+struct ProcFs {
+  std::shared_ptr<ProcProvider> provider;
+  dev_t dev;
+  timespec mounted;
+};
+
+// Inode numbers of per-process entries are derived from the pid (and the
+// thread id or fd), so the same entry has the same number in every lookup
+// and in its parent's listing. Root entries take numbers from
+// vfs::NextInodeNumber(), far below these ranges.
+uint64_t PidIno(int pid, unsigned slot);
+uint64_t ThreadIno(int pid, int tid, unsigned slot);
+uint64_t FdIno(int pid, int fd);
+
+// Parses a decimal pid or fd ("0" allowed, no sign, no leading zeros).
+bool ParseNumber(const std::string& name, int* out);
+
+class ProcInode : public vfs::Inode {
+ public:
+  ProcInode(std::shared_ptr<ProcFs> fs, mode_t mode, uint64_t ino);
+
+  Result<struct stat> Stat() override;
+  mode_t Type() override { return mode_ & S_IFMT; }
+  // Linux refuses chmod on per-process entries (proc_setattr); husk keeps
+  // every /proc attribute fixed.
+  Status SetAttributes(const vfs::SetAttr& attr) override { return Errno{EPERM}; }
+
+  uint64_t ino() const { return ino_; }
+
+ protected:
+  // ENOENT once the process this entry belongs to has gone.
+  virtual Status CheckAlive() { return Ok(); }
+  virtual nlink_t NLink() { return 1; }
+
+  const std::shared_ptr<ProcFs> fs_;
+
+ private:
+  const mode_t mode_;
+  const uint64_t ino_;
+  const timespec time_;
+};
+
+// A directory whose entries are computed. Linux's /proc has no create,
+// mkdir, unlink, rmdir or rename, and its lookups of missing names fail with
+// ENOENT, so: EEXIST or ENOENT for the creating calls, ENOENT for a missing
+// name, and EPERM (after the type checks) for removing or renaming.
+class ProcDir : public ProcInode {
+ public:
+  using ProcInode::ProcInode;
+
+  // What a listing shows, without "." and "..".
+  virtual Result<std::vector<vfs::Dirent>> Entries() = 0;
+  // The child `name`, or ENOENT.
+  virtual Result<vfs::InodeRef> Child(const std::string& name) = 0;
+
+  Result<vfs::InodeRef> Lookup(const std::string& name) override;
+  Result<std::vector<vfs::Dirent>> ReadDir() override;
+  Result<vfs::InodeRef> Create(const std::string& name, mode_t mode) override;
+  Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override;
+  Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
+  Status Unlink(const std::string& name) override;
+  Status Rmdir(const std::string& name) override;
+  Status Rename(const std::string& name, vfs::Inode& new_dir,
+                const std::string& new_name) override;
+
+ protected:
+  // Stat()'s link count: 2 + subdirectories.
+  virtual nlink_t SubdirCount() { return 0; }
+  nlink_t NLink() override { return 2 + SubdirCount(); }
+};
+
+// A symlink whose target is computed when read.
+class ProcSymlink : public ProcInode {
+ public:
+  ProcSymlink(std::shared_ptr<ProcFs> fs, mode_t perm, uint64_t ino,
+              std::function<Result<std::string>()> target)
+      : ProcInode(std::move(fs), S_IFLNK | perm, ino), target_(std::move(target)) {}
+
+  Result<std::string> Readlink() override { return target_(); }
+
+ private:
+  std::function<Result<std::string>()> target_;
+};
+
+// A read-only file whose text is rendered at open.
+class ProcFile : public ProcInode {
+ public:
+  // write_errno: what write(2) on a file opened for writing answers (Linux:
+  // EIO for files without a write handler, EINVAL for seq files).
+  ProcFile(std::shared_ptr<ProcFs> fs, uint64_t ino, std::function<Result<std::string>()> render,
+           int write_errno)
+      : ProcInode(std::move(fs), S_IFREG | 0444, ino),
+        render_(std::move(render)),
+        write_errno_(write_errno) {}
+
+  Result<vfs::FileRef> Open(int flags) override;
+  Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override;
+  Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) override {
+    return Errno{write_errno_};
+  }
+
+ private:
+  std::function<Result<std::string>()> render_;
+  int write_errno_;
+};
+
+// The root directory (root.cc).
+vfs::InodeRef NewRootDir(std::shared_ptr<ProcFs> fs);
+// /proc/<pid> (pid.cc); thread_of != 0 makes it /proc/<thread_of>/task/<pid>.
+vfs::InodeRef NewPidDir(std::shared_ptr<ProcFs> fs, int pid, int thread_of = 0);
+// Whether pid is one of the provider's pids.
+bool PidExists(ProcProvider& provider, int pid);
+
+}  // namespace husk::procfs
+
+#endif  // HUSK_SENTRY_FSIMPL_PROC_INODES_H_

@@ -1,0 +1,47 @@
+// procfs: /proc, generated from what the kernel tells it through
+// ProcProvider. Every file is rendered when it is opened and read from that
+// snapshot, so reads at increasing offsets see one consistent text.
+#ifndef HUSK_SENTRY_FSIMPL_PROC_PROC_H_
+#define HUSK_SENTRY_FSIMPL_PROC_PROC_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "sentry/vfs/vfs.h"
+
+namespace husk::procfs {
+
+// What /proc shows, supplied by the kernel (the kernel implements it).
+// Per-pid calls return ESRCH (or ENOENT) for a pid that does not exist; the
+// provider is called without procfs locks held.
+class ProcProvider {
+ public:
+  virtual ~ProcProvider() = default;
+  virtual int CurrentPid() = 0;                      // the calling task's pid, for /proc/self
+  virtual std::vector<int> Pids() = 0;
+  virtual Result<std::string> Maps(int pid) = 0;     // text of /proc/pid/maps
+  virtual Result<std::string> ExePath(int pid) = 0;  // target of /proc/pid/exe
+  virtual Result<std::string> CwdPath(int pid) = 0;
+  virtual Result<std::string> Cmdline(int pid) = 0;     // NUL-separated
+  virtual Result<std::string> Comm(int pid) = 0;        // the name, with or without "\n"
+  virtual Result<std::string> StatusText(int pid) = 0;  // whole /proc/pid/status
+  virtual Result<std::string> StatText(int pid) = 0;    // whole /proc/pid/stat
+  virtual Result<std::map<int, std::string>> Fds(int pid) = 0;  // fd -> link target
+  virtual std::string MemInfo() = 0;
+  virtual std::string CpuInfo() = 0;
+  virtual std::string Uptime() = 0;
+  virtual std::string LoadAvg() = 0;
+  // /proc/pid/mounts (fstab(5) format). The default describes the standard
+  // `husk do` layout; a kernel with a mount table overrides it.
+  virtual Result<std::string> Mounts(int pid);
+};
+
+// A new procfs instance (its own st_dev) showing `provider`.
+vfs::InodeRef NewProcRoot(std::shared_ptr<ProcProvider> provider);
+
+}  // namespace husk::procfs
+
+#endif  // HUSK_SENTRY_FSIMPL_PROC_PROC_H_

@@ -1,0 +1,311 @@
+#include "sentry/fsimpl/proc/proc.h"
+
+#include <errno.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace husk::procfs {
+namespace {
+
+#define ASSERT_OK(expr) ASSERT_TRUE((expr).ok()) << #expr " failed: errno " << (expr).error()
+#define EXPECT_ERRNO(expr, e)          \
+  do {                                 \
+    auto r_ = (expr);                  \
+    ASSERT_FALSE(r_.ok()) << #expr;    \
+    EXPECT_EQ(r_.error(), e) << #expr; \
+  } while (0)
+
+class FakeProvider : public ProcProvider {
+ public:
+  int CurrentPid() override { return current; }
+  std::vector<int> Pids() override {
+    std::vector<int> out;
+    for (auto& [pid, p] : procs) out.push_back(pid);
+    return out;
+  }
+  Result<std::string> Maps(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return p->maps;
+  }
+  Result<std::string> ExePath(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return p->exe;
+  }
+  Result<std::string> CwdPath(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return p->cwd;
+  }
+  Result<std::string> Cmdline(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return p->cmdline;
+  }
+  Result<std::string> Comm(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return p->comm;
+  }
+  Result<std::string> StatusText(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return "Name:\t" + p->comm + "\nPid:\t" + std::to_string(pid) + "\n";
+  }
+  Result<std::string> StatText(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return std::to_string(pid) + " (" + p->comm + ") R 1\n";
+  }
+  Result<std::map<int, std::string>> Fds(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return p->fds;
+  }
+  std::string MemInfo() override { return "MemTotal:       1024 kB\n"; }
+  std::string CpuInfo() override { return "processor\t: 0\n"; }
+  std::string Uptime() override { return uptime; }
+  std::string LoadAvg() override { return "0.00 0.00 0.00 1/1 1\n"; }
+
+  struct Proc {
+    std::string maps, exe, cwd, cmdline, comm;
+    std::map<int, std::string> fds;
+  };
+  Result<Proc*> Find(int pid) {
+    auto it = procs.find(pid);
+    if (it == procs.end()) return Errno{ESRCH};
+    return &it->second;
+  }
+
+  int current = 1;
+  std::string uptime = "1.00 1.00\n";
+  std::map<int, Proc> procs;
+};
+
+class ProcfsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    provider_->procs[1] = {"00400000-00401000 r-xp 00000000 00:10 5 /bin/init\n",
+                           "/bin/init",
+                           "/",
+                           std::string("init\0--flag\0", 12),
+                           "init",
+                           {{0, "/dev/null"}, {1, "pipe:[7]"}, {2, "/dev/null"}}};
+    provider_->procs[42] = {"", "/usr/bin/sh", "/tmp", std::string("sh\0", 3), "sh\n", {}};
+    root_ = NewProcRoot(provider_);
+    fs_.root = std::make_shared<vfs::Dentry>("", nullptr, root_);
+    fs_.cwd = fs_.root;
+  }
+
+  Result<vfs::InodeRef> Walk(const std::string& path, bool follow = true) {
+    ASSIGN_OR_RETURN(vfs::DentryRef d, vfs::Resolve(fs_, fs_.root, path, follow));
+    return d->inode();
+  }
+
+  std::string ReadFile(const std::string& path) {
+    auto inode = Walk(path);
+    EXPECT_TRUE(inode.ok()) << path;
+    if (!inode.ok()) return "";
+    auto file = (*inode)->Open(O_RDONLY);
+    EXPECT_TRUE(file.ok()) << path;
+    if (!file.ok()) return "";
+    std::string out;
+    char buf[3];  // small reads exercise the offsets
+    for (;;) {
+      auto r = (*file)->Read(buf, sizeof(buf));
+      EXPECT_TRUE(r.ok());
+      if (!r.ok() || *r == 0) break;
+      out.append(buf, *r);
+    }
+    return out;
+  }
+
+  std::vector<std::string> List(const std::string& path) {
+    std::vector<std::string> out;
+    auto inode = Walk(path);
+    EXPECT_TRUE(inode.ok()) << path;
+    if (!inode.ok()) return out;
+    auto entries = (*inode)->ReadDir();
+    EXPECT_TRUE(entries.ok()) << path;
+    if (!entries.ok()) return out;
+    for (auto& e : *entries) out.push_back(e.name);
+    return out;
+  }
+
+  std::shared_ptr<FakeProvider> provider_ = std::make_shared<FakeProvider>();
+  vfs::InodeRef root_;
+  vfs::FsContext fs_;
+};
+
+TEST_F(ProcfsTest, RootListing) {
+  EXPECT_EQ(List("/"),
+            (std::vector<std::string>{"cpuinfo", "filesystems", "loadavg", "meminfo", "mounts",
+                                      "self", "thread-self", "uptime", "1", "42"}));
+  struct stat st = root_->Stat().value();
+  EXPECT_EQ(st.st_mode, S_IFDIR | 0555);
+  EXPECT_EQ(st.st_nlink, 4u);  // 2 + two process directories
+  EXPECT_EQ(st.st_uid, 0u);
+}
+
+TEST_F(ProcfsTest, SystemFiles) {
+  EXPECT_EQ(ReadFile("/meminfo"), "MemTotal:       1024 kB\n");
+  EXPECT_EQ(ReadFile("/cpuinfo"), "processor\t: 0\n");
+  EXPECT_EQ(ReadFile("/uptime"), "1.00 1.00\n");
+  EXPECT_EQ(ReadFile("/loadavg"), "0.00 0.00 0.00 1/1 1\n");
+  EXPECT_NE(ReadFile("/filesystems").find("nodev\tproc\n"), std::string::npos);
+  struct stat st = Walk("/meminfo").value()->Stat().value();
+  EXPECT_EQ(st.st_mode, S_IFREG | 0444);
+  EXPECT_EQ(st.st_size, 0);
+  EXPECT_EQ(st.st_dev, root_->Stat().value().st_dev);
+}
+
+TEST_F(ProcfsTest, SelfAndThreadSelf) {
+  EXPECT_EQ(Walk("/self", false).value()->Readlink().value(), "1");
+  EXPECT_EQ(Walk("/thread-self", false).value()->Readlink().value(), "1/task/1");
+  EXPECT_EQ(Walk("/self", false).value()->Stat().value().st_mode, S_IFLNK | 0777);
+  EXPECT_EQ(ReadFile("/self/comm"), "init\n");
+  EXPECT_EQ(ReadFile("/thread-self/comm"), "init\n");
+  provider_->current = 42;
+  EXPECT_EQ(ReadFile("/self/cmdline"), std::string("sh\0", 3));
+  EXPECT_EQ(Walk("/mounts", false).value()->Readlink().value(), "self/mounts");
+  EXPECT_NE(ReadFile("/mounts").find(" / overlay "), std::string::npos);
+  provider_->current = 0;
+  EXPECT_ERRNO(Walk("/self", false).value()->Readlink(), ENOENT);
+}
+
+TEST_F(ProcfsTest, PidDirectory) {
+  EXPECT_EQ(List("/1"), (std::vector<std::string>{"cmdline", "comm", "cwd", "exe", "fd", "maps",
+                                                  "mounts", "stat", "status", "task"}));
+  EXPECT_EQ(ReadFile("/1/maps"), "00400000-00401000 r-xp 00000000 00:10 5 /bin/init\n");
+  EXPECT_EQ(ReadFile("/1/cmdline"), std::string("init\0--flag\0", 12));
+  EXPECT_EQ(ReadFile("/42/comm"), "sh\n");  // no second newline
+  EXPECT_EQ(ReadFile("/42/status"), "Name:\tsh\n\nPid:\t42\n");
+  EXPECT_EQ(ReadFile("/42/stat"), "42 (sh\n) R 1\n");
+  EXPECT_EQ(Walk("/1/exe", false).value()->Readlink().value(), "/bin/init");
+  EXPECT_EQ(Walk("/42/cwd", false).value()->Readlink().value(), "/tmp");
+  struct stat st = Walk("/1").value()->Stat().value();
+  EXPECT_EQ(st.st_mode, S_IFDIR | 0555);
+  EXPECT_EQ(st.st_nlink, 4u);
+  EXPECT_ERRNO(Walk("/7"), ENOENT);
+  EXPECT_ERRNO(Walk("/01"), ENOENT);
+  EXPECT_ERRNO(Walk("/1/nothing"), ENOENT);
+}
+
+TEST_F(ProcfsTest, InodeNumbersAreStableAndMatchListings) {
+  auto check_dir = [&](const std::string& path) {
+    vfs::InodeRef dir = Walk(path).value();
+    std::vector<vfs::Dirent> entries = dir->ReadDir().value();
+    for (auto& e : entries) {
+      vfs::InodeRef child = dir->Lookup(e.name).value();
+      struct stat st = child->Stat().value();
+      EXPECT_EQ(e.ino, st.st_ino) << path << "/" << e.name;
+      EXPECT_EQ(e.type, IFTODT(st.st_mode)) << path << "/" << e.name;
+    }
+  };
+  check_dir("/");
+  check_dir("/1");
+  check_dir("/1/fd");
+  check_dir("/1/task");
+  check_dir("/1/task/1");
+  EXPECT_EQ(Walk("/1").value()->Stat().value().st_ino, root_->Lookup("1").value()->Stat()->st_ino);
+  EXPECT_NE(Walk("/1/maps").value()->Stat()->st_ino, Walk("/42/maps").value()->Stat()->st_ino);
+  EXPECT_NE(Walk("/1/maps").value()->Stat()->st_ino,
+            Walk("/1/task/1/maps").value()->Stat()->st_ino);
+}
+
+TEST_F(ProcfsTest, FdDirectory) {
+  EXPECT_EQ(List("/1/fd"), (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_TRUE(List("/42/fd").empty());
+  EXPECT_EQ(Walk("/1/fd").value()->Stat()->st_mode, S_IFDIR | 0500);
+  vfs::InodeRef link = root_->Lookup("1").value()->Lookup("fd").value()->Lookup("1").value();
+  EXPECT_EQ(link->Readlink().value(), "pipe:[7]");
+  EXPECT_EQ(link->Stat()->st_mode, S_IFLNK | 0700);
+  // Readlink follows the fd table, not the lookup.
+  provider_->procs[1].fds[1] = "/etc/passwd";
+  EXPECT_EQ(link->Readlink().value(), "/etc/passwd");
+  provider_->procs[1].fds.erase(1);
+  EXPECT_ERRNO(link->Readlink(), ENOENT);
+  EXPECT_ERRNO(Walk("/1/fd/1", false), ENOENT);
+  EXPECT_ERRNO(Walk("/1/fd/x", false), ENOENT);
+}
+
+TEST_F(ProcfsTest, TaskDirectory) {
+  EXPECT_EQ(List("/42/task"), std::vector<std::string>{"42"});
+  EXPECT_EQ(List("/42/task/42"), (std::vector<std::string>{"cmdline", "comm", "cwd", "exe", "fd",
+                                                           "maps", "mounts", "stat", "status"}));
+  EXPECT_EQ(ReadFile("/42/task/42/comm"), "sh\n");
+  EXPECT_EQ(Walk("/42/task/42").value()->Stat()->st_nlink, 3u);
+  EXPECT_ERRNO(Walk("/42/task/1"), ENOENT);
+}
+
+TEST_F(ProcfsTest, ExitedProcessDisappears) {
+  vfs::InodeRef dir = Walk("/42").value();
+  vfs::InodeRef fd_dir = Walk("/42/fd").value();
+  vfs::InodeRef status = Walk("/42/status").value();
+  provider_->procs.erase(42);
+  EXPECT_ERRNO(dir->Stat(), ENOENT);
+  EXPECT_ERRNO(dir->Lookup("status"), ENOENT);
+  EXPECT_ERRNO(dir->ReadDir(), ENOENT);
+  EXPECT_ERRNO(fd_dir->ReadDir(), ENOENT);
+  EXPECT_ERRNO(status->Open(O_RDONLY), ESRCH);
+  EXPECT_ERRNO(root_->Lookup("42"), ENOENT);
+  EXPECT_EQ(List("/").back(), "1");
+}
+
+TEST_F(ProcfsTest, SnapshotAtOpen) {
+  vfs::FileRef f = Walk("/uptime").value()->Open(O_RDONLY).value();
+  char buf[4] = {};
+  ASSERT_OK(f->Read(buf, 2));
+  provider_->uptime = "999999.99 5.00\n";
+  auto r = f->Read(buf, sizeof(buf));
+  ASSERT_OK(r);
+  EXPECT_EQ(std::string(buf, *r), "00 1");
+  EXPECT_EQ(f->PRead(buf, 4, 0).value(), 4u);
+  EXPECT_EQ(std::string(buf, 4), "1.00");
+  EXPECT_EQ(f->Seek(1, SEEK_SET).value(), 1);
+  EXPECT_EQ(f->Seek(1, SEEK_CUR).value(), 2);
+  EXPECT_ERRNO(f->Seek(0, SEEK_END), EINVAL);
+  EXPECT_ERRNO(f->Seek(-5, SEEK_SET), EINVAL);
+  EXPECT_EQ(f->GetMappable(), nullptr);
+  EXPECT_EQ(f->Stat()->st_size, 0);
+  // A new open sees the new text.
+  EXPECT_EQ(ReadFile("/uptime"), "999999.99 5.00\n");
+}
+
+// Linux, as root: opening for writing works; write(2) then fails with EIO
+// (no write handler) or EINVAL (seq files). Non-root callers get EACCES
+// from the VFS permission check on mode 0444.
+TEST_F(ProcfsTest, WritesFail) {
+  vfs::FileRef meminfo = Walk("/meminfo").value()->Open(O_WRONLY).value();
+  EXPECT_ERRNO(meminfo->Write("x", 1), EIO);
+  vfs::FileRef status = Walk("/1/status").value()->Open(O_RDWR).value();
+  EXPECT_ERRNO(status->Write("x", 1), EINVAL);
+  EXPECT_ERRNO(status->PWrite("x", 1, 0), EINVAL);
+  vfs::FileRef ro = Walk("/1/status").value()->Open(O_RDONLY).value();
+  EXPECT_ERRNO(ro->Write("x", 1), EBADF);
+  char c;
+  EXPECT_ERRNO(meminfo->Read(&c, 1), EBADF);
+}
+
+// Checked against Linux /proc as root.
+TEST_F(ProcfsTest, ChangesAreRefused) {
+  vfs::InodeRef pid = Walk("/1").value();
+  EXPECT_ERRNO(root_->Mkdir("foo", 0755), ENOENT);
+  EXPECT_ERRNO(root_->Create("foo", 0644), ENOENT);
+  EXPECT_ERRNO(root_->Symlink("foo", "x"), ENOENT);
+  EXPECT_ERRNO(root_->Mkdir("self", 0755), EEXIST);
+  EXPECT_ERRNO(root_->Unlink("meminfo"), EPERM);
+  EXPECT_ERRNO(root_->Unlink("1"), EISDIR);
+  EXPECT_ERRNO(root_->Unlink("nothing"), ENOENT);
+  EXPECT_ERRNO(pid->Rmdir("fd"), EPERM);
+  EXPECT_ERRNO(pid->Rmdir("maps"), ENOTDIR);
+  EXPECT_ERRNO(root_->Rename("meminfo", *root_, "x"), ENOENT);
+  EXPECT_ERRNO(root_->Rename("meminfo", *root_, "cpuinfo"), EPERM);
+  EXPECT_ERRNO(root_->Rename("meminfo", *root_, "1"), EISDIR);
+  vfs::InodeRef other = NewProcRoot(provider_);
+  EXPECT_ERRNO(root_->Rename("meminfo", *other, "meminfo"), EXDEV);
+  vfs::SetAttr a;
+  a.set_mode = true;
+  EXPECT_ERRNO(Walk("/1/maps").value()->SetAttributes(a), EPERM);
+  EXPECT_ERRNO(root_->Lookup(std::string(256, '1')), ENAMETOOLONG);
+}
+
+}  // namespace
+}  // namespace husk::procfs

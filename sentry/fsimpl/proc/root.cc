@@ -1,0 +1,107 @@
+// /proc itself: the system-wide files, self and thread-self, and one
+// directory per process.
+#include <errno.h>
+
+#include <algorithm>
+#include <map>
+
+#include "sentry/fsimpl/proc/inodes.h"
+
+namespace husk::procfs {
+
+Result<std::string> ProcProvider::Mounts(int pid) {
+  return std::string(
+      "none / overlay rw,relatime 0 0\n"
+      "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
+      "tmpfs /dev tmpfs rw,nosuid,mode=755 0 0\n");
+}
+
+bool PidExists(ProcProvider& provider, int pid) {
+  std::vector<int> pids = provider.Pids();
+  return std::find(pids.begin(), pids.end(), pid) != pids.end();
+}
+
+namespace {
+
+// The filesystems husk implements, as /proc/filesystems lists them.
+constexpr char kFilesystems[] =
+    "nodev\ttmpfs\n"
+    "nodev\tproc\n"
+    "nodev\toverlay\n";
+
+Result<std::string> Text(std::string s) { return s; }
+
+class RootDir : public ProcDir {
+ public:
+  explicit RootDir(std::shared_ptr<ProcFs> fs)
+      : ProcDir(fs, S_IFDIR | 0555, vfs::NextInodeNumber()) {
+    ProcProvider* p = fs->provider.get();
+    // Files without a write handler answer EIO to write(2), like Linux.
+    auto file = [&](const char* name, std::function<Result<std::string>()> render) {
+      fixed_[name] = std::make_shared<ProcFile>(fs, vfs::NextInodeNumber(), std::move(render), EIO);
+    };
+    auto link = [&](const char* name, std::function<Result<std::string>()> target) {
+      fixed_[name] = std::make_shared<ProcSymlink>(fs, 0777, vfs::NextInodeNumber(),
+                                                   std::move(target));
+    };
+    // The lambdas may use the raw provider: each child keeps fs (and with
+    // it the provider) alive.
+    file("meminfo", [p] { return Text(p->MemInfo()); });
+    file("cpuinfo", [p] { return Text(p->CpuInfo()); });
+    file("uptime", [p] { return Text(p->Uptime()); });
+    file("loadavg", [p] { return Text(p->LoadAvg()); });
+    file("filesystems", [] { return Text(kFilesystems); });
+    link("self", [p]() -> Result<std::string> {
+      int pid = p->CurrentPid();
+      if (pid <= 0) return Errno{ENOENT};  // no calling task (Linux: a kernel thread)
+      return std::to_string(pid);
+    });
+    link("thread-self", [p]() -> Result<std::string> {
+      int pid = p->CurrentPid();
+      if (pid <= 0) return Errno{ENOENT};
+      // Tasks do not have their own ids in ProcProvider yet: thread = pid.
+      return std::to_string(pid) + "/task/" + std::to_string(pid);
+    });
+    link("mounts", [] { return Text("self/mounts"); });
+  }
+
+  Result<std::vector<vfs::Dirent>> Entries() override {
+    std::vector<vfs::Dirent> out;
+    for (auto& [name, inode] : fixed_) {
+      out.push_back(vfs::Dirent{name, static_cast<ProcInode*>(inode.get())->ino(),
+                                static_cast<uint8_t>(IFTODT(inode->Type()))});
+    }
+    std::vector<int> pids = fs_->provider->Pids();
+    std::sort(pids.begin(), pids.end());
+    for (int pid : pids) out.push_back(vfs::Dirent{std::to_string(pid), PidIno(pid, 0), DT_DIR});
+    return out;
+  }
+
+  Result<vfs::InodeRef> Child(const std::string& name) override {
+    auto it = fixed_.find(name);
+    if (it != fixed_.end()) return it->second;
+    int pid;
+    if (ParseNumber(name, &pid) && PidExists(*fs_->provider, pid)) return NewPidDir(fs_, pid);
+    return Errno{ENOENT};
+  }
+
+ protected:
+  nlink_t SubdirCount() override { return fs_->provider->Pids().size(); }
+
+ private:
+  std::map<std::string, vfs::InodeRef> fixed_;
+};
+
+}  // namespace
+
+vfs::InodeRef NewRootDir(std::shared_ptr<ProcFs> fs) { return std::make_shared<RootDir>(fs); }
+
+vfs::InodeRef NewProcRoot(std::shared_ptr<ProcProvider> provider) {
+  auto fs = std::make_shared<ProcFs>();
+  fs->provider = std::move(provider);
+  fs->dev = vfs::NewAnonDevice();
+  clock_gettime(CLOCK_REALTIME, &fs->mounted);
+  return NewRootDir(std::move(fs));
+}
+
+}  // namespace husk::procfs

@@ -1,0 +1,203 @@
+#include "sentry/fsimpl/tmpfs/inode.h"
+
+#include <errno.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <new>
+
+namespace husk::tmpfs {
+
+timespec Now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+InodeBase::InodeBase(std::shared_ptr<Filesystem> fs, mode_t mode)
+    : fs_(std::move(fs)),
+      ino_(vfs::NextInodeNumber()),
+      type_(mode & S_IFMT),
+      perm_(mode & 07777) {
+  timespec now = Now();
+  atime_ = mtime_ = ctime_ = now;
+}
+
+Result<struct stat> InodeBase::Stat() {
+  struct stat st{};
+  absl::MutexLock lock(&fs_->mu);
+  st.st_dev = fs_->dev;
+  st.st_ino = ino_;
+  st.st_mode = type_ | perm_;
+  st.st_uid = uid_;
+  st.st_gid = gid_;
+  st.st_blksize = 4096;
+  st.st_atim = atime_;
+  st.st_mtim = mtime_;
+  st.st_ctim = ctime_;
+  FillSizeLocked(&st);
+  return st;
+}
+
+void InodeBase::TouchModifyLocked() { mtime_ = ctime_ = Now(); }
+void InodeBase::TouchChangeLocked() { ctime_ = Now(); }
+
+void InodeBase::AddLinkLocked() {
+  nlink_++;
+  ctime_ = Now();
+}
+
+void InodeBase::InheritGroupLocked(gid_t gid) {
+  gid_ = gid;
+  if (type_ == S_IFDIR) perm_ |= S_ISGID;
+}
+
+void InodeBase::DropLinkLocked() {
+  if (nlink_ > 0) nlink_--;
+  ctime_ = Now();
+}
+
+namespace {
+// utimensat(2): UTIME_NOW and UTIME_OMIT in tv_nsec.
+void ApplyTime(const timespec& t, timespec* field) {
+  if (t.tv_nsec == UTIME_OMIT) return;
+  *field = t.tv_nsec == UTIME_NOW ? Now() : t;
+}
+}  // namespace
+
+Status InodeBase::SetAttributes(const vfs::SetAttr& attr) {
+  absl::MutexLock lock(&fs_->mu);
+  bool changed = false;
+  if (attr.set_size) {
+    TRY(TruncateLocked(attr.size));
+    changed = true;
+  }
+  if (attr.set_mode) {
+    perm_ = attr.mode & 07777;
+    changed = true;
+  }
+  if (attr.set_uid || attr.set_gid) {
+    if (attr.set_uid) uid_ = attr.uid;
+    if (attr.set_gid) gid_ = attr.gid;
+    // chown(2): changing the owner of a non-directory clears set-user-ID, and
+    // set-group-ID when the group may execute (Linux does it for root too).
+    if (!attr.set_mode && type_ != S_IFDIR) {
+      perm_ &= ~S_ISUID;
+      if (perm_ & S_IXGRP) perm_ &= ~S_ISGID;
+    }
+    changed = true;
+  }
+  if (attr.set_atime) {
+    ApplyTime(attr.atime, &atime_);
+    changed = true;
+  }
+  if (attr.set_mtime) {
+    ApplyTime(attr.mtime, &mtime_);
+    changed = true;
+  }
+  if (changed) ctime_ = Now();
+  return Ok();
+}
+
+// ---- Regular files ----
+
+namespace {
+// Linux's MAX_LFS_FILESIZE on 64-bit.
+constexpr uint64_t kMaxFileSize = LLONG_MAX;
+}  // namespace
+
+Result<vfs::FileRef> RegularFile::Open(int flags) {
+  // open(2) truncates with O_TRUNC even for O_RDONLY (Linux asks for write
+  // permission instead). Linux updates mtime and ctime even if already empty.
+  if (flags & O_TRUNC) {
+    absl::MutexLock lock(&fs_->mu);
+    TRY(TruncateLocked(0));
+  }
+  return Inode::Open(flags);
+}
+
+Result<size_t> RegularFile::ReadAt(char* buf, size_t n, uint64_t offset) {
+  absl::MutexLock lock(&fs_->mu);
+  if (offset >= size_) return size_t{0};
+  n = static_cast<size_t>(std::min<uint64_t>(n, size_ - offset));
+  size_t done = 0;
+  while (done < n) {
+    uint64_t pos = offset + done;
+    uint64_t index = pos / kPage;
+    size_t in_page = pos % kPage;
+    size_t chunk = std::min(n - done, kPage - in_page);
+    auto it = pages_.find(index);
+    if (it == pages_.end()) {
+      memset(buf + done, 0, chunk);
+    } else {
+      memcpy(buf + done, it->second.get() + in_page, chunk);
+    }
+    done += chunk;
+  }
+  return n;
+}
+
+Result<size_t> RegularFile::WriteAt(const char* buf, size_t n, uint64_t offset) {
+  if (n == 0) return size_t{0};
+  // write(2): EFBIG at or past the maximum size; shorter writes up to it.
+  if (offset >= kMaxFileSize) return Errno{EFBIG};
+  n = static_cast<size_t>(std::min<uint64_t>(n, kMaxFileSize - offset));
+  absl::MutexLock lock(&fs_->mu);
+  size_t done = 0;
+  while (done < n) {
+    uint64_t pos = offset + done;
+    uint64_t index = pos / kPage;
+    size_t in_page = pos % kPage;
+    size_t chunk = std::min(n - done, kPage - in_page);
+    auto& page = pages_[index];
+    if (page == nullptr) {
+      page.reset(new (std::nothrow) char[kPage]());
+      if (page == nullptr) {
+        pages_.erase(index);
+        if (done == 0) return Errno{ENOSPC};
+        break;
+      }
+    }
+    memcpy(page.get() + in_page, buf + done, chunk);
+    done += chunk;
+  }
+  size_ = std::max<uint64_t>(size_, offset + done);
+  TouchModifyLocked();
+  return done;
+}
+
+void RegularFile::FillSizeLocked(struct stat* st) {
+  st->st_size = static_cast<off_t>(size_);
+  // Like Linux tmpfs, count the pages actually held (holes take none).
+  st->st_blocks = static_cast<blkcnt_t>(pages_.size() * (kPage / 512));
+  st->st_nlink = nlink_;
+}
+
+Status RegularFile::TruncateLocked(uint64_t size) {
+  if (size > kMaxFileSize) return Errno{EFBIG};
+  if (size < size_) {
+    uint64_t keep = (size + kPage - 1) / kPage;  // pages that still hold data
+    pages_.erase(pages_.lower_bound(keep), pages_.end());
+    // Zero the tail of a partial last page so a later extension reads zeros.
+    if (size % kPage != 0) {
+      auto it = pages_.find(size / kPage);
+      if (it != pages_.end()) {
+        memset(it->second.get() + size % kPage, 0, kPage - size % kPage);
+      }
+    }
+  }
+  size_ = size;
+  TouchModifyLocked();
+  return Ok();
+}
+
+// ---- Symbolic links ----
+
+void SymlinkInode::FillSizeLocked(struct stat* st) {
+  st->st_size = static_cast<off_t>(target_.size());
+  st->st_blocks = 0;
+  st->st_nlink = nlink_;
+}
+
+}  // namespace husk::tmpfs

@@ -1,0 +1,151 @@
+// tmpfs internals: the inode types. Only tmpfs/*.cc include this header.
+#ifndef HUSK_SENTRY_FSIMPL_TMPFS_INODE_H_
+#define HUSK_SENTRY_FSIMPL_TMPFS_INODE_H_
+
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "base/result.h"
+#include "sentry/vfs/vfs.h"
+
+namespace husk::tmpfs {
+
+// One tmpfs instance.
+struct Filesystem {
+  explicit Filesystem(dev_t d) : dev(d) {}
+  const dev_t dev;
+  // Guards every inode of this instance (see the lock order in tmpfs.h).
+  absl::Mutex mu;
+};
+
+timespec Now();
+
+// What all tmpfs inodes share: identity, ownership, mode and times.
+class InodeBase : public vfs::Inode {
+ public:
+  InodeBase(std::shared_ptr<Filesystem> fs, mode_t mode);
+
+  Result<struct stat> Stat() override;
+  mode_t Type() override { return type_; }
+  Status SetAttributes(const vfs::SetAttr& attr) override;
+
+  uint64_t ino() const { return ino_; }
+  const std::shared_ptr<Filesystem>& fs() const { return fs_; }
+
+  // mtime = ctime = now (a change of content).
+  void TouchModifyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  // ctime = now (a change of metadata).
+  void TouchChangeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  // A new name for the inode (link(2)).
+  void AddLinkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  // Like inode_init_owner() below a set-group-ID directory: the new inode
+  // takes the directory's group, and a new directory keeps S_ISGID.
+  void InheritGroupLocked(gid_t gid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  // The inode lost its name (unlink, rmdir, replaced by rename).
+  virtual void DropLinkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+
+ protected:
+  // Fills st_size, st_blocks and st_nlink.
+  virtual void FillSizeLocked(struct stat* st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu) = 0;
+  // truncate(2) on this inode type. Linux: EISDIR for directories, EINVAL
+  // for anything but regular files.
+  virtual Status TruncateLocked(uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu) {
+    return Errno{EINVAL};
+  }
+
+  const std::shared_ptr<Filesystem> fs_;
+  const uint64_t ino_;
+  const mode_t type_;
+  mode_t perm_ ABSL_GUARDED_BY(fs_->mu);  // 07777 bits
+  uid_t uid_ ABSL_GUARDED_BY(fs_->mu) = 0;
+  gid_t gid_ ABSL_GUARDED_BY(fs_->mu) = 0;
+  nlink_t nlink_ ABSL_GUARDED_BY(fs_->mu) = 1;
+  timespec atime_ ABSL_GUARDED_BY(fs_->mu);
+  timespec mtime_ ABSL_GUARDED_BY(fs_->mu);
+  timespec ctime_ ABSL_GUARDED_BY(fs_->mu);
+};
+
+// A regular file. Data lives in sparse 4 KiB pages held in the sentry's heap;
+// holes read as zeros and take no memory (it moves to the memory file later).
+class RegularFile : public InodeBase {
+ public:
+  static constexpr size_t kPage = 4096;
+
+  RegularFile(std::shared_ptr<Filesystem> fs, mode_t perm) : InodeBase(std::move(fs), S_IFREG | perm) {}
+
+  Result<vfs::FileRef> Open(int flags) override;
+  Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override;
+  Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) override;
+
+ protected:
+  void FillSizeLocked(struct stat* st) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  Status TruncateLocked(uint64_t size) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+
+ private:
+  uint64_t size_ ABSL_GUARDED_BY(fs_->mu) = 0;
+  // Page index -> kPage bytes. Missing pages are holes.
+  std::map<uint64_t, std::unique_ptr<char[]>> pages_ ABSL_GUARDED_BY(fs_->mu);
+};
+
+class SymlinkInode : public InodeBase {
+ public:
+  SymlinkInode(std::shared_ptr<Filesystem> fs, std::string target)
+      : InodeBase(std::move(fs), S_IFLNK | 0777), target_(std::move(target)) {}
+
+  Result<std::string> Readlink() override { return target_; }
+
+ protected:
+  void FillSizeLocked(struct stat* st) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+
+ private:
+  const std::string target_;
+};
+
+class Dir : public InodeBase {
+ public:
+  Dir(std::shared_ptr<Filesystem> fs, mode_t perm) : InodeBase(std::move(fs), S_IFDIR | perm) {}
+
+  Result<vfs::InodeRef> Lookup(const std::string& name) override;
+  Result<std::vector<vfs::Dirent>> ReadDir() override;
+  Result<vfs::InodeRef> Create(const std::string& name, mode_t mode) override;
+  Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override;
+  Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
+  Status Unlink(const std::string& name) override;
+  Status Rmdir(const std::string& name) override;
+  Status Rename(const std::string& name, vfs::Inode& new_dir,
+                const std::string& new_name) override;
+
+  // Links `inode` as `name` (AddChild in tmpfs.h).
+  Status Link(const std::string& name, vfs::InodeRef inode);
+
+  void DropLinkLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+
+ protected:
+  void FillSizeLocked(struct stat* st) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  Status TruncateLocked(uint64_t size) override { return Errno{EISDIR}; }
+
+ private:
+  // Inserts a new child, checking the name and that this directory lives.
+  Status InsertLocked(const std::string& name, vfs::InodeRef inode)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  // Whether this directory is `d` or lies below it.
+  bool IsAtOrBelowLocked(const Dir* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+
+  std::map<std::string, vfs::InodeRef> children_ ABSL_GUARDED_BY(fs_->mu);
+  // Directories have one parent (no hard links), so the tree can be walked
+  // upwards to refuse moving a directory below itself.
+  std::weak_ptr<Dir> parent_ ABSL_GUARDED_BY(fs_->mu);
+  size_t subdirs_ ABSL_GUARDED_BY(fs_->mu) = 0;
+  bool removed_ ABSL_GUARDED_BY(fs_->mu) = false;
+};
+
+}  // namespace husk::tmpfs
+
+#endif  // HUSK_SENTRY_FSIMPL_TMPFS_INODE_H_

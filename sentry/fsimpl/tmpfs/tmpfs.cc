@@ -1,0 +1,24 @@
+#include "sentry/fsimpl/tmpfs/tmpfs.h"
+
+#include <errno.h>
+
+#include "sentry/fsimpl/tmpfs/inode.h"
+
+namespace husk::tmpfs {
+
+vfs::InodeRef NewTmpfsRoot(mode_t mode) {
+  auto fs = std::make_shared<Filesystem>(vfs::NewAnonDevice());
+  return std::make_shared<Dir>(std::move(fs), mode & 07777);
+}
+
+Status AddChild(vfs::Inode& tmpfs_dir, const std::string& name, vfs::InodeRef inode) {
+  auto* dir = dynamic_cast<Dir*>(&tmpfs_dir);
+  if (dir == nullptr) return Errno{ENOTDIR};
+  return dir->Link(name, std::move(inode));
+}
+
+bool IsTmpfsInode(const vfs::Inode& inode) {
+  return dynamic_cast<const InodeBase*>(&inode) != nullptr;
+}
+
+}  // namespace husk::tmpfs

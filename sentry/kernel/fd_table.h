@@ -1,0 +1,38 @@
+// FdTable: a task's file descriptors (shared by CLONE_FILES later).
+#ifndef HUSK_SENTRY_KERNEL_FD_TABLE_H_
+#define HUSK_SENTRY_KERNEL_FD_TABLE_H_
+
+#include <map>
+
+#include "base/result.h"
+#include "sentry/vfs/vfs.h"
+
+namespace husk {
+
+class FdTable {
+ public:
+  struct Entry {
+    vfs::FileRef file;
+    bool cloexec = false;
+  };
+  // Installs file at the lowest free descriptor >= min_fd (EMFILE past limit).
+  Result<int> Add(vfs::FileRef file, bool cloexec, int min_fd = 0);
+  // Installs file at exactly fd, closing what was there.
+  Status Set(int fd, vfs::FileRef file, bool cloexec);
+  Result<vfs::FileRef> Get(int fd) const;
+  Result<Entry*> GetEntry(int fd);
+  Status Remove(int fd);
+  // Drops every close-on-exec descriptor (execve).
+  void CloseOnExec();
+  const std::map<int, Entry>& entries() const { return fds_; }
+  void set_limit(int limit) { limit_ = limit; }
+  int limit() const { return limit_; }
+
+ private:
+  std::map<int, Entry> fds_;
+  int limit_ = 1024;
+};
+
+}  // namespace husk
+
+#endif  // HUSK_SENTRY_KERNEL_FD_TABLE_H_

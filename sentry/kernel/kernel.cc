@@ -1,0 +1,235 @@
+#include "sentry/kernel/kernel.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "sentry/loader/loader.h"
+
+namespace husk {
+namespace {
+thread_local Task* current_task = nullptr;
+
+void Log(Kernel& k, const std::string& s) { (void)!write(k.log_fd, s.data(), s.size()); }
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string b = slash == std::string::npos ? path : path.substr(slash + 1);
+  return b.substr(0, 15);  // TASK_COMM_LEN - 1
+}
+}  // namespace
+
+Task* Kernel::Current() { return current_task; }
+void Kernel::SetCurrent(Task* t) { current_task = t; }
+
+void Kernel::AddTask(std::shared_ptr<Task> t) { tasks_[t->tid()] = std::move(t); }
+void Kernel::RemoveTask(int tid) { tasks_.erase(tid); }
+
+std::shared_ptr<Task> Kernel::FindTask(int tid) {
+  auto it = tasks_.find(tid);
+  return it == tasks_.end() ? nullptr : it->second;
+}
+
+std::vector<int> Kernel::Pids() {
+  std::vector<int> out;
+  for (auto& [tid, t] : tasks_) {
+    if (!t->zombie) out.push_back(tid);
+  }
+  return out;
+}
+
+std::vector<std::shared_ptr<Task>> Kernel::Children(int ppid) {
+  std::vector<std::shared_ptr<Task>> out;
+  for (auto& [tid, t] : tasks_) {
+    if (t->ppid == ppid) out.push_back(t);
+  }
+  return out;
+}
+
+void Kernel::CountUnimplemented(int nr) {
+  absl::MutexLock l(&unimpl_mu_);
+  unimplemented_[nr]++;
+}
+
+std::map<int, uint64_t> Kernel::Unimplemented() {
+  absl::MutexLock l(&unimpl_mu_);
+  return unimplemented_;
+}
+
+Result<std::shared_ptr<Task>> Kernel::CreateInitTask(const std::string& path,
+                                                     std::vector<std::string> argv,
+                                                     std::vector<std::string> envp,
+                                                     const std::string& cwd) {
+  absl::MutexLock l(&mu);
+  auto t = std::make_shared<Task>(*this, AllocatePid());
+  t->fs.root = root;
+  t->fs.cwd = root;
+  if (!cwd.empty()) {
+    auto d = vfs::Resolve(t->fs, root, cwd, true);
+    if (d.ok() && (*d)->inode()->IsDir()) t->fs.cwd = *d;
+  }
+  t->pgid = t->sid = t->tid();
+  for (int i = 0; i < RLIM_NLIMITS; i++) t->rlimits[i] = {RLIM_INFINITY, RLIM_INFINITY};
+  t->rlimits[RLIMIT_STACK] = {8 << 20, RLIM_INFINITY};
+  t->rlimits[RLIMIT_NOFILE] = {1024, 1 << 20};
+  t->rlimits[RLIMIT_CORE] = {0, RLIM_INFINITY};
+  t->rlimits[RLIMIT_NPROC] = {4096, 4096};
+  t->rlimits[RLIMIT_MEMLOCK] = {8 << 20, 8 << 20};
+  t->rlimits[RLIMIT_SIGPENDING] = {4096, 4096};
+  t->rlimits[RLIMIT_MSGQUEUE] = {819200, 819200};
+  t->rlimits[RLIMIT_NICE] = {0, 0};
+  t->rlimits[RLIMIT_RTPRIO] = {0, 0};
+  AddTask(t);
+  return t;
+}
+
+void Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as) {
+  std::thread([this, t, mm = std::move(mm_without_as)]() mutable {
+    Kernel::SetCurrent(t.get());
+    {
+      absl::MutexLock l(&mu);
+      t->ctx_ = platform_.NewContext();
+      if (mm != nullptr) {
+        auto as = platform_.NewAddressSpace();
+        if (!as.ok()) {
+          Log(*this, absl::StrFormat("husk: task %d: cannot create an address space: %s\n", t->tid(),
+                                     strerror(as.error())));
+          t->Exit(SIGKILL);
+          return;
+        }
+        mm->AttachAddressSpace(std::move(*as));
+        t->mm_ = std::move(mm);
+      }
+    }
+    t->Run();
+  }).detach();
+}
+
+void Kernel::StartInit(std::shared_ptr<Task> t, const std::string& path,
+                       std::vector<std::string> argv, std::vector<std::string> envp) {
+  std::thread([this, t, path, argv = std::move(argv), envp = std::move(envp)]() mutable {
+    Kernel::SetCurrent(t.get());
+    {
+      absl::MutexLock l(&mu);
+      t->ctx_ = platform_.NewContext();
+      Status st = t->Exec(path, std::move(argv), std::move(envp));
+      if (!st.ok()) {
+        Log(*this, absl::StrFormat("husk: cannot execute %s: %s\n", path, strerror(st.error())));
+        int code = st.error() == ENOENT ? 127 : 126;
+        t->Exit(code << 8);
+        return;
+      }
+    }
+    t->Run();
+  }).detach();
+}
+
+int Kernel::WaitForInit() {
+  absl::MutexLock l(&mu);
+  mu.Await(absl::Condition(&init_done_));
+  return init_status_;
+}
+
+Status Task::Exec(const std::string& path, std::vector<std::string> argv,
+                  std::vector<std::string> envp) {
+  Kernel& k = kernel_;
+  ASSIGN_OR_RETURN(std::unique_ptr<platform::AddressSpace> as, k.platform().NewAddressSpace());
+  auto mm = std::make_unique<MemoryManager>(k.memory_file(), std::move(as),
+                                            k.platform().MinUserAddress(),
+                                            k.platform().MaxUserAddress());
+  loader::Credentials creds{uid, euid, gid, egid};
+  ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs, path, std::move(argv), envp, creds));
+  // Past the point of no return: the old image goes away.
+  mm_ = std::move(mm);
+  regs = platform::Registers{};
+  regs.rip = img.entry;
+  regs.rsp = img.stack_pointer;
+  regs.cs = 0x33;  // __USER_CS
+  regs.ss = 0x2b;  // __USER_DS
+  regs.eflags = 0x202;
+  fds.CloseOnExec();
+  for (auto& act : sigactions) {
+    if (act.handler != reinterpret_cast<uint64_t>(SIG_IGN)) act = SigAction{};
+  }
+  altstack = stack_t{nullptr, SS_DISABLE, 0};
+  comm = Basename(path);
+  exe = img.exe;
+  this->argv = std::move(img.argv);
+  if (!vfork_done) {
+    vfork_done = true;
+    k.cv.SignalAll();
+  }
+  return Ok();
+}
+
+void Task::Exit(int wait_status) {
+  if (exiting_) return;
+  exiting_ = true;
+  exit_status = wait_status;
+  Kernel& k = kernel_;
+  if (clear_child_tid != 0 && mm_ != nullptr) {
+    int zero = 0;
+    (void)mm_->CopyOut(clear_child_tid, &zero, sizeof(zero));
+  }
+  fds = FdTable();
+  vfork_done = true;
+  zombie = true;
+  // Orphans go to init, as on Linux without a subreaper.
+  for (auto& child : k.Children(tgid_)) child->ppid = 1;
+  if (tid_ == 1) {
+    k.init_done_ = true;
+    k.init_status_ = wait_status;
+  } else if (ppid == 0 || k.FindTask(ppid) == nullptr) {
+    k.RemoveTask(tid_);  // nobody will reap it
+  }
+  k.cv.SignalAll();
+}
+
+void Task::Run() {
+  Kernel& k = kernel_;
+  Kernel::SetCurrent(this);
+  k.mu.Lock();
+  while (!exiting_) {
+    k.mu.Unlock();
+    Result<platform::StopInfo> r = ctx_->Switch(mm_->address_space(), regs);
+    k.mu.Lock();
+    if (!r.ok()) {
+      Log(k, absl::StrFormat("husk: task %d: platform failure: %s\n", tid_, strerror(r.error())));
+      Exit(SIGKILL);
+      break;
+    }
+    const platform::StopInfo& stop = *r;
+    switch (stop.kind) {
+      case platform::StopInfo::Kind::kSyscall:
+        k.dispatch(*this);
+        break;
+      case platform::StopInfo::Kind::kFault:
+        if (!mm_->HandleFault(stop.addr)) {
+          // No handler delivery yet: the default action of SIGSEGV/SIGBUS.
+          if (k.strace) {
+            Log(k, absl::StrFormat("--- %s {si_addr=%#x} at ip %#x ---\n",
+                                   stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV", stop.addr,
+                                   regs.rip));
+          }
+          Exit(stop.info.si_signo | 0x80);  // killed, core dumped
+        }
+        break;
+      case platform::StopInfo::Kind::kSignal:
+        Exit(stop.info.si_signo | 0x80);
+        break;
+      case platform::StopInfo::Kind::kExited:
+        Exit(SIGKILL);
+        break;
+    }
+  }
+  // The address space host process dies with the MM.
+  mm_.reset();
+  ctx_.reset();
+  k.mu.Unlock();
+}
+
+}  // namespace husk

@@ -1,0 +1,170 @@
+// Kernel and Task: the sentry's process model.
+//
+// Every application thread is one sentry host thread (1:1). A task's thread
+// runs application code through the platform and handles its syscalls.
+//
+// Locking: Kernel::mu is the big kernel lock. A task holds it while it runs
+// sentry code (syscall handlers, faults) and drops it while application code
+// runs and while it blocks (Kernel::cv waits, host I/O on stdio, sleeps).
+// It is the only lock above MemoryManager::mu_ and MemoryFile::mu_; finer
+// locks replace it subsystem by subsystem as the process model grows.
+#ifndef HUSK_SENTRY_KERNEL_KERNEL_H_
+#define HUSK_SENTRY_KERNEL_KERNEL_H_
+
+#include <sys/resource.h>
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "base/result.h"
+#include "platform/platform.h"
+#include "sentry/kernel/fd_table.h"
+#include "sentry/memfile/memfile.h"
+#include "sentry/mm/mm.h"
+#include "sentry/vfs/vfs.h"
+
+namespace husk {
+
+class Kernel;
+
+// struct kernel_sigaction as rt_sigaction(2) passes it on x86_64.
+struct SigAction {
+  uint64_t handler = 0;  // SIG_DFL
+  uint64_t flags = 0;
+  uint64_t restorer = 0;
+  uint64_t mask = 0;
+};
+
+class Task {
+ public:
+  Task(Kernel& k, int tid) : kernel_(k), tid_(tid), tgid_(tid) {}
+
+  Kernel& kernel() { return kernel_; }
+  int tid() const { return tid_; }
+  int tgid() const { return tgid_; }
+
+  // Application memory, through the MM (EFAULT on bad addresses).
+  MemoryManager& mm() { return *mm_; }
+  Status CopyIn(uintptr_t addr, void* dst, size_t n) { return mm_->CopyIn(addr, dst, n); }
+  Status CopyOut(uintptr_t addr, const void* src, size_t n) { return mm_->CopyOut(addr, src, n); }
+  template <typename T>
+  Status CopyInObj(uintptr_t addr, T* obj) {
+    return CopyIn(addr, obj, sizeof(T));
+  }
+  template <typename T>
+  Status CopyOutObj(uintptr_t addr, const T& obj) {
+    return CopyOut(addr, &obj, sizeof(T));
+  }
+  Result<std::string> CopyInPath(uintptr_t addr) {
+    return mm_->CopyInString(addr, vfs::kPathMax - 1);
+  }
+
+  // Replaces the task's image with the program at path (execve(2)).
+  Status Exec(const std::string& path, std::vector<std::string> argv,
+              std::vector<std::string> envp);
+  // Runs the task until it exits; returns nothing, the exit is recorded.
+  void Run();
+  // Ends the task (and, for now, its thread group) with a wait status.
+  void Exit(int wait_status);
+  bool exiting() const { return exiting_; }
+
+  platform::Registers regs{};
+  FdTable fds;
+  vfs::FsContext fs;
+  uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
+  std::string comm;
+  vfs::DentryRef exe;
+  std::vector<std::string> argv;
+  std::array<SigAction, 65> sigactions{};
+  uint64_t sigmask = 0;
+  stack_t altstack{nullptr, SS_DISABLE, 0};
+  std::array<struct rlimit, RLIM_NLIMITS> rlimits{};
+  uintptr_t clear_child_tid = 0;
+  int ppid = 0;
+  int pgid = 0, sid = 0;
+  int exit_status = 0;  // a wait status, valid once zombie
+  bool zombie = false;
+  bool vfork_done = true;  // false while a vfork parent waits for us
+  int exit_signal = SIGCHLD;
+
+  std::unique_ptr<MemoryManager> mm_;
+  std::unique_ptr<platform::Context> ctx_;
+
+ private:
+  Kernel& kernel_;
+  int tid_;
+  int tgid_;
+  bool exiting_ = false;
+};
+
+class Kernel {
+ public:
+  Kernel(platform::Platform& platform, MemoryFile& mf) : platform_(platform), mf_(mf) {}
+
+  platform::Platform& platform() { return platform_; }
+  MemoryFile& memory_file() { return mf_; }
+
+  absl::Mutex mu;     // the big kernel lock (see the top of this file)
+  absl::CondVar cv;   // signalled when any task exits or execs
+
+  vfs::DentryRef root;
+  std::string hostname = "husk";
+  std::string domainname = "(none)";
+  std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
+  bool strace = false;
+  int log_fd = 2;
+  timespec boot_time{};
+
+  // Creates task 1 running path; it starts when StartTask is called.
+  Result<std::shared_ptr<Task>> CreateInitTask(const std::string& path,
+                                               std::vector<std::string> argv,
+                                               std::vector<std::string> envp,
+                                               const std::string& cwd);
+  // A fresh task id.
+  int AllocatePid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return next_pid_++; }
+  void AddTask(std::shared_ptr<Task> t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void RemoveTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  std::shared_ptr<Task> FindTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  std::vector<int> Pids() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  std::vector<std::shared_ptr<Task>> Children(int ppid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Handles the syscall in a task's registers (set by the syscalls library,
+  // which sits above the kernel).
+  void (*dispatch)(Task&) = nullptr;
+  // Starts a host thread running t; the child creates its own address space
+  // host process from that thread when it has none (ptrace ties a tracee to
+  // its tracer thread).
+  void StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as);
+  // Starts task 1: its thread execs path (reporting a failure on stderr
+  // with the shell's conventions, 127 for a missing program, 126 otherwise).
+  void StartInit(std::shared_ptr<Task> t, const std::string& path, std::vector<std::string> argv,
+                 std::vector<std::string> envp);
+  // Blocks until task 1 exits; returns its wait status.
+  int WaitForInit();
+  // The task whose host thread is the caller.
+  static Task* Current();
+  static void SetCurrent(Task* t);
+
+  // Unimplemented syscalls, by number (ENOSYS, never forwarded).
+  void CountUnimplemented(int nr);
+  std::map<int, uint64_t> Unimplemented();
+
+ private:
+  platform::Platform& platform_;
+  MemoryFile& mf_;
+  std::map<int, std::shared_ptr<Task>> tasks_ ABSL_GUARDED_BY(mu);
+  int next_pid_ ABSL_GUARDED_BY(mu) = 1;
+  bool init_done_ ABSL_GUARDED_BY(mu) = false;
+  int init_status_ ABSL_GUARDED_BY(mu) = 0;
+  absl::Mutex unimpl_mu_;
+  std::map<int, uint64_t> unimplemented_ ABSL_GUARDED_BY(unimpl_mu_);
+  friend class Task;
+};
+
+}  // namespace husk
+
+#endif  // HUSK_SENTRY_KERNEL_KERNEL_H_

@@ -1,0 +1,342 @@
+#include "sentry/loader/loader.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+
+#include <cstring>
+
+namespace husk::loader {
+namespace {
+
+constexpr uintptr_t kExecBase = 0x555555554000;  // where Linux puts an ET_DYN program
+constexpr size_t kStackSize = 8 << 20;
+constexpr size_t kMaxArgBytes = 2 << 20;  // argv+envp limit (E2BIG), 1/4 of the stack
+constexpr int kMaxInterpDepth = 4;
+
+Result<std::string> ReadExact(vfs::Inode& inode, uint64_t off, size_t n) {
+  std::string buf(n, '\0');
+  size_t done = 0;
+  while (done < n) {
+    ASSIGN_OR_RETURN(size_t r, inode.ReadAt(buf.data() + done, n - done, off + done));
+    if (r == 0) break;
+    done += r;
+  }
+  buf.resize(done);
+  return buf;
+}
+
+struct ElfInfo {
+  Elf64_Ehdr eh;
+  std::vector<Elf64_Phdr> ph;
+};
+
+Result<ElfInfo> ParseElf(vfs::Inode& inode, uint64_t file_size) {
+  ASSIGN_OR_RETURN(std::string hdr, ReadExact(inode, 0, sizeof(Elf64_Ehdr)));
+  if (hdr.size() < sizeof(Elf64_Ehdr)) return Errno{ENOEXEC};
+  ElfInfo info;
+  memcpy(&info.eh, hdr.data(), sizeof(info.eh));
+  const Elf64_Ehdr& eh = info.eh;
+  if (eh.e_phnum == 0 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 65536 / sizeof(Elf64_Phdr))
+    return Errno{ENOEXEC};
+  uint64_t ph_end = eh.e_phoff + uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr);
+  if (ph_end < eh.e_phoff || ph_end > file_size) return Errno{ENOEXEC};
+  ASSIGN_OR_RETURN(std::string phs, ReadExact(inode, eh.e_phoff, ph_end - eh.e_phoff));
+  if (phs.size() != ph_end - eh.e_phoff) return Errno{ENOEXEC};
+  info.ph.resize(eh.e_phnum);
+  memcpy(info.ph.data(), phs.data(), phs.size());
+  for (const auto& p : info.ph) {
+    if (p.p_type != PT_LOAD) continue;
+    if (p.p_filesz > p.p_memsz) return Errno{ENOEXEC};
+    if (p.p_offset + p.p_filesz < p.p_offset || p.p_offset + p.p_filesz > file_size)
+      return Errno{ENOEXEC};
+    if (p.p_vaddr + p.p_memsz < p.p_vaddr || p.p_vaddr + p.p_memsz > (uintptr_t{1} << 47))
+      return Errno{ENOEXEC};
+    if ((p.p_vaddr - p.p_offset) % kPageSize != 0) return Errno{ENOEXEC};
+  }
+  return info;
+}
+
+int ProtOf(uint32_t flags) {
+  int prot = 0;
+  if (flags & PF_R) prot |= PROT_READ;
+  if (flags & PF_W) prot |= PROT_WRITE;
+  if (flags & PF_X) prot |= PROT_EXEC;
+  return prot;
+}
+
+struct Loaded {
+  uintptr_t base = 0;   // load bias
+  uintptr_t entry = 0;
+  uintptr_t phdr = 0;   // address of the program headers in memory
+  uintptr_t end = 0;    // end of the highest segment (brk starts here)
+  ElfInfo elf;
+};
+
+// Maps the PT_LOAD segments of an ELF file.
+Result<Loaded> MapElf(MemoryManager& mm, const vfs::FileRef& file, const ElfInfo& elf,
+                      bool is_interp) {
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (const auto& p : elf.ph) {
+    if (p.p_type != PT_LOAD || p.p_memsz == 0) continue;
+    lo = std::min<uintptr_t>(lo, PageDown(p.p_vaddr));
+    hi = std::max<uintptr_t>(hi, PageUp(p.p_vaddr + p.p_memsz));
+  }
+  if (lo >= hi) return Errno{ENOEXEC};
+  Loaded out;
+  out.elf = elf;
+  std::shared_ptr<Mappable> mappable = file->GetMappable();
+  if (mappable == nullptr) return Errno{EACCES};
+  // Reserve the whole span first so segments land at fixed distances.
+  MmapRequest reserve;
+  reserve.length = hi - lo;
+  reserve.prot = PROT_NONE;
+  reserve.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+  if (elf.eh.e_type == ET_EXEC) {
+    reserve.addr = lo;
+    reserve.flags |= MAP_FIXED_NOREPLACE;
+  } else if (!is_interp) {
+    reserve.addr = kExecBase;
+  }
+  auto r = mm.Mmap(reserve);
+  if (!r.ok()) return Errno{r.error() == EEXIST ? ENOMEM : r.error()};
+  out.base = elf.eh.e_type == ET_EXEC ? 0 : *r - lo;
+  for (const auto& p : elf.ph) {
+    if (p.p_type != PT_LOAD || p.p_memsz == 0) continue;
+    uintptr_t seg = out.base + p.p_vaddr;
+    uintptr_t start = PageDown(seg);
+    uintptr_t file_end = seg + p.p_filesz;
+    int prot = ProtOf(p.p_flags);
+    if (p.p_filesz > 0) {
+      MmapRequest m;
+      m.addr = start;
+      m.length = PageUp(file_end) - start;
+      m.prot = prot;
+      m.flags = MAP_PRIVATE | MAP_FIXED;
+      m.file = mappable;
+      m.offset = PageDown(p.p_offset);
+      m.file_end = file_end;  // the rest of the last page is bss: zeros
+      TRY(mm.Mmap(m));
+    }
+    uintptr_t anon_start = p.p_filesz > 0 ? PageUp(file_end) : start;
+    uintptr_t anon_end = PageUp(seg + p.p_memsz);
+    if (anon_end > anon_start) {
+      MmapRequest m;
+      m.addr = anon_start;
+      m.length = anon_end - anon_start;
+      m.prot = prot;
+      m.flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+      TRY(mm.Mmap(m));
+    }
+    out.end = std::max(out.end, anon_end);
+    // Linux finds AT_PHDR inside the segment that maps e_phoff.
+    if (elf.eh.e_phoff >= p.p_offset && elf.eh.e_phoff < p.p_offset + p.p_filesz) {
+      out.phdr = seg + (elf.eh.e_phoff - p.p_offset);
+    }
+  }
+  for (const auto& p : elf.ph) {
+    if (p.p_type == PT_PHDR) out.phdr = out.base + p.p_vaddr;
+  }
+  out.entry = out.base + elf.eh.e_entry;
+  return out;
+}
+
+Status CheckHeaderBytes(const Elf64_Ehdr& eh) {
+  if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return Errno{ENOEXEC};
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
+      eh.e_ident[EI_VERSION] != EV_CURRENT)
+    return Errno{ENOEXEC};
+  if (eh.e_machine != EM_X86_64) return Errno{ENOEXEC};
+  if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) return Errno{ENOEXEC};
+  return Ok();
+}
+
+// Opens an executable for execve: a regular file with an execute bit.
+Result<vfs::FileRef> OpenExecutable(const vfs::FsContext& fs, const std::string& path,
+                                    vfs::DentryRef* dentry, uint64_t* size) {
+  ASSIGN_OR_RETURN(vfs::DentryRef d, vfs::Resolve(fs, fs.cwd, path, true));
+  ASSIGN_OR_RETURN(struct stat st, d->inode()->Stat());
+  if (!S_ISREG(st.st_mode)) return Errno{EACCES};
+  if ((st.st_mode & 0111) == 0) return Errno{EACCES};
+  ASSIGN_OR_RETURN(vfs::FileRef f, d->inode()->Open(O_RDONLY));
+  f->set_dentry(d);
+  *dentry = d;
+  *size = static_cast<uint64_t>(st.st_size);
+  return f;
+}
+
+Result<uintptr_t> BuildStack(MemoryManager& mm, const std::vector<std::string>& argv,
+                             const std::vector<std::string>& envp,
+                             const std::vector<std::pair<uint64_t, uint64_t>>& auxv_in,
+                             const std::string& execfn, uintptr_t stack_top) {
+  uintptr_t sp = stack_top;
+  auto push_bytes = [&](const void* data, size_t n) -> Result<uintptr_t> {
+    sp -= n;
+    TRY(mm.CopyOut(sp, data, n));
+    return sp;
+  };
+  auto push_string = [&](const std::string& s) { return push_bytes(s.c_str(), s.size() + 1); };
+  ASSIGN_OR_RETURN(uintptr_t execfn_addr, push_string(execfn));
+  ASSIGN_OR_RETURN(uintptr_t platform_addr, push_string("x86_64"));
+  unsigned char rnd[16];
+  if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) return Errno{EIO};
+  ASSIGN_OR_RETURN(uintptr_t random_addr, push_bytes(rnd, sizeof(rnd)));
+  std::vector<uint64_t> env_ptrs, arg_ptrs;
+  for (auto it = envp.rbegin(); it != envp.rend(); ++it) {
+    ASSIGN_OR_RETURN(uintptr_t a, push_string(*it));
+    env_ptrs.insert(env_ptrs.begin(), a);
+  }
+  for (auto it = argv.rbegin(); it != argv.rend(); ++it) {
+    ASSIGN_OR_RETURN(uintptr_t a, push_string(*it));
+    arg_ptrs.insert(arg_ptrs.begin(), a);
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> auxv = auxv_in;
+  auxv.emplace_back(AT_RANDOM, random_addr);
+  auxv.emplace_back(AT_EXECFN, execfn_addr);
+  auxv.emplace_back(AT_PLATFORM, platform_addr);
+  auxv.emplace_back(AT_NULL, 0);
+  // argc, argv[], NULL, envp[], NULL, auxv[]: 16-byte aligned at argc.
+  std::vector<uint64_t> words;
+  words.push_back(argv.size());
+  words.insert(words.end(), arg_ptrs.begin(), arg_ptrs.end());
+  words.push_back(0);
+  words.insert(words.end(), env_ptrs.begin(), env_ptrs.end());
+  words.push_back(0);
+  for (auto& [k, v] : auxv) {
+    words.push_back(k);
+    words.push_back(v);
+  }
+  sp &= ~uintptr_t{15};
+  if (words.size() % 2) sp -= 8;
+  sp -= words.size() * 8;
+  TRY(mm.CopyOut(sp, words.data(), words.size() * 8));
+  return sp;
+}
+
+}  // namespace
+
+Status ValidateElf(const std::string& bytes, uint64_t file_size) {
+  if (bytes.size() < sizeof(Elf64_Ehdr)) return Errno{ENOEXEC};
+  Elf64_Ehdr eh;
+  memcpy(&eh, bytes.data(), sizeof(eh));
+  return CheckHeaderBytes(eh);
+}
+
+Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::string& path_in,
+                   std::vector<std::string> argv, const std::vector<std::string>& envp,
+                   const Credentials& creds) {
+  size_t arg_bytes = 0;
+  for (auto& s : argv) arg_bytes += s.size() + 1 + 8;
+  for (auto& s : envp) arg_bytes += s.size() + 1 + 8;
+  if (arg_bytes > kMaxArgBytes) return Errno{E2BIG};
+
+  std::string path = path_in;
+  vfs::DentryRef dentry;
+  vfs::FileRef file;
+  uint64_t size = 0;
+  std::string head;
+  for (int depth = 0;; depth++) {
+    ASSIGN_OR_RETURN(file, OpenExecutable(fs, path, &dentry, &size));
+    ASSIGN_OR_RETURN(head, ReadExact(*file->inode(), 0, 256));
+    if (head.size() < 2 || head[0] != '#' || head[1] != '!') break;
+    if (depth >= kMaxInterpDepth) return Errno{ELOOP};
+    // "#!interp [one-arg]" (see execve(2), "Interpreter scripts").
+    size_t nl = head.find('\n');
+    if (nl == std::string::npos) {
+      if (head.size() >= 256) return Errno{ENOEXEC};
+      nl = head.size();
+    }
+    std::string line = head.substr(2, nl - 2);
+    size_t b = line.find_first_not_of(" \t");
+    if (b == std::string::npos) return Errno{ENOEXEC};
+    size_t e = line.find_first_of(" \t", b);
+    std::string interp = line.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    std::string arg;
+    if (e != std::string::npos) {
+      size_t ab = line.find_first_not_of(" \t", e);
+      if (ab != std::string::npos) {
+        size_t ae = line.find_last_not_of(" \t");
+        arg = line.substr(ab, ae - ab + 1);
+      }
+    }
+    std::vector<std::string> nargv{interp};
+    if (!arg.empty()) nargv.push_back(arg);
+    nargv.push_back(path);
+    for (size_t i = 1; i < argv.size(); i++) nargv.push_back(argv[i]);
+    argv = std::move(nargv);
+    path = interp;
+  }
+  if (head.size() < sizeof(Elf64_Ehdr)) return Errno{ENOEXEC};
+  TRY(ValidateElf(head, size));
+  ASSIGN_OR_RETURN(ElfInfo elf, ParseElf(*file->inode(), size));
+
+  std::string interp_path;
+  for (const auto& p : elf.ph) {
+    if (p.p_type != PT_INTERP) continue;
+    if (p.p_filesz < 2 || p.p_filesz > vfs::kPathMax) return Errno{ENOEXEC};
+    ASSIGN_OR_RETURN(std::string s, ReadExact(*file->inode(), p.p_offset, p.p_filesz));
+    if (s.size() != p.p_filesz || s.back() != '\0') return Errno{ENOEXEC};
+    interp_path = s.substr(0, s.find('\0'));
+    if (interp_path.empty()) return Errno{ENOEXEC};
+  }
+
+  ASSIGN_OR_RETURN(Loaded exe, MapElf(mm, file, elf, false));
+  Loaded interp;
+  bool has_interp = !interp_path.empty();
+  if (has_interp) {
+    vfs::DentryRef identry;
+    uint64_t isize = 0;
+    auto ifile = OpenExecutable(fs, interp_path, &identry, &isize);
+    if (!ifile.ok()) return Errno{ifile.error() == EACCES ? EACCES : ifile.error()};
+    ASSIGN_OR_RETURN(std::string ihead, ReadExact(*(*ifile)->inode(), 0, sizeof(Elf64_Ehdr)));
+    TRY(ValidateElf(ihead, isize));
+    ASSIGN_OR_RETURN(ElfInfo ielf, ParseElf(*(*ifile)->inode(), isize));
+    for (const auto& p : ielf.ph) {
+      if (p.p_type == PT_INTERP) return Errno{ELIBBAD};
+    }
+    ASSIGN_OR_RETURN(interp, MapElf(mm, *ifile, ielf, true));
+  }
+  mm.SetBrkBase(exe.end);
+
+  // The stack sits just under the top of the application's range; mmap
+  // places mappings below it, leaving a guard gap as Linux does.
+  uintptr_t stack_top = mm.max_addr() - 0x10000;
+  MmapRequest st;
+  st.addr = stack_top - kStackSize;
+  st.length = kStackSize;
+  st.prot = PROT_READ | PROT_WRITE;
+  st.flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN;
+  st.name = "[stack]";
+  TRY(mm.Mmap(st));
+  mm.SetMmapBase(stack_top - kStackSize - (128u << 20));
+
+  std::vector<std::pair<uint64_t, uint64_t>> auxv = {
+      {AT_PHDR, exe.phdr},
+      {AT_PHENT, sizeof(Elf64_Phdr)},
+      {AT_PHNUM, elf.eh.e_phnum},
+      {AT_PAGESZ, kPageSize},
+      {AT_BASE, has_interp ? interp.base : 0},
+      {AT_FLAGS, 0},
+      {AT_ENTRY, exe.entry},
+      {AT_UID, creds.uid},
+      {AT_EUID, creds.euid},
+      {AT_GID, creds.gid},
+      {AT_EGID, creds.egid},
+      {AT_SECURE, 0},
+      {AT_CLKTCK, 100},
+      {AT_HWCAP, getauxval(AT_HWCAP)},
+      {AT_HWCAP2, getauxval(AT_HWCAP2)},
+      {AT_MINSIGSTKSZ, getauxval(AT_MINSIGSTKSZ)},
+  };
+  ASSIGN_OR_RETURN(uintptr_t sp, BuildStack(mm, argv, envp, auxv, path_in, stack_top));
+  Image img;
+  img.entry = has_interp ? interp.entry : exe.entry;
+  img.stack_pointer = sp;
+  img.exe = dentry;
+  img.argv = std::move(argv);
+  return img;
+}
+
+}  // namespace husk::loader

@@ -1,0 +1,42 @@
+// The ELF loader: builds a new application image (static or dynamic through
+// PT_INTERP, or a #! script) in an empty MemoryManager, with the initial
+// stack (argv, envp, auxv) the System V x86_64 ABI describes.
+//
+// Everything read from the executable is untrusted: a crafted ELF gets
+// ENOEXEC (or EACCES, ENOENT, ELOOP, E2BIG as execve(2) specifies), never a
+// sentry crash.
+#ifndef HUSK_SENTRY_LOADER_LOADER_H_
+#define HUSK_SENTRY_LOADER_LOADER_H_
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "sentry/mm/mm.h"
+#include "sentry/vfs/vfs.h"
+
+namespace husk::loader {
+
+struct Credentials {
+  uint32_t uid = 0, euid = 0, gid = 0, egid = 0;
+};
+
+struct Image {
+  uintptr_t entry = 0;      // where the first instruction runs (interpreter's if any)
+  uintptr_t stack_pointer = 0;
+  vfs::DentryRef exe;       // the ELF file mapped (for a #! script: its interpreter)
+  std::vector<std::string> argv;  // after #! rewriting
+};
+
+// Opens path and resolves #! chains (at most 4 deep, like Linux's binfmt limit).
+Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::string& path,
+                   std::vector<std::string> argv, const std::vector<std::string>& envp,
+                   const Credentials& creds);
+
+// Validates an ELF header and program header table read from a file of
+// file_size bytes; exposed for tests and fuzzing.
+Status ValidateElf(const std::string& header_bytes, uint64_t file_size);
+
+}  // namespace husk::loader
+
+#endif  // HUSK_SENTRY_LOADER_LOADER_H_

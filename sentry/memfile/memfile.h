@@ -1,0 +1,54 @@
+// The memory file: one memfd per sandbox that backs all application memory.
+// The sentry maps it whole (sparse, MAP_NORESERVE) and copies in and out of
+// application memory through that mapping; platforms map ranges of it into
+// application address spaces.
+//
+// Lock order: MemoryFile::mu_ is a leaf.
+#ifndef HUSK_SENTRY_MEMFILE_MEMFILE_H_
+#define HUSK_SENTRY_MEMFILE_MEMFILE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "base/fd.h"
+#include "base/result.h"
+
+namespace husk {
+
+inline constexpr size_t kPageSize = 4096;
+inline constexpr uintptr_t PageDown(uintptr_t a) { return a & ~(kPageSize - 1); }
+inline constexpr uintptr_t PageUp(uintptr_t a) { return (a + kPageSize - 1) & ~(kPageSize - 1); }
+
+class MemoryFile {
+ public:
+  // Creates a memory file able to hold up to max_bytes.
+  static Result<std::unique_ptr<MemoryFile>> Create(size_t max_bytes);
+  ~MemoryFile();
+
+  int fd() const { return fd_.get(); }
+  // Allocates n contiguous zero-filled pages; returns the file offset.
+  Result<uint64_t> Allocate(size_t pages);
+  // Returns pages to the allocator and their memory to the host.
+  void Free(uint64_t offset, size_t pages);
+  // The sentry's view of the byte at offset.
+  char* At(uint64_t offset) const { return base_ + offset; }
+  size_t used_bytes() const;
+  size_t max_bytes() const { return size_; }
+
+ private:
+  MemoryFile(UniqueFd fd, char* base, size_t size) : fd_(std::move(fd)), base_(base), size_(size) {}
+  UniqueFd fd_;
+  char* base_;
+  size_t size_;
+  mutable absl::Mutex mu_;
+  uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<uint64_t> free_pages_ ABSL_GUARDED_BY(mu_);
+  size_t used_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace husk
+
+#endif  // HUSK_SENTRY_MEMFILE_MEMFILE_H_

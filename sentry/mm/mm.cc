@@ -1,0 +1,465 @@
+#include "sentry/mm/mm.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+
+namespace husk {
+
+MemoryManager::MemoryManager(MemoryFile& mf, std::unique_ptr<platform::AddressSpace> as,
+                             uintptr_t min_addr, uintptr_t max_addr)
+    : mf_(mf), as_(std::move(as)), min_addr_(min_addr), max_addr_(max_addr) {
+  mmap_base_ = max_addr_;
+}
+
+MemoryManager::~MemoryManager() {
+  absl::MutexLock l(&mu_);
+  for (auto& [addr, page] : pages_) mf_.Free(page.offset, 1);
+}
+
+MemoryManager::VmaMap::iterator MemoryManager::FindVma(uintptr_t addr) {
+  auto it = vmas_.upper_bound(addr);
+  if (it == vmas_.begin()) return vmas_.end();
+  --it;
+  return addr < it->second.end ? it : vmas_.end();
+}
+
+bool MemoryManager::RangeFree(uintptr_t start, uintptr_t end) {
+  if (start < min_addr_ || end > max_addr_ || start >= end) return false;
+  auto it = vmas_.lower_bound(start);
+  if (it != vmas_.end() && it->first < end) return false;
+  if (it != vmas_.begin() && std::prev(it)->second.end > start) return false;
+  return true;
+}
+
+// Top-down first fit below mmap_base_, like Linux's default layout.
+Result<uintptr_t> MemoryManager::FindFree(size_t length) {
+  uintptr_t top = mmap_base_;
+  auto it = vmas_.lower_bound(top);
+  for (;;) {
+    uintptr_t floor = min_addr_;
+    if (it != vmas_.begin()) floor = std::max(floor, std::prev(it)->second.end);
+    if (top >= floor + length && top - length >= floor) return top - length;
+    if (it == vmas_.begin()) return Errno{ENOMEM};
+    --it;
+    top = std::min(top, it->first);
+  }
+}
+
+void MemoryManager::SplitAt(uintptr_t addr) {
+  auto it = FindVma(addr);
+  if (it == vmas_.end() || it->first == addr) return;
+  Vma hi = it->second;
+  it->second.end = addr;
+  if (hi.file) hi.file_offset += addr - hi.start;
+  hi.start = addr;
+  vmas_.emplace(addr, std::move(hi));
+}
+
+static bool Mergeable(const Vma& a, const Vma& b) {
+  return a.end == b.start && !a.file && !b.file && a.prot == b.prot && a.shared == b.shared &&
+         a.grows_down == b.grows_down && a.name == b.name;
+}
+
+void MemoryManager::InsertVma(Vma vma) {
+  auto next = vmas_.lower_bound(vma.start);
+  if (next != vmas_.begin()) {
+    auto prev = std::prev(next);
+    if (Mergeable(prev->second, vma)) {
+      vma.start = prev->second.start;
+      vmas_.erase(prev);
+    }
+  }
+  if (next != vmas_.end() && Mergeable(vma, next->second)) {
+    vma.end = next->second.end;
+    vmas_.erase(next);
+  }
+  uintptr_t start = vma.start;
+  vmas_.emplace(start, std::move(vma));
+}
+
+void MemoryManager::DropPages(uintptr_t start, uintptr_t end) {
+  bool mapped = false;
+  auto it = pages_.lower_bound(start);
+  while (it != pages_.end() && it->first < end) {
+    mapped |= it->second.mapped;
+    mf_.Free(it->second.offset, 1);
+    it = pages_.erase(it);
+  }
+  if (mapped) (void)as_->Unmap(start, end - start);
+}
+
+void MemoryManager::UnmapLocked(uintptr_t start, uintptr_t end) {
+  SplitAt(start);
+  SplitAt(end);
+  auto it = vmas_.lower_bound(start);
+  while (it != vmas_.end() && it->first < end) it = vmas_.erase(it);
+  DropPages(start, end);
+}
+
+Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
+  // Checks in the order of Linux's do_mmap (see mmap(2), ERRORS).
+  if (req.length == 0) return Errno{EINVAL};
+  size_t len = PageUp(req.length);
+  if (len < req.length || len > max_addr_) return Errno{ENOMEM};
+  if (req.offset % kPageSize != 0) return Errno{EINVAL};
+  int type = req.flags & MAP_TYPE;
+  if (type != MAP_PRIVATE && type != MAP_SHARED && type != MAP_SHARED_VALIDATE)
+    return Errno{EINVAL};
+  bool fixed = (req.flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
+  if (fixed && req.addr % kPageSize != 0) return Errno{EINVAL};
+  if (req.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return Errno{EINVAL};
+
+  absl::MutexLock l(&mu_);
+  uintptr_t addr;
+  if (fixed) {
+    addr = req.addr;
+    if (addr < min_addr_ || addr + len > max_addr_ || addr + len < addr) {
+      return Errno{(req.flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM};
+    }
+    if (!RangeFree(addr, addr + len)) {
+      if (req.flags & MAP_FIXED_NOREPLACE && !(req.flags & MAP_FIXED)) return Errno{EEXIST};
+      UnmapLocked(addr, addr + len);
+    }
+  } else if (req.addr != 0 && PageDown(req.addr) >= min_addr_ &&
+             RangeFree(PageDown(req.addr), PageDown(req.addr) + len)) {
+    addr = PageDown(req.addr);
+  } else {
+    ASSIGN_OR_RETURN(addr, FindFree(len));
+  }
+  Vma vma;
+  vma.start = addr;
+  vma.end = addr + len;
+  vma.prot = req.prot;
+  vma.shared = type != MAP_PRIVATE;
+  vma.grows_down = (req.flags & MAP_GROWSDOWN) != 0;
+  vma.file = req.file;
+  vma.file_offset = req.offset;
+  vma.file_end = req.file_end;
+  vma.name = req.name;
+  InsertVma(std::move(vma));
+  return addr;
+}
+
+Status MemoryManager::Munmap(uintptr_t addr, size_t length) {
+  if (addr % kPageSize != 0 || length == 0) return Errno{EINVAL};
+  uintptr_t end = PageUp(addr + length);
+  if (end < addr) return Errno{EINVAL};
+  // The stub's range above max_addr_ is never the application's to unmap.
+  end = std::min<uintptr_t>(end, max_addr_);
+  if (addr >= end) return Ok();
+  absl::MutexLock l(&mu_);
+  UnmapLocked(addr, end);
+  return Ok();
+}
+
+Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
+  if (addr % kPageSize != 0) return Errno{EINVAL};
+  if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP))
+    return Errno{EINVAL};
+  prot &= PROT_READ | PROT_WRITE | PROT_EXEC;
+  uintptr_t end = PageUp(addr + length);
+  if (end < addr) return Errno{ENOMEM};
+  if (end == addr) return Ok();
+  absl::MutexLock l(&mu_);
+  // Linux fails with ENOMEM if any page of the range is unmapped.
+  for (uintptr_t a = addr; a < end;) {
+    auto it = FindVma(a);
+    if (it == vmas_.end()) return Errno{ENOMEM};
+    a = it->second.end;
+  }
+  SplitAt(addr);
+  SplitAt(end);
+  for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
+    it->second.prot = prot;
+  }
+  // Host mappings carry the old protection: remove them and let faults
+  // reinstall with the new one.
+  bool mapped = false;
+  for (auto it = pages_.lower_bound(addr); it != pages_.end() && it->first < end; ++it) {
+    mapped |= it->second.mapped;
+    it->second.mapped = false;
+  }
+  if (mapped) (void)as_->Unmap(addr, end - addr);
+  return Ok();
+}
+
+Status MemoryManager::Madvise(uintptr_t addr, size_t length, int advice) {
+  if (addr % kPageSize != 0) return Errno{EINVAL};
+  uintptr_t end = PageUp(addr + length);
+  if (end < addr) return Errno{EINVAL};
+  absl::MutexLock l(&mu_);
+  switch (advice) {
+    case MADV_DONTNEED: {
+      for (uintptr_t a = addr; a < end;) {
+        auto it = FindVma(a);
+        if (it == vmas_.end()) return Errno{ENOMEM};
+        a = it->second.end;
+      }
+      // Private pages are dropped: the next touch reads zeros (anonymous)
+      // or the file's contents again, as on Linux.
+      DropPages(addr, end);
+      return Ok();
+    }
+    case MADV_NORMAL:
+    case MADV_RANDOM:
+    case MADV_SEQUENTIAL:
+    case MADV_WILLNEED:
+    case MADV_FREE:
+    case MADV_DONTFORK:
+    case MADV_DOFORK:
+    case MADV_HUGEPAGE:
+    case MADV_NOHUGEPAGE:
+    case MADV_DONTDUMP:
+    case MADV_DODUMP:
+      return Ok();  // hints without an observable effect here
+    default:
+      return Errno{EINVAL};
+  }
+}
+
+Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, size_t new_size,
+                                        int flags, uintptr_t new_addr) {
+  if (old_addr % kPageSize != 0) return Errno{EINVAL};
+  if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) return Errno{EINVAL};
+  if ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)) return Errno{EINVAL};
+  if (flags & MREMAP_FIXED) return Errno{ENOSYS};
+  old_size = PageUp(old_size);
+  new_size = PageUp(new_size);
+  if (new_size == 0 || old_size == 0) return Errno{EINVAL};
+  absl::MutexLock l(&mu_);
+  auto it = FindVma(old_addr);
+  if (it == vmas_.end() || it->second.end < old_addr + old_size) return Errno{EFAULT};
+  if (new_size <= old_size) {
+    UnmapLocked(old_addr + new_size, old_addr + old_size);
+    return old_addr;
+  }
+  uintptr_t old_end = old_addr + old_size;
+  if (it->second.end == old_end && RangeFree(old_end, old_addr + new_size)) {
+    SplitAt(old_addr);
+    it = FindVma(old_addr);
+    Vma grown = it->second;
+    vmas_.erase(it);
+    grown.end = old_addr + new_size;
+    InsertVma(std::move(grown));
+    return old_addr;
+  }
+  if (!(flags & MREMAP_MAYMOVE)) return Errno{ENOMEM};
+  ASSIGN_OR_RETURN(uintptr_t dest, FindFree(new_size));
+  SplitAt(old_addr);
+  SplitAt(old_end);
+  it = FindVma(old_addr);
+  Vma moved = it->second;
+  vmas_.erase(it);
+  moved.start = dest;
+  moved.end = dest + new_size;
+  // The populated pages move with the mapping; only host mappings are redone.
+  bool mapped = false;
+  std::vector<std::pair<uintptr_t, Page>> carry;
+  for (auto p = pages_.lower_bound(old_addr); p != pages_.end() && p->first < old_end;) {
+    mapped |= p->second.mapped;
+    carry.emplace_back(p->first - old_addr + dest, Page{p->second.offset, false});
+    p = pages_.erase(p);
+  }
+  for (auto& [a, page] : carry) pages_.emplace(a, page);
+  if (mapped) (void)as_->Unmap(old_addr, old_size);
+  InsertVma(std::move(moved));
+  return dest;
+}
+
+void MemoryManager::SetBrkBase(uintptr_t addr) {
+  absl::MutexLock l(&mu_);
+  brk_base_ = brk_ = addr;
+}
+
+uintptr_t MemoryManager::Brk(uintptr_t addr) {
+  absl::MutexLock l(&mu_);
+  if (addr < brk_base_) return brk_;
+  uintptr_t old_end = PageUp(brk_);
+  uintptr_t new_end = PageUp(addr);
+  if (new_end > old_end) {
+    if (!RangeFree(old_end, new_end)) return brk_;
+    Vma vma;
+    vma.start = old_end;
+    vma.end = new_end;
+    vma.prot = PROT_READ | PROT_WRITE;
+    vma.name = "[heap]";
+    InsertVma(std::move(vma));
+  } else if (new_end < old_end) {
+    UnmapLocked(new_end, old_end);
+  }
+  brk_ = addr;
+  return brk_;
+}
+
+Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
+  auto it = pages_.find(page);
+  if (it != pages_.end()) return it->second.offset;
+  ASSIGN_OR_RETURN(uint64_t off, mf_.Allocate(1));
+  if (vma.file && page < vma.file_end) {
+    size_t want = std::min<uintptr_t>(kPageSize, vma.file_end - page);
+    auto n = vma.file->ReadForMapping(vma.file_offset + (page - vma.start), mf_.At(off), want);
+    if (!n.ok()) {
+      mf_.Free(off, 1);
+      return Errno{EFAULT};
+    }
+  }
+  pages_.emplace(page, Page{off, false});
+  return off;
+}
+
+bool MemoryManager::HandleFault(uintptr_t addr) {
+  absl::MutexLock l(&mu_);
+  uintptr_t page = PageDown(addr);
+  auto vit = FindVma(page);
+  if (vit == vmas_.end() || vit->second.prot == PROT_NONE) return false;
+  auto pit = pages_.find(page);
+  if (pit != pages_.end() && pit->second.mapped) return false;  // a real protection fault
+  const Vma& vma = vit->second;
+  uintptr_t end = std::min<uintptr_t>(vma.end, page + kFaultAround * kPageSize);
+  // Install [page, end) as runs of consecutive memory-file pages.
+  uintptr_t run_start = 0;
+  uint64_t run_off = 0;
+  size_t run_len = 0;
+  auto flush = [&]() {
+    if (run_len == 0) return true;
+    bool ok = as_->MapFile(run_start, run_off, run_len, vma.prot).ok();
+    run_len = 0;
+    return ok;
+  };
+  for (uintptr_t a = page; a < end; a += kPageSize) {
+    auto existing = pages_.find(a);
+    if (existing != pages_.end() && existing->second.mapped) break;
+    auto off = EnsurePage(vma, a);
+    if (!off.ok()) {
+      if (a == page) return false;
+      break;
+    }
+    pages_[a].mapped = true;
+    if (run_len != 0 && run_start + run_len == a && run_off + run_len == *off) {
+      run_len += kPageSize;
+    } else {
+      if (!flush()) return false;
+      run_start = a;
+      run_off = *off;
+      run_len = kPageSize;
+    }
+  }
+  return flush();
+}
+
+Status MemoryManager::CopyLocked(uintptr_t addr, char* buf, size_t n, bool out) {
+  if (addr + n < addr) return Errno{EFAULT};
+  const Vma* vma = nullptr;
+  while (n > 0) {
+    if (vma == nullptr || addr >= vma->end) {
+      auto it = FindVma(addr);
+      if (it == vmas_.end()) return Errno{EFAULT};
+      vma = &it->second;
+      // x86: any mapping that is not PROT_NONE is readable.
+      if (out ? !(vma->prot & PROT_WRITE) : vma->prot == PROT_NONE) return Errno{EFAULT};
+    }
+    uintptr_t page = PageDown(addr);
+    size_t chunk = std::min<size_t>(n, page + kPageSize - addr);
+    ASSIGN_OR_RETURN(uint64_t off, EnsurePage(*vma, page));
+    char* p = mf_.At(off) + (addr - page);
+    if (out) {
+      memcpy(p, buf, chunk);
+    } else {
+      memcpy(buf, p, chunk);
+    }
+    addr += chunk;
+    buf += chunk;
+    n -= chunk;
+  }
+  return Ok();
+}
+
+Status MemoryManager::CopyIn(uintptr_t addr, void* dst, size_t n) {
+  absl::MutexLock l(&mu_);
+  return CopyLocked(addr, static_cast<char*>(dst), n, false);
+}
+
+Status MemoryManager::CopyOut(uintptr_t addr, const void* src, size_t n) {
+  absl::MutexLock l(&mu_);
+  return CopyLocked(addr, static_cast<char*>(const_cast<void*>(src)), n, true);
+}
+
+size_t MemoryManager::CopyInPartial(uintptr_t addr, void* dst, size_t n) {
+  absl::MutexLock l(&mu_);
+  size_t done = 0;
+  char* out = static_cast<char*>(dst);
+  while (done < n) {
+    size_t chunk = std::min<size_t>(n - done, PageDown(addr + done) + kPageSize - (addr + done));
+    if (!CopyLocked(addr + done, out + done, chunk, false).ok()) break;
+    done += chunk;
+  }
+  return done;
+}
+
+Result<std::string> MemoryManager::CopyInString(uintptr_t addr, size_t max) {
+  absl::MutexLock l(&mu_);
+  std::string s;
+  char buf[256];
+  while (s.size() < max + 1) {
+    size_t chunk = std::min<size_t>(sizeof(buf), PageDown(addr) + kPageSize - addr);
+    TRY(CopyLocked(addr, buf, chunk, false));
+    void* nul = memchr(buf, 0, chunk);
+    if (nul != nullptr) {
+      s.append(buf, static_cast<char*>(nul) - buf);
+      if (s.size() > max) return Errno{ENAMETOOLONG};
+      return s;
+    }
+    s.append(buf, chunk);
+    addr += chunk;
+  }
+  return Errno{ENAMETOOLONG};
+}
+
+std::string MemoryManager::ProcMaps() {
+  absl::MutexLock l(&mu_);
+  std::string out;
+  for (auto& [start, v] : vmas_) {
+    std::string line = absl::StrFormat(
+        "%08x-%08x %c%c%c%c %08x %02x:%02x %d", v.start, v.end, (v.prot & PROT_READ) ? 'r' : '-',
+        (v.prot & PROT_WRITE) ? 'w' : '-', (v.prot & PROT_EXEC) ? 'x' : '-', v.shared ? 's' : 'p',
+        v.file ? v.file_offset : 0, v.file ? (v.file->MapsDevice() >> 8) & 0xfff : 0,
+        v.file ? v.file->MapsDevice() & 0xff : 0, v.file ? v.file->MapsInode() : 0);
+    std::string name = v.file ? v.file->MapsName() : v.name;
+    if (!name.empty()) {
+      if (line.size() < 73) line.append(73 - line.size(), ' ');
+      line += name;
+    }
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+Result<std::unique_ptr<MemoryManager>> MemoryManager::Fork() {
+  absl::MutexLock l(&mu_);
+  auto child = std::make_unique<MemoryManager>(mf_, nullptr, min_addr_, max_addr_);
+  absl::MutexLock cl(&child->mu_);
+  child->vmas_ = vmas_;
+  child->brk_base_ = brk_base_;
+  child->brk_ = brk_;
+  child->mmap_base_ = mmap_base_;
+  for (auto& [addr, page] : pages_) {
+    auto off = mf_.Allocate(1);
+    if (!off.ok()) return Errno{ENOMEM};
+    memcpy(mf_.At(*off), mf_.At(page.offset), kPageSize);
+    child->pages_.emplace(addr, Page{*off, false});
+  }
+  return child;
+}
+
+size_t MemoryManager::ResidentBytes() {
+  absl::MutexLock l(&mu_);
+  return pages_.size() * kPageSize;
+}
+
+}  // namespace husk

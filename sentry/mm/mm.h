@@ -1,0 +1,146 @@
+// MemoryManager: one application address space as the sentry sees it.
+//
+// Three layers, as in DESIGN.md section 4:
+//  - VMAs: what the application asked for (mmap, brk, the loader);
+//  - pages: which memory-file page backs each populated application page
+//    (private and anonymous memory only, for now: file data is copied in on
+//    first touch, which is MAP_PRIVATE's semantics);
+//  - host mappings: which pages are actually installed in the platform's
+//    address space. Installing is lazy: a fault installs the page and its
+//    neighbours (up to kFaultAround pages) in one platform call.
+//
+// Lock order: MemoryManager::mu_ before MemoryFile::mu_.
+#ifndef HUSK_SENTRY_MM_MM_H_
+#define HUSK_SENTRY_MM_MM_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/synchronization/mutex.h"
+#include "base/result.h"
+#include "platform/platform.h"
+#include "sentry/memfile/memfile.h"
+
+namespace husk {
+
+// What backs a file mapping: the MM reads page contents from it on first touch.
+class Mappable {
+ public:
+  virtual ~Mappable() = default;
+  // Reads up to n bytes at offset; short at end of file.
+  virtual Result<size_t> ReadForMapping(uint64_t offset, char* buf, size_t n) = 0;
+  // Identity shown in /proc/self/maps.
+  virtual std::string MapsName() const = 0;
+  virtual uint64_t MapsInode() const { return 0; }
+  virtual uint64_t MapsDevice() const { return 0; }
+};
+
+struct Vma {
+  uintptr_t start = 0;
+  uintptr_t end = 0;
+  int prot = 0;
+  bool shared = false;
+  bool grows_down = false;
+  std::shared_ptr<Mappable> file;  // null: anonymous memory
+  uint64_t file_offset = 0;        // offset in file of `start`
+  uintptr_t file_end = UINTPTR_MAX;  // bytes at or past this address read as zeros (ELF bss)
+  std::string name;                // "[heap]", "[stack]", or empty
+};
+
+struct MmapRequest {
+  uintptr_t addr = 0;
+  size_t length = 0;
+  int prot = 0;
+  int flags = 0;  // MAP_*
+  std::shared_ptr<Mappable> file;
+  uint64_t offset = 0;
+  uintptr_t file_end = UINTPTR_MAX;
+  std::string name;
+};
+
+class MemoryManager {
+ public:
+  static constexpr size_t kFaultAround = 16;
+
+  MemoryManager(MemoryFile& mf, std::unique_ptr<platform::AddressSpace> as, uintptr_t min_addr,
+                uintptr_t max_addr);
+  ~MemoryManager();
+
+  platform::AddressSpace& address_space() { return *as_; }
+  // Gives an MM made by Fork its host address space (created by the thread
+  // that will run it, as the ptrace platform requires).
+  void AttachAddressSpace(std::unique_ptr<platform::AddressSpace> as) { as_ = std::move(as); }
+  // A copy of this address space for fork(2): the same VMAs, and private
+  // copies of every populated page. Copy-on-write arrives with the process
+  // model; until then MAP_SHARED anonymous memory is copied too.
+  Result<std::unique_ptr<MemoryManager>> Fork();
+  uintptr_t max_addr() const { return max_addr_; }
+
+  // mmap(2) semantics; returns the address or an errno.
+  Result<uintptr_t> Mmap(const MmapRequest& req);
+  Status Munmap(uintptr_t addr, size_t length);
+  Status Mprotect(uintptr_t addr, size_t length, int prot);
+  Status Madvise(uintptr_t addr, size_t length, int advice);
+  Result<uintptr_t> Mremap(uintptr_t old_addr, size_t old_size, size_t new_size, int flags,
+                           uintptr_t new_addr);
+  // brk(2): returns the new (or unchanged) break; never an error.
+  uintptr_t Brk(uintptr_t addr);
+  void SetBrkBase(uintptr_t addr);
+  // Top of the region where mmap places mappings without a hint.
+  void SetMmapBase(uintptr_t addr) { mmap_base_ = addr; }
+
+  // Handles an application fault at addr; false means the access is invalid
+  // and the application must get SIGSEGV.
+  bool HandleFault(uintptr_t addr);
+
+  // Copy between application memory and the sentry; EFAULT if any byte is
+  // unmapped or lacks the permission (read for CopyIn, write for CopyOut).
+  Status CopyIn(uintptr_t addr, void* dst, size_t n);
+  Status CopyOut(uintptr_t addr, const void* src, size_t n);
+  // Reads a NUL-terminated string of at most max bytes (ENAMETOOLONG beyond).
+  Result<std::string> CopyInString(uintptr_t addr, size_t max);
+  // Copies as much of [addr, addr+n) as is readable; returns the count.
+  size_t CopyInPartial(uintptr_t addr, void* dst, size_t n);
+
+  // The text of /proc/[pid]/maps.
+  std::string ProcMaps();
+  // Bytes of memory-file pages held by this address space.
+  size_t ResidentBytes();
+
+ private:
+  struct Page {
+    uint64_t offset;
+    bool mapped;  // installed in the platform address space
+  };
+  using VmaMap = std::map<uintptr_t, Vma>;
+
+  VmaMap::iterator FindVma(uintptr_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool RangeFree(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result<uintptr_t> FindFree(size_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SplitAt(uintptr_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void InsertVma(Vma vma) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnmapLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropPages(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Result<uint64_t> EnsurePage(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Status CopyLocked(uintptr_t addr, char* buf, size_t n, bool out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  MemoryFile& mf_;
+  std::unique_ptr<platform::AddressSpace> as_;
+  const uintptr_t min_addr_;
+  const uintptr_t max_addr_;
+  absl::Mutex mu_;
+  VmaMap vmas_ ABSL_GUARDED_BY(mu_);
+  std::map<uintptr_t, Page> pages_ ABSL_GUARDED_BY(mu_);
+  uintptr_t brk_base_ ABSL_GUARDED_BY(mu_) = 0;
+  uintptr_t brk_ ABSL_GUARDED_BY(mu_) = 0;
+  uintptr_t mmap_base_ = 0;
+};
+
+}  // namespace husk
+
+#endif  // HUSK_SENTRY_MM_MM_H_

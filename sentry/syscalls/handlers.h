@@ -1,0 +1,70 @@
+// Handlers of every implemented syscall, grouped by family file.
+#ifndef HUSK_SENTRY_SYSCALLS_HANDLERS_H_
+#define HUSK_SENTRY_SYSCALLS_HANDLERS_H_
+
+#include "sentry/syscalls/syscalls.h"
+
+namespace husk::syscalls {
+
+#define HUSK_HANDLER(name) SyscallResult name(Task& t, const Args& args)
+
+// sys_file.cc
+HUSK_HANDLER(SysRead); HUSK_HANDLER(SysWrite); HUSK_HANDLER(SysPread64);
+HUSK_HANDLER(SysPwrite64); HUSK_HANDLER(SysReadv); HUSK_HANDLER(SysWritev);
+HUSK_HANDLER(SysOpen); HUSK_HANDLER(SysOpenat); HUSK_HANDLER(SysCreat); HUSK_HANDLER(SysClose);
+HUSK_HANDLER(SysLseek); HUSK_HANDLER(SysDup); HUSK_HANDLER(SysDup2); HUSK_HANDLER(SysDup3);
+HUSK_HANDLER(SysFcntl); HUSK_HANDLER(SysIoctl); HUSK_HANDLER(SysFsync);
+HUSK_HANDLER(SysFadvise64); HUSK_HANDLER(SysFtruncate); HUSK_HANDLER(SysTruncate);
+HUSK_HANDLER(SysGetdents64); HUSK_HANDLER(SysSendfile);
+// sys_stat.cc
+HUSK_HANDLER(SysStat); HUSK_HANDLER(SysLstat); HUSK_HANDLER(SysFstat);
+HUSK_HANDLER(SysNewfstatat); HUSK_HANDLER(SysStatx); HUSK_HANDLER(SysAccess);
+HUSK_HANDLER(SysFaccessat); HUSK_HANDLER(SysFaccessat2); HUSK_HANDLER(SysReadlink);
+HUSK_HANDLER(SysReadlinkat); HUSK_HANDLER(SysStatfs); HUSK_HANDLER(SysFstatfs);
+HUSK_HANDLER(SysGetxattr); HUSK_HANDLER(SysListxattr);
+HUSK_HANDLER(SysChmod); HUSK_HANDLER(SysFchmod); HUSK_HANDLER(SysFchmodat);
+HUSK_HANDLER(SysChown); HUSK_HANDLER(SysFchown); HUSK_HANDLER(SysLchown);
+HUSK_HANDLER(SysFchownat); HUSK_HANDLER(SysUtimensat);
+// sys_dir.cc
+HUSK_HANDLER(SysGetcwd); HUSK_HANDLER(SysChdir); HUSK_HANDLER(SysFchdir);
+HUSK_HANDLER(SysMkdir); HUSK_HANDLER(SysMkdirat); HUSK_HANDLER(SysRmdir);
+HUSK_HANDLER(SysUnlink); HUSK_HANDLER(SysUnlinkat); HUSK_HANDLER(SysRename);
+HUSK_HANDLER(SysRenameat); HUSK_HANDLER(SysRenameat2); HUSK_HANDLER(SysSymlink);
+HUSK_HANDLER(SysSymlinkat); HUSK_HANDLER(SysUmask);
+// sys_mmap.cc
+HUSK_HANDLER(SysBrk); HUSK_HANDLER(SysMmap); HUSK_HANDLER(SysMunmap);
+HUSK_HANDLER(SysMprotect); HUSK_HANDLER(SysMadvise); HUSK_HANDLER(SysMremap);
+HUSK_HANDLER(SysMsync);
+// sys_process.cc
+HUSK_HANDLER(SysGetpid); HUSK_HANDLER(SysGetppid); HUSK_HANDLER(SysGettid);
+HUSK_HANDLER(SysGetuid); HUSK_HANDLER(SysGeteuid); HUSK_HANDLER(SysGetgid);
+HUSK_HANDLER(SysGetegid); HUSK_HANDLER(SysGetresuid); HUSK_HANDLER(SysGetresgid);
+HUSK_HANDLER(SysGetgroups); HUSK_HANDLER(SysSetuid); HUSK_HANDLER(SysSetgid);
+HUSK_HANDLER(SysGetpgrp); HUSK_HANDLER(SysGetpgid); HUSK_HANDLER(SysSetpgid);
+HUSK_HANDLER(SysGetsid); HUSK_HANDLER(SysSetsid);
+HUSK_HANDLER(SysUname); HUSK_HANDLER(SysSethostname); HUSK_HANDLER(SysArchPrctl);
+HUSK_HANDLER(SysSetTidAddress); HUSK_HANDLER(SysSetRobustList); HUSK_HANDLER(SysPrctl);
+HUSK_HANDLER(SysGetrlimit); HUSK_HANDLER(SysSetrlimit); HUSK_HANDLER(SysPrlimit64);
+HUSK_HANDLER(SysSchedGetaffinity); HUSK_HANDLER(SysSchedYield); HUSK_HANDLER(SysGetcpu);
+HUSK_HANDLER(SysGetrandom); HUSK_HANDLER(SysSysinfo); HUSK_HANDLER(SysExit);
+HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysClone);
+HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HANDLER(SysFutex);
+// sys_signal.cc
+HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);
+HUSK_HANDLER(SysKill); HUSK_HANDLER(SysTgkill);
+// sys_time.cc
+HUSK_HANDLER(SysClockGettime); HUSK_HANDLER(SysClockGetres); HUSK_HANDLER(SysGettimeofday);
+HUSK_HANDLER(SysTime); HUSK_HANDLER(SysNanosleep); HUSK_HANDLER(SysClockNanosleep);
+
+#undef HUSK_HANDLER
+
+// Shared helpers for handlers.
+// Resolves (dirfd, path) like the *at family; empty path needs AT_EMPTY_PATH.
+Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bool follow,
+                                 bool empty_ok);
+// The directory a relative path starts from.
+Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
+
+}  // namespace husk::syscalls
+
+#endif  // HUSK_SENTRY_SYSCALLS_HANDLERS_H_

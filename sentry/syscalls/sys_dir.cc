@@ -1,0 +1,153 @@
+// Directories and names: getcwd, chdir, mkdir, rmdir, unlink, rename,
+// symlink, umask. Every change goes through the parent's inode and keeps
+// the dentry cache in step.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+
+#include "sentry/syscalls/handlers.h"
+
+namespace husk::syscalls {
+namespace {
+
+Result<vfs::ParentAndName> ParentAt(Task& t, int dirfd, uintptr_t path_addr) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
+  if (path.empty()) return Errno{ENOENT};
+  ASSIGN_OR_RETURN(vfs::DentryRef start,
+                   path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
+  return vfs::ResolveParent(t.fs, start, path);
+}
+
+Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode) {
+  ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
+  if (pn.name.empty() || pn.name == "." || pn.name == "..") return Errno{EEXIST};
+  if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
+  ASSIGN_OR_RETURN(vfs::InodeRef inode,
+                   pn.parent->inode()->Mkdir(pn.name, (mode & 07777 & ~t.fs.umask) | S_IFDIR));
+  pn.parent->AddChild(pn.name, std::move(inode));
+  return 0L;
+}
+
+Result<long> UnlinkAt(Task& t, int dirfd, uintptr_t path, bool dir) {
+  ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
+  if (dir) {
+    if (pn.name == ".") return Errno{EINVAL};
+    if (pn.name.empty() || pn.name == "..") return Errno{ENOTEMPTY};
+  } else if (pn.name.empty() || pn.name == "." || pn.name == "..") {
+    return Errno{EISDIR};
+  }
+  ASSIGN_OR_RETURN(vfs::DentryRef child, pn.parent->Child(pn.name));
+  if (child->mounted()) return Errno{EBUSY};
+  if (dir) {
+    if (!child->inode()->IsDir()) return Errno{ENOTDIR};
+    TRY(pn.parent->inode()->Rmdir(pn.name));
+  } else {
+    if (child->inode()->IsDir()) return Errno{EISDIR};
+    if (pn.must_be_dir) return Errno{ENOTDIR};
+    TRY(pn.parent->inode()->Unlink(pn.name));
+  }
+  pn.parent->ForgetChild(pn.name);
+  return 0L;
+}
+
+bool IsAncestor(const vfs::DentryRef& a, vfs::DentryRef d) {
+  for (; d != nullptr; d = d->parent()) {
+    if (d == a) return true;
+  }
+  return false;
+}
+
+Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_t newpath,
+                      unsigned flags) {
+  if (flags & ~(RENAME_NOREPLACE)) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(vfs::ParentAndName from, ParentAt(t, olddir, oldpath));
+  ASSIGN_OR_RETURN(vfs::ParentAndName to, ParentAt(t, newdir, newpath));
+  for (auto* pn : {&from, &to}) {
+    if (pn->name.empty() || pn->name == "." || pn->name == "..") return Errno{EBUSY};
+  }
+  ASSIGN_OR_RETURN(vfs::DentryRef src, from.parent->Child(from.name));
+  if (from.parent->inode()->Stat()->st_dev != to.parent->inode()->Stat()->st_dev) return Errno{EXDEV};
+  if ((from.must_be_dir || to.must_be_dir) && !src->inode()->IsDir()) return Errno{ENOTDIR};
+  // A directory cannot move under itself (rename(2), EINVAL).
+  if (src->inode()->IsDir() && IsAncestor(src, to.parent)) return Errno{EINVAL};
+  auto dst = to.parent->Child(to.name);
+  if (dst.ok()) {
+    if (*dst == src) return 0L;
+    if (flags & RENAME_NOREPLACE) return Errno{EEXIST};
+    if (src->inode()->IsDir() && !(*dst)->inode()->IsDir()) return Errno{ENOTDIR};
+    if (!src->inode()->IsDir() && (*dst)->inode()->IsDir()) return Errno{EISDIR};
+    if ((*dst)->mounted()) return Errno{EBUSY};
+  }
+  TRY(from.parent->inode()->Rename(from.name, *to.parent->inode(), to.name));
+  from.parent->MoveChild(from.name, *to.parent, to.name);
+  return 0L;
+}
+
+Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path) {
+  ASSIGN_OR_RETURN(std::string target, t.CopyInPath(target_addr));
+  if (target.empty()) return Errno{ENOENT};
+  ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
+  if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir) return Errno{EEXIST};
+  if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
+  ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Symlink(pn.name, target));
+  pn.parent->AddChild(pn.name, std::move(inode));
+  return 0L;
+}
+
+}  // namespace
+
+SyscallResult SysGetcwd(Task& t, const Args& a) {
+  std::string path = t.fs.cwd->Path();
+  if (a.Size(1) < path.size() + 1) return Errno{ERANGE};
+  TRY(t.CopyOut(a.Ptr(0), path.c_str(), path.size() + 1));
+  return static_cast<long>(path.size() + 1);
+}
+
+SyscallResult SysChdir(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
+  if (!d->inode()->IsDir()) return Errno{ENOTDIR};
+  t.fs.cwd = d;
+  return 0L;
+}
+
+SyscallResult SysFchdir(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+  if (f->dentry() == nullptr || !f->inode()->IsDir()) return Errno{ENOTDIR};
+  t.fs.cwd = f->dentry();
+  return 0L;
+}
+
+SyscallResult SysMkdir(Task& t, const Args& a) {
+  return MkdirAt(t, AT_FDCWD, a.Ptr(0), static_cast<mode_t>(a.U(1)));
+}
+SyscallResult SysMkdirat(Task& t, const Args& a) {
+  return MkdirAt(t, a.Int(0), a.Ptr(1), static_cast<mode_t>(a.U(2)));
+}
+SyscallResult SysRmdir(Task& t, const Args& a) { return UnlinkAt(t, AT_FDCWD, a.Ptr(0), true); }
+SyscallResult SysUnlink(Task& t, const Args& a) { return UnlinkAt(t, AT_FDCWD, a.Ptr(0), false); }
+SyscallResult SysUnlinkat(Task& t, const Args& a) {
+  if (a.Int(2) & ~AT_REMOVEDIR) return Errno{EINVAL};
+  return UnlinkAt(t, a.Int(0), a.Ptr(1), (a.Int(2) & AT_REMOVEDIR) != 0);
+}
+SyscallResult SysRename(Task& t, const Args& a) {
+  return RenameAt(t, AT_FDCWD, a.Ptr(0), AT_FDCWD, a.Ptr(1), 0);
+}
+SyscallResult SysRenameat(Task& t, const Args& a) {
+  return RenameAt(t, a.Int(0), a.Ptr(1), a.Int(2), a.Ptr(3), 0);
+}
+SyscallResult SysRenameat2(Task& t, const Args& a) {
+  return RenameAt(t, a.Int(0), a.Ptr(1), a.Int(2), a.Ptr(3), static_cast<unsigned>(a.U(4)));
+}
+SyscallResult SysSymlink(Task& t, const Args& a) { return SymlinkAt(t, a.Ptr(0), AT_FDCWD, a.Ptr(1)); }
+SyscallResult SysSymlinkat(Task& t, const Args& a) {
+  return SymlinkAt(t, a.Ptr(0), a.Int(1), a.Ptr(2));
+}
+
+SyscallResult SysUmask(Task& t, const Args& a) {
+  mode_t old = t.fs.umask;
+  t.fs.umask = static_cast<mode_t>(a.U(0) & 0777);
+  return static_cast<long>(old);
+}
+
+}  // namespace husk::syscalls

@@ -1,0 +1,423 @@
+// File I/O and descriptors: read/write family, open/close, dup, fcntl, ioctl,
+// lseek, truncate, getdents64.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+
+#include <vector>
+
+#include "sentry/syscalls/handlers.h"
+
+namespace husk::syscalls {
+namespace {
+
+constexpr size_t kMaxChunk = 1 << 20;  // bounce buffer per step
+constexpr size_t kMaxRw = 0x7ffff000;  // MAX_RW_COUNT: Linux caps one read/write
+
+Result<vfs::FileRef> GetFile(Task& t, int fd) { return t.fds.Get(fd); }
+
+Result<long> Long(Result<int> r) {
+  if (!r.ok()) return Errno{r.error()};
+  return static_cast<long>(*r);
+}
+
+// Reads into application memory at addr, at most n bytes, in chunks.
+Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, bool positional,
+                      uint64_t off) {
+  n = std::min(n, kMaxRw);
+  std::vector<char> buf(std::min(n, kMaxChunk));
+  size_t done = 0;
+  while (done < n) {
+    size_t want = std::min(n - done, buf.size());
+    Result<size_t> r = positional ? f->PRead(buf.data(), want, off + done) : f->Read(buf.data(), want);
+    if (!r.ok()) {
+      if (done > 0) break;
+      return Errno{r.error()};
+    }
+    if (*r > 0) {
+      auto c = t.CopyOut(addr + done, buf.data(), *r);
+      if (!c.ok()) {
+        if (done > 0) break;
+        return Errno{EFAULT};
+      }
+    }
+    done += *r;
+    // A short read ends the call: streams return what they have.
+    if (*r < want || f->inode()->Stream() || f->HostFd() >= 0) break;
+  }
+  return static_cast<long>(done);
+}
+
+Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, bool positional,
+                       uint64_t off) {
+  n = std::min(n, kMaxRw);
+  std::vector<char> buf(std::min(n, kMaxChunk));
+  size_t done = 0;
+  while (done < n) {
+    size_t want = std::min(n - done, buf.size());
+    auto c = t.CopyIn(addr + done, buf.data(), want);
+    if (!c.ok()) {
+      if (done > 0) break;
+      return Errno{EFAULT};
+    }
+    Result<size_t> w = positional ? f->PWrite(buf.data(), want, off + done) : f->Write(buf.data(), want);
+    if (!w.ok()) {
+      if (done > 0) break;
+      return Errno{w.error()};
+    }
+    done += *w;
+    if (*w < want) break;
+  }
+  return static_cast<long>(done);
+}
+
+struct IoVec {
+  uint64_t base;
+  uint64_t len;
+};
+
+Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count) {
+  if (count < 0 || count > IOV_MAX) return Errno{EINVAL};
+  std::vector<IoVec> iov(static_cast<size_t>(count));
+  if (count > 0) TRY(t.CopyIn(addr, iov.data(), iov.size() * sizeof(IoVec)));
+  uint64_t total = 0;
+  for (auto& v : iov) {
+    if (static_cast<int64_t>(v.len) < 0) return Errno{EINVAL};
+    total += v.len;
+    if (total > static_cast<uint64_t>(SSIZE_MAX)) return Errno{EINVAL};
+  }
+  return iov;
+}
+
+Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t mode) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
+  if (path.empty()) return Errno{ENOENT};
+  // O_TMPFILE and O_CREAT|O_DIRECTORY are not supported combinations here.
+  if ((flags & __O_TMPFILE) == __O_TMPFILE) return Errno{EOPNOTSUPP};
+  ASSIGN_OR_RETURN(vfs::DentryRef start, StartDir(t, dirfd));
+  vfs::DentryRef d;
+  bool created = false;
+  if (flags & O_CREAT) {
+    if (flags & O_DIRECTORY) return Errno{EINVAL};
+    ASSIGN_OR_RETURN(vfs::ParentAndName pn, vfs::ResolveParent(t.fs, start, path));
+    if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir) return Errno{EISDIR};
+    auto existing = pn.parent->Child(pn.name);
+    if (existing.ok()) {
+      if (flags & O_EXCL) return Errno{EEXIST};
+      d = *existing;
+      while (d->mounted()) d = d->mounted();
+      if (d->inode()->IsSymlink()) {
+        if (flags & O_NOFOLLOW) return Errno{ELOOP};
+        ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs, start, path, true));
+      }
+    } else if (existing.error() != ENOENT) {
+      return Errno{existing.error()};
+    } else {
+      mode_t m = (mode & 07777 & ~t.fs.umask) | S_IFREG;
+      ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Create(pn.name, m));
+      pn.parent->AddChild(pn.name, inode);
+      ASSIGN_OR_RETURN(d, pn.parent->Child(pn.name));
+      created = true;
+    }
+  } else {
+    ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs, start, path, !(flags & O_NOFOLLOW)));
+    if (d->inode()->IsSymlink() && !(flags & O_PATH)) return Errno{ELOOP};
+  }
+  vfs::InodeRef inode = d->inode();
+  if ((flags & O_DIRECTORY) && !inode->IsDir()) return Errno{ENOTDIR};
+  int acc = flags & O_ACCMODE;
+  if (inode->IsDir() && !(flags & O_PATH) && (acc != O_RDONLY || (flags & O_TRUNC) || (flags & O_CREAT)))
+    return Errno{EISDIR};
+  if (acc == O_ACCMODE && !(flags & O_PATH)) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(vfs::FileRef file, inode->Open(flags & ~O_CLOEXEC));
+  if (file->dentry() == nullptr) file->set_dentry(d);
+  if ((flags & O_TRUNC) && !created && inode->IsRegular() && acc != O_RDONLY) {
+    vfs::SetAttr a;
+    a.set_size = true;
+    a.size = 0;
+    TRY(file->inode()->SetAttributes(a));
+  }
+  return Long(t.fds.Add(std::move(file), (flags & O_CLOEXEC) != 0));
+}
+
+}  // namespace
+
+Result<vfs::DentryRef> StartDir(Task& t, int dirfd) {
+  if (dirfd == AT_FDCWD) return t.fs.cwd;
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(dirfd));
+  if (f->dentry() == nullptr) return Errno{ENOTDIR};
+  return f->dentry();
+}
+
+Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bool follow,
+                                 bool empty_ok) {
+  if (path.empty()) {
+    if (!empty_ok) return Errno{ENOENT};
+    if (dirfd == AT_FDCWD) return t.fs.cwd;
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(dirfd));
+    if (f->dentry() == nullptr) return Errno{EBADF};
+    return f->dentry();
+  }
+  ASSIGN_OR_RETURN(vfs::DentryRef start, path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
+  return vfs::Resolve(t.fs, start, path, follow);
+}
+
+SyscallResult SysRead(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (!f->readable()) return Errno{EBADF};
+  if (a.Size(2) == 0) return 0L;
+  return ReadInto(t, f, a.Ptr(1), a.Size(2), false, 0);
+}
+
+SyscallResult SysWrite(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (!f->writable()) return Errno{EBADF};
+  if (a.Size(2) == 0) return 0L;
+  return WriteFrom(t, f, a.Ptr(1), a.Size(2), false, 0);
+}
+
+SyscallResult SysPread64(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (a.Long(3) < 0) return Errno{EINVAL};
+  if (!f->readable()) return Errno{EBADF};
+  if (f->inode()->Stream() || f->HostFd() >= 0) return Errno{ESPIPE};
+  if (a.Size(2) == 0) return 0L;
+  return ReadInto(t, f, a.Ptr(1), a.Size(2), true, a.U(3));
+}
+
+SyscallResult SysPwrite64(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (a.Long(3) < 0) return Errno{EINVAL};
+  if (!f->writable()) return Errno{EBADF};
+  if (f->inode()->Stream() || f->HostFd() >= 0) return Errno{ESPIPE};
+  if (a.Size(2) == 0) return 0L;
+  return WriteFrom(t, f, a.Ptr(1), a.Size(2), true, a.U(3));
+}
+
+SyscallResult SysReadv(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (!f->readable()) return Errno{EBADF};
+  ASSIGN_OR_RETURN(std::vector<IoVec> iov, CopyInIovecs(t, a.Ptr(1), a.Int(2)));
+  long total = 0;
+  for (auto& v : iov) {
+    if (v.len == 0) continue;
+    auto r = ReadInto(t, f, v.base, v.len, false, 0);
+    if (!r.ok()) return total > 0 ? Result<long>(total) : r;
+    total += *r;
+    if (static_cast<uint64_t>(*r) < v.len) break;
+  }
+  return total;
+}
+
+SyscallResult SysWritev(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (!f->writable()) return Errno{EBADF};
+  ASSIGN_OR_RETURN(std::vector<IoVec> iov, CopyInIovecs(t, a.Ptr(1), a.Int(2)));
+  long total = 0;
+  for (auto& v : iov) {
+    if (v.len == 0) continue;
+    auto r = WriteFrom(t, f, v.base, v.len, false, 0);
+    if (!r.ok()) return total > 0 ? Result<long>(total) : r;
+    total += *r;
+    if (static_cast<uint64_t>(*r) < v.len) break;
+  }
+  return total;
+}
+
+SyscallResult SysOpen(Task& t, const Args& a) {
+  return OpenAt(t, AT_FDCWD, a.Ptr(0), a.Int(1), static_cast<mode_t>(a.U(2)));
+}
+
+SyscallResult SysOpenat(Task& t, const Args& a) {
+  return OpenAt(t, a.Int(0), a.Ptr(1), a.Int(2), static_cast<mode_t>(a.U(3)));
+}
+
+SyscallResult SysCreat(Task& t, const Args& a) {
+  return OpenAt(t, AT_FDCWD, a.Ptr(0), O_CREAT | O_WRONLY | O_TRUNC, static_cast<mode_t>(a.U(1)));
+}
+
+SyscallResult SysClose(Task& t, const Args& a) {
+  TRY(t.fds.Remove(a.Int(0)));
+  return 0L;
+}
+
+SyscallResult SysLseek(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (f->HostFd() >= 0) return Errno{ESPIPE};
+  ASSIGN_OR_RETURN(off_t r, f->Seek(static_cast<off_t>(a.Long(1)), a.Int(2)));
+  return static_cast<long>(r);
+}
+
+SyscallResult SysDup(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  return Long(t.fds.Add(std::move(f), false));
+}
+
+SyscallResult SysDup2(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (a.Int(0) == a.Int(1)) return static_cast<long>(a.Int(1));
+  TRY(t.fds.Set(a.Int(1), std::move(f), false));
+  return static_cast<long>(a.Int(1));
+}
+
+SyscallResult SysDup3(Task& t, const Args& a) {
+  if (a.Int(2) & ~O_CLOEXEC) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (a.Int(0) == a.Int(1)) return Errno{EINVAL};
+  TRY(t.fds.Set(a.Int(1), std::move(f), (a.Int(2) & O_CLOEXEC) != 0));
+  return static_cast<long>(a.Int(1));
+}
+
+SyscallResult SysFcntl(Task& t, const Args& a) {
+  int fd = a.Int(0);
+  ASSIGN_OR_RETURN(FdTable::Entry * e, t.fds.GetEntry(fd));
+  switch (a.Int(1)) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+      return Long(t.fds.Add(e->file, a.Int(1) == F_DUPFD_CLOEXEC, a.Int(2)));
+    case F_GETFD:
+      return e->cloexec ? long{FD_CLOEXEC} : 0L;
+    case F_SETFD:
+      e->cloexec = (a.Int(2) & FD_CLOEXEC) != 0;
+      return 0L;
+    case F_GETFL:
+      return static_cast<long>(e->file->flags() & ~O_CLOEXEC);
+    case F_SETFL:
+      e->file->set_status_flags(a.Int(2));
+      return 0L;
+    default:
+      return Errno{EINVAL};
+  }
+}
+
+SyscallResult SysIoctl(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(FdTable::Entry * e, t.fds.GetEntry(a.Int(0)));
+  unsigned long cmd = a.U(1);
+  switch (cmd) {
+    case FIOCLEX:
+      e->cloexec = true;
+      return 0L;
+    case FIONCLEX:
+      e->cloexec = false;
+      return 0L;
+    default:
+      return e->file->Ioctl(t.mm(), cmd, a.Ptr(2));
+  }
+}
+
+SyscallResult SysFsync(Task& t, const Args& a) {
+  TRY(GetFile(t, a.Int(0)));
+  return 0L;  // every byte already lives in the sentry or the read-only host
+}
+
+SyscallResult SysFadvise64(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (f->HostFd() >= 0) return Errno{ESPIPE};
+  if (a.Int(3) < POSIX_FADV_NORMAL || a.Int(3) > POSIX_FADV_NOREUSE) return Errno{EINVAL};
+  return 0L;  // advice only
+}
+
+SyscallResult SysFtruncate(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (a.Long(1) < 0) return Errno{EINVAL};
+  if (!f->writable() || !f->inode()->IsRegular()) return Errno{EINVAL};
+  vfs::SetAttr attr;
+  attr.set_size = true;
+  attr.size = a.U(1);
+  TRY(f->inode()->SetAttributes(attr));
+  return 0L;
+}
+
+SyscallResult SysTruncate(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
+  if (a.Long(1) < 0) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
+  if (d->inode()->IsDir()) return Errno{EISDIR};
+  if (!d->inode()->IsRegular()) return Errno{EINVAL};
+  // Open for writing first, so that a lower (read-only) file is copied up.
+  ASSIGN_OR_RETURN(vfs::FileRef f, d->inode()->Open(O_WRONLY));
+  vfs::SetAttr attr;
+  attr.set_size = true;
+  attr.size = a.U(1);
+  TRY(f->inode()->SetAttributes(attr));
+  return 0L;
+}
+
+SyscallResult SysGetdents64(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  if (!f->inode()->IsDir()) return Errno{ENOTDIR};
+  size_t cap = std::min<size_t>(a.Size(2), 1 << 20);
+  std::vector<char> out;
+  out.reserve(cap);
+  auto reclen = [](const vfs::Dirent& e) { return (19 + e.name.size() + 1 + 7) & ~size_t{7}; };
+  size_t used = 0;
+  bool refused = false;
+  ASSIGN_OR_RETURN(std::vector<vfs::Dirent> batch,
+                   f->ReadDirBatch(SIZE_MAX, [&](const vfs::Dirent& e) {
+                     if (used + reclen(e) > cap) {
+                       refused = true;
+                       return false;
+                     }
+                     used += reclen(e);
+                     return true;
+                   }));
+  // Linux: EINVAL when the buffer cannot hold the next entry at all.
+  if (batch.empty() && refused) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(off_t pos, f->Seek(0, SEEK_CUR));
+  long next = static_cast<long>(pos) - static_cast<long>(batch.size());
+  for (auto& e : batch) {
+    size_t len = reclen(e);
+    size_t at = out.size();
+    out.resize(at + len, '\0');
+    uint64_t ino = e.ino;
+    int64_t off = ++next;
+    uint16_t rl = static_cast<uint16_t>(len);
+    memcpy(&out[at], &ino, 8);
+    memcpy(&out[at + 8], &off, 8);
+    memcpy(&out[at + 16], &rl, 2);
+    out[at + 18] = static_cast<char>(e.type);
+    memcpy(&out[at + 19], e.name.data(), e.name.size());
+  }
+  if (!out.empty()) TRY(t.CopyOut(a.Ptr(1), out.data(), out.size()));
+  return static_cast<long>(out.size());
+}
+
+SyscallResult SysSendfile(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef out, GetFile(t, a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef in, GetFile(t, a.Int(1)));
+  if (!in->readable() || !out->writable()) return Errno{EBADF};
+  size_t n = std::min(a.Size(3), kMaxRw);
+  int64_t off = 0;
+  bool use_off = a.Ptr(2) != 0;
+  if (use_off) {
+    TRY(t.CopyInObj(a.Ptr(2), &off));
+    if (off < 0) return Errno{EINVAL};
+  }
+  std::vector<char> buf(std::min(n, kMaxChunk));
+  size_t done = 0;
+  while (done < n) {
+    size_t want = std::min(n - done, buf.size());
+    Result<size_t> r = use_off ? in->PRead(buf.data(), want, static_cast<uint64_t>(off) + done)
+                               : in->Read(buf.data(), want);
+    if (!r.ok()) {
+      if (done) break;
+      return Errno{r.error()};
+    }
+    if (*r == 0) break;
+    auto w = out->Write(buf.data(), *r);
+    if (!w.ok()) {
+      if (done) break;
+      return Errno{w.error()};
+    }
+    done += *w;
+    if (*w < *r) break;
+  }
+  if (use_off) {
+    off += static_cast<int64_t>(done);
+    TRY(t.CopyOutObj(a.Ptr(2), off));
+  }
+  return static_cast<long>(done);
+}
+
+}  // namespace husk::syscalls

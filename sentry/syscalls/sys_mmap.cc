@@ -1,0 +1,67 @@
+// Memory: brk, mmap, munmap, mprotect, madvise, mremap, msync.
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "sentry/syscalls/handlers.h"
+
+namespace husk::syscalls {
+
+SyscallResult SysBrk(Task& t, const Args& a) { return static_cast<long>(t.mm().Brk(a.Ptr(0))); }
+
+SyscallResult SysMmap(Task& t, const Args& a) {
+  MmapRequest req;
+  req.addr = a.Ptr(0);
+  req.length = a.Size(1);
+  req.prot = a.Int(2);
+  req.flags = a.Int(3);
+  req.offset = a.U(5);
+  if (!(req.flags & MAP_ANONYMOUS)) {
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(4)));
+    // mmap(2): EACCES unless the file is open for reading, and for shared
+    // writable mappings also for writing.
+    if (!f->readable()) return Errno{EACCES};
+    bool shared = (req.flags & MAP_TYPE) != MAP_PRIVATE;
+    if (shared && (req.prot & PROT_WRITE)) {
+      if (!f->writable()) return Errno{EACCES};
+      // Writing back through a shared file mapping needs the page cache of
+      // the VFS issue; refuse rather than silently lose writes.
+      return Errno{ENODEV};
+    }
+    req.file = f->GetMappable();
+    if (req.file == nullptr) return Errno{ENODEV};
+  } else {
+    req.offset = 0;
+  }
+  ASSIGN_OR_RETURN(uintptr_t addr, t.mm().Mmap(req));
+  return static_cast<long>(addr);
+}
+
+SyscallResult SysMunmap(Task& t, const Args& a) {
+  TRY(t.mm().Munmap(a.Ptr(0), a.Size(1)));
+  return 0L;
+}
+
+SyscallResult SysMprotect(Task& t, const Args& a) {
+  TRY(t.mm().Mprotect(a.Ptr(0), a.Size(1), a.Int(2)));
+  return 0L;
+}
+
+SyscallResult SysMadvise(Task& t, const Args& a) {
+  TRY(t.mm().Madvise(a.Ptr(0), a.Size(1), a.Int(2)));
+  return 0L;
+}
+
+SyscallResult SysMremap(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(uintptr_t r, t.mm().Mremap(a.Ptr(0), a.Size(1), a.Size(2), a.Int(3), a.Ptr(4)));
+  return static_cast<long>(r);
+}
+
+SyscallResult SysMsync(Task& t, const Args& a) {
+  if (a.Ptr(0) % kPageSize != 0) return Errno{EINVAL};
+  int flags = a.Int(2);
+  if (flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) return Errno{EINVAL};
+  if ((flags & MS_ASYNC) && (flags & MS_SYNC)) return Errno{EINVAL};
+  return 0L;  // no shared file mappings exist yet, so nothing to write back
+}
+
+}  // namespace husk::syscalls

@@ -1,0 +1,433 @@
+// Processes: ids, uname, arch_prctl, prctl, rlimits, affinity, randomness,
+// fork/vfork/clone (new processes), execve, wait4, exit.
+#include <asm/prctl.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "sentry/kernel/blocking.h"
+#include "sentry/kernel/version.h"
+#include "sentry/syscalls/handlers.h"
+
+namespace husk::syscalls {
+
+SyscallResult SysGetpid(Task& t, const Args&) { return static_cast<long>(t.tgid()); }
+SyscallResult SysGettid(Task& t, const Args&) { return static_cast<long>(t.tid()); }
+SyscallResult SysGetppid(Task& t, const Args&) { return static_cast<long>(t.ppid); }
+SyscallResult SysGetuid(Task& t, const Args&) { return static_cast<long>(t.uid); }
+SyscallResult SysGeteuid(Task& t, const Args&) { return static_cast<long>(t.euid); }
+SyscallResult SysGetgid(Task& t, const Args&) { return static_cast<long>(t.gid); }
+SyscallResult SysGetegid(Task& t, const Args&) { return static_cast<long>(t.egid); }
+
+SyscallResult SysGetresuid(Task& t, const Args& a) {
+  TRY(t.CopyOutObj(a.Ptr(0), t.uid));
+  TRY(t.CopyOutObj(a.Ptr(1), t.euid));
+  TRY(t.CopyOutObj(a.Ptr(2), t.suid));
+  return 0L;
+}
+SyscallResult SysGetresgid(Task& t, const Args& a) {
+  TRY(t.CopyOutObj(a.Ptr(0), t.gid));
+  TRY(t.CopyOutObj(a.Ptr(1), t.egid));
+  TRY(t.CopyOutObj(a.Ptr(2), t.sgid));
+  return 0L;
+}
+SyscallResult SysGetgroups(Task& t, const Args& a) {
+  if (a.Int(0) < 0) return Errno{EINVAL};
+  return 0L;  // no supplementary groups
+}
+
+SyscallResult SysSetuid(Task& t, const Args& a) {
+  uint32_t id = static_cast<uint32_t>(a.U(0));
+  if (id == UINT32_MAX) return Errno{EINVAL};
+  if (t.euid == 0) {
+    t.uid = t.euid = t.suid = id;
+  } else if (id == t.uid || id == t.suid) {
+    t.euid = id;
+  } else {
+    return Errno{EPERM};
+  }
+  return 0L;
+}
+
+SyscallResult SysSetgid(Task& t, const Args& a) {
+  uint32_t id = static_cast<uint32_t>(a.U(0));
+  if (id == UINT32_MAX) return Errno{EINVAL};
+  if (t.euid == 0) {
+    t.gid = t.egid = t.sgid = id;
+  } else if (id == t.gid || id == t.sgid) {
+    t.egid = id;
+  } else {
+    return Errno{EPERM};
+  }
+  return 0L;
+}
+
+SyscallResult SysGetpgrp(Task& t, const Args&) { return static_cast<long>(t.pgid); }
+SyscallResult SysGetpgid(Task& t, const Args& a) {
+  if (a.Int(0) == 0 || a.Int(0) == t.tgid()) return static_cast<long>(t.pgid);
+  auto other = t.kernel().FindTask(a.Int(0));
+  if (!other) return Errno{ESRCH};
+  return static_cast<long>(other->pgid);
+}
+SyscallResult SysSetpgid(Task& t, const Args& a) {
+  int pid = a.Int(0) == 0 ? t.tgid() : a.Int(0);
+  int pgid = a.Int(1) == 0 ? pid : a.Int(1);
+  if (a.Int(1) < 0) return Errno{EINVAL};
+  auto target = t.kernel().FindTask(pid);
+  if (!target || (target.get() != &t && target->ppid != t.tgid())) return Errno{ESRCH};
+  if (target->sid == target->tgid()) return Errno{EPERM};
+  target->pgid = pgid;
+  return 0L;
+}
+SyscallResult SysGetsid(Task& t, const Args& a) {
+  if (a.Int(0) == 0 || a.Int(0) == t.tgid()) return static_cast<long>(t.sid);
+  auto other = t.kernel().FindTask(a.Int(0));
+  if (!other) return Errno{ESRCH};
+  return static_cast<long>(other->sid);
+}
+SyscallResult SysSetsid(Task& t, const Args&) {
+  if (t.pgid == t.tgid()) return Errno{EPERM};
+  t.sid = t.pgid = t.tgid();
+  return static_cast<long>(t.sid);
+}
+
+SyscallResult SysUname(Task& t, const Args& a) {
+  struct utsname u{};
+  auto put = [](char* dst, const std::string& s) { strncpy(dst, s.c_str(), 64); };
+  put(u.sysname, "Linux");
+  put(u.nodename, t.kernel().hostname);
+  put(u.release, kHuskRelease);
+  put(u.version, kHuskVersion);
+  put(u.machine, "x86_64");
+  put(u.domainname, t.kernel().domainname);
+  TRY(t.CopyOutObj(a.Ptr(0), u));
+  return 0L;
+}
+
+SyscallResult SysSethostname(Task& t, const Args& a) {
+  if (a.Long(1) < 0 || a.Long(1) > 64) return Errno{EINVAL};
+  if (t.euid != 0) return Errno{EPERM};
+  std::string name(a.Size(1), '\0');
+  TRY(t.CopyIn(a.Ptr(0), name.data(), name.size()));
+  t.kernel().hostname = name.substr(0, name.find('\0'));
+  return 0L;
+}
+
+SyscallResult SysArchPrctl(Task& t, const Args& a) {
+  switch (a.Int(0)) {
+    case ARCH_SET_FS:
+      if (a.U(1) >= (uint64_t{1} << 47)) return Errno{EPERM};
+      t.regs.fs_base = a.U(1);
+      return 0L;
+    case ARCH_GET_FS:
+      TRY(t.CopyOutObj(a.Ptr(1), static_cast<uint64_t>(t.regs.fs_base)));
+      return 0L;
+    case ARCH_SET_GS:
+      if (a.U(1) >= (uint64_t{1} << 47)) return Errno{EPERM};
+      t.regs.gs_base = a.U(1);
+      return 0L;
+    case ARCH_GET_GS:
+      TRY(t.CopyOutObj(a.Ptr(1), static_cast<uint64_t>(t.regs.gs_base)));
+      return 0L;
+    default:
+      return Errno{EINVAL};
+  }
+}
+
+SyscallResult SysSetTidAddress(Task& t, const Args& a) {
+  t.clear_child_tid = a.Ptr(0);
+  return static_cast<long>(t.tid());
+}
+
+SyscallResult SysSetRobustList(Task& t, const Args& a) {
+  if (a.Size(1) != 24) return Errno{EINVAL};  // sizeof(struct robust_list_head)
+  return 0L;  // robust futexes matter once threads exist
+}
+
+SyscallResult SysPrctl(Task& t, const Args& a) {
+  switch (a.Int(0)) {
+    case PR_SET_NAME: {
+      char name[16] = {};
+      size_t n = t.mm().CopyInPartial(a.Ptr(1), name, 15);
+      if (n == 0) return Errno{EFAULT};
+      t.comm = std::string(name, strnlen(name, n));
+      return 0L;
+    }
+    case PR_GET_NAME: {
+      char name[16] = {};
+      memcpy(name, t.comm.data(), std::min<size_t>(15, t.comm.size()));
+      TRY(t.CopyOut(a.Ptr(1), name, sizeof(name)));
+      return 0L;
+    }
+    case PR_GET_DUMPABLE:
+      return 1L;
+    case PR_SET_DUMPABLE:
+      return a.U(1) <= 1 ? Result<long>(0L) : Result<long>(Errno{EINVAL});
+    case PR_SET_PDEATHSIG:
+      return a.U(1) <= 64 ? Result<long>(0L) : Result<long>(Errno{EINVAL});
+    case PR_GET_NO_NEW_PRIVS:
+      return 0L;
+    case PR_CAPBSET_READ:
+      return a.U(1) <= 40 ? Result<long>(1L) : Result<long>(Errno{EINVAL});
+    default:
+      return Errno{EINVAL};
+  }
+}
+
+namespace {
+Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_addr) {
+  if (resource < 0 || resource >= RLIM_NLIMITS) return Errno{EINVAL};
+  struct rlimit nl;
+  if (new_addr != 0) {
+    TRY(t.CopyInObj(new_addr, &nl));
+    if (nl.rlim_cur > nl.rlim_max) return Errno{EINVAL};
+    if (nl.rlim_max > t.rlimits[resource].rlim_max && t.euid != 0) return Errno{EPERM};
+  }
+  if (old_addr != 0) TRY(t.CopyOutObj(old_addr, t.rlimits[resource]));
+  if (new_addr != 0) {
+    t.rlimits[resource] = nl;
+    if (resource == RLIMIT_NOFILE) {
+      t.fds.set_limit(static_cast<int>(std::min<rlim_t>(nl.rlim_cur, 1 << 20)));
+    }
+  }
+  return 0L;
+}
+}  // namespace
+
+SyscallResult SysGetrlimit(Task& t, const Args& a) { return Prlimit(t, a.Int(0), 0, a.Ptr(1)); }
+SyscallResult SysSetrlimit(Task& t, const Args& a) { return Prlimit(t, a.Int(0), a.Ptr(1), 0); }
+SyscallResult SysPrlimit64(Task& t, const Args& a) {
+  if (a.Int(0) != 0 && a.Int(0) != t.tgid()) {
+    if (!t.kernel().FindTask(a.Int(0))) return Errno{ESRCH};
+    return Errno{EPERM};
+  }
+  return Prlimit(t, a.Int(1), a.Ptr(2), a.Ptr(3));
+}
+
+SyscallResult SysSchedGetaffinity(Task& t, const Args& a) {
+  if (a.Int(0) != 0 && a.Int(0) != t.tid() && !t.kernel().FindTask(a.Int(0))) return Errno{ESRCH};
+  size_t len = a.Size(1);
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (ncpu < 1) ncpu = 1;
+  if (ncpu > 64) ncpu = 64;
+  if (len * 8 < static_cast<size_t>(ncpu) || (len & 7) != 0) return Errno{EINVAL};
+  uint64_t mask = ncpu == 64 ? ~uint64_t{0} : ((uint64_t{1} << ncpu) - 1);
+  TRY(t.CopyOutObj(a.Ptr(2), mask));
+  return 8L;
+}
+
+SyscallResult SysSchedYield(Task& t, const Args&) {
+  ScopedBlocking unlocked(t.kernel());
+  sched_yield();
+  return 0L;
+}
+
+SyscallResult SysGetcpu(Task& t, const Args& a) {
+  unsigned cpu = 0;
+  if (a.Ptr(0) != 0) TRY(t.CopyOutObj(a.Ptr(0), cpu));
+  if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), cpu));
+  return 0L;
+}
+
+SyscallResult SysGetrandom(Task& t, const Args& a) {
+  unsigned flags = static_cast<unsigned>(a.U(2));
+  if (flags & ~(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE)) return Errno{EINVAL};
+  if ((flags & GRND_INSECURE) && (flags & GRND_RANDOM)) return Errno{EINVAL};
+  size_t n = std::min<size_t>(a.Size(1), 33554431);
+  std::vector<char> buf(std::min<size_t>(n, 1 << 20));
+  size_t done = 0;
+  while (done < n) {
+    size_t want = std::min(n - done, buf.size());
+    ssize_t r = getrandom(buf.data(), want, 0);
+    if (r <= 0) return Errno{EIO};
+    auto c = t.CopyOut(a.Ptr(0) + done, buf.data(), static_cast<size_t>(r));
+    if (!c.ok()) {
+      if (done) break;
+      return Errno{EFAULT};
+    }
+    done += static_cast<size_t>(r);
+  }
+  return static_cast<long>(done);
+}
+
+SyscallResult SysSysinfo(Task& t, const Args& a) {
+  struct sysinfo si{};
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  si.uptime = now.tv_sec - t.kernel().boot_time.tv_sec;
+  si.totalram = t.kernel().memory_file().max_bytes();
+  si.freeram = si.totalram - t.kernel().memory_file().used_bytes();
+  si.procs = static_cast<unsigned short>(t.kernel().Pids().size());
+  si.mem_unit = 1;
+  TRY(t.CopyOutObj(a.Ptr(0), si));
+  return 0L;
+}
+
+SyscallResult SysExit(Task& t, const Args& a) {
+  // One thread per process for now: exit ends the process like exit_group.
+  t.Exit((a.Int(0) & 0xff) << 8);
+  return 0L;
+}
+
+SyscallResult SysExitGroup(Task& t, const Args& a) {
+  t.Exit((a.Int(0) & 0xff) << 8);
+  return 0L;
+}
+
+SyscallResult SysWait4(Task& t, const Args& a) {
+  int pid = a.Int(0);
+  int options = a.Int(2);
+  if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD))
+    return Errno{EINVAL};
+  if (pid == INT32_MIN) return Errno{ESRCH};
+  Kernel& k = t.kernel();
+  for (;;) {
+    bool any = false;
+    for (auto& child : k.Children(t.tgid())) {
+      bool match = pid == -1 || (pid > 0 && child->tgid() == pid) ||
+                   (pid == 0 && child->pgid == t.pgid) || (pid < -1 && child->pgid == -pid);
+      if (!match) continue;
+      any = true;
+      if (!child->zombie) continue;
+      int status = child->exit_status;
+      if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), status));
+      if (a.Ptr(3) != 0) {
+        struct rusage ru{};
+        TRY(t.CopyOutObj(a.Ptr(3), ru));
+      }
+      int child_pid = child->tgid();
+      k.RemoveTask(child_pid);
+      return static_cast<long>(child_pid);
+    }
+    if (!any) return Errno{ECHILD};
+    if (options & WNOHANG) return 0L;
+    k.cv.Wait(&k.mu);
+  }
+}
+
+namespace {
+
+Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uintptr_t ctid,
+                  uintptr_t tls) {
+  constexpr uint64_t kNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
+                                   CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
+  // Threads and shared address spaces arrive with the process model; a
+  // vfork child gets a copy (its parent waits until it execs or exits,
+  // which is all vfork(2) lets the child rely on).
+  bool shares_vm = (flags & CLONE_VM) != 0;
+  if ((flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_FILES | CLONE_FS | kNamespaces)) ||
+      (shares_vm && !(flags & CLONE_VFORK))) {
+    t.kernel().CountUnimplemented(SYS_clone);
+    return Errno{ENOSYS};
+  }
+  Kernel& k = t.kernel();
+  int pid = k.AllocatePid();
+  auto child = std::make_shared<Task>(k, pid);
+  child->regs = t.regs;
+  child->regs.rax = 0;
+  if (stack != 0) child->regs.rsp = stack;
+  if (flags & CLONE_SETTLS) child->regs.fs_base = tls;
+  child->fds = t.fds;
+  child->fs = t.fs;
+  child->uid = t.uid, child->euid = t.euid, child->suid = t.suid;
+  child->gid = t.gid, child->egid = t.egid, child->sgid = t.sgid;
+  child->comm = t.comm;
+  child->exe = t.exe;
+  child->argv = t.argv;
+  child->sigactions = t.sigactions;
+  child->sigmask = t.sigmask;
+  child->altstack = t.altstack;
+  child->rlimits = t.rlimits;
+  child->ppid = t.tgid();
+  child->pgid = t.pgid;
+  child->sid = t.sid;
+  child->exit_signal = static_cast<int>(flags & 0xff);
+  child->vfork_done = !(flags & CLONE_VFORK);
+  ASSIGN_OR_RETURN(std::unique_ptr<MemoryManager> mm, t.mm().Fork());
+  if (flags & CLONE_CHILD_SETTID) (void)mm->CopyOut(ctid, &pid, sizeof(pid));
+  if (flags & CLONE_CHILD_CLEARTID) child->clear_child_tid = ctid;
+  if (flags & CLONE_PARENT_SETTID) (void)t.CopyOutObj(ptid, pid);
+  k.AddTask(child);
+  k.StartTask(child, std::move(mm));
+  if (flags & CLONE_VFORK) {
+    while (!child->vfork_done) k.cv.Wait(&k.mu);
+  }
+  return static_cast<long>(pid);
+}
+
+Result<std::vector<std::string>> CopyInStrings(Task& t, uintptr_t addr) {
+  std::vector<std::string> out;
+  if (addr == 0) return out;
+  size_t total = 0;
+  for (size_t i = 0;; i++) {
+    if (i >= 0x7fffffff / 8) return Errno{E2BIG};
+    uint64_t p;
+    TRY(t.CopyInObj(addr + i * 8, &p));
+    if (p == 0) break;
+    ASSIGN_OR_RETURN(std::string s, t.mm().CopyInString(p, 128 * 1024));
+    total += s.size() + 1;
+    if (total > (2u << 20)) return Errno{E2BIG};
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+SyscallResult SysClone(Task& t, const Args& a) {
+  // x86_64 order: flags, stack, parent_tid, child_tid, tls.
+  return Fork(t, a.U(0), a.Ptr(1), a.Ptr(2), a.Ptr(3), a.Ptr(4));
+}
+SyscallResult SysFork(Task& t, const Args&) { return Fork(t, SIGCHLD, 0, 0, 0, 0); }
+SyscallResult SysVfork(Task& t, const Args&) {
+  return Fork(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0);
+}
+
+SyscallResult SysExecve(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
+  ASSIGN_OR_RETURN(std::vector<std::string> argv, CopyInStrings(t, a.Ptr(1)));
+  ASSIGN_OR_RETURN(std::vector<std::string> envp, CopyInStrings(t, a.Ptr(2)));
+  if (path.empty()) return Errno{ENOENT};
+  TRY(t.Exec(path, std::move(argv), std::move(envp)));
+  return 0L;
+}
+
+SyscallResult SysFutex(Task& t, const Args& a) {
+  int op = a.Int(1) & FUTEX_CMD_MASK;
+  switch (op) {
+    case FUTEX_WAKE:
+      // Only single-threaded processes exist yet, so no task can be waiting.
+      return 0L;
+    case FUTEX_WAIT: {
+      uint32_t cur;
+      TRY(t.CopyInObj(a.Ptr(0), &cur));
+      if (cur != static_cast<uint32_t>(a.U(2))) return Errno{EAGAIN};
+      if (a.Ptr(3) != 0) {
+        timespec ts;
+        TRY(t.CopyInObj(a.Ptr(3), &ts));
+        if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0) return Errno{EINVAL};
+        ScopedBlocking unlocked(t.kernel());
+        while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
+        }
+        return Errno{ETIMEDOUT};
+      }
+      // Nobody can wake us: wait like Linux would, until the sandbox ends.
+      for (;;) t.kernel().cv.Wait(&t.kernel().mu);
+    }
+    default:
+      t.kernel().CountUnimplemented(SYS_futex);
+      return Errno{ENOSYS};
+  }
+}
+
+}  // namespace husk::syscalls

@@ -1,0 +1,242 @@
+// Metadata: stat family, access, readlink, statfs, xattrs, chmod/chown/utimes.
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+
+#include "sentry/syscalls/handlers.h"
+
+namespace husk::syscalls {
+namespace {
+
+Result<long> StatAt(Task& t, int dirfd, uintptr_t path_addr, uintptr_t out, int flags) {
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT)) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                               (flags & AT_EMPTY_PATH) != 0));
+  ASSIGN_OR_RETURN(struct stat st, d->inode()->Stat());
+  TRY(t.CopyOutObj(out, st));
+  return 0L;
+}
+
+Result<long> AccessAt(Task& t, int dirfd, uintptr_t path_addr, int mode, int flags) {
+  if (mode & ~(R_OK | W_OK | X_OK)) return Errno{EINVAL};
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EACCESS | AT_EMPTY_PATH)) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                               (flags & AT_EMPTY_PATH) != 0));
+  ASSIGN_OR_RETURN(struct stat st, d->inode()->Stat());
+  uint32_t uid = (flags & AT_EACCESS) ? t.euid : t.uid;
+  if (uid == 0) {
+    // root passes read/write checks; execute needs some x bit on non-dirs.
+    if ((mode & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return Errno{EACCES};
+    return 0L;
+  }
+  mode_t bits = st.st_uid == uid ? (st.st_mode >> 6) : st.st_gid == t.gid ? (st.st_mode >> 3) : st.st_mode;
+  if ((static_cast<mode_t>(mode) & bits & 7) != static_cast<mode_t>(mode)) return Errno{EACCES};
+  return 0L;
+}
+
+Result<long> ReadlinkAt(Task& t, int dirfd, uintptr_t path_addr, uintptr_t buf, long size) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
+  if (size <= 0) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, false, true));
+  if (!d->inode()->IsSymlink()) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(std::string target, d->inode()->Readlink());
+  size_t n = std::min(target.size(), static_cast<size_t>(size));
+  TRY(t.CopyOut(buf, target.data(), n));
+  return static_cast<long>(n);
+}
+
+struct statfs MakeStatfs() {
+  // The root is an in-memory overlay; report it as tmpfs-like, unbounded.
+  struct statfs s{};
+  s.f_type = 0x01021994;  // TMPFS_MAGIC
+  s.f_bsize = 4096;
+  s.f_blocks = 1 << 20;
+  s.f_bfree = s.f_bavail = 1 << 19;
+  s.f_files = 1 << 20;
+  s.f_ffree = 1 << 19;
+  s.f_namelen = 255;
+  s.f_frsize = 4096;
+  return s;
+}
+
+Result<long> SetAttrAt(Task& t, int dirfd, const std::string& path, bool follow, bool empty_ok,
+                       const vfs::SetAttr& attr) {
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, follow, empty_ok));
+  TRY(d->inode()->SetAttributes(attr));
+  return 0L;
+}
+
+vfs::SetAttr ModeAttr(uint64_t mode) {
+  vfs::SetAttr a;
+  a.set_mode = true;
+  a.mode = static_cast<mode_t>(mode & 07777);
+  return a;
+}
+
+vfs::SetAttr OwnerAttr(uint64_t uid, uint64_t gid) {
+  vfs::SetAttr a;
+  // -1 leaves an id unchanged (chown(2)).
+  a.set_uid = static_cast<uint32_t>(uid) != UINT32_MAX;
+  a.set_gid = static_cast<uint32_t>(gid) != UINT32_MAX;
+  a.uid = static_cast<uid_t>(uid);
+  a.gid = static_cast<gid_t>(gid);
+  return a;
+}
+
+}  // namespace
+
+SyscallResult SysStat(Task& t, const Args& a) { return StatAt(t, AT_FDCWD, a.Ptr(0), a.Ptr(1), 0); }
+SyscallResult SysLstat(Task& t, const Args& a) {
+  return StatAt(t, AT_FDCWD, a.Ptr(0), a.Ptr(1), AT_SYMLINK_NOFOLLOW);
+}
+SyscallResult SysNewfstatat(Task& t, const Args& a) {
+  return StatAt(t, a.Int(0), a.Ptr(1), a.Ptr(2), a.Int(3));
+}
+
+SyscallResult SysFstat(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+  ASSIGN_OR_RETURN(struct stat st, f->Stat());
+  TRY(t.CopyOutObj(a.Ptr(1), st));
+  return 0L;
+}
+
+SyscallResult SysStatx(Task& t, const Args& a) {
+  int flags = a.Int(2);
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE))
+    return Errno{EINVAL};
+  if ((flags & AT_STATX_SYNC_TYPE) == AT_STATX_SYNC_TYPE) return Errno{EINVAL};
+  if (a.U(3) & STATX__RESERVED) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
+  struct stat st;
+  if (path.empty() && (flags & AT_EMPTY_PATH) && a.Int(0) != AT_FDCWD) {
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+    ASSIGN_OR_RETURN(st, f->Stat());
+  } else {
+    ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                                 (flags & AT_EMPTY_PATH) != 0));
+    ASSIGN_OR_RETURN(st, d->inode()->Stat());
+  }
+  struct statx sx{};
+  sx.stx_mask = STATX_BASIC_STATS;
+  sx.stx_blksize = static_cast<uint32_t>(st.st_blksize);
+  sx.stx_nlink = static_cast<uint32_t>(st.st_nlink);
+  sx.stx_uid = st.st_uid;
+  sx.stx_gid = st.st_gid;
+  sx.stx_mode = static_cast<uint16_t>(st.st_mode);
+  sx.stx_ino = st.st_ino;
+  sx.stx_size = static_cast<uint64_t>(st.st_size);
+  sx.stx_blocks = static_cast<uint64_t>(st.st_blocks);
+  sx.stx_atime = {st.st_atim.tv_sec, static_cast<uint32_t>(st.st_atim.tv_nsec), 0};
+  sx.stx_mtime = {st.st_mtim.tv_sec, static_cast<uint32_t>(st.st_mtim.tv_nsec), 0};
+  sx.stx_ctime = {st.st_ctim.tv_sec, static_cast<uint32_t>(st.st_ctim.tv_nsec), 0};
+  sx.stx_rdev_major = major(st.st_rdev);
+  sx.stx_rdev_minor = minor(st.st_rdev);
+  sx.stx_dev_major = major(st.st_dev);
+  sx.stx_dev_minor = minor(st.st_dev);
+  TRY(t.CopyOutObj(a.Ptr(4), sx));
+  return 0L;
+}
+
+SyscallResult SysAccess(Task& t, const Args& a) { return AccessAt(t, AT_FDCWD, a.Ptr(0), a.Int(1), 0); }
+SyscallResult SysFaccessat(Task& t, const Args& a) { return AccessAt(t, a.Int(0), a.Ptr(1), a.Int(2), 0); }
+SyscallResult SysFaccessat2(Task& t, const Args& a) {
+  return AccessAt(t, a.Int(0), a.Ptr(1), a.Int(2), a.Int(3));
+}
+
+SyscallResult SysReadlink(Task& t, const Args& a) {
+  return ReadlinkAt(t, AT_FDCWD, a.Ptr(0), a.Ptr(1), a.Long(2));
+}
+SyscallResult SysReadlinkat(Task& t, const Args& a) {
+  return ReadlinkAt(t, a.Int(0), a.Ptr(1), a.Ptr(2), a.Long(3));
+}
+
+SyscallResult SysStatfs(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
+  TRY(ResolveAt(t, AT_FDCWD, path, true, false));
+  TRY(t.CopyOutObj(a.Ptr(1), MakeStatfs()));
+  return 0L;
+}
+
+SyscallResult SysFstatfs(Task& t, const Args& a) {
+  TRY(t.fds.Get(a.Int(0)));
+  TRY(t.CopyOutObj(a.Ptr(1), MakeStatfs()));
+  return 0L;
+}
+
+// No filesystem here stores extended attributes yet: every lookup reports
+// that the filesystem does not support them, which callers such as ls(1)
+// read as "no ACLs, no labels".
+SyscallResult SysGetxattr(Task& t, const Args& a) { return Errno{EOPNOTSUPP}; }
+SyscallResult SysListxattr(Task& t, const Args& a) { return Errno{EOPNOTSUPP}; }
+
+SyscallResult SysChmod(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
+  return SetAttrAt(t, AT_FDCWD, path, true, false, ModeAttr(a.U(1)));
+}
+SyscallResult SysFchmod(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+  TRY(f->inode()->SetAttributes(ModeAttr(a.U(1))));
+  return 0L;
+}
+SyscallResult SysFchmodat(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
+  return SetAttrAt(t, a.Int(0), path, true, false, ModeAttr(a.U(2)));
+}
+SyscallResult SysChown(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
+  return SetAttrAt(t, AT_FDCWD, path, true, false, OwnerAttr(a.U(1), a.U(2)));
+}
+SyscallResult SysLchown(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
+  return SetAttrAt(t, AT_FDCWD, path, false, false, OwnerAttr(a.U(1), a.U(2)));
+}
+SyscallResult SysFchown(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+  TRY(f->inode()->SetAttributes(OwnerAttr(a.U(1), a.U(2))));
+  return 0L;
+}
+SyscallResult SysFchownat(Task& t, const Args& a) {
+  int flags = a.Int(4);
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
+  return SetAttrAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW), (flags & AT_EMPTY_PATH) != 0,
+                   OwnerAttr(a.U(2), a.U(3)));
+}
+
+SyscallResult SysUtimensat(Task& t, const Args& a) {
+  int flags = a.Int(3);
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return Errno{EINVAL};
+  timespec ts[2];
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  if (a.Ptr(2) == 0) {
+    ts[0] = ts[1] = now;
+  } else {
+    TRY(t.CopyIn(a.Ptr(2), ts, sizeof(ts)));
+  }
+  vfs::SetAttr attr;
+  for (int i = 0; i < 2; i++) {
+    if (ts[i].tv_nsec == UTIME_OMIT) continue;
+    if (ts[i].tv_nsec == UTIME_NOW) {
+      ts[i] = now;
+    } else if (ts[i].tv_nsec < 0 || ts[i].tv_nsec >= 1000000000) {
+      return Errno{EINVAL};
+    }
+    (i == 0 ? attr.set_atime : attr.set_mtime) = true;
+    (i == 0 ? attr.atime : attr.mtime) = ts[i];
+  }
+  std::string path;
+  if (a.Ptr(1) != 0) {
+    ASSIGN_OR_RETURN(path, t.CopyInPath(a.Ptr(1)));
+  } else if (a.Int(0) == AT_FDCWD) {
+    return Errno{EFAULT};
+  }
+  // utimensat(fd, NULL, ...) operates on fd itself (a Linux extension).
+  return SetAttrAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW), path.empty(), attr);
+}
+
+}  // namespace husk::syscalls

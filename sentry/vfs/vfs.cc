@@ -1,0 +1,318 @@
+#include "sentry/vfs/vfs.h"
+
+#include <errno.h>
+#include <sys/sysmacros.h>
+
+#include <atomic>
+
+namespace husk::vfs {
+
+uint64_t NextInodeNumber() {
+  static std::atomic<uint64_t> next{1000};
+  return next.fetch_add(1);
+}
+
+dev_t NewAnonDevice() {
+  // Anonymous devices use major 0, like Linux's get_anon_bdev().
+  static std::atomic<unsigned> next{16};
+  return makedev(0, next.fetch_add(1));
+}
+
+// A mmap of a regular file reads through the inode.
+namespace {
+class InodeMappable : public Mappable {
+ public:
+  InodeMappable(InodeRef inode, DentryRef dentry)
+      : inode_(std::move(inode)), dentry_(std::move(dentry)) {}
+  Result<size_t> ReadForMapping(uint64_t offset, char* buf, size_t n) override {
+    size_t done = 0;
+    while (done < n) {
+      ASSIGN_OR_RETURN(size_t r, inode_->ReadAt(buf + done, n - done, offset + done));
+      if (r == 0) break;
+      done += r;
+    }
+    return done;
+  }
+  std::string MapsName() const override { return dentry_ ? dentry_->Path() : ""; }
+  uint64_t MapsInode() const override {
+    auto st = inode_->Stat();
+    return st.ok() ? st->st_ino : 0;
+  }
+  uint64_t MapsDevice() const override {
+    auto st = inode_->Stat();
+    return st.ok() ? st->st_dev : 0;
+  }
+
+ private:
+  InodeRef inode_;
+  DentryRef dentry_;
+};
+}  // namespace
+
+Result<FileRef> Inode::Open(int flags) {
+  return std::make_shared<File>(shared_from_this(), flags);
+}
+
+Result<std::shared_ptr<Dentry>> Dentry::Child(const std::string& name) {
+  auto it = children_.find(name);
+  if (it != children_.end()) return it->second;
+  ASSIGN_OR_RETURN(InodeRef inode, inode_->Lookup(name));
+  auto d = std::make_shared<Dentry>(name, shared_from_this(), std::move(inode));
+  children_.emplace(name, d);
+  return d;
+}
+
+void Dentry::AddChild(const std::string& name, InodeRef inode) {
+  children_[name] = std::make_shared<Dentry>(name, shared_from_this(), std::move(inode));
+}
+
+void Dentry::ForgetChild(const std::string& name) { children_.erase(name); }
+
+void Dentry::MoveChild(const std::string& name, Dentry& new_parent, const std::string& new_name) {
+  auto it = children_.find(name);
+  if (it == children_.end()) {
+    new_parent.ForgetChild(new_name);
+    return;
+  }
+  std::shared_ptr<Dentry> d = it->second;
+  children_.erase(it);
+  d->name_ = new_name;
+  d->parent_ = new_parent.shared_from_this();
+  new_parent.children_[new_name] = d;
+}
+
+std::shared_ptr<Dentry> Dentry::Mount(InodeRef root) {
+  auto d = std::make_shared<Dentry>(name_, parent_, std::move(root));
+  d->mountpoint_ = shared_from_this();
+  mounted_ = d;
+  return d;
+}
+
+std::string Dentry::Path() const {
+  std::vector<const Dentry*> chain;
+  const Dentry* d = this;
+  while (d != nullptr) {
+    if (d->parent_ == nullptr) {
+      if (d->mountpoint_ == nullptr) break;
+      d = d->mountpoint_.get();
+      continue;
+    }
+    chain.push_back(d);
+    d = d->parent_.get();
+  }
+  if (chain.empty()) return "/";
+  std::string out;
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    out += '/';
+    out += (*it)->name_;
+  }
+  return out;
+}
+
+void File::set_status_flags(int f) {
+  // fcntl(F_SETFL) changes only these (see fcntl(2)).
+  constexpr int kChangeable = O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME | O_NONBLOCK;
+  flags_ = (flags_ & ~kChangeable) | (f & kChangeable);
+}
+
+Result<size_t> File::Read(char* buf, size_t n) {
+  if (!readable()) return Errno{EBADF};
+  if (inode_->IsDir()) return Errno{EISDIR};
+  if (inode_->Stream()) return inode_->ReadAt(buf, n, 0);
+  ASSIGN_OR_RETURN(size_t r, inode_->ReadAt(buf, n, static_cast<uint64_t>(offset_)));
+  offset_ += static_cast<off_t>(r);
+  return r;
+}
+
+Result<size_t> File::Write(const char* buf, size_t n) {
+  if (!writable()) return Errno{EBADF};
+  if (inode_->Stream()) return inode_->WriteAt(buf, n, 0);
+  if (flags_ & O_APPEND) {
+    ASSIGN_OR_RETURN(struct stat st, inode_->Stat());
+    offset_ = st.st_size;
+  }
+  ASSIGN_OR_RETURN(size_t w, inode_->WriteAt(buf, n, static_cast<uint64_t>(offset_)));
+  offset_ += static_cast<off_t>(w);
+  return w;
+}
+
+Result<size_t> File::PRead(char* buf, size_t n, uint64_t offset) {
+  if (!readable()) return Errno{EBADF};
+  if (inode_->IsDir()) return Errno{EISDIR};
+  if (inode_->Stream()) return Errno{ESPIPE};
+  return inode_->ReadAt(buf, n, offset);
+}
+
+Result<size_t> File::PWrite(const char* buf, size_t n, uint64_t offset) {
+  if (!writable()) return Errno{EBADF};
+  if (inode_->Stream()) return Errno{ESPIPE};
+  // Linux quirk (pwrite(2), BUGS): with O_APPEND, pwrite appends.
+  if (flags_ & O_APPEND) {
+    ASSIGN_OR_RETURN(struct stat st, inode_->Stat());
+    offset = static_cast<uint64_t>(st.st_size);
+  }
+  return inode_->WriteAt(buf, n, offset);
+}
+
+Result<off_t> File::Seek(off_t offset, int whence) {
+  if (inode_->Stream()) return off_t{0};  // character devices ignore seeks
+  off_t base;
+  switch (whence) {
+    case SEEK_SET:
+      base = 0;
+      break;
+    case SEEK_CUR:
+      base = offset_;
+      break;
+    case SEEK_END: {
+      if (inode_->IsDir()) return Errno{EINVAL};
+      ASSIGN_OR_RETURN(struct stat st, inode_->Stat());
+      base = st.st_size;
+      break;
+    }
+    default:
+      return Errno{EINVAL};
+  }
+  off_t pos;
+  if (__builtin_add_overflow(base, offset, &pos)) return Errno{EOVERFLOW};
+  if (pos < 0) return Errno{EINVAL};
+  if (inode_->IsDir() && pos == 0) dir_snapshot_.clear();
+  offset_ = pos;
+  return pos;
+}
+
+Result<std::vector<Dirent>> File::ReadDirBatch(size_t max_entries_hint,
+                                               const std::function<bool(const Dirent&)>& fits) {
+  if (!inode_->IsDir()) return Errno{ENOTDIR};
+  if (offset_ == 0 || dir_snapshot_.empty()) {
+    ASSIGN_OR_RETURN(std::vector<Dirent> entries, inode_->ReadDir());
+    ASSIGN_OR_RETURN(struct stat self, inode_->Stat());
+    uint64_t parent_ino = self.st_ino;
+    if (dentry_ && dentry_->parent()) {
+      auto pst = dentry_->parent()->inode()->Stat();
+      if (pst.ok()) parent_ino = pst->st_ino;
+    }
+    dir_snapshot_.clear();
+    dir_snapshot_.push_back(Dirent{".", self.st_ino, DT_DIR});
+    dir_snapshot_.push_back(Dirent{"..", parent_ino, DT_DIR});
+    for (auto& e : entries) dir_snapshot_.push_back(std::move(e));
+  }
+  std::vector<Dirent> out;
+  while (static_cast<size_t>(offset_) < dir_snapshot_.size() && out.size() < max_entries_hint) {
+    const Dirent& e = dir_snapshot_[static_cast<size_t>(offset_)];
+    if (!fits(e)) break;
+    out.push_back(e);
+    offset_++;
+  }
+  return out;
+}
+
+std::shared_ptr<Mappable> File::GetMappable() {
+  if (!inode_->IsRegular()) return nullptr;
+  return std::make_shared<InodeMappable>(inode_, dentry_);
+}
+
+namespace {
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') i++;
+    size_t j = i;
+    while (j < path.size() && path[j] != '/') j++;
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+// Steps to `..` of d, staying inside fs.root and crossing mount roots.
+DentryRef Parent(const FsContext& fs, const DentryRef& d) {
+  DentryRef cur = d;
+  for (;;) {
+    if (cur == fs.root) return cur;
+    if (cur->parent() != nullptr) return cur->parent();
+    if (cur->mountpoint() == nullptr) return cur;
+    cur = cur->mountpoint();
+  }
+}
+
+DentryRef FollowMounts(DentryRef d) {
+  while (d->mounted() != nullptr) d = d->mounted();
+  return d;
+}
+
+Result<DentryRef> WalkComponents(const FsContext& fs, DentryRef cur,
+                                 const std::vector<std::string>& parts, bool follow_last,
+                                 bool trailing_slash, int* links);
+
+// Resolves a symlink found under dir, continuing with the target.
+Result<DentryRef> FollowLink(const FsContext& fs, const DentryRef& dir, const DentryRef& link,
+                             int* links) {
+  if (++*links > kMaxSymlinks) return Errno{ELOOP};
+  ASSIGN_OR_RETURN(std::string target, link->inode()->Readlink());
+  if (target.empty()) return Errno{ENOENT};
+  DentryRef start = target[0] == '/' ? fs.root : dir;
+  bool slash = target.back() == '/';
+  return WalkComponents(fs, FollowMounts(start), SplitPath(target), true, slash, links);
+}
+
+Result<DentryRef> WalkComponents(const FsContext& fs, DentryRef cur,
+                                 const std::vector<std::string>& parts, bool follow_last,
+                                 bool trailing_slash, int* links) {
+  for (size_t i = 0; i < parts.size(); i++) {
+    const std::string& name = parts[i];
+    bool last = i + 1 == parts.size();
+    if (!cur->inode()->IsDir()) return Errno{ENOTDIR};
+    if (name.size() > 255) return Errno{ENAMETOOLONG};
+    if (name == ".") continue;
+    if (name == "..") {
+      cur = Parent(fs, cur);
+      continue;
+    }
+    ASSIGN_OR_RETURN(DentryRef next, cur->Child(name));
+    next = FollowMounts(next);
+    if (next->inode()->IsSymlink() && (!last || follow_last || trailing_slash)) {
+      ASSIGN_OR_RETURN(next, FollowLink(fs, cur, next, links));
+    }
+    cur = next;
+  }
+  if (trailing_slash && !cur->inode()->IsDir()) return Errno{ENOTDIR};
+  return cur;
+}
+
+}  // namespace
+
+Result<DentryRef> Resolve(const FsContext& fs, const DentryRef& start, const std::string& path,
+                          bool follow) {
+  if (path.empty()) return Errno{ENOENT};
+  if (path.size() >= kPathMax) return Errno{ENAMETOOLONG};
+  DentryRef cur = path[0] == '/' ? fs.root : start;
+  int links = 0;
+  return WalkComponents(fs, FollowMounts(cur), SplitPath(path), follow, path.back() == '/',
+                        &links);
+}
+
+Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,
+                                    const std::string& path) {
+  if (path.empty()) return Errno{ENOENT};
+  if (path.size() >= kPathMax) return Errno{ENAMETOOLONG};
+  std::vector<std::string> parts = SplitPath(path);
+  ParentAndName out;
+  out.must_be_dir = path.back() == '/';
+  DentryRef cur = path[0] == '/' ? fs.root : start;
+  if (parts.empty()) {  // "/" or "///"
+    out.parent = FollowMounts(cur);
+    return out;
+  }
+  out.name = parts.back();
+  if (out.name.size() > 255) return Errno{ENAMETOOLONG};
+  parts.pop_back();
+  int links = 0;
+  ASSIGN_OR_RETURN(out.parent, WalkComponents(fs, FollowMounts(cur), parts, true, false, &links));
+  if (!out.parent->inode()->IsDir()) return Errno{ENOTDIR};
+  return out;
+}
+
+}  // namespace husk::vfs

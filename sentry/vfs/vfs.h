@@ -1,0 +1,209 @@
+// The sentry's VFS: inodes (what a filesystem stores), dentries (a name in a
+// directory, with the mount tree and the lookup cache), files (open file
+// descriptions) and path resolution. Filesystem implementations live in
+// sentry/fsimpl/<fs>/ and only implement Inode (and File where they need
+// their own read/write behaviour).
+//
+// Everything that the sandbox writes stays in the sentry: the gofer
+// filesystem is read-only and the root is an overlay with a memory upper.
+//
+// Lock order: the VFS is driven by one task at a time for now (the process
+// model will add Dentry::mu_ before Inode locks).
+#ifndef HUSK_SENTRY_VFS_VFS_H_
+#define HUSK_SENTRY_VFS_VFS_H_
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "sentry/mm/mm.h"
+
+namespace husk::vfs {
+
+class File;
+class Inode;
+using InodeRef = std::shared_ptr<Inode>;
+using FileRef = std::shared_ptr<File>;
+
+struct Dirent {
+  std::string name;
+  uint64_t ino = 0;
+  uint8_t type = DT_UNKNOWN;  // DT_*
+};
+
+// Attribute changes, applied together (chmod/chown/truncate/utimes).
+struct SetAttr {
+  bool set_mode = false;
+  mode_t mode = 0;
+  bool set_size = false;
+  uint64_t size = 0;
+  bool set_uid = false, set_gid = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool set_atime = false, set_mtime = false;
+  timespec atime{}, mtime{};
+};
+
+// Allocates inode numbers and a device number per filesystem instance.
+uint64_t NextInodeNumber();
+dev_t NewAnonDevice();
+
+class Inode : public std::enable_shared_from_this<Inode> {
+ public:
+  virtual ~Inode() = default;
+
+  virtual Result<struct stat> Stat() = 0;
+  // S_IFMT bits of the mode; cheap and stable for the inode's life.
+  virtual mode_t Type() = 0;
+  bool IsDir() { return Type() == S_IFDIR; }
+  bool IsSymlink() { return Type() == S_IFLNK; }
+  bool IsRegular() { return Type() == S_IFREG; }
+
+  // Directories. Names are single components (never "", ".", "..").
+  virtual Result<InodeRef> Lookup(const std::string& name) { return Errno{ENOTDIR}; }
+  // All entries except "." and "..".
+  virtual Result<std::vector<Dirent>> ReadDir() { return Errno{ENOTDIR}; }
+  virtual Result<InodeRef> Create(const std::string& name, mode_t mode) { return Errno{EROFS}; }
+  virtual Result<InodeRef> Mkdir(const std::string& name, mode_t mode) { return Errno{EROFS}; }
+  virtual Result<InodeRef> Symlink(const std::string& name, const std::string& target) {
+    return Errno{EROFS};
+  }
+  virtual Status Unlink(const std::string& name) { return Errno{EROFS}; }
+  virtual Status Rmdir(const std::string& name) { return Errno{EROFS}; }
+  // Moves name to new_dir/new_name, replacing a compatible target.
+  virtual Status Rename(const std::string& name, Inode& new_dir, const std::string& new_name) {
+    return Errno{EROFS};
+  }
+
+  // Symbolic links.
+  virtual Result<std::string> Readlink() { return Errno{EINVAL}; }
+
+  // Opens the inode; the default gives a generic file over ReadAt/WriteAt.
+  virtual Result<FileRef> Open(int flags);
+  // Data of regular files and devices.
+  virtual Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) { return Errno{EINVAL}; }
+  virtual Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) {
+    return Errno{EINVAL};
+  }
+  virtual Status SetAttributes(const SetAttr& attr) { return Errno{EPERM}; }
+  // Whether reads and writes ignore the file offset (character devices).
+  virtual bool Stream() { return false; }
+};
+
+class Dentry : public std::enable_shared_from_this<Dentry> {
+ public:
+  Dentry(std::string name, std::shared_ptr<Dentry> parent, InodeRef inode)
+      : name_(std::move(name)), parent_(std::move(parent)), inode_(std::move(inode)) {}
+
+  const std::string& name() const { return name_; }
+  const InodeRef& inode() const { return inode_; }
+  std::shared_ptr<Dentry> parent() const { return parent_; }
+  // Root of a filesystem mounted on this dentry, if any.
+  std::shared_ptr<Dentry> mounted() const { return mounted_; }
+  // For the root dentry of a mount: the dentry it covers.
+  std::shared_ptr<Dentry> mountpoint() const { return mountpoint_; }
+
+  // The child named `name`, from the cache or the inode (positive entries
+  // only are cached; every change made through the VFS updates the cache).
+  Result<std::shared_ptr<Dentry>> Child(const std::string& name);
+  void AddChild(const std::string& name, InodeRef inode);
+  void ForgetChild(const std::string& name);
+  // Moves the cached child `name` under new_parent as new_name.
+  void MoveChild(const std::string& name, Dentry& new_parent, const std::string& new_name);
+
+  // Mounts a filesystem whose root is `root` on this dentry.
+  std::shared_ptr<Dentry> Mount(InodeRef root);
+
+  // Absolute path from the VFS root, e.g. "/usr/bin/ls".
+  std::string Path() const;
+
+ private:
+  std::string name_;
+  std::shared_ptr<Dentry> parent_;
+  InodeRef inode_;
+  std::map<std::string, std::shared_ptr<Dentry>> children_;
+  std::shared_ptr<Dentry> mounted_;
+  std::shared_ptr<Dentry> mountpoint_;
+};
+using DentryRef = std::shared_ptr<Dentry>;
+
+// An open file description (shared by dup'd descriptors).
+class File {
+ public:
+  File(InodeRef inode, int flags) : inode_(std::move(inode)), flags_(flags) {}
+  virtual ~File() = default;
+
+  const InodeRef& inode() const { return inode_; }
+  const DentryRef& dentry() const { return dentry_; }
+  void set_dentry(DentryRef d) { dentry_ = std::move(d); }
+  // O_ACCMODE bits and status flags (O_APPEND, O_NONBLOCK, ...).
+  int flags() const { return flags_; }
+  void set_status_flags(int f);
+  bool readable() const { return (flags_ & O_ACCMODE) != O_WRONLY && !(flags_ & O_PATH); }
+  bool writable() const { return (flags_ & O_ACCMODE) != O_RDONLY && !(flags_ & O_PATH); }
+
+  virtual Result<size_t> Read(char* buf, size_t n);
+  virtual Result<size_t> Write(const char* buf, size_t n);
+  virtual Result<size_t> PRead(char* buf, size_t n, uint64_t offset);
+  virtual Result<size_t> PWrite(const char* buf, size_t n, uint64_t offset);
+  virtual Result<off_t> Seek(off_t offset, int whence);
+  virtual Result<struct stat> Stat() { return inode_->Stat(); }
+  // ioctl(2); the file copies its argument through mm. ENOTTY by default.
+  virtual Result<long> Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) {
+    return Errno{ENOTTY};
+  }
+  // Next directory entries (with "." and ".."), starting at the file's
+  // position; `fits` says whether one more entry fits the caller's buffer.
+  Result<std::vector<Dirent>> ReadDirBatch(size_t max_entries_hint,
+                                           const std::function<bool(const Dirent&)>& fits);
+  // What backs a mmap of this file (null: ENODEV).
+  virtual std::shared_ptr<Mappable> GetMappable();
+  // A host descriptor behind this file, for poll-like waiting (stdio); -1 if none.
+  virtual int HostFd() const { return -1; }
+
+ protected:
+  InodeRef inode_;
+  DentryRef dentry_;
+  int flags_;
+  off_t offset_ = 0;
+  std::vector<Dirent> dir_snapshot_;  // taken when a listing starts at position 0
+};
+
+// Per-task filesystem context.
+struct FsContext {
+  DentryRef root;
+  DentryRef cwd;
+  mode_t umask = 022;
+};
+
+inline constexpr int kMaxSymlinks = 40;
+inline constexpr size_t kPathMax = 4096;
+
+// Resolves path relative to `start` (used when the path is relative).
+// follow: follow a symlink in the last component.
+Result<DentryRef> Resolve(const FsContext& fs, const DentryRef& start, const std::string& path,
+                          bool follow);
+
+// Resolves all but the last component. For "a/b/c" gives (dentry of a/b, "c").
+// The last name is "" for "/", "." or ".." for those, and must_be_dir is set
+// when the path ends in a slash.
+struct ParentAndName {
+  DentryRef parent;
+  std::string name;
+  bool must_be_dir = false;
+};
+Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,
+                                    const std::string& path);
+
+}  // namespace husk::vfs
+
+#endif  // HUSK_SENTRY_VFS_VFS_H_

@@ -1,0 +1,187 @@
+// Conformance: the device files /dev/null, /dev/zero, /dev/full, /dev/urandom and the proc files
+// /proc/self (link), /proc/self/exe, /proc/self/maps, /proc/meminfo, /proc/cpuinfo.
+// Relies on, beyond the start-up set in test_util.h: getpid lseek readlink sched_getaffinity
+// ioctl(TCGETS); files /dev/{null,zero,full,urandom}, /proc/self, /proc/self/{exe,maps},
+// /proc/{meminfo,cpuinfo}.
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/auxv.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/syscalls/test_util.h"
+
+namespace husk_test {
+namespace {
+
+Fd OpenDev(const char* path, int flags = O_RDWR) { return Fd(open(path, flags | O_CLOEXEC)); }
+
+std::string Readlink(const char* path) {
+  char buf[PATH_MAX];
+  ssize_t n = readlink(path, buf, sizeof(buf));
+  return n < 0 ? "" : std::string(buf, n);
+}
+
+TEST(DevTest, NullReadsEofAndSwallowsWrites) {
+  Fd fd = OpenDev("/dev/null");
+  ASSERT_TRUE(fd.valid()) << ErrnoName(errno);
+  char buf[16] = {1};
+  EXPECT_EQ(read(fd.get(), buf, sizeof(buf)), 0);
+  EXPECT_EQ(buf[0], 1);
+  EXPECT_EQ(write(fd.get(), "discard me", 10), 10);
+  EXPECT_EQ(lseek(fd.get(), 100, SEEK_SET), 0);  // null_lseek always answers 0.
+}
+
+TEST(DevTest, ZeroReadsZerosAndSwallowsWrites) {
+  Fd fd = OpenDev("/dev/zero");
+  ASSERT_TRUE(fd.valid()) << ErrnoName(errno);
+  char buf[8192];
+  memset(buf, 0xff, sizeof(buf));
+  EXPECT_EQ(read(fd.get(), buf, sizeof(buf)), static_cast<ssize_t>(sizeof(buf)));
+  for (size_t i = 0; i < sizeof(buf); ++i) ASSERT_EQ(buf[i], 0) << "at " << i;
+  EXPECT_EQ(write(fd.get(), "x", 1), 1);
+}
+
+TEST(DevTest, FullFailsWritesWithENOSPCAndReadsZeros) {
+  Fd fd = OpenDev("/dev/full");
+  ASSERT_TRUE(fd.valid()) << ErrnoName(errno);
+  EXPECT_ERRNO(write(fd.get(), "x", 1), ENOSPC);
+  char buf[64];
+  memset(buf, 0xff, sizeof(buf));
+  EXPECT_EQ(read(fd.get(), buf, sizeof(buf)), static_cast<ssize_t>(sizeof(buf)));
+  EXPECT_EQ(buf[0], 0);
+  EXPECT_EQ(buf[63], 0);
+}
+
+TEST(DevTest, UrandomReadsDiffer) {
+  Fd fd = OpenDev("/dev/urandom", O_RDONLY);
+  ASSERT_TRUE(fd.valid()) << ErrnoName(errno);
+  char a[32] = {}, b[32] = {}, zero[32] = {};
+  ASSERT_EQ(read(fd.get(), a, sizeof(a)), 32);
+  ASSERT_EQ(read(fd.get(), b, sizeof(b)), 32);
+  EXPECT_NE(memcmp(a, b, sizeof(a)), 0);
+  EXPECT_NE(memcmp(a, zero, sizeof(a)), 0);
+}
+
+TEST(DevTest, DevicesAreCharacterDevicesWithLinuxNumbers) {
+  // Documented in the kernel's devices.txt; programs check `test -c /dev/null`.
+  const struct {
+    const char* path;
+    unsigned minor;
+  } kDevices[] = {{"/dev/null", 3}, {"/dev/zero", 5}, {"/dev/full", 7}, {"/dev/urandom", 9}};
+  for (const auto& d : kDevices) {
+    struct stat st;
+    ASSERT_EQ(stat(d.path, &st), 0) << d.path << ": " << ErrnoName(errno);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << d.path;
+    EXPECT_EQ(major(st.st_rdev), 1u) << d.path;
+    EXPECT_EQ(minor(st.st_rdev), d.minor) << d.path;
+  }
+}
+
+TEST(DevTest, TcgetsOnNonTerminalFailsWithENOTTY) {
+  Fd fd = OpenDev("/dev/null");
+  ASSERT_TRUE(fd.valid());
+  struct termios t;
+  EXPECT_ERRNO(ioctl(fd.get(), TCGETS, &t), ENOTTY);
+  EXPECT_EQ(isatty(fd.get()), 0);
+  EXPECT_ERRNO(ioctl(-1, TCGETS, &t), EBADF);
+}
+
+TEST(ProcTest, SelfIsALinkToOurPid) { EXPECT_EQ(Readlink("/proc/self"), std::to_string(getpid())); }
+
+TEST(ProcTest, SelfExeNamesTheRunningBinary) {
+  std::string exe = Readlink("/proc/self/exe");
+  ASSERT_FALSE(exe.empty()) << ErrnoName(errno);
+  EXPECT_EQ(exe[0], '/');
+  struct stat via_link, via_name;
+  ASSERT_OK(stat("/proc/self/exe", &via_link));
+  ASSERT_OK(stat(exe.c_str(), &via_name));
+  EXPECT_EQ(via_link.st_dev, via_name.st_dev);
+  EXPECT_EQ(via_link.st_ino, via_name.st_ino);
+  // And it is the file that was passed to execve.
+  const char* execfn = reinterpret_cast<const char*>(getauxval(AT_EXECFN));
+  ASSERT_NE(execfn, nullptr);
+  struct stat via_execfn;
+  ASSERT_OK(stat(execfn, &via_execfn));
+  EXPECT_EQ(via_execfn.st_dev, via_name.st_dev);
+  EXPECT_EQ(via_execfn.st_ino, via_name.st_ino);
+}
+
+TEST(ProcTest, SelfExeCanBeOpenedAndIsElf) {
+  Fd fd(open("/proc/self/exe", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid()) << ErrnoName(errno);
+  char magic[4];
+  ASSERT_EQ(read(fd.get(), magic, 4), 4);
+  EXPECT_EQ(std::string(magic, 4), "\177ELF");
+}
+
+TEST(ProcTest, SelfMapsListsExecutableAndStack) {
+  std::string exe = Readlink("/proc/self/exe");
+  std::istringstream in(ReadFile("/proc/self/maps"));
+  std::string line;
+  bool exe_text = false, stack = false;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    ++lines;
+    std::istringstream f(line);
+    std::string range, perms, offset, dev, inode, path;
+    f >> range >> perms >> offset >> dev >> inode >> path;
+    EXPECT_EQ(perms.size(), 4u) << line;
+    EXPECT_NE(range.find('-'), std::string::npos) << line;
+    if (path == exe && perms.find('x') != std::string::npos) exe_text = true;
+    if (path == "[stack]") stack = true;  // glibc's pthread_getattr_np looks for it.
+  }
+  EXPECT_GT(lines, 3);
+  EXPECT_TRUE(exe_text) << "no executable mapping of " << exe;
+  EXPECT_TRUE(stack);
+}
+
+// Returns the value in kB of `key` in /proc/meminfo, or -1.
+long MeminfoKb(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + ":", 0) != 0) continue;
+    std::istringstream f(line.substr(key.size() + 1));
+    long v = -1;
+    std::string unit;
+    f >> v >> unit;
+    return unit == "kB" ? v : -1;
+  }
+  return -1;
+}
+
+TEST(ProcTest, MeminfoHasTotalAndFree) {
+  std::string text = ReadFile("/proc/meminfo");
+  ASSERT_FALSE(text.empty()) << ErrnoName(errno);
+  long total = MeminfoKb(text, "MemTotal"), free = MeminfoKb(text, "MemFree");
+  EXPECT_GT(total, 0);
+  EXPECT_GE(free, 0);
+  EXPECT_LE(free, total);
+  EXPECT_GE(MeminfoKb(text, "MemAvailable"), 0);
+}
+
+TEST(ProcTest, CpuinfoListsEveryUsableProcessor) {
+  std::istringstream in(ReadFile("/proc/cpuinfo"));
+  std::string line;
+  int processors = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("processor", 0) == 0 && line.find(':') != std::string::npos) ++processors;
+  }
+  EXPECT_GE(processors, 1);
+  cpu_set_t set;
+  ASSERT_OK(sched_getaffinity(0, sizeof(set), &set));
+  EXPECT_GE(processors, CPU_COUNT(&set));
+}
+
+}  // namespace
+}  // namespace husk_test

@@ -1,0 +1,227 @@
+// Conformance: process identity and attributes of a single-threaded process: getpid/gettid/
+// getppid, credentials and groups, uname, prctl(PR_SET_NAME/PR_GET_NAME), rlimits
+// (getrlimit/setrlimit/prlimit64), sched_getaffinity, sched_yield, getrandom, set_tid_address,
+// set_robust_list, arch_prctl.
+// Relies on, beyond the start-up set in test_util.h: getpid gettid getppid getuid geteuid getgid
+// getegid getgroups uname prctl getrlimit setrlimit prlimit64 sched_getaffinity sched_yield
+// getrandom dup set_tid_address set_robust_list arch_prctl(ARCH_GET_FS).
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <asm/prctl.h>
+#endif
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/syscalls/test_util.h"
+
+namespace husk_test {
+namespace {
+
+TEST(ProcessTest, MainThreadTidIsThePid) {
+  EXPECT_GT(getpid(), 0);
+  EXPECT_EQ(gettid(), getpid());
+  EXPECT_EQ(syscall(SYS_gettid), syscall(SYS_getpid));
+  // The parent may live outside the process's PID namespace, where getppid is 0: no > 0 check.
+  EXPECT_GE(getppid(), 0);
+  EXPECT_NE(getppid(), getpid());
+}
+
+TEST(ProcessTest, CredentialsAreConsistent) {
+  // A test binary is not set-id, so real and effective ids agree.
+  EXPECT_EQ(getuid(), geteuid());
+  EXPECT_EQ(getgid(), getegid());
+}
+
+TEST(ProcessTest, GetgroupsCountAndErrors) {
+  int n = getgroups(0, nullptr);  // Size 0 asks for the count only.
+  ASSERT_GE(n, 0) << ErrnoName(errno);
+  std::vector<gid_t> groups(n + 1);
+  EXPECT_EQ(getgroups(n + 1, groups.data()), n);
+  if (n >= 2) {
+    EXPECT_ERRNO(getgroups(1, groups.data()), EINVAL);  // Too small and not zero.
+  }
+  EXPECT_ERRNO(syscall(SYS_getgroups, -1, groups.data()), EINVAL);
+}
+
+bool NulTerminated(const char* field, size_t size) { return memchr(field, '\0', size) != nullptr; }
+
+TEST(ProcessTest, UnameFields) {
+  struct utsname u;
+  memset(&u, 'x', sizeof(u));
+  ASSERT_OK(uname(&u));
+  EXPECT_TRUE(NulTerminated(u.sysname, sizeof(u.sysname)));
+  EXPECT_TRUE(NulTerminated(u.nodename, sizeof(u.nodename)));
+  EXPECT_TRUE(NulTerminated(u.release, sizeof(u.release)));
+  EXPECT_TRUE(NulTerminated(u.version, sizeof(u.version)));
+  EXPECT_TRUE(NulTerminated(u.machine, sizeof(u.machine)));
+  EXPECT_TRUE(NulTerminated(u.domainname, sizeof(u.domainname)));
+  EXPECT_STREQ(u.sysname, "Linux");
+  EXPECT_GT(strlen(u.release), 0u);
+  EXPECT_GT(strlen(u.version), 0u);
+#if defined(__x86_64__)
+  EXPECT_STREQ(u.machine, "x86_64");
+#elif defined(__aarch64__)
+  EXPECT_STREQ(u.machine, "aarch64");
+#endif
+  // glibc reads the release as "major.minor..." to decide on features.
+  EXPECT_TRUE(u.release[0] >= '1' && u.release[0] <= '9') << u.release;
+  EXPECT_NE(strchr(u.release, '.'), nullptr) << u.release;
+}
+
+class PrctlNameTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_OK(prctl(PR_GET_NAME, saved_)); }
+  void TearDown() override { prctl(PR_SET_NAME, saved_); }
+  char saved_[16] = {};
+};
+
+TEST_F(PrctlNameTest, SetThenGetRoundTrips) {
+  ASSERT_OK(prctl(PR_SET_NAME, "husk-test"));
+  char name[16];
+  memset(name, 'x', sizeof(name));
+  ASSERT_OK(prctl(PR_GET_NAME, name));
+  EXPECT_STREQ(name, "husk-test");
+}
+
+TEST_F(PrctlNameTest, LongNameIsTruncatedToFifteenBytes) {
+  ASSERT_OK(prctl(PR_SET_NAME, "0123456789abcdefghij"));
+  char name[32];
+  memset(name, 'x', sizeof(name));
+  ASSERT_OK(prctl(PR_GET_NAME, name));
+  EXPECT_STREQ(name, "0123456789abcde");  // TASK_COMM_LEN is 16 with the NUL.
+}
+
+TEST(ProcessTest, PrctlUnknownOptionFailsWithEINVAL) {
+  EXPECT_ERRNO(prctl(0x7fff1234, 0, 0, 0, 0), EINVAL);
+}
+
+TEST(ProcessTest, GetrlimitValuesAreSane) {
+  struct rlimit rl;
+  ASSERT_OK(getrlimit(RLIMIT_STACK, &rl));
+  EXPECT_GT(rl.rlim_cur, 0u);
+  EXPECT_TRUE(rl.rlim_max == RLIM_INFINITY || rl.rlim_cur <= rl.rlim_max);
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+  EXPECT_GE(rl.rlim_cur, 3u);
+  EXPECT_LE(rl.rlim_cur, rl.rlim_max);
+  EXPECT_ERRNO(syscall(SYS_getrlimit, 1000, &rl), EINVAL);  // Unknown resource.
+}
+
+TEST(ProcessTest, Prlimit64MatchesGetrlimit) {
+  for (int resource : {RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS, RLIMIT_CORE}) {
+    struct rlimit want;
+    ASSERT_OK(getrlimit(resource, &want));
+    struct rlimit64 got = {};
+    ASSERT_OK(syscall(SYS_prlimit64, 0, resource, nullptr, &got));
+    EXPECT_EQ(got.rlim_cur, want.rlim_cur) << "resource " << resource;
+    EXPECT_EQ(got.rlim_max, want.rlim_max) << "resource " << resource;
+    struct rlimit64 by_pid = {};
+    ASSERT_OK(syscall(SYS_prlimit64, getpid(), resource, nullptr, &by_pid));
+    EXPECT_EQ(by_pid.rlim_cur, want.rlim_cur);
+  }
+}
+
+TEST(ProcessTest, SetrlimitSoftAboveHardFailsWithEINVAL) {
+  struct rlimit rl;
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+  struct rlimit bad = {rl.rlim_max, rl.rlim_max - 1};
+  EXPECT_ERRNO(setrlimit(RLIMIT_NOFILE, &bad), EINVAL);
+  // glibc uses prlimit64; the old setrlimit(2) must agree.
+  EXPECT_ERRNO(syscall(SYS_setrlimit, RLIMIT_NOFILE, &bad), EINVAL);
+  EXPECT_EQ(syscall(SYS_setrlimit, RLIMIT_NOFILE, &rl), 0);  // Same values: a no-op.
+  struct rlimit raw;
+  ASSERT_OK(syscall(SYS_getrlimit, RLIMIT_NOFILE, &raw));
+  EXPECT_EQ(raw.rlim_cur, rl.rlim_cur);
+  EXPECT_EQ(raw.rlim_max, rl.rlim_max);
+}
+
+TEST(ProcessTest, NofileSoftLimitIsEnforcedWithEMFILE) {
+  struct rlimit saved;
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &saved));
+  constexpr rlim_t kLimit = 32;
+  struct rlimit low = {kLimit, saved.rlim_max};
+  ASSERT_OK(setrlimit(RLIMIT_NOFILE, &low));
+  struct rlimit check;
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &check));
+  EXPECT_EQ(check.rlim_cur, kLimit);
+  std::vector<Fd> fds;
+  int last_errno = 0;
+  for (int i = 0; i < 64; ++i) {
+    int fd = dup(1);
+    if (fd < 0) {
+      last_errno = errno;
+      break;
+    }
+    fds.emplace_back(fd);
+  }
+  int highest = fds.empty() ? -1 : fds.back().get();
+  fds.clear();
+  ASSERT_OK(setrlimit(RLIMIT_NOFILE, &saved));
+  EXPECT_EQ(last_errno, EMFILE);
+  EXPECT_EQ(highest, static_cast<int>(kLimit) - 1);
+}
+
+TEST(ProcessTest, SchedGetaffinityHasAtLeastOneCpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_OK(sched_getaffinity(0, sizeof(set), &set));
+  EXPECT_GE(CPU_COUNT(&set), 1);
+  // The raw syscall returns the number of bytes it wrote, a multiple of sizeof(long).
+  long n = syscall(SYS_sched_getaffinity, 0, sizeof(set), &set);
+  EXPECT_GT(n, 0);
+  EXPECT_EQ(n % static_cast<long>(sizeof(long)), 0);
+  EXPECT_LE(n, static_cast<long>(sizeof(set)));
+  EXPECT_ERRNO(syscall(SYS_sched_getaffinity, 0, 3, &set), EINVAL);  // Not a multiple of long.
+}
+
+TEST(ProcessTest, SchedYieldSucceeds) { EXPECT_EQ(sched_yield(), 0); }
+
+TEST(ProcessTest, GetrandomFillsBuffer) {
+  unsigned char a[64] = {}, b[64] = {}, zero[64] = {};
+  EXPECT_EQ(getrandom(a, sizeof(a), 0), 64);
+  EXPECT_EQ(getrandom(b, sizeof(b), GRND_NONBLOCK), 64);
+  EXPECT_NE(memcmp(a, b, sizeof(a)), 0);
+  EXPECT_NE(memcmp(a, zero, sizeof(a)), 0);
+  EXPECT_EQ(getrandom(a, 0, 0), 0);
+}
+
+TEST(ProcessTest, GetrandomBadFlagsFailWithEINVAL) {
+  unsigned char a[8];
+  EXPECT_ERRNO(getrandom(a, sizeof(a), 0x1000), EINVAL);
+}
+
+// The kernel writes 0 here when the thread exits; a static outlives it.
+pid_t g_clear_tid = -1;
+
+TEST(ProcessTest, SetTidAddressReturnsTid) {
+  EXPECT_EQ(syscall(SYS_set_tid_address, &g_clear_tid), gettid());
+}
+
+TEST(ProcessTest, SetRobustListRejectsBadLength) {
+  struct robust_list_head head = {};
+  EXPECT_ERRNO(syscall(SYS_set_robust_list, &head, sizeof(head) - 1), EINVAL);
+}
+
+#if defined(__x86_64__)
+TEST(ProcessTest, ArchPrctlGetFsIsTheThreadPointer) {
+  unsigned long fs = 0;
+  ASSERT_OK(syscall(SYS_arch_prctl, ARCH_GET_FS, &fs));
+  // x86-64 TLS: %fs points at glibc's thread control block, which is pthread_self().
+  EXPECT_EQ(fs, static_cast<unsigned long>(pthread_self()));
+  EXPECT_ERRNO(syscall(SYS_arch_prctl, 0x7777, &fs), EINVAL);
+}
+#endif
+
+}  // namespace
+}  // namespace husk_test

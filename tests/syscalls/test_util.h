@@ -1,0 +1,150 @@
+// Helpers shared by the syscall conformance tests. Header-only so that each test is one
+// self-contained binary; uses only calls that the first husk sandbox supports (see README).
+//
+// The start-up set: what every test binary calls before and around its tests (ld.so, glibc,
+// libstdc++, gtest, and TempDir): execve, brk, access("/etc/ld.so.preload"), openat, read,
+// pread64, newfstatat (also as fstat with AT_EMPTY_PATH), mmap, mprotect, munmap, close,
+// arch_prctl(ARCH_SET_FS), set_tid_address, set_robust_list, rseq, prlimit64(RLIMIT_STACK),
+// getrandom(GRND_NONBLOCK), futex(FUTEX_WAKE_PRIVATE), getcwd, ioctl(TCGETS on stdout), write,
+// exit_group; and for TempDir: mkdir (via mkdtemp), getdents64, unlink, rmdir.
+#ifndef HUSK_TESTS_SYSCALLS_TEST_UTIL_H_
+#define HUSK_TESTS_SYSCALLS_TEST_UTIL_H_
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "gtest/gtest.h"
+
+// Asserts that `expr` fails with -1 and errno == `err`; prints errno names on failure.
+#define EXPECT_ERRNO(expr, err)                                                                \
+  do {                                                                                         \
+    errno = 0;                                                                                 \
+    const long husk_r_ = static_cast<long>(expr);                                              \
+    const int husk_e_ = errno;                                                                 \
+    EXPECT_EQ(husk_r_, -1L) << #expr;                                                          \
+    EXPECT_EQ(husk_e_, (err)) << #expr << ": want " << ::husk_test::ErrnoName(err) << ", got " \
+                              << ::husk_test::ErrnoName(husk_e_);                              \
+  } while (0)
+
+// Asserts that `expr` (returning -1 on failure) succeeds; prints errno on failure.
+#define ASSERT_OK(expr)                                                        \
+  do {                                                                         \
+    errno = 0;                                                                 \
+    const long husk_r_ = static_cast<long>(expr);                              \
+    ASSERT_NE(husk_r_, -1L) << #expr << ": " << ::husk_test::ErrnoName(errno); \
+  } while (0)
+
+namespace husk_test {
+
+inline std::string ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? name : std::to_string(err);
+}
+
+// Owns one file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) Reset(std::exchange(o.fd_, -1));
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void Reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+  int Release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_ = -1;
+};
+
+// Removes `path` and everything under it; never follows symlinks.
+inline void RemoveTree(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    if (DIR* d = opendir(path.c_str())) {
+      while (struct dirent* e = readdir(d)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        RemoveTree(path + "/" + name);
+      }
+      closedir(d);
+    }
+    rmdir(path.c_str());
+  } else {
+    unlink(path.c_str());
+  }
+}
+
+// A fresh, uniquely named directory under /tmp, removed with its contents at the end. Tests
+// never write anywhere else: natively, anything outside it would be the host's.
+class TempDir {
+ public:
+  TempDir() {
+    char templ[] = "/tmp/husk-syscalls-XXXXXX";
+    if (mkdtemp(templ) == nullptr) {
+      ADD_FAILURE() << "mkdtemp: " << ErrnoName(errno);
+      return;
+    }
+    path_ = templ;
+  }
+  ~TempDir() {
+    if (!path_.empty()) RemoveTree(path_);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string Join(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Creates (or truncates) `path` holding `contents`. Returns false on any error.
+inline bool WriteFile(const std::string& path, const std::string& contents, mode_t mode = 0644) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return false;
+  bool ok = write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size());
+  return close(fd) == 0 && ok;
+}
+
+// Reads from `fd` until EOF (at most `limit` bytes).
+inline std::string ReadAll(int fd, size_t limit = 1 << 20) {
+  std::string out;
+  char buf[4096];
+  while (out.size() < limit) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+inline std::string ReadFile(const std::string& path) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return "";
+  return ReadAll(fd.get());
+}
+
+}  // namespace husk_test
+
+#endif  // HUSK_TESTS_SYSCALLS_TEST_UTIL_H_

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -41,6 +42,12 @@ bool WriteFile(const std::string& path, const std::string& text) {
   return ok;
 }
 
+// Puts fd at `to` without close-on-exec (dup2 onto itself would keep the flag).
+bool MoveFd(int fd, int to) {
+  if (fd == to) return fcntl(fd, F_SETFD, 0) == 0;
+  return dup2(fd, to) == to;
+}
+
 [[noreturn]] void ExecSelf(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -58,7 +65,7 @@ pid_t StartGofer(int sock) {
   int null = open("/dev/null", O_RDWR);
   dup2(null, 0);
   dup2(null, 1);
-  if (dup2(sock, 3) < 0) _exit(125);
+  if (!MoveFd(sock, 3)) _exit(125);
   for (int fd = 4; fd < 1024; fd++) close(fd);
   if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
     fprintf(stderr, "husk: gofer namespaces: %s\n", strerror(errno));
@@ -139,7 +146,16 @@ int DoMain(int argc, char** argv) {
     close(sync[1]);
     char c;
     if (read(sync[0], &c, 1) != 1) _exit(125);  // the parent failed to map our ids
-    if (dup2(sv[0], 3) < 0) _exit(125);
+    // Become the namespace's root (the mapped host user), dropping the host's
+    // supplementary groups where the map allows it; exec then grants the
+    // capabilities of that namespace only.
+    setgroups(0, nullptr);
+    if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) {
+      fprintf(stderr, "husk do: cannot become root in the sandbox's user namespace: %s\n",
+              strerror(errno));
+      _exit(125);
+    }
+    if (!MoveFd(sv[0], 3)) _exit(125);
     for (int fd = 4; fd < 1024; fd++) close(fd);
     ExecSelf(args);
   }
@@ -153,7 +169,8 @@ int DoMain(int argc, char** argv) {
   std::string base = absl::StrFormat("/proc/%d/", pid);
   std::string uid_to = uid == 0 ? "65534" : std::to_string(uid);
   std::string gid_to = uid == 0 ? "65534" : std::to_string(gid);
-  bool ok = WriteFile(base + "setgroups", "deny") &&
+  // Unprivileged callers must give up setgroups before mapping gids.
+  bool ok = (uid == 0 || WriteFile(base + "setgroups", "deny")) &&
             WriteFile(base + "uid_map", "0 " + uid_to + " 1\n") &&
             WriteFile(base + "gid_map", "0 " + gid_to + " 1\n");
   if (!ok) {

@@ -92,11 +92,6 @@ int GoferCommand(int argc, char** argv) {
     fprintf(stderr, "husk gofer: %s\n", std::string(st.message()).c_str());
     return 125;
   }
-  st = gofer::InstallGoferSeccomp(read_only);
-  if (!st.ok()) {
-    fprintf(stderr, "husk gofer: %s\n", std::string(st.message()).c_str());
-    return 125;
-  }
   st = gofer::Serve(UniqueFd(sock), std::move(root_dir), read_only);
   if (!st.ok()) {
     fprintf(stderr, "husk gofer: %s\n", std::string(st.message()).c_str());

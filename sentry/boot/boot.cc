@@ -90,9 +90,9 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
   for (auto& m : mounts) {
     auto point = root->Child(m.name);
     if (!point.ok()) {
-      // The host root lacks the directory: make it in the writable layer.
-      ASSIGN_OR_RETURN(vfs::InodeRef dir, root_inode->Mkdir(m.name, S_IFDIR | 0755));
-      root->AddChild(m.name, dir);
+      // The host's directory is missing or unreadable to the gofer (a host
+      // /proc, say): the mount covers it anyway, on a sentry-made mountpoint.
+      root->AddChild(m.name, tmpfs::NewTmpfsRoot(0555));
       ASSIGN_OR_RETURN(point, root->Child(m.name));
     }
     (*point)->Mount(m.fs);

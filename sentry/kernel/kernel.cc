@@ -151,6 +151,7 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   regs.cs = 0x33;  // __USER_CS
   regs.ss = 0x2b;  // __USER_DS
   regs.eflags = 0x202;
+  regs.orig_rax = ~0ULL;  // not in a syscall: no restart logic on the first resume
   fds.CloseOnExec();
   for (auto& act : sigactions) {
     if (act.handler != reinterpret_cast<uint64_t>(SIG_IGN)) act = SigAction{};
@@ -211,9 +212,17 @@ void Task::Run() {
         if (!mm_->HandleFault(stop.addr)) {
           // No handler delivery yet: the default action of SIGSEGV/SIGBUS.
           if (k.strace) {
-            Log(k, absl::StrFormat("--- %s {si_addr=%#x} at ip %#x ---\n",
-                                   stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV", stop.addr,
+            Log(k, absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} at ip %#x ---\n",
+                                   stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV", stop.info.si_code, stop.addr,
                                    regs.rip));
+          }
+          if (k.strace) {
+            unsigned char code[8] = {};
+            mm_->CopyInPartial(regs.rip, code, sizeof(code));
+            Log(k, absl::StrFormat("    code at ip: %02x %02x %02x %02x %02x %02x %02x %02x rsp=%#x\n",
+                                   code[0], code[1], code[2], code[3], code[4], code[5], code[6],
+                                   code[7], regs.rsp));
+            Log(k, absl::StrFormat("    cs=%#x ss=%#x ds=%#x es=%#x fs=%#x gs=%#x fl=%#x fsb=%#x gsb=%#x\n", regs.cs, regs.ss, regs.ds, regs.es, regs.fs, regs.gs, regs.eflags, regs.fs_base, regs.gs_base));
           }
           Exit(stop.info.si_signo | 0x80);  // killed, core dumped
         }

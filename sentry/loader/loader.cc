@@ -232,6 +232,11 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
   for (auto& s : envp) arg_bytes += s.size() + 1 + 8;
   if (arg_bytes > kMaxArgBytes) return Errno{E2BIG};
 
+  // The stack sits just under the top of the application's range; mmap
+  // places mappings below it, leaving a gap as Linux does.
+  uintptr_t stack_top = mm.max_addr() - 0x10000;
+  mm.SetMmapBase(stack_top - kStackSize - (128u << 20));
+
   std::string path = path_in;
   vfs::DentryRef dentry;
   vfs::FileRef file;
@@ -300,9 +305,6 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
   }
   mm.SetBrkBase(exe.end);
 
-  // The stack sits just under the top of the application's range; mmap
-  // places mappings below it, leaving a guard gap as Linux does.
-  uintptr_t stack_top = mm.max_addr() - 0x10000;
   MmapRequest st;
   st.addr = stack_top - kStackSize;
   st.length = kStackSize;
@@ -310,7 +312,6 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
   st.flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN;
   st.name = "[stack]";
   TRY(mm.Mmap(st));
-  mm.SetMmapBase(stack_top - kStackSize - (128u << 20));
 
   std::vector<std::pair<uint64_t, uint64_t>> auxv = {
       {AT_PHDR, exe.phdr},

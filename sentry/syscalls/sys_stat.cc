@@ -13,9 +13,16 @@ namespace {
 Result<long> StatAt(Task& t, int dirfd, uintptr_t path_addr, uintptr_t out, int flags) {
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
-  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
-                                               (flags & AT_EMPTY_PATH) != 0));
-  ASSIGN_OR_RETURN(struct stat st, d->inode()->Stat());
+  struct stat st;
+  if (path.empty() && (flags & AT_EMPTY_PATH) && dirfd != AT_FDCWD) {
+    // fstat(2) by another name: works for files without a path (stdio).
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(dirfd));
+    ASSIGN_OR_RETURN(st, f->Stat());
+  } else {
+    ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                                 (flags & AT_EMPTY_PATH) != 0));
+    ASSIGN_OR_RETURN(st, d->inode()->Stat());
+  }
   TRY(t.CopyOutObj(out, st));
   return 0L;
 }

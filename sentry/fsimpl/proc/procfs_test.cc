@@ -90,13 +90,30 @@ class ProcfsTest : public ::testing::Test {
                            {{0, "/dev/null"}, {1, "pipe:[7]"}, {2, "/dev/null"}}};
     provider_->procs[42] = {"", "/usr/bin/sh", "/tmp", std::string("sh\0", 3), "sh\n", {}};
     root_ = NewProcRoot(provider_);
-    fs_.root = std::make_shared<vfs::Dentry>("", nullptr, root_);
-    fs_.cwd = fs_.root;
   }
 
-  Result<vfs::InodeRef> Walk(const std::string& path, bool follow = true) {
-    ASSIGN_OR_RETURN(vfs::DentryRef d, vfs::Resolve(fs_, fs_.root, path, follow));
-    return d->inode();
+  // A small walker following symlinks (the VFS's Resolve is exercised in
+  // ThroughTheVfs only).
+  Result<vfs::InodeRef> Walk(const std::string& path, bool follow = true, int depth = 0) {
+    if (depth > 8) return Errno{ELOOP};
+    vfs::InodeRef cur = root_;
+    size_t i = 0;
+    while (i < path.size()) {
+      size_t j = path.find('/', i);
+      if (j == std::string::npos) j = path.size();
+      std::string name = path.substr(i, j - i);
+      i = j + 1;
+      if (name.empty()) continue;
+      ASSIGN_OR_RETURN(vfs::InodeRef next, cur->Lookup(name));
+      if (next->IsSymlink() && (follow || i < path.size())) {
+        ASSIGN_OR_RETURN(std::string target, next->Readlink());
+        // A relative target starts in the directory holding the link.
+        std::string dir = path.substr(0, j - name.size());
+        ASSIGN_OR_RETURN(next, Walk(target[0] == '/' ? target : dir + target, true, depth + 1));
+      }
+      cur = next;
+    }
+    return cur;
   }
 
   std::string ReadFile(const std::string& path) {
@@ -131,7 +148,6 @@ class ProcfsTest : public ::testing::Test {
 
   std::shared_ptr<FakeProvider> provider_ = std::make_shared<FakeProvider>();
   vfs::InodeRef root_;
-  vfs::FsContext fs_;
 };
 
 TEST_F(ProcfsTest, RootListing) {
@@ -305,6 +321,19 @@ TEST_F(ProcfsTest, ChangesAreRefused) {
   a.set_mode = true;
   EXPECT_ERRNO(Walk("/1/maps").value()->SetAttributes(a), EPERM);
   EXPECT_ERRNO(root_->Lookup(std::string(256, '1')), ENAMETOOLONG);
+}
+
+TEST_F(ProcfsTest, ThroughTheVfs) {
+  vfs::FsContext fs;
+  fs.root = std::make_shared<vfs::Dentry>("", nullptr, root_);
+  fs.cwd = fs.root;
+  auto d = vfs::Resolve(fs, fs.cwd, "/self/fd/1", false);
+  ASSERT_OK(d);
+  EXPECT_EQ((*d)->inode()->Readlink().value(), "pipe:[7]");
+  EXPECT_EQ((*d)->Path(), "/1/fd/1");
+  auto comm = vfs::Resolve(fs, fs.cwd, "/thread-self/comm", true);
+  ASSERT_OK(comm);
+  EXPECT_EQ((*comm)->Path(), "/1/task/1/comm");
 }
 
 }  // namespace

@@ -67,6 +67,7 @@ Status Dir::InsertLocked(const std::string& name, vfs::InodeRef inode) {
   if (inode->IsDir()) {
     subdirs_++;
     if (auto* dir = dynamic_cast<Dir*>(Own(inode, fs_.get()))) {
+      dir->AssertLocked();
       dir->parent_ = std::static_pointer_cast<Dir>(shared_from_this());
     }
   }
@@ -80,6 +81,7 @@ Result<vfs::InodeRef> Dir::Create(const std::string& name, mode_t mode) {
   auto file = std::make_shared<RegularFile>(fs_, mode & 07777);
   absl::MutexLock lock(&fs_->mu);
   // Like inode_init_owner(): a set-group-ID directory passes on its group.
+  file->AssertLocked();
   if (perm_ & S_ISGID) file->InheritGroupLocked(gid_);
   TRY(InsertLocked(name, file));
   return vfs::InodeRef(file);
@@ -90,6 +92,7 @@ Result<vfs::InodeRef> Dir::Mkdir(const std::string& name, mode_t mode) {
   // mkdir(2) keeps only the permission and sticky bits.
   auto dir = std::make_shared<Dir>(fs_, mode & 01777);
   absl::MutexLock lock(&fs_->mu);
+  dir->AssertLocked();
   if (perm_ & S_ISGID) dir->InheritGroupLocked(gid_);
   TRY(InsertLocked(name, dir));
   return vfs::InodeRef(dir);
@@ -102,6 +105,7 @@ Result<vfs::InodeRef> Dir::Symlink(const std::string& name, const std::string& t
   if (target.size() >= PATH_MAX) return Errno{ENAMETOOLONG};
   auto link = std::make_shared<SymlinkInode>(fs_, target);
   absl::MutexLock lock(&fs_->mu);
+  link->AssertLocked();
   if (perm_ & S_ISGID) link->InheritGroupLocked(gid_);
   TRY(InsertLocked(name, link));
   return vfs::InodeRef(link);
@@ -114,7 +118,10 @@ Status Dir::Link(const std::string& name, vfs::InodeRef inode) {
   // link(2) refuses directories with EPERM; a tmpfs directory has one parent.
   if (own != nullptr && own->IsDir()) return Errno{EPERM};
   TRY(InsertLocked(name, inode));
-  if (own != nullptr) own->AddLinkLocked();
+  if (own != nullptr) {
+    own->AssertLocked();
+    own->AddLinkLocked();
+  }
   return Ok();
 }
 
@@ -125,7 +132,10 @@ Status Dir::Unlink(const std::string& name) {
   if (it == children_.end()) return Errno{ENOENT};
   // Linux returns EISDIR (POSIX allows EPERM) for unlink of a directory.
   if (it->second->IsDir()) return Errno{EISDIR};
-  if (InodeBase* own = Own(it->second, fs_.get())) own->DropLinkLocked();
+  if (InodeBase* own = Own(it->second, fs_.get())) {
+    own->AssertLocked();
+    own->DropLinkLocked();
+  }
   children_.erase(it);
   TouchModifyLocked();
   return Ok();
@@ -139,6 +149,7 @@ Status Dir::Rmdir(const std::string& name) {
   if (!it->second->IsDir()) return Errno{ENOTDIR};
   auto* dir = dynamic_cast<Dir*>(Own(it->second, fs_.get()));
   if (dir == nullptr) return Errno{EBUSY};  // a foreign directory linked in
+  dir->AssertLocked();
   if (!dir->children_.empty()) return Errno{ENOTEMPTY};
   dir->DropLinkLocked();
   children_.erase(it);

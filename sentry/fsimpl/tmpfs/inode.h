@@ -38,6 +38,9 @@ class InodeBase : public vfs::Inode {
 
   uint64_t ino() const { return ino_; }
   const std::shared_ptr<Filesystem>& fs() const { return fs_; }
+  // For a caller holding the lock of another inode of this instance: tells
+  // the analysis (and checks) that it is this inode's lock too.
+  void AssertLocked() const ABSL_ASSERT_EXCLUSIVE_LOCK(fs_->mu) { fs_->mu.AssertHeld(); }
 
   // mtime = ctime = now (a change of content).
   void TouchModifyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);

@@ -1,0 +1,13 @@
+#!/bin/sh
+# Builds husk and runs every test: unit tests, the fence self-test, and the
+# syscall conformance suite natively and inside `husk do`; then the unit
+# tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -eu
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs" --target unit_tests husk_fence
+ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"

@@ -49,7 +49,9 @@ Status InstallSentrySeccomp(int memfd) {
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
   for (int nr : {SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(exit),
                  SCMP_SYS(exit_group), SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(getppid),
-                 SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity), SCMP_SYS(restart_syscall)})
+                 SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity), SCMP_SYS(restart_syscall),
+                 // pthread_create reads the creating thread's scheduling policy.
+                 SCMP_SYS(sched_getparam), SCMP_SYS(sched_getscheduler)})
     allow(nr);
   // The ptrace platform: trace, wait for, pin and kill stubs.
   for (int nr : {SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(kill), SCMP_SYS(tgkill),

@@ -276,7 +276,7 @@ void SweepStale(const std::string& parent) {
   while (struct dirent* e = readdir(d)) {
     int pid = 0;
     if (sscanf(e->d_name, "husk_fence-%d-", &pid) != 1 || pid <= 0) continue;
-    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;  // Signal 0 only asks whether it lives.
     rmdir((parent + "/" + e->d_name).c_str());
   }
   closedir(d);

@@ -5,7 +5,8 @@
 namespace husk {
 
 Result<int> FdTable::Add(vfs::FileRef file, bool cloexec, int min_fd) {
-  if (min_fd < 0 || min_fd >= limit_) return Errno{min_fd < 0 ? EINVAL : EMFILE};
+  // fcntl(F_DUPFD): EINVAL when the minimum is negative or past RLIMIT_NOFILE.
+  if (min_fd < 0 || min_fd >= limit_) return Errno{EINVAL};
   int fd = min_fd;
   for (auto it = fds_.lower_bound(min_fd); it != fds_.end() && it->first == fd; ++it) fd++;
   if (fd >= limit_) return Errno{EMFILE};

@@ -95,7 +95,8 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   if (path.empty()) return Errno{ENOENT};
   // O_TMPFILE and O_CREAT|O_DIRECTORY are not supported combinations here.
   if ((flags & __O_TMPFILE) == __O_TMPFILE) return Errno{EOPNOTSUPP};
-  ASSIGN_OR_RETURN(vfs::DentryRef start, StartDir(t, dirfd));
+  ASSIGN_OR_RETURN(vfs::DentryRef start,
+                   path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
   vfs::DentryRef d;
   bool created = false;
   if (flags & O_CREAT) {
@@ -103,14 +104,23 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     ASSIGN_OR_RETURN(vfs::ParentAndName pn, vfs::ResolveParent(t.fs, start, path));
     if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir) return Errno{EISDIR};
     auto existing = pn.parent->Child(pn.name);
+    // O_CREAT follows a final symlink (unless O_EXCL or O_NOFOLLOW), and
+    // creates the target of a dangling one (open(2)).
+    for (int hops = 0; existing.ok() && (*existing)->inode()->IsSymlink() &&
+                       !(*existing)->mounted() && !(flags & O_EXCL);
+         hops++) {
+      if (flags & O_NOFOLLOW) return Errno{ELOOP};
+      if (hops >= vfs::kMaxSymlinks) return Errno{ELOOP};
+      ASSIGN_OR_RETURN(std::string target, (*existing)->inode()->Readlink());
+      ASSIGN_OR_RETURN(pn, vfs::ResolveParent(t.fs, pn.parent, target));
+      if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir)
+        return Errno{EISDIR};
+      existing = pn.parent->Child(pn.name);
+    }
     if (existing.ok()) {
       if (flags & O_EXCL) return Errno{EEXIST};
       d = *existing;
       while (d->mounted()) d = d->mounted();
-      if (d->inode()->IsSymlink()) {
-        if (flags & O_NOFOLLOW) return Errno{ELOOP};
-        ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs, start, path, true));
-      }
     } else if (existing.error() != ENOENT) {
       return Errno{existing.error()};
     } else {
@@ -301,6 +311,16 @@ SyscallResult SysIoctl(Task& t, const Args& a) {
     case FIONCLEX:
       e->cloexec = false;
       return 0L;
+    case FIONREAD:
+      if (e->file->inode()->IsRegular()) {
+        // Bytes between the offset and the end of the file.
+        ASSIGN_OR_RETURN(struct stat st, e->file->Stat());
+        ASSIGN_OR_RETURN(off_t pos, e->file->Seek(0, SEEK_CUR));
+        int n = static_cast<int>(std::max<off_t>(0, st.st_size - pos));
+        TRY(t.CopyOutObj(a.Ptr(2), n));
+        return 0L;
+      }
+      return e->file->Ioctl(t.mm(), cmd, a.Ptr(2));
     default:
       return e->file->Ioctl(t.mm(), cmd, a.Ptr(2));
   }

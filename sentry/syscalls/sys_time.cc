@@ -86,7 +86,8 @@ SyscallResult SysNanosleep(Task& t, const Args& a) {
 
 SyscallResult SysClockNanosleep(Task& t, const Args& a) {
   int clock = a.Int(0);
-  if (clock == CLOCK_THREAD_CPUTIME_ID) return Errno{EINVAL};
+  // Linux: sleeping on the calling thread's own CPU clock is EOPNOTSUPP (glibc maps it to EINVAL).
+  if (clock == CLOCK_THREAD_CPUTIME_ID) return Errno{EOPNOTSUPP};
   if (!ValidClock(clock) || clock == CLOCK_MONOTONIC_RAW || clock == CLOCK_REALTIME_COARSE ||
       clock == CLOCK_MONOTONIC_COARSE)
     return Errno{EINVAL};

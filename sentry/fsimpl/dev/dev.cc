@@ -14,9 +14,8 @@ vfs::InodeRef NewDevRoot() {
     const char* name;
     MemDevice kind;
   } kDevices[] = {
-      {"null", MemDevice::kNull},     {"zero", MemDevice::kZero},
-      {"full", MemDevice::kFull},     {"random", MemDevice::kRandom},
-      {"urandom", MemDevice::kURandom},
+      {"null", MemDevice::kNull},     {"zero", MemDevice::kZero},       {"full", MemDevice::kFull},
+      {"random", MemDevice::kRandom}, {"urandom", MemDevice::kURandom},
   };
   // A fresh tmpfs cannot refuse these names; a failure is a bug here.
   for (const auto& d : kDevices) {

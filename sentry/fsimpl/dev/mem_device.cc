@@ -106,7 +106,7 @@ class MemDeviceInode : public vfs::Inode {
   dev_t fs_dev() const { return fs_dev_; }
 
   Result<struct stat> Stat() override {
-    struct stat st{};
+    struct stat st {};
     absl::MutexLock lock(&mu_);
     st.st_dev = fs_dev_;
     st.st_ino = ino_;

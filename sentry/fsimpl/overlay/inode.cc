@@ -208,8 +208,8 @@ class LowerFile : public vfs::File {
     if (m == nullptr) return nullptr;
     auto st = inode_->Stat();
     if (!st.ok()) return m;
-    return std::make_shared<LowerMappable>(std::move(m), dentry_ ? dentry_->Path() : "",
-                                           st->st_ino, st->st_dev);
+    return std::make_shared<LowerMappable>(std::move(m), dentry_ ? dentry_->Path() : "", st->st_ino,
+                                           st->st_dev);
   }
 
  private:

@@ -44,8 +44,8 @@ using OverlayRef = std::shared_ptr<OverlayInode>;
 // directory live as long as the directory.
 class OverlayInode : public vfs::Inode {
  public:
-  OverlayInode(std::shared_ptr<OverlayFs> fs, mode_t type, vfs::InodeRef upper,
-               vfs::InodeRef lower, std::weak_ptr<OverlayInode> parent, std::string name);
+  OverlayInode(std::shared_ptr<OverlayFs> fs, mode_t type, vfs::InodeRef upper, vfs::InodeRef lower,
+               std::weak_ptr<OverlayInode> parent, std::string name);
 
   Result<struct stat> Stat() override;
   mode_t Type() override { return type_; }
@@ -57,8 +57,7 @@ class OverlayInode : public vfs::Inode {
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
   Status Unlink(const std::string& name) override;
   Status Rmdir(const std::string& name) override;
-  Status Rename(const std::string& name, vfs::Inode& new_dir,
-                const std::string& new_name) override;
+  Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;
 
   Result<std::string> Readlink() override;
   Result<vfs::FileRef> Open(int flags) override;

@@ -98,7 +98,9 @@ class OverlayTest : public ::testing::Test {
     fs_.cwd = fs_.root;
   }
 
-  void TearDown() override { EXPECT_EQ(lower_changes_, 0) << "the overlay tried to change the lower"; }
+  void TearDown() override {
+    EXPECT_EQ(lower_changes_, 0) << "the overlay tried to change the lower";
+  }
 
   static void Write(const vfs::InodeRef& f, const std::string& s) {
     ASSERT_OK(f->WriteAt(s.data(), s.size(), 0));
@@ -329,7 +331,7 @@ TEST_F(OverlayTest, ErrnosOfDirectoryChanges) {
   EXPECT_ERRNO(root_->Rmdir("nothing"), ENOENT);
   EXPECT_ERRNO(root_->Lookup(std::string(256, 'x')), ENAMETOOLONG);
   EXPECT_ERRNO(O("etc/passwd").value()->Create("x", 0644), ENOTDIR);
-  EXPECT_ERRNO(root_->Symlink("s", ""), ENOENT);                   // tmpfs's answer
+  EXPECT_ERRNO(root_->Symlink("s", ""), ENOENT);  // tmpfs's answer
   EXPECT_TRUE(List("etc") == (std::vector<std::string>{"hosts", "passwd", "sub"}));
 }
 
@@ -448,7 +450,8 @@ TEST_F(OverlayTest, ThroughTheVfs) {
   auto pn = vfs::ResolveParent(fs_, fs_.cwd, "/etc/sub/newfile");
   ASSERT_OK(pn);
   ASSERT_OK(pn->parent->inode()->Create(pn->name, 0644));
-  EXPECT_EQ(vfs::Resolve(fs_, fs_.cwd, "/etc/sub/newfile", true).value()->Path(), "/etc/sub/newfile");
+  EXPECT_EQ(vfs::Resolve(fs_, fs_.cwd, "/etc/sub/newfile", true).value()->Path(),
+            "/etc/sub/newfile");
 }
 
 TEST(OverlayNoLowerTest, UpperOnly) {

@@ -38,7 +38,7 @@ ProcInode::ProcInode(std::shared_ptr<ProcFs> fs, mode_t mode, uint64_t ino)
 
 Result<struct stat> ProcInode::Stat() {
   TRY(CheckAlive());
-  struct stat st{};
+  struct stat st {};
   st.st_dev = fs_->dev;
   st.st_ino = ino_;
   st.st_mode = mode_;
@@ -50,6 +50,13 @@ Result<struct stat> ProcInode::Stat() {
 }
 
 // ---- Directories ----
+
+Result<vfs::FileRef> ProcDir::Open(int flags) {
+  bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  if (write && !(flags & O_PATH)) return Errno{EISDIR};
+  TRY(CheckAlive());
+  return Inode::Open(flags);
+}
 
 Result<vfs::InodeRef> ProcDir::Lookup(const std::string& name) {
   if (name.size() > NAME_MAX) return Errno{ENAMETOOLONG};
@@ -93,8 +100,7 @@ Status ProcDir::Rmdir(const std::string& name) {
   return Errno{EPERM};
 }
 
-Status ProcDir::Rename(const std::string& name, vfs::Inode& new_dir,
-                       const std::string& new_name) {
+Status ProcDir::Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) {
   auto* target_dir = dynamic_cast<ProcDir*>(&new_dir);
   if (target_dir == nullptr || target_dir->fs_ != fs_) return Errno{EXDEV};
   ASSIGN_OR_RETURN(vfs::InodeRef src, Lookup(name));

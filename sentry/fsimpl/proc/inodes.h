@@ -74,6 +74,8 @@ class ProcDir : public ProcInode {
   // The child `name`, or ENOENT.
   virtual Result<vfs::InodeRef> Child(const std::string& name) = 0;
 
+  // open(2): EISDIR for write access or O_TRUNC.
+  Result<vfs::FileRef> Open(int flags) override;
   Result<vfs::InodeRef> Lookup(const std::string& name) override;
   Result<std::vector<vfs::Dirent>> ReadDir() override;
   Result<vfs::InodeRef> Create(const std::string& name, mode_t mode) override;
@@ -81,8 +83,7 @@ class ProcDir : public ProcInode {
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
   Status Unlink(const std::string& name) override;
   Status Rmdir(const std::string& name) override;
-  Status Rename(const std::string& name, vfs::Inode& new_dir,
-                const std::string& new_name) override;
+  Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;
 
  protected:
   // Stat()'s link count: 2 + subdirectories.

@@ -20,15 +20,15 @@ namespace husk::procfs {
 class ProcProvider {
  public:
   virtual ~ProcProvider() = default;
-  virtual int CurrentPid() = 0;                      // the calling task's pid, for /proc/self
+  virtual int CurrentPid() = 0;  // the calling task's pid, for /proc/self
   virtual std::vector<int> Pids() = 0;
   virtual Result<std::string> Maps(int pid) = 0;     // text of /proc/pid/maps
   virtual Result<std::string> ExePath(int pid) = 0;  // target of /proc/pid/exe
   virtual Result<std::string> CwdPath(int pid) = 0;
-  virtual Result<std::string> Cmdline(int pid) = 0;     // NUL-separated
-  virtual Result<std::string> Comm(int pid) = 0;        // the name, with or without "\n"
-  virtual Result<std::string> StatusText(int pid) = 0;  // whole /proc/pid/status
-  virtual Result<std::string> StatText(int pid) = 0;    // whole /proc/pid/stat
+  virtual Result<std::string> Cmdline(int pid) = 0;             // NUL-separated
+  virtual Result<std::string> Comm(int pid) = 0;                // the name, with or without "\n"
+  virtual Result<std::string> StatusText(int pid) = 0;          // whole /proc/pid/status
+  virtual Result<std::string> StatText(int pid) = 0;            // whole /proc/pid/stat
   virtual Result<std::map<int, std::string>> Fds(int pid) = 0;  // fd -> link target
   virtual std::string MemInfo() = 0;
   virtual std::string CpuInfo() = 0;

@@ -1,5 +1,3 @@
-#include "sentry/fsimpl/proc/proc.h"
-
 #include <errno.h>
 
 #include <map>
@@ -7,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "sentry/fsimpl/proc/proc.h"
 
 namespace husk::procfs {
 namespace {
@@ -294,6 +293,8 @@ TEST_F(ProcfsTest, WritesFail) {
   vfs::FileRef status = Walk("/1/status").value()->Open(O_RDWR).value();
   EXPECT_ERRNO(status->Write("x", 1), EINVAL);
   EXPECT_ERRNO(status->PWrite("x", 1, 0), EINVAL);
+  EXPECT_ERRNO(Walk("/1").value()->Open(O_WRONLY), EISDIR);
+  ASSERT_OK(Walk("/1/fd").value()->Open(O_RDONLY | O_DIRECTORY));
   vfs::FileRef ro = Walk("/1/status").value()->Open(O_RDONLY).value();
   EXPECT_ERRNO(ro->Write("x", 1), EBADF);
   char c;

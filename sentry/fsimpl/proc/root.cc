@@ -41,8 +41,8 @@ class RootDir : public ProcDir {
       fixed_[name] = std::make_shared<ProcFile>(fs, vfs::NextInodeNumber(), std::move(render), EIO);
     };
     auto link = [&](const char* name, std::function<Result<std::string>()> target) {
-      fixed_[name] = std::make_shared<ProcSymlink>(fs, 0777, vfs::NextInodeNumber(),
-                                                   std::move(target));
+      fixed_[name] =
+          std::make_shared<ProcSymlink>(fs, 0777, vfs::NextInodeNumber(), std::move(target));
     };
     // The lambdas may use the raw provider: each child keeps fs (and with
     // it the provider) alive.

@@ -29,6 +29,12 @@ InodeBase* Own(const vfs::InodeRef& inode, const Filesystem* fs) {
 
 }  // namespace
 
+Result<vfs::FileRef> Dir::Open(int flags) {
+  bool write = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  if (write && !(flags & O_PATH)) return Errno{EISDIR};
+  return Inode::Open(flags);
+}
+
 Result<vfs::InodeRef> Dir::Lookup(const std::string& name) {
   TRY(CheckName(name));
   absl::MutexLock lock(&fs_->mu);

@@ -16,16 +16,13 @@ timespec Now() {
 }
 
 InodeBase::InodeBase(std::shared_ptr<Filesystem> fs, mode_t mode)
-    : fs_(std::move(fs)),
-      ino_(vfs::NextInodeNumber()),
-      type_(mode & S_IFMT),
-      perm_(mode & 07777) {
+    : fs_(std::move(fs)), ino_(vfs::NextInodeNumber()), type_(mode & S_IFMT), perm_(mode & 07777) {
   timespec now = Now();
   atime_ = mtime_ = ctime_ = now;
 }
 
 Result<struct stat> InodeBase::Stat() {
-  struct stat st{};
+  struct stat st {};
   absl::MutexLock lock(&fs_->mu);
   st.st_dev = fs_->dev;
   st.st_ino = ino_;

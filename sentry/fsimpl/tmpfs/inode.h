@@ -81,7 +81,8 @@ class RegularFile : public InodeBase {
  public:
   static constexpr size_t kPage = 4096;
 
-  RegularFile(std::shared_ptr<Filesystem> fs, mode_t perm) : InodeBase(std::move(fs), S_IFREG | perm) {}
+  RegularFile(std::shared_ptr<Filesystem> fs, mode_t perm)
+      : InodeBase(std::move(fs), S_IFREG | perm) {}
 
   Result<vfs::FileRef> Open(int flags) override;
   Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override;
@@ -115,6 +116,8 @@ class Dir : public InodeBase {
  public:
   Dir(std::shared_ptr<Filesystem> fs, mode_t perm) : InodeBase(std::move(fs), S_IFDIR | perm) {}
 
+  // open(2): EISDIR for write access or O_TRUNC.
+  Result<vfs::FileRef> Open(int flags) override;
   Result<vfs::InodeRef> Lookup(const std::string& name) override;
   Result<std::vector<vfs::Dirent>> ReadDir() override;
   Result<vfs::InodeRef> Create(const std::string& name, mode_t mode) override;
@@ -122,8 +125,7 @@ class Dir : public InodeBase {
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
   Status Unlink(const std::string& name) override;
   Status Rmdir(const std::string& name) override;
-  Status Rename(const std::string& name, vfs::Inode& new_dir,
-                const std::string& new_name) override;
+  Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;
 
   // Links `inode` as `name` (AddChild in tmpfs.h).
   Status Link(const std::string& name, vfs::InodeRef inode);

@@ -12,10 +12,10 @@ namespace husk::tmpfs {
 namespace {
 
 #define ASSERT_OK(expr) ASSERT_TRUE((expr).ok()) << #expr " failed: errno " << (expr).error()
-#define EXPECT_ERRNO(expr, e)        \
-  do {                               \
-    auto r_ = (expr);                \
-    ASSERT_FALSE(r_.ok()) << #expr;  \
+#define EXPECT_ERRNO(expr, e)          \
+  do {                                 \
+    auto r_ = (expr);                  \
+    ASSERT_FALSE(r_.ok()) << #expr;    \
     EXPECT_EQ(r_.error(), e) << #expr; \
   } while (0)
 
@@ -181,6 +181,10 @@ TEST(TmpfsTest, OpenTruncAndGenericFile) {
     ASSERT_OK((*file)->Write("gh", 2));
     EXPECT_EQ(ReadAll(f), "abcdefgh");
   }
+  EXPECT_ERRNO(root->Open(O_RDWR), EISDIR);
+  EXPECT_ERRNO(root->Open(O_RDONLY | O_TRUNC), EISDIR);
+  ASSERT_OK(root->Open(O_RDONLY | O_DIRECTORY));
+  ASSERT_OK(root->Open(O_WRONLY | O_PATH));
   AgeTimes(f);
   ASSERT_OK(f->Open(O_WRONLY | O_TRUNC));
   EXPECT_EQ(StatOf(f).st_size, 0);
@@ -362,9 +366,9 @@ class TmpfsRenameTest : public ::testing::Test {
 
 // The errnos below were checked against Linux tmpfs.
 TEST_F(TmpfsRenameTest, Errors) {
-  EXPECT_ERRNO(b_->Rename("f", *x_, "b"), ENOTEMPTY);  // target is the source's parent
-  EXPECT_ERRNO(x_->Rename("b", *b_, "z"), EINVAL);     // into itself
-  EXPECT_ERRNO(x_->Rename("b", *c_, "z"), EINVAL);     // below itself
+  EXPECT_ERRNO(b_->Rename("f", *x_, "b"), ENOTEMPTY);     // target is the source's parent
+  EXPECT_ERRNO(x_->Rename("b", *b_, "z"), EINVAL);        // into itself
+  EXPECT_ERRNO(x_->Rename("b", *c_, "z"), EINVAL);        // below itself
   EXPECT_ERRNO(b_->Rename("c", *root_, "x"), ENOTEMPTY);  // over an ancestor
   EXPECT_ERRNO(x_->Rename("g", *x_, "b"), EISDIR);
   EXPECT_ERRNO(x_->Rename("b", *x_, "g"), ENOTDIR);
@@ -427,7 +431,7 @@ TEST_F(TmpfsRenameTest, UpdatesTimes) {
 class FakeDevice : public vfs::Inode {
  public:
   Result<struct stat> Stat() override {
-    struct stat st{};
+    struct stat st {};
     st.st_ino = 4242;
     st.st_mode = S_IFCHR | 0666;
     return st;

@@ -73,7 +73,8 @@ void DropCapabilities() {
   if (syscall(SYS_capset, &hdr, data) != 0) Die("drop capabilities", errno);
 }
 
-Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client) {
+Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client,
+                                const std::string& cwd) {
   ASSIGN_OR_RETURN(vfs::InodeRef lower, goferfs::NewGoferRoot(std::move(client)));
   vfs::InodeRef upper = tmpfs::NewTmpfsRoot(0755);
   vfs::InodeRef root_inode = overlay::NewOverlayRoot(upper, lower);
@@ -87,7 +88,12 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
       {"dev", devfs::NewDevRoot()},
       {"proc", procfs::NewProcRoot(NewKernelProcProvider(k))},
   };
+  // Started from inside the host's /tmp (a build tree there, say), the
+  // sandbox keeps /tmp as part of the overlay so the working directory
+  // exists; writes still land in sandbox memory only.
+  bool keep_host_tmp = cwd == "/tmp" || cwd.rfind("/tmp/", 0) == 0;
   for (auto& m : mounts) {
+    if (keep_host_tmp && std::string(m.name) == "tmp") continue;
     auto point = root->Child(m.name);
     if (!point.ok()) {
       // The host's directory is missing or unreadable to the gofer (a host
@@ -163,7 +169,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   k.dispatch = &syscalls::Dispatch;
   clock_gettime(CLOCK_MONOTONIC, &k.boot_time);
   auto client = std::make_shared<gofer::Client>(UniqueFd(opts.gofer_fd));
-  auto root = BuildVfs(k, client);
+  auto root = BuildVfs(k, client, opts.cwd);
   if (!root.ok()) Die("attach the root filesystem through the gofer", root.error());
   k.root = *root;
 

@@ -4,19 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "base/result_testing.h"
 #include "gtest/gtest.h"
 #include "sentry/fsimpl/dev/dev.h"
 
 namespace husk::devfs {
 namespace {
-
-#define ASSERT_OK(expr) ASSERT_TRUE((expr).ok()) << #expr " failed: errno " << (expr).error()
-#define EXPECT_ERRNO(expr, e)          \
-  do {                                 \
-    auto r_ = (expr);                  \
-    ASSERT_FALSE(r_.ok()) << #expr;    \
-    EXPECT_EQ(r_.error(), e) << #expr; \
-  } while (0)
 
 vfs::FileRef OpenDev(const vfs::InodeRef& root, const std::string& name, int flags) {
   auto inode = root->Lookup(name);

@@ -5,20 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "base/result_testing.h"
 #include "gtest/gtest.h"
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
 
 namespace husk::overlay {
 namespace {
-
-#define ASSERT_OK(expr) ASSERT_TRUE((expr).ok()) << #expr " failed: errno " << (expr).error()
-#define EXPECT_OK(expr) EXPECT_TRUE((expr).ok()) << #expr " failed: errno " << (expr).error()
-#define EXPECT_ERRNO(expr, e)          \
-  do {                                 \
-    auto r_ = (expr);                  \
-    ASSERT_FALSE(r_.ok()) << #expr;    \
-    EXPECT_EQ(r_.error(), e) << #expr; \
-  } while (0)
 
 // The lower as the gofer presents it: every change is EROFS. It counts the
 // attempts, which the overlay must never make.

@@ -6,18 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "base/result_testing.h"
 #include "gtest/gtest.h"
 
 namespace husk::tmpfs {
 namespace {
-
-#define ASSERT_OK(expr) ASSERT_TRUE((expr).ok()) << #expr " failed: errno " << (expr).error()
-#define EXPECT_ERRNO(expr, e)          \
-  do {                                 \
-    auto r_ = (expr);                  \
-    ASSERT_FALSE(r_.ok()) << #expr;    \
-    EXPECT_EQ(r_.error(), e) << #expr; \
-  } while (0)
 
 struct stat StatOf(const vfs::InodeRef& inode) {
   auto st = inode->Stat();

@@ -105,6 +105,9 @@ class Task {
 class Kernel {
  public:
   Kernel(platform::Platform& platform, MemoryFile& mf) : platform_(platform), mf_(mf) {}
+  ~Kernel() {
+    if (root != nullptr) root->ReleaseTree();
+  }
 
   platform::Platform& platform() { return platform_; }
   MemoryFile& memory_file() { return mf_; }

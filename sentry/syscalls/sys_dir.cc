@@ -97,6 +97,7 @@ Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path
 }  // namespace
 
 SyscallResult SysGetcwd(Task& t, const Args& a) {
+  if (t.fs.cwd->deleted()) return Errno{ENOENT};  // getcwd(2): the directory was unlinked
   std::string path = t.fs.cwd->Path();
   if (a.Size(1) < path.size() + 1) return Errno{ERANGE};
   TRY(t.CopyOut(a.Ptr(0), path.c_str(), path.size() + 1));

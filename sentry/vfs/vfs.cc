@@ -49,9 +49,7 @@ class InodeMappable : public Mappable {
 };
 }  // namespace
 
-Result<FileRef> Inode::Open(int flags) {
-  return std::make_shared<File>(shared_from_this(), flags);
-}
+Result<FileRef> Inode::Open(int flags) { return std::make_shared<File>(shared_from_this(), flags); }
 
 Result<std::shared_ptr<Dentry>> Dentry::Child(const std::string& name) {
   auto it = children_.find(name);
@@ -66,7 +64,34 @@ void Dentry::AddChild(const std::string& name, InodeRef inode) {
   children_[name] = std::make_shared<Dentry>(name, shared_from_this(), std::move(inode));
 }
 
-void Dentry::ForgetChild(const std::string& name) { children_.erase(name); }
+void Dentry::ForgetChild(const std::string& name) {
+  auto it = children_.find(name);
+  if (it == children_.end()) return;
+  std::shared_ptr<Dentry> d = std::move(it->second);
+  children_.erase(it);
+  d->MarkDeleted();
+}
+
+void Dentry::MarkDeleted() {
+  deleted_ = true;
+  ReleaseTree();
+}
+
+void Dentry::ReleaseTree() {
+  // Iteratively, so a deep tree cannot exhaust the sentry's stack.
+  std::vector<std::shared_ptr<Dentry>> work{shared_from_this()};
+  while (!work.empty()) {
+    std::shared_ptr<Dentry> d = std::move(work.back());
+    work.pop_back();
+    for (auto& [name, child] : d->children_) work.push_back(std::move(child));
+    d->children_.clear();
+    if (d->mounted_ != nullptr) {
+      d->mounted_->mountpoint_ = nullptr;
+      work.push_back(std::move(d->mounted_));
+      d->mounted_ = nullptr;
+    }
+  }
+}
 
 void Dentry::MoveChild(const std::string& name, Dentry& new_parent, const std::string& new_name) {
   auto it = children_.find(name);
@@ -78,7 +103,9 @@ void Dentry::MoveChild(const std::string& name, Dentry& new_parent, const std::s
   children_.erase(it);
   d->name_ = new_name;
   d->parent_ = new_parent.shared_from_this();
-  new_parent.children_[new_name] = d;
+  auto& slot = new_parent.children_[new_name];
+  if (slot != nullptr && slot != d) slot->MarkDeleted();
+  slot = d;
 }
 
 std::shared_ptr<Dentry> Dentry::Mount(InodeRef root) {
@@ -106,6 +133,7 @@ std::string Dentry::Path() const {
     out += '/';
     out += (*it)->name_;
   }
+  if (deleted_) out += " (deleted)";
   return out;
 }
 
@@ -290,8 +318,7 @@ Result<DentryRef> Resolve(const FsContext& fs, const DentryRef& start, const std
   if (path.size() >= kPathMax) return Errno{ENAMETOOLONG};
   DentryRef cur = path[0] == '/' ? fs.root : start;
   int links = 0;
-  return WalkComponents(fs, FollowMounts(cur), SplitPath(path), follow, path.back() == '/',
-                        &links);
+  return WalkComponents(fs, FollowMounts(cur), SplitPath(path), follow, path.back() == '/', &links);
 }
 
 Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,

@@ -123,16 +123,31 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   // Mounts a filesystem whose root is `root` on this dentry.
   std::shared_ptr<Dentry> Mount(InodeRef root);
 
-  // Absolute path from the VFS root, e.g. "/usr/bin/ls".
+  // Absolute path from the VFS root, e.g. "/usr/bin/ls"; a dentry whose
+  // name was removed gets " (deleted)" appended, as Linux's d_path does.
   std::string Path() const;
+  // Whether the name was unlinked, removed or renamed over (d_unlinked).
+  bool deleted() const { return deleted_; }
+
+  // Dentries form cycles (a child holds its parent; the parent's cache and
+  // mount hold the children). The owner of a tree (the kernel, a test)
+  // calls this on its root when it is done with it, like the dcache being
+  // shrunk at unmount: every cached child and mount below is dropped, and
+  // dentries still referenced elsewhere stay valid, detached.
+  void ReleaseTree();
 
  private:
+  // Marks a dentry whose name is gone; a removed directory is empty, so its
+  // cache is dropped too (breaking its cycles).
+  void MarkDeleted();
+
   std::string name_;
   std::shared_ptr<Dentry> parent_;
   InodeRef inode_;
   std::map<std::string, std::shared_ptr<Dentry>> children_;
   std::shared_ptr<Dentry> mounted_;
   std::shared_ptr<Dentry> mountpoint_;
+  bool deleted_ = false;
 };
 using DentryRef = std::shared_ptr<Dentry>;
 

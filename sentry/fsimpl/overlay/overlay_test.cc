@@ -92,6 +92,7 @@ class OverlayTest : public ::testing::Test {
 
   void TearDown() override {
     EXPECT_EQ(lower_changes_, 0) << "the overlay tried to change the lower";
+    fs_.root->ReleaseTree();
   }
 
   static void Write(const vfs::InodeRef& f, const std::string& s) {

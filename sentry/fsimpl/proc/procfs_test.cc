@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "base/result_testing.h"
 #include "gtest/gtest.h"
 #include "sentry/fsimpl/proc/proc.h"
@@ -320,6 +321,7 @@ TEST_F(ProcfsTest, ChangesAreRefused) {
 TEST_F(ProcfsTest, ThroughTheVfs) {
   vfs::FsContext fs;
   fs.root = std::make_shared<vfs::Dentry>("", nullptr, root_);
+  absl::Cleanup release = [&fs] { fs.root->ReleaseTree(); };
   fs.cwd = fs.root;
   auto d = vfs::Resolve(fs, fs.cwd, "/self/fd/1", false);
   ASSERT_OK(d);

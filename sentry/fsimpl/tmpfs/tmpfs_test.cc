@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "base/result_testing.h"
 #include "gtest/gtest.h"
 
@@ -465,6 +466,7 @@ TEST(TmpfsTest, ResolveThroughVfs) {
   ASSERT_OK(root->Symlink("l", "a/f"));
   vfs::FsContext fs;
   fs.root = std::make_shared<vfs::Dentry>("", nullptr, root);
+  absl::Cleanup release = [&fs] { fs.root->ReleaseTree(); };
   fs.cwd = fs.root;
   auto d = vfs::Resolve(fs, fs.cwd, "/l", true);
   ASSERT_OK(d);

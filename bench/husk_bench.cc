@@ -1,0 +1,111 @@
+// husk_bench: micro-benchmarks run as an ordinary program, natively, inside
+// `husk do` and inside `runsc do`, so the same binary measures all three.
+// bench/run.sh drives it and prints the ratios.
+//
+//   husk_bench syscall N     N getppid() calls: the cost of one trapped syscall
+//   husk_bench open PATH N   N open+read(4 KiB)+close of PATH: the file path cost
+//   husk_bench read PATH     read PATH whole in 64 KiB chunks: file throughput
+//   husk_bench fault N       map N pages, touch each once, unmap: page-fault cost
+//
+// Prints one line, "<name> <value> <unit>", where value is ns per operation
+// (or MiB/s for read).
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+double NowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+[[noreturn]] void Fail(const char* what) {
+  fprintf(stderr, "husk_bench: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+long Count(const char* s) {
+  char* end = nullptr;
+  long n = strtol(s, &end, 10);
+  if (end == s || *end != '\0' || n <= 0) {
+    fprintf(stderr, "husk_bench: bad count '%s'\n", s);
+    exit(2);
+  }
+  return n;
+}
+
+int Syscall(long n) {
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) syscall(SYS_getppid);
+  double t1 = NowNs();
+  printf("syscall %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
+int Open(const char* path, long n) {
+  char buf[4096];
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) Fail(path);
+    if (read(fd, buf, sizeof(buf)) < 0) Fail("read");
+    close(fd);
+  }
+  double t1 = NowNs();
+  printf("open %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
+int Read(const char* path) {
+  std::vector<char> buf(64 * 1024);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) Fail(path);
+  double t0 = NowNs();
+  size_t total = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf.data(), buf.size());
+    if (r < 0) Fail("read");
+    if (r == 0) break;
+    total += static_cast<size_t>(r);
+  }
+  double t1 = NowNs();
+  close(fd);
+  double mib = static_cast<double>(total) / (1024.0 * 1024.0);
+  printf("read %.1f MiB/s\n", mib / ((t1 - t0) / 1e9));
+  return 0;
+}
+
+int Fault(long pages) {
+  size_t len = static_cast<size_t>(pages) * 4096;
+  double t0 = NowNs();
+  auto* p = static_cast<volatile char*>(
+      mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (p == MAP_FAILED) Fail("mmap");
+  for (size_t off = 0; off < len; off += 4096) p[off] = 1;
+  munmap(const_cast<char*>(p), len);
+  double t1 = NowNs();
+  printf("fault %.1f ns/page\n", (t1 - t0) / static_cast<double>(pages));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 3 && strcmp(argv[1], "syscall") == 0) return Syscall(Count(argv[2]));
+  if (argc >= 4 && strcmp(argv[1], "open") == 0) return Open(argv[2], Count(argv[3]));
+  if (argc >= 3 && strcmp(argv[1], "read") == 0) return Read(argv[2]);
+  if (argc >= 3 && strcmp(argv[1], "fault") == 0) return Fault(Count(argv[2]));
+  fprintf(stderr,
+          "usage: husk_bench syscall N | open PATH N | read PATH | fault N\n");
+  return 2;
+}

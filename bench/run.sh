@@ -1,0 +1,81 @@
+#!/bin/bash
+# Measures what isolation costs: start-up, one syscall, a file open, file
+# throughput and page faults, natively, in husk (ptrace platform) and, when
+# installed, in runsc (gVisor, ptrace platform). Prints medians and ratios.
+#
+#   bench/run.sh [BUILD_DIR]      (default: build; needs husk and husk_bench built)
+#   RUNS=7 bench/run.sh           (repetitions per measurement; median is kept)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+husk=$(realpath "$build/cli/husk")
+bench=$(realpath "$build/bench/husk_bench")
+runs=${RUNS:-5}
+for f in "$husk" "$bench"; do
+  [[ -x $f ]] || { echo "bench: $f is missing; build first (cmake --build $build)" >&2; exit 1; }
+done
+case $bench in
+  /tmp/*) echo "bench: the build tree must not be under /tmp (husk gives the sandbox its own /tmp)" >&2
+          exit 1 ;;
+esac
+
+runners=(native husk)
+if command -v runsc >/dev/null; then runners+=(runsc); fi
+
+run_in() {  # run_in RUNNER CMD...
+  local r=$1; shift
+  case $r in
+    native) "$@" ;;
+    husk) "$husk" do -- "$@" ;;
+    runsc) runsc --network=none --platform=ptrace do "$@" 2>/dev/null ;;
+  esac
+}
+
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+# measure RUNNER CMD...: median of the value husk_bench prints.
+measure() {
+  local r=$1; shift
+  for _ in $(seq "$runs"); do run_in "$r" "$@" | awk '{print $2}'; done | median
+}
+
+# startup RUNNER: wall time of running /bin/true, in ms.
+startup() {
+  local r=$1
+  for _ in $(seq "$runs"); do
+    local t0 t1
+    t0=$(date +%s%N)
+    run_in "$r" /bin/true
+    t1=$(date +%s%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f\n", (b - a) / 1e6}'
+  done | median
+}
+
+data=/var/tmp/husk-bench-64M
+[[ -f $data ]] || head -c $((64 << 20)) /dev/urandom > "$data"
+
+declare -A result
+names=("startup /bin/true (ms)" "getppid (ns/call)" "open+read+close (ns)" "read 64 MiB (MiB/s)"
+       "page fault (ns/page)")
+for r in "${runners[@]}"; do
+  result["$r,0"]=$(startup "$r")
+  result["$r,1"]=$(measure "$r" "$bench" syscall 200000)
+  result["$r,2"]=$(measure "$r" "$bench" open /etc/os-release 20000)
+  result["$r,3"]=$(measure "$r" "$bench" read "$data")
+  result["$r,4"]=$(measure "$r" "$bench" fault 20000)
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+printf '%-24s' "benchmark"
+for r in "${runners[@]}"; do printf '%12s' "$r"; done
+printf '%14s' "husk/native"
+[[ " ${runners[*]} " == *" runsc "* ]] && printf '%13s' "husk/runsc"
+echo
+for i in "${!names[@]}"; do
+  printf '%-24s' "${names[$i]}"
+  for r in "${runners[@]}"; do printf '%12s' "${result[$r,$i]}"; done
+  printf '%14s' "$(ratio "${result[husk,$i]}" "${result[native,$i]}")"
+  [[ -n ${result[runsc,$i]:-} ]] && printf '%13s' "$(ratio "${result[husk,$i]}" "${result[runsc,$i]}")"
+  echo
+done
+echo "(read: higher is better, so a ratio below 1 is a slowdown; all others: lower is better)"

@@ -116,6 +116,7 @@ class PtraceAddressSpace : public AddressSpace {
  public:
   PtraceAddressSpace(pid_t pid, const Registers& init) : pid_(pid), init_regs_(init) {}
   ~PtraceAddressSpace() override {
+    if (reaped_) return;
     kill(pid_, SIGKILL);
     int status;
     WaitFor(pid_, &status);
@@ -136,6 +137,14 @@ class PtraceAddressSpace : public AddressSpace {
   }
 
   pid_t pid() const { return pid_; }
+  // Once the stub's exit status has been collected its pid is free for any
+  // new process (another stub included): never signal, trace or wait for it again.
+  bool reaped() const { return reaped_; }
+  int exit_status() const { return exit_status_; }
+  void SetReaped(int status) {
+    reaped_ = true;
+    exit_status_ = status;
+  }
   int last_cpu = -1;
   int memfd_for_inject = -1;
 
@@ -144,6 +153,7 @@ class PtraceAddressSpace : public AddressSpace {
   // "syscall; int3" and the tracer waits for the trap that follows.
   Result<long> Inject(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                       uint64_t a5) {
+    if (reaped_) return Errno{ESRCH};
     Registers r = init_regs_;
     r.rip = StubSyscallAddress();
     r.rax = static_cast<uint64_t>(nr);
@@ -159,7 +169,10 @@ class PtraceAddressSpace : public AddressSpace {
     for (;;) {
       int status;
       if (WaitFor(pid_, &status) < 0) return Errno{errno};
-      if (!WIFSTOPPED(status)) return Errno{ESRCH};
+      if (!WIFSTOPPED(status)) {
+        SetReaped(status);
+        return Errno{ESRCH};
+      }
       if (WSTOPSIG(status) == SIGTRAP) break;
       // Some other stop (e.g. a stray SIGSTOP): suppress it and go on.
       if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0) return Errno{errno};
@@ -169,14 +182,40 @@ class PtraceAddressSpace : public AddressSpace {
   }
 
   pid_t pid_;
+  bool reaped_ = false;
+  int exit_status_ = 0;
   Registers init_regs_;
 };
+
+// Collects a stub that is no longer in a ptrace stop: between switches that
+// means it was killed (from outside, by the OOM killer, by its own seccomp
+// filter), so report its death rather than the ptrace error.
+Result<StopInfo> CollectDeadStub(PtraceAddressSpace& pas) {
+  int status;
+  if (WaitFor(pas.pid(), &status) < 0) return Errno{errno};
+  if (WIFSTOPPED(status)) return Errno{ESRCH};
+  pas.SetReaped(status);
+  StopInfo stop;
+  stop.kind = StopInfo::Kind::kExited;
+  stop.status = status;
+  return stop;
+}
 
 class PtraceContext : public Context {
  public:
   Result<StopInfo> Switch(AddressSpace& as, Registers& regs) override {
     auto& pas = static_cast<PtraceAddressSpace&>(as);
+    if (pas.reaped()) {
+      StopInfo stop;
+      stop.kind = StopInfo::Kind::kExited;
+      stop.status = pas.exit_status();
+      return stop;
+    }
     pid_t pid = pas.pid();
+    auto failed = [&](int err) -> Result<StopInfo> {
+      if (err == ESRCH) return CollectDeadStub(pas);
+      return Errno{err};
+    };
     // A SYSEMU stop and resume costs ~10us on one core and ~65us across
     // cores in these VMs: keep the stub on the tracer's current CPU.
     int cpu = sched_getcpu();
@@ -187,32 +226,33 @@ class PtraceContext : public Context {
       sched_setaffinity(pid, sizeof(set), &set);
       pas.last_cpu = cpu;
     }
-    if (ptrace(PTRACE_SETREGS, pid, nullptr, &regs) != 0) return Errno{errno};
-    if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return Errno{errno};
+    if (ptrace(PTRACE_SETREGS, pid, nullptr, &regs) != 0) return failed(errno);
+    if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return failed(errno);
     for (;;) {
       int status;
       if (WaitFor(pid, &status) < 0) return Errno{errno};
       StopInfo stop;
       if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        pas.SetReaped(status);
         stop.kind = StopInfo::Kind::kExited;
         stop.status = status;
         return stop;
       }
       int sig = WSTOPSIG(status);
       if (sig == (SIGTRAP | 0x80)) {
-        if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return Errno{errno};
+        if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return failed(errno);
         stop.kind = StopInfo::Kind::kSyscall;
         return stop;
       }
-      if (ptrace(PTRACE_GETSIGINFO, pid, nullptr, &stop.info) != 0) return Errno{errno};
+      if (ptrace(PTRACE_GETSIGINFO, pid, nullptr, &stop.info) != 0) return failed(errno);
       if (stop.info.si_code <= 0 || (sig != SIGSEGV && sig != SIGBUS && sig != SIGILL &&
                                      sig != SIGFPE && sig != SIGTRAP)) {
         // Sent from outside (the stub's code never signals during a run):
         // not the application's doing, so drop it and keep running.
-        if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return Errno{errno};
+        if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return failed(errno);
         continue;
       }
-      if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return Errno{errno};
+      if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return failed(errno);
       stop.kind = (sig == SIGSEGV || sig == SIGBUS) ? StopInfo::Kind::kFault
                                                     : StopInfo::Kind::kSignal;
       stop.addr = reinterpret_cast<uintptr_t>(stop.info.si_addr);

@@ -212,17 +212,9 @@ void Task::Run() {
         if (!mm_->HandleFault(stop.addr)) {
           // No handler delivery yet: the default action of SIGSEGV/SIGBUS.
           if (k.strace) {
-            Log(k, absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} at ip %#x ---\n",
-                                   stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV", stop.info.si_code, stop.addr,
-                                   regs.rip));
-          }
-          if (k.strace) {
-            unsigned char code[8] = {};
-            mm_->CopyInPartial(regs.rip, code, sizeof(code));
-            Log(k, absl::StrFormat("    code at ip: %02x %02x %02x %02x %02x %02x %02x %02x rsp=%#x\n",
-                                   code[0], code[1], code[2], code[3], code[4], code[5], code[6],
-                                   code[7], regs.rsp));
-            Log(k, absl::StrFormat("    cs=%#x ss=%#x ds=%#x es=%#x fs=%#x gs=%#x fl=%#x fsb=%#x gsb=%#x\n", regs.cs, regs.ss, regs.ds, regs.es, regs.fs, regs.gs, regs.eflags, regs.fs_base, regs.gs_base));
+            Log(k, absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
+                                   stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
+                                   stop.info.si_code, stop.addr, regs.rip));
           }
           Exit(stop.info.si_signo | 0x80);  // killed, core dumped
         }

@@ -14,7 +14,16 @@ namespace {
 constexpr uintptr_t kExecBase = 0x555555554000;  // where Linux puts an ET_DYN program
 constexpr size_t kStackSize = 8 << 20;
 constexpr size_t kMaxArgBytes = 2 << 20;  // argv+envp limit (E2BIG), 1/4 of the stack
-constexpr int kMaxInterpDepth = 4;
+// MAX_ARG_STRLEN: one argument or environment string, NUL included.
+constexpr size_t kMaxArgStrlen = 32 * kPageSize;
+// Linux's exec_binprm gives ELOOP once the file opened at depth 6 would be
+// loaded, so a chain of five #! scripts ending in an ELF runs and six do not:
+// the script plus "four recursions" of execve(2).
+constexpr int kMaxExecDepth = 5;
+// BINPRM_BUF_SIZE: how much of the file binfmt_script sees.
+constexpr size_t kBinprmBufSize = 256;
+// The program header table may take at most 64 KiB (load_elf_phdrs).
+constexpr size_t kMaxPhdrTableBytes = 65536;
 
 Result<std::string> ReadExact(vfs::Inode& inode, uint64_t off, size_t n) {
   std::string buf(n, '\0');
@@ -33,29 +42,66 @@ struct ElfInfo {
   std::vector<Elf64_Phdr> ph;
 };
 
-Result<ElfInfo> ParseElf(vfs::Inode& inode, uint64_t file_size) {
-  ASSIGN_OR_RETURN(std::string hdr, ReadExact(inode, 0, sizeof(Elf64_Ehdr)));
-  if (hdr.size() < sizeof(Elf64_Ehdr)) return Errno{ENOEXEC};
-  ElfInfo info;
-  memcpy(&info.eh, hdr.data(), sizeof(info.eh));
-  const Elf64_Ehdr& eh = info.eh;
-  if (eh.e_phnum == 0 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 65536 / sizeof(Elf64_Phdr))
+// The ELF header checks of Linux's load_elf_binary and load_elf_phdrs. Linux
+// itself never looks at EI_CLASS, EI_DATA or EI_VERSION (a real 32-bit or
+// big-endian file fails on e_machine or e_phentsize instead); husk rejects
+// them up front, as gVisor does, since it only runs 64-bit little-endian code.
+Status CheckHeader(const Elf64_Ehdr& eh, uint64_t file_size) {
+  if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return Errno{ENOEXEC};
+  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
+      eh.e_ident[EI_VERSION] != EV_CURRENT)
     return Errno{ENOEXEC};
+  if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) return Errno{ENOEXEC};
+  if (eh.e_machine != EM_X86_64) return Errno{ENOEXEC};
+  if (eh.e_phentsize != sizeof(Elf64_Phdr)) return Errno{ENOEXEC};
+  if (eh.e_phnum == 0 || eh.e_phnum * sizeof(Elf64_Phdr) > kMaxPhdrTableBytes)
+    return Errno{ENOEXEC};
+  // Linux reads the table and fails on a short read; husk knows the size.
   uint64_t ph_end = eh.e_phoff + uint64_t{eh.e_phnum} * sizeof(Elf64_Phdr);
   if (ph_end < eh.e_phoff || ph_end > file_size) return Errno{ENOEXEC};
-  ASSIGN_OR_RETURN(std::string phs, ReadExact(inode, eh.e_phoff, ph_end - eh.e_phoff));
-  if (phs.size() != ph_end - eh.e_phoff) return Errno{ENOEXEC};
-  info.ph.resize(eh.e_phnum);
-  memcpy(info.ph.data(), phs.data(), phs.size());
-  for (const auto& p : info.ph) {
+  return Ok();
+}
+
+// Program header checks. Linux finds a bad PT_LOAD only while mapping it,
+// past the point of no return, and kills the process; husk checks before
+// committing to the new image and returns ENOEXEC, as gVisor does. A segment
+// reaching past the end of the file also runs on Linux until the missing
+// page is touched (SIGBUS); husk's memory manager would read zeros there, so
+// it is refused too.
+Status CheckProgramHeaders(const std::vector<Elf64_Phdr>& phdrs, uint64_t file_size) {
+  bool seen_interp = false;
+  for (const auto& p : phdrs) {
+    // Only the first PT_INTERP counts: load_elf_binary stops at it.
+    if (p.p_type == PT_INTERP && !seen_interp) {
+      seen_interp = true;
+      if (p.p_filesz < 2 || p.p_filesz > vfs::kPathMax) return Errno{ENOEXEC};
+    }
     if (p.p_type != PT_LOAD) continue;
     if (p.p_filesz > p.p_memsz) return Errno{ENOEXEC};
     if (p.p_offset + p.p_filesz < p.p_offset || p.p_offset + p.p_filesz > file_size)
       return Errno{ENOEXEC};
     if (p.p_vaddr + p.p_memsz < p.p_vaddr || p.p_vaddr + p.p_memsz > (uintptr_t{1} << 47))
       return Errno{ENOEXEC};
+    // elf_map's file offset must be page aligned.
     if ((p.p_vaddr - p.p_offset) % kPageSize != 0) return Errno{ENOEXEC};
   }
+  return Ok();
+}
+
+// Reads and checks the header and program header table of an open file.
+// A file shorter than an ELF header is not an ELF (ENOEXEC).
+Result<ElfInfo> ParseElf(vfs::Inode& inode, uint64_t file_size) {
+  ASSIGN_OR_RETURN(std::string hdr, ReadExact(inode, 0, sizeof(Elf64_Ehdr)));
+  if (hdr.size() < sizeof(Elf64_Ehdr)) return Errno{ENOEXEC};
+  ElfInfo info;
+  memcpy(&info.eh, hdr.data(), sizeof(info.eh));
+  TRY(CheckHeader(info.eh, file_size));
+  size_t table_bytes = info.eh.e_phnum * sizeof(Elf64_Phdr);
+  ASSIGN_OR_RETURN(std::string table, ReadExact(inode, info.eh.e_phoff, table_bytes));
+  if (table.size() != table_bytes) return Errno{ENOEXEC};
+  info.ph.resize(info.eh.e_phnum);
+  memcpy(info.ph.data(), table.data(), table_bytes);
+  TRY(CheckProgramHeaders(info.ph, file_size));
   return info;
 }
 
@@ -68,10 +114,10 @@ int ProtOf(uint32_t flags) {
 }
 
 struct Loaded {
-  uintptr_t base = 0;   // load bias
+  uintptr_t base = 0;  // load bias
   uintptr_t entry = 0;
-  uintptr_t phdr = 0;   // address of the program headers in memory
-  uintptr_t end = 0;    // end of the highest segment (brk starts here)
+  uintptr_t phdr = 0;  // address of the program headers in memory
+  uintptr_t end = 0;   // end of the highest segment (brk starts here)
   ElfInfo elf;
 };
 
@@ -143,16 +189,6 @@ Result<Loaded> MapElf(MemoryManager& mm, const vfs::FileRef& file, const ElfInfo
   return out;
 }
 
-Status CheckHeaderBytes(const Elf64_Ehdr& eh) {
-  if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return Errno{ENOEXEC};
-  if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
-      eh.e_ident[EI_VERSION] != EV_CURRENT)
-    return Errno{ENOEXEC};
-  if (eh.e_machine != EM_X86_64) return Errno{ENOEXEC};
-  if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) return Errno{ENOEXEC};
-  return Ok();
-}
-
 // Opens an executable for execve: a regular file with an execute bit.
 Result<vfs::FileRef> OpenExecutable(const vfs::FsContext& fs, const std::string& path,
                                     vfs::DentryRef* dentry, uint64_t* size) {
@@ -215,22 +251,90 @@ Result<uintptr_t> BuildStack(MemoryManager& mm, const std::vector<std::string>& 
   return sp;
 }
 
+bool SpaceTab(char c) { return c == ' ' || c == '\t'; }
+bool Terminator(char c) { return c == ' ' || c == '\t' || c == '\0'; }
+
+// First index in [from, to) whose byte satisfies pred, or `to`.
+template <typename Pred>
+size_t FindIf(const std::string& s, size_t from, size_t to, Pred pred) {
+  while (from < to && !pred(s[from])) from++;
+  return from;
+}
+
+struct Shebang {
+  std::string interp;
+  bool has_arg = false;
+  std::string arg;
+};
+
+// Parses "#!interp [optional-arg]" the way Linux's binfmt_script does (see
+// execve(2), "Interpreter scripts"): only the first 256 bytes count; the
+// interpreter name ends at a space, tab or NUL; everything after it on the
+// line (trailing blanks trimmed) is one argument. Without a newline in
+// those bytes the line may be cut short, which is fine for the argument but
+// not for the name: a name running to the end of the buffer gives ENOEXEC.
+Result<Shebang> ParseShebang(std::string buf) {
+  buf.resize(kBinprmBufSize, '\0');  // Linux pads a short file with NULs
+  const size_t buf_end = kBinprmBufSize - 1;
+  size_t i_end = buf.find('\n');
+  if (i_end == std::string::npos) {
+    size_t name = FindIf(buf, 2, buf_end, [](char c) { return !SpaceTab(c); });
+    if (name == buf_end) return Errno{ENOEXEC};
+    if (FindIf(buf, name, buf_end, Terminator) == buf_end) return Errno{ENOEXEC};
+    i_end = buf_end;
+  }
+  while (i_end > 2 && SpaceTab(buf[i_end - 1])) i_end--;
+  size_t i_name = FindIf(buf, 2, i_end, [](char c) { return !SpaceTab(c); });
+  if (i_name == i_end) return Errno{ENOEXEC};
+  size_t i_sep = FindIf(buf, i_name, i_end, Terminator);
+  Shebang out;
+  out.interp = buf.substr(i_name, i_sep - i_name);
+  if (i_sep < i_end && buf[i_sep] != '\0') {
+    size_t i_arg = FindIf(buf, i_sep, i_end, [](char c) { return !SpaceTab(c); });
+    out.has_arg = true;
+    // The argument is a C string: a NUL inside the line ends it.
+    out.arg = buf.substr(i_arg, i_end - i_arg);
+    out.arg.resize(strnlen(out.arg.c_str(), out.arg.size()));
+  }
+  return out;
+}
+
+// The limits of Linux's copy_strings: each string at most MAX_ARG_STRLEN
+// bytes with its NUL, and the strings (the file name included) plus one
+// pointer each within a quarter of the stack.
+Status CheckArgLimits(const std::string& filename, const std::vector<std::string>& argv,
+                      const std::vector<std::string>& envp) {
+  size_t total = filename.size() + 1;
+  for (const auto* v : {&argv, &envp}) {
+    for (const auto& s : *v) {
+      if (s.size() + 1 > kMaxArgStrlen) return Errno{E2BIG};
+      total += s.size() + 1 + sizeof(uint64_t);
+    }
+  }
+  if (total > kMaxArgBytes) return Errno{E2BIG};
+  return Ok();
+}
+
 }  // namespace
 
 Status ValidateElf(const std::string& bytes, uint64_t file_size) {
   if (bytes.size() < sizeof(Elf64_Ehdr)) return Errno{ENOEXEC};
   Elf64_Ehdr eh;
   memcpy(&eh, bytes.data(), sizeof(eh));
-  return CheckHeaderBytes(eh);
+  TRY(CheckHeader(eh, file_size));
+  uint64_t table_bytes = eh.e_phnum * sizeof(Elf64_Phdr);
+  if (eh.e_phoff > bytes.size() || table_bytes > bytes.size() - eh.e_phoff) return Errno{ENOEXEC};
+  std::vector<Elf64_Phdr> ph(eh.e_phnum);
+  memcpy(ph.data(), bytes.data() + eh.e_phoff, table_bytes);
+  return CheckProgramHeaders(ph, file_size);
 }
 
 Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::string& path_in,
                    std::vector<std::string> argv, const std::vector<std::string>& envp,
                    const Credentials& creds) {
-  size_t arg_bytes = 0;
-  for (auto& s : argv) arg_bytes += s.size() + 1 + 8;
-  for (auto& s : envp) arg_bytes += s.size() + 1 + 8;
-  if (arg_bytes > kMaxArgBytes) return Errno{E2BIG};
+  // Since Linux 5.18 an empty argv becomes {""}, so argc is never 0.
+  if (argv.empty()) argv.emplace_back();
+  TRY(CheckArgLimits(path_in, argv, envp));
 
   // The stack sits just under the top of the application's range; mmap
   // places mappings below it, leaving a gap as Linux does.
@@ -243,65 +347,54 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
   uint64_t size = 0;
   std::string head;
   for (int depth = 0;; depth++) {
+    // binfmt_script opens the interpreter before the depth is checked.
     ASSIGN_OR_RETURN(file, OpenExecutable(fs, path, &dentry, &size));
-    ASSIGN_OR_RETURN(head, ReadExact(*file->inode(), 0, 256));
+    if (depth > kMaxExecDepth) return Errno{ELOOP};
+    ASSIGN_OR_RETURN(head, ReadExact(*file->inode(), 0, kBinprmBufSize));
     if (head.size() < 2 || head[0] != '#' || head[1] != '!') break;
-    if (depth >= kMaxInterpDepth) return Errno{ELOOP};
-    // "#!interp [one-arg]" (see execve(2), "Interpreter scripts").
-    size_t nl = head.find('\n');
-    if (nl == std::string::npos) {
-      if (head.size() >= 256) return Errno{ENOEXEC};
-      nl = head.size();
-    }
-    std::string line = head.substr(2, nl - 2);
-    size_t b = line.find_first_not_of(" \t");
-    if (b == std::string::npos) return Errno{ENOEXEC};
-    size_t e = line.find_first_of(" \t", b);
-    std::string interp = line.substr(b, e == std::string::npos ? std::string::npos : e - b);
-    std::string arg;
-    if (e != std::string::npos) {
-      size_t ab = line.find_first_not_of(" \t", e);
-      if (ab != std::string::npos) {
-        size_t ae = line.find_last_not_of(" \t");
-        arg = line.substr(ab, ae - ab + 1);
-      }
-    }
-    std::vector<std::string> nargv{interp};
-    if (!arg.empty()) nargv.push_back(arg);
+    ASSIGN_OR_RETURN(Shebang sb, ParseShebang(head));
+    // argv becomes: interpreter, [optional-arg], the script's path, argv[1..].
+    std::vector<std::string> nargv{sb.interp};
+    if (sb.has_arg) nargv.push_back(sb.arg);
     nargv.push_back(path);
-    for (size_t i = 1; i < argv.size(); i++) nargv.push_back(argv[i]);
+    for (size_t i = 1; i < argv.size(); i++) nargv.push_back(std::move(argv[i]));
     argv = std::move(nargv);
-    path = interp;
+    TRY(CheckArgLimits(path_in, argv, envp));
+    path = sb.interp;
   }
-  if (head.size() < sizeof(Elf64_Ehdr)) return Errno{ENOEXEC};
-  TRY(ValidateElf(head, size));
   ASSIGN_OR_RETURN(ElfInfo elf, ParseElf(*file->inode(), size));
 
-  std::string interp_path;
+  // The interpreter is opened and checked before anything is mapped, in
+  // load_elf_binary's order; only the first PT_INTERP is used.
+  bool has_interp = false;
+  vfs::FileRef ifile;
+  ElfInfo ielf;
   for (const auto& p : elf.ph) {
     if (p.p_type != PT_INTERP) continue;
-    if (p.p_filesz < 2 || p.p_filesz > vfs::kPathMax) return Errno{ENOEXEC};
     ASSIGN_OR_RETURN(std::string s, ReadExact(*file->inode(), p.p_offset, p.p_filesz));
-    if (s.size() != p.p_filesz || s.back() != '\0') return Errno{ENOEXEC};
-    interp_path = s.substr(0, s.find('\0'));
-    if (interp_path.empty()) return Errno{ENOEXEC};
+    if (s.size() != p.p_filesz) return Errno{EIO};  // elf_read's short read
+    if (s.back() != '\0') return Errno{ENOEXEC};
+    std::string interp_path = s.substr(0, s.find('\0'));
+    // Linux opens "" as the working directory, which is not a regular file.
+    if (interp_path.empty()) return Errno{EACCES};
+    vfs::DentryRef identry;
+    uint64_t isize = 0;
+    ASSIGN_OR_RETURN(ifile, OpenExecutable(fs, interp_path, &identry, &isize));
+    ASSIGN_OR_RETURN(std::string ihead, ReadExact(*ifile->inode(), 0, sizeof(Elf64_Ehdr)));
+    if (ihead.size() != sizeof(Elf64_Ehdr)) return Errno{EIO};
+    // An interpreter that is not a usable ELF is ELIBBAD, not ENOEXEC. Its
+    // own PT_INTERP, if any, is ignored.
+    auto parsed = ParseElf(*ifile->inode(), isize);
+    if (!parsed.ok()) return Errno{parsed.error() == ENOEXEC ? ELIBBAD : parsed.error()};
+    ielf = std::move(parsed).value();
+    has_interp = true;
+    break;
   }
 
   ASSIGN_OR_RETURN(Loaded exe, MapElf(mm, file, elf, false));
   Loaded interp;
-  bool has_interp = !interp_path.empty();
   if (has_interp) {
-    vfs::DentryRef identry;
-    uint64_t isize = 0;
-    auto ifile = OpenExecutable(fs, interp_path, &identry, &isize);
-    if (!ifile.ok()) return Errno{ifile.error() == EACCES ? EACCES : ifile.error()};
-    ASSIGN_OR_RETURN(std::string ihead, ReadExact(*(*ifile)->inode(), 0, sizeof(Elf64_Ehdr)));
-    TRY(ValidateElf(ihead, isize));
-    ASSIGN_OR_RETURN(ElfInfo ielf, ParseElf(*(*ifile)->inode(), isize));
-    for (const auto& p : ielf.ph) {
-      if (p.p_type == PT_INTERP) return Errno{ELIBBAD};
-    }
-    ASSIGN_OR_RETURN(interp, MapElf(mm, *ifile, ielf, true));
+    ASSIGN_OR_RETURN(interp, MapElf(mm, ifile, ielf, true));
   }
   mm.SetBrkBase(exe.end);
 

@@ -142,6 +142,8 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   if (acc == O_ACCMODE && !(flags & O_PATH)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(vfs::FileRef file, inode->Open(flags & ~O_CLOEXEC));
   if (file->dentry() == nullptr) file->set_dentry(d);
+  // Filesystems may truncate in Open already (tmpfs, overlay); this keeps
+  // O_TRUNC right for those that do not, at the cost of a no-op there.
   if ((flags & O_TRUNC) && !created && inode->IsRegular() && acc != O_RDONLY) {
     vfs::SetAttr a;
     a.set_size = true;

@@ -1,0 +1,563 @@
+// Drives the ptrace platform directly with hand-assembled x86_64 code and no
+// sentry: syscall stops, faults, synchronous signals, mappings, and the
+// lifetime of the stub process behind each address space.
+//
+// ptrace binds a stub to the thread that created it, so every test creates
+// and switches into its address spaces on the main test thread.
+#include "platform/ptrace/ptrace.h"
+
+#include <errno.h>
+#include <linux/sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/result_testing.h"
+#include "gtest/gtest.h"
+#include "sentry/memfile/memfile.h"
+
+namespace husk::platform {
+namespace {
+
+using Kind = StopInfo::Kind;
+
+constexpr size_t kMemoryFileBytes = size_t{64} << 20;
+constexpr uintptr_t kCodeAddr = 0x400000;
+constexpr uintptr_t kDataAddr = 0x500000;
+constexpr uint64_t kSysGetpid = 39;
+constexpr uint64_t kSysExit = 60;
+constexpr uint64_t kSysExitGroup = 231;
+
+// mov eax, 39 (getpid); syscall; mov rdi, rax; mov eax, 60 (exit); syscall
+constexpr uint8_t kRoundTripCode[] = {
+    0xb8, 0x27, 0x00, 0x00, 0x00,  // mov eax, 39
+    0x0f, 0x05,                    // syscall
+    0x48, 0x89, 0xc7,              // mov rdi, rax
+    0xb8, 0x3c, 0x00, 0x00, 0x00,  // mov eax, 60
+    0x0f, 0x05,                    // syscall
+};
+
+// Loads the 32-bit word at kDataAddr + 0x123 and reports it in rdi through getpid.
+constexpr uintptr_t kLoadAddr = kDataAddr + 0x123;
+constexpr uintptr_t kLoadRip = kCodeAddr + 5;
+constexpr uint8_t kLoadCode[] = {
+    0xbb, 0x23, 0x01, 0x50, 0x00,  // mov ebx, 0x500123
+    0x8b, 0x03,                    // mov eax, dword ptr [rbx]
+    0x89, 0xc7,                    // mov edi, eax
+    0xb8, 0x27, 0x00, 0x00, 0x00,  // mov eax, 39
+    0x0f, 0x05,                    // syscall
+};
+
+// Stores 0xdeadbeef at kDataAddr + 0x10, then calls getpid.
+constexpr uintptr_t kStoreAddr = kDataAddr + 0x10;
+constexpr uintptr_t kStoreRip = kCodeAddr + 5;
+constexpr uint8_t kStoreCode[] = {
+    0xbb, 0x10, 0x00, 0x50, 0x00,        // mov ebx, 0x500010
+    0xc7, 0x03, 0xef, 0xbe, 0xad, 0xde,  // mov dword ptr [rbx], 0xdeadbeef
+    0xb8, 0x27, 0x00, 0x00, 0x00,        // mov eax, 39
+    0x0f, 0x05,                          // syscall
+};
+
+// getpid in a loop, for timing.
+constexpr uint8_t kGetpidLoopCode[] = {
+    0xb8, 0x27, 0x00, 0x00, 0x00,  // loop: mov eax, 39
+    0x0f, 0x05,                    // syscall
+    0xeb, 0xf7,                    // jmp loop
+};
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kSyscall:
+      return "kSyscall";
+    case Kind::kFault:
+      return "kFault";
+    case Kind::kSignal:
+      return "kSignal";
+    case Kind::kExited:
+      return "kExited";
+  }
+  return "?";
+}
+
+// Passes when r is a stop of kind k; otherwise says what happened instead.
+::testing::AssertionResult StoppedWith(const Result<StopInfo>& r, Kind k, const Registers& regs) {
+  if (!r.ok()) return ::testing::AssertionFailure() << "Switch failed: errno " << r.error();
+  if (r->kind == k) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "expected " << KindName(k) << ", stopped with " << KindName(r->kind) << " (signo "
+         << r->info.si_signo << " code " << r->info.si_code << " addr 0x" << std::hex << r->addr
+         << " rip 0x" << regs.rip << " orig_rax " << std::dec << regs.orig_rax << " status 0x"
+         << std::hex << r->status << ")";
+}
+
+// Registers for entering fresh code at rip, as the sentry sets them after exec.
+Registers EntryRegs(uintptr_t rip) {
+  Registers r{};
+  r.rip = rip;
+  r.cs = 0x33;  // __USER_CS
+  r.ss = 0x2b;  // __USER_DS
+  r.eflags = 0x202;
+  r.orig_rax = ~0ULL;
+  return r;
+}
+
+// Empty if this process may trace a child; otherwise why not. A forked child
+// asks to be traced, which is what a stub does, and reports the outcome.
+std::string PtraceRefusal() {
+  pid_t pid = fork();
+  if (pid < 0) return std::string("fork: ") + strerror(errno);
+  if (pid == 0) _exit(ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == 0 ? 0 : errno);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+  if (WIFEXITED(status)) return std::string("PTRACE_TRACEME: ") + strerror(WEXITSTATUS(status));
+  return "the PTRACE_TRACEME probe was killed by signal " + std::to_string(WTERMSIG(status));
+}
+
+// Empty if the platform can run here; checked once per process because the
+// stub range can only be reserved once.
+std::string WhyUnusable() {
+  std::string refusal = PtraceRefusal();
+  if (!refusal.empty()) return "ptrace is not permitted here (" + refusal + ")";
+  if (!PtracePlatform::ReserveStubRange()) {
+    return "the stub's fixed page is already mapped in this process (address-space "
+           "randomisation put something there); run again";
+  }
+  return "";
+}
+
+// The pids of the calling thread's children, from /proc (empty if unreadable,
+// e.g. when /proc belongs to another PID namespace).
+std::vector<pid_t> ThreadChildren() {
+  std::ifstream in("/proc/thread-self/children");
+  std::vector<pid_t> pids;
+  pid_t pid;
+  while (in >> pid) pids.push_back(pid);
+  return pids;
+}
+
+class PtracePlatformTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static const std::string* const unusable = new std::string(WhyUnusable());
+    if (!unusable->empty()) GTEST_SKIP() << *unusable;
+    auto mf = MemoryFile::Create(kMemoryFileBytes);
+    ASSERT_OK(mf);
+    mf_ = std::move(mf).value();
+    auto platform = PtracePlatform::Create(mf_->fd());
+    ASSERT_OK(platform);
+    platform_ = std::move(platform).value();
+    auto as = platform_->NewAddressSpace();
+    ASSERT_OK(as);
+    as_ = std::move(as).value();
+    ctx_ = platform_->NewContext();
+  }
+
+  // Copies code into a fresh memory-file page mapped read+exec at addr in as;
+  // returns the page's file offset.
+  Result<uint64_t> LoadCode(AddressSpace& as, uintptr_t addr, std::span<const uint8_t> code) {
+    ASSIGN_OR_RETURN(uint64_t off, mf_->Allocate(1));
+    memcpy(mf_->At(off), code.data(), code.size());
+    TRY(as.MapFile(addr, off, kPageSize, PROT_READ | PROT_EXEC));
+    return off;
+  }
+
+  // Maps a fresh zeroed memory-file page at addr in as with prot; returns its offset.
+  Result<uint64_t> MapData(AddressSpace& as, uintptr_t addr, int prot) {
+    ASSIGN_OR_RETURN(uint64_t off, mf_->Allocate(1));
+    TRY(as.MapFile(addr, off, kPageSize, prot));
+    return off;
+  }
+
+  void Poke32(uint64_t off, uint32_t v) { memcpy(mf_->At(off), &v, sizeof(v)); }
+  uint32_t Peek32(uint64_t off) {
+    uint32_t v;
+    memcpy(&v, mf_->At(off), sizeof(v));
+    return v;
+  }
+
+  std::unique_ptr<MemoryFile> mf_;
+  std::unique_ptr<PtracePlatform> platform_;
+  std::unique_ptr<AddressSpace> as_;
+  std::unique_ptr<Context> ctx_;
+};
+
+TEST_F(PtracePlatformTest, SyscallStopsAndTakesReturnValue) {
+  auto code = LoadCode(*as_, kCodeAddr, kRoundTripCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysGetpid);
+  EXPECT_EQ(regs.rip, kCodeAddr + 7);
+  // The syscall instruction itself left the return address in rcx.
+  EXPECT_EQ(regs.rcx, kCodeAddr + 7);
+
+  // The sentry's answer goes back in rax; the code hands it on in rdi.
+  regs.rax = 0x1122334455667788;
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysExit);
+  EXPECT_EQ(regs.rdi, 0x1122334455667788u);
+  EXPECT_EQ(regs.rip, kCodeAddr + sizeof(kRoundTripCode));
+}
+
+TEST_F(PtracePlatformTest, ExitGroupDoesNotRunOnHost) {
+  constexpr uint8_t kCode[] = {
+      0xbf, 0x07, 0x00, 0x00, 0x00,  // mov edi, 7
+      0xb8, 0xe7, 0x00, 0x00, 0x00,  // mov eax, 231 (exit_group)
+      0x0f, 0x05,                    // syscall
+      0xb8, 0x27, 0x00, 0x00, 0x00,  // mov eax, 39
+      0x0f, 0x05,                    // syscall
+  };
+  auto code = LoadCode(*as_, kCodeAddr, kCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysExitGroup);
+  EXPECT_EQ(regs.rdi, 7u);
+
+  // Had exit_group reached the host, the stub would be gone (a zombie).
+  siginfo_t si{};
+  ASSERT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL), 0) << strerror(errno);
+  EXPECT_EQ(si.si_pid, 0) << "a child exited";
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysGetpid);
+}
+
+TEST_F(PtracePlatformTest, LoadFromUnmappedPageFaultsUntilMapped) {
+  auto code = LoadCode(*as_, kCodeAddr, kLoadCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kFault, regs));
+  EXPECT_EQ(stop->addr, kLoadAddr);
+  EXPECT_EQ(stop->info.si_signo, SIGSEGV);
+  EXPECT_EQ(stop->info.si_code, SEGV_MAPERR);
+  EXPECT_EQ(regs.rip, kLoadRip);
+
+  auto data = MapData(*as_, kDataAddr, PROT_READ);
+  ASSERT_OK(data);
+  // Written after mapping: the stub maps the same memfd pages the sentry sees.
+  Poke32(*data + (kLoadAddr - kDataAddr), 0xfeedface);
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysGetpid);
+  EXPECT_EQ(regs.rdi, 0xfeedfaceu);
+}
+
+TEST_F(PtracePlatformTest, StoreToReadOnlyPageFaultsUntilWritable) {
+  auto code = LoadCode(*as_, kCodeAddr, kStoreCode);
+  ASSERT_OK(code);
+  auto data = MapData(*as_, kDataAddr, PROT_READ);
+  ASSERT_OK(data);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kFault, regs));
+  EXPECT_EQ(stop->addr, kStoreAddr);
+  EXPECT_EQ(stop->info.si_signo, SIGSEGV);
+  EXPECT_EQ(stop->info.si_code, SEGV_ACCERR);
+  EXPECT_EQ(regs.rip, kStoreRip);
+  EXPECT_EQ(Peek32(*data + (kStoreAddr - kDataAddr)), 0u);
+
+  ASSERT_OK(as_->MapFile(kDataAddr, *data, kPageSize, PROT_READ | PROT_WRITE));
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysGetpid);
+  EXPECT_EQ(Peek32(*data + (kStoreAddr - kDataAddr)), 0xdeadbeefu);
+}
+
+TEST_F(PtracePlatformTest, UnmapRemovesMapping) {
+  auto code = LoadCode(*as_, kCodeAddr, kLoadCode);
+  ASSERT_OK(code);
+  auto data = MapData(*as_, kDataAddr, PROT_READ | PROT_WRITE);
+  ASSERT_OK(data);
+  Poke32(*data + (kLoadAddr - kDataAddr), 0x5a5a5a5a);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.rdi, 0x5a5a5a5au);
+
+  ASSERT_OK(as_->Unmap(kDataAddr, kPageSize));
+  regs = EntryRegs(kCodeAddr);
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kFault, regs));
+  EXPECT_EQ(stop->addr, kLoadAddr);
+  EXPECT_EQ(stop->info.si_code, SEGV_MAPERR);
+  EXPECT_EQ(regs.rip, kLoadRip);
+}
+
+TEST_F(PtracePlatformTest, FailedMapFileLeavesStubUsable) {
+  auto code = LoadCode(*as_, kCodeAddr, kRoundTripCode);
+  ASSERT_OK(code);
+  // mmap(2) wants page-aligned addresses and offsets.
+  EXPECT_ERRNO(as_->MapFile(kDataAddr + 1, 0, kPageSize, PROT_READ), EINVAL);
+  EXPECT_ERRNO(as_->MapFile(kDataAddr, 1, kPageSize, PROT_READ), EINVAL);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysGetpid);
+}
+
+TEST_F(PtracePlatformTest, Ud2RaisesSigill) {
+  constexpr uint8_t kCode[] = {
+      0x0f, 0x0b,  // ud2
+  };
+  auto code = LoadCode(*as_, kCodeAddr, kCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSignal, regs));
+  EXPECT_EQ(stop->info.si_signo, SIGILL);
+  EXPECT_EQ(stop->info.si_code, ILL_ILLOPN);
+  // A fault: rip and si_addr name the offending instruction.
+  EXPECT_EQ(regs.rip, kCodeAddr);
+  EXPECT_EQ(stop->addr, kCodeAddr);
+}
+
+TEST_F(PtracePlatformTest, Int3RaisesSigtrapAndResumes) {
+  constexpr uint8_t kCode[] = {
+      0xcc,                          // int3
+      0xb8, 0x27, 0x00, 0x00, 0x00,  // mov eax, 39
+      0x0f, 0x05,                    // syscall
+  };
+  auto code = LoadCode(*as_, kCodeAddr, kCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSignal, regs));
+  EXPECT_EQ(stop->info.si_signo, SIGTRAP);
+  // Linux raises int3's SIGTRAP with SI_KERNEL; a trap, so rip is past it.
+  EXPECT_EQ(stop->info.si_code, SI_KERNEL);
+  EXPECT_EQ(regs.rip, kCodeAddr + 1);
+
+  // The tracer swallowed the signal: the code runs on to its syscall.
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysGetpid);
+}
+
+TEST_F(PtracePlatformTest, DivideByZeroRaisesSigfpe) {
+  constexpr uint8_t kCode[] = {
+      0x31, 0xc9,  // xor ecx, ecx
+      0xf7, 0xf1,  // div ecx
+  };
+  auto code = LoadCode(*as_, kCodeAddr, kCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSignal, regs));
+  EXPECT_EQ(stop->info.si_signo, SIGFPE);
+  EXPECT_EQ(stop->info.si_code, FPE_INTDIV);
+  EXPECT_EQ(regs.rip, kCodeAddr + 2);
+  EXPECT_EQ(stop->addr, kCodeAddr + 2);
+}
+
+TEST_F(PtracePlatformTest, AddressSpacesAreIndependent) {
+  auto other_or = platform_->NewAddressSpace();
+  ASSERT_OK(other_or);
+  std::unique_ptr<AddressSpace> other = std::move(other_or).value();
+  // Both run the same code page; only as_ has the data page.
+  auto code = LoadCode(*as_, kCodeAddr, kLoadCode);
+  ASSERT_OK(code);
+  ASSERT_OK(other->MapFile(kCodeAddr, *code, kPageSize, PROT_READ | PROT_EXEC));
+  auto mine = MapData(*as_, kDataAddr, PROT_READ);
+  ASSERT_OK(mine);
+  Poke32(*mine + (kLoadAddr - kDataAddr), 0x11111111);
+
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*other, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kFault, regs));
+  EXPECT_EQ(stop->addr, kLoadAddr);
+
+  regs = EntryRegs(kCodeAddr);
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.rdi, 0x11111111u);
+
+  // A different page at the same address in the other space.
+  auto theirs = MapData(*other, kDataAddr, PROT_READ);
+  ASSERT_OK(theirs);
+  Poke32(*theirs + (kLoadAddr - kDataAddr), 0x22222222);
+  regs = EntryRegs(kCodeAddr);
+  stop = ctx_->Switch(*other, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.rdi, 0x22222222u);
+
+  regs = EntryRegs(kCodeAddr);
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.rdi, 0x11111111u);
+}
+
+TEST_F(PtracePlatformTest, RegistersSurviveSyscallStops) {
+  constexpr uint8_t kCode[] = {
+      0x0f, 0x05,  // syscall
+      0x0f, 0x05,  // syscall
+  };
+  auto code = LoadCode(*as_, kCodeAddr, kCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  regs.rax = kSysGetpid;
+  regs.rbx = 0x0101010101010101;
+  regs.rdx = 0x0202020202020202;
+  regs.rsi = 0x0303030303030303;
+  regs.rdi = 0x0404040404040404;
+  regs.rbp = 0x0505050505050505;
+  regs.rsp = 0x0000060606060600;  // nothing here touches the (unmapped) stack
+  regs.r8 = 0x0808080808080808;
+  regs.r9 = 0x0909090909090909;
+  regs.r10 = 0x0a0a0a0a0a0a0a0a;
+  regs.r12 = 0x0c0c0c0c0c0c0c0c;
+  regs.r13 = 0x0d0d0d0d0d0d0d0d;
+  regs.r14 = 0x0e0e0e0e0e0e0e0e;
+  regs.r15 = 0x0f0f0f0f0f0f0f0f;
+  const Registers before = regs;
+  auto expect_preserved = [&](const Registers& r) {
+    EXPECT_EQ(r.rbx, before.rbx);
+    EXPECT_EQ(r.rdx, before.rdx);
+    EXPECT_EQ(r.rsi, before.rsi);
+    EXPECT_EQ(r.rdi, before.rdi);
+    EXPECT_EQ(r.rbp, before.rbp);
+    EXPECT_EQ(r.rsp, before.rsp);
+    EXPECT_EQ(r.r8, before.r8);
+    EXPECT_EQ(r.r9, before.r9);
+    EXPECT_EQ(r.r10, before.r10);
+    EXPECT_EQ(r.r12, before.r12);
+    EXPECT_EQ(r.r13, before.r13);
+    EXPECT_EQ(r.r14, before.r14);
+    EXPECT_EQ(r.r15, before.r15);
+  };
+
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysGetpid);
+  EXPECT_EQ(regs.rip, kCodeAddr + 2);
+  EXPECT_EQ(regs.rcx, kCodeAddr + 2);
+  expect_preserved(regs);
+
+  // The return value is the next call's number, since the code doesn't touch rax.
+  regs.rax = kSysExitGroup;
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysExitGroup);
+  EXPECT_EQ(regs.rip, kCodeAddr + 4);
+  expect_preserved(regs);
+}
+
+TEST_F(PtracePlatformTest, DestroyingAddressSpaceReapsStub) {
+  auto code = LoadCode(*as_, kCodeAddr, kRoundTripCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  std::vector<pid_t> stubs = ThreadChildren();
+
+  // The stub is this process's only child, alive until the address space goes.
+  siginfo_t si{};
+  ASSERT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT | __WALL), 0) << strerror(errno);
+  EXPECT_EQ(si.si_pid, 0);
+  as_.reset();
+  EXPECT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | __WALL), -1) << "a child is left";
+  EXPECT_EQ(errno, ECHILD);
+  for (pid_t pid : stubs) {
+    EXPECT_EQ(kill(pid, 0), -1) << "stub " << pid << " still exists";
+    EXPECT_EQ(errno, ESRCH);
+  }
+}
+
+// Creates a process that just sleeps, with pid `pid` (clone3 set_tid); -1 if
+// this process may not choose pids (it needs CAP_SYS_ADMIN over its PID namespace).
+pid_t SpawnSleeperWithPid(pid_t pid) {
+  clone_args args{};
+  args.exit_signal = SIGCHLD;
+  uint64_t tid = static_cast<uint64_t>(pid);
+  args.set_tid = reinterpret_cast<uint64_t>(&tid);
+  args.set_tid_size = 1;
+  long r = syscall(SYS_clone3, &args, sizeof(args));
+  if (r == 0) {
+    for (;;) pause();
+  }
+  return r < 0 ? -1 : static_cast<pid_t>(r);
+}
+
+TEST_F(PtracePlatformTest, StubDeathIsReportedAndItsPidLeftAlone) {
+  auto code = LoadCode(*as_, kCodeAddr, kRoundTripCode);
+  ASSERT_OK(code);
+  std::vector<pid_t> stubs = ThreadChildren();
+  if (stubs.size() != 1) GTEST_SKIP() << "cannot find the stub's pid in /proc/thread-self/children";
+  pid_t stub = stubs[0];
+  ASSERT_EQ(kill(stub, SIGKILL), 0) << strerror(errno);
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kExited, regs));
+  EXPECT_TRUE(WIFSIGNALED(stop->status));
+  EXPECT_EQ(WTERMSIG(stop->status), SIGKILL);
+  // The death stays reported; the address space no longer takes mappings.
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kExited, regs));
+  EXPECT_EQ(WTERMSIG(stop->status), SIGKILL);
+  EXPECT_ERRNO(as_->MapFile(kDataAddr, *code, kPageSize, PROT_READ), ESRCH);
+
+  // Switch reaped the stub, so its pid is free for anyone. Destroying the
+  // address space must not signal or reap whoever holds it now.
+  pid_t sleeper = SpawnSleeperWithPid(stub);
+  if (sleeper < 0) {
+    std::printf("[     INFO ] cannot reuse pid %d (%s): only checking a clean teardown\n", stub,
+                strerror(errno));
+  }
+  as_.reset();
+  if (sleeper > 0) {
+    int status = 0;
+    EXPECT_EQ(waitpid(sleeper, &status, WNOHANG), 0) << "the process now using the stub's old pid "
+                                                        "was killed and reaped";
+    kill(sleeper, SIGKILL);
+    waitpid(sleeper, &status, 0);
+  }
+  siginfo_t si{};
+  EXPECT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | __WALL), -1) << "a child is left";
+  EXPECT_EQ(errno, ECHILD);
+}
+
+TEST_F(PtracePlatformTest, SyscallRoundTripTime) {
+  auto code = LoadCode(*as_, kCodeAddr, kGetpidLoopCode);
+  ASSERT_OK(code);
+  Registers regs = EntryRegs(kCodeAddr);
+  for (int i = 0; i < 100; i++) {
+    auto stop = ctx_->Switch(*as_, regs);
+    ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  }
+  constexpr int kRounds = 2000;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; i++) {
+    regs.rax = 1;
+    auto stop = ctx_->Switch(*as_, regs);
+    ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  }
+  std::chrono::duration<double, std::micro> spent = std::chrono::steady_clock::now() - start;
+  double per_switch = spent.count() / kRounds;
+  // Information only: the cost depends on the host and on CPU placement.
+  std::printf("[     INFO ] syscall stop round trip: %.2f us per Switch (%d rounds)\n", per_switch,
+              kRounds);
+  RecordProperty("syscall_round_trip_ns", static_cast<int>(per_switch * 1000));
+}
+
+}  // namespace
+}  // namespace husk::platform

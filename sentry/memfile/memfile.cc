@@ -32,7 +32,8 @@ Result<uint64_t> MemoryFile::Allocate(size_t pages) {
     used_ += kPageSize;
     return off;
   }
-  if (next_ + pages * kPageSize > size_) return Errno{ENOMEM};
+  // Divides rather than multiplies: pages * kPageSize can wrap.
+  if (pages > (size_ - next_) / kPageSize) return Errno{ENOMEM};
   uint64_t off = next_;
   next_ += pages * kPageSize;
   used_ += pages * kPageSize;

@@ -82,6 +82,28 @@ void MemoryManager::InsertVma(Vma vma) {
   vmas_.emplace(start, std::move(vma));
 }
 
+// Merges the VMAs overlapping [start, end) with their neighbours where they
+// have become identical, as Linux's vma_merge does after mprotect.
+void MemoryManager::MergeAround(uintptr_t start, uintptr_t end) {
+  auto it = vmas_.lower_bound(start);
+  if (it != vmas_.begin()) --it;
+  while (it != vmas_.end() && it->first < end) {
+    auto next = std::next(it);
+    if (next != vmas_.end() && Mergeable(it->second, next->second)) {
+      it->second.end = next->second.end;
+      vmas_.erase(next);
+    } else {
+      it = next;
+    }
+  }
+}
+
+// Whether [addr, addr + length), rounded up to whole pages, wraps past the
+// top of the address space (also when only the rounding makes it wrap).
+static bool RangeWraps(uintptr_t addr, size_t length) {
+  return length > UINTPTR_MAX - addr || PageUp(addr + length) < addr + length;
+}
+
 void MemoryManager::DropPages(uintptr_t start, uintptr_t end) {
   bool mapped = false;
   auto it = pages_.lower_bound(start);
@@ -122,7 +144,9 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
       return Errno{(req.flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM};
     }
     if (!RangeFree(addr, addr + len)) {
-      if (req.flags & MAP_FIXED_NOREPLACE && !(req.flags & MAP_FIXED)) return Errno{EEXIST};
+      // Even together with MAP_FIXED: Linux's do_mmap tests
+      // MAP_FIXED_NOREPLACE on its own.
+      if (req.flags & MAP_FIXED_NOREPLACE) return Errno{EEXIST};
       UnmapLocked(addr, addr + len);
     }
   } else if (req.addr != 0 && PageDown(req.addr) >= min_addr_ &&
@@ -147,8 +171,9 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
 
 Status MemoryManager::Munmap(uintptr_t addr, size_t length) {
   if (addr % kPageSize != 0 || length == 0) return Errno{EINVAL};
+  // Linux: EINVAL when len > TASK_SIZE - addr.
+  if (RangeWraps(addr, length)) return Errno{EINVAL};
   uintptr_t end = PageUp(addr + length);
-  if (end < addr) return Errno{EINVAL};
   // The stub's range above max_addr_ is never the application's to unmap.
   end = std::min<uintptr_t>(end, max_addr_);
   if (addr >= end) return Ok();
@@ -162,9 +187,9 @@ Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
   if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_GROWSDOWN | PROT_GROWSUP))
     return Errno{EINVAL};
   prot &= PROT_READ | PROT_WRITE | PROT_EXEC;
+  if (length == 0) return Ok();
+  if (RangeWraps(addr, length)) return Errno{ENOMEM};
   uintptr_t end = PageUp(addr + length);
-  if (end < addr) return Errno{ENOMEM};
-  if (end == addr) return Ok();
   absl::MutexLock l(&mu_);
   // Linux fails with ENOMEM if any page of the range is unmapped.
   for (uintptr_t a = addr; a < end;) {
@@ -177,6 +202,7 @@ Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
     it->second.prot = prot;
   }
+  MergeAround(addr, end);
   // Host mappings carry the old protection: remove them and let faults
   // reinstall with the new one.
   bool mapped = false;
@@ -190,8 +216,8 @@ Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
 
 Status MemoryManager::Madvise(uintptr_t addr, size_t length, int advice) {
   if (addr % kPageSize != 0) return Errno{EINVAL};
+  if (RangeWraps(addr, length)) return Errno{EINVAL};
   uintptr_t end = PageUp(addr + length);
-  if (end < addr) return Errno{EINVAL};
   absl::MutexLock l(&mu_);
   switch (advice) {
     case MADV_DONTNEED: {
@@ -201,8 +227,12 @@ Status MemoryManager::Madvise(uintptr_t addr, size_t length, int advice) {
         a = it->second.end;
       }
       // Private pages are dropped: the next touch reads zeros (anonymous)
-      // or the file's contents again, as on Linux.
-      DropPages(addr, end);
+      // or the file's contents again, as on Linux. Shared memory keeps its
+      // contents, as Linux's shmem and page cache do.
+      for (auto it = FindVma(addr); it != vmas_.end() && it->first < end; ++it) {
+        if (it->second.shared) continue;
+        DropPages(std::max(addr, it->first), std::min(end, it->second.end));
+      }
       return Ok();
     }
     case MADV_NORMAL:
@@ -257,6 +287,10 @@ Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, siz
   vmas_.erase(it);
   moved.start = dest;
   moved.end = dest + new_size;
+  // file_end is an address, so it moves with the mapping.
+  if (moved.file_end != UINTPTR_MAX) {
+    moved.file_end = moved.file_end <= old_addr ? dest : dest + (moved.file_end - old_addr);
+  }
   // The populated pages move with the mapping; only host mappings are redone.
   bool mapped = false;
   std::vector<std::pair<uintptr_t, Page>> carry;

@@ -123,6 +123,7 @@ class MemoryManager {
   Result<uintptr_t> FindFree(size_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SplitAt(uintptr_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void InsertVma(Vma vma) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MergeAround(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnmapLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropPages(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result<uint64_t> EnsurePage(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,0 +1,169 @@
+#include "sentry/memfile/memfile.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "base/result_testing.h"
+#include "gtest/gtest.h"
+
+namespace husk {
+namespace {
+
+constexpr size_t kMaxBytes = 64 << 20;
+
+std::unique_ptr<MemoryFile> NewMemoryFile(size_t max_bytes = kMaxBytes) {
+  auto mf = MemoryFile::Create(max_bytes);
+  EXPECT_TRUE(mf.ok()) << "errno " << (mf.ok() ? 0 : mf.error());
+  return mf.ok() ? std::move(mf).value() : nullptr;
+}
+
+bool AllZero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != 0) return false;
+  }
+  return true;
+}
+
+TEST(MemoryFileTest, CreateRoundsSizeUpToPages) {
+  auto mf = NewMemoryFile(kPageSize + 1);
+  ASSERT_NE(mf, nullptr);
+  EXPECT_EQ(mf->max_bytes(), 2 * kPageSize);
+  EXPECT_EQ(mf->used_bytes(), 0u);
+  EXPECT_GE(mf->fd(), 0);
+}
+
+TEST(MemoryFileTest, AllocateZeroPagesIsInvalid) {
+  auto mf = NewMemoryFile();
+  ASSERT_NE(mf, nullptr);
+  EXPECT_ERRNO(mf->Allocate(0), EINVAL);
+  EXPECT_EQ(mf->used_bytes(), 0u);
+}
+
+TEST(MemoryFileTest, AllocateReturnsDistinctAlignedZeroedPages) {
+  auto mf = NewMemoryFile();
+  ASSERT_NE(mf, nullptr);
+  std::set<uint64_t> seen;
+  for (size_t pages : {1, 3, 1, 8}) {
+    auto off = mf->Allocate(pages);
+    ASSERT_OK(off);
+    EXPECT_EQ(*off % kPageSize, 0u);
+    EXPECT_LE(*off + pages * kPageSize, mf->max_bytes());
+    EXPECT_TRUE(AllZero(mf->At(*off), pages * kPageSize));
+    for (size_t i = 0; i < pages; i++) {
+      EXPECT_TRUE(seen.insert(*off + i * kPageSize).second) << "page handed out twice";
+    }
+    // Dirty them so that a page handed out twice would also show as non-zero.
+    memset(mf->At(*off), 0x5a, pages * kPageSize);
+  }
+}
+
+TEST(MemoryFileTest, AtAndFdAreViewsOfTheSameBytes) {
+  // Platforms map fd() into application address spaces while the sentry
+  // copies through At(): both must see the same memory.
+  auto mf = NewMemoryFile();
+  ASSERT_NE(mf, nullptr);
+  auto off = mf->Allocate(2);
+  ASSERT_OK(off);
+  const std::string text = "written through At";
+  memcpy(mf->At(*off + kPageSize - 4), text.data(), text.size());
+  std::string back(text.size(), '\0');
+  ASSERT_EQ(pread(mf->fd(), back.data(), back.size(), static_cast<off_t>(*off + kPageSize - 4)),
+            static_cast<ssize_t>(back.size()));
+  EXPECT_EQ(back, text);
+
+  const std::string other = "written through the fd";
+  ASSERT_EQ(pwrite(mf->fd(), other.data(), other.size(), static_cast<off_t>(*off)),
+            static_cast<ssize_t>(other.size()));
+  EXPECT_EQ(std::string(mf->At(*off), other.size()), other);
+}
+
+TEST(MemoryFileTest, UsedBytesTracksAllocateAndFree) {
+  auto mf = NewMemoryFile();
+  ASSERT_NE(mf, nullptr);
+  auto a = mf->Allocate(1);
+  auto b = mf->Allocate(4);
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  EXPECT_EQ(mf->used_bytes(), 5 * kPageSize);
+  mf->Free(*b, 4);
+  EXPECT_EQ(mf->used_bytes(), kPageSize);
+  mf->Free(*a, 1);
+  EXPECT_EQ(mf->used_bytes(), 0u);
+}
+
+TEST(MemoryFileTest, FreedPageIsReusedAndReadsAsZero) {
+  auto mf = NewMemoryFile();
+  ASSERT_NE(mf, nullptr);
+  auto off = mf->Allocate(1);
+  ASSERT_OK(off);
+  memset(mf->At(*off), 0xab, kPageSize);
+  mf->Free(*off, 1);
+  EXPECT_EQ(mf->used_bytes(), 0u);
+
+  auto again = mf->Allocate(1);
+  ASSERT_OK(again);
+  EXPECT_EQ(*again, *off);
+  EXPECT_TRUE(AllZero(mf->At(*again), kPageSize));
+  EXPECT_EQ(mf->used_bytes(), kPageSize);
+}
+
+TEST(MemoryFileTest, PagesOfAFreedRunAreReusedOneByOne) {
+  auto mf = NewMemoryFile();
+  ASSERT_NE(mf, nullptr);
+  auto run = mf->Allocate(3);
+  ASSERT_OK(run);
+  memset(mf->At(*run), 0x11, 3 * kPageSize);
+  mf->Free(*run, 3);
+
+  std::set<uint64_t> reused;
+  for (int i = 0; i < 3; i++) {
+    auto off = mf->Allocate(1);
+    ASSERT_OK(off);
+    EXPECT_TRUE(AllZero(mf->At(*off), kPageSize));
+    reused.insert(*off);
+  }
+  EXPECT_EQ(reused, (std::set<uint64_t>{*run, *run + kPageSize, *run + 2 * kPageSize}));
+  EXPECT_EQ(mf->used_bytes(), 3 * kPageSize);
+}
+
+TEST(MemoryFileTest, AllocationBeyondMaxFails) {
+  auto mf = NewMemoryFile(16 * kPageSize);
+  ASSERT_NE(mf, nullptr);
+  EXPECT_ERRNO(mf->Allocate(17), ENOMEM);
+  EXPECT_EQ(mf->used_bytes(), 0u);
+
+  auto all = mf->Allocate(16);
+  ASSERT_OK(all);
+  EXPECT_EQ(mf->used_bytes(), 16 * kPageSize);
+  EXPECT_ERRNO(mf->Allocate(1), ENOMEM);
+  EXPECT_EQ(mf->used_bytes(), 16 * kPageSize);
+
+  // A freed page can be handed out again once the file is full.
+  mf->Free(*all + 5 * kPageSize, 1);
+  auto one = mf->Allocate(1);
+  ASSERT_OK(one);
+  EXPECT_EQ(*one, *all + 5 * kPageSize);
+}
+
+TEST(MemoryFileTest, HugePageCountFailsInsteadOfWrapping) {
+  auto mf = NewMemoryFile(16 * kPageSize);
+  ASSERT_NE(mf, nullptr);
+  // pages * kPageSize wraps to 0 (and to one page) in 64 bits.
+  EXPECT_ERRNO(mf->Allocate(SIZE_MAX / kPageSize + 1), ENOMEM);
+  EXPECT_ERRNO(mf->Allocate(SIZE_MAX / kPageSize + 2), ENOMEM);
+  EXPECT_ERRNO(mf->Allocate(SIZE_MAX), ENOMEM);
+  EXPECT_EQ(mf->used_bytes(), 0u);
+  // The allocator is still intact.
+  auto off = mf->Allocate(16);
+  ASSERT_OK(off);
+  EXPECT_EQ(*off, 0u);
+}
+
+}  // namespace
+}  // namespace husk

@@ -66,6 +66,9 @@ class KernelProcProvider : public procfs::ProcProvider {
     for (auto& [fd, e] : t->fds.entries()) {
       if (e.file->dentry()) {
         out[fd] = e.file->dentry()->Path();
+      } else if (e.file->inode()->Type() == S_IFIFO) {
+        auto st = e.file->Stat();
+        out[fd] = absl::StrFormat("pipe:[%d]", st.ok() ? st->st_ino : 0);
       } else if (e.file->HostFd() >= 0) {
         out[fd] = absl::StrFormat("host:[%d]", fd);
       } else {

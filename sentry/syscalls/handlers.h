@@ -52,6 +52,8 @@ HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HAN
 // sys_signal.cc
 HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);
 HUSK_HANDLER(SysKill); HUSK_HANDLER(SysTgkill);
+// sys_pipe.cc
+HUSK_HANDLER(SysPipe); HUSK_HANDLER(SysPipe2);
 // sys_time.cc
 HUSK_HANDLER(SysClockGettime); HUSK_HANDLER(SysClockGetres); HUSK_HANDLER(SysGettimeofday);
 HUSK_HANDLER(SysTime); HUSK_HANDLER(SysNanosleep); HUSK_HANDLER(SysClockNanosleep);
@@ -64,6 +66,10 @@ Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bo
                                  bool empty_ok);
 // The directory a relative path starts from.
 Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
+// A signal the kernel raises on the caller itself (SIGPIPE from a write to a
+// pipe without readers): ignored, or the default action; a handler cannot
+// run yet, so the error alone reports it then.
+void RaiseOnSelf(Task& t, int sig);
 
 }  // namespace husk::syscalls
 

@@ -2,11 +2,13 @@
 // lseek, truncate, getdents64.
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 
 #include <vector>
 
+#include "sentry/kernel/pipe.h"
 #include "sentry/syscalls/handlers.h"
 
 namespace husk::syscalls {
@@ -70,6 +72,12 @@ Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n,
     if (*w < want) break;
   }
   return static_cast<long>(done);
+}
+
+// write(2): EPIPE comes with SIGPIPE for the writer.
+Result<long> RaiseSigpipe(Task& t, Result<long> r) {
+  if (!r.ok() && r.error() == EPIPE) RaiseOnSelf(t, SIGPIPE);
+  return r;
 }
 
 struct IoVec {
@@ -186,7 +194,7 @@ SyscallResult SysWrite(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (!f->writable()) return Errno{EBADF};
   if (a.Size(2) == 0) return 0L;
-  return WriteFrom(t, f, a.Ptr(1), a.Size(2), false, 0);
+  return RaiseSigpipe(t, WriteFrom(t, f, a.Ptr(1), a.Size(2), false, 0));
 }
 
 SyscallResult SysPread64(Task& t, const Args& a) {
@@ -230,7 +238,7 @@ SyscallResult SysWritev(Task& t, const Args& a) {
   for (auto& v : iov) {
     if (v.len == 0) continue;
     auto r = WriteFrom(t, f, v.base, v.len, false, 0);
-    if (!r.ok()) return total > 0 ? Result<long>(total) : r;
+    if (!r.ok()) return total > 0 ? Result<long>(total) : RaiseSigpipe(t, r);
     total += *r;
     if (static_cast<uint64_t>(*r) < v.len) break;
   }
@@ -298,6 +306,10 @@ SyscallResult SysFcntl(Task& t, const Args& a) {
     case F_SETFL:
       e->file->set_status_flags(a.Int(2));
       return 0L;
+    case F_GETPIPE_SZ:
+      return pipe::Capacity(*e->file);
+    case F_SETPIPE_SZ:
+      return pipe::SetCapacity(*e->file, a.Long(2));
     default:
       return Errno{EINVAL};
   }

@@ -35,6 +35,14 @@ Result<long> SignalSelf(Task& t, Task& target, int sig) {
 
 }  // namespace
 
+void RaiseOnSelf(Task& t, int sig) {
+  const SigAction& act = t.sigactions[sig];
+  if (act.handler == reinterpret_cast<uint64_t>(SIG_DFL) && !(kDefaultIgnored & Bit(sig)) &&
+      !(t.sigmask & Bit(sig))) {
+    t.Exit(sig);
+  }
+}
+
 SyscallResult SysRtSigaction(Task& t, const Args& a) {
   int sig = a.Int(0);
   if (a.Size(3) != 8) return Errno{EINVAL};

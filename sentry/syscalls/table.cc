@@ -30,6 +30,8 @@ struct Table {
     Set(SYS_write, SysWrite, {kFd, kBufIn, kInt});
     Set(SYS_pread64, SysPread64, {kFd, kBufOut, kInt, kInt});
     Set(SYS_pwrite64, SysPwrite64, {kFd, kBufIn, kInt, kInt});
+    Set(SYS_pipe, SysPipe, {kPtr});
+    Set(SYS_pipe2, SysPipe2, {kPtr, kOpenFlags});
     Set(SYS_readv, SysReadv, {kFd, kPtr, kInt});
     Set(SYS_writev, SysWritev, {kFd, kPtr, kInt});
     Set(SYS_open, SysOpen, {kPath, kOpenFlags, kOctal});

@@ -1,0 +1,265 @@
+#include "sentry/kernel/pipe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <memory>
+
+namespace husk::pipe {
+namespace {
+
+constexpr size_t kPage = 4096;
+
+// The bytes in flight and who can still read or write them. Like Linux's, a
+// pipe is a ring of page-sized buffers: the capacity counts buffers, and a
+// write merges into the last buffer only when its sub-page remainder fits
+// there, so what a full pipe holds depends on the sizes written (1000-byte
+// writes fill a 16-buffer pipe at 64000 bytes, as on Linux).
+class Buffer {
+ public:
+  explicit Buffer(size_t capacity) : max_slots_(capacity / kPage) {}
+
+  absl::Mutex mu;
+  absl::CondVar cv;  // signalled on any change of contents or of readers/writers
+
+  bool empty() const { return slots_.empty(); }
+  bool full() const { return slots_.size() >= max_slots_; }
+  size_t bytes() const {
+    size_t n = 0;
+    for (const auto& s : slots_) n += s.len;
+    return n;
+  }
+  size_t capacity() const { return max_slots_ * kPage; }
+  size_t occupancy() const { return slots_.size(); }
+  void set_capacity(size_t capacity) { max_slots_ = capacity / kPage; }
+
+  // Appends the first n bytes of p to the last buffer if they fit there.
+  bool Merge(const char* p, size_t n) {
+    if (slots_.empty()) return false;
+    Slot& last = slots_.back();
+    if (last.offset + last.len + n > kPage) return false;
+    memcpy(last.data.get() + last.offset + last.len, p, n);
+    last.len += n;
+    return true;
+  }
+  // Puts up to a page of p into a new buffer; the caller checks !full().
+  size_t Push(const char* p, size_t n) {
+    Slot s{std::make_unique<char[]>(kPage), 0, std::min(n, kPage)};
+    memcpy(s.data.get(), p, s.len);
+    slots_.push_back(std::move(s));
+    return slots_.back().len;
+  }
+  // Takes up to n bytes from the front buffers.
+  size_t Take(char* p, size_t n) {
+    size_t done = 0;
+    while (done < n && !slots_.empty()) {
+      Slot& first = slots_.front();
+      size_t k = std::min(n - done, first.len);
+      memcpy(p + done, first.data.get() + first.offset, k);
+      first.offset += k;
+      first.len -= k;
+      done += k;
+      if (first.len == 0) slots_.pop_front();
+    }
+    return done;
+  }
+
+  int readers = 0;
+  int writers = 0;
+
+ private:
+  struct Slot {
+    std::unique_ptr<char[]> data;
+    size_t offset;
+    size_t len;
+  };
+  std::deque<Slot> slots_;
+  size_t max_slots_;
+};
+
+// One pipe's inode: what fstat(2) shows for both ends.
+class PipeInode : public vfs::Inode {
+ public:
+  PipeInode(uid_t uid, gid_t gid) : ino_(vfs::NextInodeNumber()), uid_(uid), gid_(gid) {
+    clock_gettime(CLOCK_REALTIME, &time_);
+  }
+  mode_t Type() override { return S_IFIFO; }
+  bool Stream() override { return true; }
+  Result<struct stat> Stat() override {
+    struct stat st{};
+    st.st_dev = Device();
+    st.st_ino = ino_;
+    st.st_mode = S_IFIFO | 0600;
+    st.st_nlink = 1;
+    st.st_uid = uid_;
+    st.st_gid = gid_;
+    st.st_blksize = 4096;
+    st.st_atim = st.st_mtim = st.st_ctim = time_;
+    return st;
+  }
+  uint64_t ino() const { return ino_; }
+
+ private:
+  // All pipes live on one pipefs instance, as on Linux.
+  static dev_t Device() {
+    static const dev_t dev = vfs::NewAnonDevice();
+    return dev;
+  }
+  uint64_t ino_;
+  uid_t uid_;
+  gid_t gid_;
+  timespec time_{};
+};
+
+class PipeEnd : public vfs::File {
+ public:
+  PipeEnd(vfs::InodeRef inode, int flags, std::shared_ptr<Buffer> buf, absl::Mutex& big_lock)
+      : vfs::File(std::move(inode), flags), buf_(std::move(buf)), big_lock_(big_lock) {
+    absl::MutexLock l(&buf_->mu);
+    (reader() ? buf_->readers : buf_->writers)++;
+  }
+  ~PipeEnd() override {
+    absl::MutexLock l(&buf_->mu);
+    (reader() ? buf_->readers : buf_->writers)--;
+    buf_->cv.SignalAll();
+  }
+
+  Result<size_t> Read(char* out, size_t n) override {
+    if (!reader()) return Errno{EBADF};
+    return Transfer([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_->mu) -> Result<size_t> {
+      if (!buf_->empty()) {
+        size_t k = buf_->Take(out, n);
+        buf_->cv.SignalAll();
+        return k;
+      }
+      if (buf_->writers == 0) return size_t{0};  // end of file
+      return Errno{EAGAIN};
+    });
+  }
+
+  Result<size_t> Write(const char* in, size_t n) override {
+    if (reader()) return Errno{EBADF};
+    size_t done = 0;
+    bool first = true;
+    // pipe_write: the sub-page remainder of the write goes first, into the
+    // last buffer if it fits whole; the rest fills new buffers, waiting for
+    // free ones unless O_NONBLOCK. A write of at most a page is therefore
+    // atomic (PIPE_BUF).
+    Result<size_t> r = Transfer([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_->mu) -> Result<size_t> {
+      if (buf_->readers == 0) return Errno{EPIPE};
+      if (first) {
+        first = false;
+        size_t chars = n & (kPage - 1);
+        if (chars != 0 && buf_->Merge(in, chars)) {
+          done = chars;
+          buf_->cv.SignalAll();
+        }
+      }
+      while (done < n && !buf_->full()) {
+        done += buf_->Push(in + done, n - done);
+        buf_->cv.SignalAll();
+      }
+      if (done == n) return done;
+      if (flags() & O_NONBLOCK) return done > 0 ? Result<size_t>(done) : Errno{EAGAIN};
+      return Errno{EAGAIN};  // wait for free buffers
+    });
+    // A write cut short (by the last reader leaving) reports what went in.
+    if (!r.ok() && done > 0) return done;
+    return r;
+  }
+
+  Result<size_t> PRead(char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
+  Result<size_t> PWrite(const char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
+  Result<off_t> Seek(off_t, int) override { return Errno{ESPIPE}; }
+
+  Result<long> Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) override {
+    if (cmd != FIONREAD) return Errno{ENOTTY};
+    int n;
+    {
+      absl::MutexLock l(&buf_->mu);
+      n = static_cast<int>(buf_->bytes());
+    }
+    TRY(mm.CopyOut(arg, &n, sizeof(n)));
+    return 0L;
+  }
+
+  Buffer& buffer() { return *buf_; }
+
+ private:
+  bool reader() const { return (flags() & O_ACCMODE) == O_RDONLY; }
+
+  // Runs step under the pipe's lock until it stops answering EAGAIN; with
+  // O_NONBLOCK the first answer is final. Blocking drops the big lock.
+  template <typename Step>
+  Result<size_t> Transfer(Step step) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    {
+      absl::MutexLock l(&buf_->mu);
+      Result<size_t> r = step();
+      if (r.ok() || r.error() != EAGAIN || (flags() & O_NONBLOCK)) return r;
+    }
+    big_lock_.Unlock();
+    Result<size_t> r = Errno{EAGAIN};
+    {
+      absl::MutexLock l(&buf_->mu);
+      for (;;) {
+        r = step();
+        if (r.ok() || r.error() != EAGAIN) break;
+        buf_->cv.Wait(&buf_->mu);
+      }
+    }
+    big_lock_.Lock();
+    return r;
+  }
+
+  std::shared_ptr<Buffer> buf_;
+  absl::Mutex& big_lock_;
+};
+
+}  // namespace
+
+std::pair<vfs::FileRef, vfs::FileRef> New(absl::Mutex& big_lock, int flags, uid_t uid,
+                                          gid_t gid) {
+  auto inode = std::make_shared<PipeInode>(uid, gid);
+  auto buf = std::make_shared<Buffer>(kDefaultCapacity);
+  int status = flags & O_NONBLOCK;
+  auto r = std::make_shared<PipeEnd>(inode, O_RDONLY | status, buf, big_lock);
+  auto w = std::make_shared<PipeEnd>(inode, O_WRONLY | status, buf, big_lock);
+  return {r, w};
+}
+
+bool IsPipe(const vfs::File& f) { return dynamic_cast<const PipeEnd*>(&f) != nullptr; }
+
+Result<long> Capacity(vfs::File& f) {
+  auto* end = dynamic_cast<PipeEnd*>(&f);
+  if (end == nullptr) return Errno{EBADF};
+  absl::MutexLock l(&end->buffer().mu);
+  return static_cast<long>(end->buffer().capacity());
+}
+
+Result<long> SetCapacity(vfs::File& f, long size) {
+  auto* end = dynamic_cast<PipeEnd*>(&f);
+  if (end == nullptr) return Errno{EBADF};
+  // fcntl(2), pipe_fcntl: the size (an unsigned int) is rounded up to a
+  // power-of-two number of pages; past pipe-max-size an unprivileged (here:
+  // any sandboxed) caller gets EPERM; fewer buffers than in use is EBUSY.
+  auto requested = static_cast<unsigned long>(static_cast<unsigned int>(size));
+  if (requested > (1UL << 31)) return Errno{EINVAL};
+  size_t capacity = kPage;
+  while (capacity < requested) capacity *= 2;
+  if (capacity > kMaxCapacity) return Errno{EPERM};
+  Buffer& b = end->buffer();
+  absl::MutexLock l(&b.mu);
+  if (capacity / kPage < b.occupancy()) return Errno{EBUSY};
+  b.set_capacity(capacity);
+  b.cv.SignalAll();
+  return static_cast<long>(capacity);
+}
+
+}  // namespace husk::pipe

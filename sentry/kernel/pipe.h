@@ -1,0 +1,43 @@
+// Pipes (pipe(7)): a bounded byte buffer in sentry memory with a read end and
+// a write end, each an open file description that fork and dup share.
+//
+// Semantics follow Linux: reads return what is buffered (blocking while the
+// pipe is empty and a writer exists, 0 at end of file); writes of at most
+// PIPE_BUF bytes are atomic; larger blocking writes complete in pieces; a
+// write with no reader left fails with EPIPE (the caller raises SIGPIPE);
+// O_NONBLOCK gives EAGAIN instead of blocking; F_GETPIPE_SZ/F_SETPIPE_SZ
+// read and change the capacity (64 KiB by default).
+//
+// Locking: a blocked end waits on the pipe's own mutex after dropping the
+// caller's big lock (Kernel::mu), and takes the big lock back after
+// releasing the pipe's. Lock order: big lock before Pipe::mu_.
+#ifndef HUSK_SENTRY_KERNEL_PIPE_H_
+#define HUSK_SENTRY_KERNEL_PIPE_H_
+
+#include <cstddef>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "base/result.h"
+#include "sentry/vfs/vfs.h"
+
+namespace husk::pipe {
+
+inline constexpr size_t kDefaultCapacity = 65536;
+inline constexpr size_t kMaxCapacity = 1048576;  // /proc/sys/fs/pipe-max-size
+
+// Makes a pipe; returns (read end, write end). flags: O_NONBLOCK (others are
+// the caller's business). big_lock is the lock held by callers of Read and
+// Write, dropped while they block; uid/gid own the pipe's inode.
+std::pair<vfs::FileRef, vfs::FileRef> New(absl::Mutex& big_lock, int flags, uid_t uid,
+                                          gid_t gid);
+
+// Whether f is an end of a pipe.
+bool IsPipe(const vfs::File& f);
+// F_GETPIPE_SZ and F_SETPIPE_SZ (EBADF if f is not a pipe).
+Result<long> Capacity(vfs::File& f);
+Result<long> SetCapacity(vfs::File& f, long size);
+
+}  // namespace husk::pipe
+
+#endif  // HUSK_SENTRY_KERNEL_PIPE_H_

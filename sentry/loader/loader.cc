@@ -252,14 +252,6 @@ Result<uintptr_t> BuildStack(MemoryManager& mm, const std::vector<std::string>& 
 }
 
 bool SpaceTab(char c) { return c == ' ' || c == '\t'; }
-bool Terminator(char c) { return c == ' ' || c == '\t' || c == '\0'; }
-
-// First index in [from, to) whose byte satisfies pred, or `to`.
-template <typename Pred>
-size_t FindIf(const std::string& s, size_t from, size_t to, Pred pred) {
-  while (from < to && !pred(s[from])) from++;
-  return from;
-}
 
 struct Shebang {
   std::string interp;
@@ -267,34 +259,49 @@ struct Shebang {
   std::string arg;
 };
 
-// Parses "#!interp [optional-arg]" the way Linux's binfmt_script does (see
+// Parses "#!interp [optional-arg]" exactly as Linux's load_script does (see
 // execve(2), "Interpreter scripts"): only the first 256 bytes count; the
-// interpreter name ends at a space, tab or NUL; everything after it on the
-// line (trailing blanks trimmed) is one argument. Without a newline in
-// those bytes the line may be cut short, which is fine for the argument but
-// not for the name: a name running to the end of the buffer gives ENOEXEC.
+// name ends at a space, tab or NUL; the rest of the line, trailing blanks
+// trimmed, is one argument. Without a newline in those bytes the line may
+// be cut short, which is fine for the argument but not for the name: a name
+// with no space, tab or NUL after it gives ENOEXEC.
 Result<Shebang> ParseShebang(std::string buf) {
-  buf.resize(kBinprmBufSize, '\0');  // Linux pads a short file with NULs
+  constexpr size_t npos = std::string::npos;
+  buf.resize(kBinprmBufSize, '\0');  // a short file reads as NUL padded
   const size_t buf_end = kBinprmBufSize - 1;
+  // Both helpers search the inclusive range [first, last], as Linux's do.
+  auto next_non_spacetab = [&buf](size_t first, size_t last) {
+    for (; first <= last; first++) {
+      if (!SpaceTab(buf[first])) return first;
+    }
+    return npos;
+  };
+  auto next_terminator = [&buf](size_t first, size_t last) {
+    for (; first <= last; first++) {
+      if (SpaceTab(buf[first]) || buf[first] == '\0') return first;
+    }
+    return npos;
+  };
   size_t i_end = buf.find('\n');
-  if (i_end == std::string::npos) {
-    size_t name = FindIf(buf, 2, buf_end, [](char c) { return !SpaceTab(c); });
-    if (name == buf_end) return Errno{ENOEXEC};
-    if (FindIf(buf, name, buf_end, Terminator) == buf_end) return Errno{ENOEXEC};
+  if (i_end == npos) {
+    size_t first = next_non_spacetab(2, buf_end);
+    if (first == npos || next_terminator(first, buf_end) == npos) return Errno{ENOEXEC};
     i_end = buf_end;
   }
-  while (i_end > 2 && SpaceTab(buf[i_end - 1])) i_end--;
-  size_t i_name = FindIf(buf, 2, i_end, [](char c) { return !SpaceTab(c); });
-  if (i_name == i_end) return Errno{ENOEXEC};
-  size_t i_sep = FindIf(buf, i_name, i_end, Terminator);
+  while (SpaceTab(buf[i_end - 1])) i_end--;  // buf[1] is '!', which stops it
+  size_t i_name = next_non_spacetab(2, i_end);
+  if (i_name == npos || i_name == i_end) return Errno{ENOEXEC};
+  size_t i_sep = next_terminator(i_name, i_end);
+  size_t i_arg = npos;
+  if (i_sep != npos && buf[i_sep] != '\0') i_arg = next_non_spacetab(i_sep, i_end);
+  // Both strings are C strings: they end at the first NUL.
+  buf[i_end] = '\0';
+  if (i_arg != npos) buf[i_sep] = '\0';
   Shebang out;
-  out.interp = buf.substr(i_name, i_sep - i_name);
-  if (i_sep < i_end && buf[i_sep] != '\0') {
-    size_t i_arg = FindIf(buf, i_sep, i_end, [](char c) { return !SpaceTab(c); });
+  out.interp = buf.c_str() + i_name;
+  if (i_arg != npos) {
     out.has_arg = true;
-    // The argument is a C string: a NUL inside the line ends it.
-    out.arg = buf.substr(i_arg, i_end - i_arg);
-    out.arg.resize(strnlen(out.arg.c_str(), out.arg.size()));
+    out.arg = buf.c_str() + i_arg;
   }
   return out;
 }
@@ -353,6 +360,9 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
     ASSIGN_OR_RETURN(head, ReadExact(*file->inode(), 0, kBinprmBufSize));
     if (head.size() < 2 || head[0] != '#' || head[1] != '!') break;
     ASSIGN_OR_RETURN(Shebang sb, ParseShebang(head));
+    // "#!" followed by nothing but blanks up to a NUL names "", which Linux
+    // opens as the working directory: not a regular file.
+    if (sb.interp.empty()) return Errno{EACCES};
     // argv becomes: interpreter, [optional-arg], the script's path, argv[1..].
     std::vector<std::string> nargv{sb.interp};
     if (sb.has_arg) nargv.push_back(sb.arg);

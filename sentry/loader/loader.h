@@ -3,8 +3,10 @@
 // stack (argv, envp, auxv) the System V x86_64 ABI describes.
 //
 // Everything read from the executable is untrusted: a crafted ELF gets
-// ENOEXEC (or EACCES, ENOENT, ELOOP, E2BIG as execve(2) specifies), never a
-// sentry crash.
+// ENOEXEC (or EACCES, ENOENT, ELOOP, E2BIG, ELIBBAD, EIO as Linux's execve
+// gives them), never a sentry crash. Where Linux would only find a bad
+// segment after the point of no return and kill the process, husk returns
+// ENOEXEC before touching the caller's image.
 #ifndef HUSK_SENTRY_LOADER_LOADER_H_
 #define HUSK_SENTRY_LOADER_LOADER_H_
 
@@ -22,19 +24,22 @@ struct Credentials {
 };
 
 struct Image {
-  uintptr_t entry = 0;      // where the first instruction runs (interpreter's if any)
+  uintptr_t entry = 0;  // where the first instruction runs (interpreter's if any)
   uintptr_t stack_pointer = 0;
-  vfs::DentryRef exe;       // the ELF file mapped (for a #! script: its interpreter)
+  vfs::DentryRef exe;             // the ELF file mapped (for a #! script: its interpreter)
   std::vector<std::string> argv;  // after #! rewriting
 };
 
-// Opens path and resolves #! chains (at most 4 deep, like Linux's binfmt limit).
+// Opens path and resolves #! chains: five scripts may lead to the ELF, a
+// sixth gives ELOOP, as on Linux. An empty argv becomes {""}.
 Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::string& path,
                    std::vector<std::string> argv, const std::vector<std::string>& envp,
                    const Credentials& creds);
 
 // Validates an ELF header and program header table read from a file of
-// file_size bytes; exposed for tests and fuzzing.
+// file_size bytes; header_bytes is the start of the file up to at least the
+// end of the program header table (ENOEXEC otherwise). Exposed for tests and
+// fuzzing.
 Status ValidateElf(const std::string& header_bytes, uint64_t file_size);
 
 }  // namespace husk::loader

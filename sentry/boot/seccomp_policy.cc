@@ -7,6 +7,7 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <termios.h>
 
@@ -68,6 +69,11 @@ Status InstallSentrySeccomp(int memfd) {
   for (int nr : {SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
                  SCMP_SYS(sigaltstack)})
     allow(nr);
+  // Blocking: each task's waiter is an eventfd; a blocked task polls it
+  // (with the host descriptors behind stdio, when it waits for those).
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(eventfd2), 1,
+                         SCMP_A1(SCMP_CMP_EQ, EFD_CLOEXEC | EFD_NONBLOCK));
+  allow(SCMP_SYS(poll));
   // Time and randomness the sentry provides to the application.
   for (int nr : {SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep),
                  SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(getrandom)})

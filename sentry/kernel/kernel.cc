@@ -190,6 +190,16 @@ void Task::Exit(int wait_status) {
   k.cv.SignalAll();
 }
 
+Status Task::Block(absl::Time deadline, std::vector<pollfd>* host) {
+  if (SignalPending()) return Errno{EINTR};
+  kernel_.mu.Unlock();
+  bool woken = waiter.Wait(deadline, host);
+  kernel_.mu.Lock();
+  if (SignalPending()) return Errno{EINTR};
+  if (!woken) return Errno{ETIMEDOUT};
+  return Ok();
+}
+
 void Task::Run() {
   Kernel& k = kernel_;
   Kernel::SetCurrent(this);

@@ -21,16 +21,26 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "base/result.h"
 #include "platform/platform.h"
 #include "sentry/kernel/fd_table.h"
 #include "sentry/memfile/memfile.h"
 #include "sentry/mm/mm.h"
 #include "sentry/vfs/vfs.h"
+#include "sentry/vfs/waiter.h"
 
 namespace husk {
 
 class Kernel;
+
+// Kernel-internal errnos (Linux's include/linux/errno.h). A handler
+// interrupted by a signal returns one; the syscall exit path turns it into a
+// restart of the call or EINTR, so the application never sees it.
+inline constexpr int kERestartSys = 512;       // restart if the handler has SA_RESTART
+inline constexpr int kERestartNoIntr = 513;    // always restart
+inline constexpr int kERestartNoHand = 514;    // restart only if no handler runs
+inline constexpr int kERestartBlock = 516;     // like NoHand (restart_syscall comes later)
 
 // struct kernel_sigaction as rt_sigaction(2) passes it on x86_64.
 struct SigAction {
@@ -72,6 +82,20 @@ class Task {
   // Ends the task (and, for now, its thread group) with a wait status.
   void Exit(int wait_status);
   bool exiting() const { return exiting_; }
+
+  // Blocks the task with the big lock dropped until its waiter is notified
+  // (the caller registered it on the queues it waits for, and re-checks its
+  // condition afterwards), the deadline passes (ETIMEDOUT), or a signal is
+  // pending (EINTR; checked before sleeping too). host: host descriptors to
+  // wait on as well, their revents filled in.
+  Status Block(absl::Time deadline = absl::InfiniteFuture(), std::vector<pollfd>* host = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel_.mu);
+  // Whether a signal that is not blocked waits for delivery.
+  bool SignalPending() const { return (pending_signals & ~sigmask) != 0; }
+
+  // Notified by whatever the task waits for, and by signals sent to it.
+  Waiter waiter;
+  uint64_t pending_signals = 0;  // bit sig-1 for each pending signal
 
   platform::Registers regs{};
   FdTable fds;

@@ -12,6 +12,8 @@
 #include <deque>
 #include <memory>
 
+#include "sentry/kernel/kernel.h"
+
 namespace husk::pipe {
 namespace {
 
@@ -27,7 +29,10 @@ class Buffer {
   explicit Buffer(size_t capacity) : max_slots_(capacity / kPage) {}
 
   absl::Mutex mu;
-  absl::CondVar cv;  // signalled on any change of contents or of readers/writers
+  WaitQueue queue;  // notified on any change of contents or of readers/writers
+
+  // Wakes readers, writers and pollers; called after every change.
+  void Changed() { queue.Notify(POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM | POLLHUP | POLLERR); }
 
   bool empty() const { return slots_.empty(); }
   bool full() const { return slots_.size() >= max_slots_; }
@@ -93,7 +98,7 @@ class PipeInode : public vfs::Inode {
   mode_t Type() override { return S_IFIFO; }
   bool Stream() override { return true; }
   Result<struct stat> Stat() override {
-    struct stat st{};
+    struct stat st {};
     st.st_dev = Device();
     st.st_ino = ino_;
     st.st_mode = S_IFIFO | 0600;
@@ -120,15 +125,15 @@ class PipeInode : public vfs::Inode {
 
 class PipeEnd : public vfs::File {
  public:
-  PipeEnd(vfs::InodeRef inode, int flags, std::shared_ptr<Buffer> buf, absl::Mutex& big_lock)
-      : vfs::File(std::move(inode), flags), buf_(std::move(buf)), big_lock_(big_lock) {
+  PipeEnd(vfs::InodeRef inode, int flags, std::shared_ptr<Buffer> buf)
+      : vfs::File(std::move(inode), flags), buf_(std::move(buf)) {
     absl::MutexLock l(&buf_->mu);
     (reader() ? buf_->readers : buf_->writers)++;
   }
   ~PipeEnd() override {
     absl::MutexLock l(&buf_->mu);
     (reader() ? buf_->readers : buf_->writers)--;
-    buf_->cv.SignalAll();
+    buf_->Changed();
   }
 
   Result<size_t> Read(char* out, size_t n) override {
@@ -136,7 +141,7 @@ class PipeEnd : public vfs::File {
     return Transfer([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_->mu) -> Result<size_t> {
       if (!buf_->empty()) {
         size_t k = buf_->Take(out, n);
-        buf_->cv.SignalAll();
+        buf_->Changed();
         return k;
       }
       if (buf_->writers == 0) return size_t{0};  // end of file
@@ -159,12 +164,12 @@ class PipeEnd : public vfs::File {
         size_t chars = n & (kPage - 1);
         if (chars != 0 && buf_->Merge(in, chars)) {
           done = chars;
-          buf_->cv.SignalAll();
+          buf_->Changed();
         }
       }
       while (done < n && !buf_->full()) {
         done += buf_->Push(in + done, n - done);
-        buf_->cv.SignalAll();
+        buf_->Changed();
       }
       if (done == n) return done;
       if (flags() & O_NONBLOCK) return done > 0 ? Result<size_t>(done) : Errno{EAGAIN};
@@ -192,45 +197,55 @@ class PipeEnd : public vfs::File {
 
   Buffer& buffer() { return *buf_; }
 
+  uint32_t Readiness(uint32_t mask) override {
+    absl::MutexLock l(&buf_->mu);
+    uint32_t ready = 0;
+    if (reader()) {
+      if (!buf_->empty()) ready |= POLLIN | POLLRDNORM;
+      if (buf_->writers == 0) ready |= POLLHUP;
+    } else {
+      if (!buf_->full()) ready |= POLLOUT | POLLWRNORM;
+      if (buf_->readers == 0) ready |= POLLERR;
+    }
+    return ready & (mask | POLLHUP | POLLERR);
+  }
+  WaitQueue* EventQueue() override { return &buf_->queue; }
+
  private:
   bool reader() const { return (flags() & O_ACCMODE) == O_RDONLY; }
 
   // Runs step under the pipe's lock until it stops answering EAGAIN; with
-  // O_NONBLOCK the first answer is final. Blocking drops the big lock.
+  // O_NONBLOCK the first answer is final. Blocking drops the big lock; a
+  // signal ends the wait with ERESTARTSYS (read(2) and write(2) restart
+  // under SA_RESTART).
   template <typename Step>
-  Result<size_t> Transfer(Step step) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    {
-      absl::MutexLock l(&buf_->mu);
-      Result<size_t> r = step();
-      if (r.ok() || r.error() != EAGAIN || (flags() & O_NONBLOCK)) return r;
-    }
-    big_lock_.Unlock();
-    Result<size_t> r = Errno{EAGAIN};
-    {
-      absl::MutexLock l(&buf_->mu);
-      for (;;) {
-        r = step();
-        if (r.ok() || r.error() != EAGAIN) break;
-        buf_->cv.Wait(&buf_->mu);
+  Result<size_t> Transfer(Step step) {
+    Task* t = Kernel::Current();
+    for (;;) {
+      {
+        absl::MutexLock l(&buf_->mu);
+        Result<size_t> r = step();
+        if (r.ok() || r.error() != EAGAIN || (flags() & O_NONBLOCK) || t == nullptr) return r;
+        // Registered under the pipe's lock: a change after this check wakes us.
+        buf_->queue.Add(&t->waiter, POLLIN | POLLOUT | POLLHUP | POLLERR);
       }
+      Status s = t->Block();
+      buf_->queue.Remove(&t->waiter);
+      if (!s.ok()) return Errno{kERestartSys};
     }
-    big_lock_.Lock();
-    return r;
   }
 
   std::shared_ptr<Buffer> buf_;
-  absl::Mutex& big_lock_;
 };
 
 }  // namespace
 
-std::pair<vfs::FileRef, vfs::FileRef> New(absl::Mutex& big_lock, int flags, uid_t uid,
-                                          gid_t gid) {
+std::pair<vfs::FileRef, vfs::FileRef> New(int flags, uid_t uid, gid_t gid) {
   auto inode = std::make_shared<PipeInode>(uid, gid);
   auto buf = std::make_shared<Buffer>(kDefaultCapacity);
   int status = flags & O_NONBLOCK;
-  auto r = std::make_shared<PipeEnd>(inode, O_RDONLY | status, buf, big_lock);
-  auto w = std::make_shared<PipeEnd>(inode, O_WRONLY | status, buf, big_lock);
+  auto r = std::make_shared<PipeEnd>(inode, O_RDONLY | status, buf);
+  auto w = std::make_shared<PipeEnd>(inode, O_WRONLY | status, buf);
   return {r, w};
 }
 
@@ -258,7 +273,7 @@ Result<long> SetCapacity(vfs::File& f, long size) {
   absl::MutexLock l(&b.mu);
   if (capacity / kPage < b.occupancy()) return Errno{EBUSY};
   b.set_capacity(capacity);
-  b.cv.SignalAll();
+  b.Changed();
   return static_cast<long>(capacity);
 }
 

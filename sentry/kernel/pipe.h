@@ -8,9 +8,8 @@
 // O_NONBLOCK gives EAGAIN instead of blocking; F_GETPIPE_SZ/F_SETPIPE_SZ
 // read and change the capacity (64 KiB by default).
 //
-// Locking: a blocked end waits on the pipe's own mutex after dropping the
-// caller's big lock (Kernel::mu), and takes the big lock back after
-// releasing the pipe's. Lock order: big lock before Pipe::mu_.
+// Locking: the pipe's own mutex is taken under the big lock (Kernel::mu); a
+// blocked end waits through Task::Block, which drops the big lock.
 #ifndef HUSK_SENTRY_KERNEL_PIPE_H_
 #define HUSK_SENTRY_KERNEL_PIPE_H_
 
@@ -27,10 +26,9 @@ inline constexpr size_t kDefaultCapacity = 65536;
 inline constexpr size_t kMaxCapacity = 1048576;  // /proc/sys/fs/pipe-max-size
 
 // Makes a pipe; returns (read end, write end). flags: O_NONBLOCK (others are
-// the caller's business). big_lock is the lock held by callers of Read and
-// Write, dropped while they block; uid/gid own the pipe's inode.
-std::pair<vfs::FileRef, vfs::FileRef> New(absl::Mutex& big_lock, int flags, uid_t uid,
-                                          gid_t gid);
+// the caller's business); uid/gid own the pipe's inode. A blocking read or
+// write blocks the calling task (Kernel::Current()).
+std::pair<vfs::FileRef, vfs::FileRef> New(int flags, uid_t uid, gid_t gid);
 
 // Whether f is an end of a pipe.
 bool IsPipe(const vfs::File& f);

@@ -12,7 +12,7 @@ Result<long> MakePipe(Task& t, uintptr_t fds_addr, int flags) {
   // O_DIRECT (packet mode) is not supported yet: refuse it rather than
   // silently giving a byte-stream pipe.
   if (flags & ~(O_CLOEXEC | O_NONBLOCK)) return Errno{EINVAL};
-  auto [r, w] = pipe::New(t.kernel().mu, flags & O_NONBLOCK, t.euid, t.egid);
+  auto [r, w] = pipe::New(flags & O_NONBLOCK, t.euid, t.egid);
   bool cloexec = (flags & O_CLOEXEC) != 0;
   ASSIGN_OR_RETURN(int rfd, t.fds.Add(r, cloexec));
   auto wfd = t.fds.Add(w, cloexec);

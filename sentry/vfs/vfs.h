@@ -26,6 +26,7 @@
 
 #include "base/result.h"
 #include "sentry/mm/mm.h"
+#include "sentry/vfs/waiter.h"
 
 namespace husk::vfs {
 
@@ -184,6 +185,15 @@ class File {
   virtual std::shared_ptr<Mappable> GetMappable();
   // A host descriptor behind this file, for poll-like waiting (stdio); -1 if none.
   virtual int HostFd() const { return -1; }
+  // poll(2): the events of `mask` that hold now, plus POLLERR and POLLHUP
+  // whenever they hold. Files that never block are always readable and
+  // writable (Linux's DEFAULT_POLLMASK).
+  virtual uint32_t Readiness(uint32_t mask) {
+    return mask & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
+  }
+  // The queue notified whenever Readiness may have changed; null if it only
+  // changes through the caller's own I/O (or, for host files, see HostFd).
+  virtual WaitQueue* EventQueue() { return nullptr; }
 
  protected:
   InodeRef inode_;

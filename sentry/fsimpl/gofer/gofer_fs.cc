@@ -75,6 +75,10 @@ class GoferInode : public vfs::Inode {
     return Inode::Open(flags);
   }
 
+  // The served tree is read-only: chmod(2), chown(2), truncate(2) and
+  // utimensat(2) give EROFS there, not the EPERM of the VFS default.
+  Status SetAttributes(const vfs::SetAttr& attr) override { return Errno{EROFS}; }
+
   Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override {
     if (!IsRegular()) return Errno{EINVAL};
     if (!host_fd_) {

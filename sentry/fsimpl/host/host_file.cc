@@ -8,6 +8,17 @@
 namespace husk::hostfs {
 namespace {
 
+// What TCGETS copies out: the kernel's struct termios (NCCS 19, see
+// asm-generic/termbits.h), 36 bytes. glibc's struct termios is bigger
+// (c_cc[32] and two speeds); glibc's tcgetattr hands the kernel a buffer of
+// this size, so copying glibc's struct out would write 24 bytes past it.
+struct KernelTermios {
+  tcflag_t c_iflag, c_oflag, c_cflag, c_lflag;
+  cc_t c_line;
+  cc_t c_cc[19];
+};
+static_assert(sizeof(KernelTermios) == 36);
+
 class HostInode : public vfs::Inode {
  public:
   explicit HostInode(int fd) : fd_(fd) {}
@@ -48,16 +59,22 @@ class HostFile : public vfs::File {
 
   Result<size_t> Write(const char* buf, size_t n) override {
     if (!writable()) return Errno{EBADF};
+    // A full pipe or a stopped terminal blocks a write as an empty one
+    // blocks a read: the kernel must not stay locked meanwhile.
+    if (hook_) hook_(true);
     size_t done = 0;
+    int err = 0;
     while (done < n) {
       ssize_t w = write(fd_.get(), buf + done, n - done);
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) {
-        if (done) break;
-        return Errno{errno};
+        err = errno;
+        break;
       }
       done += static_cast<size_t>(w);
     }
+    if (hook_) hook_(false);
+    if (done == 0 && err != 0) return Errno{err};
     return done;
   }
 
@@ -72,7 +89,7 @@ class HostFile : public vfs::File {
   Result<long> Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) override {
     switch (cmd) {
       case TCGETS: {
-        struct termios tio;
+        KernelTermios tio;
         if (ioctl(fd_.get(), TCGETS, &tio) != 0) return Errno{errno};
         TRY(mm.CopyOut(arg, &tio, sizeof(tio)));
         return 0L;

@@ -12,7 +12,8 @@
 namespace husk::hostfs {
 
 // Wraps host fd (owned) as a file with the given access mode. block_hook is
-// called around blocking host reads so the kernel can release its lock.
+// called around host reads and writes, which may block, so the kernel can
+// release its lock: with true before, with false after.
 Result<vfs::FileRef> NewHostFile(UniqueFd fd, int flags,
                                  std::function<void(bool entering)> block_hook);
 

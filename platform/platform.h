@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "base/result.h"
 
@@ -26,6 +27,7 @@ struct StopInfo {
     kFault,    // a memory fault at addr (SIGSEGV/SIGBUS raised by the hardware)
     kSignal,   // another synchronous signal raised by the app's own execution (SIGILL, SIGFPE, SIGTRAP)
     kExited,   // the host process holding the address space died (status is a wait status)
+    kInterrupted,  // Context::Interrupt was called (regs are the app's, nothing happened)
   };
   Kind kind = Kind::kSyscall;
   uintptr_t addr = 0;
@@ -51,6 +53,16 @@ class Context {
   // Runs regs in as until a syscall, fault, signal or death; regs are updated
   // in place. Floating point state stays with the context's host thread.
   virtual Result<StopInfo> Switch(AddressSpace& as, Registers& regs) = 0;
+  // Makes a Switch running (or about to run) on this context's thread
+  // return kInterrupted soon; callable from any thread. A signal sent to the
+  // task uses it to get the task back into the sentry.
+  virtual void Interrupt() = 0;
+  // The application's floating-point and vector registers in as, in the
+  // XSAVE layout (legacy FXSAVE area first); signal frames carry them.
+  virtual Result<std::vector<uint8_t>> GetFpState(AddressSpace& as) = 0;
+  // Restores what GetFpState returned (possibly edited by the application
+  // in a signal frame: EINVAL if the host refuses it).
+  virtual Status SetFpState(AddressSpace& as, const std::vector<uint8_t>& state) = 0;
 };
 
 class Platform {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <elf.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -11,9 +12,12 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 
 extern "C" {
@@ -201,10 +205,62 @@ Result<StopInfo> CollectDeadStub(PtraceAddressSpace& pas) {
   return stop;
 }
 
+// The size of the XSAVE area for the features the host enabled (CPUID leaf
+// 0xD, sub-leaf 0, EBX), at least the 512-byte FXSAVE area and its header.
+size_t XstateSize() {
+  static const size_t size = [] {
+    unsigned a = 0xD, b = 0, c = 0, d = 0;
+    asm volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    return std::max<size_t>(b, 512 + 64);
+  }();
+  return size;
+}
+
 class PtraceContext : public Context {
  public:
+  void Interrupt() override {
+    interrupt_.store(true);
+    pid_t pid = running_.load();
+    // Any signal stops a traced stub; SIGURG does nothing else if it leaks.
+    if (pid > 0) kill(pid, SIGURG);
+  }
+
+  Result<std::vector<uint8_t>> GetFpState(AddressSpace& as) override {
+    auto& pas = static_cast<PtraceAddressSpace&>(as);
+    if (pas.reaped()) return Errno{ESRCH};
+    std::vector<uint8_t> buf(XstateSize());
+    iovec iov{buf.data(), buf.size()};
+    if (ptrace(PTRACE_GETREGSET, pas.pid(), NT_X86_XSTATE, &iov) != 0) return Errno{errno};
+    buf.resize(iov.iov_len);
+    return buf;
+  }
+
+  Status SetFpState(AddressSpace& as, const std::vector<uint8_t>& state) override {
+    auto& pas = static_cast<PtraceAddressSpace&>(as);
+    if (pas.reaped()) return Errno{ESRCH};
+    std::vector<uint8_t> buf = state;
+    iovec iov{buf.data(), buf.size()};
+    if (ptrace(PTRACE_SETREGSET, pas.pid(), NT_X86_XSTATE, &iov) != 0) return Errno{errno};
+    return Ok();
+  }
+
   Result<StopInfo> Switch(AddressSpace& as, Registers& regs) override {
     auto& pas = static_cast<PtraceAddressSpace&>(as);
+    running_.store(pas.pid());
+    struct Clear {
+      std::atomic<pid_t>& r;
+      ~Clear() { r.store(0); }
+    } clear{running_};
+    if (interrupt_.exchange(false)) {
+      StopInfo stop;
+      stop.kind = StopInfo::Kind::kInterrupted;
+      return stop;
+    }
+    return Run(pas, regs);
+  }
+
+ private:
+  Result<StopInfo> Run(PtraceAddressSpace& pas, Registers& regs) {
     if (pas.reaped()) {
       StopInfo stop;
       stop.kind = StopInfo::Kind::kExited;
@@ -248,9 +304,13 @@ class PtraceContext : public Context {
       if (stop.info.si_code <= 0 || (sig != SIGSEGV && sig != SIGBUS && sig != SIGILL &&
                                      sig != SIGFPE && sig != SIGTRAP)) {
         // Sent from outside (the stub's code never signals during a run):
-        // not the application's doing, so drop it and keep running.
-        if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return failed(errno);
-        continue;
+        // Interrupt's SIGURG, or a stray signal. Either way the signal is
+        // dropped (the next PTRACE_SYSEMU passes none) and the sentry gets
+        // control back, at no cost beyond one round trip.
+        if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return failed(errno);
+        interrupt_.store(false);
+        stop.kind = StopInfo::Kind::kInterrupted;
+        return stop;
       }
       if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return failed(errno);
       stop.kind = (sig == SIGSEGV || sig == SIGBUS) ? StopInfo::Kind::kFault
@@ -259,6 +319,9 @@ class PtraceContext : public Context {
       return stop;
     }
   }
+
+  std::atomic<pid_t> running_{0};  // the stub being run, while Switch runs
+  std::atomic<bool> interrupt_{false};
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include <span>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/result_testing.h"
@@ -89,6 +91,8 @@ const char* KindName(Kind k) {
       return "kSignal";
     case Kind::kExited:
       return "kExited";
+    case Kind::kInterrupted:
+      return "kInterrupted";
   }
   return "?";
 }
@@ -215,6 +219,52 @@ TEST_F(PtracePlatformTest, SyscallStopsAndTakesReturnValue) {
   EXPECT_EQ(regs.orig_rax, kSysExit);
   EXPECT_EQ(regs.rdi, 0x1122334455667788u);
   EXPECT_EQ(regs.rip, kCodeAddr + sizeof(kRoundTripCode));
+}
+
+// An endless loop with no syscall: only Interrupt gets control back.
+constexpr uint8_t kSpinCode[] = {
+    0xeb, 0xfe,  // loop: jmp loop
+};
+
+TEST_F(PtracePlatformTest, InterruptFromAnotherThreadStopsARunningSwitch) {
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, kSpinCode));
+  Registers regs = EntryRegs(kCodeAddr);
+  std::thread other([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ctx_->Interrupt();
+  });
+  auto stop = ctx_->Switch(*as_, regs);
+  other.join();
+  ASSERT_TRUE(StoppedWith(stop, Kind::kInterrupted, regs));
+  EXPECT_EQ(regs.rip, kCodeAddr);  // still in the loop, nothing else happened
+  // An Interrupt that arrives between switches makes the next one return at
+  // once, without running anything.
+  ctx_->Interrupt();
+  regs.rip = 0;  // would fault if it ran
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kInterrupted, regs));
+  // And the one after that runs normally again.
+  ASSERT_OK(LoadCode(*as_, kCodeAddr + kPageSize, kRoundTripCode));
+  regs = EntryRegs(kCodeAddr + kPageSize);
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+}
+
+TEST_F(PtracePlatformTest, FpStateRoundTrips) {
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, kRoundTripCode));
+  Registers regs = EntryRegs(kCodeAddr);
+  ASSERT_TRUE(StoppedWith(ctx_->Switch(*as_, regs), Kind::kSyscall, regs));
+  auto fp = ctx_->GetFpState(*as_);
+  ASSERT_OK(fp);
+  ASSERT_GE(fp->size(), 512u);
+  // xmm8 lives at byte 160 + 8 * 16 of the FXSAVE area.
+  std::vector<uint8_t> edited = *fp;
+  for (int i = 0; i < 16; i++) edited[160 + 8 * 16 + i] = static_cast<uint8_t>(0xa0 + i);
+  ASSERT_OK(ctx_->SetFpState(*as_, edited));
+  auto back = ctx_->GetFpState(*as_);
+  ASSERT_OK(back);
+  EXPECT_TRUE(std::equal(edited.begin() + 160, edited.begin() + 160 + 16 * 16,
+                         back->begin() + 160));
 }
 
 TEST_F(PtracePlatformTest, ExitGroupDoesNotRunOnHost) {

@@ -181,11 +181,29 @@ void Task::Exit(int wait_status) {
   zombie = true;
   // Orphans go to init, as on Linux without a subreaper.
   for (auto& child : k.Children(tgid_)) child->ppid = 1;
+  std::shared_ptr<Task> parent = ppid != 0 ? k.FindTask(ppid) : nullptr;
   if (tid_ == 1) {
     k.init_done_ = true;
     k.init_status_ = wait_status;
-  } else if (ppid == 0 || k.FindTask(ppid) == nullptr) {
+  } else if (parent == nullptr) {
     k.RemoveTask(tid_);  // nobody will reap it
+  } else {
+    // The parent learns through exit_signal (SIGCHLD) and its wait4 wakes.
+    if (exit_signal > 0) {
+      int code = WIFSIGNALED(wait_status) ? (WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED)
+                                          : CLD_EXITED;
+      siginfo_t info = MakeSigInfo(exit_signal, code, tgid_, uid);
+      info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
+      parent->SendSignal(info);
+    }
+    // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie
+    // to reap (wait(2), NOTES).
+    const SigAction& chld = parent->sigactions[SIGCHLD];
+    if (exit_signal == SIGCHLD && (chld.handler == reinterpret_cast<uint64_t>(SIG_IGN) ||
+                                   (chld.flags & SA_NOCLDWAIT))) {
+      k.RemoveTask(tid_);
+    }
+    parent->waiter.Notify();
   }
   k.cv.SignalAll();
 }
@@ -217,20 +235,34 @@ void Task::Run() {
     switch (stop.kind) {
       case platform::StopInfo::Kind::kSyscall:
         k.dispatch(*this);
+        // rt_sigreturn leaves orig_rax at -1: nothing to restart then.
+        DeliverSignals(regs.orig_rax != ~0ULL);
         break;
       case platform::StopInfo::Kind::kFault:
         if (!mm_->HandleFault(stop.addr)) {
-          // No handler delivery yet: the default action of SIGSEGV/SIGBUS.
           if (k.strace) {
             Log(k, absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
                                    stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
                                    stop.info.si_code, stop.addr, regs.rip));
           }
-          Exit(stop.info.si_signo | 0x80);  // killed, core dumped
+          siginfo_t info = MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV,
+                                       stop.info.si_code, 0, 0);
+          if (info.si_signo == SIGSEGV) {
+            // The host saw no mapping either way (pages are installed lazily):
+            // the VMAs tell an access error from a missing mapping.
+            info.si_code = mm_->HasVma(stop.addr) ? SEGV_ACCERR : SEGV_MAPERR;
+          }
+          info.si_addr = reinterpret_cast<void*>(stop.addr);
+          ForceSignal(info);
         }
+        DeliverSignals(false);
         break;
       case platform::StopInfo::Kind::kSignal:
-        Exit(stop.info.si_signo | 0x80);
+        ForceSignal(stop.info);
+        DeliverSignals(false);
+        break;
+      case platform::StopInfo::Kind::kInterrupted:
+        DeliverSignals(false);
         break;
       case platform::StopInfo::Kind::kExited:
         Exit(SIGKILL);

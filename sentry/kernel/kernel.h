@@ -14,6 +14,8 @@
 #include <sys/resource.h>
 
 #include <array>
+#include <deque>
+#include <optional>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -41,6 +43,10 @@ inline constexpr int kERestartSys = 512;       // restart if the handler has SA_
 inline constexpr int kERestartNoIntr = 513;    // always restart
 inline constexpr int kERestartNoHand = 514;    // restart only if no handler runs
 inline constexpr int kERestartBlock = 516;     // like NoHand (restart_syscall comes later)
+
+inline constexpr int kMaxSignal = 64;
+// A siginfo for a signal sent by process `pid` (user `uid`) with `code`.
+siginfo_t MakeSigInfo(int sig, int code, int pid, uint32_t uid);
 
 // struct kernel_sigaction as rt_sigaction(2) passes it on x86_64.
 struct SigAction {
@@ -93,6 +99,27 @@ class Task {
   // Whether a signal that is not blocked waits for delivery.
   bool SignalPending() const { return (pending_signals & ~sigmask) != 0; }
 
+  // Signals (sentry/kernel/signals.cc). The caller holds the big lock.
+  // Queues a signal and wakes the task; false if it was dropped (ignored,
+  // or the real-time queue is full).
+  bool SendSignal(const siginfo_t& info);
+  // A signal raised by the task's own execution (a fault): delivered even
+  // if blocked or ignored, as Linux's force_sig_info.
+  void ForceSignal(const siginfo_t& info);
+  // Runs before every return to the application: takes pending signals,
+  // runs default actions, or builds one handler frame; after_syscall says
+  // regs.rax holds a syscall result, which may ask for a restart.
+  void DeliverSignals(bool after_syscall);
+  // rt_sigreturn(2): restores the frame at the stack pointer.
+  Result<long> SigReturn();
+  // Removes the lowest pending signal among `allowed` (sigtimedwait).
+  bool DequeueSignal(uint64_t allowed, siginfo_t* out);
+  // sigsuspend/ppoll/pselect: the mask to restore once a signal has been
+  // handled (a handler frame saves it instead of the temporary mask).
+  void SetSavedSigmask(uint64_t mask) { saved_sigmask_ = mask; }
+  // Notifies the waiter and interrupts the application if it runs.
+  void Wake();
+
   // Notified by whatever the task waits for, and by signals sent to it.
   Waiter waiter;
   uint64_t pending_signals = 0;  // bit sig-1 for each pending signal
@@ -120,6 +147,13 @@ class Task {
   std::unique_ptr<platform::Context> ctx_;
 
  private:
+  void RestartSyscall(bool handler_runs, const SigAction* act);
+  bool SetupFrame(const siginfo_t& info, SigAction& act);
+
+  std::array<std::deque<siginfo_t>, kMaxSignal + 1> sigqueue_;
+  uint64_t queued_ = 0;
+  std::optional<uint64_t> saved_sigmask_;
+
   Kernel& kernel_;
   int tid_;
   int tgid_;

@@ -346,6 +346,11 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   return off;
 }
 
+bool MemoryManager::HasVma(uintptr_t addr) {
+  absl::MutexLock l(&mu_);
+  return FindVma(addr) != vmas_.end();
+}
+
 bool MemoryManager::HandleFault(uintptr_t addr) {
   absl::MutexLock l(&mu_);
   uintptr_t page = PageDown(addr);

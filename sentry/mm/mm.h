@@ -93,6 +93,9 @@ class MemoryManager {
   // Top of the region where mmap places mappings without a hint.
   void SetMmapBase(uintptr_t addr) { mmap_base_ = addr; }
 
+  // Whether any VMA covers addr (whatever its protection).
+  bool HasVma(uintptr_t addr);
+
   // Handles an application fault at addr; false means the access is invalid
   // and the application must get SIGSEGV.
   bool HandleFault(uintptr_t addr);

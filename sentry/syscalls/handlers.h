@@ -51,7 +51,9 @@ HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysClone);
 HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HANDLER(SysFutex);
 // sys_signal.cc
 HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);
-HUSK_HANDLER(SysKill); HUSK_HANDLER(SysTgkill);
+HUSK_HANDLER(SysKill); HUSK_HANDLER(SysTgkill); HUSK_HANDLER(SysTkill);
+HUSK_HANDLER(SysRtSigreturn); HUSK_HANDLER(SysRtSigpending); HUSK_HANDLER(SysPause);
+HUSK_HANDLER(SysRtSigsuspend); HUSK_HANDLER(SysRtSigtimedwait);
 // sys_pipe.cc
 HUSK_HANDLER(SysPipe); HUSK_HANDLER(SysPipe2);
 // sys_time.cc
@@ -67,8 +69,7 @@ Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bo
 // The directory a relative path starts from.
 Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
 // A signal the kernel raises on the caller itself (SIGPIPE from a write to a
-// pipe without readers): ignored, or the default action; a handler cannot
-// run yet, so the error alone reports it then.
+// pipe without readers).
 void RaiseOnSelf(Task& t, int sig);
 
 }  // namespace husk::syscalls

@@ -311,7 +311,8 @@ SyscallResult SysWait4(Task& t, const Args& a) {
     }
     if (!any) return Errno{ECHILD};
     if (options & WNOHANG) return 0L;
-    k.cv.Wait(&k.mu);
+    // An exiting child notifies its parent's waiter; a signal interrupts.
+    if (!t.Block().ok()) return Errno{kERestartSys};
   }
 }
 

@@ -1,9 +1,10 @@
-// Signals: dispositions, masks, alternate stacks, and kill for the cases the
-// sentry can carry out today (probing, ignoring, default termination of the
-// caller). Delivery to handlers arrives with the process model.
+// Signals: dispositions, masks, alternate stacks, sending (kill, tgkill,
+// tkill), waiting (pause, sigsuspend, sigtimedwait), sigpending and
+// rt_sigreturn. Queues and delivery live in sentry/kernel/signals.cc.
 #include <errno.h>
 #include <signal.h>
 
+#include "absl/time/clock.h"
 #include "sentry/syscalls/handlers.h"
 
 namespace husk::syscalls {
@@ -15,33 +16,41 @@ namespace {
 
 constexpr uint64_t Bit(int sig) { return uint64_t{1} << (sig - 1); }
 constexpr uint64_t kUnblockable = Bit(SIGKILL) | Bit(SIGSTOP);
-// Signals whose default action is to do nothing (signal(7)).
-constexpr uint64_t kDefaultIgnored = Bit(SIGCHLD) | Bit(SIGURG) | Bit(SIGWINCH) | Bit(SIGCONT);
 
-Result<long> SignalSelf(Task& t, Task& target, int sig) {
-  if (sig == 0) return 0L;
-  const SigAction& act = target.sigactions[sig];
-  if (act.handler == reinterpret_cast<uint64_t>(SIG_IGN) ||
-      (act.handler == reinterpret_cast<uint64_t>(SIG_DFL) && (kDefaultIgnored & Bit(sig))))
-    return 0L;
-  if (&target == &t && act.handler == reinterpret_cast<uint64_t>(SIG_DFL) &&
-      !(t.sigmask & Bit(sig))) {
-    t.Exit(sig);  // terminated by the signal's default action
-    return 0L;
+// kill(2) permission: privileged, or the sender's real or effective uid is
+// the target's real or saved uid (SIGCONT within a session is not modelled).
+bool MaySignal(const Task& from, const Task& to) {
+  return from.euid == 0 || from.euid == to.uid || from.euid == to.suid || from.uid == to.uid ||
+         from.uid == to.suid;
+}
+
+// Sends sig to one task on behalf of t: permission, then queueing (signal 0
+// only checks). Returns 0 or an errno.
+int SendTo(Task& t, Task& target, int sig, int code) {
+  if (target.zombie) return ESRCH;
+  if (!MaySignal(t, target)) return EPERM;
+  if (sig != 0) target.SendSignal(MakeSigInfo(sig, code, t.tgid(), t.uid));
+  return 0;
+}
+
+// kill(2) to a group of tasks: ESRCH if none matched, EPERM if none could be
+// signalled, success if any could.
+Result<long> SendToAll(Task& t, int sig, bool (*match)(const Task&, const Task&, int), int arg) {
+  bool found = false, sent = false;
+  for (int pid : t.kernel().Pids()) {
+    auto target = t.kernel().FindTask(pid);
+    if (!target || target->zombie || !match(t, *target, arg)) continue;
+    found = true;
+    if (SendTo(t, *target, sig, SI_USER) == 0) sent = true;
   }
-  t.kernel().CountUnimplemented(SYS_kill);
-  return Errno{ENOSYS};
+  if (!found) return Errno{ESRCH};
+  if (!sent) return Errno{EPERM};
+  return 0L;
 }
 
 }  // namespace
 
-void RaiseOnSelf(Task& t, int sig) {
-  const SigAction& act = t.sigactions[sig];
-  if (act.handler == reinterpret_cast<uint64_t>(SIG_DFL) && !(kDefaultIgnored & Bit(sig)) &&
-      !(t.sigmask & Bit(sig))) {
-    t.Exit(sig);
-  }
-}
+void RaiseOnSelf(Task& t, int sig) { t.SendSignal(MakeSigInfo(sig, SI_USER, t.tgid(), t.uid)); }
 
 SyscallResult SysRtSigaction(Task& t, const Args& a) {
   int sig = a.Int(0);
@@ -101,23 +110,101 @@ SyscallResult SysSigaltstack(Task& t, const Args& a) {
 SyscallResult SysKill(Task& t, const Args& a) {
   int pid = a.Int(0);
   int sig = a.Int(1);
-  if (sig < 0 || sig > 64) return Errno{EINVAL};
-  if (pid == t.tgid() || pid == 0) return SignalSelf(t, t, sig);
+  if (sig < 0 || sig > kMaxSignal) return Errno{EINVAL};
   if (pid > 0) {
     auto target = t.kernel().FindTask(pid);
-    if (!target || target->zombie) return Errno{ESRCH};
-    return SignalSelf(t, *target, sig);
+    if (!target || target->tgid() != pid) return Errno{ESRCH};
+    int err = SendTo(t, *target, sig, SI_USER);
+    if (err != 0) return Errno{err};
+    return 0L;
   }
-  t.kernel().CountUnimplemented(SYS_kill);
-  return Errno{ENOSYS};
+  if (pid == INT32_MIN) return Errno{ESRCH};
+  if (pid == -1) {
+    // Every process the caller may signal except init and itself.
+    return SendToAll(
+        t, sig, [](const Task& self, const Task& o, int) { return o.tgid() != 1 && &o != &self; },
+        0);
+  }
+  int pgid = pid == 0 ? t.pgid : -pid;
+  return SendToAll(
+      t, sig, [](const Task&, const Task& o, int g) { return o.pgid == g; }, pgid);
 }
 
 SyscallResult SysTgkill(Task& t, const Args& a) {
   int sig = a.Int(2);
-  if (a.Int(0) <= 0 || a.Int(1) <= 0 || sig < 0 || sig > 64) return Errno{EINVAL};
+  if (a.Int(0) <= 0 || a.Int(1) <= 0 || sig < 0 || sig > kMaxSignal) return Errno{EINVAL};
   auto target = t.kernel().FindTask(a.Int(1));
-  if (!target || target->tgid() != a.Int(0) || target->zombie) return Errno{ESRCH};
-  return SignalSelf(t, *target, sig);
+  if (!target || target->tgid() != a.Int(0)) return Errno{ESRCH};
+  int err = SendTo(t, *target, sig, SI_TKILL);
+  if (err != 0) return Errno{err};
+  return 0L;
+}
+
+SyscallResult SysTkill(Task& t, const Args& a) {
+  int sig = a.Int(1);
+  if (a.Int(0) <= 0 || sig < 0 || sig > kMaxSignal) return Errno{EINVAL};
+  auto target = t.kernel().FindTask(a.Int(0));
+  if (!target) return Errno{ESRCH};
+  int err = SendTo(t, *target, sig, SI_TKILL);
+  if (err != 0) return Errno{err};
+  return 0L;
+}
+
+SyscallResult SysRtSigreturn(Task& t, const Args& a) {
+  auto r = t.SigReturn();
+  if (!r.ok()) {
+    // A frame that cannot be read back: Linux kills with SIGSEGV.
+    t.ForceSignal(MakeSigInfo(SIGSEGV, SI_KERNEL, 0, 0));
+    return Errno{EFAULT};
+  }
+  return r;
+}
+
+SyscallResult SysRtSigpending(Task& t, const Args& a) {
+  if (a.Size(1) > 8) return Errno{EINVAL};
+  uint64_t set = t.pending_signals & t.sigmask;
+  TRY(t.CopyOut(a.Ptr(0), &set, a.Size(1)));
+  return 0L;
+}
+
+SyscallResult SysPause(Task& t, const Args& a) {
+  while (t.Block().ok()) {
+  }
+  return Errno{kERestartNoHand};
+}
+
+SyscallResult SysRtSigsuspend(Task& t, const Args& a) {
+  if (a.Size(1) != 8) return Errno{EINVAL};
+  uint64_t mask;
+  TRY(t.CopyInObj(a.Ptr(0), &mask));
+  t.SetSavedSigmask(t.sigmask);
+  t.sigmask = mask & ~kUnblockable;
+  while (t.Block().ok()) {
+  }
+  return Errno{kERestartNoHand};
+}
+
+SyscallResult SysRtSigtimedwait(Task& t, const Args& a) {
+  if (a.Size(3) != 8) return Errno{EINVAL};
+  uint64_t set;
+  TRY(t.CopyInObj(a.Ptr(0), &set));
+  set &= ~kUnblockable;
+  absl::Time deadline = absl::InfiniteFuture();
+  if (a.Ptr(2) != 0) {
+    timespec ts;
+    TRY(t.CopyInObj(a.Ptr(2), &ts));
+    if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return Errno{EINVAL};
+    deadline = absl::Now() + absl::DurationFromTimespec(ts);
+  }
+  for (;;) {
+    siginfo_t info;
+    if (t.DequeueSignal(set, &info)) {
+      if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), info));
+      return static_cast<long>(info.si_signo);
+    }
+    Status s = t.Block(deadline);
+    if (!s.ok()) return Errno{s.error() == ETIMEDOUT ? EAGAIN : EINTR};
+  }
 }
 
 }  // namespace husk::syscalls

@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <time.h>
 
+#include <algorithm>
+
+#include "absl/time/clock.h"
 #include "sentry/kernel/blocking.h"
 #include "sentry/syscalls/handlers.h"
 
@@ -29,15 +32,31 @@ Result<long> Sleep(Task& t, int clock, int flags, uintptr_t req_addr, uintptr_t 
   timespec req;
   TRY(t.CopyInObj(req_addr, &req));
   if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0) return Errno{EINVAL};
-  int r;
-  {
-    ScopedBlocking unlocked(t.kernel());
-    do {
-      r = clock_nanosleep(clock, flags, &req, nullptr);
-    } while (r == EINTR);
+  // The wake-up time on the sentry's clock (absl::Now is CLOCK_REALTIME).
+  absl::Time deadline;
+  if (flags & TIMER_ABSTIME) {
+    if (clock == CLOCK_REALTIME) {
+      deadline = absl::TimeFromTimespec(req);
+    } else {
+      timespec now;
+      clock_gettime(clock, &now);
+      deadline = absl::Now() + (absl::DurationFromTimespec(req) - absl::DurationFromTimespec(now));
+    }
+  } else {
+    deadline = absl::Now() + absl::DurationFromTimespec(req);
   }
-  if (r != 0) return Errno{r};
-  (void)rem_addr;  // only written when a signal interrupts the sleep
+  for (;;) {
+    Status s = t.Block(deadline);
+    if (s.ok()) continue;  // woken for something else: keep sleeping
+    if (s.error() == ETIMEDOUT) break;
+    // A signal: report the time left (relative sleeps), then EINTR or, if
+    // no handler runs, a restart (nanosleep(2)).
+    if (rem_addr != 0 && !(flags & TIMER_ABSTIME)) {
+      timespec rem = absl::ToTimespec(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+      TRY(t.CopyOutObj(rem_addr, rem));
+    }
+    return Errno{kERestartBlock};
+  }
   return 0L;
 }
 

@@ -146,6 +146,12 @@ struct Table {
     Set(SYS_sigaltstack, SysSigaltstack, {kPtr, kPtr});
     Set(SYS_kill, SysKill, {kInt, kSignal});
     Set(SYS_tgkill, SysTgkill, {kInt, kInt, kSignal});
+    Set(SYS_tkill, SysTkill, {kInt, kSignal});
+    Set(SYS_rt_sigreturn, SysRtSigreturn, {});
+    Set(SYS_rt_sigpending, SysRtSigpending, {kPtr, kInt});
+    Set(SYS_pause, SysPause, {});
+    Set(SYS_rt_sigsuspend, SysRtSigsuspend, {kPtr, kInt});
+    Set(SYS_rt_sigtimedwait, SysRtSigtimedwait, {kPtr, kPtr, kPtr, kInt});
     // Time.
     Set(SYS_clock_gettime, SysClockGettime, {kInt, kPtr});
     Set(SYS_clock_getres, SysClockGetres, {kInt, kPtr});

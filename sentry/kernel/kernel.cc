@@ -103,6 +103,10 @@ void Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> m
         }
         mm->AttachAddressSpace(std::move(*as));
         t->mm_ = std::move(mm);
+        if (!t->initial_fp_state.empty()) {
+          (void)t->ctx_->SetFpState(t->mm_->address_space(), t->initial_fp_state);
+          t->initial_fp_state.clear();
+        }
       }
     }
     t->Run();

@@ -145,6 +145,8 @@ class Task {
 
   std::unique_ptr<MemoryManager> mm_;
   std::unique_ptr<platform::Context> ctx_;
+  // FPU state a forked child starts with (set once its address space exists).
+  std::vector<uint8_t> initial_fp_state;
 
  private:
   void RestartSyscall(bool handler_runs, const SigAction* act);

@@ -359,6 +359,9 @@ Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uint
   if (flags & CLONE_CHILD_CLEARTID) child->clear_child_tid = ctid;
   if (flags & CLONE_PARENT_SETTID) (void)t.CopyOutObj(ptid, pid);
   k.AddTask(child);
+  // fork(2) copies the floating-point and vector state with the registers.
+  auto fp = t.ctx_->GetFpState(t.mm().address_space());
+  if (fp.ok()) child->initial_fp_state = std::move(*fp);
   k.StartTask(child, std::move(mm));
   if (flags & CLONE_VFORK) {
     while (!child->vfork_done) k.cv.Wait(&k.mu);

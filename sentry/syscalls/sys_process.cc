@@ -378,7 +378,12 @@ Result<std::vector<std::string>> CopyInStrings(Task& t, uintptr_t addr) {
     uint64_t p;
     TRY(t.CopyInObj(addr + i * 8, &p));
     if (p == 0) break;
-    ASSIGN_OR_RETURN(std::string s, t.mm().CopyInString(p, 128 * 1024));
+    // Linux's copy_strings reads at most MAX_ARG_STRLEN (32 pages) bytes of
+    // a string, its NUL included: no NUL among them is E2BIG, not the
+    // ENAMETOOLONG of a too-long path; a fault among them is EFAULT.
+    Result<std::string> copied = t.mm().CopyInString(p, 32 * kPageSize - 1);
+    if (!copied.ok()) return Errno{copied.error() == ENAMETOOLONG ? E2BIG : copied.error()};
+    std::string s = std::move(copied).value();
     total += s.size() + 1;
     if (total > (2u << 20)) return Errno{E2BIG};
     out.push_back(std::move(s));

@@ -1,19 +1,22 @@
 // Conformance: process identity and attributes of a single-threaded process: getpid/gettid/
 // getppid, credentials and groups, uname, prctl(PR_SET_NAME/PR_GET_NAME), rlimits
 // (getrlimit/setrlimit/prlimit64), sched_getaffinity, sched_yield, getrandom, set_tid_address,
-// set_robust_list, arch_prctl.
+// set_robust_list, arch_prctl; execve's argument limits.
 // Relies on, beyond the start-up set in test_util.h: getpid gettid getppid getuid geteuid getgid
 // getegid getgroups uname prctl getrlimit setrlimit prlimit64 sched_getaffinity sched_yield
-// getrandom dup set_tid_address set_robust_list arch_prctl(ARCH_GET_FS).
+// getrandom dup set_tid_address set_robust_list arch_prctl(ARCH_GET_FS); for execve: fork
+// execve wait4 pipe2 mprotect.
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #if defined(__x86_64__)
 #include <asm/prctl.h>
@@ -222,6 +225,109 @@ TEST(ProcessTest, ArchPrctlGetFsIsTheThreadPointer) {
   EXPECT_ERRNO(syscall(SYS_arch_prctl, 0x7777, &fs), EINVAL);
 }
 #endif
+
+// --- execve ---
+
+// What ExecInChild saw: the errno execve failed with, or the exit status of the program it ran.
+struct ExecOutcome {
+  int error = 0;        // 0: execve succeeded; negative: -errno of the child's setup
+  int wait_status = 0;  // valid when error == 0
+};
+
+// Prepares the child before its execve; returns 0 or an errno.
+using ChildSetup = int (*)();
+
+// Runs `setup` and then execve(path, argv, envp) in a forked child, so that an execve that
+// succeeds by mistake cannot replace the test. The child reports execve's errno through a
+// close-on-exec pipe: end-of-file without a report means the program ran.
+ExecOutcome ExecInChild(const char* path, const std::vector<const char*>& argv,
+                        const std::vector<const char*>& envp, ChildSetup setup = nullptr) {
+  std::vector<char*> av, ev;
+  for (const char* a : argv) av.push_back(const_cast<char*>(a));
+  av.push_back(nullptr);
+  for (const char* e : envp) ev.push_back(const_cast<char*>(e));
+  ev.push_back(nullptr);
+  int fds[2];
+  EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0) << ErrnoName(errno);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    int err = setup != nullptr ? -setup() : 0;
+    if (err == 0) {
+      execve(path, av.data(), ev.data());
+      err = errno;
+    }
+    (void)!write(fds[1], &err, sizeof(err));
+    _exit(127);
+  }
+  close(fds[1]);
+  ExecOutcome out;
+  EXPECT_GT(pid, 0) << ErrnoName(errno);
+  if (pid < 0) {
+    close(fds[0]);
+    out.error = -1;
+    return out;
+  }
+  int err = 0;
+  if (read(fds[0], &err, sizeof(err)) == sizeof(err)) out.error = err;
+  close(fds[0]);
+  EXPECT_EQ(waitpid(pid, &out.wait_status, 0), pid) << ErrnoName(errno);
+  return out;
+}
+
+// Expects execve to fail with `err`, or (err == 0) to run the program and see it exit 0.
+void ExpectExec(int err, const char* path, const std::vector<const char*>& argv,
+                const std::vector<const char*>& envp = {}, ChildSetup setup = nullptr) {
+  ExecOutcome out = ExecInChild(path, argv, envp, setup);
+  ASSERT_GE(out.error, 0) << "the child's setup failed: " << ErrnoName(-out.error);
+  if (err != 0) {
+    EXPECT_EQ(out.error, err) << path << ": want " << ErrnoName(err) << ", got "
+                              << (out.error == 0 ? "success" : ErrnoName(out.error));
+    return;
+  }
+  ASSERT_EQ(out.error, 0) << path << ": " << ErrnoName(out.error);
+  EXPECT_TRUE(WIFEXITED(out.wait_status) && WEXITSTATUS(out.wait_status) == 0)
+      << path << ": wait status " << out.wait_status;
+}
+
+// MAX_ARG_STRLEN: 32 pages, the terminating NUL included (see execve(2), "Limits on size").
+constexpr size_t kMaxArgStrlen = 32 * 4096;
+constexpr const char* kTrue = "/bin/true";
+
+TEST(ExecveTest, StringsOfMaxArgStrlenWithTheirNulAreAccepted) {
+  std::string longest(kMaxArgStrlen - 1, 'a');
+  ExpectExec(0, kTrue, {"true", longest.c_str()});
+  std::string env = "V=" + std::string(kMaxArgStrlen - 3, 'e');
+  ExpectExec(0, kTrue, {"true"}, {env.c_str()});
+}
+
+TEST(ExecveTest, LongerStringsGiveE2BIG) {
+  // One byte over, and far over (which the kernel stops reading at the limit).
+  for (size_t len : {kMaxArgStrlen, kMaxArgStrlen + 1, 2 * kMaxArgStrlen, size_t{1} << 20}) {
+    SCOPED_TRACE(testing::Message() << "strlen " << len);
+    std::string s(len, 'a');
+    ExpectExec(E2BIG, kTrue, {"true", s.c_str()});
+    ExpectExec(E2BIG, kTrue, {"true"}, {s.c_str()});
+    ExpectExec(E2BIG, kTrue, {s.c_str()});
+  }
+}
+
+TEST(ExecveTest, OnlyMaxArgStrlenBytesOfAStringAreRead) {
+  // 32 pages of 'x' with no NUL, then an inaccessible page. From the start of the pages the
+  // limit is reached before the hole: E2BIG. One byte further in, the read runs into the hole
+  // before the limit: EFAULT.
+  const size_t kPage = 4096;
+  char* area = static_cast<char*>(mmap(nullptr, kMaxArgStrlen + kPage, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(area, MAP_FAILED) << ErrnoName(errno);
+  memset(area, 'x', kMaxArgStrlen);
+  ASSERT_EQ(mprotect(area + kMaxArgStrlen, kPage, PROT_NONE), 0) << ErrnoName(errno);
+  ExpectExec(E2BIG, kTrue, {"true", area});
+  ExpectExec(EFAULT, kTrue, {"true", area + 1});
+  ExpectExec(E2BIG, kTrue, {"true"}, {area});
+  ExpectExec(EFAULT, kTrue, {"true"}, {area + 1});
+  munmap(area, kMaxArgStrlen + kPage);
+}
 
 }  // namespace
 }  // namespace husk_test

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace husk::loader {
@@ -189,13 +190,33 @@ Result<Loaded> MapElf(MemoryManager& mm, const vfs::FileRef& file, const ElfInfo
   return out;
 }
 
-// Opens an executable for execve: a regular file with an execute bit.
+// Execute permission as Linux's generic_permission(MAY_EXEC) grants it
+// (path_resolution(7)): the owner's bits if the effective uid owns the file,
+// else the group's if the effective gid or a supplementary group is the
+// file's group, else the others'. Root (CAP_DAC_OVERRIDE) needs only some
+// execute bit, in any of the three.
+bool MayExecute(const struct stat& st, const Credentials& creds) {
+  if (creds.euid == 0) return (st.st_mode & 0111) != 0;
+  mode_t bits;
+  if (st.st_uid == creds.euid) {
+    bits = st.st_mode >> 6;
+  } else if (st.st_gid == creds.egid ||
+             std::find(creds.groups.begin(), creds.groups.end(), st.st_gid) != creds.groups.end()) {
+    bits = st.st_mode >> 3;
+  } else {
+    bits = st.st_mode;
+  }
+  return (bits & S_IXOTH) != 0;
+}
+
+// Opens an executable for execve: a regular file the caller may execute.
 Result<vfs::FileRef> OpenExecutable(const vfs::FsContext& fs, const std::string& path,
-                                    vfs::DentryRef* dentry, uint64_t* size) {
+                                    const Credentials& creds, vfs::DentryRef* dentry,
+                                    uint64_t* size) {
   ASSIGN_OR_RETURN(vfs::DentryRef d, vfs::Resolve(fs, fs.cwd, path, true));
   ASSIGN_OR_RETURN(struct stat st, d->inode()->Stat());
   if (!S_ISREG(st.st_mode)) return Errno{EACCES};
-  if ((st.st_mode & 0111) == 0) return Errno{EACCES};
+  if (!MayExecute(st, creds)) return Errno{EACCES};
   ASSIGN_OR_RETURN(vfs::FileRef f, d->inode()->Open(O_RDONLY));
   f->set_dentry(d);
   *dentry = d;
@@ -355,7 +376,7 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
   std::string head;
   for (int depth = 0;; depth++) {
     // binfmt_script opens the interpreter before the depth is checked.
-    ASSIGN_OR_RETURN(file, OpenExecutable(fs, path, &dentry, &size));
+    ASSIGN_OR_RETURN(file, OpenExecutable(fs, path, creds, &dentry, &size));
     if (depth > kMaxExecDepth) return Errno{ELOOP};
     ASSIGN_OR_RETURN(head, ReadExact(*file->inode(), 0, kBinprmBufSize));
     if (head.size() < 2 || head[0] != '#' || head[1] != '!') break;
@@ -389,7 +410,7 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
     if (interp_path.empty()) return Errno{EACCES};
     vfs::DentryRef identry;
     uint64_t isize = 0;
-    ASSIGN_OR_RETURN(ifile, OpenExecutable(fs, interp_path, &identry, &isize));
+    ASSIGN_OR_RETURN(ifile, OpenExecutable(fs, interp_path, creds, &identry, &isize));
     ASSIGN_OR_RETURN(std::string ihead, ReadExact(*ifile->inode(), 0, sizeof(Elf64_Ehdr)));
     if (ihead.size() != sizeof(Elf64_Ehdr)) return Errno{EIO};
     // An interpreter that is not a usable ELF is ELIBBAD, not ENOEXEC. Its

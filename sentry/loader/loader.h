@@ -19,8 +19,11 @@
 
 namespace husk::loader {
 
+// Who execs: the effective ids and supplementary groups decide execute
+// permission (the file and any interpreter); all four ids go to the auxv.
 struct Credentials {
   uint32_t uid = 0, euid = 0, gid = 0, egid = 0;
+  std::vector<uint32_t> groups;  // supplementary groups
 };
 
 struct Image {

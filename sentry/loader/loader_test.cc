@@ -809,6 +809,76 @@ TEST_F(LoaderTest, RefusesWhatExecveRefuses) {
   EXPECT_ERRNO(Load("/noexec/x", {"x"}), ENOTDIR);
 }
 
+// Execute permission picks one class of bits by the caller's effective ids
+// and supplementary groups (path_resolution(7)); root needs any execute bit.
+TEST_F(LoaderTest, ExecutePermissionFollowsTheCallersIds) {
+  // creds_: uid 1000, euid 1001, gid 2000, egid 2001.
+  struct Case {
+    const char* what;
+    mode_t mode;
+    uid_t owner;
+    gid_t group;
+    std::vector<uint32_t> groups;
+    int err;
+  } cases[] = {
+      {"owner x", 0100, 1001, 9, {}, 0},
+      {"owner without x, the rest with", 0677, 1001, 2001, {}, EACCES},
+      {"the real uid is not the owner's", 0100, 1000, 9, {}, EACCES},
+      {"group x by egid", 0010, 9, 2001, {}, 0},
+      {"group without x, others with", 0705, 9, 2001, {}, EACCES},
+      {"the real gid is not a group", 0010, 9, 2000, {}, EACCES},
+      {"group x by a supplementary group", 0010, 9, 3002, {3001, 3002}, 0},
+      {"supplementary group without x", 0705, 9, 3002, {3001, 3002}, EACCES},
+      {"others x", 0001, 9, 9, {3001}, 0},
+      {"others without x", 0770, 9, 9, {3001}, EACCES},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    WriteFile("/prog", StaticExec().Bytes(), c.mode);
+    vfs::SetAttr owner;
+    owner.set_uid = owner.set_gid = true;
+    owner.uid = c.owner;
+    owner.gid = c.group;
+    ASSERT_OK(fs_.root->inode()->Lookup("prog").value()->SetAttributes(owner));
+    creds_.groups = c.groups;
+    auto r = Load("/prog", {"prog"});
+    if (c.err == 0) {
+      EXPECT_OK(r);
+    } else {
+      EXPECT_ERRNO(r, c.err);
+    }
+    ASSERT_OK(fs_.root->inode()->Unlink("prog"));
+    fs_.root->ForgetChild("prog");
+  }
+}
+
+TEST_F(LoaderTest, RootNeedsSomeExecuteBit) {
+  creds_ = Credentials{1000, 0, 2000, 2000};  // effective root
+  for (mode_t mode : {0100, 0010, 0001}) {
+    WriteFile("/x" + std::to_string(mode), StaticExec().Bytes(), mode);
+    EXPECT_OK(Load("/x" + std::to_string(mode), {"x"})) << "mode 0" << std::oct << mode;
+  }
+  WriteFile("/none", StaticExec().Bytes(), 0666);
+  EXPECT_ERRNO(Load("/none", {"none"}), EACCES);
+  // A real uid of 0 is not enough.
+  WriteFile("/owner-only", StaticExec().Bytes(), 0700);
+  creds_ = Credentials{0, 1001, 0, 2001};
+  EXPECT_ERRNO(Load("/owner-only", {"x"}), EACCES);
+}
+
+TEST_F(LoaderTest, InterpretersNeedExecutePermissionToo) {
+  // Owned by root (tmpfs's default owner) and executable by it alone.
+  WriteFile("/bin/root-only", StaticExec().Bytes(), 0700);
+  WriteFile("/lib/root-only.so", MakeElf(ET_DYN).Bytes(), 0700);
+  WriteFile("/script", "#!/bin/root-only\n");
+  WriteFile("/dyn", WithInterps(ET_EXEC, {"/lib/root-only.so"}).Bytes());
+  EXPECT_ERRNO(Load("/script", {"script"}), EACCES);
+  EXPECT_ERRNO(Load("/dyn", {"dyn"}), EACCES);
+  creds_ = Credentials{0, 0, 0, 0};
+  EXPECT_OK(Load("/script", {"script"}));
+  EXPECT_OK(Load("/dyn", {"dyn"}));
+}
+
 TEST_F(LoaderTest, RefusesFilesThatAreNotExecutables) {
   std::string elf = StaticExec().Bytes();
   std::string true_bytes = ReadHostFile("/bin/true");

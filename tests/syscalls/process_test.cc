@@ -1,11 +1,11 @@
 // Conformance: process identity and attributes of a single-threaded process: getpid/gettid/
 // getppid, credentials and groups, uname, prctl(PR_SET_NAME/PR_GET_NAME), rlimits
 // (getrlimit/setrlimit/prlimit64), sched_getaffinity, sched_yield, getrandom, set_tid_address,
-// set_robust_list, arch_prctl; execve's argument limits.
+// set_robust_list, arch_prctl; execve's argument limits and execute permission.
 // Relies on, beyond the start-up set in test_util.h: getpid gettid getppid getuid geteuid getgid
 // getegid getgroups uname prctl getrlimit setrlimit prlimit64 sched_getaffinity sched_yield
 // getrandom dup set_tid_address set_robust_list arch_prctl(ARCH_GET_FS); for execve: fork
-// execve wait4 pipe2 mprotect.
+// execve wait4 pipe2 mprotect setuid setgid chmod chown.
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -327,6 +327,106 @@ TEST(ExecveTest, OnlyMaxArgStrlenBytesOfAStringAreRead) {
   ExpectExec(E2BIG, kTrue, {"true"}, {area});
   ExpectExec(EFAULT, kTrue, {"true"}, {area + 1});
   munmap(area, kMaxArgStrlen + kPage);
+}
+
+// Execute permission (path_resolution(7), "Permissions"): the owner's bits if the effective
+// uid owns the file, else the group's if the effective gid or a supplementary group matches,
+// else the others'. Root needs only some execute bit. The test runs as root, natively in the
+// fence's user namespace as inside husk; the non-root cases run in a child that switches to
+// kUid/kGid (it keeps root's supplementary groups natively, so files use other group ids).
+constexpr uid_t kUid = 1000;
+constexpr gid_t kGid = 1000;
+constexpr uid_t kOtherUid = 2000;
+constexpr gid_t kOtherGid = 3000;
+
+int BecomeUnprivileged() {
+  if (setgid(kGid) != 0 || setuid(kUid) != 0) return errno;
+  return 0;
+}
+
+class ExecPermissionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs to run as root (uid 0 in the fence)";
+    // The program: a copy of /bin/true, in a directory everyone may search.
+    bytes_ = ReadFile(kTrue);
+    ASSERT_FALSE(bytes_.empty()) << "cannot read " << kTrue;
+    ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0) << ErrnoName(errno);
+    // Can this process's ids become kUid/kGid here? Natively that needs them mapped in the
+    // user namespace the test runs in.
+    pid_t pid = fork();
+    if (pid == 0) _exit(BecomeUnprivileged() == 0 ? 0 : 1);
+    ASSERT_GT(pid, 0) << ErrnoName(errno);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    can_switch_ = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+
+  // A copy of /bin/true owned by uid:gid with mode `mode`; returns its path.
+  std::string Program(const std::string& name, mode_t mode, uid_t uid = 0, gid_t gid = 0) {
+    std::string path = dir_.Join(name);
+    EXPECT_TRUE(WriteFile(path, bytes_, 0700)) << path;
+    EXPECT_EQ(chown(path.c_str(), uid, gid), 0) << path << ": " << ErrnoName(errno);
+    EXPECT_EQ(chmod(path.c_str(), mode), 0) << path << ": " << ErrnoName(errno);
+    return path;
+  }
+
+  TempDir dir_;
+  std::string bytes_;
+  bool can_switch_ = false;
+};
+
+TEST_F(ExecPermissionTest, RootNeedsSomeExecuteBit) {
+  struct Case {
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+    int err;
+  } cases[] = {
+      {0600, 0, 0, EACCES},  // no execute bit at all: not even root
+      {0000, 0, 0, EACCES},
+      {0666, kOtherUid, kOtherGid, EACCES},
+      {0100, 0, 0, 0},
+      {0010, 0, 0, 0},
+      {0001, 0, 0, 0},  // only "others" may execute, and root is no "other": still fine
+      {0001, kOtherUid, kOtherGid, 0},
+      {0010, kOtherUid, kOtherGid, 0},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(testing::Message() << "mode 0" << std::oct << c.mode << std::dec << " owner "
+                                    << c.uid << ":" << c.gid);
+    std::string path = Program("prog" + std::to_string(i++), c.mode, c.uid, c.gid);
+    ExpectExec(c.err, path.c_str(), {"prog"});
+  }
+}
+
+TEST_F(ExecPermissionTest, OthersUseTheOwnerGroupOrOtherBits) {
+  if (!can_switch_) {
+    GTEST_SKIP() << "cannot switch to uid " << kUid << "/gid " << kGid
+                 << " here (not mapped in this user namespace)";
+  }
+  struct Case {
+    const char* what;
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+    int err;
+  } cases[] = {
+      {"owner x", 0100, kUid, kOtherGid, 0},
+      {"owner without x, the rest with", 0677, kUid, kOtherGid, EACCES},
+      {"group x", 0010, kOtherUid, kGid, 0},
+      {"group without x, others with", 0765, kOtherUid, kGid, EACCES},
+      {"others x", 0001, kOtherUid, kOtherGid, 0},
+      {"others without x, owner and group with", 0776, kOtherUid, kOtherGid, EACCES},
+      {"owner's group is ours but the owner rules", 0610, kUid, kGid, EACCES},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::string path = Program("prog" + std::to_string(i++), c.mode, c.uid, c.gid);
+    ExpectExec(c.err, path.c_str(), {"prog"}, {}, BecomeUnprivileged);
+  }
 }
 
 }  // namespace

@@ -32,6 +32,10 @@ struct Table {
     Set(SYS_pwrite64, SysPwrite64, {kFd, kBufIn, kInt, kInt});
     Set(SYS_pipe, SysPipe, {kPtr});
     Set(SYS_pipe2, SysPipe2, {kPtr, kOpenFlags});
+    Set(SYS_poll, SysPoll, {kPtr, kInt, kInt});
+    Set(SYS_ppoll, SysPpoll, {kPtr, kInt, kPtr, kPtr, kInt});
+    Set(SYS_select, SysSelect, {kInt, kPtr, kPtr, kPtr, kPtr});
+    Set(SYS_pselect6, SysPselect6, {kInt, kPtr, kPtr, kPtr, kPtr, kPtr});
     Set(SYS_readv, SysReadv, {kFd, kPtr, kInt});
     Set(SYS_writev, SysWritev, {kFd, kPtr, kInt});
     Set(SYS_open, SysOpen, {kPath, kOpenFlags, kOctal});

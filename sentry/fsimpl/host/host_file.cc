@@ -1,6 +1,7 @@
 #include "sentry/fsimpl/host/host_file.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -83,6 +84,17 @@ class HostFile : public vfs::File {
   Result<off_t> Seek(off_t, int) override { return Errno{ESPIPE}; }
   std::shared_ptr<Mappable> GetMappable() override { return nullptr; }
   int HostFd() const override { return fd_.get(); }
+  // What the host says of its descriptor right now (a zero-timeout poll);
+  // blocking waits put the descriptor itself in the task's host poll.
+  uint32_t Readiness(uint32_t mask) override {
+    pollfd p{fd_.get(), static_cast<short>(mask & 0xffff), 0};
+    int n;
+    do {
+      n = poll(&p, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) return 0;
+    return static_cast<uint16_t>(p.revents) & (mask | POLLERR | POLLHUP);
+  }
 
   // Terminal queries the sandbox needs to behave like a terminal program
   // (isatty, window size); each is a fixed-size read of host tty state.

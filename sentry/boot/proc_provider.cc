@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "absl/strings/str_format.h"
+#include "sentry/kernel/anon.h"
 
 namespace husk {
 namespace {
@@ -72,7 +73,8 @@ class KernelProcProvider : public procfs::ProcProvider {
       } else if (e.file->HostFd() >= 0) {
         out[fd] = absl::StrFormat("host:[%d]", fd);
       } else {
-        out[fd] = "anon_inode:[unknown]";
+        auto* anon = dynamic_cast<const anon::AnonFile*>(e.file.get());
+        out[fd] = "anon_inode:" + (anon != nullptr ? anon->name() : std::string("[unknown]"));
       }
     }
     return out;

@@ -56,6 +56,8 @@ HUSK_HANDLER(SysRtSigreturn); HUSK_HANDLER(SysRtSigpending); HUSK_HANDLER(SysPau
 HUSK_HANDLER(SysRtSigsuspend); HUSK_HANDLER(SysRtSigtimedwait);
 // sys_pipe.cc
 HUSK_HANDLER(SysPipe); HUSK_HANDLER(SysPipe2);
+// sys_eventfd.cc
+HUSK_HANDLER(SysEventfd); HUSK_HANDLER(SysEventfd2);
 // sys_poll.cc
 HUSK_HANDLER(SysPoll); HUSK_HANDLER(SysPpoll); HUSK_HANDLER(SysSelect); HUSK_HANDLER(SysPselect6);
 // sys_time.cc

@@ -36,6 +36,8 @@ struct Table {
     Set(SYS_ppoll, SysPpoll, {kPtr, kInt, kPtr, kPtr, kInt});
     Set(SYS_select, SysSelect, {kInt, kPtr, kPtr, kPtr, kPtr});
     Set(SYS_pselect6, SysPselect6, {kInt, kPtr, kPtr, kPtr, kPtr, kPtr});
+    Set(SYS_eventfd, SysEventfd, {kInt});
+    Set(SYS_eventfd2, SysEventfd2, {kInt, kHex});
     Set(SYS_readv, SysReadv, {kFd, kPtr, kInt});
     Set(SYS_writev, SysWritev, {kFd, kPtr, kInt});
     Set(SYS_open, SysOpen, {kPath, kOpenFlags, kOctal});

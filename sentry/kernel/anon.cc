@@ -1,0 +1,41 @@
+#include "sentry/kernel/anon.h"
+
+#include <sys/stat.h>
+#include <time.h>
+
+namespace husk::anon {
+namespace {
+
+class AnonInode : public vfs::Inode {
+ public:
+  AnonInode() : ino_(vfs::NextInodeNumber()), dev_(vfs::NewAnonDevice()) {
+    clock_gettime(CLOCK_REALTIME, &time_);
+  }
+  // alloc_anon_inode: S_IRUSR | S_IWUSR, owned by whoever made it at boot.
+  mode_t Type() override { return 0; }
+  bool Stream() override { return true; }  // no positions: pread is ESPIPE, lseek stays at 0
+  Result<struct stat> Stat() override {
+    struct stat st {};
+    st.st_dev = dev_;
+    st.st_ino = ino_;
+    st.st_mode = S_IRUSR | S_IWUSR;
+    st.st_nlink = 1;
+    st.st_blksize = 4096;
+    st.st_atim = st.st_mtim = st.st_ctim = time_;
+    return st;
+  }
+
+ private:
+  uint64_t ino_;
+  dev_t dev_;
+  timespec time_{};
+};
+
+}  // namespace
+
+vfs::InodeRef Inode() {
+  static const vfs::InodeRef inode = std::make_shared<AnonInode>();
+  return inode;
+}
+
+}  // namespace husk::anon

@@ -5,6 +5,7 @@
 #ifndef HUSK_PLATFORM_PLATFORM_H_
 #define HUSK_PLATFORM_PLATFORM_H_
 
+#include <errno.h>
 #include <signal.h>
 #include <sys/user.h>
 
@@ -44,6 +45,10 @@ class AddressSpace {
   virtual Status MapFile(uintptr_t addr, uint64_t offset, size_t length, int prot) = 0;
   // Removes any host mapping in [addr, addr+length).
   virtual Status Unmap(uintptr_t addr, size_t length) = 0;
+  // Changes the protection of the host mappings in [addr, addr+length)
+  // (copy-on-write write-protects and re-enables writes this way). ENOSYS:
+  // not supported; the caller unmaps instead.
+  virtual Status Protect(uintptr_t addr, size_t length, int prot) { return Errno{ENOSYS}; }
 };
 
 // An execution context: one host thread's ability to run application code.

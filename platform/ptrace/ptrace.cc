@@ -53,6 +53,8 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd) {
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
                          SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED),
                          SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(memfd)));
+  // mprotect: injected to write-protect copy-on-write pages and back.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 0);
   // munmap: injected to remove mappings; also the stub's start-up cleanup.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(munmap), 0);
   // getpid + kill(self, SIGSTOP): the stub's hand-over to its tracer.
@@ -136,6 +138,12 @@ class PtraceAddressSpace : public AddressSpace {
 
   Status Unmap(uintptr_t addr, size_t length) override {
     ASSIGN_OR_RETURN(long r, Inject(SYS_munmap, addr, length, 0, 0, 0, 0));
+    if (r < 0) return Errno{static_cast<int>(-r)};
+    return Ok();
+  }
+
+  Status Protect(uintptr_t addr, size_t length, int prot) override {
+    ASSIGN_OR_RETURN(long r, Inject(SYS_mprotect, addr, length, static_cast<uint64_t>(prot), 0, 0, 0));
     if (r < 0) return Errno{static_cast<int>(-r)};
     return Ok();
   }

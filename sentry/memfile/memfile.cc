@@ -5,6 +5,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <utility>
+#include <vector>
+
 namespace husk {
 
 Result<std::unique_ptr<MemoryFile>> MemoryFile::Create(size_t max_bytes) {
@@ -14,8 +17,8 @@ Result<std::unique_ptr<MemoryFile>> MemoryFile::Create(size_t max_bytes) {
   UniqueFd fd(memfd_create("husk-memory", MFD_CLOEXEC));
   if (!fd) return Errno{errno};
   if (ftruncate(fd.get(), static_cast<off_t>(max_bytes)) != 0) return Errno{errno};
-  void* base = mmap(nullptr, max_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                    fd.get(), 0);
+  void* base =
+      mmap(nullptr, max_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0);
   if (base == MAP_FAILED) return Errno{errno};
   return std::unique_ptr<MemoryFile>(
       new MemoryFile(std::move(fd), static_cast<char*>(base), max_bytes));
@@ -41,13 +44,46 @@ Result<uint64_t> MemoryFile::Allocate(size_t pages) {
 }
 
 void MemoryFile::Free(uint64_t offset, size_t pages) {
-  // Punching the hole both releases the memory and makes the pages read as
-  // zeros when they are handed out again.
-  fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-            static_cast<off_t>(pages * kPageSize));
+  // Pages still referenced elsewhere only lose a reference; the rest go back
+  // in runs (punching the hole releases the memory and makes the pages read
+  // as zeros when they are handed out again).
+  std::vector<std::pair<uint64_t, size_t>> runs;
+  {
+    absl::MutexLock l(&mu_);
+    for (size_t i = 0; i < pages; i++) {
+      uint64_t off = offset + i * kPageSize;
+      auto it = refs_.find(off);
+      if (it != refs_.end()) {
+        if (--it->second == 1) refs_.erase(it);
+        continue;
+      }
+      if (!runs.empty() && runs.back().first + runs.back().second * kPageSize == off) {
+        runs.back().second++;
+      } else {
+        runs.emplace_back(off, 1);
+      }
+    }
+  }
+  for (auto& [off, n] : runs) {
+    fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+              static_cast<off_t>(n * kPageSize));
+  }
   absl::MutexLock l(&mu_);
-  for (size_t i = 0; i < pages; i++) free_pages_.push_back(offset + i * kPageSize);
-  used_ -= pages * kPageSize;
+  for (auto& [off, n] : runs) {
+    for (size_t i = 0; i < n; i++) free_pages_.push_back(off + i * kPageSize);
+    used_ -= n * kPageSize;
+  }
+}
+
+void MemoryFile::IncRef(uint64_t offset) {
+  absl::MutexLock l(&mu_);
+  auto [it, inserted] = refs_.try_emplace(offset, 2);
+  if (!inserted) it->second++;
+}
+
+bool MemoryFile::Shared(uint64_t offset) const {
+  absl::MutexLock l(&mu_);
+  return refs_.contains(offset);
 }
 
 size_t MemoryFile::used_bytes() const {

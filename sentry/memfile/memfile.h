@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "base/fd.h"
 #include "base/result.h"
@@ -31,8 +32,14 @@ class MemoryFile {
   int fd() const { return fd_.get(); }
   // Allocates n contiguous zero-filled pages; returns the file offset.
   Result<uint64_t> Allocate(size_t pages);
-  // Returns pages to the allocator and their memory to the host.
+  // Drops one reference to each page; a page whose last reference goes
+  // returns to the allocator and its memory to the host.
   void Free(uint64_t offset, size_t pages);
+  // Copy-on-write: one more reference to an allocated page (fork shares
+  // pages this way until one side writes).
+  void IncRef(uint64_t offset);
+  // Whether more than one reference holds the page.
+  bool Shared(uint64_t offset) const;
   // The sentry's view of the byte at offset.
   char* At(uint64_t offset) const { return base_ + offset; }
   size_t used_bytes() const;
@@ -47,6 +54,8 @@ class MemoryFile {
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<uint64_t> free_pages_ ABSL_GUARDED_BY(mu_);
   size_t used_ ABSL_GUARDED_BY(mu_) = 0;
+  // Reference counts of pages held more than once (absent: exactly one).
+  absl::flat_hash_map<uint64_t, uint32_t> refs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace husk

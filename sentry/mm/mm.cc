@@ -296,7 +296,7 @@ Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, siz
   std::vector<std::pair<uintptr_t, Page>> carry;
   for (auto p = pages_.lower_bound(old_addr); p != pages_.end() && p->first < old_end;) {
     mapped |= p->second.mapped;
-    carry.emplace_back(p->first - old_addr + dest, Page{p->second.offset, false});
+    carry.emplace_back(p->first - old_addr + dest, Page{p->second.offset});
     p = pages_.erase(p);
   }
   for (auto& [a, page] : carry) pages_.emplace(a, page);
@@ -342,8 +342,25 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
       return Errno{EFAULT};
     }
   }
-  pages_.emplace(page, Page{off, false});
+  pages_.emplace(page, Page{off});
   return off;
+}
+
+Result<uint64_t> MemoryManager::Unshare(const Vma& vma, uintptr_t page) {
+  Page& p = pages_.at(page);
+  if (vma.shared || !mf_.Shared(p.offset)) return p.offset;
+  ASSIGN_OR_RETURN(uint64_t copy, mf_.Allocate(1));
+  memcpy(mf_.At(copy), mf_.At(p.offset), kPageSize);
+  mf_.Free(p.offset, 1);  // drops this address space's reference
+  p.offset = copy;
+  if (p.mapped) {
+    // The host still maps the shared page (read-only): drop it; the next
+    // fault installs the copy.
+    (void)as_->Unmap(page, kPageSize);
+    p.mapped = false;
+    p.writable = false;
+  }
+  return copy;
 }
 
 bool MemoryManager::HasVma(uintptr_t addr) {
@@ -356,17 +373,24 @@ bool MemoryManager::HandleFault(uintptr_t addr) {
   uintptr_t page = PageDown(addr);
   auto vit = FindVma(page);
   if (vit == vmas_.end() || vit->second.prot == PROT_NONE) return false;
-  auto pit = pages_.find(page);
-  if (pit != pages_.end() && pit->second.mapped) return false;  // a real protection fault
   const Vma& vma = vit->second;
+  auto pit = pages_.find(page);
+  if (pit != pages_.end() && pit->second.mapped) {
+    // Installed already: either a write to a page mapped read-only for
+    // copy-on-write, or a real protection fault.
+    if (!(vma.prot & PROT_WRITE) || pit->second.writable) return false;
+    return MakeWritable(vma, page);
+  }
   uintptr_t end = std::min<uintptr_t>(vma.end, page + kFaultAround * kPageSize);
-  // Install [page, end) as runs of consecutive memory-file pages.
+  // Install [page, end) as runs of consecutive memory-file pages with the
+  // same protection (shared copy-on-write pages go in read-only).
   uintptr_t run_start = 0;
   uint64_t run_off = 0;
   size_t run_len = 0;
+  int run_prot = 0;
   auto flush = [&]() {
     if (run_len == 0) return true;
-    bool ok = as_->MapFile(run_start, run_off, run_len, vma.prot).ok();
+    bool ok = as_->MapFile(run_start, run_off, run_len, run_prot).ok();
     run_len = 0;
     return ok;
   };
@@ -378,17 +402,56 @@ bool MemoryManager::HandleFault(uintptr_t addr) {
       if (a == page) return false;
       break;
     }
-    pages_[a].mapped = true;
-    if (run_len != 0 && run_start + run_len == a && run_off + run_len == *off) {
+    int prot = vma.prot;
+    if (!vma.shared && mf_.Shared(*off)) prot &= ~PROT_WRITE;
+    Page& p = pages_.at(a);
+    p.mapped = true;
+    p.writable = (prot & PROT_WRITE) != 0;
+    if (run_len != 0 && run_start + run_len == a && run_off + run_len == *off && run_prot == prot) {
       run_len += kPageSize;
     } else {
       if (!flush()) return false;
       run_start = a;
       run_off = *off;
       run_len = kPageSize;
+      run_prot = prot;
     }
   }
   return flush();
+}
+
+bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page) {
+  Page& p = pages_.at(page);
+  if (mf_.Shared(p.offset)) {
+    // Still shared: this address space gets its own copy.
+    auto copy = mf_.Allocate(1);
+    if (!copy.ok()) return false;
+    memcpy(mf_.At(*copy), mf_.At(p.offset), kPageSize);
+    mf_.Free(p.offset, 1);
+    p.offset = *copy;
+    if (!as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) return false;
+  } else if (!as_->Protect(page, kPageSize, vma.prot).ok() &&
+             !as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) {
+    return false;
+  }
+  p.writable = true;
+  // Writes tend to move on to the next pages: those no longer shared (the
+  // other side exited, exec'd or copied them) become writable in one call.
+  uintptr_t end = page + kPageSize;
+  uintptr_t limit = std::min<uintptr_t>(vma.end, page + kFaultAround * kPageSize);
+  while (end < limit) {
+    auto it = pages_.find(end);
+    if (it == pages_.end() || !it->second.mapped || it->second.writable ||
+        mf_.Shared(it->second.offset)) {
+      break;
+    }
+    end += kPageSize;
+  }
+  if (end > page + kPageSize &&
+      as_->Protect(page + kPageSize, end - page - kPageSize, vma.prot).ok()) {
+    for (uintptr_t a = page + kPageSize; a < end; a += kPageSize) pages_.at(a).writable = true;
+  }
+  return true;
 }
 
 Status MemoryManager::CopyLocked(uintptr_t addr, char* buf, size_t n, bool out) {
@@ -405,6 +468,9 @@ Status MemoryManager::CopyLocked(uintptr_t addr, char* buf, size_t n, bool out) 
     uintptr_t page = PageDown(addr);
     size_t chunk = std::min<size_t>(n, page + kPageSize - addr);
     ASSIGN_OR_RETURN(uint64_t off, EnsurePage(*vma, page));
+    if (out) {
+      ASSIGN_OR_RETURN(off, Unshare(*vma, page));
+    }
     char* p = mf_.At(off) + (addr - page);
     if (out) {
       memcpy(p, buf, chunk);
@@ -487,11 +553,26 @@ Result<std::unique_ptr<MemoryManager>> MemoryManager::Fork() {
   child->brk_base_ = brk_base_;
   child->brk_ = brk_;
   child->mmap_base_ = mmap_base_;
+  // Share every page; write-protect the private writable ones on the host so
+  // the parent's next write to each faults and copies it.
   for (auto& [addr, page] : pages_) {
-    auto off = mf_.Allocate(1);
-    if (!off.ok()) return Errno{ENOMEM};
-    memcpy(mf_.At(*off), mf_.At(page.offset), kPageSize);
-    child->pages_.emplace(addr, Page{*off, false});
+    mf_.IncRef(page.offset);
+    child->pages_.emplace(addr, Page{page.offset});
+  }
+  for (auto& [start, vma] : vmas_) {
+    if (vma.shared || !(vma.prot & PROT_WRITE)) continue;
+    bool mapped = false;
+    for (auto it = pages_.lower_bound(vma.start); it != pages_.end() && it->first < vma.end; ++it) {
+      mapped |= it->second.mapped;
+    }
+    if (!mapped) continue;
+    // Reads keep working without a fault; a write faults and copies.
+    bool is_protected = as_->Protect(vma.start, vma.end - vma.start, vma.prot & ~PROT_WRITE).ok();
+    if (!is_protected) (void)as_->Unmap(vma.start, vma.end - vma.start);
+    for (auto it = pages_.lower_bound(vma.start); it != pages_.end() && it->first < vma.end; ++it) {
+      it->second.writable = false;
+      if (!is_protected) it->second.mapped = false;
+    }
   }
   return child;
 }

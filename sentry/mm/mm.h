@@ -74,9 +74,10 @@ class MemoryManager {
   // Gives an MM made by Fork its host address space (created by the thread
   // that will run it, as the ptrace platform requires).
   void AttachAddressSpace(std::unique_ptr<platform::AddressSpace> as) { as_ = std::move(as); }
-  // A copy of this address space for fork(2): the same VMAs, and private
-  // copies of every populated page. Copy-on-write arrives with the process
-  // model; until then MAP_SHARED anonymous memory is copied too.
+  // A copy of this address space for fork(2): the same VMAs and the same
+  // memory-file pages, shared. Pages of MAP_SHARED mappings stay shared;
+  // pages of private mappings are copied on the first write by either side
+  // (the host maps them read-only until then).
   Result<std::unique_ptr<MemoryManager>> Fork();
   uintptr_t max_addr() const { return max_addr_; }
 
@@ -117,7 +118,8 @@ class MemoryManager {
  private:
   struct Page {
     uint64_t offset;
-    bool mapped;  // installed in the platform address space
+    bool mapped = false;    // installed in the platform address space
+    bool writable = false;  // installed with PROT_WRITE (false while copy-on-write)
   };
   using VmaMap = std::map<uintptr_t, Vma>;
 
@@ -130,6 +132,11 @@ class MemoryManager {
   void UnmapLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropPages(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result<uint64_t> EnsurePage(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Handles a write fault on a page installed read-only for copy-on-write.
+  bool MakeWritable(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives a private mapping's page its own memory-file page if it is shared
+  // with another address space (copy-on-write); returns the offset.
+  Result<uint64_t> Unshare(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Status CopyLocked(uintptr_t addr, char* buf, size_t n, bool out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -42,6 +42,7 @@ struct HostState {
   std::map<uintptr_t, Installed> pages;
   std::vector<MapCall> map_calls;
   std::vector<std::pair<uintptr_t, size_t>> unmap_calls;
+  bool supports_protect = true;  // false: Protect fails with ENOSYS
 
   bool IsInstalled(uintptr_t page) const { return pages.count(page) != 0; }
   // Installed pages in [start, end).
@@ -68,6 +69,15 @@ class FakeAddressSpace : public platform::AddressSpace {
     EXPECT_GT(length, 0u);
     state_->map_calls.push_back({addr, offset, length, prot});
     for (size_t i = 0; i < length; i += kPage) state_->pages[addr + i] = {offset + i, prot};
+    return Ok();
+  }
+
+  Status Protect(uintptr_t addr, size_t length, int prot) override {
+    if (!state_->supports_protect) return Errno{ENOSYS};
+    for (auto it = state_->pages.lower_bound(addr);
+         it != state_->pages.end() && it->first < addr + length; ++it) {
+      it->second.prot = prot;
+    }
     return Ok();
   }
 
@@ -994,8 +1004,10 @@ TEST_F(MmTest, ForkGivesAnIndependentCopy) {
   ASSERT_OK(child->CopyIn(a + kPage, seen.data(), 6));
   EXPECT_EQ(seen.substr(0, 6), data.substr(kPage, 6));
 
-  // The child's faults install its own memory-file pages.
+  // The child's faults install its own memory-file pages (fork took the
+  // parent's host mappings away: its next touch faults them back in).
   ASSERT_TRUE(child->HandleFault(a));
+  ASSERT_TRUE(mm_->HandleFault(a));
   EXPECT_NE(child_host.pages.at(a).offset, host_.pages.at(a).offset);
   EXPECT_EQ(std::string(mf_->At(child_host.pages.at(a).offset), 5), "child");
 
@@ -1006,6 +1018,104 @@ TEST_F(MmTest, ForkGivesAnIndependentCopy) {
   child.reset();
   EXPECT_EQ(mf_->used_bytes(), mm_->ResidentBytes());
   EXPECT_TRUE(SameBytes(Read(a + kPage, 6), "parent"));
+}
+
+TEST_F(MmTest, ForkSharesPagesUntilOneSideWrites) {
+  uintptr_t a = MapFixed(kFixedArea, 4 * kPage);
+  std::string data = Pattern(4 * kPage);
+  Write(a, data);
+  ASSERT_TRUE(mm_->HandleFault(a));
+  ASSERT_EQ(mf_->used_bytes(), 4 * kPage);
+  EXPECT_TRUE(host_.pages.at(a).prot & PROT_WRITE);
+
+  auto forked = mm_->Fork();
+  ASSERT_OK(forked);
+  std::unique_ptr<MemoryManager> child = std::move(forked).value();
+  HostState child_host;
+  child->AttachAddressSpace(std::make_unique<FakeAddressSpace>(&child_host));
+  // Nothing was copied, and the parent's host mappings became read-only.
+  EXPECT_EQ(mf_->used_bytes(), 4 * kPage);
+  ASSERT_EQ(host_.pages.count(a), 1u);
+  EXPECT_FALSE(host_.pages.at(a).prot & PROT_WRITE);
+
+  // The child's first touch installs the shared page read-only.
+  ASSERT_TRUE(child->HandleFault(a));
+  EXPECT_EQ(child_host.pages.at(a).offset, host_.pages.at(a).offset);
+  EXPECT_FALSE(child_host.pages.at(a).prot & PROT_WRITE);
+  EXPECT_FALSE(host_.pages.at(a).prot & PROT_WRITE);
+
+  // A write fault on it (the page is installed) copies it for the writer.
+  uint64_t shared = host_.pages.at(a).offset;
+  ASSERT_TRUE(child->HandleFault(a));
+  EXPECT_NE(child_host.pages.at(a).offset, shared);
+  EXPECT_TRUE(child_host.pages.at(a).prot & PROT_WRITE);
+  EXPECT_EQ(mf_->used_bytes(), 5 * kPage);
+  memcpy(mf_->At(child_host.pages.at(a).offset), "CHILD", 5);
+  EXPECT_TRUE(SameBytes(Read(a, 5), data.substr(0, 5)));
+  std::string seen(5, '\0');
+  ASSERT_OK(child->CopyIn(a, seen.data(), 5));
+  EXPECT_EQ(seen, "CHILD");
+  // The parent is now the page's only holder: its write fault keeps it, and
+  // the next pages, still shared with the child, stay read-only.
+  ASSERT_TRUE(mm_->HandleFault(a));
+  EXPECT_EQ(host_.pages.at(a).offset, shared);
+  EXPECT_TRUE(host_.pages.at(a).prot & PROT_WRITE);
+  EXPECT_FALSE(host_.pages.at(a + kPage).prot & PROT_WRITE);
+  EXPECT_EQ(mf_->used_bytes(), 5 * kPage);
+
+  // A sentry write (CopyOut) into a shared page (installed read-only in the
+  // child by the first fault's fault-around) copies it too, and drops the
+  // stale read-only host mapping.
+  ASSERT_EQ(child_host.pages.count(a + 2 * kPage), 1u);
+  EXPECT_FALSE(child_host.pages.at(a + 2 * kPage).prot & PROT_WRITE);
+  ASSERT_OK(child->CopyOut(a + 2 * kPage, "copy", 4));
+  EXPECT_EQ(child_host.pages.count(a + 2 * kPage), 0u);
+  EXPECT_TRUE(SameBytes(Read(a + 2 * kPage, 4), data.substr(2 * kPage, 4)));
+  EXPECT_EQ(mf_->used_bytes(), 6 * kPage);
+
+  // The child going away drops its references only; then one write fault
+  // in the parent re-enables writes on the pages that are its own again.
+  child.reset();
+  EXPECT_EQ(mf_->used_bytes(), 4 * kPage);
+  EXPECT_TRUE(SameBytes(Read(a, 4 * kPage), data));
+  ASSERT_TRUE(mm_->HandleFault(a + kPage));
+  for (uintptr_t p = a + kPage; p < a + 4 * kPage; p += kPage) {
+    EXPECT_TRUE(host_.pages.at(p).prot & PROT_WRITE) << (p - a) / kPage;
+  }
+  EXPECT_EQ(mf_->used_bytes(), 4 * kPage);
+}
+
+TEST_F(MmTest, ForkUnmapsWhenThePlatformCannotWriteProtect) {
+  host_.supports_protect = false;
+  uintptr_t a = MapFixed(kFixedArea, 2 * kPage);
+  Write(a, "x");
+  ASSERT_TRUE(mm_->HandleFault(a));
+  auto forked = mm_->Fork();
+  ASSERT_OK(forked);
+  EXPECT_EQ(host_.pages.count(a), 0u);  // no writable mapping survives
+  ASSERT_TRUE(mm_->HandleFault(a));     // reinstalled read-only (shared)
+  EXPECT_FALSE(host_.pages.at(a).prot & PROT_WRITE);
+  ASSERT_TRUE(mm_->HandleFault(a));  // the write fault copies
+  EXPECT_TRUE(host_.pages.at(a).prot & PROT_WRITE);
+}
+
+TEST_F(MmTest, ForkKeepsSharedMappingsShared) {
+  MmapRequest req;
+  req.length = kPage;
+  req.prot = PROT_READ | PROT_WRITE;
+  req.flags = MAP_SHARED | MAP_ANONYMOUS;
+  auto a = mm_->Mmap(req);
+  ASSERT_OK(a);
+  Write(*a, "before");
+  auto forked = mm_->Fork();
+  ASSERT_OK(forked);
+  std::unique_ptr<MemoryManager> child = std::move(forked).value();
+  HostState child_host;
+  child->AttachAddressSpace(std::make_unique<FakeAddressSpace>(&child_host));
+  ASSERT_OK(child->CopyOut(*a, "after!", 6));
+  EXPECT_EQ(Read(*a, 6), "after!");  // MAP_SHARED: both see the write
+  ASSERT_TRUE(child->HandleFault(*a));
+  EXPECT_TRUE(child_host.pages.at(*a).prot & PROT_WRITE);
 }
 
 // --- accounting ---

@@ -6,12 +6,14 @@
 //   husk_bench open PATH N   N open+read(4 KiB)+close of PATH: the file path cost
 //   husk_bench read PATH     read PATH whole in 64 KiB chunks: file throughput
 //   husk_bench fault N       map N pages, touch each once, unmap: page-fault cost
+//   husk_bench fork N MIB    N fork+exit+wait with MIB MiB of touched heap
 //
 // Prints one line, "<name> <value> <unit>", where value is ns per operation
 // (or MiB/s for read).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +100,23 @@ int Fault(long pages) {
   return 0;
 }
 
+int Fork(long n, long mib) {
+  size_t len = static_cast<size_t>(mib) << 20;
+  std::vector<char> heap(len);
+  for (size_t off = 0; off < len; off += 4096) heap[off] = 1;
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    pid_t pid = fork();
+    if (pid < 0) Fail("fork");
+    if (pid == 0) _exit(0);
+    if (waitpid(pid, nullptr, 0) != pid) Fail("waitpid");
+    heap[static_cast<size_t>(i) * 4096 % len] = 2;  // the parent writes after each fork
+  }
+  double t1 = NowNs();
+  printf("fork %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,7 +124,8 @@ int main(int argc, char** argv) {
   if (argc >= 4 && strcmp(argv[1], "open") == 0) return Open(argv[2], Count(argv[3]));
   if (argc >= 3 && strcmp(argv[1], "read") == 0) return Read(argv[2]);
   if (argc >= 3 && strcmp(argv[1], "fault") == 0) return Fault(Count(argv[2]));
+  if (argc >= 4 && strcmp(argv[1], "fork") == 0) return Fork(Count(argv[2]), Count(argv[3]));
   fprintf(stderr,
-          "usage: husk_bench syscall N | open PATH N | read PATH | fault N\n");
+          "usage: husk_bench syscall N | open PATH N | read PATH | fault N | fork N MIB\n");
   return 2;
 }

@@ -56,13 +56,14 @@ data=/var/tmp/husk-bench-64M
 
 declare -A result
 names=("startup /bin/true (ms)" "getppid (ns/call)" "open+read+close (ns)" "read 64 MiB (MiB/s)"
-       "page fault (ns/page)")
+       "page fault (ns/page)" "fork, 16 MiB heap (us)")
 for r in "${runners[@]}"; do
   result["$r,0"]=$(startup "$r")
   result["$r,1"]=$(measure "$r" "$bench" syscall 200000)
   result["$r,2"]=$(measure "$r" "$bench" open /etc/os-release 20000)
   result["$r,3"]=$(measure "$r" "$bench" read "$data")
   result["$r,4"]=$(measure "$r" "$bench" fault 20000)
+  result["$r,5"]=$(measure "$r" "$bench" fork 20 16 | awk '{printf "%.1f\n", $1 / 1000}')
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }

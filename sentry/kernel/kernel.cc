@@ -181,6 +181,7 @@ void Task::Exit(int wait_status) {
     (void)mm_->CopyOut(clear_child_tid, &zero, sizeof(zero));
   }
   fds = FdTable();
+  k.real_timers.Remove(tgid_);
   vfork_done = true;
   zombie = true;
   // Orphans go to init, as on Linux without a subreaper.

@@ -27,6 +27,7 @@
 #include "base/result.h"
 #include "platform/platform.h"
 #include "sentry/kernel/fd_table.h"
+#include "sentry/kernel/itimer.h"
 #include "sentry/memfile/memfile.h"
 #include "sentry/mm/mm.h"
 #include "sentry/vfs/vfs.h"
@@ -176,6 +177,7 @@ class Kernel {
   absl::CondVar cv;   // signalled when any task exits or execs
 
   vfs::DentryRef root;
+  RealTimers real_timers{*this};  // ITIMER_REAL of every process
   std::string hostname = "husk";
   std::string domainname = "(none)";
   std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)

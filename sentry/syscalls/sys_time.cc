@@ -1,6 +1,8 @@
 // Clocks and sleeping. Time is read from the sentry's own clock; sleeps
 // release the kernel lock.
 #include <errno.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include <algorithm>
@@ -113,6 +115,72 @@ SyscallResult SysClockNanosleep(Task& t, const Args& a) {
   if (clock == CLOCK_PROCESS_CPUTIME_ID) return Errno{ENOTSUP};
   if (a.Int(1) & ~TIMER_ABSTIME) return Errno{EINVAL};
   return Sleep(t, clock, a.Int(1), a.Ptr(2), a.Ptr(3));
+}
+
+namespace {
+
+absl::Duration DurationOf(const timeval& tv) {
+  return absl::Seconds(tv.tv_sec) + absl::Microseconds(tv.tv_usec);
+}
+
+timeval RoundedTimeval(absl::Duration d) {
+  // Round up to whole microseconds: an armed timer never reads as zero.
+  int64_t us = absl::ToInt64Microseconds(absl::Ceil(d, absl::Microseconds(1)));
+  return timeval{us / 1000000, us % 1000000};
+}
+
+struct ItimerVal {
+  timeval interval;
+  timeval value;
+};
+
+// ITIMER_VIRTUAL and ITIMER_PROF need per-task CPU accounting: not yet.
+Result<int> CheckWhich(Task& t, int which, int nr) {
+  if (which == ITIMER_REAL) return which;
+  if (which == ITIMER_VIRTUAL || which == ITIMER_PROF) {
+    t.kernel().CountUnimplemented(nr);
+    return Errno{ENOSYS};
+  }
+  return Errno{EINVAL};
+}
+
+}  // namespace
+
+SyscallResult SysAlarm(Task& t, const Args& a) {
+  RealTimers::Setting s;
+  s.value = absl::Seconds(static_cast<unsigned int>(a.U(0)));
+  RealTimers::Setting old = t.kernel().real_timers.Set(t.tgid(), s);
+  // alarm(2): whole seconds left, rounded to nearest, never 0 while armed.
+  timeval left = RoundedTimeval(old.value);
+  long secs = left.tv_sec + (left.tv_usec >= 500000 ? 1 : 0);
+  if (secs == 0 && (left.tv_sec != 0 || left.tv_usec != 0)) secs = 1;
+  return secs;
+}
+
+SyscallResult SysGetitimer(Task& t, const Args& a) {
+  TRY(CheckWhich(t, a.Int(0), SYS_getitimer));
+  RealTimers::Setting s = t.kernel().real_timers.Get(t.tgid());
+  ItimerVal v{RoundedTimeval(s.interval), RoundedTimeval(s.value)};
+  if (s.value == absl::ZeroDuration()) v.value = timeval{0, 0};
+  TRY(t.CopyOutObj(a.Ptr(1), v));
+  return 0L;
+}
+
+SyscallResult SysSetitimer(Task& t, const Args& a) {
+  TRY(CheckWhich(t, a.Int(0), SYS_setitimer));
+  ItimerVal v{};  // a null new value disarms, as Linux still allows
+  if (a.Ptr(1) != 0) TRY(t.CopyInObj(a.Ptr(1), &v));
+  for (const timeval& tv : {v.value, v.interval}) {
+    if (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000) return Errno{EINVAL};
+  }
+  RealTimers::Setting s{DurationOf(v.value), DurationOf(v.interval)};
+  RealTimers::Setting old = t.kernel().real_timers.Set(t.tgid(), s);
+  if (a.Ptr(2) != 0) {
+    ItimerVal o{RoundedTimeval(old.interval), RoundedTimeval(old.value)};
+    if (old.value == absl::ZeroDuration()) o.value = timeval{0, 0};
+    TRY(t.CopyOutObj(a.Ptr(2), o));
+  }
+  return 0L;
 }
 
 }  // namespace husk::syscalls

@@ -153,6 +153,9 @@ struct Table {
     Set(SYS_kill, SysKill, {kInt, kSignal});
     Set(SYS_tgkill, SysTgkill, {kInt, kInt, kSignal});
     Set(SYS_tkill, SysTkill, {kInt, kSignal});
+    Set(SYS_alarm, SysAlarm, {kInt});
+    Set(SYS_getitimer, SysGetitimer, {kInt, kPtr});
+    Set(SYS_setitimer, SysSetitimer, {kInt, kPtr, kPtr});
     Set(SYS_rt_sigreturn, SysRtSigreturn, {});
     Set(SYS_rt_sigpending, SysRtSigpending, {kPtr, kInt});
     Set(SYS_pause, SysPause, {});

@@ -61,6 +61,15 @@ class KernelProcProvider : public procfs::ProcProvider {
     return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0\n",
                            t->tid(), t->comm, t->zombie ? 'Z' : 'R', t->ppid, t->pgid, t->sid);
   }
+  Result<vfs::DentryRef> FdDentry(int pid, int fd) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    ASSIGN_OR_RETURN(vfs::FileRef f, t->fds.Get(fd));
+    if (f->dentry() != nullptr) return f->dentry();
+    auto d = std::make_shared<vfs::Dentry>("", nullptr, f->inode());
+    d->set_magic_file(f);
+    return d;
+  }
+
   Result<std::map<int, std::string>> Fds(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     std::map<int, std::string> out;

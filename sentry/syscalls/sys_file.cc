@@ -119,6 +119,11 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
          hops++) {
       if (flags & O_NOFOLLOW) return Errno{ELOOP};
       if (hops >= vfs::kMaxSymlinks) return Errno{ELOOP};
+      ASSIGN_OR_RETURN(vfs::DentryRef magic, (*existing)->inode()->FollowMagic());
+      if (magic != nullptr) {  // /proc/self/fd/N: the open file itself
+        existing = magic;
+        break;
+      }
       ASSIGN_OR_RETURN(std::string target, (*existing)->inode()->Readlink());
       ASSIGN_OR_RETURN(pn, vfs::ResolveParent(t.fs, pn.parent, target));
       if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir)
@@ -142,9 +147,16 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs, start, path, !(flags & O_NOFOLLOW)));
     if (d->inode()->IsSymlink() && !(flags & O_PATH)) return Errno{ELOOP};
   }
+  int acc = flags & O_ACCMODE;
+  // A nameless file reached through /proc/self/fd (a pipe, the terminal):
+  // the new descriptor shares its open file description.
+  if (const vfs::FileRef& shared = d->magic_file(); shared != nullptr && !(flags & O_PATH)) {
+    if ((acc != O_WRONLY && !shared->readable()) || (acc != O_RDONLY && !shared->writable()))
+      return Errno{EACCES};
+    return Long(t.fds.Add(shared, (flags & O_CLOEXEC) != 0));
+  }
   vfs::InodeRef inode = d->inode();
   if ((flags & O_DIRECTORY) && !inode->IsDir()) return Errno{ENOTDIR};
-  int acc = flags & O_ACCMODE;
   if (inode->IsDir() && !(flags & O_PATH) && (acc != O_RDONLY || (flags & O_TRUNC) || (flags & O_CREAT)))
     return Errno{EISDIR};
   if (acc == O_ACCMODE && !(flags & O_PATH)) return Errno{EINVAL};

@@ -279,6 +279,8 @@ Result<DentryRef> WalkComponents(const FsContext& fs, DentryRef cur,
 Result<DentryRef> FollowLink(const FsContext& fs, const DentryRef& dir, const DentryRef& link,
                              int* links) {
   if (++*links > kMaxSymlinks) return Errno{ELOOP};
+  ASSIGN_OR_RETURN(DentryRef magic, link->inode()->FollowMagic());
+  if (magic != nullptr) return magic;
   ASSIGN_OR_RETURN(std::string target, link->inode()->Readlink());
   if (target.empty()) return Errno{ENOENT};
   DentryRef start = target[0] == '/' ? fs.root : dir;

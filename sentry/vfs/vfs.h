@@ -30,6 +30,7 @@
 
 namespace husk::vfs {
 
+class Dentry;
 class File;
 class Inode;
 using InodeRef = std::shared_ptr<Inode>;
@@ -87,6 +88,10 @@ class Inode : public std::enable_shared_from_this<Inode> {
 
   // Symbolic links.
   virtual Result<std::string> Readlink() { return Errno{EINVAL}; }
+  // A "magic" link (/proc/[pid]/fd/N, /proc/[pid]/exe): following it gives
+  // the open file's dentry itself rather than resolving the link's text.
+  // A null dentry: an ordinary link.
+  virtual Result<std::shared_ptr<Dentry>> FollowMagic() { return std::shared_ptr<Dentry>(); }
 
   // Opens the inode; the default gives a generic file over ReadAt/WriteAt.
   virtual Result<FileRef> Open(int flags);
@@ -129,6 +134,10 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   std::string Path() const;
   // Whether the name was unlinked, removed or renamed over (d_unlinked).
   bool deleted() const { return deleted_; }
+  // For a nameless file reached through a magic link (a pipe, a terminal):
+  // the open file description that opening this dentry shares.
+  const std::shared_ptr<File>& magic_file() const { return magic_file_; }
+  void set_magic_file(std::shared_ptr<File> f) { magic_file_ = std::move(f); }
 
   // Dentries form cycles (a child holds its parent; the parent's cache and
   // mount hold the children). The owner of a tree (the kernel, a test)
@@ -149,6 +158,7 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   std::shared_ptr<Dentry> mounted_;
   std::shared_ptr<Dentry> mountpoint_;
   bool deleted_ = false;
+  std::shared_ptr<File> magic_file_;
 };
 using DentryRef = std::shared_ptr<Dentry>;
 

@@ -183,5 +183,56 @@ TEST(ProcTest, CpuinfoListsEveryUsableProcessor) {
   EXPECT_GE(processors, CPU_COUNT(&set));
 }
 
+TEST(DevFdTest, StdioLinksPointIntoProcSelfFd) {
+  char buf[64] = {};
+  ASSERT_GT(readlink("/dev/stdin", buf, sizeof(buf) - 1), 0);
+  EXPECT_STREQ(buf, "/proc/self/fd/0");
+  memset(buf, 0, sizeof(buf));
+  ASSERT_GT(readlink("/dev/fd", buf, sizeof(buf) - 1), 0);
+  EXPECT_STREQ(buf, "/proc/self/fd");
+}
+
+TEST(DevFdTest, OpeningAPipesFdLinkReachesThePipe) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  Fd r(fds[0]), w(fds[1]);
+  // What bash's process substitution does: open /dev/fd/N.
+  std::string path = "/dev/fd/" + std::to_string(r.get());
+  Fd again(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(again.valid()) << ErrnoName(errno);
+  ASSERT_EQ(write(w.get(), "via", 3), 3);
+  char buf[8] = {};
+  EXPECT_EQ(read(again.get(), buf, sizeof(buf)), 3);
+  EXPECT_EQ(std::string(buf, 3), "via");
+  struct stat a{}, b{};
+  ASSERT_EQ(fstat(r.get(), &a), 0);
+  ASSERT_EQ(fstat(again.get(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  // The write end, opened for writing through its link, writes into it.
+  std::string wpath = "/proc/self/fd/" + std::to_string(w.get());
+  Fd w2(open(wpath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  ASSERT_TRUE(w2.valid()) << ErrnoName(errno);
+  ASSERT_EQ(write(w2.get(), "2", 1), 1);
+  EXPECT_EQ(read(r.get(), buf, sizeof(buf)), 1);
+}
+
+TEST(DevFdTest, OpeningAFilesFdLinkReopensTheFile) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFile(dir.Join("f"), "abcdef"));
+  Fd fd(open(dir.Join("f").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  char c;
+  ASSERT_EQ(read(fd.get(), &c, 1), 1);
+  std::string path = "/proc/self/fd/" + std::to_string(fd.get());
+  Fd again(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(again.valid()) << ErrnoName(errno);
+  // A new open file description: its own offset, from the start.
+  ASSERT_EQ(read(again.get(), &c, 1), 1);
+  EXPECT_EQ(c, 'a');
+  ASSERT_EQ(read(fd.get(), &c, 1), 1);
+  EXPECT_EQ(c, 'b');
+  EXPECT_ERRNO(open("/proc/self/fd/999", O_RDONLY), ENOENT);
+}
+
 }  // namespace
 }  // namespace husk_test

@@ -95,13 +95,23 @@ class ProcDir : public ProcInode {
 class ProcSymlink : public ProcInode {
  public:
   ProcSymlink(std::shared_ptr<ProcFs> fs, mode_t perm, uint64_t ino,
-              std::function<Result<std::string>()> target)
-      : ProcInode(std::move(fs), S_IFLNK | perm, ino), target_(std::move(target)) {}
+              std::function<Result<std::string>()> target,
+              std::function<Result<vfs::DentryRef>()> magic = nullptr)
+      : ProcInode(std::move(fs), S_IFLNK | perm, ino),
+        target_(std::move(target)),
+        magic_(std::move(magic)) {}
 
   Result<std::string> Readlink() override { return target_(); }
+  Result<vfs::DentryRef> FollowMagic() override {
+    if (!magic_) return vfs::DentryRef();
+    auto d = magic_();
+    if (!d.ok() && d.error() == ENOSYS) return vfs::DentryRef();  // follow the text
+    return d;
+  }
 
  private:
   std::function<Result<std::string>()> target_;
+  std::function<Result<vfs::DentryRef>()> magic_;
 };
 
 // A read-only file whose text is rendered at open.

@@ -83,8 +83,10 @@ class FdDir : public ProcDir {
       if (it == now.end()) return Errno{ENOENT};
       return it->second;
     };
+    auto magic = [p, pid, fd]() { return p->FdDentry(pid, fd); };
     // Linux shows the open mode (lr-x, l-wx, lrwx); the provider does not say it.
-    return vfs::InodeRef(std::make_shared<ProcSymlink>(fs_, 0700, FdIno(pid_, fd), target));
+    return vfs::InodeRef(
+        std::make_shared<ProcSymlink>(fs_, 0700, FdIno(pid_, fd), target, magic));
   }
 
  protected:

@@ -30,6 +30,10 @@ class ProcProvider {
   virtual Result<std::string> StatusText(int pid) = 0;          // whole /proc/pid/status
   virtual Result<std::string> StatText(int pid) = 0;            // whole /proc/pid/stat
   virtual Result<std::map<int, std::string>> Fds(int pid) = 0;  // fd -> link target
+  // What following /proc/pid/fd/N reaches: the open file's dentry (a
+  // nameless one carrying the file for pipes and the like). ENOSYS: the
+  // link is followed by its text instead.
+  virtual Result<vfs::DentryRef> FdDentry(int pid, int fd) { return Errno{ENOSYS}; }
   virtual std::string MemInfo() = 0;
   virtual std::string CpuInfo() = 0;
   virtual std::string Uptime() = 0;

@@ -14,6 +14,7 @@
 
 #include <climits>
 #include <cstring>
+#include <ctime>
 #include <sstream>
 #include <string>
 
@@ -232,6 +233,21 @@ TEST(DevFdTest, OpeningAFilesFdLinkReopensTheFile) {
   ASSERT_EQ(read(fd.get(), &c, 1), 1);
   EXPECT_EQ(c, 'b');
   EXPECT_ERRNO(open("/proc/self/fd/999", O_RDONLY), ENOENT);
+}
+
+TEST(ProcStatTest, ShowsTheBootTimeAndCpus) {
+  Fd fd(open("/proc/stat", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid()) << ErrnoName(errno);
+  std::string text = ReadAll(fd.get());
+  EXPECT_EQ(text.rfind("cpu ", 0), 0u) << text;
+  EXPECT_NE(text.find("\ncpu0 "), std::string::npos);
+  size_t at = text.find("\nbtime ");
+  ASSERT_NE(at, std::string::npos);
+  long btime = strtol(text.c_str() + at + 7, nullptr, 10);
+  // Booted in the past, and not before 2020.
+  EXPECT_LE(btime, static_cast<long>(time(nullptr)));
+  EXPECT_GT(btime, 1577836800L);
+  EXPECT_NE(text.find("\nprocesses "), std::string::npos);
 }
 
 }  // namespace

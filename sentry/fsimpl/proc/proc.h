@@ -38,6 +38,8 @@ class ProcProvider {
   virtual std::string CpuInfo() = 0;
   virtual std::string Uptime() = 0;
   virtual std::string LoadAvg() = 0;
+  // /proc/stat: CPU time lines, btime, process counts. Empty by default.
+  virtual std::string SystemStat() { return ""; }
   // /proc/pid/mounts (fstab(5) format). The default describes the standard
   // `husk do` layout; a kernel with a mount table overrides it.
   virtual Result<std::string> Mounts(int pid);

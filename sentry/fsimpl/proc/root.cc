@@ -52,6 +52,7 @@ class RootDir : public ProcDir {
     file("cpuinfo", [p] { return Text(p->CpuInfo()); });
     file("uptime", [p] { return Text(p->Uptime()); });
     file("loadavg", [p] { return Text(p->LoadAvg()); });
+    file("stat", [p] { return Text(p->SystemStat()); });
     file("filesystems", [] { return Text(kFilesystems); });
     link("self", [p]() -> Result<std::string> {
       int pid = p->CurrentPid();

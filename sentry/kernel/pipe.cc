@@ -29,10 +29,17 @@ class Buffer {
   explicit Buffer(size_t capacity) : max_slots_(capacity / kPage) {}
 
   absl::Mutex mu;
-  WaitQueue queue;  // notified on any change of contents or of readers/writers
+  WaitQueue queue;  // readers, writers and pollers of both ends
 
-  // Wakes readers, writers and pollers; called after every change.
-  void Changed() { queue.Notify(POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM | POLLHUP | POLLERR); }
+  // Wake-ups name what changed, as Linux's keyed wake-ups of the pipe's
+  // queues do, so that an edge-triggered epoll sees an edge only where
+  // Linux has one: every write wakes readers (pipe_write wakes them even
+  // when the pipe was not empty once it has been polled); a read wakes
+  // writers only if the pipe was full (pipe_read's was_full); an end going
+  // away or a new capacity wakes everyone.
+  void Wrote() { queue.Notify(POLLIN | POLLRDNORM); }
+  void ReadFromFull() { queue.Notify(POLLOUT | POLLWRNORM); }
+  void Changed() { queue.Notify(~0U); }
 
   bool empty() const { return slots_.empty(); }
   bool full() const { return slots_.size() >= max_slots_; }
@@ -140,8 +147,9 @@ class PipeEnd : public vfs::File {
     if (!reader()) return Errno{EBADF};
     return Transfer([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_->mu) -> Result<size_t> {
       if (!buf_->empty()) {
+        bool was_full = buf_->full();
         size_t k = buf_->Take(out, n);
-        buf_->Changed();
+        if (was_full) buf_->ReadFromFull();
         return k;
       }
       if (buf_->writers == 0) return size_t{0};  // end of file
@@ -164,12 +172,12 @@ class PipeEnd : public vfs::File {
         size_t chars = n & (kPage - 1);
         if (chars != 0 && buf_->Merge(in, chars)) {
           done = chars;
-          buf_->Changed();
+          buf_->Wrote();
         }
       }
       while (done < n && !buf_->full()) {
         done += buf_->Push(in + done, n - done);
-        buf_->Changed();
+        buf_->Wrote();
       }
       if (done == n) return done;
       if (flags() & O_NONBLOCK) return done > 0 ? Result<size_t>(done) : Errno{EAGAIN};

@@ -56,6 +56,9 @@ HUSK_HANDLER(SysRtSigreturn); HUSK_HANDLER(SysRtSigpending); HUSK_HANDLER(SysPau
 HUSK_HANDLER(SysRtSigsuspend); HUSK_HANDLER(SysRtSigtimedwait);
 // sys_pipe.cc
 HUSK_HANDLER(SysPipe); HUSK_HANDLER(SysPipe2);
+// sys_epoll.cc
+HUSK_HANDLER(SysEpollCreate); HUSK_HANDLER(SysEpollCreate1); HUSK_HANDLER(SysEpollCtl);
+HUSK_HANDLER(SysEpollWait); HUSK_HANDLER(SysEpollPwait); HUSK_HANDLER(SysEpollPwait2);
 // sys_eventfd.cc
 HUSK_HANDLER(SysEventfd); HUSK_HANDLER(SysEventfd2);
 // sys_poll.cc

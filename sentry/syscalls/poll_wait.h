@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -49,11 +50,13 @@ class WaitSet {
   // Wakes the task when f's readiness for `events` (or POLLERR/POLLHUP) may
   // have changed: through its event queue, its host descriptor, or, for an
   // epoll instance, the host descriptors of the files it watches.
+  // (Defined in sys_poll.cc.)
   void Add(vfs::File& f, uint32_t events);
   std::vector<pollfd>* host() { return &host_; }
 
  private:
   Task& t_;
+  std::vector<vfs::FileRef> keep_;  // files whose host descriptors are in host_
   std::deque<ScopedWait> waits_;
   std::vector<pollfd> host_;
 };
@@ -92,6 +95,36 @@ Result<int> WaitForEvents(Task& t, const Deadline& deadline, SignalVsTimeout ord
     if (!s.ok() && s.error() == ETIMEDOUT) timed_out = true;
     // On EINTR the loop scans once more: events found now still win.
   }
+}
+
+// poll_select_set_timeout: a negative or unnormalized time is EINVAL.
+Result<Deadline> DeadlineFromTimespec(int64_t sec, int64_t nsec);
+// A struct timespec timeout argument (copied in); null waits forever.
+Result<Deadline> TimespecDeadline(Task& t, uintptr_t addr);
+
+// set_user_sigmask: ppoll, pselect6 and epoll_pwait run with the given mask
+// in place of the caller's (SIGKILL and SIGSTOP stay unblocked); no mask
+// leaves the caller's, and a mask of the wrong size is EINVAL.
+Result<std::optional<uint64_t>> CopyInSigmask(Task& t, uintptr_t addr, size_t size);
+
+// Runs call() with the temporary mask in place of the caller's. Like
+// Linux's restore_saved_sigmask_unless, a call that ends with
+// `interrupted` (ERESTARTNOHAND for ppoll and pselect6, EINTR for
+// epoll_pwait) keeps the temporary mask until the signal is delivered (the
+// handler's frame saves the caller's mask, which sigreturn puts back);
+// otherwise the caller's mask returns at once.
+template <typename Call>
+Result<long> WithSigmask(Task& t, std::optional<uint64_t> mask, int interrupted, Call call) {
+  if (!mask.has_value()) return call();
+  uint64_t saved = t.sigmask;
+  t.sigmask = *mask;
+  Result<long> r = call();
+  if (!r.ok() && r.error() == interrupted) {
+    t.SetSavedSigmask(saved);
+  } else {
+    t.sigmask = saved;
+  }
+  return r;
 }
 
 }  // namespace husk::syscalls

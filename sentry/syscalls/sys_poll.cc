@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "sentry/kernel/epoll.h"
 #include "sentry/syscalls/handlers.h"
 #include "sentry/syscalls/poll_wait.h"
 
@@ -23,11 +24,32 @@ void WaitSet::Add(vfs::File& f, uint32_t events) {
   if (f.HostFd() >= 0) {
     host_.push_back(pollfd{f.HostFd(), static_cast<short>(mask & 0xffff), 0});
   }
+  if (epoll::EpollFile* ep = epoll::AsEpoll(f)) ep->HostFds(&host_, &keep_);
+}
+
+Result<std::optional<uint64_t>> CopyInSigmask(Task& t, uintptr_t addr, size_t size) {
+  if (addr == 0) return std::optional<uint64_t>();
+  if (size != sizeof(uint64_t)) return Errno{EINVAL};
+  uint64_t mask;
+  TRY(t.CopyInObj(addr, &mask));
+  constexpr uint64_t kUnblockable = (uint64_t{1} << (SIGKILL - 1)) | (uint64_t{1} << (SIGSTOP - 1));
+  return std::optional<uint64_t>(mask & ~kUnblockable);
+}
+
+// poll_select_set_timeout: a negative or unnormalized time is EINVAL.
+Result<Deadline> DeadlineFromTimespec(int64_t sec, int64_t nsec) {
+  if (sec < 0 || nsec < 0 || nsec >= 1000000000) return Errno{EINVAL};
+  return Deadline::After(absl::Seconds(sec) + absl::Nanoseconds(nsec));
+}
+
+Result<Deadline> TimespecDeadline(Task& t, uintptr_t addr) {
+  if (addr == 0) return Deadline::Forever();
+  timespec ts;
+  TRY(t.CopyInObj(addr, &ts));
+  return DeadlineFromTimespec(ts.tv_sec, ts.tv_nsec);
 }
 
 namespace {
-
-constexpr uint64_t kUnblockable = (uint64_t{1} << (SIGKILL - 1)) | (uint64_t{1} << (SIGSTOP - 1));
 
 // select(2)'s event sets (POLLIN_SET, POLLOUT_SET, POLLEX_SET in fs/select.c).
 // POLLNVAL is in all three since Linux 5.17 (and the stable kernels): a
@@ -45,20 +67,6 @@ vfs::FileRef Pollable(Task& t, int fd) {
   return *f;
 }
 
-// poll_select_set_timeout: a negative or unnormalized time is EINVAL.
-Result<Deadline> DeadlineFromTimespec(int64_t sec, int64_t nsec) {
-  if (sec < 0 || nsec < 0 || nsec >= 1000000000) return Errno{EINVAL};
-  return Deadline::After(absl::Seconds(sec) + absl::Nanoseconds(nsec));
-}
-
-// Copies a struct timespec timeout argument; null waits forever.
-Result<Deadline> TimespecDeadline(Task& t, uintptr_t addr) {
-  if (addr == 0) return Deadline::Forever();
-  timespec ts;
-  TRY(t.CopyInObj(addr, &ts));
-  return DeadlineFromTimespec(ts.tv_sec, ts.tv_nsec);
-}
-
 // poll_select_finish: Linux writes the time left back into the timeout
 // argument (not for a zero timeout). If that write faults the call cannot be
 // restarted with the time left, so an interrupted call reports EINTR; a
@@ -70,36 +78,6 @@ Result<long> WriteTimeLeft(Task& t, Result<long> r, uintptr_t addr, const Deadli
   Status written = timeval ? t.CopyOutObj(addr, ::timeval{left.tv_sec, left.tv_nsec / 1000})
                            : t.CopyOutObj(addr, left);
   if (!written.ok() && !r.ok() && r.error() == kERestartNoHand) return Errno{EINTR};
-  return r;
-}
-
-// set_user_sigmask: ppoll and pselect6 run with the given mask in place of
-// the caller's (SIGKILL and SIGSTOP stay unblocked); a mask of the wrong
-// size is EINVAL.
-Result<std::optional<uint64_t>> CopyInSigmask(Task& t, uintptr_t addr, size_t size) {
-  if (addr == 0) return std::optional<uint64_t>();
-  if (size != sizeof(uint64_t)) return Errno{EINVAL};
-  uint64_t mask;
-  TRY(t.CopyInObj(addr, &mask));
-  return std::optional<uint64_t>(mask & ~kUnblockable);
-}
-
-// Runs call() with the temporary mask in place of the caller's. Like
-// Linux's restore_saved_sigmask_unless, an interrupted call keeps the
-// temporary mask until the signal is delivered (the handler's frame saves
-// the caller's mask, which sigreturn puts back); otherwise the caller's mask
-// returns at once.
-template <typename Call>
-Result<long> WithSigmask(Task& t, std::optional<uint64_t> mask, Call call) {
-  if (!mask.has_value()) return call();
-  uint64_t saved = t.sigmask;
-  t.sigmask = *mask;
-  Result<long> r = call();
-  if (!r.ok() && r.error() == kERestartNoHand) {
-    t.SetSavedSigmask(saved);
-  } else {
-    t.sigmask = saved;
-  }
   return r;
 }
 
@@ -240,7 +218,7 @@ SyscallResult SysPoll(Task& t, const Args& a) {
 SyscallResult SysPpoll(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(Deadline d, TimespecDeadline(t, a.Ptr(2)));
   ASSIGN_OR_RETURN(std::optional<uint64_t> mask, CopyInSigmask(t, a.Ptr(3), a.Size(4)));
-  Result<long> r = WithSigmask(t, mask, [&] {
+  Result<long> r = WithSigmask(t, mask, kERestartNoHand, [&] {
     return Restartable(DoPoll(t, a.Ptr(0), a.U(1) & 0xffffffffU, d), kERestartNoHand);
   });
   return WriteTimeLeft(t, std::move(r), a.Ptr(2), d, /*timeval=*/false);
@@ -271,7 +249,7 @@ SyscallResult SysPselect6(Task& t, const Args& a) {
   if (a.Ptr(5) != 0) TRY(t.CopyInObj(a.Ptr(5), &pack));
   ASSIGN_OR_RETURN(Deadline d, TimespecDeadline(t, a.Ptr(4)));
   ASSIGN_OR_RETURN(std::optional<uint64_t> mask, CopyInSigmask(t, pack.mask, pack.size));
-  Result<long> r = WithSigmask(t, mask, [&] {
+  Result<long> r = WithSigmask(t, mask, kERestartNoHand, [&] {
     return Restartable(DoSelect(t, a.Int(0), a.Ptr(1), a.Ptr(2), a.Ptr(3), d), kERestartNoHand);
   });
   return WriteTimeLeft(t, std::move(r), a.Ptr(4), d, /*timeval=*/false);

@@ -38,6 +38,12 @@ struct Table {
     Set(SYS_pselect6, SysPselect6, {kInt, kPtr, kPtr, kPtr, kPtr, kPtr});
     Set(SYS_eventfd, SysEventfd, {kInt});
     Set(SYS_eventfd2, SysEventfd2, {kInt, kHex});
+    Set(SYS_epoll_create, SysEpollCreate, {kInt});
+    Set(SYS_epoll_create1, SysEpollCreate1, {kHex});
+    Set(SYS_epoll_ctl, SysEpollCtl, {kFd, kInt, kFd, kPtr});
+    Set(SYS_epoll_wait, SysEpollWait, {kFd, kPtr, kInt, kInt});
+    Set(SYS_epoll_pwait, SysEpollPwait, {kFd, kPtr, kInt, kInt, kPtr, kInt});
+    Set(SYS_epoll_pwait2, SysEpollPwait2, {kFd, kPtr, kInt, kPtr, kPtr, kInt});
     Set(SYS_readv, SysReadv, {kFd, kPtr, kInt});
     Set(SYS_writev, SysWritev, {kFd, kPtr, kInt});
     Set(SYS_open, SysOpen, {kPath, kOpenFlags, kOctal});

@@ -52,23 +52,43 @@ bool Waiter::Wait(absl::Time deadline, std::vector<pollfd>* host) {
   }
 }
 
-void WaitQueue::Add(Waiter* w, uint32_t mask) {
+WaitQueue::~WaitQueue() {
+  absl::MutexLock l(&mu_);
+  while (notifying_ > 0) idle_.Wait(&mu_);
+  for (auto& [w, mask] : waiters_) w->OnQueueGone();
+}
+
+void WaitQueue::Add(WaitEntry* w, uint32_t mask) {
   absl::MutexLock l(&mu_);
   waiters_.emplace_back(w, mask);
 }
 
-void WaitQueue::Remove(Waiter* w) {
+void WaitQueue::Remove(WaitEntry* w) {
   absl::MutexLock l(&mu_);
   waiters_.erase(
       std::remove_if(waiters_.begin(), waiters_.end(), [w](const auto& e) { return e.first == w; }),
       waiters_.end());
+  // A Notify that began before may still be about to call w: once it is
+  // done, the caller may destroy w.
+  while (notifying_ > 0) idle_.Wait(&mu_);
 }
 
 void WaitQueue::Notify(uint32_t events) {
-  absl::MutexLock l(&mu_);
-  for (auto& [w, mask] : waiters_) {
-    if (mask & events) w->Notify();
+  std::vector<WaitEntry*> woken;
+  {
+    absl::MutexLock l(&mu_);
+    for (auto& [w, mask] : waiters_) {
+      if (mask & events) woken.push_back(w);
+    }
+    if (woken.empty()) return;
+    notifying_++;
   }
+  // Outside the lock: an entry may notify other queues (an epoll instance
+  // wakes its own waiters), and queues chained by the application must not
+  // nest their locks.
+  for (WaitEntry* w : woken) w->OnEvents(events);
+  absl::MutexLock l(&mu_);
+  if (--notifying_ == 0) idle_.SignalAll();
 }
 
 }  // namespace husk

@@ -83,7 +83,10 @@ Result<long> WriteTimeLeft(Task& t, Result<long> r, uintptr_t addr, const Deadli
 
 // do_sys_poll. Returns EINTR when a signal ended the wait.
 Result<long> DoPoll(Task& t, uintptr_t addr, uint64_t nfds, const Deadline& d) {
-  if (nfds > t.rlimits[RLIMIT_NOFILE].rlim_cur) return Errno{EINVAL};
+  // RLIMIT_NOFILE never exceeds fs.nr_open (1048576) on Linux; holding
+  // nfds to that too keeps an unlimited rlimit from sizing the copy.
+  constexpr uint64_t kNrOpen = 1 << 20;
+  if (nfds > t.rlimits[RLIMIT_NOFILE].rlim_cur || nfds > kNrOpen) return Errno{EINVAL};
   std::vector<pollfd> fds(nfds);
   if (nfds > 0) TRY(t.CopyIn(addr, fds.data(), nfds * sizeof(pollfd)));
   std::vector<vfs::FileRef> files(nfds);

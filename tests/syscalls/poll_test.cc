@@ -174,6 +174,9 @@ TEST(PollTest, MoreDescriptorsThanTheLimitIsEinval) {
   ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
   if (rl.rlim_cur >= 0xffffffffU) GTEST_SKIP() << "RLIMIT_NOFILE does not fit poll's nfds";
   EXPECT_ERRNO(syscall(SYS_poll, nullptr, rl.rlim_cur + 1, 0), EINVAL);
+  // nfds is an unsigned int: the upper half of the register is ignored.
+  EXPECT_EQ(syscall(SYS_poll, nullptr, 0xffffffff00000000ULL, 0), 0);
+  EXPECT_ERRNO(syscall(SYS_poll, nullptr, 0xffffffffULL, 0), EINVAL);
 }
 
 TEST(PollTest, BadArraysAreEfault) {

@@ -185,19 +185,23 @@ SyscallResult SysPrctl(Task& t, const Args& a) {
 }
 
 namespace {
+constexpr rlim_t kNrOpen = 1 << 20;  // /proc/sys/fs/nr_open's default
+
 Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_addr) {
   if (resource < 0 || resource >= RLIM_NLIMITS) return Errno{EINVAL};
   struct rlimit nl;
   if (new_addr != 0) {
     TRY(t.CopyInObj(new_addr, &nl));
     if (nl.rlim_cur > nl.rlim_max) return Errno{EINVAL};
+    // No descriptor table grows past fs.nr_open (1 << 20), even for root.
+    if (resource == RLIMIT_NOFILE && nl.rlim_max > kNrOpen) return Errno{EPERM};
     if (nl.rlim_max > t.rlimits[resource].rlim_max && t.euid != 0) return Errno{EPERM};
   }
   if (old_addr != 0) TRY(t.CopyOutObj(old_addr, t.rlimits[resource]));
   if (new_addr != 0) {
     t.rlimits[resource] = nl;
     if (resource == RLIMIT_NOFILE) {
-      t.fds.set_limit(static_cast<int>(std::min<rlim_t>(nl.rlim_cur, 1 << 20)));
+      t.fds.set_limit(static_cast<int>(nl.rlim_cur));
     }
   }
   return 0L;

@@ -34,13 +34,15 @@ Result<long> AccessAt(Task& t, int dirfd, uintptr_t path_addr, int mode, int fla
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
                                                (flags & AT_EMPTY_PATH) != 0));
   ASSIGN_OR_RETURN(struct stat st, d->inode()->Stat());
+  // AT_EACCESS checks with the effective ids, plain access(2) with the real ones.
   uint32_t uid = (flags & AT_EACCESS) ? t.euid : t.uid;
+  uint32_t gid = (flags & AT_EACCESS) ? t.egid : t.gid;
   if (uid == 0) {
     // root passes read/write checks; execute needs some x bit on non-dirs.
     if ((mode & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return Errno{EACCES};
     return 0L;
   }
-  mode_t bits = st.st_uid == uid ? (st.st_mode >> 6) : st.st_gid == t.gid ? (st.st_mode >> 3) : st.st_mode;
+  mode_t bits = st.st_uid == uid ? (st.st_mode >> 6) : st.st_gid == gid ? (st.st_mode >> 3) : st.st_mode;
   if ((static_cast<mode_t>(mode) & bits & 7) != static_cast<mode_t>(mode)) return Errno{EACCES};
   return 0L;
 }

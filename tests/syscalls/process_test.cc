@@ -18,6 +18,8 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
 #if defined(__x86_64__)
 #include <asm/prctl.h>
 #endif
@@ -133,6 +135,25 @@ TEST(ProcessTest, Prlimit64MatchesGetrlimit) {
     ASSERT_OK(syscall(SYS_prlimit64, getpid(), resource, nullptr, &by_pid));
     EXPECT_EQ(by_pid.rlim_cur, want.rlim_cur);
   }
+}
+
+TEST(ProcessTest, NofileCannotExceedNrOpen) {
+  // fs.nr_open bounds RLIMIT_NOFILE even for root (setrlimit(2), EPERM).
+  rlim_t nr_open = 1 << 20;
+  if (FILE* f = fopen("/proc/sys/fs/nr_open", "re")) {
+    unsigned long v = 0;
+    if (fscanf(f, "%lu", &v) == 1) nr_open = v;
+    fclose(f);
+  }
+  struct rlimit rl{};
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+  struct rlimit over{rl.rlim_cur, nr_open + 1};
+  EXPECT_ERRNO(setrlimit(RLIMIT_NOFILE, &over), EPERM);
+  struct rlimit inf{rl.rlim_cur, RLIM_INFINITY};
+  EXPECT_ERRNO(setrlimit(RLIMIT_NOFILE, &inf), EPERM);
+  struct rlimit now{};
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &now));
+  EXPECT_EQ(now.rlim_max, rl.rlim_max);  // unchanged
 }
 
 TEST(ProcessTest, SetrlimitSoftAboveHardFailsWithEINVAL) {

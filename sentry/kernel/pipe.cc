@@ -145,6 +145,7 @@ class PipeEnd : public vfs::File {
 
   Result<size_t> Read(char* out, size_t n) override {
     if (!reader()) return Errno{EBADF};
+    if (n == 0) return size_t{0};  // pipe_read: a null read succeeds at once
     return Transfer([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_->mu) -> Result<size_t> {
       if (!buf_->empty()) {
         bool was_full = buf_->full();
@@ -159,6 +160,7 @@ class PipeEnd : public vfs::File {
 
   Result<size_t> Write(const char* in, size_t n) override {
     if (reader()) return Errno{EBADF};
+    if (n == 0) return size_t{0};  // pipe_write: so does a null write, readers or not
     size_t done = 0;
     bool first = true;
     // pipe_write: the sub-page remainder of the write goes first, into the

@@ -24,6 +24,11 @@ Result<long> Long(Result<int> r) {
   return static_cast<long>(*r);
 }
 
+Result<long> Long(Result<size_t> r) {
+  if (!r.ok()) return Errno{r.error()};
+  return static_cast<long>(*r);
+}
+
 // Reads into application memory at addr, at most n bytes, in chunks.
 Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, bool positional,
                       uint64_t off) {
@@ -198,14 +203,22 @@ Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bo
 SyscallResult SysRead(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (!f->readable()) return Errno{EBADF};
-  if (a.Size(2) == 0) return 0L;
+  // A zero-length read still asks the file: a directory answers EISDIR, an
+  // eventfd EINVAL, a pipe and a regular file 0.
+  if (a.Size(2) == 0) {
+    char none;
+    return Long(f->Read(&none, 0));
+  }
   return ReadInto(t, f, a.Ptr(1), a.Size(2), false, 0);
 }
 
 SyscallResult SysWrite(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (!f->writable()) return Errno{EBADF};
-  if (a.Size(2) == 0) return 0L;
+  if (a.Size(2) == 0) {
+    char none = 0;
+    return Long(f->Write(&none, 0));
+  }
   return RaiseSigpipe(t, WriteFrom(t, f, a.Ptr(1), a.Size(2), false, 0));
 }
 

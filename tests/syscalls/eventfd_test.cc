@@ -46,6 +46,15 @@ short Revents(int fd, short events) {
   return p.revents;
 }
 
+TEST(EventfdZeroLengthTest, EmptyReadsAndWritesAreEinval) {
+  Fd fd = MakeEventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+  uint64_t v = 0;
+  EXPECT_ERRNO(read(fd.get(), &v, 0), EINVAL);
+  EXPECT_ERRNO(write(fd.get(), &v, 0), EINVAL);
+  EXPECT_EQ(ReadCount(fd.get(), &v), 8);  // the counter was untouched
+  EXPECT_EQ(v, 1u);
+}
+
 int Wait(pid_t pid) {
   int status = 0;
   EXPECT_EQ(waitpid(pid, &status, 0), pid) << husk_test::ErrnoName(errno);

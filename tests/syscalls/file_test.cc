@@ -34,6 +34,19 @@ class FileTest : public ::testing::Test {
   std::string path_;
 };
 
+TEST_F(FileTest, ZeroLengthReadsAskTheFile) {
+  ASSERT_TRUE(WriteFile(path_, "data"));
+  Fd f(open(path_.c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(f.valid());
+  char c;
+  EXPECT_EQ(read(f.get(), &c, 0), 0);
+  EXPECT_EQ(write(f.get(), &c, 0), 0);
+  // A directory refuses even an empty read (generic_read_dir).
+  Fd d(open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(d.valid());
+  EXPECT_ERRNO(read(d.get(), &c, 0), EISDIR);
+}
+
 TEST_F(FileTest, CreatExclOnExistingFileFailsWithEEXIST) {
   ASSERT_TRUE(WriteFile(path_, "x"));
   EXPECT_ERRNO(open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644), EEXIST);

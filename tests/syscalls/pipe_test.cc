@@ -51,6 +51,14 @@ TEST(PipeTest, BytesComeOutInOrder) {
   EXPECT_EQ(buf[0], 'c');
 }
 
+TEST(PipeTest, ZeroLengthTransfersSucceedAtOnce) {
+  Pipe p = MakePipe();
+  char c;
+  EXPECT_EQ(read(p.r.get(), &c, 0), 0);  // empty, a writer exists: still no wait
+  p.r.Reset();
+  EXPECT_EQ(write(p.w.get(), &c, 0), 0);  // no reader: no EPIPE for nothing
+}
+
 TEST(PipeTest, PlainPipeGivesReadAndWriteEnds) {
   int fds[2];
   ASSERT_OK(pipe(fds));

@@ -11,6 +11,14 @@ namespace husk {
 namespace {
 
 // Called from syscall handlers, which hold the kernel lock.
+// The state letter and word of /proc/[pid]/status (fs/proc/array.c).
+const char* StateName(const Task& t) {
+  if (t.zombie) return "Z (zombie)";
+  if (t.stopped()) return "T (stopped)";
+  if (t.sleeping()) return "S (sleeping)";
+  return "R (running)";
+}
+
 class KernelProcProvider : public procfs::ProcProvider {
  public:
   explicit KernelProcProvider(Kernel& k) : k_(k) {}
@@ -54,14 +62,14 @@ class KernelProcProvider : public procfs::ProcProvider {
         "Name:\t%s\nUmask:\t%04o\nState:\t%s\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\n"
         "TracerPid:\t0\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t\n"
         "VmRSS:\t%d kB\nThreads:\t1\nSigBlk:\t%016x\nSeccomp:\t0\n",
-        t->comm, t->fs.umask, t->zombie ? "Z (zombie)" : "R (running)", t->tgid(), t->tid(),
+        t->comm, t->fs.umask, StateName(*t), t->tgid(), t->tid(),
         t->ppid, t->uid, t->euid, t->suid, t->euid, t->gid, t->egid, t->sgid, t->egid,
         t->fds.limit(), rss_kb, t->sigmask);
   }
   Result<std::string> StatText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0\n",
-                           t->tid(), t->comm, t->zombie ? 'Z' : 'R', t->ppid, t->pgid, t->sid);
+                           t->tid(), t->comm, StateName(*t)[0], t->ppid, t->pgid, t->sid);
   }
   Result<vfs::DentryRef> FdDentry(int pid, int fd) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));

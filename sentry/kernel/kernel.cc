@@ -215,9 +215,11 @@ void Task::Exit(int wait_status) {
 
 Status Task::Block(absl::Time deadline, std::vector<pollfd>* host) {
   if (SignalPending()) return Errno{EINTR};
+  sleeping_ = true;
   kernel_.mu.Unlock();
   bool woken = waiter.Wait(deadline, host);
   kernel_.mu.Lock();
+  sleeping_ = false;
   if (SignalPending()) return Errno{EINTR};
   if (!woken) return Errno{ETIMEDOUT};
   return Ok();

@@ -121,6 +121,15 @@ class Task {
   // Notifies the waiter and interrupts the application if it runs.
   void Wake();
 
+  // Job control: a task stopped by SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU waits in
+  // the sentry until SIGCONT or SIGKILL. wait4 reports each change once
+  // (WUNTRACED, WCONTINUED): these hold the report not yet collected.
+  bool stopped() const { return stopped_; }
+  // Whether the task waits in Task::Block (the S state of /proc).
+  bool sleeping() const { return sleeping_; }
+  int stop_report = 0;      // the stop signal to report, or 0
+  bool cont_report = false;  // a continue to report
+
   // Notified by whatever the task waits for, and by signals sent to it.
   Waiter waiter;
   uint64_t pending_signals = 0;  // bit sig-1 for each pending signal
@@ -156,6 +165,10 @@ class Task {
   std::array<std::deque<siginfo_t>, kMaxSignal + 1> sigqueue_;
   uint64_t queued_ = 0;
   std::optional<uint64_t> saved_sigmask_;
+  bool stopped_ = false;
+  bool sleeping_ = false;
+  void Stop(int sig);
+  void NotifyParent(int code, int status);
 
   Kernel& kernel_;
   int tid_;

@@ -118,6 +118,32 @@ siginfo_t MakeSigInfo(int sig, int code, int pid, uint32_t uid) {
 bool Task::SendSignal(const siginfo_t& info) {
   int sig = info.si_signo;
   if (sig < 1 || sig > kMaxSignal || exiting_) return false;
+  // Job control acts when the signal is generated (signal(7)): SIGCONT
+  // resumes a stopped process and cancels pending stops, whatever its
+  // disposition; a stop signal cancels a pending SIGCONT.
+  constexpr uint64_t kStops = Bit(SIGSTOP) | Bit(SIGTSTP) | Bit(SIGTTIN) | Bit(SIGTTOU);
+  if (sig == SIGCONT) {
+    for (int s = 1; s <= kMaxSignal; s++) {
+      if ((kStops & Bit(s)) && !sigqueue_[s].empty()) {
+        queued_ -= sigqueue_[s].size();
+        sigqueue_[s].clear();
+        pending_signals &= ~Bit(s);
+      }
+    }
+    if (stopped_) {
+      stopped_ = false;
+      stop_report = 0;
+      cont_report = true;
+      NotifyParent(CLD_CONTINUED, SIGCONT);
+      Wake();
+    }
+  } else if (kStops & Bit(sig)) {
+    if (!sigqueue_[SIGCONT].empty()) {
+      queued_ -= sigqueue_[SIGCONT].size();
+      sigqueue_[SIGCONT].clear();
+      pending_signals &= ~Bit(SIGCONT);
+    }
+  }
   // A signal that would be ignored is dropped at once, unless blocked (then
   // it waits: the disposition may change before it is unblocked).
   if (!(sigmask & Bit(sig)) && IsIgnored(sigactions[sig], sig) && sig != SIGKILL) return false;
@@ -211,8 +237,8 @@ void Task::DeliverSignals(bool after_syscall) {
         case Default::kIgnore:
           continue;
         case Default::kStop:
-          // Job-control stops arrive with the process model's thread
-          // groups; until then a stop signal is dropped.
+          Stop(sig);
+          if (exiting_) return;
           continue;
         case Default::kTerm:
           Exit(sig);
@@ -243,6 +269,37 @@ void Task::DeliverSignals(bool after_syscall) {
   if (saved_sigmask_) {
     sigmask = *saved_sigmask_;
     saved_sigmask_.reset();
+  }
+}
+
+void Task::NotifyParent(int code, int status) {
+  std::shared_ptr<Task> parent = ppid != 0 ? kernel_.FindTask(ppid) : nullptr;
+  if (parent == nullptr) return;
+  // SA_NOCLDSTOP: no SIGCHLD for stops and continues (wait4 still sees them).
+  if (!(parent->sigactions[SIGCHLD].flags & SA_NOCLDSTOP)) {
+    siginfo_t info = MakeSigInfo(SIGCHLD, code, tgid_, uid);
+    info.si_status = status;
+    parent->SendSignal(info);
+  }
+  parent->waiter.Notify();
+}
+
+void Task::Stop(int sig) {
+  stopped_ = true;
+  stop_report = sig;
+  cont_report = false;
+  NotifyParent(CLD_STOPPED, sig);
+  // Stay in the sentry until SIGCONT (which clears stopped_ when sent) or
+  // SIGKILL; other signals stay pending meanwhile.
+  while (stopped_ && !(pending_signals & Bit(SIGKILL)) && !exiting_) {
+    uint64_t mask = sigmask;
+    sigmask = ~Bit(SIGKILL);  // only SIGKILL ends the wait early
+    (void)Block();
+    sigmask = mask;
+  }
+  if (pending_signals & Bit(SIGKILL)) {
+    stopped_ = false;
+    Exit(SIGKILL);
   }
 }
 

@@ -2,6 +2,7 @@
 // the right arguments, masks and stacks, return to the interrupted code with
 // every register intact, interrupt blocking calls (EINTR or SA_RESTART), and
 // signals travel between processes (kill, SIGCHLD, default actions).
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -12,6 +13,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "tests/syscalls/test_util.h"
@@ -428,6 +430,61 @@ TEST_F(SignalDeliveryTest, IgnoringSigchldLeavesNoZombie) {
   // wait(2): with SIGCHLD ignored, the child is reaped automatically and
   // waitpid blocks until it is gone, then fails with ECHILD.
   EXPECT_ERRNO(waitpid(child, &status, 0), ECHILD);
+}
+
+TEST_F(SignalDeliveryTest, StopAndContinueAreReportedToWaitpid) {
+  ScopedAction a(SIGCHLD, InfoHandler);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    for (;;) pause();
+  }
+  ASSERT_EQ(kill(child, SIGSTOP), 0);
+  int status = 0;
+  pid_t r;
+  while ((r = waitpid(child, &status, WUNTRACED)) < 0 && errno == EINTR) {
+  }
+  ASSERT_EQ(r, child);
+  ASSERT_TRUE(WIFSTOPPED(status)) << status;
+  EXPECT_EQ(WSTOPSIG(status), SIGSTOP);
+  // Reported once: a second WUNTRACED|WNOHANG wait finds nothing new.
+  EXPECT_EQ(waitpid(child, &status, WUNTRACED | WNOHANG), 0);
+  {
+    std::string path = "/proc/" + std::to_string(child) + "/status";
+    Fd f(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    ASSERT_TRUE(f.valid());
+    std::string text = husk_test::ReadAll(f.get());
+    EXPECT_NE(text.find("State:\tT (stopped)"), std::string::npos) << text;
+  }
+
+  ASSERT_EQ(kill(child, SIGCONT), 0);
+  while ((r = waitpid(child, &status, WCONTINUED)) < 0 && errno == EINTR) {
+  }
+  ASSERT_EQ(r, child);
+  EXPECT_TRUE(WIFCONTINUED(status)) << status;
+
+  ASSERT_EQ(kill(child, SIGTERM), 0);
+  while ((r = waitpid(child, &status, 0)) < 0 && errno == EINTR) {
+  }
+  ASSERT_EQ(r, child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  EXPECT_EQ(WTERMSIG(status), SIGTERM);
+}
+
+TEST_F(SignalDeliveryTest, SigkillEndsAStoppedProcess) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    raise(SIGSTOP);
+    _exit(0);  // only reached if the stop were ignored
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, WUNTRACED), child);
+  ASSERT_TRUE(WIFSTOPPED(status)) << status;
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  EXPECT_EQ(WTERMSIG(status), SIGKILL);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "sentry/kernel/anon.h"
 
 namespace husk {
@@ -60,11 +61,12 @@ class KernelProcProvider : public procfs::ProcProvider {
     size_t rss_kb = t->mm_ ? t->mm_->ResidentBytes() / 1024 : 0;
     return absl::StrFormat(
         "Name:\t%s\nUmask:\t%04o\nState:\t%s\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\n"
-        "TracerPid:\t0\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t\n"
+        "TracerPid:\t0\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t%s\n"
         "VmRSS:\t%d kB\nThreads:\t1\nSigBlk:\t%016x\nSeccomp:\t0\n",
         t->comm, t->fs.umask, StateName(*t), t->tgid(), t->tid(),
-        t->ppid, t->uid, t->euid, t->suid, t->euid, t->gid, t->egid, t->sgid, t->egid,
-        t->fds.limit(), rss_kb, t->sigmask);
+        t->ppid, t->uid, t->euid, t->suid, t->fsuid, t->gid, t->egid, t->sgid, t->fsgid,
+        t->fds.limit(), absl::StrJoin(t->groups, " ") + (t->groups.empty() ? "" : " "), rss_kb,
+        t->sigmask);
   }
   Result<std::string> StatText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));

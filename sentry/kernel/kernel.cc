@@ -146,6 +146,7 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
                                             k.platform().MinUserAddress(),
                                             k.platform().MaxUserAddress());
   loader::Credentials creds{uid, euid, gid, egid};
+  creds.groups = groups;
   ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs, path, std::move(argv), envp, creds));
   // Past the point of no return: the old image goes away.
   mm_ = std::move(mm);

@@ -138,6 +138,8 @@ class Task {
   FdTable fds;
   vfs::FsContext fs;
   uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
+  uint32_t fsuid = 0, fsgid = 0;     // follow euid/egid unless setfs*id moves them
+  std::vector<uint32_t> groups;      // supplementary groups, sorted
   std::string comm;
   vfs::DentryRef exe;
   std::vector<std::string> argv;

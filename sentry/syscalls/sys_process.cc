@@ -10,6 +10,9 @@
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+
+#include <algorithm>
+#include <vector>
 #include <unistd.h>
 
 #include <cstring>
@@ -42,8 +45,106 @@ SyscallResult SysGetresgid(Task& t, const Args& a) {
   return 0L;
 }
 SyscallResult SysGetgroups(Task& t, const Args& a) {
-  if (a.Int(0) < 0) return Errno{EINVAL};
-  return 0L;  // no supplementary groups
+  int size = a.Int(0);
+  if (size < 0) return Errno{EINVAL};
+  auto n = static_cast<int>(t.groups.size());
+  if (size == 0) return static_cast<long>(n);  // just the count
+  if (size < n) return Errno{EINVAL};
+  if (n > 0) TRY(t.CopyOut(a.Ptr(1), t.groups.data(), t.groups.size() * sizeof(uint32_t)));
+  return static_cast<long>(n);
+}
+
+SyscallResult SysSetgroups(Task& t, const Args& a) {
+  constexpr int kNgroupsMax = 65536;
+  int size = a.Int(0);
+  if (size < 0 || size > kNgroupsMax) return Errno{EINVAL};
+  if (t.euid != 0) return Errno{EPERM};  // CAP_SETGID
+  std::vector<uint32_t> groups(static_cast<size_t>(size));
+  if (size > 0) TRY(t.CopyIn(a.Ptr(1), groups.data(), groups.size() * sizeof(uint32_t)));
+  // The kernel keeps them sorted (groups_sort); getgroups returns that order.
+  std::sort(groups.begin(), groups.end());
+  t.groups = std::move(groups);
+  return 0L;
+}
+
+namespace {
+
+constexpr uint32_t kKeep = UINT32_MAX;  // (uid_t)-1: leave this id as it is
+
+bool OneOf(uint32_t id, uint32_t a, uint32_t b, uint32_t c) { return id == a || id == b || id == c; }
+
+// setresuid(2)/setresgid(2): an unprivileged caller may only shuffle its
+// current real, effective and saved ids.
+Status SetRes(bool privileged, uint32_t& r, uint32_t& e, uint32_t& s, uint32_t& fs, uint32_t nr,
+              uint32_t ne, uint32_t ns) {
+  if (!privileged) {
+    for (uint32_t id : {nr, ne, ns}) {
+      if (id != kKeep && !OneOf(id, r, e, s)) return Errno{EPERM};
+    }
+  }
+  if (nr != kKeep) r = nr;
+  if (ne != kKeep) e = ne;
+  if (ns != kKeep) s = ns;
+  fs = e;
+  return Ok();
+}
+
+// setreuid(2)/setregid(2), as kernel/sys.c does it.
+Status SetRe(bool privileged, uint32_t& r, uint32_t& e, uint32_t& s, uint32_t& fs, uint32_t nr,
+             uint32_t ne) {
+  uint32_t old_r = r;
+  if (nr != kKeep && !privileged && nr != r && nr != e) return Errno{EPERM};
+  if (ne != kKeep && !privileged && !OneOf(ne, r, e, s)) return Errno{EPERM};
+  if (nr != kKeep) r = nr;
+  if (ne != kKeep) e = ne;
+  // The saved id follows the effective one when the real id is set or the
+  // effective id moves away from the old real id.
+  if (nr != kKeep || (ne != kKeep && ne != old_r)) s = e;
+  fs = e;
+  return Ok();
+}
+
+}  // namespace
+
+SyscallResult SysSetresuid(Task& t, const Args& a) {
+  TRY(SetRes(t.euid == 0, t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
+             static_cast<uint32_t>(a.U(1)), static_cast<uint32_t>(a.U(2))));
+  return 0L;
+}
+
+SyscallResult SysSetresgid(Task& t, const Args& a) {
+  TRY(SetRes(t.euid == 0, t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
+             static_cast<uint32_t>(a.U(1)), static_cast<uint32_t>(a.U(2))));
+  return 0L;
+}
+
+SyscallResult SysSetreuid(Task& t, const Args& a) {
+  TRY(SetRe(t.euid == 0, t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
+            static_cast<uint32_t>(a.U(1))));
+  return 0L;
+}
+
+SyscallResult SysSetregid(Task& t, const Args& a) {
+  TRY(SetRe(t.euid == 0, t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
+            static_cast<uint32_t>(a.U(1))));
+  return 0L;
+}
+
+// setfsuid(2)/setfsgid(2) return the old value whether or not they change it.
+SyscallResult SysSetfsuid(Task& t, const Args& a) {
+  uint32_t old = t.fsuid, id = static_cast<uint32_t>(a.U(0));
+  if (id != kKeep && (t.euid == 0 || OneOf(id, t.uid, t.euid, t.suid) || id == t.fsuid)) {
+    t.fsuid = id;
+  }
+  return static_cast<long>(old);
+}
+
+SyscallResult SysSetfsgid(Task& t, const Args& a) {
+  uint32_t old = t.fsgid, id = static_cast<uint32_t>(a.U(0));
+  if (id != kKeep && (t.euid == 0 || OneOf(id, t.gid, t.egid, t.sgid) || id == t.fsgid)) {
+    t.fsgid = id;
+  }
+  return static_cast<long>(old);
 }
 
 SyscallResult SysSetuid(Task& t, const Args& a) {
@@ -56,6 +157,7 @@ SyscallResult SysSetuid(Task& t, const Args& a) {
   } else {
     return Errno{EPERM};
   }
+  t.fsuid = t.euid;
   return 0L;
 }
 
@@ -69,6 +171,7 @@ SyscallResult SysSetgid(Task& t, const Args& a) {
   } else {
     return Errno{EPERM};
   }
+  t.fsgid = t.egid;
   return 0L;
 }
 
@@ -362,7 +465,9 @@ Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uint
   if (flags & CLONE_SETTLS) child->regs.fs_base = tls;
   child->fds = t.fds;
   child->fs = t.fs;
-  child->uid = t.uid, child->euid = t.euid, child->suid = t.suid;
+  child->uid = t.uid, child->euid = t.euid, child->suid = t.suid, child->fsuid = t.fsuid;
+  child->fsgid = t.fsgid;
+  child->groups = t.groups;
   child->gid = t.gid, child->egid = t.egid, child->sgid = t.sgid;
   child->comm = t.comm;
   child->exe = t.exe;

@@ -125,6 +125,13 @@ struct Table {
     Set(SYS_getgroups, SysGetgroups, {kInt, kPtr});
     Set(SYS_setuid, SysSetuid, {kInt});
     Set(SYS_setgid, SysSetgid, {kInt});
+    Set(SYS_setgroups, SysSetgroups, {kInt, kPtr});
+    Set(SYS_setresuid, SysSetresuid, {kInt, kInt, kInt});
+    Set(SYS_setresgid, SysSetresgid, {kInt, kInt, kInt});
+    Set(SYS_setreuid, SysSetreuid, {kInt, kInt});
+    Set(SYS_setregid, SysSetregid, {kInt, kInt});
+    Set(SYS_setfsuid, SysSetfsuid, {kInt});
+    Set(SYS_setfsgid, SysSetfsgid, {kInt});
     Set(SYS_getpgrp, SysGetpgrp);
     Set(SYS_getpgid, SysGetpgid, {kInt});
     Set(SYS_setpgid, SysSetpgid, {kInt, kInt});

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -73,6 +74,42 @@ void DropCapabilities() {
   if (syscall(SYS_capset, &hdr, data) != 0) Die("drop capabilities", errno);
 }
 
+// A minimal sysfs: what libraries read to size themselves (the CPUs online,
+// the kernel's page size via /sys/kernel/mm...), from the sentry's own view.
+// The host's /sys is never shown (the gofer refuses pseudo-filesystems).
+vfs::InodeRef NewSysRoot(int cpus) {
+  vfs::InodeRef root = tmpfs::NewTmpfsRoot(0555);
+  std::string range = cpus > 1 ? "0-" + std::to_string(cpus - 1) + "\n" : "0\n";
+  auto mkdirs = [](vfs::InodeRef dir, std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+      auto next = dir->Mkdir(n, 0755);
+      if (!next.ok()) return vfs::InodeRef();
+      dir = *next;
+    }
+    return dir;
+  };
+  vfs::InodeRef cpu = mkdirs(root, {"devices", "system", "cpu"});
+  if (cpu != nullptr) {
+    for (const char* name : {"online", "possible", "present"}) {
+      auto f = cpu->Create(name, 0444);
+      if (f.ok()) (void)(*f)->WriteAt(range.data(), range.size(), 0);
+    }
+    for (int i = 0; i < cpus; i++) (void)cpu->Mkdir("cpu" + std::to_string(i), 0755);
+  }
+  (void)mkdirs(root, {"fs", "cgroup"});
+  (void)root->Mkdir("kernel", 0755);
+  (void)root->Mkdir("class", 0755);
+  (void)root->Mkdir("bus", 0755);
+  return root;
+}
+
+int CountCpus(const std::string& cpuinfo) {
+  int n = 0;
+  for (size_t pos = 0; (pos = cpuinfo.find("\nprocessor", pos)) != std::string::npos; pos++) n++;
+  if (cpuinfo.rfind("processor", 0) == 0) n++;
+  return std::max(n, 1);
+}
+
 Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client,
                                 const std::string& cwd) {
   ASSIGN_OR_RETURN(vfs::InodeRef lower, goferfs::NewGoferRoot(std::move(client)));
@@ -87,6 +124,7 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
       {"tmp", tmpfs::NewTmpfsRoot(01777)},
       {"dev", devfs::NewDevRoot()},
       {"proc", procfs::NewProcRoot(NewKernelProcProvider(k))},
+      {"sys", NewSysRoot(CountCpus(k.cpuinfo))},
   };
   // Started from inside the host's /tmp (a build tree there, say), the
   // sandbox keeps /tmp as part of the overlay so the working directory

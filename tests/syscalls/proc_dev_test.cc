@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <sstream>
@@ -248,6 +249,28 @@ TEST(ProcStatTest, ShowsTheBootTimeAndCpus) {
   EXPECT_LE(btime, static_cast<long>(time(nullptr)));
   EXPECT_GT(btime, 1577836800L);
   EXPECT_NE(text.find("\nprocesses "), std::string::npos);
+}
+
+TEST(SysTest, CpuOnlineListsTheCpusSysconfCounts) {
+  Fd fd(open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid()) << ErrnoName(errno);
+  std::string text = ReadAll(fd.get());
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  // A cpulist: "0", "0-3", "0-1,4-5"...
+  long count = 0;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    long lo = 0, hi = 0;
+    if (sscanf(part.c_str(), "%ld-%ld", &lo, &hi) == 2) {
+      count += hi - lo + 1;
+    } else {
+      ASSERT_EQ(sscanf(part.c_str(), "%ld", &lo), 1) << part;
+      count += 1;
+    }
+  }
+  EXPECT_EQ(count, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 }  // namespace

@@ -13,16 +13,7 @@
 
 namespace {
 
-// Runs body in a child; the child's exit code is body's result (0 = pass).
-template <typename F>
-int InChild(F body) {
-  pid_t pid = fork();
-  if (pid < 0) return 100;
-  if (pid == 0) _exit(body());
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return 101;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 102;
-}
+using husk_test::InChild;
 
 bool Ids(uid_t r, uid_t e, uid_t s) {
   uid_t a, b, c;

@@ -24,16 +24,11 @@
 namespace {
 
 using husk_test::Fd;
-
-struct Pipe {
-  Fd r, w;
-};
-
-Pipe MakePipe(int flags = 0) {
-  int fds[2] = {-1, -1};
-  EXPECT_EQ(pipe2(fds, flags), 0) << husk_test::ErrnoName(errno);
-  return Pipe{Fd(fds[0]), Fd(fds[1])};
-}
+using husk_test::MakePipe;
+using husk_test::NowMs;
+using husk_test::Pause;
+using husk_test::Pipe;
+using husk_test::Wait;
 
 Fd MakeEpoll() {
   Fd fd(epoll_create1(EPOLL_CLOEXEC));
@@ -55,25 +50,6 @@ std::vector<epoll_event> Ready(int ep, int max = 16, int timeout_ms = 0) {
   EXPECT_GE(n, 0) << husk_test::ErrnoName(errno);
   events.resize(n < 0 ? 0 : n);
   return events;
-}
-
-int64_t NowMs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, 0), pid) << husk_test::ErrnoName(errno);
-  return status;
-}
-
-// Ordering does not depend on this pause: it only makes it likely that the
-// parent is already asleep when the child acts.
-void Pause() {
-  timespec ts{0, 50 * 1000 * 1000};
-  nanosleep(&ts, nullptr);
 }
 
 TEST(EpollTest, CreateAndItsFlags) {

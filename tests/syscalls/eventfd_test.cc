@@ -22,6 +22,8 @@
 namespace {
 
 using husk_test::Fd;
+using husk_test::Pause;
+using husk_test::Wait;
 
 constexpr uint64_t kMaxCount = 0xfffffffffffffffeULL;
 
@@ -53,19 +55,6 @@ TEST(EventfdZeroLengthTest, EmptyReadsAndWritesAreEinval) {
   EXPECT_ERRNO(write(fd.get(), &v, 0), EINVAL);
   EXPECT_EQ(ReadCount(fd.get(), &v), 8);  // the counter was untouched
   EXPECT_EQ(v, 1u);
-}
-
-int Wait(pid_t pid) {
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, 0), pid) << husk_test::ErrnoName(errno);
-  return status;
-}
-
-// Ordering does not depend on this pause: it only makes it likely that the
-// parent is already blocked when the child acts.
-void Pause() {
-  timespec ts{0, 50 * 1000 * 1000};
-  nanosleep(&ts, nullptr);
 }
 
 TEST(EventfdTest, AReadTakesTheWholeCounter) {

@@ -10,16 +10,7 @@
 
 namespace {
 
-// Runs body in a forked child; returns the child's exit code (or -signal).
-template <typename F>
-int InChild(F body) {
-  pid_t pid = fork();
-  if (pid < 0) return -1000;
-  if (pid == 0) _exit(body());
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1001;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
+using husk_test::InChild;
 
 TEST(ForkTest, ChildSeesZeroAndParentSeesThePid) {
   int fds[2];

@@ -18,23 +18,9 @@
 namespace {
 
 using husk_test::Fd;
-
-struct Pipe {
-  Fd r, w;
-};
-
-Pipe MakePipe(int flags = 0) {
-  int fds[2] = {-1, -1};
-  EXPECT_EQ(pipe2(fds, flags), 0) << husk_test::ErrnoName(errno);
-  return Pipe{Fd(fds[0]), Fd(fds[1])};
-}
-
-// Waits for pid and returns its wait status.
-int Wait(pid_t pid) {
-  int status = 0;
-  EXPECT_EQ(waitpid(pid, &status, 0), pid) << husk_test::ErrnoName(errno);
-  return status;
-}
+using husk_test::MakePipe;
+using husk_test::Pipe;
+using husk_test::Wait;
 
 TEST(PipeTest, BytesComeOutInOrder) {
   Pipe p = MakePipe();

@@ -13,9 +13,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -143,6 +146,50 @@ inline std::string ReadFile(const std::string& path) {
   Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return "";
   return ReadAll(fd.get());
+}
+
+// Both ends of a pipe, closed with the object.
+struct Pipe {
+  Fd r, w;
+};
+
+inline Pipe MakePipe(int flags = 0) {
+  int fds[2] = {-1, -1};
+  EXPECT_EQ(pipe2(fds, flags), 0) << ErrnoName(errno);
+  return Pipe{Fd(fds[0]), Fd(fds[1])};
+}
+
+// CLOCK_MONOTONIC in milliseconds.
+inline int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// Waits for child pid and returns its wait status.
+inline int Wait(pid_t pid) {
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, 0), pid) << ErrnoName(errno);
+  return status;
+}
+
+// A 50 ms pause. Ordering never depends on it: it only makes it likely that
+// the other process is already blocked when this one acts.
+inline void Pause() {
+  timespec ts{0, 50 * 1000 * 1000};
+  nanosleep(&ts, nullptr);
+}
+
+// Runs body in a forked child and returns the child's exit code (body's
+// result), or -signal if it was killed; -1000/-1001 if fork/waitpid failed.
+template <typename F>
+int InChild(F body) {
+  pid_t pid = fork();
+  if (pid < 0) return -1000;
+  if (pid == 0) _exit(body());
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1001;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 }  // namespace husk_test

@@ -346,13 +346,18 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   return off;
 }
 
-Result<uint64_t> MemoryManager::Unshare(const Vma& vma, uintptr_t page) {
-  Page& p = pages_.at(page);
-  if (vma.shared || !mf_.Shared(p.offset)) return p.offset;
+Status MemoryManager::CopyShared(Page& p) {
   ASSIGN_OR_RETURN(uint64_t copy, mf_.Allocate(1));
   memcpy(mf_.At(copy), mf_.At(p.offset), kPageSize);
   mf_.Free(p.offset, 1);  // drops this address space's reference
   p.offset = copy;
+  return Ok();
+}
+
+Result<uint64_t> MemoryManager::Unshare(const Vma& vma, uintptr_t page) {
+  Page& p = pages_.at(page);
+  if (vma.shared || !mf_.Shared(p.offset)) return p.offset;
+  TRY(CopyShared(p));
   if (p.mapped) {
     // The host still maps the shared page (read-only): drop it; the next
     // fault installs the copy.
@@ -360,7 +365,7 @@ Result<uint64_t> MemoryManager::Unshare(const Vma& vma, uintptr_t page) {
     p.mapped = false;
     p.writable = false;
   }
-  return copy;
+  return p.offset;
 }
 
 bool MemoryManager::HasVma(uintptr_t addr) {
@@ -424,12 +429,9 @@ bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page) {
   Page& p = pages_.at(page);
   if (mf_.Shared(p.offset)) {
     // Still shared: this address space gets its own copy.
-    auto copy = mf_.Allocate(1);
-    if (!copy.ok()) return false;
-    memcpy(mf_.At(*copy), mf_.At(p.offset), kPageSize);
-    mf_.Free(p.offset, 1);
-    p.offset = *copy;
-    if (!as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) return false;
+    if (!CopyShared(p).ok() || !as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) {
+      return false;
+    }
   } else if (!as_->Protect(page, kPageSize, vma.prot).ok() &&
              !as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) {
     return false;

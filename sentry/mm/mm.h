@@ -132,6 +132,8 @@ class MemoryManager {
   void UnmapLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropPages(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result<uint64_t> EnsurePage(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Replaces a shared page with a private copy of it (host mapping untouched).
+  Status CopyShared(Page& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Handles a write fault on a page installed read-only for copy-on-write.
   bool MakeWritable(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives a private mapping's page its own memory-file page if it is shared

@@ -46,6 +46,10 @@ inline constexpr int kERestartNoHand = 514;    // restart only if no handler run
 inline constexpr int kERestartBlock = 516;     // like NoHand (restart_syscall comes later)
 
 inline constexpr int kMaxSignal = 64;
+// The bit of signal sig in a signal mask (sigset_t's first word).
+constexpr uint64_t SignalBit(int sig) { return uint64_t{1} << (sig - 1); }
+// Signals no mask can hold back (sigprocmask(2)).
+inline constexpr uint64_t kUnblockableSignals = SignalBit(SIGKILL) | SignalBit(SIGSTOP);
 // A siginfo for a signal sent by process `pid` (user `uid`) with `code`.
 siginfo_t MakeSigInfo(int sig, int code, int pid, uint32_t uid);
 
@@ -171,6 +175,11 @@ class Task {
   bool sleeping_ = false;
   void Stop(int sig);
   void NotifyParent(int code, int status);
+  // Forgets every pending instance of sig.
+  void DropPending(int sig);
+  // The wait status of death by sig, with the core-dump flag as
+  // RLIMIT_CORE allows.
+  int DumpStatus(int sig) const;
 
   Kernel& kernel_;
   int tid_;
@@ -196,6 +205,7 @@ class Kernel {
   std::string hostname = "husk";
   std::string domainname = "(none)";
   std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
+  int cpus = 1;         // the processors cpuinfo lists
   bool strace = false;
   int log_fd = 2;
   timespec boot_time{};

@@ -18,8 +18,8 @@
 namespace husk {
 namespace {
 
-constexpr uint64_t Bit(int sig) { return uint64_t{1} << (sig - 1); }
-constexpr uint64_t kUnblockable = Bit(SIGKILL) | Bit(SIGSTOP);
+constexpr uint64_t Bit(int sig) { return SignalBit(sig); }
+constexpr uint64_t kUnblockable = kUnblockableSignals;
 
 enum class Default { kTerm, kCore, kIgnore, kStop };
 
@@ -123,13 +123,7 @@ bool Task::SendSignal(const siginfo_t& info) {
   // disposition; a stop signal cancels a pending SIGCONT.
   constexpr uint64_t kStops = Bit(SIGSTOP) | Bit(SIGTSTP) | Bit(SIGTTIN) | Bit(SIGTTOU);
   if (sig == SIGCONT) {
-    for (int s = 1; s <= kMaxSignal; s++) {
-      if ((kStops & Bit(s)) && !sigqueue_[s].empty()) {
-        queued_ -= sigqueue_[s].size();
-        sigqueue_[s].clear();
-        pending_signals &= ~Bit(s);
-      }
-    }
+    for (int stop : {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}) DropPending(stop);
     if (stopped_) {
       stopped_ = false;
       stop_report = 0;
@@ -138,11 +132,7 @@ bool Task::SendSignal(const siginfo_t& info) {
       Wake();
     }
   } else if (kStops & Bit(sig)) {
-    if (!sigqueue_[SIGCONT].empty()) {
-      queued_ -= sigqueue_[SIGCONT].size();
-      sigqueue_[SIGCONT].clear();
-      pending_signals &= ~Bit(SIGCONT);
-    }
+    DropPending(SIGCONT);
   }
   // A signal that would be ignored is dropped at once, unless blocked (then
   // it waits: the disposition may change before it is unblocked).
@@ -159,6 +149,18 @@ bool Task::SendSignal(const siginfo_t& info) {
   pending_signals |= Bit(sig);
   Wake();
   return true;
+}
+
+void Task::DropPending(int sig) {
+  queued_ -= sigqueue_[sig].size();
+  sigqueue_[sig].clear();
+  pending_signals &= ~Bit(sig);
+}
+
+int Task::DumpStatus(int sig) const {
+  // The sandbox writes no core file; the flag follows RLIMIT_CORE as Linux's
+  // would with a core pattern that accepts the dump.
+  return sig | (rlimits[RLIMIT_CORE].rlim_cur != 0 ? 0x80 : 0);
 }
 
 void Task::Wake() {
@@ -244,9 +246,7 @@ void Task::DeliverSignals(bool after_syscall) {
           Exit(sig);
           return;
         case Default::kCore:
-          // The sandbox writes no core file; the flag follows RLIMIT_CORE as
-          // Linux's would with a core pattern that accepts the dump.
-          Exit(sig | (rlimits[RLIMIT_CORE].rlim_cur != 0 ? 0x80 : 0));
+          Exit(DumpStatus(sig));
           return;
       }
     }
@@ -256,7 +256,7 @@ void Task::DeliverSignals(bool after_syscall) {
     }
     if (!SetupFrame(info, act)) {
       // No room for the frame (a bad stack): Linux's force_sigsegv.
-      Exit(SIGSEGV | (rlimits[RLIMIT_CORE].rlim_cur != 0 ? 0x80 : 0));
+      Exit(DumpStatus(SIGSEGV));
       return;
     }
     // One frame per return to the application; further pending signals

@@ -32,8 +32,7 @@ Result<std::optional<uint64_t>> CopyInSigmask(Task& t, uintptr_t addr, size_t si
   if (size != sizeof(uint64_t)) return Errno{EINVAL};
   uint64_t mask;
   TRY(t.CopyInObj(addr, &mask));
-  constexpr uint64_t kUnblockable = (uint64_t{1} << (SIGKILL - 1)) | (uint64_t{1} << (SIGSTOP - 1));
-  return std::optional<uint64_t>(mask & ~kUnblockable);
+  return std::optional<uint64_t>(mask & ~kUnblockableSignals);
 }
 
 // poll_select_set_timeout: a negative or unnormalized time is EINVAL.

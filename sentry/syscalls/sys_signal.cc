@@ -14,8 +14,7 @@ namespace {
 #define SS_AUTODISARM (1U << 31)
 #endif
 
-constexpr uint64_t Bit(int sig) { return uint64_t{1} << (sig - 1); }
-constexpr uint64_t kUnblockable = Bit(SIGKILL) | Bit(SIGSTOP);
+constexpr uint64_t kUnblockable = kUnblockableSignals;
 
 // kill(2) permission: privileged, or the sender's real or effective uid is
 // the target's real or saved uid (SIGCONT within a session is not modelled).

@@ -124,7 +124,7 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
       {"tmp", tmpfs::NewTmpfsRoot(01777)},
       {"dev", devfs::NewDevRoot()},
       {"proc", procfs::NewProcRoot(NewKernelProcProvider(k))},
-      {"sys", NewSysRoot(CountCpus(k.cpuinfo))},
+      {"sys", NewSysRoot(k.cpus)},
   };
   // Started from inside the host's /tmp (a build tree there, say), the
   // sandbox keeps /tmp as part of the overlay so the working directory
@@ -202,6 +202,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   if (!platform.ok()) Die("create the ptrace platform", platform.error());
 
   Kernel k(**platform, **mf);
+  k.cpus = CountCpus(cpuinfo);
   k.cpuinfo = std::move(cpuinfo);
   k.strace = opts.strace;
   k.dispatch = &syscalls::Dispatch;

@@ -1,7 +1,5 @@
 #include "sentry/boot/proc_provider.h"
 
-#include <algorithm>
-
 #include <errno.h>
 
 #include "absl/strings/str_format.h"
@@ -124,11 +122,7 @@ class KernelProcProvider : public procfs::ProcProvider {
     int64_t btime = now.tv_sec - (mono.tv_sec - k_.boot_time.tv_sec);
     // No per-task CPU accounting yet: the time lines show the CPUs, idle.
     int64_t ticks = (mono.tv_sec - k_.boot_time.tv_sec) * 100;
-    int cpus = 0;
-    for (size_t pos = 0; (pos = k_.cpuinfo.find("processor", pos)) != std::string::npos; pos++) {
-      cpus++;
-    }
-    cpus = std::max(cpus, 1);
+    int cpus = k_.cpus;
     std::string out = absl::StrFormat("cpu  0 0 0 %d 0 0 0 0 0 0\n", ticks * cpus);
     for (int i = 0; i < cpus; i++) out += absl::StrFormat("cpu%d 0 0 0 %d 0 0 0 0 0 0\n", i, ticks);
     out += absl::StrFormat(

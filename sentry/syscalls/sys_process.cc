@@ -405,33 +405,26 @@ SyscallResult SysWait4(Task& t, const Args& a) {
                    (pid == 0 && child->pgid == t.pgid) || (pid < -1 && child->pgid == -pid);
       if (!match) continue;
       any = true;
-      if (!child->zombie) {
-        // Job-control changes, each reported once (wait(2)).
-        int report = 0;
-        if ((options & WUNTRACED) && child->stop_report != 0) {
-          report = (child->stop_report << 8) | 0x7f;
-          child->stop_report = 0;
-        } else if ((options & WCONTINUED) && child->cont_report) {
-          report = 0xffff;
-          child->cont_report = false;
-        } else {
-          continue;
-        }
-        if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), report));
-        if (a.Ptr(3) != 0) {
-          struct rusage ru{};
-          TRY(t.CopyOutObj(a.Ptr(3), ru));
-        }
-        return static_cast<long>(child->tgid());
+      // A zombie is reaped; job-control changes are each reported once (wait(2)).
+      int status;
+      if (child->zombie) {
+        status = child->exit_status;
+      } else if ((options & WUNTRACED) && child->stop_report != 0) {
+        status = (child->stop_report << 8) | 0x7f;
+        child->stop_report = 0;
+      } else if ((options & WCONTINUED) && child->cont_report) {
+        status = 0xffff;
+        child->cont_report = false;
+      } else {
+        continue;
       }
-      int status = child->exit_status;
       if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), status));
       if (a.Ptr(3) != 0) {
         struct rusage ru{};
         TRY(t.CopyOutObj(a.Ptr(3), ru));
       }
       int child_pid = child->tgid();
-      k.RemoveTask(child_pid);
+      if (child->zombie) k.RemoveTask(child_pid);
       return static_cast<long>(child_pid);
     }
     if (!any) return Errno{ECHILD};

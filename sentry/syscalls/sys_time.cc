@@ -134,6 +134,10 @@ struct ItimerVal {
   timeval value;
 };
 
+ItimerVal ItimerOf(const RealTimers::Setting& s) {
+  return ItimerVal{RoundedTimeval(s.interval), RoundedTimeval(s.value)};
+}
+
 // ITIMER_VIRTUAL and ITIMER_PROF need per-task CPU accounting: not yet.
 Result<int> CheckWhich(Task& t, int which, int nr) {
   if (which == ITIMER_REAL) return which;
@@ -160,9 +164,7 @@ SyscallResult SysAlarm(Task& t, const Args& a) {
 SyscallResult SysGetitimer(Task& t, const Args& a) {
   TRY(CheckWhich(t, a.Int(0), SYS_getitimer));
   RealTimers::Setting s = t.kernel().real_timers.Get(t.tgid());
-  ItimerVal v{RoundedTimeval(s.interval), RoundedTimeval(s.value)};
-  if (s.value == absl::ZeroDuration()) v.value = timeval{0, 0};
-  TRY(t.CopyOutObj(a.Ptr(1), v));
+  TRY(t.CopyOutObj(a.Ptr(1), ItimerOf(s)));
   return 0L;
 }
 
@@ -175,11 +177,7 @@ SyscallResult SysSetitimer(Task& t, const Args& a) {
   }
   RealTimers::Setting s{DurationOf(v.value), DurationOf(v.interval)};
   RealTimers::Setting old = t.kernel().real_timers.Set(t.tgid(), s);
-  if (a.Ptr(2) != 0) {
-    ItimerVal o{RoundedTimeval(old.interval), RoundedTimeval(old.value)};
-    if (old.value == absl::ZeroDuration()) o.value = timeval{0, 0};
-    TRY(t.CopyOutObj(a.Ptr(2), o));
-  }
+  if (a.Ptr(2) != 0) TRY(t.CopyOutObj(a.Ptr(2), ItimerOf(old)));
   return 0L;
 }
 

@@ -1,0 +1,132 @@
+// Helpers shared by the security regression tests (issue 11). Header-only, like
+// tests/syscalls/test_util.h, which it extends: every test binary stays one file.
+//
+// The tests fork a lot: a child that misbehaves (blocks, faults, runs out of processes) must
+// fail the test, never hang it. So every wait here has a deadline, and a child that outlives
+// it is reported instead of waited for.
+#ifndef HUSK_TESTS_SECURITY_SECURITY_UTIL_H_
+#define HUSK_TESTS_SECURITY_SECURITY_UTIL_H_
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <string>
+
+#include "tests/syscalls/test_util.h"
+
+namespace husk_security {
+
+using husk_test::ErrnoName;
+using husk_test::NowMs;
+
+// The overflow uid of Linux ("nobody"): the unprivileged identity the tests switch to.
+constexpr uid_t kNobody = 65534;
+
+// Sleeps about one millisecond. Only for polling with a deadline, never for ordering.
+inline void Tick() {
+  timespec ts{0, 1000 * 1000};
+  nanosleep(&ts, nullptr);
+}
+
+// Waits until pid ends or deadline_ms passes. Returns true and stores the wait status when it
+// ended; false (child left running) when the deadline passed or waitpid failed.
+inline bool WaitWithDeadline(pid_t pid, int64_t deadline_ms, int* status) {
+  const int64_t end = NowMs() + deadline_ms;
+  for (;;) {
+    pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno != EINTR) return false;
+    if (NowMs() >= end) return false;
+    Tick();
+  }
+}
+
+// "exited 3", "killed by SIGKILL", ... for failure messages.
+inline std::string DescribeStatus(int status) {
+  std::ostringstream out;
+  if (WIFEXITED(status)) {
+    out << "exited " << WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    out << "killed by SIG" << (name ? name : std::to_string(WTERMSIG(status)).c_str());
+  } else {
+    out << "status 0x" << std::hex << status;
+  }
+  return out.str();
+}
+
+// The state letter of /proc/<pid>/stat (R, S, D, T, Z, ...), or 0 if it cannot be read.
+inline char ProcState(pid_t pid) {
+  std::string stat = husk_test::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return 0;
+  return stat[paren + 2];
+}
+
+// Polls /proc/<pid>/stat until the task sleeps (state S) or deadline_ms passes.
+inline bool WaitUntilSleeping(pid_t pid, int64_t deadline_ms) {
+  const int64_t end = NowMs() + deadline_ms;
+  while (NowMs() < end) {
+    if (ProcState(pid) == 'S') return true;
+    Tick();
+  }
+  return false;
+}
+
+// True if `id` is mapped in this process's user namespace (/proc/self/uid_map or gid_map).
+inline bool IdMapped(const char* map, unsigned id) {
+  std::istringstream in(husk_test::ReadFile(map));
+  unsigned long inside, outside, count;
+  while (in >> inside >> outside >> count) {
+    if (id >= inside && id - inside < count) return true;
+  }
+  return false;
+}
+
+// Why tests that switch to kNobody cannot run here, or "" when they can: they need root (in
+// this user namespace) and kNobody mapped in it.
+inline std::string CannotBecomeNobody() {
+  if (geteuid() != 0) return "needs root (in its user namespace) to switch uids";
+  if (!IdMapped("/proc/self/uid_map", kNobody) || !IdMapped("/proc/self/gid_map", kNobody))
+    return "uid/gid 65534 is not mapped in this user namespace";
+  return "";
+}
+
+// Drops to uid and gid kNobody with no supplementary groups: an ordinary user, without any
+// capability. Returns false on failure. Call it only in a forked child.
+inline bool BecomeNobody() {
+  return setgroups(0, nullptr) == 0 && setresgid(kNobody, kNobody, kNobody) == 0 &&
+         setresuid(kNobody, kNobody, kNobody) == 0;
+}
+
+// Runs body in a forked child and returns its exit code, -signal if it was killed, -1000 if
+// fork failed, or -1001 if the child did not end within deadline_ms (it is then killed).
+template <typename F>
+int InChildWithin(int64_t deadline_ms, F body) {
+  pid_t pid = fork();
+  if (pid < 0) return -1000;
+  if (pid == 0) _exit(body());
+  int status = 0;
+  if (!WaitWithDeadline(pid, deadline_ms, &status)) {
+    kill(pid, SIGKILL);
+    return -1001;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+// Checks an expected failure inside a forked child: returns 0 if `r` is -1 with errno `err`,
+// otherwise `code` (the child's exit status names which check failed).
+inline int FailsWith(long r, int err, int code) { return (r == -1 && errno == err) ? 0 : code; }
+
+}  // namespace husk_security
+
+#endif  // HUSK_TESTS_SECURITY_SECURITY_UTIL_H_

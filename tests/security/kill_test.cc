@@ -6,6 +6,7 @@
 // and blocks in one call with no timeout. The parent waits until /proc shows the child
 // asleep, sends SIGKILL, and expects it to die of SIGKILL within kKillDeadlineMs: a child
 // that cannot be killed fails the test instead of hanging it.
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -14,7 +15,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <linux/futex.h>
 #include <time.h>
 #include <unistd.h>
 

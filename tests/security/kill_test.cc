@@ -70,7 +70,7 @@ void ExpectSigkillEnds(F block) {
   ASSERT_EQ(kill(pid, SIGKILL), 0) << husk_test::ErrnoName(errno);
   ASSERT_TRUE(WaitWithDeadline(pid, kKillDeadlineMs, &status))
       << "SIGKILL did not end the blocked child within " << kKillDeadlineMs << " ms";
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << DescribeStatus(status);
+  EXPECT_TRUE(husk_security::KilledBy(status, SIGKILL)) << DescribeStatus(status);
   EXPECT_TRUE(slept) << "/proc/" << pid << "/stat never showed the child asleep (S)";
 }
 
@@ -208,7 +208,7 @@ TEST(KillTest, SigkillEndsAStoppedTask) {
   ASSERT_TRUE(WIFSTOPPED(status)) << DescribeStatus(status);
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   ASSERT_TRUE(WaitWithDeadline(pid, kKillDeadlineMs, &status)) << "SIGKILL did not end it";
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << DescribeStatus(status);
+  EXPECT_TRUE(husk_security::KilledBy(status, SIGKILL)) << DescribeStatus(status);
 }
 
 // kill(2) of a zombie succeeds (it still exists until it is reaped): kill(pid, 0) is how
@@ -224,7 +224,7 @@ TEST(KillTest, KillOfAZombieSucceeds) {
   EXPECT_EQ(kill(pid, SIGKILL), 0) << husk_test::ErrnoName(errno);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << DescribeStatus(status);
+  EXPECT_TRUE(husk_security::ExitedWith(status, 7)) << DescribeStatus(status);
   errno = 0;
   EXPECT_EQ(kill(pid, 0), -1);  // reaped: gone
   EXPECT_EQ(errno, ESRCH);

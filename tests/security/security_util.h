@@ -50,6 +50,12 @@ inline bool WaitWithDeadline(pid_t pid, int64_t deadline_ms, int* status) {
   }
 }
 
+// Whether a wait status says "killed by signal sig" / "exited with code".
+inline bool KilledBy(int status, int sig) { return WIFSIGNALED(status) && WTERMSIG(status) == sig; }
+inline bool ExitedWith(int status, int code) {
+  return WIFEXITED(status) && WEXITSTATUS(status) == code;
+}
+
 // "exited 3", "killed by SIGKILL", ... for failure messages.
 inline std::string DescribeStatus(int status) {
   std::ostringstream out;

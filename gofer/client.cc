@@ -107,7 +107,10 @@ Result<UniqueFd> Client::RoundTrip(pb::Request& req, pb::Response* resp) {
   if (resp->err() < 0 || resp->err() > kMaxErrno) return Break();
   // Only a successful Open carries a descriptor.
   bool fd_expected = resp->err() == 0 && resp->result_case() == pb::Response::kOpen;
-  if ((*frame)->fd.valid() != fd_expected) return Break();
+  // The sentry's own descriptor table is full: this call fails (as Linux's
+  // open fails at the system-wide limit), the connection goes on.
+  if (fd_expected && (*frame)->fd_lost) return Errno{ENFILE};
+  if ((*frame)->fd.valid() != fd_expected || (*frame)->fd_lost) return Break();
   return std::move((*frame)->fd);
 }
 

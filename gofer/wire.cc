@@ -101,7 +101,12 @@ absl::StatusOr<std::optional<Frame>> Recv(int sock, Kind want) {
   }
 
   if (n == 0 && fds.empty()) return std::nullopt;  // peer closed
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+  // MSG_CTRUNC with no descriptor at all: the sender attached one but the
+  // kernel could not install it here (our RLIMIT_NOFILE is reached). The
+  // frame itself is whole; the caller fails the one call that wanted it.
+  const bool fd_lost = (msg.msg_flags & MSG_CTRUNC) && !(msg.msg_flags & MSG_TRUNC) &&
+                       fds.empty() && !other_cmsg;
+  if ((msg.msg_flags & MSG_TRUNC) || ((msg.msg_flags & MSG_CTRUNC) && !fd_lost)) {
     return absl::DataLossError("gofer wire: truncated frame (over 64 KiB or too many fds)");
   }
   if (other_cmsg) return absl::DataLossError("gofer wire: unexpected ancillary data");
@@ -130,6 +135,7 @@ absl::StatusOr<std::optional<Frame>> Recv(int sock, Kind want) {
   Frame f;
   f.payload.assign(buf.get() + sizeof(FrameHeader), h.length);
   if (!fds.empty()) f.fd = std::move(fds[0]);
+  f.fd_lost = fd_lost;
   return std::optional<Frame>(std::move(f));
 }
 

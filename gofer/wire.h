@@ -43,6 +43,9 @@ inline constexpr size_t kMaxPayload = kMaxFrame - sizeof(FrameHeader);
 struct Frame {
   std::string payload;
   UniqueFd fd;  // the donated descriptor, if any
+  // A descriptor was sent but could not be received (the receiver's
+  // descriptor table is full); the frame is otherwise intact.
+  bool fd_lost = false;
 };
 
 // Sends one frame. `fd` (if >= 0) travels as SCM_RIGHTS; the caller keeps
@@ -53,7 +56,7 @@ absl::Status Send(int sock, Kind kind, const std::string& payload, int fd = -1);
 // Receives one frame of kind `want`. Returns std::nullopt when the peer has
 // closed the connection (clean EOF). Received descriptors get
 // FD_CLOEXEC (MSG_CMSG_CLOEXEC). A truncated packet (MSG_TRUNC/MSG_CTRUNC),
-// more than one descriptor, any other ancillary data, a short or bad header
+// more than one descriptor (but see Frame::fd_lost), any other ancillary data, a short or bad header
 // or a length that disagrees with the packet is DataLoss; descriptors that
 // came with a rejected frame are closed.
 absl::StatusOr<std::optional<Frame>> Recv(int sock, Kind want);

@@ -65,8 +65,9 @@ Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintpt
   for (auto* pn : {&from, &to}) {
     if (pn->name.empty() || pn->name == "." || pn->name == "..") return Errno{EBUSY};
   }
+  // Linux compares the mounts before it looks the source up (do_renameat2).
+  if (!vfs::SameMount(*from.parent, *to.parent)) return Errno{EXDEV};
   ASSIGN_OR_RETURN(vfs::DentryRef src, from.parent->Child(from.name));
-  if (from.parent->inode()->Stat()->st_dev != to.parent->inode()->Stat()->st_dev) return Errno{EXDEV};
   if ((from.must_be_dir || to.must_be_dir) && !src->inode()->IsDir()) return Errno{ENOTDIR};
   // A directory cannot move under itself (rename(2), EINVAL).
   if (src->inode()->IsDir() && IsAncestor(src, to.parent)) return Errno{EINVAL};

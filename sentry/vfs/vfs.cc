@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <atomic>
+
+#include "base/deferred_release.h"
 
 namespace husk::vfs {
 
@@ -51,17 +54,112 @@ class InodeMappable : public Mappable {
 
 Result<FileRef> Inode::Open(int flags) { return std::make_shared<File>(shared_from_this(), flags); }
 
+namespace {
+
+// The dentry cache's books (see ShrinkDentryCache). Guarded by the kernel
+// lock, like the rest of the VFS for now.
+struct DentryCacheState {
+  std::vector<std::weak_ptr<Dentry>> cached;  // every cached child, some expired
+  // As gVisor's default: enough for a build's working set of directories.
+  size_t limit = 1000;
+  size_t next_shrink = 1000;  // shrink when `cached` grows past this
+  uint64_t clock = 0;
+};
+
+DentryCacheState& CacheState() {
+  static DentryCacheState* s = new DentryCacheState();  // never destroyed
+  return *s;
+}
+
+void PurgeExpired(DentryCacheState& s) {
+  std::erase_if(s.cached, [](const std::weak_ptr<Dentry>& w) { return w.expired(); });
+}
+
+}  // namespace
+
+Dentry::~Dentry() {
+  for (auto& [name, child] : children_) DeferRelease(std::move(child));
+  DeferRelease(std::move(mounted_));
+  DeferRelease(std::move(mountpoint_));
+  DeferRelease(std::move(inode_));
+  DeferRelease(std::move(parent_));
+}
+
+void SetDentryCacheLimit(size_t limit) {
+  DentryCacheState& s = CacheState();
+  s.limit = std::max<size_t>(limit, 1);
+  s.next_shrink = s.limit;
+  ShrinkDentryCache();
+}
+
+size_t CachedDentries() {
+  PurgeExpired(CacheState());
+  return CacheState().cached.size();
+}
+
+void ShrinkDentryCache() {
+  DentryCacheState& s = CacheState();
+  PurgeExpired(s);
+  const size_t target = s.limit - s.limit / 4;
+  // Evicting a leaf can make its parent a leaf: a few rounds reach those.
+  for (int round = 0; round < 8 && s.cached.size() > target; round++) {
+    std::vector<DentryRef> unused;
+    for (const auto& w : s.cached) {
+      DentryRef d = w.lock();
+      // In use: referenced beyond its parent's cache entry and `d` here.
+      if (d == nullptr || d.use_count() > 2) continue;
+      if (!d->children_.empty() || d->mounted_ != nullptr || d->mountpoint_ != nullptr ||
+          d->magic_file_ != nullptr || d->deleted_ || d->parent_ == nullptr) {
+        continue;
+      }
+      auto it = d->parent_->children_.find(d->name_);
+      if (it == d->parent_->children_.end() || it->second != d) continue;
+      unused.push_back(std::move(d));
+    }
+    if (unused.empty()) break;
+    std::sort(unused.begin(), unused.end(),
+              [](const DentryRef& a, const DentryRef& b) { return a->last_used_ < b->last_used_; });
+    size_t evict = std::min(unused.size(), s.cached.size() - target);
+    for (size_t i = 0; i < evict; i++) unused[i]->parent_->children_.erase(unused[i]->name_);
+    unused.clear();  // the evicted dentries (and their inodes) go here
+    PurgeExpired(s);
+  }
+  // What could not be evicted is in use: then let the cache grow past it
+  // before trying again, so that sweeps stay amortised O(1) per lookup.
+  s.next_shrink = s.cached.size() <= target ? s.limit : s.cached.size() + s.cached.size() / 2;
+}
+
+void Dentry::Cache(const std::shared_ptr<Dentry>& child) {
+  DentryCacheState& s = CacheState();
+  child->last_used_ = ++s.clock;
+  s.cached.push_back(child);
+  if (s.cached.size() > s.next_shrink) ShrinkDentryCache();
+}
+
 Result<std::shared_ptr<Dentry>> Dentry::Child(const std::string& name) {
   auto it = children_.find(name);
-  if (it != children_.end()) return it->second;
+  if (it != children_.end()) {
+    if (it->second->inode_->Revalidate()) {
+      it->second->last_used_ = ++CacheState().clock;
+      return it->second;
+    }
+    // Stale (a /proc entry of a process that exited): look it up afresh.
+    it->second->ReleaseTree();
+    children_.erase(it);
+  }
   ASSIGN_OR_RETURN(InodeRef inode, inode_->Lookup(name));
   auto d = std::make_shared<Dentry>(name, shared_from_this(), std::move(inode));
   children_.emplace(name, d);
+  Cache(d);
   return d;
 }
 
 void Dentry::AddChild(const std::string& name, InodeRef inode) {
-  children_[name] = std::make_shared<Dentry>(name, shared_from_this(), std::move(inode));
+  auto d = std::make_shared<Dentry>(name, shared_from_this(), std::move(inode));
+  auto& slot = children_[name];
+  DeferRelease(std::move(slot));
+  slot = d;
+  Cache(d);
 }
 
 void Dentry::ForgetChild(const std::string& name) {
@@ -114,6 +212,18 @@ std::shared_ptr<Dentry> Dentry::Mount(InodeRef root) {
   mounted_ = d;
   return d;
 }
+
+namespace {
+const Dentry* MountRoot(const Dentry& d) {
+  const Dentry* cur = &d;
+  // A mount's root dentry knows what it covers; its parent_ is the
+  // covered dentry's parent, so the walk stops there.
+  while (cur->mountpoint() == nullptr && cur->parent() != nullptr) cur = cur->parent().get();
+  return cur;
+}
+}  // namespace
+
+bool SameMount(const Dentry& a, const Dentry& b) { return MountRoot(a) == MountRoot(b); }
 
 std::string Dentry::Path() const {
   std::vector<const Dentry*> chain;

@@ -103,12 +103,21 @@ class Inode : public std::enable_shared_from_this<Inode> {
   virtual Status SetAttributes(const SetAttr& attr) { return Errno{EPERM}; }
   // Whether reads and writes ignore the file offset (character devices).
   virtual bool Stream() { return false; }
+  // Whether a cached dentry for this inode may still be used (Linux's
+  // d_revalidate): false for /proc entries of a process that has gone, so
+  // the next lookup fails as on Linux instead of reaching a dead object.
+  virtual bool Revalidate() { return true; }
 };
 
 class Dentry : public std::enable_shared_from_this<Dentry> {
  public:
   Dentry(std::string name, std::shared_ptr<Dentry> parent, InodeRef inode)
       : name_(std::move(name)), parent_(std::move(parent)), inode_(std::move(inode)) {}
+  // Frees the parent chain and the cache below without recursing (a chain
+  // is as deep as the application made it).
+  ~Dentry();
+  Dentry(const Dentry&) = delete;
+  Dentry& operator=(const Dentry&) = delete;
 
   const std::string& name() const { return name_; }
   const InodeRef& inode() const { return inode_; }
@@ -120,6 +129,7 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
 
   // The child named `name`, from the cache or the inode (positive entries
   // only are cached; every change made through the VFS updates the cache).
+  // The cache is bounded: see ShrinkDentryCache.
   Result<std::shared_ptr<Dentry>> Child(const std::string& name);
   void AddChild(const std::string& name, InodeRef inode);
   void ForgetChild(const std::string& name);
@@ -147,6 +157,10 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   void ReleaseTree();
 
  private:
+  friend void ShrinkDentryCache();
+  // Puts a new cached child on the cache's books (and shrinks it when due).
+  void Cache(const std::shared_ptr<Dentry>& child);
+
   // Marks a dentry whose name is gone; a removed directory is empty, so its
   // cache is dropped too (breaking its cycles).
   void MarkDeleted();
@@ -159,8 +173,27 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   std::shared_ptr<Dentry> mountpoint_;
   bool deleted_ = false;
   std::shared_ptr<File> magic_file_;
+  uint64_t last_used_ = 0;  // a tick of the dentry cache's clock
 };
 using DentryRef = std::shared_ptr<Dentry>;
+
+// Whether two dentries lie in the same mount (rename and link cannot cross
+// mounts: EXDEV).
+bool SameMount(const Dentry& a, const Dentry& b);
+
+// The dentry cache. Every looked-up child stays cached while something uses
+// it (an open file, a working directory, a cached child of its own, a
+// mount); the rest, which hold gofer fids and host descriptors through their
+// inodes, are evicted least recently used first once the cache holds more
+// than the limit, like Linux's dcache shrinker. Objects whose state lives
+// only in the cache (mountpoints, nameless magic-link dentries) are never
+// evicted. Called with the kernel lock held (the VFS is not yet internally
+// locked).
+void SetDentryCacheLimit(size_t limit);
+// Cached child dentries alive now, evictable or not.
+size_t CachedDentries();
+// Evicts unused dentries until the cache is back under its limit.
+void ShrinkDentryCache();
 
 // An open file description (shared by dup'd descriptors).
 class File {

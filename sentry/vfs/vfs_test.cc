@@ -194,6 +194,52 @@ TEST_F(VfsTest, ReleaseTreeFreesTheCacheButKeepsHeldDentriesUsable) {
   EXPECT_EQ((*Get("/a/b/file"))->inode(), file_);
 }
 
+TEST_F(VfsTest, DentryCacheEvictsUnusedEntriesAndKeepsUsedOnes) {
+  SetDentryCacheLimit(100);
+  InodeRef many = root_inode_->Mkdir("many", 0755).value();
+  for (int i = 0; i < 1000; i++) ASSERT_OK(many->Create("f" + std::to_string(i), 0644));
+  DentryRef held = *Get("/many/f0");
+  std::weak_ptr<Dentry> mounted = *Get("/a");
+  (*Get("/a"))->Mount(tmpfs::NewTmpfsRoot(0755));
+  for (int i = 0; i < 1000; i++) ASSERT_OK(Get("/many/f" + std::to_string(i)));
+  // Bounded: the unused entries went, what is held or mounted on stayed.
+  EXPECT_LE(CachedDentries(), 100u);
+  EXPECT_EQ(*Get("/many/f0"), held);
+  EXPECT_FALSE(mounted.expired());
+  EXPECT_EQ(*fs_.root->Child("a"), mounted.lock());
+  // Evicted names are looked up again from the filesystem.
+  EXPECT_EQ((*Get("/many/f999"))->inode(), *many->Lookup("f999"));
+  SetDentryCacheLimit(1000);
+}
+
+TEST_F(VfsTest, DeepChainsAreFreedWithoutRecursion) {
+  // Deeper than the host stack could take one frame per level.
+  constexpr int kDepth = 200000;
+  DentryRef cur = fs_.root;
+  InodeRef dir = root_inode_->Mkdir("deep", 0755).value();
+  cur = *cur->Child("deep");
+  for (int i = 0; i < kDepth; i++) {
+    dir = dir->Mkdir("d", 0755).value();
+    cur = *cur->Child("d");
+  }
+  std::weak_ptr<Dentry> top = *Get("/deep");
+  fs_.root->ForgetChild("deep");  // as rmdir of every level would leave it
+  EXPECT_FALSE(top.expired());    // the deepest holds the chain
+  cur.reset();
+  dir.reset();
+  EXPECT_TRUE(top.expired());
+}
+
+TEST_F(VfsTest, SameMountTellsMountsApart) {
+  DentryRef a = *Get("/a"), b = *Get("/a/b");
+  DentryRef mroot = b->Mount(tmpfs::NewTmpfsRoot(0755));
+  ASSERT_OK(mroot->inode()->Mkdir("x", 0755));
+  DentryRef x = *Get("/a/b/x");
+  EXPECT_TRUE(SameMount(*a, *b));
+  EXPECT_FALSE(SameMount(*a, *x));
+  EXPECT_TRUE(SameMount(*mroot, *x));
+}
+
 TEST_F(VfsTest, FileReadWriteSeekFollowLinuxSemantics) {
   FileRef f = *file_->Open(O_RDWR);
   char buf[16] = {};

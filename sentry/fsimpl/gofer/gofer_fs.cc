@@ -3,7 +3,14 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <list>
 #include <map>
+#include <memory>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace husk::goferfs {
 namespace {
@@ -26,11 +33,69 @@ struct stat ToStat(const gofer::Attr& a) {
   return st;
 }
 
+// The host descriptors the gofer donated for reading, a bounded number per
+// mount: the least recently used is closed when a new one would pass the
+// bound, and its inode asks the gofer again on its next read. A reader holds
+// its own reference, so a descriptor closes only once no read uses it.
+class HostFdCache {
+ public:
+  explicit HostFdCache(size_t capacity) : capacity_(capacity) {}
+
+  std::shared_ptr<UniqueFd> Get(const void* owner) {
+    absl::MutexLock lock(&mu_);
+    auto it = index_.find(owner);
+    if (it == index_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->second;
+  }
+
+  void Put(const void* owner, std::shared_ptr<UniqueFd> fd) {
+    std::shared_ptr<UniqueFd> evicted;  // closed outside the lock
+    absl::MutexLock lock(&mu_);
+    if (auto it = index_.find(owner); it != index_.end()) {
+      it->second->second = std::move(fd);
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return;
+    }
+    lru_.emplace_front(owner, std::move(fd));
+    index_[owner] = lru_.begin();
+    if (lru_.size() > capacity_) {
+      evicted = std::move(lru_.back().second);
+      index_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+
+  void Drop(const void* owner) {
+    std::shared_ptr<UniqueFd> dropped;
+    absl::MutexLock lock(&mu_);
+    auto it = index_.find(owner);
+    if (it == index_.end()) return;
+    dropped = std::move(it->second->second);
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+
+ private:
+  using Entry = std::pair<const void*, std::shared_ptr<UniqueFd>>;
+  const size_t capacity_;
+  absl::Mutex mu_;
+  std::list<Entry> lru_ ABSL_GUARDED_BY(mu_);  // most recently used first
+  std::map<const void*, std::list<Entry>::iterator> index_ ABSL_GUARDED_BY(mu_);
+};
+
+// Donated descriptors kept open per gofer mount.
+constexpr size_t kHostFdsPerMount = 64;
+
 class GoferInode : public vfs::Inode {
  public:
-  GoferInode(std::shared_ptr<gofer::Client> client, gofer::WalkStep step)
-      : client_(std::move(client)), fid_(step.fid), attr_(step.attr) {}
-  ~GoferInode() override { client_->Close(fid_); }
+  GoferInode(std::shared_ptr<gofer::Client> client, std::shared_ptr<HostFdCache> fds,
+             gofer::WalkStep step)
+      : client_(std::move(client)), fds_(std::move(fds)), fid_(step.fid), attr_(step.attr) {}
+  ~GoferInode() override {
+    fds_->Drop(this);
+    client_->Close(fid_);
+  }
 
   Result<struct stat> Stat() override { return ToStat(attr_); }
   mode_t Type() override { return attr_.mode & S_IFMT; }
@@ -43,7 +108,13 @@ class GoferInode : public vfs::Inode {
     }
     ASSIGN_OR_RETURN(std::vector<gofer::WalkStep> steps, client_->Walk(fid_, {name}));
     if (steps.empty()) return Errno{ENOENT};
-    auto inode = std::make_shared<GoferInode>(client_, steps[0]);
+    auto inode = std::make_shared<GoferInode>(client_, fds_, steps[0]);
+    // The map only finds live inodes again (the VFS's caches own them);
+    // entries of dead ones are dropped as the map grows.
+    if (children_.size() >= purge_at_) {
+      std::erase_if(children_, [](const auto& e) { return e.second.expired(); });
+      purge_at_ = std::max<size_t>(64, children_.size() * 2);
+    }
     children_[name] = inode;
     return vfs::InodeRef(inode);
   }
@@ -81,12 +152,15 @@ class GoferInode : public vfs::Inode {
 
   Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override {
     if (!IsRegular()) return Errno{EINVAL};
-    if (!host_fd_) {
-      ASSIGN_OR_RETURN(host_fd_, client_->Open(fid_, O_RDONLY));
+    std::shared_ptr<UniqueFd> fd = fds_->Get(this);
+    if (fd == nullptr) {
+      ASSIGN_OR_RETURN(UniqueFd opened, client_->Open(fid_, O_RDONLY));
+      fd = std::make_shared<UniqueFd>(std::move(opened));
+      fds_->Put(this, fd);
     }
     ssize_t r;
     do {
-      r = pread(host_fd_.get(), buf, n, static_cast<off_t>(offset));
+      r = pread(fd->get(), buf, n, static_cast<off_t>(offset));
     } while (r < 0 && errno == EINTR);
     if (r < 0) return Errno{errno};
     return static_cast<size_t>(r);
@@ -94,12 +168,13 @@ class GoferInode : public vfs::Inode {
 
  private:
   std::shared_ptr<gofer::Client> client_;
+  std::shared_ptr<HostFdCache> fds_;
   gofer::Fid fid_;
   gofer::Attr attr_;
   std::map<std::string, std::weak_ptr<GoferInode>> children_;
+  size_t purge_at_ = 64;
   std::string link_;
   bool link_cached_ = false;
-  UniqueFd host_fd_;  // donated by the gofer, read-only
 };
 
 }  // namespace
@@ -107,7 +182,8 @@ class GoferInode : public vfs::Inode {
 Result<vfs::InodeRef> NewGoferRoot(std::shared_ptr<gofer::Client> client) {
   ASSIGN_OR_RETURN(gofer::WalkStep root, client->Attach());
   if ((root.attr.mode & S_IFMT) != S_IFDIR) return Errno{ENOTDIR};
-  return vfs::InodeRef(std::make_shared<GoferInode>(std::move(client), root));
+  return vfs::InodeRef(std::make_shared<GoferInode>(
+      std::move(client), std::make_shared<HostFdCache>(kHostFdsPerMount), root));
 }
 
 }  // namespace husk::goferfs

@@ -2,8 +2,10 @@
 #include <errno.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
+#include "base/deferred_release.h"
 #include "sentry/fsimpl/overlay/inode.h"
 
 namespace husk::overlay {
@@ -52,11 +54,27 @@ vfs::SetAttr TimesOf(const struct stat& st) {
 // analysis cannot see that parent->fs_ is the same object.
 Status OverlayInode::CopyUpLocked(bool copy_data) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (upper_ != nullptr) return Ok();
-  OverlayRef parent = parent_.lock();
-  // An unlinked lower object has nowhere to go (Linux copies it up into the
-  // work directory; husk has none): changing it through an fd fails.
-  if (parent == nullptr || unlinked_) return Errno{ENOENT};
-  TRY(parent->CopyUpLocked());
+  // The ancestors without an upper copy, nearest first, each with its
+  // parent: copied from the top down in a loop, since the depth is the
+  // application's to choose.
+  std::vector<std::pair<OverlayRef, OverlayRef>> chain;
+  for (auto cur = std::static_pointer_cast<OverlayInode>(shared_from_this());
+       cur->upper_ == nullptr;) {
+    OverlayRef parent = cur->parent_.lock();
+    // An unlinked lower object has nowhere to go (Linux copies it up into
+    // the work directory; husk has none): changing it through an fd fails.
+    if (parent == nullptr || cur->unlinked_) return Errno{ENOENT};
+    chain.emplace_back(cur, parent);
+    cur = std::move(parent);
+  }
+  for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+    TRY(it->first->CopyUpOneLocked(it->second, it->first.get() == this ? copy_data : true));
+  }
+  return Ok();
+}
+
+Status OverlayInode::CopyUpOneLocked(const OverlayRef& parent, bool copy_data)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ASSIGN_OR_RETURN(struct stat st, lower_->Stat());
   InoLocked();  // the number stays the lower's after copy-up
 
@@ -100,6 +118,13 @@ Status OverlayInode::CopyUpLocked(bool copy_data) ABSL_NO_THREAD_SAFETY_ANALYSIS
   (void)dir->SetAttributes(TimesOf(dir_st));
   if (!done.ok()) return done;
   upper_ = std::move(up);
+  // From now on the parent's cache keeps this object for as long as the
+  // path exists (its upper copy and number must not be forgotten).
+  if (auto it = parent->children_.find(name_);
+      it != parent->children_.end() && it->second.weak.lock().get() == this) {
+    it->second.pinned = std::static_pointer_cast<OverlayInode>(shared_from_this());
+  }
+  DeferRelease(std::move(parent_hold_));
   return Ok();
 }
 

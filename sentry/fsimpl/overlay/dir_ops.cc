@@ -16,7 +16,7 @@ OverlayRef OverlayInode::AddUpperChildLocked(const std::string& name, vfs::Inode
   auto child = std::make_shared<OverlayInode>(
       fs_, upper->Type(), std::move(upper), nullptr,
       std::static_pointer_cast<OverlayInode>(shared_from_this()), name);
-  children_[name] = child;
+  CacheChildLocked(name, child);
   return child;
 }
 
@@ -29,11 +29,12 @@ Status OverlayInode::PrepareCreateLocked(const std::string& name) {
 }
 
 void OverlayInode::DropChildLocked(const std::string& name) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  auto it = children_.find(name);
-  if (it == children_.end()) return;
-  it->second->unlinked_ = true;
-  it->second->parent_.reset();
-  children_.erase(it);
+  OverlayRef child = CachedChildLocked(name);
+  if (child == nullptr) return;
+  child->unlinked_ = true;
+  child->parent_.reset();
+  child->parent_hold_ = nullptr;
+  children_.erase(name);
 }
 
 void OverlayInode::TouchUpperLocked() {
@@ -155,7 +156,7 @@ Status OverlayInode::Rename(const std::string& name, vfs::Inode& new_dir_inode,
   children_.erase(name);
   src->parent_ = std::static_pointer_cast<OverlayInode>(new_dir->shared_from_this());
   src->name_ = new_name;
-  new_dir->children_[new_name] = src;
+  new_dir->CacheChildLocked(new_name, src);
   return Ok();
 }
 

@@ -4,6 +4,10 @@
 #include <errno.h>
 #include <limits.h>
 
+#include <algorithm>
+
+#include "base/deferred_release.h"
+
 #include "sentry/fsimpl/overlay/overlay.h"
 
 namespace husk::overlay {
@@ -15,8 +19,36 @@ OverlayInode::OverlayInode(std::shared_ptr<OverlayFs> fs, mode_t type, vfs::Inod
       type_(type),
       lower_(std::move(lower)),
       upper_(std::move(upper)),
-      parent_(std::move(parent)),
-      name_(std::move(name)) {}
+      parent_(parent),
+      name_(std::move(name)) {
+  if (upper_ == nullptr) parent_hold_ = parent.lock();
+}
+
+OverlayInode::~OverlayInode() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (auto& [name, entry] : children_) DeferRelease(std::move(entry.pinned));
+  DeferRelease(std::move(parent_hold_));
+}
+
+OverlayRef OverlayInode::CachedChildLocked(const std::string& name) {
+  auto it = children_.find(name);
+  if (it == children_.end()) return nullptr;
+  if (it->second.pinned != nullptr) return it->second.pinned;
+  OverlayRef child = it->second.weak.lock();
+  if (child == nullptr) children_.erase(it);
+  return child;
+}
+
+// Every inode of one overlay shares fs_->mu (see CopyUpLocked).
+void OverlayInode::CacheChildLocked(const std::string& name, const OverlayRef& child)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (children_.size() >= purge_at_) {
+    std::erase_if(children_, [](const auto& e) {
+      return e.second.pinned == nullptr && e.second.weak.expired();
+    });
+    purge_at_ = std::max<size_t>(64, children_.size() * 2);
+  }
+  children_[name] = ChildEntry{child, child->upper_ != nullptr ? child : nullptr};
+}
 
 vfs::InodeRef OverlayInode::Real() {
   absl::MutexLock lock(&fs_->mu);
@@ -66,7 +98,7 @@ Result<vfs::InodeRef> OverlayInode::Lookup(const std::string& name) {
 Result<OverlayRef> OverlayInode::LookupLocked(const std::string& name) {
   if (type_ != S_IFDIR) return Errno{ENOTDIR};
   if (name.size() > NAME_MAX) return Errno{ENAMETOOLONG};
-  if (auto it = children_.find(name); it != children_.end()) return it->second;
+  if (OverlayRef cached = CachedChildLocked(name)) return cached;
   if (unlinked_) return Errno{ENOENT};
 
   vfs::InodeRef up, low;
@@ -96,7 +128,7 @@ Result<OverlayRef> OverlayInode::LookupLocked(const std::string& name) {
   auto child = std::make_shared<OverlayInode>(
       fs_, type, std::move(up), std::move(low),
       std::static_pointer_cast<OverlayInode>(shared_from_this()), name);
-  children_.emplace(name, child);
+  CacheChildLocked(name, child);
   return child;
 }
 
@@ -128,7 +160,7 @@ Result<std::vector<vfs::Dirent>> OverlayInode::ReadDirLocked() ABSL_NO_THREAD_SA
       if (seen.count(e.name) != 0 || whiteouts_.count(e.name) != 0) continue;
       // Uncached lower entries keep the lower's number (the same the child
       // will report, unless it lives on another host device).
-      if (auto it = children_.find(e.name); it != children_.end()) e.ino = it->second->InoLocked();
+      if (OverlayRef cached = CachedChildLocked(e.name)) e.ino = cached->InoLocked();
       out.push_back(std::move(e));
     }
   }

@@ -37,15 +37,19 @@ struct OverlayFs {
 class OverlayInode;
 using OverlayRef = std::shared_ptr<OverlayInode>;
 
-// One object of the merged tree. The overlay keeps one OverlayInode per path
-// for as long as the path exists (a directory caches its looked-up children),
-// so that the same path always yields the same inode, with the same inode
-// number, before and after copy-up, and so that whiteouts recorded in a
-// directory live as long as the directory.
+// One object of the merged tree. A path yields the same OverlayInode for as
+// long as anything uses it (a directory caches its looked-up children
+// weakly), and one with an upper copy is kept for as long as the path exists
+// (the cache holds it strongly), so that its whiteouts and its synthetic
+// number live as long as it. A lower-only object nobody uses is dropped with
+// the gofer fid and host descriptor below it; looked up again it gets the
+// same number (the lower's, or the remapped one OverlayFs remembers).
 class OverlayInode : public vfs::Inode {
  public:
   OverlayInode(std::shared_ptr<OverlayFs> fs, mode_t type, vfs::InodeRef upper, vfs::InodeRef lower,
                std::weak_ptr<OverlayInode> parent, std::string name);
+  // A tree as deep as the application made it is freed without recursion.
+  ~OverlayInode() override;
 
   Result<struct stat> Stat() override;
   mode_t Type() override { return type_; }
@@ -99,10 +103,28 @@ class OverlayInode : public vfs::Inode {
   vfs::InodeRef upper_ ABSL_GUARDED_BY(fs_->mu);
   uint64_t ino_ ABSL_GUARDED_BY(fs_->mu) = 0;  // 0: not chosen yet
   std::weak_ptr<OverlayInode> parent_ ABSL_GUARDED_BY(fs_->mu);
+  // Until it has an upper copy, an object keeps its parent alive (its
+  // parent caches it only weakly, and copy-up needs the parent); from then
+  // on the parent's cache holds it instead, so there is no cycle.
+  OverlayRef parent_hold_ ABSL_GUARDED_BY(fs_->mu);
   std::string name_ ABSL_GUARDED_BY(fs_->mu);
   bool unlinked_ ABSL_GUARDED_BY(fs_->mu) = false;
+  // The cached child `name` if it is still alive.
+  OverlayRef CachedChildLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  // Caches `child` as `name`: strongly once it has an upper copy.
+  void CacheChildLocked(const std::string& name, const OverlayRef& child)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  // Gives this one object its upper copy; its parent has one already.
+  Status CopyUpOneLocked(const OverlayRef& parent, bool copy_data)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+
+  struct ChildEntry {
+    std::weak_ptr<OverlayInode> weak;
+    OverlayRef pinned;  // set once the child has an upper copy
+  };
   // Directories: looked-up children, and names whose lower entry is hidden.
-  std::map<std::string, OverlayRef> children_ ABSL_GUARDED_BY(fs_->mu);
+  std::map<std::string, ChildEntry> children_ ABSL_GUARDED_BY(fs_->mu);
+  size_t purge_at_ ABSL_GUARDED_BY(fs_->mu) = 64;  // drop expired entries past this size
   std::set<std::string> whiteouts_ ABSL_GUARDED_BY(fs_->mu);
 };
 

@@ -47,6 +47,9 @@ class ProcInode : public vfs::Inode {
   Status SetAttributes(const vfs::SetAttr& attr) override { return Errno{EPERM}; }
 
   uint64_t ino() const { return ino_; }
+  // A cached dentry of a process that has exited is dropped at the next
+  // walk (Linux's pid_revalidate).
+  bool Revalidate() override { return CheckAlive().ok(); }
 
  protected:
   // ENOENT once the process this entry belongs to has gone.

@@ -12,6 +12,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "base/deferred_release.h"
 #include "base/result.h"
 #include "sentry/vfs/vfs.h"
 
@@ -115,6 +116,10 @@ class SymlinkInode : public InodeBase {
 class Dir : public InodeBase {
  public:
   Dir(std::shared_ptr<Filesystem> fs, mode_t perm) : InodeBase(std::move(fs), S_IFDIR | perm) {}
+  // A tree as deep as the application made it is freed without recursion.
+  ~Dir() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    for (auto& [name, child] : children_) DeferRelease(std::move(child));
+  }
 
   // open(2): EISDIR for write access or O_TRUNC.
   Result<vfs::FileRef> Open(int flags) override;

@@ -62,6 +62,12 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd) {
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGSTOP));
   // exit_group: lets the sentry end a stub cleanly.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit_group), 0);
+  // The legacy vsyscalls: a host with vsyscall=xonly emulates a call into
+  // the vsyscall page as these syscalls, past SYSEMU but through seccomp.
+  // Trapped, they reach the sentry as SIGSYS, which emulates them itself.
+  for (int nr : {SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(getcpu)}) {
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_TRAP, nr, 0);
+  }
   if (rc != 0) {
     seccomp_release(ctx);
     return Errno{EINVAL};
@@ -310,7 +316,7 @@ class PtraceContext : public Context {
       }
       if (ptrace(PTRACE_GETSIGINFO, pid, nullptr, &stop.info) != 0) return failed(errno);
       if (stop.info.si_code <= 0 || (sig != SIGSEGV && sig != SIGBUS && sig != SIGILL &&
-                                     sig != SIGFPE && sig != SIGTRAP)) {
+                                     sig != SIGFPE && sig != SIGTRAP && sig != SIGSYS)) {
         // Sent from outside (the stub's code never signals during a run):
         // Interrupt's SIGURG, or a stray signal. Either way the signal is
         // dropped (the next PTRACE_SYSEMU passes none) and the sentry gets

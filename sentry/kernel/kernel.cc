@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <thread>
@@ -36,10 +37,14 @@ std::shared_ptr<Task> Kernel::FindTask(int tid) {
 
 std::vector<int> Kernel::Pids() {
   std::vector<int> out;
-  for (auto& [tid, t] : tasks_) {
-    if (!t->zombie) out.push_back(tid);
-  }
+  for (auto& [tid, t] : tasks_) out.push_back(tid);  // zombies too, until reaped
   return out;
+}
+
+uint64_t Kernel::CountTasksOfUser(uint32_t uid) {
+  uint64_t n = 0;
+  for (auto& [tid, t] : tasks_) n += t->uid == uid ? 1 : 0;
+  return n;
 }
 
 std::vector<std::shared_ptr<Task>> Kernel::Children(int ppid) {
@@ -87,8 +92,9 @@ Result<std::shared_ptr<Task>> Kernel::CreateInitTask(const std::string& path,
   return t;
 }
 
-void Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as) {
-  std::thread([this, t, mm = std::move(mm_without_as)]() mutable {
+Status Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as) {
+  t->start_state_ = Task::StartState::kPending;
+  auto body = [this, t, mm = std::move(mm_without_as)]() mutable {
     Kernel::SetCurrent(t.get());
     {
       absl::MutexLock l(&mu);
@@ -96,9 +102,13 @@ void Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> m
       if (mm != nullptr) {
         auto as = platform_.NewAddressSpace();
         if (!as.ok()) {
-          Log(*this, absl::StrFormat("husk: task %d: cannot create an address space: %s\n", t->tid(),
-                                     strerror(as.error())));
-          t->Exit(SIGKILL);
+          // The host refused a process (pids limit, memory): the parent's
+          // fork fails with EAGAIN, as Linux's does when it runs out.
+          Log(*this, absl::StrFormat("husk: task %d: cannot create an address space: %s\n",
+                                     t->tid(), strerror(as.error())));
+          t->ctx_.reset();
+          t->start_state_ = Task::StartState::kFailed;
+          cv.SignalAll();
           return;
         }
         mm->AttachAddressSpace(std::move(*as));
@@ -108,9 +118,20 @@ void Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> m
           t->initial_fp_state.clear();
         }
       }
+      t->start_state_ = Task::StartState::kRunning;
+      cv.SignalAll();
     }
     t->Run();
-  }).detach();
+  };
+  try {
+    std::thread(std::move(body)).detach();
+  } catch (const std::system_error&) {
+    // No host thread (a pids or memory limit): EAGAIN, as fork(2) gives.
+    return Errno{EAGAIN};
+  }
+  while (t->start_state_ == Task::StartState::kPending) cv.Wait(&mu);
+  if (t->start_state_ == Task::StartState::kFailed) return Errno{EAGAIN};
+  return Ok();
 }
 
 void Kernel::StartInit(std::shared_ptr<Task> t, const std::string& path,
@@ -226,6 +247,63 @@ Status Task::Block(absl::Time deadline, std::vector<pollfd>* host) {
   return Ok();
 }
 
+namespace {
+constexpr uint64_t kUserCs = 0x33;  // __USER_CS: 64-bit code
+constexpr uint64_t kUserDs = 0x2b;  // __USER_DS
+constexpr uintptr_t kVsyscallPage = 0xffffffffff600000;
+constexpr int kSysSeccomp = 1;  // si_code of a seccomp SIGSYS (asm-generic/siginfo.h)
+}  // namespace
+
+bool Task::InVsyscallPage(uintptr_t addr) {
+  return addr >= kVsyscallPage && addr < kVsyscallPage + 4096;
+}
+
+// husk is a kernel without IA-32 emulation: `int $0x80` and `sysenter` from
+// 64-bit code raise a general protection fault, a SIGSEGV (SI_KERNEL), as
+// they do on Linux built without CONFIG_IA32_EMULATION; never a 64-bit
+// syscall by their number. The host tells them apart from `syscall`: a
+// sysenter arrives through the compat entry (the 32-bit code segment), an
+// int $0x80 left its two bytes just before the instruction pointer.
+bool Task::RefuseLegacyEntry() {
+  bool legacy = regs.cs != kUserCs;
+  if (!legacy) {
+    uint8_t insn[2];
+    legacy = mm_->CopyIn(regs.rip - 2, insn, sizeof(insn)).ok() && insn[0] == 0xcd &&
+             insn[1] == 0x80;
+    if (legacy) regs.rip -= 2;  // the fault is at the instruction
+  }
+  if (!legacy) return false;
+  regs.cs = kUserCs;
+  regs.ss = kUserDs;
+  regs.rax = regs.orig_rax;
+  regs.orig_rax = ~0ULL;  // not in a syscall: nothing to restart
+  ForceSignal(MakeSigInfo(SIGSEGV, SI_KERNEL, 0, 0));
+  return true;
+}
+
+// vsyscall=emulate, as Linux's emulate_vsyscall: a call to one of the three
+// entries (gettimeofday, time, getcpu, 1 KiB apart) runs that syscall and
+// returns to the caller; a bad pointer in its arguments is a SIGSEGV, not
+// EFAULT. `returned`: the host already popped the return address.
+bool Task::EmulateVsyscall(uintptr_t entry, bool returned) {
+  static constexpr int kNumbers[] = {SYS_gettimeofday, SYS_time, SYS_getcpu};
+  if ((entry & 0x3ff) != 0 || ((entry >> 10) & 3) > 2) return false;
+  int nr = kNumbers[(entry >> 10) & 3];
+  if (!returned) {
+    uint64_t ret_addr;
+    if (!mm_->CopyIn(regs.rsp, &ret_addr, sizeof(ret_addr)).ok()) return false;
+    regs.rip = ret_addr;
+    regs.rsp += 8;
+  }
+  regs.orig_rax = static_cast<uint64_t>(nr);
+  kernel_.dispatch(*this);
+  regs.orig_rax = ~0ULL;
+  if (static_cast<int64_t>(regs.rax) == -EFAULT) {
+    ForceSignal(MakeSigInfo(SIGSEGV, SI_KERNEL, 0, 0));
+  }
+  return true;
+}
+
 void Task::Run() {
   Kernel& k = kernel_;
   Kernel::SetCurrent(this);
@@ -242,11 +320,20 @@ void Task::Run() {
     const platform::StopInfo& stop = *r;
     switch (stop.kind) {
       case platform::StopInfo::Kind::kSyscall:
+        if (RefuseLegacyEntry()) {
+          DeliverSignals(false);
+          break;
+        }
         k.dispatch(*this);
         // rt_sigreturn leaves orig_rax at -1: nothing to restart then.
         DeliverSignals(regs.orig_rax != ~0ULL);
         break;
       case platform::StopInfo::Kind::kFault:
+        // A call into the vsyscall page where the host has none.
+        if (stop.addr == regs.rip && InVsyscallPage(stop.addr) && EmulateVsyscall(stop.addr, false)) {
+          DeliverSignals(false);
+          break;
+        }
         if (!mm_->HandleFault(stop.addr)) {
           if (k.strace) {
             Log(k, absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
@@ -266,6 +353,16 @@ void Task::Run() {
         DeliverSignals(false);
         break;
       case platform::StopInfo::Kind::kSignal:
+        // The host emulated a vsyscall for the stub and its seccomp filter
+        // trapped the call: the sentry answers it instead.
+        if (stop.info.si_signo == SIGSYS && stop.info.si_code == kSysSeccomp) {
+          auto entry = reinterpret_cast<uintptr_t>(stop.info.si_call_addr);
+          if (!InVsyscallPage(entry) || !EmulateVsyscall(entry, true)) {
+            ForceSignal(MakeSigInfo(SIGSEGV, SI_KERNEL, 0, 0));
+          }
+          DeliverSignals(false);
+          break;
+        }
         ForceSignal(stop.info);
         DeliverSignals(false);
         break;

@@ -165,7 +165,17 @@ class Task {
   std::vector<uint8_t> initial_fp_state;
 
  private:
+  friend class Kernel;
+  enum class StartState { kPending, kRunning, kFailed };
+  StartState start_state_ = StartState::kRunning;
+
   void RestartSyscall(bool handler_runs, const SigAction* act);
+  // Legacy entry points (kernel.cc): int $0x80 and sysenter fault; a call
+  // into the vsyscall page is emulated. Each returns whether it handled
+  // the stop.
+  bool RefuseLegacyEntry();
+  static bool InVsyscallPage(uintptr_t addr);
+  bool EmulateVsyscall(uintptr_t entry, bool returned);
   bool SetupFrame(const siginfo_t& info, SigAction& act);
 
   std::array<std::deque<siginfo_t>, kMaxSignal + 1> sigqueue_;
@@ -220,15 +230,23 @@ class Kernel {
   void AddTask(std::shared_ptr<Task> t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RemoveTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   std::shared_ptr<Task> FindTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Every task not yet reaped (zombies included, as /proc and kill(2) see
+  // them on Linux).
   std::vector<int> Pids() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Tasks (zombies included, as Linux counts them until reaped) whose real
+  // uid is uid: what RLIMIT_NPROC limits.
+  uint64_t CountTasksOfUser(uint32_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   std::vector<std::shared_ptr<Task>> Children(int ppid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Handles the syscall in a task's registers (set by the syscalls library,
   // which sits above the kernel).
   void (*dispatch)(Task&) = nullptr;
   // Starts a host thread running t; the child creates its own address space
   // host process from that thread when it has none (ptrace ties a tracee to
-  // its tracer thread).
-  void StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as);
+  // its tracer thread). Waits until the task runs: EAGAIN if the host
+  // refused the thread or the address space (the task never ran; the caller
+  // removes it).
+  Status StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Starts task 1: its thread execs path (reporting a failure on stderr
   // with the shell's conventions, 127 for a missing program, 126 otherwise).
   void StartInit(std::shared_ptr<Task> t, const std::string& path, std::vector<std::string> argv,

@@ -43,7 +43,8 @@ Result<uintptr_t> MemoryManager::FindFree(size_t length) {
   for (;;) {
     uintptr_t floor = min_addr_;
     if (it != vmas_.begin()) floor = std::max(floor, std::prev(it)->second.end);
-    if (top >= floor + length && top - length >= floor) return top - length;
+    // Compared without forming floor + length, which may wrap.
+    if (top >= floor && top - floor >= length) return top - length;
     if (it == vmas_.begin()) return Errno{ENOMEM};
     --it;
     top = std::min(top, it->first);
@@ -172,7 +173,10 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
 Status MemoryManager::Munmap(uintptr_t addr, size_t length) {
   if (addr % kPageSize != 0 || length == 0) return Errno{EINVAL};
   // Linux: EINVAL when len > TASK_SIZE - addr.
-  if (RangeWraps(addr, length)) return Errno{EINVAL};
+  constexpr uintptr_t kTaskSize = (uintptr_t{1} << 47) - kPageSize;
+  if (RangeWraps(addr, length) || length > kTaskSize || addr > kTaskSize - length) {
+    return Errno{EINVAL};
+  }
   uintptr_t end = PageUp(addr + length);
   // The stub's range above max_addr_ is never the application's to unmap.
   end = std::min<uintptr_t>(end, max_addr_);
@@ -254,22 +258,43 @@ Status MemoryManager::Madvise(uintptr_t addr, size_t length, int advice) {
 
 Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, size_t new_size,
                                         int flags, uintptr_t new_addr) {
+  // The checks and their order are mm/mremap.c's.
   if (old_addr % kPageSize != 0) return Errno{EINVAL};
   if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) return Errno{EINVAL};
   if ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)) return Errno{EINVAL};
-  if (flags & MREMAP_FIXED) return Errno{ENOSYS};
+  // PAGE_ALIGN wraps a length within a page of 2^64 to 0.
   old_size = PageUp(old_size);
   new_size = PageUp(new_size);
   if (new_size == 0 || old_size == 0) return Errno{EINVAL};
+  if (flags & MREMAP_FIXED) {
+    if (new_addr % kPageSize != 0) return Errno{EINVAL};
+    if (new_size > max_addr_ || new_addr > max_addr_ - new_size || new_addr < min_addr_) {
+      return Errno{EINVAL};
+    }
+    // The two ranges may not overlap.
+    if (RangeWraps(old_addr, old_size)) return Errno{EFAULT};
+    if (new_addr < old_addr + old_size && old_addr < new_addr + new_size) return Errno{EINVAL};
+  }
   absl::MutexLock l(&mu_);
+  if (RangeWraps(old_addr, old_size)) return Errno{EFAULT};
   auto it = FindVma(old_addr);
   if (it == vmas_.end() || it->second.end < old_addr + old_size) return Errno{EFAULT};
+  uintptr_t old_end = old_addr + old_size;
+  if (flags & MREMAP_FIXED) {
+    UnmapLocked(new_addr, new_addr + new_size);
+    if (new_size < old_size) {
+      UnmapLocked(old_addr + new_size, old_end);
+      old_size = new_size;
+      old_end = old_addr + old_size;
+    }
+    return MoveLocked(old_addr, old_size, new_addr, new_size);
+  }
   if (new_size <= old_size) {
-    UnmapLocked(old_addr + new_size, old_addr + old_size);
+    UnmapLocked(old_addr + new_size, old_end);
     return old_addr;
   }
-  uintptr_t old_end = old_addr + old_size;
-  if (it->second.end == old_end && RangeFree(old_end, old_addr + new_size)) {
+  if (it->second.end == old_end && new_size <= max_addr_ && old_addr <= max_addr_ - new_size &&
+      RangeFree(old_end, old_addr + new_size)) {
     SplitAt(old_addr);
     it = FindVma(old_addr);
     Vma grown = it->second;
@@ -280,9 +305,15 @@ Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, siz
   }
   if (!(flags & MREMAP_MAYMOVE)) return Errno{ENOMEM};
   ASSIGN_OR_RETURN(uintptr_t dest, FindFree(new_size));
+  return MoveLocked(old_addr, old_size, dest, new_size);
+}
+
+uintptr_t MemoryManager::MoveLocked(uintptr_t old_addr, size_t old_size, uintptr_t dest,
+                                    size_t new_size) {
+  const uintptr_t old_end = old_addr + old_size;
   SplitAt(old_addr);
   SplitAt(old_end);
-  it = FindVma(old_addr);
+  auto it = FindVma(old_addr);
   Vma moved = it->second;
   vmas_.erase(it);
   moved.start = dest;
@@ -305,6 +336,18 @@ Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, siz
   return dest;
 }
 
+Status MemoryManager::CheckMapped(uintptr_t addr, size_t length) {
+  if (RangeWraps(addr, length)) return Errno{ENOMEM};
+  uintptr_t end = PageUp(addr + length);
+  absl::MutexLock l(&mu_);
+  for (uintptr_t a = addr; a < end;) {
+    auto it = FindVma(a);
+    if (it == vmas_.end()) return Errno{ENOMEM};
+    a = it->second.end;
+  }
+  return Ok();
+}
+
 void MemoryManager::SetBrkBase(uintptr_t addr) {
   absl::MutexLock l(&mu_);
   brk_base_ = brk_ = addr;
@@ -312,7 +355,9 @@ void MemoryManager::SetBrkBase(uintptr_t addr) {
 
 uintptr_t MemoryManager::Brk(uintptr_t addr) {
   absl::MutexLock l(&mu_);
-  if (addr < brk_base_) return brk_;
+  // Out of range (PageUp would wrap brk(~0UL) to 0 and shrink): the break
+  // stays, as Linux's brk answers a request it cannot meet.
+  if (addr < brk_base_ || addr > max_addr_) return brk_;
   uintptr_t old_end = PageUp(brk_);
   uintptr_t new_end = PageUp(addr);
   if (new_end > old_end) {

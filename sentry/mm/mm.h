@@ -90,6 +90,9 @@ class MemoryManager {
                            uintptr_t new_addr);
   // brk(2): returns the new (or unchanged) break; never an error.
   uintptr_t Brk(uintptr_t addr);
+  // ENOMEM if [addr, addr+length) wraps or holds a page with no mapping
+  // (msync(2), mlock(2)).
+  Status CheckMapped(uintptr_t addr, size_t length);
   void SetBrkBase(uintptr_t addr);
   // Top of the region where mmap places mappings without a hint.
   void SetMmapBase(uintptr_t addr) { mmap_base_ = addr; }
@@ -127,6 +130,10 @@ class MemoryManager {
   bool RangeFree(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result<uintptr_t> FindFree(size_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SplitAt(uintptr_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the mapping at [old_addr, +old_size) to dest, new_size long (the
+  // destination range is free); its pages go with it.
+  uintptr_t MoveLocked(uintptr_t old_addr, size_t old_size, uintptr_t dest, size_t new_size)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void InsertVma(Vma vma) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MergeAround(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnmapLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

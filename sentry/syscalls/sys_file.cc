@@ -1,6 +1,7 @@
 // File I/O and descriptors: read/write family, open/close, dup, fcntl, ioctl,
 // lseek, truncate, getdents64.
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -29,9 +30,24 @@ Result<long> Long(Result<size_t> r) {
   return static_cast<long>(*r);
 }
 
+// A blocking read or write of a host descriptor (stdio) first waits in
+// the sentry, with the host descriptor in the task's wait, so that a signal
+// (SIGKILL above all) ends the wait as it ends any other; the host call then
+// finds data or room (or reports the hang-up or error itself).
+Status WaitHostReady(Task& t, vfs::File& f, short events) {
+  if (f.HostFd() < 0 || (f.flags() & O_NONBLOCK)) return Ok();
+  for (;;) {
+    if (f.Readiness(events | POLLHUP | POLLERR) != 0) return Ok();
+    std::vector<pollfd> host{{f.HostFd(), events, 0}};
+    Status s = t.Block(absl::InfiniteFuture(), &host);
+    if (!s.ok() && s.error() == EINTR) return Errno{kERestartSys};
+  }
+}
+
 // Reads into application memory at addr, at most n bytes, in chunks.
 Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, bool positional,
                       uint64_t off) {
+  TRY(WaitHostReady(t, *f, POLLIN));
   n = std::min(n, kMaxRw);
   std::vector<char> buf(std::min(n, kMaxChunk));
   size_t done = 0;
@@ -58,6 +74,7 @@ Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, 
 
 Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, bool positional,
                        uint64_t off) {
+  TRY(WaitHostReady(t, *f, POLLOUT));
   n = std::min(n, kMaxRw);
   std::vector<char> buf(std::min(n, kMaxChunk));
   size_t done = 0;

@@ -61,6 +61,8 @@ SyscallResult SysMsync(Task& t, const Args& a) {
   int flags = a.Int(2);
   if (flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) return Errno{EINVAL};
   if ((flags & MS_ASYNC) && (flags & MS_SYNC)) return Errno{EINVAL};
+  // A wrapping range or one with unmapped pages: ENOMEM (msync(2)).
+  TRY(t.mm().CheckMapped(a.Ptr(0), a.Size(1)));
   return 0L;  // no shared file mappings exist yet, so nothing to write back
 }
 

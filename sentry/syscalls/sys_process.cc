@@ -226,17 +226,21 @@ SyscallResult SysSethostname(Task& t, const Args& a) {
   return 0L;
 }
 
+// The highest base arch_prctl accepts is below TASK_SIZE_MAX (the last page
+// of the lower half is never user memory): EPERM above, as on Linux.
+constexpr uint64_t kTaskSizeMax = (uint64_t{1} << 47) - 4096;
+
 SyscallResult SysArchPrctl(Task& t, const Args& a) {
   switch (a.Int(0)) {
     case ARCH_SET_FS:
-      if (a.U(1) >= (uint64_t{1} << 47)) return Errno{EPERM};
+      if (a.U(1) >= kTaskSizeMax) return Errno{EPERM};
       t.regs.fs_base = a.U(1);
       return 0L;
     case ARCH_GET_FS:
       TRY(t.CopyOutObj(a.Ptr(1), static_cast<uint64_t>(t.regs.fs_base)));
       return 0L;
     case ARCH_SET_GS:
-      if (a.U(1) >= (uint64_t{1} << 47)) return Errno{EPERM};
+      if (a.U(1) >= kTaskSizeMax) return Errno{EPERM};
       t.regs.gs_base = a.U(1);
       return 0L;
     case ARCH_GET_GS:
@@ -450,6 +454,11 @@ Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uint
     return Errno{ENOSYS};
   }
   Kernel& k = t.kernel();
+  // RLIMIT_NPROC counts the processes of the caller's real user; root (with
+  // CAP_SYS_RESOURCE in the sandbox's user namespace) is exempt (copy_process).
+  if (t.euid != 0 && k.CountTasksOfUser(t.uid) >= t.rlimits[RLIMIT_NPROC].rlim_cur) {
+    return Errno{EAGAIN};
+  }
   int pid = k.AllocatePid();
   auto child = std::make_shared<Task>(k, pid);
   child->regs = t.regs;
@@ -482,7 +491,10 @@ Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uint
   // fork(2) copies the floating-point and vector state with the registers.
   auto fp = t.ctx_->GetFpState(t.mm().address_space());
   if (fp.ok()) child->initial_fp_state = std::move(*fp);
-  k.StartTask(child, std::move(mm));
+  if (Status started = k.StartTask(child, std::move(mm)); !started.ok()) {
+    k.RemoveTask(pid);
+    return Errno{started.error()};
+  }
   if (flags & CLONE_VFORK) {
     while (!child->vfork_done) k.cv.Wait(&k.mu);
   }
@@ -531,27 +543,50 @@ SyscallResult SysExecve(Task& t, const Args& a) {
   return 0L;
 }
 
+// futex(2) for single-threaded processes: nothing in the sandbox can wake a
+// waiter yet (threads, and with them the futex table, come with the
+// process model), but a wait blocks like any other, so that its timeout
+// ends it and a signal (SIGKILL above all) interrupts it.
 SyscallResult SysFutex(Task& t, const Args& a) {
-  int op = a.Int(1) & FUTEX_CMD_MASK;
+  const int op = a.Int(1) & FUTEX_CMD_MASK;
+  const bool realtime = (a.Int(1) & FUTEX_CLOCK_REALTIME) != 0;
   switch (op) {
     case FUTEX_WAKE:
-      // Only single-threaded processes exist yet, so no task can be waiting.
-      return 0L;
-    case FUTEX_WAIT: {
-      uint32_t cur;
-      TRY(t.CopyInObj(a.Ptr(0), &cur));
-      if (cur != static_cast<uint32_t>(a.U(2))) return Errno{EAGAIN};
+    case FUTEX_WAKE_BITSET:
+      if (op == FUTEX_WAKE_BITSET && a.U(5) == 0) return Errno{EINVAL};
+      return 0L;  // no task can be waiting yet
+    case FUTEX_WAIT:
+    case FUTEX_WAIT_BITSET: {
+      if (op == FUTEX_WAIT_BITSET && static_cast<uint32_t>(a.U(5)) == 0) return Errno{EINVAL};
+      // Linux accepts FUTEX_CLOCK_REALTIME only with the bitset variants.
+      if (op == FUTEX_WAIT && realtime) return Errno{ENOSYS};
+      if (a.Ptr(0) % 4 != 0) return Errno{EINVAL};
+      absl::Time deadline = absl::InfiniteFuture();
       if (a.Ptr(3) != 0) {
         timespec ts;
         TRY(t.CopyInObj(a.Ptr(3), &ts));
         if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0) return Errno{EINVAL};
-        ScopedBlocking unlocked(t.kernel());
-        while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR) {
+        if (op == FUTEX_WAIT) {
+          deadline = absl::Now() + absl::DurationFromTimespec(ts);  // relative
+        } else if (realtime) {
+          deadline = absl::TimeFromTimespec(ts);
+        } else {
+          timespec now;
+          clock_gettime(CLOCK_MONOTONIC, &now);
+          deadline = absl::Now() + (absl::DurationFromTimespec(ts) - absl::DurationFromTimespec(now));
         }
-        return Errno{ETIMEDOUT};
       }
-      // Nobody can wake us: wait like Linux would, until the sandbox ends.
-      for (;;) t.kernel().cv.Wait(&t.kernel().mu);
+      uint32_t cur;
+      TRY(t.CopyInObj(a.Ptr(0), &cur));
+      if (cur != static_cast<uint32_t>(a.U(2))) return Errno{EAGAIN};
+      for (;;) {
+        Status s = t.Block(deadline);
+        if (s.ok()) continue;  // woken for something else: keep waiting
+        if (s.error() == ETIMEDOUT) return Errno{ETIMEDOUT};
+        // Interrupted: restarted if no handler runs (Linux restarts an
+        // untimed wait, and a timed one through restart_syscall).
+        return Errno{a.Ptr(3) == 0 ? kERestartSys : kERestartNoHand};
+      }
     }
     default:
       t.kernel().CountUnimplemented(SYS_futex);

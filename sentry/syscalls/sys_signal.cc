@@ -25,10 +25,10 @@ bool MaySignal(const Task& from, const Task& to) {
 
 // Sends sig to one task on behalf of t: permission, then queueing (signal 0
 // only checks). Returns 0 or an errno.
+// A zombie still exists until it is reaped: the signal succeeds and is lost.
 int SendTo(Task& t, Task& target, int sig, int code) {
-  if (target.zombie) return ESRCH;
   if (!MaySignal(t, target)) return EPERM;
-  if (sig != 0) target.SendSignal(MakeSigInfo(sig, code, t.tgid(), t.uid));
+  if (sig != 0 && !target.zombie) target.SendSignal(MakeSigInfo(sig, code, t.tgid(), t.uid));
   return 0;
 }
 
@@ -38,7 +38,7 @@ Result<long> SendToAll(Task& t, int sig, bool (*match)(const Task&, const Task&,
   bool found = false, sent = false;
   for (int pid : t.kernel().Pids()) {
     auto target = t.kernel().FindTask(pid);
-    if (!target || target->zombie || !match(t, *target, arg)) continue;
+    if (!target || !match(t, *target, arg)) continue;
     found = true;
     if (SendTo(t, *target, sig, SI_USER) == 0) sent = true;
   }

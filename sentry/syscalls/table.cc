@@ -3,7 +3,9 @@
 #include <string.h>
 #include <sys/syscall.h>
 
+#include <new>
 #include <string>
+#include <system_error>
 
 #include "absl/strings/str_format.h"
 #include "sentry/syscalls/handlers.h"
@@ -285,6 +287,29 @@ const SyscallInfo* Lookup(int nr) {
   return &GetTable().e[nr];
 }
 
+namespace {
+
+// Runs one handler. No exception may cross the syscall boundary: a host
+// allocation that fails is the ENOMEM Linux gives, a host resource refused
+// is EAGAIN, and anything else is a sentry bug, reported loudly and failed
+// as EIO for this call alone rather than ending the sandbox.
+long CallHandler(Task& t, const SyscallInfo& info, const Args& args) {
+  try {
+    SyscallResult res = info.handler(t, args);
+    return res.ok() ? res.value() : -static_cast<long>(res.error());
+  } catch (const std::bad_alloc&) {
+    return -ENOMEM;
+  } catch (const std::system_error& e) {
+    return e.code().value() == EAGAIN ? -EAGAIN : -ENOMEM;
+  } catch (const std::exception& e) {
+    std::string line = absl::StrFormat("husk: sentry bug: %s: uncaught %s\n", info.name, e.what());
+    (void)!write(t.kernel().log_fd, line.data(), line.size());
+    return -EIO;
+  }
+}
+
+}  // namespace
+
 void Dispatch(Task& t) {
   Args args;
   platform::Registers& r = t.regs;
@@ -306,8 +331,7 @@ void Dispatch(Task& t) {
     t.kernel().CountUnimplemented(nr);
     ret = -ENOSYS;
   } else {
-    SyscallResult res = info->handler(t, args);
-    ret = res.ok() ? res.value() : -static_cast<long>(res.error());
+    ret = CallHandler(t, *info, args);
   }
   if (!t.exiting()) r.rax = static_cast<uint64_t>(ret);
   if (!trace) return;

@@ -11,12 +11,21 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "gofer/server.h"
 
 // Not in every libc's headers yet (x86_64 numbers and uapi values).
 #ifndef SYS_open_tree
@@ -105,6 +114,56 @@ absl::Status EnterRoot(const std::string& root, bool read_only) {
   }
   if (chroot(".") != 0) return ErrnoError(absl::StrCat("chroot to ", root));
   if (chdir("/") != 0) return ErrnoError("chdir(/)");
+  return absl::OkStatus();
+}
+
+// The filesystem types the gofer serves (by name, as the mount table gives
+// them; the server checks the magic numbers too): ones that hold ordinary
+// files.
+bool IsServedFsType(const std::string& type) {
+  static const char* const kServed[] = {
+      "ext2",  "ext3", "ext4",  "xfs",   "btrfs",  "f2fs", "zfs",  "tmpfs",   "ramfs",
+      "overlay", "squashfs", "erofs", "iso9660", "udf", "vfat", "msdos", "exfat", "ntfs3",
+      "nfs",   "nfs4", "cifs",  "smb3",  "9p",     "ceph", "fuse", "fuseblk", "virtiofs"};
+  for (const char* t : kServed) {
+    if (type == t) return true;
+  }
+  return type.rfind("fuse.", 0) == 0;
+}
+
+// Step 3b: the mounts of the copied tree that are not ordinary file stores
+// (the host's /proc, /sys, devtmpfs, devpts, mqueue, cgroup, ...). Each is
+// detached where this namespace may (its mountpoint then shows as the empty
+// directory below it), and its device is refused by the server either way
+// (mounts copied from a more privileged namespace are locked in place).
+absl::Status RefuseForeignMounts() {
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) return absl::OkStatus();  // no procfs in the tree: nothing mounted to hide
+  std::vector<std::pair<std::string, dev_t>> foreign;
+  std::string line;
+  while (std::getline(in, line)) {
+    // id parent major:minor root mountpoint options [optional...] - type source super
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, point, field;
+    fields >> id >> parent >> devno >> root >> point;
+    while (fields >> field && field != "-") {
+    }
+    std::string type;
+    fields >> type;
+    unsigned major = 0, minor = 0;
+    if (type.empty() || sscanf(devno.c_str(), "%u:%u", &major, &minor) != 2) continue;
+    if (!IsServedFsType(type)) foreign.emplace_back(point, makedev(major, minor));
+  }
+  std::vector<dev_t> devs;
+  for (const auto& [point, dev] : foreign) devs.push_back(dev);
+  RefuseDevices(devs);
+  // Deepest first, so that nothing is detached from under a later one.
+  std::sort(foreign.begin(), foreign.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& [point, dev] : foreign) {
+    if (point == "/") continue;
+    (void)umount2(point.c_str(), MNT_DETACH);  // EINVAL for a locked mount: refused anyway
+  }
   return absl::OkStatus();
 }
 
@@ -223,6 +282,7 @@ absl::Status ConfineGofer(const std::string& root, bool read_only, UniqueFd* roo
         absl::StrCat("gofer: root must be an absolute path, got \"", root, "\""));
   }
   if (absl::Status s = EnterRoot(root, read_only); !s.ok()) return s;
+  if (absl::Status s = RefuseForeignMounts(); !s.ok()) return s;
 
   UniqueFd dir(open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!dir.valid()) return ErrnoError("opening the new root");

@@ -59,35 +59,58 @@ int Openat2(int dirfd, const char* name, uint64_t flags, uint64_t resolve) {
   }
 }
 
-// Host pseudo-filesystems that describe the host rather than hold the
-// container's files. The sentry has its own /proc, /sys and /dev; entering
-// the gofer's would show it host processes and kernel state, so a walk that
-// crosses into one of these is EACCES.
-bool IsHostPseudoFs(int fd) {
+// The filesystems the gofer serves: ones that hold ordinary files. Anything
+// else below the root (the host's /proc, /sys, /dev, devpts, mqueue, cgroup,
+// debugfs, bpf, ... and any type not listed here) describes the host rather
+// than holds the container's files, so a walk that crosses into it is
+// EACCES. An allowlist, so that a host filesystem type nobody thought of is
+// refused rather than served.
+std::vector<dev_t>& RefusedDevices() {
+  static auto* devs = new std::vector<dev_t>();
+  return *devs;
+}
+
+bool IsServedFs(int fd, dev_t dev) {
+  for (dev_t refused : RefusedDevices()) {
+    if (refused == dev) return false;
+  }
   struct statfs fs;
-  if (fstatfs(fd, &fs) != 0) return true;  // unknown: refuse
+  if (fstatfs(fd, &fs) != 0) return false;  // unknown: refuse
   switch (static_cast<unsigned long>(fs.f_type)) {
-    case PROC_SUPER_MAGIC:
-    case SYSFS_MAGIC:
-    case DEBUGFS_MAGIC:
-    case TRACEFS_MAGIC:
-    case SECURITYFS_MAGIC:
-    case SELINUX_MAGIC:
-    case SMACK_MAGIC:
-    case CGROUP_SUPER_MAGIC:
-    case CGROUP2_SUPER_MAGIC:
-    case BPF_FS_MAGIC:
-    case PSTOREFS_MAGIC:
-    case EFIVARFS_MAGIC:
-    case BINFMTFS_MAGIC:
-    case NSFS_MAGIC:
-    case 0x62656570:  // configfs
-    case 0x65735543:  // fusectl
+    case EXT4_SUPER_MAGIC:  // ext2, ext3 and ext4 share it
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case 0xf2f52010:  // f2fs
+    case 0x2fc12fc1:  // zfs
+    case TMPFS_MAGIC:
+    case RAMFS_MAGIC:
+    case OVERLAYFS_SUPER_MAGIC:
+    case SQUASHFS_MAGIC:
+    case 0xe0f5e1e2:  // erofs
+    case ISOFS_SUPER_MAGIC:
+    case 0x15013346:  // udf
+    case MSDOS_SUPER_MAGIC:  // vfat and msdos
+    case 0x2011bab0:  // exfat
+    case 0x7366746e:  // ntfs3
+    case NFS_SUPER_MAGIC:
+    case 0xff534d42:  // cifs
+    case 0xfe534d42:  // smb2
+    case V9FS_MAGIC:
+    case 0x00c36400:  // ceph
+    case FUSE_SUPER_MAGIC:  // virtiofs, fuse-overlayfs, sshfs: user-space file stores
       return true;
     default:
       return false;
   }
 }
+
+}  // namespace
+
+void RefuseDevices(const std::vector<dev_t>& devs) {
+  RefusedDevices().insert(RefusedDevices().end(), devs.begin(), devs.end());
+}
+
+namespace {
 
 void FillTimespec(const struct timespec& ts, pb::Timespec* out) {
   out->set_sec(ts.tv_sec);
@@ -215,7 +238,7 @@ Status Connection::Walk(const pb::WalkRequest& req, pb::WalkResponse* out) {
       stop_err = st.error();
       break;
     }
-    if (st->st_dev != cur->dev && IsHostPseudoFs(fd.get())) {
+    if (st->st_dev != cur->dev && !IsServedFs(fd.get(), st->st_dev)) {
       stop_err = EACCES;
       break;
     }

@@ -13,6 +13,10 @@
 
 #include <cstddef>
 
+#include <sys/types.h>
+
+#include <vector>
+
 #include "absl/status/status.h"
 #include "base/fd.h"
 
@@ -31,6 +35,13 @@ inline constexpr size_t kMaxWalkNames = 256;
 // error (bad magic, bad length, truncated packet) or a failed send ends the
 // connection with an error status; fids die with the connection.
 absl::Status Serve(UniqueFd sock, UniqueFd root_dir, bool read_only);
+
+// Filesystems below the root that are never served, by device number: a
+// walk that crosses into one is EACCES, like one into any filesystem type
+// that is not on the served list. ConfineGofer fills it from the mount
+// table, for the types a magic number cannot tell apart (the host's
+// devtmpfs reports tmpfs's). Set before Serve; the set only grows.
+void RefuseDevices(const std::vector<dev_t>& devs);
 
 }  // namespace husk::gofer
 

@@ -51,6 +51,8 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       opts.platform = v;
     } else if (a == "--strace") {
       opts.strace = true;
+    } else if (FlagValue(a, "--memory", &v)) {
+      if (!absl::SimpleAtoi(v, &opts.memory_bytes)) return 125;
     } else {
       fprintf(stderr, "husk boot: unknown flag %s\n", a.c_str());
       return 125;

@@ -30,6 +30,7 @@
 #include "sentry/fsimpl/proc/proc.h"
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
 #include "sentry/kernel/kernel.h"
+#include "sentry/memfile/account.h"
 #include "sentry/syscalls/syscalls.h"
 
 extern char** environ;
@@ -196,6 +197,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Die("no_new_privs", errno);
   DropCapabilities();
 
+  if (opts.memory_bytes != 0) MemoryAccount::Sandbox().SetLimit(opts.memory_bytes);
   auto mf = MemoryFile::Create(kMemoryFileBytes);
   if (!mf.ok()) Die("create the memory file", mf.error());
   auto platform = platform::PtracePlatform::Create((*mf)->fd());
@@ -216,7 +218,10 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   if (!st.ok()) Die("install the seccomp filter", st.error());
 
   std::vector<std::string> envp;
-  for (char** e = environ; *e != nullptr; e++) envp.emplace_back(*e);
+  for (char** e = environ; *e != nullptr; e++) {
+    // husk's own re-exec counter is not the application's.
+    if (strncmp(*e, "HUSK_REEXEC=", 12) != 0) envp.emplace_back(*e);
+  }
   std::string program = FindProgram(k, opts.argv[0]);
   auto init = k.CreateInitTask(program, opts.argv, envp, opts.cwd);
   if (!init.ok()) Die("create the first task", init.error());

@@ -4,6 +4,7 @@
 #ifndef HUSK_SENTRY_BOOT_BOOT_H_
 #define HUSK_SENTRY_BOOT_BOOT_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@ struct BootOptions {
   int gofer_fd = -1;
   std::string platform = "ptrace";
   bool strace = false;
+  uint64_t memory_bytes = 0;  // the sandbox's memory limit; 0: none
   std::string cwd = "/";
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH
   int reexec_count = 0;

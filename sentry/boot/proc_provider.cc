@@ -99,8 +99,8 @@ class KernelProcProvider : public procfs::ProcProvider {
     return out;
   }
   std::string MemInfo() override {
-    size_t total_kb = k_.memory_file().max_bytes() / 1024;
-    size_t used_kb = k_.memory_file().used_bytes() / 1024;
+    uint64_t total_kb = k_.MemoryTotal() / 1024;
+    uint64_t used_kb = k_.MemoryUsed() / 1024;
     return absl::StrFormat(
         "MemTotal:       %8d kB\nMemFree:        %8d kB\nMemAvailable:   %8d kB\n"
         "Buffers:               0 kB\nCached:                0 kB\nSwapCached:            0 kB\n"

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "sentry/loader/loader.h"
+#include "sentry/memfile/account.h"
 
 namespace husk {
 namespace {
@@ -25,6 +26,14 @@ std::string Basename(const std::string& path) {
 }  // namespace
 
 Task* Kernel::Current() { return current_task; }
+
+uint64_t Kernel::MemoryTotal() const {
+  return std::min<uint64_t>(MemoryAccount::Sandbox().limit(), mf_.max_bytes());
+}
+
+uint64_t Kernel::MemoryUsed() const {
+  return std::min(MemoryAccount::Sandbox().used(), MemoryTotal());
+}
 void Kernel::SetCurrent(Task* t) { current_task = t; }
 
 void Kernel::AddTask(std::shared_ptr<Task> t) { tasks_[t->tid()] = std::move(t); }
@@ -304,6 +313,41 @@ bool Task::EmulateVsyscall(uintptr_t entry, bool returned) {
   return true;
 }
 
+// A memory fault: installs the page, or emulates a vsyscall, or kills the
+// process when the sandbox is out of memory, or raises SIGSEGV/SIGBUS.
+void Task::OnFault(const platform::StopInfo& stop) {
+  Kernel& k = kernel_;
+  // A call into the vsyscall page where the host has none.
+  if (stop.addr == regs.rip && InVsyscallPage(stop.addr) && EmulateVsyscall(stop.addr, false)) {
+    return;
+  }
+  bool out_of_memory = false;
+  if (mm_->HandleFault(stop.addr, &out_of_memory)) return;  // installed
+  if (out_of_memory) {
+    // The sandbox is at its memory limit: like the memory cgroup's OOM
+    // killer, end the process that needs the page (SIGKILL); the rest
+    // of the sandbox goes on.
+    Log(k, absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
+                           MemoryAccount::Sandbox().limit() >> 20, tgid_, comm));
+    ForceSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
+  } else {
+    if (k.strace) {
+      Log(k, absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
+                             stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
+                             stop.info.si_code, stop.addr, regs.rip));
+    }
+    siginfo_t info = MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV,
+                                 stop.info.si_code, 0, 0);
+    if (info.si_signo == SIGSEGV) {
+      // The host saw no mapping either way (pages are installed lazily):
+      // the VMAs tell an access error from a missing mapping.
+      info.si_code = mm_->HasVma(stop.addr) ? SEGV_ACCERR : SEGV_MAPERR;
+    }
+    info.si_addr = reinterpret_cast<void*>(stop.addr);
+    ForceSignal(info);
+  }
+}
+
 void Task::Run() {
   Kernel& k = kernel_;
   Kernel::SetCurrent(this);
@@ -329,27 +373,7 @@ void Task::Run() {
         DeliverSignals(regs.orig_rax != ~0ULL);
         break;
       case platform::StopInfo::Kind::kFault:
-        // A call into the vsyscall page where the host has none.
-        if (stop.addr == regs.rip && InVsyscallPage(stop.addr) && EmulateVsyscall(stop.addr, false)) {
-          DeliverSignals(false);
-          break;
-        }
-        if (!mm_->HandleFault(stop.addr)) {
-          if (k.strace) {
-            Log(k, absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
-                                   stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
-                                   stop.info.si_code, stop.addr, regs.rip));
-          }
-          siginfo_t info = MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV,
-                                       stop.info.si_code, 0, 0);
-          if (info.si_signo == SIGSEGV) {
-            // The host saw no mapping either way (pages are installed lazily):
-            // the VMAs tell an access error from a missing mapping.
-            info.si_code = mm_->HasVma(stop.addr) ? SEGV_ACCERR : SEGV_MAPERR;
-          }
-          info.si_addr = reinterpret_cast<void*>(stop.addr);
-          ForceSignal(info);
-        }
+        OnFault(stop);
         DeliverSignals(false);
         break;
       case platform::StopInfo::Kind::kSignal:

@@ -176,6 +176,7 @@ class Task {
   bool RefuseLegacyEntry();
   static bool InVsyscallPage(uintptr_t addr);
   bool EmulateVsyscall(uintptr_t entry, bool returned);
+  void OnFault(const platform::StopInfo& stop);
   bool SetupFrame(const siginfo_t& info, SigAction& act);
 
   std::array<std::deque<siginfo_t>, kMaxSignal + 1> sigqueue_;
@@ -205,6 +206,10 @@ class Kernel {
   }
 
   platform::Platform& platform() { return platform_; }
+  // The sandbox's memory as the application sees it (sysinfo, /proc/meminfo):
+  // the limit, and what is charged against it.
+  uint64_t MemoryTotal() const;
+  uint64_t MemoryUsed() const;
   MemoryFile& memory_file() { return mf_; }
 
   absl::Mutex mu;     // the big kernel lock (see the top of this file)

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "sentry/kernel/kernel.h"
+#include "sentry/memfile/account.h"
 
 namespace husk::pipe {
 namespace {
@@ -62,8 +63,10 @@ class Buffer {
     return true;
   }
   // Puts up to a page of p into a new buffer; the caller checks !full().
+  // 0 when the sandbox is at its memory limit.
   size_t Push(const char* p, size_t n) {
-    Slot s{std::make_unique<char[]>(kPage), 0, std::min(n, kPage)};
+    Slot s{NewAccountedPage(), 0, std::min(n, kPage)};
+    if (s.data == nullptr) return 0;
     memcpy(s.data.get(), p, s.len);
     slots_.push_back(std::move(s));
     return slots_.back().len;
@@ -88,7 +91,7 @@ class Buffer {
 
  private:
   struct Slot {
-    std::unique_ptr<char[]> data;
+    AccountedPage data;  // charged to the sandbox's memory limit
     size_t offset;
     size_t len;
   };
@@ -178,7 +181,10 @@ class PipeEnd : public vfs::File {
         }
       }
       while (done < n && !buf_->full()) {
-        done += buf_->Push(in + done, n - done);
+        size_t pushed = buf_->Push(in + done, n - done);
+        // No memory for a buffer: pipe_write's ENOMEM (or what went in).
+        if (pushed == 0) return done > 0 ? Result<size_t>(done) : Errno{ENOMEM};
+        done += pushed;
         buf_->Wrote();
       }
       if (done == n) return done;

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "sentry/memfile/account.h"
+
 namespace husk {
 
 Result<std::unique_ptr<MemoryFile>> MemoryFile::Create(size_t max_bytes) {
@@ -28,6 +30,9 @@ MemoryFile::~MemoryFile() { munmap(base_, size_); }
 
 Result<uint64_t> MemoryFile::Allocate(size_t pages) {
   if (pages == 0) return Errno{EINVAL};
+  // Divides rather than multiplies: pages * kPageSize can wrap.
+  if (pages > size_ / kPageSize) return Errno{ENOMEM};
+  if (!MemoryAccount::Sandbox().TryCharge(pages * kPageSize)) return Errno{ENOMEM};
   absl::MutexLock l(&mu_);
   if (pages == 1 && !free_pages_.empty()) {
     uint64_t off = free_pages_.back();
@@ -35,8 +40,10 @@ Result<uint64_t> MemoryFile::Allocate(size_t pages) {
     used_ += kPageSize;
     return off;
   }
-  // Divides rather than multiplies: pages * kPageSize can wrap.
-  if (pages > (size_ - next_) / kPageSize) return Errno{ENOMEM};
+  if (pages > (size_ - next_) / kPageSize) {
+    MemoryAccount::Sandbox().Uncharge(pages * kPageSize);
+    return Errno{ENOMEM};
+  }
   uint64_t off = next_;
   next_ += pages * kPageSize;
   used_ += pages * kPageSize;
@@ -72,6 +79,7 @@ void MemoryFile::Free(uint64_t offset, size_t pages) {
   for (auto& [off, n] : runs) {
     for (size_t i = 0; i < n; i++) free_pages_.push_back(off + i * kPageSize);
     used_ -= n * kPageSize;
+    MemoryAccount::Sandbox().Uncharge(n * kPageSize);
   }
 }
 

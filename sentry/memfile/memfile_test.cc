@@ -11,6 +11,7 @@
 
 #include "base/result_testing.h"
 #include "gtest/gtest.h"
+#include "sentry/memfile/account.h"
 
 namespace husk {
 namespace {
@@ -163,6 +164,28 @@ TEST(MemoryFileTest, HugePageCountFailsInsteadOfWrapping) {
   auto off = mf->Allocate(16);
   ASSERT_OK(off);
   EXPECT_EQ(*off, 0u);
+}
+
+TEST(MemoryAccountTest, LimitCoversMemoryFilePagesAndAccountedPages) {
+  MemoryAccount& account = MemoryAccount::Sandbox();
+  auto mf = NewMemoryFile(64 * kPageSize);
+  ASSERT_NE(mf, nullptr);
+  const uint64_t base = account.used();
+  account.SetLimit(base + 4 * kPageSize);
+  auto three = mf->Allocate(3);
+  ASSERT_OK(three);
+  AccountedPage page = NewAccountedPage();
+  ASSERT_NE(page, nullptr);
+  // At the limit: neither kind of memory is handed out.
+  EXPECT_ERRNO(mf->Allocate(1), ENOMEM);
+  EXPECT_EQ(NewAccountedPage(), nullptr);
+  EXPECT_EQ(account.used(), base + 4 * kPageSize);
+  // Freeing gives the charge back.
+  page.reset();
+  mf->Free(*three, 3);
+  EXPECT_EQ(account.used(), base);
+  ASSERT_OK(mf->Allocate(4));
+  account.SetLimit(UINT64_MAX);
 }
 
 }  // namespace

@@ -418,7 +418,10 @@ bool MemoryManager::HasVma(uintptr_t addr) {
   return FindVma(addr) != vmas_.end();
 }
 
-bool MemoryManager::HandleFault(uintptr_t addr) {
+bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory) {
+  bool ignored;
+  if (out_of_memory == nullptr) out_of_memory = &ignored;
+  *out_of_memory = false;
   absl::MutexLock l(&mu_);
   uintptr_t page = PageDown(addr);
   auto vit = FindVma(page);
@@ -429,7 +432,7 @@ bool MemoryManager::HandleFault(uintptr_t addr) {
     // Installed already: either a write to a page mapped read-only for
     // copy-on-write, or a real protection fault.
     if (!(vma.prot & PROT_WRITE) || pit->second.writable) return false;
-    return MakeWritable(vma, page);
+    return MakeWritable(vma, page, out_of_memory);
   }
   uintptr_t end = std::min<uintptr_t>(vma.end, page + kFaultAround * kPageSize);
   // Install [page, end) as runs of consecutive memory-file pages with the
@@ -449,7 +452,10 @@ bool MemoryManager::HandleFault(uintptr_t addr) {
     if (existing != pages_.end() && existing->second.mapped) break;
     auto off = EnsurePage(vma, a);
     if (!off.ok()) {
-      if (a == page) return false;
+      if (a == page) {
+        *out_of_memory = off.error() == ENOMEM;
+        return false;
+      }
       break;
     }
     int prot = vma.prot;
@@ -470,13 +476,16 @@ bool MemoryManager::HandleFault(uintptr_t addr) {
   return flush();
 }
 
-bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page) {
+bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page, bool* out_of_memory) {
   Page& p = pages_.at(page);
   if (mf_.Shared(p.offset)) {
     // Still shared: this address space gets its own copy.
-    if (!CopyShared(p).ok() || !as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) {
+    Status copied = CopyShared(p);
+    if (!copied.ok()) {
+      *out_of_memory = copied.error() == ENOMEM;
       return false;
     }
+    if (!as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) return false;
   } else if (!as_->Protect(page, kPageSize, vma.prot).ok() &&
              !as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) {
     return false;

@@ -101,8 +101,9 @@ class MemoryManager {
   bool HasVma(uintptr_t addr);
 
   // Handles an application fault at addr; false means the access is invalid
-  // and the application must get SIGSEGV.
-  bool HandleFault(uintptr_t addr);
+  // and the application must get SIGSEGV, or, with *out_of_memory set, that
+  // the sandbox is at its memory limit (the OOM killer's case).
+  bool HandleFault(uintptr_t addr, bool* out_of_memory = nullptr);
 
   // Copy between application memory and the sentry; EFAULT if any byte is
   // unmapped or lacks the permission (read for CopyIn, write for CopyOut).
@@ -142,7 +143,8 @@ class MemoryManager {
   // Replaces a shared page with a private copy of it (host mapping untouched).
   Status CopyShared(Page& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Handles a write fault on a page installed read-only for copy-on-write.
-  bool MakeWritable(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool MakeWritable(const Vma& vma, uintptr_t page, bool* out_of_memory)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives a private mapping's page its own memory-file page if it is shared
   // with another address space (copy-on-write); returns the offset.
   Result<uint64_t> Unshare(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -376,8 +376,8 @@ SyscallResult SysSysinfo(Task& t, const Args& a) {
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   si.uptime = now.tv_sec - t.kernel().boot_time.tv_sec;
-  si.totalram = t.kernel().memory_file().max_bytes();
-  si.freeram = si.totalram - t.kernel().memory_file().used_bytes();
+  si.totalram = t.kernel().MemoryTotal();
+  si.freeram = si.totalram - t.kernel().MemoryUsed();
   si.procs = static_cast<unsigned short>(t.kernel().Pids().size());
   si.mem_unit = 1;
   TRY(t.CopyOutObj(a.Ptr(0), si));

@@ -149,7 +149,9 @@ Result<size_t> RegularFile::WriteAt(const char* buf, size_t n, uint64_t offset) 
     size_t chunk = std::min(n - done, kPage - in_page);
     auto& page = pages_[index];
     if (page == nullptr) {
-      page.reset(new (std::nothrow) char[kPage]());
+      // Past the sandbox's memory limit a tmpfs is full (ENOSPC), as one
+      // whose size= is reached.
+      page = NewAccountedPage();
       if (page == nullptr) {
         pages_.erase(index);
         if (done == 0) return Errno{ENOSPC};

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/deferred_release.h"
 #include "base/result.h"
+#include "sentry/memfile/account.h"
 #include "sentry/vfs/vfs.h"
 
 namespace husk::tmpfs {
@@ -96,7 +97,8 @@ class RegularFile : public InodeBase {
  private:
   uint64_t size_ ABSL_GUARDED_BY(fs_->mu) = 0;
   // Page index -> kPage bytes. Missing pages are holes.
-  std::map<uint64_t, std::unique_ptr<char[]>> pages_ ABSL_GUARDED_BY(fs_->mu);
+  // Charged to the sandbox's memory limit (sentry/memfile/account.h).
+  std::map<uint64_t, AccountedPage> pages_ ABSL_GUARDED_BY(fs_->mu);
 };
 
 class SymlinkInode : public InodeBase {

@@ -12,15 +12,22 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <grp.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
 
@@ -74,11 +81,59 @@ pid_t StartGofer(int sock) {
   ExecSelf({"husk", "gofer", "--sock-fd=3", "--root=/"});
 }
 
+// Parses a size with an optional K, M, G or T suffix (powers of 1024).
+bool ParseSize(const std::string& text, uint64_t* out) {
+  size_t end = 0;
+  while (end < text.size() && isdigit(static_cast<unsigned char>(text[end]))) end++;
+  if (end == 0 || end + 1 < text.size()) return false;
+  uint64_t n;
+  if (!absl::SimpleAtoi(text.substr(0, end), &n)) return false;
+  int shift = 0;
+  if (end < text.size()) {
+    switch (toupper(static_cast<unsigned char>(text[end]))) {
+      case 'K': shift = 10; break;
+      case 'M': shift = 20; break;
+      case 'G': shift = 30; break;
+      case 'T': shift = 40; break;
+      default: return false;
+    }
+  }
+  if (n == 0 || n > (UINT64_MAX >> shift)) return false;
+  *out = n << shift;
+  return true;
+}
+
+// The default memory limit of a sandbox: the memory cgroup limit husk runs
+// under (the tightest of its cgroup and the ancestors it can see), else the
+// host's RAM.
+uint64_t DefaultMemoryLimit() {
+  struct sysinfo si{};
+  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : uint64_t{1} << 30;
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line, path;
+  while (std::getline(cg, line)) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  }
+  while (!path.empty()) {
+    std::ifstream max("/sys/fs/cgroup" + path + "/memory.max");
+    std::string value;
+    uint64_t n;
+    if (max >> value && absl::SimpleAtoi(value, &n)) limit = std::min(limit, n);
+    if (path == "/") break;
+    size_t slash = path.rfind('/');
+    path = slash == 0 ? "/" : path.substr(0, slash);
+  }
+  return limit;
+}
+
 }  // namespace
 
 int DoMain(int argc, char** argv) {
   bool strace = false;
   std::string platform = "ptrace";
+  uint64_t memory = 0;
+  bool clear_env = false;
+  std::vector<std::string> env;
   int i = 0;
   for (; i < argc; i++) {
     std::string a = argv[i];
@@ -86,10 +141,33 @@ int DoMain(int argc, char** argv) {
       i++;
       break;
     }
+    // Flags with a value take it as --flag=VALUE or as the next argument.
+    std::string value;
+    auto takes = [&](const std::string& flag) {
+      if (a.rfind(flag + "=", 0) == 0) {
+        value = a.substr(flag.size() + 1);
+        return true;
+      }
+      if (a == flag && i + 1 < argc) {
+        value = argv[++i];
+        return true;
+      }
+      return false;
+    };
     if (a == "--strace") {
       strace = true;
-    } else if (a.rfind("--platform=", 0) == 0) {
-      platform = a.substr(11);
+    } else if (takes("--platform")) {
+      platform = value;
+    } else if (takes("--memory")) {
+      if (!ParseSize(value, &memory)) {
+        fprintf(stderr, "husk do: --memory wants a size like 512M or 2G, got '%s'\n",
+                value.c_str());
+        return 125;
+      }
+    } else if (takes("--env")) {
+      env.push_back(value);
+    } else if (a == "--clear-env") {
+      clear_env = true;
     } else if (a.rfind("--", 0) == 0) {
       fprintf(stderr, "husk do: unknown flag %s\n", a.c_str());
       return 125;
@@ -98,7 +176,9 @@ int DoMain(int argc, char** argv) {
     }
   }
   if (i >= argc) {
-    fprintf(stderr, "usage: husk do [--platform=ptrace] [--strace] [--] CMD [ARGS...]\n");
+    fprintf(stderr,
+            "usage: husk do [--platform=ptrace] [--strace] [--memory=SIZE] [--clear-env]\n"
+            "               [--env=NAME=VALUE | --env=NAME]... [--] CMD [ARGS...]\n");
     return 125;
   }
   if (platform == "kvm") {
@@ -131,6 +211,7 @@ int DoMain(int argc, char** argv) {
   std::vector<std::string> args = {"husk", "boot", "--gofer-fd=3", absl::StrFormat("--cwd=%s", cwd),
                                    "--platform=" + platform};
   if (strace) args.push_back("--strace");
+  args.push_back(absl::StrFormat("--memory=%d", memory != 0 ? memory : DefaultMemoryLimit()));
   args.push_back("--");
   for (; i < argc; i++) args.emplace_back(argv[i]);
 
@@ -157,6 +238,19 @@ int DoMain(int argc, char** argv) {
     }
     if (!MoveFd(sv[0], 3)) _exit(125);
     for (int fd = 4; fd < 1024; fd++) close(fd);
+    // The sandbox's environment is husk's own, or none with --clear-env;
+    // then each --env NAME=VALUE sets one, and --env NAME copies husk's.
+    std::vector<std::pair<std::string, std::string>> set;
+    for (const std::string& e : env) {
+      size_t eq = e.find('=');
+      if (eq != std::string::npos) {
+        set.emplace_back(e.substr(0, eq), e.substr(eq + 1));
+      } else if (const char* v = getenv(e.c_str())) {
+        set.emplace_back(e, v);
+      }
+    }
+    if (clear_env) clearenv();
+    for (const auto& [name, value] : set) setenv(name.c_str(), value.c_str(), 1);
     ExecSelf(args);
   }
   g_sentry = static_cast<pid_t>(pid);

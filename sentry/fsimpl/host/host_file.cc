@@ -20,12 +20,29 @@ struct KernelTermios {
 };
 static_assert(sizeof(KernelTermios) == 36);
 
+// The device every host stdio file shows, made by the sentry like the
+// pipefs and sockfs devices of Linux.
+dev_t HostFilesDevice() {
+  static const dev_t dev = vfs::NewAnonDevice();
+  return dev;
+}
+
 class HostInode : public vfs::Inode {
  public:
-  explicit HostInode(int fd) : fd_(fd) {}
+  explicit HostInode(int fd) : fd_(fd), ino_(vfs::NextInodeNumber()) {}
+  // The host's device and inode numbers would identify host objects, and
+  // its owner ids mean nothing in the sandbox: the sandbox sees numbers of
+  // the sentry's own, owned by its root. The type, mode, size, times and a
+  // character device's number (which tells /dev/null from a terminal) stay.
   Result<struct stat> Stat() override {
     struct stat st;
     if (fstat(fd_, &st) != 0) return Errno{errno};
+    st.st_dev = HostFilesDevice();
+    st.st_ino = ino_;
+    st.st_uid = 0;
+    st.st_gid = 0;
+    st.st_nlink = 1;
+    if (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) st.st_rdev = 0;
     return st;
   }
   mode_t Type() override {
@@ -36,6 +53,7 @@ class HostInode : public vfs::Inode {
 
  private:
   int fd_;
+  const uint64_t ino_;
 };
 
 class HostFile : public vfs::File {

@@ -25,30 +25,11 @@
 
 namespace {
 
-using husk_security::InChildWithin;
+using husk_security::ExpectChildOk;
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kTaskSizeMax = (uint64_t{1} << 47) - kPage;
 constexpr uint64_t kVsyscall = 0xffffffffff600000;
-constexpr int64_t kChildDeadlineMs = 30000;
-
-// In a child: on failure, says what failed on stderr and returns `code` from the body.
-#define CHILD_CHECK(cond, code)                                                   \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: %s failed (errno %s)\n", __FILE__, __LINE__, #cond, \
-              husk_test::ErrnoName(errno).c_str());                               \
-      return code;                                                                \
-    }                                                                             \
-  } while (0)
-
-// Runs body in a forked child (see InChildWithin) and expects it to return 0.
-template <typename F>
-void ExpectChildOk(F body) {
-  const int code = InChildWithin(kChildDeadlineMs, body);
-  EXPECT_EQ(code, 0) << "the child's failed check (>0, message above), signal (<0) or hang "
-                        "(-1001)";
-}
 
 bool OneOf(int err, std::initializer_list<int> allowed) {
   for (int a : allowed)

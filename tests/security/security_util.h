@@ -127,6 +127,36 @@ int InChildWithin(int64_t deadline_ms, F body) {
 // otherwise `code` (the child's exit status names which check failed).
 inline int FailsWith(long r, int err, int code) { return (r == -1 && errno == err) ? 0 : code; }
 
+// Runs body in a forked child (see InChildWithin, 60 s) and expects it to return 0.
+template <typename F>
+void ExpectChildOk(F body) {
+  const int code = InChildWithin(60000, body);
+  EXPECT_EQ(code, 0) << "the child's failed check (>0, message above), signal (<0) or hang "
+                        "(-1001)";
+}
+
 }  // namespace husk_security
+
+// In a forked child: on failure, says what failed on stderr and returns `code` from the body.
+#define CHILD_CHECK(cond, code)                                                   \
+  do {                                                                            \
+    if (!(cond)) {                                                                \
+      fprintf(stderr, "%s:%d: %s failed (errno %s)\n", __FILE__, __LINE__, #cond, \
+              husk_test::ErrnoName(errno).c_str());                               \
+      return code;                                                                \
+    }                                                                             \
+  } while (0)
+
+// In a forked child: `expr` must fail with -1 and errno `err`, else the body returns `code`.
+#define CHILD_CHECK_ERRNO(expr, err, code)                                                        \
+  do {                                                                                            \
+    errno = 0;                                                                                    \
+    const long husk_r_ = static_cast<long>(expr);                                                 \
+    if (husk_r_ != -1 || errno != (err)) {                                                        \
+      fprintf(stderr, "%s:%d: %s = %ld (%s), want -1 (%s)\n", __FILE__, __LINE__, #expr, husk_r_, \
+              husk_test::ErrnoName(errno).c_str(), husk_test::ErrnoName(err).c_str());            \
+      return code;                                                                                \
+    }                                                                                             \
+  } while (0)
 
 #endif  // HUSK_TESTS_SECURITY_SECURITY_UTIL_H_

@@ -71,6 +71,10 @@ class KernelProcProvider : public procfs::ProcProvider {
     return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0\n",
                            t->tid(), t->comm, StateName(*t)[0], t->ppid, t->pgid, t->sid);
   }
+  Result<std::pair<uint32_t, uint32_t>> Owner(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return std::pair<uint32_t, uint32_t>{t->euid, t->egid};
+  }
   Result<vfs::DentryRef> FdDentry(int pid, int fd) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     ASSIGN_OR_RETURN(vfs::FileRef f, t->fds.Get(fd));

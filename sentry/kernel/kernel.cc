@@ -168,6 +168,22 @@ int Kernel::WaitForInit() {
   return init_status_;
 }
 
+// The sandbox's root holds every capability in its user namespace. Linux
+// drops the file capabilities (CAP_FS_MASK) from the effective set when the
+// fsuid leaves 0 and raises them again when it comes back
+// (cap_emulate_setxuid); a setuid away from every root id also empties the
+// permitted set, but then no id is 0 and the fsuid cannot return to 0. husk
+// has neither capset(2) nor SECBIT_KEEP_CAPS, so the file capabilities are
+// held exactly while the fsuid is 0. The others (CAP_SETUID, CAP_SETGID,
+// CAP_SYS_RESOURCE) follow the euid in sys_process.cc.
+vfs::Creds Task::FsCreds() const {
+  return vfs::Creds{fsuid, fsgid, groups, fsuid == 0 ? vfs::kFsCapabilities : 0};
+}
+
+vfs::Creds Task::AccessCreds() const {
+  return vfs::Creds{uid, gid, groups, uid == 0 ? vfs::kFsCapabilities : 0};
+}
+
 Status Task::Exec(const std::string& path, std::vector<std::string> argv,
                   std::vector<std::string> envp) {
   Kernel& k = kernel_;
@@ -175,8 +191,7 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   auto mm = std::make_unique<MemoryManager>(k.memory_file(), std::move(as),
                                             k.platform().MinUserAddress(),
                                             k.platform().MaxUserAddress());
-  loader::Credentials creds{uid, euid, gid, egid};
-  creds.groups = groups;
+  loader::Credentials creds{uid, euid, gid, egid, FsCreds()};
   ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs, path, std::move(argv), envp, creds));
   // Past the point of no return: the old image goes away.
   mm_ = std::move(mm);

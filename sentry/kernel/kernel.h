@@ -144,6 +144,13 @@ class Task {
   uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
   uint32_t fsuid = 0, fsgid = 0;     // follow euid/egid unless setfs*id moves them
   std::vector<uint32_t> groups;      // supplementary groups, sorted
+  // What file permission checks see (vfs/perm.h): fsuid, fsgid, groups,
+  // and the file capabilities while the fsuid is 0. Valid until the task's
+  // groups change.
+  vfs::Creds FsCreds() const;
+  // access(2) and faccessat(2) without AT_EACCESS: the real uid and gid,
+  // with the capabilities only when the real uid is 0 (access_override_creds).
+  vfs::Creds AccessCreds() const;
   std::string comm;
   vfs::DentryRef exe;
   std::vector<std::string> argv;

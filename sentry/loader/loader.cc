@@ -190,33 +190,17 @@ Result<Loaded> MapElf(MemoryManager& mm, const vfs::FileRef& file, const ElfInfo
   return out;
 }
 
-// Execute permission as Linux's generic_permission(MAY_EXEC) grants it
-// (path_resolution(7)): the owner's bits if the effective uid owns the file,
-// else the group's if the effective gid or a supplementary group is the
-// file's group, else the others'. Root (CAP_DAC_OVERRIDE) needs only some
-// execute bit, in any of the three.
-bool MayExecute(const struct stat& st, const Credentials& creds) {
-  if (creds.euid == 0) return (st.st_mode & 0111) != 0;
-  mode_t bits;
-  if (st.st_uid == creds.euid) {
-    bits = st.st_mode >> 6;
-  } else if (st.st_gid == creds.egid ||
-             std::find(creds.groups.begin(), creds.groups.end(), st.st_gid) != creds.groups.end()) {
-    bits = st.st_mode >> 3;
-  } else {
-    bits = st.st_mode;
-  }
-  return (bits & S_IXOTH) != 0;
-}
-
 // Opens an executable for execve: a regular file the caller may execute.
 Result<vfs::FileRef> OpenExecutable(const vfs::FsContext& fs, const std::string& path,
                                     const Credentials& creds, vfs::DentryRef* dentry,
                                     uint64_t* size) {
-  ASSIGN_OR_RETURN(vfs::DentryRef d, vfs::Resolve(fs, fs.cwd, path, true));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, vfs::Resolve(fs, fs.cwd, path, true, creds.fs));
   ASSIGN_OR_RETURN(struct stat st, d->inode()->Stat());
+  // do_open_execat(): only regular files, then may_open(MAY_EXEC): root
+  // (CAP_DAC_OVERRIDE) needs some execute bit, anyone else the one of their
+  // class (path_resolution(7)).
   if (!S_ISREG(st.st_mode)) return Errno{EACCES};
-  if (!MayExecute(st, creds)) return Errno{EACCES};
+  TRY(vfs::CheckPermission(creds.fs, st, vfs::kMayExec));
   ASSIGN_OR_RETURN(vfs::FileRef f, d->inode()->Open(O_RDONLY));
   f->set_dentry(d);
   *dentry = d;

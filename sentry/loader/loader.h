@@ -19,11 +19,12 @@
 
 namespace husk::loader {
 
-// Who execs: the effective ids and supplementary groups decide execute
-// permission (the file and any interpreter); all four ids go to the auxv.
+// Who execs: the real and effective ids go to the auxv; the file
+// credentials decide search permission on the path and execute permission
+// on the file and any interpreter (Linux checks both with the fsuid).
 struct Credentials {
   uint32_t uid = 0, euid = 0, gid = 0, egid = 0;
-  std::vector<uint32_t> groups;  // supplementary groups
+  vfs::Creds fs;
 };
 
 struct Image {

@@ -431,6 +431,13 @@ struct InitialStack {
   std::map<uint64_t, uint64_t> aux;
 };
 
+// The credentials of a task that never called setfsuid: the file ids follow
+// the effective ones, and a zero fsuid brings the file capabilities.
+Credentials Ids(uint32_t uid, uint32_t euid, uint32_t gid, uint32_t egid) {
+  uint32_t caps = euid == 0 ? vfs::kFsCapabilities : 0;
+  return Credentials{uid, euid, gid, egid, vfs::Creds{euid, egid, {}, caps}};
+}
+
 class LoaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -515,7 +522,7 @@ class LoaderTest : public ::testing::Test {
   std::unique_ptr<MemoryFile> mf_;
   std::unique_ptr<MemoryManager> mm_;
   vfs::FsContext fs_;
-  Credentials creds_{1000, 1001, 2000, 2001};
+  Credentials creds_ = Ids(1000, 1001, 2000, 2001);
 };
 
 TEST_F(LoaderTest, StaticExecutableStartsAtItsEntryWithTheAbiStack) {
@@ -840,7 +847,7 @@ TEST_F(LoaderTest, ExecutePermissionFollowsTheCallersIds) {
     owner.uid = c.owner;
     owner.gid = c.group;
     ASSERT_OK(fs_.root->inode()->Lookup("prog").value()->SetAttributes(owner));
-    creds_.groups = c.groups;
+    creds_.fs.groups = c.groups;
     auto r = Load("/prog", {"prog"});
     if (c.err == 0) {
       EXPECT_OK(r);
@@ -853,7 +860,7 @@ TEST_F(LoaderTest, ExecutePermissionFollowsTheCallersIds) {
 }
 
 TEST_F(LoaderTest, RootNeedsSomeExecuteBit) {
-  creds_ = Credentials{1000, 0, 2000, 2000};  // effective root
+  creds_ = Ids(1000, 0, 2000, 2000);  // effective root
   for (mode_t mode : {0100, 0010, 0001}) {
     WriteFile("/x" + std::to_string(mode), StaticExec().Bytes(), mode);
     EXPECT_OK(Load("/x" + std::to_string(mode), {"x"})) << "mode 0" << std::oct << mode;
@@ -862,7 +869,7 @@ TEST_F(LoaderTest, RootNeedsSomeExecuteBit) {
   EXPECT_ERRNO(Load("/none", {"none"}), EACCES);
   // A real uid of 0 is not enough.
   WriteFile("/owner-only", StaticExec().Bytes(), 0700);
-  creds_ = Credentials{0, 1001, 0, 2001};
+  creds_ = Ids(0, 1001, 0, 2001);
   EXPECT_ERRNO(Load("/owner-only", {"x"}), EACCES);
 }
 
@@ -874,7 +881,7 @@ TEST_F(LoaderTest, InterpretersNeedExecutePermissionToo) {
   WriteFile("/dyn", WithInterps(ET_EXEC, {"/lib/root-only.so"}).Bytes());
   EXPECT_ERRNO(Load("/script", {"script"}), EACCES);
   EXPECT_ERRNO(Load("/dyn", {"dyn"}), EACCES);
-  creds_ = Credentials{0, 0, 0, 0};
+  creds_ = Ids(0, 0, 0, 0);
   EXPECT_OK(Load("/script", {"script"}));
   EXPECT_OK(Load("/dyn", {"dyn"}));
 }

@@ -75,8 +75,15 @@ HUSK_HANDLER(SysAlarm); HUSK_HANDLER(SysGetitimer); HUSK_HANDLER(SysSetitimer);
 
 // Shared helpers for handlers.
 // Resolves (dirfd, path) like the *at family; empty path needs AT_EMPTY_PATH.
+// Directories are searched with the task's file credentials.
 Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bool follow,
                                  bool empty_ok);
+// The same with other credentials (access(2) searches with the real ids).
+Result<vfs::DentryRef> ResolveAtWith(Task& t, const vfs::Creds& creds, int dirfd,
+                                     const std::string& path, bool follow, bool empty_ok);
+// After a name was created in dir by the task: makes the new inode the
+// task's (its fsuid, and its fsgid unless dir is set-group-ID).
+Status InitOwner(Task& t, vfs::Inode& dir, vfs::Inode& created);
 // The directory a relative path starts from.
 Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
 // A signal the kernel raises on the caller itself (SIGPIPE from a write to a

@@ -15,15 +15,17 @@ Result<vfs::ParentAndName> ParentAt(Task& t, int dirfd, uintptr_t path_addr) {
   if (path.empty()) return Errno{ENOENT};
   ASSIGN_OR_RETURN(vfs::DentryRef start,
                    path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
-  return vfs::ResolveParent(t.fs, start, path);
+  return vfs::ResolveParent(t.fs, start, path, t.FsCreds());
 }
 
 Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode) {
   ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
   if (pn.name.empty() || pn.name == "." || pn.name == "..") return Errno{EEXIST};
   if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
+  TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   ASSIGN_OR_RETURN(vfs::InodeRef inode,
                    pn.parent->inode()->Mkdir(pn.name, (mode & 07777 & ~t.fs.umask) | S_IFDIR));
+  TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
   return 0L;
 }
@@ -37,13 +39,14 @@ Result<long> UnlinkAt(Task& t, int dirfd, uintptr_t path, bool dir) {
     return Errno{EISDIR};
   }
   ASSIGN_OR_RETURN(vfs::DentryRef child, pn.parent->Child(pn.name));
+  // do_unlinkat(): a trailing slash on a non-directory fails before any
+  // permission check.
+  if (!dir && pn.must_be_dir) return child->inode()->IsDir() ? Errno{EISDIR} : Errno{ENOTDIR};
+  TRY(vfs::MayDelete(t.FsCreds(), *pn.parent->inode(), *child->inode(), dir));
   if (child->mounted()) return Errno{EBUSY};
   if (dir) {
-    if (!child->inode()->IsDir()) return Errno{ENOTDIR};
     TRY(pn.parent->inode()->Rmdir(pn.name));
   } else {
-    if (child->inode()->IsDir()) return Errno{EISDIR};
-    if (pn.must_be_dir) return Errno{ENOTDIR};
     TRY(pn.parent->inode()->Unlink(pn.name));
   }
   pn.parent->ForgetChild(pn.name);
@@ -55,6 +58,26 @@ bool IsAncestor(const vfs::DentryRef& a, vfs::DentryRef d) {
     if (d == a) return true;
   }
   return false;
+}
+
+// vfs_rename(): removing the old name (may_delete), then replacing the
+// target (may_delete) or creating the new name (may_create); a directory
+// that changes parent also needs write permission on itself, whose ".."
+// changes.
+Status MayRename(const vfs::Creds& creds, const vfs::ParentAndName& from,
+                 const vfs::DentryRef& src, const vfs::ParentAndName& to,
+                 const vfs::DentryRef& dst) {
+  bool is_dir = src->inode()->IsDir();
+  TRY(vfs::MayDelete(creds, *from.parent->inode(), *src->inode(), is_dir));
+  if (dst != nullptr) {
+    TRY(vfs::MayDelete(creds, *to.parent->inode(), *dst->inode(), is_dir));
+  } else {
+    TRY(vfs::MayCreate(creds, *to.parent));
+  }
+  if (is_dir && from.parent->inode() != to.parent->inode()) {
+    TRY(vfs::CheckPermission(creds, *src->inode(), vfs::kMayWrite));
+  }
+  return Ok();
 }
 
 Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_t newpath,
@@ -75,10 +98,9 @@ Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintpt
   if (dst.ok()) {
     if (*dst == src) return 0L;
     if (flags & RENAME_NOREPLACE) return Errno{EEXIST};
-    if (src->inode()->IsDir() && !(*dst)->inode()->IsDir()) return Errno{ENOTDIR};
-    if (!src->inode()->IsDir() && (*dst)->inode()->IsDir()) return Errno{EISDIR};
-    if ((*dst)->mounted()) return Errno{EBUSY};
   }
+  TRY(MayRename(t.FsCreds(), from, src, to, dst.ok() ? *dst : nullptr));
+  if (dst.ok() && (*dst)->mounted()) return Errno{EBUSY};
   TRY(from.parent->inode()->Rename(from.name, *to.parent->inode(), to.name));
   from.parent->MoveChild(from.name, *to.parent, to.name);
   return 0L;
@@ -90,7 +112,9 @@ Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path
   ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
   if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir) return Errno{EEXIST};
   if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
+  TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Symlink(pn.name, target));
+  TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
   return 0L;
 }
@@ -109,6 +133,7 @@ SyscallResult SysChdir(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
   if (!d->inode()->IsDir()) return Errno{ENOTDIR};
+  TRY(vfs::CheckPermission(t.FsCreds(), *d->inode(), vfs::kMayExec));
   t.fs.cwd = d;
   return 0L;
 }
@@ -116,6 +141,7 @@ SyscallResult SysChdir(Task& t, const Args& a) {
 SyscallResult SysFchdir(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
   if (f->dentry() == nullptr || !f->inode()->IsDir()) return Errno{ENOTDIR};
+  TRY(vfs::CheckPermission(t.FsCreds(), *f->inode(), vfs::kMayExec));
   t.fs.cwd = f->dentry();
   return 0L;
 }

@@ -20,6 +20,20 @@ constexpr size_t kMaxRw = 0x7ffff000;  // MAX_RW_COUNT: Linux caps one read/writ
 
 Result<vfs::FileRef> GetFile(Task& t, int fd) { return t.fds.Get(fd); }
 
+// file_remove_privs(): a write or truncate clears S_ISUID, and S_ISGID
+// where Linux does, of a regular file (vfs::ModeAfterWrite).
+Status DropPrivs(Task& t, vfs::Inode& inode) {
+  if (!inode.IsRegular()) return Ok();
+  ASSIGN_OR_RETURN(struct stat st, inode.Stat());
+  if (!(st.st_mode & (S_ISUID | S_ISGID))) return Ok();
+  std::optional<mode_t> mode = vfs::ModeAfterWrite(t.FsCreds(), st);
+  if (!mode) return Ok();
+  vfs::SetAttr attr;
+  attr.set_mode = true;
+  attr.mode = *mode;
+  return inode.SetAttributes(attr);
+}
+
 Result<long> Long(Result<int> r) {
   if (!r.ok()) return Errno{r.error()};
   return static_cast<long>(*r);
@@ -76,6 +90,7 @@ Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n,
                        uint64_t off) {
   TRY(WaitHostReady(t, *f, POLLOUT));
   n = std::min(n, kMaxRw);
+  TRY(DropPrivs(t, *f->inode()));
   std::vector<char> buf(std::min(n, kMaxChunk));
   size_t done = 0;
   while (done < n) {
@@ -120,6 +135,15 @@ Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count) {
   return iov;
 }
 
+// The permission bits a new regular file in dir asks for: the umask
+// applied, and S_ISGID dropped where mode_strip_sgid() drops it.
+Result<mode_t> CreateMode(Task& t, vfs::Inode& dir, mode_t mode) {
+  mode &= ~t.fs.umask;
+  if ((mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP)) return mode;
+  ASSIGN_OR_RETURN(struct stat dir_st, dir.Stat());
+  return vfs::StripSgidForCreate(t.FsCreds(), dir_st, mode | S_IFREG) & 07777;
+}
+
 Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t mode) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   if (path.empty()) return Errno{ENOENT};
@@ -127,11 +151,12 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   if ((flags & __O_TMPFILE) == __O_TMPFILE) return Errno{EOPNOTSUPP};
   ASSIGN_OR_RETURN(vfs::DentryRef start,
                    path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
+  vfs::Creds creds = t.FsCreds();
   vfs::DentryRef d;
   bool created = false;
   if (flags & O_CREAT) {
     if (flags & O_DIRECTORY) return Errno{EINVAL};
-    ASSIGN_OR_RETURN(vfs::ParentAndName pn, vfs::ResolveParent(t.fs, start, path));
+    ASSIGN_OR_RETURN(vfs::ParentAndName pn, vfs::ResolveParent(t.fs, start, path, creds));
     if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir) return Errno{EISDIR};
     auto existing = pn.parent->Child(pn.name);
     // O_CREAT follows a final symlink (unless O_EXCL or O_NOFOLLOW), and
@@ -147,7 +172,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
         break;
       }
       ASSIGN_OR_RETURN(std::string target, (*existing)->inode()->Readlink());
-      ASSIGN_OR_RETURN(pn, vfs::ResolveParent(t.fs, pn.parent, target));
+      ASSIGN_OR_RETURN(pn, vfs::ResolveParent(t.fs, pn.parent, target, creds));
       if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir)
         return Errno{EISDIR};
       existing = pn.parent->Child(pn.name);
@@ -159,14 +184,18 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     } else if (existing.error() != ENOENT) {
       return Errno{existing.error()};
     } else {
-      mode_t m = (mode & 07777 & ~t.fs.umask) | S_IFREG;
-      ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Create(pn.name, m));
+      // may_o_create(): a new name needs write and search on the directory;
+      // an existing file needs neither.
+      TRY(vfs::MayCreate(creds, *pn.parent));
+      ASSIGN_OR_RETURN(mode_t m, CreateMode(t, *pn.parent->inode(), mode & 07777));
+      ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Create(pn.name, m | S_IFREG));
+      TRY(InitOwner(t, *pn.parent->inode(), *inode));
       pn.parent->AddChild(pn.name, inode);
       ASSIGN_OR_RETURN(d, pn.parent->Child(pn.name));
       created = true;
     }
   } else {
-    ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs, start, path, !(flags & O_NOFOLLOW)));
+    ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs, start, path, !(flags & O_NOFOLLOW), creds));
     if (d->inode()->IsSymlink() && !(flags & O_PATH)) return Errno{ELOOP};
   }
   int acc = flags & O_ACCMODE;
@@ -182,6 +211,9 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   if (inode->IsDir() && !(flags & O_PATH) && (acc != O_RDONLY || (flags & O_TRUNC) || (flags & O_CREAT)))
     return Errno{EISDIR};
   if (acc == O_ACCMODE && !(flags & O_PATH)) return Errno{EINVAL};
+  // may_open(): a file this call created is opened without a check, as
+  // Linux does, whatever mode it was given.
+  if (!created) TRY(vfs::MayOpen(creds, *inode, flags));
   ASSIGN_OR_RETURN(vfs::FileRef file, inode->Open(flags & ~O_CLOEXEC));
   if (file->dentry() == nullptr) file->set_dentry(d);
   // Filesystems may truncate in Open already (tmpfs, overlay); this keeps
@@ -192,6 +224,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     a.size = 0;
     TRY(file->inode()->SetAttributes(a));
   }
+  if ((flags & O_TRUNC) && !created) TRY(DropPrivs(t, *file->inode()));
   return Long(t.fds.Add(std::move(file), (flags & O_CLOEXEC) != 0));
 }
 
@@ -206,6 +239,11 @@ Result<vfs::DentryRef> StartDir(Task& t, int dirfd) {
 
 Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bool follow,
                                  bool empty_ok) {
+  return ResolveAtWith(t, t.FsCreds(), dirfd, path, follow, empty_ok);
+}
+
+Result<vfs::DentryRef> ResolveAtWith(Task& t, const vfs::Creds& creds, int dirfd,
+                                     const std::string& path, bool follow, bool empty_ok) {
   if (path.empty()) {
     if (!empty_ok) return Errno{ENOENT};
     if (dirfd == AT_FDCWD) return t.fs.cwd;
@@ -214,7 +252,19 @@ Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bo
     return f->dentry();
   }
   ASSIGN_OR_RETURN(vfs::DentryRef start, path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
-  return vfs::Resolve(t.fs, start, path, follow);
+  return vfs::Resolve(t.fs, start, path, follow, creds);
+}
+
+Status InitOwner(Task& t, vfs::Inode& dir, vfs::Inode& created) {
+  vfs::Creds creds = t.FsCreds();
+  // What every filesystem here gives a new inode already: uid 0, gid 0
+  // unless the directory passes its own on.
+  if (creds.fsuid == 0 && creds.fsgid == 0) return Ok();
+  ASSIGN_OR_RETURN(struct stat dir_st, dir.Stat());
+  ASSIGN_OR_RETURN(struct stat st, created.Stat());
+  vfs::SetAttr attr;
+  if (!vfs::NewInodeOwner(creds, dir_st, st, &attr)) return Ok();
+  return created.SetAttributes(attr);
 }
 
 SyscallResult SysRead(Task& t, const Args& a) {
@@ -398,6 +448,7 @@ SyscallResult SysFtruncate(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (a.Long(1) < 0) return Errno{EINVAL};
   if (!f->writable() || !f->inode()->IsRegular()) return Errno{EINVAL};
+  TRY(DropPrivs(t, *f->inode()));
   vfs::SetAttr attr;
   attr.set_size = true;
   attr.size = a.U(1);
@@ -411,8 +462,11 @@ SyscallResult SysTruncate(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
   if (d->inode()->IsDir()) return Errno{EISDIR};
   if (!d->inode()->IsRegular()) return Errno{EINVAL};
+  // vfs_truncate(): write permission on the file.
+  TRY(vfs::CheckPermission(t.FsCreds(), *d->inode(), vfs::kMayWrite));
   // Open for writing first, so that a lower (read-only) file is copied up.
   ASSIGN_OR_RETURN(vfs::FileRef f, d->inode()->Open(O_WRONLY));
+  TRY(DropPrivs(t, *f->inode()));
   vfs::SetAttr attr;
   attr.set_size = true;
   attr.size = a.U(1);
@@ -464,6 +518,7 @@ SyscallResult SysSendfile(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef in, GetFile(t, a.Int(1)));
   if (!in->readable() || !out->writable()) return Errno{EBADF};
   size_t n = std::min(a.Size(3), kMaxRw);
+  if (n > 0) TRY(DropPrivs(t, *out->inode()));
   int64_t off = 0;
   bool use_off = a.Ptr(2) != 0;
   if (use_off) {

@@ -27,23 +27,18 @@ Result<long> StatAt(Task& t, int dirfd, uintptr_t path_addr, uintptr_t out, int 
   return 0L;
 }
 
+// do_faccessat(): without AT_EACCESS the path is searched and the file
+// checked as the real uid and gid would be, with root's capabilities only
+// for a real uid of 0 (access(2)).
 Result<long> AccessAt(Task& t, int dirfd, uintptr_t path_addr, int mode, int flags) {
   if (mode & ~(R_OK | W_OK | X_OK)) return Errno{EINVAL};
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EACCESS | AT_EMPTY_PATH)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
-  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
-                                               (flags & AT_EMPTY_PATH) != 0));
-  ASSIGN_OR_RETURN(struct stat st, d->inode()->Stat());
-  // AT_EACCESS checks with the effective ids, plain access(2) with the real ones.
-  uint32_t uid = (flags & AT_EACCESS) ? t.euid : t.uid;
-  uint32_t gid = (flags & AT_EACCESS) ? t.egid : t.gid;
-  if (uid == 0) {
-    // root passes read/write checks; execute needs some x bit on non-dirs.
-    if ((mode & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111)) return Errno{EACCES};
-    return 0L;
-  }
-  mode_t bits = st.st_uid == uid ? (st.st_mode >> 6) : st.st_gid == gid ? (st.st_mode >> 3) : st.st_mode;
-  if ((static_cast<mode_t>(mode) & bits & 7) != static_cast<mode_t>(mode)) return Errno{EACCES};
+  vfs::Creds creds = (flags & AT_EACCESS) ? t.FsCreds() : t.AccessCreds();
+  ASSIGN_OR_RETURN(vfs::DentryRef d,
+                   ResolveAtWith(t, creds, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                 (flags & AT_EMPTY_PATH) != 0));
+  TRY(vfs::CheckPermission(creds, *d->inode(), mode));
   return 0L;
 }
 
@@ -72,28 +67,43 @@ struct statfs MakeStatfs() {
   return s;
 }
 
-Result<long> SetAttrAt(Task& t, int dirfd, const std::string& path, bool follow, bool empty_ok,
-                       const vfs::SetAttr& attr) {
-  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, follow, empty_ok));
-  TRY(d->inode()->SetAttributes(attr));
+// chmod_common(): the owner or CAP_FOWNER; S_ISGID may be dropped.
+Result<long> Chmod(Task& t, vfs::Inode& inode, uint64_t mode) {
+  ASSIGN_OR_RETURN(struct stat st, inode.Stat());
+  vfs::SetAttr attr;
+  attr.set_mode = true;
+  attr.mode = static_cast<mode_t>(mode & 07777);
+  TRY(vfs::CheckChmod(t.FsCreds(), st, &attr.mode));
+  TRY(inode.SetAttributes(attr));
   return 0L;
 }
 
-vfs::SetAttr ModeAttr(uint64_t mode) {
-  vfs::SetAttr a;
-  a.set_mode = true;
-  a.mode = static_cast<mode_t>(mode & 07777);
-  return a;
+// chown_common(): -1 leaves an id unchanged (chown(2)).
+Result<long> Chown(Task& t, vfs::Inode& inode, uint64_t uid, uint64_t gid) {
+  ASSIGN_OR_RETURN(struct stat st, inode.Stat());
+  vfs::SetAttr attr;
+  attr.set_uid = static_cast<uint32_t>(uid) != UINT32_MAX;
+  attr.set_gid = static_cast<uint32_t>(gid) != UINT32_MAX;
+  attr.uid = static_cast<uid_t>(uid);
+  attr.gid = static_cast<gid_t>(gid);
+  TRY(vfs::CheckChown(t.FsCreds(), st, &attr));
+  TRY(inode.SetAttributes(attr));
+  return 0L;
 }
 
-vfs::SetAttr OwnerAttr(uint64_t uid, uint64_t gid) {
-  vfs::SetAttr a;
-  // -1 leaves an id unchanged (chown(2)).
-  a.set_uid = static_cast<uint32_t>(uid) != UINT32_MAX;
-  a.set_gid = static_cast<uint32_t>(gid) != UINT32_MAX;
-  a.uid = static_cast<uid_t>(uid);
-  a.gid = static_cast<gid_t>(gid);
-  return a;
+Result<long> ChmodAt(Task& t, int dirfd, uintptr_t path_addr, uint64_t mode) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, true, false));
+  return Chmod(t, *d->inode(), mode);
+}
+
+Result<long> ChownAt(Task& t, int dirfd, uintptr_t path_addr, uint64_t uid, uint64_t gid,
+                     int flags) {
+  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                               (flags & AT_EMPTY_PATH) != 0));
+  return Chown(t, *d->inode(), uid, gid);
 }
 
 }  // namespace
@@ -182,51 +192,41 @@ SyscallResult SysFstatfs(Task& t, const Args& a) {
 SyscallResult SysGetxattr(Task& t, const Args& a) { return Errno{EOPNOTSUPP}; }
 SyscallResult SysListxattr(Task& t, const Args& a) { return Errno{EOPNOTSUPP}; }
 
-SyscallResult SysChmod(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
-  return SetAttrAt(t, AT_FDCWD, path, true, false, ModeAttr(a.U(1)));
-}
+SyscallResult SysChmod(Task& t, const Args& a) { return ChmodAt(t, AT_FDCWD, a.Ptr(0), a.U(1)); }
 SyscallResult SysFchmod(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
-  TRY(f->inode()->SetAttributes(ModeAttr(a.U(1))));
-  return 0L;
+  return Chmod(t, *f->inode(), a.U(1));
 }
 SyscallResult SysFchmodat(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
-  return SetAttrAt(t, a.Int(0), path, true, false, ModeAttr(a.U(2)));
+  return ChmodAt(t, a.Int(0), a.Ptr(1), a.U(2));
 }
 SyscallResult SysChown(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
-  return SetAttrAt(t, AT_FDCWD, path, true, false, OwnerAttr(a.U(1), a.U(2)));
+  return ChownAt(t, AT_FDCWD, a.Ptr(0), a.U(1), a.U(2), 0);
 }
 SyscallResult SysLchown(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
-  return SetAttrAt(t, AT_FDCWD, path, false, false, OwnerAttr(a.U(1), a.U(2)));
+  return ChownAt(t, AT_FDCWD, a.Ptr(0), a.U(1), a.U(2), AT_SYMLINK_NOFOLLOW);
 }
 SyscallResult SysFchown(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
-  TRY(f->inode()->SetAttributes(OwnerAttr(a.U(1), a.U(2))));
-  return 0L;
+  return Chown(t, *f->inode(), a.U(1), a.U(2));
 }
 SyscallResult SysFchownat(Task& t, const Args& a) {
-  int flags = a.Int(4);
-  if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return Errno{EINVAL};
-  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
-  return SetAttrAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW), (flags & AT_EMPTY_PATH) != 0,
-                   OwnerAttr(a.U(2), a.U(3)));
+  return ChownAt(t, a.Int(0), a.Ptr(1), a.U(2), a.U(3), a.Int(4));
 }
 
 SyscallResult SysUtimensat(Task& t, const Args& a) {
   int flags = a.Int(3);
   if (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) return Errno{EINVAL};
-  timespec ts[2];
+  timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+  if (a.Ptr(2) != 0) {
+    TRY(t.CopyIn(a.Ptr(2), ts, sizeof(ts)));
+    // Nothing to do: Linux does not even look the path up.
+    if (ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT) return 0L;
+  }
+  // NULL or both UTIME_NOW is a "touch", which write permission allows.
+  bool touch = ts[0].tv_nsec == UTIME_NOW && ts[1].tv_nsec == UTIME_NOW;
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  if (a.Ptr(2) == 0) {
-    ts[0] = ts[1] = now;
-  } else {
-    TRY(t.CopyIn(a.Ptr(2), ts, sizeof(ts)));
-  }
   vfs::SetAttr attr;
   for (int i = 0; i < 2; i++) {
     if (ts[i].tv_nsec == UTIME_OMIT) continue;
@@ -245,7 +245,11 @@ SyscallResult SysUtimensat(Task& t, const Args& a) {
     return Errno{EFAULT};
   }
   // utimensat(fd, NULL, ...) operates on fd itself (a Linux extension).
-  return SetAttrAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW), path.empty(), attr);
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                               path.empty()));
+  TRY(vfs::CheckUtimes(t.FsCreds(), *d->inode(), touch));
+  TRY(d->inode()->SetAttributes(attr));
+  return 0L;
 }
 
 }  // namespace husk::syscalls

@@ -381,13 +381,13 @@ DentryRef FollowMounts(DentryRef d) {
   return d;
 }
 
-Result<DentryRef> WalkComponents(const FsContext& fs, DentryRef cur,
+Result<DentryRef> WalkComponents(const FsContext& fs, const Creds& creds, DentryRef cur,
                                  const std::vector<std::string>& parts, bool follow_last,
                                  bool trailing_slash, int* links);
 
 // Resolves a symlink found under dir, continuing with the target.
-Result<DentryRef> FollowLink(const FsContext& fs, const DentryRef& dir, const DentryRef& link,
-                             int* links) {
+Result<DentryRef> FollowLink(const FsContext& fs, const Creds& creds, const DentryRef& dir,
+                             const DentryRef& link, int* links) {
   if (++*links > kMaxSymlinks) return Errno{ELOOP};
   ASSIGN_OR_RETURN(DentryRef magic, link->inode()->FollowMagic());
   if (magic != nullptr) return magic;
@@ -395,16 +395,19 @@ Result<DentryRef> FollowLink(const FsContext& fs, const DentryRef& dir, const De
   if (target.empty()) return Errno{ENOENT};
   DentryRef start = target[0] == '/' ? fs.root : dir;
   bool slash = target.back() == '/';
-  return WalkComponents(fs, FollowMounts(start), SplitPath(target), true, slash, links);
+  return WalkComponents(fs, creds, FollowMounts(start), SplitPath(target), true, slash, links);
 }
 
-Result<DentryRef> WalkComponents(const FsContext& fs, DentryRef cur,
+Result<DentryRef> WalkComponents(const FsContext& fs, const Creds& creds, DentryRef cur,
                                  const std::vector<std::string>& parts, bool follow_last,
                                  bool trailing_slash, int* links) {
   for (size_t i = 0; i < parts.size(); i++) {
     const std::string& name = parts[i];
     bool last = i + 1 == parts.size();
     if (!cur->inode()->IsDir()) return Errno{ENOTDIR};
+    // link_path_walk(): every component, "." and ".." included, needs search
+    // permission on the directory it is looked up in (path_resolution(7)).
+    TRY(CheckSearch(creds, *cur->inode()));
     if (name.size() > 255) return Errno{ENAMETOOLONG};
     if (name == ".") continue;
     if (name == "..") {
@@ -414,7 +417,7 @@ Result<DentryRef> WalkComponents(const FsContext& fs, DentryRef cur,
     ASSIGN_OR_RETURN(DentryRef next, cur->Child(name));
     next = FollowMounts(next);
     if (next->inode()->IsSymlink() && (!last || follow_last || trailing_slash)) {
-      ASSIGN_OR_RETURN(next, FollowLink(fs, cur, next, links));
+      ASSIGN_OR_RETURN(next, FollowLink(fs, creds, cur, next, links));
     }
     cur = next;
   }
@@ -425,16 +428,17 @@ Result<DentryRef> WalkComponents(const FsContext& fs, DentryRef cur,
 }  // namespace
 
 Result<DentryRef> Resolve(const FsContext& fs, const DentryRef& start, const std::string& path,
-                          bool follow) {
+                          bool follow, const Creds& creds) {
   if (path.empty()) return Errno{ENOENT};
   if (path.size() >= kPathMax) return Errno{ENAMETOOLONG};
   DentryRef cur = path[0] == '/' ? fs.root : start;
   int links = 0;
-  return WalkComponents(fs, FollowMounts(cur), SplitPath(path), follow, path.back() == '/', &links);
+  return WalkComponents(fs, creds, FollowMounts(cur), SplitPath(path), follow, path.back() == '/',
+                        &links);
 }
 
 Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,
-                                    const std::string& path) {
+                                    const std::string& path, const Creds& creds) {
   if (path.empty()) return Errno{ENOENT};
   if (path.size() >= kPathMax) return Errno{ENAMETOOLONG};
   std::vector<std::string> parts = SplitPath(path);
@@ -449,8 +453,11 @@ Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,
   if (out.name.size() > 255) return Errno{ENAMETOOLONG};
   parts.pop_back();
   int links = 0;
-  ASSIGN_OR_RETURN(out.parent, WalkComponents(fs, FollowMounts(cur), parts, true, false, &links));
+  ASSIGN_OR_RETURN(out.parent,
+                   WalkComponents(fs, creds, FollowMounts(cur), parts, true, false, &links));
   if (!out.parent->inode()->IsDir()) return Errno{ENOTDIR};
+  // The last name is looked up in the parent too: search permission.
+  TRY(CheckSearch(creds, *out.parent->inode()));
   return out;
 }
 

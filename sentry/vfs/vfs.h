@@ -26,6 +26,7 @@
 
 #include "base/result.h"
 #include "sentry/mm/mm.h"
+#include "sentry/vfs/perm.h"
 #include "sentry/vfs/waiter.h"
 
 namespace husk::vfs {
@@ -257,9 +258,12 @@ inline constexpr int kMaxSymlinks = 40;
 inline constexpr size_t kPathMax = 4096;
 
 // Resolves path relative to `start` (used when the path is relative).
-// follow: follow a symlink in the last component.
+// follow: follow a symlink in the last component. Every directory walked,
+// those in symlink targets included, needs search permission for `creds`
+// (EACCES); the default is the kernel's own, which may search anything, so
+// a syscall must pass its caller's.
 Result<DentryRef> Resolve(const FsContext& fs, const DentryRef& start, const std::string& path,
-                          bool follow);
+                          bool follow, const Creds& creds = KernelCreds());
 
 // Resolves all but the last component. For "a/b/c" gives (dentry of a/b, "c").
 // The last name is "" for "/", "." or ".." for those, and must_be_dir is set
@@ -269,8 +273,9 @@ struct ParentAndName {
   std::string name;
   bool must_be_dir = false;
 };
+// The parent itself needs search permission too, as on Linux.
 Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,
-                                    const std::string& path);
+                                    const std::string& path, const Creds& creds = KernelCreds());
 
 }  // namespace husk::vfs
 

@@ -1,5 +1,7 @@
 #include "sentry/fsimpl/proc/inodes.h"
 
+#include <tuple>
+
 #include <errno.h>
 #include <limits.h>
 
@@ -43,6 +45,11 @@ Result<struct stat> ProcInode::Stat() {
   st.st_ino = ino_;
   st.st_mode = mode_;
   st.st_nlink = NLink();
+  if (owner_pid_ != 0) {
+    // A process that is gone leaves its entries to root.
+    auto owner = fs_->provider->Owner(owner_pid_);
+    if (owner.ok()) std::tie(st.st_uid, st.st_gid) = *owner;
+  }
   // Linux reports size 0 for generated files and a 1 KiB block size.
   st.st_blksize = 1024;
   st.st_atim = st.st_mtim = st.st_ctim = time_;

@@ -50,6 +50,9 @@ class ProcInode : public vfs::Inode {
   // A cached dentry of a process that has exited is dropped at the next
   // walk (Linux's pid_revalidate).
   bool Revalidate() override { return CheckAlive().ok(); }
+  // Makes the entry belong to process pid (ProcProvider::Owner) rather than
+  // to root; called once, before the inode is shared.
+  void set_owner_pid(int pid) { owner_pid_ = pid; }
 
  protected:
   // ENOENT once the process this entry belongs to has gone.
@@ -62,6 +65,7 @@ class ProcInode : public vfs::Inode {
   const mode_t mode_;
   const uint64_t ino_;
   const timespec time_;
+  int owner_pid_ = 0;  // 0: owned by root
 };
 
 // A directory whose entries are computed. Linux's /proc has no create,

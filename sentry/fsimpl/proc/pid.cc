@@ -1,6 +1,9 @@
 // /proc/<pid>, /proc/<pid>/task/<tid>, and their fd/ directories.
 #include <errno.h>
 
+#include <memory>
+#include <utility>
+
 #include "sentry/fsimpl/proc/inodes.h"
 
 namespace husk::procfs {
@@ -21,6 +24,14 @@ constexpr EntrySpec kPidEntries[] = {
     {"mounts", 7, Kind::kFile},   {"stat", 8, Kind::kFile}, {"status", 9, Kind::kFile},
     {"task", 10, Kind::kTaskDir},
 };
+
+// An entry of process pid's directory, owned by that process.
+template <typename T, typename... Args>
+vfs::InodeRef OwnedBy(int pid, Args&&... args) {
+  auto inode = std::make_shared<T>(std::forward<Args>(args)...);
+  inode->set_owner_pid(pid);
+  return inode;
+}
 
 uint8_t DirentType(Kind kind) {
   switch (kind) {
@@ -85,8 +96,7 @@ class FdDir : public ProcDir {
     };
     auto magic = [p, pid, fd]() { return p->FdDentry(pid, fd); };
     // Linux shows the open mode (lr-x, l-wx, lrwx); the provider does not say it.
-    return vfs::InodeRef(
-        std::make_shared<ProcSymlink>(fs_, 0700, FdIno(pid_, fd), target, magic));
+    return OwnedBy<ProcSymlink>(pid_, fs_, 0700, FdIno(pid_, fd), target, magic);
   }
 
  protected:
@@ -147,15 +157,15 @@ class PidDir : public ProcDir {
       switch (e.kind) {
         case Kind::kFile:
           // seq files answer EINVAL to write(2) (Linux's seq_file has no write).
-          return vfs::InodeRef(
-              std::make_shared<ProcFile>(fs_, Ino(e.slot), Render(fs_, process(), name), EINVAL));
+          return OwnedBy<ProcFile>(process(), fs_, Ino(e.slot), Render(fs_, process(), name),
+                                   EINVAL);
         case Kind::kLink:
-          return vfs::InodeRef(
-              std::make_shared<ProcSymlink>(fs_, 0777, Ino(e.slot), Render(fs_, process(), name)));
+          return OwnedBy<ProcSymlink>(process(), fs_, 0777, Ino(e.slot),
+                                      Render(fs_, process(), name));
         case Kind::kFdDir:
-          return vfs::InodeRef(std::make_shared<FdDir>(fs_, process(), Ino(e.slot)));
+          return OwnedBy<FdDir>(process(), fs_, process(), Ino(e.slot));
         case Kind::kTaskDir:
-          return vfs::InodeRef(std::make_shared<TaskDir>(fs_, pid_, Ino(e.slot)));
+          return OwnedBy<TaskDir>(process(), fs_, pid_, Ino(e.slot));
       }
     }
     return Errno{ENOENT};
@@ -182,7 +192,7 @@ class PidDir : public ProcDir {
 }  // namespace
 
 vfs::InodeRef NewPidDir(std::shared_ptr<ProcFs> fs, int pid, int thread_of) {
-  return std::make_shared<PidDir>(std::move(fs), pid, thread_of);
+  return OwnedBy<PidDir>(thread_of ? thread_of : pid, std::move(fs), pid, thread_of);
 }
 
 }  // namespace husk::procfs

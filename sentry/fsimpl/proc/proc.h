@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -34,6 +35,12 @@ class ProcProvider {
   // nameless one carrying the file for pipes and the like). ENOSYS: the
   // link is followed by its text instead.
   virtual Result<vfs::DentryRef> FdDentry(int pid, int fd) { return Errno{ENOSYS}; }
+  // Who owns /proc/pid and everything in it: the process's effective uid
+  // and gid, as Linux's task_dump_owner() shows a dumpable process. root
+  // by default.
+  virtual Result<std::pair<uint32_t, uint32_t>> Owner(int pid) {
+    return std::pair<uint32_t, uint32_t>{0, 0};
+  }
   virtual std::string MemInfo() = 0;
   virtual std::string CpuInfo() = 0;
   virtual std::string Uptime() = 0;

@@ -52,6 +52,10 @@ class FakeProvider : public ProcProvider {
     ASSIGN_OR_RETURN(Proc * p, Find(pid));
     return p->fds;
   }
+  Result<std::pair<uint32_t, uint32_t>> Owner(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return std::pair<uint32_t, uint32_t>{p->uid, p->gid};
+  }
   std::string MemInfo() override { return "MemTotal:       1024 kB\n"; }
   std::string CpuInfo() override { return "processor\t: 0\n"; }
   std::string Uptime() override { return uptime; }
@@ -60,6 +64,7 @@ class FakeProvider : public ProcProvider {
   struct Proc {
     std::string maps, exe, cwd, cmdline, comm;
     std::map<int, std::string> fds;
+    uint32_t uid = 0, gid = 0;
   };
   Result<Proc*> Find(int pid) {
     auto it = procs.find(pid);
@@ -233,6 +238,23 @@ TEST_F(ProcfsTest, FdDirectory) {
   EXPECT_ERRNO(link->Readlink(), ENOENT);
   EXPECT_ERRNO(Walk("/1/fd/1", false), ENOENT);
   EXPECT_ERRNO(Walk("/1/fd/x", false), ENOENT);
+}
+
+// Linux's task_dump_owner(): /proc/<pid> and all it holds belong to the
+// process's effective ids; what is not per-process belongs to root.
+TEST_F(ProcfsTest, PerProcessEntriesBelongToTheProcess) {
+  provider_->procs[42].uid = 1000;
+  provider_->procs[42].gid = 100;
+  for (const char* path : {"/42", "/42/fd", "/42/status", "/42/task/42", "/42/task/42/fd"}) {
+    SCOPED_TRACE(path);
+    auto st = Walk(path, false).value()->Stat();
+    ASSERT_OK(st);
+    EXPECT_EQ(st->st_uid, 1000u);
+    EXPECT_EQ(st->st_gid, 100u);
+  }
+  EXPECT_EQ(Walk("/42/exe", false).value()->Stat()->st_uid, 1000u);
+  EXPECT_EQ(Walk("/1/fd/0", false).value()->Stat()->st_uid, 0u);
+  EXPECT_EQ(Walk("/uptime").value()->Stat()->st_uid, 0u);
 }
 
 TEST_F(ProcfsTest, TaskDirectory) {

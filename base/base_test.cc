@@ -307,4 +307,20 @@ TEST(UniqueFdTest, MoveAssignmentClosesTheTargetsDescriptor) {
 }
 
 }  // namespace
+TEST(ResultTest, UncheckedUseIsACheckedFailureCarryingTheErrno) {
+  Result<int> failed = Errno{ENOENT};
+  try {
+    (void)failed.value();
+    ADD_FAILURE() << "no exception";
+  } catch (const UncheckedResult& e) {
+    EXPECT_EQ(e.err, ENOENT);
+  }
+  EXPECT_THROW((void)*failed, UncheckedResult);
+  Result<std::string> s = Errno{EACCES};
+  EXPECT_THROW((void)s->size(), UncheckedResult);
+  Result<int> fine = 3;
+  EXPECT_THROW((void)fine.error(), UncheckedResult);
+  EXPECT_EQ(*fine, 3);
+}
+
 }  // namespace husk

@@ -3,7 +3,8 @@
 #ifndef HUSK_BASE_RESULT_H_
 #define HUSK_BASE_RESULT_H_
 
-#include <cassert>
+#include <cerrno>
+#include <exception>
 #include <utility>
 #include <variant>
 
@@ -14,6 +15,17 @@ struct Errno {
   int value;
 };
 
+// Thrown when a caller takes the value of a failed Result (or the error of
+// a successful one) without checking ok(): a bug, but one an application
+// must not be able to turn into a crash. The sentry's syscall boundary and
+// the gofer's request loop catch it, log it as a bug, and fail that one
+// call with the errno the unchecked operation returned.
+struct UncheckedResult : std::exception {
+  explicit UncheckedResult(int e) : err(e) {}
+  const char* what() const noexcept override { return "value of a failed Result taken unchecked"; }
+  int err;  // the operation's errno (EIO when the Result held a value)
+};
+
 template <typename T>
 class [[nodiscard]] Result {
  public:
@@ -21,12 +33,24 @@ class [[nodiscard]] Result {
   Result(Errno e) : v_(e) {}         // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
-  int error() const { return std::get<1>(v_).value; }
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
+  int error() const {
+    if (ok()) throw UncheckedResult(EIO);
+    return std::get<1>(v_).value;
+  }
+  T& value() & {
+    Check();
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    Check();
+    return std::get<0>(v_);
+  }
   // On a temporary the value is moved out and returned by value, so
   // `for (auto& x : F().value())` cannot dangle.
-  T value() && { return std::get<0>(std::move(v_)); }
+  T value() && {
+    Check();
+    return std::get<0>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
@@ -34,6 +58,9 @@ class [[nodiscard]] Result {
   T operator*() && { return std::move(*this).value(); }
 
  private:
+  void Check() const {
+    if (!ok()) throw UncheckedResult(std::get<1>(v_).value);
+  }
   std::variant<T, Errno> v_;
 };
 

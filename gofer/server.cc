@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -470,7 +471,16 @@ absl::Status Serve(UniqueFd sock, UniqueFd root_dir, bool read_only) {
     if ((*frame)->fd.valid() || !req.ParseFromString((*frame)->payload)) {
       resp.set_err(EINVAL);
     } else {
-      conn.Handle(req, &resp, &donated);
+      try {
+        conn.Handle(req, &resp, &donated);
+      } catch (const UncheckedResult& e) {
+        // A bug of ours (a failed result used unchecked): this request
+        // fails with that result's errno; the connection goes on.
+        fprintf(stderr, "husk gofer: bug: a failed result used unchecked (errno %d)\n", e.err);
+        resp.Clear();
+        resp.set_err(e.err);
+        donated.Reset();
+      }
     }
     if (resp.ByteSizeLong() > wire::kMaxPayload) {  // the batch limits make this impossible
       resp.Clear();

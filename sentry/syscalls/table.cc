@@ -289,14 +289,20 @@ const SyscallInfo* Lookup(int nr) {
 
 namespace {
 
-// Runs one handler. No exception may cross the syscall boundary: a host
-// allocation that fails is the ENOMEM Linux gives, a host resource refused
-// is EAGAIN, and anything else is a sentry bug, reported loudly and failed
-// as EIO for this call alone rather than ending the sandbox.
+// Runs one handler. No exception may cross the syscall boundary: a result
+// used unchecked fails the call with that result's errno, a host allocation
+// that fails is the ENOMEM Linux gives, a host resource refused is EAGAIN,
+// and anything else fails the call with EIO; the bugs among them are
+// reported loudly, and none ends the sandbox.
 long CallHandler(Task& t, const SyscallInfo& info, const Args& args) {
   try {
     SyscallResult res = info.handler(t, args);
     return res.ok() ? res.value() : -static_cast<long>(res.error());
+  } catch (const UncheckedResult& e) {
+    std::string line = absl::StrFormat("husk: sentry bug: %s: a failed result used unchecked (%s)\n",
+                                       info.name, strerrorname_np(e.err) ? strerrorname_np(e.err) : "?");
+    (void)!write(t.kernel().log_fd, line.data(), line.size());
+    return -e.err;
   } catch (const std::bad_alloc&) {
     return -ENOMEM;
   } catch (const std::system_error& e) {

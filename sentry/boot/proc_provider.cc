@@ -41,6 +41,10 @@ class KernelProcProvider : public procfs::ProcProvider {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     return t->fs.cwd->Path();
   }
+  Result<std::string> RootPath(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return t->fs.root->Path();
+  }
   Result<std::string> Cmdline(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     std::string out;

@@ -26,7 +26,8 @@ HUSK_HANDLER(SysChmod); HUSK_HANDLER(SysFchmod); HUSK_HANDLER(SysFchmodat);
 HUSK_HANDLER(SysChown); HUSK_HANDLER(SysFchown); HUSK_HANDLER(SysLchown);
 HUSK_HANDLER(SysFchownat); HUSK_HANDLER(SysUtimensat);
 // sys_dir.cc
-HUSK_HANDLER(SysGetcwd); HUSK_HANDLER(SysChdir); HUSK_HANDLER(SysFchdir);
+HUSK_HANDLER(SysGetcwd); HUSK_HANDLER(SysChdir); HUSK_HANDLER(SysFchdir); HUSK_HANDLER(SysChroot);
+HUSK_HANDLER(SysMountRefused);
 HUSK_HANDLER(SysMkdir); HUSK_HANDLER(SysMkdirat); HUSK_HANDLER(SysRmdir);
 HUSK_HANDLER(SysUnlink); HUSK_HANDLER(SysUnlinkat); HUSK_HANDLER(SysRename);
 HUSK_HANDLER(SysRenameat); HUSK_HANDLER(SysRenameat2); HUSK_HANDLER(SysSymlink);

@@ -138,6 +138,23 @@ SyscallResult SysChdir(Task& t, const Args& a) {
   return 0L;
 }
 
+// chroot(2): CAP_SYS_CHROOT (root in the sandbox), then a searchable
+// directory. The working directory stays where it was, as on Linux.
+SyscallResult SysChroot(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
+  if (!d->inode()->IsDir()) return Errno{ENOTDIR};
+  TRY(vfs::CheckPermission(t.FsCreds(), *d->inode(), vfs::kMayExec));
+  if (t.euid != 0) return Errno{EPERM};
+  t.fs.root = d;
+  return 0L;
+}
+
+// mount(2), umount2(2), pivot_root(2): the application may not change the
+// sandbox's mounts (as a container without CAP_SYS_ADMIN may not); the
+// sandbox's mount table is fixed at boot. A policy, not a missing call.
+SyscallResult SysMountRefused(Task& t, const Args& a) { return Errno{EPERM}; }
+
 SyscallResult SysFchdir(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
   if (f->dentry() == nullptr || !f->inode()->IsDir()) return Errno{ENOTDIR};

@@ -21,8 +21,8 @@ struct EntrySpec {
 constexpr EntrySpec kPidEntries[] = {
     {"cmdline", 1, Kind::kFile},  {"comm", 2, Kind::kFile}, {"cwd", 3, Kind::kLink},
     {"exe", 4, Kind::kLink},      {"fd", 5, Kind::kFdDir},  {"maps", 6, Kind::kFile},
-    {"mounts", 7, Kind::kFile},   {"stat", 8, Kind::kFile}, {"status", 9, Kind::kFile},
-    {"task", 10, Kind::kTaskDir},
+    {"mounts", 7, Kind::kFile},   {"root", 11, Kind::kLink}, {"stat", 8, Kind::kFile},
+    {"status", 9, Kind::kFile},   {"task", 10, Kind::kTaskDir},
 };
 
 // An entry of process pid's directory, owned by that process.
@@ -62,6 +62,7 @@ std::function<Result<std::string>()> Render(const std::shared_ptr<ProcFs>& fs, i
   }
   if (name == "exe") return [p, pid] { return p->ExePath(pid); };
   if (name == "cwd") return [p, pid] { return p->CwdPath(pid); };
+  if (name == "root") return [p, pid] { return p->RootPath(pid); };
   return [] { return Result<std::string>(Errno{ENOENT}); };
 }
 

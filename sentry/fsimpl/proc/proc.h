@@ -26,6 +26,8 @@ class ProcProvider {
   virtual Result<std::string> Maps(int pid) = 0;     // text of /proc/pid/maps
   virtual Result<std::string> ExePath(int pid) = 0;  // target of /proc/pid/exe
   virtual Result<std::string> CwdPath(int pid) = 0;
+  // Target of /proc/pid/root: the process's root directory (chroot(2)).
+  virtual Result<std::string> RootPath(int pid) { return std::string("/"); }
   virtual Result<std::string> Cmdline(int pid) = 0;             // NUL-separated
   virtual Result<std::string> Comm(int pid) = 0;                // the name, with or without "\n"
   virtual Result<std::string> StatusText(int pid) = 0;          // whole /proc/pid/status

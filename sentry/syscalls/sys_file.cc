@@ -517,6 +517,11 @@ SyscallResult SysSendfile(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef out, GetFile(t, a.Int(0)));
   ASSIGN_OR_RETURN(vfs::FileRef in, GetFile(t, a.Int(1)));
   if (!in->readable() || !out->writable()) return Errno{EBADF};
+  // The source must be splice-able: a regular file or a block device (Linux
+  // answers EINVAL for pipes, eventfds, sockets and the like).
+  mode_t in_type = in->inode()->Type();
+  if (in_type != S_IFREG && in_type != S_IFBLK) return Errno{EINVAL};
+  if (out->flags() & O_APPEND) return Errno{EINVAL};
   size_t n = std::min(a.Size(3), kMaxRw);
   if (n > 0) TRY(DropPrivs(t, *out->inode()));
   int64_t off = 0;
@@ -528,6 +533,12 @@ SyscallResult SysSendfile(Task& t, const Args& a) {
   std::vector<char> buf(std::min(n, kMaxChunk));
   size_t done = 0;
   while (done < n) {
+    // A long copy stops for a signal (do_splice_direct checks between
+    // chunks): what was copied so far is the result.
+    if (t.SignalPending()) {
+      if (done) break;
+      return Errno{kERestartSys};
+    }
     size_t want = std::min(n - done, buf.size());
     Result<size_t> r = use_off ? in->PRead(buf.data(), want, static_cast<uint64_t>(off) + done)
                                : in->Read(buf.data(), want);

@@ -3,7 +3,9 @@
 // Relies on, beyond the start-up set in test_util.h: open (legacy) ftruncate truncate lseek readv
 // writev pwrite64 ioctl(FIONREAD) umask.
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -315,6 +317,32 @@ TEST_F(FileTest, OpenatWithFileAsDirfdFailsWithENOTDIR) {
   ASSERT_TRUE(file.valid());
   EXPECT_ERRNO(openat(file.get(), "x", O_RDONLY), ENOTDIR);
   EXPECT_ERRNO(openat(1000000, "x", O_RDONLY), EBADF);
+}
+
+// sendfile(2) reads only from what can be spliced: a regular file, not a pipe or an
+// eventfd (EINVAL); it copies from the file's offset or the one given, and refuses an
+// O_APPEND destination.
+TEST(SendfileTest, NeedsARegularSource) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFile(dir.Join("src"), "hello world"));
+  Fd src(open(dir.Join("src").c_str(), O_RDONLY));
+  Pipe p = MakePipe();
+  off_t off = 6;
+  EXPECT_EQ(sendfile(p.w.get(), src.get(), &off, 100), 5);
+  EXPECT_EQ(off, 11);
+  EXPECT_EQ(sendfile(p.w.get(), src.get(), nullptr, 5), 5);
+  char buf[16] = {};
+  EXPECT_EQ(read(p.r.get(), buf, sizeof(buf)), 10);
+  EXPECT_EQ(std::string(buf, 10), "worldhello");
+
+  Fd efd(eventfd(5, 0));
+  EXPECT_ERRNO(sendfile(p.w.get(), efd.get(), nullptr, 8), EINVAL);
+  EXPECT_ERRNO(sendfile(efd.get(), efd.get(), nullptr, size_t{1} << 40), EINVAL);
+  ASSERT_EQ(write(p.w.get(), "abc", 3), 3);
+  Fd out(open(dir.Join("out").c_str(), O_CREAT | O_WRONLY, 0644));
+  EXPECT_ERRNO(sendfile(out.get(), p.r.get(), nullptr, 3), EINVAL);
+  Fd append(open(dir.Join("out").c_str(), O_WRONLY | O_APPEND));
+  EXPECT_ERRNO(sendfile(append.get(), src.get(), nullptr, 3), EINVAL);
 }
 
 }  // namespace

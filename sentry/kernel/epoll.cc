@@ -17,7 +17,7 @@ constexpr uint32_t kExclusiveOkBits =
 
 }  // namespace
 
-struct EpollFile::Interest : WaitEntry {
+struct EpollFile::Interest final : WaitEntry {
   Interest(EpollFile* ep, const vfs::FileRef& f, int fd)
       : ep(ep),
         file(f),

@@ -82,6 +82,8 @@ class EventFile : public anon::AnonFile {
         // Registered under the lock: a change after the check wakes us.
         queue_.Add(&t->waiter, event);
       }
+      // Reads and writes run inside a syscall, under the big kernel lock.
+      t->kernel().mu.AssertHeld();
       Status s = t->Block();
       queue_.Remove(&t->waiter);
       if (!s.ok()) return Errno{kERestartSys};

@@ -77,6 +77,7 @@ void RealTimers::Loop(std::shared_ptr<State> st) {
     for (int tgid : due) {
       auto task = k->FindTask(tgid);
       if (task != nullptr && !task->zombie) {
+        task->kernel().mu.AssertHeld();  // the task's kernel is k
         task->SendSignal(MakeSigInfo(SIGALRM, SI_KERNEL, 0, 0));
       }
     }

@@ -154,6 +154,7 @@ void Kernel::StartInit(std::shared_ptr<Task> t, const std::string& path,
       if (!st.ok()) {
         Log(*this, absl::StrFormat("husk: cannot execute %s: %s\n", path, strerror(st.error())));
         int code = st.error() == ENOENT ? 127 : 126;
+        t->kernel().mu.AssertHeld();  // t's kernel is this one
         t->Exit(code << 8);
         return;
       }
@@ -221,24 +222,25 @@ void Task::Exit(int wait_status) {
   if (exiting_) return;
   exiting_ = true;
   exit_status = wait_status;
-  Kernel& k = kernel_;
   if (clear_child_tid != 0 && mm_ != nullptr) {
     int zero = 0;
     (void)mm_->CopyOut(clear_child_tid, &zero, sizeof(zero));
   }
   fds = FdTable();
-  k.real_timers.Remove(tgid_);
+  kernel().real_timers.Remove(tgid_);
   vfork_done = true;
   zombie = true;
   // Orphans go to init, as on Linux without a subreaper.
-  for (auto& child : k.Children(tgid_)) child->ppid = 1;
-  std::shared_ptr<Task> parent = ppid != 0 ? k.FindTask(ppid) : nullptr;
+  for (auto& child : kernel().Children(tgid_)) child->ppid = 1;
+  std::shared_ptr<Task> parent = ppid != 0 ? kernel().FindTask(ppid) : nullptr;
   if (tid_ == 1) {
-    k.init_done_ = true;
-    k.init_status_ = wait_status;
+    kernel().init_done_ = true;
+    kernel().init_status_ = wait_status;
   } else if (parent == nullptr) {
-    k.RemoveTask(tid_);  // nobody will reap it
+    kernel().RemoveTask(tid_);  // nobody will reap it
   } else {
+    // One kernel, one big lock: the parent's is ours.
+    parent->kernel().mu.AssertHeld();
     // The parent learns through exit_signal (SIGCHLD) and its wait4 wakes.
     if (exit_signal > 0) {
       int code = WIFSIGNALED(wait_status) ? (WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED)
@@ -252,19 +254,19 @@ void Task::Exit(int wait_status) {
     const SigAction& chld = parent->sigactions[SIGCHLD];
     if (exit_signal == SIGCHLD && (chld.handler == reinterpret_cast<uint64_t>(SIG_IGN) ||
                                    (chld.flags & SA_NOCLDWAIT))) {
-      k.RemoveTask(tid_);
+      kernel().RemoveTask(tid_);
     }
     parent->waiter.Notify();
   }
-  k.cv.SignalAll();
+  kernel().cv.SignalAll();
 }
 
 Status Task::Block(absl::Time deadline, std::vector<pollfd>* host) {
   if (SignalPending()) return Errno{EINTR};
   sleeping_ = true;
-  kernel_.mu.Unlock();
+  kernel().mu.Unlock();
   bool woken = waiter.Wait(deadline, host);
-  kernel_.mu.Lock();
+  kernel().mu.Lock();
   sleeping_ = false;
   if (SignalPending()) return Errno{EINTR};
   if (!woken) return Errno{ETIMEDOUT};
@@ -331,7 +333,6 @@ bool Task::EmulateVsyscall(uintptr_t entry, bool returned) {
 // A memory fault: installs the page, or emulates a vsyscall, or kills the
 // process when the sandbox is out of memory, or raises SIGSEGV/SIGBUS.
 void Task::OnFault(const platform::StopInfo& stop) {
-  Kernel& k = kernel_;
   // A call into the vsyscall page where the host has none.
   if (stop.addr == regs.rip && InVsyscallPage(stop.addr) && EmulateVsyscall(stop.addr, false)) {
     return;
@@ -342,14 +343,14 @@ void Task::OnFault(const platform::StopInfo& stop) {
     // The sandbox is at its memory limit: like the memory cgroup's OOM
     // killer, end the process that needs the page (SIGKILL); the rest
     // of the sandbox goes on.
-    Log(k, absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
-                           MemoryAccount::Sandbox().limit() >> 20, tgid_, comm));
+    Log(kernel(), absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
+                                  MemoryAccount::Sandbox().limit() >> 20, tgid_, comm));
     ForceSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
   } else {
-    if (k.strace) {
-      Log(k, absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
-                             stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
-                             stop.info.si_code, stop.addr, regs.rip));
+    if (kernel().strace) {
+      Log(kernel(), absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
+                                    stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
+                                    stop.info.si_code, stop.addr, regs.rip));
     }
     siginfo_t info = MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV,
                                  stop.info.si_code, 0, 0);
@@ -364,15 +365,15 @@ void Task::OnFault(const platform::StopInfo& stop) {
 }
 
 void Task::Run() {
-  Kernel& k = kernel_;
   Kernel::SetCurrent(this);
-  k.mu.Lock();
+  kernel().mu.Lock();
   while (!exiting_) {
-    k.mu.Unlock();
+    kernel().mu.Unlock();
     Result<platform::StopInfo> r = ctx_->Switch(mm_->address_space(), regs);
-    k.mu.Lock();
+    kernel().mu.Lock();
     if (!r.ok()) {
-      Log(k, absl::StrFormat("husk: task %d: platform failure: %s\n", tid_, strerror(r.error())));
+      Log(kernel(),
+          absl::StrFormat("husk: task %d: platform failure: %s\n", tid_, strerror(r.error())));
       Exit(SIGKILL);
       break;
     }
@@ -383,7 +384,7 @@ void Task::Run() {
           DeliverSignals(false);
           break;
         }
-        k.dispatch(*this);
+        kernel().dispatch(*this);
         // rt_sigreturn leaves orig_rax at -1: nothing to restart then.
         DeliverSignals(regs.orig_rax != ~0ULL);
         break;
@@ -416,7 +417,7 @@ void Task::Run() {
   // The address space host process dies with the MM.
   mm_.reset();
   ctx_.reset();
-  k.mu.Unlock();
+  kernel().mu.Unlock();
 }
 
 }  // namespace husk

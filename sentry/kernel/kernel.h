@@ -8,6 +8,14 @@
 // runs and while it blocks (Kernel::cv waits, host I/O on stdio, sleeps).
 // It is the only lock above MemoryManager::mu_ and MemoryFile::mu_; finer
 // locks replace it subsystem by subsystem as the process model grows.
+//
+// Clang checks the annotations (-Wthread-safety in the HUSK_FUZZ build):
+// syscall handlers and Task methods that need the lock say
+// ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) / (kernel().mu). There is one
+// Kernel, so every task's kernel().mu is the same lock, which the analysis
+// cannot know: code acting on another task (a parent, a signal's target)
+// states it with that task's kernel().mu.AssertHeld(). Kernel is defined
+// before Task so that Task's annotations can name its lock.
 #ifndef HUSK_SENTRY_KERNEL_KERNEL_H_
 #define HUSK_SENTRY_KERNEL_KERNEL_H_
 
@@ -36,6 +44,7 @@
 namespace husk {
 
 class Kernel;
+class Task;
 
 // Kernel-internal errnos (Linux's include/linux/errno.h). A handler
 // interrupted by a signal returns one; the syscall exit path turns it into a
@@ -59,6 +68,86 @@ struct SigAction {
   uint64_t flags = 0;
   uint64_t restorer = 0;
   uint64_t mask = 0;
+};
+
+class Kernel {
+ public:
+  Kernel(platform::Platform& platform, MemoryFile& mf) : platform_(platform), mf_(mf) {}
+  ~Kernel() {
+    if (root != nullptr) root->ReleaseTree();
+  }
+
+  platform::Platform& platform() { return platform_; }
+  // The sandbox's memory as the application sees it (sysinfo, /proc/meminfo):
+  // the limit, and what is charged against it.
+  uint64_t MemoryTotal() const;
+  uint64_t MemoryUsed() const;
+  MemoryFile& memory_file() { return mf_; }
+
+  absl::Mutex mu;    // the big kernel lock (see the top of this file)
+  absl::CondVar cv;  // signalled when any task exits or execs
+
+  vfs::DentryRef root;
+  RealTimers real_timers{*this};  // ITIMER_REAL of every process
+  std::string hostname = "husk";
+  std::string domainname = "(none)";
+  std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
+  int cpus = 1;         // the processors cpuinfo lists
+  bool strace = false;
+  int log_fd = 2;
+  timespec boot_time{};
+
+  // Creates task 1 running path; it starts when StartTask is called.
+  Result<std::shared_ptr<Task>> CreateInitTask(const std::string& path,
+                                               std::vector<std::string> argv,
+                                               std::vector<std::string> envp,
+                                               const std::string& cwd);
+  // A fresh task id.
+  int AllocatePid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return next_pid_++; }
+  void AddTask(std::shared_ptr<Task> t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void RemoveTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  std::shared_ptr<Task> FindTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Every task not yet reaped (zombies included, as /proc and kill(2) see
+  // them on Linux).
+  std::vector<int> Pids() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Tasks (zombies included, as Linux counts them until reaped) whose real
+  // uid is uid: what RLIMIT_NPROC limits.
+  uint64_t CountTasksOfUser(uint32_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  std::vector<std::shared_ptr<Task>> Children(int ppid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Handles the syscall in a task's registers (set by the syscalls library,
+  // which sits above the kernel).
+  void (*dispatch)(Task&) = nullptr;
+  // Starts a host thread running t; the child creates its own address space
+  // host process from that thread when it has none (ptrace ties a tracee to
+  // its tracer thread). Waits until the task runs: EAGAIN if the host
+  // refused the thread or the address space (the task never ran; the caller
+  // removes it).
+  Status StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Starts task 1: its thread execs path (reporting a failure on stderr
+  // with the shell's conventions, 127 for a missing program, 126 otherwise).
+  void StartInit(std::shared_ptr<Task> t, const std::string& path, std::vector<std::string> argv,
+                 std::vector<std::string> envp);
+  // Blocks until task 1 exits; returns its wait status.
+  int WaitForInit();
+  // The task whose host thread is the caller.
+  static Task* Current();
+  static void SetCurrent(Task* t);
+
+  // Unimplemented syscalls, by number (ENOSYS, never forwarded).
+  void CountUnimplemented(int nr);
+  std::map<int, uint64_t> Unimplemented();
+
+ private:
+  platform::Platform& platform_;
+  MemoryFile& mf_;
+  std::map<int, std::shared_ptr<Task>> tasks_ ABSL_GUARDED_BY(mu);
+  int next_pid_ ABSL_GUARDED_BY(mu) = 1;
+  bool init_done_ ABSL_GUARDED_BY(mu) = false;
+  int init_status_ ABSL_GUARDED_BY(mu) = 0;
+  absl::Mutex unimpl_mu_;
+  std::map<int, uint64_t> unimplemented_ ABSL_GUARDED_BY(unimpl_mu_);
+  friend class Task;
 };
 
 class Task {
@@ -91,7 +180,7 @@ class Task {
   // Runs the task until it exits; returns nothing, the exit is recorded.
   void Run();
   // Ends the task (and, for now, its thread group) with a wait status.
-  void Exit(int wait_status);
+  void Exit(int wait_status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   bool exiting() const { return exiting_; }
 
   // Blocks the task with the big lock dropped until its waiter is notified
@@ -100,21 +189,21 @@ class Task {
   // pending (EINTR; checked before sleeping too). host: host descriptors to
   // wait on as well, their revents filled in.
   Status Block(absl::Time deadline = absl::InfiniteFuture(), std::vector<pollfd>* host = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel_.mu);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // Whether a signal that is not blocked waits for delivery.
   bool SignalPending() const { return (pending_signals & ~sigmask) != 0; }
 
   // Signals (sentry/kernel/signals.cc). The caller holds the big lock.
   // Queues a signal and wakes the task; false if it was dropped (ignored,
   // or the real-time queue is full).
-  bool SendSignal(const siginfo_t& info);
+  bool SendSignal(const siginfo_t& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // A signal raised by the task's own execution (a fault): delivered even
   // if blocked or ignored, as Linux's force_sig_info.
-  void ForceSignal(const siginfo_t& info);
+  void ForceSignal(const siginfo_t& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // Runs before every return to the application: takes pending signals,
   // runs default actions, or builds one handler frame; after_syscall says
   // regs.rax holds a syscall result, which may ask for a restart.
-  void DeliverSignals(bool after_syscall);
+  void DeliverSignals(bool after_syscall) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // rt_sigreturn(2): restores the frame at the stack pointer.
   Result<long> SigReturn();
   // Removes the lowest pending signal among `allowed` (sigtimedwait).
@@ -180,10 +269,10 @@ class Task {
   // Legacy entry points (kernel.cc): int $0x80 and sysenter fault; a call
   // into the vsyscall page is emulated. Each returns whether it handled
   // the stop.
-  bool RefuseLegacyEntry();
+  bool RefuseLegacyEntry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   static bool InVsyscallPage(uintptr_t addr);
-  bool EmulateVsyscall(uintptr_t entry, bool returned);
-  void OnFault(const platform::StopInfo& stop);
+  bool EmulateVsyscall(uintptr_t entry, bool returned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  void OnFault(const platform::StopInfo& stop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   bool SetupFrame(const siginfo_t& info, SigAction& act);
 
   std::array<std::deque<siginfo_t>, kMaxSignal + 1> sigqueue_;
@@ -191,8 +280,8 @@ class Task {
   std::optional<uint64_t> saved_sigmask_;
   bool stopped_ = false;
   bool sleeping_ = false;
-  void Stop(int sig);
-  void NotifyParent(int code, int status);
+  void Stop(int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  void NotifyParent(int code, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // Forgets every pending instance of sig.
   void DropPending(int sig);
   // The wait status of death by sig, with the core-dump flag as
@@ -203,86 +292,6 @@ class Task {
   int tid_;
   int tgid_;
   bool exiting_ = false;
-};
-
-class Kernel {
- public:
-  Kernel(platform::Platform& platform, MemoryFile& mf) : platform_(platform), mf_(mf) {}
-  ~Kernel() {
-    if (root != nullptr) root->ReleaseTree();
-  }
-
-  platform::Platform& platform() { return platform_; }
-  // The sandbox's memory as the application sees it (sysinfo, /proc/meminfo):
-  // the limit, and what is charged against it.
-  uint64_t MemoryTotal() const;
-  uint64_t MemoryUsed() const;
-  MemoryFile& memory_file() { return mf_; }
-
-  absl::Mutex mu;     // the big kernel lock (see the top of this file)
-  absl::CondVar cv;   // signalled when any task exits or execs
-
-  vfs::DentryRef root;
-  RealTimers real_timers{*this};  // ITIMER_REAL of every process
-  std::string hostname = "husk";
-  std::string domainname = "(none)";
-  std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
-  int cpus = 1;         // the processors cpuinfo lists
-  bool strace = false;
-  int log_fd = 2;
-  timespec boot_time{};
-
-  // Creates task 1 running path; it starts when StartTask is called.
-  Result<std::shared_ptr<Task>> CreateInitTask(const std::string& path,
-                                               std::vector<std::string> argv,
-                                               std::vector<std::string> envp,
-                                               const std::string& cwd);
-  // A fresh task id.
-  int AllocatePid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return next_pid_++; }
-  void AddTask(std::shared_ptr<Task> t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  void RemoveTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  std::shared_ptr<Task> FindTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Every task not yet reaped (zombies included, as /proc and kill(2) see
-  // them on Linux).
-  std::vector<int> Pids() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Tasks (zombies included, as Linux counts them until reaped) whose real
-  // uid is uid: what RLIMIT_NPROC limits.
-  uint64_t CountTasksOfUser(uint32_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  std::vector<std::shared_ptr<Task>> Children(int ppid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Handles the syscall in a task's registers (set by the syscalls library,
-  // which sits above the kernel).
-  void (*dispatch)(Task&) = nullptr;
-  // Starts a host thread running t; the child creates its own address space
-  // host process from that thread when it has none (ptrace ties a tracee to
-  // its tracer thread). Waits until the task runs: EAGAIN if the host
-  // refused the thread or the address space (the task never ran; the caller
-  // removes it).
-  Status StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Starts task 1: its thread execs path (reporting a failure on stderr
-  // with the shell's conventions, 127 for a missing program, 126 otherwise).
-  void StartInit(std::shared_ptr<Task> t, const std::string& path, std::vector<std::string> argv,
-                 std::vector<std::string> envp);
-  // Blocks until task 1 exits; returns its wait status.
-  int WaitForInit();
-  // The task whose host thread is the caller.
-  static Task* Current();
-  static void SetCurrent(Task* t);
-
-  // Unimplemented syscalls, by number (ENOSYS, never forwarded).
-  void CountUnimplemented(int nr);
-  std::map<int, uint64_t> Unimplemented();
-
- private:
-  platform::Platform& platform_;
-  MemoryFile& mf_;
-  std::map<int, std::shared_ptr<Task>> tasks_ ABSL_GUARDED_BY(mu);
-  int next_pid_ ABSL_GUARDED_BY(mu) = 1;
-  bool init_done_ ABSL_GUARDED_BY(mu) = false;
-  int init_status_ ABSL_GUARDED_BY(mu) = 0;
-  absl::Mutex unimpl_mu_;
-  std::map<int, uint64_t> unimplemented_ ABSL_GUARDED_BY(unimpl_mu_);
-  friend class Task;
 };
 
 }  // namespace husk

@@ -245,6 +245,8 @@ class PipeEnd : public vfs::File {
         // Registered under the pipe's lock: a change after this check wakes us.
         buf_->queue.Add(&t->waiter, POLLIN | POLLOUT | POLLHUP | POLLERR);
       }
+      // Reads and writes run inside a syscall, under the big kernel lock.
+      t->kernel().mu.AssertHeld();
       Status s = t->Block();
       buf_->queue.Remove(&t->waiter);
       if (!s.ok()) return Errno{kERestartSys};

@@ -273,8 +273,9 @@ void Task::DeliverSignals(bool after_syscall) {
 }
 
 void Task::NotifyParent(int code, int status) {
-  std::shared_ptr<Task> parent = ppid != 0 ? kernel_.FindTask(ppid) : nullptr;
+  std::shared_ptr<Task> parent = ppid != 0 ? kernel().FindTask(ppid) : nullptr;
   if (parent == nullptr) return;
+  parent->kernel().mu.AssertHeld();  // one kernel, one big lock: the parent's is ours
   // SA_NOCLDSTOP: no SIGCHLD for stops and continues (wait4 still sees them).
   if (!(parent->sigactions[SIGCHLD].flags & SA_NOCLDSTOP)) {
     siginfo_t info = MakeSigInfo(SIGCHLD, code, tgid_, uid);

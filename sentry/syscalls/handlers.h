@@ -6,7 +6,10 @@
 
 namespace husk::syscalls {
 
-#define HUSK_HANDLER(name) SyscallResult name(Task& t, const Args& args)
+// Every handler runs under the big kernel lock, which Dispatch's caller
+// holds (Task::Run); the analysis checks what handlers call against it.
+#define HUSK_HANDLER(name) \
+  SyscallResult name(Task& t, const Args& args) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu)
 
 // sys_file.cc
 HUSK_HANDLER(SysRead); HUSK_HANDLER(SysWrite); HUSK_HANDLER(SysPread64);
@@ -89,7 +92,7 @@ Status InitOwner(Task& t, vfs::Inode& dir, vfs::Inode& created);
 Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
 // A signal the kernel raises on the caller itself (SIGPIPE from a write to a
 // pipe without readers).
-void RaiseOnSelf(Task& t, int sig);
+void RaiseOnSelf(Task& t, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
 
 }  // namespace husk::syscalls
 

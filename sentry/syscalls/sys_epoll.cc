@@ -35,7 +35,8 @@ Result<long> Create(Task& t, int flags) {
 
 // do_epoll_wait. Returns EINTR when a signal ends the wait: epoll_wait is
 // never restarted (signal(7)).
-Result<long> Wait(Task& t, int epfd, uintptr_t events, int maxevents, const Deadline& d) {
+Result<long> Wait(Task& t, int epfd, uintptr_t events, int maxevents, const Deadline& d)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (maxevents <= 0 || maxevents > kMaxEvents) return Errno{EINVAL};
   // access_ok: only the range is checked up front; faults come per event.
   uint64_t bytes = static_cast<uint64_t>(maxevents) * sizeof(epoll_event);
@@ -61,9 +62,13 @@ Deadline MillisecondsDeadline(int ms) {
 }
 
 // do_epoll_pwait: the mask first, then the wait.
-Result<long> PWait(Task& t, const Args& a, const Deadline& d) {
+Result<long> PWait(Task& t, const Args& a, const Deadline& d)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   ASSIGN_OR_RETURN(std::optional<uint64_t> mask, CopyInSigmask(t, a.Ptr(4), a.Size(5)));
-  return WithSigmask(t, mask, EINTR, [&] { return Wait(t, a.Int(0), a.Ptr(1), a.Int(2), d); });
+  return WithSigmask(t, mask, EINTR, [&] {
+    t.kernel().mu.AssertHeld();  // WithSigmask calls this at once, in the handler
+    return Wait(t, a.Int(0), a.Ptr(1), a.Int(2), d);
+  });
 }
 
 }  // namespace

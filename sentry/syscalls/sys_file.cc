@@ -48,7 +48,8 @@ Result<long> Long(Result<size_t> r) {
 // the sentry, with the host descriptor in the task's wait, so that a signal
 // (SIGKILL above all) ends the wait as it ends any other; the host call then
 // finds data or room (or reports the hang-up or error itself).
-Status WaitHostReady(Task& t, vfs::File& f, short events) {
+Status WaitHostReady(Task& t, vfs::File& f, short events)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (f.HostFd() < 0 || (f.flags() & O_NONBLOCK)) return Ok();
   for (;;) {
     if (f.Readiness(events | POLLHUP | POLLERR) != 0) return Ok();
@@ -60,7 +61,7 @@ Status WaitHostReady(Task& t, vfs::File& f, short events) {
 
 // Reads into application memory at addr, at most n bytes, in chunks.
 Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, bool positional,
-                      uint64_t off) {
+                      uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   TRY(WaitHostReady(t, *f, POLLIN));
   n = std::min(n, kMaxRw);
   std::vector<char> buf(std::min(n, kMaxChunk));
@@ -87,7 +88,7 @@ Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, 
 }
 
 Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, bool positional,
-                       uint64_t off) {
+                       uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   TRY(WaitHostReady(t, *f, POLLOUT));
   n = std::min(n, kMaxRw);
   TRY(DropPrivs(t, *f->inode()));
@@ -112,7 +113,7 @@ Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n,
 }
 
 // write(2): EPIPE comes with SIGPIPE for the writer.
-Result<long> RaiseSigpipe(Task& t, Result<long> r) {
+Result<long> RaiseSigpipe(Task& t, Result<long> r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (!r.ok() && r.error() == EPIPE) RaiseOnSelf(t, SIGPIPE);
   return r;
 }

@@ -81,7 +81,8 @@ Result<long> WriteTimeLeft(Task& t, Result<long> r, uintptr_t addr, const Deadli
 }
 
 // do_sys_poll. Returns EINTR when a signal ended the wait.
-Result<long> DoPoll(Task& t, uintptr_t addr, uint64_t nfds, const Deadline& d) {
+Result<long> DoPoll(Task& t, uintptr_t addr, uint64_t nfds, const Deadline& d)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   // RLIMIT_NOFILE never exceeds fs.nr_open (1048576) on Linux; holding
   // nfds to that too keeps an unlimited rlimit from sizing the copy.
   constexpr uint64_t kNrOpen = 1 << 20;
@@ -133,7 +134,7 @@ int MaxFds(const FdTable& fds) {
 
 // core_sys_select. Returns EINTR when a signal ended the wait.
 Result<long> DoSelect(Task& t, int nfds, uintptr_t in_addr, uintptr_t out_addr, uintptr_t ex_addr,
-                      const Deadline& d) {
+                      const Deadline& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (nfds < 0) return Errno{EINVAL};
   int n = std::min(nfds, MaxFds(t.fds));
   size_t words = (static_cast<size_t>(n) + 63) / 64;
@@ -221,6 +222,7 @@ SyscallResult SysPpoll(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(Deadline d, TimespecDeadline(t, a.Ptr(2)));
   ASSIGN_OR_RETURN(std::optional<uint64_t> mask, CopyInSigmask(t, a.Ptr(3), a.Size(4)));
   Result<long> r = WithSigmask(t, mask, kERestartNoHand, [&] {
+    t.kernel().mu.AssertHeld();  // WithSigmask calls this at once, in the handler
     return Restartable(DoPoll(t, a.Ptr(0), a.U(1) & 0xffffffffU, d), kERestartNoHand);
   });
   return WriteTimeLeft(t, std::move(r), a.Ptr(2), d, /*timeval=*/false);
@@ -252,6 +254,7 @@ SyscallResult SysPselect6(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(Deadline d, TimespecDeadline(t, a.Ptr(4)));
   ASSIGN_OR_RETURN(std::optional<uint64_t> mask, CopyInSigmask(t, pack.mask, pack.size));
   Result<long> r = WithSigmask(t, mask, kERestartNoHand, [&] {
+    t.kernel().mu.AssertHeld();  // WithSigmask calls this at once, in the handler
     return Restartable(DoSelect(t, a.Int(0), a.Ptr(1), a.Ptr(2), a.Ptr(3), d), kERestartNoHand);
   });
   return WriteTimeLeft(t, std::move(r), a.Ptr(4), d, /*timeval=*/false);

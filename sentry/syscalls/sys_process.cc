@@ -401,10 +401,9 @@ SyscallResult SysWait4(Task& t, const Args& a) {
   if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD))
     return Errno{EINVAL};
   if (pid == INT32_MIN) return Errno{ESRCH};
-  Kernel& k = t.kernel();
   for (;;) {
     bool any = false;
-    for (auto& child : k.Children(t.tgid())) {
+    for (auto& child : t.kernel().Children(t.tgid())) {
       bool match = pid == -1 || (pid > 0 && child->tgid() == pid) ||
                    (pid == 0 && child->pgid == t.pgid) || (pid < -1 && child->pgid == -pid);
       if (!match) continue;
@@ -428,7 +427,7 @@ SyscallResult SysWait4(Task& t, const Args& a) {
         TRY(t.CopyOutObj(a.Ptr(3), ru));
       }
       int child_pid = child->tgid();
-      if (child->zombie) k.RemoveTask(child_pid);
+      if (child->zombie) t.kernel().RemoveTask(child_pid);
       return static_cast<long>(child_pid);
     }
     if (!any) return Errno{ECHILD};
@@ -441,7 +440,7 @@ SyscallResult SysWait4(Task& t, const Args& a) {
 namespace {
 
 Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uintptr_t ctid,
-                  uintptr_t tls) {
+                  uintptr_t tls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   constexpr uint64_t kNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
                                    CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
   // Threads and shared address spaces arrive with the process model; a
@@ -453,14 +452,13 @@ Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uint
     t.kernel().CountUnimplemented(SYS_clone);
     return Errno{ENOSYS};
   }
-  Kernel& k = t.kernel();
   // RLIMIT_NPROC counts the processes of the caller's real user; root (with
   // CAP_SYS_RESOURCE in the sandbox's user namespace) is exempt (copy_process).
-  if (t.euid != 0 && k.CountTasksOfUser(t.uid) >= t.rlimits[RLIMIT_NPROC].rlim_cur) {
+  if (t.euid != 0 && t.kernel().CountTasksOfUser(t.uid) >= t.rlimits[RLIMIT_NPROC].rlim_cur) {
     return Errno{EAGAIN};
   }
-  int pid = k.AllocatePid();
-  auto child = std::make_shared<Task>(k, pid);
+  int pid = t.kernel().AllocatePid();
+  auto child = std::make_shared<Task>(t.kernel(), pid);
   child->regs = t.regs;
   child->regs.rax = 0;
   if (stack != 0) child->regs.rsp = stack;
@@ -487,16 +485,16 @@ Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uint
   if (flags & CLONE_CHILD_SETTID) (void)mm->CopyOut(ctid, &pid, sizeof(pid));
   if (flags & CLONE_CHILD_CLEARTID) child->clear_child_tid = ctid;
   if (flags & CLONE_PARENT_SETTID) (void)t.CopyOutObj(ptid, pid);
-  k.AddTask(child);
+  t.kernel().AddTask(child);
   // fork(2) copies the floating-point and vector state with the registers.
   auto fp = t.ctx_->GetFpState(t.mm().address_space());
   if (fp.ok()) child->initial_fp_state = std::move(*fp);
-  if (Status started = k.StartTask(child, std::move(mm)); !started.ok()) {
-    k.RemoveTask(pid);
+  if (Status started = t.kernel().StartTask(child, std::move(mm)); !started.ok()) {
+    t.kernel().RemoveTask(pid);
     return Errno{started.error()};
   }
   if (flags & CLONE_VFORK) {
-    while (!child->vfork_done) k.cv.Wait(&k.mu);
+    while (!child->vfork_done) t.kernel().cv.Wait(&t.kernel().mu);
   }
   return static_cast<long>(pid);
 }

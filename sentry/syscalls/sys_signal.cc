@@ -26,15 +26,18 @@ bool MaySignal(const Task& from, const Task& to) {
 // Sends sig to one task on behalf of t: permission, then queueing (signal 0
 // only checks). Returns 0 or an errno.
 // A zombie still exists until it is reaped: the signal succeeds and is lost.
-int SendTo(Task& t, Task& target, int sig, int code) {
+int SendTo(Task& t, Task& target, int sig, int code) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (!MaySignal(t, target)) return EPERM;
+  // One kernel, one big lock: the target's is the caller's.
+  target.kernel().mu.AssertHeld();
   if (sig != 0 && !target.zombie) target.SendSignal(MakeSigInfo(sig, code, t.tgid(), t.uid));
   return 0;
 }
 
 // kill(2) to a group of tasks: ESRCH if none matched, EPERM if none could be
 // signalled, success if any could.
-Result<long> SendToAll(Task& t, int sig, bool (*match)(const Task&, const Task&, int), int arg) {
+Result<long> SendToAll(Task& t, int sig, bool (*match)(const Task&, const Task&, int), int arg)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   bool found = false, sent = false;
   for (int pid : t.kernel().Pids()) {
     auto target = t.kernel().FindTask(pid);

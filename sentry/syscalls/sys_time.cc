@@ -30,7 +30,8 @@ bool ValidClock(int id) {
   }
 }
 
-Result<long> Sleep(Task& t, int clock, int flags, uintptr_t req_addr, uintptr_t rem_addr) {
+Result<long> Sleep(Task& t, int clock, int flags, uintptr_t req_addr, uintptr_t rem_addr)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   timespec req;
   TRY(t.CopyInObj(req_addr, &req));
   if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0) return Errno{EINVAL};

@@ -138,6 +138,13 @@ class World {
       }
       pollfd p{client.get(), static_cast<short>(POLLIN | (shut ? 0 : POLLOUT)), 0};
       int n = poll(&p, 1, kHangMs);
+      if (n < 0 && errno == EINTR) continue;  // libFuzzer's SIGALRM (-timeout)
+      if (n == 0) {
+        fprintf(stderr, "gofer_request_fuzz: %zu of %zu packets sent, %zu answers, %s\n", sent,
+                packets.size(), answers, shut ? "shut down" : "sending");
+        DumpThreads();
+      }
+      Check(n >= 0, "poll failed");
       Check(n > 0, "the gofer hangs");
       if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
         auto frame = wire::Recv(client.get(), wire::Kind::kResponse);
@@ -182,6 +189,21 @@ class World {
     Check(s.valid() && path.size() < sizeof(addr.sun_path), "cannot make a socket");
     memcpy(addr.sun_path, path.c_str(), path.size() + 1);
     Check(bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0, "bind failed");
+  }
+
+  // Where each thread of this process waits (for a hang's report).
+  static void DumpThreads() {
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::string line;
+      for (const char* f : {"comm", "wchan", "syscall"}) {
+        std::ifstream in(task.path() / f);
+        std::string v;
+        std::getline(in, v);
+        line += std::string(" ") + f + "=" + v;
+      }
+      fprintf(stderr, "gofer_request_fuzz: thread %s:%s\n", task.path().filename().c_str(),
+              line.c_str());
+    }
   }
 
   static std::vector<std::string> Packets(std::string_view in) {

@@ -1,6 +1,9 @@
 #!/bin/sh
 # Installs everything husk needs to build and test on Debian 12 (run as root,
-# or with sudo available).
+# or with sudo available). clang and libclang-rt-14-dev (libFuzzer and the
+# sanitizer runtimes, which clang-14 does not pull in) build the fuzz targets
+# and check the thread-safety annotations; llvm brings llvm-symbolizer for
+# readable sanitizer stacks.
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -9,4 +12,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build ccache pkg-config \
   libseccomp-dev libprotobuf-dev protobuf-compiler libabsl-dev \
-  libgtest-dev libgmock-dev manpages-dev >/dev/null
+  libgtest-dev libgmock-dev manpages-dev \
+  clang libclang-rt-14-dev llvm >/dev/null

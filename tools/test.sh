@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds husk and runs every test: unit tests, the fence self-test, and the
 # syscall conformance suite natively and inside `husk do`; then the unit
-# tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# tests again under AddressSanitizer + UndefinedBehaviorSanitizer; then, with
+# clang, the fuzz targets for a short while and the thread-safety analysis.
 set -eu
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -12,3 +13,6 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHUSK_SANITIZE=ON >/
 cmake --build build-asan -j "$jobs" --target unit_tests husk_fence
 # LeakSanitizer is on too: a leak fails the run like any other finding.
 ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
+# The clang build (build-fuzz): the libFuzzer targets under ASan+UBSan for
+# 20 seconds each, and -Wthread-safety over every sentry library (`husk`).
+FUZZ_BUILD_HUSK=1 tools/fuzz.sh 20

@@ -56,14 +56,14 @@ void MemoryManager::SplitAt(uintptr_t addr) {
   if (it == vmas_.end() || it->first == addr) return;
   Vma hi = it->second;
   it->second.end = addr;
-  if (hi.file) hi.file_offset += addr - hi.start;
+  if (hi.file || hi.shm) hi.file_offset += addr - hi.start;
   hi.start = addr;
   vmas_.emplace(addr, std::move(hi));
 }
 
 static bool Mergeable(const Vma& a, const Vma& b) {
-  return a.end == b.start && !a.file && !b.file && a.prot == b.prot && a.shared == b.shared &&
-         a.grows_down == b.grows_down && a.name == b.name;
+  return a.end == b.start && !a.file && !b.file && !a.shm && !b.shm && a.prot == b.prot &&
+         a.shared == b.shared && a.grows_down == b.grows_down && a.name == b.name;
 }
 
 void MemoryManager::InsertVma(Vma vma) {
@@ -161,6 +161,7 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
   vma.end = addr + len;
   vma.prot = req.prot;
   vma.shared = type != MAP_PRIVATE;
+  if (vma.shared && req.file == nullptr) vma.shm = std::make_shared<SharedAnon>(mf_);
   vma.grows_down = (req.flags & MAP_GROWSDOWN) != 0;
   vma.file = req.file;
   vma.file_offset = req.offset;
@@ -375,9 +376,29 @@ uintptr_t MemoryManager::Brk(uintptr_t addr) {
   return brk_;
 }
 
+SharedAnon::~SharedAnon() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  for (auto& [index, off] : pages_) mf_.Free(off, 1);
+}
+
+Result<uint64_t> SharedAnon::PageAt(uint64_t index) {
+  absl::MutexLock l(&mu_);
+  auto it = pages_.find(index);
+  if (it != pages_.end()) return it->second;
+  ASSIGN_OR_RETURN(uint64_t off, mf_.Allocate(1));
+  pages_.emplace(index, off);
+  return off;
+}
+
 Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   auto it = pages_.find(page);
   if (it != pages_.end()) return it->second.offset;
+  if (vma.shm != nullptr) {
+    // The address space holds its own reference next to the object's.
+    ASSIGN_OR_RETURN(uint64_t off, vma.shm->PageAt((vma.file_offset + (page - vma.start)) / kPageSize));
+    mf_.IncRef(off);
+    pages_.emplace(page, Page{off});
+    return off;
+  }
   ASSIGN_OR_RETURN(uint64_t off, mf_.Allocate(1));
   if (vma.file && page < vma.file_end) {
     size_t want = std::min<uintptr_t>(kPageSize, vma.file_end - page);
@@ -478,7 +499,7 @@ bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory) {
 
 bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page, bool* out_of_memory) {
   Page& p = pages_.at(page);
-  if (mf_.Shared(p.offset)) {
+  if (!vma.shared && mf_.Shared(p.offset)) {
     // Still shared: this address space gets its own copy.
     Status copied = CopyShared(p);
     if (!copied.ok()) {

@@ -39,6 +39,25 @@ class Mappable {
   virtual uint64_t MapsDevice() const { return 0; }
 };
 
+// The pages of one MAP_SHARED|MAP_ANONYMOUS mapping (Linux's shmem object):
+// every address space that maps it (the original and its forks) finds the
+// same page at the same offset, whether or not it was touched before the
+// fork. Holds one reference to each memory-file page it has handed out.
+class SharedAnon {
+ public:
+  explicit SharedAnon(MemoryFile& mf) : mf_(mf) {}
+  ~SharedAnon();
+  SharedAnon(const SharedAnon&) = delete;
+  SharedAnon& operator=(const SharedAnon&) = delete;
+  // The memory-file offset of page `index`, allocated (zeroed) on first use.
+  Result<uint64_t> PageAt(uint64_t index);
+
+ private:
+  MemoryFile& mf_;
+  absl::Mutex mu_;
+  std::map<uint64_t, uint64_t> pages_ ABSL_GUARDED_BY(mu_);
+};
+
 struct Vma {
   uintptr_t start = 0;
   uintptr_t end = 0;
@@ -46,7 +65,8 @@ struct Vma {
   bool shared = false;
   bool grows_down = false;
   std::shared_ptr<Mappable> file;  // null: anonymous memory
-  uint64_t file_offset = 0;        // offset in file of `start`
+  std::shared_ptr<SharedAnon> shm;  // shared anonymous memory, else null
+  uint64_t file_offset = 0;        // offset in file (or shm) of `start`
   uintptr_t file_end = UINTPTR_MAX;  // bytes at or past this address read as zeros (ELF bss)
   std::string name;                // "[heap]", "[stack]", or empty
 };

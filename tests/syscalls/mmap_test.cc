@@ -395,5 +395,26 @@ TEST_F(MmapTest, ProcSelfMapsShowsFileMappingPathAndOffset) {
   EXPECT_EQ(e.path, real);
 }
 
+// MAP_SHARED|MAP_ANONYMOUS is one object for the parent and its forks: pages touched
+// before the fork, and pages first touched after it by either side, are the same memory.
+TEST(SharedAnonymousTest, ForkedProcessesShareEveryPage) {
+  constexpr size_t kLen = 4 * 4096;
+  auto* s = static_cast<volatile int*>(
+      mmap(nullptr, kLen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(s, MAP_FAILED);
+  s[0] = 1;  // touched before the fork; the other pages are not
+  EXPECT_EQ(InChild([&] {
+              s[0] = s[0] + 1;
+              s[1024] = 7;   // first touch of page 1, in the child
+              return s[2048] == 9 ? 0 : 1;
+            }),
+            1);  // page 2 was not written yet by the parent
+  EXPECT_EQ(s[0], 2);
+  EXPECT_EQ(s[1024], 7);
+  s[2048] = 9;  // first touch of page 2, in the parent
+  EXPECT_EQ(InChild([&] { return s[2048] == 9 && s[1024] == 7 ? 0 : 1; }), 0);
+  ASSERT_EQ(munmap(const_cast<int*>(s), kLen), 0);
+}
+
 }  // namespace
 }  // namespace husk_test

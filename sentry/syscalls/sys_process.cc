@@ -315,8 +315,16 @@ Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_ad
 }
 }  // namespace
 
-SyscallResult SysGetrlimit(Task& t, const Args& a) { return Prlimit(t, a.Int(0), 0, a.Ptr(1)); }
-SyscallResult SysSetrlimit(Task& t, const Args& a) { return Prlimit(t, a.Int(0), a.Ptr(1), 0); }
+// getrlimit(2)/setrlimit(2) always copy (a NULL pointer is EFAULT); only
+// prlimit64 takes NULL to mean "not this direction".
+SyscallResult SysGetrlimit(Task& t, const Args& a) {
+  if (a.Ptr(1) == 0 && a.Int(0) >= 0 && a.Int(0) < RLIM_NLIMITS) return Errno{EFAULT};
+  return Prlimit(t, a.Int(0), 0, a.Ptr(1));
+}
+SyscallResult SysSetrlimit(Task& t, const Args& a) {
+  if (a.Ptr(1) == 0) return Errno{EFAULT};
+  return Prlimit(t, a.Int(0), a.Ptr(1), 0);
+}
 SyscallResult SysPrlimit64(Task& t, const Args& a) {
   if (a.Int(0) != 0 && a.Int(0) != t.tgid()) {
     if (!t.kernel().FindTask(a.Int(0))) return Errno{ESRCH};

@@ -121,6 +121,10 @@ TEST(ProcessTest, GetrlimitValuesAreSane) {
   EXPECT_GE(rl.rlim_cur, 3u);
   EXPECT_LE(rl.rlim_cur, rl.rlim_max);
   EXPECT_ERRNO(syscall(SYS_getrlimit, 1000, &rl), EINVAL);  // Unknown resource.
+  // Unlike prlimit64, getrlimit and setrlimit have no "not this direction".
+  EXPECT_ERRNO(syscall(SYS_getrlimit, RLIMIT_CPU, nullptr), EFAULT);
+  EXPECT_ERRNO(syscall(SYS_setrlimit, RLIMIT_CPU, nullptr), EFAULT);
+  EXPECT_ERRNO(syscall(SYS_getrlimit, 1000, nullptr), EINVAL);
 }
 
 TEST(ProcessTest, Prlimit64MatchesGetrlimit) {

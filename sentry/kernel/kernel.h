@@ -35,6 +35,7 @@
 #include "base/result.h"
 #include "platform/platform.h"
 #include "sentry/kernel/fd_table.h"
+#include "sentry/kernel/futex.h"
 #include "sentry/kernel/itimer.h"
 #include "sentry/memfile/memfile.h"
 #include "sentry/mm/mm.h"
@@ -89,6 +90,7 @@ class Kernel {
 
   vfs::DentryRef root;
   RealTimers real_timers{*this};  // ITIMER_REAL of every process
+  FutexTable futexes;             // tasks in futex(2) waits
   std::string hostname = "husk";
   std::string domainname = "(none)";
   std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)

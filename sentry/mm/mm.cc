@@ -337,6 +337,39 @@ uintptr_t MemoryManager::MoveLocked(uintptr_t old_addr, size_t old_size, uintptr
   return dest;
 }
 
+Result<FutexKey> MemoryManager::GetFutexKey(uintptr_t addr, bool private_op) {
+  if (addr % 4 != 0) return Errno{EINVAL};
+  absl::MutexLock l(&mu_);
+  auto it = FindVma(addr);
+  if (it == vmas_.end() || it->second.prot == PROT_NONE) return Errno{EFAULT};
+  const Vma& vma = it->second;
+  // A shared key in private memory stays per address space (Linux keys it
+  // on the mm too): copy-on-write pages must not join parent and child.
+  if (private_op || !vma.shared) return FutexKey{this, addr};
+  ASSIGN_OR_RETURN(uint64_t off, EnsurePage(vma, PageDown(addr)));
+  return FutexKey{nullptr, off + (addr - PageDown(addr))};
+}
+
+Result<uint32_t> MemoryManager::AtomicRmw32(uintptr_t addr,
+                                           uint32_t (*op)(uint32_t old, uint32_t arg),
+                                           uint32_t arg) {
+  if (addr % 4 != 0) return Errno{EINVAL};
+  absl::MutexLock l(&mu_);
+  auto it = FindVma(addr);
+  if (it == vmas_.end() || !(it->second.prot & PROT_WRITE)) return Errno{EFAULT};
+  uintptr_t page = PageDown(addr);
+  TRY(EnsurePage(it->second, page));
+  ASSIGN_OR_RETURN(uint64_t off, Unshare(it->second, page));
+  // The stub maps the same memory-file page: the sentry's atomics on its own
+  // mapping are coherent with the application's.
+  auto* word = reinterpret_cast<uint32_t*>(mf_.At(off) + (addr - page));
+  uint32_t old = __atomic_load_n(word, __ATOMIC_SEQ_CST);
+  while (!__atomic_compare_exchange_n(word, &old, op(old, arg), false, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_SEQ_CST)) {
+  }
+  return old;
+}
+
 Status MemoryManager::CheckMapped(uintptr_t addr, size_t length) {
   if (RangeWraps(addr, length)) return Errno{ENOMEM};
   uintptr_t end = PageUp(addr + length);

@@ -58,6 +58,16 @@ class SharedAnon {
   std::map<uint64_t, uint64_t> pages_ ABSL_GUARDED_BY(mu_);
 };
 
+// What identifies a futex word (futex(2)): the address space and address
+// for a private futex or a word in private memory, the memory-file offset
+// (space null) for a shared futex in MAP_SHARED memory, which every process
+// mapping that memory finds alike.
+struct FutexKey {
+  const void* space = nullptr;
+  uint64_t where = 0;
+  auto operator<=>(const FutexKey&) const = default;
+};
+
 struct Vma {
   uintptr_t start = 0;
   uintptr_t end = 0;
@@ -113,6 +123,14 @@ class MemoryManager {
   // ENOMEM if [addr, addr+length) wraps or holds a page with no mapping
   // (msync(2), mlock(2)).
   Status CheckMapped(uintptr_t addr, size_t length);
+  // The key of the futex word at addr (EINVAL if misaligned, EFAULT if not
+  // mapped readable); private_op is FUTEX_PRIVATE_FLAG.
+  Result<FutexKey> GetFutexKey(uintptr_t addr, bool private_op);
+  // Atomically replaces the 32-bit word at addr with op(old), resolving the
+  // page as a write would (copy-on-write first); returns the old value.
+  // EFAULT if the word is not writable memory.
+  Result<uint32_t> AtomicRmw32(uintptr_t addr, uint32_t (*op)(uint32_t old, uint32_t arg),
+                               uint32_t arg);
   void SetBrkBase(uintptr_t addr);
   // Top of the region where mmap places mappings without a hint.
   void SetMmapBase(uintptr_t addr) { mmap_base_ = addr; }

@@ -549,51 +549,137 @@ SyscallResult SysExecve(Task& t, const Args& a) {
   return 0L;
 }
 
-// futex(2) for single-threaded processes: nothing in the sandbox can wake a
-// waiter yet (threads, and with them the futex table, come with the
-// process model), but a wait blocks like any other, so that its timeout
-// ends it and a signal (SIGKILL above all) interrupts it.
+namespace {
+
+// The deadline of a futex wait: FUTEX_WAIT's timeout is relative (on
+// CLOCK_MONOTONIC), FUTEX_WAIT_BITSET's absolute on CLOCK_MONOTONIC or,
+// with FUTEX_CLOCK_REALTIME, CLOCK_REALTIME.
+Result<absl::Time> FutexDeadline(Task& t, uintptr_t addr, bool relative, bool realtime) {
+  if (addr == 0) return absl::InfiniteFuture();
+  timespec ts;
+  TRY(t.CopyInObj(addr, &ts));
+  if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0) return Errno{EINVAL};
+  if (relative) return absl::Now() + absl::DurationFromTimespec(ts);
+  if (realtime) return absl::TimeFromTimespec(ts);
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return absl::Now() + (absl::DurationFromTimespec(ts) - absl::DurationFromTimespec(now));
+}
+
+Result<long> FutexWait(Task& t, uintptr_t addr, bool private_op, uint32_t val, absl::Time deadline,
+                       uint32_t bitset, bool timed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  ASSIGN_OR_RETURN(FutexKey key, t.mm().GetFutexKey(addr, private_op));
+  uint32_t cur;
+  TRY(t.CopyInObj(addr, &cur));
+  if (cur != val) return Errno{EAGAIN};
+  FutexWaiter w{&t, key, bitset};
+  FutexTable& table = t.kernel().futexes;
+  table.Enqueue(&w);
+  for (;;) {
+    Status s = t.Block(deadline);
+    // A wake beats a timeout, and a timeout beats a signal (futex(2)).
+    if (w.woken) return 0L;
+    if (s.ok()) continue;  // woken for something else: keep waiting
+    table.Remove(&w);
+    if (s.error() == ETIMEDOUT) return Errno{ETIMEDOUT};
+    // Interrupted: an untimed wait restarts under SA_RESTART; a timed one
+    // is EINTR if a handler runs (restart_syscall comes later).
+    return Errno{timed ? kERestartNoHand : kERestartSys};
+  }
+}
+
+// FUTEX_WAKE_OP's operation on the second word, and its comparison.
+uint32_t OpSet(uint32_t, uint32_t arg) { return arg; }
+uint32_t OpAdd(uint32_t old, uint32_t arg) { return old + arg; }
+uint32_t OpOr(uint32_t old, uint32_t arg) { return old | arg; }
+uint32_t OpAndn(uint32_t old, uint32_t arg) { return old & ~arg; }
+uint32_t OpXor(uint32_t old, uint32_t arg) { return old ^ arg; }
+
+Result<long> FutexWakeOp(Task& t, const Args& a, bool private_op)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  const uint32_t encoded = static_cast<uint32_t>(a.U(5));
+  int op = (encoded >> 28) & 7;
+  const int cmp = (encoded >> 24) & 15;
+  // 12-bit signed fields (sign_extend32(..., 11)).
+  int32_t oparg = static_cast<int32_t>(((encoded >> 12) & 0xfff) << 20) >> 20;
+  const int32_t cmparg = static_cast<int32_t>((encoded & 0xfff) << 20) >> 20;
+  if (op & FUTEX_OP_OPARG_SHIFT) {
+    op &= ~FUTEX_OP_OPARG_SHIFT;
+    oparg = static_cast<int32_t>(1u << (oparg & 31));
+  }
+  static constexpr uint32_t (*kOps[])(uint32_t, uint32_t) = {OpSet, OpAdd, OpOr, OpAndn, OpXor};
+  if (op > FUTEX_OP_XOR || cmp > FUTEX_OP_CMP_GE) return Errno{ENOSYS};
+  // As FUTEX_WAKE, each wakes at least one.
+  const int n_wake = std::max(a.Int(2), 1), n_wake2 = std::max(static_cast<int>(a.U(3)), 1);
+  ASSIGN_OR_RETURN(FutexKey key1, t.mm().GetFutexKey(a.Ptr(0), private_op));
+  ASSIGN_OR_RETURN(FutexKey key2, t.mm().GetFutexKey(a.Ptr(4), private_op));
+  ASSIGN_OR_RETURN(uint32_t old_raw,
+                   t.mm().AtomicRmw32(a.Ptr(4), kOps[op], static_cast<uint32_t>(oparg)));
+  const int32_t old = static_cast<int32_t>(old_raw);
+  FutexTable& table = t.kernel().futexes;
+  int woken = table.Wake(key1, n_wake, ~0u);
+  bool hit = false;
+  switch (cmp) {
+    case FUTEX_OP_CMP_EQ: hit = old == cmparg; break;
+    case FUTEX_OP_CMP_NE: hit = old != cmparg; break;
+    case FUTEX_OP_CMP_LT: hit = old < cmparg; break;
+    case FUTEX_OP_CMP_LE: hit = old <= cmparg; break;
+    case FUTEX_OP_CMP_GT: hit = old > cmparg; break;
+    case FUTEX_OP_CMP_GE: hit = old >= cmparg; break;
+  }
+  if (hit) woken += table.Wake(key2, n_wake2, ~0u);
+  return static_cast<long>(woken);
+}
+
+}  // namespace
+
+// futex(2): waits and wakes on a table keyed per address space for private
+// futexes and by memory-file offset for shared ones, so that processes
+// sharing a MAP_SHARED mapping meet. The priority-inheritance operations
+// come with threads.
 SyscallResult SysFutex(Task& t, const Args& a) {
   const int op = a.Int(1) & FUTEX_CMD_MASK;
+  const bool private_op = (a.Int(1) & FUTEX_PRIVATE_FLAG) != 0;
   const bool realtime = (a.Int(1) & FUTEX_CLOCK_REALTIME) != 0;
+  // Linux accepts FUTEX_CLOCK_REALTIME only with the bitset and PI waits.
+  if (realtime && op != FUTEX_WAIT_BITSET && op != FUTEX_WAIT_REQUEUE_PI && op != FUTEX_LOCK_PI2) {
+    return Errno{ENOSYS};
+  }
+  FutexTable& table = t.kernel().futexes;
   switch (op) {
-    case FUTEX_WAKE:
-    case FUTEX_WAKE_BITSET:
-      if (op == FUTEX_WAKE_BITSET && a.U(5) == 0) return Errno{EINVAL};
-      return 0L;  // no task can be waiting yet
     case FUTEX_WAIT:
     case FUTEX_WAIT_BITSET: {
-      if (op == FUTEX_WAIT_BITSET && static_cast<uint32_t>(a.U(5)) == 0) return Errno{EINVAL};
-      // Linux accepts FUTEX_CLOCK_REALTIME only with the bitset variants.
-      if (op == FUTEX_WAIT && realtime) return Errno{ENOSYS};
-      if (a.Ptr(0) % 4 != 0) return Errno{EINVAL};
-      absl::Time deadline = absl::InfiniteFuture();
-      if (a.Ptr(3) != 0) {
-        timespec ts;
-        TRY(t.CopyInObj(a.Ptr(3), &ts));
-        if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0) return Errno{EINVAL};
-        if (op == FUTEX_WAIT) {
-          deadline = absl::Now() + absl::DurationFromTimespec(ts);  // relative
-        } else if (realtime) {
-          deadline = absl::TimeFromTimespec(ts);
-        } else {
-          timespec now;
-          clock_gettime(CLOCK_MONOTONIC, &now);
-          deadline = absl::Now() + (absl::DurationFromTimespec(ts) - absl::DurationFromTimespec(now));
-        }
-      }
-      uint32_t cur;
-      TRY(t.CopyInObj(a.Ptr(0), &cur));
-      if (cur != static_cast<uint32_t>(a.U(2))) return Errno{EAGAIN};
-      for (;;) {
-        Status s = t.Block(deadline);
-        if (s.ok()) continue;  // woken for something else: keep waiting
-        if (s.error() == ETIMEDOUT) return Errno{ETIMEDOUT};
-        // Interrupted: restarted if no handler runs (Linux restarts an
-        // untimed wait, and a timed one through restart_syscall).
-        return Errno{a.Ptr(3) == 0 ? kERestartSys : kERestartNoHand};
-      }
+      const uint32_t bitset = op == FUTEX_WAIT ? ~0u : static_cast<uint32_t>(a.U(5));
+      if (bitset == 0) return Errno{EINVAL};
+      ASSIGN_OR_RETURN(absl::Time deadline,
+                       FutexDeadline(t, a.Ptr(3), op == FUTEX_WAIT, realtime));
+      return FutexWait(t, a.Ptr(0), private_op, static_cast<uint32_t>(a.U(2)), deadline, bitset,
+                       a.Ptr(3) != 0);
     }
+    case FUTEX_WAKE:
+    case FUTEX_WAKE_BITSET: {
+      const uint32_t bitset = op == FUTEX_WAKE ? ~0u : static_cast<uint32_t>(a.U(5));
+      if (bitset == 0) return Errno{EINVAL};
+      ASSIGN_OR_RETURN(FutexKey key, t.mm().GetFutexKey(a.Ptr(0), private_op));
+      // Linux wakes one even when asked for none (futex_wake's ++ret >= nr_wake).
+      return static_cast<long>(table.Wake(key, std::max(a.Int(2), 1), bitset));
+    }
+    case FUTEX_REQUEUE:
+    case FUTEX_CMP_REQUEUE: {
+      // The fourth argument is a count here, not a timeout.
+      const int n_wake = a.Int(2), n_requeue = static_cast<int>(a.U(3));
+      if (n_wake < 0 || n_requeue < 0) return Errno{EINVAL};
+      ASSIGN_OR_RETURN(FutexKey from, t.mm().GetFutexKey(a.Ptr(0), private_op));
+      ASSIGN_OR_RETURN(FutexKey to, t.mm().GetFutexKey(a.Ptr(4), private_op));
+      if (op == FUTEX_CMP_REQUEUE) {
+        uint32_t cur;
+        TRY(t.CopyInObj(a.Ptr(0), &cur));
+        if (cur != static_cast<uint32_t>(a.U(5))) return Errno{EAGAIN};
+      }
+      return static_cast<long>(table.Requeue(from, to, n_wake, n_requeue));
+    }
+    case FUTEX_WAKE_OP:
+      return FutexWakeOp(t, a, private_op);
     default:
       t.kernel().CountUnimplemented(SYS_futex);
       return Errno{ENOSYS};

@@ -1,0 +1,215 @@
+// futex(2) between processes: FUTEX_WAIT/WAKE, the bitset variants, REQUEUE, CMP_REQUEUE and
+// WAKE_OP on words in MAP_SHARED memory (shared futexes, keyed by the memory itself), and
+// private futexes, which a forked process cannot reach. Every wait has a timeout or a
+// waker, so no test can hang.
+//
+// Syscalls: futex mmap munmap fork wait4 kill clock_gettime nanosleep
+#include <errno.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "gtest/gtest.h"
+#include "tests/syscalls/test_util.h"
+
+namespace husk_test {
+namespace {
+
+bool ExitedWith(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
+
+long Futex(void* addr, int op, uint32_t val, const timespec* ts = nullptr,
+           void* addr2 = nullptr, uint32_t val3 = 0) {
+  return syscall(SYS_futex, addr, op, val, ts, addr2, val3);
+}
+// REQUEUE, CMP_REQUEUE and WAKE_OP pass a count where the timeout goes.
+long FutexCount(void* addr, int op, uint32_t val, uint32_t val2, void* addr2, uint32_t val3) {
+  return syscall(SYS_futex, addr, op, val, static_cast<uintptr_t>(val2), addr2, val3);
+}
+
+// Words in memory shared with forked children, plus a count of children that are about
+// to wait (they announce it just before the futex call; the parent then polls the
+// kernel's answer, never a sleep, to know they wait).
+struct Shared {
+  uint32_t word = 0;
+  uint32_t word2 = 0;
+  std::atomic<int> ready{0};
+  std::atomic<int> done{0};
+};
+
+class FutexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(p, MAP_FAILED);
+    s_ = new (p) Shared();
+  }
+  void TearDown() override { munmap(s_, 4096); }
+
+  // A child that waits on `word` (for at most 10 s) and exits 0 if woken, 1 on timeout,
+  // 2 on another error.
+  pid_t Waiter(uint32_t* word, int op = FUTEX_WAIT, uint32_t bitset = FUTEX_BITSET_MATCH_ANY) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      timespec ts{10, 0};
+      if (op == FUTEX_WAIT_BITSET) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 10;
+      }
+      s_->ready.fetch_add(1);
+      long r = Futex(word, op, 0, &ts, nullptr, bitset);
+      s_->done.fetch_add(1);
+      _exit(r == 0 ? 0 : errno == ETIMEDOUT ? 1 : 2);
+    }
+    return pid;
+  }
+  // Wakes `word` until n waiters have been woken (each wake tells how many it reached).
+  int WakeUntil(uint32_t* word, int n, int op = FUTEX_WAKE, uint32_t bitset = ~0u) {
+    int woken = 0;
+    const int64_t end = NowMs() + 10000;
+    while (woken < n && NowMs() < end) {
+      long r = Futex(word, op, static_cast<uint32_t>(n - woken), nullptr, nullptr, bitset);
+      if (r < 0) return -1;
+      woken += static_cast<int>(r);
+    }
+    return woken;
+  }
+  Shared* s_ = nullptr;
+};
+
+TEST_F(FutexTest, WaitOnAChangedWordIsEagain) {
+  s_->word = 1;
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAIT, 0), EAGAIN);
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAIT_PRIVATE, 0), EAGAIN);
+}
+
+TEST_F(FutexTest, BadArgumentsFail) {
+  timespec bad{0, 1000000000};
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAIT, 0, &bad), EINVAL);
+  EXPECT_ERRNO(Futex(reinterpret_cast<char*>(&s_->word) + 1, FUTEX_WAIT, 0), EINVAL);
+  EXPECT_ERRNO(Futex(nullptr, FUTEX_WAIT, 0), EFAULT);
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAIT_BITSET, 0, nullptr, nullptr, 0), EINVAL);
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAKE_BITSET, 1, nullptr, nullptr, 0), EINVAL);
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAIT | FUTEX_CLOCK_REALTIME, 0), ENOSYS);
+  EXPECT_ERRNO(FutexCount(&s_->word, FUTEX_CMP_REQUEUE, 1, 1, &s_->word2, 7), EAGAIN);
+  EXPECT_ERRNO(FutexCount(&s_->word, FUTEX_REQUEUE, static_cast<uint32_t>(-1), 1, &s_->word2, 0),
+               EINVAL);
+}
+
+TEST_F(FutexTest, TimeoutsExpire) {
+  timespec rel{0, 20 * 1000 * 1000};
+  int64_t start = NowMs();
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAIT, 0, &rel), ETIMEDOUT);
+  EXPECT_GE(NowMs() - start, 15);
+  timespec abs;
+  clock_gettime(CLOCK_REALTIME, &abs);
+  abs.tv_nsec += 20 * 1000 * 1000;
+  if (abs.tv_nsec >= 1000000000) {
+    abs.tv_sec++;
+    abs.tv_nsec -= 1000000000;
+  }
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAIT_BITSET | FUTEX_CLOCK_REALTIME, 0, &abs, nullptr, ~0u),
+               ETIMEDOUT);
+  // With nobody waiting, a wake reaches nobody.
+  EXPECT_EQ(Futex(&s_->word, FUTEX_WAKE, 10), 0);
+}
+
+TEST_F(FutexTest, WakeReachesWaitersInAnotherProcess) {
+  pid_t a = Waiter(&s_->word), b = Waiter(&s_->word);
+  EXPECT_EQ(WakeUntil(&s_->word, 2), 2);
+  EXPECT_TRUE(ExitedWith(Wait(a), 0));
+  EXPECT_TRUE(ExitedWith(Wait(b), 0));
+}
+
+TEST_F(FutexTest, WakeCountsAtMostWhatItWasAskedFor) {
+  pid_t a = Waiter(&s_->word), b = Waiter(&s_->word);
+  // Until both wait, one wake of 1 reaches at most 1.
+  EXPECT_EQ(WakeUntil(&s_->word, 1), 1);
+  EXPECT_EQ(WakeUntil(&s_->word, 1), 1);
+  EXPECT_TRUE(ExitedWith(Wait(a), 0));
+  EXPECT_TRUE(ExitedWith(Wait(b), 0));
+}
+
+TEST_F(FutexTest, BitsetsSelectWaiters) {
+  pid_t a = Waiter(&s_->word, FUTEX_WAIT_BITSET, 0x1);
+  pid_t b = Waiter(&s_->word, FUTEX_WAIT_BITSET, 0x2);
+  EXPECT_EQ(WakeUntil(&s_->word, 1, FUTEX_WAKE_BITSET, 0x2), 1);
+  EXPECT_TRUE(ExitedWith(Wait(b), 0));
+  EXPECT_EQ(s_->done.load(), 1);  // a still waits: the bit did not match
+  EXPECT_EQ(WakeUntil(&s_->word, 1, FUTEX_WAKE_BITSET, 0x1), 1);
+  EXPECT_TRUE(ExitedWith(Wait(a), 0));
+}
+
+TEST_F(FutexTest, RequeueMovesWaitersToTheSecondWord) {
+  pid_t a = Waiter(&s_->word), b = Waiter(&s_->word);
+  // Wait until both are queued on word: a requeue of 0 + 2 then moves both.
+  int moved = 0;
+  const int64_t end = NowMs() + 10000;
+  while (moved < 2 && NowMs() < end) {
+    long r = FutexCount(&s_->word, FUTEX_CMP_REQUEUE, 0, 2 - moved, &s_->word2, 0);
+    ASSERT_GE(r, 0) << ErrnoName(errno);
+    moved += static_cast<int>(r);
+  }
+  ASSERT_EQ(moved, 2);
+  // Nobody is left on word; both wake from word2.
+  EXPECT_EQ(Futex(&s_->word, FUTEX_WAKE, 10), 0);
+  EXPECT_EQ(WakeUntil(&s_->word2, 2), 2);
+  EXPECT_TRUE(ExitedWith(Wait(a), 0));
+  EXPECT_TRUE(ExitedWith(Wait(b), 0));
+}
+
+TEST_F(FutexTest, WakeOpChangesTheSecondWordAndWakesByItsOldValue) {
+  pid_t a = Waiter(&s_->word), b = Waiter(&s_->word2);
+  s_->word2 = 0;
+  // Both wait before the op: poll with WAKE of nobody is not possible, so requeue 0 + 0
+  // onto themselves until each word has a waiter.
+  const int64_t end = NowMs() + 10000;
+  while (NowMs() < end && (FutexCount(&s_->word, FUTEX_REQUEUE, 0, 1, &s_->word, 0) < 1 ||
+                           FutexCount(&s_->word2, FUTEX_REQUEUE, 0, 1, &s_->word2, 0) < 1)) {
+  }
+  // word2 += 5; wake one on word; if the old word2 was 0, wake one on word2.
+  uint32_t op = FUTEX_OP(FUTEX_OP_ADD, 5, FUTEX_OP_CMP_EQ, 0);
+  EXPECT_EQ(FutexCount(&s_->word, FUTEX_WAKE_OP, 1, 1, &s_->word2, op), 2);
+  EXPECT_EQ(s_->word2, 5u);
+  EXPECT_TRUE(ExitedWith(Wait(a), 0));
+  EXPECT_TRUE(ExitedWith(Wait(b), 0));
+  // A comparison that fails wakes only the first word's waiters; the op still applies.
+  op = FUTEX_OP(FUTEX_OP_OR, 0x10, FUTEX_OP_CMP_LT, 0);
+  EXPECT_EQ(FutexCount(&s_->word, FUTEX_WAKE_OP, 1, 1, &s_->word2, op), 0);
+  EXPECT_EQ(s_->word2, 0x15u);
+  EXPECT_ERRNO(FutexCount(&s_->word, FUTEX_WAKE_OP, 1, 1, &s_->word2, 0x70000000), ENOSYS);
+}
+
+TEST_F(FutexTest, PrivateFutexesStayInTheirProcess) {
+  // A private waiter here; the child's private wake on the same address is another
+  // process's futex and reaches nobody.
+  pid_t child = fork();
+  if (child == 0) {
+    long total = 0;
+    for (int i = 0; i < 20; i++) total += Futex(&s_->word, FUTEX_WAKE_PRIVATE, 10);
+    _exit(total == 0 ? 0 : 1);
+  }
+  timespec ts{0, 100 * 1000 * 1000};
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_WAIT_PRIVATE, 0, &ts), ETIMEDOUT);
+  EXPECT_TRUE(ExitedWith(Wait(child), 0));
+}
+
+TEST_F(FutexTest, SignalsInterruptAWait) {
+  pid_t a = Waiter(&s_->word);
+  const int64_t end = NowMs() + 10000;
+  while (s_->ready.load() < 1 && NowMs() < end) {
+  }
+  // SIGKILL ends it whether or not it already sleeps.
+  ASSERT_EQ(kill(a, SIGKILL), 0);
+  int status = Wait(a);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+}  // namespace
+}  // namespace husk_test

@@ -53,4 +53,74 @@ int FutexTable::Requeue(const FutexKey& from, const FutexKey& to, int n_wake, in
   return done + moved;
 }
 
+namespace {
+
+constexpr uint32_t kFutexWaiters = 0x80000000;
+constexpr uint32_t kFutexOwnerDied = 0x40000000;
+constexpr uint32_t kFutexTidMask = 0x3fffffff;
+constexpr int kRobustListLimit = 2048;  // ROBUST_LIST_LIMIT
+
+// handle_futex_death's update, atomic: a lock the dying tid holds keeps its
+// waiters bit and gains FUTEX_OWNER_DIED.
+uint32_t MarkOwnerDied(uint32_t old, uint32_t tid) {
+  if ((old & kFutexTidMask) != tid) return old;
+  return (old & kFutexWaiters) | kFutexOwnerDied;
+}
+
+void WakeShared(Task& t, uintptr_t addr) {
+  auto key = t.mm().GetFutexKey(addr, false);
+  if (key.ok()) t.kernel().futexes.Wake(*key, 1, ~0u);
+}
+
+// One entry of the list (handle_futex_death); pending: list_op_pending.
+void HandleDeath(Task& t, uintptr_t word, bool pi, bool pending) {
+  uint32_t old;
+  if (!t.mm().CopyIn(word, &old, sizeof(old)).ok()) return;
+  // Died between taking the lock in user space and listing it: wake one
+  // so that it is not lost.
+  if (pending && !pi && old == 0) {
+    WakeShared(t, word);
+    return;
+  }
+  if ((old & kFutexTidMask) != static_cast<uint32_t>(t.tid())) return;
+  auto was = t.mm().AtomicRmw32(word, MarkOwnerDied, static_cast<uint32_t>(t.tid()));
+  if (!was.ok()) return;
+  if (!pi && ((*was & kFutexTidMask) == static_cast<uint32_t>(t.tid())) &&
+      (*was & kFutexWaiters)) {
+    WakeShared(t, word);
+  }
+}
+
+}  // namespace
+
+void ReleaseFutexes(Task& t) {
+  if (t.mm_ == nullptr) return;
+  if (t.robust_list != 0) {
+    // struct robust_list_head { robust_list *next; long futex_offset;
+    // robust_list *list_op_pending; }; bit 0 of a pointer marks a PI futex.
+    uint64_t head[3];
+    if (t.mm().CopyIn(t.robust_list, head, sizeof(head)).ok()) {
+      const int64_t offset = static_cast<int64_t>(head[1]);
+      const uintptr_t pending = head[2] & ~uintptr_t{1};
+      uintptr_t entry = head[0];
+      for (int i = 0; (entry & ~uintptr_t{1}) != t.robust_list && i < kRobustListLimit; i++) {
+        uintptr_t e = entry & ~uintptr_t{1};
+        uint64_t next;
+        if (!t.mm().CopyIn(e, &next, sizeof(next)).ok()) break;
+        if (e != pending) HandleDeath(t, e + offset, entry & 1, false);
+        entry = next;
+      }
+      if (pending != 0) HandleDeath(t, pending + offset, head[2] & 1, true);
+    }
+    t.robust_list = 0;
+  }
+  if (t.clear_child_tid != 0) {
+    int zero = 0;
+    if (t.mm().CopyOut(t.clear_child_tid, &zero, sizeof(zero)).ok()) {
+      WakeShared(t, t.clear_child_tid);
+    }
+    t.clear_child_tid = 0;
+  }
+}
+
 }  // namespace husk

@@ -42,6 +42,11 @@ class FutexTable {
   std::map<FutexKey, std::list<FutexWaiter*>> queues_;
 };
 
+// What Linux's mm_release does for a task leaving its memory (exit, exec):
+// walks its robust futex list, marking each lock it holds FUTEX_OWNER_DIED
+// and waking a waiter, then clears and wakes its clear_child_tid word.
+void ReleaseFutexes(Task& t);
+
 }  // namespace husk
 
 #endif  // HUSK_SENTRY_KERNEL_FUTEX_H_

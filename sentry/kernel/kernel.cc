@@ -194,7 +194,9 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
                                             k.platform().MaxUserAddress());
   loader::Credentials creds{uid, euid, gid, egid, FsCreds()};
   ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs, path, std::move(argv), envp, creds));
-  // Past the point of no return: the old image goes away.
+  // Past the point of no return: the old image goes away, releasing its
+  // robust futexes and clear_child_tid first (exec_mm_release).
+  ReleaseFutexes(*this);
   mm_ = std::move(mm);
   regs = platform::Registers{};
   regs.rip = img.entry;
@@ -222,10 +224,7 @@ void Task::Exit(int wait_status) {
   if (exiting_) return;
   exiting_ = true;
   exit_status = wait_status;
-  if (clear_child_tid != 0 && mm_ != nullptr) {
-    int zero = 0;
-    (void)mm_->CopyOut(clear_child_tid, &zero, sizeof(zero));
-  }
+  ReleaseFutexes(*this);
   fds = FdTable();
   kernel().real_timers.Remove(tgid_);
   vfork_done = true;

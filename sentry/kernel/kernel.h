@@ -250,6 +250,7 @@ class Task {
   stack_t altstack{nullptr, SS_DISABLE, 0};
   std::array<struct rlimit, RLIM_NLIMITS> rlimits{};
   uintptr_t clear_child_tid = 0;
+  uintptr_t robust_list = 0;  // set_robust_list(2)'s head
   int ppid = 0;
   int pgid = 0, sid = 0;
   int exit_status = 0;  // a wait status, valid once zombie

@@ -258,7 +258,24 @@ SyscallResult SysSetTidAddress(Task& t, const Args& a) {
 
 SyscallResult SysSetRobustList(Task& t, const Args& a) {
   if (a.Size(1) != 24) return Errno{EINVAL};  // sizeof(struct robust_list_head)
-  return 0L;  // robust futexes matter once threads exist
+  t.robust_list = a.Ptr(0);
+  return 0L;
+}
+
+// get_robust_list(2): the caller's own list, or another task's with the
+// right to ptrace it (here: the same real uid, or root).
+SyscallResult SysGetRobustList(Task& t, const Args& a) {
+  Task* target = &t;
+  std::shared_ptr<Task> other;
+  if (a.Int(0) != 0 && a.Int(0) != t.tid()) {
+    other = t.kernel().FindTask(a.Int(0));
+    if (other == nullptr || other->zombie) return Errno{ESRCH};
+    if (t.euid != 0 && other->uid != t.uid) return Errno{EPERM};
+    target = other.get();
+  }
+  TRY(t.CopyOutObj(a.Ptr(1), static_cast<uint64_t>(target->robust_list)));
+  TRY(t.CopyOutObj(a.Ptr(2), uint64_t{24}));
+  return 0L;
 }
 
 SyscallResult SysPrctl(Task& t, const Args& a) {

@@ -148,6 +148,7 @@ struct Table {
     Set(SYS_arch_prctl, SysArchPrctl, {kHex, kHex});
     Set(SYS_set_tid_address, SysSetTidAddress, {kPtr});
     Set(SYS_set_robust_list, SysSetRobustList, {kPtr, kInt});
+    Set(SYS_get_robust_list, SysGetRobustList, {kInt, kPtr, kPtr});
     Set(SYS_prctl, SysPrctl, {kInt, kHex, kHex, kHex, kHex});
     Set(SYS_getrlimit, SysGetrlimit, {kInt, kPtr});
     Set(SYS_setrlimit, SysSetrlimit, {kInt, kPtr});

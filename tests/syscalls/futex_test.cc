@@ -3,7 +3,7 @@
 // private futexes, which a forked process cannot reach. Every wait has a timeout or a
 // waker, so no test can hang.
 //
-// Syscalls: futex mmap munmap fork wait4 kill clock_gettime nanosleep
+// Syscalls: futex set_robust_list get_robust_list mmap munmap fork wait4 kill clock_gettime
 #include <errno.h>
 #include <linux/futex.h>
 #include <signal.h>
@@ -41,6 +41,11 @@ struct Shared {
   uint32_t word2 = 0;
   std::atomic<int> ready{0};
   std::atomic<int> done{0};
+  std::atomic<int> go{0};
+  // A robust list of one lock: the list head, the lock's list node, then its word.
+  uint64_t head[3] = {};
+  uint64_t node[2] = {};
+  uint32_t lock = 0;
 };
 
 class FutexTest : public ::testing::Test {
@@ -209,6 +214,47 @@ TEST_F(FutexTest, SignalsInterruptAWait) {
   ASSERT_EQ(kill(a, SIGKILL), 0);
   int status = Wait(a);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+// A process that dies holding a robust lock (set_robust_list) leaves FUTEX_OWNER_DIED in
+// the word, keeps FUTEX_WAITERS, and wakes one waiter (the kernel's exit_robust_list).
+TEST_F(FutexTest, RobustLockOfADeadOwnerIsMarkedAndAWaiterWoken) {
+  pid_t owner = fork();
+  if (owner == 0) {
+    // head.next -> node -> head; the word sits futex_offset bytes after the node.
+    s_->head[0] = reinterpret_cast<uint64_t>(&s_->node[0]);
+    s_->head[1] = reinterpret_cast<uint64_t>(&s_->lock) - reinterpret_cast<uint64_t>(&s_->node[0]);
+    s_->head[2] = 0;
+    s_->node[0] = reinterpret_cast<uint64_t>(&s_->head[0]);
+    if (syscall(SYS_set_robust_list, s_->head, 24) != 0) _exit(1);
+    uint64_t got = 0;
+    size_t len = 0;
+    if (syscall(SYS_get_robust_list, 0, &got, &len) != 0) _exit(2);
+    if (got != reinterpret_cast<uint64_t>(s_->head) || len != 24) _exit(3);
+    __atomic_store_n(&s_->lock, static_cast<uint32_t>(gettid()) | FUTEX_WAITERS, __ATOMIC_SEQ_CST);
+    s_->ready.fetch_add(1);
+    const int64_t end = NowMs() + 10000;
+    while (s_->go.load() == 0 && NowMs() < end) {
+    }
+    _exit(0);  // dies holding the lock
+  }
+  const int64_t end = NowMs() + 10000;
+  while (s_->ready.load() < 1 && NowMs() < end) {
+  }
+  const uint32_t held = __atomic_load_n(&s_->lock, __ATOMIC_SEQ_CST);
+  ASSERT_EQ(held, static_cast<uint32_t>(owner) | FUTEX_WAITERS);
+  pid_t waiter = fork();
+  if (waiter == 0) {
+    timespec ts{10, 0};
+    _exit(Futex(&s_->lock, FUTEX_WAIT, held, &ts) == 0 ? 0 : 1);
+  }
+  // Once the waiter is queued (a requeue onto itself counts it), the owner may die.
+  while (FutexCount(&s_->lock, FUTEX_REQUEUE, 0, 1, &s_->lock, 0) < 1 && NowMs() < end) {
+  }
+  s_->go.store(1);
+  EXPECT_TRUE(ExitedWith(Wait(owner), 0));
+  EXPECT_TRUE(ExitedWith(Wait(waiter), 0)) << "the waiter was not woken";
+  EXPECT_EQ(__atomic_load_n(&s_->lock, __ATOMIC_SEQ_CST), FUTEX_WAITERS | FUTEX_OWNER_DIED);
 }
 
 }  // namespace

@@ -51,6 +51,7 @@ HUSK_HANDLER(SysGetpgrp); HUSK_HANDLER(SysGetpgid); HUSK_HANDLER(SysSetpgid);
 HUSK_HANDLER(SysGetsid); HUSK_HANDLER(SysSetsid);
 HUSK_HANDLER(SysUname); HUSK_HANDLER(SysSethostname); HUSK_HANDLER(SysArchPrctl);
 HUSK_HANDLER(SysSetTidAddress); HUSK_HANDLER(SysSetRobustList); HUSK_HANDLER(SysGetRobustList);
+HUSK_HANDLER(SysFutexWaitv);
 HUSK_HANDLER(SysPrctl);
 HUSK_HANDLER(SysGetrlimit); HUSK_HANDLER(SysSetrlimit); HUSK_HANDLER(SysPrlimit64);
 HUSK_HANDLER(SysSchedGetaffinity); HUSK_HANDLER(SysSchedYield); HUSK_HANDLER(SysGetcpu);

@@ -650,6 +650,59 @@ Result<long> FutexWakeOp(Task& t, const Args& a, bool private_op)
 
 }  // namespace
 
+// futex_waitv(2): one wait on up to 128 futexes; the result is the index of
+// the one that woke it. Linux's checks, in its order: flags 0, a count in
+// 1..128 and an array, the clock (with a timeout), then each entry (only
+// 32-bit words, private or not, a value that fits, a zero reserved field).
+SyscallResult SysFutexWaitv(Task& t, const Args& a) {
+  constexpr uint32_t kSize32 = 2, kPrivate = 128, kNuma = 4, kSizeMask = 3;
+  const uint32_t nr = static_cast<uint32_t>(a.U(1));
+  if (a.U(2) != 0) return Errno{EINVAL};
+  if (nr == 0 || nr > FUTEX_WAITV_MAX || a.Ptr(0) == 0) return Errno{EINVAL};
+  absl::Time deadline = absl::InfiniteFuture();
+  if (a.Ptr(3) != 0) {
+    const int clock = a.Int(4);
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return Errno{EINVAL};
+    ASSIGN_OR_RETURN(deadline, FutexDeadline(t, a.Ptr(3), false, clock == CLOCK_REALTIME));
+  }
+  struct Entry {
+    uint64_t val, uaddr;
+    uint32_t flags, reserved;
+  };
+  std::vector<Entry> entries(nr);
+  TRY(t.CopyIn(a.Ptr(0), entries.data(), nr * sizeof(Entry)));
+  std::vector<FutexWaiter> waiters(nr);
+  for (uint32_t i = 0; i < nr; i++) {
+    const Entry& e = entries[i];
+    if ((e.flags & ~(kSizeMask | kNuma | kPrivate)) || e.reserved != 0) return Errno{EINVAL};
+    if ((e.flags & kSizeMask) != kSize32 || (e.flags & kNuma)) return Errno{EINVAL};
+    if (e.val > UINT32_MAX) return Errno{EINVAL};
+    ASSIGN_OR_RETURN(FutexKey key, t.mm().GetFutexKey(e.uaddr, (e.flags & kPrivate) != 0));
+    waiters[i] = FutexWaiter{&t, key, ~0u};
+  }
+  for (uint32_t i = 0; i < nr; i++) {
+    uint32_t cur;
+    TRY(t.CopyInObj(entries[i].uaddr, &cur));
+    if (cur != entries[i].val) return Errno{EAGAIN};
+  }
+  FutexTable& table = t.kernel().futexes;
+  for (FutexWaiter& w : waiters) table.Enqueue(&w);
+  for (;;) {
+    Status s = t.Block(deadline);
+    long woken = -1;
+    for (uint32_t i = 0; i < nr; i++) {
+      if (waiters[i].woken) woken = i;
+    }
+    if (woken < 0 && s.ok()) continue;  // woken for something else
+    for (FutexWaiter& w : waiters) {
+      if (!w.woken) table.Remove(&w);
+    }
+    if (woken >= 0) return woken;
+    if (s.error() == ETIMEDOUT) return Errno{ETIMEDOUT};
+    return Errno{kERestartSys};
+  }
+}
+
 // futex(2): waits and wakes on a table keyed per address space for private
 // futexes and by memory-file offset for shared ones, so that processes
 // sharing a MAP_SHARED mapping meet. The priority-inheritance operations

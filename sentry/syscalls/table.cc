@@ -149,6 +149,7 @@ struct Table {
     Set(SYS_set_tid_address, SysSetTidAddress, {kPtr});
     Set(SYS_set_robust_list, SysSetRobustList, {kPtr, kInt});
     Set(SYS_get_robust_list, SysGetRobustList, {kInt, kPtr, kPtr});
+    Set(SYS_futex_waitv, SysFutexWaitv, {kPtr, kInt, kHex, kPtr, kInt});
     Set(SYS_prctl, SysPrctl, {kInt, kHex, kHex, kHex, kHex});
     Set(SYS_getrlimit, SysGetrlimit, {kInt, kPtr});
     Set(SYS_setrlimit, SysSetrlimit, {kInt, kPtr});

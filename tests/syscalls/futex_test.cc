@@ -257,5 +257,35 @@ TEST_F(FutexTest, RobustLockOfADeadOwnerIsMarkedAndAWaiterWoken) {
   EXPECT_EQ(__atomic_load_n(&s_->lock, __ATOMIC_SEQ_CST), FUTEX_WAITERS | FUTEX_OWNER_DIED);
 }
 
+// futex_waitv(2): one wait on several words; a wake of any of them ends it with its index.
+TEST_F(FutexTest, WaitvWakesOnAnyWordWithItsIndex) {
+  struct futex_waitv v[2] = {};
+  v[0] = {0, reinterpret_cast<uint64_t>(&s_->word), FUTEX_32, 0};
+  v[1] = {0, reinterpret_cast<uint64_t>(&s_->word2), FUTEX_32, 0};
+  pid_t waiter = fork();
+  if (waiter == 0) {
+    timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += 10;
+    long r = syscall(SYS_futex_waitv, v, 2, 0, &deadline, CLOCK_MONOTONIC);
+    _exit(r == 1 ? 0 : 1);
+  }
+  EXPECT_EQ(WakeUntil(&s_->word2, 1), 1);
+  EXPECT_TRUE(ExitedWith(Wait(waiter), 0));
+  // A word that differs: EAGAIN; bad arguments: EINVAL.
+  s_->word = 3;
+  EXPECT_ERRNO(syscall(SYS_futex_waitv, v, 2, 0, nullptr, 0), EAGAIN);
+  EXPECT_ERRNO(syscall(SYS_futex_waitv, v, 0, 0, nullptr, 0), EINVAL);
+  EXPECT_ERRNO(syscall(SYS_futex_waitv, v, 2, 1, nullptr, 0), EINVAL);
+  v[1].flags = 3;  // a 64-bit word: not supported
+  EXPECT_ERRNO(syscall(SYS_futex_waitv, v, 2, 0, nullptr, 0), EINVAL);
+  timespec ts{0, 0};
+  v[1].flags = FUTEX_32;
+  EXPECT_ERRNO(syscall(SYS_futex_waitv, v, 2, 0, &ts, CLOCK_BOOTTIME), EINVAL);
+  s_->word = 0;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  EXPECT_ERRNO(syscall(SYS_futex_waitv, v, 2, 0, &ts, CLOCK_REALTIME), ETIMEDOUT);
+}
+
 }  // namespace
 }  // namespace husk_test

@@ -102,7 +102,11 @@ SyscallResult SysSigaltstack(Task& t, const Args& a) {
     if (ss.ss_flags & SS_DISABLE) {
       t.altstack = stack_t{nullptr, SS_DISABLE, 0};
     } else {
-      if (ss.ss_size < static_cast<size_t>(MINSIGSTKSZ)) return Errno{ENOMEM};
+      // The kernel's MINSIGSTKSZ for x86 (2048), not glibc's, which under
+      // _GNU_SOURCE is sysconf(_SC_MINSIGSTKSZ): the host's XSAVE size.
+      // Go's runtime gives its signal stacks 32 KiB.
+      constexpr size_t kMinSigStkSz = 2048;
+      if (ss.ss_size < kMinSigStkSz) return Errno{ENOMEM};
       t.altstack = ss;
     }
   }

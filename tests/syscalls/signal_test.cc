@@ -163,6 +163,17 @@ TEST(SigaltstackTest, Errors) {
   ss.ss_sp = mem.data();
   ss.ss_size = 1024;  // Below MINSIGSTKSZ.
   EXPECT_ERRNO(sigaltstack(&ss, nullptr), ENOMEM);
+  ss.ss_size = 2047;
+  EXPECT_ERRNO(sigaltstack(&ss, nullptr), ENOMEM);
+  // The kernel's minimum is 2048 bytes, however large the CPU's signal frame (glibc's
+  // MINSIGSTKSZ may say more); Go's runtime gives its signal stacks 32 KiB.
+  stack_t saved;
+  ASSERT_OK(sigaltstack(nullptr, &saved));
+  for (size_t size : {size_t{2048}, size_t{32 * 1024}}) {
+    ss.ss_size = size;
+    EXPECT_EQ(sigaltstack(&ss, nullptr), 0) << size << ": " << ErrnoName(errno);
+  }
+  sigaltstack(&saved, nullptr);
   ss.ss_size = mem.size();
   ss.ss_flags = 0x1234;
   EXPECT_ERRNO(sigaltstack(&ss, nullptr), EINVAL);

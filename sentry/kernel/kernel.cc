@@ -14,6 +14,8 @@
 
 namespace husk {
 namespace {
+constexpr uint64_t kUserCs = 0x33;  // __USER_CS: 64-bit code
+constexpr uint64_t kUserDs = 0x2b;  // __USER_DS
 thread_local Task* current_task = nullptr;
 
 void Log(Kernel& k, const std::string& s) { (void)!write(k.log_fd, s.data(), s.size()); }
@@ -201,8 +203,8 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   regs = platform::Registers{};
   regs.rip = img.entry;
   regs.rsp = img.stack_pointer;
-  regs.cs = 0x33;  // __USER_CS
-  regs.ss = 0x2b;  // __USER_DS
+  regs.cs = kUserCs;
+  regs.ss = kUserDs;
   regs.eflags = 0x202;
   regs.orig_rax = ~0ULL;  // not in a syscall: no restart logic on the first resume
   fds.CloseOnExec();
@@ -273,8 +275,6 @@ Status Task::Block(absl::Time deadline, std::vector<pollfd>* host) {
 }
 
 namespace {
-constexpr uint64_t kUserCs = 0x33;  // __USER_CS: 64-bit code
-constexpr uint64_t kUserDs = 0x2b;  // __USER_DS
 constexpr uintptr_t kVsyscallPage = 0xffffffffff600000;
 constexpr int kSysSeccomp = 1;  // si_code of a seccomp SIGSYS (asm-generic/siginfo.h)
 }  // namespace
@@ -345,22 +345,22 @@ void Task::OnFault(const platform::StopInfo& stop) {
     Log(kernel(), absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
                                   MemoryAccount::Sandbox().limit() >> 20, tgid_, comm));
     ForceSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
-  } else {
-    if (kernel().strace) {
-      Log(kernel(), absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
-                                    stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
-                                    stop.info.si_code, stop.addr, regs.rip));
-    }
-    siginfo_t info = MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV,
-                                 stop.info.si_code, 0, 0);
-    if (info.si_signo == SIGSEGV) {
-      // The host saw no mapping either way (pages are installed lazily):
-      // the VMAs tell an access error from a missing mapping.
-      info.si_code = mm_->HasVma(stop.addr) ? SEGV_ACCERR : SEGV_MAPERR;
-    }
-    info.si_addr = reinterpret_cast<void*>(stop.addr);
-    ForceSignal(info);
+    return;
   }
+  if (kernel().strace) {
+    Log(kernel(), absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
+                                  stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
+                                  stop.info.si_code, stop.addr, regs.rip));
+  }
+  siginfo_t info = MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV,
+                               stop.info.si_code, 0, 0);
+  if (info.si_signo == SIGSEGV) {
+    // The host saw no mapping either way (pages are installed lazily):
+    // the VMAs tell an access error from a missing mapping.
+    info.si_code = mm_->HasVma(stop.addr) ? SEGV_ACCERR : SEGV_MAPERR;
+  }
+  info.si_addr = reinterpret_cast<void*>(stop.addr);
+  ForceSignal(info);
 }
 
 void Task::Run() {

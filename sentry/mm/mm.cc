@@ -28,6 +28,15 @@ MemoryManager::VmaMap::iterator MemoryManager::FindVma(uintptr_t addr) {
   return addr < it->second.end ? it : vmas_.end();
 }
 
+bool MemoryManager::CoveredLocked(uintptr_t start, uintptr_t end) {
+  for (uintptr_t a = start; a < end;) {
+    auto it = FindVma(a);
+    if (it == vmas_.end()) return false;
+    a = it->second.end;
+  }
+  return true;
+}
+
 bool MemoryManager::RangeFree(uintptr_t start, uintptr_t end) {
   if (start < min_addr_ || end > max_addr_ || start >= end) return false;
   auto it = vmas_.lower_bound(start);
@@ -174,7 +183,6 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
 Status MemoryManager::Munmap(uintptr_t addr, size_t length) {
   if (addr % kPageSize != 0 || length == 0) return Errno{EINVAL};
   // Linux: EINVAL when len > TASK_SIZE - addr.
-  constexpr uintptr_t kTaskSize = (uintptr_t{1} << 47) - kPageSize;
   if (RangeWraps(addr, length) || length > kTaskSize || addr > kTaskSize - length) {
     return Errno{EINVAL};
   }
@@ -197,11 +205,7 @@ Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
   uintptr_t end = PageUp(addr + length);
   absl::MutexLock l(&mu_);
   // Linux fails with ENOMEM if any page of the range is unmapped.
-  for (uintptr_t a = addr; a < end;) {
-    auto it = FindVma(a);
-    if (it == vmas_.end()) return Errno{ENOMEM};
-    a = it->second.end;
-  }
+  if (!CoveredLocked(addr, end)) return Errno{ENOMEM};
   SplitAt(addr);
   SplitAt(end);
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
@@ -226,11 +230,7 @@ Status MemoryManager::Madvise(uintptr_t addr, size_t length, int advice) {
   absl::MutexLock l(&mu_);
   switch (advice) {
     case MADV_DONTNEED: {
-      for (uintptr_t a = addr; a < end;) {
-        auto it = FindVma(a);
-        if (it == vmas_.end()) return Errno{ENOMEM};
-        a = it->second.end;
-      }
+      if (!CoveredLocked(addr, end)) return Errno{ENOMEM};
       // Private pages are dropped: the next touch reads zeros (anonymous)
       // or the file's contents again, as on Linux. Shared memory keeps its
       // contents, as Linux's shmem and page cache do.
@@ -374,12 +374,7 @@ Status MemoryManager::CheckMapped(uintptr_t addr, size_t length) {
   if (RangeWraps(addr, length)) return Errno{ENOMEM};
   uintptr_t end = PageUp(addr + length);
   absl::MutexLock l(&mu_);
-  for (uintptr_t a = addr; a < end;) {
-    auto it = FindVma(a);
-    if (it == vmas_.end()) return Errno{ENOMEM};
-    a = it->second.end;
-  }
-  return Ok();
+  return CoveredLocked(addr, end) ? Ok() : Status(Errno{ENOMEM});
 }
 
 void MemoryManager::SetBrkBase(uintptr_t addr) {

@@ -62,6 +62,10 @@ class SharedAnon {
 // for a private futex or a word in private memory, the memory-file offset
 // (space null) for a shared futex in MAP_SHARED memory, which every process
 // mapping that memory finds alike.
+// x86_64's TASK_SIZE_MAX: the end of user space (the last page below 2^47 is
+// never user memory).
+inline constexpr uintptr_t kTaskSize = (uintptr_t{1} << 47) - kPageSize;
+
 struct FutexKey {
   const void* space = nullptr;
   uint64_t where = 0;
@@ -167,6 +171,8 @@ class MemoryManager {
 
   VmaMap::iterator FindVma(uintptr_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool RangeFree(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether every page of [start, end) lies in some VMA.
+  bool CoveredLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result<uintptr_t> FindFree(size_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SplitAt(uintptr_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the mapping at [old_addr, +old_size) to dest, new_size long (the

@@ -226,21 +226,20 @@ SyscallResult SysSethostname(Task& t, const Args& a) {
   return 0L;
 }
 
-// The highest base arch_prctl accepts is below TASK_SIZE_MAX (the last page
-// of the lower half is never user memory): EPERM above, as on Linux.
-constexpr uint64_t kTaskSizeMax = (uint64_t{1} << 47) - 4096;
+// arch_prctl accepts bases below TASK_SIZE_MAX (kTaskSize): EPERM above,
+// as on Linux.
 
 SyscallResult SysArchPrctl(Task& t, const Args& a) {
   switch (a.Int(0)) {
     case ARCH_SET_FS:
-      if (a.U(1) >= kTaskSizeMax) return Errno{EPERM};
+      if (a.U(1) >= kTaskSize) return Errno{EPERM};
       t.regs.fs_base = a.U(1);
       return 0L;
     case ARCH_GET_FS:
       TRY(t.CopyOutObj(a.Ptr(1), static_cast<uint64_t>(t.regs.fs_base)));
       return 0L;
     case ARCH_SET_GS:
-      if (a.U(1) >= kTaskSizeMax) return Errno{EPERM};
+      if (a.U(1) >= kTaskSize) return Errno{EPERM};
       t.regs.gs_base = a.U(1);
       return 0L;
     case ARCH_GET_GS:
@@ -576,11 +575,7 @@ Result<absl::Time> FutexDeadline(Task& t, uintptr_t addr, bool relative, bool re
   timespec ts;
   TRY(t.CopyInObj(addr, &ts));
   if (ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000 || ts.tv_sec < 0) return Errno{EINVAL};
-  if (relative) return absl::Now() + absl::DurationFromTimespec(ts);
-  if (realtime) return absl::TimeFromTimespec(ts);
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return absl::Now() + (absl::DurationFromTimespec(ts) - absl::DurationFromTimespec(now));
+  return DeadlineOf(ts, realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, !relative);
 }
 
 Result<long> FutexWait(Task& t, uintptr_t addr, bool private_op, uint32_t val, absl::Time deadline,

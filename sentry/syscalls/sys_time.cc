@@ -30,24 +30,24 @@ bool ValidClock(int id) {
   }
 }
 
+}  // namespace
+
+absl::Time DeadlineOf(const timespec& ts, int clock, bool absolute) {
+  if (!absolute) return absl::Now() + absl::DurationFromTimespec(ts);
+  if (clock == CLOCK_REALTIME) return absl::TimeFromTimespec(ts);
+  timespec now;
+  clock_gettime(clock, &now);
+  return absl::Now() + (absl::DurationFromTimespec(ts) - absl::DurationFromTimespec(now));
+}
+
+namespace {
+
 Result<long> Sleep(Task& t, int clock, int flags, uintptr_t req_addr, uintptr_t rem_addr)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   timespec req;
   TRY(t.CopyInObj(req_addr, &req));
   if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0) return Errno{EINVAL};
-  // The wake-up time on the sentry's clock (absl::Now is CLOCK_REALTIME).
-  absl::Time deadline;
-  if (flags & TIMER_ABSTIME) {
-    if (clock == CLOCK_REALTIME) {
-      deadline = absl::TimeFromTimespec(req);
-    } else {
-      timespec now;
-      clock_gettime(clock, &now);
-      deadline = absl::Now() + (absl::DurationFromTimespec(req) - absl::DurationFromTimespec(now));
-    }
-  } else {
-    deadline = absl::Now() + absl::DurationFromTimespec(req);
-  }
+  const absl::Time deadline = DeadlineOf(req, clock, (flags & TIMER_ABSTIME) != 0);
   for (;;) {
     Status s = t.Block(deadline);
     if (s.ok()) continue;  // woken for something else: keep sleeping

@@ -14,24 +14,11 @@
 namespace {
 
 using husk_security::BecomeNobody;
-using husk_security::FailsWith;
 using husk_security::InChildWithin;
 using husk_test::Fd;
 using husk_test::TempDir;
 
 constexpr int64_t kChildDeadlineMs = 30000;
-
-// In a child: returns `code` from the body, saying why on stderr, unless `cond` holds.
-#define CHILD_CHECK(cond, code)                                                   \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: %s failed (errno %s)\n", __FILE__, __LINE__, #cond, \
-              husk_test::ErrnoName(errno).c_str());                               \
-      return code;                                                                \
-    }                                                                             \
-  } while (0)
-// In a child: `expr` must fail with errno `err`.
-#define CHILD_FAILS(expr, err, code) CHILD_CHECK(FailsWith((expr), (err), 1) == 0, code)
 
 class RightsTest : public ::testing::Test {
  protected:
@@ -56,16 +43,16 @@ TEST_F(RightsTest, NobodyCannotReadTheShadowFileByAnyRoute) {
                           [&] {
                             Fd etc(open("/etc", O_RDONLY | O_DIRECTORY));
                             if (!BecomeNobody()) return 99;
-                            CHILD_FAILS(open("/etc/shadow", O_RDONLY), EACCES, 1);
-                            CHILD_FAILS(open(link.c_str(), O_RDONLY), EACCES, 2);
+                            CHILD_CHECK_ERRNO(open("/etc/shadow", O_RDONLY), EACCES, 1);
+                            CHILD_CHECK_ERRNO(open(link.c_str(), O_RDONLY), EACCES, 2);
                             // A directory fd root opened does not lend root's rights.
-                            CHILD_FAILS(openat(etc.get(), "shadow", O_RDONLY), EACCES, 3);
+                            CHILD_CHECK_ERRNO(openat(etc.get(), "shadow", O_RDONLY), EACCES, 3);
                             // O_PATH needs no permission, but reopening it does.
                             Fd path(open("/etc/shadow", O_PATH));
                             CHILD_CHECK(path.valid(), 4);
                             std::string proc = "/proc/self/fd/" + std::to_string(path.get());
-                            CHILD_FAILS(open(proc.c_str(), O_RDONLY), EACCES, 5);
-                            CHILD_FAILS(access("/etc/shadow", R_OK), EACCES, 6);
+                            CHILD_CHECK_ERRNO(open(proc.c_str(), O_RDONLY), EACCES, 5);
+                            CHILD_CHECK_ERRNO(access("/etc/shadow", R_OK), EACCES, 6);
                             return 0;
                           }),
             0);
@@ -76,19 +63,19 @@ TEST_F(RightsTest, NobodyCannotChangeThePasswdFile) {
                           [] {
                             if (!BecomeNobody()) return 99;
                             const char* p = "/etc/passwd";
-                            CHILD_FAILS(open(p, O_WRONLY), EACCES, 1);
-                            CHILD_FAILS(open(p, O_RDWR | O_APPEND), EACCES, 2);
-                            CHILD_FAILS(open(p, O_RDONLY | O_TRUNC), EACCES, 3);
-                            CHILD_FAILS(truncate(p, 0), EACCES, 4);
-                            CHILD_FAILS(chmod(p, 0666), EPERM, 5);
-                            CHILD_FAILS(chown(p, 65534, 65534), EPERM, 6);
-                            CHILD_FAILS(unlink(p), EACCES, 7);
+                            CHILD_CHECK_ERRNO(open(p, O_WRONLY), EACCES, 1);
+                            CHILD_CHECK_ERRNO(open(p, O_RDWR | O_APPEND), EACCES, 2);
+                            CHILD_CHECK_ERRNO(open(p, O_RDONLY | O_TRUNC), EACCES, 3);
+                            CHILD_CHECK_ERRNO(truncate(p, 0), EACCES, 4);
+                            CHILD_CHECK_ERRNO(chmod(p, 0666), EPERM, 5);
+                            CHILD_CHECK_ERRNO(chown(p, 65534, 65534), EPERM, 6);
+                            CHILD_CHECK_ERRNO(unlink(p), EACCES, 7);
                             // Within /etc: elsewhere may be another mount (EXDEV first).
-                            CHILD_FAILS(rename(p, "/etc/passwd.stolen"), EACCES, 8);
-                            CHILD_FAILS(open("/etc/passwd.new", O_CREAT | O_WRONLY, 0644), EACCES,
+                            CHILD_CHECK_ERRNO(rename(p, "/etc/passwd.stolen"), EACCES, 8);
+                            CHILD_CHECK_ERRNO(open("/etc/passwd.new", O_CREAT | O_WRONLY, 0644), EACCES,
                                         9);
                             timespec times[2] = {{0, 0}, {0, 0}};
-                            CHILD_FAILS(utimensat(AT_FDCWD, p, times, 0), EPERM, 10);
+                            CHILD_CHECK_ERRNO(utimensat(AT_FDCWD, p, times, 0), EPERM, 10);
                             return 0;
                           }),
             0);

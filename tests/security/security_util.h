@@ -123,10 +123,6 @@ int InChildWithin(int64_t deadline_ms, F body) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
-// Checks an expected failure inside a forked child: returns 0 if `r` is -1 with errno `err`,
-// otherwise `code` (the child's exit status names which check failed).
-inline int FailsWith(long r, int err, int code) { return (r == -1 && errno == err) ? 0 : code; }
-
 // Runs body in a forked child (see InChildWithin, 60 s) and expects it to return 0.
 template <typename F>
 void ExpectChildOk(F body) {

@@ -7,6 +7,7 @@
 //                              net namespaces; pivots to an empty root
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -14,7 +15,6 @@
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/wait.h>
-#include <grp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,11 +91,20 @@ bool ParseSize(const std::string& text, uint64_t* out) {
   int shift = 0;
   if (end < text.size()) {
     switch (toupper(static_cast<unsigned char>(text[end]))) {
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      case 'T': shift = 40; break;
-      default: return false;
+      case 'K':
+        shift = 10;
+        break;
+      case 'M':
+        shift = 20;
+        break;
+      case 'G':
+        shift = 30;
+        break;
+      case 'T':
+        shift = 40;
+        break;
+      default:
+        return false;
     }
   }
   if (n == 0 || n > (UINT64_MAX >> shift)) return false;
@@ -107,7 +116,7 @@ bool ParseSize(const std::string& text, uint64_t* out) {
 // under (the tightest of its cgroup and the ancestors it can see), else the
 // host's RAM.
 uint64_t DefaultMemoryLimit() {
-  struct sysinfo si{};
+  struct sysinfo si {};
   uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : uint64_t{1} << 30;
   std::ifstream cg("/proc/self/cgroup");
   std::string line, path;

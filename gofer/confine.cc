@@ -18,11 +18,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
-#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "gofer/server.h"
@@ -122,9 +122,9 @@ absl::Status EnterRoot(const std::string& root, bool read_only) {
 // files.
 bool IsServedFsType(const std::string& type) {
   static const char* const kServed[] = {
-      "ext2",  "ext3", "ext4",  "xfs",   "btrfs",  "f2fs", "zfs",  "tmpfs",   "ramfs",
-      "overlay", "squashfs", "erofs", "iso9660", "udf", "vfat", "msdos", "exfat", "ntfs3",
-      "nfs",   "nfs4", "cifs",  "smb3",  "9p",     "ceph", "fuse", "fuseblk", "virtiofs"};
+      "ext2",    "ext3",     "ext4",  "xfs",     "btrfs", "f2fs", "zfs",   "tmpfs",   "ramfs",
+      "overlay", "squashfs", "erofs", "iso9660", "udf",   "vfat", "msdos", "exfat",   "ntfs3",
+      "nfs",     "nfs4",     "cifs",  "smb3",    "9p",    "ceph", "fuse",  "fuseblk", "virtiofs"};
   for (const char* t : kServed) {
     if (type == t) return true;
   }

@@ -89,15 +89,15 @@ bool IsServedFs(int fd, dev_t dev) {
     case SQUASHFS_MAGIC:
     case 0xe0f5e1e2:  // erofs
     case ISOFS_SUPER_MAGIC:
-    case 0x15013346:  // udf
+    case 0x15013346:         // udf
     case MSDOS_SUPER_MAGIC:  // vfat and msdos
-    case 0x2011bab0:  // exfat
-    case 0x7366746e:  // ntfs3
+    case 0x2011bab0:         // exfat
+    case 0x7366746e:         // ntfs3
     case NFS_SUPER_MAGIC:
     case 0xff534d42:  // cifs
     case 0xfe534d42:  // smb2
     case V9FS_MAGIC:
-    case 0x00c36400:  // ceph
+    case 0x00c36400:        // ceph
     case FUSE_SUPER_MAGIC:  // virtiofs, fuse-overlayfs, sshfs: user-space file stores
       return true;
     default:

@@ -11,10 +11,9 @@
 #ifndef HUSK_GOFER_SERVER_H_
 #define HUSK_GOFER_SERVER_H_
 
-#include <cstddef>
-
 #include <sys/types.h>
 
+#include <cstddef>
 #include <vector>
 
 #include "absl/status/status.h"

@@ -104,8 +104,8 @@ absl::StatusOr<std::optional<Frame>> Recv(int sock, Kind want) {
   // MSG_CTRUNC with no descriptor at all: the sender attached one but the
   // kernel could not install it here (our RLIMIT_NOFILE is reached). The
   // frame itself is whole; the caller fails the one call that wanted it.
-  const bool fd_lost = (msg.msg_flags & MSG_CTRUNC) && !(msg.msg_flags & MSG_TRUNC) &&
-                       fds.empty() && !other_cmsg;
+  const bool fd_lost =
+      (msg.msg_flags & MSG_CTRUNC) && !(msg.msg_flags & MSG_TRUNC) && fds.empty() && !other_cmsg;
   if ((msg.msg_flags & MSG_TRUNC) || ((msg.msg_flags & MSG_CTRUNC) && !fd_lost)) {
     return absl::DataLossError("gofer wire: truncated frame (over 64 KiB or too many fds)");
   }

@@ -56,9 +56,9 @@ absl::Status Send(int sock, Kind kind, const std::string& payload, int fd = -1);
 // Receives one frame of kind `want`. Returns std::nullopt when the peer has
 // closed the connection (clean EOF). Received descriptors get
 // FD_CLOEXEC (MSG_CMSG_CLOEXEC). A truncated packet (MSG_TRUNC/MSG_CTRUNC),
-// more than one descriptor (but see Frame::fd_lost), any other ancillary data, a short or bad header
-// or a length that disagrees with the packet is DataLoss; descriptors that
-// came with a rejected frame are closed.
+// more than one descriptor (but see Frame::fd_lost), any other ancillary data, a short or bad
+// header or a length that disagrees with the packet is DataLoss; descriptors that came with a
+// rejected frame are closed.
 absl::StatusOr<std::optional<Frame>> Recv(int sock, Kind want);
 
 }  // namespace husk::gofer::wire

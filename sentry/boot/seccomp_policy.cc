@@ -79,8 +79,7 @@ Status InstallSentrySeccomp(int memfd) {
   // emulates a call into the vsyscall page as time(2) through it; the stub's
   // own filter then traps it to the sentry (like gettimeofday and getcpu).
   for (int nr : {SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep),
-                 SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(time),
-                 SCMP_SYS(getrandom)})
+                 SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(getrandom)})
     allow(nr);
   // The sentry has no filesystem: an open (from a library's probe) fails
   // quietly instead of killing the sandbox.

@@ -85,8 +85,7 @@ void HandleDeath(Task& t, uintptr_t word, bool pi, bool pending) {
   if ((old & kFutexTidMask) != static_cast<uint32_t>(t.tid())) return;
   auto was = t.mm().AtomicRmw32(word, MarkOwnerDied, static_cast<uint32_t>(t.tid()));
   if (!was.ok()) return;
-  if (!pi && ((*was & kFutexTidMask) == static_cast<uint32_t>(t.tid())) &&
-      (*was & kFutexWaiters)) {
+  if (!pi && ((*was & kFutexTidMask) == static_cast<uint32_t>(t.tid())) && (*was & kFutexWaiters)) {
     WakeShared(t, word);
   }
 }

@@ -293,8 +293,8 @@ bool Task::RefuseLegacyEntry() {
   bool legacy = regs.cs != kUserCs;
   if (!legacy) {
     uint8_t insn[2];
-    legacy = mm_->CopyIn(regs.rip - 2, insn, sizeof(insn)).ok() && insn[0] == 0xcd &&
-             insn[1] == 0x80;
+    legacy =
+        mm_->CopyIn(regs.rip - 2, insn, sizeof(insn)).ok() && insn[0] == 0xcd && insn[1] == 0x80;
     if (legacy) regs.rip -= 2;  // the fault is at the instruction
   }
   if (!legacy) return false;
@@ -352,8 +352,8 @@ void Task::OnFault(const platform::StopInfo& stop) {
                                   stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
                                   stop.info.si_code, stop.addr, regs.rip));
   }
-  siginfo_t info = MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV,
-                               stop.info.si_code, 0, 0);
+  siginfo_t info =
+      MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV, stop.info.si_code, 0, 0);
   if (info.si_signo == SIGSEGV) {
     // The host saw no mapping either way (pages are installed lazily):
     // the VMAs tell an access error from a missing mapping.

@@ -22,11 +22,11 @@
 #include <sys/resource.h>
 
 #include <array>
-#include <deque>
-#include <optional>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 

@@ -351,8 +351,8 @@ Result<FutexKey> MemoryManager::GetFutexKey(uintptr_t addr, bool private_op) {
 }
 
 Result<uint32_t> MemoryManager::AtomicRmw32(uintptr_t addr,
-                                           uint32_t (*op)(uint32_t old, uint32_t arg),
-                                           uint32_t arg) {
+                                            uint32_t (*op)(uint32_t old, uint32_t arg),
+                                            uint32_t arg) {
   if (addr % 4 != 0) return Errno{EINVAL};
   absl::MutexLock l(&mu_);
   auto it = FindVma(addr);
@@ -422,7 +422,8 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   if (it != pages_.end()) return it->second.offset;
   if (vma.shm != nullptr) {
     // The address space holds its own reference next to the object's.
-    ASSIGN_OR_RETURN(uint64_t off, vma.shm->PageAt((vma.file_offset + (page - vma.start)) / kPageSize));
+    ASSIGN_OR_RETURN(uint64_t off,
+                     vma.shm->PageAt((vma.file_offset + (page - vma.start)) / kPageSize));
     mf_.IncRef(off);
     pages_.emplace(page, Page{off});
     return off;

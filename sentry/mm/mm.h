@@ -79,8 +79,8 @@ struct Vma {
   bool shared = false;
   bool grows_down = false;
   std::shared_ptr<Mappable> file;  // null: anonymous memory
-  std::shared_ptr<SharedAnon> shm;  // shared anonymous memory, else null
-  uint64_t file_offset = 0;        // offset in file (or shm) of `start`
+  std::shared_ptr<SharedAnon> shm;   // shared anonymous memory, else null
+  uint64_t file_offset = 0;          // offset in file (or shm) of `start`
   uintptr_t file_end = UINTPTR_MAX;  // bytes at or past this address read as zeros (ELF bss)
   std::string name;                // "[heap]", "[stack]", or empty
 };

@@ -64,9 +64,8 @@ bool IsAncestor(const vfs::DentryRef& a, vfs::DentryRef d) {
 // target (may_delete) or creating the new name (may_create); a directory
 // that changes parent also needs write permission on itself, whose ".."
 // changes.
-Status MayRename(const vfs::Creds& creds, const vfs::ParentAndName& from,
-                 const vfs::DentryRef& src, const vfs::ParentAndName& to,
-                 const vfs::DentryRef& dst) {
+Status MayRename(const vfs::Creds& creds, const vfs::ParentAndName& from, const vfs::DentryRef& src,
+                 const vfs::ParentAndName& to, const vfs::DentryRef& dst) {
   bool is_dir = src->inode()->IsDir();
   TRY(vfs::MayDelete(creds, *from.parent->inode(), *src->inode(), is_dir));
   if (dst != nullptr) {

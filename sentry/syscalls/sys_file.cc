@@ -1,8 +1,8 @@
 // File I/O and descriptors: read/write family, open/close, dup, fcntl, ioctl,
 // lseek, truncate, getdents64.
 #include <errno.h>
-#include <poll.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>

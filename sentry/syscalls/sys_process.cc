@@ -632,12 +632,24 @@ Result<long> FutexWakeOp(Task& t, const Args& a, bool private_op)
   int woken = table.Wake(key1, n_wake, ~0u);
   bool hit = false;
   switch (cmp) {
-    case FUTEX_OP_CMP_EQ: hit = old == cmparg; break;
-    case FUTEX_OP_CMP_NE: hit = old != cmparg; break;
-    case FUTEX_OP_CMP_LT: hit = old < cmparg; break;
-    case FUTEX_OP_CMP_LE: hit = old <= cmparg; break;
-    case FUTEX_OP_CMP_GT: hit = old > cmparg; break;
-    case FUTEX_OP_CMP_GE: hit = old >= cmparg; break;
+    case FUTEX_OP_CMP_EQ:
+      hit = old == cmparg;
+      break;
+    case FUTEX_OP_CMP_NE:
+      hit = old != cmparg;
+      break;
+    case FUTEX_OP_CMP_LT:
+      hit = old < cmparg;
+      break;
+    case FUTEX_OP_CMP_LE:
+      hit = old <= cmparg;
+      break;
+    case FUTEX_OP_CMP_GT:
+      hit = old > cmparg;
+      break;
+    case FUTEX_OP_CMP_GE:
+      hit = old >= cmparg;
+      break;
   }
   if (hit) woken += table.Wake(key2, n_wake2, ~0u);
   return static_cast<long>(woken);
@@ -716,8 +728,7 @@ SyscallResult SysFutex(Task& t, const Args& a) {
     case FUTEX_WAIT_BITSET: {
       const uint32_t bitset = op == FUTEX_WAIT ? ~0u : static_cast<uint32_t>(a.U(5));
       if (bitset == 0) return Errno{EINVAL};
-      ASSIGN_OR_RETURN(absl::Time deadline,
-                       FutexDeadline(t, a.Ptr(3), op == FUTEX_WAIT, realtime));
+      ASSIGN_OR_RETURN(absl::Time deadline, FutexDeadline(t, a.Ptr(3), op == FUTEX_WAIT, realtime));
       return FutexWait(t, a.Ptr(0), private_op, static_cast<uint32_t>(a.U(2)), deadline, bitset,
                        a.Ptr(3) != 0);
     }

@@ -197,9 +197,7 @@ SyscallResult SysFchmod(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
   return Chmod(t, *f->inode(), a.U(1));
 }
-SyscallResult SysFchmodat(Task& t, const Args& a) {
-  return ChmodAt(t, a.Int(0), a.Ptr(1), a.U(2));
-}
+SyscallResult SysFchmodat(Task& t, const Args& a) { return ChmodAt(t, a.Int(0), a.Ptr(1), a.U(2)); }
 SyscallResult SysChown(Task& t, const Args& a) {
   return ChownAt(t, AT_FDCWD, a.Ptr(0), a.U(1), a.U(2), 0);
 }
@@ -245,8 +243,8 @@ SyscallResult SysUtimensat(Task& t, const Args& a) {
     return Errno{EFAULT};
   }
   // utimensat(fd, NULL, ...) operates on fd itself (a Linux extension).
-  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW),
-                                               path.empty()));
+  ASSIGN_OR_RETURN(vfs::DentryRef d,
+                   ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW), path.empty()));
   TRY(vfs::CheckUtimes(t.FsCreds(), *d->inode(), touch));
   TRY(d->inode()->SetAttributes(attr));
   return 0L;

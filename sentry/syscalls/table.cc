@@ -305,8 +305,9 @@ long CallHandler(Task& t, const SyscallInfo& info, const Args& args) {
     SyscallResult res = info.handler(t, args);
     return res.ok() ? res.value() : -static_cast<long>(res.error());
   } catch (const UncheckedResult& e) {
-    std::string line = absl::StrFormat("husk: sentry bug: %s: a failed result used unchecked (%s)\n",
-                                       info.name, strerrorname_np(e.err) ? strerrorname_np(e.err) : "?");
+    std::string line =
+        absl::StrFormat("husk: sentry bug: %s: a failed result used unchecked (%s)\n", info.name,
+                        strerrorname_np(e.err) ? strerrorname_np(e.err) : "?");
     (void)!write(t.kernel().log_fd, line.data(), line.size());
     return -e.err;
   } catch (const std::bad_alloc&) {

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (strcmp(argv[1], "sysinfo") == 0) {
-    struct sysinfo si{};
+    struct sysinfo si {};
     if (sysinfo(&si) != 0) return 1;
     printf("%llu\n", static_cast<unsigned long long>(si.totalram) * si.mem_unit >> 20);
     return 0;

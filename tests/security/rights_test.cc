@@ -72,8 +72,8 @@ TEST_F(RightsTest, NobodyCannotChangeThePasswdFile) {
                             CHILD_CHECK_ERRNO(unlink(p), EACCES, 7);
                             // Within /etc: elsewhere may be another mount (EXDEV first).
                             CHILD_CHECK_ERRNO(rename(p, "/etc/passwd.stolen"), EACCES, 8);
-                            CHILD_CHECK_ERRNO(open("/etc/passwd.new", O_CREAT | O_WRONLY, 0644), EACCES,
-                                        9);
+                            CHILD_CHECK_ERRNO(open("/etc/passwd.new", O_CREAT | O_WRONLY, 0644),
+                                              EACCES, 9);
                             timespec times[2] = {{0, 0}, {0, 0}};
                             CHILD_CHECK_ERRNO(utimensat(AT_FDCWD, p, times, 0), EPERM, 10);
                             return 0;

@@ -405,7 +405,7 @@ TEST(SharedAnonymousTest, ForkedProcessesShareEveryPage) {
   s[0] = 1;  // touched before the fork; the other pages are not
   EXPECT_EQ(InChild([&] {
               s[0] = s[0] + 1;
-              s[1024] = 7;   // first touch of page 1, in the child
+              s[1024] = 7;  // first touch of page 1, in the child
               return s[2048] == 9 ? 0 : 1;
             }),
             1);  // page 2 was not written yet by the parent

@@ -73,8 +73,8 @@ Status OverlayInode::CopyUpLocked(bool copy_data) ABSL_NO_THREAD_SAFETY_ANALYSIS
   return Ok();
 }
 
-Status OverlayInode::CopyUpOneLocked(const OverlayRef& parent, bool copy_data)
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+Status OverlayInode::CopyUpOneLocked(const OverlayRef& parent,
+                                     bool copy_data) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ASSIGN_OR_RETURN(struct stat st, lower_->Stat());
   InoLocked();  // the number stays the lower's after copy-up
 

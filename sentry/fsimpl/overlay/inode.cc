@@ -7,7 +7,6 @@
 #include <algorithm>
 
 #include "base/deferred_release.h"
-
 #include "sentry/fsimpl/overlay/overlay.h"
 
 namespace husk::overlay {
@@ -39,8 +38,8 @@ OverlayRef OverlayInode::CachedChildLocked(const std::string& name) {
 }
 
 // Every inode of one overlay shares fs_->mu (see CopyUpLocked).
-void OverlayInode::CacheChildLocked(const std::string& name, const OverlayRef& child)
-    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+void OverlayInode::CacheChildLocked(const std::string& name,
+                                    const OverlayRef& child) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (children_.size() >= purge_at_) {
     std::erase_if(children_, [](const auto& e) {
       return e.second.pinned == nullptr && e.second.weak.expired();

@@ -1,12 +1,11 @@
 #include "sentry/fsimpl/proc/inodes.h"
 
-#include <tuple>
-
 #include <errno.h>
 #include <limits.h>
 
 #include <algorithm>
 #include <cstring>
+#include <tuple>
 
 namespace husk::procfs {
 

@@ -19,10 +19,10 @@ struct EntrySpec {
 
 // In name order, as listings show them.
 constexpr EntrySpec kPidEntries[] = {
-    {"cmdline", 1, Kind::kFile},  {"comm", 2, Kind::kFile}, {"cwd", 3, Kind::kLink},
-    {"exe", 4, Kind::kLink},      {"fd", 5, Kind::kFdDir},  {"maps", 6, Kind::kFile},
-    {"mounts", 7, Kind::kFile},   {"root", 11, Kind::kLink}, {"stat", 8, Kind::kFile},
-    {"status", 9, Kind::kFile},   {"task", 10, Kind::kTaskDir},
+    {"cmdline", 1, Kind::kFile}, {"comm", 2, Kind::kFile},     {"cwd", 3, Kind::kLink},
+    {"exe", 4, Kind::kLink},     {"fd", 5, Kind::kFdDir},      {"maps", 6, Kind::kFile},
+    {"mounts", 7, Kind::kFile},  {"root", 11, Kind::kLink},    {"stat", 8, Kind::kFile},
+    {"status", 9, Kind::kFile},  {"task", 10, Kind::kTaskDir},
 };
 
 // An entry of process pid's directory, owned by that process.

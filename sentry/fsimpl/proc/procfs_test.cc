@@ -259,8 +259,9 @@ TEST_F(ProcfsTest, PerProcessEntriesBelongToTheProcess) {
 
 TEST_F(ProcfsTest, TaskDirectory) {
   EXPECT_EQ(List("/42/task"), std::vector<std::string>{"42"});
-  EXPECT_EQ(List("/42/task/42"), (std::vector<std::string>{"cmdline", "comm", "cwd", "exe", "fd",
-                                                           "maps", "mounts", "root", "stat", "status"}));
+  EXPECT_EQ(List("/42/task/42"),
+            (std::vector<std::string>{"cmdline", "comm", "cwd", "exe", "fd", "maps", "mounts",
+                                      "root", "stat", "status"}));
   EXPECT_EQ(ReadFile("/42/task/42/comm"), "sh\n");
   EXPECT_EQ(Walk("/42/task/42").value()->Stat()->st_nlink, 3u);
   EXPECT_ERRNO(Walk("/42/task/1"), ENOENT);

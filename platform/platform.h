@@ -36,7 +36,17 @@ struct StopInfo {
   int status = 0;
 };
 
+// A host thread made in an address space for a new application thread,
+// waiting to be adopted by the context that will run it.
+struct ThreadToken {
+  int64_t id = 0;
+};
+
 // An application address space. All mappings name the sandbox's memory file.
+//
+// Threads: an address space runs one application thread per context that
+// adopted it (the creator's context adopts it first). Every operation below
+// acts through the calling host thread's own thread in it.
 class AddressSpace {
  public:
   virtual ~AddressSpace() = default;
@@ -49,6 +59,17 @@ class AddressSpace {
   // (copy-on-write write-protects and re-enables writes this way). ENOSYS:
   // not supported; the caller unmaps instead.
   virtual Status Protect(uintptr_t addr, size_t length, int prot) { return Errno{ENOSYS}; }
+  // Makes a thread for another application thread sharing this address
+  // space (clone(CLONE_VM)); the context that will run it adopts it with
+  // Context::Adopt, on its own host thread.
+  virtual Result<ThreadToken> NewThread() { return Errno{ENOSYS}; }
+  // Ends the calling host thread's thread here (the application thread
+  // exited, or exec left this address space); the other threads go on.
+  // Idempotent; the address space may then be destroyed by any thread.
+  virtual void ReleaseThread() {}
+  // Ends a thread NewThread made that no context will adopt (the host
+  // refused the host thread meant to run it).
+  virtual void DiscardThread(ThreadToken token) {}
 };
 
 // An execution context: one host thread's ability to run application code.
@@ -62,6 +83,9 @@ class Context {
   // return kInterrupted soon; callable from any thread. A signal sent to the
   // task uses it to get the task back into the sentry.
   virtual void Interrupt() = 0;
+  // Takes over the thread NewThread made in as, on the calling host thread,
+  // which from then on may Switch into as.
+  virtual Status Adopt(AddressSpace& as, ThreadToken token) { return Errno{ENOSYS}; }
   // The application's floating-point and vector registers in as, in the
   // XSAVE layout (legacy FXSAVE area first); signal frames carry them.
   virtual Result<std::vector<uint8_t>> GetFpState(AddressSpace& as) = 0;

@@ -19,10 +19,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 extern "C" {
 extern char husk_stub_begin[];
 extern char husk_stub_syscall[];
+extern char husk_stub_clone[];
 extern char husk_stub_end[];
 }
 
@@ -32,6 +35,11 @@ namespace {
 uintptr_t StubSyscallAddress() {
   return kStubBase + static_cast<uintptr_t>(husk_stub_syscall - husk_stub_begin);
 }
+
+// The flags of an injected thread clone (and the only ones the stub's
+// filter lets clone take).
+constexpr uint64_t kStubThreadFlags =
+    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
 
 // Waits for pid, retrying on EINTR.
 int WaitFor(pid_t pid, int* status) {
@@ -62,6 +70,12 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd) {
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGSTOP));
   // exit_group: lets the sentry end a stub cleanly.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit_group), 0);
+  // Threads: an injected clone with exactly the thread flags, the new
+  // thread's park loop (pause), and exit to release one thread.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_EQ, kStubThreadFlags));
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pause), 0);
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit), 0);
   // The legacy vsyscalls: a host with vsyscall=xonly emulates a call into
   // the vsyscall page as these syscalls, past SYSEMU but through seccomp.
   // Trapped, they reach the sentry as SIGSYS, which emulates them itself.
@@ -124,13 +138,142 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd) {
   _exit(6);
 }
 
+// One stub thread: the host thread of the address space that one sentry
+// host thread traces and runs application code in.
+struct StubThread {
+  pid_t tid = 0;
+  Registers init_regs{};  // where injections start from (segments, flags)
+  int last_cpu = -1;
+  // Exited, released or reaped: never signal, trace or wait for it again
+  // (its tid may be any new thread's).
+  bool dead = false;
+  int status = 0;  // the wait status, once reaped
+};
+
+pid_t HostTid() { return static_cast<pid_t>(syscall(SYS_gettid)); }
+
+uintptr_t StubCloneAddress() {
+  return kStubBase + static_cast<uintptr_t>(husk_stub_clone - husk_stub_begin);
+}
+
+// Runs one syscall in a stopped stub thread: the registers point at the
+// stub's "syscall; int3" (or the clone entry) and the tracer waits for the
+// trap that follows.
+Result<long> InjectInto(StubThread& th, uintptr_t rip, long nr, uint64_t a0, uint64_t a1,
+                        uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5) {
+  if (th.dead) return Errno{ESRCH};
+  Registers r = th.init_regs;
+  r.rip = rip;
+  r.rax = static_cast<uint64_t>(nr);
+  r.orig_rax = ~0ULL;
+  r.rdi = a0;
+  r.rsi = a1;
+  r.rdx = a2;
+  r.r10 = a3;
+  r.r8 = a4;
+  r.r9 = a5;
+  if (ptrace(PTRACE_SETREGS, th.tid, nullptr, &r) != 0) return Errno{errno};
+  if (ptrace(PTRACE_CONT, th.tid, nullptr, nullptr) != 0) return Errno{errno};
+  for (;;) {
+    int status;
+    if (WaitFor(th.tid, &status) < 0) return Errno{errno};
+    if (!WIFSTOPPED(status)) {
+      th.dead = true;
+      th.status = status;
+      return Errno{ESRCH};
+    }
+    if (WSTOPSIG(status) == SIGTRAP && (status >> 16) == 0) break;
+    // Some other stop (a stray signal, a group-stop): suppress it and go on.
+    if (ptrace(PTRACE_CONT, th.tid, nullptr, nullptr) != 0) return Errno{errno};
+  }
+  if (ptrace(PTRACE_GETREGS, th.tid, nullptr, &r) != 0) return Errno{errno};
+  return static_cast<long>(r.rax);
+}
+
+// Ends a stub thread we trace: it stops at its exit (PTRACE_EVENT_EXIT) and
+// is detached there, so it finishes exiting on its own (a leader stays a
+// zombie until its siblings are gone) and our host thread may end without
+// PTRACE_O_EXITKILL's SIGKILL reaching the rest of the process.
+void ReleaseStubThread(StubThread& th) {
+  if (th.dead) return;
+  th.dead = true;
+  if (ptrace(PTRACE_SETOPTIONS, th.tid, nullptr,
+             PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACEEXIT) != 0) {
+    return;  // gone already: the next wait of whoever owns the process reaps it
+  }
+  Registers r = th.init_regs;
+  r.rip = StubSyscallAddress();
+  r.rax = SYS_exit;
+  r.orig_rax = ~0ULL;
+  r.rdi = 0;
+  if (ptrace(PTRACE_SETREGS, th.tid, nullptr, &r) != 0 ||
+      ptrace(PTRACE_CONT, th.tid, nullptr, nullptr) != 0) {
+    return;
+  }
+  for (;;) {
+    int status;
+    if (WaitFor(th.tid, &status) < 0) return;
+    if (!WIFSTOPPED(status)) {
+      th.status = status;
+      return;
+    }
+    if ((status >> 8) == (SIGTRAP | (PTRACE_EVENT_EXIT << 8))) {
+      ptrace(PTRACE_DETACH, th.tid, nullptr, nullptr);
+      return;
+    }
+    if (ptrace(PTRACE_CONT, th.tid, nullptr, nullptr) != 0) return;
+  }
+}
+
+// Seizes a parked stub thread (made by an injected clone) for the calling
+// host thread: PTRACE_SEIZE, then PTRACE_INTERRUPT, then the event stop.
+Result<StubThread> SeizeStubThread(pid_t tid) {
+  if (ptrace(PTRACE_SEIZE, tid, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) {
+    return Errno{errno};
+  }
+  StubThread th;
+  th.tid = tid;
+  if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0) return Errno{errno};
+  for (;;) {
+    int status;
+    if (WaitFor(tid, &status) < 0) return Errno{errno};
+    if (!WIFSTOPPED(status)) return Errno{ESRCH};
+    if ((status >> 16) == PTRACE_EVENT_STOP) break;
+    // A signal-delivery stop first (a stray signal): suppress it.
+    if (ptrace(PTRACE_CONT, tid, nullptr, nullptr) != 0) return Errno{errno};
+  }
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &th.init_regs) != 0) return Errno{errno};
+  return th;
+}
+
 class PtraceAddressSpace : public AddressSpace {
  public:
-  PtraceAddressSpace(pid_t pid, const Registers& init) : pid_(pid), init_regs_(init) {}
+  // pid: the stub process, traced by the calling host thread.
+  PtraceAddressSpace(pid_t pid, const Registers& init) : pid_(pid) {
+    StubThread th;
+    th.tid = pid;
+    th.init_regs = init;
+    threads_[HostTid()] = th;
+  }
   ~PtraceAddressSpace() override {
-    if (reaped_) return;
+    // Every other host thread released its stub thread before the last
+    // reference went: what is left is ours, or a detached zombie leader.
+    StubThread* self = Self();
+    bool leader_gone;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      leader_gone = leader_reaped_;
+    }
+    if (leader_gone) return;  // its pid may be anyone's now
     kill(pid_, SIGKILL);
     int status;
+    if (self != nullptr && !self->dead) {
+      WaitFor(self->tid, &status);
+      if (self->tid == pid_) return;
+    }
+    // The leader, detached when its thread was released: a child of the
+    // sentry, reapable once its siblings are gone (ECHILD if the host
+    // reaped it already).
     WaitFor(pid_, &status);
   }
 
@@ -154,65 +297,75 @@ class PtraceAddressSpace : public AddressSpace {
     return Ok();
   }
 
-  pid_t pid() const { return pid_; }
-  // Once the stub's exit status has been collected its pid is free for any
-  // new process (another stub included): never signal, trace or wait for it again.
-  bool reaped() const { return reaped_; }
-  int exit_status() const { return exit_status_; }
-  void SetReaped(int status) {
-    reaped_ = true;
-    exit_status_ = status;
+  Result<ThreadToken> NewThread() override {
+    StubThread* self = Self();
+    if (self == nullptr) return Errno{EPERM};
+    ASSIGN_OR_RETURN(long r, InjectInto(*self, StubCloneAddress(), SYS_clone, kStubThreadFlags, 0,
+                                        0, 0, 0, 0));
+    if (r < 0) return Errno{static_cast<int>(-r)};
+    return ThreadToken{r};
   }
-  int last_cpu = -1;
+
+  void ReleaseThread() override {
+    StubThread* self = Self();
+    if (self == nullptr) return;
+    ReleaseStubThread(*self);
+  }
+
+  void DiscardThread(ThreadToken token) override {
+    auto th = SeizeStubThread(static_cast<pid_t>(token.id));
+    if (th.ok()) ReleaseStubThread(*th);
+  }
+
+  void AddThread(const StubThread& th) {
+    std::lock_guard<std::mutex> l(mu_);
+    threads_[HostTid()] = th;
+  }
+
+  // The calling host thread's stub thread, or null. Only its owner uses
+  // an entry, and entries stay put (std::map), so it is used unlocked.
+  StubThread* Self() {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = threads_.find(HostTid());
+    return it == threads_.end() ? nullptr : &it->second;
+  }
+
+  pid_t pid() const { return pid_; }
+  // Records that a thread's exit status was collected.
+  void SetReaped(StubThread& th, int status) {
+    th.dead = true;
+    th.status = status;
+    if (th.tid == pid_) {
+      std::lock_guard<std::mutex> l(mu_);
+      leader_reaped_ = true;
+    }
+  }
   int memfd_for_inject = -1;
 
  private:
-  // Runs one syscall in the stub: the registers point at the stub's
-  // "syscall; int3" and the tracer waits for the trap that follows.
   Result<long> Inject(long nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                       uint64_t a5) {
-    if (reaped_) return Errno{ESRCH};
-    Registers r = init_regs_;
-    r.rip = StubSyscallAddress();
-    r.rax = static_cast<uint64_t>(nr);
-    r.orig_rax = ~0ULL;
-    r.rdi = a0;
-    r.rsi = a1;
-    r.rdx = a2;
-    r.r10 = a3;
-    r.r8 = a4;
-    r.r9 = a5;
-    if (ptrace(PTRACE_SETREGS, pid_, nullptr, &r) != 0) return Errno{errno};
-    if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0) return Errno{errno};
-    for (;;) {
-      int status;
-      if (WaitFor(pid_, &status) < 0) return Errno{errno};
-      if (!WIFSTOPPED(status)) {
-        SetReaped(status);
-        return Errno{ESRCH};
-      }
-      if (WSTOPSIG(status) == SIGTRAP) break;
-      // Some other stop (e.g. a stray SIGSTOP): suppress it and go on.
-      if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0) return Errno{errno};
-    }
-    if (ptrace(PTRACE_GETREGS, pid_, nullptr, &r) != 0) return Errno{errno};
-    return static_cast<long>(r.rax);
+    StubThread* self = Self();
+    if (self == nullptr) return Errno{EPERM};  // a sentry bug: not our address space
+    auto r = InjectInto(*self, StubSyscallAddress(), nr, a0, a1, a2, a3, a4, a5);
+    if (!r.ok() && self->dead && self->tid == pid_) SetReaped(*self, self->status);
+    return r;
   }
 
-  pid_t pid_;
-  bool reaped_ = false;
-  int exit_status_ = 0;
-  Registers init_regs_;
+  const pid_t pid_;
+  std::mutex mu_;  // a leaf: guards the map's shape and leader_reaped_
+  std::map<pid_t, StubThread> threads_;  // by sentry host tid
+  bool leader_reaped_ = false;
 };
 
-// Collects a stub that is no longer in a ptrace stop: between switches that
-// means it was killed (from outside, by the OOM killer, by its own seccomp
-// filter), so report its death rather than the ptrace error.
-Result<StopInfo> CollectDeadStub(PtraceAddressSpace& pas) {
+// Collects a stub thread that is no longer in a ptrace stop: between
+// switches that means it was killed (from outside, by the OOM killer, by
+// its own seccomp filter), so report its death rather than the ptrace error.
+Result<StopInfo> CollectDeadStub(PtraceAddressSpace& pas, StubThread& th) {
   int status;
-  if (WaitFor(pas.pid(), &status) < 0) return Errno{errno};
+  if (WaitFor(th.tid, &status) < 0) return Errno{errno};
   if (WIFSTOPPED(status)) return Errno{ESRCH};
-  pas.SetReaped(status);
+  pas.SetReaped(th, status);
   StopInfo stop;
   stop.kind = StopInfo::Kind::kExited;
   stop.status = status;
@@ -234,35 +387,50 @@ class PtraceContext : public Context {
  public:
   void Interrupt() override {
     interrupt_.store(true);
-    pid_t pid = running_.load();
-    // Any signal stops a traced stub; SIGURG does nothing else if it leaks.
-    if (pid > 0) kill(pid, SIGURG);
+    uint64_t running = running_.load();
+    // Any signal stops a traced stub thread; SIGURG does nothing else if it
+    // leaks. tgkill, because kill() may pick any thread of the stub.
+    if (running != 0) {
+      syscall(SYS_tgkill, static_cast<pid_t>(running >> 32), static_cast<pid_t>(running & 0xffffffff),
+              SIGURG);
+    }
+  }
+
+  Status Adopt(AddressSpace& as, ThreadToken token) override {
+    auto& pas = static_cast<PtraceAddressSpace&>(as);
+    ASSIGN_OR_RETURN(StubThread th, SeizeStubThread(static_cast<pid_t>(token.id)));
+    pas.AddThread(th);
+    return Ok();
   }
 
   Result<std::vector<uint8_t>> GetFpState(AddressSpace& as) override {
     auto& pas = static_cast<PtraceAddressSpace&>(as);
-    if (pas.reaped()) return Errno{ESRCH};
+    StubThread* th = pas.Self();
+    if (th == nullptr || th->dead) return Errno{ESRCH};
     std::vector<uint8_t> buf(XstateSize());
     iovec iov{buf.data(), buf.size()};
-    if (ptrace(PTRACE_GETREGSET, pas.pid(), NT_X86_XSTATE, &iov) != 0) return Errno{errno};
+    if (ptrace(PTRACE_GETREGSET, th->tid, NT_X86_XSTATE, &iov) != 0) return Errno{errno};
     buf.resize(iov.iov_len);
     return buf;
   }
 
   Status SetFpState(AddressSpace& as, const std::vector<uint8_t>& state) override {
     auto& pas = static_cast<PtraceAddressSpace&>(as);
-    if (pas.reaped()) return Errno{ESRCH};
+    StubThread* th = pas.Self();
+    if (th == nullptr || th->dead) return Errno{ESRCH};
     std::vector<uint8_t> buf = state;
     iovec iov{buf.data(), buf.size()};
-    if (ptrace(PTRACE_SETREGSET, pas.pid(), NT_X86_XSTATE, &iov) != 0) return Errno{errno};
+    if (ptrace(PTRACE_SETREGSET, th->tid, NT_X86_XSTATE, &iov) != 0) return Errno{errno};
     return Ok();
   }
 
   Result<StopInfo> Switch(AddressSpace& as, Registers& regs) override {
     auto& pas = static_cast<PtraceAddressSpace&>(as);
-    running_.store(pas.pid());
+    StubThread* th = pas.Self();
+    if (th == nullptr) return Errno{EPERM};  // a sentry bug: not adopted here
+    running_.store((static_cast<uint64_t>(pas.pid()) << 32) | static_cast<uint32_t>(th->tid));
     struct Clear {
-      std::atomic<pid_t>& r;
+      std::atomic<uint64_t>& r;
       ~Clear() { r.store(0); }
     } clear{running_};
     if (interrupt_.exchange(false)) {
@@ -270,31 +438,31 @@ class PtraceContext : public Context {
       stop.kind = StopInfo::Kind::kInterrupted;
       return stop;
     }
-    return Run(pas, regs);
+    return Run(pas, *th, regs);
   }
 
  private:
-  Result<StopInfo> Run(PtraceAddressSpace& pas, Registers& regs) {
-    if (pas.reaped()) {
+  Result<StopInfo> Run(PtraceAddressSpace& pas, StubThread& th, Registers& regs) {
+    if (th.dead) {
       StopInfo stop;
       stop.kind = StopInfo::Kind::kExited;
-      stop.status = pas.exit_status();
+      stop.status = th.status;
       return stop;
     }
-    pid_t pid = pas.pid();
+    pid_t pid = th.tid;
     auto failed = [&](int err) -> Result<StopInfo> {
-      if (err == ESRCH) return CollectDeadStub(pas);
+      if (err == ESRCH) return CollectDeadStub(pas, th);
       return Errno{err};
     };
     // A SYSEMU stop and resume costs ~10us on one core and ~65us across
-    // cores in these VMs: keep the stub on the tracer's current CPU.
+    // cores in these VMs: keep the stub thread on the tracer's current CPU.
     int cpu = sched_getcpu();
-    if (cpu >= 0 && cpu != pas.last_cpu) {
+    if (cpu >= 0 && cpu != th.last_cpu) {
       cpu_set_t set;
       CPU_ZERO(&set);
       CPU_SET(cpu, &set);
       sched_setaffinity(pid, sizeof(set), &set);
-      pas.last_cpu = cpu;
+      th.last_cpu = cpu;
     }
     if (ptrace(PTRACE_SETREGS, pid, nullptr, &regs) != 0) return failed(errno);
     if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return failed(errno);
@@ -303,7 +471,7 @@ class PtraceContext : public Context {
       if (WaitFor(pid, &status) < 0) return Errno{errno};
       StopInfo stop;
       if (WIFEXITED(status) || WIFSIGNALED(status)) {
-        pas.SetReaped(status);
+        pas.SetReaped(th, status);
         stop.kind = StopInfo::Kind::kExited;
         stop.status = status;
         return stop;
@@ -312,6 +480,13 @@ class PtraceContext : public Context {
       if (sig == (SIGTRAP | 0x80)) {
         if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return failed(errno);
         stop.kind = StopInfo::Kind::kSyscall;
+        return stop;
+      }
+      if ((status >> 16) != 0) {
+        // An event stop (a group-stop of a seized thread, an interrupt):
+        // back to the sentry with the registers as they are.
+        if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return failed(errno);
+        stop.kind = StopInfo::Kind::kInterrupted;
         return stop;
       }
       if (ptrace(PTRACE_GETSIGINFO, pid, nullptr, &stop.info) != 0) return failed(errno);
@@ -334,7 +509,8 @@ class PtraceContext : public Context {
     }
   }
 
-  std::atomic<pid_t> running_{0};  // the stub being run, while Switch runs
+  // The stub thread being run while Switch runs: tgid << 32 | tid.
+  std::atomic<uint64_t> running_{0};
   std::atomic<bool> interrupt_{false};
 };
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -584,6 +585,131 @@ TEST_F(PtracePlatformTest, StubDeathIsReportedAndItsPidLeftAlone) {
   siginfo_t si{};
   EXPECT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | __WALL), -1) << "a child is left";
   EXPECT_EQ(errno, ECHILD);
+}
+
+// Threads: a second host thread adopts a thread NewThread made through the
+// first; both run in one address space, and mappings made through either
+// are seen by both.
+TEST_F(PtracePlatformTest, AdoptedThreadSharesTheAddressSpace) {
+  auto code = LoadCode(*as_, kCodeAddr, kLoadCode);
+  ASSERT_OK(code);
+  auto data = MapData(*as_, kDataAddr, PROT_READ | PROT_WRITE);
+  ASSERT_OK(data);
+  Poke32(*data + 0x123, 0xfeedf00d);
+  auto token = as_->NewThread();
+  ASSERT_OK(token);
+  std::atomic<bool> failed{false};
+  std::thread other([&] {
+    auto ctx = platform_->NewContext();
+    if (!ctx->Adopt(*as_, *token).ok()) {
+      failed = true;
+      return;
+    }
+    Registers regs = EntryRegs(kLoadRip - 5);
+    auto stop = ctx->Switch(*as_, regs);
+    if (!StoppedWith(stop, Kind::kSyscall, regs) || regs.rdi != 0xfeedf00d) failed = true;
+    // A mapping made through this thread, for the first one to use.
+    if (!LoadCode(*as_, kCodeAddr + kPageSize, kRoundTripCode).ok()) failed = true;
+    as_->ReleaseThread();
+  });
+  other.join();
+  ASSERT_FALSE(failed);
+  Registers regs = EntryRegs(kCodeAddr + kPageSize);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  EXPECT_EQ(regs.orig_rax, kSysGetpid);
+  // The released thread is gone; the stub is still this thread's one child.
+  as_.reset();
+  siginfo_t si{};
+  EXPECT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | __WALL), -1) << "a child is left";
+  EXPECT_EQ(errno, ECHILD);
+}
+
+// Interrupt reaches only the thread of its context; the leader's host thread
+// may release its thread first and the other thread goes on, then destroys
+// the address space and leaves nothing behind.
+TEST_F(PtracePlatformTest, ThreadsInterruptAndReleaseIndependently) {
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, kSpinCode));
+  ASSERT_OK(LoadCode(*as_, kCodeAddr + kPageSize, kRoundTripCode));
+  auto token = as_->NewThread();
+  ASSERT_OK(token);
+  std::unique_ptr<Context> ctx2 = platform_->NewContext();
+  std::atomic<int> phase{0};
+  std::atomic<bool> failed{false};
+  std::thread other([&] {
+    if (!ctx2->Adopt(*as_, *token).ok()) {
+      failed = true;
+      phase = 1;
+      return;
+    }
+    phase = 1;
+    Registers regs = EntryRegs(kCodeAddr);
+    auto stop = ctx2->Switch(*as_, regs);  // spins until interrupted
+    if (!StoppedWith(stop, Kind::kInterrupted, regs) || regs.rip != kCodeAddr) failed = true;
+    while (phase.load() < 2) std::this_thread::yield();
+    // The leader's thread is released: this one still runs.
+    regs = EntryRegs(kCodeAddr + kPageSize);
+    stop = ctx2->Switch(*as_, regs);
+    if (!StoppedWith(stop, Kind::kSyscall, regs) || regs.orig_rax != kSysGetpid) failed = true;
+    as_.reset();
+  });
+  while (phase.load() < 1) std::this_thread::yield();
+  // The leader runs a syscall round trip while the other thread spins.
+  Registers regs = EntryRegs(kCodeAddr + kPageSize);
+  auto stop = ctx_->Switch(*as_, regs);
+  EXPECT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ctx2->Interrupt();
+  as_->ReleaseThread();
+  phase = 2;
+  other.join();
+  EXPECT_FALSE(failed);
+  siginfo_t si{};
+  EXPECT_EQ(waitid(P_ALL, 0, &si, WEXITED | WNOHANG | __WALL), -1) << "a child is left";
+  EXPECT_EQ(errno, ECHILD);
+}
+
+// A thread nobody adopts is discarded without touching the others.
+TEST_F(PtracePlatformTest, DiscardedThreadLeavesTheRestRunning) {
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, kRoundTripCode));
+  auto token = as_->NewThread();
+  ASSERT_OK(token);
+  as_->DiscardThread(*token);
+  // It finishes exiting on its own once detached at its exit stop.
+  auto tid = static_cast<pid_t>(token->id);
+  for (int i = 0; i < 1000 && kill(tid, 0) == 0; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(kill(tid, 0), -1) << "the discarded thread lives on";
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+}
+
+// Many threads made and released in turn: the thread-creation cost.
+TEST_F(PtracePlatformTest, ThreadCreationTime) {
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, kRoundTripCode));
+  constexpr int kRounds = 50;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRounds; i++) {
+    auto token = as_->NewThread();
+    ASSERT_OK(token);
+    bool ok = false;
+    std::thread other([&] {
+      auto ctx = platform_->NewContext();
+      if (!ctx->Adopt(*as_, *token).ok()) return;
+      Registers regs = EntryRegs(kCodeAddr);
+      ok = StoppedWith(ctx->Switch(*as_, regs), Kind::kSyscall, regs);
+      as_->ReleaseThread();
+    });
+    other.join();
+    ASSERT_TRUE(ok) << "round " << i;
+  }
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                std::chrono::steady_clock::now() - start)
+                .count();
+  std::printf("[     INFO ] thread create+adopt+run+release: %.0f us\n",
+              static_cast<double>(us) / kRounds);
 }
 
 TEST_F(PtracePlatformTest, SyscallRoundTripTime) {

@@ -3,11 +3,12 @@
  * entered with %rdi = its own base and %rsi = its length. It unmaps every
  * other mapping of the inherited sentry image, stops itself with SIGSTOP
  * for the tracer, and from then on only ever executes the injected
- * "syscall; int3" pair below. The application's own syscalls never run
+ * "syscall; int3" pair below, or the clone entry that makes its threads. The application's own syscalls never run
  * here: they stop at PTRACE_SYSEMU entry and are skipped by the host. */
 	.text
 	.globl husk_stub_begin
 	.globl husk_stub_syscall
+	.globl husk_stub_clone
 	.globl husk_stub_end
 	.p2align 12
 husk_stub_begin:
@@ -35,5 +36,18 @@ husk_stub_syscall:
 	syscall
 	int3
 	jmp husk_stub_syscall
+/* An injected clone(CLONE_THREAD...) enters here. The parent traps with the
+ * child's tid; the child (rax 0, no stack of its own: it never pushes)
+ * parks in pause() until its tracer-to-be seizes and interrupts it. */
+husk_stub_clone:
+	syscall
+	test %rax, %rax
+	jz husk_stub_park
+	int3
+	jmp husk_stub_syscall
+husk_stub_park:
+	mov $34, %eax
+	syscall
+	jmp husk_stub_park
 husk_stub_end:
 	.section .note.GNU-stack,"",@progbits

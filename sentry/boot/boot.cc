@@ -174,7 +174,7 @@ void InstallStdio(Kernel& k, Task& t) {
       }
     };
     auto f = hostfs::NewHostFile(UniqueFd(copy), fl & O_ACCMODE, hook);
-    if (f.ok()) (void)t.fds.Set(fd, *f, false);
+    if (f.ok()) (void)t.fds().Set(fd, *f, false);
   }
 }
 

@@ -12,7 +12,7 @@ namespace {
 // Called from syscall handlers, which hold the kernel lock.
 // The state letter and word of /proc/[pid]/status (fs/proc/array.c).
 const char* StateName(const Task& t) {
-  if (t.zombie) return "Z (zombie)";
+  if (t.tg().zombie || t.exited()) return "Z (zombie)";
   if (t.stopped()) return "T (stopped)";
   if (t.sleeping()) return "S (sleeping)";
   return "R (running)";
@@ -26,7 +26,16 @@ class KernelProcProvider : public procfs::ProcProvider {
     Task* t = Kernel::Current();
     return t ? t->tgid() : 1;
   }
+  int CurrentTid() override {
+    Task* t = Kernel::Current();
+    return t ? t->tid() : 1;
+  }
   std::vector<int> Pids() override ABSL_NO_THREAD_SAFETY_ANALYSIS { return k_.Pids(); }
+  std::vector<int> Tids(int pid) override ABSL_NO_THREAD_SAFETY_ANALYSIS { return k_.Tids(pid); }
+  int ProcessOf(int tid) override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto t = k_.FindTask(tid);
+    return t ? t->tgid() : 0;
+  }
   Result<std::string> Maps(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     if (t->mm_ == nullptr) return std::string();
@@ -34,21 +43,21 @@ class KernelProcProvider : public procfs::ProcProvider {
   }
   Result<std::string> ExePath(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    if (t->exe == nullptr) return Errno{ENOENT};
-    return t->exe->Path();
+    if (t->tg().exe == nullptr) return Errno{ENOENT};
+    return t->tg().exe->Path();
   }
   Result<std::string> CwdPath(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    return t->fs.cwd->Path();
+    return t->fs().cwd->Path();
   }
   Result<std::string> RootPath(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    return t->fs.root->Path();
+    return t->fs().root->Path();
   }
   Result<std::string> Cmdline(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     std::string out;
-    for (auto& a : t->argv) {
+    for (auto& a : t->tg().argv) {
       out += a;
       out += '\0';
     }
@@ -64,16 +73,18 @@ class KernelProcProvider : public procfs::ProcProvider {
     return absl::StrFormat(
         "Name:\t%s\nUmask:\t%04o\nState:\t%s\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\n"
         "TracerPid:\t0\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t%s\n"
-        "VmRSS:\t%d kB\nThreads:\t1\nSigBlk:\t%016x\nSeccomp:\t0\n",
-        t->comm, t->fs.umask, StateName(*t), t->tgid(), t->tid(),
-        t->ppid, t->uid, t->euid, t->suid, t->fsuid, t->gid, t->egid, t->sgid, t->fsgid,
-        t->fds.limit(), absl::StrJoin(t->groups, " ") + (t->groups.empty() ? "" : " "), rss_kb,
-        t->sigmask);
+        "VmRSS:\t%d kB\nThreads:\t%d\nSigQ:\t%d/%d\nSigPnd:\t%016x\nShdPnd:\t%016x\n"
+        "SigBlk:\t%016x\nSeccomp:\t0\n",
+        t->comm, t->fs().umask, StateName(*t), t->tgid(), t->tid(), t->tg().ppid, t->uid, t->euid,
+        t->suid, t->fsuid, t->gid, t->egid, t->sgid, t->fsgid, t->fds().limit(),
+        absl::StrJoin(t->groups, " ") + (t->groups.empty() ? "" : " "), rss_kb,
+        t->tg().threads.size(), 0, t->tg().rlimits[RLIMIT_SIGPENDING].rlim_cur,
+        t->ThreadPendingSignals(), t->tg().shared_pending.pending(), t->sigmask);
   }
   Result<std::string> StatText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0\n",
-                           t->tid(), t->comm, StateName(*t)[0], t->ppid, t->pgid, t->sid);
+    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0\n", t->tid(),
+                           t->comm, StateName(*t)[0], t->tg().ppid, t->tg().pgid, t->tg().sid);
   }
   Result<std::pair<uint32_t, uint32_t>> Owner(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
@@ -81,7 +92,7 @@ class KernelProcProvider : public procfs::ProcProvider {
   }
   Result<vfs::DentryRef> FdDentry(int pid, int fd) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    ASSIGN_OR_RETURN(vfs::FileRef f, t->fds.Get(fd));
+    ASSIGN_OR_RETURN(vfs::FileRef f, t->fds().Get(fd));
     if (f->dentry() != nullptr) return f->dentry();
     auto d = std::make_shared<vfs::Dentry>("", nullptr, f->inode());
     d->set_magic_file(f);
@@ -91,7 +102,7 @@ class KernelProcProvider : public procfs::ProcProvider {
   Result<std::map<int, std::string>> Fds(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     std::map<int, std::string> out;
-    for (auto& [fd, e] : t->fds.entries()) {
+    for (auto& [fd, e] : t->fds().entries()) {
       if (e.file->dentry()) {
         out[fd] = e.file->dentry()->Path();
       } else if (e.file->inode()->Type() == S_IFIFO) {

@@ -58,6 +58,9 @@ Status InstallSentrySeccomp(int memfd) {
   for (int nr : {SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(kill), SCMP_SYS(tgkill),
                  SCMP_SYS(sched_setaffinity), SCMP_SYS(getcpu)})
     allow(nr);
+  // A new stub thread parks in pause() until its tracer seizes it; stubs
+  // inherit this filter, so it must allow what their own allows.
+  allow(SCMP_SYS(pause));
   // A new stub sets its death signal and no_new_privs, then installs its own
   // (stricter) filter: neither can widen what is allowed.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,

@@ -113,9 +113,10 @@ void ReleaseFutexes(Task& t) {
     }
     t.robust_list = 0;
   }
+  // Only memory someone else still uses learns of the exit (mm_release).
   if (t.clear_child_tid != 0) {
     int zero = 0;
-    if (t.mm().CopyOut(t.clear_child_tid, &zero, sizeof(zero)).ok()) {
+    if (t.mm_.use_count() > 1 && t.mm().CopyOut(t.clear_child_tid, &zero, sizeof(zero)).ok()) {
       WakeShared(t, t.clear_child_tid);
     }
     t.clear_child_tid = 0;

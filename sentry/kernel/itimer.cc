@@ -76,9 +76,9 @@ void RealTimers::Loop(std::shared_ptr<State> st) {
     absl::MutexLock kl(&k->mu);
     for (int tgid : due) {
       auto task = k->FindTask(tgid);
-      if (task != nullptr && !task->zombie) {
+      if (task != nullptr && !task->tg().zombie) {
         task->kernel().mu.AssertHeld();  // the task's kernel is k
-        task->SendSignal(MakeSigInfo(SIGALRM, SI_KERNEL, 0, 0));
+        task->SendProcessSignal(MakeSigInfo(SIGALRM, SI_KERNEL, 0, 0));
       }
     }
   }

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -41,6 +42,15 @@ void Kernel::SetCurrent(Task* t) { current_task = t; }
 void Kernel::AddTask(std::shared_ptr<Task> t) { tasks_[t->tid()] = std::move(t); }
 void Kernel::RemoveTask(int tid) { tasks_.erase(tid); }
 
+void Kernel::RenameTask(int old_tid, int new_tid) {
+  auto it = tasks_.find(old_tid);
+  if (it == tasks_.end()) return;
+  std::shared_ptr<Task> t = std::move(it->second);
+  tasks_.erase(it);
+  t->tid_ = new_tid;
+  tasks_[new_tid] = std::move(t);
+}
+
 std::shared_ptr<Task> Kernel::FindTask(int tid) {
   auto it = tasks_.find(tid);
   return it == tasks_.end() ? nullptr : it->second;
@@ -48,7 +58,20 @@ std::shared_ptr<Task> Kernel::FindTask(int tid) {
 
 std::vector<int> Kernel::Pids() {
   std::vector<int> out;
-  for (auto& [tid, t] : tasks_) out.push_back(tid);  // zombies too, until reaped
+  for (auto& [tid, t] : tasks_) {
+    if (t->is_leader()) out.push_back(tid);  // zombies too, until reaped
+  }
+  return out;
+}
+
+std::vector<int> Kernel::Tids(int pid) {
+  std::vector<int> out;
+  auto leader = FindTask(pid);
+  if (leader == nullptr || !leader->is_leader()) return out;
+  if (leader->tg().zombie || leader->exited()) out.push_back(pid);
+  for (Task* t : leader->tg().threads) out.push_back(t->tid());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
@@ -61,7 +84,7 @@ uint64_t Kernel::CountTasksOfUser(uint32_t uid) {
 std::vector<std::shared_ptr<Task>> Kernel::Children(int ppid) {
   std::vector<std::shared_ptr<Task>> out;
   for (auto& [tid, t] : tasks_) {
-    if (t->ppid == ppid) out.push_back(t);
+    if (t->is_leader() && t->tg().ppid == ppid) out.push_back(t);
   }
   return out;
 }
@@ -82,52 +105,64 @@ Result<std::shared_ptr<Task>> Kernel::CreateInitTask(const std::string& path,
                                                      const std::string& cwd) {
   absl::MutexLock l(&mu);
   auto t = std::make_shared<Task>(*this, AllocatePid());
-  t->fs.root = root;
-  t->fs.cwd = root;
+  t->fs().root = root;
+  t->fs().cwd = root;
   if (!cwd.empty()) {
-    auto d = vfs::Resolve(t->fs, root, cwd, true);
-    if (d.ok() && (*d)->inode()->IsDir()) t->fs.cwd = *d;
+    auto d = vfs::Resolve(t->fs(), root, cwd, true);
+    if (d.ok() && (*d)->inode()->IsDir()) t->fs().cwd = *d;
   }
-  t->pgid = t->sid = t->tid();
-  for (int i = 0; i < RLIM_NLIMITS; i++) t->rlimits[i] = {RLIM_INFINITY, RLIM_INFINITY};
-  t->rlimits[RLIMIT_STACK] = {8 << 20, RLIM_INFINITY};
-  t->rlimits[RLIMIT_NOFILE] = {1024, 1 << 20};
-  t->rlimits[RLIMIT_CORE] = {0, RLIM_INFINITY};
-  t->rlimits[RLIMIT_NPROC] = {4096, 4096};
-  t->rlimits[RLIMIT_MEMLOCK] = {8 << 20, 8 << 20};
-  t->rlimits[RLIMIT_SIGPENDING] = {4096, 4096};
-  t->rlimits[RLIMIT_MSGQUEUE] = {819200, 819200};
-  t->rlimits[RLIMIT_NICE] = {0, 0};
-  t->rlimits[RLIMIT_RTPRIO] = {0, 0};
+  ThreadGroup& g = t->tg();
+  g.pgid = g.sid = t->tid();
+  for (int i = 0; i < RLIM_NLIMITS; i++) g.rlimits[i] = {RLIM_INFINITY, RLIM_INFINITY};
+  g.rlimits[RLIMIT_STACK] = {8 << 20, RLIM_INFINITY};
+  g.rlimits[RLIMIT_NOFILE] = {1024, 1 << 20};
+  g.rlimits[RLIMIT_CORE] = {0, RLIM_INFINITY};
+  g.rlimits[RLIMIT_NPROC] = {4096, 4096};
+  g.rlimits[RLIMIT_MEMLOCK] = {8 << 20, 8 << 20};
+  g.rlimits[RLIMIT_SIGPENDING] = {4096, 4096};
+  g.rlimits[RLIMIT_MSGQUEUE] = {819200, 819200};
+  g.rlimits[RLIMIT_NICE] = {0, 0};
+  g.rlimits[RLIMIT_RTPRIO] = {0, 0};
   AddTask(t);
   return t;
 }
 
-Status Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as) {
+Status Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as,
+                         std::optional<platform::ThreadToken> thread) {
   t->start_state_ = Task::StartState::kPending;
-  auto body = [this, t, mm = std::move(mm_without_as)]() mutable {
+  auto body = [this, t, mm = std::move(mm_without_as), thread]() mutable {
     Kernel::SetCurrent(t.get());
     {
       absl::MutexLock l(&mu);
       t->ctx_ = platform_.NewContext();
-      if (mm != nullptr) {
+      Status ready = Ok();
+      if (thread.has_value()) {
+        // A thread of an address space that already exists.
+        ready = t->ctx_->Adopt(t->mm_->address_space(), *thread);
+      } else if (mm != nullptr) {
         auto as = platform_.NewAddressSpace();
-        if (!as.ok()) {
-          // The host refused a process (pids limit, memory): the parent's
-          // fork fails with EAGAIN, as Linux's does when it runs out.
-          Log(*this, absl::StrFormat("husk: task %d: cannot create an address space: %s\n",
-                                     t->tid(), strerror(as.error())));
-          t->ctx_.reset();
-          t->start_state_ = Task::StartState::kFailed;
-          cv.SignalAll();
-          return;
+        if (as.ok()) {
+          mm->AttachAddressSpace(std::move(*as));
+          t->mm_ = std::move(mm);
+          t->mm_creator_ = true;
+          if (!t->initial_fp_state.empty()) {
+            (void)t->ctx_->SetFpState(t->mm_->address_space(), t->initial_fp_state);
+            t->initial_fp_state.clear();
+          }
+        } else {
+          ready = Errno{as.error()};
         }
-        mm->AttachAddressSpace(std::move(*as));
-        t->mm_ = std::move(mm);
-        if (!t->initial_fp_state.empty()) {
-          (void)t->ctx_->SetFpState(t->mm_->address_space(), t->initial_fp_state);
-          t->initial_fp_state.clear();
-        }
+      }
+      if (!ready.ok()) {
+        // The host refused a process or a thread (pids limit, memory): the
+        // parent's clone fails with EAGAIN, as Linux's does when it runs out.
+        Log(*this, absl::StrFormat("husk: task %d: cannot start: %s\n", t->tid(),
+                                   strerror(ready.error())));
+        t->ctx_.reset();
+        if (thread.has_value()) t->mm_.reset();
+        t->start_state_ = Task::StartState::kFailed;
+        cv.SignalAll();
+        return;
       }
       t->start_state_ = Task::StartState::kRunning;
       cv.SignalAll();
@@ -138,6 +173,8 @@ Status Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager>
     std::thread(std::move(body)).detach();
   } catch (const std::system_error&) {
     // No host thread (a pids or memory limit): EAGAIN, as fork(2) gives.
+    if (thread.has_value()) t->mm_->address_space().DiscardThread(*thread);
+    t->mm_.reset();
     return Errno{EAGAIN};
   }
   while (t->start_state_ == Task::StartState::kPending) cv.Wait(&mu);
@@ -152,11 +189,11 @@ void Kernel::StartInit(std::shared_ptr<Task> t, const std::string& path,
     {
       absl::MutexLock l(&mu);
       t->ctx_ = platform_.NewContext();
+      t->kernel().mu.AssertHeld();  // t's kernel is this one
       Status st = t->Exec(path, std::move(argv), std::move(envp));
       if (!st.ok()) {
         Log(*this, absl::StrFormat("husk: cannot execute %s: %s\n", path, strerror(st.error())));
         int code = st.error() == ENOENT ? 127 : 126;
-        t->kernel().mu.AssertHeld();  // t's kernel is this one
         t->Exit(code << 8);
         return;
       }
@@ -191,15 +228,18 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
                   std::vector<std::string> envp) {
   Kernel& k = kernel_;
   ASSIGN_OR_RETURN(std::unique_ptr<platform::AddressSpace> as, k.platform().NewAddressSpace());
-  auto mm = std::make_unique<MemoryManager>(k.memory_file(), std::move(as),
-                                            k.platform().MinUserAddress(),
-                                            k.platform().MaxUserAddress());
+  auto mm = std::make_shared<MemoryManager>(
+      k.memory_file(), std::move(as), k.platform().MinUserAddress(), k.platform().MaxUserAddress());
   loader::Credentials creds{uid, euid, gid, egid, FsCreds()};
-  ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs, path, std::move(argv), envp, creds));
-  // Past the point of no return: the old image goes away, releasing its
-  // robust futexes and clear_child_tid first (exec_mm_release).
+  ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs(), path, std::move(argv), envp, creds));
+  // Past the point of no return: the other threads go, then the old image,
+  // releasing its robust futexes and clear_child_tid first (exec_mm_release).
+  TRY(DeThread());
   ReleaseFutexes(*this);
+  if (mm_ != nullptr && mm_.use_count() > 1) mm_->address_space().ReleaseThread();
   mm_ = std::move(mm);
+  mm_creator_ = true;
+  k.cv.SignalAll();  // a creator waiting for the old MM's users
   regs = platform::Registers{};
   regs.rip = img.entry;
   regs.rsp = img.stack_pointer;
@@ -207,14 +247,18 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   regs.ss = kUserDs;
   regs.eflags = 0x202;
   regs.orig_rax = ~0ULL;  // not in a syscall: no restart logic on the first resume
-  fds.CloseOnExec();
-  for (auto& act : sigactions) {
+  // A table shared with another process is copied first (unshare_files),
+  // and so are shared handlers, which exec resets.
+  if (fds_.use_count() > 1) fds_ = std::make_shared<FdTable>(*fds_);
+  fds_->CloseOnExec();
+  if (sighand_.use_count() > 1) sighand_ = std::make_shared<SignalHandlers>(*sighand_);
+  for (auto& act : sighand_->actions) {
     if (act.handler != reinterpret_cast<uint64_t>(SIG_IGN)) act = SigAction{};
   }
   altstack = stack_t{nullptr, SS_DISABLE, 0};
   comm = Basename(path);
-  exe = img.exe;
-  this->argv = std::move(img.argv);
+  tg_->exe = img.exe;
+  tg_->argv = std::move(img.argv);
   if (!vfork_done) {
     vfork_done = true;
     k.cv.SignalAll();
@@ -222,44 +266,115 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   return Ok();
 }
 
+void Task::KillOtherThreads() {
+  for (Task* o : tg_->threads) {
+    if (o == this) continue;
+    o->pending_.Push(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0), UINT64_MAX);
+    o->Wake();
+  }
+}
+
+Status Task::DeThread() {
+  ThreadGroup& g = *tg_;
+  if (g.threads.size() == 1 && is_leader()) return Ok();
+  if (g.exiting || g.execing != nullptr) return Errno{EAGAIN};  // dying anyway
+  g.execing = this;
+  KillOtherThreads();
+  // Every other thread exits in its own host thread, which takes the lock.
+  while (g.threads.size() > 1 && !(pending_.pending() & SignalBit(SIGKILL))) {
+    kernel_.cv.Wait(&kernel_.mu);
+  }
+  g.execing = nullptr;
+  if (g.threads.size() > 1) return Errno{EAGAIN};  // killed meanwhile: the exec is moot
+  if (!is_leader()) {
+    // The former leader is gone for good, silently; this thread takes its
+    // pid (execve(2): "all other threads ... are destroyed", and the
+    // thread id becomes the process id).
+    const int tgid = g.tgid;
+    kernel_.RemoveTask(tgid);
+    kernel_.RenameTask(tid_, tgid);
+  }
+  return Ok();
+}
+
 void Task::Exit(int wait_status) {
+  ThreadGroup& g = *tg_;
+  // Killed by execve's de_thread: this thread alone goes.
+  if (g.execing != nullptr && g.execing != this) {
+    ExitThread(wait_status);
+    return;
+  }
+  if (!g.exiting) {
+    g.exiting = true;
+    g.exit_code = wait_status;
+    KillOtherThreads();
+  }
+  ExitThread(g.exit_code);
+}
+
+void Task::ExitThread(int wait_status) {
   if (exiting_) return;
   exiting_ = true;
-  exit_status = wait_status;
+  exit_code = wait_status;
+  ThreadGroup& g = *tg_;
   ReleaseFutexes(*this);
-  fds = FdTable();
-  kernel().real_timers.Remove(tgid_);
+  // The thread's descriptor table reference goes (files close with the
+  // last one); an empty table stays for /proc.
+  fds_ = std::make_shared<FdTable>();
   vfork_done = true;
-  zombie = true;
+  std::erase(g.threads, this);
+  // Its children stay the process's, now of another of its threads.
+  for (auto& child : kernel().Children(g.tgid)) {
+    ThreadGroup& c = child->tg();
+    if (c.parent_thread == tid_) c.parent_thread = g.threads.empty() ? 0 : g.threads.front()->tid();
+  }
+  // A process-directed signal meant for this thread goes to another.
+  if (g.shared_pending.pending() != 0 && !g.threads.empty()) {
+    for (int sig = 1; sig <= kMaxSignal; sig++) {
+      if (g.shared_pending.pending() & SignalBit(sig)) WakeSignalTarget(sig);
+    }
+  }
+  if (!is_leader()) kernel().RemoveTask(tid_);  // nobody waits for a thread
+  if (g.threads.empty()) ExitProcess();
+  kernel().cv.SignalAll();
+}
+
+void Task::ExitProcess() {
+  ThreadGroup& g = *tg_;
+  // The status: the group's exit code, or the leader's own (wait_task_zombie).
+  std::shared_ptr<Task> leader = kernel().FindTask(g.tgid);
+  int wait_status = g.exiting ? g.exit_code : (leader ? leader->exit_code : exit_code);
+  g.exit_status = wait_status;
+  kernel().real_timers.Remove(g.tgid);
+  g.zombie = true;
   // Orphans go to init, as on Linux without a subreaper.
-  for (auto& child : kernel().Children(tgid_)) child->ppid = 1;
-  std::shared_ptr<Task> parent = ppid != 0 ? kernel().FindTask(ppid) : nullptr;
-  if (tid_ == 1) {
+  for (auto& child : kernel().Children(g.tgid)) child->tg().ppid = 1;
+  std::shared_ptr<Task> parent = g.ppid != 0 ? kernel().FindTask(g.ppid) : nullptr;
+  if (g.tgid == 1) {
     kernel().init_done_ = true;
     kernel().init_status_ = wait_status;
   } else if (parent == nullptr) {
-    kernel().RemoveTask(tid_);  // nobody will reap it
+    kernel().RemoveTask(g.tgid);  // nobody will reap it
   } else {
     // One kernel, one big lock: the parent's is ours.
     parent->kernel().mu.AssertHeld();
     // The parent learns through exit_signal (SIGCHLD) and its wait4 wakes.
-    if (exit_signal > 0) {
+    if (g.exit_signal > 0) {
       int code = WIFSIGNALED(wait_status) ? (WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED)
                                           : CLD_EXITED;
-      siginfo_t info = MakeSigInfo(exit_signal, code, tgid_, uid);
+      siginfo_t info = MakeSigInfo(g.exit_signal, code, g.tgid, uid);
       info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
-      parent->SendSignal(info);
+      parent->SendProcessSignal(info);
     }
     // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie
     // to reap (wait(2), NOTES).
-    const SigAction& chld = parent->sigactions[SIGCHLD];
-    if (exit_signal == SIGCHLD && (chld.handler == reinterpret_cast<uint64_t>(SIG_IGN) ||
-                                   (chld.flags & SA_NOCLDWAIT))) {
-      kernel().RemoveTask(tid_);
+    const SigAction& chld = parent->sigactions()[SIGCHLD];
+    if (g.exit_signal == SIGCHLD &&
+        (chld.handler == reinterpret_cast<uint64_t>(SIG_IGN) || (chld.flags & SA_NOCLDWAIT))) {
+      kernel().RemoveTask(g.tgid);
     }
-    parent->waiter.Notify();
+    parent->tg().child_events.Notify(~0u);
   }
-  kernel().cv.SignalAll();
 }
 
 Status Task::Block(absl::Time deadline, std::vector<pollfd>* host) {
@@ -331,19 +446,20 @@ bool Task::EmulateVsyscall(uintptr_t entry, bool returned) {
 
 // A memory fault: installs the page, or emulates a vsyscall, or kills the
 // process when the sandbox is out of memory, or raises SIGSEGV/SIGBUS.
-void Task::OnFault(const platform::StopInfo& stop) {
+void Task::OnFault(const platform::StopInfo& stop, uint64_t switch_generation) {
   // A call into the vsyscall page where the host has none.
   if (stop.addr == regs.rip && InVsyscallPage(stop.addr) && EmulateVsyscall(stop.addr, false)) {
     return;
   }
   bool out_of_memory = false;
-  if (mm_->HandleFault(stop.addr, &out_of_memory)) return;  // installed
+  // Installed now (or by a sibling thread since this one was switched in).
+  if (mm_->HandleFault(stop.addr, &out_of_memory, switch_generation)) return;
   if (out_of_memory) {
     // The sandbox is at its memory limit: like the memory cgroup's OOM
     // killer, end the process that needs the page (SIGKILL); the rest
     // of the sandbox goes on.
     Log(kernel(), absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
-                                  MemoryAccount::Sandbox().limit() >> 20, tgid_, comm));
+                                  MemoryAccount::Sandbox().limit() >> 20, tgid(), comm));
     ForceSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
     return;
   }
@@ -367,6 +483,9 @@ void Task::Run() {
   Kernel::SetCurrent(this);
   kernel().mu.Lock();
   while (!exiting_) {
+    // Pages installed after this point by sibling threads may fault here
+    // before they were installed: such a fault is retried, not signalled.
+    const uint64_t generation = mm_->install_generation();
     kernel().mu.Unlock();
     Result<platform::StopInfo> r = ctx_->Switch(mm_->address_space(), regs);
     kernel().mu.Lock();
@@ -388,7 +507,7 @@ void Task::Run() {
         DeliverSignals(regs.orig_rax != ~0ULL);
         break;
       case platform::StopInfo::Kind::kFault:
-        OnFault(stop);
+        OnFault(stop, generation);
         DeliverSignals(false);
         break;
       case platform::StopInfo::Kind::kSignal:
@@ -413,9 +532,16 @@ void Task::Run() {
         break;
     }
   }
-  // The address space host process dies with the MM.
+  // This thread leaves the address space; the host process dies with the
+  // MM's last user. The host thread that made it waits for the others
+  // first: its end would kill the host process under them.
+  if (mm_ != nullptr && mm_.use_count() > 1) {
+    mm_->address_space().ReleaseThread();
+    while (mm_creator_ && mm_.use_count() > 1) kernel().cv.Wait(&kernel().mu);
+  }
   mm_.reset();
   ctx_.reset();
+  kernel().cv.SignalAll();
   kernel().mu.Unlock();
 }
 

@@ -1,7 +1,12 @@
-// Kernel and Task: the sentry's process model.
+// Kernel, ThreadGroup and Task: the sentry's process model.
 //
-// Every application thread is one sentry host thread (1:1). A task's thread
-// runs application code through the platform and handles its syscalls.
+// Every application thread is a Task and one sentry host thread (1:1). A
+// task's thread runs application code through the platform and handles its
+// syscalls. A ThreadGroup is a process: the threads of one clone(CLONE_THREAD)
+// family and what they share (ids, limits, the shared signal queue, exit and
+// job-control state). Memory, descriptors, filesystem context and signal
+// handlers are shared objects of their own, as clone(2)'s CLONE_VM,
+// CLONE_FILES, CLONE_FS and CLONE_SIGHAND share them.
 //
 // Locking: Kernel::mu is the big kernel lock. A task holds it while it runs
 // sentry code (syscall handlers, faults) and drops it while application code
@@ -71,6 +76,68 @@ struct SigAction {
   uint64_t mask = 0;
 };
 
+// Pending signals of a thread or of a thread group: standard signals
+// coalesce, real-time ones queue with their siginfo.
+class SignalQueue {
+ public:
+  uint64_t pending() const { return pending_; }
+  size_t queued() const { return queued_; }
+  // Queues info; false if a real-time signal found `limit` queued already.
+  bool Push(const siginfo_t& info, uint64_t limit);
+  // Forgets every pending instance of sig.
+  void Drop(int sig);
+  // Removes the lowest pending signal among `allowed`, synchronous faults
+  // first (Linux's SYNCHRONOUS_MASK).
+  bool Take(uint64_t allowed, siginfo_t* out);
+
+ private:
+  std::array<std::deque<siginfo_t>, kMaxSignal + 1> q_;
+  uint64_t pending_ = 0;
+  size_t queued_ = 0;
+};
+
+// Signal dispositions, shared by CLONE_SIGHAND.
+struct SignalHandlers {
+  std::array<SigAction, kMaxSignal + 1> actions{};
+};
+
+// A process: what the threads of a thread group share. Guarded by the big
+// kernel lock.
+class ThreadGroup {
+ public:
+  explicit ThreadGroup(int tgid) : tgid(tgid) {}
+
+  int tgid;
+  std::vector<Task*> threads;  // the threads that have not exited, in creation order
+  int ppid = 0;                // the parent process
+  int parent_thread = 0;       // the thread of it that forked this one (wait4's __WNOTHREAD)
+  int pgid = 0, sid = 0;
+  int exit_signal = SIGCHLD;  // sent to the parent when the process ends
+  std::array<struct rlimit, RLIM_NLIMITS> rlimits{};
+  SignalQueue shared_pending;  // process-directed signals
+  vfs::DentryRef exe;
+  std::vector<std::string> argv;
+
+  // Group exit (exit_group, a fatal signal): every thread is on its way out
+  // and the process's status is exit_code.
+  bool exiting = false;
+  int exit_code = 0;
+  // The thread in execve waiting for the others to go (de_thread), or null.
+  Task* execing = nullptr;
+  // Set when the last thread has exited: the status wait4 reports.
+  bool zombie = false;
+  int exit_status = 0;
+
+  // Job control: stopped by a stop signal until SIGCONT or SIGKILL; wait4
+  // reports each change once (WUNTRACED, WCONTINUED).
+  bool stopped = false;
+  int stop_report = 0;
+  bool cont_report = false;
+
+  // Woken when a child changes state (exits, stops, continues): wait4.
+  WaitQueue child_events;
+};
+
 class Kernel {
  public:
   Kernel(platform::Platform& platform, MemoryFile& mf) : platform_(platform), mf_(mf) {}
@@ -108,23 +175,30 @@ class Kernel {
   int AllocatePid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return next_pid_++; }
   void AddTask(std::shared_ptr<Task> t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void RemoveTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The task with this thread id (any thread; a process's leader by its pid).
   std::shared_ptr<Task> FindTask(int tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  // Every task not yet reaped (zombies included, as /proc and kill(2) see
-  // them on Linux).
+  // Every process not yet reaped, by pid (zombies included, as /proc and
+  // kill(2) see them on Linux).
   std::vector<int> Pids() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The thread ids of process pid that have not exited (a leader that
+  // exited before its threads stays listed, as a zombie thread).
+  std::vector<int> Tids(int pid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Tasks (zombies included, as Linux counts them until reaped) whose real
   // uid is uid: what RLIMIT_NPROC limits.
   uint64_t CountTasksOfUser(uint32_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The processes (their leaders' tasks) whose parent is process ppid.
   std::vector<std::shared_ptr<Task>> Children(int ppid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Handles the syscall in a task's registers (set by the syscalls library,
   // which sits above the kernel).
   void (*dispatch)(Task&) = nullptr;
-  // Starts a host thread running t; the child creates its own address space
-  // host process from that thread when it has none (ptrace ties a tracee to
-  // its tracer thread). Waits until the task runs: EAGAIN if the host
-  // refused the thread or the address space (the task never ran; the caller
-  // removes it).
-  Status StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as)
+  // Starts a host thread running t. A forked child creates its own address
+  // space host process from that thread (mm_without_as: ptrace ties a
+  // tracee to its tracer thread); a task sharing its creator's memory
+  // adopts `thread`, made by NewThread in that address space. Waits until
+  // the task runs: EAGAIN if the host refused the thread or the address
+  // space (the task never ran; the caller removes it).
+  Status StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as,
+                   std::optional<platform::ThreadToken> thread = std::nullopt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Starts task 1: its thread execs path (reporting a failure on stderr
   // with the shell's conventions, 127 for a missing program, 126 otherwise).
@@ -143,6 +217,8 @@ class Kernel {
  private:
   platform::Platform& platform_;
   MemoryFile& mf_;
+  // Re-keys a task under a new thread id (execve by a non-leader thread).
+  void RenameTask(int old_tid, int new_tid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   std::map<int, std::shared_ptr<Task>> tasks_ ABSL_GUARDED_BY(mu);
   int next_pid_ ABSL_GUARDED_BY(mu) = 1;
   bool init_done_ ABSL_GUARDED_BY(mu) = false;
@@ -154,11 +230,24 @@ class Kernel {
 
 class Task {
  public:
-  Task(Kernel& k, int tid) : kernel_(k), tid_(tid), tgid_(tid) {}
+  // A task that is the first thread of a new process (its own thread group).
+  Task(Kernel& k, int tid)
+      : kernel_(k),
+        tid_(tid),
+        tg_(std::make_shared<ThreadGroup>(tid)),
+        fds_(std::make_shared<FdTable>()),
+        fs_(std::make_shared<vfs::FsContext>()),
+        sighand_(std::make_shared<SignalHandlers>()) {
+    tg_->threads.push_back(this);
+  }
 
   Kernel& kernel() { return kernel_; }
   int tid() const { return tid_; }
-  int tgid() const { return tgid_; }
+  int tgid() const { return tg_->tgid; }
+  // The process this thread belongs to.
+  ThreadGroup& tg() { return *tg_; }
+  const ThreadGroup& tg() const { return *tg_; }
+  bool is_leader() const { return tid_ == tg_->tgid; }
 
   // Application memory, through the MM (EFAULT on bad addresses).
   MemoryManager& mm() { return *mm_; }
@@ -176,14 +265,33 @@ class Task {
     return mm_->CopyInString(addr, vfs::kPathMax - 1);
   }
 
-  // Replaces the task's image with the program at path (execve(2)).
-  Status Exec(const std::string& path, std::vector<std::string> argv,
-              std::vector<std::string> envp);
+  // The objects clone(2) may share between tasks.
+  FdTable& fds() { return *fds_; }
+  vfs::FsContext& fs() { return *fs_; }
+  std::array<SigAction, kMaxSignal + 1>& sigactions() { return sighand_->actions; }
+
+  // Replaces the process's image with the program at path (execve(2)); the
+  // process's other threads end first.
+  Status Exec(const std::string& path, std::vector<std::string> argv, std::vector<std::string> envp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // clone(2) (sentry/kernel/clone.cc): a new thread or process as flags
+  // say; returns its tid, after it has started.
+  struct CloneArgs {
+    uint64_t flags = 0;  // CLONE_* without the exit signal
+    int exit_signal = 0;
+    uintptr_t stack = 0, parent_tid = 0, child_tid = 0, tls = 0;
+  };
+  Result<long> Clone(const CloneArgs& args) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // Runs the task until it exits; returns nothing, the exit is recorded.
   void Run();
-  // Ends the task (and, for now, its thread group) with a wait status.
+  // Ends the whole process with a wait status (exit_group(2), a fatal
+  // signal): the other threads are killed, then this one exits.
   void Exit(int wait_status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Ends this thread alone (exit(2)); the process ends with its last thread.
+  void ExitThread(int wait_status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   bool exiting() const { return exiting_; }
+  // The thread has exited (its Task stays while it is a zombie leader).
+  bool exited() const { return exiting_; }
 
   // Blocks the task with the big lock dropped until its waiter is notified
   // (the caller registered it on the queues it waits for, and re-checks its
@@ -192,13 +300,21 @@ class Task {
   // wait on as well, their revents filled in.
   Status Block(absl::Time deadline = absl::InfiniteFuture(), std::vector<pollfd>* host = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
-  // Whether a signal that is not blocked waits for delivery.
-  bool SignalPending() const { return (pending_signals & ~sigmask) != 0; }
+  // Whether a signal that is not blocked waits for delivery to this thread
+  // (its own, or its process's).
+  bool SignalPending() const { return (PendingSignals() & ~sigmask) != 0; }
+  // The signals pending for this thread and for its process.
+  uint64_t PendingSignals() const { return pending_.pending() | tg_->shared_pending.pending(); }
+  // The signals pending for this thread alone.
+  uint64_t ThreadPendingSignals() const { return pending_.pending(); }
 
   // Signals (sentry/kernel/signals.cc). The caller holds the big lock.
-  // Queues a signal and wakes the task; false if it was dropped (ignored,
-  // or the real-time queue is full).
+  // Queues a thread-directed signal (tgkill, a fault) and wakes the task;
+  // false if it was dropped (ignored, or the real-time queue is full).
   bool SendSignal(const siginfo_t& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Queues a process-directed signal (kill, sigqueue, SIGCHLD, timers) on
+  // this task's process and wakes a thread that does not block it.
+  bool SendProcessSignal(const siginfo_t& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // A signal raised by the task's own execution (a fault): delivered even
   // if blocked or ignored, as Linux's force_sig_info.
   void ForceSignal(const siginfo_t& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
@@ -208,30 +324,27 @@ class Task {
   void DeliverSignals(bool after_syscall) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // rt_sigreturn(2): restores the frame at the stack pointer.
   Result<long> SigReturn();
-  // Removes the lowest pending signal among `allowed` (sigtimedwait).
+  // Removes the lowest pending signal among `allowed`, the thread's own
+  // first, then the process's (sigtimedwait).
   bool DequeueSignal(uint64_t allowed, siginfo_t* out);
+  // Changes the signal mask; a process-directed signal this thread now
+  // blocks goes to another thread that does not.
+  void SetSigmask(uint64_t mask) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // sigsuspend/ppoll/pselect: the mask to restore once a signal has been
   // handled (a handler frame saves it instead of the temporary mask).
   void SetSavedSigmask(uint64_t mask) { saved_sigmask_ = mask; }
   // Notifies the waiter and interrupts the application if it runs.
   void Wake();
 
-  // Job control: a task stopped by SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU waits in
-  // the sentry until SIGCONT or SIGKILL. wait4 reports each change once
-  // (WUNTRACED, WCONTINUED): these hold the report not yet collected.
-  bool stopped() const { return stopped_; }
+  // Whether the task's process is stopped by job control.
+  bool stopped() const { return tg_->stopped; }
   // Whether the task waits in Task::Block (the S state of /proc).
   bool sleeping() const { return sleeping_; }
-  int stop_report = 0;      // the stop signal to report, or 0
-  bool cont_report = false;  // a continue to report
 
   // Notified by whatever the task waits for, and by signals sent to it.
   Waiter waiter;
-  uint64_t pending_signals = 0;  // bit sig-1 for each pending signal
 
   platform::Registers regs{};
-  FdTable fds;
-  vfs::FsContext fs;
   uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
   uint32_t fsuid = 0, fsgid = 0;     // follow euid/egid unless setfs*id moves them
   std::vector<uint32_t> groups;      // supplementary groups, sorted
@@ -243,22 +356,17 @@ class Task {
   // with the capabilities only when the real uid is 0 (access_override_creds).
   vfs::Creds AccessCreds() const;
   std::string comm;
-  vfs::DentryRef exe;
-  std::vector<std::string> argv;
-  std::array<SigAction, 65> sigactions{};
   uint64_t sigmask = 0;
   stack_t altstack{nullptr, SS_DISABLE, 0};
-  std::array<struct rlimit, RLIM_NLIMITS> rlimits{};
   uintptr_t clear_child_tid = 0;
   uintptr_t robust_list = 0;  // set_robust_list(2)'s head
-  int ppid = 0;
-  int pgid = 0, sid = 0;
-  int exit_status = 0;  // a wait status, valid once zombie
-  bool zombie = false;
-  bool vfork_done = true;  // false while a vfork parent waits for us
-  int exit_signal = SIGCHLD;
+  bool vfork_done = true;     // false while a vfork parent waits for us
+  int exit_code = 0;          // this thread's own exit status, once exited
 
-  std::unique_ptr<MemoryManager> mm_;
+  std::shared_ptr<MemoryManager> mm_;
+  // This task's host thread made mm_'s address space: the host process
+  // dies with that thread (PR_SET_PDEATHSIG), so it outlives mm_'s other users.
+  bool mm_creator_ = false;
   std::unique_ptr<platform::Context> ctx_;
   // FPU state a forked child starts with (set once its address space exists).
   std::vector<uint8_t> initial_fp_state;
@@ -275,25 +383,40 @@ class Task {
   bool RefuseLegacyEntry() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   static bool InVsyscallPage(uintptr_t addr);
   bool EmulateVsyscall(uintptr_t entry, bool returned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
-  void OnFault(const platform::StopInfo& stop) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  void OnFault(const platform::StopInfo& stop, uint64_t switch_generation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   bool SetupFrame(const siginfo_t& info, SigAction& act);
+  // The process's last thread is gone: it becomes a zombie for its parent.
+  void ExitProcess() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // execve's de_thread: the other threads end; a non-leader takes the pid.
+  Status DeThread() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // What a signal's generation does before it is queued: job control's
+  // side effects, and whether it is dropped as ignored (`blocked`: the
+  // receiving mask).
+  bool PrepareSignal(int sig, uint64_t blocked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Wakes a thread of the process that may take sig (complete_signal).
+  void WakeSignalTarget(int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Kills every other thread of the process (group exit, exec).
+  void KillOtherThreads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
 
-  std::array<std::deque<siginfo_t>, kMaxSignal + 1> sigqueue_;
-  uint64_t queued_ = 0;
+  SignalQueue pending_;  // thread-directed signals
   std::optional<uint64_t> saved_sigmask_;
-  bool stopped_ = false;
   bool sleeping_ = false;
   void Stop(int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Waits in the sentry while the process is stopped (until SIGCONT, or
+  // until SIGKILL is pending).
+  void WaitWhileStopped() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   void NotifyParent(int code, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
-  // Forgets every pending instance of sig.
-  void DropPending(int sig);
   // The wait status of death by sig, with the core-dump flag as
   // RLIMIT_CORE allows.
   int DumpStatus(int sig) const;
 
   Kernel& kernel_;
   int tid_;
-  int tgid_;
+  std::shared_ptr<ThreadGroup> tg_;
+  std::shared_ptr<FdTable> fds_;
+  std::shared_ptr<vfs::FsContext> fs_;
+  std::shared_ptr<SignalHandlers> sighand_;
   bool exiting_ = false;
 };
 

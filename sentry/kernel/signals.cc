@@ -115,52 +115,138 @@ siginfo_t MakeSigInfo(int sig, int code, int pid, uint32_t uid) {
   return info;
 }
 
-bool Task::SendSignal(const siginfo_t& info) {
+bool SignalQueue::Push(const siginfo_t& info, uint64_t limit) {
   int sig = info.si_signo;
-  if (sig < 1 || sig > kMaxSignal || exiting_) return false;
-  // Job control acts when the signal is generated (signal(7)): SIGCONT
-  // resumes a stopped process and cancels pending stops, whatever its
-  // disposition; a stop signal cancels a pending SIGCONT.
-  constexpr uint64_t kStops = Bit(SIGSTOP) | Bit(SIGTSTP) | Bit(SIGTTIN) | Bit(SIGTTOU);
-  if (sig == SIGCONT) {
-    for (int stop : {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}) DropPending(stop);
-    if (stopped_) {
-      stopped_ = false;
-      stop_report = 0;
-      cont_report = true;
-      NotifyParent(CLD_CONTINUED, SIGCONT);
-      Wake();
-    }
-  } else if (kStops & Bit(sig)) {
-    DropPending(SIGCONT);
-  }
-  // A signal that would be ignored is dropped at once, unless blocked (then
-  // it waits: the disposition may change before it is unblocked).
-  if (!(sigmask & Bit(sig)) && IsIgnored(sigactions[sig], sig) && sig != SIGKILL) return false;
-  auto& q = sigqueue_[sig];
+  auto& q = q_[sig];
   // Standard signals do not queue; real-time ones do (up to RLIMIT_SIGPENDING).
   if (sig < SIGRTMIN) {
     if (!q.empty()) return true;
-  } else if (queued_ >= rlimits[RLIMIT_SIGPENDING].rlim_cur) {
+  } else if (queued_ >= limit) {
     return false;
   }
   q.push_back(info);
   queued_++;
-  pending_signals |= Bit(sig);
+  pending_ |= Bit(sig);
+  return true;
+}
+
+void SignalQueue::Drop(int sig) {
+  queued_ -= q_[sig].size();
+  q_[sig].clear();
+  pending_ &= ~Bit(sig);
+}
+
+bool SignalQueue::Take(uint64_t allowed, siginfo_t* out) {
+  uint64_t ready = pending_ & allowed;
+  if (ready == 0) return false;
+  int sig = __builtin_ctzll(ready) + 1;
+  // Synchronous faults go first, as Linux's SYNCHRONOUS_MASK does.
+  constexpr uint64_t kSync =
+      Bit(SIGSEGV) | Bit(SIGBUS) | Bit(SIGILL) | Bit(SIGTRAP) | Bit(SIGFPE) | Bit(SIGSYS);
+  if (ready & kSync) sig = __builtin_ctzll(ready & kSync) + 1;
+  auto& q = q_[sig];
+  *out = q.front();
+  q.pop_front();
+  queued_--;
+  if (q.empty()) pending_ &= ~Bit(sig);
+  return true;
+}
+
+bool Task::PrepareSignal(int sig, uint64_t blocked) {
+  ThreadGroup& g = *tg_;
+  // Job control acts when the signal is generated (signal(7)): SIGCONT
+  // resumes a stopped process and cancels pending stops, whatever its
+  // disposition; a stop signal cancels a pending SIGCONT. Both act on the
+  // process's queue and every thread's.
+  constexpr uint64_t kStops = Bit(SIGSTOP) | Bit(SIGTSTP) | Bit(SIGTTIN) | Bit(SIGTTOU);
+  auto drop = [&g](int s) {
+    g.shared_pending.Drop(s);
+    for (Task* t : g.threads) t->pending_.Drop(s);
+  };
+  if (sig == SIGCONT) {
+    for (int stop : {SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU}) drop(stop);
+    if (g.stopped) {
+      g.stopped = false;
+      g.stop_report = 0;
+      g.cont_report = true;
+      NotifyParent(CLD_CONTINUED, SIGCONT);
+      for (Task* t : g.threads) t->Wake();
+    }
+  } else if (kStops & Bit(sig)) {
+    drop(SIGCONT);
+  }
+  // A signal that would be ignored is dropped at once, unless blocked (then
+  // it waits: the disposition may change before it is unblocked).
+  return (blocked & Bit(sig)) || !IsIgnored(sighand_->actions[sig], sig) || sig == SIGKILL;
+}
+
+bool Task::SendSignal(const siginfo_t& info) {
+  int sig = info.si_signo;
+  if (sig < 1 || sig > kMaxSignal || exiting_) return false;
+  if (!PrepareSignal(sig, sigmask)) return false;
+  if (!pending_.Push(info, tg_->rlimits[RLIMIT_SIGPENDING].rlim_cur)) return false;
+  // A fatal SIGKILL takes the whole process (complete_signal).
+  if (sig == SIGKILL && !tg_->exiting && tg_->execing == nullptr) {
+    tg_->exiting = true;
+    tg_->exit_code = SIGKILL;
+    KillOtherThreads();
+  }
   Wake();
   return true;
 }
 
-void Task::DropPending(int sig) {
-  queued_ -= sigqueue_[sig].size();
-  sigqueue_[sig].clear();
-  pending_signals &= ~Bit(sig);
+bool Task::SendProcessSignal(const siginfo_t& info) {
+  int sig = info.si_signo;
+  ThreadGroup& g = *tg_;
+  if (sig < 1 || sig > kMaxSignal || g.zombie || g.threads.empty()) return false;
+  // Ignored unless the thread that would represent the process (the
+  // leader while it lives) blocks it.
+  Task* rep = g.threads.front();
+  if (!PrepareSignal(sig, rep->sigmask)) return false;
+  if (sig == SIGKILL) {
+    // Every thread dies at once, whatever it blocks (complete_signal).
+    if (!g.exiting) {
+      g.exiting = true;
+      g.exit_code = SIGKILL;
+    }
+    for (Task* t : g.threads) {
+      t->pending_.Push(info, UINT64_MAX);
+      t->Wake();
+    }
+    return true;
+  }
+  if (!g.shared_pending.Push(info, g.rlimits[RLIMIT_SIGPENDING].rlim_cur)) return false;
+  WakeSignalTarget(sig);
+  return true;
+}
+
+void Task::WakeSignalTarget(int sig) {
+  ThreadGroup& g = *tg_;
+  // The leader if it does not block the signal, else the first other thread
+  // that does not (Linux's complete_signal, without its round robin). If
+  // every thread blocks it, it waits for one to unblock it.
+  for (Task* t : g.threads) {
+    if (!(t->sigmask & Bit(sig)) && !t->exiting_) {
+      t->Wake();
+      return;
+    }
+  }
+}
+
+void Task::SetSigmask(uint64_t mask) {
+  uint64_t newly_blocked = mask & ~sigmask;
+  sigmask = mask;
+  // Retarget what this thread no longer takes (retarget_shared_pending).
+  uint64_t shared = tg_->shared_pending.pending() & newly_blocked;
+  for (int sig = 1; shared != 0 && sig <= kMaxSignal; sig++) {
+    if (shared & Bit(sig)) WakeSignalTarget(sig);
+  }
 }
 
 int Task::DumpStatus(int sig) const {
   // The sandbox writes no core file; the flag follows RLIMIT_CORE as Linux's
   // would with a core pattern that accepts the dump.
-  return sig | (rlimits[RLIMIT_CORE].rlim_cur != 0 ? 0x80 : 0);
+  return sig | (tg_->rlimits[RLIMIT_CORE].rlim_cur != 0 ? 0x80 : 0);
 }
 
 void Task::Wake() {
@@ -172,28 +258,17 @@ void Task::ForceSignal(const siginfo_t& info) {
   int sig = info.si_signo;
   // force_sig_info: a blocked or ignored synchronous signal takes its
   // default action (the program cannot continue past the fault).
+  SigAction& act = sighand_->actions[sig];
   bool blocked = (sigmask & Bit(sig)) != 0;
-  if (blocked || sigactions[sig].handler == reinterpret_cast<uint64_t>(SIG_IGN)) {
-    sigactions[sig] = SigAction{};
+  if (blocked || act.handler == reinterpret_cast<uint64_t>(SIG_IGN)) {
+    act = SigAction{};
     sigmask &= ~Bit(sig);
   }
   SendSignal(info);
 }
 
 bool Task::DequeueSignal(uint64_t allowed, siginfo_t* out) {
-  uint64_t ready = pending_signals & allowed;
-  if (ready == 0) return false;
-  int sig = __builtin_ctzll(ready) + 1;
-  // Synchronous faults go first, as Linux's SYNCHRONOUS_MASK does.
-  constexpr uint64_t kSync =
-      Bit(SIGSEGV) | Bit(SIGBUS) | Bit(SIGILL) | Bit(SIGTRAP) | Bit(SIGFPE) | Bit(SIGSYS);
-  if (ready & kSync) sig = __builtin_ctzll(ready & kSync) + 1;
-  auto& q = sigqueue_[sig];
-  *out = q.front();
-  q.pop_front();
-  queued_--;
-  if (q.empty()) pending_signals &= ~Bit(sig);
-  return true;
+  return pending_.Take(allowed, out) || tg_->shared_pending.Take(allowed, out);
 }
 
 void Task::RestartSyscall(bool handler_runs, const SigAction* act) {
@@ -225,10 +300,12 @@ void Task::RestartSyscall(bool handler_runs, const SigAction* act) {
 void Task::DeliverSignals(bool after_syscall) {
   for (;;) {
     if (exiting_) return;
+    // A stopped process's threads wait here until SIGCONT or SIGKILL.
+    if (tg_->stopped && !(pending_.pending() & Bit(SIGKILL))) WaitWhileStopped();
     siginfo_t info;
     if (!DequeueSignal(~sigmask | kUnblockable, &info)) break;
     int sig = info.si_signo;
-    SigAction& act = sigactions[sig];
+    SigAction& act = sighand_->actions[sig];
     if (sig == SIGKILL) {
       Exit(SIGKILL);
       return;
@@ -262,45 +339,53 @@ void Task::DeliverSignals(bool after_syscall) {
     // One frame per return to the application; further pending signals
     // are delivered when the handler's first instruction runs... which the
     // interrupt below makes happen at once.
-    if ((pending_signals & ~sigmask) != 0) Wake();
+    if (SignalPending()) Wake();
     return;
   }
   if (after_syscall) RestartSyscall(false, nullptr);
   if (saved_sigmask_) {
-    sigmask = *saved_sigmask_;
+    SetSigmask(*saved_sigmask_);
     saved_sigmask_.reset();
   }
 }
 
 void Task::NotifyParent(int code, int status) {
-  std::shared_ptr<Task> parent = ppid != 0 ? kernel().FindTask(ppid) : nullptr;
+  std::shared_ptr<Task> parent = tg_->ppid != 0 ? kernel().FindTask(tg_->ppid) : nullptr;
   if (parent == nullptr) return;
   parent->kernel().mu.AssertHeld();  // one kernel, one big lock: the parent's is ours
   // SA_NOCLDSTOP: no SIGCHLD for stops and continues (wait4 still sees them).
-  if (!(parent->sigactions[SIGCHLD].flags & SA_NOCLDSTOP)) {
-    siginfo_t info = MakeSigInfo(SIGCHLD, code, tgid_, uid);
+  if (!(parent->sigactions()[SIGCHLD].flags & SA_NOCLDSTOP)) {
+    siginfo_t info = MakeSigInfo(SIGCHLD, code, tgid(), uid);
     info.si_status = status;
-    parent->SendSignal(info);
+    parent->SendProcessSignal(info);
   }
-  parent->waiter.Notify();
+  parent->tg().child_events.Notify(~0u);
 }
 
 void Task::Stop(int sig) {
-  stopped_ = true;
-  stop_report = sig;
-  cont_report = false;
-  NotifyParent(CLD_STOPPED, sig);
-  // Stay in the sentry until SIGCONT (which clears stopped_ when sent) or
+  // A stop signal's default action stops the whole process: the other
+  // threads stop when they next pass DeliverSignals; the parent hears once.
+  ThreadGroup& g = *tg_;
+  if (!g.stopped) {
+    g.stopped = true;
+    g.stop_report = sig;
+    g.cont_report = false;
+    NotifyParent(CLD_STOPPED, sig);
+    for (Task* t : g.threads) {
+      if (t != this) t->Wake();
+    }
+  }
+  WaitWhileStopped();
+}
+
+void Task::WaitWhileStopped() {
+  // Stay in the sentry until SIGCONT (which clears the stop when sent) or
   // SIGKILL; other signals stay pending meanwhile.
-  while (stopped_ && !(pending_signals & Bit(SIGKILL)) && !exiting_) {
+  while (tg_->stopped && !(pending_.pending() & Bit(SIGKILL)) && !exiting_) {
     uint64_t mask = sigmask;
     sigmask = ~Bit(SIGKILL);  // only SIGKILL ends the wait early
     (void)Block();
     sigmask = mask;
-  }
-  if (pending_signals & Bit(SIGKILL)) {
-    stopped_ = false;
-    Exit(SIGKILL);
   }
 }
 
@@ -393,7 +478,7 @@ Result<long> Task::SigReturn() {
   regs.rip = sc.rip;
   regs.eflags = (regs.eflags & ~kFixEflags) | (sc.eflags & kFixEflags);
   regs.orig_rax = ~0ULL;  // no syscall restart after a sigreturn
-  sigmask = f.uc.sigmask & ~kUnblockable;
+  SetSigmask(f.uc.sigmask & ~kUnblockable);
   if (sc.fpstate != 0) {
     auto cur = ctx_->GetFpState(mm_->address_space());
     if (!cur.ok()) return Errno{EFAULT};

@@ -468,7 +468,7 @@ bool MemoryManager::HasVma(uintptr_t addr) {
   return FindVma(addr) != vmas_.end();
 }
 
-bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory) {
+bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory, uint64_t since) {
   bool ignored;
   if (out_of_memory == nullptr) out_of_memory = &ignored;
   *out_of_memory = false;
@@ -480,8 +480,11 @@ bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory) {
   auto pit = pages_.find(page);
   if (pit != pages_.end() && pit->second.mapped) {
     // Installed already: either a write to a page mapped read-only for
-    // copy-on-write, or a real protection fault.
-    if (!(vma.prot & PROT_WRITE) || pit->second.writable) return false;
+    // copy-on-write, or a real protection fault, unless a sibling thread
+    // installed it after this thread faulted.
+    if (!(vma.prot & PROT_WRITE) || pit->second.writable) {
+      return since != UINT64_MAX && pit->second.generation > since;
+    }
     return MakeWritable(vma, page, out_of_memory);
   }
   uintptr_t end = std::min<uintptr_t>(vma.end, page + kFaultAround * kPageSize);
@@ -513,6 +516,7 @@ bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory) {
     Page& p = pages_.at(a);
     p.mapped = true;
     p.writable = (prot & PROT_WRITE) != 0;
+    p.generation = ++install_generation_;
     if (run_len != 0 && run_start + run_len == a && run_off + run_len == *off && run_prot == prot) {
       run_len += kPageSize;
     } else {
@@ -541,6 +545,7 @@ bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page, bool* out_of_me
     return false;
   }
   p.writable = true;
+  p.generation = ++install_generation_;
   // Writes tend to move on to the next pages: those no longer shared (the
   // other side exited, exec'd or copied them) become writable in one call.
   uintptr_t end = page + kPageSize;
@@ -555,7 +560,10 @@ bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page, bool* out_of_me
   }
   if (end > page + kPageSize &&
       as_->Protect(page + kPageSize, end - page - kPageSize, vma.prot).ok()) {
-    for (uintptr_t a = page + kPageSize; a < end; a += kPageSize) pages_.at(a).writable = true;
+    for (uintptr_t a = page + kPageSize; a < end; a += kPageSize) {
+      pages_.at(a).writable = true;
+      pages_.at(a).generation = ++install_generation_;
+    }
   }
   return true;
 }

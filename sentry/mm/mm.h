@@ -145,7 +145,15 @@ class MemoryManager {
   // Handles an application fault at addr; false means the access is invalid
   // and the application must get SIGSEGV, or, with *out_of_memory set, that
   // the sandbox is at its memory limit (the OOM killer's case).
-  bool HandleFault(uintptr_t addr, bool* out_of_memory = nullptr);
+  // since: install_generation() when the faulting thread last entered the
+  // application. A page installed in full after that was installed by
+  // another thread between the fault and now: the access is retried.
+  bool HandleFault(uintptr_t addr, bool* out_of_memory = nullptr, uint64_t since = UINT64_MAX);
+  // Counts page installs and write-enables (see HandleFault).
+  uint64_t install_generation() {
+    absl::MutexLock l(&mu_);
+    return install_generation_;
+  }
 
   // Copy between application memory and the sentry; EFAULT if any byte is
   // unmapped or lacks the permission (read for CopyIn, write for CopyOut).
@@ -166,6 +174,7 @@ class MemoryManager {
     uint64_t offset;
     bool mapped = false;    // installed in the platform address space
     bool writable = false;  // installed with PROT_WRITE (false while copy-on-write)
+    uint64_t generation = 0;  // install_generation_ when installed or made writable
   };
   using VmaMap = std::map<uintptr_t, Vma>;
 
@@ -202,6 +211,7 @@ class MemoryManager {
   absl::Mutex mu_;
   VmaMap vmas_ ABSL_GUARDED_BY(mu_);
   std::map<uintptr_t, Page> pages_ ABSL_GUARDED_BY(mu_);
+  uint64_t install_generation_ ABSL_GUARDED_BY(mu_) = 0;
   uintptr_t brk_base_ ABSL_GUARDED_BY(mu_) = 0;
   uintptr_t brk_ ABSL_GUARDED_BY(mu_) = 0;
   uintptr_t mmap_base_ = 0;

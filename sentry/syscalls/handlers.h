@@ -61,6 +61,7 @@ HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HAN
 // sys_signal.cc
 HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);
 HUSK_HANDLER(SysKill); HUSK_HANDLER(SysTgkill); HUSK_HANDLER(SysTkill);
+HUSK_HANDLER(SysRtSigqueueinfo); HUSK_HANDLER(SysRtTgsigqueueinfo);
 HUSK_HANDLER(SysRtSigreturn); HUSK_HANDLER(SysRtSigpending); HUSK_HANDLER(SysPause);
 HUSK_HANDLER(SysRtSigsuspend); HUSK_HANDLER(SysRtSigtimedwait);
 // sys_pipe.cc

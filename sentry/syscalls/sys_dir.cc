@@ -14,8 +14,8 @@ Result<vfs::ParentAndName> ParentAt(Task& t, int dirfd, uintptr_t path_addr) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   if (path.empty()) return Errno{ENOENT};
   ASSIGN_OR_RETURN(vfs::DentryRef start,
-                   path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
-  return vfs::ResolveParent(t.fs, start, path, t.FsCreds());
+                   path[0] == '/' ? Result<vfs::DentryRef>(t.fs().root) : StartDir(t, dirfd));
+  return vfs::ResolveParent(t.fs(), start, path, t.FsCreds());
 }
 
 Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode) {
@@ -24,7 +24,7 @@ Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode) {
   if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
   TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   ASSIGN_OR_RETURN(vfs::InodeRef inode,
-                   pn.parent->inode()->Mkdir(pn.name, (mode & 07777 & ~t.fs.umask) | S_IFDIR));
+                   pn.parent->inode()->Mkdir(pn.name, (mode & 07777 & ~t.fs().umask) | S_IFDIR));
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
   return 0L;
@@ -121,8 +121,8 @@ Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path
 }  // namespace
 
 SyscallResult SysGetcwd(Task& t, const Args& a) {
-  if (t.fs.cwd->deleted()) return Errno{ENOENT};  // getcwd(2): the directory was unlinked
-  std::string path = t.fs.cwd->Path();
+  if (t.fs().cwd->deleted()) return Errno{ENOENT};  // getcwd(2): the directory was unlinked
+  std::string path = t.fs().cwd->Path();
   if (a.Size(1) < path.size() + 1) return Errno{ERANGE};
   TRY(t.CopyOut(a.Ptr(0), path.c_str(), path.size() + 1));
   return static_cast<long>(path.size() + 1);
@@ -133,7 +133,7 @@ SyscallResult SysChdir(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
   if (!d->inode()->IsDir()) return Errno{ENOTDIR};
   TRY(vfs::CheckPermission(t.FsCreds(), *d->inode(), vfs::kMayExec));
-  t.fs.cwd = d;
+  t.fs().cwd = d;
   return 0L;
 }
 
@@ -145,7 +145,7 @@ SyscallResult SysChroot(Task& t, const Args& a) {
   if (!d->inode()->IsDir()) return Errno{ENOTDIR};
   TRY(vfs::CheckPermission(t.FsCreds(), *d->inode(), vfs::kMayExec));
   if (t.euid != 0) return Errno{EPERM};
-  t.fs.root = d;
+  t.fs().root = d;
   return 0L;
 }
 
@@ -155,10 +155,10 @@ SyscallResult SysChroot(Task& t, const Args& a) {
 SyscallResult SysMountRefused(Task& t, const Args& a) { return Errno{EPERM}; }
 
 SyscallResult SysFchdir(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   if (f->dentry() == nullptr || !f->inode()->IsDir()) return Errno{ENOTDIR};
   TRY(vfs::CheckPermission(t.FsCreds(), *f->inode(), vfs::kMayExec));
-  t.fs.cwd = f->dentry();
+  t.fs().cwd = f->dentry();
   return 0L;
 }
 
@@ -189,8 +189,8 @@ SyscallResult SysSymlinkat(Task& t, const Args& a) {
 }
 
 SyscallResult SysUmask(Task& t, const Args& a) {
-  mode_t old = t.fs.umask;
-  t.fs.umask = static_cast<mode_t>(a.U(0) & 0777);
+  mode_t old = t.fs().umask;
+  t.fs().umask = static_cast<mode_t>(a.U(0) & 0777);
   return static_cast<long>(old);
 }
 

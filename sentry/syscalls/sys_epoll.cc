@@ -23,13 +23,13 @@ constexpr uint64_t kUserTop = 0x7ffffffff000ULL;
 
 // fdget: an O_PATH descriptor is as good as closed here.
 Result<vfs::FileRef> GetFile(Task& t, int fd) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(fd));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(fd));
   if (f->flags() & O_PATH) return Errno{EBADF};
   return f;
 }
 
 Result<long> Create(Task& t, int flags) {
-  ASSIGN_OR_RETURN(int fd, t.fds.Add(epoll::New(), (flags & EPOLL_CLOEXEC) != 0));
+  ASSIGN_OR_RETURN(int fd, t.fds().Add(epoll::New(), (flags & EPOLL_CLOEXEC) != 0));
   return static_cast<long>(fd);
 }
 

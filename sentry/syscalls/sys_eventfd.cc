@@ -12,7 +12,7 @@ Result<long> MakeEventfd(Task& t, uint64_t initval_arg, int flags) {
   if (flags & ~(EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE)) return Errno{EINVAL};
   // The initial value is an unsigned int.
   uint64_t initval = initval_arg & 0xffffffffU;
-  ASSIGN_OR_RETURN(int fd, t.fds.Add(eventfd::New(initval, flags), (flags & EFD_CLOEXEC) != 0));
+  ASSIGN_OR_RETURN(int fd, t.fds().Add(eventfd::New(initval, flags), (flags & EFD_CLOEXEC) != 0));
   return static_cast<long>(fd);
 }
 

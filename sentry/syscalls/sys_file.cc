@@ -18,7 +18,7 @@ namespace {
 constexpr size_t kMaxChunk = 1 << 20;  // bounce buffer per step
 constexpr size_t kMaxRw = 0x7ffff000;  // MAX_RW_COUNT: Linux caps one read/write
 
-Result<vfs::FileRef> GetFile(Task& t, int fd) { return t.fds.Get(fd); }
+Result<vfs::FileRef> GetFile(Task& t, int fd) { return t.fds().Get(fd); }
 
 // file_remove_privs(): a write or truncate clears S_ISUID, and S_ISGID
 // where Linux does, of a regular file (vfs::ModeAfterWrite).
@@ -139,7 +139,7 @@ Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count) {
 // The permission bits a new regular file in dir asks for: the umask
 // applied, and S_ISGID dropped where mode_strip_sgid() drops it.
 Result<mode_t> CreateMode(Task& t, vfs::Inode& dir, mode_t mode) {
-  mode &= ~t.fs.umask;
+  mode &= ~t.fs().umask;
   if ((mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP)) return mode;
   ASSIGN_OR_RETURN(struct stat dir_st, dir.Stat());
   return vfs::StripSgidForCreate(t.FsCreds(), dir_st, mode | S_IFREG) & 07777;
@@ -151,13 +151,13 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   // O_TMPFILE and O_CREAT|O_DIRECTORY are not supported combinations here.
   if ((flags & __O_TMPFILE) == __O_TMPFILE) return Errno{EOPNOTSUPP};
   ASSIGN_OR_RETURN(vfs::DentryRef start,
-                   path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
+                   path[0] == '/' ? Result<vfs::DentryRef>(t.fs().root) : StartDir(t, dirfd));
   vfs::Creds creds = t.FsCreds();
   vfs::DentryRef d;
   bool created = false;
   if (flags & O_CREAT) {
     if (flags & O_DIRECTORY) return Errno{EINVAL};
-    ASSIGN_OR_RETURN(vfs::ParentAndName pn, vfs::ResolveParent(t.fs, start, path, creds));
+    ASSIGN_OR_RETURN(vfs::ParentAndName pn, vfs::ResolveParent(t.fs(), start, path, creds));
     if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir) return Errno{EISDIR};
     auto existing = pn.parent->Child(pn.name);
     // O_CREAT follows a final symlink (unless O_EXCL or O_NOFOLLOW), and
@@ -173,7 +173,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
         break;
       }
       ASSIGN_OR_RETURN(std::string target, (*existing)->inode()->Readlink());
-      ASSIGN_OR_RETURN(pn, vfs::ResolveParent(t.fs, pn.parent, target, creds));
+      ASSIGN_OR_RETURN(pn, vfs::ResolveParent(t.fs(), pn.parent, target, creds));
       if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir)
         return Errno{EISDIR};
       existing = pn.parent->Child(pn.name);
@@ -196,7 +196,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
       created = true;
     }
   } else {
-    ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs, start, path, !(flags & O_NOFOLLOW), creds));
+    ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs(), start, path, !(flags & O_NOFOLLOW), creds));
     if (d->inode()->IsSymlink() && !(flags & O_PATH)) return Errno{ELOOP};
   }
   int acc = flags & O_ACCMODE;
@@ -205,7 +205,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   if (const vfs::FileRef& shared = d->magic_file(); shared != nullptr && !(flags & O_PATH)) {
     if ((acc != O_WRONLY && !shared->readable()) || (acc != O_RDONLY && !shared->writable()))
       return Errno{EACCES};
-    return Long(t.fds.Add(shared, (flags & O_CLOEXEC) != 0));
+    return Long(t.fds().Add(shared, (flags & O_CLOEXEC) != 0));
   }
   vfs::InodeRef inode = d->inode();
   if ((flags & O_DIRECTORY) && !inode->IsDir()) return Errno{ENOTDIR};
@@ -226,14 +226,14 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     TRY(file->inode()->SetAttributes(a));
   }
   if ((flags & O_TRUNC) && !created) TRY(DropPrivs(t, *file->inode()));
-  return Long(t.fds.Add(std::move(file), (flags & O_CLOEXEC) != 0));
+  return Long(t.fds().Add(std::move(file), (flags & O_CLOEXEC) != 0));
 }
 
 }  // namespace
 
 Result<vfs::DentryRef> StartDir(Task& t, int dirfd) {
-  if (dirfd == AT_FDCWD) return t.fs.cwd;
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(dirfd));
+  if (dirfd == AT_FDCWD) return t.fs().cwd;
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(dirfd));
   if (f->dentry() == nullptr) return Errno{ENOTDIR};
   return f->dentry();
 }
@@ -247,13 +247,14 @@ Result<vfs::DentryRef> ResolveAtWith(Task& t, const vfs::Creds& creds, int dirfd
                                      const std::string& path, bool follow, bool empty_ok) {
   if (path.empty()) {
     if (!empty_ok) return Errno{ENOENT};
-    if (dirfd == AT_FDCWD) return t.fs.cwd;
-    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(dirfd));
+    if (dirfd == AT_FDCWD) return t.fs().cwd;
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(dirfd));
     if (f->dentry() == nullptr) return Errno{EBADF};
     return f->dentry();
   }
-  ASSIGN_OR_RETURN(vfs::DentryRef start, path[0] == '/' ? Result<vfs::DentryRef>(t.fs.root) : StartDir(t, dirfd));
-  return vfs::Resolve(t.fs, start, path, follow, creds);
+  ASSIGN_OR_RETURN(vfs::DentryRef start,
+                   path[0] == '/' ? Result<vfs::DentryRef>(t.fs().root) : StartDir(t, dirfd));
+  return vfs::Resolve(t.fs(), start, path, follow, creds);
 }
 
 Status InitOwner(Task& t, vfs::Inode& dir, vfs::Inode& created) {
@@ -351,7 +352,7 @@ SyscallResult SysCreat(Task& t, const Args& a) {
 }
 
 SyscallResult SysClose(Task& t, const Args& a) {
-  TRY(t.fds.Remove(a.Int(0)));
+  TRY(t.fds().Remove(a.Int(0)));
   return 0L;
 }
 
@@ -364,13 +365,13 @@ SyscallResult SysLseek(Task& t, const Args& a) {
 
 SyscallResult SysDup(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
-  return Long(t.fds.Add(std::move(f), false));
+  return Long(t.fds().Add(std::move(f), false));
 }
 
 SyscallResult SysDup2(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (a.Int(0) == a.Int(1)) return static_cast<long>(a.Int(1));
-  TRY(t.fds.Set(a.Int(1), std::move(f), false));
+  TRY(t.fds().Set(a.Int(1), std::move(f), false));
   return static_cast<long>(a.Int(1));
 }
 
@@ -378,17 +379,17 @@ SyscallResult SysDup3(Task& t, const Args& a) {
   if (a.Int(2) & ~O_CLOEXEC) return Errno{EINVAL};
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (a.Int(0) == a.Int(1)) return Errno{EINVAL};
-  TRY(t.fds.Set(a.Int(1), std::move(f), (a.Int(2) & O_CLOEXEC) != 0));
+  TRY(t.fds().Set(a.Int(1), std::move(f), (a.Int(2) & O_CLOEXEC) != 0));
   return static_cast<long>(a.Int(1));
 }
 
 SyscallResult SysFcntl(Task& t, const Args& a) {
   int fd = a.Int(0);
-  ASSIGN_OR_RETURN(FdTable::Entry * e, t.fds.GetEntry(fd));
+  ASSIGN_OR_RETURN(FdTable::Entry * e, t.fds().GetEntry(fd));
   switch (a.Int(1)) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
-      return Long(t.fds.Add(e->file, a.Int(1) == F_DUPFD_CLOEXEC, a.Int(2)));
+      return Long(t.fds().Add(e->file, a.Int(1) == F_DUPFD_CLOEXEC, a.Int(2)));
     case F_GETFD:
       return e->cloexec ? long{FD_CLOEXEC} : 0L;
     case F_SETFD:
@@ -409,7 +410,7 @@ SyscallResult SysFcntl(Task& t, const Args& a) {
 }
 
 SyscallResult SysIoctl(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(FdTable::Entry * e, t.fds.GetEntry(a.Int(0)));
+  ASSIGN_OR_RETURN(FdTable::Entry * e, t.fds().GetEntry(a.Int(0)));
   unsigned long cmd = a.U(1);
   switch (cmd) {
     case FIOCLEX:

@@ -16,7 +16,7 @@ SyscallResult SysMmap(Task& t, const Args& a) {
   req.flags = a.Int(3);
   req.offset = a.U(5);
   if (!(req.flags & MAP_ANONYMOUS)) {
-    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(4)));
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(4)));
     // mmap(2): EACCES unless the file is open for reading, and for shared
     // writable mappings also for writing.
     if (!f->readable()) return Errno{EACCES};

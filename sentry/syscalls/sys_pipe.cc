@@ -14,16 +14,16 @@ Result<long> MakePipe(Task& t, uintptr_t fds_addr, int flags) {
   if (flags & ~(O_CLOEXEC | O_NONBLOCK)) return Errno{EINVAL};
   auto [r, w] = pipe::New(flags & O_NONBLOCK, t.euid, t.egid);
   bool cloexec = (flags & O_CLOEXEC) != 0;
-  ASSIGN_OR_RETURN(int rfd, t.fds.Add(r, cloexec));
-  auto wfd = t.fds.Add(w, cloexec);
+  ASSIGN_OR_RETURN(int rfd, t.fds().Add(r, cloexec));
+  auto wfd = t.fds().Add(w, cloexec);
   if (!wfd.ok()) {
-    (void)t.fds.Remove(rfd);
+    (void)t.fds().Remove(rfd);
     return Errno{wfd.error()};
   }
   int fds[2] = {rfd, *wfd};
   if (!t.CopyOut(fds_addr, fds, sizeof(fds)).ok()) {
-    (void)t.fds.Remove(rfd);
-    (void)t.fds.Remove(*wfd);
+    (void)t.fds().Remove(rfd);
+    (void)t.fds().Remove(*wfd);
     return Errno{EFAULT};
   }
   return 0L;

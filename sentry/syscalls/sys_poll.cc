@@ -61,7 +61,7 @@ constexpr uint32_t kPollExSet = POLLPRI | POLLNVAL;
 // O_PATH descriptors, so poll reports POLLNVAL for them and select finds
 // them ready in every set it was asked about.
 vfs::FileRef Pollable(Task& t, int fd) {
-  auto f = t.fds.Get(fd);
+  auto f = t.fds().Get(fd);
   if (!f.ok() || ((*f)->flags() & O_PATH)) return nullptr;
   return *f;
 }
@@ -86,7 +86,7 @@ Result<long> DoPoll(Task& t, uintptr_t addr, uint64_t nfds, const Deadline& d)
   // RLIMIT_NOFILE never exceeds fs.nr_open (1048576) on Linux; holding
   // nfds to that too keeps an unlimited rlimit from sizing the copy.
   constexpr uint64_t kNrOpen = 1 << 20;
-  if (nfds > t.rlimits[RLIMIT_NOFILE].rlim_cur || nfds > kNrOpen) return Errno{EINVAL};
+  if (nfds > t.tg().rlimits[RLIMIT_NOFILE].rlim_cur || nfds > kNrOpen) return Errno{EINVAL};
   std::vector<pollfd> fds(nfds);
   if (nfds > 0) TRY(t.CopyIn(addr, fds.data(), nfds * sizeof(pollfd)));
   std::vector<vfs::FileRef> files(nfds);
@@ -136,7 +136,7 @@ int MaxFds(const FdTable& fds) {
 Result<long> DoSelect(Task& t, int nfds, uintptr_t in_addr, uintptr_t out_addr, uintptr_t ex_addr,
                       const Deadline& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (nfds < 0) return Errno{EINVAL};
-  int n = std::min(nfds, MaxFds(t.fds));
+  int n = std::min(nfds, MaxFds(t.fds()));
   size_t words = (static_cast<size_t>(n) + 63) / 64;
   std::vector<uint64_t> in(words), out(words), ex(words);
   // The sets hold whole longs: n bits rounded up (FDS_BYTES).
@@ -166,7 +166,7 @@ Result<long> DoSelect(Task& t, int nfds, uintptr_t in_addr, uintptr_t out_addr, 
                     (bit(ex, fd) ? POLLPRI : 0);
     if (sets == 0) continue;
     // max_select_fd: a set bit for a descriptor that is not open is EBADF.
-    if (!t.fds.Get(fd).ok()) return Errno{EBADF};
+    if (!t.fds().Get(fd).ok()) return Errno{EBADF};
     watched.push_back(Watched{fd, sets, Pollable(t, fd)});
   }
   std::vector<uint64_t> rin(words), rout(words), rex(words);

@@ -26,7 +26,7 @@ namespace husk::syscalls {
 
 SyscallResult SysGetpid(Task& t, const Args&) { return static_cast<long>(t.tgid()); }
 SyscallResult SysGettid(Task& t, const Args&) { return static_cast<long>(t.tid()); }
-SyscallResult SysGetppid(Task& t, const Args&) { return static_cast<long>(t.ppid); }
+SyscallResult SysGetppid(Task& t, const Args&) { return static_cast<long>(t.tg().ppid); }
 SyscallResult SysGetuid(Task& t, const Args&) { return static_cast<long>(t.uid); }
 SyscallResult SysGeteuid(Task& t, const Args&) { return static_cast<long>(t.euid); }
 SyscallResult SysGetgid(Task& t, const Args&) { return static_cast<long>(t.gid); }
@@ -175,33 +175,33 @@ SyscallResult SysSetgid(Task& t, const Args& a) {
   return 0L;
 }
 
-SyscallResult SysGetpgrp(Task& t, const Args&) { return static_cast<long>(t.pgid); }
+SyscallResult SysGetpgrp(Task& t, const Args&) { return static_cast<long>(t.tg().pgid); }
 SyscallResult SysGetpgid(Task& t, const Args& a) {
-  if (a.Int(0) == 0 || a.Int(0) == t.tgid()) return static_cast<long>(t.pgid);
+  if (a.Int(0) == 0 || a.Int(0) == t.tgid()) return static_cast<long>(t.tg().pgid);
   auto other = t.kernel().FindTask(a.Int(0));
   if (!other) return Errno{ESRCH};
-  return static_cast<long>(other->pgid);
+  return static_cast<long>(other->tg().pgid);
 }
 SyscallResult SysSetpgid(Task& t, const Args& a) {
   int pid = a.Int(0) == 0 ? t.tgid() : a.Int(0);
   int pgid = a.Int(1) == 0 ? pid : a.Int(1);
   if (a.Int(1) < 0) return Errno{EINVAL};
   auto target = t.kernel().FindTask(pid);
-  if (!target || (target.get() != &t && target->ppid != t.tgid())) return Errno{ESRCH};
-  if (target->sid == target->tgid()) return Errno{EPERM};
-  target->pgid = pgid;
+  if (!target || (target.get() != &t && target->tg().ppid != t.tgid())) return Errno{ESRCH};
+  if (target->tg().sid == target->tgid()) return Errno{EPERM};
+  target->tg().pgid = pgid;
   return 0L;
 }
 SyscallResult SysGetsid(Task& t, const Args& a) {
-  if (a.Int(0) == 0 || a.Int(0) == t.tgid()) return static_cast<long>(t.sid);
+  if (a.Int(0) == 0 || a.Int(0) == t.tgid()) return static_cast<long>(t.tg().sid);
   auto other = t.kernel().FindTask(a.Int(0));
   if (!other) return Errno{ESRCH};
-  return static_cast<long>(other->sid);
+  return static_cast<long>(other->tg().sid);
 }
 SyscallResult SysSetsid(Task& t, const Args&) {
-  if (t.pgid == t.tgid()) return Errno{EPERM};
-  t.sid = t.pgid = t.tgid();
-  return static_cast<long>(t.sid);
+  if (t.tg().pgid == t.tgid()) return Errno{EPERM};
+  t.tg().sid = t.tg().pgid = t.tgid();
+  return static_cast<long>(t.tg().sid);
 }
 
 SyscallResult SysUname(Task& t, const Args& a) {
@@ -268,7 +268,7 @@ SyscallResult SysGetRobustList(Task& t, const Args& a) {
   std::shared_ptr<Task> other;
   if (a.Int(0) != 0 && a.Int(0) != t.tid()) {
     other = t.kernel().FindTask(a.Int(0));
-    if (other == nullptr || other->zombie) return Errno{ESRCH};
+    if (other == nullptr || other->exited()) return Errno{ESRCH};
     if (t.euid != 0 && other->uid != t.uid) return Errno{EPERM};
     target = other.get();
   }
@@ -318,13 +318,13 @@ Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_ad
     if (nl.rlim_cur > nl.rlim_max) return Errno{EINVAL};
     // No descriptor table grows past fs.nr_open (1 << 20), even for root.
     if (resource == RLIMIT_NOFILE && nl.rlim_max > kNrOpen) return Errno{EPERM};
-    if (nl.rlim_max > t.rlimits[resource].rlim_max && t.euid != 0) return Errno{EPERM};
+    if (nl.rlim_max > t.tg().rlimits[resource].rlim_max && t.euid != 0) return Errno{EPERM};
   }
-  if (old_addr != 0) TRY(t.CopyOutObj(old_addr, t.rlimits[resource]));
+  if (old_addr != 0) TRY(t.CopyOutObj(old_addr, t.tg().rlimits[resource]));
   if (new_addr != 0) {
-    t.rlimits[resource] = nl;
+    t.tg().rlimits[resource] = nl;
     if (resource == RLIMIT_NOFILE) {
-      t.fds.set_limit(static_cast<int>(nl.rlim_cur));
+      t.fds().set_limit(static_cast<int>(nl.rlim_cur));
     }
   }
   return 0L;
@@ -409,8 +409,8 @@ SyscallResult SysSysinfo(Task& t, const Args& a) {
 }
 
 SyscallResult SysExit(Task& t, const Args& a) {
-  // One thread per process for now: exit ends the process like exit_group.
-  t.Exit((a.Int(0) & 0xff) << 8);
+  // This thread alone; the process ends with its last thread.
+  t.ExitThread((a.Int(0) & 0xff) << 8);
   return 0L;
 }
 
@@ -425,23 +425,34 @@ SyscallResult SysWait4(Task& t, const Args& a) {
   if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD))
     return Errno{EINVAL};
   if (pid == INT32_MIN) return Errno{ESRCH};
+  // Any thread of the process may reap any of its children; a child's
+  // change wakes the process's queue.
+  ScopedWait wait(&t.tg().child_events, &t.waiter, ~0u);
   for (;;) {
     bool any = false;
     for (auto& child : t.kernel().Children(t.tgid())) {
+      const ThreadGroup& c = child->tg();
       bool match = pid == -1 || (pid > 0 && child->tgid() == pid) ||
-                   (pid == 0 && child->pgid == t.pgid) || (pid < -1 && child->pgid == -pid);
+                   (pid == 0 && c.pgid == t.tg().pgid) || (pid < -1 && c.pgid == -pid);
+      // A "clone" child (one that signals its parent with something other
+      // than SIGCHLD) is seen only with __WCLONE, the others only without;
+      // __WALL sees both (eligible_child).
+      const bool clone_child = c.exit_signal != SIGCHLD;
+      if (!(options & __WALL) && clone_child != ((options & __WCLONE) != 0)) match = false;
+      // __WNOTHREAD: only the children this thread forked.
+      if ((options & __WNOTHREAD) && c.parent_thread != t.tid()) match = false;
       if (!match) continue;
       any = true;
       // A zombie is reaped; job-control changes are each reported once (wait(2)).
       int status;
-      if (child->zombie) {
-        status = child->exit_status;
-      } else if ((options & WUNTRACED) && child->stop_report != 0) {
-        status = (child->stop_report << 8) | 0x7f;
-        child->stop_report = 0;
-      } else if ((options & WCONTINUED) && child->cont_report) {
+      if (child->tg().zombie) {
+        status = child->tg().exit_status;
+      } else if ((options & WUNTRACED) && child->tg().stop_report != 0) {
+        status = (child->tg().stop_report << 8) | 0x7f;
+        child->tg().stop_report = 0;
+      } else if ((options & WCONTINUED) && child->tg().cont_report) {
         status = 0xffff;
-        child->cont_report = false;
+        child->tg().cont_report = false;
       } else {
         continue;
       }
@@ -451,77 +462,17 @@ SyscallResult SysWait4(Task& t, const Args& a) {
         TRY(t.CopyOutObj(a.Ptr(3), ru));
       }
       int child_pid = child->tgid();
-      if (child->zombie) t.kernel().RemoveTask(child_pid);
+      if (child->tg().zombie) t.kernel().RemoveTask(child_pid);
       return static_cast<long>(child_pid);
     }
     if (!any) return Errno{ECHILD};
     if (options & WNOHANG) return 0L;
-    // An exiting child notifies its parent's waiter; a signal interrupts.
+    // A signal interrupts.
     if (!t.Block().ok()) return Errno{kERestartSys};
   }
 }
 
 namespace {
-
-Result<long> Fork(Task& t, uint64_t flags, uintptr_t stack, uintptr_t ptid, uintptr_t ctid,
-                  uintptr_t tls) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
-  constexpr uint64_t kNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
-                                   CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
-  // Threads and shared address spaces arrive with the process model; a
-  // vfork child gets a copy (its parent waits until it execs or exits,
-  // which is all vfork(2) lets the child rely on).
-  bool shares_vm = (flags & CLONE_VM) != 0;
-  if ((flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_FILES | CLONE_FS | kNamespaces)) ||
-      (shares_vm && !(flags & CLONE_VFORK))) {
-    t.kernel().CountUnimplemented(SYS_clone);
-    return Errno{ENOSYS};
-  }
-  // RLIMIT_NPROC counts the processes of the caller's real user; root (with
-  // CAP_SYS_RESOURCE in the sandbox's user namespace) is exempt (copy_process).
-  if (t.euid != 0 && t.kernel().CountTasksOfUser(t.uid) >= t.rlimits[RLIMIT_NPROC].rlim_cur) {
-    return Errno{EAGAIN};
-  }
-  int pid = t.kernel().AllocatePid();
-  auto child = std::make_shared<Task>(t.kernel(), pid);
-  child->regs = t.regs;
-  child->regs.rax = 0;
-  if (stack != 0) child->regs.rsp = stack;
-  if (flags & CLONE_SETTLS) child->regs.fs_base = tls;
-  child->fds = t.fds;
-  child->fs = t.fs;
-  child->uid = t.uid, child->euid = t.euid, child->suid = t.suid, child->fsuid = t.fsuid;
-  child->fsgid = t.fsgid;
-  child->groups = t.groups;
-  child->gid = t.gid, child->egid = t.egid, child->sgid = t.sgid;
-  child->comm = t.comm;
-  child->exe = t.exe;
-  child->argv = t.argv;
-  child->sigactions = t.sigactions;
-  child->sigmask = t.sigmask;
-  child->altstack = t.altstack;
-  child->rlimits = t.rlimits;
-  child->ppid = t.tgid();
-  child->pgid = t.pgid;
-  child->sid = t.sid;
-  child->exit_signal = static_cast<int>(flags & 0xff);
-  child->vfork_done = !(flags & CLONE_VFORK);
-  ASSIGN_OR_RETURN(std::unique_ptr<MemoryManager> mm, t.mm().Fork());
-  if (flags & CLONE_CHILD_SETTID) (void)mm->CopyOut(ctid, &pid, sizeof(pid));
-  if (flags & CLONE_CHILD_CLEARTID) child->clear_child_tid = ctid;
-  if (flags & CLONE_PARENT_SETTID) (void)t.CopyOutObj(ptid, pid);
-  t.kernel().AddTask(child);
-  // fork(2) copies the floating-point and vector state with the registers.
-  auto fp = t.ctx_->GetFpState(t.mm().address_space());
-  if (fp.ok()) child->initial_fp_state = std::move(*fp);
-  if (Status started = t.kernel().StartTask(child, std::move(mm)); !started.ok()) {
-    t.kernel().RemoveTask(pid);
-    return Errno{started.error()};
-  }
-  if (flags & CLONE_VFORK) {
-    while (!child->vfork_done) t.kernel().cv.Wait(&t.kernel().mu);
-  }
-  return static_cast<long>(pid);
-}
 
 Result<std::vector<std::string>> CopyInStrings(Task& t, uintptr_t addr) {
   std::vector<std::string> out;
@@ -549,11 +500,27 @@ Result<std::vector<std::string>> CopyInStrings(Task& t, uintptr_t addr) {
 
 SyscallResult SysClone(Task& t, const Args& a) {
   // x86_64 order: flags, stack, parent_tid, child_tid, tls.
-  return Fork(t, a.U(0), a.Ptr(1), a.Ptr(2), a.Ptr(3), a.Ptr(4));
+  Task::CloneArgs args;
+  args.flags = a.U(0) & ~uint64_t{0xff};
+  args.exit_signal = static_cast<int>(a.U(0) & 0xff);
+  args.stack = a.Ptr(1);
+  args.parent_tid = a.Ptr(2);
+  args.child_tid = a.Ptr(3);
+  args.tls = a.Ptr(4);
+  // clone(2) ignores the flags clone3 alone may pass.
+  args.flags &= 0xffffffff;
+  return t.Clone(args);
 }
-SyscallResult SysFork(Task& t, const Args&) { return Fork(t, SIGCHLD, 0, 0, 0, 0); }
+SyscallResult SysFork(Task& t, const Args&) {
+  Task::CloneArgs args;
+  args.exit_signal = SIGCHLD;
+  return t.Clone(args);
+}
 SyscallResult SysVfork(Task& t, const Args&) {
-  return Fork(t, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0);
+  Task::CloneArgs args;
+  args.flags = CLONE_VM | CLONE_VFORK;
+  args.exit_signal = SIGCHLD;
+  return t.Clone(args);
 }
 
 SyscallResult SysExecve(Task& t, const Args& a) {

@@ -26,11 +26,19 @@ bool MaySignal(const Task& from, const Task& to) {
 // Sends sig to one task on behalf of t: permission, then queueing (signal 0
 // only checks). Returns 0 or an errno.
 // A zombie still exists until it is reaped: the signal succeeds and is lost.
-int SendTo(Task& t, Task& target, int sig, int code) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+// thread: to that thread (tgkill, tkill), else to its process (kill).
+int SendTo(Task& t, Task& target, int sig, int code, bool thread)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (!MaySignal(t, target)) return EPERM;
   // One kernel, one big lock: the target's is the caller's.
   target.kernel().mu.AssertHeld();
-  if (sig != 0 && !target.zombie) target.SendSignal(MakeSigInfo(sig, code, t.tgid(), t.uid));
+  if (sig == 0 || target.tg().zombie) return 0;
+  siginfo_t info = MakeSigInfo(sig, code, t.tgid(), t.uid);
+  if (thread) {
+    target.SendSignal(info);
+  } else {
+    target.SendProcessSignal(info);
+  }
   return 0;
 }
 
@@ -43,7 +51,7 @@ Result<long> SendToAll(Task& t, int sig, bool (*match)(const Task&, const Task&,
     auto target = t.kernel().FindTask(pid);
     if (!target || !match(t, *target, arg)) continue;
     found = true;
-    if (SendTo(t, *target, sig, SI_USER) == 0) sent = true;
+    if (SendTo(t, *target, sig, SI_USER, false) == 0) sent = true;
   }
   if (!found) return Errno{ESRCH};
   if (!sent) return Errno{EPERM};
@@ -52,6 +60,7 @@ Result<long> SendToAll(Task& t, int sig, bool (*match)(const Task&, const Task&,
 
 }  // namespace
 
+// Thread-directed, as the kernel's send_sig (SIGPIPE, SIGXFSZ).
 void RaiseOnSelf(Task& t, int sig) { t.SendSignal(MakeSigInfo(sig, SI_USER, t.tgid(), t.uid)); }
 
 SyscallResult SysRtSigaction(Task& t, const Args& a) {
@@ -63,10 +72,10 @@ SyscallResult SysRtSigaction(Task& t, const Args& a) {
     if (sig == SIGKILL || sig == SIGSTOP) return Errno{EINVAL};
     TRY(t.CopyInObj(a.Ptr(1), &act));
   }
-  if (a.Ptr(2) != 0) TRY(t.CopyOutObj(a.Ptr(2), t.sigactions[sig]));
+  if (a.Ptr(2) != 0) TRY(t.CopyOutObj(a.Ptr(2), t.sigactions()[sig]));
   if (a.Ptr(1) != 0) {
     act.mask &= ~kUnblockable;
-    t.sigactions[sig] = act;
+    t.sigactions()[sig] = act;
   }
   return 0L;
 }
@@ -81,12 +90,19 @@ SyscallResult SysRtSigprocmask(Task& t, const Args& a) {
   }
   if (a.Ptr(2) != 0) TRY(t.CopyOutObj(a.Ptr(2), t.sigmask));
   if (a.Ptr(1) != 0) {
+    uint64_t mask = t.sigmask;
     switch (a.Int(0)) {
-      case SIG_BLOCK: t.sigmask |= set; break;
-      case SIG_UNBLOCK: t.sigmask &= ~set; break;
-      default: t.sigmask = set; break;
+      case SIG_BLOCK:
+        mask |= set;
+        break;
+      case SIG_UNBLOCK:
+        mask &= ~set;
+        break;
+      default:
+        mask = set;
+        break;
     }
-    t.sigmask &= ~kUnblockable;
+    t.SetSigmask(mask & ~kUnblockable);
   }
   return 0L;
 }
@@ -118,9 +134,10 @@ SyscallResult SysKill(Task& t, const Args& a) {
   int sig = a.Int(1);
   if (sig < 0 || sig > kMaxSignal) return Errno{EINVAL};
   if (pid > 0) {
+    // Any thread's id names its process (find_vpid).
     auto target = t.kernel().FindTask(pid);
-    if (!target || target->tgid() != pid) return Errno{ESRCH};
-    int err = SendTo(t, *target, sig, SI_USER);
+    if (!target) return Errno{ESRCH};
+    int err = SendTo(t, *target, sig, SI_USER, false);
     if (err != 0) return Errno{err};
     return 0L;
   }
@@ -131,17 +148,17 @@ SyscallResult SysKill(Task& t, const Args& a) {
         t, sig, [](const Task& self, const Task& o, int) { return o.tgid() != 1 && &o != &self; },
         0);
   }
-  int pgid = pid == 0 ? t.pgid : -pid;
+  int pgid = pid == 0 ? t.tg().pgid : -pid;
   return SendToAll(
-      t, sig, [](const Task&, const Task& o, int g) { return o.pgid == g; }, pgid);
+      t, sig, [](const Task&, const Task& o, int g) { return o.tg().pgid == g; }, pgid);
 }
 
 SyscallResult SysTgkill(Task& t, const Args& a) {
   int sig = a.Int(2);
   if (a.Int(0) <= 0 || a.Int(1) <= 0 || sig < 0 || sig > kMaxSignal) return Errno{EINVAL};
   auto target = t.kernel().FindTask(a.Int(1));
-  if (!target || target->tgid() != a.Int(0)) return Errno{ESRCH};
-  int err = SendTo(t, *target, sig, SI_TKILL);
+  if (!target || target->tgid() != a.Int(0) || target->exited()) return Errno{ESRCH};
+  int err = SendTo(t, *target, sig, SI_TKILL, true);
   if (err != 0) return Errno{err};
   return 0L;
 }
@@ -150,10 +167,47 @@ SyscallResult SysTkill(Task& t, const Args& a) {
   int sig = a.Int(1);
   if (a.Int(0) <= 0 || sig < 0 || sig > kMaxSignal) return Errno{EINVAL};
   auto target = t.kernel().FindTask(a.Int(0));
-  if (!target) return Errno{ESRCH};
-  int err = SendTo(t, *target, sig, SI_TKILL);
+  if (!target || target->exited()) return Errno{ESRCH};
+  int err = SendTo(t, *target, sig, SI_TKILL, true);
   if (err != 0) return Errno{err};
   return 0L;
+}
+
+namespace {
+
+// rt_sigqueueinfo/rt_tgsigqueueinfo: the caller's siginfo, which may not
+// pretend to come from the kernel or from kill/tgkill unless it is sent to
+// the caller's own process (do_rt_sigqueueinfo).
+Result<long> QueueInfo(Task& t, int pid, int tid, int sig, uintptr_t uinfo)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  siginfo_t info;
+  TRY(t.CopyInObj(uinfo, &info));
+  if (sig < 0 || sig > kMaxSignal) return Errno{EINVAL};
+  if ((info.si_code >= 0 || info.si_code == SI_TKILL) && pid != t.tgid()) return Errno{EPERM};
+  info.si_signo = sig;
+  auto target = t.kernel().FindTask(tid > 0 ? tid : pid);
+  if (!target || (tid > 0 && (target->tgid() != pid || target->exited()))) return Errno{ESRCH};
+  if (!MaySignal(t, *target)) return Errno{EPERM};
+  target->kernel().mu.AssertHeld();  // one kernel, one lock
+  if (sig == 0 || target->tg().zombie) return 0L;
+  if (tid > 0) {
+    target->SendSignal(info);
+  } else {
+    target->SendProcessSignal(info);
+  }
+  return 0L;
+}
+
+}  // namespace
+
+SyscallResult SysRtSigqueueinfo(Task& t, const Args& a) {
+  if (a.Int(0) <= 0) return Errno{ESRCH};
+  return QueueInfo(t, a.Int(0), 0, a.Int(1), a.Ptr(2));
+}
+
+SyscallResult SysRtTgsigqueueinfo(Task& t, const Args& a) {
+  if (a.Int(0) <= 0 || a.Int(1) <= 0) return Errno{EINVAL};
+  return QueueInfo(t, a.Int(0), a.Int(1), a.Int(2), a.Ptr(3));
 }
 
 SyscallResult SysRtSigreturn(Task& t, const Args& a) {
@@ -168,7 +222,7 @@ SyscallResult SysRtSigreturn(Task& t, const Args& a) {
 
 SyscallResult SysRtSigpending(Task& t, const Args& a) {
   if (a.Size(1) > 8) return Errno{EINVAL};
-  uint64_t set = t.pending_signals & t.sigmask;
+  uint64_t set = t.PendingSignals() & t.sigmask;
   TRY(t.CopyOut(a.Ptr(0), &set, a.Size(1)));
   return 0L;
 }
@@ -184,7 +238,7 @@ SyscallResult SysRtSigsuspend(Task& t, const Args& a) {
   uint64_t mask;
   TRY(t.CopyInObj(a.Ptr(0), &mask));
   t.SetSavedSigmask(t.sigmask);
-  t.sigmask = mask & ~kUnblockable;
+  t.SetSigmask(mask & ~kUnblockable);
   while (t.Block().ok()) {
   }
   return Errno{kERestartNoHand};
@@ -208,7 +262,16 @@ SyscallResult SysRtSigtimedwait(Task& t, const Args& a) {
       if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), info));
       return static_cast<long>(info.si_signo);
     }
+    // While waiting, the awaited signals count as unblocked, so that a
+    // process-directed one picks this thread (real_blocked).
+    const uint64_t mask = t.sigmask;
+    t.sigmask = mask & ~set;
     Status s = t.Block(deadline);
+    t.SetSigmask(mask);
+    if (t.DequeueSignal(set, &info)) {
+      if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), info));
+      return static_cast<long>(info.si_signo);
+    }
     if (!s.ok()) return Errno{s.error() == ETIMEDOUT ? EAGAIN : EINTR};
   }
 }

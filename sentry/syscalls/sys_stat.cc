@@ -16,7 +16,7 @@ Result<long> StatAt(Task& t, int dirfd, uintptr_t path_addr, uintptr_t out, int 
   struct stat st;
   if (path.empty() && (flags & AT_EMPTY_PATH) && dirfd != AT_FDCWD) {
     // fstat(2) by another name: works for files without a path (stdio).
-    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(dirfd));
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(dirfd));
     ASSIGN_OR_RETURN(st, f->Stat());
   } else {
     ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
@@ -117,7 +117,7 @@ SyscallResult SysNewfstatat(Task& t, const Args& a) {
 }
 
 SyscallResult SysFstat(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   ASSIGN_OR_RETURN(struct stat st, f->Stat());
   TRY(t.CopyOutObj(a.Ptr(1), st));
   return 0L;
@@ -132,7 +132,7 @@ SyscallResult SysStatx(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
   struct stat st;
   if (path.empty() && (flags & AT_EMPTY_PATH) && a.Int(0) != AT_FDCWD) {
-    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
     ASSIGN_OR_RETURN(st, f->Stat());
   } else {
     ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW),
@@ -181,7 +181,7 @@ SyscallResult SysStatfs(Task& t, const Args& a) {
 }
 
 SyscallResult SysFstatfs(Task& t, const Args& a) {
-  TRY(t.fds.Get(a.Int(0)));
+  TRY(t.fds().Get(a.Int(0)));
   TRY(t.CopyOutObj(a.Ptr(1), MakeStatfs()));
   return 0L;
 }
@@ -194,7 +194,7 @@ SyscallResult SysListxattr(Task& t, const Args& a) { return Errno{EOPNOTSUPP}; }
 
 SyscallResult SysChmod(Task& t, const Args& a) { return ChmodAt(t, AT_FDCWD, a.Ptr(0), a.U(1)); }
 SyscallResult SysFchmod(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   return Chmod(t, *f->inode(), a.U(1));
 }
 SyscallResult SysFchmodat(Task& t, const Args& a) { return ChmodAt(t, a.Int(0), a.Ptr(1), a.U(2)); }
@@ -205,7 +205,7 @@ SyscallResult SysLchown(Task& t, const Args& a) {
   return ChownAt(t, AT_FDCWD, a.Ptr(0), a.U(1), a.U(2), AT_SYMLINK_NOFOLLOW);
 }
 SyscallResult SysFchown(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds.Get(a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   return Chown(t, *f->inode(), a.U(1), a.U(2));
 }
 SyscallResult SysFchownat(Task& t, const Args& a) {

@@ -174,6 +174,8 @@ struct Table {
     Set(SYS_kill, SysKill, {kInt, kSignal});
     Set(SYS_tgkill, SysTgkill, {kInt, kInt, kSignal});
     Set(SYS_tkill, SysTkill, {kInt, kSignal});
+    Set(SYS_rt_sigqueueinfo, SysRtSigqueueinfo, {kInt, kSignal, kPtr});
+    Set(SYS_rt_tgsigqueueinfo, SysRtTgsigqueueinfo, {kInt, kInt, kSignal, kPtr});
     Set(SYS_alarm, SysAlarm, {kInt});
     Set(SYS_getitimer, SysGetitimer, {kInt, kPtr});
     Set(SYS_setitimer, SysSetitimer, {kInt, kPtr, kPtr});

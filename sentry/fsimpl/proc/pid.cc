@@ -1,6 +1,7 @@
 // /proc/<pid>, /proc/<pid>/task/<tid>, and their fd/ directories.
 #include <errno.h>
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 
@@ -114,15 +115,19 @@ class TaskDir : public ProcDir {
   TaskDir(std::shared_ptr<ProcFs> fs, int pid, uint64_t ino)
       : ProcDir(std::move(fs), S_IFDIR | 0555, ino), pid_(pid) {}
 
-  // ProcProvider has no thread list yet: every process shows one thread
-  // whose id is the pid.
   Result<std::vector<vfs::Dirent>> Entries() override {
-    return std::vector<vfs::Dirent>{{std::to_string(pid_), ThreadIno(pid_, pid_, 0), DT_DIR}};
+    std::vector<vfs::Dirent> out;
+    for (int tid : fs_->provider->Tids(pid_)) {
+      out.push_back(vfs::Dirent{std::to_string(tid), ThreadIno(pid_, tid, 0), DT_DIR});
+    }
+    return out;
   }
 
   Result<vfs::InodeRef> Child(const std::string& name) override {
     int tid;
-    if (!ParseNumber(name, &tid) || tid != pid_) return Errno{ENOENT};
+    if (!ParseNumber(name, &tid)) return Errno{ENOENT};
+    std::vector<int> tids = fs_->provider->Tids(pid_);
+    if (std::find(tids.begin(), tids.end(), tid) == tids.end()) return Errno{ENOENT};
     return NewPidDir(fs_, tid, pid_);
   }
 
@@ -158,8 +163,9 @@ class PidDir : public ProcDir {
       switch (e.kind) {
         case Kind::kFile:
           // seq files answer EINVAL to write(2) (Linux's seq_file has no write).
-          return OwnedBy<ProcFile>(process(), fs_, Ino(e.slot), Render(fs_, process(), name),
-                                   EINVAL);
+          // A thread's comm, stat and status are its own.
+          return OwnedBy<ProcFile>(process(), fs_, Ino(e.slot),
+                                   Render(fs_, PerThread(name) ? pid_ : process(), name), EINVAL);
         case Kind::kLink:
           return OwnedBy<ProcSymlink>(process(), fs_, 0777, Ino(e.slot),
                                       Render(fs_, process(), name));
@@ -181,6 +187,9 @@ class PidDir : public ProcDir {
 
  private:
   int process() const { return thread_of_ ? thread_of_ : pid_; }
+  static bool PerThread(const std::string& name) {
+    return name == "comm" || name == "stat" || name == "status";
+  }
   bool Has(const EntrySpec& e) const { return e.kind != Kind::kTaskDir || thread_of_ == 0; }
   uint64_t Ino(unsigned slot) const {
     return thread_of_ ? ThreadIno(thread_of_, pid_, slot) : PidIno(pid_, slot);

@@ -22,7 +22,12 @@ class ProcProvider {
  public:
   virtual ~ProcProvider() = default;
   virtual int CurrentPid() = 0;  // the calling task's pid, for /proc/self
+  virtual int CurrentTid() { return CurrentPid(); }  // its thread id, for /proc/thread-self
   virtual std::vector<int> Pids() = 0;
+  // The thread ids of process pid (/proc/pid/task); empty if there is none.
+  virtual std::vector<int> Tids(int pid) { return {pid}; }
+  // The process of thread tid, 0 if there is none.
+  virtual int ProcessOf(int tid) { return tid; }
   virtual Result<std::string> Maps(int pid) = 0;     // text of /proc/pid/maps
   virtual Result<std::string> ExePath(int pid) = 0;  // target of /proc/pid/exe
   virtual Result<std::string> CwdPath(int pid) = 0;

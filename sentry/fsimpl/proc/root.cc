@@ -62,8 +62,7 @@ class RootDir : public ProcDir {
     link("thread-self", [p]() -> Result<std::string> {
       int pid = p->CurrentPid();
       if (pid <= 0) return Errno{ENOENT};
-      // Tasks do not have their own ids in ProcProvider yet: thread = pid.
-      return std::to_string(pid) + "/task/" + std::to_string(pid);
+      return std::to_string(pid) + "/task/" + std::to_string(p->CurrentTid());
     });
     link("mounts", [] { return Text("self/mounts"); });
   }
@@ -84,7 +83,11 @@ class RootDir : public ProcDir {
     auto it = fixed_.find(name);
     if (it != fixed_.end()) return it->second;
     int pid;
-    if (ParseNumber(name, &pid) && PidExists(*fs_->provider, pid)) return NewPidDir(fs_, pid);
+    if (!ParseNumber(name, &pid)) return Errno{ENOENT};
+    if (PidExists(*fs_->provider, pid)) return NewPidDir(fs_, pid);
+    // Another thread's id: not listed, but found, as on Linux.
+    int process = fs_->provider->ProcessOf(pid);
+    if (process > 0 && process != pid) return NewPidDir(fs_, pid, process);
     return Errno{ENOENT};
   }
 

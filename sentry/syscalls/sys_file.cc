@@ -419,6 +419,14 @@ SyscallResult SysIoctl(Task& t, const Args& a) {
     case FIONCLEX:
       e->cloexec = false;
       return 0L;
+    case FIONBIO: {
+      // Any file: the same as F_SETFL with or without O_NONBLOCK (do_vfs_ioctl).
+      int on;
+      TRY(t.CopyInObj(a.Ptr(2), &on));
+      int fl = e->file->flags();
+      e->file->set_status_flags(on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
+      return 0L;
+    }
     case FIONREAD:
       if (e->file->inode()->IsRegular()) {
         // Bytes between the offset and the end of the file.

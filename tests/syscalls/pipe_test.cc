@@ -45,6 +45,20 @@ TEST(PipeTest, ZeroLengthTransfersSucceedAtOnce) {
   EXPECT_EQ(write(p.w.get(), &c, 0), 0);  // no reader: no EPIPE for nothing
 }
 
+// FIONBIO works on any file, as F_SETFL's O_NONBLOCK (libuv sets it on stdio pipes).
+TEST(PipeTest, FionbioTogglesNonBlocking) {
+  Pipe p = MakePipe();
+  int on = 1;
+  ASSERT_OK(ioctl(p.r.get(), FIONBIO, &on));
+  EXPECT_NE(fcntl(p.r.get(), F_GETFL) & O_NONBLOCK, 0);
+  char c;
+  EXPECT_ERRNO(read(p.r.get(), &c, 1), EAGAIN);
+  on = 0;
+  ASSERT_OK(ioctl(p.r.get(), FIONBIO, &on));
+  EXPECT_EQ(fcntl(p.r.get(), F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_ERRNO(ioctl(p.r.get(), FIONBIO, nullptr), EFAULT);
+}
+
 TEST(PipeTest, PlainPipeGivesReadAndWriteEnds) {
   int fds[2];
   ASSERT_OK(pipe(fds));

@@ -53,6 +53,12 @@ Result<long> Task::Clone(const CloneArgs& a) {
     child->sighand_ = sighand_;
   } else {
     *child->sighand_ = *sighand_;
+    // CLONE_CLEAR_SIGHAND: handled signals go back to their default; ignored stay ignored.
+    if (a.clear_sighand) {
+      for (SigAction& act : child->sighand_->actions) {
+        if (act.handler != reinterpret_cast<uint64_t>(SIG_IGN)) act = SigAction{};
+      }
+    }
   }
   child->uid = uid, child->euid = euid, child->suid = suid, child->fsuid = fsuid;
   child->gid = gid, child->egid = egid, child->sgid = sgid, child->fsgid = fsgid;

@@ -280,6 +280,7 @@ class Task {
     uint64_t flags = 0;  // CLONE_* without the exit signal
     int exit_signal = 0;
     uintptr_t stack = 0, parent_tid = 0, child_tid = 0, tls = 0;
+    bool clear_sighand = false;  // clone3's CLONE_CLEAR_SIGHAND
   };
   Result<long> Clone(const CloneArgs& args) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // Runs the task until it exits; returns nothing, the exit is recorded.

@@ -57,6 +57,7 @@ HUSK_HANDLER(SysGetrlimit); HUSK_HANDLER(SysSetrlimit); HUSK_HANDLER(SysPrlimit6
 HUSK_HANDLER(SysSchedGetaffinity); HUSK_HANDLER(SysSchedYield); HUSK_HANDLER(SysGetcpu);
 HUSK_HANDLER(SysGetrandom); HUSK_HANDLER(SysSysinfo); HUSK_HANDLER(SysExit);
 HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysClone);
+HUSK_HANDLER(SysClone3);
 HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HANDLER(SysFutex);
 // sys_signal.cc
 HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);

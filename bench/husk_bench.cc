@@ -7,10 +7,15 @@
 //   husk_bench read PATH     read PATH whole in 64 KiB chunks: file throughput
 //   husk_bench fault N       map N pages, touch each once, unmap: page-fault cost
 //   husk_bench fork N MIB    N fork+exit+wait with MIB MiB of touched heap
+//   husk_bench forkexec N    N fork+exec(/bin/true)+wait
+//   husk_bench thread N      N pthread_create+pthread_join
+//   husk_bench futex N       N futex wake-ups each way between two threads (ping-pong)
 //
 // Prints one line, "<name> <value> <unit>", where value is ns per operation
 // (or MiB/s for read).
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +23,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -117,6 +123,81 @@ int Fork(long n, long mib) {
   return 0;
 }
 
+int ForkExec(long n) {
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    pid_t pid = fork();
+    if (pid < 0) Fail("fork");
+    if (pid == 0) {
+      execl("/bin/true", "true", nullptr);
+      _exit(127);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || status != 0) Fail("waitpid");
+  }
+  double t1 = NowNs();
+  printf("forkexec %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
+void* Nothing(void*) { return nullptr; }
+
+int Thread(long n) {
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    pthread_t t;
+    if (pthread_create(&t, nullptr, Nothing, nullptr) != 0) Fail("pthread_create");
+    pthread_join(t, nullptr);
+  }
+  double t1 = NowNs();
+  printf("thread %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
+// Two threads take turns on one word: each waits for its value, then
+// stores the other's and wakes it.
+struct PingPong {
+  uint32_t word = 0;
+  long rounds = 0;
+};
+
+void WaitFor(uint32_t* word, uint32_t want) {
+  for (uint32_t v; (v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) != want;) {
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, v, nullptr, nullptr, 0);
+  }
+}
+
+void Hand(uint32_t* word, uint32_t to) {
+  __atomic_store_n(word, to, __ATOMIC_RELEASE);
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+void* Pong(void* arg) {
+  auto* pp = static_cast<PingPong*>(arg);
+  for (long i = 0; i < pp->rounds; i++) {
+    WaitFor(&pp->word, 1);
+    Hand(&pp->word, 0);
+  }
+  return nullptr;
+}
+
+int Futex(long n) {
+  PingPong pp;
+  pp.rounds = n;
+  pthread_t t;
+  if (pthread_create(&t, nullptr, Pong, &pp) != 0) Fail("pthread_create");
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    Hand(&pp.word, 1);
+    WaitFor(&pp.word, 0);
+  }
+  double t1 = NowNs();
+  pthread_join(t, nullptr);
+  // Two wake-ups per round.
+  printf("futex %.1f ns/op\n", (t1 - t0) / static_cast<double>(2 * n));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,7 +206,10 @@ int main(int argc, char** argv) {
   if (argc >= 3 && strcmp(argv[1], "read") == 0) return Read(argv[2]);
   if (argc >= 3 && strcmp(argv[1], "fault") == 0) return Fault(Count(argv[2]));
   if (argc >= 4 && strcmp(argv[1], "fork") == 0) return Fork(Count(argv[2]), Count(argv[3]));
+  if (argc >= 3 && strcmp(argv[1], "forkexec") == 0) return ForkExec(Count(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "thread") == 0) return Thread(Count(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "futex") == 0) return Futex(Count(argv[2]));
   fprintf(stderr,
-          "usage: husk_bench syscall N | open PATH N | read PATH | fault N | fork N MIB\n");
+          "usage: husk_bench syscall N | open PATH N | read PATH | fault N | fork N MIB | forkexec N | thread N | futex N\n");
   return 2;
 }

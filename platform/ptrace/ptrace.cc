@@ -18,9 +18,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <thread>
 
 extern "C" {
 extern char husk_stub_begin[];
@@ -76,6 +79,14 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd) {
                          SCMP_A0(SCMP_CMP_EQ, kStubThreadFlags));
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pause), 0);
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit), 0);
+  // Processes: the master stub's injected clone (every stub inherits the
+  // one filter), then the adopter ties the new stub's life to the master
+  // (PR_SET_PDEATHSIG) and checks that the master is its parent.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_EQ, CLONE_FILES | SIGCHLD));
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2,
+                         SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG), SCMP_A1(SCMP_CMP_EQ, SIGKILL));
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getppid), 0);
   // The legacy vsyscalls: a host with vsyscall=xonly emulates a call into
   // the vsyscall page as these syscalls, past SYSEMU but through seccomp.
   // Trapped, they reach the sentry as SIGSYS, which emulates them itself.
@@ -110,10 +121,24 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd) {
 }
 
 // Runs in the freshly cloned child; async-signal-safe calls only (the parent
-// may be multi-threaded). Never returns.
-[[noreturn]] void StubChild(pid_t parent, const unsigned char* filter, size_t filter_len) {
+// may be multi-threaded). Never returns. master: the child is the master
+// stub, which every later stub process is cloned from.
+[[noreturn]] void StubChild(pid_t parent, const unsigned char* filter, size_t filter_len,
+                            bool master) {
   syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   if (getppid() != parent) _exit(1);
+  if (master) {
+    // Out of the terminal's process groups (a Ctrl-C must not reach a
+    // parked, untraced stub); exited stubs reap themselves once their
+    // tracers let go; nothing blocked, so SIGURG interrupts them.
+    setsid();
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGCHLD, &ign, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+  }
   if (ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) _exit(2);
   // glibc registered an rseq area for the forking thread; the child inherits
   // the registration, but the area is about to be unmapped, and the kernel
@@ -248,33 +273,24 @@ Result<StubThread> SeizeStubThread(pid_t tid) {
 
 class PtraceAddressSpace : public AddressSpace {
  public:
-  // pid: the stub process, traced by the calling host thread.
-  PtraceAddressSpace(pid_t pid, const Registers& init) : pid_(pid) {
-    StubThread th;
-    th.tid = pid;
-    th.init_regs = init;
-    threads_[HostTid()] = th;
-  }
+  // th: the stub process's first thread, traced by the calling host thread.
+  explicit PtraceAddressSpace(const StubThread& th) : pid_(th.tid) { threads_[HostTid()] = th; }
   ~PtraceAddressSpace() override {
     // Every other host thread released its stub thread before the last
-    // reference went: what is left is ours, or a detached zombie leader.
+    // reference went. The stub process is a child of the master stub,
+    // which ignores SIGCHLD: once its tracers let go the host reaps it.
     StubThread* self = Self();
-    bool leader_gone;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      leader_gone = leader_reaped_;
-    }
-    if (leader_gone) return;  // its pid may be anyone's now
-    kill(pid_, SIGKILL);
-    int status;
     if (self != nullptr && !self->dead) {
+      // Our thread lives, so does the process and its pid.
+      kill(pid_, SIGKILL);
+      int status;
       WaitFor(self->tid, &status);
-      if (self->tid == pid_) return;
+      return;
     }
-    // The leader, detached when its thread was released: a child of the
-    // sentry, reapable once its siblings are gone (ECHILD if the host
-    // reaped it already).
-    WaitFor(pid_, &status);
+    std::lock_guard<std::mutex> l(mu_);
+    // Reaped, or released and exiting on its own: its pid may be anyone's.
+    if (leader_reaped_ || leader_released_) return;
+    kill(pid_, SIGKILL);
   }
 
   Status MapFile(uintptr_t addr, uint64_t offset, size_t length, int prot) override {
@@ -308,8 +324,12 @@ class PtraceAddressSpace : public AddressSpace {
 
   void ReleaseThread() override {
     StubThread* self = Self();
-    if (self == nullptr) return;
+    if (self == nullptr || self->dead) return;
     ReleaseStubThread(*self);
+    if (self->tid == pid_) {
+      std::lock_guard<std::mutex> l(mu_);
+      leader_released_ = true;
+    }
   }
 
   void DiscardThread(ThreadToken token) override {
@@ -355,8 +375,129 @@ class PtraceAddressSpace : public AddressSpace {
   const pid_t pid_;
   std::mutex mu_;  // a leaf: guards the map's shape and leader_reaped_
   std::map<pid_t, StubThread> threads_;  // by sentry host tid
-  bool leader_reaped_ = false;
+  bool leader_reaped_ = false;           // its exit status was collected
+  bool leader_released_ = false;         // detached at its exit: the host reaps it
 };
+
+}  // namespace
+
+// The master stub: a stub process made at boot that every other stub
+// process is cloned from, so the sentry never forks after boot (a fork of
+// the sentry costs what its page tables cost). Its host thread traces it,
+// takes no sentry lock, and serves one request at a time: an injected
+// clone(CLONE_FILES|SIGCHLD) whose child parks until its adopter seizes it.
+class MasterStub {
+ public:
+  MasterStub() = default;
+  ~MasterStub() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  Status Start(const std::vector<unsigned char>& filter) {
+    thread_ = std::thread([this, &filter] { Serve(filter); });
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [this] { return started_; });
+    if (start_error_ != 0) {
+      l.unlock();
+      thread_.join();
+      return Errno{start_error_};
+    }
+    return Ok();
+  }
+
+  pid_t pid() const { return pid_; }
+
+  // A new parked stub process; blocks until the master made it.
+  Result<pid_t> NewProcess() {
+    Request req;
+    std::unique_lock<std::mutex> l(mu_);
+    if (dead_) return Errno{EAGAIN};
+    queue_.push_back(&req);
+    cv_.notify_all();
+    cv_.wait(l, [&req] { return req.done; });
+    if (req.result < 0) return Errno{static_cast<int>(-req.result)};
+    return static_cast<pid_t>(req.result);
+  }
+
+ private:
+  struct Request {
+    bool done = false;
+    long result = 0;
+  };
+
+  void Serve(const std::vector<unsigned char>& filter) {
+    int err = Fork(filter);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      started_ = true;
+      start_error_ = err;
+    }
+    cv_.notify_all();
+    if (err != 0) return;
+    for (;;) {
+      Request* req;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) break;  // stopping
+        req = queue_.front();
+        queue_.pop_front();
+      }
+      auto r = InjectInto(th_, StubCloneAddress(), SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0, 0);
+      std::lock_guard<std::mutex> l(mu_);
+      if (!r.ok()) dead_ = true;  // the master is gone: no process can be made any more
+      req->result = r.ok() ? *r : -EAGAIN;
+      req->done = true;
+      cv_.notify_all();
+    }
+    // Ending this thread ends the master (PTRACE_O_EXITKILL), and with it
+    // every stub it made (their PR_SET_PDEATHSIG).
+    kill(pid_, SIGKILL);
+    int status;
+    WaitFor(pid_, &status);
+  }
+
+  // Clones the master from this thread, which then traces it.
+  int Fork(const std::vector<unsigned char>& filter) {
+    pid_t parent = getpid();
+    long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) return errno;
+    if (pid == 0) StubChild(parent, filter.data(), filter.size(), true);
+    int status;
+    if (WaitFor(static_cast<pid_t>(pid), &status) < 0 || !WIFSTOPPED(status) ||
+        WSTOPSIG(status) != SIGSTOP) {
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      if (!WIFEXITED(status) && !WIFSIGNALED(status)) WaitFor(static_cast<pid_t>(pid), &status);
+      return ECHILD;
+    }
+    if (ptrace(PTRACE_SETOPTIONS, pid, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0 ||
+        ptrace(PTRACE_GETREGS, pid, nullptr, &th_.init_regs) != 0) {
+      int err = errno;
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      WaitFor(static_cast<pid_t>(pid), &status);
+      return err;
+    }
+    pid_ = static_cast<pid_t>(pid);
+    th_.tid = pid_;
+    return 0;
+  }
+
+  std::thread thread_;
+  pid_t pid_ = 0;
+  StubThread th_;  // used by the master's host thread only
+  std::mutex mu_;  // a leaf
+  std::condition_variable cv_;
+  std::deque<Request*> queue_;
+  bool started_ = false, stopping_ = false, dead_ = false;
+  int start_error_ = 0;
+};
+
+namespace {
 
 // Collects a stub thread that is no longer in a ptrace stop: between
 // switches that means it was killed (from outside, by the OOM killer, by
@@ -522,39 +663,40 @@ bool PtracePlatform::ReserveStubRange() {
   return p == reinterpret_cast<void*>(kStubBase);
 }
 
+PtracePlatform::PtracePlatform(int memfd) : memfd_(memfd) {}
+PtracePlatform::~PtracePlatform() = default;
+
 Result<std::unique_ptr<PtracePlatform>> PtracePlatform::Create(int memfd) {
   if (static_cast<size_t>(husk_stub_end - husk_stub_begin) > kStubSize) return Errno{E2BIG};
   std::unique_ptr<PtracePlatform> p(new PtracePlatform(memfd));
   ASSIGN_OR_RETURN(p->stub_filter_, BuildStubFilter(memfd));
+  p->master_ = std::make_unique<MasterStub>();
+  TRY(p->master_->Start(p->stub_filter_));
   return p;
 }
 
 Result<std::unique_ptr<AddressSpace>> PtracePlatform::NewAddressSpace() {
-  pid_t parent = getpid();
-  const unsigned char* filter = stub_filter_.data();
-  size_t filter_len = stub_filter_.size();
-  long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
-  if (pid < 0) return Errno{errno};
-  if (pid == 0) StubChild(parent, filter, filter_len);
-  int status;
-  if (WaitFor(static_cast<pid_t>(pid), &status) < 0 || !WIFSTOPPED(status) ||
-      WSTOPSIG(status) != SIGSTOP) {
-    kill(static_cast<pid_t>(pid), SIGKILL);
-    if (!WIFEXITED(status) && !WIFSIGNALED(status)) WaitFor(static_cast<pid_t>(pid), &status);
-    return Errno{ECHILD};
+  ASSIGN_OR_RETURN(pid_t pid, master_->NewProcess());
+  auto th = SeizeStubThread(pid);
+  if (!th.ok()) {
+    kill(pid, SIGKILL);  // parked and untraced, a child of the master: the host reaps it
+    return Errno{th.error()};
   }
-  if (ptrace(PTRACE_SETOPTIONS, pid, nullptr, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) {
-    int err = errno;
-    kill(static_cast<pid_t>(pid), SIGKILL);
-    WaitFor(static_cast<pid_t>(pid), &status);
-    return Errno{err};
-  }
-  Registers regs;
-  if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return Errno{errno};
-  auto as = std::make_unique<PtraceAddressSpace>(static_cast<pid_t>(pid), regs);
+  // The new stub dies with the master; if the master is already gone (its
+  // parent is not the master any more), so is this stub.
+  auto as = std::make_unique<PtraceAddressSpace>(*th);
   as->memfd_for_inject = memfd_;
+  StubThread& self = *as->Self();
+  auto set = InjectInto(self, StubSyscallAddress(), SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0,
+                        0);
+  auto parent = InjectInto(self, StubSyscallAddress(), SYS_getppid, 0, 0, 0, 0, 0, 0);
+  if (!set.ok() || *set != 0 || !parent.ok() || *parent != master_->pid()) return Errno{ESRCH};
   return std::unique_ptr<AddressSpace>(std::move(as));
 }
+
+pid_t PtracePlatform::StubPid(AddressSpace& as) { return static_cast<PtraceAddressSpace&>(as).pid(); }
+
+pid_t PtracePlatform::MasterPid() const { return master_->pid(); }
 
 std::unique_ptr<Context> PtracePlatform::NewContext() { return std::make_unique<PtraceContext>(); }
 

@@ -3,11 +3,14 @@
 // mapped by injecting mmap/munmap into the stub, which shares the sentry's fd
 // table (CLONE_FILES) and can therefore name the memory file directly.
 //
-// Threading: ptrace binds a tracee to the host thread that traced it. An
-// address space's stub is traced by the thread that created it, and only that
-// thread may Switch into it or change its mappings. Multi-threaded
-// applications (a stub thread per sentry task thread) arrive with the process
-// model.
+// Processes: a master stub, made when the platform is created, clones every
+// stub process; the host thread that asks for one seizes it (PTRACE_SEIZE),
+// so the sentry never forks after boot.
+//
+// Threads: ptrace binds a tracee to the host thread that traced it. Each
+// sentry host thread running application code traces its own stub thread in
+// the address space (NewThread, Context::Adopt), and every operation on an
+// address space goes through the calling host thread's stub thread.
 #ifndef HUSK_PLATFORM_PTRACE_PTRACE_H_
 #define HUSK_PLATFORM_PTRACE_PTRACE_H_
 
@@ -27,11 +30,14 @@ namespace husk::platform {
 inline constexpr uintptr_t kStubBase = 0x7ffffffd0000;
 inline constexpr size_t kStubSize = 0x1000;
 
+class MasterStub;
+
 class PtracePlatform : public Platform {
  public:
+  ~PtracePlatform() override;
   // memfd: the sandbox's memory file (shared with stubs through CLONE_FILES).
-  // Must be called before the sentry installs its own seccomp filter's
-  // final form; it precomputes the stub's filter.
+  // Must be called before the sentry installs its own seccomp filter: it
+  // precomputes the stubs' filter and forks the master stub.
   static Result<std::unique_ptr<PtracePlatform>> Create(int memfd);
 
   const char* Name() const override { return "ptrace"; }
@@ -43,10 +49,15 @@ class PtracePlatform : public Platform {
   // sentry's lands there. Returns false if the range is already taken.
   static bool ReserveStubRange();
 
+  // For tests: the host pid of the stub process behind as, and of the master.
+  static pid_t StubPid(AddressSpace& as);
+  pid_t MasterPid() const;
+
  private:
-  explicit PtracePlatform(int memfd) : memfd_(memfd) {}
+  explicit PtracePlatform(int memfd);
   int memfd_;
   std::vector<unsigned char> stub_filter_;  // a struct sock_filter array
+  std::unique_ptr<MasterStub> master_;
 };
 
 }  // namespace husk::platform

@@ -43,9 +43,8 @@ Status InstallSentrySeccomp(int memfd) {
   // Task threads (1:1) and their synchronisation.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                          SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-  // Stub processes: a fork sharing the fd table (the memory file).
-  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                         SCMP_A0(SCMP_CMP_EQ, CLONE_FILES | SIGCHLD));
+  // No process: the ptrace platform's master stub, forked before this
+  // filter, makes every stub process.
   // clone3's flags live in memory, out of a filter's reach: glibc falls back to clone.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
   for (int nr : {SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(exit),
@@ -58,16 +57,7 @@ Status InstallSentrySeccomp(int memfd) {
   for (int nr : {SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(kill), SCMP_SYS(tgkill),
                  SCMP_SYS(sched_setaffinity), SCMP_SYS(getcpu)})
     allow(nr);
-  // A new stub thread parks in pause() until its tracer seizes it; stubs
-  // inherit this filter, so it must allow what their own allows.
-  allow(SCMP_SYS(pause));
-  // A new stub sets its death signal and no_new_privs, then installs its own
-  // (stricter) filter: neither can widen what is allowed.
-  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                         SCMP_A0(SCMP_CMP_EQ, PR_SET_PDEATHSIG));
-  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                         SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS));
-  allow(SCMP_SYS(seccomp));
+
   // Signals of the sentry's own threads.
   for (int nr : {SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
                  SCMP_SYS(sigaltstack)})

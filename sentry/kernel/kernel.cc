@@ -144,7 +144,6 @@ Status Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager>
         if (as.ok()) {
           mm->AttachAddressSpace(std::move(*as));
           t->mm_ = std::move(mm);
-          t->mm_creator_ = true;
           if (!t->initial_fp_state.empty()) {
             (void)t->ctx_->SetFpState(t->mm_->address_space(), t->initial_fp_state);
             t->initial_fp_state.clear();
@@ -238,8 +237,6 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   ReleaseFutexes(*this);
   if (mm_ != nullptr && mm_.use_count() > 1) mm_->address_space().ReleaseThread();
   mm_ = std::move(mm);
-  mm_creator_ = true;
-  k.cv.SignalAll();  // a creator waiting for the old MM's users
   regs = platform::Registers{};
   regs.rip = img.entry;
   regs.rsp = img.stack_pointer;
@@ -533,15 +530,10 @@ void Task::Run() {
     }
   }
   // This thread leaves the address space; the host process dies with the
-  // MM's last user. The host thread that made it waits for the others
-  // first: its end would kill the host process under them.
-  if (mm_ != nullptr && mm_.use_count() > 1) {
-    mm_->address_space().ReleaseThread();
-    while (mm_creator_ && mm_.use_count() > 1) kernel().cv.Wait(&kernel().mu);
-  }
+  // MM's last user.
+  if (mm_ != nullptr && mm_.use_count() > 1) mm_->address_space().ReleaseThread();
   mm_.reset();
   ctx_.reset();
-  kernel().cv.SignalAll();
   kernel().mu.Unlock();
 }
 

@@ -365,9 +365,6 @@ class Task {
   int exit_code = 0;          // this thread's own exit status, once exited
 
   std::shared_ptr<MemoryManager> mm_;
-  // This task's host thread made mm_'s address space: the host process
-  // dies with that thread (PR_SET_PDEATHSIG), so it outlives mm_'s other users.
-  bool mm_creator_ = false;
   std::unique_ptr<platform::Context> ctx_;
   // FPU state a forked child starts with (set once its address space exists).
   std::vector<uint8_t> initial_fp_state;

@@ -15,6 +15,15 @@ void FutexTable::Remove(FutexWaiter* w) {
   if (it->second.empty()) queues_.erase(it);
 }
 
+FutexWaiter* FutexTable::TakeFirst(const FutexKey& key) {
+  auto it = queues_.find(key);
+  if (it == queues_.end()) return nullptr;
+  FutexWaiter* w = it->second.front();
+  it->second.pop_front();
+  if (it->second.empty()) queues_.erase(it);
+  return w;
+}
+
 int FutexTable::Wake(const FutexKey& key, int n, uint32_t bitset) {
   auto it = queues_.find(key);
   if (it == queues_.end()) return 0;
@@ -85,8 +94,16 @@ void HandleDeath(Task& t, uintptr_t word, bool pi, bool pending) {
   if ((old & kFutexTidMask) != static_cast<uint32_t>(t.tid())) return;
   auto was = t.mm().AtomicRmw32(word, MarkOwnerDied, static_cast<uint32_t>(t.tid()));
   if (!was.ok()) return;
-  if (!pi && ((*was & kFutexTidMask) == static_cast<uint32_t>(t.tid())) && (*was & kFutexWaiters)) {
+  // A waiter retries and takes the lock with FUTEX_OWNER_DIED set; a PI
+  // waiter waits in the kernel whether or not the waiters bit is set.
+  if ((*was & kFutexTidMask) == static_cast<uint32_t>(t.tid()) && (pi || (*was & kFutexWaiters))) {
     WakeShared(t, word);
+    // PI waiters may wait with FUTEX_PRIVATE_FLAG (glibc's private PI
+    // mutexes), where Linux hands the lock on through its PI state.
+    if (pi) {
+      auto key = t.mm().GetFutexKey(word, true);
+      if (key.ok()) t.kernel().futexes.Wake(*key, 1, ~0u);
+    }
   }
 }
 

@@ -23,6 +23,7 @@ struct FutexWaiter {
   FutexKey key;
   uint32_t bitset = ~0u;
   bool woken = false;
+  bool handed = false;  // a PI lock was handed to this waiter (FUTEX_UNLOCK_PI)
 };
 
 class FutexTable {
@@ -37,6 +38,11 @@ class FutexTable {
   // Wakes up to n_wake waiters on from, then moves up to n_requeue of the
   // rest to `to`; returns how many were woken plus moved.
   int Requeue(const FutexKey& from, const FutexKey& to, int n_wake, int n_requeue);
+  // Whether anyone waits on key.
+  bool HasWaiters(const FutexKey& key) const { return queues_.count(key) != 0; }
+  // Takes the first waiter on key out of its queue (null if none), without
+  // waking it.
+  FutexWaiter* TakeFirst(const FutexKey& key);
 
  private:
   std::map<FutexKey, std::list<FutexWaiter*>> queues_;

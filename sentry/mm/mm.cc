@@ -353,6 +353,11 @@ Result<FutexKey> MemoryManager::GetFutexKey(uintptr_t addr, bool private_op) {
 Result<uint32_t> MemoryManager::AtomicRmw32(uintptr_t addr,
                                             uint32_t (*op)(uint32_t old, uint32_t arg),
                                             uint32_t arg) {
+  return AtomicUpdate32(addr, [op, arg](uint32_t old) { return op(old, arg); });
+}
+
+Result<uint32_t> MemoryManager::AtomicUpdate32(uintptr_t addr,
+                                               absl::FunctionRef<uint32_t(uint32_t old)> op) {
   if (addr % 4 != 0) return Errno{EINVAL};
   absl::MutexLock l(&mu_);
   auto it = FindVma(addr);
@@ -364,7 +369,7 @@ Result<uint32_t> MemoryManager::AtomicRmw32(uintptr_t addr,
   // mapping are coherent with the application's.
   auto* word = reinterpret_cast<uint32_t*>(mf_.At(off) + (addr - page));
   uint32_t old = __atomic_load_n(word, __ATOMIC_SEQ_CST);
-  while (!__atomic_compare_exchange_n(word, &old, op(old, arg), false, __ATOMIC_SEQ_CST,
+  while (!__atomic_compare_exchange_n(word, &old, op(old), false, __ATOMIC_SEQ_CST,
                                       __ATOMIC_SEQ_CST)) {
   }
   return old;

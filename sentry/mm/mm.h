@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 #include "base/result.h"
 #include "platform/platform.h"
@@ -135,6 +136,9 @@ class MemoryManager {
   // EFAULT if the word is not writable memory.
   Result<uint32_t> AtomicRmw32(uintptr_t addr, uint32_t (*op)(uint32_t old, uint32_t arg),
                                uint32_t arg);
+  // The same with any function of the old value (called again if the word
+  // changed under it, so it must not have side effects).
+  Result<uint32_t> AtomicUpdate32(uintptr_t addr, absl::FunctionRef<uint32_t(uint32_t old)> op);
   void SetBrkBase(uintptr_t addr);
   // Top of the region where mmap places mappings without a hint.
   void SetMmapBase(uintptr_t addr) { mmap_base_ = addr; }

@@ -669,6 +669,76 @@ Result<long> FutexWakeOp(Task& t, const Args& a, bool private_op)
   return static_cast<long>(woken);
 }
 
+constexpr uint32_t kFutexTidMask = 0x3fffffff;
+constexpr uint32_t kFutexWaitersBit = 0x80000000;
+constexpr uint32_t kFutexOwnerDiedBit = 0x40000000;
+
+// FUTEX_LOCK_PI, LOCK_PI2 and TRYLOCK_PI: the word holds the owner's tid.
+// A free word (no tid) is taken at once, keeping FUTEX_OWNER_DIED; a held
+// one is marked FUTEX_WAITERS and the caller waits until the owner's
+// FUTEX_UNLOCK_PI hands it the lock (husk schedules no priorities, so the
+// inheritance itself has nothing to boost). Interrupted waits restart.
+Result<long> FutexLockPi(Task& t, uintptr_t addr, bool private_op, absl::Time deadline,
+                         bool try_only) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  ASSIGN_OR_RETURN(FutexKey key, t.mm().GetFutexKey(addr, private_op));
+  const auto tid = static_cast<uint32_t>(t.tid());
+  FutexTable& table = t.kernel().futexes;
+  for (;;) {
+    const bool contended = table.HasWaiters(key);
+    ASSIGN_OR_RETURN(uint32_t old, t.mm().AtomicUpdate32(addr, [&](uint32_t v) {
+      if ((v & kFutexTidMask) == 0) {
+        return tid | (v & kFutexOwnerDiedBit) | (contended ? kFutexWaitersBit : 0);
+      }
+      if ((v & kFutexTidMask) == tid || try_only) return v;
+      return v | kFutexWaitersBit;
+    }));
+    if ((old & kFutexTidMask) == 0) return 0L;
+    if ((old & kFutexTidMask) == tid) return Errno{EDEADLK};
+    if (try_only) return Errno{EAGAIN};
+    // The owner must be a live thread (attach_to_pi_owner).
+    auto owner = t.kernel().FindTask(static_cast<int>(old & kFutexTidMask));
+    if (owner == nullptr || owner->exited()) return Errno{ESRCH};
+    FutexWaiter w{&t, key, ~0u};
+    table.Enqueue(&w);
+    for (;;) {
+      Status s = t.Block(deadline);
+      if (w.handed) return 0L;  // the owner's unlock made this thread the owner
+      if (w.woken) break;       // the owner died: try again
+      if (s.ok()) continue;
+      table.Remove(&w);
+      if (s.error() == ETIMEDOUT) return Errno{ETIMEDOUT};
+      return Errno{kERestartNoIntr};
+    }
+  }
+}
+
+// FUTEX_UNLOCK_PI: the first waiter becomes the owner (the word gets its tid
+// and FUTEX_WAITERS, as Linux's wake_futex_pi); without one the word is 0.
+Result<long> FutexUnlockPi(Task& t, uintptr_t addr, bool private_op)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  ASSIGN_OR_RETURN(FutexKey key, t.mm().GetFutexKey(addr, private_op));
+  const auto tid = static_cast<uint32_t>(t.tid());
+  uint32_t cur;
+  TRY(t.CopyInObj(addr, &cur));
+  if ((cur & kFutexTidMask) != tid) return Errno{EPERM};
+  FutexTable& table = t.kernel().futexes;
+  FutexWaiter* next = table.TakeFirst(key);
+  const uint32_t value = next != nullptr ? (static_cast<uint32_t>(next->task->tid()) | kFutexWaitersBit) : 0;
+  ASSIGN_OR_RETURN(uint32_t old,
+                   t.mm().AtomicUpdate32(addr, [&](uint32_t v) {
+                     return (v & kFutexTidMask) == tid ? value : v;
+                   }));
+  if ((old & kFutexTidMask) != tid) {
+    if (next != nullptr) table.Enqueue(next);  // changed under us: nothing handed over
+    return Errno{EPERM};
+  }
+  if (next != nullptr) {
+    next->woken = next->handed = true;
+    next->task->waiter.Notify();
+  }
+  return 0L;
+}
+
 }  // namespace
 
 // futex_waitv(2): one wait on up to 128 futexes; the result is the index of
@@ -770,6 +840,18 @@ SyscallResult SysFutex(Task& t, const Args& a) {
     }
     case FUTEX_WAKE_OP:
       return FutexWakeOp(t, a, private_op);
+    case FUTEX_LOCK_PI:
+    case FUTEX_LOCK_PI2: {
+      // LOCK_PI's timeout is absolute on CLOCK_REALTIME; LOCK_PI2's on
+      // CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME says otherwise.
+      ASSIGN_OR_RETURN(absl::Time deadline,
+                       FutexDeadline(t, a.Ptr(3), false, op == FUTEX_LOCK_PI || realtime));
+      return FutexLockPi(t, a.Ptr(0), private_op, deadline, false);
+    }
+    case FUTEX_TRYLOCK_PI:
+      return FutexLockPi(t, a.Ptr(0), private_op, absl::InfiniteFuture(), true);
+    case FUTEX_UNLOCK_PI:
+      return FutexUnlockPi(t, a.Ptr(0), private_op);
     default:
       t.kernel().CountUnimplemented(SYS_futex);
       return Errno{ENOSYS};

@@ -13,7 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <atomic>
+#include <thread>
 #include <cstdint>
 
 #include "gtest/gtest.h"
@@ -285,6 +288,106 @@ TEST_F(FutexTest, WaitvWakesOnAnyWordWithItsIndex) {
   s_->word = 0;
   clock_gettime(CLOCK_REALTIME, &ts);
   EXPECT_ERRNO(syscall(SYS_futex_waitv, v, 2, 0, &ts, CLOCK_REALTIME), ETIMEDOUT);
+}
+
+// Priority-inheritance locks: the word holds the owner's tid.
+TEST_F(FutexTest, PiTrylockAndUnlockFollowTheOwner) {
+  const auto tid = static_cast<uint32_t>(syscall(SYS_gettid));
+  ASSERT_EQ(Futex(&s_->word, FUTEX_TRYLOCK_PI, 0), 0) << ErrnoName(errno);
+  EXPECT_EQ(s_->word, tid);
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_TRYLOCK_PI, 0), EDEADLK);
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_LOCK_PI, 0), EDEADLK);
+  // Another thread finds it taken, and may not unlock it.
+  long other_try = 0, other_unlock = 0;
+  int try_errno = 0, unlock_errno = 0;
+  std::thread([&] {
+    other_try = Futex(&s_->word, FUTEX_TRYLOCK_PI, 0);
+    try_errno = errno;
+    other_unlock = Futex(&s_->word, FUTEX_UNLOCK_PI, 0);
+    unlock_errno = errno;
+  }).join();
+  EXPECT_EQ(other_try, -1);
+  EXPECT_EQ(try_errno, EAGAIN);
+  EXPECT_EQ(other_unlock, -1);
+  EXPECT_EQ(unlock_errno, EPERM);
+  ASSERT_EQ(Futex(&s_->word, FUTEX_UNLOCK_PI, 0), 0) << ErrnoName(errno);
+  EXPECT_EQ(s_->word, 0u);
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_UNLOCK_PI, 0), EPERM);
+  // A word naming a thread that does not exist.
+  s_->word = 0x3ffffff0;
+  EXPECT_ERRNO(Futex(&s_->word, FUTEX_LOCK_PI, 0), ESRCH);
+}
+
+TEST_F(FutexTest, PiUnlockHandsTheLockToTheWaiter) {
+  ASSERT_EQ(Futex(&s_->word, FUTEX_LOCK_PI, 0), 0) << ErrnoName(errno);
+  std::atomic<uint32_t> waiter_tid{0};
+  std::atomic<long> got{-2};
+  std::atomic<uint32_t> word_seen{0};
+  std::thread waiter([&] {
+    waiter_tid = static_cast<uint32_t>(syscall(SYS_gettid));
+    got = Futex(&s_->word, FUTEX_LOCK_PI, 0);
+    word_seen = __atomic_load_n(&s_->word, __ATOMIC_SEQ_CST);
+    Futex(&s_->word, FUTEX_UNLOCK_PI, 0);
+  });
+  // The waiter marks the word contended before it sleeps.
+  const int64_t end = NowMs() + 10000;
+  while (!(__atomic_load_n(&s_->word, __ATOMIC_SEQ_CST) & FUTEX_WAITERS) && NowMs() < end) {
+    sched_yield();
+  }
+  ASSERT_NE(s_->word & FUTEX_WAITERS, 0u) << "the waiter never queued";
+  ASSERT_EQ(Futex(&s_->word, FUTEX_UNLOCK_PI, 0), 0) << ErrnoName(errno);
+  waiter.join();
+  EXPECT_EQ(got.load(), 0);
+  // It woke as the owner: its tid, with the waiters bit as Linux leaves it.
+  EXPECT_EQ(word_seen.load() & FUTEX_TID_MASK, waiter_tid.load());
+  EXPECT_EQ(s_->word, 0u);
+}
+
+TEST_F(FutexTest, PiLockTimesOutOnItsAbsoluteDeadline) {
+  ASSERT_EQ(Futex(&s_->word, FUTEX_LOCK_PI, 0), 0) << ErrnoName(errno);
+  long r = 0;
+  int err = 0;
+  int64_t waited = 0;
+  std::thread([&] {
+    timespec abs;
+    clock_gettime(CLOCK_REALTIME, &abs);
+    abs.tv_nsec += 50 * 1000000;
+    if (abs.tv_nsec >= 1000000000) {
+      abs.tv_sec++;
+      abs.tv_nsec -= 1000000000;
+    }
+    int64_t start = NowMs();
+    r = Futex(&s_->word, FUTEX_LOCK_PI, 0, &abs);
+    err = errno;
+    waited = NowMs() - start;
+  }).join();
+  EXPECT_EQ(r, -1);
+  EXPECT_EQ(err, ETIMEDOUT);
+  EXPECT_GE(waited, 40);
+  EXPECT_EQ(Futex(&s_->word, FUTEX_UNLOCK_PI, 0), 0);
+}
+
+// A robust PI mutex shared between processes: its owner dies holding it and
+// the next locker gets EOWNERDEAD (glibc's PTHREAD_PRIO_INHERIT mutexes are
+// FUTEX_LOCK_PI underneath).
+TEST_F(FutexTest, PiRobustMutexOfADeadOwnerGivesEownerdead) {
+  auto* m = reinterpret_cast<pthread_mutex_t*>(&s_->head);
+  static_assert(sizeof(pthread_mutex_t) <= sizeof(Shared::head) + sizeof(Shared::node) + 4);
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
+  ASSERT_EQ(pthread_mutex_init(m, &attr), 0);
+  pid_t child = fork();
+  if (child == 0) _exit(pthread_mutex_lock(m) == 0 ? 0 : 1);  // dies holding it
+  EXPECT_TRUE(ExitedWith(Wait(child), 0));
+  EXPECT_EQ(pthread_mutex_lock(m), EOWNERDEAD);
+  EXPECT_EQ(pthread_mutex_consistent(m), 0);
+  EXPECT_EQ(pthread_mutex_unlock(m), 0);
+  EXPECT_EQ(pthread_mutex_lock(m), 0);
+  EXPECT_EQ(pthread_mutex_unlock(m), 0);
+  pthread_mutex_destroy(m);
 }
 
 }  // namespace

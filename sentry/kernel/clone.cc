@@ -23,16 +23,16 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if ((flags & CLONE_PIDFD) && (flags & CLONE_DETACHED)) return Errno{EINVAL};
   // Namespaces and pidfds are not implemented (yet): refused and counted.
   if (flags & (kNamespaces | CLONE_PIDFD)) {
-    kernel_.CountUnimplemented(SYS_clone);
+    kernel().CountUnimplemented(SYS_clone);
     return Errno{ENOSYS};
   }
   // RLIMIT_NPROC counts the threads of the caller's real user; root (with
   // CAP_SYS_RESOURCE in the sandbox's user namespace) is exempt (copy_process).
-  if (euid != 0 && kernel_.CountTasksOfUser(uid) >= tg_->rlimits[RLIMIT_NPROC].rlim_cur) {
+  if (euid != 0 && kernel().CountTasksOfUser(uid) >= tg_->rlimits[RLIMIT_NPROC].rlim_cur) {
     return Errno{EAGAIN};
   }
   const bool thread = (flags & CLONE_THREAD) != 0;
-  const int tid = kernel_.AllocatePid();
+  const int tid = kernel().AllocatePid();
   auto child = std::make_shared<Task>(kernel_, tid);
   child->regs = regs;
   child->regs.rax = 0;
@@ -97,7 +97,7 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if (flags & CLONE_CHILD_SETTID) (void)child_mm.CopyOut(a.child_tid, &tid, sizeof(tid));
   if (flags & CLONE_CHILD_CLEARTID) child->clear_child_tid = a.child_tid;
   if (flags & CLONE_PARENT_SETTID) (void)CopyOutObj(a.parent_tid, tid);
-  kernel_.AddTask(child);
+  kernel().AddTask(child);
   if (thread) tg_->threads.push_back(child.get());  // a new process's is in its own group
   // fork(2) copies the floating-point and vector state with the registers;
   // a thread's host thread inherited it from ours at its clone.
@@ -105,13 +105,13 @@ Result<long> Task::Clone(const CloneArgs& a) {
     auto fp = ctx_->GetFpState(mm_->address_space());
     if (fp.ok()) child->initial_fp_state = std::move(*fp);
   }
-  if (Status started = kernel_.StartTask(child, std::move(forked), token); !started.ok()) {
+  if (Status started = kernel().StartTask(child, std::move(forked), token); !started.ok()) {
     if (thread) std::erase(tg_->threads, child.get());
-    kernel_.RemoveTask(tid);
+    kernel().RemoveTask(tid);
     return Errno{started.error()};
   }
   if (flags & CLONE_VFORK) {
-    while (!child->vfork_done) kernel_.cv.Wait(&kernel_.mu);
+    while (!child->vfork_done) kernel().cv.Wait(&kernel().mu);
   }
   return static_cast<long>(tid);
 }

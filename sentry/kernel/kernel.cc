@@ -279,7 +279,7 @@ Status Task::DeThread() {
   KillOtherThreads();
   // Every other thread exits in its own host thread, which takes the lock.
   while (g.threads.size() > 1 && !(pending_.pending() & SignalBit(SIGKILL))) {
-    kernel_.cv.Wait(&kernel_.mu);
+    kernel().cv.Wait(&kernel().mu);
   }
   g.execing = nullptr;
   if (g.threads.size() > 1) return Errno{EAGAIN};  // killed meanwhile: the exec is moot
@@ -288,8 +288,8 @@ Status Task::DeThread() {
     // pid (execve(2): "all other threads ... are destroyed", and the
     // thread id becomes the process id).
     const int tgid = g.tgid;
-    kernel_.RemoveTask(tgid);
-    kernel_.RenameTask(tid_, tgid);
+    kernel().RemoveTask(tgid);
+    kernel().RenameTask(tid_, tgid);
   }
   return Ok();
 }

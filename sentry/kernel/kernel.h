@@ -324,7 +324,7 @@ class Task {
   // regs.rax holds a syscall result, which may ask for a restart.
   void DeliverSignals(bool after_syscall) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // rt_sigreturn(2): restores the frame at the stack pointer.
-  Result<long> SigReturn();
+  Result<long> SigReturn() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // Removes the lowest pending signal among `allowed`, the thread's own
   // first, then the process's (sigtimedwait).
   bool DequeueSignal(uint64_t allowed, siginfo_t* out);

@@ -63,6 +63,10 @@ class KernelProcProvider : public procfs::ProcProvider {
     }
     return out;
   }
+  Result<std::string> Auxv(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return t->tg().auxv;
+  }
   Result<std::string> Comm(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     return t->comm + "\n";

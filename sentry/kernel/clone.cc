@@ -3,6 +3,7 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 
 #include "sentry/kernel/kernel.h"
@@ -97,6 +98,8 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if (flags & CLONE_CHILD_SETTID) (void)child_mm.CopyOut(a.child_tid, &tid, sizeof(tid));
   if (flags & CLONE_CHILD_CLEARTID) child->clear_child_tid = a.child_tid;
   if (flags & CLONE_PARENT_SETTID) (void)CopyOutObj(a.parent_tid, tid);
+  // A tracer asking for fork/vfork/clone events gets the child too.
+  const int ptrace_event = PtraceInherit(*child, flags, a.exit_signal);
   kernel().AddTask(child);
   if (thread) tg_->threads.push_back(child.get());  // a new process's is in its own group
   // fork(2) copies the floating-point and vector state with the registers;
@@ -110,8 +113,13 @@ Result<long> Task::Clone(const CloneArgs& a) {
     kernel().RemoveTask(tid);
     return Errno{started.error()};
   }
+  if (ptrace_event != 0 && ptrace_ != nullptr) {
+    ptrace_->event_msg = static_cast<uint64_t>(tid);
+    PtraceStop((ptrace_event << 16) | (SIGTRAP << 8) | 0x7f, nullptr, 0);
+  }
   if (flags & CLONE_VFORK) {
     while (!child->vfork_done) kernel().cv.Wait(&kernel().mu);
+    PtraceEvent(PTRACE_EVENT_VFORK_DONE, PTRACE_O_TRACEVFORKDONE, static_cast<uint64_t>(tid));
   }
   return static_cast<long>(tid);
 }

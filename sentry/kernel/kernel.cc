@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -20,6 +21,25 @@ constexpr uint64_t kUserDs = 0x2b;  // __USER_DS
 thread_local Task* current_task = nullptr;
 
 void Log(Kernel& k, const std::string& s) { (void)!write(k.log_fd, s.data(), s.size()); }
+
+// The auxiliary vector on a new program's stack: past argc, argv and envp,
+// (type, value) pairs up to and including AT_NULL.
+std::string ReadAuxv(MemoryManager& mm, uintptr_t sp) {
+  uint64_t argc = 0;
+  if (!mm.CopyIn(sp, &argc, sizeof(argc)).ok()) return "";
+  uintptr_t p = sp + 8 * (argc + 2);      // argc, argv[], NULL
+  for (uint64_t v = 1; v != 0; p += 8) {  // envp[], NULL
+    if (!mm.CopyIn(p, &v, sizeof(v)).ok()) return "";
+  }
+  std::string out;
+  for (int i = 0; i < 64; i++, p += 16) {
+    uint64_t pair[2];
+    if (!mm.CopyIn(p, pair, sizeof(pair)).ok()) break;
+    out.append(reinterpret_cast<const char*>(pair), sizeof(pair));
+    if (pair[0] == 0) break;  // AT_NULL
+  }
+  return out;
+}
 
 std::string Basename(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -256,6 +276,7 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   comm = Basename(path);
   tg_->exe = img.exe;
   tg_->argv = std::move(img.argv);
+  tg_->auxv = ReadAuxv(*mm_, img.stack_pointer);
   if (!vfork_done) {
     vfork_done = true;
     k.cv.SignalAll();
@@ -311,9 +332,16 @@ void Task::Exit(int wait_status) {
 
 void Task::ExitThread(int wait_status) {
   if (exiting_) return;
+  // PTRACE_O_TRACEEXIT: the tracer sees the exit before it happens (not
+  // when SIGKILL ends the task).
+  if (ptrace_ != nullptr && !(pending_.pending() & SignalBit(SIGKILL))) {
+    PtraceEvent(PTRACE_EVENT_EXIT, PTRACE_O_TRACEEXIT, static_cast<uint64_t>(wait_status));
+    if (exiting_) return;
+  }
   exiting_ = true;
   exit_code = wait_status;
   ThreadGroup& g = *tg_;
+  PtraceReleaseTracees();
   ReleaseFutexes(*this);
   // The thread's descriptor table reference goes (files close with the
   // last one); an empty table stays for /proc.
@@ -330,6 +358,18 @@ void Task::ExitThread(int wait_status) {
     for (int sig = 1; sig <= kMaxSignal; sig++) {
       if (g.shared_pending.pending() & SignalBit(sig)) WakeSignalTarget(sig);
     }
+  }
+  if (ptrace_ != nullptr) {
+    // The tracer reaps this tracee's exit too, unless it is the parent that
+    // reaps the process anyway.
+    std::shared_ptr<Task> tracer = kernel().FindTask(ptrace_->tracer);
+    const int status = g.exiting ? g.exit_code : wait_status;
+    if (tracer != nullptr && !(g.threads.empty() && tracer->tgid() == g.ppid)) {
+      tracer->kernel().mu.AssertHeld();  // one kernel, one lock
+      tracer->tg().tracee_exits.push_back({tid_, status});
+      tracer->tg().child_events.Notify(~0u);
+    }
+    ptrace_.reset();
   }
   if (!is_leader()) kernel().RemoveTask(tid_);  // nobody waits for a thread
   if (g.threads.empty()) ExitProcess();
@@ -479,7 +519,10 @@ void Task::OnFault(const platform::StopInfo& stop, uint64_t switch_generation) {
 void Task::Run() {
   Kernel::SetCurrent(this);
   kernel().mu.Lock();
+  // A child its parent's tracer attached stops before its first instruction.
+  if (ptrace_ != nullptr) DeliverSignals(false);
   while (!exiting_) {
+    mm_->ApplyPendingUnmaps();
     // Pages installed after this point by sibling threads may fault here
     // before they were installed: such a fault is retried, not signalled.
     const uint64_t generation = mm_->install_generation();
@@ -494,15 +537,34 @@ void Task::Run() {
     }
     const platform::StopInfo& stop = *r;
     switch (stop.kind) {
-      case platform::StopInfo::Kind::kSyscall:
+      case platform::StopInfo::Kind::kSyscall: {
         if (RefuseLegacyEntry()) {
           DeliverSignals(false);
           break;
         }
-        kernel().dispatch(*this);
+        // Under PTRACE_SYSCALL or PTRACE_SYSEMU the tracer sees the entry
+        // (rax -ENOSYS, as Linux shows it), may change the call or skip it
+        // (orig_rax -1); SYSEMU never runs it, SYSCALL stops again at exit.
+        bool run = true, exit_stop = false;
+        if (ptrace_ != nullptr && (ptrace_->mode == Ptrace::Resume::kSyscall ||
+                                   ptrace_->mode == Ptrace::Resume::kSysemu)) {
+          const bool sysemu = ptrace_->mode == Ptrace::Resume::kSysemu;
+          const int trap = SIGTRAP | ((ptrace_->options & PTRACE_O_TRACESYSGOOD) ? 0x80 : 0);
+          regs.rax = static_cast<uint64_t>(-ENOSYS);
+          PtraceStop((trap << 8) | 0x7f, nullptr, 1);
+          if (exiting_) break;
+          run = !sysemu && regs.orig_rax != ~0ULL;
+          exit_stop = !sysemu && ptrace_ != nullptr && ptrace_->mode == Ptrace::Resume::kSyscall;
+        }
+        if (run) kernel().dispatch(*this);
+        if (exit_stop && ptrace_ != nullptr && !exiting_) {
+          const int trap = SIGTRAP | ((ptrace_->options & PTRACE_O_TRACESYSGOOD) ? 0x80 : 0);
+          PtraceStop((trap << 8) | 0x7f, nullptr, 2);
+        }
         // rt_sigreturn leaves orig_rax at -1: nothing to restart then.
-        DeliverSignals(regs.orig_rax != ~0ULL);
+        DeliverSignals(run && regs.orig_rax != ~0ULL);
         break;
+      }
       case platform::StopInfo::Kind::kFault:
         OnFault(stop, generation);
         DeliverSignals(false);

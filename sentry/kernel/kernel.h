@@ -117,6 +117,7 @@ class ThreadGroup {
   SignalQueue shared_pending;  // process-directed signals
   vfs::DentryRef exe;
   std::vector<std::string> argv;
+  std::string auxv;  // the auxiliary vector exec gave the program (/proc/pid/auxv)
 
   // Group exit (exit_group, a fatal signal): every thread is on its way out
   // and the process's status is exit_code.
@@ -134,8 +135,11 @@ class ThreadGroup {
   int stop_report = 0;
   bool cont_report = false;
 
-  // Woken when a child changes state (exits, stops, continues): wait4.
+  // Woken when a child or a tracee changes state (exits, stops, continues): wait4.
   WaitQueue child_events;
+  // Tracees of this process's threads that exited and were not its own
+  // children: (tid, wait status) for wait4 to report once.
+  std::vector<std::pair<int, int>> tracee_exits;
 };
 
 class Kernel {
@@ -186,6 +190,8 @@ class Kernel {
   // Tasks (zombies included, as Linux counts them until reaped) whose real
   // uid is uid: what RLIMIT_NPROC limits.
   uint64_t CountTasksOfUser(uint32_t uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // The tasks ptrace(2) attached to a thread of process tgid.
+  std::vector<std::shared_ptr<Task>> Tracees(int tgid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // The processes (their leaders' tasks) whose parent is process ppid.
   std::vector<std::shared_ptr<Task>> Children(int ppid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Handles the syscall in a task's registers (set by the syscalls library,
@@ -363,6 +369,44 @@ class Task {
   uintptr_t robust_list = 0;  // set_robust_list(2)'s head
   bool vfork_done = true;     // false while a vfork parent waits for us
   int exit_code = 0;          // this thread's own exit status, once exited
+
+  // ptrace(2) of this task by another (sentry/kernel/ptrace.cc); null
+  // while untraced.
+  struct Ptrace {
+    enum class Resume { kNone, kCont, kSyscall, kSysemu, kStep, kListen, kDetach, kKill };
+    int tracer = 0;  // the tracing thread's tid
+    bool seized = false;
+    uint32_t options = 0;
+    Resume mode = Resume::kCont;    // how the tracer last resumed it
+    Resume resume = Resume::kNone;  // set by the tracer to end the current stop
+    int resume_sig = 0;
+    int stop_status = 0;  // the current ptrace-stop's wait status, 0 when running
+    bool stop_reported = false;
+    bool interrupt = false;  // PTRACE_INTERRUPT asked for a stop
+    int syscall_stop = 0;    // 1: at syscall entry, 2: at exit (PTRACE_GET_SYSCALL_INFO)
+    siginfo_t siginfo{};
+    uint64_t event_msg = 0;
+    bool stepping = false;  // the trap flag was set for PTRACE_SINGLESTEP
+    // The FPU state while stopped, for the tracer (read and written on the
+    // tracee's own host thread, which owns its stub thread).
+    std::vector<uint8_t> fp;
+    bool fp_dirty = false;
+  };
+  std::unique_ptr<Ptrace> ptrace_;
+  // Enters a ptrace-stop reporting `status` (a wait status) and waits for
+  // the tracer; returns the signal it resumed with (0 for none).
+  int PtraceStop(int status, const siginfo_t* info, int syscall_stop)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // A PTRACE_EVENT_* stop if the tracer asked for it (option bit `option`).
+  void PtraceEvent(int event, uint32_t option, uint64_t msg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Attaches a new child to this task's tracer if the options say so (a
+  // fork, vfork or clone event); returns the event to report, or 0.
+  int PtraceInherit(Task& child, uint64_t flags, int exit_signal)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Detaches every task this thread traces (it exits), or kills them
+  // (PTRACE_O_EXITKILL).
+  void PtraceReleaseTracees() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
 
   std::shared_ptr<MemoryManager> mm_;
   std::unique_ptr<platform::Context> ctx_;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/syscall.h>
 
 #include <algorithm>
@@ -302,20 +303,53 @@ void Task::DeliverSignals(bool after_syscall) {
     if (exiting_) return;
     // A stopped process's threads wait here until SIGCONT or SIGKILL.
     if (tg_->stopped && !(pending_.pending() & Bit(SIGKILL))) WaitWhileStopped();
+    // PTRACE_INTERRUPT (and a seized child's first stop).
+    if (ptrace_ != nullptr && ptrace_->interrupt && !(pending_.pending() & Bit(SIGKILL))) {
+      ptrace_->interrupt = false;
+      PtraceStop((PTRACE_EVENT_STOP << 16) | (SIGTRAP << 8) | 0x7f, nullptr, 0);
+      continue;
+    }
     siginfo_t info;
     if (!DequeueSignal(~sigmask | kUnblockable, &info)) break;
     int sig = info.si_signo;
-    SigAction& act = sighand_->actions[sig];
     if (sig == SIGKILL) {
       Exit(SIGKILL);
       return;
     }
+    // Signal-delivery-stop: the tracer may let the signal through, change
+    // it, or suppress it (resuming with 0).
+    if (ptrace_ != nullptr) {
+      const int to = PtraceStop((sig << 8) | 0x7f, &info, 0);
+      if (exiting_) return;
+      if (to == 0 || to > kMaxSignal) continue;
+      if (ptrace_ != nullptr) info = ptrace_->siginfo;  // PTRACE_SETSIGINFO may have edited it
+      if (to != sig) {
+        info = MakeSigInfo(to, SI_USER, 0, 0);
+        if (sigmask & Bit(to)) {
+          SendSignal(info);  // blocked: it waits like any other
+          continue;
+        }
+        sig = to;
+      }
+      if (sig == SIGKILL) {
+        Exit(SIGKILL);
+        return;
+      }
+    }
+    SigAction& act = sighand_->actions[sig];
     if (act.handler == reinterpret_cast<uint64_t>(SIG_IGN)) continue;
     if (act.handler == reinterpret_cast<uint64_t>(SIG_DFL)) {
       switch (DefaultAction(sig)) {
         case Default::kIgnore:
           continue;
         case Default::kStop:
+          if (ptrace_ != nullptr) {
+            // A traced task's group-stop is the tracer's to end.
+            const int seized = ptrace_->seized ? PTRACE_EVENT_STOP << 16 : 0;
+            PtraceStop(seized | (sig << 8) | 0x7f, &info, 0);
+            if (exiting_) return;
+            continue;
+          }
           Stop(sig);
           if (exiting_) return;
           continue;

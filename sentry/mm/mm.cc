@@ -460,8 +460,12 @@ Result<uint64_t> MemoryManager::Unshare(const Vma& vma, uintptr_t page) {
   TRY(CopyShared(p));
   if (p.mapped) {
     // The host still maps the shared page (read-only): drop it; the next
-    // fault installs the copy.
-    (void)as_->Unmap(page, kPageSize);
+    // fault installs the copy. A caller with no thread here (a tracer)
+    // leaves it to the next thread that runs.
+    if (!as_->Unmap(page, kPageSize).ok()) {
+      pending_unmaps_.push_back({page, kPageSize});
+      has_pending_unmaps_ = true;
+    }
     p.mapped = false;
     p.writable = false;
   }
@@ -573,7 +577,25 @@ bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page, bool* out_of_me
   return true;
 }
 
-Status MemoryManager::CopyLocked(uintptr_t addr, char* buf, size_t n, bool out) {
+void MemoryManager::ApplyPendingUnmaps() {
+  if (!has_pending_unmaps_) return;
+  absl::MutexLock l(&mu_);
+  for (auto [addr, len] : pending_unmaps_) (void)as_->Unmap(addr, len);
+  pending_unmaps_.clear();
+  has_pending_unmaps_ = false;
+}
+
+Status MemoryManager::ForceCopyIn(uintptr_t addr, void* dst, size_t n) {
+  absl::MutexLock l(&mu_);
+  return CopyLocked(addr, static_cast<char*>(dst), n, false, true);
+}
+
+Status MemoryManager::ForceCopyOut(uintptr_t addr, const void* src, size_t n) {
+  absl::MutexLock l(&mu_);
+  return CopyLocked(addr, static_cast<char*>(const_cast<void*>(src)), n, true, true);
+}
+
+Status MemoryManager::CopyLocked(uintptr_t addr, char* buf, size_t n, bool out, bool force) {
   if (addr + n < addr) return Errno{EFAULT};
   const Vma* vma = nullptr;
   while (n > 0) {
@@ -582,7 +604,9 @@ Status MemoryManager::CopyLocked(uintptr_t addr, char* buf, size_t n, bool out) 
       if (it == vmas_.end()) return Errno{EFAULT};
       vma = &it->second;
       // x86: any mapping that is not PROT_NONE is readable.
-      if (out ? !(vma->prot & PROT_WRITE) : vma->prot == PROT_NONE) return Errno{EFAULT};
+      if (!force && (out ? !(vma->prot & PROT_WRITE) : vma->prot == PROT_NONE)) {
+        return Errno{EFAULT};
+      }
     }
     uintptr_t page = PageDown(addr);
     size_t chunk = std::min<size_t>(n, page + kPageSize - addr);

@@ -15,6 +15,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -163,6 +164,13 @@ class MemoryManager {
   // unmapped or lacks the permission (read for CopyIn, write for CopyOut).
   Status CopyIn(uintptr_t addr, void* dst, size_t n);
   Status CopyOut(uintptr_t addr, const void* src, size_t n);
+  // ptrace's access (FOLL_FORCE): any mapped byte, whatever its protection;
+  // a write to a private page makes it this address space's own copy.
+  Status ForceCopyIn(uintptr_t addr, void* dst, size_t n);
+  Status ForceCopyOut(uintptr_t addr, const void* src, size_t n);
+  // Applies host unmappings that a thread outside this address space (a
+  // tracer) could not make itself; each thread calls it before it runs.
+  void ApplyPendingUnmaps();
   // Reads a NUL-terminated string of at most max bytes (ENAMETOOLONG beyond).
   Result<std::string> CopyInString(uintptr_t addr, size_t max);
   // Copies as much of [addr, addr+n) as is readable; returns the count.
@@ -205,7 +213,7 @@ class MemoryManager {
   // Gives a private mapping's page its own memory-file page if it is shared
   // with another address space (copy-on-write); returns the offset.
   Result<uint64_t> Unshare(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  Status CopyLocked(uintptr_t addr, char* buf, size_t n, bool out)
+  Status CopyLocked(uintptr_t addr, char* buf, size_t n, bool out, bool force = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   MemoryFile& mf_;
@@ -216,6 +224,8 @@ class MemoryManager {
   VmaMap vmas_ ABSL_GUARDED_BY(mu_);
   std::map<uintptr_t, Page> pages_ ABSL_GUARDED_BY(mu_);
   uint64_t install_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::pair<uintptr_t, size_t>> pending_unmaps_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> has_pending_unmaps_{false};
   uintptr_t brk_base_ ABSL_GUARDED_BY(mu_) = 0;
   uintptr_t brk_ ABSL_GUARDED_BY(mu_) = 0;
   uintptr_t mmap_base_ = 0;

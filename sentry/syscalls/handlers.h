@@ -58,6 +58,8 @@ HUSK_HANDLER(SysSchedGetaffinity); HUSK_HANDLER(SysSchedYield); HUSK_HANDLER(Sys
 HUSK_HANDLER(SysGetrandom); HUSK_HANDLER(SysSysinfo); HUSK_HANDLER(SysExit);
 HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysClone);
 HUSK_HANDLER(SysClone3);
+// sys_ptrace.cc
+HUSK_HANDLER(SysPtrace);
 HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HANDLER(SysFutex);
 // sys_signal.cc
 HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);

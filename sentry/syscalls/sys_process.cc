@@ -6,17 +6,17 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/random.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
-
-#include <algorithm>
-#include <vector>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "sentry/kernel/blocking.h"
 #include "sentry/kernel/version.h"
@@ -419,6 +419,43 @@ SyscallResult SysExitGroup(Task& t, const Args& a) {
   return 0L;
 }
 
+namespace {
+
+// wait4's view of ptrace(2): tracees of the caller's process that exited
+// (when the caller is not the parent that reaps them anyway) or sit in a
+// ptrace-stop not yet reported. Returns the tid reported, 0 if none, and
+// sets *any when some tracee matches pid.
+Result<long> WaitForTracee(Task& t, int pid, int options, uintptr_t status_addr, bool* any)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  auto& exits = t.tg().tracee_exits;
+  for (auto it = exits.begin(); it != exits.end(); ++it) {
+    if (pid != -1 && pid != it->first) continue;
+    *any = true;
+    auto [tid, status] = *it;
+    if (status_addr != 0) TRY(t.CopyOutObj(status_addr, status));
+    exits.erase(it);
+    return static_cast<long>(tid);
+  }
+  for (auto& tracee : t.kernel().Tracees(t.tgid())) {
+    tracee->kernel().mu.AssertHeld();  // one kernel, one lock
+    if (pid > 0 && tracee->tid() != pid) continue;
+    if (pid == 0 && tracee->tg().pgid != t.tg().pgid) continue;
+    if (pid < -1 && tracee->tg().pgid != -pid) continue;
+    const bool clone_child = !tracee->is_leader() || tracee->tg().exit_signal != SIGCHLD;
+    if (!(options & __WALL) && clone_child != ((options & __WCLONE) != 0)) continue;
+    if ((options & __WNOTHREAD) && tracee->ptrace_->tracer != t.tid()) continue;
+    *any = true;
+    Task::Ptrace& p = *tracee->ptrace_;
+    if (p.stop_status == 0 || p.stop_reported) continue;
+    if (status_addr != 0) TRY(t.CopyOutObj(status_addr, p.stop_status));
+    p.stop_reported = true;
+    return static_cast<long>(tracee->tid());
+  }
+  return 0L;
+}
+
+}  // namespace
+
 SyscallResult SysWait4(Task& t, const Args& a) {
   int pid = a.Int(0);
   int options = a.Int(2);
@@ -430,6 +467,11 @@ SyscallResult SysWait4(Task& t, const Args& a) {
   ScopedWait wait(&t.tg().child_events, &t.waiter, ~0u);
   for (;;) {
     bool any = false;
+    ASSIGN_OR_RETURN(long traced, WaitForTracee(t, pid, options, a.Ptr(1), &any));
+    if (traced > 0) {
+      if (a.Ptr(3) != 0) TRY(t.CopyOutObj(a.Ptr(3), rusage{}));
+      return traced;
+    }
     for (auto& child : t.kernel().Children(t.tgid())) {
       const ThreadGroup& c = child->tg();
       bool match = pid == -1 || (pid > 0 && child->tgid() == pid) ||
@@ -575,7 +617,18 @@ SyscallResult SysExecve(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(std::vector<std::string> argv, CopyInStrings(t, a.Ptr(1)));
   ASSIGN_OR_RETURN(std::vector<std::string> envp, CopyInStrings(t, a.Ptr(2)));
   if (path.empty()) return Errno{ENOENT};
+  const int old_tid = t.tid();
   TRY(t.Exec(path, std::move(argv), std::move(envp)));
+  // Under ptrace: PTRACE_EVENT_EXEC (its message the thread's former id),
+  // or a plain SIGTRAP for a tracer that did not ask for the event.
+  if (t.ptrace_ != nullptr) {
+    t.regs.rax = 0;  // the tracer sees execve's result already
+    if (t.ptrace_->options & PTRACE_O_TRACEEXEC) {
+      t.PtraceEvent(PTRACE_EVENT_EXEC, PTRACE_O_TRACEEXEC, static_cast<uint64_t>(old_tid));
+    } else if (!t.ptrace_->seized) {
+      t.SendSignal(MakeSigInfo(SIGTRAP, SI_USER, 0, 0));
+    }
+  }
   return 0L;
 }
 

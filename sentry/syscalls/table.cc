@@ -164,6 +164,7 @@ struct Table {
     Set(SYS_wait4, SysWait4, {kInt, kPtr, kHex, kPtr});
     Set(SYS_clone, SysClone, {kHex, kPtr, kPtr, kPtr, kHex});
     Set(SYS_clone3, SysClone3, {kPtr, kInt});
+    Set(SYS_ptrace, SysPtrace, {kInt, kInt, kPtr, kPtr});
     Set(SYS_fork, SysFork);
     Set(SYS_vfork, SysVfork);
     Set(SYS_execve, SysExecve, {kPath, kPtr, kPtr});

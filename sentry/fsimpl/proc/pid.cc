@@ -20,10 +20,10 @@ struct EntrySpec {
 
 // In name order, as listings show them.
 constexpr EntrySpec kPidEntries[] = {
-    {"cmdline", 1, Kind::kFile}, {"comm", 2, Kind::kFile},     {"cwd", 3, Kind::kLink},
-    {"exe", 4, Kind::kLink},     {"fd", 5, Kind::kFdDir},      {"maps", 6, Kind::kFile},
-    {"mounts", 7, Kind::kFile},  {"root", 11, Kind::kLink},    {"stat", 8, Kind::kFile},
-    {"status", 9, Kind::kFile},  {"task", 10, Kind::kTaskDir},
+    {"auxv", 12, Kind::kFile}, {"cmdline", 1, Kind::kFile}, {"comm", 2, Kind::kFile},
+    {"cwd", 3, Kind::kLink},   {"exe", 4, Kind::kLink},     {"fd", 5, Kind::kFdDir},
+    {"maps", 6, Kind::kFile},  {"mounts", 7, Kind::kFile},  {"root", 11, Kind::kLink},
+    {"stat", 8, Kind::kFile},  {"status", 9, Kind::kFile},  {"task", 10, Kind::kTaskDir},
 };
 
 // An entry of process pid's directory, owned by that process.
@@ -50,6 +50,7 @@ std::function<Result<std::string>()> Render(const std::shared_ptr<ProcFs>& fs, i
                                             const std::string& name) {
   ProcProvider* p = fs->provider.get();
   if (name == "cmdline") return [p, pid] { return p->Cmdline(pid); };
+  if (name == "auxv") return [p, pid] { return p->Auxv(pid); };
   if (name == "maps") return [p, pid] { return p->Maps(pid); };
   if (name == "mounts") return [p, pid] { return p->Mounts(pid); };
   if (name == "stat") return [p, pid] { return p->StatText(pid); };

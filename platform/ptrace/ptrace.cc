@@ -1,19 +1,21 @@
 #include "platform/ptrace/ptrace.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <elf.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
-#include <sys/rseq.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,14 +35,31 @@ uintptr_t StubSyscallAddress() {
   return kStubBase + static_cast<uintptr_t>(husk_stub_syscall - husk_stub_begin);
 }
 
-// Waits for pid, retrying on EINTR.
-int WaitFor(pid_t pid, int* status) {
+// Waits for pid, retrying on EINTR; ru, if given, receives what a stub
+// that has died used (wait4(2)).
+int WaitFor(pid_t pid, int* status, struct rusage* ru = nullptr) {
   int r;
   do {
-    r = static_cast<int>(waitpid(pid, status, __WALL));
+    r = static_cast<int>(wait4(pid, status, __WALL, ru));
   } while (r < 0 && errno == EINTR);
   return r;
 }
+
+int64_t Nanoseconds(const timeval& tv) {
+  return static_cast<int64_t>(tv.tv_sec) * 1000000000 + static_cast<int64_t>(tv.tv_usec) * 1000;
+}
+
+// A CPU clock of another process (clock_getcpuclockid(3) builds the same
+// id): Linux lets any process in the PID namespace read it.
+Result<int64_t> ProcessCpuClock(pid_t pid, int which) {
+  const clockid_t id = (~static_cast<clockid_t>(pid) << 3) | which;
+  timespec ts;
+  if (clock_gettime(id, &ts) != 0) return Errno{errno};
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+constexpr int kCpuClockProf = 0;   // user + system
+constexpr int kCpuClockVirt = 1;   // user
+constexpr int kCpuClockSched = 2;  // the scheduler's runtime
 
 // The stub's own allowlist: only what its code and the injected calls need.
 // Application syscalls never reach it (PTRACE_SYSEMU skips them before
@@ -159,9 +178,24 @@ class PtraceAddressSpace : public AddressSpace {
   // new process (another stub included): never signal, trace or wait for it again.
   bool reaped() const { return reaped_; }
   int exit_status() const { return exit_status_; }
-  void SetReaped(int status) {
+  void SetReaped(int status, const struct rusage& ru) {
     reaped_ = true;
     exit_status_ = status;
+    final_usage_.user = Nanoseconds(ru.ru_utime);
+    final_usage_.system = Nanoseconds(ru.ru_stime);
+    final_usage_.runtime = final_usage_.user + final_usage_.system;
+  }
+
+  // The stub's CPU clocks while it lives (a zombie's still read); once
+  // reaped, its pid may name another process, so what wait4 reported.
+  Result<CpuUsage> Usage() override {
+    if (reaped_) return final_usage_;
+    CpuUsage u;
+    ASSIGN_OR_RETURN(u.user, ProcessCpuClock(pid_, kCpuClockVirt));
+    ASSIGN_OR_RETURN(int64_t prof, ProcessCpuClock(pid_, kCpuClockProf));
+    ASSIGN_OR_RETURN(u.runtime, ProcessCpuClock(pid_, kCpuClockSched));
+    u.system = std::max<int64_t>(prof - u.user, 0);
+    return u;
   }
   int last_cpu = -1;
   int memfd_for_inject = -1;
@@ -186,9 +220,10 @@ class PtraceAddressSpace : public AddressSpace {
     if (ptrace(PTRACE_CONT, pid_, nullptr, nullptr) != 0) return Errno{errno};
     for (;;) {
       int status;
-      if (WaitFor(pid_, &status) < 0) return Errno{errno};
+      struct rusage ru {};
+      if (WaitFor(pid_, &status, &ru) < 0) return Errno{errno};
       if (!WIFSTOPPED(status)) {
-        SetReaped(status);
+        SetReaped(status, ru);
         return Errno{ESRCH};
       }
       if (WSTOPSIG(status) == SIGTRAP) break;
@@ -202,6 +237,7 @@ class PtraceAddressSpace : public AddressSpace {
   pid_t pid_;
   bool reaped_ = false;
   int exit_status_ = 0;
+  CpuUsage final_usage_;
   Registers init_regs_;
 };
 
@@ -210,9 +246,10 @@ class PtraceAddressSpace : public AddressSpace {
 // filter), so report its death rather than the ptrace error.
 Result<StopInfo> CollectDeadStub(PtraceAddressSpace& pas) {
   int status;
-  if (WaitFor(pas.pid(), &status) < 0) return Errno{errno};
+  struct rusage ru {};
+  if (WaitFor(pas.pid(), &status, &ru) < 0) return Errno{errno};
   if (WIFSTOPPED(status)) return Errno{ESRCH};
-  pas.SetReaped(status);
+  pas.SetReaped(status, ru);
   StopInfo stop;
   stop.kind = StopInfo::Kind::kExited;
   stop.status = status;
@@ -300,10 +337,11 @@ class PtraceContext : public Context {
     if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return failed(errno);
     for (;;) {
       int status;
-      if (WaitFor(pid, &status) < 0) return Errno{errno};
+      struct rusage ru {};
+      if (WaitFor(pid, &status, &ru) < 0) return Errno{errno};
       StopInfo stop;
       if (WIFEXITED(status) || WIFSIGNALED(status)) {
-        pas.SetReaped(status);
+        pas.SetReaped(status, ru);
         stop.kind = StopInfo::Kind::kExited;
         stop.status = status;
         return stop;

@@ -199,6 +199,7 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   // Past the point of no return: the old image goes away, releasing its
   // robust futexes and clear_child_tid first (exec_mm_release).
   ReleaseFutexes(*this);
+  RetireTaskAddressSpace(*this);
   mm_ = std::move(mm);
   regs = platform::Registers{};
   regs.rip = img.entry;
@@ -226,6 +227,7 @@ void Task::Exit(int wait_status) {
   if (exiting_) return;
   exiting_ = true;
   exit_status = wait_status;
+  FreezeTaskCpu(*this);
   ReleaseFutexes(*this);
   fds = FdTable();
   kernel().real_timers.Remove(tgid_);
@@ -248,6 +250,7 @@ void Task::Exit(int wait_status) {
                                           : CLD_EXITED;
       siginfo_t info = MakeSigInfo(exit_signal, code, tgid_, uid);
       info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
+      SetSigchldTimes(*this, &info);
       parent->SendSignal(info);
     }
     // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie
@@ -365,6 +368,7 @@ void Task::OnFault(const platform::StopInfo& stop) {
 
 void Task::Run() {
   Kernel::SetCurrent(this);
+  BindTaskCpu(*this);
   kernel().mu.Lock();
   while (!exiting_) {
     kernel().mu.Unlock();

@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "base/result.h"
 #include "platform/platform.h"
+#include "sentry/kernel/cputime.h"
 #include "sentry/kernel/fd_table.h"
 #include "sentry/kernel/futex.h"
 #include "sentry/kernel/itimer.h"
@@ -249,6 +250,7 @@ class Task {
   uint64_t sigmask = 0;
   stack_t altstack{nullptr, SS_DISABLE, 0};
   std::array<struct rlimit, RLIM_NLIMITS> rlimits{};
+  TaskCpu cpu;  // CPU time, its own and its waited-for children's (cputime.h)
   uintptr_t clear_child_tid = 0;
   uintptr_t robust_list = 0;  // set_robust_list(2)'s head
   int ppid = 0;

@@ -76,6 +76,8 @@ HUSK_HANDLER(SysPoll); HUSK_HANDLER(SysPpoll); HUSK_HANDLER(SysSelect); HUSK_HAN
 HUSK_HANDLER(SysClockGettime); HUSK_HANDLER(SysClockGetres); HUSK_HANDLER(SysGettimeofday);
 HUSK_HANDLER(SysTime); HUSK_HANDLER(SysNanosleep); HUSK_HANDLER(SysClockNanosleep);
 HUSK_HANDLER(SysAlarm); HUSK_HANDLER(SysGetitimer); HUSK_HANDLER(SysSetitimer);
+// sys_rusage.cc
+HUSK_HANDLER(SysTimes); HUSK_HANDLER(SysGetrusage);
 
 #undef HUSK_HANDLER
 

@@ -189,6 +189,9 @@ struct Table {
     Set(SYS_time, SysTime, {kPtr});
     Set(SYS_nanosleep, SysNanosleep, {kPtr, kPtr});
     Set(SYS_clock_nanosleep, SysClockNanosleep, {kInt, kHex, kPtr, kPtr});
+    // Resource usage.
+    Set(SYS_times, SysTimes, {kPtr});
+    Set(SYS_getrusage, SysGetrusage, {kInt, kPtr});
   }
 };
 

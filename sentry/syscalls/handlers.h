@@ -78,6 +78,8 @@ HUSK_HANDLER(SysTime); HUSK_HANDLER(SysNanosleep); HUSK_HANDLER(SysClockNanoslee
 HUSK_HANDLER(SysAlarm); HUSK_HANDLER(SysGetitimer); HUSK_HANDLER(SysSetitimer);
 // sys_rusage.cc
 HUSK_HANDLER(SysTimes); HUSK_HANDLER(SysGetrusage);
+// sys_timerfd.cc
+HUSK_HANDLER(SysTimerfdCreate); HUSK_HANDLER(SysTimerfdSettime); HUSK_HANDLER(SysTimerfdGettime);
 
 #undef HUSK_HANDLER
 

@@ -40,6 +40,9 @@ struct Table {
     Set(SYS_pselect6, SysPselect6, {kInt, kPtr, kPtr, kPtr, kPtr, kPtr});
     Set(SYS_eventfd, SysEventfd, {kInt});
     Set(SYS_eventfd2, SysEventfd2, {kInt, kHex});
+    Set(SYS_timerfd_create, SysTimerfdCreate, {kInt, kHex});
+    Set(SYS_timerfd_settime, SysTimerfdSettime, {kFd, kHex, kPtr, kPtr});
+    Set(SYS_timerfd_gettime, SysTimerfdGettime, {kFd, kPtr});
     Set(SYS_epoll_create, SysEpollCreate, {kInt});
     Set(SYS_epoll_create1, SysEpollCreate1, {kHex});
     Set(SYS_epoll_ctl, SysEpollCtl, {kFd, kInt, kFd, kPtr});

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "sentry/kernel/kernel.h"
+#include "sentry/kernel/signalfd.h"
 
 #ifndef SS_AUTODISARM
 #define SS_AUTODISARM (1U << 31)
@@ -147,6 +148,7 @@ bool Task::SendSignal(const siginfo_t& info) {
   q.push_back(info);
   queued_++;
   pending_signals |= Bit(sig);
+  signalfd::NotifySignal(*this, sig);
   Wake();
   return true;
 }

@@ -80,6 +80,8 @@ HUSK_HANDLER(SysAlarm); HUSK_HANDLER(SysGetitimer); HUSK_HANDLER(SysSetitimer);
 HUSK_HANDLER(SysTimes); HUSK_HANDLER(SysGetrusage);
 // sys_timerfd.cc
 HUSK_HANDLER(SysTimerfdCreate); HUSK_HANDLER(SysTimerfdSettime); HUSK_HANDLER(SysTimerfdGettime);
+// sys_signalfd.cc
+HUSK_HANDLER(SysSignalfd); HUSK_HANDLER(SysSignalfd4);
 
 #undef HUSK_HANDLER
 

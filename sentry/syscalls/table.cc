@@ -43,6 +43,8 @@ struct Table {
     Set(SYS_timerfd_create, SysTimerfdCreate, {kInt, kHex});
     Set(SYS_timerfd_settime, SysTimerfdSettime, {kFd, kHex, kPtr, kPtr});
     Set(SYS_timerfd_gettime, SysTimerfdGettime, {kFd, kPtr});
+    Set(SYS_signalfd, SysSignalfd, {kFd, kPtr, kInt});
+    Set(SYS_signalfd4, SysSignalfd4, {kFd, kPtr, kInt, kHex});
     Set(SYS_epoll_create, SysEpollCreate, {kInt});
     Set(SYS_epoll_create1, SysEpollCreate1, {kHex});
     Set(SYS_epoll_ctl, SysEpollCtl, {kFd, kInt, kFd, kPtr});

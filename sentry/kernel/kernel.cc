@@ -200,6 +200,7 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   // robust futexes and clear_child_tid first (exec_mm_release).
   ReleaseFutexes(*this);
   RetireTaskAddressSpace(*this);
+  k.posix_timers.OnExec(tgid_);
   mm_ = std::move(mm);
   regs = platform::Registers{};
   regs.rip = img.entry;
@@ -231,6 +232,7 @@ void Task::Exit(int wait_status) {
   ReleaseFutexes(*this);
   fds = FdTable();
   kernel().real_timers.Remove(tgid_);
+  kernel().posix_timers.OnExit(tgid_);
   vfork_done = true;
   zombie = true;
   // Orphans go to init, as on Linux without a subreaper.

@@ -38,6 +38,7 @@
 #include "sentry/kernel/fd_table.h"
 #include "sentry/kernel/futex.h"
 #include "sentry/kernel/itimer.h"
+#include "sentry/kernel/posix_timers.h"
 #include "sentry/memfile/memfile.h"
 #include "sentry/mm/mm.h"
 #include "sentry/vfs/vfs.h"
@@ -91,6 +92,7 @@ class Kernel {
 
   vfs::DentryRef root;
   RealTimers real_timers{*this};  // ITIMER_REAL of every process
+  PosixTimers posix_timers{*this};  // timer_create(2) timers of every process
   FutexTable futexes;             // tasks in futex(2) waits
   std::string hostname = "husk";
   std::string domainname = "(none)";

@@ -195,6 +195,7 @@ bool Task::DequeueSignal(uint64_t allowed, siginfo_t* out) {
   q.pop_front();
   queued_--;
   if (q.empty()) pending_signals &= ~Bit(sig);
+  if (out->si_code == SI_TIMER) kernel().posix_timers.OnDequeue(*this, out);
   return true;
 }
 

@@ -82,6 +82,9 @@ HUSK_HANDLER(SysTimes); HUSK_HANDLER(SysGetrusage);
 HUSK_HANDLER(SysTimerfdCreate); HUSK_HANDLER(SysTimerfdSettime); HUSK_HANDLER(SysTimerfdGettime);
 // sys_signalfd.cc
 HUSK_HANDLER(SysSignalfd); HUSK_HANDLER(SysSignalfd4);
+// sys_timer.cc
+HUSK_HANDLER(SysTimerCreate); HUSK_HANDLER(SysTimerSettime); HUSK_HANDLER(SysTimerGettime);
+HUSK_HANDLER(SysTimerGetoverrun); HUSK_HANDLER(SysTimerDelete);
 
 #undef HUSK_HANDLER
 

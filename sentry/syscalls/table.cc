@@ -182,6 +182,11 @@ struct Table {
     Set(SYS_alarm, SysAlarm, {kInt});
     Set(SYS_getitimer, SysGetitimer, {kInt, kPtr});
     Set(SYS_setitimer, SysSetitimer, {kInt, kPtr, kPtr});
+    Set(SYS_timer_create, SysTimerCreate, {kInt, kPtr, kPtr});
+    Set(SYS_timer_settime, SysTimerSettime, {kInt, kHex, kPtr, kPtr});
+    Set(SYS_timer_gettime, SysTimerGettime, {kInt, kPtr});
+    Set(SYS_timer_getoverrun, SysTimerGetoverrun, {kInt});
+    Set(SYS_timer_delete, SysTimerDelete, {kInt});
     Set(SYS_rt_sigreturn, SysRtSigreturn, {});
     Set(SYS_rt_sigpending, SysRtSigpending, {kPtr, kInt});
     Set(SYS_pause, SysPause, {});

@@ -23,6 +23,8 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -112,6 +114,24 @@ TEST(RusageTest, TimesCountsTicks) {
   // A null buffer: only the tick count (Linux allows it, times(2) NOTES).
   long t2 = syscall(SYS_times, nullptr);
   EXPECT_GE(t2, static_cast<long>(t1));
+}
+
+TEST(RusageTest, ProcStatShowsTheCpuTime) {
+  Spin(100 * kMs);
+  std::string stat = ReadFile("/proc/self/stat");
+  // Fields 14 to 17 (utime, stime, cutime, cstime) follow the command in parentheses.
+  size_t paren = stat.rfind(')');
+  ASSERT_NE(paren, std::string::npos) << stat;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  long ticks[4] = {-1, -1, -1, -1};
+  for (int i = 3; i <= 17 && fields >> field; ++i) {
+    if (i >= 14) ticks[i - 14] = std::stol(field);
+  }
+  // At least the 100 ms just spun: 10 ticks, less one for where they fell.
+  EXPECT_GE(ticks[0] + ticks[1], 9) << stat;
+  EXPECT_GE(ticks[2], 0);
+  EXPECT_GE(ticks[3], 0);
 }
 
 // Runs body in a forked child, whose RUSAGE_CHILDREN starts at zero.

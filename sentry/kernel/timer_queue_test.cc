@@ -69,11 +69,12 @@ TEST_F(TimerQueueTest, ArmingAgainReplacesAndDisarmForgets) {
   EXPECT_GE(calls[0].at, now + 30 * kMs);
 
   auto d = std::make_shared<Recorder>(CLOCK_MONOTONIC);
-  TimerQueue::Get().Arm(*d, CLOCK_MONOTONIC, now, 3);
+  const int64_t later = HostClockNow(CLOCK_MONOTONIC);
+  TimerQueue::Get().Arm(*d, CLOCK_MONOTONIC, later + 20 * kMs, 3);
   TimerQueue::Get().Disarm(*d);
   // A later alarm's call orders the check: the disarmed one was due before.
   auto last = std::make_shared<Recorder>(CLOCK_MONOTONIC);
-  TimerQueue::Get().Arm(*last, CLOCK_MONOTONIC, HostClockNow(CLOCK_MONOTONIC) + 20 * kMs, 4);
+  TimerQueue::Get().Arm(*last, CLOCK_MONOTONIC, later + 40 * kMs, 4);
   ASSERT_EQ(last->WaitFor(1).size(), 1u);
   EXPECT_TRUE(d->WaitFor(0).empty());
 }

@@ -370,8 +370,8 @@ void Task::OnFault(const platform::StopInfo& stop) {
 
 void Task::Run() {
   Kernel::SetCurrent(this);
-  BindTaskCpu(*this);
   kernel().mu.Lock();
+  BindTaskCpu(*this);
   while (!exiting_) {
     kernel().mu.Unlock();
     Result<platform::StopInfo> r = ctx_->Switch(mm_->address_space(), regs);

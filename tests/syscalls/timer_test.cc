@@ -226,9 +226,9 @@ TEST(RusageTest, SigchldCarriesTheChildsTimes) {
   } while (sig == SIGCHLD && info.si_pid != pid);
   EXPECT_EQ(sig, SIGCHLD);
   EXPECT_EQ(info.si_code, CLD_EXITED);
-  // In clock ticks: about 10 for 100 ms, of which the host may have
-  // sampled fewer as user time.
-  EXPECT_GE(info.si_utime + info.si_stime, 5);
+  // In clock ticks: about 10 for 100 ms, but Linux reports its raw tick
+  // samples here, which a busy (or virtual) machine may make far fewer.
+  EXPECT_GE(info.si_utime + info.si_stime, 1);
   EXPECT_EQ(Wait(pid), 0);
   sigprocmask(SIG_SETMASK, &old, nullptr);
 }

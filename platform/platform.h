@@ -36,6 +36,16 @@ struct StopInfo {
   int status = 0;
 };
 
+// CPU time the host spent running an address space's code, in nanoseconds:
+// user and system as the host's accounting splits them, and the scheduler's
+// precise runtime, which need not equal their sum (getrusage(2) scales the
+// split to it; so does the sentry).
+struct CpuUsage {
+  int64_t user = 0;
+  int64_t system = 0;
+  int64_t runtime = 0;
+};
+
 // A host thread made in an address space for a new application thread,
 // waiting to be adopted by the context that will run it.
 struct ThreadToken {
@@ -50,6 +60,9 @@ struct ThreadToken {
 class AddressSpace {
  public:
   virtual ~AddressSpace() = default;
+  // What the host process behind this address space has used so far (its
+  // final usage once it is gone); ENOSYS where the platform cannot tell.
+  virtual Result<CpuUsage> Usage() { return Errno{ENOSYS}; }
   // Maps [addr, addr+length) to the memory file at offset, MAP_SHARED, with
   // prot; replaces whatever was mapped there.
   virtual Status MapFile(uintptr_t addr, uint64_t offset, size_t length, int prot) = 0;

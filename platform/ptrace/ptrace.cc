@@ -10,10 +10,12 @@
 #include <sys/mman.h>
 #include <sys/rseq.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,14 +46,31 @@ uintptr_t StubSyscallAddress() {
 constexpr uint64_t kStubThreadFlags =
     CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
 
-// Waits for pid, retrying on EINTR.
-int WaitFor(pid_t pid, int* status) {
+// Waits for pid, retrying on EINTR; ru, if given, receives what a stub
+// that has died used (wait4(2)).
+int WaitFor(pid_t pid, int* status, struct rusage* ru = nullptr) {
   int r;
   do {
-    r = static_cast<int>(waitpid(pid, status, __WALL));
+    r = static_cast<int>(wait4(pid, status, __WALL, ru));
   } while (r < 0 && errno == EINTR);
   return r;
 }
+
+int64_t Nanoseconds(const timeval& tv) {
+  return static_cast<int64_t>(tv.tv_sec) * 1000000000 + static_cast<int64_t>(tv.tv_usec) * 1000;
+}
+
+// A CPU clock of another process (clock_getcpuclockid(3) builds the same
+// id): Linux lets any process in the PID namespace read it.
+Result<int64_t> ProcessCpuClock(pid_t pid, int which) {
+  const clockid_t id = (~static_cast<clockid_t>(pid) << 3) | which;
+  timespec ts;
+  if (clock_gettime(id, &ts) != 0) return Errno{errno};
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+constexpr int kCpuClockProf = 0;   // user + system
+constexpr int kCpuClockVirt = 1;   // user
+constexpr int kCpuClockSched = 2;  // the scheduler's runtime
 
 // The stub's own allowlist: only what its code and the injected calls need.
 // Application syscalls never reach it (PTRACE_SYSEMU skips them before
@@ -351,14 +370,38 @@ class PtraceAddressSpace : public AddressSpace {
   }
 
   pid_t pid() const { return pid_; }
-  // Records that a thread's exit status was collected.
-  void SetReaped(StubThread& th, int status) {
+  // Records that a thread's exit status was collected (ru: what wait4
+  // reported, the whole process's usage when th is the leader).
+  void SetReaped(StubThread& th, int status, const struct rusage* ru = nullptr) {
     th.dead = true;
     th.status = status;
     if (th.tid == pid_) {
       std::lock_guard<std::mutex> l(mu_);
       leader_reaped_ = true;
+      if (ru != nullptr) {
+        final_usage_.user = Nanoseconds(ru->ru_utime);
+        final_usage_.system = Nanoseconds(ru->ru_stime);
+        final_usage_.runtime = final_usage_.user + final_usage_.system;
+      }
     }
+  }
+
+  // The stub process's CPU clocks (all its threads) while it lives; once
+  // its leader is reaped its pid may name another process, so what wait4
+  // reported then.
+  Result<CpuUsage> Usage() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (leader_reaped_ || leader_released_) return final_usage_;
+    }
+    CpuUsage u;
+    ASSIGN_OR_RETURN(u.user, ProcessCpuClock(pid_, kCpuClockVirt));
+    ASSIGN_OR_RETURN(int64_t prof, ProcessCpuClock(pid_, kCpuClockProf));
+    ASSIGN_OR_RETURN(u.runtime, ProcessCpuClock(pid_, kCpuClockSched));
+    u.system = std::max<int64_t>(prof - u.user, 0);
+    std::lock_guard<std::mutex> l(mu_);
+    final_usage_ = u;  // the last reading stands once the process is gone
+    return u;
   }
   int memfd_for_inject = -1;
 
@@ -377,6 +420,7 @@ class PtraceAddressSpace : public AddressSpace {
   std::map<pid_t, StubThread> threads_;  // by sentry host tid
   bool leader_reaped_ = false;           // its exit status was collected
   bool leader_released_ = false;         // detached at its exit: the host reaps it
+  CpuUsage final_usage_;
 };
 
 }  // namespace
@@ -504,9 +548,10 @@ namespace {
 // its own seccomp filter), so report its death rather than the ptrace error.
 Result<StopInfo> CollectDeadStub(PtraceAddressSpace& pas, StubThread& th) {
   int status;
-  if (WaitFor(th.tid, &status) < 0) return Errno{errno};
+  struct rusage ru {};
+  if (WaitFor(th.tid, &status, &ru) < 0) return Errno{errno};
   if (WIFSTOPPED(status)) return Errno{ESRCH};
-  pas.SetReaped(th, status);
+  pas.SetReaped(th, status, &ru);
   StopInfo stop;
   stop.kind = StopInfo::Kind::kExited;
   stop.status = status;
@@ -609,10 +654,11 @@ class PtraceContext : public Context {
     if (ptrace(PTRACE_SYSEMU, pid, nullptr, nullptr) != 0) return failed(errno);
     for (;;) {
       int status;
-      if (WaitFor(pid, &status) < 0) return Errno{errno};
+      struct rusage ru {};
+      if (WaitFor(pid, &status, &ru) < 0) return Errno{errno};
       StopInfo stop;
       if (WIFEXITED(status) || WIFSIGNALED(status)) {
-        pas.SetReaped(th, status);
+        pas.SetReaped(th, status, &ru);
         stop.kind = StopInfo::Kind::kExited;
         stop.status = status;
         return stop;

@@ -250,6 +250,41 @@ TEST_F(PtracePlatformTest, InterruptFromAnotherThreadStopsARunningSwitch) {
   ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
 }
 
+// The stub's CPU time is the application's: a spin of 200 ms of wall time
+// shows as at least 100 ms of user time (the host may run others meanwhile,
+// so only a loose lower bound), and the figures survive the stub's death.
+TEST_F(PtracePlatformTest, UsageCountsTheStubsCpuTime) {
+  auto before = as_->Usage();
+  ASSERT_OK(before);
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, kSpinCode));
+  Registers regs = EntryRegs(kCodeAddr);
+  std::thread other([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ctx_->Interrupt();
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto stop = ctx_->Switch(*as_, regs);
+  auto wall = std::chrono::steady_clock::now() - start;
+  other.join();
+  ASSERT_TRUE(StoppedWith(stop, Kind::kInterrupted, regs));
+  auto after = as_->Usage();
+  ASSERT_OK(after);
+  EXPECT_GE(after->user - before->user, 50'000'000) << "user ns after a 200 ms spin";
+  EXPECT_GE(after->runtime, after->user / 2);
+  EXPECT_LE(after->runtime,
+            std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count() + 100'000'000);
+  // Once the stub is killed and reaped, Usage reports what wait4 saw: the
+  // runtime split in the ratio of the tick-sampled user and system times (the
+  // samples alone may exceed the runtime), so at least the runtime read live.
+  ASSERT_EQ(kill(PtracePlatform::StubPid(*as_), SIGKILL), 0) << strerror(errno);
+  stop = ctx_->Switch(*as_, regs);
+  ASSERT_TRUE(StoppedWith(stop, Kind::kExited, regs));
+  auto final_usage = as_->Usage();
+  ASSERT_OK(final_usage);
+  // wait4 reports microseconds: allow the rounding.
+  EXPECT_GE(final_usage->user + final_usage->system + 2000, after->runtime);
+}
+
 TEST_F(PtracePlatformTest, FpStateRoundTrips) {
   ASSERT_OK(LoadCode(*as_, kCodeAddr, kRoundTripCode));
   Registers regs = EntryRegs(kCodeAddr);

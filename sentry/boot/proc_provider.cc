@@ -87,8 +87,13 @@ class KernelProcProvider : public procfs::ProcProvider {
   }
   Result<std::string> StatText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0\n", t->tid(),
-                           t->comm, StateName(*t)[0], t->tg().ppid, t->tg().pgid, t->tg().sid);
+    // utime, stime, cutime and cstime (fields 14 to 17) in clock ticks.
+    CpuTimes self = TaskTimes(*t);
+    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 %d %d %d %d 20 0 %d 0 0 0 0\n",
+                           t->tid(), t->comm, StateName(*t)[0], t->tg().ppid, t->tg().pgid,
+                           t->tg().sid, NsToClockTicks(self.user), NsToClockTicks(self.system),
+                           NsToClockTicks(t->cpu.children.user),
+                           NsToClockTicks(t->cpu.children.system), t->tg().threads.size());
   }
   Result<std::pair<uint32_t, uint32_t>> Owner(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));

@@ -255,6 +255,8 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   // releasing its robust futexes and clear_child_tid first (exec_mm_release).
   TRY(DeThread());
   ReleaseFutexes(*this);
+  RetireTaskAddressSpace(*this);
+  k.posix_timers.OnExec(tgid());
   if (mm_ != nullptr && mm_.use_count() > 1) mm_->address_space().ReleaseThread();
   mm_ = std::move(mm);
   regs = platform::Registers{};
@@ -342,6 +344,7 @@ void Task::ExitThread(int wait_status) {
   exit_code = wait_status;
   ThreadGroup& g = *tg_;
   PtraceReleaseTracees();
+  FreezeTaskCpu(*this);
   ReleaseFutexes(*this);
   // The thread's descriptor table reference goes (files close with the
   // last one); an empty table stays for /proc.
@@ -383,6 +386,7 @@ void Task::ExitProcess() {
   int wait_status = g.exiting ? g.exit_code : (leader ? leader->exit_code : exit_code);
   g.exit_status = wait_status;
   kernel().real_timers.Remove(g.tgid);
+  kernel().posix_timers.OnExit(g.tgid);
   g.zombie = true;
   // Orphans go to init, as on Linux without a subreaper.
   for (auto& child : kernel().Children(g.tgid)) child->tg().ppid = 1;
@@ -401,6 +405,7 @@ void Task::ExitProcess() {
                                           : CLD_EXITED;
       siginfo_t info = MakeSigInfo(g.exit_signal, code, g.tgid, uid);
       info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
+      SetSigchldTimes(*this, &info);
       parent->SendProcessSignal(info);
     }
     // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie
@@ -519,6 +524,7 @@ void Task::OnFault(const platform::StopInfo& stop, uint64_t switch_generation) {
 void Task::Run() {
   Kernel::SetCurrent(this);
   kernel().mu.Lock();
+  BindTaskCpu(*this);
   // A child its parent's tracer attached stops before its first instruction.
   if (ptrace_ != nullptr) DeliverSignals(false);
   while (!exiting_) {

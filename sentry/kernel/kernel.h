@@ -39,9 +39,11 @@
 #include "absl/time/time.h"
 #include "base/result.h"
 #include "platform/platform.h"
+#include "sentry/kernel/cputime.h"
 #include "sentry/kernel/fd_table.h"
 #include "sentry/kernel/futex.h"
 #include "sentry/kernel/itimer.h"
+#include "sentry/kernel/posix_timers.h"
 #include "sentry/memfile/memfile.h"
 #include "sentry/mm/mm.h"
 #include "sentry/vfs/vfs.h"
@@ -161,6 +163,7 @@ class Kernel {
 
   vfs::DentryRef root;
   RealTimers real_timers{*this};  // ITIMER_REAL of every process
+  PosixTimers posix_timers{*this};  // timer_create(2) timers of every process
   FutexTable futexes;             // tasks in futex(2) waits
   std::string hostname = "husk";
   std::string domainname = "(none)";
@@ -364,7 +367,11 @@ class Task {
   vfs::Creds AccessCreds() const;
   std::string comm;
   uint64_t sigmask = 0;
+  // The mask before sigtimedwait unblocked what it waits for: a signal
+  // blocked here is not dropped as ignored (Linux's real_blocked).
+  uint64_t real_blocked = 0;
   stack_t altstack{nullptr, SS_DISABLE, 0};
+  TaskCpu cpu;  // CPU time, its own and its waited-for children's (cputime.h)
   uintptr_t clear_child_tid = 0;
   uintptr_t robust_list = 0;  // set_robust_list(2)'s head
   bool vfork_done = true;     // false while a vfork parent waits for us

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "sentry/kernel/kernel.h"
+#include "sentry/kernel/signalfd.h"
 
 #ifndef SS_AUTODISARM
 #define SS_AUTODISARM (1U << 31)
@@ -184,8 +185,9 @@ bool Task::PrepareSignal(int sig, uint64_t blocked) {
 bool Task::SendSignal(const siginfo_t& info) {
   int sig = info.si_signo;
   if (sig < 1 || sig > kMaxSignal || exiting_) return false;
-  if (!PrepareSignal(sig, sigmask)) return false;
+  if (!PrepareSignal(sig, sigmask | real_blocked)) return false;
   if (!pending_.Push(info, tg_->rlimits[RLIMIT_SIGPENDING].rlim_cur)) return false;
+  signalfd::NotifySignal(*this, sig);
   // A fatal SIGKILL takes the whole process (complete_signal).
   if (sig == SIGKILL && !tg_->exiting && tg_->execing == nullptr) {
     tg_->exiting = true;
@@ -203,7 +205,7 @@ bool Task::SendProcessSignal(const siginfo_t& info) {
   // Ignored unless the thread that would represent the process (the
   // leader while it lives) blocks it.
   Task* rep = g.threads.front();
-  if (!PrepareSignal(sig, rep->sigmask)) return false;
+  if (!PrepareSignal(sig, rep->sigmask | rep->real_blocked)) return false;
   if (sig == SIGKILL) {
     // Every thread dies at once, whatever it blocks (complete_signal).
     if (!g.exiting) {
@@ -217,6 +219,7 @@ bool Task::SendProcessSignal(const siginfo_t& info) {
     return true;
   }
   if (!g.shared_pending.Push(info, g.rlimits[RLIMIT_SIGPENDING].rlim_cur)) return false;
+  signalfd::NotifySignal(*this, sig);
   WakeSignalTarget(sig);
   return true;
 }
@@ -269,7 +272,9 @@ void Task::ForceSignal(const siginfo_t& info) {
 }
 
 bool Task::DequeueSignal(uint64_t allowed, siginfo_t* out) {
-  return pending_.Take(allowed, out) || tg_->shared_pending.Take(allowed, out);
+  if (!pending_.Take(allowed, out) && !tg_->shared_pending.Take(allowed, out)) return false;
+  if (out->si_code == SI_TIMER) kernel().posix_timers.OnDequeue(*this, out);
+  return true;
 }
 
 void Task::RestartSyscall(bool handler_runs, const SigAction* act) {

@@ -80,6 +80,15 @@ HUSK_HANDLER(SysPoll); HUSK_HANDLER(SysPpoll); HUSK_HANDLER(SysSelect); HUSK_HAN
 HUSK_HANDLER(SysClockGettime); HUSK_HANDLER(SysClockGetres); HUSK_HANDLER(SysGettimeofday);
 HUSK_HANDLER(SysTime); HUSK_HANDLER(SysNanosleep); HUSK_HANDLER(SysClockNanosleep);
 HUSK_HANDLER(SysAlarm); HUSK_HANDLER(SysGetitimer); HUSK_HANDLER(SysSetitimer);
+// sys_rusage.cc
+HUSK_HANDLER(SysTimes); HUSK_HANDLER(SysGetrusage);
+// sys_timerfd.cc
+HUSK_HANDLER(SysTimerfdCreate); HUSK_HANDLER(SysTimerfdSettime); HUSK_HANDLER(SysTimerfdGettime);
+// sys_signalfd.cc
+HUSK_HANDLER(SysSignalfd); HUSK_HANDLER(SysSignalfd4);
+// sys_timer.cc
+HUSK_HANDLER(SysTimerCreate); HUSK_HANDLER(SysTimerSettime); HUSK_HANDLER(SysTimerGettime);
+HUSK_HANDLER(SysTimerGetoverrun); HUSK_HANDLER(SysTimerDelete);
 
 #undef HUSK_HANDLER
 

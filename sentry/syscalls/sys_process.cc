@@ -499,12 +499,14 @@ SyscallResult SysWait4(Task& t, const Args& a) {
         continue;
       }
       if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), status));
-      if (a.Ptr(3) != 0) {
-        struct rusage ru{};
-        TRY(t.CopyOutObj(a.Ptr(3), ru));
-      }
+      // The child's usage with its own waited-for children's (Linux's
+      // RUSAGE_BOTH); a reaped child's adds to the caller's children times.
+      if (a.Ptr(3) != 0) TRY(t.CopyOutObj(a.Ptr(3), BothRusage(*child)));
       int child_pid = child->tgid();
-      if (child->tg().zombie) t.kernel().RemoveTask(child_pid);
+      if (child->tg().zombie) {
+        AccountReapedChild(t, *child);
+        t.kernel().RemoveTask(child_pid);
+      }
       return static_cast<long>(child_pid);
     }
     if (!any) return Errno{ECHILD};

@@ -266,7 +266,9 @@ SyscallResult SysRtSigtimedwait(Task& t, const Args& a) {
     // process-directed one picks this thread (real_blocked).
     const uint64_t mask = t.sigmask;
     t.sigmask = mask & ~set;
+    t.real_blocked = mask;
     Status s = t.Block(deadline);
+    t.real_blocked = 0;
     t.SetSigmask(mask);
     if (t.DequeueSignal(set, &info)) {
       if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), info));

@@ -40,6 +40,11 @@ struct Table {
     Set(SYS_pselect6, SysPselect6, {kInt, kPtr, kPtr, kPtr, kPtr, kPtr});
     Set(SYS_eventfd, SysEventfd, {kInt});
     Set(SYS_eventfd2, SysEventfd2, {kInt, kHex});
+    Set(SYS_timerfd_create, SysTimerfdCreate, {kInt, kHex});
+    Set(SYS_timerfd_settime, SysTimerfdSettime, {kFd, kHex, kPtr, kPtr});
+    Set(SYS_timerfd_gettime, SysTimerfdGettime, {kFd, kPtr});
+    Set(SYS_signalfd, SysSignalfd, {kFd, kPtr, kInt});
+    Set(SYS_signalfd4, SysSignalfd4, {kFd, kPtr, kInt, kHex});
     Set(SYS_epoll_create, SysEpollCreate, {kInt});
     Set(SYS_epoll_create1, SysEpollCreate1, {kHex});
     Set(SYS_epoll_ctl, SysEpollCtl, {kFd, kInt, kFd, kPtr});
@@ -181,6 +186,11 @@ struct Table {
     Set(SYS_alarm, SysAlarm, {kInt});
     Set(SYS_getitimer, SysGetitimer, {kInt, kPtr});
     Set(SYS_setitimer, SysSetitimer, {kInt, kPtr, kPtr});
+    Set(SYS_timer_create, SysTimerCreate, {kInt, kPtr, kPtr});
+    Set(SYS_timer_settime, SysTimerSettime, {kInt, kHex, kPtr, kPtr});
+    Set(SYS_timer_gettime, SysTimerGettime, {kInt, kPtr});
+    Set(SYS_timer_getoverrun, SysTimerGetoverrun, {kInt});
+    Set(SYS_timer_delete, SysTimerDelete, {kInt});
     Set(SYS_rt_sigreturn, SysRtSigreturn, {});
     Set(SYS_rt_sigpending, SysRtSigpending, {kPtr, kInt});
     Set(SYS_pause, SysPause, {});
@@ -193,6 +203,9 @@ struct Table {
     Set(SYS_time, SysTime, {kPtr});
     Set(SYS_nanosleep, SysNanosleep, {kPtr, kPtr});
     Set(SYS_clock_nanosleep, SysClockNanosleep, {kInt, kHex, kPtr, kPtr});
+    // Resource usage.
+    Set(SYS_times, SysTimes, {kPtr});
+    Set(SYS_getrusage, SysGetrusage, {kInt, kPtr});
   }
 };
 

@@ -74,12 +74,15 @@ class KernelProcProvider : public procfs::ProcProvider {
         "Name:\t%s\nUmask:\t%04o\nState:\t%s\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\n"
         "TracerPid:\t0\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t%s\n"
         "VmRSS:\t%d kB\nThreads:\t%d\nSigQ:\t%d/%d\nSigPnd:\t%016x\nShdPnd:\t%016x\n"
-        "SigBlk:\t%016x\nSeccomp:\t0\n",
+        "SigBlk:\t%016x\nCapInh:\t%016x\nCapPrm:\t%016x\nCapEff:\t%016x\nCapBnd:\t%016x\n"
+        "CapAmb:\t%016x\nNoNewPrivs:\t%d\nSeccomp:\t0\n",
         t->comm, t->fs().umask, StateName(*t), t->tgid(), t->tid(), t->tg().ppid, t->uid, t->euid,
         t->suid, t->fsuid, t->gid, t->egid, t->sgid, t->fsgid, t->fds().limit(),
         absl::StrJoin(t->groups, " ") + (t->groups.empty() ? "" : " "), rss_kb,
         t->tg().threads.size(), 0, t->tg().rlimits[RLIMIT_SIGPENDING].rlim_cur,
-        t->ThreadPendingSignals(), t->tg().shared_pending.pending(), t->sigmask);
+        t->ThreadPendingSignals(), t->tg().shared_pending.pending(), t->sigmask,
+        t->caps.inheritable, t->caps.permitted, t->caps.effective, t->caps.bounding,
+        t->caps.ambient, t->no_new_privs ? 1 : 0);
   }
   Result<std::string> StatText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));

@@ -9,6 +9,26 @@
 
 namespace husk {
 
+// What a new task inherits of its creator's scheduling and prctl state
+// (copy_process, sched_fork): all but the parent-death signal, and
+// SCHED_RESET_ON_FORK puts a real-time policy or a negative nice back.
+void Task::CopyProcessControl(Task& child) const {
+  child.nice = nice;
+  child.sched_policy = sched_policy;
+  child.sched_priority = sched_priority;
+  child.cpu_mask = cpu_mask;
+  child.no_new_privs = no_new_privs;
+  child.timer_slack_ns = timer_slack_ns;
+  child.default_timer_slack_ns = timer_slack_ns;
+  if (sched_reset_on_fork) {
+    if (sched_policy == SCHED_FIFO || sched_policy == SCHED_RR) {
+      child.sched_policy = SCHED_OTHER;
+      child.sched_priority = 0;
+    }
+    if (child.nice < 0) child.nice = 0;
+  }
+}
+
 Result<long> Task::Clone(const CloneArgs& a) {
   const uint64_t flags = a.flags;
   constexpr uint64_t kNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
@@ -26,9 +46,10 @@ Result<long> Task::Clone(const CloneArgs& a) {
     kernel_.CountUnimplemented(SYS_clone);
     return Errno{ENOSYS};
   }
-  // RLIMIT_NPROC counts the threads of the caller's real user; root (with
-  // CAP_SYS_RESOURCE in the sandbox's user namespace) is exempt (copy_process).
-  if (euid != 0 && kernel_.CountTasksOfUser(uid) >= tg_->rlimits[RLIMIT_NPROC].rlim_cur) {
+  // RLIMIT_NPROC counts the threads of the caller's real user;
+  // CAP_SYS_RESOURCE or CAP_SYS_ADMIN exempts (copy_process).
+  if (!Capable(CAP_SYS_RESOURCE) && !Capable(CAP_SYS_ADMIN) &&
+      kernel_.CountTasksOfUser(uid) >= tg_->rlimits[RLIMIT_NPROC].rlim_cur) {
     return Errno{EAGAIN};
   }
   const bool thread = (flags & CLONE_THREAD) != 0;
@@ -57,6 +78,8 @@ Result<long> Task::Clone(const CloneArgs& a) {
   child->uid = uid, child->euid = euid, child->suid = suid, child->fsuid = fsuid;
   child->gid = gid, child->egid = egid, child->sgid = sgid, child->fsgid = fsgid;
   child->groups = groups;
+  child->caps = caps;
+  CopyProcessControl(*child);
   child->comm = comm;
   child->sigmask = sigmask;
   // Sharing memory without vfork means a new stack: no alternate signal

@@ -123,6 +123,7 @@ Result<std::shared_ptr<Task>> Kernel::CreateInitTask(const std::string& path,
   g.rlimits[RLIMIT_MSGQUEUE] = {819200, 819200};
   g.rlimits[RLIMIT_NICE] = {0, 0};
   g.rlimits[RLIMIT_RTPRIO] = {0, 0};
+  for (int cpu = 0; cpu < std::min(cpus, kMaxCpus); cpu++) t->cpu_mask.set(cpu);
   AddTask(t);
   return t;
 }
@@ -208,20 +209,19 @@ int Kernel::WaitForInit() {
   return init_status_;
 }
 
-// The sandbox's root holds every capability in its user namespace. Linux
-// drops the file capabilities (CAP_FS_MASK) from the effective set when the
-// fsuid leaves 0 and raises them again when it comes back
-// (cap_emulate_setxuid); a setuid away from every root id also empties the
-// permitted set, but then no id is 0 and the fsuid cannot return to 0. husk
-// has neither capset(2) nor SECBIT_KEEP_CAPS, so the file capabilities are
-// held exactly while the fsuid is 0. The others (CAP_SETUID, CAP_SETGID,
-// CAP_SYS_RESOURCE) follow the euid in sys_process.cc.
+// File permission checks see the effective capabilities (caps.h); the
+// fsuid's moves add and remove CAP_FS_SET in them (Capabilities::FixSetfsuid).
 vfs::Creds Task::FsCreds() const {
-  return vfs::Creds{fsuid, fsgid, groups, fsuid == 0 ? vfs::kFsCapabilities : 0};
+  return vfs::Creds{fsuid, fsgid, groups,
+                    static_cast<uint32_t>(caps.effective) & vfs::kFsCapabilities};
 }
 
+// access_override_creds: the real ids, with the permitted capabilities when
+// the real uid is 0 and none otherwise (unless SECBIT_NO_SETUID_FIXUP).
 vfs::Creds Task::AccessCreds() const {
-  return vfs::Creds{uid, gid, groups, uid == 0 ? vfs::kFsCapabilities : 0};
+  uint64_t c = caps.effective;
+  if (!(caps.securebits & kSecNoSetuidFixup)) c = uid == 0 ? caps.permitted : 0;
+  return vfs::Creds{uid, gid, groups, static_cast<uint32_t>(c) & vfs::kFsCapabilities};
 }
 
 Status Task::Exec(const std::string& path, std::vector<std::string> argv,
@@ -257,6 +257,9 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   }
   altstack = stack_t{nullptr, SS_DISABLE, 0};
   comm = Basename(path);
+  caps.OnExec(uid, euid);
+  tg_->execed = true;
+  tg_->dumpable = 1;
   tg_->exe = img.exe;
   tg_->argv = std::move(img.argv);
   if (!vfork_done) {

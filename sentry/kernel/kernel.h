@@ -28,6 +28,7 @@
 
 #include <array>
 #include <atomic>
+#include <bitset>
 #include <deque>
 #include <map>
 #include <memory>
@@ -39,6 +40,7 @@
 #include "absl/time/time.h"
 #include "base/result.h"
 #include "platform/platform.h"
+#include "sentry/kernel/caps.h"
 #include "sentry/kernel/fd_table.h"
 #include "sentry/kernel/futex.h"
 #include "sentry/kernel/itimer.h"
@@ -96,6 +98,10 @@ class SignalQueue {
   size_t queued_ = 0;
 };
 
+// A set of CPUs (sched_setaffinity(2)), as large as glibc's cpu_set_t.
+inline constexpr int kMaxCpus = 1024;
+using CpuMask = std::bitset<kMaxCpus>;
+
 // Signal dispositions, shared by CLONE_SIGHAND.
 struct SignalHandlers {
   std::array<SigAction, kMaxSignal + 1> actions{};
@@ -136,6 +142,12 @@ class ThreadGroup {
 
   // Woken when a child changes state (exits, stops, continues): wait4.
   WaitQueue child_events;
+
+  // Process control (issue 12; prctl(2), pidfds).
+  bool child_subreaper = false;  // PR_SET_CHILD_SUBREAPER: orphans below come here
+  int dumpable = 1;              // PR_SET_DUMPABLE (Linux keeps it in the mm)
+  bool execed = false;           // called execve since fork (setpgid's EACCES)
+  WaitQueue exit_events;         // POLLIN when the process has ended (pidfd poll)
 };
 
 class Kernel {
@@ -161,7 +173,7 @@ class Kernel {
   std::string hostname = "husk";
   std::string domainname = "(none)";
   std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
-  int cpus = 1;         // the processors cpuinfo lists
+  int cpus = 1;         // the processors cpuinfo lists: the sandbox's CPUs are 0..cpus-1
   bool strace = false;
   int log_fd = 2;
   timespec boot_time{};
@@ -282,6 +294,8 @@ class Task {
     uintptr_t stack = 0, parent_tid = 0, child_tid = 0, tls = 0;
   };
   Result<long> Clone(const CloneArgs& args) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // What clone gives a new task of this one's scheduling and prctl state.
+  void CopyProcessControl(Task& child) const;
   // Runs the task until it exits; returns nothing, the exit is recorded.
   void Run();
   // Ends the whole process with a wait status (exit_group(2), a fatal
@@ -356,6 +370,18 @@ class Task {
   // with the capabilities only when the real uid is 0 (access_override_creds).
   vfs::Creds AccessCreds() const;
   std::string comm;
+  // Process control (issue 12: sys_sched.cc, prctl): per thread, as on Linux.
+  Capabilities caps;  // the model is in caps.h
+  bool Capable(int cap) const { return caps.Has(cap); }
+  int nice = 0;            // -20..19 (setpriority(2))
+  int sched_policy = 0;    // SCHED_OTHER
+  int sched_priority = 0;  // 1..99 for SCHED_FIFO and SCHED_RR
+  bool sched_reset_on_fork = false;
+  CpuMask cpu_mask;                 // sched_setaffinity(2): what the task sees (no host pinning)
+  int pdeath_signal = 0;            // PR_SET_PDEATHSIG: sent when the parent thread exits
+  bool no_new_privs = false;        // PR_SET_NO_NEW_PRIVS: one-way, inherited
+  uint64_t timer_slack_ns = 50000;  // PR_SET_TIMERSLACK
+  uint64_t default_timer_slack_ns = 50000;
   uint64_t sigmask = 0;
   stack_t altstack{nullptr, SS_DISABLE, 0};
   uintptr_t clear_child_tid = 0;

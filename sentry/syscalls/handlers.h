@@ -52,12 +52,13 @@ HUSK_HANDLER(SysGetsid); HUSK_HANDLER(SysSetsid);
 HUSK_HANDLER(SysUname); HUSK_HANDLER(SysSethostname); HUSK_HANDLER(SysArchPrctl);
 HUSK_HANDLER(SysSetTidAddress); HUSK_HANDLER(SysSetRobustList); HUSK_HANDLER(SysGetRobustList);
 HUSK_HANDLER(SysFutexWaitv);
-HUSK_HANDLER(SysPrctl);
 HUSK_HANDLER(SysGetrlimit); HUSK_HANDLER(SysSetrlimit); HUSK_HANDLER(SysPrlimit64);
 HUSK_HANDLER(SysSchedGetaffinity); HUSK_HANDLER(SysSchedYield); HUSK_HANDLER(SysGetcpu);
 HUSK_HANDLER(SysGetrandom); HUSK_HANDLER(SysSysinfo); HUSK_HANDLER(SysExit);
 HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysClone);
 HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HANDLER(SysFutex);
+// sys_prctl.cc
+HUSK_HANDLER(SysPrctl); HUSK_HANDLER(SysCapget); HUSK_HANDLER(SysCapset);
 // sys_signal.cc
 HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);
 HUSK_HANDLER(SysKill); HUSK_HANDLER(SysTgkill); HUSK_HANDLER(SysTkill);

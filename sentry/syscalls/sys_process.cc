@@ -1,4 +1,4 @@
-// Processes: ids, uname, arch_prctl, prctl, rlimits, affinity, randomness,
+// Processes: ids, uname, arch_prctl, rlimits, affinity, randomness,
 // fork/vfork/clone (new processes), execve, wait4, exit.
 #include <asm/prctl.h>
 #include <errno.h>
@@ -58,7 +58,7 @@ SyscallResult SysSetgroups(Task& t, const Args& a) {
   constexpr int kNgroupsMax = 65536;
   int size = a.Int(0);
   if (size < 0 || size > kNgroupsMax) return Errno{EINVAL};
-  if (t.euid != 0) return Errno{EPERM};  // CAP_SETGID
+  if (!t.Capable(CAP_SETGID)) return Errno{EPERM};
   std::vector<uint32_t> groups(static_cast<size_t>(size));
   if (size > 0) TRY(t.CopyIn(a.Ptr(1), groups.data(), groups.size() * sizeof(uint32_t)));
   // The kernel keeps them sorted (groups_sort); getgroups returns that order.
@@ -104,53 +104,95 @@ Status SetRe(bool privileged, uint32_t& r, uint32_t& e, uint32_t& s, uint32_t& f
   return Ok();
 }
 
+// What commit_creds does once a set*id call has changed a task's ids: the
+// capability fix-ups (cap_task_fix_setuid, see caps.h), and if the euid,
+// egid, fsuid or fsgid moved, the parent-death signal is forgotten and the
+// process stops being dumpable (fs.suid_dumpable, 0 by default).
+class CredChange {
+ public:
+  enum Kind { kUid, kFsuid, kGid };
+  explicit CredChange(Task& t)
+      : t_(t),
+        uid_(t.uid),
+        euid_(t.euid),
+        suid_(t.suid),
+        fsuid_(t.fsuid),
+        egid_(t.egid),
+        fsgid_(t.fsgid) {}
+  void Commit(Kind kind) {
+    if (kind == kUid) t_.caps.FixSetuid(uid_, euid_, suid_, t_.uid, t_.euid, t_.suid);
+    if (kind == kFsuid) t_.caps.FixSetfsuid(fsuid_, t_.fsuid);
+    if (euid_ != t_.euid || egid_ != t_.egid || fsuid_ != t_.fsuid || fsgid_ != t_.fsgid) {
+      t_.pdeath_signal = 0;
+      t_.tg().dumpable = 0;
+    }
+  }
+
+ private:
+  Task& t_;
+  const uint32_t uid_, euid_, suid_, fsuid_, egid_, fsgid_;
+};
+
 }  // namespace
 
 SyscallResult SysSetresuid(Task& t, const Args& a) {
-  TRY(SetRes(t.euid == 0, t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
+  CredChange change(t);
+  TRY(SetRes(t.Capable(CAP_SETUID), t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
              static_cast<uint32_t>(a.U(1)), static_cast<uint32_t>(a.U(2))));
+  change.Commit(CredChange::kUid);
   return 0L;
 }
 
 SyscallResult SysSetresgid(Task& t, const Args& a) {
-  TRY(SetRes(t.euid == 0, t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
+  CredChange change(t);
+  TRY(SetRes(t.Capable(CAP_SETGID), t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
              static_cast<uint32_t>(a.U(1)), static_cast<uint32_t>(a.U(2))));
+  change.Commit(CredChange::kGid);
   return 0L;
 }
 
 SyscallResult SysSetreuid(Task& t, const Args& a) {
-  TRY(SetRe(t.euid == 0, t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
+  CredChange change(t);
+  TRY(SetRe(t.Capable(CAP_SETUID), t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
             static_cast<uint32_t>(a.U(1))));
+  change.Commit(CredChange::kUid);
   return 0L;
 }
 
 SyscallResult SysSetregid(Task& t, const Args& a) {
-  TRY(SetRe(t.euid == 0, t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
+  CredChange change(t);
+  TRY(SetRe(t.Capable(CAP_SETGID), t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
             static_cast<uint32_t>(a.U(1))));
+  change.Commit(CredChange::kGid);
   return 0L;
 }
 
 // setfsuid(2)/setfsgid(2) return the old value whether or not they change it.
 SyscallResult SysSetfsuid(Task& t, const Args& a) {
+  CredChange change(t);
   uint32_t old = t.fsuid, id = static_cast<uint32_t>(a.U(0));
-  if (id != kKeep && (t.euid == 0 || OneOf(id, t.uid, t.euid, t.suid) || id == t.fsuid)) {
+  if (id != kKeep && (t.Capable(CAP_SETUID) || OneOf(id, t.uid, t.euid, t.suid) || id == t.fsuid)) {
     t.fsuid = id;
   }
+  change.Commit(CredChange::kFsuid);
   return static_cast<long>(old);
 }
 
 SyscallResult SysSetfsgid(Task& t, const Args& a) {
+  CredChange change(t);
   uint32_t old = t.fsgid, id = static_cast<uint32_t>(a.U(0));
-  if (id != kKeep && (t.euid == 0 || OneOf(id, t.gid, t.egid, t.sgid) || id == t.fsgid)) {
+  if (id != kKeep && (t.Capable(CAP_SETGID) || OneOf(id, t.gid, t.egid, t.sgid) || id == t.fsgid)) {
     t.fsgid = id;
   }
+  change.Commit(CredChange::kGid);
   return static_cast<long>(old);
 }
 
 SyscallResult SysSetuid(Task& t, const Args& a) {
+  CredChange change(t);
   uint32_t id = static_cast<uint32_t>(a.U(0));
   if (id == UINT32_MAX) return Errno{EINVAL};
-  if (t.euid == 0) {
+  if (t.Capable(CAP_SETUID)) {
     t.uid = t.euid = t.suid = id;
   } else if (id == t.uid || id == t.suid) {
     t.euid = id;
@@ -158,13 +200,15 @@ SyscallResult SysSetuid(Task& t, const Args& a) {
     return Errno{EPERM};
   }
   t.fsuid = t.euid;
+  change.Commit(CredChange::kUid);
   return 0L;
 }
 
 SyscallResult SysSetgid(Task& t, const Args& a) {
+  CredChange change(t);
   uint32_t id = static_cast<uint32_t>(a.U(0));
   if (id == UINT32_MAX) return Errno{EINVAL};
-  if (t.euid == 0) {
+  if (t.Capable(CAP_SETGID)) {
     t.gid = t.egid = t.sgid = id;
   } else if (id == t.gid || id == t.sgid) {
     t.egid = id;
@@ -172,6 +216,7 @@ SyscallResult SysSetgid(Task& t, const Args& a) {
     return Errno{EPERM};
   }
   t.fsgid = t.egid;
+  change.Commit(CredChange::kGid);
   return 0L;
 }
 
@@ -219,7 +264,7 @@ SyscallResult SysUname(Task& t, const Args& a) {
 
 SyscallResult SysSethostname(Task& t, const Args& a) {
   if (a.Long(1) < 0 || a.Long(1) > 64) return Errno{EINVAL};
-  if (t.euid != 0) return Errno{EPERM};
+  if (!t.Capable(CAP_SYS_ADMIN)) return Errno{EPERM};
   std::string name(a.Size(1), '\0');
   TRY(t.CopyIn(a.Ptr(0), name.data(), name.size()));
   t.kernel().hostname = name.substr(0, name.find('\0'));
@@ -269,42 +314,12 @@ SyscallResult SysGetRobustList(Task& t, const Args& a) {
   if (a.Int(0) != 0 && a.Int(0) != t.tid()) {
     other = t.kernel().FindTask(a.Int(0));
     if (other == nullptr || other->exited()) return Errno{ESRCH};
-    if (t.euid != 0 && other->uid != t.uid) return Errno{EPERM};
+    if (!t.Capable(CAP_SYS_PTRACE) && other->uid != t.uid) return Errno{EPERM};
     target = other.get();
   }
   TRY(t.CopyOutObj(a.Ptr(1), static_cast<uint64_t>(target->robust_list)));
   TRY(t.CopyOutObj(a.Ptr(2), uint64_t{24}));
   return 0L;
-}
-
-SyscallResult SysPrctl(Task& t, const Args& a) {
-  switch (a.Int(0)) {
-    case PR_SET_NAME: {
-      char name[16] = {};
-      size_t n = t.mm().CopyInPartial(a.Ptr(1), name, 15);
-      if (n == 0) return Errno{EFAULT};
-      t.comm = std::string(name, strnlen(name, n));
-      return 0L;
-    }
-    case PR_GET_NAME: {
-      char name[16] = {};
-      memcpy(name, t.comm.data(), std::min<size_t>(15, t.comm.size()));
-      TRY(t.CopyOut(a.Ptr(1), name, sizeof(name)));
-      return 0L;
-    }
-    case PR_GET_DUMPABLE:
-      return 1L;
-    case PR_SET_DUMPABLE:
-      return a.U(1) <= 1 ? Result<long>(0L) : Result<long>(Errno{EINVAL});
-    case PR_SET_PDEATHSIG:
-      return a.U(1) <= 64 ? Result<long>(0L) : Result<long>(Errno{EINVAL});
-    case PR_GET_NO_NEW_PRIVS:
-      return 0L;
-    case PR_CAPBSET_READ:
-      return a.U(1) <= 40 ? Result<long>(1L) : Result<long>(Errno{EINVAL});
-    default:
-      return Errno{EINVAL};
-  }
 }
 
 namespace {

@@ -151,6 +151,8 @@ struct Table {
     Set(SYS_get_robust_list, SysGetRobustList, {kInt, kPtr, kPtr});
     Set(SYS_futex_waitv, SysFutexWaitv, {kPtr, kInt, kHex, kPtr, kInt});
     Set(SYS_prctl, SysPrctl, {kInt, kHex, kHex, kHex, kHex});
+    Set(SYS_capget, SysCapget, {kPtr, kPtr});
+    Set(SYS_capset, SysCapset, {kPtr, kPtr});
     Set(SYS_getrlimit, SysGetrlimit, {kInt, kPtr});
     Set(SYS_setrlimit, SysSetrlimit, {kInt, kPtr});
     Set(SYS_prlimit64, SysPrlimit64, {kInt, kInt, kPtr, kPtr});

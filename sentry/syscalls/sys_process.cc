@@ -1,5 +1,5 @@
-// Processes: ids, uname, arch_prctl, rlimits, affinity, randomness,
-// fork/vfork/clone (new processes), execve, wait4, exit.
+// Processes: ids, uname, arch_prctl, rlimits, randomness, fork/vfork/clone
+// (new processes), execve, wait4, exit.
 #include <asm/prctl.h>
 #include <errno.h>
 #include <linux/futex.h>
@@ -362,31 +362,6 @@ SyscallResult SysPrlimit64(Task& t, const Args& a) {
     return Errno{EPERM};
   }
   return Prlimit(t, a.Int(1), a.Ptr(2), a.Ptr(3));
-}
-
-SyscallResult SysSchedGetaffinity(Task& t, const Args& a) {
-  if (a.Int(0) != 0 && a.Int(0) != t.tid() && !t.kernel().FindTask(a.Int(0))) return Errno{ESRCH};
-  size_t len = a.Size(1);
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  if (ncpu < 1) ncpu = 1;
-  if (ncpu > 64) ncpu = 64;
-  if (len * 8 < static_cast<size_t>(ncpu) || (len & 7) != 0) return Errno{EINVAL};
-  uint64_t mask = ncpu == 64 ? ~uint64_t{0} : ((uint64_t{1} << ncpu) - 1);
-  TRY(t.CopyOutObj(a.Ptr(2), mask));
-  return 8L;
-}
-
-SyscallResult SysSchedYield(Task& t, const Args&) {
-  ScopedBlocking unlocked(t.kernel());
-  sched_yield();
-  return 0L;
-}
-
-SyscallResult SysGetcpu(Task& t, const Args& a) {
-  unsigned cpu = 0;
-  if (a.Ptr(0) != 0) TRY(t.CopyOutObj(a.Ptr(0), cpu));
-  if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), cpu));
-  return 0L;
 }
 
 SyscallResult SysGetrandom(Task& t, const Args& a) {

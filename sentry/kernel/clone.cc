@@ -1,11 +1,13 @@
 // clone(2): new processes and new threads, with what each flag shares.
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 
 #include "sentry/kernel/kernel.h"
+#include "sentry/kernel/pidfd.h"
 
 namespace husk {
 
@@ -41,8 +43,13 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if ((flags & CLONE_PARENT) && (tg_->sid == tgid() && tgid() == 1)) return Errno{EINVAL};
   if ((flags & CLONE_THREAD) && (flags & (CLONE_NEWUSER | CLONE_NEWPID))) return Errno{EINVAL};
   if ((flags & CLONE_PIDFD) && (flags & CLONE_DETACHED)) return Errno{EINVAL};
-  // Namespaces and pidfds are not implemented (yet): refused and counted.
-  if (flags & (kNamespaces | CLONE_PIDFD)) {
+  // clone(2) returns the pidfd where the parent's tid would go, and Linux
+  // 6.1 gives pidfds to processes only.
+  if ((flags & CLONE_PIDFD) && (flags & (CLONE_PARENT_SETTID | CLONE_THREAD))) {
+    return Errno{EINVAL};
+  }
+  // Namespaces are not implemented (yet): refused and counted.
+  if (flags & kNamespaces) {
     kernel_.CountUnimplemented(SYS_clone);
     return Errno{ENOSYS};
   }
@@ -110,6 +117,17 @@ Result<long> Task::Clone(const CloneArgs& a) {
   } else {
     ASSIGN_OR_RETURN(forked, mm_->Fork());
   }
+  // CLONE_PIDFD: the parent's close-on-exec pidfd, written before the
+  // child runs; a bad address fails the clone (copy_process).
+  int pidfd = -1;
+  if (flags & CLONE_PIDFD) {
+    ASSIGN_OR_RETURN(pidfd, fds_->Add(pidfd::New(child->tg_, O_RDWR), true));
+    if (!CopyOutObj(a.parent_tid, pidfd).ok()) {
+      (void)fds_->Remove(pidfd);
+      if (token.has_value()) mm_->address_space().DiscardThread(*token);
+      return Errno{EFAULT};
+    }
+  }
   MemoryManager& child_mm = forked != nullptr ? *forked : *mm_;
   if (flags & CLONE_CHILD_SETTID) (void)child_mm.CopyOut(a.child_tid, &tid, sizeof(tid));
   if (flags & CLONE_CHILD_CLEARTID) child->clear_child_tid = a.child_tid;
@@ -124,6 +142,7 @@ Result<long> Task::Clone(const CloneArgs& a) {
   }
   if (Status started = kernel_.StartTask(child, std::move(forked), token); !started.ok()) {
     if (thread) std::erase(tg_->threads, child.get());
+    if (pidfd >= 0) (void)fds_->Remove(pidfd);
     kernel_.RemoveTask(tid);
     return Errno{started.error()};
   }

@@ -350,6 +350,7 @@ void Task::ExitProcess() {
   g.exit_status = wait_status;
   kernel().real_timers.Remove(g.tgid);
   g.zombie = true;
+  g.exit_events.Notify(POLLIN);
   // Orphans go to init, as on Linux without a subreaper.
   for (auto& child : kernel().Children(g.tgid)) child->tg().ppid = 1;
   std::shared_ptr<Task> parent = g.ppid != 0 ? kernel().FindTask(g.ppid) : nullptr;

@@ -259,6 +259,7 @@ class Task {
   // The process this thread belongs to.
   ThreadGroup& tg() { return *tg_; }
   const ThreadGroup& tg() const { return *tg_; }
+  std::shared_ptr<ThreadGroup> shared_tg() { return tg_; }  // what a pidfd holds
   bool is_leader() const { return tid_ == tg_->tgid; }
 
   // Application memory, through the MM (EFAULT on bad addresses).

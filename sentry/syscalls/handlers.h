@@ -54,7 +54,7 @@ HUSK_HANDLER(SysSetTidAddress); HUSK_HANDLER(SysSetRobustList); HUSK_HANDLER(Sys
 HUSK_HANDLER(SysFutexWaitv);
 HUSK_HANDLER(SysGetrlimit); HUSK_HANDLER(SysSetrlimit); HUSK_HANDLER(SysPrlimit64);
 HUSK_HANDLER(SysGetrandom); HUSK_HANDLER(SysSysinfo); HUSK_HANDLER(SysExit);
-HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysClone);
+HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysWaitid); HUSK_HANDLER(SysClone);
 HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HANDLER(SysFutex);
 // sys_sched.cc
 HUSK_HANDLER(SysGetpriority); HUSK_HANDLER(SysSetpriority); HUSK_HANDLER(SysSchedSetscheduler);
@@ -65,6 +65,8 @@ HUSK_HANDLER(SysSchedGetaffinity); HUSK_HANDLER(SysSchedSetaffinity); HUSK_HANDL
 HUSK_HANDLER(SysGetcpu);
 // sys_prctl.cc
 HUSK_HANDLER(SysPrctl); HUSK_HANDLER(SysCapget); HUSK_HANDLER(SysCapset);
+// sys_pidfd.cc
+HUSK_HANDLER(SysPidfdOpen); HUSK_HANDLER(SysPidfdSendSignal); HUSK_HANDLER(SysPidfdGetfd);
 // sys_signal.cc
 HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);
 HUSK_HANDLER(SysKill); HUSK_HANDLER(SysTgkill); HUSK_HANDLER(SysTkill);

@@ -2,6 +2,7 @@
 // (new processes), execve, wait4, exit.
 #include <asm/prctl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -10,15 +11,15 @@
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
-
-#include <algorithm>
-#include <vector>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "sentry/kernel/blocking.h"
+#include "sentry/kernel/pidfd.h"
 #include "sentry/kernel/version.h"
 #include "sentry/syscalls/handlers.h"
 
@@ -409,21 +410,39 @@ SyscallResult SysExitGroup(Task& t, const Args& a) {
   return 0L;
 }
 
-SyscallResult SysWait4(Task& t, const Args& a) {
-  int pid = a.Int(0);
-  int options = a.Int(2);
-  if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD))
-    return Errno{EINVAL};
-  if (pid == INT32_MIN) return Errno{ESRCH};
+namespace {
+
+// Which children a wait names: every one, one process, or a process group.
+struct WaitTarget {
+  enum Kind { kAll, kPid, kPgid } kind = kAll;
+  int id = 0;
+};
+
+// What a wait found: the child, and how it changed.
+struct WaitFound {
+  int pid = 0;
+  uint32_t uid = 0;      // the child's real uid (siginfo's si_uid)
+  int status = 0;        // as wait4 reports it
+  int code = 0;          // as waitid reports it: CLD_EXITED, CLD_KILLED, ...
+  int child_status = 0;  // si_status
+};
+
+// The wait family's loop (do_wait): the first child that matches and has
+// a change the options ask for (WEXITED, WSTOPPED, WCONTINUED) is reported,
+// and reaped or its report consumed unless WNOWAIT. 0 with WNOHANG when a
+// child matches but none changed; ECHILD when none matches.
+Result<WaitFound> DoWait(Task& t, WaitTarget target, int options)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   // Any thread of the process may reap any of its children; a child's
   // change wakes the process's queue.
   ScopedWait wait(&t.tg().child_events, &t.waiter, ~0u);
   for (;;) {
     bool any = false;
     for (auto& child : t.kernel().Children(t.tgid())) {
-      const ThreadGroup& c = child->tg();
-      bool match = pid == -1 || (pid > 0 && child->tgid() == pid) ||
-                   (pid == 0 && c.pgid == t.tg().pgid) || (pid < -1 && c.pgid == -pid);
+      ThreadGroup& c = child->tg();
+      bool match = target.kind == WaitTarget::kAll ||
+                   (target.kind == WaitTarget::kPid && child->tgid() == target.id) ||
+                   (target.kind == WaitTarget::kPgid && c.pgid == target.id);
       // A "clone" child (one that signals its parent with something other
       // than SIGCHLD) is seen only with __WCLONE, the others only without;
       // __WALL sees both (eligible_child).
@@ -433,33 +452,124 @@ SyscallResult SysWait4(Task& t, const Args& a) {
       if ((options & __WNOTHREAD) && c.parent_thread != t.tid()) match = false;
       if (!match) continue;
       any = true;
-      // A zombie is reaped; job-control changes are each reported once (wait(2)).
-      int status;
-      if (child->tg().zombie) {
-        status = child->tg().exit_status;
-      } else if ((options & WUNTRACED) && child->tg().stop_report != 0) {
-        status = (child->tg().stop_report << 8) | 0x7f;
-        child->tg().stop_report = 0;
-      } else if ((options & WCONTINUED) && child->tg().cont_report) {
-        status = 0xffff;
-        child->tg().cont_report = false;
+      const bool consume = !(options & WNOWAIT);
+      WaitFound found{child->tgid(), child->uid};
+      if (c.zombie && (options & WEXITED)) {
+        found.status = c.exit_status;
+        if (WIFSIGNALED(c.exit_status)) {
+          found.code = WCOREDUMP(c.exit_status) ? CLD_DUMPED : CLD_KILLED;
+          found.child_status = WTERMSIG(c.exit_status);
+        } else {
+          found.code = CLD_EXITED;
+          found.child_status = WEXITSTATUS(c.exit_status);
+        }
+        if (consume) t.kernel().RemoveTask(found.pid);
+      } else if (!c.zombie && (options & WSTOPPED) && c.stop_report != 0) {
+        found.status = (c.stop_report << 8) | 0x7f;
+        found.code = CLD_STOPPED;
+        found.child_status = c.stop_report;
+        if (consume) c.stop_report = 0;
+      } else if (!c.zombie && (options & WCONTINUED) && c.cont_report) {
+        found.status = 0xffff;
+        found.code = CLD_CONTINUED;
+        found.child_status = SIGCONT;
+        if (consume) c.cont_report = false;
       } else {
         continue;
       }
-      if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), status));
-      if (a.Ptr(3) != 0) {
-        struct rusage ru{};
-        TRY(t.CopyOutObj(a.Ptr(3), ru));
-      }
-      int child_pid = child->tgid();
-      if (child->tg().zombie) t.kernel().RemoveTask(child_pid);
-      return static_cast<long>(child_pid);
+      return found;
     }
     if (!any) return Errno{ECHILD};
-    if (options & WNOHANG) return 0L;
+    if (options & WNOHANG) return WaitFound{};
     // A signal interrupts.
     if (!t.Block().ok()) return Errno{kERestartSys};
   }
+}
+
+}  // namespace
+
+SyscallResult SysWait4(Task& t, const Args& a) {
+  int pid = a.Int(0);
+  int options = a.Int(2);
+  if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD))
+    return Errno{EINVAL};
+  if (pid == INT32_MIN) return Errno{ESRCH};
+  WaitTarget target;
+  if (pid > 0) {
+    target = {WaitTarget::kPid, pid};
+  } else if (pid == 0) {
+    target = {WaitTarget::kPgid, t.tg().pgid};
+  } else if (pid < -1) {
+    target = {WaitTarget::kPgid, -pid};
+  }
+  // wait4 always waits for exits; WUNTRACED is WSTOPPED.
+  ASSIGN_OR_RETURN(WaitFound found, DoWait(t, target, options | WEXITED));
+  if (found.pid == 0) return 0L;
+  if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), found.status));
+  if (a.Ptr(3) != 0) {
+    struct rusage ru {};
+    TRY(t.CopyOutObj(a.Ptr(3), ru));
+  }
+  return static_cast<long>(found.pid);
+}
+
+// waitid(2): P_ALL, P_PID, P_PGID (0: the caller's group) and P_PIDFD (a
+// pidfd of a child; on a PIDFD_NONBLOCK one, EAGAIN instead of blocking). The siginfo gets
+// si_signo SIGCHLD, si_code, si_pid, si_uid and si_status, all zero when
+// WNOHANG found nothing; only those fields are written.
+SyscallResult SysWaitid(Task& t, const Args& a) {
+  const int idtype = a.Int(0);
+  const int id = a.Int(1);
+  int options = a.Int(3);
+  if (options &
+      ~(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL)) {
+    return Errno{EINVAL};
+  }
+  if (!(options & (WEXITED | WSTOPPED | WCONTINUED))) return Errno{EINVAL};
+  WaitTarget target;
+  bool nonblocking = false;
+  switch (idtype) {
+    case P_ALL:
+      break;
+    case P_PID:
+      if (id <= 0) return Errno{EINVAL};
+      target = {WaitTarget::kPid, id};
+      break;
+    case P_PGID:
+      if (id < 0) return Errno{EINVAL};
+      target = {WaitTarget::kPgid, id == 0 ? t.tg().pgid : id};
+      break;
+    case P_PIDFD: {
+      if (id < 0) return Errno{EINVAL};
+      ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(id));
+      std::shared_ptr<ThreadGroup> group = pidfd::GroupOf(*f);
+      if (group == nullptr) return Errno{EBADF};
+      target = {WaitTarget::kPid, group->tgid};
+      nonblocking = (f->flags() & O_NONBLOCK) != 0;
+      break;
+    }
+    default:
+      return Errno{EINVAL};
+  }
+  ASSIGN_OR_RETURN(WaitFound found, DoWait(t, target, options | (nonblocking ? WNOHANG : 0)));
+  // Nothing yet through a PIDFD_NONBLOCK pidfd, without WNOHANG: EAGAIN.
+  if (found.pid == 0 && nonblocking && !(options & WNOHANG)) return Errno{EAGAIN};
+  if (found.pid != 0 && a.Ptr(4) != 0) {
+    struct rusage ru {};
+    TRY(t.CopyOutObj(a.Ptr(4), ru));
+  }
+  if (a.Ptr(2) != 0) {
+    siginfo_t info;
+    TRY(t.CopyInObj(a.Ptr(2), &info));  // the other fields stay as they were
+    info.si_signo = found.pid != 0 ? SIGCHLD : 0;
+    info.si_errno = 0;
+    info.si_code = found.code;
+    info.si_pid = found.pid;
+    info.si_uid = found.uid;
+    info.si_status = found.child_status;
+    TRY(t.CopyOutObj(a.Ptr(2), info));
+  }
+  return 0L;
 }
 
 namespace {

@@ -161,6 +161,10 @@ struct Table {
     Set(SYS_exit, SysExit, {kInt});
     Set(SYS_exit_group, SysExitGroup, {kInt});
     Set(SYS_wait4, SysWait4, {kInt, kPtr, kHex, kPtr});
+    Set(SYS_waitid, SysWaitid, {kInt, kInt, kPtr, kHex, kPtr});
+    Set(SYS_pidfd_open, SysPidfdOpen, {kInt, kHex});
+    Set(SYS_pidfd_send_signal, SysPidfdSendSignal, {kFd, kSignal, kPtr, kHex});
+    Set(SYS_pidfd_getfd, SysPidfdGetfd, {kFd, kInt, kHex});
     Set(SYS_clone, SysClone, {kHex, kPtr, kPtr, kPtr, kHex});
     Set(SYS_fork, SysFork);
     Set(SYS_vfork, SysVfork);

@@ -326,10 +326,19 @@ void Task::ExitThread(int wait_status) {
   fds_ = std::make_shared<FdTable>();
   vfork_done = true;
   std::erase(g.threads, this);
-  // Its children stay the process's, now of another of its threads.
+  // Its children stay the process's, now of another of its threads. Their
+  // threads that asked for it (PR_SET_PDEATHSIG) hear that their parent
+  // thread is gone, process-directed, as forget_original_parent sends it.
   for (auto& child : kernel().Children(g.tgid)) {
     ThreadGroup& c = child->tg();
-    if (c.parent_thread == tid_) c.parent_thread = g.threads.empty() ? 0 : g.threads.front()->tid();
+    if (c.parent_thread != tid_) continue;
+    c.parent_thread = g.threads.empty() ? 0 : g.threads.front()->tid();
+    child->kernel().mu.AssertHeld();  // one kernel, one lock
+    for (Task* ct : std::vector<Task*>(c.threads)) {
+      if (ct->pdeath_signal != 0 && !c.zombie) {
+        ct->SendProcessSignal(MakeSigInfo(ct->pdeath_signal, SI_USER, g.tgid, ct->uid));
+      }
+    }
   }
   // A process-directed signal meant for this thread goes to another.
   if (g.shared_pending.pending() != 0 && !g.threads.empty()) {
@@ -342,6 +351,23 @@ void Task::ExitThread(int wait_status) {
   kernel().cv.SignalAll();
 }
 
+// find_new_reaper: the nearest ancestor process that made itself a child
+// subreaper (PR_SET_CHILD_SUBREAPER) and still has a live thread, else init.
+std::shared_ptr<Task> Task::FindReaper() {
+  std::shared_ptr<Task> p = kernel().FindTask(tg_->ppid);
+  for (int hops = 0; p != nullptr && p->tgid() != 1 && hops < (1 << 20); hops++) {
+    p->kernel().mu.AssertHeld();  // one kernel, one lock
+    ThreadGroup& a = p->tg();
+    if (a.child_subreaper && !a.exiting) {
+      for (Task* th : a.threads) {
+        if (!th->exiting()) return kernel().FindTask(th->tid());
+      }
+    }
+    p = kernel().FindTask(a.ppid);
+  }
+  return kernel().FindTask(1);
+}
+
 void Task::ExitProcess() {
   ThreadGroup& g = *tg_;
   // The status: the group's exit code, or the leader's own (wait_task_zombie).
@@ -351,34 +377,55 @@ void Task::ExitProcess() {
   kernel().real_timers.Remove(g.tgid);
   g.zombie = true;
   g.exit_events.Notify(POLLIN);
-  // Orphans go to init, as on Linux without a subreaper.
-  for (auto& child : kernel().Children(g.tgid)) child->tg().ppid = 1;
-  std::shared_ptr<Task> parent = g.ppid != 0 ? kernel().FindTask(g.ppid) : nullptr;
+  // Orphans go to the nearest subreaper or init; one that is a zombie
+  // already is announced to its new parent (reparent_leader), which sees
+  // SIGCHLD from it whatever it was forked with.
+  std::vector<std::shared_ptr<Task>> orphans = kernel().Children(g.tgid);
+  if (!orphans.empty()) {
+    std::shared_ptr<Task> reaper = FindReaper();
+    for (auto& child : orphans) {
+      child->kernel().mu.AssertHeld();  // one kernel, one lock
+      ThreadGroup& c = child->tg();
+      c.ppid = reaper != nullptr ? reaper->tgid() : 1;
+      c.parent_thread = reaper != nullptr ? reaper->tid() : 1;
+      c.exit_signal = SIGCHLD;
+      if (c.zombie && reaper != nullptr) child->ReportExit(child->uid);
+    }
+  }
   if (g.tgid == 1) {
     kernel().init_done_ = true;
     kernel().init_status_ = wait_status;
-  } else if (parent == nullptr) {
-    kernel().RemoveTask(g.tgid);  // nobody will reap it
-  } else {
-    // One kernel, one big lock: the parent's is ours.
-    parent->kernel().mu.AssertHeld();
-    // The parent learns through exit_signal (SIGCHLD) and its wait4 wakes.
-    if (g.exit_signal > 0) {
-      int code = WIFSIGNALED(wait_status) ? (WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED)
-                                          : CLD_EXITED;
-      siginfo_t info = MakeSigInfo(g.exit_signal, code, g.tgid, uid);
-      info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
-      parent->SendProcessSignal(info);
-    }
-    // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie
-    // to reap (wait(2), NOTES).
-    const SigAction& chld = parent->sigactions()[SIGCHLD];
-    if (g.exit_signal == SIGCHLD &&
-        (chld.handler == reinterpret_cast<uint64_t>(SIG_IGN) || (chld.flags & SA_NOCLDWAIT))) {
-      kernel().RemoveTask(g.tgid);
-    }
-    parent->tg().child_events.Notify(~0u);
+    return;
   }
+  ReportExit(uid);
+}
+
+void Task::ReportExit(uint32_t exit_uid) {
+  ThreadGroup& g = *tg_;
+  std::shared_ptr<Task> parent = g.ppid != 0 ? kernel().FindTask(g.ppid) : nullptr;
+  if (parent == nullptr) {
+    kernel().RemoveTask(g.tgid);  // nobody will reap it
+    return;
+  }
+  // One kernel, one big lock: the parent's is ours.
+  parent->kernel().mu.AssertHeld();
+  const int wait_status = g.exit_status;
+  // The parent learns through exit_signal (SIGCHLD) and its wait4 wakes.
+  if (g.exit_signal > 0) {
+    int code =
+        WIFSIGNALED(wait_status) ? (WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED) : CLD_EXITED;
+    siginfo_t info = MakeSigInfo(g.exit_signal, code, g.tgid, exit_uid);
+    info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
+    parent->SendProcessSignal(info);
+  }
+  // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie
+  // to reap (wait(2), NOTES).
+  const SigAction& chld = parent->sigactions()[SIGCHLD];
+  if (g.exit_signal == SIGCHLD &&
+      (chld.handler == reinterpret_cast<uint64_t>(SIG_IGN) || (chld.flags & SA_NOCLDWAIT))) {
+    kernel().RemoveTask(g.tgid);
+  }
+  parent->tg().child_events.Notify(~0u);
 }
 
 Status Task::Block(absl::Time deadline, std::vector<pollfd>* host) {

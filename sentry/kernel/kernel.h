@@ -415,6 +415,11 @@ class Task {
   bool SetupFrame(const siginfo_t& info, SigAction& act);
   // The process's last thread is gone: it becomes a zombie for its parent.
   void ExitProcess() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Where the process's orphans go (sys_prctl.cc's PR_SET_CHILD_SUBREAPER).
+  std::shared_ptr<Task> FindReaper() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Tells the parent of this zombie process that it ended (exit signal,
+  // wait wake-up), or reaps it at once for a parent ignoring SIGCHLD.
+  void ReportExit(uint32_t exit_uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // execve's de_thread: the other threads end; a non-leader takes the pid.
   Status DeThread() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // What a signal's generation does before it is queued: job control's

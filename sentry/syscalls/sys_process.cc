@@ -326,7 +326,11 @@ SyscallResult SysGetRobustList(Task& t, const Args& a) {
 namespace {
 constexpr rlim_t kNrOpen = 1 << 20;  // /proc/sys/fs/nr_open's default
 
-Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_addr) {
+// do_prlimit on process `target` (the caller's own for getrlimit/setrlimit).
+// Raising a hard limit takes CAP_SYS_RESOURCE; RLIMIT_NOFILE's new soft
+// limit is the target's descriptor table's.
+Result<long> Prlimit(Task& t, Task& target, int resource, uintptr_t new_addr, uintptr_t old_addr)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (resource < 0 || resource >= RLIM_NLIMITS) return Errno{EINVAL};
   struct rlimit nl;
   if (new_addr != 0) {
@@ -334,15 +338,21 @@ Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_ad
     if (nl.rlim_cur > nl.rlim_max) return Errno{EINVAL};
     // No descriptor table grows past fs.nr_open (1 << 20), even for root.
     if (resource == RLIMIT_NOFILE && nl.rlim_max > kNrOpen) return Errno{EPERM};
-    if (nl.rlim_max > t.tg().rlimits[resource].rlim_max && t.euid != 0) return Errno{EPERM};
   }
-  if (old_addr != 0) TRY(t.CopyOutObj(old_addr, t.tg().rlimits[resource]));
+  target.kernel().mu.AssertHeld();  // one kernel, one lock
+  ThreadGroup& g = target.tg();
+  if (g.zombie) return Errno{ESRCH};
+  if (new_addr != 0 && nl.rlim_max > g.rlimits[resource].rlim_max && !t.Capable(CAP_SYS_RESOURCE)) {
+    return Errno{EPERM};
+  }
+  const struct rlimit old = g.rlimits[resource];
   if (new_addr != 0) {
-    t.tg().rlimits[resource] = nl;
+    g.rlimits[resource] = nl;
     if (resource == RLIMIT_NOFILE) {
-      t.fds().set_limit(static_cast<int>(nl.rlim_cur));
+      for (Task* th : g.threads) th->fds().set_limit(static_cast<int>(nl.rlim_cur));
     }
   }
+  if (old_addr != 0) TRY(t.CopyOutObj(old_addr, old));
   return 0L;
 }
 }  // namespace
@@ -351,18 +361,25 @@ Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_ad
 // prlimit64 takes NULL to mean "not this direction".
 SyscallResult SysGetrlimit(Task& t, const Args& a) {
   if (a.Ptr(1) == 0 && a.Int(0) >= 0 && a.Int(0) < RLIM_NLIMITS) return Errno{EFAULT};
-  return Prlimit(t, a.Int(0), 0, a.Ptr(1));
+  return Prlimit(t, t, a.Int(0), 0, a.Ptr(1));
 }
 SyscallResult SysSetrlimit(Task& t, const Args& a) {
   if (a.Ptr(1) == 0) return Errno{EFAULT};
-  return Prlimit(t, a.Int(0), a.Ptr(1), 0);
+  return Prlimit(t, t, a.Int(0), a.Ptr(1), 0);
 }
+
+// prlimit64(2) on another process (any of its thread ids) needs the
+// caller's real uid and gid to be all of the target's, or CAP_SYS_RESOURCE
+// (check_prlimit_permission).
 SyscallResult SysPrlimit64(Task& t, const Args& a) {
-  if (a.Int(0) != 0 && a.Int(0) != t.tgid()) {
-    if (!t.kernel().FindTask(a.Int(0))) return Errno{ESRCH};
-    return Errno{EPERM};
+  std::shared_ptr<Task> target = t.kernel().FindTask(a.Int(0) == 0 ? t.tid() : a.Int(0));
+  if (target == nullptr) return Errno{ESRCH};
+  if (&target->tg() != &t.tg()) {
+    const bool same = t.uid == target->uid && t.uid == target->euid && t.uid == target->suid &&
+                      t.gid == target->gid && t.gid == target->egid && t.gid == target->sgid;
+    if (!same && !t.Capable(CAP_SYS_RESOURCE)) return Errno{EPERM};
   }
-  return Prlimit(t, a.Int(1), a.Ptr(2), a.Ptr(3));
+  return Prlimit(t, *target, a.Int(1), a.Ptr(2), a.Ptr(3));
 }
 
 SyscallResult SysGetrandom(Task& t, const Args& a) {

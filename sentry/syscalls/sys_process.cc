@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -228,14 +229,41 @@ SyscallResult SysGetpgid(Task& t, const Args& a) {
   if (!other) return Errno{ESRCH};
   return static_cast<long>(other->tg().pgid);
 }
+namespace {
+
+// The session of process group pgid, if any process is in it (zombies
+// included, as they stay in their group until reaped).
+std::optional<int> GroupSession(Kernel& k, int pgid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+  for (int pid : k.Pids()) {
+    std::shared_ptr<Task> p = k.FindTask(pid);
+    if (p == nullptr) continue;
+    p->kernel().mu.AssertHeld();  // one kernel, one lock
+    if (p->tg().pgid == pgid) return p->tg().sid;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// setpgid(2) in Linux's order: the caller or a child of its process (one
+// that has not called execve: EACCES; in the same session: EPERM), never a
+// session leader, into its own group or an existing one of the session.
 SyscallResult SysSetpgid(Task& t, const Args& a) {
-  int pid = a.Int(0) == 0 ? t.tgid() : a.Int(0);
-  int pgid = a.Int(1) == 0 ? pid : a.Int(1);
-  if (a.Int(1) < 0) return Errno{EINVAL};
-  auto target = t.kernel().FindTask(pid);
-  if (!target || (target.get() != &t && target->tg().ppid != t.tgid())) return Errno{ESRCH};
-  if (target->tg().sid == target->tgid()) return Errno{EPERM};
-  target->tg().pgid = pgid;
+  const int pid = a.Int(0) == 0 ? t.tgid() : a.Int(0);
+  const int pgid = a.Int(1) == 0 ? pid : a.Int(1);
+  if (pgid < 0) return Errno{EINVAL};
+  std::shared_ptr<Task> target = t.kernel().FindTask(pid);
+  if (target == nullptr) return Errno{ESRCH};
+  if (!target->is_leader()) return Errno{EINVAL};
+  ThreadGroup& g = target->tg();
+  if (&g != &t.tg()) {
+    if (g.ppid != t.tgid()) return Errno{ESRCH};
+    if (g.sid != t.tg().sid) return Errno{EPERM};
+    if (g.execed) return Errno{EACCES};
+  }
+  if (g.sid == g.tgid) return Errno{EPERM};
+  if (pgid != pid && GroupSession(t.kernel(), pgid) != t.tg().sid) return Errno{EPERM};
+  g.pgid = pgid;
   return 0L;
 }
 SyscallResult SysGetsid(Task& t, const Args& a) {
@@ -244,8 +272,12 @@ SyscallResult SysGetsid(Task& t, const Args& a) {
   if (!other) return Errno{ESRCH};
   return static_cast<long>(other->tg().sid);
 }
+// setsid(2): not for a session leader, nor while any process group has the
+// caller's pid as its id (the caller's own, or one it left behind).
 SyscallResult SysSetsid(Task& t, const Args&) {
-  if (t.tg().pgid == t.tgid()) return Errno{EPERM};
+  if (t.tg().sid == t.tgid() || GroupSession(t.kernel(), t.tgid()).has_value()) {
+    return Errno{EPERM};
+  }
   t.tg().sid = t.tg().pgid = t.tgid();
   return static_cast<long>(t.tg().sid);
 }

@@ -335,6 +335,7 @@ void Task::ExitThread(int wait_status) {
     c.parent_thread = g.threads.empty() ? 0 : g.threads.front()->tid();
     child->kernel().mu.AssertHeld();  // one kernel, one lock
     for (Task* ct : std::vector<Task*>(c.threads)) {
+      ct->kernel().mu.AssertHeld();
       if (ct->pdeath_signal != 0 && !c.zombie) {
         ct->SendProcessSignal(MakeSigInfo(ct->pdeath_signal, SI_USER, g.tgid, ct->uid));
       }

@@ -115,6 +115,7 @@ Result<long> SetScheduler(Task& t, Task& p, SchedRequest r) {
 Result<std::vector<std::shared_ptr<Task>>> PriorityTargets(Task& t, int which, int who)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   Kernel& k = t.kernel();
+  k.mu.AssertHeld();  // t's
   std::vector<std::shared_ptr<Task>> out;
   switch (which) {
     case PRIO_PROCESS: {

@@ -10,9 +10,14 @@
 // bounding | inheritable; others only the ambient set: husk has neither
 // set-user-ID execution nor file capabilities). Every privilege check in
 // the sentry asks Task::Capable(CAP_...) on the effective set, so what
-// capget(2) reports is what husk enforces. The namespace's capabilities
-// bear only on the sandbox: none reaches the host (husk itself runs without
-// any).
+// capget(2) reports is what husk enforces. Linux asks some checks of the
+// initial user namespace (capable(): lowering a nice value, real-time
+// policies, raising a hard rlimit); husk treats the sandbox's namespace as
+// the application's initial one and answers them from the same sets, so
+// its root may do what root of a container cannot (the native runs of the
+// conformance tests, in a user namespace, skip those cases). The
+// namespace's capabilities bear only on the sandbox: none reaches the host
+// (husk itself runs without any).
 #ifndef HUSK_SENTRY_KERNEL_CAPS_H_
 #define HUSK_SENTRY_KERNEL_CAPS_H_
 

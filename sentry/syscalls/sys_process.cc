@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -608,15 +609,14 @@ SyscallResult SysWaitid(Task& t, const Args& a) {
     TRY(t.CopyOutObj(a.Ptr(4), ru));
   }
   if (a.Ptr(2) != 0) {
-    siginfo_t info;
-    TRY(t.CopyInObj(a.Ptr(2), &info));  // the other fields stay as they were
-    info.si_signo = found.pid != 0 ? SIGCHLD : 0;
-    info.si_errno = 0;
-    info.si_code = found.code;
-    info.si_pid = found.pid;
-    info.si_uid = found.uid;
-    info.si_status = found.child_status;
-    TRY(t.CopyOutObj(a.Ptr(2), info));
+    // Only these fields are written; the rest of the caller's siginfo
+    // stays as it was.
+    const int32_t head[3] = {found.pid != 0 ? SIGCHLD : 0, 0, found.code};
+    const int32_t child[3] = {found.pid, static_cast<int32_t>(found.uid), found.child_status};
+    static_assert(offsetof(siginfo_t, si_code) == 8 && offsetof(siginfo_t, si_pid) == 16 &&
+                  offsetof(siginfo_t, si_uid) == 20 && offsetof(siginfo_t, si_status) == 24);
+    TRY(t.CopyOut(a.Ptr(2), head, sizeof(head)));
+    TRY(t.CopyOut(a.Ptr(2) + offsetof(siginfo_t, si_pid), child, sizeof(child)));
   }
   return 0L;
 }

@@ -119,8 +119,9 @@ Result<std::vector<std::shared_ptr<Task>>> PriorityTargets(Task& t, int which, i
   std::vector<std::shared_ptr<Task>> out;
   switch (which) {
     case PRIO_PROCESS: {
+      // Zombies count, as long as Linux still finds them (until reaped).
       std::shared_ptr<Task> p = k.FindTask(who == 0 ? t.tid() : who);
-      if (p != nullptr && !p->exited()) out.push_back(std::move(p));
+      if (p != nullptr) out.push_back(std::move(p));
       return out;
     }
     case PRIO_PGRP:
@@ -133,7 +134,7 @@ Result<std::vector<std::shared_ptr<Task>>> PriorityTargets(Task& t, int which, i
         leader->kernel().mu.AssertHeld();  // one kernel, one lock
         for (int tid : k.Tids(pid)) {
           std::shared_ptr<Task> p = k.FindTask(tid);
-          if (p == nullptr || p->exited()) continue;
+          if (p == nullptr) continue;
           if (which == PRIO_PGRP ? p->tg().pgid == pgid : p->uid == uid) out.push_back(p);
         }
       }

@@ -1,6 +1,7 @@
 #include "sentry/boot/proc_provider.h"
 
 #include <errno.h>
+#include <sched.h>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -86,8 +87,13 @@ class KernelProcProvider : public procfs::ProcProvider {
   }
   Result<std::string> StatText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0\n", t->tid(),
-                           t->comm, StateName(*t)[0], t->tg().ppid, t->tg().pgid, t->tg().sid);
+    // priority: 20 + nice, or -1 - the real-time priority (fs/proc/array.c).
+    const bool rt = t->sched_policy == SCHED_FIFO || t->sched_policy == SCHED_RR;
+    const int priority = rt ? -1 - t->sched_priority : 20 + t->nice;
+    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 0 0 0 0 %d %d %d 0 0 0 0\n",
+                           t->tid(), t->comm, StateName(*t)[0], t->tg().ppid, t->tg().pgid,
+                           t->tg().sid, priority, t->nice,
+                           std::max<size_t>(t->tg().threads.size(), 1));
   }
   Result<std::pair<uint32_t, uint32_t>> Owner(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));

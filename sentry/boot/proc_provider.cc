@@ -1,6 +1,7 @@
 #include "sentry/boot/proc_provider.h"
 
 #include <errno.h>
+#include <sched.h>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -78,22 +79,29 @@ class KernelProcProvider : public procfs::ProcProvider {
         "Name:\t%s\nUmask:\t%04o\nState:\t%s\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\n"
         "TracerPid:\t0\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t%s\n"
         "VmRSS:\t%d kB\nThreads:\t%d\nSigQ:\t%d/%d\nSigPnd:\t%016x\nShdPnd:\t%016x\n"
-        "SigBlk:\t%016x\nSeccomp:\t0\n",
+        "SigBlk:\t%016x\nCapInh:\t%016x\nCapPrm:\t%016x\nCapEff:\t%016x\nCapBnd:\t%016x\n"
+        "CapAmb:\t%016x\nNoNewPrivs:\t%d\nSeccomp:\t0\n",
         t->comm, t->fs().umask, StateName(*t), t->tgid(), t->tid(), t->tg().ppid, t->uid, t->euid,
         t->suid, t->fsuid, t->gid, t->egid, t->sgid, t->fsgid, t->fds().limit(),
         absl::StrJoin(t->groups, " ") + (t->groups.empty() ? "" : " "), rss_kb,
         t->tg().threads.size(), 0, t->tg().rlimits[RLIMIT_SIGPENDING].rlim_cur,
-        t->ThreadPendingSignals(), t->tg().shared_pending.pending(), t->sigmask);
+        t->ThreadPendingSignals(), t->tg().shared_pending.pending(), t->sigmask,
+        t->caps.inheritable, t->caps.permitted, t->caps.effective, t->caps.bounding,
+        t->caps.ambient, t->no_new_privs ? 1 : 0);
   }
   Result<std::string> StatText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    // utime, stime, cutime and cstime (fields 14 to 17) in clock ticks.
+    // utime, stime, cutime and cstime (fields 14 to 17) in clock ticks;
+    // priority: 20 + nice, or -1 - the real-time priority (fs/proc/array.c).
     CpuTimes self = TaskTimes(*t);
-    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 %d %d %d %d 20 0 %d 0 0 0 0\n",
+    const bool rt = t->sched_policy == SCHED_FIFO || t->sched_policy == SCHED_RR;
+    const int priority = rt ? -1 - t->sched_priority : 20 + t->nice;
+    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 %d %d %d %d %d %d %d 0 0 0 0\n",
                            t->tid(), t->comm, StateName(*t)[0], t->tg().ppid, t->tg().pgid,
                            t->tg().sid, NsToClockTicks(self.user), NsToClockTicks(self.system),
                            NsToClockTicks(t->cpu.children.user),
-                           NsToClockTicks(t->cpu.children.system), t->tg().threads.size());
+                           NsToClockTicks(t->cpu.children.system), priority, t->nice,
+                           std::max<size_t>(t->tg().threads.size(), 1));
   }
   Result<std::pair<uint32_t, uint32_t>> Owner(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));

@@ -1,5 +1,6 @@
 // clone(2): new processes and new threads, with what each flag shares.
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -7,8 +8,29 @@
 #include <sys/syscall.h>
 
 #include "sentry/kernel/kernel.h"
+#include "sentry/kernel/pidfd.h"
 
 namespace husk {
+
+// What a new task inherits of its creator's scheduling and prctl state
+// (copy_process, sched_fork): all but the parent-death signal, and
+// SCHED_RESET_ON_FORK puts a real-time policy or a negative nice back.
+void Task::CopyProcessControl(Task& child) const {
+  child.nice = nice;
+  child.sched_policy = sched_policy;
+  child.sched_priority = sched_priority;
+  child.cpu_mask = cpu_mask;
+  child.no_new_privs = no_new_privs;
+  child.timer_slack_ns = timer_slack_ns;
+  child.default_timer_slack_ns = timer_slack_ns;
+  if (sched_reset_on_fork) {
+    if (sched_policy == SCHED_FIFO || sched_policy == SCHED_RR) {
+      child.sched_policy = SCHED_OTHER;
+      child.sched_priority = 0;
+    }
+    if (child.nice < 0) child.nice = 0;
+  }
+}
 
 Result<long> Task::Clone(const CloneArgs& a) {
   const uint64_t flags = a.flags;
@@ -22,14 +44,20 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if ((flags & CLONE_PARENT) && (tg_->sid == tgid() && tgid() == 1)) return Errno{EINVAL};
   if ((flags & CLONE_THREAD) && (flags & (CLONE_NEWUSER | CLONE_NEWPID))) return Errno{EINVAL};
   if ((flags & CLONE_PIDFD) && (flags & CLONE_DETACHED)) return Errno{EINVAL};
-  // Namespaces and pidfds are not implemented (yet): refused and counted.
-  if (flags & (kNamespaces | CLONE_PIDFD)) {
+  // clone(2) returns the pidfd where the parent's tid would go, and Linux
+  // 6.1 gives pidfds to processes only.
+  if ((flags & CLONE_PIDFD) && (flags & (CLONE_PARENT_SETTID | CLONE_THREAD))) {
+    return Errno{EINVAL};
+  }
+  // Namespaces are not implemented (yet): refused and counted.
+  if (flags & kNamespaces) {
     kernel().CountUnimplemented(SYS_clone);
     return Errno{ENOSYS};
   }
-  // RLIMIT_NPROC counts the threads of the caller's real user; root (with
-  // CAP_SYS_RESOURCE in the sandbox's user namespace) is exempt (copy_process).
-  if (euid != 0 && kernel().CountTasksOfUser(uid) >= tg_->rlimits[RLIMIT_NPROC].rlim_cur) {
+  // RLIMIT_NPROC counts the threads of the caller's real user;
+  // CAP_SYS_RESOURCE or CAP_SYS_ADMIN exempts (copy_process).
+  if (!Capable(CAP_SYS_RESOURCE) && !Capable(CAP_SYS_ADMIN) &&
+      kernel().CountTasksOfUser(uid) >= tg_->rlimits[RLIMIT_NPROC].rlim_cur) {
     return Errno{EAGAIN};
   }
   const bool thread = (flags & CLONE_THREAD) != 0;
@@ -64,6 +92,8 @@ Result<long> Task::Clone(const CloneArgs& a) {
   child->uid = uid, child->euid = euid, child->suid = suid, child->fsuid = fsuid;
   child->gid = gid, child->egid = egid, child->sgid = sgid, child->fsgid = fsgid;
   child->groups = groups;
+  child->caps = caps;
+  CopyProcessControl(*child);
   child->comm = comm;
   child->sigmask = sigmask;
   // Sharing memory without vfork means a new stack: no alternate signal
@@ -94,6 +124,17 @@ Result<long> Task::Clone(const CloneArgs& a) {
   } else {
     ASSIGN_OR_RETURN(forked, mm_->Fork());
   }
+  // CLONE_PIDFD: the parent's close-on-exec pidfd, written before the
+  // child runs; a bad address fails the clone (copy_process).
+  int pidfd = -1;
+  if (flags & CLONE_PIDFD) {
+    ASSIGN_OR_RETURN(pidfd, fds_->Add(pidfd::New(child->tg_, O_RDWR), true));
+    if (!CopyOutObj(a.parent_tid, pidfd).ok()) {
+      (void)fds_->Remove(pidfd);
+      if (token.has_value()) mm_->address_space().DiscardThread(*token);
+      return Errno{EFAULT};
+    }
+  }
   MemoryManager& child_mm = forked != nullptr ? *forked : *mm_;
   if (flags & CLONE_CHILD_SETTID) (void)child_mm.CopyOut(a.child_tid, &tid, sizeof(tid));
   if (flags & CLONE_CHILD_CLEARTID) child->clear_child_tid = a.child_tid;
@@ -110,6 +151,7 @@ Result<long> Task::Clone(const CloneArgs& a) {
   }
   if (Status started = kernel().StartTask(child, std::move(forked), token); !started.ok()) {
     if (thread) std::erase(tg_->threads, child.get());
+    if (pidfd >= 0) (void)fds_->Remove(pidfd);
     kernel().RemoveTask(tid);
     return Errno{started.error()};
   }

@@ -143,6 +143,7 @@ Result<std::shared_ptr<Task>> Kernel::CreateInitTask(const std::string& path,
   g.rlimits[RLIMIT_MSGQUEUE] = {819200, 819200};
   g.rlimits[RLIMIT_NICE] = {0, 0};
   g.rlimits[RLIMIT_RTPRIO] = {0, 0};
+  for (int cpu = 0; cpu < std::min(cpus, kMaxCpus); cpu++) t->cpu_mask.set(cpu);
   AddTask(t);
   return t;
 }
@@ -227,20 +228,19 @@ int Kernel::WaitForInit() {
   return init_status_;
 }
 
-// The sandbox's root holds every capability in its user namespace. Linux
-// drops the file capabilities (CAP_FS_MASK) from the effective set when the
-// fsuid leaves 0 and raises them again when it comes back
-// (cap_emulate_setxuid); a setuid away from every root id also empties the
-// permitted set, but then no id is 0 and the fsuid cannot return to 0. husk
-// has neither capset(2) nor SECBIT_KEEP_CAPS, so the file capabilities are
-// held exactly while the fsuid is 0. The others (CAP_SETUID, CAP_SETGID,
-// CAP_SYS_RESOURCE) follow the euid in sys_process.cc.
+// File permission checks see the effective capabilities (caps.h); the
+// fsuid's moves add and remove CAP_FS_SET in them (Capabilities::FixSetfsuid).
 vfs::Creds Task::FsCreds() const {
-  return vfs::Creds{fsuid, fsgid, groups, fsuid == 0 ? vfs::kFsCapabilities : 0};
+  return vfs::Creds{fsuid, fsgid, groups,
+                    static_cast<uint32_t>(caps.effective) & vfs::kFsCapabilities};
 }
 
+// access_override_creds: the real ids, with the permitted capabilities when
+// the real uid is 0 and none otherwise (unless SECBIT_NO_SETUID_FIXUP).
 vfs::Creds Task::AccessCreds() const {
-  return vfs::Creds{uid, gid, groups, uid == 0 ? vfs::kFsCapabilities : 0};
+  uint64_t c = caps.effective;
+  if (!(caps.securebits & kSecNoSetuidFixup)) c = uid == 0 ? caps.permitted : 0;
+  return vfs::Creds{uid, gid, groups, static_cast<uint32_t>(c) & vfs::kFsCapabilities};
 }
 
 Status Task::Exec(const std::string& path, std::vector<std::string> argv,
@@ -249,7 +249,7 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   ASSIGN_OR_RETURN(std::unique_ptr<platform::AddressSpace> as, k.platform().NewAddressSpace());
   auto mm = std::make_shared<MemoryManager>(
       k.memory_file(), std::move(as), k.platform().MinUserAddress(), k.platform().MaxUserAddress());
-  loader::Credentials creds{uid, euid, gid, egid, FsCreds()};
+  loader::Credentials creds{uid, euid, gid, egid, FsCreds(), tg_->rlimits[RLIMIT_STACK].rlim_cur};
   ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs(), path, std::move(argv), envp, creds));
   // Past the point of no return: the other threads go, then the old image,
   // releasing its robust futexes and clear_child_tid first (exec_mm_release).
@@ -276,6 +276,9 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   }
   altstack = stack_t{nullptr, SS_DISABLE, 0};
   comm = Basename(path);
+  caps.OnExec(uid, euid);
+  tg_->execed = true;
+  tg_->dumpable = 1;
   tg_->exe = img.exe;
   tg_->argv = std::move(img.argv);
   tg_->auxv = ReadAuxv(*mm_, img.stack_pointer);
@@ -351,10 +354,20 @@ void Task::ExitThread(int wait_status) {
   fds_ = std::make_shared<FdTable>();
   vfork_done = true;
   std::erase(g.threads, this);
-  // Its children stay the process's, now of another of its threads.
+  // Its children stay the process's, now of another of its threads. Their
+  // threads that asked for it (PR_SET_PDEATHSIG) hear that their parent
+  // thread is gone, process-directed, as forget_original_parent sends it.
   for (auto& child : kernel().Children(g.tgid)) {
     ThreadGroup& c = child->tg();
-    if (c.parent_thread == tid_) c.parent_thread = g.threads.empty() ? 0 : g.threads.front()->tid();
+    if (c.parent_thread != tid_) continue;
+    c.parent_thread = g.threads.empty() ? 0 : g.threads.front()->tid();
+    child->kernel().mu.AssertHeld();  // one kernel, one lock
+    for (Task* ct : std::vector<Task*>(c.threads)) {
+      ct->kernel().mu.AssertHeld();
+      if (ct->pdeath_signal != 0 && !c.zombie) {
+        ct->SendProcessSignal(MakeSigInfo(ct->pdeath_signal, SI_USER, g.tgid, ct->uid));
+      }
+    }
   }
   // A process-directed signal meant for this thread goes to another.
   if (g.shared_pending.pending() != 0 && !g.threads.empty()) {
@@ -379,6 +392,23 @@ void Task::ExitThread(int wait_status) {
   kernel().cv.SignalAll();
 }
 
+// find_new_reaper: the nearest ancestor process that made itself a child
+// subreaper (PR_SET_CHILD_SUBREAPER) and still has a live thread, else init.
+std::shared_ptr<Task> Task::FindReaper() {
+  std::shared_ptr<Task> p = kernel().FindTask(tg_->ppid);
+  for (int hops = 0; p != nullptr && p->tgid() != 1 && hops < (1 << 20); hops++) {
+    p->kernel().mu.AssertHeld();  // one kernel, one lock
+    ThreadGroup& a = p->tg();
+    if (a.child_subreaper && !a.exiting) {
+      for (Task* th : a.threads) {
+        if (!th->exiting()) return kernel().FindTask(th->tid());
+      }
+    }
+    p = kernel().FindTask(a.ppid);
+  }
+  return kernel().FindTask(1);
+}
+
 void Task::ExitProcess() {
   ThreadGroup& g = *tg_;
   // The status: the group's exit code, or the leader's own (wait_task_zombie).
@@ -388,35 +418,57 @@ void Task::ExitProcess() {
   kernel().real_timers.Remove(g.tgid);
   kernel().posix_timers.OnExit(g.tgid);
   g.zombie = true;
-  // Orphans go to init, as on Linux without a subreaper.
-  for (auto& child : kernel().Children(g.tgid)) child->tg().ppid = 1;
-  std::shared_ptr<Task> parent = g.ppid != 0 ? kernel().FindTask(g.ppid) : nullptr;
+  g.exit_events.Notify(POLLIN);
+  // Orphans go to the nearest subreaper or init; one that is a zombie
+  // already is announced to its new parent (reparent_leader), which sees
+  // SIGCHLD from it whatever it was forked with.
+  std::vector<std::shared_ptr<Task>> orphans = kernel().Children(g.tgid);
+  if (!orphans.empty()) {
+    std::shared_ptr<Task> reaper = FindReaper();
+    for (auto& child : orphans) {
+      child->kernel().mu.AssertHeld();  // one kernel, one lock
+      ThreadGroup& c = child->tg();
+      c.ppid = reaper != nullptr ? reaper->tgid() : 1;
+      c.parent_thread = reaper != nullptr ? reaper->tid() : 1;
+      c.exit_signal = SIGCHLD;
+      if (c.zombie && reaper != nullptr) child->ReportExit(child->uid);
+    }
+  }
   if (g.tgid == 1) {
     kernel().init_done_ = true;
     kernel().init_status_ = wait_status;
-  } else if (parent == nullptr) {
-    kernel().RemoveTask(g.tgid);  // nobody will reap it
-  } else {
-    // One kernel, one big lock: the parent's is ours.
-    parent->kernel().mu.AssertHeld();
-    // The parent learns through exit_signal (SIGCHLD) and its wait4 wakes.
-    if (g.exit_signal > 0) {
-      int code = WIFSIGNALED(wait_status) ? (WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED)
-                                          : CLD_EXITED;
-      siginfo_t info = MakeSigInfo(g.exit_signal, code, g.tgid, uid);
-      info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
-      SetSigchldTimes(*this, &info);
-      parent->SendProcessSignal(info);
-    }
-    // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie
-    // to reap (wait(2), NOTES).
-    const SigAction& chld = parent->sigactions()[SIGCHLD];
-    if (g.exit_signal == SIGCHLD &&
-        (chld.handler == reinterpret_cast<uint64_t>(SIG_IGN) || (chld.flags & SA_NOCLDWAIT))) {
-      kernel().RemoveTask(g.tgid);
-    }
-    parent->tg().child_events.Notify(~0u);
+    return;
   }
+  ReportExit(uid);
+}
+
+void Task::ReportExit(uint32_t exit_uid) {
+  ThreadGroup& g = *tg_;
+  std::shared_ptr<Task> parent = g.ppid != 0 ? kernel().FindTask(g.ppid) : nullptr;
+  if (parent == nullptr) {
+    kernel().RemoveTask(g.tgid);  // nobody will reap it
+    return;
+  }
+  // One kernel, one big lock: the parent's is ours.
+  parent->kernel().mu.AssertHeld();
+  const int wait_status = g.exit_status;
+  // The parent learns through exit_signal (SIGCHLD) and its wait4 wakes.
+  if (g.exit_signal > 0) {
+    int code =
+        WIFSIGNALED(wait_status) ? (WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED) : CLD_EXITED;
+    siginfo_t info = MakeSigInfo(g.exit_signal, code, g.tgid, exit_uid);
+    info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
+    SetSigchldTimes(*this, &info);
+    parent->SendProcessSignal(info);
+  }
+  // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) leaves no zombie
+  // to reap (wait(2), NOTES).
+  const SigAction& chld = parent->sigactions()[SIGCHLD];
+  if (g.exit_signal == SIGCHLD &&
+      (chld.handler == reinterpret_cast<uint64_t>(SIG_IGN) || (chld.flags & SA_NOCLDWAIT))) {
+    kernel().RemoveTask(g.tgid);
+  }
+  parent->tg().child_events.Notify(~0u);
 }
 
 Status Task::Block(absl::Time deadline, std::vector<pollfd>* host) {

@@ -28,6 +28,7 @@
 
 #include <array>
 #include <atomic>
+#include <bitset>
 #include <deque>
 #include <map>
 #include <memory>
@@ -40,6 +41,7 @@
 #include "base/result.h"
 #include "platform/platform.h"
 #include "sentry/kernel/cputime.h"
+#include "sentry/kernel/caps.h"
 #include "sentry/kernel/fd_table.h"
 #include "sentry/kernel/futex.h"
 #include "sentry/kernel/itimer.h"
@@ -98,6 +100,10 @@ class SignalQueue {
   size_t queued_ = 0;
 };
 
+// A set of CPUs (sched_setaffinity(2)), as large as glibc's cpu_set_t.
+inline constexpr int kMaxCpus = 1024;
+using CpuMask = std::bitset<kMaxCpus>;
+
 // Signal dispositions, shared by CLONE_SIGHAND.
 struct SignalHandlers {
   std::array<SigAction, kMaxSignal + 1> actions{};
@@ -142,6 +148,12 @@ class ThreadGroup {
   // Tracees of this process's threads that exited and were not its own
   // children: (tid, wait status) for wait4 to report once.
   std::vector<std::pair<int, int>> tracee_exits;
+
+  // Process control (issue 12; prctl(2), pidfds).
+  bool child_subreaper = false;  // PR_SET_CHILD_SUBREAPER: orphans below come here
+  int dumpable = 1;              // PR_SET_DUMPABLE (Linux keeps it in the mm)
+  bool execed = false;           // called execve since fork (setpgid's EACCES)
+  WaitQueue exit_events;         // POLLIN when the process has ended (pidfd poll)
 };
 
 class Kernel {
@@ -168,7 +180,7 @@ class Kernel {
   std::string hostname = "husk";
   std::string domainname = "(none)";
   std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
-  int cpus = 1;         // the processors cpuinfo lists
+  int cpus = 1;         // the processors cpuinfo lists: the sandbox's CPUs are 0..cpus-1
   bool strace = false;
   int log_fd = 2;
   timespec boot_time{};
@@ -256,6 +268,7 @@ class Task {
   // The process this thread belongs to.
   ThreadGroup& tg() { return *tg_; }
   const ThreadGroup& tg() const { return *tg_; }
+  std::shared_ptr<ThreadGroup> shared_tg() { return tg_; }  // what a pidfd holds
   bool is_leader() const { return tid_ == tg_->tgid; }
 
   // Application memory, through the MM (EFAULT on bad addresses).
@@ -292,6 +305,8 @@ class Task {
     bool clear_sighand = false;  // clone3's CLONE_CLEAR_SIGHAND
   };
   Result<long> Clone(const CloneArgs& args) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // What clone gives a new task of this one's scheduling and prctl state.
+  void CopyProcessControl(Task& child) const;
   // Runs the task until it exits; returns nothing, the exit is recorded.
   void Run();
   // Ends the whole process with a wait status (exit_group(2), a fatal
@@ -366,6 +381,18 @@ class Task {
   // with the capabilities only when the real uid is 0 (access_override_creds).
   vfs::Creds AccessCreds() const;
   std::string comm;
+  // Process control (issue 12: sys_sched.cc, prctl): per thread, as on Linux.
+  Capabilities caps;  // the model is in caps.h
+  bool Capable(int cap) const { return caps.Has(cap); }
+  int nice = 0;            // -20..19 (setpriority(2))
+  int sched_policy = 0;    // SCHED_OTHER
+  int sched_priority = 0;  // 1..99 for SCHED_FIFO and SCHED_RR
+  bool sched_reset_on_fork = false;
+  CpuMask cpu_mask;                 // sched_setaffinity(2): what the task sees (no host pinning)
+  int pdeath_signal = 0;            // PR_SET_PDEATHSIG: sent when the parent thread exits
+  bool no_new_privs = false;        // PR_SET_NO_NEW_PRIVS: one-way, inherited
+  uint64_t timer_slack_ns = 50000;  // PR_SET_TIMERSLACK
+  uint64_t default_timer_slack_ns = 50000;
   uint64_t sigmask = 0;
   // The mask before sigtimedwait unblocked what it waits for: a signal
   // blocked here is not dropped as ignored (Linux's real_blocked).
@@ -437,6 +464,11 @@ class Task {
   bool SetupFrame(const siginfo_t& info, SigAction& act);
   // The process's last thread is gone: it becomes a zombie for its parent.
   void ExitProcess() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Where the process's orphans go (sys_prctl.cc's PR_SET_CHILD_SUBREAPER).
+  std::shared_ptr<Task> FindReaper() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Tells the parent of this zombie process that it ended (exit signal,
+  // wait wake-up), or reaps it at once for a parent ignoring SIGCHLD.
+  void ReportExit(uint32_t exit_uid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // execve's de_thread: the other threads end; a non-leader takes the pid.
   Status DeThread() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // What a signal's generation does before it is queued: job control's

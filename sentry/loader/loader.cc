@@ -13,8 +13,10 @@ namespace husk::loader {
 namespace {
 
 constexpr uintptr_t kExecBase = 0x555555554000;  // where Linux puts an ET_DYN program
-constexpr size_t kStackSize = 8 << 20;
-constexpr size_t kMaxArgBytes = 2 << 20;  // argv+envp limit (E2BIG), 1/4 of the stack
+constexpr uint64_t kMinStack = 128 << 10, kMaxStack = uint64_t{1} << 30;
+// argv+envp (E2BIG): a quarter of the stack, between ARG_MAX (32 pages) and
+// three quarters of _STK_LIM (8 MiB).
+constexpr uint64_t kMinArgBytes = 128 << 10, kMaxArgBytes = 6 << 20;
 // MAX_ARG_STRLEN: one argument or environment string, NUL included.
 constexpr size_t kMaxArgStrlen = 32 * kPageSize;
 // Linux's exec_binprm gives ELOOP once the file opened at depth 6 would be
@@ -315,7 +317,8 @@ Result<Shebang> ParseShebang(std::string buf) {
 // bytes with its NUL, and the strings (the file name included) plus one
 // pointer each within a quarter of the stack.
 Status CheckArgLimits(const std::string& filename, const std::vector<std::string>& argv,
-                      const std::vector<std::string>& envp) {
+                      const std::vector<std::string>& envp, uint64_t stack_limit) {
+  const uint64_t limit = std::clamp(stack_limit / 4, kMinArgBytes, kMaxArgBytes);
   size_t total = filename.size() + 1;
   for (const auto* v : {&argv, &envp}) {
     for (const auto& s : *v) {
@@ -323,7 +326,7 @@ Status CheckArgLimits(const std::string& filename, const std::vector<std::string
       total += s.size() + 1 + sizeof(uint64_t);
     }
   }
-  if (total > kMaxArgBytes) return Errno{E2BIG};
+  if (total > limit) return Errno{E2BIG};
   return Ok();
 }
 
@@ -346,12 +349,13 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
                    const Credentials& creds) {
   // Since Linux 5.18 an empty argv becomes {""}, so argc is never 0.
   if (argv.empty()) argv.emplace_back();
-  TRY(CheckArgLimits(path_in, argv, envp));
+  TRY(CheckArgLimits(path_in, argv, envp, creds.stack_limit));
 
   // The stack sits just under the top of the application's range; mmap
   // places mappings below it, leaving a gap as Linux does.
+  const uint64_t stack_size = PageUp(std::clamp(creds.stack_limit, kMinStack, kMaxStack));
   uintptr_t stack_top = mm.max_addr() - 0x10000;
-  mm.SetMmapBase(stack_top - kStackSize - (128u << 20));
+  mm.SetMmapBase(stack_top - stack_size - (128u << 20));
 
   std::string path = path_in;
   vfs::DentryRef dentry;
@@ -374,7 +378,7 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
     nargv.push_back(path);
     for (size_t i = 1; i < argv.size(); i++) nargv.push_back(std::move(argv[i]));
     argv = std::move(nargv);
-    TRY(CheckArgLimits(path_in, argv, envp));
+    TRY(CheckArgLimits(path_in, argv, envp, creds.stack_limit));
     path = sb.interp;
   }
   ASSIGN_OR_RETURN(ElfInfo elf, ParseElf(*file->inode(), size));
@@ -414,8 +418,8 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
   mm.SetBrkBase(exe.end);
 
   MmapRequest st;
-  st.addr = stack_top - kStackSize;
-  st.length = kStackSize;
+  st.addr = stack_top - stack_size;
+  st.length = stack_size;
   st.prot = PROT_READ | PROT_WRITE;
   st.flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_GROWSDOWN;
   st.name = "[stack]";

@@ -25,6 +25,10 @@ namespace husk::loader {
 struct Credentials {
   uint32_t uid = 0, euid = 0, gid = 0, egid = 0;
   vfs::Creds fs;
+  // RLIMIT_STACK's soft limit: the size of the stack mapping (at least
+  // 128 KiB, at most 1 GiB), and a quarter of it (within 128 KiB..6 MiB)
+  // bounds argv and envp, as Linux's bprm_stack_limits.
+  uint64_t stack_limit = 8 << 20;
 };
 
 struct Image {

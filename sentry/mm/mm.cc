@@ -133,6 +133,37 @@ void MemoryManager::UnmapLocked(uintptr_t start, uintptr_t end) {
   DropPages(start, end);
 }
 
+namespace {
+// is_data_mapping: private, writable and not a stack.
+bool IsData(int prot, bool shared, bool grows_down) {
+  return (prot & PROT_WRITE) && !shared && !grows_down;
+}
+}  // namespace
+
+uint64_t MemoryManager::MappedPagesLocked(uintptr_t start, uintptr_t end) {
+  uint64_t bytes = 0;
+  for (auto it = FindVma(start); it != vmas_.end() && it->first < end; ++it) {
+    bytes += std::min(end, it->second.end) - std::max(start, it->first);
+  }
+  return bytes / kPageSize;
+}
+
+bool MemoryManager::MayExpandLocked(const VmLimits& limits, bool data, uint64_t pages) {
+  if (limits.as == UINT64_MAX && (!data || limits.data == UINT64_MAX)) return true;
+  uint64_t total = 0, data_pages = 0;
+  for (const auto& [start, vma] : vmas_) {
+    const uint64_t n = (vma.end - vma.start) / kPageSize;
+    total += n;
+    if (IsData(vma.prot, vma.shared, vma.grows_down)) data_pages += n;
+  }
+  if (limits.as != UINT64_MAX && total + pages > limits.as / kPageSize) return false;
+  if (data && limits.data != UINT64_MAX && data_pages + pages > limits.data / kPageSize) {
+    // Valgrind's exemption: a zero soft limit checks the hard one.
+    return limits.data == 0 && data_pages + pages <= limits.data_max / kPageSize;
+  }
+  return true;
+}
+
 Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
   // Checks in the order of Linux's do_mmap (see mmap(2), ERRORS).
   if (req.length == 0) return Errno{EINVAL};
@@ -153,18 +184,23 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
     if (addr < min_addr_ || addr + len > max_addr_ || addr + len < addr) {
       return Errno{(req.flags & MAP_FIXED_NOREPLACE) ? EEXIST : ENOMEM};
     }
-    if (!RangeFree(addr, addr + len)) {
-      // Even together with MAP_FIXED: Linux's do_mmap tests
-      // MAP_FIXED_NOREPLACE on its own.
-      if (req.flags & MAP_FIXED_NOREPLACE) return Errno{EEXIST};
-      UnmapLocked(addr, addr + len);
-    }
+    // Even together with MAP_FIXED: Linux's do_mmap tests
+    // MAP_FIXED_NOREPLACE on its own. What MAP_FIXED replaces goes below,
+    // once the limits allow the mapping.
+    if (!RangeFree(addr, addr + len) && (req.flags & MAP_FIXED_NOREPLACE)) return Errno{EEXIST};
   } else if (req.addr != 0 && PageDown(req.addr) >= min_addr_ &&
              RangeFree(PageDown(req.addr), PageDown(req.addr) + len)) {
     addr = PageDown(req.addr);
   } else {
     ASSIGN_OR_RETURN(addr, FindFree(len));
   }
+  // RLIMIT_AS and RLIMIT_DATA (mmap_region): what a MAP_FIXED mapping
+  // replaces does not count twice.
+  const bool data = IsData(req.prot, type != MAP_PRIVATE, (req.flags & MAP_GROWSDOWN) != 0);
+  if (!MayExpandLocked(req.limits, data, len / kPageSize - MappedPagesLocked(addr, addr + len))) {
+    return Errno{ENOMEM};
+  }
+  if (fixed && !(req.flags & MAP_FIXED_NOREPLACE)) UnmapLocked(addr, addr + len);
   Vma vma;
   vma.start = addr;
   vma.end = addr + len;
@@ -258,7 +294,7 @@ Status MemoryManager::Madvise(uintptr_t addr, size_t length, int advice) {
 }
 
 Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, size_t new_size,
-                                        int flags, uintptr_t new_addr) {
+                                        int flags, uintptr_t new_addr, const VmLimits& limits) {
   // The checks and their order are mm/mremap.c's.
   if (old_addr % kPageSize != 0) return Errno{EINVAL};
   if (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) return Errno{EINVAL};
@@ -280,6 +316,12 @@ Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, siz
   if (RangeWraps(old_addr, old_size)) return Errno{EFAULT};
   auto it = FindVma(old_addr);
   if (it == vmas_.end() || it->second.end < old_addr + old_size) return Errno{EFAULT};
+  // Growing counts against RLIMIT_AS and RLIMIT_DATA (vma_to_resize).
+  if (new_size > old_size &&
+      !MayExpandLocked(limits, IsData(it->second.prot, it->second.shared, it->second.grows_down),
+                       (new_size - old_size) / kPageSize)) {
+    return Errno{ENOMEM};
+  }
   uintptr_t old_end = old_addr + old_size;
   if (flags & MREMAP_FIXED) {
     UnmapLocked(new_addr, new_addr + new_size);
@@ -387,15 +429,19 @@ void MemoryManager::SetBrkBase(uintptr_t addr) {
   brk_base_ = brk_ = addr;
 }
 
-uintptr_t MemoryManager::Brk(uintptr_t addr) {
+uintptr_t MemoryManager::Brk(uintptr_t addr, const VmLimits& limits) {
   absl::MutexLock l(&mu_);
   // Out of range (PageUp would wrap brk(~0UL) to 0 and shrink): the break
   // stays, as Linux's brk answers a request it cannot meet.
   if (addr < brk_base_ || addr > max_addr_) return brk_;
+  // check_data_rlimit (the data segment itself is not counted here: the
+  // address space does not know where the program's data ends).
+  if (limits.data != UINT64_MAX && addr - brk_base_ > limits.data) return brk_;
   uintptr_t old_end = PageUp(brk_);
   uintptr_t new_end = PageUp(addr);
   if (new_end > old_end) {
     if (!RangeFree(old_end, new_end)) return brk_;
+    if (!MayExpandLocked(limits, true, (new_end - old_end) / kPageSize)) return brk_;
     Vma vma;
     vma.start = old_end;
     vma.end = new_end;

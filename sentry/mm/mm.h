@@ -87,6 +87,16 @@ struct Vma {
   std::string name;                // "[heap]", "[stack]", or empty
 };
 
+// How far RLIMIT_AS and RLIMIT_DATA let an address space grow, in bytes
+// (may_expand_vm): every mapping counts toward `as`, private writable ones
+// that are not stacks toward `data`. Unlimited by default (the loader's
+// mappings).
+struct VmLimits {
+  uint64_t as = UINT64_MAX;
+  uint64_t data = UINT64_MAX;
+  uint64_t data_max = UINT64_MAX;  // RLIMIT_DATA's hard limit: a zero soft limit spares it
+};
+
 struct MmapRequest {
   uintptr_t addr = 0;
   size_t length = 0;
@@ -96,6 +106,7 @@ struct MmapRequest {
   uint64_t offset = 0;
   uintptr_t file_end = UINTPTR_MAX;
   std::string name;
+  VmLimits limits;
 };
 
 class MemoryManager {
@@ -123,9 +134,11 @@ class MemoryManager {
   Status Mprotect(uintptr_t addr, size_t length, int prot);
   Status Madvise(uintptr_t addr, size_t length, int advice);
   Result<uintptr_t> Mremap(uintptr_t old_addr, size_t old_size, size_t new_size, int flags,
-                           uintptr_t new_addr);
-  // brk(2): returns the new (or unchanged) break; never an error.
-  uintptr_t Brk(uintptr_t addr);
+                           uintptr_t new_addr, const VmLimits& limits = {});
+  // brk(2): returns the new (or unchanged) break; never an error. A break
+  // past RLIMIT_DATA (counted from the heap's start) or a heap the limits
+  // do not allow stays where it was.
+  uintptr_t Brk(uintptr_t addr, const VmLimits& limits = {});
   // ENOMEM if [addr, addr+length) wraps or holds a page with no mapping
   // (msync(2), mlock(2)).
   Status CheckMapped(uintptr_t addr, size_t length);
@@ -195,6 +208,12 @@ class MemoryManager {
   // Whether every page of [start, end) lies in some VMA.
   bool CoveredLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result<uintptr_t> FindFree(size_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // may_expand_vm: whether `pages` more pages (data ones if `data`) stay
+  // within the limits.
+  bool MayExpandLocked(const VmLimits& limits, bool data, uint64_t pages)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The pages of [start, end) that some VMA covers.
+  uint64_t MappedPagesLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SplitAt(uintptr_t addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the mapping at [old_addr, +old_size) to dest, new_size long (the
   // destination range is free); its pages go with it.

@@ -52,15 +52,24 @@ HUSK_HANDLER(SysGetsid); HUSK_HANDLER(SysSetsid);
 HUSK_HANDLER(SysUname); HUSK_HANDLER(SysSethostname); HUSK_HANDLER(SysArchPrctl);
 HUSK_HANDLER(SysSetTidAddress); HUSK_HANDLER(SysSetRobustList); HUSK_HANDLER(SysGetRobustList);
 HUSK_HANDLER(SysFutexWaitv);
-HUSK_HANDLER(SysPrctl);
 HUSK_HANDLER(SysGetrlimit); HUSK_HANDLER(SysSetrlimit); HUSK_HANDLER(SysPrlimit64);
-HUSK_HANDLER(SysSchedGetaffinity); HUSK_HANDLER(SysSchedYield); HUSK_HANDLER(SysGetcpu);
 HUSK_HANDLER(SysGetrandom); HUSK_HANDLER(SysSysinfo); HUSK_HANDLER(SysExit);
-HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysClone);
+HUSK_HANDLER(SysExitGroup); HUSK_HANDLER(SysWait4); HUSK_HANDLER(SysWaitid); HUSK_HANDLER(SysClone);
 HUSK_HANDLER(SysClone3);
 // sys_ptrace.cc
 HUSK_HANDLER(SysPtrace);
 HUSK_HANDLER(SysFork); HUSK_HANDLER(SysVfork); HUSK_HANDLER(SysExecve); HUSK_HANDLER(SysFutex);
+// sys_sched.cc
+HUSK_HANDLER(SysGetpriority); HUSK_HANDLER(SysSetpriority); HUSK_HANDLER(SysSchedSetscheduler);
+HUSK_HANDLER(SysSchedSetparam); HUSK_HANDLER(SysSchedGetscheduler); HUSK_HANDLER(SysSchedGetparam);
+HUSK_HANDLER(SysSchedGetPriorityMax); HUSK_HANDLER(SysSchedGetPriorityMin);
+HUSK_HANDLER(SysSchedRrGetInterval); HUSK_HANDLER(SysSchedGetattr); HUSK_HANDLER(SysSchedSetattr);
+HUSK_HANDLER(SysSchedGetaffinity); HUSK_HANDLER(SysSchedSetaffinity); HUSK_HANDLER(SysSchedYield);
+HUSK_HANDLER(SysGetcpu);
+// sys_prctl.cc
+HUSK_HANDLER(SysPrctl); HUSK_HANDLER(SysCapget); HUSK_HANDLER(SysCapset);
+// sys_pidfd.cc
+HUSK_HANDLER(SysPidfdOpen); HUSK_HANDLER(SysPidfdSendSignal); HUSK_HANDLER(SysPidfdGetfd);
 // sys_signal.cc
 HUSK_HANDLER(SysRtSigaction); HUSK_HANDLER(SysRtSigprocmask); HUSK_HANDLER(SysSigaltstack);
 HUSK_HANDLER(SysKill); HUSK_HANDLER(SysTgkill); HUSK_HANDLER(SysTkill);

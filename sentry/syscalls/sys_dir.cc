@@ -144,7 +144,7 @@ SyscallResult SysChroot(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
   if (!d->inode()->IsDir()) return Errno{ENOTDIR};
   TRY(vfs::CheckPermission(t.FsCreds(), *d->inode(), vfs::kMayExec));
-  if (t.euid != 0) return Errno{EPERM};
+  if (!t.Capable(CAP_SYS_CHROOT)) return Errno{EPERM};
   t.fs().root = d;
   return 0L;
 }

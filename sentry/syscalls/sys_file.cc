@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 
+#include <optional>
 #include <vector>
 
 #include "sentry/kernel/pipe.h"
@@ -87,10 +88,48 @@ Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, 
   return static_cast<long>(done);
 }
 
+// RLIMIT_FSIZE, as generic_write_check_limits applies it to a regular
+// file: a write starting at or past the limit raises SIGXFSZ and fails with
+// EFBIG; one that would cross it is cut short there. pos: the offset a
+// positional write names, else the file's (its size under O_APPEND).
+Result<size_t> FsizeLimit(Task& t, vfs::File& f, std::optional<uint64_t> pos, size_t n)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  const rlim_t limit = t.tg().rlimits[RLIMIT_FSIZE].rlim_cur;
+  if (limit == RLIM_INFINITY || n == 0 || !f.inode()->IsRegular()) return n;
+  if (!pos.has_value()) {
+    if (f.flags() & O_APPEND) {
+      ASSIGN_OR_RETURN(struct stat st, f.Stat());
+      pos = static_cast<uint64_t>(st.st_size);
+    } else {
+      ASSIGN_OR_RETURN(off_t cur, f.Seek(0, SEEK_CUR));
+      pos = static_cast<uint64_t>(cur);
+    }
+  }
+  if (*pos >= limit) {
+    RaiseOnSelf(t, SIGXFSZ);
+    return Errno{EFBIG};
+  }
+  return std::min<uint64_t>(n, limit - *pos);
+}
+
+// truncate(2)/ftruncate(2) growing a file past RLIMIT_FSIZE: SIGXFSZ and
+// EFBIG (inode_newsize_ok); shrinking is always allowed.
+Status FsizeTruncate(Task& t, vfs::Inode& inode, uint64_t size)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  const rlim_t limit = t.tg().rlimits[RLIMIT_FSIZE].rlim_cur;
+  if (limit == RLIM_INFINITY || size <= limit) return Ok();
+  ASSIGN_OR_RETURN(struct stat st, inode.Stat());
+  if (size <= static_cast<uint64_t>(st.st_size)) return Ok();
+  RaiseOnSelf(t, SIGXFSZ);
+  return Errno{EFBIG};
+}
+
 Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, bool positional,
                        uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   TRY(WaitHostReady(t, *f, POLLOUT));
   n = std::min(n, kMaxRw);
+  ASSIGN_OR_RETURN(n,
+                   FsizeLimit(t, *f, positional ? std::optional<uint64_t>(off) : std::nullopt, n));
   TRY(DropPrivs(t, *f->inode()));
   std::vector<char> buf(std::min(n, kMaxChunk));
   size_t done = 0;
@@ -459,6 +498,7 @@ SyscallResult SysFtruncate(Task& t, const Args& a) {
   if (a.Long(1) < 0) return Errno{EINVAL};
   if (!f->writable() || !f->inode()->IsRegular()) return Errno{EINVAL};
   TRY(DropPrivs(t, *f->inode()));
+  TRY(FsizeTruncate(t, *f->inode(), a.U(1)));
   vfs::SetAttr attr;
   attr.set_size = true;
   attr.size = a.U(1);
@@ -477,6 +517,7 @@ SyscallResult SysTruncate(Task& t, const Args& a) {
   // Open for writing first, so that a lower (read-only) file is copied up.
   ASSIGN_OR_RETURN(vfs::FileRef f, d->inode()->Open(O_WRONLY));
   TRY(DropPrivs(t, *f->inode()));
+  TRY(FsizeTruncate(t, *f->inode(), a.U(1)));
   vfs::SetAttr attr;
   attr.set_size = true;
   attr.size = a.U(1);
@@ -549,7 +590,13 @@ SyscallResult SysSendfile(Task& t, const Args& a) {
       if (done) break;
       return Errno{kERestartSys};
     }
-    size_t want = std::min(n - done, buf.size());
+    const size_t chunk = std::min(n - done, buf.size());
+    Result<size_t> room = FsizeLimit(t, *out, std::nullopt, chunk);
+    if (!room.ok()) {
+      if (done) break;
+      return Errno{room.error()};
+    }
+    size_t want = *room;
     Result<size_t> r = use_off ? in->PRead(buf.data(), want, static_cast<uint64_t>(off) + done)
                                : in->Read(buf.data(), want);
     if (!r.ok()) {
@@ -563,7 +610,7 @@ SyscallResult SysSendfile(Task& t, const Args& a) {
       return Errno{w.error()};
     }
     done += *w;
-    if (*w < *r) break;
+    if (*w < *r || want < chunk) break;  // short, or cut at RLIMIT_FSIZE
   }
   if (use_off) {
     off += static_cast<int64_t>(done);

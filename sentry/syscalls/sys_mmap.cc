@@ -1,12 +1,27 @@
 // Memory: brk, mmap, munmap, mprotect, madvise, mremap, msync.
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "sentry/syscalls/handlers.h"
 
 namespace husk::syscalls {
 
-SyscallResult SysBrk(Task& t, const Args& a) { return static_cast<long>(t.mm().Brk(a.Ptr(0))); }
+namespace {
+
+// RLIMIT_AS and RLIMIT_DATA, for the calls that grow an address space.
+VmLimits Limits(const Task& t) {
+  auto bytes = [](rlim_t v) { return v == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(v); };
+  const auto& r = t.tg().rlimits;
+  return VmLimits{bytes(r[RLIMIT_AS].rlim_cur), bytes(r[RLIMIT_DATA].rlim_cur),
+                  bytes(r[RLIMIT_DATA].rlim_max)};
+}
+
+}  // namespace
+
+SyscallResult SysBrk(Task& t, const Args& a) {
+  return static_cast<long>(t.mm().Brk(a.Ptr(0), Limits(t)));
+}
 
 SyscallResult SysMmap(Task& t, const Args& a) {
   MmapRequest req;
@@ -15,6 +30,7 @@ SyscallResult SysMmap(Task& t, const Args& a) {
   req.prot = a.Int(2);
   req.flags = a.Int(3);
   req.offset = a.U(5);
+  req.limits = Limits(t);
   if (!(req.flags & MAP_ANONYMOUS)) {
     ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(4)));
     // mmap(2): EACCES unless the file is open for reading, and for shared
@@ -52,7 +68,8 @@ SyscallResult SysMadvise(Task& t, const Args& a) {
 }
 
 SyscallResult SysMremap(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(uintptr_t r, t.mm().Mremap(a.Ptr(0), a.Size(1), a.Size(2), a.Int(3), a.Ptr(4)));
+  ASSIGN_OR_RETURN(uintptr_t r,
+                   t.mm().Mremap(a.Ptr(0), a.Size(1), a.Size(2), a.Int(3), a.Ptr(4), Limits(t)));
   return static_cast<long>(r);
 }
 

@@ -1,7 +1,8 @@
-// Processes: ids, uname, arch_prctl, prctl, rlimits, affinity, randomness,
-// fork/vfork/clone (new processes), execve, wait4, exit.
+// Processes: ids, uname, arch_prctl, rlimits, randomness, fork/vfork/clone
+// (new processes), execve, wait4, exit.
 #include <asm/prctl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -14,11 +15,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "sentry/kernel/blocking.h"
+#include "sentry/kernel/pidfd.h"
 #include "sentry/kernel/version.h"
 #include "sentry/syscalls/handlers.h"
 
@@ -58,7 +62,7 @@ SyscallResult SysSetgroups(Task& t, const Args& a) {
   constexpr int kNgroupsMax = 65536;
   int size = a.Int(0);
   if (size < 0 || size > kNgroupsMax) return Errno{EINVAL};
-  if (t.euid != 0) return Errno{EPERM};  // CAP_SETGID
+  if (!t.Capable(CAP_SETGID)) return Errno{EPERM};
   std::vector<uint32_t> groups(static_cast<size_t>(size));
   if (size > 0) TRY(t.CopyIn(a.Ptr(1), groups.data(), groups.size() * sizeof(uint32_t)));
   // The kernel keeps them sorted (groups_sort); getgroups returns that order.
@@ -104,53 +108,95 @@ Status SetRe(bool privileged, uint32_t& r, uint32_t& e, uint32_t& s, uint32_t& f
   return Ok();
 }
 
+// What commit_creds does once a set*id call has changed a task's ids: the
+// capability fix-ups (cap_task_fix_setuid, see caps.h), and if the euid,
+// egid, fsuid or fsgid moved, the parent-death signal is forgotten and the
+// process stops being dumpable (fs.suid_dumpable, 0 by default).
+class CredChange {
+ public:
+  enum Kind { kUid, kFsuid, kGid };
+  explicit CredChange(Task& t)
+      : t_(t),
+        uid_(t.uid),
+        euid_(t.euid),
+        suid_(t.suid),
+        fsuid_(t.fsuid),
+        egid_(t.egid),
+        fsgid_(t.fsgid) {}
+  void Commit(Kind kind) {
+    if (kind == kUid) t_.caps.FixSetuid(uid_, euid_, suid_, t_.uid, t_.euid, t_.suid);
+    if (kind == kFsuid) t_.caps.FixSetfsuid(fsuid_, t_.fsuid);
+    if (euid_ != t_.euid || egid_ != t_.egid || fsuid_ != t_.fsuid || fsgid_ != t_.fsgid) {
+      t_.pdeath_signal = 0;
+      t_.tg().dumpable = 0;
+    }
+  }
+
+ private:
+  Task& t_;
+  const uint32_t uid_, euid_, suid_, fsuid_, egid_, fsgid_;
+};
+
 }  // namespace
 
 SyscallResult SysSetresuid(Task& t, const Args& a) {
-  TRY(SetRes(t.euid == 0, t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
+  CredChange change(t);
+  TRY(SetRes(t.Capable(CAP_SETUID), t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
              static_cast<uint32_t>(a.U(1)), static_cast<uint32_t>(a.U(2))));
+  change.Commit(CredChange::kUid);
   return 0L;
 }
 
 SyscallResult SysSetresgid(Task& t, const Args& a) {
-  TRY(SetRes(t.euid == 0, t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
+  CredChange change(t);
+  TRY(SetRes(t.Capable(CAP_SETGID), t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
              static_cast<uint32_t>(a.U(1)), static_cast<uint32_t>(a.U(2))));
+  change.Commit(CredChange::kGid);
   return 0L;
 }
 
 SyscallResult SysSetreuid(Task& t, const Args& a) {
-  TRY(SetRe(t.euid == 0, t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
+  CredChange change(t);
+  TRY(SetRe(t.Capable(CAP_SETUID), t.uid, t.euid, t.suid, t.fsuid, static_cast<uint32_t>(a.U(0)),
             static_cast<uint32_t>(a.U(1))));
+  change.Commit(CredChange::kUid);
   return 0L;
 }
 
 SyscallResult SysSetregid(Task& t, const Args& a) {
-  TRY(SetRe(t.euid == 0, t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
+  CredChange change(t);
+  TRY(SetRe(t.Capable(CAP_SETGID), t.gid, t.egid, t.sgid, t.fsgid, static_cast<uint32_t>(a.U(0)),
             static_cast<uint32_t>(a.U(1))));
+  change.Commit(CredChange::kGid);
   return 0L;
 }
 
 // setfsuid(2)/setfsgid(2) return the old value whether or not they change it.
 SyscallResult SysSetfsuid(Task& t, const Args& a) {
+  CredChange change(t);
   uint32_t old = t.fsuid, id = static_cast<uint32_t>(a.U(0));
-  if (id != kKeep && (t.euid == 0 || OneOf(id, t.uid, t.euid, t.suid) || id == t.fsuid)) {
+  if (id != kKeep && (t.Capable(CAP_SETUID) || OneOf(id, t.uid, t.euid, t.suid) || id == t.fsuid)) {
     t.fsuid = id;
   }
+  change.Commit(CredChange::kFsuid);
   return static_cast<long>(old);
 }
 
 SyscallResult SysSetfsgid(Task& t, const Args& a) {
+  CredChange change(t);
   uint32_t old = t.fsgid, id = static_cast<uint32_t>(a.U(0));
-  if (id != kKeep && (t.euid == 0 || OneOf(id, t.gid, t.egid, t.sgid) || id == t.fsgid)) {
+  if (id != kKeep && (t.Capable(CAP_SETGID) || OneOf(id, t.gid, t.egid, t.sgid) || id == t.fsgid)) {
     t.fsgid = id;
   }
+  change.Commit(CredChange::kGid);
   return static_cast<long>(old);
 }
 
 SyscallResult SysSetuid(Task& t, const Args& a) {
+  CredChange change(t);
   uint32_t id = static_cast<uint32_t>(a.U(0));
   if (id == UINT32_MAX) return Errno{EINVAL};
-  if (t.euid == 0) {
+  if (t.Capable(CAP_SETUID)) {
     t.uid = t.euid = t.suid = id;
   } else if (id == t.uid || id == t.suid) {
     t.euid = id;
@@ -158,13 +204,15 @@ SyscallResult SysSetuid(Task& t, const Args& a) {
     return Errno{EPERM};
   }
   t.fsuid = t.euid;
+  change.Commit(CredChange::kUid);
   return 0L;
 }
 
 SyscallResult SysSetgid(Task& t, const Args& a) {
+  CredChange change(t);
   uint32_t id = static_cast<uint32_t>(a.U(0));
   if (id == UINT32_MAX) return Errno{EINVAL};
-  if (t.euid == 0) {
+  if (t.Capable(CAP_SETGID)) {
     t.gid = t.egid = t.sgid = id;
   } else if (id == t.gid || id == t.sgid) {
     t.egid = id;
@@ -172,6 +220,7 @@ SyscallResult SysSetgid(Task& t, const Args& a) {
     return Errno{EPERM};
   }
   t.fsgid = t.egid;
+  change.Commit(CredChange::kGid);
   return 0L;
 }
 
@@ -182,14 +231,41 @@ SyscallResult SysGetpgid(Task& t, const Args& a) {
   if (!other) return Errno{ESRCH};
   return static_cast<long>(other->tg().pgid);
 }
+namespace {
+
+// The session of process group pgid, if any process is in it (zombies
+// included, as they stay in their group until reaped).
+std::optional<int> GroupSession(Kernel& k, int pgid) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+  for (int pid : k.Pids()) {
+    std::shared_ptr<Task> p = k.FindTask(pid);
+    if (p == nullptr) continue;
+    p->kernel().mu.AssertHeld();  // one kernel, one lock
+    if (p->tg().pgid == pgid) return p->tg().sid;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// setpgid(2) in Linux's order: the caller or a child of its process (one
+// that has not called execve: EACCES; in the same session: EPERM), never a
+// session leader, into its own group or an existing one of the session.
 SyscallResult SysSetpgid(Task& t, const Args& a) {
-  int pid = a.Int(0) == 0 ? t.tgid() : a.Int(0);
-  int pgid = a.Int(1) == 0 ? pid : a.Int(1);
-  if (a.Int(1) < 0) return Errno{EINVAL};
-  auto target = t.kernel().FindTask(pid);
-  if (!target || (target.get() != &t && target->tg().ppid != t.tgid())) return Errno{ESRCH};
-  if (target->tg().sid == target->tgid()) return Errno{EPERM};
-  target->tg().pgid = pgid;
+  const int pid = a.Int(0) == 0 ? t.tgid() : a.Int(0);
+  const int pgid = a.Int(1) == 0 ? pid : a.Int(1);
+  if (pgid < 0) return Errno{EINVAL};
+  std::shared_ptr<Task> target = t.kernel().FindTask(pid);
+  if (target == nullptr) return Errno{ESRCH};
+  if (!target->is_leader()) return Errno{EINVAL};
+  ThreadGroup& g = target->tg();
+  if (&g != &t.tg()) {
+    if (g.ppid != t.tgid()) return Errno{ESRCH};
+    if (g.sid != t.tg().sid) return Errno{EPERM};
+    if (g.execed) return Errno{EACCES};
+  }
+  if (g.sid == g.tgid) return Errno{EPERM};
+  if (pgid != pid && GroupSession(t.kernel(), pgid) != t.tg().sid) return Errno{EPERM};
+  g.pgid = pgid;
   return 0L;
 }
 SyscallResult SysGetsid(Task& t, const Args& a) {
@@ -198,8 +274,12 @@ SyscallResult SysGetsid(Task& t, const Args& a) {
   if (!other) return Errno{ESRCH};
   return static_cast<long>(other->tg().sid);
 }
+// setsid(2): not for a session leader, nor while any process group has the
+// caller's pid as its id (the caller's own, or one it left behind).
 SyscallResult SysSetsid(Task& t, const Args&) {
-  if (t.tg().pgid == t.tgid()) return Errno{EPERM};
+  if (t.tg().sid == t.tgid() || GroupSession(t.kernel(), t.tgid()).has_value()) {
+    return Errno{EPERM};
+  }
   t.tg().sid = t.tg().pgid = t.tgid();
   return static_cast<long>(t.tg().sid);
 }
@@ -219,7 +299,7 @@ SyscallResult SysUname(Task& t, const Args& a) {
 
 SyscallResult SysSethostname(Task& t, const Args& a) {
   if (a.Long(1) < 0 || a.Long(1) > 64) return Errno{EINVAL};
-  if (t.euid != 0) return Errno{EPERM};
+  if (!t.Capable(CAP_SYS_ADMIN)) return Errno{EPERM};
   std::string name(a.Size(1), '\0');
   TRY(t.CopyIn(a.Ptr(0), name.data(), name.size()));
   t.kernel().hostname = name.substr(0, name.find('\0'));
@@ -269,7 +349,7 @@ SyscallResult SysGetRobustList(Task& t, const Args& a) {
   if (a.Int(0) != 0 && a.Int(0) != t.tid()) {
     other = t.kernel().FindTask(a.Int(0));
     if (other == nullptr || other->exited()) return Errno{ESRCH};
-    if (t.euid != 0 && other->uid != t.uid) return Errno{EPERM};
+    if (!t.Capable(CAP_SYS_PTRACE) && other->uid != t.uid) return Errno{EPERM};
     target = other.get();
   }
   TRY(t.CopyOutObj(a.Ptr(1), static_cast<uint64_t>(target->robust_list)));
@@ -277,40 +357,14 @@ SyscallResult SysGetRobustList(Task& t, const Args& a) {
   return 0L;
 }
 
-SyscallResult SysPrctl(Task& t, const Args& a) {
-  switch (a.Int(0)) {
-    case PR_SET_NAME: {
-      char name[16] = {};
-      size_t n = t.mm().CopyInPartial(a.Ptr(1), name, 15);
-      if (n == 0) return Errno{EFAULT};
-      t.comm = std::string(name, strnlen(name, n));
-      return 0L;
-    }
-    case PR_GET_NAME: {
-      char name[16] = {};
-      memcpy(name, t.comm.data(), std::min<size_t>(15, t.comm.size()));
-      TRY(t.CopyOut(a.Ptr(1), name, sizeof(name)));
-      return 0L;
-    }
-    case PR_GET_DUMPABLE:
-      return 1L;
-    case PR_SET_DUMPABLE:
-      return a.U(1) <= 1 ? Result<long>(0L) : Result<long>(Errno{EINVAL});
-    case PR_SET_PDEATHSIG:
-      return a.U(1) <= 64 ? Result<long>(0L) : Result<long>(Errno{EINVAL});
-    case PR_GET_NO_NEW_PRIVS:
-      return 0L;
-    case PR_CAPBSET_READ:
-      return a.U(1) <= 40 ? Result<long>(1L) : Result<long>(Errno{EINVAL});
-    default:
-      return Errno{EINVAL};
-  }
-}
-
 namespace {
 constexpr rlim_t kNrOpen = 1 << 20;  // /proc/sys/fs/nr_open's default
 
-Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_addr) {
+// do_prlimit on process `target` (the caller's own for getrlimit/setrlimit).
+// Raising a hard limit takes CAP_SYS_RESOURCE; RLIMIT_NOFILE's new soft
+// limit is the target's descriptor table's.
+Result<long> Prlimit(Task& t, Task& target, int resource, uintptr_t new_addr, uintptr_t old_addr)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (resource < 0 || resource >= RLIM_NLIMITS) return Errno{EINVAL};
   struct rlimit nl;
   if (new_addr != 0) {
@@ -318,15 +372,21 @@ Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_ad
     if (nl.rlim_cur > nl.rlim_max) return Errno{EINVAL};
     // No descriptor table grows past fs.nr_open (1 << 20), even for root.
     if (resource == RLIMIT_NOFILE && nl.rlim_max > kNrOpen) return Errno{EPERM};
-    if (nl.rlim_max > t.tg().rlimits[resource].rlim_max && t.euid != 0) return Errno{EPERM};
   }
-  if (old_addr != 0) TRY(t.CopyOutObj(old_addr, t.tg().rlimits[resource]));
+  target.kernel().mu.AssertHeld();  // one kernel, one lock
+  ThreadGroup& g = target.tg();
+  if (g.zombie) return Errno{ESRCH};
+  if (new_addr != 0 && nl.rlim_max > g.rlimits[resource].rlim_max && !t.Capable(CAP_SYS_RESOURCE)) {
+    return Errno{EPERM};
+  }
+  const struct rlimit old = g.rlimits[resource];
   if (new_addr != 0) {
-    t.tg().rlimits[resource] = nl;
+    g.rlimits[resource] = nl;
     if (resource == RLIMIT_NOFILE) {
-      t.fds().set_limit(static_cast<int>(nl.rlim_cur));
+      for (Task* th : g.threads) th->fds().set_limit(static_cast<int>(nl.rlim_cur));
     }
   }
+  if (old_addr != 0) TRY(t.CopyOutObj(old_addr, old));
   return 0L;
 }
 }  // namespace
@@ -335,43 +395,25 @@ Result<long> Prlimit(Task& t, int resource, uintptr_t new_addr, uintptr_t old_ad
 // prlimit64 takes NULL to mean "not this direction".
 SyscallResult SysGetrlimit(Task& t, const Args& a) {
   if (a.Ptr(1) == 0 && a.Int(0) >= 0 && a.Int(0) < RLIM_NLIMITS) return Errno{EFAULT};
-  return Prlimit(t, a.Int(0), 0, a.Ptr(1));
+  return Prlimit(t, t, a.Int(0), 0, a.Ptr(1));
 }
 SyscallResult SysSetrlimit(Task& t, const Args& a) {
   if (a.Ptr(1) == 0) return Errno{EFAULT};
-  return Prlimit(t, a.Int(0), a.Ptr(1), 0);
+  return Prlimit(t, t, a.Int(0), a.Ptr(1), 0);
 }
+
+// prlimit64(2) on another process (any of its thread ids) needs the
+// caller's real uid and gid to be all of the target's, or CAP_SYS_RESOURCE
+// (check_prlimit_permission).
 SyscallResult SysPrlimit64(Task& t, const Args& a) {
-  if (a.Int(0) != 0 && a.Int(0) != t.tgid()) {
-    if (!t.kernel().FindTask(a.Int(0))) return Errno{ESRCH};
-    return Errno{EPERM};
+  std::shared_ptr<Task> target = t.kernel().FindTask(a.Int(0) == 0 ? t.tid() : a.Int(0));
+  if (target == nullptr) return Errno{ESRCH};
+  if (&target->tg() != &t.tg()) {
+    const bool same = t.uid == target->uid && t.uid == target->euid && t.uid == target->suid &&
+                      t.gid == target->gid && t.gid == target->egid && t.gid == target->sgid;
+    if (!same && !t.Capable(CAP_SYS_RESOURCE)) return Errno{EPERM};
   }
-  return Prlimit(t, a.Int(1), a.Ptr(2), a.Ptr(3));
-}
-
-SyscallResult SysSchedGetaffinity(Task& t, const Args& a) {
-  if (a.Int(0) != 0 && a.Int(0) != t.tid() && !t.kernel().FindTask(a.Int(0))) return Errno{ESRCH};
-  size_t len = a.Size(1);
-  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  if (ncpu < 1) ncpu = 1;
-  if (ncpu > 64) ncpu = 64;
-  if (len * 8 < static_cast<size_t>(ncpu) || (len & 7) != 0) return Errno{EINVAL};
-  uint64_t mask = ncpu == 64 ? ~uint64_t{0} : ((uint64_t{1} << ncpu) - 1);
-  TRY(t.CopyOutObj(a.Ptr(2), mask));
-  return 8L;
-}
-
-SyscallResult SysSchedYield(Task& t, const Args&) {
-  ScopedBlocking unlocked(t.kernel());
-  sched_yield();
-  return 0L;
-}
-
-SyscallResult SysGetcpu(Task& t, const Args& a) {
-  unsigned cpu = 0;
-  if (a.Ptr(0) != 0) TRY(t.CopyOutObj(a.Ptr(0), cpu));
-  if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), cpu));
-  return 0L;
+  return Prlimit(t, *target, a.Int(1), a.Ptr(2), a.Ptr(3));
 }
 
 SyscallResult SysGetrandom(Task& t, const Args& a) {
@@ -421,37 +463,127 @@ SyscallResult SysExitGroup(Task& t, const Args& a) {
 
 namespace {
 
-// wait4's view of ptrace(2): tracees of the caller's process that exited
-// (when the caller is not the parent that reaps them anyway) or sit in a
-// ptrace-stop not yet reported. Returns the tid reported, 0 if none, and
-// sets *any when some tracee matches pid.
-Result<long> WaitForTracee(Task& t, int pid, int options, uintptr_t status_addr, bool* any)
+// Which children a wait names: every one, one process, or a process group.
+struct WaitTarget {
+  enum Kind { kAll, kPid, kPgid } kind = kAll;
+  int id = 0;
+};
+
+// What a wait found: the child, and how it changed.
+struct WaitFound {
+  int pid = 0;
+  uint32_t uid = 0;      // the child's real uid (siginfo's si_uid)
+  int status = 0;        // as wait4 reports it
+  int code = 0;          // as waitid reports it: CLD_EXITED, CLD_KILLED, ...
+  int child_status = 0;  // si_status
+  struct rusage ru {};   // the child's usage with its waited-for children's (RUSAGE_BOTH)
+};
+
+// The wait family's view of ptrace(2): tracees of the caller's process that
+// exited (when the caller is not the parent that reaps them anyway) or sit
+// in a ptrace-stop not yet reported; *any when some tracee matches.
+std::optional<WaitFound> WaitForTracee(Task& t, WaitTarget target, int options, bool* any)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  const bool consume = !(options & WNOWAIT);
   auto& exits = t.tg().tracee_exits;
   for (auto it = exits.begin(); it != exits.end(); ++it) {
-    if (pid != -1 && pid != it->first) continue;
+    if (target.kind == WaitTarget::kPid && target.id != it->first) continue;
+    if (target.kind == WaitTarget::kPgid) continue;
     *any = true;
-    auto [tid, status] = *it;
-    if (status_addr != 0) TRY(t.CopyOutObj(status_addr, status));
-    exits.erase(it);
-    return static_cast<long>(tid);
+    if (!(options & WEXITED)) continue;
+    WaitFound found;
+    found.pid = it->first;
+    found.status = it->second;
+    found.code = WIFSIGNALED(found.status) ? (WCOREDUMP(found.status) ? CLD_DUMPED : CLD_KILLED)
+                                           : CLD_EXITED;
+    found.child_status =
+        WIFSIGNALED(found.status) ? WTERMSIG(found.status) : WEXITSTATUS(found.status);
+    if (consume) exits.erase(it);
+    return found;
   }
   for (auto& tracee : t.kernel().Tracees(t.tgid())) {
     tracee->kernel().mu.AssertHeld();  // one kernel, one lock
-    if (pid > 0 && tracee->tid() != pid) continue;
-    if (pid == 0 && tracee->tg().pgid != t.tg().pgid) continue;
-    if (pid < -1 && tracee->tg().pgid != -pid) continue;
+    if (target.kind == WaitTarget::kPid && tracee->tid() != target.id) continue;
+    if (target.kind == WaitTarget::kPgid && tracee->tg().pgid != target.id) continue;
     const bool clone_child = !tracee->is_leader() || tracee->tg().exit_signal != SIGCHLD;
     if (!(options & __WALL) && clone_child != ((options & __WCLONE) != 0)) continue;
     if ((options & __WNOTHREAD) && tracee->ptrace_->tracer != t.tid()) continue;
     *any = true;
     Task::Ptrace& p = *tracee->ptrace_;
     if (p.stop_status == 0 || p.stop_reported) continue;
-    if (status_addr != 0) TRY(t.CopyOutObj(status_addr, p.stop_status));
-    p.stop_reported = true;
-    return static_cast<long>(tracee->tid());
+    WaitFound found{tracee->tid(), tracee->uid};
+    found.status = p.stop_status;
+    found.code = CLD_TRAPPED;
+    found.child_status = (p.stop_status >> 8) & 0xff;
+    if (consume) p.stop_reported = true;
+    return found;
   }
-  return 0L;
+  return std::nullopt;
+}
+
+// The wait family's loop (do_wait): the first child that matches and has
+// a change the options ask for (WEXITED, WSTOPPED, WCONTINUED) is reported,
+// and reaped or its report consumed unless WNOWAIT. 0 with WNOHANG when a
+// child matches but none changed; ECHILD when none matches.
+Result<WaitFound> DoWait(Task& t, WaitTarget target, int options)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  // Any thread of the process may reap any of its children; a child's
+  // change wakes the process's queue.
+  ScopedWait wait(&t.tg().child_events, &t.waiter, ~0u);
+  for (;;) {
+    bool any = false;
+    if (auto traced = WaitForTracee(t, target, options, &any)) return *traced;
+    for (auto& child : t.kernel().Children(t.tgid())) {
+      ThreadGroup& c = child->tg();
+      bool match = target.kind == WaitTarget::kAll ||
+                   (target.kind == WaitTarget::kPid && child->tgid() == target.id) ||
+                   (target.kind == WaitTarget::kPgid && c.pgid == target.id);
+      // A "clone" child (one that signals its parent with something other
+      // than SIGCHLD) is seen only with __WCLONE, the others only without;
+      // __WALL sees both (eligible_child).
+      const bool clone_child = c.exit_signal != SIGCHLD;
+      if (!(options & __WALL) && clone_child != ((options & __WCLONE) != 0)) match = false;
+      // __WNOTHREAD: only the children this thread forked.
+      if ((options & __WNOTHREAD) && c.parent_thread != t.tid()) match = false;
+      if (!match) continue;
+      any = true;
+      const bool consume = !(options & WNOWAIT);
+      WaitFound found{child->tgid(), child->uid};
+      found.ru = BothRusage(*child);
+      if (c.zombie && (options & WEXITED)) {
+        found.status = c.exit_status;
+        if (WIFSIGNALED(c.exit_status)) {
+          found.code = WCOREDUMP(c.exit_status) ? CLD_DUMPED : CLD_KILLED;
+          found.child_status = WTERMSIG(c.exit_status);
+        } else {
+          found.code = CLD_EXITED;
+          found.child_status = WEXITSTATUS(c.exit_status);
+        }
+        if (consume) {
+          // A reaped child's times add to the caller's children's.
+          AccountReapedChild(t, *child);
+          t.kernel().RemoveTask(found.pid);
+        }
+      } else if (!c.zombie && (options & WSTOPPED) && c.stop_report != 0) {
+        found.status = (c.stop_report << 8) | 0x7f;
+        found.code = CLD_STOPPED;
+        found.child_status = c.stop_report;
+        if (consume) c.stop_report = 0;
+      } else if (!c.zombie && (options & WCONTINUED) && c.cont_report) {
+        found.status = 0xffff;
+        found.code = CLD_CONTINUED;
+        found.child_status = SIGCONT;
+        if (consume) c.cont_report = false;
+      } else {
+        continue;
+      }
+      return found;
+    }
+    if (!any) return Errno{ECHILD};
+    if (options & WNOHANG) return WaitFound{};
+    // A signal interrupts.
+    if (!t.Block().ok()) return Errno{kERestartSys};
+  }
 }
 
 }  // namespace
@@ -462,58 +594,75 @@ SyscallResult SysWait4(Task& t, const Args& a) {
   if (options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE | __WNOTHREAD))
     return Errno{EINVAL};
   if (pid == INT32_MIN) return Errno{ESRCH};
-  // Any thread of the process may reap any of its children; a child's
-  // change wakes the process's queue.
-  ScopedWait wait(&t.tg().child_events, &t.waiter, ~0u);
-  for (;;) {
-    bool any = false;
-    ASSIGN_OR_RETURN(long traced, WaitForTracee(t, pid, options, a.Ptr(1), &any));
-    if (traced > 0) {
-      if (a.Ptr(3) != 0) TRY(t.CopyOutObj(a.Ptr(3), rusage{}));
-      return traced;
-    }
-    for (auto& child : t.kernel().Children(t.tgid())) {
-      const ThreadGroup& c = child->tg();
-      bool match = pid == -1 || (pid > 0 && child->tgid() == pid) ||
-                   (pid == 0 && c.pgid == t.tg().pgid) || (pid < -1 && c.pgid == -pid);
-      // A "clone" child (one that signals its parent with something other
-      // than SIGCHLD) is seen only with __WCLONE, the others only without;
-      // __WALL sees both (eligible_child).
-      const bool clone_child = c.exit_signal != SIGCHLD;
-      if (!(options & __WALL) && clone_child != ((options & __WCLONE) != 0)) match = false;
-      // __WNOTHREAD: only the children this thread forked.
-      if ((options & __WNOTHREAD) && c.parent_thread != t.tid()) match = false;
-      if (!match) continue;
-      any = true;
-      // A zombie is reaped; job-control changes are each reported once (wait(2)).
-      int status;
-      if (child->tg().zombie) {
-        status = child->tg().exit_status;
-      } else if ((options & WUNTRACED) && child->tg().stop_report != 0) {
-        status = (child->tg().stop_report << 8) | 0x7f;
-        child->tg().stop_report = 0;
-      } else if ((options & WCONTINUED) && child->tg().cont_report) {
-        status = 0xffff;
-        child->tg().cont_report = false;
-      } else {
-        continue;
-      }
-      if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), status));
-      // The child's usage with its own waited-for children's (Linux's
-      // RUSAGE_BOTH); a reaped child's adds to the caller's children times.
-      if (a.Ptr(3) != 0) TRY(t.CopyOutObj(a.Ptr(3), BothRusage(*child)));
-      int child_pid = child->tgid();
-      if (child->tg().zombie) {
-        AccountReapedChild(t, *child);
-        t.kernel().RemoveTask(child_pid);
-      }
-      return static_cast<long>(child_pid);
-    }
-    if (!any) return Errno{ECHILD};
-    if (options & WNOHANG) return 0L;
-    // A signal interrupts.
-    if (!t.Block().ok()) return Errno{kERestartSys};
+  WaitTarget target;
+  if (pid > 0) {
+    target = {WaitTarget::kPid, pid};
+  } else if (pid == 0) {
+    target = {WaitTarget::kPgid, t.tg().pgid};
+  } else if (pid < -1) {
+    target = {WaitTarget::kPgid, -pid};
   }
+  // wait4 always waits for exits; WUNTRACED is WSTOPPED.
+  ASSIGN_OR_RETURN(WaitFound found, DoWait(t, target, options | WEXITED));
+  if (found.pid == 0) return 0L;
+  if (a.Ptr(1) != 0) TRY(t.CopyOutObj(a.Ptr(1), found.status));
+  if (a.Ptr(3) != 0) TRY(t.CopyOutObj(a.Ptr(3), found.ru));
+  return static_cast<long>(found.pid);
+}
+
+// waitid(2): P_ALL, P_PID, P_PGID (0: the caller's group) and P_PIDFD (a
+// pidfd of a child; on a PIDFD_NONBLOCK one, EAGAIN instead of blocking). The siginfo gets
+// si_signo SIGCHLD, si_code, si_pid, si_uid and si_status, all zero when
+// WNOHANG found nothing; only those fields are written.
+SyscallResult SysWaitid(Task& t, const Args& a) {
+  const int idtype = a.Int(0);
+  const int id = a.Int(1);
+  int options = a.Int(3);
+  if (options &
+      ~(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | __WNOTHREAD | __WCLONE | __WALL)) {
+    return Errno{EINVAL};
+  }
+  if (!(options & (WEXITED | WSTOPPED | WCONTINUED))) return Errno{EINVAL};
+  WaitTarget target;
+  bool nonblocking = false;
+  switch (idtype) {
+    case P_ALL:
+      break;
+    case P_PID:
+      if (id <= 0) return Errno{EINVAL};
+      target = {WaitTarget::kPid, id};
+      break;
+    case P_PGID:
+      if (id < 0) return Errno{EINVAL};
+      target = {WaitTarget::kPgid, id == 0 ? t.tg().pgid : id};
+      break;
+    case P_PIDFD: {
+      if (id < 0) return Errno{EINVAL};
+      ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(id));
+      std::shared_ptr<ThreadGroup> group = pidfd::GroupOf(*f);
+      if (group == nullptr) return Errno{EBADF};
+      target = {WaitTarget::kPid, group->tgid};
+      nonblocking = (f->flags() & O_NONBLOCK) != 0;
+      break;
+    }
+    default:
+      return Errno{EINVAL};
+  }
+  ASSIGN_OR_RETURN(WaitFound found, DoWait(t, target, options | (nonblocking ? WNOHANG : 0)));
+  // Nothing yet through a PIDFD_NONBLOCK pidfd, without WNOHANG: EAGAIN.
+  if (found.pid == 0 && nonblocking && !(options & WNOHANG)) return Errno{EAGAIN};
+  if (found.pid != 0 && a.Ptr(4) != 0) TRY(t.CopyOutObj(a.Ptr(4), found.ru));
+  if (a.Ptr(2) != 0) {
+    // Only these fields are written; the rest of the caller's siginfo
+    // stays as it was.
+    const int32_t head[3] = {found.pid != 0 ? SIGCHLD : 0, 0, found.code};
+    const int32_t child[3] = {found.pid, static_cast<int32_t>(found.uid), found.child_status};
+    static_assert(offsetof(siginfo_t, si_code) == 8 && offsetof(siginfo_t, si_pid) == 16 &&
+                  offsetof(siginfo_t, si_uid) == 20 && offsetof(siginfo_t, si_status) == 24);
+    TRY(t.CopyOut(a.Ptr(2), head, sizeof(head)));
+    TRY(t.CopyOut(a.Ptr(2) + offsetof(siginfo_t, si_pid), child, sizeof(child)));
+  }
+  return 0L;
 }
 
 namespace {

@@ -16,11 +16,11 @@ namespace {
 
 constexpr uint64_t kUnblockable = kUnblockableSignals;
 
-// kill(2) permission: privileged, or the sender's real or effective uid is
+// kill(2) permission: CAP_KILL, or the sender's real or effective uid is
 // the target's real or saved uid (SIGCONT within a session is not modelled).
 bool MaySignal(const Task& from, const Task& to) {
-  return from.euid == 0 || from.euid == to.uid || from.euid == to.suid || from.uid == to.uid ||
-         from.uid == to.suid;
+  return from.Capable(CAP_KILL) || from.euid == to.uid || from.euid == to.suid ||
+         from.uid == to.uid || from.uid == to.suid;
 }
 
 // Sends sig to one task on behalf of t: permission, then queueing (signal 0

@@ -156,17 +156,20 @@ struct Table {
     Set(SYS_get_robust_list, SysGetRobustList, {kInt, kPtr, kPtr});
     Set(SYS_futex_waitv, SysFutexWaitv, {kPtr, kInt, kHex, kPtr, kInt});
     Set(SYS_prctl, SysPrctl, {kInt, kHex, kHex, kHex, kHex});
+    Set(SYS_capget, SysCapget, {kPtr, kPtr});
+    Set(SYS_capset, SysCapset, {kPtr, kPtr});
     Set(SYS_getrlimit, SysGetrlimit, {kInt, kPtr});
     Set(SYS_setrlimit, SysSetrlimit, {kInt, kPtr});
     Set(SYS_prlimit64, SysPrlimit64, {kInt, kInt, kPtr, kPtr});
-    Set(SYS_sched_getaffinity, SysSchedGetaffinity, {kInt, kInt, kPtr});
-    Set(SYS_sched_yield, SysSchedYield);
-    Set(SYS_getcpu, SysGetcpu, {kPtr, kPtr, kPtr});
     Set(SYS_getrandom, SysGetrandom, {kPtr, kInt, kHex});
     Set(SYS_sysinfo, SysSysinfo, {kPtr});
     Set(SYS_exit, SysExit, {kInt});
     Set(SYS_exit_group, SysExitGroup, {kInt});
     Set(SYS_wait4, SysWait4, {kInt, kPtr, kHex, kPtr});
+    Set(SYS_waitid, SysWaitid, {kInt, kInt, kPtr, kHex, kPtr});
+    Set(SYS_pidfd_open, SysPidfdOpen, {kInt, kHex});
+    Set(SYS_pidfd_send_signal, SysPidfdSendSignal, {kFd, kSignal, kPtr, kHex});
+    Set(SYS_pidfd_getfd, SysPidfdGetfd, {kFd, kInt, kHex});
     Set(SYS_clone, SysClone, {kHex, kPtr, kPtr, kPtr, kHex});
     Set(SYS_clone3, SysClone3, {kPtr, kInt});
     Set(SYS_ptrace, SysPtrace, {kInt, kInt, kPtr, kPtr});
@@ -174,6 +177,22 @@ struct Table {
     Set(SYS_vfork, SysVfork);
     Set(SYS_execve, SysExecve, {kPath, kPtr, kPtr});
     Set(SYS_futex, SysFutex, {kPtr, kInt, kInt, kPtr, kPtr, kInt});
+    // Scheduling.
+    Set(SYS_getpriority, SysGetpriority, {kInt, kInt});
+    Set(SYS_setpriority, SysSetpriority, {kInt, kInt, kInt});
+    Set(SYS_sched_setscheduler, SysSchedSetscheduler, {kInt, kInt, kPtr});
+    Set(SYS_sched_setparam, SysSchedSetparam, {kInt, kPtr});
+    Set(SYS_sched_getscheduler, SysSchedGetscheduler, {kInt});
+    Set(SYS_sched_getparam, SysSchedGetparam, {kInt, kPtr});
+    Set(SYS_sched_get_priority_max, SysSchedGetPriorityMax, {kInt});
+    Set(SYS_sched_get_priority_min, SysSchedGetPriorityMin, {kInt});
+    Set(SYS_sched_rr_get_interval, SysSchedRrGetInterval, {kInt, kPtr});
+    Set(SYS_sched_getattr, SysSchedGetattr, {kInt, kPtr, kInt, kHex});
+    Set(SYS_sched_setattr, SysSchedSetattr, {kInt, kPtr, kHex});
+    Set(SYS_sched_getaffinity, SysSchedGetaffinity, {kInt, kInt, kPtr});
+    Set(SYS_sched_setaffinity, SysSchedSetaffinity, {kInt, kInt, kPtr});
+    Set(SYS_sched_yield, SysSchedYield);
+    Set(SYS_getcpu, SysGetcpu, {kPtr, kPtr, kPtr});
     // Signals.
     Set(SYS_rt_sigaction, SysRtSigaction, {kSignal, kPtr, kPtr, kInt});
     Set(SYS_rt_sigprocmask, SysRtSigprocmask, {kInt, kPtr, kPtr, kInt});

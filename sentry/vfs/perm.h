@@ -6,8 +6,8 @@
 // errno wins when several apply.
 //
 // Capabilities: the sandbox runs in its own user namespace, where root holds
-// every capability. Only the five that bear on files matter here, and a
-// caller either holds all five or none (see Task::FsCreds for the rule).
+// every capability. Only the five that bear on files matter here; a caller
+// holds those of its effective set (see sentry/kernel/caps.h for the model).
 #ifndef HUSK_SENTRY_VFS_PERM_H_
 #define HUSK_SENTRY_VFS_PERM_H_
 

@@ -525,13 +525,20 @@ SyscallResult SysTruncate(Task& t, const Args& a) {
   return 0L;
 }
 
-SyscallResult SysGetdents64(Task& t, const Args& a) {
+namespace {
+
+// getdents64(2)'s struct linux_dirent64 {ino, off, reclen, type, name}, or
+// legacy getdents(2)'s struct linux_dirent {ino, off, reclen, name, 0,
+// type}, whose type is the record's last byte.
+Result<long> Getdents(Task& t, const Args& a, bool legacy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (!f->inode()->IsDir()) return Errno{ENOTDIR};
   size_t cap = std::min<size_t>(a.Size(2), 1 << 20);
   std::vector<char> out;
   out.reserve(cap);
-  auto reclen = [](const vfs::Dirent& e) { return (19 + e.name.size() + 1 + 7) & ~size_t{7}; };
+  auto reclen = [legacy](const vfs::Dirent& e) {
+    return ((legacy ? 18 + e.name.size() + 2 : 19 + e.name.size() + 1) + 7) & ~size_t{7};
+  };
   size_t used = 0;
   bool refused = false;
   ASSIGN_OR_RETURN(std::vector<vfs::Dirent> batch,
@@ -557,12 +564,22 @@ SyscallResult SysGetdents64(Task& t, const Args& a) {
     memcpy(&out[at], &ino, 8);
     memcpy(&out[at + 8], &off, 8);
     memcpy(&out[at + 16], &rl, 2);
-    out[at + 18] = static_cast<char>(e.type);
-    memcpy(&out[at + 19], e.name.data(), e.name.size());
+    if (legacy) {
+      memcpy(&out[at + 18], e.name.data(), e.name.size());
+      out[at + len - 1] = static_cast<char>(e.type);
+    } else {
+      out[at + 18] = static_cast<char>(e.type);
+      memcpy(&out[at + 19], e.name.data(), e.name.size());
+    }
   }
   if (!out.empty()) TRY(t.CopyOut(a.Ptr(1), out.data(), out.size()));
   return static_cast<long>(out.size());
 }
+
+}  // namespace
+
+SyscallResult SysGetdents64(Task& t, const Args& a) { return Getdents(t, a, false); }
+SyscallResult SysGetdents(Task& t, const Args& a) { return Getdents(t, a, true); }
 
 SyscallResult SysSendfile(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef out, GetFile(t, a.Int(0)));

@@ -69,6 +69,7 @@ struct Table {
     Set(SYS_ftruncate, SysFtruncate, {kFd, kInt});
     Set(SYS_truncate, SysTruncate, {kPath, kInt});
     Set(SYS_getdents64, SysGetdents64, {kFd, kPtr, kInt});
+    Set(SYS_getdents, SysGetdents, {kFd, kPtr, kInt});
     Set(SYS_sendfile, SysSendfile, {kFd, kFd, kPtr, kInt});
     Set(SYS_stat, SysStat, {kPath, kPtr});
     Set(SYS_lstat, SysLstat, {kPath, kPtr});

@@ -229,6 +229,36 @@ TEST_F(DirTest, Getdents64ListsEntriesWithTypes) {
   EXPECT_EQ(ListDir(fd.get()), want);
 }
 
+// The legacy getdents(2): struct linux_dirent {u64 ino, s64 off, u16 reclen,
+// char name[], then a NUL and the type as the record's last byte}.
+// Sanitizers' thread listing (/proc/self/task) still uses it.
+TEST_F(DirTest, LegacyGetdentsPutsTheTypeLast) {
+  ASSERT_TRUE(WriteFile(P("file"), ""));
+  ASSERT_OK(mkdir(P("dir").c_str(), 0755));
+  Fd fd(open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  std::map<std::string, int> got;
+  alignas(8) char buf[4096];
+  for (;;) {
+    long n = syscall(SYS_getdents, fd.get(), buf, sizeof(buf));
+    ASSERT_GE(n, 0) << ErrnoName(errno);
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      unsigned short reclen;
+      memcpy(&reclen, buf + off + 16, sizeof(reclen));
+      ASSERT_EQ(reclen % 8, 0);
+      got[std::string(buf + off + 18)] = static_cast<unsigned char>(buf[off + reclen - 1]);
+      off += reclen;
+    }
+  }
+  std::map<std::string, int> want = {
+      {".", DT_DIR}, {"..", DT_DIR}, {"file", DT_REG}, {"dir", DT_DIR}};
+  EXPECT_EQ(got, want);
+  // A buffer too small for the next entry.
+  ASSERT_EQ(lseek(fd.get(), 0, SEEK_SET), 0);
+  EXPECT_ERRNO(syscall(SYS_getdents, fd.get(), buf, 1), EINVAL);
+}
+
 TEST_F(DirTest, Getdents64SmallBufferStillListsEverything) {
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(WriteFile(P("file" + std::to_string(i)), ""));
   Fd fd(open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

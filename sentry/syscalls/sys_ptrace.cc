@@ -103,20 +103,19 @@ SyscallResult SysPtrace(Task& t, const Args& a) {
   const long req = a.Long(0);
   const int pid = a.Int(1);
   const uintptr_t addr = a.Ptr(2), data = a.Ptr(3);
-  Kernel& k = t.kernel();
 
   if (req == PTRACE_TRACEME) {
     // The parent process traces us (its thread that forked us, or its leader).
     if (t.ptrace_ != nullptr) return Errno{EPERM};
-    auto parent = k.FindTask(t.tg().parent_thread != 0 ? t.tg().parent_thread : t.tg().ppid);
-    if (parent == nullptr || parent->exited()) parent = k.FindTask(t.tg().ppid);
+    auto parent = t.kernel().FindTask(t.tg().parent_thread != 0 ? t.tg().parent_thread : t.tg().ppid);
+    if (parent == nullptr || parent->exited()) parent = t.kernel().FindTask(t.tg().ppid);
     if (parent == nullptr || t.tg().ppid == 0) return Errno{EPERM};
     t.ptrace_ = std::make_unique<Task::Ptrace>();
     t.ptrace_->tracer = parent->tid();
     return 0L;
   }
   if (req == PTRACE_ATTACH || req == PTRACE_SEIZE) {
-    auto target = k.FindTask(pid);
+    auto target = t.kernel().FindTask(pid);
     if (target == nullptr || target->exited()) return Errno{ESRCH};
     target->kernel().mu.AssertHeld();
     if (!MayAttach(t, *target)) return Errno{EPERM};
@@ -146,6 +145,7 @@ SyscallResult SysPtrace(Task& t, const Args& a) {
     }
     case PTRACE_KILL: {
       ASSIGN_OR_RETURN(auto target, Tracee(t, pid, true));
+      target->kernel().mu.AssertHeld();  // one kernel, one lock
       target->SendSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
       return 0L;
     }
@@ -154,6 +154,7 @@ SyscallResult SysPtrace(Task& t, const Args& a) {
   }
 
   ASSIGN_OR_RETURN(auto target, Tracee(t, pid, false));
+  target->kernel().mu.AssertHeld();  // one kernel, one lock
   Task::Ptrace& p = *target->ptrace_;
   switch (req) {
     case PTRACE_PEEKTEXT:

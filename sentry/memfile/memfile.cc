@@ -34,9 +34,11 @@ Result<uint64_t> MemoryFile::Allocate(size_t pages) {
   if (pages > size_ / kPageSize) return Errno{ENOMEM};
   if (!MemoryAccount::Sandbox().TryCharge(pages * kPageSize)) return Errno{ENOMEM};
   absl::MutexLock l(&mu_);
-  if (pages == 1 && !free_pages_.empty()) {
-    uint64_t off = free_pages_.back();
-    free_pages_.pop_back();
+  if (pages == 1 && !free_runs_.empty()) {
+    auto it = free_runs_.begin();
+    const uint64_t off = it->first, n = it->second;
+    free_runs_.erase(it);
+    if (n > 1) free_runs_.emplace(off + kPageSize, n - 1);
     used_ += kPageSize;
     return off;
   }
@@ -77,7 +79,23 @@ void MemoryFile::Free(uint64_t offset, size_t pages) {
   }
   absl::MutexLock l(&mu_);
   for (auto& [off, n] : runs) {
-    for (size_t i = 0; i < n; i++) free_pages_.push_back(off + i * kPageSize);
+    // Coalesced with the runs on either side.
+    uint64_t start = off, count = n;
+    auto next = free_runs_.lower_bound(start);
+    if (next != free_runs_.begin()) {
+      auto prev = std::prev(next);
+      if (prev->first + prev->second * kPageSize == start) {
+        start = prev->first;
+        count += prev->second;
+        free_runs_.erase(prev);
+      }
+    }
+    next = free_runs_.lower_bound(off);
+    if (next != free_runs_.end() && next->first == off + n * kPageSize) {
+      count += next->second;
+      free_runs_.erase(next);
+    }
+    free_runs_[start] = count;
     used_ -= n * kPageSize;
     MemoryAccount::Sandbox().Uncharge(n * kPageSize);
   }

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -52,7 +53,11 @@ class MemoryFile {
   size_t size_;
   mutable absl::Mutex mu_;
   uint64_t next_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<uint64_t> free_pages_ ABSL_GUARDED_BY(mu_);
+  // Freed pages as runs (offset -> page count), coalesced; single pages are
+  // handed out lowest first, so pages allocated one after the other for
+  // neighbouring addresses tend to be neighbours in the file too, and the
+  // platform maps them with one call.
+  std::map<uint64_t, uint64_t> free_runs_ ABSL_GUARDED_BY(mu_);
   size_t used_ ABSL_GUARDED_BY(mu_) = 0;
   // Reference counts of pages held more than once (absent: exactly one).
   absl::flat_hash_map<uint64_t, uint32_t> refs_ ABSL_GUARDED_BY(mu_);

@@ -116,12 +116,23 @@ static bool RangeWraps(uintptr_t addr, size_t length) {
 
 void MemoryManager::DropPages(uintptr_t start, uintptr_t end) {
   bool mapped = false;
+  // Consecutive file pages go back as one run (one hole punched).
+  uint64_t run = 0;
+  size_t run_pages = 0;
   auto it = pages_.lower_bound(start);
   while (it != pages_.end() && it->first < end) {
     mapped |= it->second.mapped;
-    mf_.Free(it->second.offset, 1);
+    const uint64_t off = it->second.offset;
+    if (run_pages != 0 && run + run_pages * kPageSize == off) {
+      run_pages++;
+    } else {
+      if (run_pages != 0) mf_.Free(run, run_pages);
+      run = off;
+      run_pages = 1;
+    }
     it = pages_.erase(it);
   }
+  if (run_pages != 0) mf_.Free(run, run_pages);
   if (mapped) (void)as_->Unmap(start, end - start);
 }
 
@@ -542,7 +553,9 @@ bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory, uint64_t si
     }
     return MakeWritable(vma, page, out_of_memory);
   }
-  uintptr_t end = std::min<uintptr_t>(vma.end, page + kFaultAround * kPageSize);
+  fault_window_ = page == next_fault_ ? std::min(fault_window_ * 2, kMaxFaultAround) : kFaultAround;
+  uintptr_t end = std::min<uintptr_t>(vma.end, page + fault_window_ * kPageSize);
+  next_fault_ = end;
   // Install [page, end) as runs of consecutive memory-file pages with the
   // same protection (shared copy-on-write pages go in read-only).
   uintptr_t run_start = 0;

@@ -133,6 +133,22 @@ TEST(MemoryFileTest, PagesOfAFreedRunAreReusedOneByOne) {
   EXPECT_EQ(mf->used_bytes(), 3 * kPageSize);
 }
 
+// Freed pages come back lowest first and in address order, whatever order
+// they were freed in, so single-page allocations for neighbouring
+// addresses get neighbouring file pages (one host mapping for the lot).
+TEST(MemoryFileTest, FreedPagesComeBackInAscendingRuns) {
+  auto mf = NewMemoryFile();
+  ASSERT_NE(mf, nullptr);
+  auto run = mf->Allocate(8);
+  ASSERT_OK(run);
+  for (int i = 7; i >= 0; i--) mf->Free(*run + i * kPageSize, 1);  // freed backwards
+  for (int i = 0; i < 8; i++) {
+    auto off = mf->Allocate(1);
+    ASSERT_OK(off);
+    EXPECT_EQ(*off, *run + i * kPageSize) << i;
+  }
+}
+
 TEST(MemoryFileTest, AllocationBeyondMaxFails) {
   auto mf = NewMemoryFile(16 * kPageSize);
   ASSERT_NE(mf, nullptr);

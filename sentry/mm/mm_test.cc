@@ -691,6 +691,22 @@ TEST_F(MmTest, HandleFaultInstallsThePageAndItsNeighbours) {
   EXPECT_TRUE(SameBytes(Read(a + 6 * kPage, 5), "world"));
 }
 
+// A fault where the previous window ended doubles the window (up to
+// kMaxFaultAround); a fault elsewhere starts again at kFaultAround.
+TEST_F(MmTest, SequentialFaultsGrowTheWindow) {
+  constexpr size_t kAround = MemoryManager::kFaultAround;
+  uintptr_t a = MapFixed(kFixedArea, 1024 * kPage);
+  ASSERT_TRUE(mm_->HandleFault(a));
+  EXPECT_EQ(host_.InstalledIn(a, a + 1024 * kPage), kAround);
+  ASSERT_TRUE(mm_->HandleFault(a + kAround * kPage));
+  EXPECT_EQ(host_.InstalledIn(a, a + 1024 * kPage), kAround + 2 * kAround);
+  ASSERT_TRUE(mm_->HandleFault(a + 3 * kAround * kPage));
+  EXPECT_EQ(host_.InstalledIn(a, a + 1024 * kPage), 7 * kAround);
+  // Elsewhere: back to the base window.
+  ASSERT_TRUE(mm_->HandleFault(a + 900 * kPage));
+  EXPECT_EQ(host_.InstalledIn(a + 900 * kPage, a + 1024 * kPage), kAround);
+}
+
 TEST_F(MmTest, FaultAroundStopsAtTheEndOfTheVma) {
   uintptr_t a = MapFixed(kFixedArea, 3 * kPage);
   MapFixed(a + 3 * kPage, 8 * kPage, PROT_READ);

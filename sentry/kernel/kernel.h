@@ -325,9 +325,15 @@ class Task {
   // wait on as well, their revents filled in.
   Status Block(absl::Time deadline = absl::InfiniteFuture(), std::vector<pollfd>* host = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
-  // Whether a signal that is not blocked waits for delivery to this thread
-  // (its own, or its process's).
-  bool SignalPending() const { return (PendingSignals() & ~sigmask) != 0; }
+  // Whether the task must leave a blocking call for DeliverSignals: a
+  // signal that is not blocked waits for delivery to this thread (its own,
+  // or its process's), or the process is stopping, or a tracer asked for
+  // PTRACE_INTERRUPT. The call then returns an interruption (EINTR or a
+  // restart), as Linux's signal_pending does for all three.
+  bool SignalPending() const {
+    if ((PendingSignals() & ~sigmask) != 0) return true;
+    return !stop_waiting_ && (tg_->stopped || (ptrace_ != nullptr && ptrace_->interrupt));
+  }
   // The signals pending for this thread and for its process.
   uint64_t PendingSignals() const { return pending_.pending() | tg_->shared_pending.pending(); }
   // The signals pending for this thread alone.
@@ -481,6 +487,7 @@ class Task {
   void KillOtherThreads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
 
   SignalQueue pending_;  // thread-directed signals
+  bool stop_waiting_ = false;  // in a stop already (group stop, ptrace-stop)
   std::optional<uint64_t> saved_sigmask_;
   bool sleeping_ = false;
   void Stop(int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);

@@ -49,6 +49,7 @@ int Task::PtraceStop(int status, const siginfo_t* info, int syscall_stop) {
   tracer->SendProcessSignal(chld);
   tracer->tg().child_events.Notify(~0u);
   // Only SIGKILL (or the tracer's going) ends the stop early.
+  stop_waiting_ = true;
   while (ptrace_ != nullptr && ptrace_->resume == Ptrace::Resume::kNone &&
          !(pending_.pending() & SignalBit(SIGKILL)) && !exiting_) {
     auto t = kernel().FindTask(ptrace_->tracer);
@@ -58,6 +59,7 @@ int Task::PtraceStop(int status, const siginfo_t* info, int syscall_stop) {
     (void)Block();
     sigmask = mask;
   }
+  stop_waiting_ = false;
   if (ptrace_ == nullptr) return 0;
   Ptrace& q = *ptrace_;
   if (q.fp_dirty && !q.fp.empty()) (void)ctx_->SetFpState(mm_->address_space(), q.fp);

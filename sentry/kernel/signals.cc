@@ -420,12 +420,14 @@ void Task::Stop(int sig) {
 void Task::WaitWhileStopped() {
   // Stay in the sentry until SIGCONT (which clears the stop when sent) or
   // SIGKILL; other signals stay pending meanwhile.
+  stop_waiting_ = true;
   while (tg_->stopped && !(pending_.pending() & Bit(SIGKILL)) && !exiting_) {
     uint64_t mask = sigmask;
     sigmask = ~Bit(SIGKILL);  // only SIGKILL ends the wait early
     (void)Block();
     sigmask = mask;
   }
+  stop_waiting_ = false;
 }
 
 bool Task::SetupFrame(const siginfo_t& info, SigAction& act) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 
 #include "gtest/gtest.h"
 #include "tests/syscalls/test_util.h"
@@ -28,6 +29,19 @@ int WaitStatus(pid_t pid) {
 }
 
 bool StoppedBy(int status, int sig) { return WIFSTOPPED(status) && WSTOPSIG(status) == sig; }
+
+// The state letter of /proc/<pid>/stat ('S' sleeping, 'R' running, ...).
+char ProcState(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  FILE* f = fopen(path, "r");
+  if (f == nullptr) return '?';
+  int ignored;
+  char comm[64], state = '?';
+  if (fscanf(f, "%d %63s %c", &ignored, comm, &state) != 3) state = '?';
+  fclose(f);
+  return state;
+}
 
 // A child that asks to be traced and stops itself with SIGSTOP; `then`
 // runs once the tracer resumes it, and its result is the exit code.
@@ -196,6 +210,9 @@ TEST(PtraceTest, SeizeInterruptAndDetach) {
     _exit(read(p[0], &c, 1) == 1 ? 0 : 1);
   }
   close(p[0]);
+  // Let it block in its read first: the interrupt must reach a task that
+  // sleeps in a system call too.
+  for (int i = 0; i < 5000 && ProcState(pid) != 'S'; i++) usleep(1000);
   ASSERT_EQ(ptrace(PTRACE_SEIZE, pid, nullptr, nullptr), 0) << strerror(errno);
   EXPECT_ERRNO(ptrace(PTRACE_SEIZE, pid, nullptr, nullptr), EPERM);  // traced already
   ASSERT_EQ(ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr), 0);

@@ -655,6 +655,41 @@ TEST(SignalThreadTest, StopAndContinueReachEveryThread) {
   EXPECT_TRUE(ExitedWith(status, 0)) << Describe(status);
 }
 
+// A thread blocked in a system call stops with its process too: data that
+// arrives while the process is stopped is not read until SIGCONT.
+TEST(SignalThreadTest, AThreadBlockedInReadStopsWithItsProcess) {
+  SharedBox<Counters> c;
+  Counters* s = c.get();
+  int p[2];
+  ASSERT_OK(pipe(p));
+  const pid_t child = ForkChild([s, p] {
+    close(p[1]);
+    std::thread worker([s, p] {
+      char ch;
+      s->worker.store(1);  // about to block
+      if (read(p[0], &ch, 1) == 1) s->leader.store(1);
+    });
+    worker.join();
+    _exit(0);
+  });
+  close(p[0]);
+  const int64_t end = NowMs() + 30000;
+  while (s->worker.load() == 0 && NowMs() < end) sched_yield();
+  Pause();  // let the worker reach its read
+  ASSERT_OK(kill(child, SIGSTOP));
+  int status = WaitBounded(child, WUNTRACED);
+  ASSERT_TRUE(status != -1 && WIFSTOPPED(status)) << Describe(status);
+  ASSERT_EQ(write(p[1], "x", 1), 1);
+  Pause();
+  EXPECT_EQ(s->leader.load(), 0u) << "the blocked thread read while its process was stopped";
+  ASSERT_OK(kill(child, SIGCONT));
+  while (s->leader.load() == 0 && NowMs() < end) sched_yield();
+  EXPECT_EQ(s->leader.load(), 1u);
+  close(p[1]);
+  status = WaitBounded(child);
+  EXPECT_TRUE(ExitedWith(status, 0)) << Describe(status);
+}
+
 // ---- Synchronous signals in a worker ----
 
 struct SegvResult {

@@ -12,5 +12,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build ccache pkg-config \
   libseccomp-dev libprotobuf-dev protobuf-compiler libabsl-dev \
-  libgtest-dev libgmock-dev manpages-dev \
+  libgtest-dev libgmock-dev manpages-dev python3 xz-utils zstd \
   clang libclang-rt-14-dev llvm >/dev/null

@@ -27,7 +27,9 @@
 // are sampled the same way but are no timer ids: one of each per process,
 // kept across exec (they live in signal_struct too), not copied by fork.
 // As Linux's check_cpu_itimer, an expiry sends the signal to the process
-// with SI_KERNEL and reloads the interval once.
+// with SI_KERNEL and reloads the interval once. Like the process CPU-time
+// clocks they count the thread group leader's time (clocks.cc), and they
+// stop counting once the leader has exited while other threads run on.
 //
 // Locking: everything here is guarded by the big kernel lock; the timer
 // thread takes it before it looks at a timer.

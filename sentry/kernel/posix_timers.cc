@@ -232,6 +232,112 @@ class PosixTimers::Timer final : public Alarm {
   int64_t overrun_last_ ABSL_GUARDED_BY(kernel_.mu) = 0;
 };
 
+// An interval timer of setitimer(2) on the process's CPU time: Linux's
+// cpu_itimer (an absolute expiry on the process's clock, 0: disarmed, and
+// an interval), checked by the timer thread at most once a tick.
+class PosixTimers::CpuItimer final : public Alarm {
+ public:
+  CpuItimer(Kernel& k, int tgid, CpuClockPart part)
+      : kernel_(k),
+        tgid_(tgid),
+        part_(part),
+        signo_(part == CpuClockPart::kProf ? SIGPROF : SIGVTALRM) {}
+
+  void Expire(uint64_t token) override {
+    absl::MutexLock l(&kernel_.mu);
+    if (token != gen_ || expires_ == 0) return;
+    std::optional<int64_t> now = Sample();
+    if (!now) return;  // the process is going: nothing counts any more
+    // check_cpu_itimer: one expiry per check, the interval added once.
+    if (*now >= expires_) {
+      expires_ = interval_ > 0 ? SaturatingAdd(expires_, interval_) : 0;
+      std::shared_ptr<Task> leader = kernel_.FindTask(tgid_);
+      if (leader != nullptr) {
+        leader->kernel().mu.AssertHeld();  // one kernel, one big lock
+        // __group_send_sig_info with SEND_SIG_PRIV: SI_KERNEL, no sender.
+        leader->SendProcessSignal(MakeSigInfo(signo_, SI_KERNEL, 0, 0));
+      }
+    }
+    ArmLocked(*now);
+  }
+
+  // set_cpu_itimer: the old setting relative to now (a tick if it is due),
+  // and a new value counted from now plus a tick, as Linux adds TICK_NSEC.
+  itimerspec Set(const itimerspec& v) {
+    kernel_.mu.AssertHeld();
+    int64_t oval = expires_;
+    const int64_t ointerval = interval_;
+    int64_t nval = TimespecToNs(v.it_value);
+    const int64_t ninterval = TimespecToNs(v.it_interval);
+    std::optional<int64_t> now;
+    if (oval != 0 || nval != 0) now = Sample();
+    const int64_t base = now.value_or(0);
+    if (oval != 0) oval = oval <= base ? ClockTickNs() : oval - base;
+    if (nval != 0) nval = SaturatingAdd(SaturatingAdd(nval, ClockTickNs()), base);
+    expires_ = nval;
+    interval_ = ninterval;
+    gen_++;
+    if (expires_ != 0 && now) {
+      ArmLocked(*now);
+    } else {
+      TimerQueue::Get().Disarm(*this);
+    }
+    return itimerspec{NsToTimespec(ointerval), NsToTimespec(oval)};
+  }
+
+  // get_cpu_itimer: the time left, a tick if the timer is due.
+  itimerspec Get() {
+    kernel_.mu.AssertHeld();
+    int64_t cval = expires_;
+    if (cval != 0) {
+      const int64_t now = Sample().value_or(0);
+      cval = cval < now ? ClockTickNs() : cval - now;
+    }
+    return itimerspec{NsToTimespec(interval_), NsToTimespec(cval)};
+  }
+
+  // The process exits: the timer stops for good.
+  void Stop() {
+    kernel_.mu.AssertHeld();
+    expires_ = 0;
+    interval_ = 0;
+    gen_++;
+    TimerQueue::Get().Disarm(*this);
+  }
+
+ private:
+  // The process's CPU time on the timer's clock (the leader's, as the
+  // process clocks count it); none once the leader has exited. The leader
+  // is looked up each time: exec by another thread makes a new one.
+  std::optional<int64_t> Sample() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel_.mu) {
+    std::shared_ptr<Task> leader = kernel_.FindTask(tgid_);
+    if (leader == nullptr) return std::nullopt;
+    leader->kernel().mu.AssertHeld();  // one kernel, one big lock
+    if (leader->exiting()) return std::nullopt;
+    return CpuClockNow(CpuClock{std::move(leader), false, part_});
+  }
+
+  // The CPU time grows no faster than the wall clock: wake after the time
+  // still missing, at least a tick apart.
+  void ArmLocked(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel_.mu) {
+    if (expires_ == 0) {
+      TimerQueue::Get().Disarm(*this);
+      return;
+    }
+    const int64_t wait = std::max(expires_ - now, ClockTickNs());
+    TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC,
+                          SaturatingAdd(HostClockNow(CLOCK_MONOTONIC), wait), gen_);
+  }
+
+  Kernel& kernel_;
+  const int tgid_;
+  const CpuClockPart part_;
+  const int signo_;
+  int64_t expires_ ABSL_GUARDED_BY(kernel_.mu) = 0;   // on the process's clock; 0: disarmed
+  int64_t interval_ ABSL_GUARDED_BY(kernel_.mu) = 0;  // 0: one-shot
+  uint64_t gen_ ABSL_GUARDED_BY(kernel_.mu) = 0;      // bumped by each setting
+};
+
 PosixTimers::~PosixTimers() = default;
 
 // do_timer_create's order: the clock's kind (EINVAL, EOPNOTSUPP), an id,
@@ -352,6 +458,22 @@ Status PosixTimers::Delete(Task& t, int id) {
   return Ok();
 }
 
+Result<itimerspec> PosixTimers::SetCpuItimer(Task& t, CpuClockPart part, const itimerspec& value) {
+  kernel_.mu.AssertHeld();
+  if (TimespecToNs(value.it_value) != 0) TRY(TimerQueue::Get().Start());
+  std::shared_ptr<CpuItimer>& it = processes_[t.tgid()].itimers[static_cast<int>(part)];
+  if (it == nullptr) it = std::make_shared<CpuItimer>(kernel_, t.tgid(), part);
+  return it->Set(value);
+}
+
+itimerspec PosixTimers::GetCpuItimer(Task& t, CpuClockPart part) {
+  kernel_.mu.AssertHeld();
+  auto p = processes_.find(t.tgid());
+  if (p == processes_.end()) return itimerspec{};
+  const std::shared_ptr<CpuItimer>& it = p->second.itimers[static_cast<int>(part)];
+  return it == nullptr ? itimerspec{} : it->Get();
+}
+
 void PosixTimers::OnExec(int tgid) {
   kernel_.mu.AssertHeld();
   auto p = processes_.find(tgid);
@@ -362,6 +484,12 @@ void PosixTimers::OnExec(int tgid) {
 
 void PosixTimers::OnExit(int tgid) {
   OnExec(tgid);
+  auto p = processes_.find(tgid);
+  if (p != processes_.end()) {
+    for (auto& it : p->second.itimers) {
+      if (it != nullptr) it->Stop();
+    }
+  }
   processes_.erase(tgid);
 }
 

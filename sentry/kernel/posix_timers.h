@@ -22,6 +22,15 @@
 // Timers die with their process and at exec; fork does not copy them; the
 // id counter runs on across exec, as it lives in Linux's signal_struct.
 //
+// The CPU-time interval timers of setitimer(2) (ITIMER_PROF: the process's
+// user and system time, SIGPROF; ITIMER_VIRTUAL: its user time, SIGVTALRM)
+// are sampled the same way but are no timer ids: one of each per process,
+// kept across exec (they live in signal_struct too), not copied by fork.
+// As Linux's check_cpu_itimer, an expiry sends the signal to the process
+// with SI_KERNEL and reloads the interval once. Like the process CPU-time
+// clocks they count the thread group leader's time (clocks.cc), and they
+// stop counting once the leader has exited while other threads run on.
+//
 // Locking: everything here is guarded by the big kernel lock; the timer
 // thread takes it before it looks at a timer.
 #ifndef HUSK_SENTRY_KERNEL_POSIX_TIMERS_H_
@@ -35,6 +44,7 @@
 #include <memory>
 
 #include "base/result.h"
+#include "sentry/kernel/clocks.h"
 
 namespace husk {
 
@@ -62,8 +72,15 @@ class PosixTimers {
   // timer_delete. A signal it already queued stays pending.
   Status Delete(Task& t, int id);
 
-  // Hooks of the process model. exec deletes the process's timers; exit
-  // forgets the process.
+  // setitimer(2) with ITIMER_PROF (part kProf) or ITIMER_VIRTUAL (kVirt)
+  // for t's process: arms (a non-zero it_value) or disarms; returns the
+  // setting it replaced, as set_cpu_itimer does.
+  Result<itimerspec> SetCpuItimer(Task& t, CpuClockPart part, const itimerspec& value);
+  // getitimer(2) with ITIMER_PROF or ITIMER_VIRTUAL (get_cpu_itimer).
+  itimerspec GetCpuItimer(Task& t, CpuClockPart part);
+
+  // Hooks of the process model. exec deletes the process's timers (not its
+  // interval timers); exit forgets the process.
   void OnExec(int tgid);
   void OnExit(int tgid);
   // t dequeues a SI_TIMER signal (Task::DequeueSignal): fills in its
@@ -72,9 +89,13 @@ class PosixTimers {
 
  private:
   class Timer;
+  class CpuItimer;
   struct Process {
     int next_id = 0;
     std::map<int, std::shared_ptr<Timer>> timers;
+    // By CpuClockPart: kProf (ITIMER_PROF), kVirt (ITIMER_VIRTUAL); null
+    // until first set.
+    std::shared_ptr<CpuItimer> itimers[2];
   };
   Result<Timer*> Find(Task& t, int id);
 

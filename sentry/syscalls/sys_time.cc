@@ -138,14 +138,28 @@ ItimerVal ItimerOf(const RealTimers::Setting& s) {
   return ItimerVal{RoundedTimeval(s.interval), RoundedTimeval(s.value)};
 }
 
-// ITIMER_VIRTUAL and ITIMER_PROF need per-task CPU accounting: not yet.
-Result<int> CheckWhich(Task& t, int which, int nr) {
-  if (which == ITIMER_REAL) return which;
-  if (which == ITIMER_VIRTUAL || which == ITIMER_PROF) {
-    t.kernel().CountUnimplemented(nr);
-    return Errno{ENOSYS};
+// The CPU-time interval timers (sentry/kernel/posix_timers.h): which part
+// of the process's CPU time each counts.
+Result<CpuClockPart> CpuItimerPart(int which) {
+  switch (which) {
+    case ITIMER_VIRTUAL:
+      return CpuClockPart::kVirt;
+    case ITIMER_PROF:
+      return CpuClockPart::kProf;
+    default:
+      return Errno{EINVAL};
   }
-  return Errno{EINVAL};
+}
+
+// put_itimerval: nanoseconds truncated to microseconds.
+timeval TruncatedTimeval(const timespec& ts) { return timeval{ts.tv_sec, ts.tv_nsec / 1000}; }
+
+ItimerVal ItimerOf(const itimerspec& s) {
+  return ItimerVal{TruncatedTimeval(s.it_interval), TruncatedTimeval(s.it_value)};
+}
+
+timespec TimespecOf(const timeval& tv) {
+  return timespec{tv.tv_sec, static_cast<long>(tv.tv_usec) * 1000};
 }
 
 }  // namespace
@@ -162,22 +176,38 @@ SyscallResult SysAlarm(Task& t, const Args& a) {
 }
 
 SyscallResult SysGetitimer(Task& t, const Args& a) {
-  TRY(CheckWhich(t, a.Int(0), SYS_getitimer));
-  RealTimers::Setting s = t.kernel().real_timers.Get(t.tgid());
-  TRY(t.CopyOutObj(a.Ptr(1), ItimerOf(s)));
+  const int which = a.Int(0);
+  ItimerVal cur;
+  if (which == ITIMER_REAL) {
+    cur = ItimerOf(t.kernel().real_timers.Get(t.tgid()));
+  } else {
+    ASSIGN_OR_RETURN(CpuClockPart part, CpuItimerPart(which));
+    cur = ItimerOf(t.kernel().posix_timers.GetCpuItimer(t, part));
+  }
+  TRY(t.CopyOutObj(a.Ptr(1), cur));
   return 0L;
 }
 
+// Linux's order: the new value is read and checked (EFAULT, EINVAL) before
+// `which` is (do_setitimer's EINVAL).
 SyscallResult SysSetitimer(Task& t, const Args& a) {
-  TRY(CheckWhich(t, a.Int(0), SYS_setitimer));
+  const int which = a.Int(0);
   ItimerVal v{};  // a null new value disarms, as Linux still allows
   if (a.Ptr(1) != 0) TRY(t.CopyInObj(a.Ptr(1), &v));
   for (const timeval& tv : {v.value, v.interval}) {
     if (tv.tv_sec < 0 || tv.tv_usec < 0 || tv.tv_usec >= 1000000) return Errno{EINVAL};
   }
-  RealTimers::Setting s{DurationOf(v.value), DurationOf(v.interval)};
-  RealTimers::Setting old = t.kernel().real_timers.Set(t.tgid(), s);
-  if (a.Ptr(2) != 0) TRY(t.CopyOutObj(a.Ptr(2), ItimerOf(old)));
+  ItimerVal old;
+  if (which == ITIMER_REAL) {
+    RealTimers::Setting s{DurationOf(v.value), DurationOf(v.interval)};
+    old = ItimerOf(t.kernel().real_timers.Set(t.tgid(), s));
+  } else {
+    ASSIGN_OR_RETURN(CpuClockPart part, CpuItimerPart(which));
+    const itimerspec value{TimespecOf(v.interval), TimespecOf(v.value)};
+    ASSIGN_OR_RETURN(itimerspec o, t.kernel().posix_timers.SetCpuItimer(t, part, value));
+    old = ItimerOf(o);
+  }
+  if (a.Ptr(2) != 0) TRY(t.CopyOutObj(a.Ptr(2), old));
   return 0L;
 }
 

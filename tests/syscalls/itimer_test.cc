@@ -1,11 +1,19 @@
 // alarm(2), setitimer(2), getitimer(2) with ITIMER_REAL: SIGALRM arrives
 // after the time asked (never before), periodic timers reload, reading a
-// timer gives the time left, and fork does not inherit it.
+// timer gives the time left, and fork does not inherit it. ITIMER_PROF and
+// ITIMER_VIRTUAL count the process's CPU time (user and system, user
+// only): they fire while it spins and not while it sleeps, send SIGPROF and
+// SIGVTALRM with SI_KERNEL, survive execve and are not inherited by fork.
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cstdint>
+#include <functional>
 
 #include "tests/syscalls/test_util.h"
 
@@ -147,6 +155,285 @@ TEST_F(ItimerTest, DefaultSigalrmTerminates) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(status)) << status;
   EXPECT_EQ(WTERMSIG(status), SIGALRM);
+}
+
+// The CPU-time timers. Each case runs in a child, which a stray SIGPROF or
+// SIGVTALRM can only kill alone.
+
+int64_t Us(const timeval& tv) { return static_cast<int64_t>(tv.tv_sec) * 1000000 + tv.tv_usec; }
+
+int64_t CpuUs() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t UserUs() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return Us(ru.ru_utime);
+}
+
+volatile sig_atomic_t g_cpu_signals = 0;
+volatile sig_atomic_t g_cpu_code = 0;
+void OnCpuSignal(int, siginfo_t* info, void*) {
+  g_cpu_signals = g_cpu_signals + 1;
+  g_cpu_code = info->si_code;
+}
+
+// Some user-space work (about a millisecond or less).
+volatile int g_sink = 0;
+void Burn() {
+  for (int i = 0; i < 100000; i++) g_sink = i;
+}
+
+// Spins in user space until `count` signals came or 20 s passed.
+void SpinUntil(int count) {
+  const double t0 = Now();
+  while (g_cpu_signals < count && Now() - t0 < 20) {
+    Burn();
+  }
+}
+
+// Runs body in a child with a handler for sig; the child's exit status is
+// body's result (0: success).
+int InChild(int sig, const std::function<int()>& body) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    struct sigaction sa {};
+    sa.sa_sigaction = OnCpuSignal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    if (sigaction(sig, &sa, nullptr) != 0) _exit(100);
+    _exit(body());
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -2;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + status;
+}
+
+itimerval Value(int64_t value_us, int64_t interval_us = 0) {
+  itimerval v{};
+  v.it_value.tv_sec = value_us / 1000000;
+  v.it_value.tv_usec = value_us % 1000000;
+  v.it_interval.tv_sec = interval_us / 1000000;
+  v.it_interval.tv_usec = interval_us % 1000000;
+  return v;
+}
+
+TEST(CpuItimerTest, ProfFiresWhileSpinningAndNotWhileSleeping) {
+  EXPECT_EQ(InChild(SIGPROF,
+                    [] {
+                      itimerval v = Value(50000);
+                      const int64_t cpu0 = CpuUs();
+                      if (setitimer(ITIMER_PROF, &v, nullptr) != 0) return 1;
+                      timespec sleep{0, 200000000};
+                      if (nanosleep(&sleep, nullptr) != 0) return 2;
+                      if (g_cpu_signals != 0) return 3;
+                      itimerval cur{};
+                      if (getitimer(ITIMER_PROF, &cur) != 0) return 4;
+                      if (Us(cur.it_value) <= 0) return 5;  // still armed
+                      if (Us(cur.it_interval) != 0) return 6;
+                      SpinUntil(1);
+                      if (g_cpu_signals != 1) return 7;
+                      if (CpuUs() - cpu0 < 40000) return 8;
+                      if (g_cpu_code != SI_KERNEL) return 9;
+                      // One-shot: disarmed now.
+                      if (getitimer(ITIMER_PROF, &cur) != 0) return 10;
+                      return Us(cur.it_value) == 0 && Us(cur.it_interval) == 0 ? 0 : 11;
+                    }),
+            0);
+}
+
+TEST(CpuItimerTest, VirtualFiresWhileSpinningInUserSpace) {
+  EXPECT_EQ(InChild(SIGVTALRM,
+                    [] {
+                      itimerval v = Value(50000);
+                      const int64_t user0 = UserUs();
+                      if (setitimer(ITIMER_VIRTUAL, &v, nullptr) != 0) return 1;
+                      timespec sleep{0, 200000000};
+                      if (nanosleep(&sleep, nullptr) != 0) return 2;
+                      if (g_cpu_signals != 0) return 3;
+                      SpinUntil(1);
+                      if (g_cpu_signals != 1) return 4;
+                      if (g_cpu_code != SI_KERNEL) return 5;
+                      // User time is sampled at ticks: allow some ticks less.
+                      return UserUs() - user0 >= 20000 ? 0 : 6;
+                    }),
+            0);
+}
+
+TEST(CpuItimerTest, TheTimeLeftShrinksOnlyWhileSpinning) {
+  for (int which : {ITIMER_PROF, ITIMER_VIRTUAL}) {
+    EXPECT_EQ(InChild(SIGPROF,
+                      [which] {
+                        itimerval v = Value(10000000);
+                        if (setitimer(which, &v, nullptr) != 0) return 1;
+                        itimerval a{}, b{}, c{};
+                        if (getitimer(which, &a) != 0) return 2;
+                        // Linux adds a tick (at most 10 ms) to the value.
+                        if (Us(a.it_value) <= 9000000 || Us(a.it_value) > 10010000) return 3;
+                        timespec sleep{0, 200000000};
+                        if (nanosleep(&sleep, nullptr) != 0) return 4;
+                        if (getitimer(which, &b) != 0) return 5;
+                        if (Us(a.it_value) - Us(b.it_value) > 100000) return 6;
+                        const int64_t cpu0 = CpuUs();
+                        const double t0 = Now();
+                        while (CpuUs() - cpu0 < 300000 && Now() - t0 < 20) {
+                          Burn();
+                        }
+                        if (getitimer(which, &c) != 0) return 7;
+                        // Some of the CPU time may be system time.
+                        return Us(b.it_value) - Us(c.it_value) >= 100000 ? 0 : 8;
+                      }),
+              0)
+        << "which " << which;
+  }
+}
+
+TEST(CpuItimerTest, AnIntervalFiresRepeatedly) {
+  EXPECT_EQ(InChild(SIGPROF,
+                    [] {
+                      itimerval v = Value(20000, 20000);
+                      const int64_t cpu0 = CpuUs();
+                      if (setitimer(ITIMER_PROF, &v, nullptr) != 0) return 1;
+                      SpinUntil(3);
+                      if (g_cpu_signals < 3) return 2;
+                      if (CpuUs() - cpu0 < 50000) return 3;
+                      itimerval cur{};
+                      if (getitimer(ITIMER_PROF, &cur) != 0) return 4;
+                      if (Us(cur.it_interval) != 20000) return 5;
+                      return Us(cur.it_value) > 0 ? 0 : 6;
+                    }),
+            0);
+}
+
+TEST(CpuItimerTest, SetitimerReturnsTheOldValue) {
+  for (int which : {ITIMER_PROF, ITIMER_VIRTUAL}) {
+    EXPECT_EQ(InChild(SIGPROF,
+                      [which] {
+                        itimerval v = Value(10000000, 2000001);
+                        itimerval old{};
+                        if (setitimer(which, &v, &old) != 0) return 1;
+                        if (Us(old.it_value) != 0 || Us(old.it_interval) != 0) return 2;
+                        itimerval off{};
+                        if (setitimer(which, &off, &old) != 0) return 3;
+                        if (Us(old.it_interval) != 2000001) return 4;
+                        if (Us(old.it_value) <= 9000000 || Us(old.it_value) > 10010000) return 5;
+                        itimerval cur{};
+                        if (getitimer(which, &cur) != 0) return 6;
+                        return Us(cur.it_value) == 0 && Us(cur.it_interval) == 0 ? 0 : 7;
+                      }),
+              0)
+        << "which " << which;
+  }
+}
+
+TEST(CpuItimerTest, TheTimersAreApart) {
+  EXPECT_EQ(InChild(SIGPROF,
+                    [] {
+                      itimerval v = Value(10000000, 3000000);
+                      if (setitimer(ITIMER_VIRTUAL, &v, nullptr) != 0) return 1;
+                      itimerval cur{};
+                      if (getitimer(ITIMER_PROF, &cur) != 0) return 2;
+                      if (Us(cur.it_value) != 0 || Us(cur.it_interval) != 0) return 3;
+                      if (getitimer(ITIMER_REAL, &cur) != 0) return 4;
+                      if (Us(cur.it_value) != 0 || Us(cur.it_interval) != 0) return 5;
+                      if (getitimer(ITIMER_VIRTUAL, &cur) != 0) return 6;
+                      return Us(cur.it_interval) == 3000000 ? 0 : 7;
+                    }),
+            0);
+}
+
+TEST(CpuItimerTest, BadArguments) {
+  itimerval v = Value(0);
+  v.it_interval.tv_usec = 1000000;
+  EXPECT_ERRNO(setitimer(ITIMER_PROF, &v, nullptr), EINVAL);
+  v.it_interval.tv_usec = 0;
+  v.it_value.tv_sec = -1;
+  EXPECT_ERRNO(setitimer(ITIMER_VIRTUAL, &v, nullptr), EINVAL);
+  v.it_value.tv_sec = 0;
+  EXPECT_ERRNO(setitimer(static_cast<__itimer_which>(3), &v, nullptr), EINVAL);
+  EXPECT_ERRNO(getitimer(static_cast<__itimer_which>(3), &v), EINVAL);
+}
+
+TEST(CpuItimerTest, ForkedChildrenStartWithoutCpuTimers) {
+  EXPECT_EQ(InChild(SIGPROF,
+                    [] {
+                      itimerval v = Value(100000000, 1000000);
+                      if (setitimer(ITIMER_PROF, &v, nullptr) != 0) return 1;
+                      if (setitimer(ITIMER_VIRTUAL, &v, nullptr) != 0) return 2;
+                      pid_t pid = fork();
+                      if (pid < 0) return 3;
+                      if (pid == 0) {
+                        itimerval p{}, u{};
+                        getitimer(ITIMER_PROF, &p);
+                        getitimer(ITIMER_VIRTUAL, &u);
+                        _exit(Us(p.it_value) == 0 && Us(p.it_interval) == 0 &&
+                                      Us(u.it_value) == 0 && Us(u.it_interval) == 0
+                                  ? 0
+                                  : 1);
+                      }
+                      int status = 0;
+                      if (waitpid(pid, &status, 0) != pid) return 4;
+                      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 5;
+                      itimerval cur{};  // the parent's stay
+                      if (getitimer(ITIMER_PROF, &cur) != 0) return 6;
+                      return Us(cur.it_value) > 0 ? 0 : 7;
+                    }),
+            0);
+}
+
+// Run by ExecKeepsCpuTimers in a re-executed child, which set the variable.
+TEST(CpuItimerExecHelper, AfterExec) {
+  if (getenv("HUSK_ITIMER_EXEC_HELPER") == nullptr) GTEST_SKIP() << "run by ExecKeepsCpuTimers";
+  itimerval cur{};
+  ASSERT_OK(getitimer(ITIMER_PROF, &cur));
+  EXPECT_GT(Us(cur.it_value), 90000000);
+  EXPECT_EQ(Us(cur.it_interval), 1500001);
+  ASSERT_OK(getitimer(ITIMER_VIRTUAL, &cur));
+  EXPECT_GT(Us(cur.it_value), 80000000);
+  EXPECT_EQ(Us(cur.it_interval), 2500002);
+}
+
+TEST(CpuItimerTest, ExecKeepsCpuTimers) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    itimerval v = Value(100000000, 1500001);
+    if (setitimer(ITIMER_PROF, &v, nullptr) != 0) _exit(101);
+    v = Value(90000000, 2500002);
+    if (setitimer(ITIMER_VIRTUAL, &v, nullptr) != 0) _exit(102);
+    setenv("HUSK_ITIMER_EXEC_HELPER", "1", 1);
+    char arg0[] = "syscalls_itimer_test";
+    char filter[] = "--gtest_filter=CpuItimerExecHelper.*";
+    char* argv[] = {arg0, filter, nullptr};
+    execv("/proc/self/exe", argv);
+    _exit(103);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(CpuItimerTest, DefaultSigprofTerminates) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGPROF, SIG_DFL);
+    itimerval v = Value(10000);
+    setitimer(ITIMER_PROF, &v, nullptr);
+    const double t0 = Now();
+    while (Now() - t0 < 20) {
+      Burn();
+    }
+    _exit(0);
+  }
+  int status;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;
+  EXPECT_EQ(WTERMSIG(status), SIGPROF);
 }
 
 }  // namespace

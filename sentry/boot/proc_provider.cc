@@ -64,6 +64,10 @@ class KernelProcProvider : public procfs::ProcProvider {
     }
     return out;
   }
+  Result<std::string> Environ(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return t->tg().environ;
+  }
   Result<std::string> Auxv(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     return t->tg().auxv;

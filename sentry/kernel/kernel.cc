@@ -282,6 +282,11 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   tg_->exe = img.exe;
   tg_->argv = std::move(img.argv);
   tg_->auxv = ReadAuxv(*mm_, img.stack_pointer);
+  tg_->environ.clear();
+  for (const std::string& e : envp) {
+    tg_->environ += e;
+    tg_->environ += '\0';
+  }
   if (!vfork_done) {
     vfork_done = true;
     k.cv.SignalAll();

@@ -126,6 +126,7 @@ class ThreadGroup {
   vfs::DentryRef exe;
   std::vector<std::string> argv;
   std::string auxv;  // the auxiliary vector exec gave the program (/proc/pid/auxv)
+  std::string environ;  // the environment exec gave it, NUL-terminated strings (/proc/pid/environ)
 
   // Group exit (exit_group, a fatal signal): every thread is on its way out
   // and the process's status is exit_code.

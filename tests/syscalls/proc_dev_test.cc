@@ -14,6 +14,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <sstream>
@@ -116,6 +117,41 @@ TEST(ProcTest, SelfExeNamesTheRunningBinary) {
   ASSERT_OK(stat(execfn, &via_execfn));
   EXPECT_EQ(via_execfn.st_dev, via_name.st_dev);
   EXPECT_EQ(via_execfn.st_ino, via_name.st_ino);
+}
+
+// /proc/<pid>/environ holds the environment execve gave the program, as
+// NUL-terminated strings, and only its owner may read it (mode 0400);
+// /proc/<pid>/auxv likewise holds the auxiliary vector, ending in AT_NULL.
+TEST(ProcTest, EnvironAndAuxvAreTheExecsAndPrivate) {
+  std::string env = ReadFile("/proc/self/environ");
+  ASSERT_FALSE(env.empty());
+  EXPECT_EQ(env.back(), '\0');
+  bool found_path = false;
+  for (size_t at = 0; at < env.size();) {
+    size_t end = env.find('\0', at);
+    if (env.compare(at, 5, "PATH=") == 0 || env.compare(at, 5, "HOME=") == 0) found_path = true;
+    at = end + 1;
+  }
+  // The fence passes an environment; a sandbox keeps the caller's by default.
+  EXPECT_TRUE(found_path || getenv("PATH") == nullptr);
+  std::string aux = ReadFile("/proc/self/auxv");
+  ASSERT_GE(aux.size(), 16u);
+  ASSERT_EQ(aux.size() % 16, 0u);
+  uint64_t last[2];
+  memcpy(last, aux.data() + aux.size() - 16, 16);
+  EXPECT_EQ(last[0], 0u);  // AT_NULL
+  bool found_pagesz = false;
+  for (size_t at = 0; at + 16 <= aux.size(); at += 16) {
+    uint64_t pair[2];
+    memcpy(pair, aux.data() + at, 16);
+    if (pair[0] == AT_PAGESZ) found_pagesz = pair[1] == 4096;
+  }
+  EXPECT_TRUE(found_pagesz);
+  struct stat st;
+  ASSERT_EQ(stat("/proc/self/environ", &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0400u);
+  ASSERT_EQ(stat("/proc/self/auxv", &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0400u);
 }
 
 TEST(ProcTest, SelfExeCanBeOpenedAndIsElf) {

@@ -126,9 +126,10 @@ class ProcFile : public ProcInode {
  public:
   // write_errno: what write(2) on a file opened for writing answers (Linux:
   // EIO for files without a write handler, EINVAL for seq files).
+  // mode: 0444, or 0400 for what only the owner may read (environ, auxv).
   ProcFile(std::shared_ptr<ProcFs> fs, uint64_t ino, std::function<Result<std::string>()> render,
-           int write_errno)
-      : ProcInode(std::move(fs), S_IFREG | 0444, ino),
+           int write_errno, mode_t mode = 0444)
+      : ProcInode(std::move(fs), S_IFREG | mode, ino),
         render_(std::move(render)),
         write_errno_(write_errno) {}
 

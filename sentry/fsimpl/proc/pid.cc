@@ -10,7 +10,7 @@
 namespace husk::procfs {
 namespace {
 
-enum class Kind { kFile, kLink, kFdDir, kTaskDir };
+enum class Kind { kFile, kOwnerFile, kLink, kFdDir, kTaskDir };
 
 struct EntrySpec {
   const char* name;
@@ -20,10 +20,11 @@ struct EntrySpec {
 
 // In name order, as listings show them.
 constexpr EntrySpec kPidEntries[] = {
-    {"auxv", 12, Kind::kFile}, {"cmdline", 1, Kind::kFile}, {"comm", 2, Kind::kFile},
-    {"cwd", 3, Kind::kLink},   {"exe", 4, Kind::kLink},     {"fd", 5, Kind::kFdDir},
-    {"maps", 6, Kind::kFile},  {"mounts", 7, Kind::kFile},  {"root", 11, Kind::kLink},
-    {"stat", 8, Kind::kFile},  {"status", 9, Kind::kFile},  {"task", 10, Kind::kTaskDir},
+    {"auxv", 12, Kind::kOwnerFile}, {"cmdline", 1, Kind::kFile},       {"comm", 2, Kind::kFile},
+    {"cwd", 3, Kind::kLink},        {"environ", 13, Kind::kOwnerFile}, {"exe", 4, Kind::kLink},
+    {"fd", 5, Kind::kFdDir},        {"maps", 6, Kind::kFile},          {"mounts", 7, Kind::kFile},
+    {"root", 11, Kind::kLink},      {"stat", 8, Kind::kFile},          {"status", 9, Kind::kFile},
+    {"task", 10, Kind::kTaskDir},
 };
 
 // An entry of process pid's directory, owned by that process.
@@ -37,6 +38,7 @@ vfs::InodeRef OwnedBy(int pid, Args&&... args) {
 uint8_t DirentType(Kind kind) {
   switch (kind) {
     case Kind::kFile:
+    case Kind::kOwnerFile:
       return DT_REG;
     case Kind::kLink:
       return DT_LNK;
@@ -51,6 +53,7 @@ std::function<Result<std::string>()> Render(const std::shared_ptr<ProcFs>& fs, i
   ProcProvider* p = fs->provider.get();
   if (name == "cmdline") return [p, pid] { return p->Cmdline(pid); };
   if (name == "auxv") return [p, pid] { return p->Auxv(pid); };
+  if (name == "environ") return [p, pid] { return p->Environ(pid); };
   if (name == "maps") return [p, pid] { return p->Maps(pid); };
   if (name == "mounts") return [p, pid] { return p->Mounts(pid); };
   if (name == "stat") return [p, pid] { return p->StatText(pid); };
@@ -167,6 +170,10 @@ class PidDir : public ProcDir {
           // A thread's comm, stat and status are its own.
           return OwnedBy<ProcFile>(process(), fs_, Ino(e.slot),
                                    Render(fs_, PerThread(name) ? pid_ : process(), name), EINVAL);
+        case Kind::kOwnerFile:
+          // Only the owner reads these (mode 0400), as on Linux.
+          return OwnedBy<ProcFile>(process(), fs_, Ino(e.slot), Render(fs_, process(), name),
+                                   EINVAL, 0400);
         case Kind::kLink:
           return OwnedBy<ProcSymlink>(process(), fs_, 0777, Ino(e.slot),
                                       Render(fs_, process(), name));

@@ -36,6 +36,8 @@ class ProcProvider {
   virtual Result<std::string> Cmdline(int pid) = 0;             // NUL-separated
   // The auxiliary vector exec gave the process (binary pairs).
   virtual Result<std::string> Auxv(int pid) { return Errno{ENOENT}; }
+  // The environment exec gave the process (NUL-terminated strings).
+  virtual Result<std::string> Environ(int pid) { return Errno{ENOENT}; }
   virtual Result<std::string> Comm(int pid) = 0;                // the name, with or without "\n"
   virtual Result<std::string> StatusText(int pid) = 0;          // whole /proc/pid/status
   virtual Result<std::string> StatText(int pid) = 0;            // whole /proc/pid/stat

@@ -186,8 +186,8 @@ TEST_F(ProcfsTest, SelfAndThreadSelf) {
 
 TEST_F(ProcfsTest, PidDirectory) {
   EXPECT_EQ(List("/1"),
-            (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "exe", "fd", "maps",
-                                      "mounts", "root", "stat", "status", "task"}));
+            (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "environ", "exe", "fd",
+                                      "maps", "mounts", "root", "stat", "status", "task"}));
   EXPECT_EQ(ReadFile("/1/maps"), "00400000-00401000 r-xp 00000000 00:10 5 /bin/init\n");
   EXPECT_EQ(ReadFile("/1/cmdline"), std::string("init\0--flag\0", 12));
   EXPECT_EQ(ReadFile("/42/comm"), "sh\n");  // no second newline
@@ -261,8 +261,8 @@ TEST_F(ProcfsTest, PerProcessEntriesBelongToTheProcess) {
 TEST_F(ProcfsTest, TaskDirectory) {
   EXPECT_EQ(List("/42/task"), std::vector<std::string>{"42"});
   EXPECT_EQ(List("/42/task/42"),
-            (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "exe", "fd", "maps",
-                                      "mounts", "root", "stat", "status"}));
+            (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "environ", "exe", "fd",
+                                      "maps", "mounts", "root", "stat", "status"}));
   EXPECT_EQ(ReadFile("/42/task/42/comm"), "sh\n");
   EXPECT_EQ(Walk("/42/task/42").value()->Stat()->st_nlink, 3u);
   EXPECT_ERRNO(Walk("/42/task/1"), ENOENT);

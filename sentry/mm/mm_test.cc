@@ -736,6 +736,22 @@ TEST_F(MmTest, FaultOnAnInstalledPageIsAProtectionFault) {
   EXPECT_FALSE(mm_->HandleFault(a));
 }
 
+// Threads: a fault on a page that another thread installed after this one
+// was switched in (its install generation is newer than the one noted) is
+// retried, not a protection fault; an older full page still is one.
+TEST_F(MmTest, FaultOnAPageASiblingInstalledMeanwhileIsRetried) {
+  uintptr_t a = MapFixed(kFixedArea, kPage);
+  const uint64_t noted = mm_->install_generation();  // this thread is switched in
+  ASSERT_TRUE(mm_->HandleFault(a));                    // a sibling's fault installs it
+  EXPECT_TRUE(mm_->HandleFault(a, nullptr, noted)) << "installed after the note: retry";
+  EXPECT_FALSE(mm_->HandleFault(a, nullptr, mm_->install_generation()))
+      << "installed before the note: a real protection fault";
+  // A read-only page faulted on again after its install: a protection fault.
+  uintptr_t b = MapFixed(kFixedArea + 16 * kPage, kPage, PROT_READ);
+  ASSERT_TRUE(mm_->HandleFault(b));
+  EXPECT_FALSE(mm_->HandleFault(b, nullptr, mm_->install_generation()));
+}
+
 // --- file mappings ---
 
 TEST_F(MmTest, PrivateFileMappingReadsTheFile) {

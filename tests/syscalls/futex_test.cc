@@ -25,8 +25,6 @@
 namespace husk_test {
 namespace {
 
-bool ExitedWith(int status, int code) { return WIFEXITED(status) && WEXITSTATUS(status) == code; }
-
 long Futex(void* addr, int op, uint32_t val, const timespec* ts = nullptr, void* addr2 = nullptr,
            uint32_t val3 = 0) {
   return syscall(SYS_futex, addr, op, val, ts, addr2, val3);

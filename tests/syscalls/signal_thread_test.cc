@@ -76,43 +76,6 @@ bool AwaitAtLeast(std::atomic<uint32_t>* w, uint32_t want, int64_t timeout_ms = 
   for (;;) Futex(&never, FUTEX_WAIT, 0);
 }
 
-std::string Describe(int status) {
-  if (status == -1) return "no status";
-  if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
-  if (WIFSTOPPED(status)) return std::string("stopped by ") + sigabbrev_np(WSTOPSIG(status));
-  if (WIFCONTINUED(status)) return "continued";
-  return "status " + std::to_string(status);
-}
-
-// waitpid(pid, options) for at most timeout_ms; then the child is killed and -1 returned.
-int WaitBounded(pid_t pid, int options = 0, int64_t timeout_ms = 60000) {
-  const int64_t end = NowMs() + timeout_ms;
-  for (;;) {
-    int status = 0;
-    const pid_t r = waitpid(pid, &status, options | WNOHANG);
-    if (r == pid) return status;
-    if (r < 0) {
-      ADD_FAILURE() << "waitpid(" << pid << "): " << ErrnoName(errno);
-      return -1;
-    }
-    if (NowMs() > end) {
-      ADD_FAILURE() << "child " << pid << " did not change state in " << timeout_ms << " ms";
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    timespec ts{0, 1000 * 1000};
-    nanosleep(&ts, nullptr);
-  }
-}
-
-bool ExitedWith(int status, int code) {
-  return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == code;
-}
-bool KilledBy(int status, int sig) {
-  return status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == sig;
-}
 
 // Forks a child that runs body() (which must end the process itself) with no signal
 // blocked, default dispositions for the signals these tests send, and an alarm as a guard.

@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -171,6 +172,46 @@ inline int Wait(pid_t pid) {
   int status = 0;
   EXPECT_EQ(waitpid(pid, &status, 0), pid) << ErrnoName(errno);
   return status;
+}
+
+// A wait status in words, for failure messages (-1: no status).
+inline std::string Describe(int status) {
+  if (status == -1) return "no status";
+  if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
+  if (WIFSTOPPED(status)) return std::string("stopped by ") + sigabbrev_np(WSTOPSIG(status));
+  if (WIFCONTINUED(status)) return "continued";
+  return "status " + std::to_string(status);
+}
+
+// waitpid(pid, options) for at most timeout_ms; then the child is killed
+// and -1 returned (a failure).
+inline int WaitBounded(pid_t pid, int options = 0, int64_t timeout_ms = 60000) {
+  const int64_t end = NowMs() + timeout_ms;
+  for (;;) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, options | WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) {
+      ADD_FAILURE() << "waitpid(" << pid << "): " << ErrnoName(errno);
+      return -1;
+    }
+    if (NowMs() > end) {
+      ADD_FAILURE() << "child " << pid << " did not change state in " << timeout_ms << " ms";
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    timespec ts{0, 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+inline bool ExitedWith(int status, int code) {
+  return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == code;
+}
+inline bool KilledBy(int status, int sig) {
+  return status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == sig;
 }
 
 // A 50 ms pause. Ordering never depends on it: it only makes it likely that

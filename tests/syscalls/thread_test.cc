@@ -206,39 +206,6 @@ int AwaitStatusThreads(int want, int64_t timeout_ms = 10000) {
   return got;
 }
 
-std::string Describe(int status) {
-  if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("killed by ") + sigabbrev_np(WTERMSIG(status));
-  if (WIFSTOPPED(status)) return std::string("stopped by ") + sigabbrev_np(WSTOPSIG(status));
-  if (WIFCONTINUED(status)) return "continued";
-  return "status " + std::to_string(status);
-}
-
-// waitpid(pid) for at most timeout_ms; then the child is killed and -1 returned (a failure).
-int WaitBounded(pid_t pid, int options = 0, int64_t timeout_ms = 60000) {
-  const int64_t end = NowMs() + timeout_ms;
-  for (;;) {
-    int status = 0;
-    const pid_t r = waitpid(pid, &status, options | WNOHANG);
-    if (r == pid) return status;
-    if (r < 0) {
-      ADD_FAILURE() << "waitpid(" << pid << "): " << ErrnoName(errno);
-      return -1;
-    }
-    if (NowMs() > end) {
-      ADD_FAILURE() << "child " << pid << " did not finish in " << timeout_ms << " ms";
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    timespec ts{0, 1000 * 1000};
-    nanosleep(&ts, nullptr);
-  }
-}
-
-bool ExitedWith(int status, int code) {
-  return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == code;
-}
 
 // Forks a child that runs body() (which must not return: it ends the process one way or
 // another) with an alarm as a guard.

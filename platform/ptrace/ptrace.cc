@@ -203,9 +203,11 @@ uintptr_t StubCloneAddress() {
 // Runs one syscall in a stopped stub thread: the registers point at the
 // stub's "syscall; int3" (or the clone entry) and the tracer waits for the
 // trap that follows.
-Result<long> InjectInto(StubThread& th, uintptr_t rip, long nr, uint64_t a0, uint64_t a1,
-                        uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5) {
-  if (th.dead) return Errno{ESRCH};
+// Points a stopped stub thread at `rip` with syscall nr and its arguments
+// in the registers, and resumes it.
+Status StartInjection(const StubThread& th, uintptr_t rip, long nr, uint64_t a0 = 0,
+                      uint64_t a1 = 0, uint64_t a2 = 0, uint64_t a3 = 0, uint64_t a4 = 0,
+                      uint64_t a5 = 0) {
   Registers r = th.init_regs;
   r.rip = rip;
   r.rax = static_cast<uint64_t>(nr);
@@ -218,6 +220,13 @@ Result<long> InjectInto(StubThread& th, uintptr_t rip, long nr, uint64_t a0, uin
   r.r9 = a5;
   if (ptrace(PTRACE_SETREGS, th.tid, nullptr, &r) != 0) return Errno{errno};
   if (ptrace(PTRACE_CONT, th.tid, nullptr, nullptr) != 0) return Errno{errno};
+  return Ok();
+}
+
+Result<long> InjectInto(StubThread& th, uintptr_t rip, long nr, uint64_t a0, uint64_t a1,
+                        uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5) {
+  if (th.dead) return Errno{ESRCH};
+  TRY(StartInjection(th, rip, nr, a0, a1, a2, a3, a4, a5));
   for (;;) {
     int status;
     if (WaitFor(th.tid, &status) < 0) return Errno{errno};
@@ -230,6 +239,7 @@ Result<long> InjectInto(StubThread& th, uintptr_t rip, long nr, uint64_t a0, uin
     // Some other stop (a stray signal, a group-stop): suppress it and go on.
     if (ptrace(PTRACE_CONT, th.tid, nullptr, nullptr) != 0) return Errno{errno};
   }
+  Registers r;
   if (ptrace(PTRACE_GETREGS, th.tid, nullptr, &r) != 0) return Errno{errno};
   return static_cast<long>(r.rax);
 }
@@ -245,15 +255,7 @@ void ReleaseStubThread(StubThread& th) {
              PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACEEXIT) != 0) {
     return;  // gone already: the next wait of whoever owns the process reaps it
   }
-  Registers r = th.init_regs;
-  r.rip = StubSyscallAddress();
-  r.rax = SYS_exit;
-  r.orig_rax = ~0ULL;
-  r.rdi = 0;
-  if (ptrace(PTRACE_SETREGS, th.tid, nullptr, &r) != 0 ||
-      ptrace(PTRACE_CONT, th.tid, nullptr, nullptr) != 0) {
-    return;
-  }
+  if (!StartInjection(th, StubSyscallAddress(), SYS_exit).ok()) return;
   for (;;) {
     int status;
     if (WaitFor(th.tid, &status) < 0) return;

@@ -16,8 +16,6 @@
 
 namespace husk {
 namespace {
-constexpr uint64_t kUserCs = 0x33;  // __USER_CS: 64-bit code
-constexpr uint64_t kUserDs = 0x2b;  // __USER_DS
 thread_local Task* current_task = nullptr;
 
 void Log(Kernel& k, const std::string& s) { (void)!write(k.log_fd, s.data(), s.size()); }
@@ -459,10 +457,9 @@ void Task::ReportExit(uint32_t exit_uid) {
   const int wait_status = g.exit_status;
   // The parent learns through exit_signal (SIGCHLD) and its wait4 wakes.
   if (g.exit_signal > 0) {
-    int code =
-        WIFSIGNALED(wait_status) ? (WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED) : CLD_EXITED;
-    siginfo_t info = MakeSigInfo(g.exit_signal, code, g.tgid, exit_uid);
-    info.si_status = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
+    const ChildExit how = ChildExitOf(wait_status);
+    siginfo_t info = MakeSigInfo(g.exit_signal, how.code, g.tgid, exit_uid);
+    info.si_status = how.status;
     SetSigchldTimes(*this, &info);
     parent->SendProcessSignal(info);
   }

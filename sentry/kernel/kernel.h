@@ -64,6 +64,10 @@ inline constexpr int kERestartNoIntr = 513;    // always restart
 inline constexpr int kERestartNoHand = 514;    // restart only if no handler runs
 inline constexpr int kERestartBlock = 516;     // like NoHand (restart_syscall comes later)
 
+// The segment selectors of 64-bit user code (__USER_CS, __USER_DS).
+inline constexpr uint64_t kUserCs = 0x33;
+inline constexpr uint64_t kUserDs = 0x2b;
+
 inline constexpr int kMaxSignal = 64;
 // The bit of signal sig in a signal mask (sigset_t's first word).
 constexpr uint64_t SignalBit(int sig) { return uint64_t{1} << (sig - 1); }
@@ -71,6 +75,13 @@ constexpr uint64_t SignalBit(int sig) { return uint64_t{1} << (sig - 1); }
 inline constexpr uint64_t kUnblockableSignals = SignalBit(SIGKILL) | SignalBit(SIGSTOP);
 // A siginfo for a signal sent by process `pid` (user `uid`) with `code`.
 siginfo_t MakeSigInfo(int sig, int code, int pid, uint32_t uid);
+// How a child's exit shows in SIGCHLD and waitid: si_code (CLD_EXITED,
+// CLD_KILLED, CLD_DUMPED) and si_status, from its wait status.
+struct ChildExit {
+  int code;
+  int status;
+};
+ChildExit ChildExitOf(int wait_status);
 
 // struct kernel_sigaction as rt_sigaction(2) passes it on x86_64.
 struct SigAction {
@@ -495,6 +506,9 @@ class Task {
   // Waits in the sentry while the process is stopped (until SIGCONT, or
   // until SIGKILL is pending).
   void WaitWhileStopped() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // One sleep of a stopped task (group stop, ptrace-stop): only a wake-up or
+  // a pending SIGKILL ends it; other signals stay pending.
+  void SleepInStop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   void NotifyParent(int code, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // The wait status of death by sig, with the core-dump flag as
   // RLIMIT_CORE allows.

@@ -54,10 +54,7 @@ int Task::PtraceStop(int status, const siginfo_t* info, int syscall_stop) {
          !(pending_.pending() & SignalBit(SIGKILL)) && !exiting_) {
     auto t = kernel().FindTask(ptrace_->tracer);
     if (t == nullptr || t->exited()) break;
-    uint64_t mask = sigmask;
-    sigmask = ~SignalBit(SIGKILL);
-    (void)Block();
-    sigmask = mask;
+    SleepInStop();
   }
   stop_waiting_ = false;
   if (ptrace_ == nullptr) return 0;

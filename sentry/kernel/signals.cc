@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 
@@ -115,6 +116,13 @@ siginfo_t MakeSigInfo(int sig, int code, int pid, uint32_t uid) {
   info.si_pid = pid;
   info.si_uid = uid;
   return info;
+}
+
+ChildExit ChildExitOf(int wait_status) {
+  if (WIFSIGNALED(wait_status)) {
+    return {WCOREDUMP(wait_status) ? CLD_DUMPED : CLD_KILLED, WTERMSIG(wait_status)};
+  }
+  return {CLD_EXITED, WEXITSTATUS(wait_status)};
 }
 
 bool SignalQueue::Push(const siginfo_t& info, uint64_t limit) {
@@ -421,13 +429,15 @@ void Task::WaitWhileStopped() {
   // Stay in the sentry until SIGCONT (which clears the stop when sent) or
   // SIGKILL; other signals stay pending meanwhile.
   stop_waiting_ = true;
-  while (tg_->stopped && !(pending_.pending() & Bit(SIGKILL)) && !exiting_) {
-    uint64_t mask = sigmask;
-    sigmask = ~Bit(SIGKILL);  // only SIGKILL ends the wait early
-    (void)Block();
-    sigmask = mask;
-  }
+  while (tg_->stopped && !(pending_.pending() & Bit(SIGKILL)) && !exiting_) SleepInStop();
   stop_waiting_ = false;
+}
+
+void Task::SleepInStop() {
+  uint64_t mask = sigmask;
+  sigmask = ~Bit(SIGKILL);  // only SIGKILL ends the wait early
+  (void)Block();
+  sigmask = mask;
 }
 
 bool Task::SetupFrame(const siginfo_t& info, SigAction& act) {

@@ -494,10 +494,9 @@ std::optional<WaitFound> WaitForTracee(Task& t, WaitTarget target, int options, 
     WaitFound found;
     found.pid = it->first;
     found.status = it->second;
-    found.code = WIFSIGNALED(found.status) ? (WCOREDUMP(found.status) ? CLD_DUMPED : CLD_KILLED)
-                                           : CLD_EXITED;
-    found.child_status =
-        WIFSIGNALED(found.status) ? WTERMSIG(found.status) : WEXITSTATUS(found.status);
+    const ChildExit how = ChildExitOf(found.status);
+    found.code = how.code;
+    found.child_status = how.status;
     if (consume) exits.erase(it);
     return found;
   }
@@ -552,13 +551,9 @@ Result<WaitFound> DoWait(Task& t, WaitTarget target, int options)
       found.ru = BothRusage(*child);
       if (c.zombie && (options & WEXITED)) {
         found.status = c.exit_status;
-        if (WIFSIGNALED(c.exit_status)) {
-          found.code = WCOREDUMP(c.exit_status) ? CLD_DUMPED : CLD_KILLED;
-          found.child_status = WTERMSIG(c.exit_status);
-        } else {
-          found.code = CLD_EXITED;
-          found.child_status = WEXITSTATUS(c.exit_status);
-        }
+        const ChildExit how = ChildExitOf(c.exit_status);
+        found.code = how.code;
+        found.child_status = how.status;
         if (consume) {
           // A reaped child's times add to the caller's children's.
           AccountReapedChild(t, *child);

@@ -24,7 +24,6 @@ constexpr uint32_t kAllOptions =
     PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE |
     PTRACE_O_TRACEEXEC | PTRACE_O_TRACEVFORKDONE | PTRACE_O_TRACEEXIT | PTRACE_O_TRACESECCOMP |
     PTRACE_O_EXITKILL | PTRACE_O_SUSPEND_SECCOMP;
-constexpr uint64_t kUserCs = 0x33, kUserDs = 0x2b;
 // Flags a tracer may change (arch/x86 FLAG_MASK).
 constexpr uint64_t kFlagMask = 0x40dd5;
 

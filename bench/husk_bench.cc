@@ -210,6 +210,7 @@ int main(int argc, char** argv) {
   if (argc >= 3 && strcmp(argv[1], "thread") == 0) return Thread(Count(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "futex") == 0) return Futex(Count(argv[2]));
   fprintf(stderr,
-          "usage: husk_bench syscall N | open PATH N | read PATH | fault N | fork N MIB | forkexec N | thread N | futex N\n");
+          "usage: husk_bench syscall N | open PATH N | read PATH | fault N | fork N MIB | forkexec "
+          "N | thread N | futex N\n");
   return 2;
 }

@@ -1,17 +1,17 @@
 #include "platform/ptrace/ptrace.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <elf.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
-#include <sys/rseq.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -337,8 +337,8 @@ class PtraceAddressSpace : public AddressSpace {
   Result<ThreadToken> NewThread() override {
     StubThread* self = Self();
     if (self == nullptr) return Errno{EPERM};
-    ASSIGN_OR_RETURN(long r, InjectInto(*self, StubCloneAddress(), SYS_clone, kStubThreadFlags, 0,
-                                        0, 0, 0, 0));
+    ASSIGN_OR_RETURN(
+        long r, InjectInto(*self, StubCloneAddress(), SYS_clone, kStubThreadFlags, 0, 0, 0, 0, 0));
     if (r < 0) return Errno{static_cast<int>(-r)};
     return ThreadToken{r};
   }
@@ -418,7 +418,7 @@ class PtraceAddressSpace : public AddressSpace {
   }
 
   const pid_t pid_;
-  std::mutex mu_;  // a leaf: guards the map's shape and leader_reaped_
+  std::mutex mu_;                        // a leaf: guards the map's shape and leader_reaped_
   std::map<pid_t, StubThread> threads_;  // by sentry host tid
   bool leader_reaped_ = false;           // its exit status was collected
   bool leader_released_ = false;         // detached at its exit: the host reaps it
@@ -579,8 +579,8 @@ class PtraceContext : public Context {
     // Any signal stops a traced stub thread; SIGURG does nothing else if it
     // leaks. tgkill, because kill() may pick any thread of the stub.
     if (running != 0) {
-      syscall(SYS_tgkill, static_cast<pid_t>(running >> 32), static_cast<pid_t>(running & 0xffffffff),
-              SIGURG);
+      syscall(SYS_tgkill, static_cast<pid_t>(running >> 32),
+              static_cast<pid_t>(running & 0xffffffff), SIGURG);
     }
   }
 
@@ -735,14 +735,16 @@ Result<std::unique_ptr<AddressSpace>> PtracePlatform::NewAddressSpace() {
   auto as = std::make_unique<PtraceAddressSpace>(*th);
   as->memfd_for_inject = memfd_;
   StubThread& self = *as->Self();
-  auto set = InjectInto(self, StubSyscallAddress(), SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0,
-                        0);
+  auto set =
+      InjectInto(self, StubSyscallAddress(), SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
   auto parent = InjectInto(self, StubSyscallAddress(), SYS_getppid, 0, 0, 0, 0, 0, 0);
   if (!set.ok() || *set != 0 || !parent.ok() || *parent != master_->pid()) return Errno{ESRCH};
   return std::unique_ptr<AddressSpace>(std::move(as));
 }
 
-pid_t PtracePlatform::StubPid(AddressSpace& as) { return static_cast<PtraceAddressSpace&>(as).pid(); }
+pid_t PtracePlatform::StubPid(AddressSpace& as) {
+  return static_cast<PtraceAddressSpace&>(as).pid();
+}
 
 pid_t PtracePlatform::MasterPid() const { return master_->pid(); }
 

@@ -726,8 +726,8 @@ TEST_F(PtracePlatformTest, ThreadCreationTime) {
     other.join();
     ASSERT_TRUE(ok) << "round " << i;
   }
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::steady_clock::now() - start)
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
                 .count();
   std::printf("[     INFO ] thread create+adopt+run+release: %.0f us\n",
               static_cast<double>(us) / kRounds);
@@ -766,8 +766,8 @@ TEST_F(PtracePlatformTest, AddressSpaceCreationTime) {
     auto as = platform_->NewAddressSpace();
     ASSERT_OK(as);
   }
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::steady_clock::now() - start)
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
                 .count();
   std::printf("[     INFO ] address space create+destroy: %.0f us\n",
               static_cast<double>(us) / kRounds);

@@ -40,8 +40,8 @@
 #include "absl/time/time.h"
 #include "base/result.h"
 #include "platform/platform.h"
-#include "sentry/kernel/cputime.h"
 #include "sentry/kernel/caps.h"
+#include "sentry/kernel/cputime.h"
 #include "sentry/kernel/fd_table.h"
 #include "sentry/kernel/futex.h"
 #include "sentry/kernel/itimer.h"
@@ -136,7 +136,7 @@ class ThreadGroup {
   SignalQueue shared_pending;  // process-directed signals
   vfs::DentryRef exe;
   std::vector<std::string> argv;
-  std::string auxv;  // the auxiliary vector exec gave the program (/proc/pid/auxv)
+  std::string auxv;     // the auxiliary vector exec gave the program (/proc/pid/auxv)
   std::string environ;  // the environment exec gave it, NUL-terminated strings (/proc/pid/environ)
 
   // Group exit (exit_group, a fatal signal): every thread is on its way out
@@ -188,7 +188,7 @@ class Kernel {
   vfs::DentryRef root;
   RealTimers real_timers{*this};  // ITIMER_REAL of every process
   PosixTimers posix_timers{*this};  // timer_create(2) timers of every process
-  FutexTable futexes;             // tasks in futex(2) waits
+  FutexTable futexes;               // tasks in futex(2) waits
   std::string hostname = "husk";
   std::string domainname = "(none)";
   std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
@@ -498,7 +498,7 @@ class Task {
   // Kills every other thread of the process (group exit, exec).
   void KillOtherThreads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
 
-  SignalQueue pending_;  // thread-directed signals
+  SignalQueue pending_;        // thread-directed signals
   bool stop_waiting_ = false;  // in a stop already (group stop, ptrace-stop)
   std::optional<uint64_t> saved_sigmask_;
   bool sleeping_ = false;

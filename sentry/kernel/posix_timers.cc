@@ -193,8 +193,8 @@ class PosixTimers::Timer final : public Alarm {
       info.si_overrun = 0;
       info.si_value = value_;
       // Process-directed unless SIGEV_THREAD_ID named the thread.
-      sent = (notify_ & kSigevThreadId) ? target->SendSignal(info)
-                                        : target->SendProcessSignal(info);
+      sent =
+          (notify_ & kSigevThreadId) ? target->SendSignal(info) : target->SendProcessSignal(info);
     }
     if (sent) {
       queued_ = true;

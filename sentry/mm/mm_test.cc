@@ -742,7 +742,7 @@ TEST_F(MmTest, FaultOnAnInstalledPageIsAProtectionFault) {
 TEST_F(MmTest, FaultOnAPageASiblingInstalledMeanwhileIsRetried) {
   uintptr_t a = MapFixed(kFixedArea, kPage);
   const uint64_t noted = mm_->install_generation();  // this thread is switched in
-  ASSERT_TRUE(mm_->HandleFault(a));                    // a sibling's fault installs it
+  ASSERT_TRUE(mm_->HandleFault(a));                  // a sibling's fault installs it
   EXPECT_TRUE(mm_->HandleFault(a, nullptr, noted)) << "installed after the note: retry";
   EXPECT_FALSE(mm_->HandleFault(a, nullptr, mm_->install_generation()))
       << "installed before the note: a real protection fault";

@@ -530,7 +530,8 @@ namespace {
 // getdents64(2)'s struct linux_dirent64 {ino, off, reclen, type, name}, or
 // legacy getdents(2)'s struct linux_dirent {ino, off, reclen, name, 0,
 // type}, whose type is the record's last byte.
-Result<long> Getdents(Task& t, const Args& a, bool legacy) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+Result<long> Getdents(Task& t, const Args& a, bool legacy)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (!f->inode()->IsDir()) return Errno{ENOTDIR};
   size_t cap = std::min<size_t>(a.Size(2), 1 << 20);

@@ -922,11 +922,11 @@ Result<long> FutexUnlockPi(Task& t, uintptr_t addr, bool private_op)
   if ((cur & kFutexTidMask) != tid) return Errno{EPERM};
   FutexTable& table = t.kernel().futexes;
   FutexWaiter* next = table.TakeFirst(key);
-  const uint32_t value = next != nullptr ? (static_cast<uint32_t>(next->task->tid()) | kFutexWaitersBit) : 0;
-  ASSIGN_OR_RETURN(uint32_t old,
-                   t.mm().AtomicUpdate32(addr, [&](uint32_t v) {
-                     return (v & kFutexTidMask) == tid ? value : v;
-                   }));
+  const uint32_t value =
+      next != nullptr ? (static_cast<uint32_t>(next->task->tid()) | kFutexWaitersBit) : 0;
+  ASSIGN_OR_RETURN(uint32_t old, t.mm().AtomicUpdate32(addr, [&](uint32_t v) {
+    return (v & kFutexTidMask) == tid ? value : v;
+  }));
   if ((old & kFutexTidMask) != tid) {
     if (next != nullptr) table.Enqueue(next);  // changed under us: nothing handed over
     return Errno{EPERM};

@@ -106,7 +106,8 @@ SyscallResult SysPtrace(Task& t, const Args& a) {
   if (req == PTRACE_TRACEME) {
     // The parent process traces us (its thread that forked us, or its leader).
     if (t.ptrace_ != nullptr) return Errno{EPERM};
-    auto parent = t.kernel().FindTask(t.tg().parent_thread != 0 ? t.tg().parent_thread : t.tg().ppid);
+    auto parent =
+        t.kernel().FindTask(t.tg().parent_thread != 0 ? t.tg().parent_thread : t.tg().ppid);
     if (parent == nullptr || parent->exited()) parent = t.kernel().FindTask(t.tg().ppid);
     if (parent == nullptr || t.tg().ppid == 0) return Errno{EPERM};
     t.ptrace_ = std::make_unique<Task::Ptrace>();

@@ -6,6 +6,7 @@
 // Syscalls: futex set_robust_list get_robust_list mmap munmap fork wait4 kill clock_gettime
 #include <errno.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -13,11 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <pthread.h>
-
 #include <atomic>
-#include <thread>
 #include <cstdint>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/syscalls/test_util.h"

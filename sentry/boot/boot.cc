@@ -200,6 +200,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   if (opts.memory_bytes != 0) MemoryAccount::Sandbox().SetLimit(opts.memory_bytes);
   auto mf = MemoryFile::Create(kMemoryFileBytes);
   if (!mf.ok()) Die("create the memory file", mf.error());
+  MemoryFile::SetSandbox(mf->get());
   auto platform = platform::PtracePlatform::Create((*mf)->fd());
   if (!platform.ok()) Die("create the ptrace platform", platform.error());
 

@@ -547,10 +547,10 @@ void Task::OnFault(const platform::StopInfo& stop, uint64_t switch_generation) {
   if (stop.addr == regs.rip && InVsyscallPage(stop.addr) && EmulateVsyscall(stop.addr, false)) {
     return;
   }
-  bool out_of_memory = false;
+  FaultFailure why = FaultFailure::kInvalid;
   // Installed now (or by a sibling thread since this one was switched in).
-  if (mm_->HandleFault(stop.addr, &out_of_memory, switch_generation)) return;
-  if (out_of_memory) {
+  if (mm_->HandleFault(stop.addr, &why, switch_generation)) return;
+  if (why == FaultFailure::kOutOfMemory) {
     // The sandbox is at its memory limit: like the memory cgroup's OOM
     // killer, end the process that needs the page (SIGKILL); the rest
     // of the sandbox goes on.
@@ -559,17 +559,21 @@ void Task::OnFault(const platform::StopInfo& stop, uint64_t switch_generation) {
     ForceSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
     return;
   }
-  if (kernel().strace) {
-    Log(kernel(), absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
-                                  stop.info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV",
-                                  stop.info.si_code, stop.addr, regs.rip));
-  }
   siginfo_t info =
       MakeSigInfo(stop.info.si_signo == SIGBUS ? SIGBUS : SIGSEGV, stop.info.si_code, 0, 0);
-  if (info.si_signo == SIGSEGV) {
+  if (why == FaultFailure::kPastEnd) {
+    // A shared file page past the end of the file (mmap(2)'s SIGBUS).
+    info.si_signo = SIGBUS;
+    info.si_code = BUS_ADRERR;
+  } else if (info.si_signo == SIGSEGV) {
     // The host saw no mapping either way (pages are installed lazily):
     // the VMAs tell an access error from a missing mapping.
     info.si_code = mm_->HasVma(stop.addr) ? SEGV_ACCERR : SEGV_MAPERR;
+  }
+  if (kernel().strace) {
+    Log(kernel(), absl::StrFormat("--- %s {si_code=%d, si_addr=%#x} (ip %#x) ---\n",
+                                  info.si_signo == SIGBUS ? "SIGBUS" : "SIGSEGV", info.si_code,
+                                  stop.addr, regs.rip));
   }
   info.si_addr = reinterpret_cast<void*>(stop.addr);
   ForceSignal(info);

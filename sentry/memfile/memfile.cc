@@ -5,6 +5,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -27,6 +30,27 @@ Result<std::unique_ptr<MemoryFile>> MemoryFile::Create(size_t max_bytes) {
 }
 
 MemoryFile::~MemoryFile() { munmap(base_, size_); }
+
+namespace {
+std::atomic<MemoryFile*> g_sandbox{nullptr};
+// What a process that never set the sandbox's memory file gets.
+constexpr size_t kDefaultBytes = size_t{16} << 30;
+}  // namespace
+
+MemoryFile& MemoryFile::Sandbox() {
+  MemoryFile* mf = g_sandbox.load(std::memory_order_acquire);
+  if (mf != nullptr) return *mf;
+  static MemoryFile* fallback = [] {
+    auto made = Create(kDefaultBytes);
+    if (!made.ok()) abort();  // no memfd at all: nothing could work
+    return made->release();
+  }();
+  MemoryFile* expected = nullptr;
+  g_sandbox.compare_exchange_strong(expected, fallback);
+  return *g_sandbox.load(std::memory_order_acquire);
+}
+
+void MemoryFile::SetSandbox(MemoryFile* mf) { g_sandbox.store(mf, std::memory_order_release); }
 
 Result<uint64_t> MemoryFile::Allocate(size_t pages) {
   if (pages == 0) return Errno{EINVAL};
@@ -53,14 +77,20 @@ Result<uint64_t> MemoryFile::Allocate(size_t pages) {
 }
 
 void MemoryFile::Free(uint64_t offset, size_t pages) {
+  std::vector<uint64_t> offsets(pages);
+  for (size_t i = 0; i < pages; i++) offsets[i] = offset + i * kPageSize;
+  FreePages(std::move(offsets));
+}
+
+void MemoryFile::FreePages(std::vector<uint64_t> offsets) {
   // Pages still referenced elsewhere only lose a reference; the rest go back
   // in runs (punching the hole releases the memory and makes the pages read
   // as zeros when they are handed out again).
+  std::sort(offsets.begin(), offsets.end());
   std::vector<std::pair<uint64_t, size_t>> runs;
   {
     absl::MutexLock l(&mu_);
-    for (size_t i = 0; i < pages; i++) {
-      uint64_t off = offset + i * kPageSize;
+    for (uint64_t off : offsets) {
       auto it = refs_.find(off);
       if (it != refs_.end()) {
         if (--it->second == 1) refs_.erase(it);

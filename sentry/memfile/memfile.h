@@ -28,6 +28,11 @@ class MemoryFile {
  public:
   // Creates a memory file able to hold up to max_bytes.
   static Result<std::unique_ptr<MemoryFile>> Create(size_t max_bytes);
+  // The sandbox's memory file, which tmpfs keeps its data in: set once at
+  // boot. A process that never sets one (a unit test) gets its own, made on
+  // first use and never freed.
+  static MemoryFile& Sandbox();
+  static void SetSandbox(MemoryFile* mf);
   ~MemoryFile();
 
   int fd() const { return fd_.get(); }
@@ -36,6 +41,8 @@ class MemoryFile {
   // Drops one reference to each page; a page whose last reference goes
   // returns to the allocator and its memory to the host.
   void Free(uint64_t offset, size_t pages);
+  // The same for single pages anywhere in the file (in any order).
+  void FreePages(std::vector<uint64_t> offsets);
   // Copy-on-write: one more reference to an allocated page (fork shares
   // pages this way until one side writes).
   void IncRef(uint64_t offset);

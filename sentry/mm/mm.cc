@@ -222,6 +222,7 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
   vma.file = req.file;
   vma.file_offset = req.offset;
   vma.file_end = req.file_end;
+  vma.may_write = req.may_write;
   vma.name = req.name;
   InsertVma(std::move(vma));
   return addr;
@@ -253,6 +254,12 @@ Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
   absl::MutexLock l(&mu_);
   // Linux fails with ENOMEM if any page of the range is unmapped.
   if (!CoveredLocked(addr, end)) return Errno{ENOMEM};
+  // EACCES: write access to a shared mapping of a file not open for writing.
+  if (prot & PROT_WRITE) {
+    for (auto it = FindVma(addr); it != vmas_.end() && it->first < end; ++it) {
+      if (it->second.shared && !it->second.may_write) return Errno{EACCES};
+    }
+  }
   SplitAt(addr);
   SplitAt(end);
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
@@ -490,6 +497,13 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
     pages_.emplace(page, Page{off});
     return off;
   }
+  if (vma.shared && vma.file != nullptr && vma.file->SharesPages()) {
+    // The file's own page, with a reference for this address space.
+    ASSIGN_OR_RETURN(uint64_t off,
+                     vma.file->SharedPage((vma.file_offset + (page - vma.start)) / kPageSize));
+    pages_.emplace(page, Page{off});
+    return off;
+  }
   ASSIGN_OR_RETURN(uint64_t off, mf_.Allocate(1));
   if (vma.file && page < vma.file_end) {
     size_t want = std::min<uintptr_t>(kPageSize, vma.file_end - page);
@@ -534,10 +548,10 @@ bool MemoryManager::HasVma(uintptr_t addr) {
   return FindVma(addr) != vmas_.end();
 }
 
-bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory, uint64_t since) {
-  bool ignored;
-  if (out_of_memory == nullptr) out_of_memory = &ignored;
-  *out_of_memory = false;
+bool MemoryManager::HandleFault(uintptr_t addr, FaultFailure* why, uint64_t since) {
+  FaultFailure ignored;
+  if (why == nullptr) why = &ignored;
+  *why = FaultFailure::kInvalid;
   absl::MutexLock l(&mu_);
   uintptr_t page = PageDown(addr);
   auto vit = FindVma(page);
@@ -551,7 +565,7 @@ bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory, uint64_t si
     if (!(vma.prot & PROT_WRITE) || pit->second.writable) {
       return since != UINT64_MAX && pit->second.generation > since;
     }
-    return MakeWritable(vma, page, out_of_memory);
+    return MakeWritable(vma, page, why);
   }
   fault_window_ = page == next_fault_ ? std::min(fault_window_ * 2, kMaxFaultAround) : kFaultAround;
   uintptr_t end = std::min<uintptr_t>(vma.end, page + fault_window_ * kPageSize);
@@ -574,7 +588,10 @@ bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory, uint64_t si
     auto off = EnsurePage(vma, a);
     if (!off.ok()) {
       if (a == page) {
-        *out_of_memory = off.error() == ENOMEM;
+        if (off.error() == ENOMEM) *why = FaultFailure::kOutOfMemory;
+        if (off.error() == EFAULT && vma.shared && vma.file != nullptr) {
+          *why = FaultFailure::kPastEnd;
+        }
         return false;
       }
       break;
@@ -598,13 +615,13 @@ bool MemoryManager::HandleFault(uintptr_t addr, bool* out_of_memory, uint64_t si
   return flush();
 }
 
-bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page, bool* out_of_memory) {
+bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page, FaultFailure* why) {
   Page& p = pages_.at(page);
   if (!vma.shared && mf_.Shared(p.offset)) {
     // Still shared: this address space gets its own copy.
     Status copied = CopyShared(p);
     if (!copied.ok()) {
-      *out_of_memory = copied.error() == ENOMEM;
+      if (copied.error() == ENOMEM) *why = FaultFailure::kOutOfMemory;
       return false;
     }
     if (!as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) return false;

@@ -13,6 +13,7 @@
 #ifndef HUSK_SENTRY_MM_MM_H_
 #define HUSK_SENTRY_MM_MM_H_
 
+#include <errno.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -29,12 +30,23 @@
 
 namespace husk {
 
-// What backs a file mapping: the MM reads page contents from it on first touch.
+// What backs a file mapping. A private mapping reads page contents from it
+// on first touch. A shared mapping of an object that keeps its data in the
+// memory file (a tmpfs file) maps the object's own pages, so every mapping
+// and read(2)/write(2) see the same bytes; of any other object it copies
+// like a private one, and may not be made writable.
 class Mappable {
  public:
   virtual ~Mappable() = default;
   // Reads up to n bytes at offset; short at end of file.
   virtual Result<size_t> ReadForMapping(uint64_t offset, char* buf, size_t n) = 0;
+  // Whether shared mappings map the object's own pages (SharedPage).
+  virtual bool SharesPages() const { return false; }
+  // The memory-file offset of page `index` of the object, allocated (zeroed)
+  // on first use, with one reference taken for the caller, who drops it with
+  // MemoryFile::Free. EFAULT for a page wholly past the end of the object
+  // (the access gets SIGBUS), ENOMEM when the sandbox is out of memory.
+  virtual Result<uint64_t> SharedPage(uint64_t index) { return Errno{ENODEV}; }
   // Identity shown in /proc/self/maps.
   virtual std::string MapsName() const = 0;
   virtual uint64_t MapsInode() const { return 0; }
@@ -84,7 +96,10 @@ struct Vma {
   std::shared_ptr<SharedAnon> shm;   // shared anonymous memory, else null
   uint64_t file_offset = 0;          // offset in file (or shm) of `start`
   uintptr_t file_end = UINTPTR_MAX;  // bytes at or past this address read as zeros (ELF bss)
-  std::string name;                // "[heap]", "[stack]", or empty
+  // VM_MAYWRITE: false for a shared mapping of a file not open for writing
+  // (or whose pages cannot be shared), which mprotect may not make writable.
+  bool may_write = true;
+  std::string name;  // "[heap]", "[stack]", or empty
 };
 
 // How far RLIMIT_AS and RLIMIT_DATA let an address space grow, in bytes
@@ -105,8 +120,16 @@ struct MmapRequest {
   std::shared_ptr<Mappable> file;
   uint64_t offset = 0;
   uintptr_t file_end = UINTPTR_MAX;
+  bool may_write = true;  // see Vma::may_write
   std::string name;
   VmLimits limits;
+};
+
+// Why HandleFault could not install a page.
+enum class FaultFailure {
+  kInvalid,      // no mapping or no permission: SIGSEGV
+  kOutOfMemory,  // the sandbox is at its memory limit: the OOM killer's case
+  kPastEnd,      // a shared file page wholly past the end of the file: SIGBUS
 };
 
 class MemoryManager {
@@ -164,13 +187,12 @@ class MemoryManager {
   // Whether any VMA covers addr (whatever its protection).
   bool HasVma(uintptr_t addr);
 
-  // Handles an application fault at addr; false means the access is invalid
-  // and the application must get SIGSEGV, or, with *out_of_memory set, that
-  // the sandbox is at its memory limit (the OOM killer's case).
+  // Handles an application fault at addr; false means the page could not be
+  // installed, and *why says why.
   // since: install_generation() when the faulting thread last entered the
   // application. A page installed in full after that was installed by
   // another thread between the fault and now: the access is retried.
-  bool HandleFault(uintptr_t addr, bool* out_of_memory = nullptr, uint64_t since = UINT64_MAX);
+  bool HandleFault(uintptr_t addr, FaultFailure* why = nullptr, uint64_t since = UINT64_MAX);
   // Counts page installs and write-enables (see HandleFault).
   uint64_t install_generation() {
     absl::MutexLock l(&mu_);
@@ -231,7 +253,7 @@ class MemoryManager {
   // Replaces a shared page with a private copy of it (host mapping untouched).
   Status CopyShared(Page& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Handles a write fault on a page installed read-only for copy-on-write.
-  bool MakeWritable(const Vma& vma, uintptr_t page, bool* out_of_memory)
+  bool MakeWritable(const Vma& vma, uintptr_t page, FaultFailure* why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Gives a private mapping's page its own memory-file page if it is shared
   // with another address space (copy-on-write); returns the offset.

@@ -34,7 +34,7 @@ HUSK_HANDLER(SysMountRefused);
 HUSK_HANDLER(SysMkdir); HUSK_HANDLER(SysMkdirat); HUSK_HANDLER(SysRmdir);
 HUSK_HANDLER(SysUnlink); HUSK_HANDLER(SysUnlinkat); HUSK_HANDLER(SysRename);
 HUSK_HANDLER(SysRenameat); HUSK_HANDLER(SysRenameat2); HUSK_HANDLER(SysSymlink);
-HUSK_HANDLER(SysSymlinkat); HUSK_HANDLER(SysUmask);
+HUSK_HANDLER(SysSymlinkat); HUSK_HANDLER(SysUmask); HUSK_HANDLER(SysLink); HUSK_HANDLER(SysLinkat);
 // sys_mmap.cc
 HUSK_HANDLER(SysBrk); HUSK_HANDLER(SysMmap); HUSK_HANDLER(SysMunmap);
 HUSK_HANDLER(SysMprotect); HUSK_HANDLER(SysMadvise); HUSK_HANDLER(SysMremap);

@@ -1,5 +1,5 @@
 // Directories and names: getcwd, chdir, mkdir, rmdir, unlink, rename,
-// symlink, umask. Every change goes through the parent's inode and keeps
+// symlink, link, umask. Every change goes through the parent's inode and keeps
 // the dentry cache in step.
 #include <errno.h>
 #include <fcntl.h>
@@ -118,7 +118,59 @@ Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path
   return 0L;
 }
 
+// may_linkat() with fs.protected_hardlinks=1 (Debian's default): someone
+// who neither owns the file nor has CAP_FOWNER may link only a regular file
+// that is not set-id and that they may read and write.
+Status MayLink(const vfs::Creds& creds, vfs::Inode& target) {
+  ASSIGN_OR_RETURN(struct stat st, target.Stat());
+  if (vfs::OwnerOrCapable(creds, st)) return Ok();
+  bool safe = S_ISREG(st.st_mode) && !(st.st_mode & S_ISUID) &&
+              !((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) &&
+              vfs::CheckPermission(creds, st, vfs::kMayRead | vfs::kMayWrite).ok();
+  return safe ? Ok() : Status(Errno{EPERM});
+}
+
+// linkat(2) (do_linkat): the old name is not followed unless
+// AT_SYMLINK_FOLLOW; AT_EMPTY_PATH links the file dirfd refers to (which
+// needs CAP_DAC_READ_SEARCH, else ENOENT).
+Result<long> LinkAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_t newpath,
+                    int flags) {
+  if (flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH)) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(std::string old_name, t.CopyInPath(oldpath));
+  bool empty = false;
+  if (old_name.empty() && (flags & AT_EMPTY_PATH)) {
+    if (!t.FsCreds().Capable(vfs::kCapDacReadSearch)) return Errno{ENOENT};
+    empty = true;
+  }
+  ASSIGN_OR_RETURN(vfs::DentryRef src,
+                   ResolveAt(t, olddir, old_name, (flags & AT_SYMLINK_FOLLOW) != 0, empty));
+  ASSIGN_OR_RETURN(vfs::ParentAndName to, ParentAt(t, newdir, newpath));
+  if (to.name.empty() || to.name == "." || to.name == "..") return Errno{EEXIST};
+  if (to.parent->Child(to.name).ok()) return Errno{EEXIST};
+  // A trailing slash asks for a directory, which link(2) never makes.
+  if (to.must_be_dir) return Errno{ENOENT};
+  if (!vfs::SameMount(*src, *to.parent)) return Errno{EXDEV};
+  TRY(vfs::MayCreate(t.FsCreds(), *to.parent));
+  if (src->inode()->IsDir()) return Errno{EPERM};
+  TRY(MayLink(t.FsCreds(), *src->inode()));
+  // An unlinked file cannot come back (vfs_link: ENOENT).
+  ASSIGN_OR_RETURN(struct stat st, src->inode()->Stat());
+  if (st.st_nlink == 0) return Errno{ENOENT};
+  TRY(to.parent->inode()->Link(to.name, src->inode()));
+  // The next lookup finds the new name (an overlay shows it as an object
+  // of its own, with the same number).
+  to.parent->ForgetChild(to.name);
+  return 0L;
+}
+
 }  // namespace
+
+SyscallResult SysLink(Task& t, const Args& a) {
+  return LinkAt(t, AT_FDCWD, a.Ptr(0), AT_FDCWD, a.Ptr(1), 0);
+}
+SyscallResult SysLinkat(Task& t, const Args& a) {
+  return LinkAt(t, a.Int(0), a.Ptr(1), a.Int(2), a.Ptr(3), a.Int(4));
+}
 
 SyscallResult SysGetcwd(Task& t, const Args& a) {
   if (t.fs().cwd->deleted()) return Errno{ENOENT};  // getcwd(2): the directory was unlinked

@@ -37,14 +37,16 @@ SyscallResult SysMmap(Task& t, const Args& a) {
     // writable mappings also for writing.
     if (!f->readable()) return Errno{EACCES};
     bool shared = (req.flags & MAP_TYPE) != MAP_PRIVATE;
-    if (shared && (req.prot & PROT_WRITE)) {
-      if (!f->writable()) return Errno{EACCES};
-      // Writing back through a shared file mapping needs the page cache of
-      // the VFS issue; refuse rather than silently lose writes.
-      return Errno{ENODEV};
-    }
+    if (shared && (req.prot & PROT_WRITE) && !f->writable()) return Errno{EACCES};
     req.file = f->GetMappable();
     if (req.file == nullptr) return Errno{ENODEV};
+    if (shared) {
+      // Writes through a shared mapping reach the file only where it keeps
+      // its pages in the memory file (tmpfs); elsewhere (gofer files, until
+      // their page cache) refuse rather than silently lose writes.
+      req.may_write = f->writable() && req.file->SharesPages();
+      if ((req.prot & PROT_WRITE) && !req.may_write) return Errno{ENODEV};
+    }
   } else {
     req.offset = 0;
   }

@@ -115,6 +115,8 @@ struct Table {
     Set(SYS_renameat2, SysRenameat2, {kFd, kPath, kFd, kPath, kHex});
     Set(SYS_symlink, SysSymlink, {kPath, kPath});
     Set(SYS_symlinkat, SysSymlinkat, {kPath, kFd, kPath});
+    Set(SYS_link, SysLink, {kPath, kPath});
+    Set(SYS_linkat, SysLinkat, {kFd, kPath, kFd, kPath, kHex});
     Set(SYS_umask, SysUmask, {kOctal});
     // Memory.
     Set(SYS_brk, SysBrk, {kPtr});

@@ -36,6 +36,8 @@ class InodeMappable : public Mappable {
     }
     return done;
   }
+  bool SharesPages() const override { return inode_->SharesPages(); }
+  Result<uint64_t> SharedPage(uint64_t index) override { return inode_->SharedPage(index); }
   std::string MapsName() const override { return dentry_ ? dentry_->Path() : ""; }
   uint64_t MapsInode() const override {
     auto st = inode_->Stat();

@@ -81,6 +81,9 @@ class Inode : public std::enable_shared_from_this<Inode> {
     return Errno{EROFS};
   }
   virtual Status Unlink(const std::string& name) { return Errno{EROFS}; }
+  // A new name for `target`, an inode of the same filesystem that is not a
+  // directory (link(2)); EPERM where the filesystem has no hard links.
+  virtual Status Link(const std::string& name, InodeRef target) { return Errno{EPERM}; }
   virtual Status Rmdir(const std::string& name) { return Errno{EROFS}; }
   // Moves name to new_dir/new_name, replacing a compatible target.
   virtual Status Rename(const std::string& name, Inode& new_dir, const std::string& new_name) {
@@ -102,6 +105,10 @@ class Inode : public std::enable_shared_from_this<Inode> {
     return Errno{EINVAL};
   }
   virtual Status SetAttributes(const SetAttr& attr) { return Errno{EPERM}; }
+  // The pages behind MAP_SHARED mappings, for files that keep their data in
+  // the memory file (see Mappable::SharesPages and SharedPage).
+  virtual bool SharesPages() { return false; }
+  virtual Result<uint64_t> SharedPage(uint64_t index) { return Errno{ENODEV}; }
   // Whether reads and writes ignore the file offset (character devices).
   virtual bool Stream() { return false; }
   // Whether a cached dentry for this inode may still be used (Linux's

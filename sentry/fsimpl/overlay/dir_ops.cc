@@ -74,6 +74,22 @@ Result<vfs::InodeRef> OverlayInode::Symlink(const std::string& name, const std::
   return vfs::InodeRef(AddUpperChildLocked(name, std::move(up)));
 }
 
+// link(2): the target is copied up and linked in the upper; the new name is
+// another overlay object for the same upper inode, with the same number.
+Status OverlayInode::Link(const std::string& name,
+                          vfs::InodeRef target_ref) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto* target = dynamic_cast<OverlayInode*>(target_ref.get());
+  if (target == nullptr || target->fs_ != fs_) return Errno{EXDEV};
+  if (target->type_ == S_IFDIR) return Errno{EPERM};
+  absl::MutexLock lock(&fs_->mu);
+  TRY(PrepareCreateLocked(name));
+  TRY(target->CopyUpLocked());
+  TRY(upper_->Link(name, target->upper_));
+  OverlayRef child = AddUpperChildLocked(name, target->upper_);
+  child->ino_ = target->InoLocked();
+  return Ok();
+}
+
 Status OverlayInode::Unlink(const std::string& name) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   absl::MutexLock lock(&fs_->mu);
   ASSIGN_OR_RETURN(OverlayRef child, LookupLocked(name));

@@ -172,6 +172,10 @@ Result<std::string> OverlayInode::Readlink() { return Real()->Readlink(); }
 
 bool OverlayInode::Stream() { return Real()->Stream(); }
 
+// A lower file has no shared pages; a copied-up one shares the upper's.
+bool OverlayInode::SharesPages() { return Real()->SharesPages(); }
+Result<uint64_t> OverlayInode::SharedPage(uint64_t index) { return Real()->SharedPage(index); }
+
 Result<size_t> OverlayInode::ReadAt(char* buf, size_t n, uint64_t offset) {
   return Real()->ReadAt(buf, n, offset);
 }

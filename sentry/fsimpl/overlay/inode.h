@@ -60,6 +60,7 @@ class OverlayInode : public vfs::Inode {
   Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override;
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
   Status Unlink(const std::string& name) override;
+  Status Link(const std::string& name, vfs::InodeRef target) override;
   Status Rmdir(const std::string& name) override;
   Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;
 
@@ -68,6 +69,8 @@ class OverlayInode : public vfs::Inode {
   Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override;
   Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) override;
   Status SetAttributes(const vfs::SetAttr& attr) override;
+  bool SharesPages() override;
+  Result<uint64_t> SharedPage(uint64_t index) override;
   bool Stream() override;
 
  private:

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 #include <new>
+#include <vector>
 
 namespace husk::tmpfs {
 
@@ -128,7 +129,7 @@ Result<size_t> RegularFile::ReadAt(char* buf, size_t n, uint64_t offset) {
     if (it == pages_.end()) {
       memset(buf + done, 0, chunk);
     } else {
-      memcpy(buf + done, it->second.get() + in_page, chunk);
+      memcpy(buf + done, fs_->mf.At(it->second) + in_page, chunk);
     }
     done += chunk;
   }
@@ -147,23 +148,44 @@ Result<size_t> RegularFile::WriteAt(const char* buf, size_t n, uint64_t offset) 
     uint64_t index = pos / kPage;
     size_t in_page = pos % kPage;
     size_t chunk = std::min(n - done, kPage - in_page);
-    auto& page = pages_[index];
-    if (page == nullptr) {
+    auto it = pages_.find(index);
+    if (it == pages_.end()) {
       // Past the sandbox's memory limit a tmpfs is full (ENOSPC), as one
       // whose size= is reached.
-      page = NewAccountedPage();
-      if (page == nullptr) {
-        pages_.erase(index);
+      auto page = fs_->mf.Allocate(1);
+      if (!page.ok()) {
         if (done == 0) return Errno{ENOSPC};
         break;
       }
+      it = pages_.emplace(index, *page).first;
     }
-    memcpy(page.get() + in_page, buf + done, chunk);
+    memcpy(fs_->mf.At(it->second) + in_page, buf + done, chunk);
     done += chunk;
   }
   size_ = std::max<uint64_t>(size_, offset + done);
   TouchModifyLocked();
   return done;
+}
+
+RegularFile::~RegularFile() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  // The last reference: nobody else can hold fs_->mu for this file.
+  std::vector<uint64_t> held;
+  held.reserve(pages_.size());
+  for (auto& [index, off] : pages_) held.push_back(off);
+  if (!held.empty()) fs_->mf.FreePages(std::move(held));
+}
+
+Result<uint64_t> RegularFile::SharedPage(uint64_t index) {
+  absl::MutexLock lock(&fs_->mu);
+  // A page that holds no byte of the file: SIGBUS for the access (mmap(2)).
+  if (index >= (size_ + kPage - 1) / kPage) return Errno{EFAULT};
+  auto it = pages_.find(index);
+  if (it == pages_.end()) {
+    ASSIGN_OR_RETURN(uint64_t off, fs_->mf.Allocate(1));
+    it = pages_.emplace(index, off).first;
+  }
+  fs_->mf.IncRef(it->second);
+  return it->second;
 }
 
 void RegularFile::FillSizeLocked(struct stat* st) {
@@ -177,12 +199,18 @@ Status RegularFile::TruncateLocked(uint64_t size) {
   if (size > kMaxFileSize) return Errno{EFBIG};
   if (size < size_) {
     uint64_t keep = (size + kPage - 1) / kPage;  // pages that still hold data
-    pages_.erase(pages_.lower_bound(keep), pages_.end());
+    std::vector<uint64_t> gone;
+    for (auto it = pages_.lower_bound(keep); it != pages_.end(); it = pages_.erase(it)) {
+      gone.push_back(it->second);
+    }
+    // Mappings that hold these pages keep their own references: what they
+    // see there no longer reaches the file (Linux would unmap them).
+    if (!gone.empty()) fs_->mf.FreePages(std::move(gone));
     // Zero the tail of a partial last page so a later extension reads zeros.
     if (size % kPage != 0) {
       auto it = pages_.find(size / kPage);
       if (it != pages_.end()) {
-        memset(it->second.get() + size % kPage, 0, kPage - size % kPage);
+        memset(fs_->mf.At(it->second) + size % kPage, 0, kPage - size % kPage);
       }
     }
   }

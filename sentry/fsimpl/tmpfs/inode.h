@@ -14,15 +14,17 @@
 #include "absl/synchronization/mutex.h"
 #include "base/deferred_release.h"
 #include "base/result.h"
-#include "sentry/memfile/account.h"
+#include "sentry/memfile/memfile.h"
 #include "sentry/vfs/vfs.h"
 
 namespace husk::tmpfs {
 
 // One tmpfs instance.
 struct Filesystem {
-  explicit Filesystem(dev_t d) : dev(d) {}
+  Filesystem(dev_t d, MemoryFile& m) : dev(d), mf(m) {}
   const dev_t dev;
+  // Where file data lives (charged to the sandbox's memory account).
+  MemoryFile& mf;
   // Guards every inode of this instance (see the lock order in tmpfs.h).
   absl::Mutex mu;
 };
@@ -77,18 +79,22 @@ class InodeBase : public vfs::Inode {
   timespec ctime_ ABSL_GUARDED_BY(fs_->mu);
 };
 
-// A regular file. Data lives in sparse 4 KiB pages held in the sentry's heap;
-// holes read as zeros and take no memory (it moves to the memory file later).
+// A regular file. Data lives in sparse pages of the sandbox's memory file,
+// so MAP_SHARED mappings map the file's own pages (what read(2) and write(2)
+// see, Linux's shmem); holes read as zeros and take no memory.
 class RegularFile : public InodeBase {
  public:
-  static constexpr size_t kPage = 4096;
+  static constexpr size_t kPage = kPageSize;
 
   RegularFile(std::shared_ptr<Filesystem> fs, mode_t perm)
       : InodeBase(std::move(fs), S_IFREG | perm) {}
+  ~RegularFile() override;
 
   Result<vfs::FileRef> Open(int flags) override;
   Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override;
   Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) override;
+  bool SharesPages() override { return true; }
+  Result<uint64_t> SharedPage(uint64_t index) override;
 
  protected:
   void FillSizeLocked(struct stat* st) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
@@ -96,9 +102,9 @@ class RegularFile : public InodeBase {
 
  private:
   uint64_t size_ ABSL_GUARDED_BY(fs_->mu) = 0;
-  // Page index -> kPage bytes. Missing pages are holes.
-  // Charged to the sandbox's memory limit (sentry/memfile/account.h).
-  std::map<uint64_t, AccountedPage> pages_ ABSL_GUARDED_BY(fs_->mu);
+  // Page index -> memory-file offset (this file's reference); missing pages
+  // are holes. Charged to the sandbox's memory limit by the memory file.
+  std::map<uint64_t, uint64_t> pages_ ABSL_GUARDED_BY(fs_->mu);
 };
 
 class SymlinkInode : public InodeBase {
@@ -135,7 +141,8 @@ class Dir : public InodeBase {
   Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;
 
   // Links `inode` as `name` (AddChild in tmpfs.h).
-  Status Link(const std::string& name, vfs::InodeRef inode);
+  // Also links in inodes of other filesystems (AddChild's device nodes).
+  Status Link(const std::string& name, vfs::InodeRef inode) override;
 
   void DropLinkLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
 

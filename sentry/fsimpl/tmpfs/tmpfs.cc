@@ -7,7 +7,7 @@
 namespace husk::tmpfs {
 
 vfs::InodeRef NewTmpfsRoot(mode_t mode) {
-  auto fs = std::make_shared<Filesystem>(vfs::NewAnonDevice());
+  auto fs = std::make_shared<Filesystem>(vfs::NewAnonDevice(), MemoryFile::Sandbox());
   return std::make_shared<Dir>(std::move(fs), mode & 07777);
 }
 

@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <sys/sysmacros.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "base/result_testing.h"
 #include "gtest/gtest.h"
+#include "sentry/memfile/memfile.h"
 
 namespace husk::tmpfs {
 namespace {
@@ -432,6 +434,63 @@ class FakeDevice : public vfs::Inode {
   }
   mode_t Type() override { return S_IFCHR; }
 };
+
+// File data lives in the sandbox's memory file: a shared page is the very
+// page read(2) and write(2) use, holes are allocated on demand, pages wholly
+// past the end are refused, and freeing the file gives the memory back.
+TEST(TmpfsTest, SharedPagesAreTheFilesOwnData) {
+  MemoryFile& mf = MemoryFile::Sandbox();
+  const size_t before = mf.used_bytes();
+  {
+    vfs::InodeRef root = NewTmpfsRoot();
+    auto f = root->Create("f", 0644);
+    ASSERT_TRUE(f.ok());
+    vfs::InodeRef file = *f;
+    EXPECT_TRUE(file->SharesPages());
+    const std::string text = "abcdefghijklmnopqrstuvwxyz";
+    ASSERT_EQ(file->WriteAt(text.data(), text.size(), 4096 + 10).value(), text.size());
+    // Page 0 stays a hole.
+    EXPECT_EQ(mf.used_bytes(), before + 4096);
+    auto page1 = file->SharedPage(1);
+    ASSERT_TRUE(page1.ok());
+    EXPECT_EQ(std::string(mf.At(*page1) + 10, 3), "abc");
+    memcpy(mf.At(*page1) + 20, "xyz", 3);  // a write through a mapping
+    char buf[3];
+    ASSERT_EQ(file->ReadAt(buf, 3, 4096 + 20).value(), 3u);
+    EXPECT_EQ(std::string(buf, 3), "xyz");
+    auto page0 = file->SharedPage(0);  // the hole gets a page, zeroed
+    ASSERT_TRUE(page0.ok());
+    EXPECT_EQ(mf.At(*page0)[100], 0);
+    EXPECT_EQ(file->SharedPage(2).error(), EFAULT);  // wholly past the end (4132 bytes)
+    // The mapper's references keep the pages after the file lets go.
+    ASSERT_TRUE(root->Unlink("f").ok());
+    file.reset();
+    EXPECT_EQ(mf.used_bytes(), before + 2 * 4096);
+    mf.Free(*page0, 1);
+    mf.Free(*page1, 1);
+  }
+  EXPECT_EQ(mf.used_bytes(), before);
+}
+
+TEST(TmpfsTest, TruncateReturnsPagesToTheMemoryFile) {
+  MemoryFile& mf = MemoryFile::Sandbox();
+  const size_t before = mf.used_bytes();
+  vfs::InodeRef root = NewTmpfsRoot();
+  vfs::InodeRef file = root->Create("f", 0644).value();
+  std::string data(5 * 4096, 'd');
+  ASSERT_EQ(file->WriteAt(data.data(), data.size(), 0).value(), data.size());
+  EXPECT_EQ(mf.used_bytes(), before + 5 * 4096);
+  vfs::SetAttr trunc;
+  trunc.set_size = true;
+  trunc.size = 4096 + 1;
+  ASSERT_TRUE(file->SetAttributes(trunc).ok());
+  EXPECT_EQ(mf.used_bytes(), before + 2 * 4096);
+  trunc.size = 3 * 4096;  // the tail of page 1 reads zeros after growing again
+  ASSERT_TRUE(file->SetAttributes(trunc).ok());
+  char c = 'x';
+  ASSERT_EQ(file->ReadAt(&c, 1, 4096 + 1).value(), 1u);
+  EXPECT_EQ(c, 0);
+}
 
 TEST(TmpfsTest, AddChild) {
   vfs::InodeRef root = NewTmpfsRoot();

@@ -31,6 +31,7 @@
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
 #include "sentry/kernel/kernel.h"
 #include "sentry/memfile/account.h"
+#include "sentry/memfile/file_cache.h"
 #include "sentry/syscalls/syscalls.h"
 
 extern char** environ;
@@ -201,6 +202,10 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   auto mf = MemoryFile::Create(kMemoryFileBytes);
   if (!mf.ok()) Die("create the memory file", mf.error());
   MemoryFile::SetSandbox(mf->get());
+  // Cached pages of the gofer's files: an eighth of the memory limit, at
+  // most 256 MiB (and reclaimed sooner whenever the limit is near).
+  FileCache::SetBudget(
+      std::min<uint64_t>(MemoryAccount::Sandbox().limit() / 8, uint64_t{256} << 20) / kPageSize);
   auto platform = platform::PtracePlatform::Create((*mf)->fd());
   if (!platform.ok()) Die("create the ptrace platform", platform.error());
 

@@ -441,9 +441,8 @@ Credentials Ids(uint32_t uid, uint32_t euid, uint32_t gid, uint32_t egid) {
 class LoaderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto mf = MemoryFile::Create(64 << 20);
-    ASSERT_OK(mf);
-    mf_ = std::move(mf).value();
+    // The sandbox's memory file: files share their pages through it.
+    mf_ = &MemoryFile::Sandbox();
     fs_.root = std::make_shared<vfs::Dentry>("/", nullptr, tmpfs::NewTmpfsRoot(0755));
     fs_.cwd = fs_.root;
   }
@@ -519,7 +518,7 @@ class LoaderTest : public ::testing::Test {
     return st;
   }
 
-  std::unique_ptr<MemoryFile> mf_;
+  MemoryFile* mf_ = nullptr;
   std::unique_ptr<MemoryManager> mm_;
   vfs::FsContext fs_;
   Credentials creds_ = Ids(1000, 1001, 2000, 2001);

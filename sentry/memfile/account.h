@@ -10,6 +10,7 @@
 #define HUSK_SENTRY_MEMFILE_ACCOUNT_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -23,13 +24,20 @@ class MemoryAccount {
   void SetLimit(uint64_t bytes) { limit_.store(bytes); }
   uint64_t limit() const { return limit_.load(); }
   uint64_t used() const { return used_.load(); }
-  // Charges bytes unless that would pass the limit.
+  // Charges bytes unless that would pass the limit. Short of room, it first
+  // asks the reclaimer (if one is set) to give back what caches hold.
   bool TryCharge(uint64_t bytes);
+  // What gives memory back under pressure: called with the pages wanted,
+  // returns the pages freed. It must not charge.
+  using Reclaimer = size_t (*)(size_t pages);
+  void SetReclaimer(Reclaimer r) { reclaimer_.store(r); }
   void Uncharge(uint64_t bytes) { used_.fetch_sub(bytes); }
 
  private:
   std::atomic<uint64_t> limit_{UINT64_MAX};
   std::atomic<uint64_t> used_{0};
+  std::atomic<Reclaimer> reclaimer_{nullptr};
+  bool TryChargeOnce(uint64_t bytes);
 };
 
 // A page of sentry heap charged to the sandbox (tmpfs data, pipe buffers):

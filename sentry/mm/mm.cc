@@ -266,14 +266,32 @@ Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
     it->second.prot = prot;
   }
   MergeAround(addr, end);
-  // Host mappings carry the old protection: remove them and let faults
-  // reinstall with the new one.
-  bool mapped = false;
+  // Host mappings carry the old protection. Without write access (RELRO's
+  // mprotect(PROT_READ), say) the few runs of installed pages take the new
+  // one in place, which never makes a copy-on-write page writable; otherwise
+  // they go, and faults reinstall them with the new protection.
+  std::vector<std::pair<uintptr_t, uintptr_t>> runs;
   for (auto it = pages_.lower_bound(addr); it != pages_.end() && it->first < end; ++it) {
-    mapped |= it->second.mapped;
-    it->second.mapped = false;
+    if (!it->second.mapped) continue;
+    if (!runs.empty() && runs.back().second == it->first) {
+      runs.back().second += kPageSize;
+    } else {
+      runs.emplace_back(it->first, it->first + kPageSize);
+    }
   }
-  if (mapped) (void)as_->Unmap(addr, end - addr);
+  if (runs.empty()) return Ok();
+  constexpr size_t kMaxProtectRuns = 4;
+  bool in_place = !(prot & PROT_WRITE) && runs.size() <= kMaxProtectRuns;
+  for (auto& [lo, hi] : runs) {
+    if (in_place && !as_->Protect(lo, hi - lo, prot).ok()) in_place = false;
+  }
+  for (auto it = pages_.lower_bound(addr); it != pages_.end() && it->first < end; ++it) {
+    if (!it->second.mapped) continue;
+    it->second.writable = false;
+    it->second.mapped = in_place;
+    if (in_place) it->second.generation = ++install_generation_;
+  }
+  if (!in_place) (void)as_->Unmap(addr, end - addr);
   return Ok();
 }
 
@@ -486,6 +504,12 @@ Result<uint64_t> SharedAnon::PageAt(uint64_t index) {
   return off;
 }
 
+bool MemoryManager::UsesFilePages(const Vma& vma) const {
+  // Files keep their pages in the sandbox's memory file: an address space
+  // on another one (a unit test's) copies their data in instead.
+  return vma.file != nullptr && vma.file->SharesPages() && &mf_ == &MemoryFile::Sandbox();
+}
+
 Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   auto it = pages_.find(page);
   if (it != pages_.end()) return it->second.offset;
@@ -497,12 +521,33 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
     pages_.emplace(page, Page{off});
     return off;
   }
-  if (vma.shared && vma.file != nullptr && vma.file->SharesPages()) {
+  if (vma.shared && UsesFilePages(vma)) {
     // The file's own page, with a reference for this address space.
     ASSIGN_OR_RETURN(uint64_t off,
                      vma.file->SharedPage((vma.file_offset + (page - vma.start)) / kPageSize));
     pages_.emplace(page, Page{off});
     return off;
+  }
+  if (UsesFilePages(vma) && page + kPageSize <= vma.file_end) {
+    // A private mapping starts on the file's own page, mapped read-only and
+    // copied on the first write (as after fork). Past the end of the file it
+    // reads zeros below.
+    auto shared = vma.file->SharedPage((vma.file_offset + (page - vma.start)) / kPageSize);
+    if (shared.ok() && !(vma.prot & PROT_WRITE)) {
+      pages_.emplace(page, Page{*shared});
+      return *shared;
+    }
+    if (shared.ok()) {
+      // A writable private page (a program's data) is most likely written
+      // soon: it gets its copy now rather than on a second fault.
+      auto own = mf_.Allocate(1);
+      if (own.ok()) memcpy(mf_.At(*own), mf_.At(*shared), kPageSize);
+      mf_.Free(*shared, 1);
+      if (!own.ok()) return Errno{own.error()};
+      pages_.emplace(page, Page{*own});
+      return *own;
+    }
+    if (shared.error() == ENOMEM) return Errno{ENOMEM};
   }
   ASSIGN_OR_RETURN(uint64_t off, mf_.Allocate(1));
   if (vma.file && page < vma.file_end) {
@@ -568,7 +613,21 @@ bool MemoryManager::HandleFault(uintptr_t addr, FaultFailure* why, uint64_t sinc
     return MakeWritable(vma, page, why);
   }
   fault_window_ = page == next_fault_ ? std::min(fault_window_ * 2, kMaxFaultAround) : kFaultAround;
+  uintptr_t start = page;
   uintptr_t end = std::min<uintptr_t>(vma.end, page + fault_window_ * kPageSize);
+  if (!(vma.prot & PROT_WRITE) && UsesFilePages(vma)) {
+    // Read-only pages of a cached file (program text, libraries) cost no
+    // allocation: install the whole aligned block around the fault, as
+    // Linux's fault-around does, over pages not installed yet.
+    const uintptr_t block = kFileFaultAround * kPageSize;
+    uintptr_t lo = std::max<uintptr_t>(vma.start, page & ~(block - 1));
+    while (start > lo) {
+      auto prev = pages_.find(start - kPageSize);
+      if (prev != pages_.end() && prev->second.mapped) break;
+      start -= kPageSize;
+    }
+    end = std::max(end, std::min<uintptr_t>(vma.end, (page & ~(block - 1)) + block));
+  }
   next_fault_ = end;
   // Install [page, end) as runs of consecutive memory-file pages with the
   // same protection (shared copy-on-write pages go in read-only).
@@ -582,11 +641,16 @@ bool MemoryManager::HandleFault(uintptr_t addr, FaultFailure* why, uint64_t sinc
     run_len = 0;
     return ok;
   };
-  for (uintptr_t a = page; a < end; a += kPageSize) {
+  for (uintptr_t a = start; a < end; a += kPageSize) {
     auto existing = pages_.find(a);
     if (existing != pages_.end() && existing->second.mapped) break;
     auto off = EnsurePage(vma, a);
     if (!off.ok()) {
+      if (a < page) {
+        // A page before the fault that cannot be had: leave it out.
+        if (!flush()) return false;
+        continue;
+      }
       if (a == page) {
         if (off.error() == ENOMEM) *why = FaultFailure::kOutOfMemory;
         if (off.error() == EFAULT && vma.shared && vma.file != nullptr) {

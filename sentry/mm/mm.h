@@ -139,6 +139,9 @@ class MemoryManager {
   // window, up to this many pages (a sequential toucher pays one fault per
   // MiB instead of per 64 KiB); any other fault starts again at kFaultAround.
   static constexpr size_t kMaxFaultAround = 256;
+  // Read-only pages of a file whose pages are shared (cached) go in by
+  // aligned blocks of this many (FileCache reads them in chunks as large).
+  static constexpr size_t kFileFaultAround = 256;
 
   MemoryManager(MemoryFile& mf, std::unique_ptr<platform::AddressSpace> as, uintptr_t min_addr,
                 uintptr_t max_addr);
@@ -250,6 +253,8 @@ class MemoryManager {
   void UnmapLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropPages(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result<uint64_t> EnsurePage(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the mapping maps the file's own pages (Mappable::SharesPages).
+  bool UsesFilePages(const Vma& vma) const;
   // Replaces a shared page with a private copy of it (host mapping untouched).
   Status CopyShared(Page& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Handles a write fault on a page installed read-only for copy-on-write.

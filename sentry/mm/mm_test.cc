@@ -519,30 +519,57 @@ TEST_F(MmTest, MprotectRestoringProtectionMergesTheVmas) {
   EXPECT_EQ(maps[0].perms, "rw-p");
 }
 
-TEST_F(MmTest, MprotectUnmapsHostPagesAndFaultsReinstallWithTheNewProtection) {
+TEST_F(MmTest, MprotectTakingAwayWriteChangesInstalledPagesInPlace) {
   uintptr_t a = MapFixed(kFixedArea, 4 * kPage);
   Write(a, "contents");
   ASSERT_TRUE(mm_->HandleFault(a));
   ASSERT_EQ(host_.InstalledIn(a, a + 4 * kPage), 4u);
 
+  // No write access: the installed run takes the new protection where it is.
   ASSERT_OK(mm_->Mprotect(a, 4 * kPage, PROT_READ));
-  EXPECT_EQ(host_.InstalledIn(a, a + 4 * kPage), 0u);
-  EXPECT_TRUE(host_.UnmapCovered(a, a + 4 * kPage));
-
-  host_.map_calls.clear();
-  ASSERT_TRUE(mm_->HandleFault(a + kPage));
-  ASSERT_FALSE(host_.map_calls.empty());
-  for (const auto& c : host_.map_calls) EXPECT_EQ(c.prot, PROT_READ);
+  EXPECT_EQ(host_.InstalledIn(a, a + 4 * kPage), 4u);
+  EXPECT_TRUE(host_.unmap_calls.empty());
   EXPECT_EQ(host_.pages.at(a + kPage).prot, PROT_READ);
+  EXPECT_FALSE(mm_->HandleFault(a + kPage));  // a write there is a protection fault
 
   ASSERT_OK(mm_->Mprotect(a, 4 * kPage, PROT_NONE));
-  EXPECT_EQ(host_.InstalledIn(a, a + 4 * kPage), 0u);
+  EXPECT_EQ(host_.pages.at(a).prot, PROT_NONE);
   EXPECT_FALSE(mm_->HandleFault(a));
   EXPECT_EQ(MapsAt(a).perms, "---p");
 
-  // The memory survives the round trip through PROT_NONE.
+  // Giving write access back unmaps (a page may be shared copy-on-write);
+  // faults reinstall with the new protection.
   ASSERT_OK(mm_->Mprotect(a, 4 * kPage, kRw));
+  EXPECT_EQ(host_.InstalledIn(a, a + 4 * kPage), 0u);
+  EXPECT_TRUE(host_.UnmapCovered(a, a + 4 * kPage));
+  host_.map_calls.clear();
+  ASSERT_TRUE(mm_->HandleFault(a + kPage));
+  ASSERT_FALSE(host_.map_calls.empty());
+  for (const auto& c : host_.map_calls) EXPECT_EQ(c.prot, kRw);
+  // The memory survives the round trip through PROT_NONE.
   EXPECT_TRUE(SameBytes(Read(a, 8), "contents"));
+}
+
+TEST_F(MmTest, MprotectUnmapsWhenThePlatformCannotProtectOrTheRunsAreMany) {
+  uintptr_t a = MapFixed(kFixedArea, 16 * kPage);
+  Write(a, "x");
+  ASSERT_TRUE(mm_->HandleFault(a));
+  host_.supports_protect = false;
+  ASSERT_OK(mm_->Mprotect(a, 16 * kPage, PROT_READ));
+  EXPECT_EQ(host_.InstalledIn(a, a + 16 * kPage), 0u);
+  EXPECT_TRUE(host_.UnmapCovered(a, a + 16 * kPage));
+  host_.supports_protect = true;
+  // Every other page installed: too many runs to protect one by one.
+  ASSERT_OK(mm_->Mprotect(a, 16 * kPage, kRw));
+  ASSERT_TRUE(mm_->HandleFault(a));
+  ASSERT_EQ(host_.InstalledIn(a, a + 16 * kPage), 16u);
+  for (int i = 1; i < 16; i += 2) ASSERT_OK(mm_->Madvise(a + i * kPage, kPage, MADV_DONTNEED));
+  ASSERT_EQ(host_.InstalledIn(a, a + 16 * kPage), 8u);
+  host_.unmap_calls.clear();
+  ASSERT_OK(mm_->Mprotect(a, 16 * kPage, PROT_READ));
+  EXPECT_TRUE(host_.UnmapCovered(a, a + 16 * kPage));
+  EXPECT_EQ(host_.InstalledIn(a, a + 16 * kPage), 0u);
+  EXPECT_EQ(MapsAt(a).perms, "r--p");
 }
 
 TEST_F(MmTest, MprotectRejectsBadArguments) {

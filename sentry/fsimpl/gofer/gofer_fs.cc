@@ -11,6 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "sentry/memfile/file_cache.h"
 
 namespace husk::goferfs {
 namespace {
@@ -150,6 +151,21 @@ class GoferInode : public vfs::Inode {
   // utimensat(2) give EROFS there, not the EPERM of the VFS default.
   Status SetAttributes(const vfs::SetAttr& attr) override { return Errno{EROFS}; }
 
+  // Mappings share the file's pages in the memory file (read-only tree: the
+  // file does not change under them), read a chunk at a time on first use.
+  bool SharesPages() override { return IsRegular(); }
+  Result<uint64_t> SharedPage(uint64_t index) override {
+    if (!IsRegular()) return Errno{ENODEV};
+    std::shared_ptr<FileCache> cache;
+    {
+      absl::MutexLock l(&cache_mu_);
+      if (cache_ == nullptr) cache_ = FileCache::Create(MemoryFile::Sandbox(), attr_.size);
+      cache = cache_;
+    }
+    return cache->Page(
+        index, [this](uint64_t offset, char* buf, size_t n) { return ReadAt(buf, n, offset); });
+  }
+
   Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override {
     if (!IsRegular()) return Errno{EINVAL};
     std::shared_ptr<UniqueFd> fd = fds_->Get(this);
@@ -175,6 +191,8 @@ class GoferInode : public vfs::Inode {
   size_t purge_at_ = 64;
   std::string link_;
   bool link_cached_ = false;
+  absl::Mutex cache_mu_;
+  std::shared_ptr<FileCache> cache_ ABSL_GUARDED_BY(cache_mu_);  // made on the first mapping
 };
 
 }  // namespace

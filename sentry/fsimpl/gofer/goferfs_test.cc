@@ -468,9 +468,9 @@ TEST_F(GoferFsTest, MapsThroughGetMappable) {
   EXPECT_EQ(*m->ReadForMapping(3 * 4096, buf.data(), buf.size()), 0u);
 
   // And through a MemoryManager, as mmap(2) and the loader use it.
-  auto mf = MemoryFile::Create(1 << 20);
-  ASSERT_OK(mf);
-  MemoryManager mm(**mf, std::make_unique<NullAddressSpace>(), 0x10000, uintptr_t{1} << 40);
+  // On the sandbox's memory file, where the file's cached pages live.
+  MemoryManager mm(MemoryFile::Sandbox(), std::make_unique<NullAddressSpace>(), 0x10000,
+                   uintptr_t{1} << 40);
   constexpr uintptr_t kAddr = 0x10000000;
   MmapRequest req;
   req.addr = kAddr;

@@ -207,6 +207,8 @@ class LowerMappable : public Mappable {
   Result<size_t> ReadForMapping(uint64_t offset, char* buf, size_t n) override {
     return inner_->ReadForMapping(offset, buf, n);
   }
+  bool SharesPages() const override { return inner_->SharesPages(); }
+  Result<uint64_t> SharedPage(uint64_t index) override { return inner_->SharedPage(index); }
   std::string MapsName() const override { return name_.empty() ? inner_->MapsName() : name_; }
   uint64_t MapsInode() const override { return ino_; }
   uint64_t MapsDevice() const override { return dev_; }

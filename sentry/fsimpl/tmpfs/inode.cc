@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <new>
@@ -103,6 +104,31 @@ Status InodeBase::SetAttributes(const vfs::SetAttr& attr) {
 namespace {
 // Linux's MAX_LFS_FILESIZE on 64-bit.
 constexpr uint64_t kMaxFileSize = LLONG_MAX;
+
+// File data of every tmpfs together may fill half the sandbox's memory
+// limit, as a Linux tmpfs's default size= is half of RAM: the rest stays for
+// the processes (a full /tmp must not leave no room to run rm).
+std::atomic<uint64_t> g_data_pages{0};
+
+Result<uint64_t> AllocateDataPage(MemoryFile& mf) {
+  const uint64_t cap = MemoryAccount::Sandbox().limit() / 2 / kPageSize;
+  if (g_data_pages.fetch_add(1) >= cap) {
+    g_data_pages.fetch_sub(1);
+    return Errno{ENOSPC};
+  }
+  auto page = mf.Allocate(1);
+  if (!page.ok()) {
+    g_data_pages.fetch_sub(1);
+    return Errno{ENOSPC};
+  }
+  return *page;
+}
+
+void FreeDataPages(MemoryFile& mf, std::vector<uint64_t> pages) {
+  if (pages.empty()) return;
+  g_data_pages.fetch_sub(pages.size());
+  mf.FreePages(std::move(pages));
+}
 }  // namespace
 
 Result<vfs::FileRef> RegularFile::Open(int flags) {
@@ -152,7 +178,7 @@ Result<size_t> RegularFile::WriteAt(const char* buf, size_t n, uint64_t offset) 
     if (it == pages_.end()) {
       // Past the sandbox's memory limit a tmpfs is full (ENOSPC), as one
       // whose size= is reached.
-      auto page = fs_->mf.Allocate(1);
+      auto page = AllocateDataPage(fs_->mf);
       if (!page.ok()) {
         if (done == 0) return Errno{ENOSPC};
         break;
@@ -172,7 +198,7 @@ RegularFile::~RegularFile() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::vector<uint64_t> held;
   held.reserve(pages_.size());
   for (auto& [index, off] : pages_) held.push_back(off);
-  if (!held.empty()) fs_->mf.FreePages(std::move(held));
+  FreeDataPages(fs_->mf, std::move(held));
 }
 
 Result<uint64_t> RegularFile::SharedPage(uint64_t index) {
@@ -181,7 +207,10 @@ Result<uint64_t> RegularFile::SharedPage(uint64_t index) {
   if (index >= (size_ + kPage - 1) / kPage) return Errno{EFAULT};
   auto it = pages_.find(index);
   if (it == pages_.end()) {
-    ASSIGN_OR_RETURN(uint64_t off, fs_->mf.Allocate(1));
+    // A full tmpfs fails the fault with SIGBUS, as Linux's shmem does.
+    auto page = AllocateDataPage(fs_->mf);
+    if (!page.ok()) return Errno{EFAULT};
+    uint64_t off = *page;
     it = pages_.emplace(index, off).first;
   }
   fs_->mf.IncRef(it->second);
@@ -205,7 +234,7 @@ Status RegularFile::TruncateLocked(uint64_t size) {
     }
     // Mappings that hold these pages keep their own references: what they
     // see there no longer reaches the file (Linux would unmap them).
-    if (!gone.empty()) fs_->mf.FreePages(std::move(gone));
+    FreeDataPages(fs_->mf, std::move(gone));
     // Zero the tail of a partial last page so a later extension reads zeros.
     if (size % kPage != 0) {
       auto it = pages_.find(size / kPage);

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/deferred_release.h"
 #include "base/result.h"
+#include "sentry/memfile/account.h"
 #include "sentry/memfile/memfile.h"
 #include "sentry/vfs/vfs.h"
 

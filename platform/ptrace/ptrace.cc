@@ -322,8 +322,9 @@ class PtraceAddressSpace : public AddressSpace {
     return Map(addr, offset, length, prot, MAP_POPULATE);
   }
   Status Map(uintptr_t addr, uint64_t offset, size_t length, int prot, int extra_flags) {
-    ASSIGN_OR_RETURN(long r, Inject(SYS_mmap, addr, length, prot,
-                                    MAP_SHARED | MAP_FIXED | extra_flags, memfd_for_inject, offset));
+    ASSIGN_OR_RETURN(long r,
+                     Inject(SYS_mmap, addr, length, prot, MAP_SHARED | MAP_FIXED | extra_flags,
+                            memfd_for_inject, offset));
     if (r < 0 && r > -4096) return Errno{static_cast<int>(-r)};
     if (static_cast<uintptr_t>(r) != addr) return Errno{EFAULT};
     return Ok();

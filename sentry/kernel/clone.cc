@@ -155,6 +155,10 @@ Result<long> Task::Clone(const CloneArgs& a) {
     kernel().RemoveTask(tid);
     return Errno{started.error()};
   }
+  // A new process keeps counting against the RLIMIT_CPU it copied.
+  if (!thread && child->tg().rlimits[RLIMIT_CPU].rlim_cur != RLIM_INFINITY) {
+    kernel().posix_timers.UpdateCpuRlimit(*child);
+  }
   if (ptrace_event != 0 && ptrace_ != nullptr) {
     ptrace_->event_msg = static_cast<uint64_t>(tid);
     PtraceStop((ptrace_event << 16) | (SIGTRAP << 8) | 0x7f, nullptr, 0);

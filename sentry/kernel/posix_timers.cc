@@ -458,6 +458,83 @@ Status PosixTimers::Delete(Task& t, int id) {
   return Ok();
 }
 
+// RLIMIT_CPU: an alarm at the next CPU time where check_process_timers
+// would act (the soft limit, or the hard one).
+class PosixTimers::CpuRlimit final : public Alarm {
+ public:
+  CpuRlimit(Kernel& k, int tgid) : kernel_(k), tgid_(tgid) {}
+
+  void Expire(uint64_t token) override {
+    absl::MutexLock l(&kernel_.mu);
+    if (token == gen_) CheckLocked();
+  }
+  void Update() {
+    kernel_.mu.AssertHeld();
+    gen_++;
+    CheckLocked();
+  }
+  void Stop() {
+    kernel_.mu.AssertHeld();
+    gen_++;
+    TimerQueue::Get().Disarm(*this);
+  }
+
+ private:
+  static int64_t Seconds(rlim_t s) {
+    return s >= static_cast<rlim_t>(INT64_MAX / 1000000000) ? INT64_MAX
+                                                           : static_cast<int64_t>(s) * 1000000000;
+  }
+
+  void CheckLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel_.mu) {
+    std::shared_ptr<Task> leader = kernel_.FindTask(tgid_);
+    if (leader == nullptr) return;
+    leader->kernel().mu.AssertHeld();  // one kernel, one big lock
+    if (leader->exiting()) return;
+    struct rlimit& lim = leader->tg().rlimits[RLIMIT_CPU];
+    if (lim.rlim_cur == RLIM_INFINITY) {
+      TimerQueue::Get().Disarm(*this);
+      return;
+    }
+    const int64_t now = CpuClockNow(CpuClock{leader, false, CpuClockPart::kProf});
+    const bool hard_set = lim.rlim_max != RLIM_INFINITY;
+    if (hard_set && now >= Seconds(lim.rlim_max)) {
+      leader->SendProcessSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
+      TimerQueue::Get().Disarm(*this);
+      return;
+    }
+    if (now >= Seconds(lim.rlim_cur)) {
+      // The next SIGXCPU a second later, unless the soft limit is the hard one.
+      if (!hard_set || lim.rlim_cur < lim.rlim_max) lim.rlim_cur++;
+      leader->SendProcessSignal(MakeSigInfo(SIGXCPU, SI_KERNEL, 0, 0));
+    }
+    int64_t next = Seconds(lim.rlim_cur);
+    if (hard_set) next = std::min(next, Seconds(lim.rlim_max));
+    if (next <= now) next = hard_set ? Seconds(lim.rlim_max) : now;
+    // CPU time grows no faster than the wall clock: wake after the time
+    // still missing, at least a tick apart.
+    const int64_t wait = std::max(next - now, ClockTickNs());
+    TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC,
+                          SaturatingAdd(HostClockNow(CLOCK_MONOTONIC), wait), gen_);
+  }
+
+  Kernel& kernel_;
+  const int tgid_;
+  uint64_t gen_ ABSL_GUARDED_BY(kernel_.mu) = 0;
+};
+
+void PosixTimers::UpdateCpuRlimit(Task& t) {
+  kernel_.mu.AssertHeld();
+  t.kernel().mu.AssertHeld();  // one kernel, one big lock
+  std::shared_ptr<CpuRlimit>& r = processes_[t.tgid()].cpu_rlimit;
+  if (t.tg().rlimits[RLIMIT_CPU].rlim_cur == RLIM_INFINITY) {
+    if (r != nullptr) r->Stop();
+    return;
+  }
+  if (!TimerQueue::Get().Start().ok()) return;  // no timer thread: the limit cannot be kept
+  if (r == nullptr) r = std::make_shared<CpuRlimit>(kernel_, t.tgid());
+  r->Update();
+}
+
 Result<itimerspec> PosixTimers::SetCpuItimer(Task& t, CpuClockPart part, const itimerspec& value) {
   kernel_.mu.AssertHeld();
   if (TimespecToNs(value.it_value) != 0) TRY(TimerQueue::Get().Start());
@@ -489,6 +566,7 @@ void PosixTimers::OnExit(int tgid) {
     for (auto& it : p->second.itimers) {
       if (it != nullptr) it->Stop();
     }
+    if (p->second.cpu_rlimit != nullptr) p->second.cpu_rlimit->Stop();
   }
   processes_.erase(tgid);
 }

@@ -78,6 +78,11 @@ class PosixTimers {
   Result<itimerspec> SetCpuItimer(Task& t, CpuClockPart part, const itimerspec& value);
   // getitimer(2) with ITIMER_PROF or ITIMER_VIRTUAL (get_cpu_itimer).
   itimerspec GetCpuItimer(Task& t, CpuClockPart part);
+  // RLIMIT_CPU of t's process changed (setrlimit, prlimit, or a new
+  // process's copy at fork): SIGXCPU at the soft limit of CPU time (user +
+  // system) and each second after it, SIGKILL at the hard limit, as Linux's
+  // check_process_timers; checked at most once a tick.
+  void UpdateCpuRlimit(Task& t);
 
   // Hooks of the process model. exec deletes the process's timers (not its
   // interval timers); exit forgets the process.
@@ -90,12 +95,14 @@ class PosixTimers {
  private:
   class Timer;
   class CpuItimer;
+  class CpuRlimit;
   struct Process {
     int next_id = 0;
     std::map<int, std::shared_ptr<Timer>> timers;
     // By CpuClockPart: kProf (ITIMER_PROF), kVirt (ITIMER_VIRTUAL); null
     // until first set.
     std::shared_ptr<CpuItimer> itimers[2];
+    std::shared_ptr<CpuRlimit> cpu_rlimit;  // null until RLIMIT_CPU is finite
   };
   Result<Timer*> Find(Task& t, int id);
 

@@ -385,6 +385,7 @@ Result<long> Prlimit(Task& t, Task& target, int resource, uintptr_t new_addr, ui
     if (resource == RLIMIT_NOFILE) {
       for (Task* th : g.threads) th->fds().set_limit(static_cast<int>(nl.rlim_cur));
     }
+    if (resource == RLIMIT_CPU) target.kernel().posix_timers.UpdateCpuRlimit(target);
   }
   if (old_addr != 0) TRY(t.CopyOutObj(old_addr, old));
   return 0L;

@@ -1,7 +1,7 @@
 // Resource limits that the kernel enforces: RLIMIT_FSIZE (writes and
 // truncation, SIGXFSZ), RLIMIT_AS and RLIMIT_DATA (mmap, mremap, brk),
-// RLIMIT_STACK (execve's argument space), RLIMIT_NOFILE, and prlimit64 on
-// another process. Every limit is set in a forked child.
+// RLIMIT_STACK (execve's argument space), RLIMIT_NOFILE, RLIMIT_CPU
+// (SIGXCPU, SIGKILL), and prlimit64 on another process. Every limit is set in a forked child.
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -313,6 +313,79 @@ TEST(RlimitTest, PrlimitNeedsTheSameIdsOrCapSysResource) {
             }),
             0);
   EXPECT_ERRNO(prlimit(999999, RLIMIT_NOFILE, nullptr, nullptr), ESRCH);
+}
+
+// RLIMIT_CPU: SIGXCPU once the process has used its soft limit of CPU time,
+// with the soft limit moved up a second (check_process_timers), then SIGKILL
+// at the hard limit.
+volatile sig_atomic_t g_xcpu = 0;
+volatile sig_atomic_t g_soft_after = 0;
+void OnXcpu(int) {
+  g_xcpu = g_xcpu + 1;
+  struct rlimit r {};
+  if (getrlimit(RLIMIT_CPU, &r) == 0) g_soft_after = static_cast<sig_atomic_t>(r.rlim_cur);
+}
+
+TEST(RlimitTest, CpuSendsSigxcpuAtTheSoftLimitAndKillsAtTheHard) {
+  husk_test::Pipe report = husk_test::MakePipe();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGXCPU, OnXcpu);
+    if (!SetLimit(RLIMIT_CPU, 1, 2)) _exit(10);
+    // Spin on the CPU (at most 30 s of wall time) until killed.
+    const int64_t end = husk_test::NowMs() + 30000;
+    int reported = 0;
+    while (husk_test::NowMs() < end) {
+      if (g_xcpu > reported) {
+        reported = g_xcpu;
+        char line[2] = {static_cast<char>('0' + g_soft_after), '\n'};
+        (void)!write(report.w.get(), line, 2);
+      }
+    }
+    _exit(11);  // never killed
+  }
+  report.w.Reset();
+  int status = husk_test::WaitBounded(pid, 0, 60000);
+  EXPECT_TRUE(husk_test::KilledBy(status, SIGKILL)) << husk_test::Describe(status);
+  // One SIGXCPU, seen with the soft limit already moved up to the hard one.
+  EXPECT_EQ(husk_test::ReadAll(report.r.get()), "2\n");
+}
+
+TEST(RlimitTest, CpuSigxcpuTerminatesByDefault) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (!SetLimit(RLIMIT_CPU, 1, RLIM_INFINITY)) _exit(10);
+    const int64_t end = husk_test::NowMs() + 30000;
+    while (husk_test::NowMs() < end) {
+    }
+    _exit(11);
+  }
+  int status = husk_test::WaitBounded(pid, 0, 60000);
+  EXPECT_TRUE(husk_test::KilledBy(status, SIGXCPU)) << husk_test::Describe(status);
+}
+
+// The limit is the process's: a forked child counts its own CPU time
+// against the limit it inherited.
+TEST(RlimitTest, CpuLimitIsInheritedByFork) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (!SetLimit(RLIMIT_CPU, 1, 1)) _exit(10);
+    pid_t grandchild = fork();
+    if (grandchild < 0) _exit(12);
+    if (grandchild == 0) {
+      const int64_t end = husk_test::NowMs() + 30000;
+      while (husk_test::NowMs() < end) {
+      }
+      _exit(11);
+    }
+    int st = husk_test::WaitBounded(grandchild, 0, 60000);
+    _exit(husk_test::KilledBy(st, SIGKILL) ? 0 : 13);
+  }
+  int status = husk_test::WaitBounded(pid, 0, 70000);
+  EXPECT_TRUE(husk_test::ExitedWith(status, 0)) << husk_test::Describe(status);
 }
 
 }  // namespace

@@ -482,7 +482,7 @@ class PosixTimers::CpuRlimit final : public Alarm {
  private:
   static int64_t Seconds(rlim_t s) {
     return s >= static_cast<rlim_t>(INT64_MAX / 1000000000) ? INT64_MAX
-                                                           : static_cast<int64_t>(s) * 1000000000;
+                                                            : static_cast<int64_t>(s) * 1000000000;
   }
 
   void CheckLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel_.mu) {

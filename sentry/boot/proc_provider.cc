@@ -55,18 +55,37 @@ class KernelProcProvider : public procfs::ProcProvider {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     return t->fs().root->Path();
   }
+  // get_mm_cmdline: the argument area as the process's memory holds it now.
+  // If the NUL that ends it was overwritten, the program set its own title
+  // (setproctitle): then the string at arg_start, up to a page, is shown.
   Result<std::string> Cmdline(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    std::string out;
-    for (auto& a : t->tg().argv) {
-      out += a;
-      out += '\0';
+    const ThreadGroup& g = t->tg();
+    MemoryManager* mm = t->mm_if_any();
+    if (mm == nullptr) return std::string();  // a zombie shows none, as on Linux
+    if (g.arg_end <= g.arg_start) {
+      std::string out;
+      for (auto& a : g.argv) {
+        out += a;
+        out += '\0';
+      }
+      return out;
     }
-    return out;
+    std::string area = ReadArea(*mm, g.arg_start, g.arg_end);
+    if (area.size() == g.arg_end - g.arg_start && !area.empty() && area.back() != '\0') {
+      std::string title = ReadArea(*mm, g.arg_start, g.arg_start + kPageSize);
+      size_t nul = title.find('\0');
+      return nul == std::string::npos ? title : title.substr(0, nul + 1);
+    }
+    return area;
   }
   Result<std::string> Environ(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    return t->tg().environ;
+    const ThreadGroup& g = t->tg();
+    MemoryManager* mm = t->mm_if_any();
+    if (mm == nullptr) return std::string();
+    if (g.env_end <= g.env_start) return g.environ;
+    return ReadArea(*mm, g.env_start, g.env_end);
   }
   Result<std::string> Auxv(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
@@ -175,6 +194,13 @@ class KernelProcProvider : public procfs::ProcProvider {
   }
 
  private:
+  // What of [start, end) is readable, in order (access_remote_vm).
+  static std::string ReadArea(MemoryManager& mm, uintptr_t start, uintptr_t end) {
+    std::string out(end - start, '\0');
+    out.resize(mm.CopyInPartial(start, out.data(), out.size()));
+    return out;
+  }
+
   Result<Task*> Find(int pid) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     auto t = k_.FindTask(pid);
     if (!t) return Errno{ENOENT};

@@ -110,6 +110,10 @@ Result<long> Task::Clone(const CloneArgs& a) {
     g.rlimits = tg_->rlimits;
     g.exe = tg_->exe;
     g.argv = tg_->argv;
+    g.arg_start = tg_->arg_start;
+    g.arg_end = tg_->arg_end;
+    g.env_start = tg_->env_start;
+    g.env_end = tg_->env_end;
     g.exit_signal = a.exit_signal;
   }
   child->vfork_done = !(flags & CLONE_VFORK);

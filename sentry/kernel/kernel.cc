@@ -39,6 +39,28 @@ std::string ReadAuxv(MemoryManager& mm, uintptr_t sp) {
   return out;
 }
 
+// The string areas of a new image (mm->arg_start and friends): from the
+// pointers in argv[] and envp[] on the new stack, and the strings' lengths.
+void SetStringAreas(MemoryManager& mm, uintptr_t sp, const std::vector<std::string>& argv,
+                    const std::vector<std::string>& envp, ThreadGroup& g) {
+  g.arg_start = g.arg_end = g.env_start = g.env_end = 0;
+  uint64_t first = 0, last = 0;
+  const uintptr_t args = sp + 8;  // argc, then argv[]
+  if (!argv.empty() && mm.CopyIn(args, &first, 8).ok() &&
+      mm.CopyIn(args + 8 * (argv.size() - 1), &last, 8).ok()) {
+    g.arg_start = first;
+    g.arg_end = last + argv.back().size() + 1;
+  }
+  const uintptr_t envs = args + 8 * (argv.size() + 1);
+  if (!envp.empty() && mm.CopyIn(envs, &first, 8).ok() &&
+      mm.CopyIn(envs + 8 * (envp.size() - 1), &last, 8).ok()) {
+    g.env_start = first;
+    g.env_end = last + envp.back().size() + 1;
+  } else {
+    g.env_start = g.env_end = g.arg_end;
+  }
+}
+
 std::string Basename(const std::string& path) {
   size_t slash = path.rfind('/');
   std::string b = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -278,6 +300,7 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   tg_->execed = true;
   tg_->dumpable = 1;
   tg_->exe = img.exe;
+  SetStringAreas(*mm_, img.stack_pointer, img.argv, envp, *tg_);
   tg_->argv = std::move(img.argv);
   tg_->auxv = ReadAuxv(*mm_, img.stack_pointer);
   tg_->environ.clear();

@@ -138,6 +138,11 @@ class ThreadGroup {
   std::vector<std::string> argv;
   std::string auxv;     // the auxiliary vector exec gave the program (/proc/pid/auxv)
   std::string environ;  // the environment exec gave it, NUL-terminated strings (/proc/pid/environ)
+  // Where exec put the argument and environment strings in the process's
+  // memory, [arg_start, arg_end) and [env_start, env_end): what
+  // /proc/<pid>/cmdline and environ read, so that a program rewriting its
+  // argv in place (setproctitle) shows there as on Linux. Zero: not known.
+  uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
 
   // Group exit (exit_group, a fatal signal): every thread is on its way out
   // and the process's status is exit_code.
@@ -285,6 +290,8 @@ class Task {
 
   // Application memory, through the MM (EFAULT on bad addresses).
   MemoryManager& mm() { return *mm_; }
+  // The task's memory, null once it has let go of it (exit).
+  MemoryManager* mm_if_any() { return mm_.get(); }
   Status CopyIn(uintptr_t addr, void* dst, size_t n) { return mm_->CopyIn(addr, dst, n); }
   Status CopyOut(uintptr_t addr, const void* src, size_t n) { return mm_->CopyOut(addr, src, n); }
   template <typename T>

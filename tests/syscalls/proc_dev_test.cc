@@ -309,5 +309,43 @@ TEST(SysTest, CpuOnlineListsTheCpusSysconfCounts) {
   EXPECT_EQ(count, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
+// /proc/<pid>/cmdline reads the argument strings from the process's memory:
+// a program that rewrites argv[0] in place shows its new name, and one that
+// writes a longer title over the end of its arguments (setproctitle) shows
+// that title, up to its NUL (get_mm_cmdline).
+TEST(ProcTest, CmdlineFollowsArgvRewrittenInPlace) {
+  EXPECT_EQ(InChild([] {
+              std::string before = ReadFile("/proc/self/cmdline");
+              if (before.empty() || before.back() != '\0') return 1;
+              char* arg0 = program_invocation_name;  // glibc's pointer to argv[0]
+              if (strlen(arg0) + 1 > before.size()) return 2;
+              arg0[0] = 'X';
+              std::string after = ReadFile("/proc/self/cmdline");
+              if (after.size() != before.size() || after[0] != 'X') return 3;
+              if (after.substr(1) != before.substr(1)) return 4;
+              // A title longer than every argument together runs over the
+              // terminating NUL into the environment strings.
+              std::string title(before.size() + 10, 't');
+              title += " end";
+              memcpy(arg0, title.c_str(), title.size() + 1);
+              std::string shown = ReadFile("/proc/self/cmdline");
+              return shown == title + std::string(1, '\0') ? 0 : 5;
+            }),
+            0);
+}
+
+// /proc/<pid>/environ reads the environment strings from memory as well.
+TEST(ProcTest, EnvironFollowsTheEnvironmentStringsInMemory) {
+  EXPECT_EQ(InChild([] {
+              std::string env = ReadFile("/proc/self/environ");
+              if (env.empty() || environ == nullptr || environ[0] == nullptr) return 1;
+              if (env.compare(0, strlen(environ[0]), environ[0]) != 0) return 2;
+              environ[0][0] = '#';  // the string exec put on the stack
+              std::string after = ReadFile("/proc/self/environ");
+              return after.size() == env.size() && after[0] == '#' ? 0 : 3;
+            }),
+            0);
+}
+
 }  // namespace
 }  // namespace husk_test

@@ -65,14 +65,15 @@ void MemoryManager::SplitAt(uintptr_t addr) {
   if (it == vmas_.end() || it->first == addr) return;
   Vma hi = it->second;
   it->second.end = addr;
-  if (hi.file || hi.shm) hi.file_offset += addr - hi.start;
+  if (hi.file || hi.shm || hi.special) hi.file_offset += addr - hi.start;
   hi.start = addr;
   vmas_.emplace(addr, std::move(hi));
 }
 
 static bool Mergeable(const Vma& a, const Vma& b) {
-  return a.end == b.start && !a.file && !b.file && !a.shm && !b.shm && a.prot == b.prot &&
-         a.shared == b.shared && a.grows_down == b.grows_down && a.name == b.name;
+  return a.end == b.start && !a.file && !b.file && !a.shm && !b.shm && !a.special && !b.special &&
+         a.prot == b.prot && a.shared == b.shared && a.grows_down == b.grows_down &&
+         a.name == b.name;
 }
 
 void MemoryManager::InsertVma(Vma vma) {
@@ -187,6 +188,11 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
   bool fixed = (req.flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
   if (fixed && req.addr % kPageSize != 0) return Errno{EINVAL};
   if (req.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return Errno{EINVAL};
+  if (req.special != nullptr &&
+      (type != MAP_PRIVATE || req.file != nullptr || req.offset > req.special->bytes() ||
+       len > req.special->bytes() - req.offset)) {
+    return Errno{EINVAL};
+  }
 
   absl::MutexLock l(&mu_);
   uintptr_t addr;
@@ -220,9 +226,10 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
   if (vma.shared && req.file == nullptr) vma.shm = std::make_shared<SharedAnon>(mf_);
   vma.grows_down = (req.flags & MAP_GROWSDOWN) != 0;
   vma.file = req.file;
+  vma.special = req.special;
   vma.file_offset = req.offset;
   vma.file_end = req.file_end;
-  vma.name = req.name;
+  vma.name = req.special != nullptr ? req.special->name() : req.name;
   InsertVma(std::move(vma));
   return addr;
 }
@@ -253,6 +260,12 @@ Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
   absl::MutexLock l(&mu_);
   // Linux fails with ENOMEM if any page of the range is unmapped.
   if (!CoveredLocked(addr, end)) return Errno{ENOMEM};
+  // A special mapping refuses what its VM_MAY* flags do not allow (the
+  // vDSO's data page never becomes writable or executable).
+  for (auto it = FindVma(addr); it != vmas_.end() && it->first < end; ++it) {
+    const Vma& v = it->second;
+    if (v.special != nullptr && (prot & ~v.special->max_prot()) != 0) return Errno{EACCES};
+  }
   SplitAt(addr);
   SplitAt(end);
   for (auto it = vmas_.lower_bound(addr); it != vmas_.end() && it->first < end; ++it) {
@@ -327,6 +340,8 @@ Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, siz
   if (RangeWraps(old_addr, old_size)) return Errno{EFAULT};
   auto it = FindVma(old_addr);
   if (it == vmas_.end() || it->second.end < old_addr + old_size) return Errno{EFAULT};
+  // Special mappings never grow (VM_DONTEXPAND); they may move or shrink.
+  if (new_size > old_size && it->second.special != nullptr) return Errno{EFAULT};
   // Growing counts against RLIMIT_AS and RLIMIT_DATA (vma_to_resize).
   if (new_size > old_size &&
       !MayExpandLocked(limits, IsData(it->second.prot, it->second.shared, it->second.grows_down),
@@ -482,6 +497,16 @@ Result<uint64_t> SharedAnon::PageAt(uint64_t index) {
 Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   auto it = pages_.find(page);
   if (it != pages_.end()) return it->second.offset;
+  if (vma.special != nullptr) {
+    // The sentry's own page, one more reference for this address space: a
+    // write copies it (the mapping is private and the page never unshared).
+    const uint64_t index = (vma.file_offset + (page - vma.start)) / kPageSize;
+    if (index >= vma.special->pages()) return Errno{EFAULT};
+    const uint64_t off = vma.special->offset() + index * kPageSize;
+    mf_.IncRef(off);
+    pages_.emplace(page, Page{off});
+    return off;
+  }
   if (vma.shm != nullptr) {
     // The address space holds its own reference next to the object's.
     ASSIGN_OR_RETURN(uint64_t off,

@@ -32,6 +32,7 @@
 #include <cstdint>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "sentry/time/vvar.h"
 
 namespace husk {
@@ -52,9 +53,9 @@ class SandboxClock {
   static constexpr int64_t kBaseNs = 100'000'000'000;
   // How long the TSC parameters hold before a reader re-bases them.
   static constexpr int64_t kRefreshNs = 1'000'000'000;
-  // Calibration: TSC rates measured over windows this long must agree
+  // Calibration: TSC rates measured over windows at least this long must agree
   // within kAgreePpm, twice in a row, before the TSC is used.
-  static constexpr int64_t kCalibrationWindowNs = 10'000'000;
+  static constexpr int64_t kCalibrationWindowNs = 5'000'000;
   static constexpr int64_t kAgreePpm = 50;
   static constexpr int kMaxCalibrations = 50;
   // Fixed-point fraction bits of mult.
@@ -141,6 +142,13 @@ inline int64_t SandboxNow(clockid_t id) { return SandboxClock::Get().Now(id); }
 inline timespec SandboxTimespec(clockid_t id) {
   const int64_t ns = SandboxNow(id);
   return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
+// The sandbox's CLOCK_MONOTONIC as an absl::Time (that long after the Unix
+// epoch): what the sentry's deadlines are measured in (Task::Block,
+// Waiter::Wait), so that a wait that times out never ends before the
+// application's own clock says it may.
+inline absl::Time MonotonicNow() {
+  return absl::UnixEpoch() + absl::Nanoseconds(SandboxNow(CLOCK_MONOTONIC));
 }
 
 }  // namespace husk

@@ -691,6 +691,11 @@ Status MemoryManager::CopyLocked(uintptr_t addr, char* buf, size_t n, bool out, 
       if (!force && (out ? !(vma->prot & PROT_WRITE) : vma->prot == PROT_NONE)) {
         return Errno{EFAULT};
       }
+      // Not even ptrace writes to the vDSO's data page (Linux's VM_IO): a
+      // private copy would stop the clock for this address space.
+      if (out && vma->special != nullptr && !(vma->special->max_prot() & PROT_WRITE)) {
+        return Errno{EFAULT};
+      }
     }
     uintptr_t page = PageDown(addr);
     size_t chunk = std::min<size_t>(n, page + kPageSize - addr);

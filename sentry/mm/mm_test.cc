@@ -1274,6 +1274,10 @@ TEST_F(SpecialTest, TheDataPageStaysReadOnly) {
   ASSERT_OK(mm_->Mprotect(v, kPage, PROT_READ));
   EXPECT_EQ(MapsAt(v).name, "[vvar]");
   EXPECT_FALSE(mm_->CopyOut(v, "x", 1).ok());
+  // Nor does ptrace write it (it would get a copy the clock never updates).
+  EXPECT_EQ(mm_->ForceCopyOut(v, "x", 1).error(), EFAULT);
+  char c;
+  EXPECT_OK(mm_->ForceCopyIn(v, &c, 1));
 }
 
 TEST_F(SpecialTest, MremapMovesButNeverGrows) {

@@ -29,6 +29,7 @@
 #include "sentry/fsimpl/overlay/overlay.h"
 #include "sentry/fsimpl/proc/proc.h"
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
+#include "sentry/kernel/clocks.h"
 #include "sentry/kernel/kernel.h"
 #include "sentry/memfile/account.h"
 #include "sentry/syscalls/syscalls.h"
@@ -215,6 +216,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   auto vdso = vdso::Create(**mf, k.cpus);
   if (!vdso.ok()) Die("set up the vDSO", vdso.error());
   k.vdso = *vdso;
+  if (Status ticks = StartClockTicks(); !ticks.ok()) Die("start the clock's ticks", ticks.error());
   auto client = std::make_shared<gofer::Client>(UniqueFd(opts.gofer_fd));
   auto root = BuildVfs(k, client, opts.cwd);
   if (!root.ok()) Die("attach the root filesystem through the gofer", root.error());

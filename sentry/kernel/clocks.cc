@@ -4,6 +4,7 @@
 
 #include "sentry/kernel/cputime.h"
 #include "sentry/kernel/kernel.h"
+#include "sentry/kernel/timer_queue.h"
 
 namespace husk {
 namespace {
@@ -18,6 +19,30 @@ pid_t CpuClockPid(clockid_t id) { return static_cast<pid_t>(~(id >> 3)); }
 }  // namespace
 
 int64_t ClockTickNs() { return SandboxClock::Get().tick_ns(); }
+
+namespace {
+
+class ClockTicker : public Alarm {
+ public:
+  void Expire(uint64_t) override {
+    const int64_t next = SandboxClock::Get().Tick();
+    if (next > 0) {
+      TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC, SandboxNow(CLOCK_MONOTONIC) + next, 0);
+    }
+  }
+};
+
+}  // namespace
+
+Status StartClockTicks() {
+  TRY(TimerQueue::Get().Start());
+  // Never destroyed: the timer thread holds alarms weakly and runs until
+  // the sentry exits.
+  static std::shared_ptr<ClockTicker>* const ticker =
+      new std::shared_ptr<ClockTicker>(std::make_shared<ClockTicker>());
+  (*ticker)->Expire(0);
+  return Ok();
+}
 
 bool IsCpuClockId(clockid_t id) {
   return id < 0 || id == CLOCK_PROCESS_CPUTIME_ID || id == CLOCK_THREAD_CPUTIME_ID;

@@ -27,6 +27,10 @@ class Task;
 // The length of the host kernel's tick (1/HZ), which the coarse clocks and
 // the sampled CPU clocks report as their resolution.
 int64_t ClockTickNs();
+// Starts the timer thread calling SandboxClock::Tick (calibration steps,
+// then a re-base every half second), so that the vDSO never finds the
+// clock's parameters stale: EAGAIN if the host refuses the thread.
+Status StartClockTicks();
 
 enum class CpuClockPart { kProf = 0, kVirt = 1, kSched = 2 };
 

@@ -152,7 +152,7 @@ int64_t SandboxClock::Now(clockid_t id) {
     if (husk_vvar_read_retry(v, seq)) continue;
     int64_t ns;
     if (husk_vclock_ns(&p, id, tsc, &ns) == 0) return ns;
-    Refresh();  // stale
+    Refresh(false);  // stale
   }
 }
 
@@ -271,13 +271,24 @@ void SandboxClock::PublishLocked(const Sample& s) {
   Put(v->clock_mode, HUSK_VCLOCK_TSC);
 }
 
-void SandboxClock::Refresh() {
+int64_t SandboxClock::Tick() {
+  if (calibrating_.load(std::memory_order_relaxed)) {
+    TryCalibrate();
+    if (calibrating_.load(std::memory_order_relaxed)) return kCalibrationWindowNs;
+  }
+  if (!UsesTsc()) return 0;
+  Refresh(true);
+  return kRefreshNs / 2;
+}
+
+void SandboxClock::Refresh(bool half_life) {
   absl::MutexLock l(&mu_);
   husk_vvar* v = vvar();
   const uint64_t now = src_.Tsc();
   if (v->clock_mode != HUSK_VCLOCK_TSC) return;
-  // Another reader may have refreshed them already.
-  if (now < v->tsc_base || now - v->tsc_base <= v->max_delta) return;
+  // Another thread may have refreshed them already.
+  const uint64_t age = half_life ? v->max_delta / 2 : v->max_delta;
+  if (now < v->tsc_base || now - v->tsc_base <= age) return;
   BeginWriteLocked();
   const Sample s = TakeSample();
   // A TSC whose rate since the last refresh strays from the one in use is

@@ -15,12 +15,12 @@
 // TSC is not invariant (cpuid) or its calibration disagrees with itself, it
 // is the host's clock minus an offset, and the vDSO asks the sentry.
 //
-// The parameters hold for kRefreshNs past their base; the first reader
-// after that (a vDSO call becomes a syscall) re-bases them on the host
+// The parameters hold for kRefreshNs past their base. The sentry's timer
+// thread calls Tick every half of that, which re-bases them on the host
 // clock: never backwards (a clock that ran ahead holds still until the host
 // catches up; one that fell behind steps forward), at the long-run rate
-// measured since the sandbox started. So no thread refreshes an idle
-// sandbox's clock.
+// measured since the sandbox started. Should the ticks stall, the first
+// reader past kRefreshNs (a vDSO call becomes a syscall) re-bases them.
 //
 // Lock order: SandboxClock::mu_ is a leaf (readers take it only to refresh).
 #ifndef HUSK_SENTRY_TIME_SANDBOX_CLOCK_H_
@@ -77,6 +77,11 @@ class SandboxClock {
   static bool Has(clockid_t id);
   // The clock's time now in nanoseconds (0 for a clock it does not have).
   int64_t Now(clockid_t id);
+  // Keeps the clock going without waiting for a reader: a calibration step
+  // while the TSC is being calibrated, then a re-base of the parameters
+  // once half their life is gone. Returns in how many nanoseconds to call
+  // it again, or 0 if there is nothing more to do (no TSC clock).
+  int64_t Tick();
   // The coarse clocks' resolution (the host's tick).
   int64_t tick_ns() const { return tick_ns_; }
 
@@ -112,8 +117,9 @@ class SandboxClock {
   HostOffsets MeasureOffsets();
   // With no TSC clock yet: one calibration step, if a window has passed.
   void TryCalibrate();
-  // Re-bases stale parameters (or gives the TSC up).
-  void Refresh();
+  // Re-bases the parameters (or gives the TSC up) once half their life
+  // (half_life), or all of it (they are stale), has passed.
+  void Refresh(bool half_life);
   // Writes the parameters for the TSC clock, based a little past s.tsc on
   // the host's time, but never behind what the old ones could give.
   void PublishLocked(const Sample& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

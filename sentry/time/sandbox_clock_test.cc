@@ -162,6 +162,41 @@ TEST(SandboxClockTest, RefreshesStaleParametersWithoutGoingBack) {
   }
 }
 
+TEST(SandboxClockTest, TicksCalibrateAndKeepTheParametersFresh) {
+  Fixture f;
+  // The timer thread's ticks calibrate the TSC with no reader at all.
+  for (int i = 0; i < 20 && !f.clock.UsesTsc(); i++) {
+    const int64_t next = f.clock.Tick();
+    ASSERT_GT(next, 0);
+    f.src.Advance(next);
+  }
+  ASSERT_TRUE(f.clock.UsesTsc());
+  int64_t last = 0;
+  for (int i = 0; i < 20; i++) {
+    const int64_t next = f.clock.Tick();
+    ASSERT_EQ(next, SandboxClock::kRefreshNs / 2);
+    // A reader up to the next tick finds fresh parameters: the vDSO needs
+    // no syscall.
+    for (int64_t t = 0; t < next; t += next / 4) {
+      f.src.Advance(next / 4);
+      husk_vvar p;
+      husk_vvar_copy(&f.page, &p);
+      int64_t ns;
+      ASSERT_EQ(husk_vclock_ns(&p, CLOCK_MONOTONIC, f.src.Tsc(), &ns), 0) << i;
+      ASSERT_GE(ns, last);
+      last = ns;
+      EXPECT_NEAR(ns, f.Expected(), 2000);
+    }
+  }
+}
+
+TEST(SandboxClockTest, NoTicksWithoutATscClock) {
+  FakeClocks src;
+  husk_vvar page{};
+  SandboxClock clock(src, &page, false, kTick);
+  EXPECT_EQ(clock.Tick(), 0);
+}
+
 TEST(SandboxClockTest, IdleSandboxCatchesUpInOneStep) {
   Fixture f;
   f.Calibrate();

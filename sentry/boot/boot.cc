@@ -29,10 +29,13 @@
 #include "sentry/fsimpl/overlay/overlay.h"
 #include "sentry/fsimpl/proc/proc.h"
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
+#include "sentry/kernel/clocks.h"
 #include "sentry/kernel/kernel.h"
 #include "sentry/memfile/account.h"
 #include "sentry/memfile/file_cache.h"
 #include "sentry/syscalls/syscalls.h"
+#include "sentry/time/sandbox_clock.h"
+#include "sentry/vdso/vdso.h"
 
 extern char** environ;
 
@@ -192,6 +195,8 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     Die("reserve the stub address range", EEXIST);
   }
   if (opts.platform != "ptrace") Die("platform " + opts.platform + " is not available", EINVAL);
+  // The sandbox's clocks start now (CLOCK_MONOTONIC at SandboxClock::kBaseNs).
+  SandboxClock::Get();
 
   std::string cpuinfo = ReadHostFile("/proc/cpuinfo");
   PivotToEmptyRoot();
@@ -214,7 +219,10 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   k.cpuinfo = std::move(cpuinfo);
   k.strace = opts.strace;
   k.dispatch = &syscalls::Dispatch;
-  clock_gettime(CLOCK_MONOTONIC, &k.boot_time);
+  auto vdso = vdso::Create(**mf, k.cpus);
+  if (!vdso.ok()) Die("set up the vDSO", vdso.error());
+  k.vdso = *vdso;
+  if (Status ticks = StartClockTicks(); !ticks.ok()) Die("start the clock's ticks", ticks.error());
   auto client = std::make_shared<gofer::Client>(UniqueFd(opts.gofer_fd));
   auto root = BuildVfs(k, client, opts.cwd);
   if (!root.ok()) Die("attach the root filesystem through the gofer", root.error());

@@ -119,12 +119,14 @@ class KernelProcProvider : public procfs::ProcProvider {
     CpuTimes self = TaskTimes(*t);
     const bool rt = t->sched_policy == SCHED_FIFO || t->sched_policy == SCHED_RR;
     const int priority = rt ? -1 - t->sched_priority : 20 + t->nice;
-    return absl::StrFormat("%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 %d %d %d %d %d %d %d 0 0 0 0\n",
-                           t->tid(), t->comm, StateName(*t)[0], t->tg().ppid, t->tg().pgid,
-                           t->tg().sid, NsToClockTicks(self.user), NsToClockTicks(self.system),
-                           NsToClockTicks(t->cpu.children.user),
-                           NsToClockTicks(t->cpu.children.system), priority, t->nice,
-                           std::max<size_t>(t->tg().threads.size(), 1));
+    // starttime (field 22): when the thread was made, in clock ticks of
+    // the sandbox's CLOCK_BOOTTIME.
+    return absl::StrFormat(
+        "%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 %d %d %d %d %d %d %d 0 %d 0 0\n", t->tid(), t->comm,
+        StateName(*t)[0], t->tg().ppid, t->tg().pgid, t->tg().sid, NsToClockTicks(self.user),
+        NsToClockTicks(self.system), NsToClockTicks(t->cpu.children.user),
+        NsToClockTicks(t->cpu.children.system), priority, t->nice,
+        std::max<size_t>(t->tg().threads.size(), 1), NsToClockTicks(t->start_boottime_ns));
   }
   Result<std::pair<uint32_t, uint32_t>> Owner(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
@@ -167,20 +169,19 @@ class KernelProcProvider : public procfs::ProcProvider {
         total_kb, total_kb - used_kb, total_kb - used_kb);
   }
   std::string CpuInfo() override { return k_.cpuinfo; }
+  // The sandbox's CLOCK_BOOTTIME, in hundredths as Linux prints it (and
+  // the same again for the idle time).
   std::string Uptime() override {
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    double up = static_cast<double>(now.tv_sec - k_.boot_time.tv_sec) +
-                static_cast<double>(now.tv_nsec - k_.boot_time.tv_nsec) / 1e9;
-    return absl::StrFormat("%.2f %.2f\n", up, up);
+    const int64_t up = SandboxNow(CLOCK_BOOTTIME);
+    const int64_t s = up / 1000000000, cs = up % 1000000000 / 10000000;
+    return absl::StrFormat("%d.%02d %d.%02d\n", s, cs, s, cs);
   }
   std::string SystemStat() override {
-    timespec now, mono;
-    clock_gettime(CLOCK_REALTIME, &now);
-    clock_gettime(CLOCK_MONOTONIC, &mono);
-    int64_t btime = now.tv_sec - (mono.tv_sec - k_.boot_time.tv_sec);
+    // btime: the wall clock's time when CLOCK_BOOTTIME was 0 (getboottime64).
+    const int64_t boot = SandboxNow(CLOCK_BOOTTIME);
+    const int64_t btime = (SandboxNow(CLOCK_REALTIME) - boot) / 1000000000;
     // No per-task CPU accounting yet: the time lines show the CPUs, idle.
-    int64_t ticks = (mono.tv_sec - k_.boot_time.tv_sec) * 100;
+    const int64_t ticks = NsToClockTicks(boot);
     int cpus = k_.cpus;
     std::string out = absl::StrFormat("cpu  0 0 0 %d 0 0 0 0 0 0\n", ticks * cpus);
     for (int i = 0; i < cpus; i++) out += absl::StrFormat("cpu%d 0 0 0 %d 0 0 0 0 0 0\n", i, ticks);

@@ -3,13 +3,15 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "sentry/time/sandbox_clock.h"
+
 namespace husk::anon {
 namespace {
 
 class AnonInode : public vfs::Inode {
  public:
   AnonInode() : ino_(vfs::NextInodeNumber()), dev_(vfs::NewAnonDevice()) {
-    clock_gettime(CLOCK_REALTIME, &time_);
+    time_ = SandboxTimespec(CLOCK_REALTIME);
   }
   // alloc_anon_inode: S_IRUSR | S_IWUSR, owned by whoever made it at boot.
   mode_t Type() override { return 0; }

@@ -4,6 +4,7 @@
 
 #include "sentry/kernel/cputime.h"
 #include "sentry/kernel/kernel.h"
+#include "sentry/kernel/timer_queue.h"
 
 namespace husk {
 namespace {
@@ -17,36 +18,30 @@ pid_t CpuClockPid(clockid_t id) { return static_cast<pid_t>(~(id >> 3)); }
 
 }  // namespace
 
-int64_t ClockTickNs() {
-  static const int64_t tick = [] {
-    timespec res{};
-    clock_getres(CLOCK_REALTIME_COARSE, &res);
-    return TimespecToNs(res) > 0 ? TimespecToNs(res) : 4000000;  // HZ=250 if the host won't say
-  }();
-  return tick;
-}
+int64_t ClockTickNs() { return SandboxClock::Get().tick_ns(); }
 
-bool IsHostClock(clockid_t id) {
-  switch (id) {
-    case CLOCK_REALTIME:
-    case CLOCK_MONOTONIC:
-    case CLOCK_MONOTONIC_RAW:
-    case CLOCK_REALTIME_COARSE:
-    case CLOCK_MONOTONIC_COARSE:
-    case CLOCK_BOOTTIME:
-    case CLOCK_REALTIME_ALARM:
-    case CLOCK_BOOTTIME_ALARM:
-    case CLOCK_TAI:
-      return true;
-    default:
-      return false;
+namespace {
+
+class ClockTicker : public Alarm {
+ public:
+  void Expire(uint64_t) override {
+    const int64_t next = SandboxClock::Get().Tick();
+    if (next > 0) {
+      TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC, SandboxNow(CLOCK_MONOTONIC) + next, 0);
+    }
   }
-}
+};
 
-int64_t HostClockNow(clockid_t id) {
-  timespec ts{};
-  clock_gettime(id, &ts);
-  return TimespecToNs(ts);
+}  // namespace
+
+Status StartClockTicks() {
+  TRY(TimerQueue::Get().Start());
+  // Never destroyed: the timer thread holds alarms weakly and runs until
+  // the sentry exits.
+  static std::shared_ptr<ClockTicker>* const ticker =
+      new std::shared_ptr<ClockTicker>(std::make_shared<ClockTicker>());
+  (*ticker)->Expire(0);
+  return Ok();
 }
 
 bool IsCpuClockId(clockid_t id) {
@@ -88,11 +83,23 @@ int64_t CpuClockNow(const CpuClock& c) {
   return 0;
 }
 
+namespace {
+
+// The alarm clocks exist where the host has an RTC to wake it
+// (alarm_clock_get_timespec's EINVAL otherwise): the host says.
+Status CheckAlarmClock(clockid_t id) {
+  if (id != CLOCK_REALTIME_ALARM && id != CLOCK_BOOTTIME_ALARM) return Ok();
+  timespec ts;
+  if (clock_getres(id, &ts) != 0) return Errno{errno};
+  return Ok();
+}
+
+}  // namespace
+
 Result<timespec> ClockNow(Task& t, clockid_t id) {
-  if (IsHostClock(id)) {
-    timespec ts;
-    if (clock_gettime(id, &ts) != 0) return Errno{errno};
-    return ts;
+  if (SandboxClock::Has(id)) {
+    TRY(CheckAlarmClock(id));
+    return SandboxTimespec(id);
   }
   if (!IsCpuClockId(id)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(CpuClock c, ResolveCpuClock(t, id));
@@ -100,10 +107,11 @@ Result<timespec> ClockNow(Task& t, clockid_t id) {
 }
 
 Result<timespec> ClockResolution(Task& t, clockid_t id) {
-  if (IsHostClock(id)) {
-    timespec ts;
-    if (clock_getres(id, &ts) != 0) return Errno{errno};
-    return ts;
+  if (SandboxClock::Has(id)) {
+    TRY(CheckAlarmClock(id));
+    // As the vDSO answers: the coarse clocks tick, the others are hrtimers.
+    const bool coarse = id == CLOCK_REALTIME_COARSE || id == CLOCK_MONOTONIC_COARSE;
+    return NsToTimespec(coarse ? ClockTickNs() : 1);
   }
   if (!IsCpuClockId(id)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(CpuClock c, ResolveCpuClock(t, id));

@@ -1,7 +1,8 @@
 // The clocks of clock_gettime(2) and clock_getres(2) as the sandbox sees
 // them, and the clock ids that timers take. The wall and monotonic clocks
-// are the host's; the CPU-time clocks count a task's CPU time as cputime.h
-// accounts it.
+// are the sandbox's (sentry/time/sandbox_clock.h: SandboxNow, the one
+// conversion every path uses); the CPU-time clocks count a task's CPU time
+// as cputime.h accounts it.
 //
 // CPU-time clock ids: CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID
 // name the caller's own; clock_getcpuclockid(3) and pthread_getcpuclockid(3)
@@ -17,19 +18,19 @@
 #include <memory>
 
 #include "base/result.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk {
 
 class Task;
 
-// A clock the host keeps for the sentry (REALTIME, MONOTONIC and their
-// variants, BOOTTIME, TAI, the ALARM clocks).
-bool IsHostClock(clockid_t id);
-// The host clock's time, in nanoseconds (0 if the host refuses it).
-int64_t HostClockNow(clockid_t id);
 // The length of the host kernel's tick (1/HZ), which the coarse clocks and
 // the sampled CPU clocks report as their resolution.
 int64_t ClockTickNs();
+// Starts the timer thread calling SandboxClock::Tick (calibration steps,
+// then a re-base every half second), so that the vDSO never finds the
+// clock's parameters stale: EAGAIN if the host refuses the thread.
+Status StartClockTicks();
 
 enum class CpuClockPart { kProf = 0, kVirt = 1, kSched = 2 };
 

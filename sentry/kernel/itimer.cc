@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sentry/kernel/kernel.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk {
 
@@ -21,7 +22,7 @@ RealTimers::Setting RealTimers::Get(int tgid) {
   auto it = state_->timers.find(tgid);
   if (it == state_->timers.end()) return Setting{};
   // A timer due this instant but not yet fired still reads as armed.
-  absl::Duration left = std::max(it->second.deadline - absl::Now(), absl::Nanoseconds(1));
+  absl::Duration left = std::max(it->second.deadline - MonotonicNow(), absl::Nanoseconds(1));
   return Setting{left, it->second.interval};
 }
 
@@ -31,7 +32,7 @@ RealTimers::Setting RealTimers::Set(int tgid, Setting s) {
   if (s.value <= absl::ZeroDuration()) {
     state_->timers.erase(tgid);
   } else {
-    state_->timers[tgid] = Timer{absl::Now() + s.value, s.interval};
+    state_->timers[tgid] = Timer{MonotonicNow() + s.value, s.interval};
     if (!state_->thread_started) {
       state_->thread_started = true;
       std::thread(Loop, state_).detach();
@@ -48,7 +49,7 @@ void RealTimers::Loop(std::shared_ptr<State> st) {
     {
       absl::MutexLock l(&st->mu);
       if (st->kernel == nullptr) return;
-      absl::Time now = absl::Now();
+      absl::Time now = MonotonicNow();
       absl::Time next = absl::InfiniteFuture();
       for (auto it = st->timers.begin(); it != st->timers.end();) {
         Timer& t = it->second;
@@ -67,7 +68,9 @@ void RealTimers::Loop(std::shared_ptr<State> st) {
         ++it;
       }
       if (due.empty()) {
-        st->cv.WaitWithDeadline(&st->mu, next);
+        // Deadlines are on the sandbox's clock; the host's sleep only has to
+        // get near them (the loop looks again).
+        st->cv.WaitWithTimeout(&st->mu, next - now);
         continue;
       }
       k = st->kernel;

@@ -270,7 +270,8 @@ Status Task::Exec(const std::string& path, std::vector<std::string> argv,
   auto mm = std::make_shared<MemoryManager>(
       k.memory_file(), std::move(as), k.platform().MinUserAddress(), k.platform().MaxUserAddress());
   loader::Credentials creds{uid, euid, gid, egid, FsCreds(), tg_->rlimits[RLIMIT_STACK].rlim_cur};
-  ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs(), path, std::move(argv), envp, creds));
+  ASSIGN_OR_RETURN(loader::Image img, loader::Load(*mm, fs(), path, std::move(argv), envp, creds,
+                                                   k.vdso.text != nullptr ? &k.vdso : nullptr));
   // Past the point of no return: the other threads go, then the old image,
   // releasing its robust futexes and clear_child_tid first (exec_mm_release).
   TRY(DeThread());

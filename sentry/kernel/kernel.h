@@ -46,8 +46,10 @@
 #include "sentry/kernel/futex.h"
 #include "sentry/kernel/itimer.h"
 #include "sentry/kernel/posix_timers.h"
+#include "sentry/loader/loader.h"
 #include "sentry/memfile/memfile.h"
 #include "sentry/mm/mm.h"
+#include "sentry/time/sandbox_clock.h"
 #include "sentry/vfs/vfs.h"
 #include "sentry/vfs/waiter.h"
 
@@ -200,7 +202,8 @@ class Kernel {
   int cpus = 1;         // the processors cpuinfo lists: the sandbox's CPUs are 0..cpus-1
   bool strace = false;
   int log_fd = 2;
-  timespec boot_time{};
+  // The vDSO every exec maps (sentry/vdso; none if boot made none).
+  loader::Vdso vdso;
 
   // Creates task 1 running path; it starts when StartTask is called.
   Result<std::shared_ptr<Task>> CreateInitTask(const std::string& path,
@@ -424,6 +427,9 @@ class Task {
   uint64_t real_blocked = 0;
   stack_t altstack{nullptr, SS_DISABLE, 0};
   TaskCpu cpu;  // CPU time, its own and its waited-for children's (cputime.h)
+  // When the thread was made, on the sandbox's CLOCK_BOOTTIME (Linux's
+  // start_boottime: /proc/[pid]/stat's starttime).
+  const int64_t start_boottime_ns = SandboxNow(CLOCK_BOOTTIME);
   uintptr_t clear_child_tid = 0;
   uintptr_t robust_list = 0;  // set_robust_list(2)'s head
   bool vfork_done = true;     // false while a vfork parent waits for us

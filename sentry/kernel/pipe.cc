@@ -14,6 +14,7 @@
 
 #include "sentry/kernel/kernel.h"
 #include "sentry/memfile/account.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk::pipe {
 namespace {
@@ -103,7 +104,7 @@ class Buffer {
 class PipeInode : public vfs::Inode {
  public:
   PipeInode(uid_t uid, gid_t gid) : ino_(vfs::NextInodeNumber()), uid_(uid), gid_(gid) {
-    clock_gettime(CLOCK_REALTIME, &time_);
+    time_ = SandboxTimespec(CLOCK_REALTIME);
   }
   mode_t Type() override { return S_IFIFO; }
   bool Stream() override { return true; }

@@ -131,7 +131,7 @@ class PosixTimers::Timer final : public Alarm {
 
  private:
   int64_t Now() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel_.mu) {
-    return cpu_ ? CpuClockNow(*cpu_) : HostClockNow(clock_);
+    return cpu_ ? CpuClockNow(*cpu_) : SandboxNow(clock_);
   }
 
   bool RequeuePending() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel_.mu) {
@@ -163,8 +163,8 @@ class PosixTimers::Timer final : public Alarm {
       return;
     }
     const int64_t wait = std::max(next_ - CpuClockNow(*cpu_), ClockTickNs());
-    TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC,
-                          SaturatingAdd(HostClockNow(CLOCK_MONOTONIC), wait), gen_);
+    TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC, SaturatingAdd(SandboxNow(CLOCK_MONOTONIC), wait),
+                          gen_);
   }
 
   // The timer expired (posix_timer_fn): send the signal unless the last
@@ -325,8 +325,8 @@ class PosixTimers::CpuItimer final : public Alarm {
       return;
     }
     const int64_t wait = std::max(expires_ - now, ClockTickNs());
-    TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC,
-                          SaturatingAdd(HostClockNow(CLOCK_MONOTONIC), wait), gen_);
+    TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC, SaturatingAdd(SandboxNow(CLOCK_MONOTONIC), wait),
+                          gen_);
   }
 
   Kernel& kernel_;
@@ -514,7 +514,7 @@ class PosixTimers::CpuRlimit final : public Alarm {
     // still missing, at least a tick apart.
     const int64_t wait = std::max(next - now, ClockTickNs());
     TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC,
-                          SaturatingAdd(HostClockNow(CLOCK_MONOTONIC), wait), gen_);
+                          SaturatingAdd(SandboxNow(CLOCK_MONOTONIC), wait), gen_);
   }
 
   Kernel& kernel_;

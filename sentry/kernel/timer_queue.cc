@@ -10,6 +10,16 @@
 #include "sentry/kernel/clocks.h"
 
 namespace husk {
+namespace {
+
+// What the timer thread sleeps by (host time, never the application's).
+int64_t HostMonotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return TimespecToNs(ts);
+}
+
+}  // namespace
 
 Alarm::~Alarm() { TimerQueue::Get().Disarm(*this); }
 
@@ -32,8 +42,9 @@ Status TimerQueue::Start() {
 }
 
 void TimerQueue::InsertLocked(Entry e, int64_t mono_now) {
-  // The deadline on CLOCK_MONOTONIC: as far ahead as `when` is on its clock.
-  int64_t left = e.when - HostClockNow(e.clock);
+  // The deadline on the host's CLOCK_MONOTONIC: as far ahead as `when` is
+  // on the alarm's own (sandbox) clock.
+  int64_t left = e.when - SandboxNow(e.clock);
   int64_t deadline =
       left <= 0 ? mono_now : (left > INT64_MAX - mono_now ? INT64_MAX : mono_now + left);
   bool earliest = queue_.empty() || deadline < queue_.begin()->first;
@@ -52,8 +63,7 @@ void TimerQueue::RemoveLocked(const Alarm* key) {
 void TimerQueue::Arm(Alarm& alarm, clockid_t clock, int64_t when, uint64_t token) {
   absl::MutexLock l(&mu_);
   RemoveLocked(&alarm);
-  InsertLocked(Entry{&alarm, alarm.weak_from_this(), clock, when, token},
-               HostClockNow(CLOCK_MONOTONIC));
+  InsertLocked(Entry{&alarm, alarm.weak_from_this(), clock, when, token}, HostMonotonicNs());
 }
 
 void TimerQueue::Disarm(const Alarm& alarm) {
@@ -71,7 +81,7 @@ void TimerQueue::Loop() {
           cv_.Wait(&mu_);
           continue;
         }
-        int64_t now = HostClockNow(CLOCK_MONOTONIC);
+        int64_t now = HostMonotonicNs();
         if (queue_.begin()->first > now) {
           cv_.WaitWithTimeout(&mu_, absl::Nanoseconds(queue_.begin()->first - now));
           continue;
@@ -81,8 +91,8 @@ void TimerQueue::Loop() {
           Entry e = std::move(it->second);
           RemoveLocked(e.key);              // every entry is its alarm's current one
           if (e.alarm.expired()) continue;  // the owner is going away
-          if (HostClockNow(e.clock) < e.when) {
-            // Its own clock is behind CLOCK_MONOTONIC's estimate: later.
+          if (SandboxNow(e.clock) < e.when) {
+            // Its own clock is behind the host's estimate: later.
             InsertLocked(std::move(e), now);
             continue;
           }

@@ -1,9 +1,9 @@
 // Timer expirations in the sentry (timerfd, POSIX timers). An owner arms
-// its Alarm for a moment on a host clock; one sentry thread sleeps until the
-// earliest armed moment and calls the alarm back, never before the alarm's
-// own clock reads that moment (a moment on CLOCK_REALTIME or CLOCK_BOOTTIME
-// is re-checked on that clock, so a clock that drifts from CLOCK_MONOTONIC,
-// by which the thread sleeps, only makes the call later).
+// its Alarm for a moment on a sandbox clock (SandboxNow); one sentry thread
+// sleeps by the host's CLOCK_MONOTONIC until the earliest armed moment and
+// calls the alarm back, never before the alarm's own clock reads that
+// moment (each moment is re-checked on its clock, so a clock that drifts
+// from the host's only makes the call later).
 //
 // An alarm is armed at most once: arming it again replaces the earlier
 // moment. A call may still come after a Disarm or a re-Arm that raced with
@@ -59,7 +59,7 @@ class TimerQueue {
     int64_t when;  // on clock
     uint64_t token;
   };
-  // Keyed by CLOCK_MONOTONIC deadline.
+  // Keyed by the host's CLOCK_MONOTONIC deadline.
   using Queue = std::multimap<int64_t, Entry>;
 
   TimerQueue() = default;

@@ -21,7 +21,7 @@ class Recorder : public Alarm {
   explicit Recorder(clockid_t clock) : clock_(clock) {}
   void Expire(uint64_t token) override {
     absl::MutexLock l(&mu_);
-    calls_.push_back(Call{token, HostClockNow(clock_)});
+    calls_.push_back(Call{token, SandboxNow(clock_)});
   }
   struct Call {
     uint64_t token;
@@ -49,7 +49,7 @@ class TimerQueueTest : public ::testing::Test {
 TEST_F(TimerQueueTest, CallsBackNeverEarlyOnTheAlarmsClock) {
   for (clockid_t clock : {CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_BOOTTIME}) {
     auto r = std::make_shared<Recorder>(clock);
-    const int64_t when = HostClockNow(clock) + 20 * kMs;
+    const int64_t when = SandboxNow(clock) + 20 * kMs;
     TimerQueue::Get().Arm(*r, clock, when, 7);
     auto calls = r->WaitFor(1);
     ASSERT_EQ(calls.size(), 1u) << "clock " << clock;
@@ -60,7 +60,7 @@ TEST_F(TimerQueueTest, CallsBackNeverEarlyOnTheAlarmsClock) {
 
 TEST_F(TimerQueueTest, ArmingAgainReplacesAndDisarmForgets) {
   auto r = std::make_shared<Recorder>(CLOCK_MONOTONIC);
-  const int64_t now = HostClockNow(CLOCK_MONOTONIC);
+  const int64_t now = SandboxNow(CLOCK_MONOTONIC);
   TimerQueue::Get().Arm(*r, CLOCK_MONOTONIC, now + 10 * kMs, 1);
   TimerQueue::Get().Arm(*r, CLOCK_MONOTONIC, now + 30 * kMs, 2);
   auto calls = r->WaitFor(1);
@@ -69,7 +69,7 @@ TEST_F(TimerQueueTest, ArmingAgainReplacesAndDisarmForgets) {
   EXPECT_GE(calls[0].at, now + 30 * kMs);
 
   auto d = std::make_shared<Recorder>(CLOCK_MONOTONIC);
-  const int64_t later = HostClockNow(CLOCK_MONOTONIC);
+  const int64_t later = SandboxNow(CLOCK_MONOTONIC);
   TimerQueue::Get().Arm(*d, CLOCK_MONOTONIC, later + 20 * kMs, 3);
   TimerQueue::Get().Disarm(*d);
   // A later alarm's call orders the check: the disarmed one was due before.
@@ -80,7 +80,7 @@ TEST_F(TimerQueueTest, ArmingAgainReplacesAndDisarmForgets) {
 }
 
 TEST_F(TimerQueueTest, EarliestFirstAndDestroyedAlarmsAreSkipped) {
-  const int64_t now = HostClockNow(CLOCK_MONOTONIC);
+  const int64_t now = SandboxNow(CLOCK_MONOTONIC);
   std::vector<std::shared_ptr<Recorder>> rs;
   for (int i = 0; i < 5; ++i) {
     rs.push_back(std::make_shared<Recorder>(CLOCK_MONOTONIC));

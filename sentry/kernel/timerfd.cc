@@ -108,7 +108,7 @@ class TimerFile::Timer final : public Alarm {
   // Counts the expirations up to now, as Linux's hrtimer_forward does when
   // a periodic timer is read; returns now on the timer's clock.
   int64_t Update() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    int64_t now = HostClockNow(clock_);
+    int64_t now = SandboxNow(clock_);
     if (!armed_ || now < next_) return now;
     if (interval_ == 0) {
       ticks_++;

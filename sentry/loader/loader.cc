@@ -330,6 +330,31 @@ Status CheckArgLimits(const std::string& filename, const std::vector<std::string
   return Ok();
 }
 
+// Maps the vDSO's data page and code next to each other where mmap would
+// put them (Linux's arch_setup_additional_pages, after the program and its
+// interpreter); returns the code's address.
+Result<uintptr_t> MapVdso(MemoryManager& mm, const Vdso& vdso) {
+  MmapRequest reserve;
+  reserve.length = vdso.vvar->bytes() + vdso.text->bytes();
+  reserve.prot = PROT_NONE;
+  reserve.flags = MAP_PRIVATE | MAP_ANONYMOUS;
+  ASSIGN_OR_RETURN(uintptr_t base, mm.Mmap(reserve));
+  MmapRequest data;
+  data.addr = base;
+  data.length = vdso.vvar->bytes();
+  data.prot = PROT_READ;
+  data.flags = MAP_PRIVATE | MAP_FIXED;
+  data.special = vdso.vvar;
+  TRY(mm.Mmap(data));
+  MmapRequest text;
+  text.addr = base + vdso.vvar->bytes();
+  text.length = vdso.text->bytes();
+  text.prot = PROT_READ | PROT_EXEC;
+  text.flags = MAP_PRIVATE | MAP_FIXED;
+  text.special = vdso.text;
+  return mm.Mmap(text);
+}
+
 }  // namespace
 
 Status ValidateElf(const std::string& bytes, uint64_t file_size) {
@@ -346,7 +371,7 @@ Status ValidateElf(const std::string& bytes, uint64_t file_size) {
 
 Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::string& path_in,
                    std::vector<std::string> argv, const std::vector<std::string>& envp,
-                   const Credentials& creds) {
+                   const Credentials& creds, const Vdso* vdso) {
   // Since Linux 5.18 an empty argv becomes {""}, so argc is never 0.
   if (argv.empty()) argv.emplace_back();
   TRY(CheckArgLimits(path_in, argv, envp, creds.stack_limit));
@@ -443,6 +468,11 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
       {AT_HWCAP2, getauxval(AT_HWCAP2)},
       {AT_MINSIGSTKSZ, getauxval(AT_MINSIGSTKSZ)},
   };
+  if (vdso != nullptr) {
+    // Linux's ARCH_DLINFO puts it first.
+    ASSIGN_OR_RETURN(uintptr_t ehdr, MapVdso(mm, *vdso));
+    auxv.insert(auxv.begin(), {AT_SYSINFO_EHDR, ehdr});
+  }
   ASSIGN_OR_RETURN(uintptr_t sp, BuildStack(mm, argv, envp, auxv, path_in, stack_top));
   Image img;
   img.entry = has_interp ? interp.entry : exe.entry;

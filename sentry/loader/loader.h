@@ -38,11 +38,20 @@ struct Image {
   std::vector<std::string> argv;  // after #! rewriting
 };
 
+// The vDSO every new image maps (sentry/vdso): its data page ("[vvar]",
+// read-only) just before its code ("[vdso]", read+exec), whose ELF header
+// AT_SYSINFO_EHDR points at.
+struct Vdso {
+  std::shared_ptr<const SpecialPages> vvar;
+  std::shared_ptr<const SpecialPages> text;
+};
+
 // Opens path and resolves #! chains: five scripts may lead to the ELF, a
-// sixth gives ELOOP, as on Linux. An empty argv becomes {""}.
+// sixth gives ELOOP, as on Linux. An empty argv becomes {""}. Maps the
+// vDSO if one is given.
 Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::string& path,
                    std::vector<std::string> argv, const std::vector<std::string>& envp,
-                   const Credentials& creds);
+                   const Credentials& creds, const Vdso* vdso = nullptr);
 
 // Validates an ELF header and program header table read from a file of
 // file_size bytes; header_bytes is the start of the file up to at least the

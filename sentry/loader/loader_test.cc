@@ -8,6 +8,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 
 #include <cstring>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "base/result_testing.h"
 #include "gtest/gtest.h"
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
@@ -475,7 +477,7 @@ class LoaderTest : public ::testing::Test {
                      const std::vector<std::string>& envp = {}) {
     mm_ = std::make_unique<MemoryManager>(*mf_, std::make_unique<FakeAddressSpace>(), kMinAddr,
                                           kMaxAddr);
-    return loader::Load(*mm_, fs_, path, std::move(argv), envp, creds_);
+    return loader::Load(*mm_, fs_, path, std::move(argv), envp, creds_, vdso_);
   }
 
   uint64_t Word(uintptr_t addr) {
@@ -522,6 +524,7 @@ class LoaderTest : public ::testing::Test {
   std::unique_ptr<MemoryManager> mm_;
   vfs::FsContext fs_;
   Credentials creds_ = Ids(1000, 1001, 2000, 2001);
+  const Vdso* vdso_ = nullptr;
 };
 
 TEST_F(LoaderTest, StaticExecutableStartsAtItsEntryWithTheAbiStack) {
@@ -566,6 +569,39 @@ TEST_F(LoaderTest, StaticExecutableStartsAtItsEntryWithTheAbiStack) {
             elf.Bytes().substr(kPhoff, sizeof(Elf64_Phdr)));
   uint64_t file_end = kBase + elf.Bytes().size();
   EXPECT_EQ(Bytes(file_end, kBssBytes), std::string(kBssBytes, '\0'));
+}
+
+TEST_F(LoaderTest, MapsTheVdsoAndItsDataPage) {
+  WriteFile("/bin/prog", StaticExec().Bytes());
+  auto plain = Load("/bin/prog", {"prog"});
+  ASSERT_OK(plain);
+  EXPECT_EQ(ReadStack(plain->stack_pointer).aux.count(AT_SYSINFO_EHDR), 0u)
+      << "no vDSO, none mapped";
+  auto data = mf_->Allocate(1);
+  auto code = mf_->Allocate(2);
+  ASSERT_OK(data);
+  ASSERT_OK(code);
+  memcpy(mf_->At(*code), ELFMAG, SELFMAG);
+  Vdso vdso{std::make_shared<SpecialPages>(*mf_, *data, 1, "[vvar]", PROT_READ),
+            std::make_shared<SpecialPages>(*mf_, *code, 2, "[vdso]", PROT_READ | PROT_EXEC)};
+  vdso_ = &vdso;
+  auto img = Load("/bin/prog", {"prog"});
+  ASSERT_OK(img);
+  InitialStack st = ReadStack(img->stack_pointer);
+  // Linux lists it first.
+  EXPECT_EQ(st.auxv.front().first, uint64_t{AT_SYSINFO_EHDR});
+  const uint64_t ehdr = st.aux[AT_SYSINFO_EHDR];
+  EXPECT_EQ(ehdr % 4096, 0u);
+  EXPECT_EQ(Bytes(ehdr, SELFMAG), std::string(ELFMAG));
+  const std::string maps = mm_->ProcMaps();
+  EXPECT_NE(maps.find(absl::StrFormat("%08x-%08x r--p 00000000 00:00 0", ehdr - 4096, ehdr)),
+            std::string::npos)
+      << maps;
+  EXPECT_NE(maps.find("[vvar]"), std::string::npos) << maps;
+  EXPECT_NE(maps.find(absl::StrFormat("%08x-%08x r-xp", ehdr, ehdr + 2 * 4096)), std::string::npos)
+      << maps;
+  EXPECT_NE(maps.find("[vdso]"), std::string::npos) << maps;
+  mm_.reset();
 }
 
 TEST_F(LoaderTest, PositionIndependentExecutableIsRelocated) {

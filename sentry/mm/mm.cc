@@ -65,14 +65,15 @@ void MemoryManager::SplitAt(uintptr_t addr) {
   if (it == vmas_.end() || it->first == addr) return;
   Vma hi = it->second;
   it->second.end = addr;
-  if (hi.file || hi.shm) hi.file_offset += addr - hi.start;
+  if (hi.file || hi.shm || hi.special) hi.file_offset += addr - hi.start;
   hi.start = addr;
   vmas_.emplace(addr, std::move(hi));
 }
 
 static bool Mergeable(const Vma& a, const Vma& b) {
-  return a.end == b.start && !a.file && !b.file && !a.shm && !b.shm && a.prot == b.prot &&
-         a.shared == b.shared && a.grows_down == b.grows_down && a.name == b.name;
+  return a.end == b.start && !a.file && !b.file && !a.shm && !b.shm && !a.special && !b.special &&
+         a.prot == b.prot && a.shared == b.shared && a.grows_down == b.grows_down &&
+         a.name == b.name;
 }
 
 void MemoryManager::InsertVma(Vma vma) {
@@ -187,6 +188,11 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
   bool fixed = (req.flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) != 0;
   if (fixed && req.addr % kPageSize != 0) return Errno{EINVAL};
   if (req.prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) return Errno{EINVAL};
+  if (req.special != nullptr &&
+      (type != MAP_PRIVATE || req.file != nullptr || req.offset > req.special->bytes() ||
+       len > req.special->bytes() - req.offset)) {
+    return Errno{EINVAL};
+  }
 
   absl::MutexLock l(&mu_);
   uintptr_t addr;
@@ -220,10 +226,11 @@ Result<uintptr_t> MemoryManager::Mmap(const MmapRequest& req) {
   if (vma.shared && req.file == nullptr) vma.shm = std::make_shared<SharedAnon>(mf_);
   vma.grows_down = (req.flags & MAP_GROWSDOWN) != 0;
   vma.file = req.file;
+  vma.special = req.special;
   vma.file_offset = req.offset;
   vma.file_end = req.file_end;
   vma.may_write = req.may_write;
-  vma.name = req.name;
+  vma.name = req.special != nullptr ? req.special->name() : req.name;
   InsertVma(std::move(vma));
   return addr;
 }
@@ -254,11 +261,13 @@ Status MemoryManager::Mprotect(uintptr_t addr, size_t length, int prot) {
   absl::MutexLock l(&mu_);
   // Linux fails with ENOMEM if any page of the range is unmapped.
   if (!CoveredLocked(addr, end)) return Errno{ENOMEM};
-  // EACCES: write access to a shared mapping of a file not open for writing.
-  if (prot & PROT_WRITE) {
-    for (auto it = FindVma(addr); it != vmas_.end() && it->first < end; ++it) {
-      if (it->second.shared && !it->second.may_write) return Errno{EACCES};
-    }
+  // EACCES: write access to a shared mapping of a file not open for
+  // writing, or what a special mapping's VM_MAY* flags do not allow (the
+  // vDSO's data page never becomes writable or executable).
+  for (auto it = FindVma(addr); it != vmas_.end() && it->first < end; ++it) {
+    const Vma& v = it->second;
+    if ((prot & PROT_WRITE) && v.shared && !v.may_write) return Errno{EACCES};
+    if (v.special != nullptr && (prot & ~v.special->max_prot()) != 0) return Errno{EACCES};
   }
   SplitAt(addr);
   SplitAt(end);
@@ -352,6 +361,8 @@ Result<uintptr_t> MemoryManager::Mremap(uintptr_t old_addr, size_t old_size, siz
   if (RangeWraps(old_addr, old_size)) return Errno{EFAULT};
   auto it = FindVma(old_addr);
   if (it == vmas_.end() || it->second.end < old_addr + old_size) return Errno{EFAULT};
+  // Special mappings never grow (VM_DONTEXPAND); they may move or shrink.
+  if (new_size > old_size && it->second.special != nullptr) return Errno{EFAULT};
   // Growing counts against RLIMIT_AS and RLIMIT_DATA (vma_to_resize).
   if (new_size > old_size &&
       !MayExpandLocked(limits, IsData(it->second.prot, it->second.shared, it->second.grows_down),
@@ -513,6 +524,16 @@ bool MemoryManager::UsesFilePages(const Vma& vma) const {
 Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   auto it = pages_.find(page);
   if (it != pages_.end()) return it->second.offset;
+  if (vma.special != nullptr) {
+    // The sentry's own page, one more reference for this address space: a
+    // write copies it (the mapping is private and the page never unshared).
+    const uint64_t index = (vma.file_offset + (page - vma.start)) / kPageSize;
+    if (index >= vma.special->pages()) return Errno{EFAULT};
+    const uint64_t off = vma.special->offset() + index * kPageSize;
+    mf_.IncRef(off);
+    pages_.emplace(page, Page{off});
+    return off;
+  }
   if (vma.shm != nullptr) {
     // The address space holds its own reference next to the object's.
     ASSIGN_OR_RETURN(uint64_t off,
@@ -750,6 +771,11 @@ Status MemoryManager::CopyLocked(uintptr_t addr, char* buf, size_t n, bool out, 
       vma = &it->second;
       // x86: any mapping that is not PROT_NONE is readable.
       if (!force && (out ? !(vma->prot & PROT_WRITE) : vma->prot == PROT_NONE)) {
+        return Errno{EFAULT};
+      }
+      // Not even ptrace writes to the vDSO's data page (Linux's VM_IO): a
+      // private copy would stop the clock for this address space.
+      if (out && vma->special != nullptr && !(vma->special->max_prot() & PROT_WRITE)) {
         return Errno{EFAULT};
       }
     }

@@ -72,6 +72,36 @@ class SharedAnon {
   std::map<uint64_t, uint64_t> pages_ ABSL_GUARDED_BY(mu_);
 };
 
+// Memory-file pages the sentry owns and every address space maps alike:
+// the vDSO's code and its data page (Linux's special mappings). A mapping
+// of them is private: a write (after mprotect, or ptrace's) copies the page
+// for that address space only, and a dropped page (MADV_DONTNEED) comes
+// back as the original.
+class SpecialPages {
+ public:
+  // Takes over the one reference to each of `count` contiguous pages at
+  // `offset`; name is what /proc/[pid]/maps shows; max_prot what mprotect
+  // may give a mapping of them (EACCES beyond, as Linux's VM_MAY* flags).
+  SpecialPages(MemoryFile& mf, uint64_t offset, size_t count, std::string name, int max_prot)
+      : mf_(mf), offset_(offset), count_(count), name_(std::move(name)), max_prot_(max_prot) {}
+  ~SpecialPages() { mf_.Free(offset_, count_); }
+  SpecialPages(const SpecialPages&) = delete;
+  SpecialPages& operator=(const SpecialPages&) = delete;
+
+  uint64_t offset() const { return offset_; }
+  size_t pages() const { return count_; }
+  size_t bytes() const { return count_ * kPageSize; }
+  const std::string& name() const { return name_; }
+  int max_prot() const { return max_prot_; }
+
+ private:
+  MemoryFile& mf_;
+  const uint64_t offset_;
+  const size_t count_;
+  const std::string name_;
+  const int max_prot_;
+};
+
 // What identifies a futex word (futex(2)): the address space and address
 // for a private futex or a word in private memory, the memory-file offset
 // (space null) for a shared futex in MAP_SHARED memory, which every process
@@ -94,7 +124,8 @@ struct Vma {
   bool grows_down = false;
   std::shared_ptr<Mappable> file;  // null: anonymous memory
   std::shared_ptr<SharedAnon> shm;   // shared anonymous memory, else null
-  uint64_t file_offset = 0;          // offset in file (or shm) of `start`
+  std::shared_ptr<const SpecialPages> special;  // the vDSO's pages, else null
+  uint64_t file_offset = 0;                     // offset in file (or shm, or special) of `start`
   uintptr_t file_end = UINTPTR_MAX;  // bytes at or past this address read as zeros (ELF bss)
   // VM_MAYWRITE: false for a shared mapping of a file not open for writing
   // (or whose pages cannot be shared), which mprotect may not make writable.
@@ -118,6 +149,8 @@ struct MmapRequest {
   int prot = 0;
   int flags = 0;  // MAP_*
   std::shared_ptr<Mappable> file;
+  // Maps these pages (MAP_PRIVATE, with offset; named after them).
+  std::shared_ptr<const SpecialPages> special;
   uint64_t offset = 0;
   uintptr_t file_end = UINTPTR_MAX;
   bool may_write = true;  // see Vma::may_write

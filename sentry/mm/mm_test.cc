@@ -1207,5 +1207,133 @@ TEST_F(MmTest, DestroyingTheAddressSpaceReturnsItsMemory) {
   EXPECT_EQ(mf_->used_bytes(), 0u);
 }
 
+// --- special mappings (the vDSO's pages) ---
+
+class SpecialTest : public MmTest {
+ protected:
+  void SetUp() override {
+    MmTest::SetUp();
+    auto off = mf_->Allocate(2);
+    ASSERT_OK(off);
+    memcpy(mf_->At(*off), Pattern(2 * kPage).data(), 2 * kPage);
+    code_ =
+        std::make_shared<SpecialPages>(*mf_, *off, 2, "[vdso]", PROT_READ | PROT_WRITE | PROT_EXEC);
+    auto data = mf_->Allocate(1);
+    ASSERT_OK(data);
+    data_ = std::make_shared<SpecialPages>(*mf_, *data, 1, "[vvar]", PROT_READ);
+  }
+  void TearDown() override {
+    mm_.reset();
+    code_.reset();
+    data_.reset();
+    EXPECT_EQ(mf_->used_bytes(), 0u);
+  }
+  uintptr_t MapSpecial(std::shared_ptr<SpecialPages> pages, uintptr_t addr, int prot) {
+    MmapRequest req;
+    req.addr = addr;
+    req.length = pages->bytes();
+    req.prot = prot;
+    req.flags = MAP_PRIVATE | MAP_FIXED;
+    req.special = std::move(pages);
+    auto r = mm_->Mmap(req);
+    EXPECT_TRUE(r.ok()) << "errno " << (r.ok() ? 0 : r.error());
+    return r.ok() ? *r : 0;
+  }
+  std::shared_ptr<SpecialPages> code_, data_;
+};
+
+TEST_F(SpecialTest, EveryAddressSpaceMapsTheSamePages) {
+  const uintptr_t v = MapSpecial(data_, kFixedArea, PROT_READ);
+  const uintptr_t c = MapSpecial(code_, kFixedArea + kPage, PROT_READ | PROT_EXEC);
+  ASSERT_TRUE(mm_->HandleFault(c));
+  ASSERT_TRUE(mm_->HandleFault(v));
+  EXPECT_EQ(host_.pages.at(c).offset, code_->offset());
+  EXPECT_EQ(host_.pages.at(c + kPage).offset, code_->offset() + kPage);
+  EXPECT_EQ(host_.pages.at(c).prot, PROT_READ | PROT_EXEC);
+  EXPECT_EQ(host_.pages.at(v).offset, data_->offset());
+  EXPECT_EQ(host_.pages.at(v).prot, PROT_READ);
+  // What the sentry writes to its page, the application reads.
+  memcpy(mf_->At(data_->offset()), "tick", 4);
+  EXPECT_EQ(Read(v, 4), "tick");
+  EXPECT_TRUE(SameBytes(Read(c, 2 * kPage), Pattern(2 * kPage)));
+  // No memory of its own: the pages are the sentry's.
+  EXPECT_EQ(mf_->used_bytes(), 3 * kPage);
+
+  auto maps = Maps();
+  ASSERT_EQ(maps.size(), 2u);
+  EXPECT_EQ(maps[0].name, "[vvar]");
+  EXPECT_EQ(maps[0].perms, "r--p");
+  EXPECT_EQ(maps[1].name, "[vdso]");
+  EXPECT_EQ(maps[1].perms, "r-xp");
+  EXPECT_EQ(maps[1].end - maps[1].start, 2 * kPage);
+
+  // A fork maps them too.
+  auto forked = mm_->Fork();
+  ASSERT_OK(forked);
+  std::unique_ptr<MemoryManager> child = std::move(forked).value();
+  HostState child_host;
+  child->AttachAddressSpace(std::make_unique<FakeAddressSpace>(&child_host));
+  ASSERT_TRUE(child->HandleFault(c));
+  EXPECT_EQ(child_host.pages.at(c).offset, code_->offset());
+  EXPECT_EQ(child->ProcMaps(), mm_->ProcMaps());
+}
+
+TEST_F(SpecialTest, WritesCopyThePageForOneAddressSpace) {
+  const uintptr_t c = MapSpecial(code_, kFixedArea, PROT_READ | PROT_EXEC);
+  // A debugger's breakpoint (ptrace's forced write).
+  ASSERT_OK(mm_->ForceCopyOut(c + 8, "\xcc", 1));
+  EXPECT_EQ(Read(c + 8, 1), "\xcc");
+  EXPECT_EQ(mf_->At(code_->offset())[8], Pattern(1 + 8)[8]);
+  // mprotect may make the code writable; the write is this space's own.
+  ASSERT_OK(mm_->Mprotect(c + kPage, kPage, PROT_READ | PROT_WRITE));
+  Write(c + kPage, "mine");
+  EXPECT_NE(std::string(mf_->At(code_->offset() + kPage), 4), "mine");
+  // MADV_DONTNEED brings the original back.
+  ASSERT_OK(mm_->Madvise(c, 2 * kPage, MADV_DONTNEED));
+  EXPECT_TRUE(SameBytes(Read(c, 2 * kPage), Pattern(2 * kPage)));
+}
+
+TEST_F(SpecialTest, TheDataPageStaysReadOnly) {
+  const uintptr_t v = MapSpecial(data_, kFixedArea, PROT_READ);
+  EXPECT_EQ(mm_->Mprotect(v, kPage, PROT_READ | PROT_WRITE).error(), EACCES);
+  EXPECT_EQ(mm_->Mprotect(v, kPage, PROT_READ | PROT_EXEC).error(), EACCES);
+  ASSERT_OK(mm_->Mprotect(v, kPage, PROT_NONE));
+  ASSERT_OK(mm_->Mprotect(v, kPage, PROT_READ));
+  EXPECT_EQ(MapsAt(v).name, "[vvar]");
+  EXPECT_FALSE(mm_->CopyOut(v, "x", 1).ok());
+  // Nor does ptrace write it (it would get a copy the clock never updates).
+  EXPECT_EQ(mm_->ForceCopyOut(v, "x", 1).error(), EFAULT);
+  char c;
+  EXPECT_OK(mm_->ForceCopyIn(v, &c, 1));
+}
+
+TEST_F(SpecialTest, MremapMovesButNeverGrows) {
+  const uintptr_t c = MapSpecial(code_, kFixedArea, PROT_READ | PROT_EXEC);
+  EXPECT_EQ(mm_->Mremap(c, 2 * kPage, 3 * kPage, MREMAP_MAYMOVE, 0).error(), EFAULT);
+  auto moved =
+      mm_->Mremap(c, 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, kFixedArea + 16 * kPage);
+  ASSERT_OK(moved);
+  EXPECT_EQ(MapsAt(*moved).name, "[vdso]");
+  EXPECT_TRUE(SameBytes(Read(*moved, 2 * kPage), Pattern(2 * kPage)));
+  ASSERT_TRUE(mm_->HandleFault(*moved + kPage));
+  EXPECT_EQ(host_.pages.at(*moved + kPage).offset, code_->offset() + kPage);
+  // Unmapping part of it keeps the rest at its offset.
+  ASSERT_OK(mm_->Munmap(*moved, kPage));
+  EXPECT_TRUE(SameBytes(Read(*moved + kPage, kPage), Pattern(2 * kPage).substr(kPage)));
+}
+
+TEST_F(SpecialTest, MmapChecksTheRequest) {
+  MmapRequest req;
+  req.addr = kFixedArea;
+  req.length = 3 * kPage;  // longer than the pages
+  req.prot = PROT_READ;
+  req.flags = MAP_PRIVATE | MAP_FIXED;
+  req.special = code_;
+  EXPECT_EQ(mm_->Mmap(req).error(), EINVAL);
+  req.length = kPage;
+  req.flags = MAP_SHARED | MAP_FIXED;
+  EXPECT_EQ(mm_->Mmap(req).error(), EINVAL);
+}
+
 }  // namespace
 }  // namespace husk

@@ -117,8 +117,9 @@ Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
 // A signal the kernel raises on the caller itself (SIGPIPE from a write to a
 // pipe without readers).
 void RaiseOnSelf(Task& t, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
-// The sentry's wake-up time (absl::Now is CLOCK_REALTIME) for a timeout ts on
-// `clock`: from now if relative, else the moment ts names on that clock.
+// The sentry's wake-up time (on the sandbox's CLOCK_MONOTONIC, MonotonicNow)
+// for a timeout ts on `clock`: from now if relative, else the moment ts
+// names on that clock.
 absl::Time DeadlineOf(const timespec& ts, int clock, bool absolute);
 
 }  // namespace husk::syscalls

@@ -18,25 +18,27 @@
 #include "absl/time/time.h"
 #include "base/result.h"
 #include "sentry/kernel/kernel.h"
+#include "sentry/time/sandbox_clock.h"
 #include "sentry/vfs/vfs.h"
 #include "sentry/vfs/waiter.h"
 
 namespace husk::syscalls {
 
-// When a wait ends. A zero timeout checks once and never blocks.
+// When a wait ends (on the sandbox's CLOCK_MONOTONIC). A zero timeout checks
+// once and never blocks.
 struct Deadline {
   bool zero = false;
   absl::Time at = absl::InfiniteFuture();
 
   static Deadline Forever() { return Deadline{}; }
   static Deadline After(absl::Duration d) {
-    if (d <= absl::ZeroDuration()) return Deadline{true, absl::Now()};
-    return Deadline{false, absl::Now() + d};
+    if (d <= absl::ZeroDuration()) return Deadline{true, MonotonicNow()};
+    return Deadline{false, MonotonicNow() + d};
   }
   // The time left, never negative (what select(2) writes back).
   absl::Duration Left() const {
     if (zero) return absl::ZeroDuration();
-    return std::max(at - absl::Now(), absl::ZeroDuration());
+    return std::max(at - MonotonicNow(), absl::ZeroDuration());
   }
 };
 

@@ -440,9 +440,10 @@ SyscallResult SysGetrandom(Task& t, const Args& a) {
 
 SyscallResult SysSysinfo(Task& t, const Args& a) {
   struct sysinfo si{};
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  si.uptime = now.tv_sec - t.kernel().boot_time.tv_sec;
+  // The sandbox's CLOCK_BOOTTIME, a started second counting whole, as
+  // Linux's do_sysinfo rounds it.
+  const timespec up = SandboxTimespec(CLOCK_BOOTTIME);
+  si.uptime = up.tv_sec + (up.tv_nsec != 0 ? 1 : 0);
   si.totalram = t.kernel().MemoryTotal();
   si.freeram = si.totalram - t.kernel().MemoryUsed();
   si.procs = static_cast<unsigned short>(t.kernel().Pids().size());

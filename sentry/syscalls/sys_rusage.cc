@@ -16,11 +16,12 @@ namespace {
 
 // What times(2) returns: clock ticks since a point before the sandbox's
 // boot. Linux counts from INITIAL_JIFFIES, (2^32 / HZ) - 300 seconds before
-// its boot (times(2), NOTES); husk does the same from the sandbox's boot.
+// its boot (times(2), NOTES); husk does the same from the sandbox's boot,
+// with the uptime its CLOCK_MONOTONIC says (jiffies stop in a suspend).
 long TicksSinceBoot(Task& t) {
   const int64_t hz = std::max<int64_t>(1000000000 / ClockTickNs(), 1);
   const uint64_t initial_jiffies = static_cast<uint32_t>(-300 * hz);
-  const int64_t uptime = HostClockNow(CLOCK_MONOTONIC) - TimespecToNs(t.kernel().boot_time);
+  const int64_t uptime = SandboxNow(CLOCK_MONOTONIC);
   return static_cast<long>(initial_jiffies * kUserHz / static_cast<uint64_t>(hz)) +
          static_cast<long>(NsToClockTicks(uptime));
 }

@@ -18,6 +18,7 @@
 
 #include "sentry/kernel/blocking.h"
 #include "sentry/syscalls/handlers.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk::syscalls {
 namespace {
@@ -352,6 +353,11 @@ SyscallResult SysSchedSetaffinity(Task& t, const Args& a) {
   }
   if (mask.none()) return Errno{EINVAL};
   p->cpu_mask = mask;
+  // The vDSO's getcpu reads the CPU the thread runs on, which need not be
+  // one its mask allows (husk does not pin): from now on it asks SysGetcpu.
+  if (mask.count() < static_cast<size_t>(std::min(t.kernel().cpus, kMaxCpus))) {
+    SandboxClock::Get().GetcpuBySyscall();
+  }
   return 0L;
 }
 
@@ -363,7 +369,9 @@ SyscallResult SysSchedYield(Task& t, const Args&) {
 
 // getcpu(2): the host CPU the sentry's thread runs on, when it is one the
 // task's affinity allows; else the first CPU it allows (the sentry does not
-// pin threads by the application's mask). NUMA node 0.
+// pin threads by the application's mask). NUMA node 0. The vDSO's getcpu
+// gives the same without a syscall (the stub thread runs on its tracer's
+// CPU) until some thread narrows its mask.
 SyscallResult SysGetcpu(Task& t, const Args& a) {
   int cpu = sched_getcpu();
   if (cpu < 0 || cpu >= kMaxCpus || !t.cpu_mask.test(static_cast<size_t>(cpu))) {

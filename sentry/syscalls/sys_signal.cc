@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <signal.h>
 
-#include "absl/time/clock.h"
 #include "sentry/syscalls/handlers.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk::syscalls {
 namespace {
@@ -254,7 +254,7 @@ SyscallResult SysRtSigtimedwait(Task& t, const Args& a) {
     timespec ts;
     TRY(t.CopyInObj(a.Ptr(2), &ts));
     if (ts.tv_sec < 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000) return Errno{EINVAL};
-    deadline = absl::Now() + absl::DurationFromTimespec(ts);
+    deadline = MonotonicNow() + absl::DurationFromTimespec(ts);
   }
   for (;;) {
     siginfo_t info;

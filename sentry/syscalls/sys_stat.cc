@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 
 #include "sentry/syscalls/handlers.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk::syscalls {
 namespace {
@@ -223,8 +224,7 @@ SyscallResult SysUtimensat(Task& t, const Args& a) {
   }
   // NULL or both UTIME_NOW is a "touch", which write permission allows.
   bool touch = ts[0].tv_nsec == UTIME_NOW && ts[1].tv_nsec == UTIME_NOW;
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
+  const timespec now = SandboxTimespec(CLOCK_REALTIME);
   vfs::SetAttr attr;
   for (int i = 0; i < 2; i++) {
     if (ts[i].tv_nsec == UTIME_OMIT) continue;

@@ -1,5 +1,5 @@
-// Clocks and sleeping. Time is read from the sentry's own clock; sleeps
-// release the kernel lock.
+// Clocks and sleeping. Time is read from the sandbox's clock (the one the
+// vDSO reads too); sleeps release the kernel lock.
 #include <errno.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -7,7 +7,6 @@
 
 #include <algorithm>
 
-#include "absl/time/clock.h"
 #include "sentry/kernel/blocking.h"
 #include "sentry/kernel/clocks.h"
 #include "sentry/syscalls/handlers.h"
@@ -34,11 +33,10 @@ bool ValidClock(int id) {
 }  // namespace
 
 absl::Time DeadlineOf(const timespec& ts, int clock, bool absolute) {
-  if (!absolute) return absl::Now() + absl::DurationFromTimespec(ts);
-  if (clock == CLOCK_REALTIME) return absl::TimeFromTimespec(ts);
-  timespec now;
-  clock_gettime(clock, &now);
-  return absl::Now() + (absl::DurationFromTimespec(ts) - absl::DurationFromTimespec(now));
+  const absl::Time now = MonotonicNow();
+  if (!absolute) return now + absl::DurationFromTimespec(ts);
+  if (clock == CLOCK_MONOTONIC) return absl::UnixEpoch() + absl::DurationFromTimespec(ts);
+  return now + (absl::DurationFromTimespec(ts) - absl::Nanoseconds(SandboxNow(clock)));
 }
 
 namespace {
@@ -48,15 +46,23 @@ Result<long> Sleep(Task& t, int clock, int flags, uintptr_t req_addr, uintptr_t 
   timespec req;
   TRY(t.CopyInObj(req_addr, &req));
   if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0) return Errno{EINVAL};
-  const absl::Time deadline = DeadlineOf(req, clock, (flags & TIMER_ABSTIME) != 0);
+  const bool absolute = (flags & TIMER_ABSTIME) != 0;
+  absl::Time deadline = DeadlineOf(req, clock, absolute);
   for (;;) {
     Status s = t.Block(deadline);
     if (s.ok()) continue;  // woken for something else: keep sleeping
-    if (s.error() == ETIMEDOUT) break;
+    if (s.error() == ETIMEDOUT) {
+      // An absolute sleep on a clock that is not CLOCK_MONOTONIC ends when
+      // that clock reads the time (the wall clock may have been set back).
+      const int64_t left = absolute ? TimespecToNs(req) - SandboxNow(clock) : 0;
+      if (left <= 0) break;
+      deadline = MonotonicNow() + absl::Nanoseconds(left);
+      continue;
+    }
     // A signal: report the time left (relative sleeps), then EINTR or, if
     // no handler runs, a restart (nanosleep(2)).
     if (rem_addr != 0 && !(flags & TIMER_ABSTIME)) {
-      timespec rem = absl::ToTimespec(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+      timespec rem = absl::ToTimespec(std::max(deadline - MonotonicNow(), absl::ZeroDuration()));
       TRY(t.CopyOutObj(rem_addr, rem));
     }
     return Errno{kERestartBlock};
@@ -81,8 +87,7 @@ SyscallResult SysClockGetres(Task& t, const Args& a) {
 }
 
 SyscallResult SysGettimeofday(Task& t, const Args& a) {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  const timespec ts = SandboxTimespec(CLOCK_REALTIME);
   if (a.Ptr(0) != 0) {
     timeval tv{ts.tv_sec, ts.tv_nsec / 1000};
     TRY(t.CopyOutObj(a.Ptr(0), tv));
@@ -94,9 +99,10 @@ SyscallResult SysGettimeofday(Task& t, const Args& a) {
   return 0L;
 }
 
+// The coarse wall clock's seconds, as Linux's ktime_get_real_seconds (and
+// the vDSO's time) give them.
 SyscallResult SysTime(Task& t, const Args& a) {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  const timespec ts = SandboxTimespec(CLOCK_REALTIME_COARSE);
   if (a.Ptr(0) != 0) TRY(t.CopyOutObj(a.Ptr(0), static_cast<int64_t>(ts.tv_sec)));
   return static_cast<long>(ts.tv_sec);
 }

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "sentry/time/sandbox_clock.h"
+
 namespace husk {
 
 Waiter::Waiter() : fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
@@ -32,7 +34,7 @@ bool Waiter::Wait(absl::Time deadline, std::vector<pollfd>* host) {
   for (;;) {
     int timeout_ms = -1;
     if (deadline != absl::InfiniteFuture()) {
-      absl::Duration left = deadline - absl::Now();
+      absl::Duration left = deadline - MonotonicNow();
       if (left <= absl::ZeroDuration()) return false;
       // Round up so a wait never ends before its deadline.
       timeout_ms = static_cast<int>(std::min<int64_t>(

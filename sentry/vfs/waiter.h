@@ -53,7 +53,8 @@ class Waiter : public WaitEntry {
   void Notify();
   // Forgets notifications received so far.
   void Clear();
-  // Blocks until notified, until `deadline`, or until one of `host` (host
+  // Blocks until notified, until `deadline` (on the sandbox's monotonic
+  // clock, MonotonicNow), or until one of `host` (host
   // descriptors with their events; revents are filled in) is ready. Returns
   // true when woken by Notify or a host descriptor, false at the deadline.
   // Consumes the notification.

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk {
 namespace {
@@ -28,16 +29,16 @@ class Recorder : public WaitEntry {
 TEST(WaiterTest, ANotificationBeforeTheWaitIsNotLost) {
   Waiter w;
   w.Notify();
-  EXPECT_TRUE(w.Wait(absl::Now() + absl::Seconds(10)));
+  EXPECT_TRUE(w.Wait(MonotonicNow() + absl::Seconds(10)));
   // Consumed: the next wait times out.
-  EXPECT_FALSE(w.Wait(absl::Now() + absl::Milliseconds(10)));
+  EXPECT_FALSE(w.Wait(MonotonicNow() + absl::Milliseconds(10)));
 }
 
 TEST(WaiterTest, ClearForgetsNotifications) {
   Waiter w;
   w.Notify();
   w.Clear();
-  EXPECT_FALSE(w.Wait(absl::Now() + absl::Milliseconds(10)));
+  EXPECT_FALSE(w.Wait(MonotonicNow() + absl::Milliseconds(10)));
 }
 
 TEST(WaitQueueTest, OnlyEntriesWhoseMaskMatchesHear) {
@@ -72,11 +73,11 @@ TEST(WaitQueueTest, AWaiterOnAQueueIsWoken) {
   {
     ScopedWait sw(&q, &w, POLLIN);
     std::thread t([&] { q.Notify(POLLIN); });
-    EXPECT_TRUE(w.Wait(absl::Now() + absl::Seconds(10)));
+    EXPECT_TRUE(w.Wait(MonotonicNow() + absl::Seconds(10)));
     t.join();
   }
   q.Notify(POLLIN);
-  EXPECT_FALSE(w.Wait(absl::Now() + absl::Milliseconds(10)));
+  EXPECT_FALSE(w.Wait(MonotonicNow() + absl::Milliseconds(10)));
 }
 
 TEST(WaitQueueTest, ADyingQueueTellsItsEntries) {

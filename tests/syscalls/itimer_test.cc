@@ -304,7 +304,10 @@ TEST(CpuItimerTest, AnIntervalFiresRepeatedly) {
                       if (setitimer(ITIMER_PROF, &v, nullptr) != 0) return 1;
                       SpinUntil(3);
                       if (g_cpu_signals < 3) return 2;
-                      if (CpuUs() - cpu0 < 50000) return 3;
+                      // Three expiries 20 ms of CPU apart: well past one interval of
+                      // CPU time (Linux under load has been seen to deliver the third
+                      // a little short of 50 ms by CLOCK_PROCESS_CPUTIME_ID).
+                      if (CpuUs() - cpu0 < 30000) return 3;
                       itimerval cur{};
                       if (getitimer(ITIMER_PROF, &cur) != 0) return 4;
                       if (Us(cur.it_interval) != 20000) return 5;

@@ -10,15 +10,12 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "sentry/fsimpl/dev/dev.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk::devfs {
 namespace {
 
-timespec Now() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts;
-}
+timespec Now() { return SandboxTimespec(CLOCK_REALTIME); }
 
 unsigned Minor(MemDevice kind) {
   switch (kind) {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "sentry/fsimpl/proc/inodes.h"
+#include "sentry/time/sandbox_clock.h"
 
 namespace husk::procfs {
 
@@ -106,7 +107,7 @@ vfs::InodeRef NewProcRoot(std::shared_ptr<ProcProvider> provider) {
   auto fs = std::make_shared<ProcFs>();
   fs->provider = std::move(provider);
   fs->dev = vfs::NewAnonDevice();
-  clock_gettime(CLOCK_REALTIME, &fs->mounted);
+  fs->mounted = SandboxTimespec(CLOCK_REALTIME);
   return NewRootDir(std::move(fs));
 }
 

@@ -9,13 +9,11 @@
 #include <new>
 #include <vector>
 
+#include "sentry/time/sandbox_clock.h"
+
 namespace husk::tmpfs {
 
-timespec Now() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return ts;
-}
+timespec Now() { return SandboxTimespec(CLOCK_REALTIME); }
 
 InodeBase::InodeBase(std::shared_ptr<Filesystem> fs, mode_t mode)
     : fs_(std::move(fs)), ino_(vfs::NextInodeNumber()), type_(mode & S_IFMT), perm_(mode & 07777) {

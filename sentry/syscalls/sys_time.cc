@@ -70,6 +70,34 @@ Result<long> Sleep(Task& t, int clock, int flags, uintptr_t req_addr, uintptr_t 
   return 0L;
 }
 
+// clock_nanosleep on a process's CPU-time clock (posix_cpu_nsleep): the
+// caller sleeps until that process has used the CPU time asked for (its
+// other threads, or itself for another process, run on). The clock is
+// sampled at least once a tick; it grows at most as fast as the wall clock
+// on every CPU at once.
+Result<long> CpuSleep(Task& t, const CpuClock& clk, int flags, uintptr_t req_addr,
+                      uintptr_t rem_addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  timespec req;
+  TRY(t.CopyInObj(req_addr, &req));
+  if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0) return Errno{EINVAL};
+  const bool absolute = (flags & TIMER_ABSTIME) != 0;
+  const int64_t asked = TimespecToNs(req), start = CpuClockNow(clk);
+  const int64_t target = absolute ? asked : asked > INT64_MAX - start ? INT64_MAX : start + asked;
+  const int64_t cpus = std::max(t.kernel().cpus, 1);
+  for (;;) {
+    const int64_t now = CpuClockNow(clk);
+    if (now >= target) return 0L;
+    const int64_t wait = std::max((target - now) / cpus, ClockTickNs());
+    Status s = t.Block(MonotonicNow() + absl::Nanoseconds(wait));
+    if (s.ok() || s.error() == ETIMEDOUT) continue;
+    // A signal: the CPU time still missing for a relative sleep, then EINTR.
+    if (rem_addr != 0 && !absolute) {
+      TRY(t.CopyOutObj(rem_addr, NsToTimespec(std::max<int64_t>(target - CpuClockNow(clk), 0))));
+    }
+    return Errno{EINTR};
+  }
+}
+
 }  // namespace
 
 // The CPU-time clocks count the caller's (or another task's) own CPU time,
@@ -115,10 +143,17 @@ SyscallResult SysClockNanosleep(Task& t, const Args& a) {
   int clock = a.Int(0);
   // Linux: sleeping on the calling thread's own CPU clock is EOPNOTSUPP (glibc maps it to EINVAL).
   if (clock == CLOCK_THREAD_CPUTIME_ID) return Errno{EOPNOTSUPP};
+  if (clock == CLOCK_PROCESS_CPUTIME_ID || clock < 0) {
+    // glibc names the process's clock with a built id (MAKE_PROCESS_CPUCLOCK).
+    ASSIGN_OR_RETURN(CpuClock clk, ResolveCpuClock(t, clock));
+    if (a.Int(1) & ~TIMER_ABSTIME) return Errno{EINVAL};
+    // posix_cpu_nsleep: not on the caller's own thread clock.
+    if (clk.per_thread && clk.task.get() == &t) return Errno{EINVAL};
+    return CpuSleep(t, clk, a.Int(1), a.Ptr(2), a.Ptr(3));
+  }
   if (!ValidClock(clock) || clock == CLOCK_MONOTONIC_RAW || clock == CLOCK_REALTIME_COARSE ||
       clock == CLOCK_MONOTONIC_COARSE)
     return Errno{EINVAL};
-  if (clock == CLOCK_PROCESS_CPUTIME_ID) return Errno{ENOTSUP};
   if (a.Int(1) & ~TIMER_ABSTIME) return Errno{EINVAL};
   return Sleep(t, clock, a.Int(1), a.Ptr(2), a.Ptr(3));
 }

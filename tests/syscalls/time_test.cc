@@ -3,12 +3,15 @@
 // call the syscalls directly, and one test checks that both paths agree.
 // Relies on, beyond the start-up set in test_util.h: clock_gettime clock_getres clock_nanosleep
 // nanosleep gettimeofday time.
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/syscalls/test_util.h"
@@ -152,6 +155,32 @@ TEST(TimeTest, ClockNanosleepErrors) {
   // (clock_nanosleep(2)); the kernel itself answers EOPNOTSUPP (its clock has no nsleep).
   EXPECT_EQ(clock_nanosleep(CLOCK_THREAD_CPUTIME_ID, 0, &ok, nullptr), EINVAL);
   EXPECT_ERRNO(syscall(SYS_clock_nanosleep, CLOCK_THREAD_CPUTIME_ID, 0, &ok, nullptr), EOPNOTSUPP);
+}
+
+// clock_nanosleep on a process's CPU-time clock sleeps until that process
+// has used the CPU time: here a second thread spins while the caller waits,
+// so the process's clock advances by at least the request.
+TEST(TimeTest, ClockNanosleepOnTheProcessCpuClock) {
+  std::atomic<bool> stop{false};
+  std::thread spinner([&] {
+    while (!stop.load()) {
+    }
+  });
+  timespec before{}, after{};
+  ASSERT_EQ(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &before), 0);
+  timespec req{0, 100000000};  // 100 ms of CPU time
+  EXPECT_EQ(clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, 0, &req, nullptr), 0);
+  ASSERT_EQ(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &after), 0);
+  const int64_t used = (after.tv_sec - before.tv_sec) * 1000000000LL + (after.tv_nsec - before.tv_nsec);
+  EXPECT_GE(used, 100000000);
+  // An absolute deadline already passed returns at once.
+  EXPECT_EQ(clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME, &before, nullptr), 0);
+  // Not on the caller's own thread clock, named by pthread_getcpuclockid either.
+  clockid_t self_clock;
+  ASSERT_EQ(pthread_getcpuclockid(pthread_self(), &self_clock), 0);
+  EXPECT_ERRNO(syscall(SYS_clock_nanosleep, self_clock, 0, &req, nullptr), EINVAL);
+  stop = true;
+  spinner.join();
 }
 
 }  // namespace

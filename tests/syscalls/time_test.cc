@@ -171,7 +171,8 @@ TEST(TimeTest, ClockNanosleepOnTheProcessCpuClock) {
   timespec req{0, 100000000};  // 100 ms of CPU time
   EXPECT_EQ(clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, 0, &req, nullptr), 0);
   ASSERT_EQ(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &after), 0);
-  const int64_t used = (after.tv_sec - before.tv_sec) * 1000000000LL + (after.tv_nsec - before.tv_nsec);
+  const int64_t used =
+      (after.tv_sec - before.tv_sec) * 1000000000LL + (after.tv_nsec - before.tv_nsec);
   EXPECT_GE(used, 100000000);
   // An absolute deadline already passed returns at once.
   EXPECT_EQ(clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, TIMER_ABSTIME, &before, nullptr), 0);

@@ -11,6 +11,10 @@
 // sentry host thread running application code traces its own stub thread in
 // the address space (NewThread, Context::Adopt), and every operation on an
 // address space goes through the calling host thread's stub thread.
+//
+// Lock order: an address space's mutex and the master stub's are leaves,
+// held only around their maps and flags, never across an injected syscall or
+// a wait for a stop; callers (the memory manager) may hold their own locks.
 #ifndef HUSK_PLATFORM_PTRACE_PTRACE_H_
 #define HUSK_PLATFORM_PTRACE_PTRACE_H_
 

@@ -11,8 +11,21 @@
 // Locking: Kernel::mu is the big kernel lock. A task holds it while it runs
 // sentry code (syscall handlers, faults) and drops it while application code
 // runs and while it blocks (Kernel::cv waits, host I/O on stdio, sleeps).
-// It is the only lock above MemoryManager::mu_ and MemoryFile::mu_; finer
-// locks replace it subsystem by subsystem as the process model grows.
+// It is the only lock above MemoryManager::mu_ and MemoryFile::mu_.
+//
+// How it gives way: the subsystems below it already have locks of their own
+// (the memory manager, the memory file and its caches, tmpfs and overlay
+// instances, epoll, the timer queue), so the big lock guards only the
+// process model itself (task and thread-group fields, the task table, signal
+// queues, wait queues) and the VFS's dentry tree. As threads of one process
+// come to contend for it, it splits in this order: (1) a per-ThreadGroup
+// lock for signal state and a per-Task lock for its own fields, with the
+// task table under a reader/writer lock (kill and wait4 look up, clone and
+// exit change it); (2) a lock per dentry for the VFS tree, with rename
+// taking the two parents in address order as Linux does; (3) futex buckets
+// by key. Each step moves annotations from kernel().mu to the new lock and
+// keeps the order: process-model locks, then VFS, then MemoryManager::mu_,
+// then the leaves (MemoryFile::mu_, FileCache, tmpfs/overlay, platform).
 //
 // Clang checks the annotations (-Wthread-safety in the HUSK_FUZZ build):
 // syscall handlers and Task methods that need the lock say

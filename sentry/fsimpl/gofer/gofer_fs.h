@@ -1,7 +1,12 @@
 // The gofer filesystem: the sentry's client side of the gofer protocol. Each
 // inode names a gofer fid; attributes, children and link targets are cached
 // (the served tree is read-only, so the cache never goes stale), and file
-// data is read through the host fd the gofer donates on first read.
+// data is read through the host fd the gofer donates on first read; mappings
+// share the file's pages through a FileCache (sentry/memfile/file_cache.h).
+//
+// Lock order: the VFS's (the big kernel lock) above; the donated-descriptor
+// cache's mutex and each inode's cache_mu_ are leaves (the FileCache reads
+// through the inode without them).
 #ifndef HUSK_SENTRY_FSIMPL_GOFER_GOFER_FS_H_
 #define HUSK_SENTRY_FSIMPL_GOFER_GOFER_FS_H_
 

@@ -71,7 +71,7 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if (flags & CLONE_FILES) {
     child->fds_ = fds_;
   } else {
-    *child->fds_ = *fds_;
+    child->fds_ = std::make_shared<FdTable>(*fds_);
   }
   if (flags & CLONE_FS) {
     child->fs_ = fs_;

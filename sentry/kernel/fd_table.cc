@@ -2,6 +2,8 @@
 
 #include <errno.h>
 
+#include "sentry/kernel/file_locks.h"
+
 namespace husk {
 
 Result<int> FdTable::Add(vfs::FileRef file, bool cloexec, int min_fd) {
@@ -16,8 +18,16 @@ Result<int> FdTable::Add(vfs::FileRef file, bool cloexec, int min_fd) {
 
 Status FdTable::Set(int fd, vfs::FileRef file, bool cloexec) {
   if (fd < 0 || fd >= limit_) return Errno{EBADF};
+  auto it = fds_.find(fd);
+  if (it != fds_.end() && it->second.file != nullptr) file_locks::OnClose(this, *it->second.file);
   fds_[fd] = Entry{std::move(file), cloexec};
   return Ok();
+}
+
+FdTable::~FdTable() {
+  for (auto& [fd, e] : fds_) {
+    if (e.file != nullptr) file_locks::OnClose(this, *e.file);
+  }
 }
 
 Result<vfs::FileRef> FdTable::Get(int fd) const {
@@ -33,13 +43,23 @@ Result<FdTable::Entry*> FdTable::GetEntry(int fd) {
 }
 
 Status FdTable::Remove(int fd) {
-  if (fds_.erase(fd) == 0) return Errno{EBADF};
+  auto it = fds_.find(fd);
+  if (it == fds_.end()) return Errno{EBADF};
+  vfs::FileRef file = std::move(it->second.file);
+  fds_.erase(it);
+  if (file != nullptr) file_locks::OnClose(this, *file);
   return Ok();
 }
 
 void FdTable::CloseOnExec() {
   for (auto it = fds_.begin(); it != fds_.end();) {
-    it = it->second.cloexec ? fds_.erase(it) : std::next(it);
+    if (!it->second.cloexec) {
+      ++it;
+      continue;
+    }
+    vfs::FileRef file = std::move(it->second.file);
+    it = fds_.erase(it);
+    if (file != nullptr) file_locks::OnClose(this, *file);
   }
 }
 

@@ -11,6 +11,11 @@ namespace husk {
 
 class FdTable {
  public:
+  FdTable() = default;
+  FdTable(const FdTable& other) : fds_(other.fds_), limit_(other.limit_) {}
+  FdTable& operator=(const FdTable&) = delete;
+  // Closing a descriptor drops this table's record locks on its file.
+  ~FdTable();
   struct Entry {
     vfs::FileRef file;
     bool cloexec = false;

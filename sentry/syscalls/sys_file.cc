@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "sentry/kernel/file_locks.h"
 #include "sentry/kernel/pipe.h"
 #include "sentry/syscalls/handlers.h"
 
@@ -443,9 +444,28 @@ SyscallResult SysFcntl(Task& t, const Args& a) {
       return pipe::Capacity(*e->file);
     case F_SETPIPE_SZ:
       return pipe::SetCapacity(*e->file, a.Long(2));
+    case F_GETLK:
+    case F_SETLK:
+    case F_SETLKW:
+    case F_OFD_GETLK:
+    case F_OFD_SETLK:
+    case F_OFD_SETLKW: {
+      struct flock fl;
+      TRY(t.CopyInObj(a.Ptr(2), &fl));
+      vfs::FileRef f = e->file;  // the entry may go while the task waits
+      ASSIGN_OR_RETURN(long r, file_locks::Fcntl(t, f, a.Int(1), &fl));
+      if (a.Int(1) == F_GETLK || a.Int(1) == F_OFD_GETLK) TRY(t.CopyOutObj(a.Ptr(2), fl));
+      return r;
+    }
     default:
       return Errno{EINVAL};
   }
+}
+
+// flock(2): whole-file advisory locks of the open file description.
+SyscallResult SysFlock(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
+  return file_locks::Flock(t, f, a.Int(1));
 }
 
 SyscallResult SysIoctl(Task& t, const Args& a) {

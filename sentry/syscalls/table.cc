@@ -62,6 +62,7 @@ struct Table {
     Set(SYS_dup2, SysDup2, {kFd, kFd});
     Set(SYS_dup3, SysDup3, {kFd, kFd, kHex});
     Set(SYS_fcntl, SysFcntl, {kFd, kInt, kHex});
+    Set(SYS_flock, SysFlock, {kFd, kHex});
     Set(SYS_ioctl, SysIoctl, {kFd, kHex, kHex});
     Set(SYS_fsync, SysFsync, {kFd});
     Set(SYS_fdatasync, SysFsync, {kFd});

@@ -347,6 +347,18 @@ Result<std::vector<Dirent>> File::ReadDirBatch(size_t max_entries_hint,
   return out;
 }
 
+namespace {
+std::atomic<void (*)(const File&)> g_release_hook{nullptr};
+}  // namespace
+
+void SetFileReleaseHook(void (*hook)(const File&)) { g_release_hook.store(hook); }
+
+File::~File() {
+  if (uses_locks_) {
+    if (auto hook = g_release_hook.load()) hook(*this);
+  }
+}
+
 std::shared_ptr<Mappable> File::GetMappable() {
   if (!inode_->IsRegular()) return nullptr;
   return std::make_shared<InodeMappable>(inode_, dentry_);

@@ -207,7 +207,7 @@ void ShrinkDentryCache();
 class File {
  public:
   File(InodeRef inode, int flags) : inode_(std::move(inode)), flags_(flags) {}
-  virtual ~File() = default;
+  virtual ~File();
 
   const InodeRef& inode() const { return inode_; }
   const DentryRef& dentry() const { return dentry_; }
@@ -234,6 +234,9 @@ class File {
                                            const std::function<bool(const Dirent&)>& fits);
   // What backs a mmap of this file (null: ENODEV).
   virtual std::shared_ptr<Mappable> GetMappable();
+  // The file holds (or held) flock or OFD locks: they go when it does (the
+  // release hook, see SetFileReleaseHook).
+  void set_uses_locks() { uses_locks_ = true; }
   // A host descriptor behind this file, for poll-like waiting (stdio); -1 if none.
   virtual int HostFd() const { return -1; }
   // poll(2): the events of `mask` that hold now, plus POLLERR and POLLHUP
@@ -250,9 +253,14 @@ class File {
   InodeRef inode_;
   DentryRef dentry_;
   int flags_;
+  bool uses_locks_ = false;
   off_t offset_ = 0;
   std::vector<Dirent> dir_snapshot_;  // taken when a listing starts at position 0
 };
+
+// What runs when an open file description that held locks goes (the
+// kernel's file-lock table sets it).
+void SetFileReleaseHook(void (*hook)(const File&));
 
 // Per-task filesystem context.
 struct FsContext {

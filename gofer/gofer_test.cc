@@ -396,6 +396,7 @@ TEST_F(GoferTest, ClosedFidsAreGone) {
   EXPECT_EQ(client_->Stat(f).error(), EBADF);
   // A batch of 64 goes out on its own.
   std::vector<Fid> many;
+  many.reserve(64);
   for (int i = 0; i < 64; ++i) many.push_back(WalkOne(root_fid_, {"file"}));
   for (Fid g : many) client_->Close(g);
   for (Fid g : many) EXPECT_EQ(client_->Stat(g).error(), EBADF);
@@ -425,6 +426,7 @@ TEST_F(GoferTest, LongWalksAreSplit) {
 TEST_F(GoferTest, ConcurrentCallers) {
   Start();
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {

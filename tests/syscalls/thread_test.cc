@@ -920,6 +920,7 @@ TEST(ThreadTest, ProcSelfTaskListsEveryThread) {
   std::atomic<uint32_t> ready{0}, release{0};
   std::atomic<pid_t> tids[kN];
   std::vector<std::thread> threads;
+  threads.reserve(kN);
   for (int i = 0; i < kN; i++) {
     threads.emplace_back([&, i] {
       tids[i].store(gettid());

@@ -79,6 +79,7 @@ class FdDir : public ProcDir {
   Result<std::vector<vfs::Dirent>> Entries() override {
     ASSIGN_OR_RETURN(auto fds, fs_->provider->Fds(pid_));
     std::vector<vfs::Dirent> out;
+    out.reserve(fds.size());
     for (auto& [fd, target] : fds) {
       out.push_back(vfs::Dirent{std::to_string(fd), FdIno(pid_, fd), DT_LNK});
     }

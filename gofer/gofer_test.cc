@@ -107,7 +107,7 @@ class GoferTest : public ::testing::Test {
     root_fid_ = r->fid;
   }
 
-  Fid WalkOne(Fid dir, std::vector<std::string> names) {
+  Fid WalkOne(Fid dir, const std::vector<std::string>& names) {
     Result<std::vector<WalkStep>> r = client_->Walk(dir, names);
     EXPECT_TRUE(r.ok());
     if (!r.ok()) return 0;
@@ -475,7 +475,7 @@ class RawGoferTest : public GoferTest {
     sock_.Reset();
     GoferTest::TearDown();
   }
-  pb::Response Walk(Fid dir, std::vector<std::string> names) {
+  pb::Response Walk(Fid dir, const std::vector<std::string>& names) {
     pb::Request req;
     req.mutable_walk()->set_dir(dir);
     for (const std::string& n : names) req.mutable_walk()->add_names(n);
@@ -577,7 +577,7 @@ TEST_F(RawGoferTest, LyingLengthEndsTheConnection) {
 // Answers each request with `reply` (and `fd`, if any), then hangs up.
 class FakeServer {
  public:
-  FakeServer(pb::Response reply, int fd) {
+  FakeServer(const pb::Response& reply, int fd) {
     int sv[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
     client_end_.Reset(sv[0]);

@@ -766,7 +766,7 @@ SyscallResult SysExecve(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(std::vector<std::string> envp, CopyInStrings(t, a.Ptr(2)));
   if (path.empty()) return Errno{ENOENT};
   const int old_tid = t.tid();
-  TRY(t.Exec(path, std::move(argv), std::move(envp)));
+  TRY(t.Exec(path, std::move(argv), envp));
   // Under ptrace: PTRACE_EVENT_EXEC (its message the thread's former id),
   // or a plain SIGTRAP for a tracer that did not ask for the event.
   if (t.ptrace_ != nullptr) {

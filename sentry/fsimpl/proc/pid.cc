@@ -149,7 +149,8 @@ class TaskDir : public ProcDir {
 class PidDir : public ProcDir {
  public:
   PidDir(std::shared_ptr<ProcFs> fs, int pid, int thread_of)
-      : ProcDir(fs, S_IFDIR | 0555, thread_of ? ThreadIno(thread_of, pid, 0) : PidIno(pid, 0)),
+      : ProcDir(std::move(fs), S_IFDIR | 0555,
+                thread_of ? ThreadIno(thread_of, pid, 0) : PidIno(pid, 0)),
         pid_(pid),
         thread_of_(thread_of) {}
 

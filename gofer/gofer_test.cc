@@ -193,8 +193,8 @@ TEST_F(GoferTest, WalkMissingAndNotDir) {
 
 TEST_F(GoferTest, BadNamesAreRejected) {
   Start();
-  for (std::string bad : {std::string(".."), std::string("."), std::string("a/b"), std::string(""),
-                          std::string("a\0b", 3), std::string("/etc")}) {
+  for (const std::string& bad : {std::string(".."), std::string("."), std::string("a/b"),
+                                 std::string(""), std::string("a\0b", 3), std::string("/etc")}) {
     Result<std::vector<WalkStep>> r = client_->Walk(root_fid_, {"a", bad});
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error(), EINVAL) << bad;
@@ -303,7 +303,7 @@ TEST_F(GoferTest, Readlink) {
 TEST_F(GoferTest, SymlinksNeverLeadOutside) {
   Start();
   // Each escape route ends at the symlink itself.
-  for (std::vector<std::string> path :
+  for (const std::vector<std::string>& path :
        {std::vector<std::string>{"evil"}, {"evildir", "passwd"}, {"a", "up", "etc", "passwd"}}) {
     Result<std::vector<WalkStep>> r = client_->Walk(root_fid_, path);
     ASSERT_TRUE(r.ok());
@@ -486,8 +486,8 @@ class RawGoferTest : public GoferTest {
 
 TEST_F(RawGoferTest, ServerValidatesNames) {
   StartRaw();
-  for (std::string bad : {std::string(".."), std::string("."), std::string("a/b"), std::string(""),
-                          std::string("a\0b", 3), std::string("/")}) {
+  for (const std::string& bad : {std::string(".."), std::string("."), std::string("a/b"),
+                                 std::string(""), std::string("a\0b", 3), std::string("/")}) {
     pb::Response r = Walk(root_fid_, {"a", bad});
     EXPECT_EQ(r.err(), EINVAL) << bad;
     EXPECT_EQ(r.walk().steps_size(), 0) << "nothing is resolved";

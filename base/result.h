@@ -84,9 +84,11 @@ inline Status Ok() { return Unit{}; }
 
 #define ASSIGN_OR_RETURN(lhs, expr) \
   ASSIGN_OR_RETURN_IMPL_(HUSK_CONCAT_(husk_aor_, __LINE__), lhs, expr)
+// NOLINTBEGIN(bugprone-macro-parentheses): tmp is a name and lhs may be a declaration.
 #define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)               \
   auto tmp = (expr);                                         \
   if (!tmp.ok()) return ::husk::Errno{tmp.error()};          \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // HUSK_BASE_RESULT_H_

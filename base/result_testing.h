@@ -9,7 +9,7 @@
 // expr must fail with errno e.
 #define EXPECT_ERRNO(expr, e)          \
   do {                                 \
-    auto r_ = (expr);                  \
+    const auto& r_ = (expr);           \
     ASSERT_FALSE(r_.ok()) << #expr;    \
     EXPECT_EQ(r_.error(), e) << #expr; \
   } while (0)

@@ -57,6 +57,7 @@ bool MoveFd(int fd, int to) {
 
 [[noreturn]] void ExecSelf(const std::vector<std::string>& args) {
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   execv("/proc/self/exe", argv.data());

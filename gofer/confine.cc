@@ -155,6 +155,7 @@ absl::Status RefuseForeignMounts() {
     if (!IsServedFsType(type)) foreign.emplace_back(point, makedev(major, minor));
   }
   std::vector<dev_t> devs;
+  devs.reserve(foreign.size());
   for (const auto& [point, dev] : foreign) devs.push_back(dev);
   RefuseDevices(devs);
   // Deepest first, so that nothing is detached from under a later one.

@@ -107,7 +107,7 @@ class GoferTest : public ::testing::Test {
     root_fid_ = r->fid;
   }
 
-  Fid WalkOne(Fid dir, std::vector<std::string> names) {
+  Fid WalkOne(Fid dir, const std::vector<std::string>& names) {
     Result<std::vector<WalkStep>> r = client_->Walk(dir, names);
     EXPECT_TRUE(r.ok());
     if (!r.ok()) return 0;
@@ -193,8 +193,8 @@ TEST_F(GoferTest, WalkMissingAndNotDir) {
 
 TEST_F(GoferTest, BadNamesAreRejected) {
   Start();
-  for (std::string bad : {std::string(".."), std::string("."), std::string("a/b"), std::string(""),
-                          std::string("a\0b", 3), std::string("/etc")}) {
+  for (const std::string& bad : {std::string(".."), std::string("."), std::string("a/b"),
+                                 std::string(""), std::string("a\0b", 3), std::string("/etc")}) {
     Result<std::vector<WalkStep>> r = client_->Walk(root_fid_, {"a", bad});
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error(), EINVAL) << bad;
@@ -303,7 +303,7 @@ TEST_F(GoferTest, Readlink) {
 TEST_F(GoferTest, SymlinksNeverLeadOutside) {
   Start();
   // Each escape route ends at the symlink itself.
-  for (std::vector<std::string> path :
+  for (const std::vector<std::string>& path :
        {std::vector<std::string>{"evil"}, {"evildir", "passwd"}, {"a", "up", "etc", "passwd"}}) {
     Result<std::vector<WalkStep>> r = client_->Walk(root_fid_, path);
     ASSERT_TRUE(r.ok());
@@ -396,6 +396,7 @@ TEST_F(GoferTest, ClosedFidsAreGone) {
   EXPECT_EQ(client_->Stat(f).error(), EBADF);
   // A batch of 64 goes out on its own.
   std::vector<Fid> many;
+  many.reserve(64);
   for (int i = 0; i < 64; ++i) many.push_back(WalkOne(root_fid_, {"file"}));
   for (Fid g : many) client_->Close(g);
   for (Fid g : many) EXPECT_EQ(client_->Stat(g).error(), EBADF);
@@ -425,6 +426,7 @@ TEST_F(GoferTest, LongWalksAreSplit) {
 TEST_F(GoferTest, ConcurrentCallers) {
   Start();
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
@@ -473,7 +475,7 @@ class RawGoferTest : public GoferTest {
     sock_.Reset();
     GoferTest::TearDown();
   }
-  pb::Response Walk(Fid dir, std::vector<std::string> names) {
+  pb::Response Walk(Fid dir, const std::vector<std::string>& names) {
     pb::Request req;
     req.mutable_walk()->set_dir(dir);
     for (const std::string& n : names) req.mutable_walk()->add_names(n);
@@ -484,8 +486,8 @@ class RawGoferTest : public GoferTest {
 
 TEST_F(RawGoferTest, ServerValidatesNames) {
   StartRaw();
-  for (std::string bad : {std::string(".."), std::string("."), std::string("a/b"), std::string(""),
-                          std::string("a\0b", 3), std::string("/")}) {
+  for (const std::string& bad : {std::string(".."), std::string("."), std::string("a/b"),
+                                 std::string(""), std::string("a\0b", 3), std::string("/")}) {
     pb::Response r = Walk(root_fid_, {"a", bad});
     EXPECT_EQ(r.err(), EINVAL) << bad;
     EXPECT_EQ(r.walk().steps_size(), 0) << "nothing is resolved";
@@ -575,7 +577,7 @@ TEST_F(RawGoferTest, LyingLengthEndsTheConnection) {
 // Answers each request with `reply` (and `fd`, if any), then hangs up.
 class FakeServer {
  public:
-  FakeServer(pb::Response reply, int fd) {
+  FakeServer(const pb::Response& reply, int fd) {
     int sv[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
     client_end_.Reset(sv[0]);

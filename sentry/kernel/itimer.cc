@@ -42,6 +42,7 @@ RealTimers::Setting RealTimers::Set(int tgid, Setting s) {
   return old;
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the detached thread's own reference.
 void RealTimers::Loop(std::shared_ptr<State> st) {
   for (;;) {
     std::vector<int> due;

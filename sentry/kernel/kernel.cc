@@ -140,8 +140,8 @@ std::map<int, uint64_t> Kernel::Unimplemented() {
 }
 
 Result<std::shared_ptr<Task>> Kernel::CreateInitTask(const std::string& path,
-                                                     std::vector<std::string> argv,
-                                                     std::vector<std::string> envp,
+                                                     const std::vector<std::string>& argv,
+                                                     const std::vector<std::string>& envp,
                                                      const std::string& cwd) {
   absl::MutexLock l(&mu);
   auto t = std::make_shared<Task>(*this, AllocatePid());
@@ -168,7 +168,8 @@ Result<std::shared_ptr<Task>> Kernel::CreateInitTask(const std::string& path,
   return t;
 }
 
-Status Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as,
+Status Kernel::StartTask(const std::shared_ptr<Task>& t,
+                         std::unique_ptr<MemoryManager> mm_without_as,
                          std::optional<platform::ThreadToken> thread) {
   t->start_state_ = Task::StartState::kPending;
   auto body = [this, t, mm = std::move(mm_without_as), thread]() mutable {
@@ -224,13 +225,14 @@ Status Kernel::StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager>
 
 void Kernel::StartInit(std::shared_ptr<Task> t, const std::string& path,
                        std::vector<std::string> argv, std::vector<std::string> envp) {
-  std::thread([this, t, path, argv = std::move(argv), envp = std::move(envp)]() mutable {
+  std::thread([this, t = std::move(t), path, argv = std::move(argv),
+               envp = std::move(envp)]() mutable {
     Kernel::SetCurrent(t.get());
     {
       absl::MutexLock l(&mu);
       t->ctx_ = platform_.NewContext();
       t->kernel().mu.AssertHeld();  // t's kernel is this one
-      Status st = t->Exec(path, std::move(argv), std::move(envp));
+      Status st = t->Exec(path, std::move(argv), envp);
       if (!st.ok()) {
         Log(*this, absl::StrFormat("husk: cannot execute %s: %s\n", path, strerror(st.error())));
         int code = st.error() == ENOENT ? 127 : 126;
@@ -264,7 +266,7 @@ vfs::Creds Task::AccessCreds() const {
 }
 
 Status Task::Exec(const std::string& path, std::vector<std::string> argv,
-                  std::vector<std::string> envp) {
+                  const std::vector<std::string>& envp) {
   Kernel& k = kernel_;
   ASSIGN_OR_RETURN(std::unique_ptr<platform::AddressSpace> as, k.platform().NewAddressSpace());
   auto mm = std::make_shared<MemoryManager>(

@@ -220,8 +220,8 @@ class Kernel {
 
   // Creates task 1 running path; it starts when StartTask is called.
   Result<std::shared_ptr<Task>> CreateInitTask(const std::string& path,
-                                               std::vector<std::string> argv,
-                                               std::vector<std::string> envp,
+                                               const std::vector<std::string>& argv,
+                                               const std::vector<std::string>& envp,
                                                const std::string& cwd);
   // A fresh task id.
   int AllocatePid() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return next_pid_++; }
@@ -251,7 +251,7 @@ class Kernel {
   // adopts `thread`, made by NewThread in that address space. Waits until
   // the task runs: EAGAIN if the host refused the thread or the address
   // space (the task never ran; the caller removes it).
-  Status StartTask(std::shared_ptr<Task> t, std::unique_ptr<MemoryManager> mm_without_as,
+  Status StartTask(const std::shared_ptr<Task>& t, std::unique_ptr<MemoryManager> mm_without_as,
                    std::optional<platform::ThreadToken> thread = std::nullopt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // Starts task 1: its thread execs path (reporting a failure on stderr
@@ -329,8 +329,8 @@ class Task {
 
   // Replaces the process's image with the program at path (execve(2)); the
   // process's other threads end first.
-  Status Exec(const std::string& path, std::vector<std::string> argv, std::vector<std::string> envp)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  Status Exec(const std::string& path, std::vector<std::string> argv,
+              const std::vector<std::string>& envp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // clone(2) (sentry/kernel/clone.cc): a new thread or process as flags
   // say; returns its tid, after it has started.
   struct CloneArgs {

@@ -273,7 +273,7 @@ struct Shebang {
 // be cut short, which is fine for the argument but not for the name: a name
 // with no space, tab or NUL after it gives ENOEXEC.
 Result<Shebang> ParseShebang(std::string buf) {
-  constexpr size_t npos = std::string::npos;
+  constexpr size_t kNpos = std::string::npos;
   buf.resize(kBinprmBufSize, '\0');  // a short file reads as NUL padded
   const size_t buf_end = kBinprmBufSize - 1;
   // Both helpers search the inclusive range [first, last], as Linux's do.
@@ -281,32 +281,32 @@ Result<Shebang> ParseShebang(std::string buf) {
     for (; first <= last; first++) {
       if (!SpaceTab(buf[first])) return first;
     }
-    return npos;
+    return kNpos;
   };
   auto next_terminator = [&buf](size_t first, size_t last) {
     for (; first <= last; first++) {
       if (SpaceTab(buf[first]) || buf[first] == '\0') return first;
     }
-    return npos;
+    return kNpos;
   };
   size_t i_end = buf.find('\n');
-  if (i_end == npos) {
+  if (i_end == kNpos) {
     size_t first = next_non_spacetab(2, buf_end);
-    if (first == npos || next_terminator(first, buf_end) == npos) return Errno{ENOEXEC};
+    if (first == kNpos || next_terminator(first, buf_end) == kNpos) return Errno{ENOEXEC};
     i_end = buf_end;
   }
   while (SpaceTab(buf[i_end - 1])) i_end--;  // buf[1] is '!', which stops it
   size_t i_name = next_non_spacetab(2, i_end);
-  if (i_name == npos || i_name == i_end) return Errno{ENOEXEC};
+  if (i_name == kNpos || i_name == i_end) return Errno{ENOEXEC};
   size_t i_sep = next_terminator(i_name, i_end);
-  size_t i_arg = npos;
-  if (i_sep != npos && buf[i_sep] != '\0') i_arg = next_non_spacetab(i_sep, i_end);
+  size_t i_arg = kNpos;
+  if (i_sep != kNpos && buf[i_sep] != '\0') i_arg = next_non_spacetab(i_sep, i_end);
   // Both strings are C strings: they end at the first NUL.
   buf[i_end] = '\0';
-  if (i_arg != npos) buf[i_sep] = '\0';
+  if (i_arg != kNpos) buf[i_sep] = '\0';
   Shebang out;
   out.interp = buf.c_str() + i_name;
-  if (i_arg != npos) {
+  if (i_arg != kNpos) {
     out.has_arg = true;
     out.arg = buf.c_str() + i_arg;
   }

@@ -225,7 +225,7 @@ SyscallResult SysPpoll(Task& t, const Args& a) {
     t.kernel().mu.AssertHeld();  // WithSigmask calls this at once, in the handler
     return Restartable(DoPoll(t, a.Ptr(0), a.U(1) & 0xffffffffU, d), kERestartNoHand);
   });
-  return WriteTimeLeft(t, std::move(r), a.Ptr(2), d, /*timeval=*/false);
+  return WriteTimeLeft(t, r, a.Ptr(2), d, /*timeval=*/false);
 }
 
 SyscallResult SysSelect(Task& t, const Args& a) {
@@ -241,7 +241,7 @@ SyscallResult SysSelect(Task& t, const Args& a) {
   }
   Result<long> r =
       Restartable(DoSelect(t, a.Int(0), a.Ptr(1), a.Ptr(2), a.Ptr(3), d), kERestartNoHand);
-  return WriteTimeLeft(t, std::move(r), a.Ptr(4), d, /*timeval=*/true);
+  return WriteTimeLeft(t, r, a.Ptr(4), d, /*timeval=*/true);
 }
 
 SyscallResult SysPselect6(Task& t, const Args& a) {
@@ -257,7 +257,7 @@ SyscallResult SysPselect6(Task& t, const Args& a) {
     t.kernel().mu.AssertHeld();  // WithSigmask calls this at once, in the handler
     return Restartable(DoSelect(t, a.Int(0), a.Ptr(1), a.Ptr(2), a.Ptr(3), d), kERestartNoHand);
   });
-  return WriteTimeLeft(t, std::move(r), a.Ptr(4), d, /*timeval=*/false);
+  return WriteTimeLeft(t, r, a.Ptr(4), d, /*timeval=*/false);
 }
 
 }  // namespace husk::syscalls

@@ -208,7 +208,7 @@ SyscallResult SysPrctl(Task& t, const Args& a) {
     }
     case PR_GET_NAME: {
       char name[16] = {};
-      memcpy(name, t.comm.data(), std::min<size_t>(15, t.comm.size()));
+      t.comm.copy(name, 15);  // name[15] stays NUL
       TRY(t.CopyOut(a.Ptr(1), name, sizeof(name)));
       return 0L;
     }

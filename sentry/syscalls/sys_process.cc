@@ -766,7 +766,7 @@ SyscallResult SysExecve(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(std::vector<std::string> envp, CopyInStrings(t, a.Ptr(2)));
   if (path.empty()) return Errno{ENOENT};
   const int old_tid = t.tid();
-  TRY(t.Exec(path, std::move(argv), std::move(envp)));
+  TRY(t.Exec(path, std::move(argv), envp));
   // Under ptrace: PTRACE_EVENT_EXEC (its message the thread's former id),
   // or a plain SIGTRAP for a tracer that did not ask for the event.
   if (t.ptrace_ != nullptr) {
@@ -825,8 +825,8 @@ uint32_t OpXor(uint32_t old, uint32_t arg) { return old ^ arg; }
 Result<long> FutexWakeOp(Task& t, const Args& a, bool private_op)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   const uint32_t encoded = static_cast<uint32_t>(a.U(5));
-  int op = (encoded >> 28) & 7;
-  const int cmp = (encoded >> 24) & 15;
+  int op = static_cast<int>((encoded >> 28) & 7);
+  const int cmp = static_cast<int>((encoded >> 24) & 15);
   // 12-bit signed fields (sign_extend32(..., 11)).
   int32_t oparg = static_cast<int32_t>(((encoded >> 12) & 0xfff) << 20) >> 20;
   const int32_t cmparg = static_cast<int32_t>((encoded & 0xfff) << 20) >> 20;

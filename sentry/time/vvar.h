@@ -49,6 +49,7 @@
 
 #define HUSK_VVAR_SIZE 4096u
 
+/* NOLINTBEGIN(readability-identifier-naming): C for the vDSO, named as C is. */
 struct husk_vvar {
   uint32_t seq;
   uint32_t clock_mode; /* HUSK_VCLOCK_* */
@@ -137,5 +138,6 @@ static inline int husk_vvar_read_retry(const struct husk_vvar* v, uint32_t seq) 
   __atomic_thread_fence(__ATOMIC_ACQUIRE);
   return __atomic_load_n(&v->seq, __ATOMIC_RELAXED) != seq;
 }
+/* NOLINTEND(readability-identifier-naming) */
 
 #endif /* HUSK_SENTRY_TIME_VVAR_H_ */

@@ -169,7 +169,7 @@ class PermInodeTest : public ::testing::Test {
   }
   void TearDown() override { dentry_->ReleaseTree(); }
 
-  InodeRef Make(InodeRef dir, const std::string& name, mode_t mode, uid_t uid) {
+  InodeRef Make(const InodeRef& dir, const std::string& name, mode_t mode, uid_t uid) {
     InodeRef inode = S_ISDIR(mode) ? dir->Mkdir(name, mode & 07777).value()
                                    : dir->Create(name, mode & 07777).value();
     SetAttr attr;

@@ -83,6 +83,7 @@ class Inode : public std::enable_shared_from_this<Inode> {
   virtual Status Unlink(const std::string& name) { return Errno{EROFS}; }
   // A new name for `target`, an inode of the same filesystem that is not a
   // directory (link(2)); EPERM where the filesystem has no hard links.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): a reference of their own for overrides.
   virtual Status Link(const std::string& name, InodeRef target) { return Errno{EPERM}; }
   virtual Status Rmdir(const std::string& name) { return Errno{EROFS}; }
   // Moves name to new_dir/new_name, replacing a compatible target.

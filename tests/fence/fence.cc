@@ -128,7 +128,7 @@ int ParseOptions(int argc, char** argv, Options* opts) {
       Usage();
       exit(0);
     }
-    if (a.rfind("-", 0) != 0) break;  // First word of CMD.
+    if (a.rfind('-', 0) != 0) break;  // First word of CMD.
     if (i + 1 >= argc) {
       Message("option %s needs a value", a.c_str());
       return kExitFenceError;

@@ -11,6 +11,8 @@
 
 extern "C" {
 
+// NOLINTBEGIN(readability-identifier-naming,clang-diagnostic-reserved-identifier): the names
+// the linker's --wrap=__cxa_throw gives.
 [[noreturn]] void __real___cxa_throw(void* object, std::type_info* type, void (*destroy)(void*));
 
 [[noreturn]] void __wrap___cxa_throw(void* object, std::type_info* type, void (*destroy)(void*)) {
@@ -21,5 +23,6 @@ extern "C" {
   }
   __real___cxa_throw(object, type, destroy);
 }
+// NOLINTEND(readability-identifier-naming,clang-diagnostic-reserved-identifier)
 
 }  // extern "C"

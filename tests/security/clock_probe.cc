@@ -14,7 +14,9 @@
 
 namespace {
 
-double Seconds(const timespec& ts) { return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9; }
+double Seconds(const timespec& ts) {
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
 
 std::string Read(const char* path) {
   std::ifstream in(path);

@@ -138,10 +138,10 @@ TEST(EscapeTest, Openat2ResolveFlagsConfine) {
   EXPECT_ERRNO(OpenAt2(d.get(), "/etc/passwd", RESOLVE_BENEATH), EXDEV);
   EXPECT_ERRNO(OpenAt2(d.get(), "abs/etc/passwd", RESOLVE_BENEATH), EXDEV);
   EXPECT_ERRNO(OpenAt2(d.get(), "up/etc/passwd", RESOLVE_BENEATH), EXDEV);
-  Fd ok(OpenAt2(d.get(), "rel", RESOLVE_BENEATH));
+  Fd ok(static_cast<int>(OpenAt2(d.get(), "rel", RESOLVE_BENEATH)));
   EXPECT_EQ(husk_test::ReadAll(ok.get()), "beneath");
   for (const char* path : {"../../marker", "/marker", "abs/marker", "up/marker"}) {
-    Fd in(OpenAt2(d.get(), path, RESOLVE_IN_ROOT));
+    Fd in(static_cast<int>(OpenAt2(d.get(), path, RESOLVE_IN_ROOT)));
     EXPECT_EQ(husk_test::ReadAll(in.get()), "beneath") << path;
   }
   EXPECT_ERRNO(OpenAt2(d.get(), "rel", RESOLVE_NO_SYMLINKS), ELOOP);

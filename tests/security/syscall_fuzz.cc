@@ -198,8 +198,11 @@ void FillScratch(Worker& w) {
   }
 }
 
+// Best effort: when a fuzzed call (setrlimit, say) makes this fail, the arena stays as the
+// fuzzed calls left it.
 void MapArena(Worker& w) {
-  mmap(w.arena, kArena, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  (void)mmap(w.arena, kArena, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+             0);
 }
 
 void SetUpWorker(Worker& w) {

@@ -388,7 +388,7 @@ TEST_F(MmapTest, ProcSelfMapsShowsAnonymousMappingsAndPermissions) {
 TEST_F(MmapTest, ProcSelfMapsShowsFileMappingPathAndOffset) {
   Fd fd = PatternFile(3 * kPage);
   ASSERT_TRUE(fd.valid());
-  void* v = mmap(nullptr, 2 * kPage, PROT_READ, MAP_SHARED, fd.get(), kPage);
+  void* v = mmap(nullptr, 2 * kPage, PROT_READ, MAP_SHARED, fd.get(), static_cast<off_t>(kPage));
   ASSERT_NE(v, MAP_FAILED) << ErrnoName(errno);
   maps_.push_back({v, 2 * kPage});
   char real[PATH_MAX];

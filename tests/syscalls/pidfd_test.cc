@@ -48,7 +48,7 @@ Held Spawn(int code) {
 short Poll(int fd, int timeout_ms) {
   pollfd p{fd, POLLIN, 0};
   int n = poll(&p, 1, timeout_ms);
-  return n == 1 ? (p.revents & ~POLLHUP) : static_cast<short>(n);
+  return static_cast<short>(n == 1 ? (p.revents & ~POLLHUP) : n);
 }
 
 TEST(PidfdTest, OpenErrors) {

@@ -205,6 +205,8 @@ TEST(RlimitTest, ZeroDataLimitDefersToTheHardLimit) {
 int ExecWithEnv(int strings) {
   std::vector<std::string> vars;
   std::vector<char*> envp;
+  vars.reserve(strings);
+  envp.reserve(strings + 1);
   for (int i = 0; i < strings; i++) {
     vars.push_back("BIG" + std::to_string(i) + "=" + std::string(100 << 10, 'x'));
   }

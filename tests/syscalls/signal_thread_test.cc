@@ -369,6 +369,7 @@ TEST(SignalThreadTest, KillReachesTheOnlyThreadNotBlockingIt) {
   std::atomic<uint32_t> ready{0}, release{0};
   std::atomic<pid_t> tids[kN];
   std::vector<std::thread> workers;
+  workers.reserve(kN);
   for (int i = 0; i < kN; i++) {
     workers.emplace_back([&, i] {
       tids[i].store(gettid());
@@ -403,6 +404,7 @@ TEST(SignalThreadTest, ASignalEveryThreadBlocksStaysPendingUntilOneUnblocksIt) {
     std::atomic<int> pending_before{-1}, pending_after{-1}, handled_here{-1};
   } seen[kN];
   std::vector<std::thread> workers;
+  workers.reserve(kN);
   for (int i = 0; i < kN; i++) {
     workers.emplace_back([&, i] {
       seen[i].tid.store(gettid());

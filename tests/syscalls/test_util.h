@@ -88,7 +88,7 @@ inline void RemoveTree(const std::string& path) {
       while (struct dirent* e = readdir(d)) {
         std::string name = e->d_name;
         if (name == "." || name == "..") continue;
-        RemoveTree(path + "/" + name);
+        RemoveTree(std::string(path).append("/").append(name));
       }
       closedir(d);
     }

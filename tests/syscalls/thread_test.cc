@@ -55,6 +55,7 @@ extern char** environ;
 // clone(flags, stack_top, ptid, ctid, tls) with the child running fn(arg) on stack_top and then
 // exit(fn's result) -- all without touching the C library, whose TLS the child may not have.
 // Returns the child's tid, or -errno.
+// NOLINTNEXTLINE(readability-identifier-naming): an assembly symbol, named as C names them.
 extern "C" long husk_thread_test_clone(unsigned long flags, void* stack_top, pid_t* ptid,
                                        pid_t* ctid, unsigned long tls, int (*fn)(void*), void* arg);
 asm(R"(
@@ -920,6 +921,7 @@ TEST(ThreadTest, ProcSelfTaskListsEveryThread) {
   std::atomic<uint32_t> ready{0}, release{0};
   std::atomic<pid_t> tids[kN];
   std::vector<std::thread> threads;
+  threads.reserve(kN);
   for (int i = 0; i < kN; i++) {
     threads.emplace_back([&, i] {
       tids[i].store(gettid());

@@ -23,6 +23,7 @@ TEST(DevfsTest, Listing) {
   vfs::InodeRef root = NewDevRoot();
   std::vector<std::string> names;
   std::vector<vfs::Dirent> entries = root->ReadDir().value();
+  names.reserve(entries.size());
   for (auto& e : entries) names.push_back(e.name);
   EXPECT_EQ(names, (std::vector<std::string>{"fd", "full", "null", "pts", "random", "shm", "stderr",
                                              "stdin", "stdout", "urandom", "zero"}));

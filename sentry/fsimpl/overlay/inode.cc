@@ -18,9 +18,9 @@ OverlayInode::OverlayInode(std::shared_ptr<OverlayFs> fs, mode_t type, vfs::Inod
       type_(type),
       lower_(std::move(lower)),
       upper_(std::move(upper)),
-      parent_(parent),
+      parent_(std::move(parent)),
       name_(std::move(name)) {
-  if (upper_ == nullptr) parent_hold_ = parent.lock();
+  if (upper_ == nullptr) parent_hold_ = parent_.lock();
 }
 
 OverlayInode::~OverlayInode() ABSL_NO_THREAD_SAFETY_ANALYSIS {

@@ -184,7 +184,7 @@ Result<size_t> ProcFile::ReadAt(char* buf, size_t n, uint64_t offset) {
   ASSIGN_OR_RETURN(std::string text, render_());
   if (offset >= text.size()) return size_t{0};
   size_t r = std::min(n, text.size() - static_cast<size_t>(offset));
-  memcpy(buf, text.data() + offset, r);
+  text.copy(buf, r, offset);
   return r;
 }
 

@@ -79,6 +79,7 @@ class FdDir : public ProcDir {
   Result<std::vector<vfs::Dirent>> Entries() override {
     ASSIGN_OR_RETURN(auto fds, fs_->provider->Fds(pid_));
     std::vector<vfs::Dirent> out;
+    out.reserve(fds.size());
     for (auto& [fd, target] : fds) {
       out.push_back(vfs::Dirent{std::to_string(fd), FdIno(pid_, fd), DT_LNK});
     }
@@ -148,7 +149,8 @@ class TaskDir : public ProcDir {
 class PidDir : public ProcDir {
  public:
   PidDir(std::shared_ptr<ProcFs> fs, int pid, int thread_of)
-      : ProcDir(fs, S_IFDIR | 0555, thread_of ? ThreadIno(thread_of, pid, 0) : PidIno(pid, 0)),
+      : ProcDir(std::move(fs), S_IFDIR | 0555,
+                thread_of ? ThreadIno(thread_of, pid, 0) : PidIno(pid, 0)),
         pid_(pid),
         thread_of_(thread_of) {}
 

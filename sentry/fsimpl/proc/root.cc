@@ -101,7 +101,9 @@ class RootDir : public ProcDir {
 
 }  // namespace
 
-vfs::InodeRef NewRootDir(std::shared_ptr<ProcFs> fs) { return std::make_shared<RootDir>(fs); }
+vfs::InodeRef NewRootDir(std::shared_ptr<ProcFs> fs) {
+  return std::make_shared<RootDir>(std::move(fs));
+}
 
 vfs::InodeRef NewProcRoot(std::shared_ptr<ProcProvider> provider) {
   auto fs = std::make_shared<ProcFs>();

@@ -66,12 +66,6 @@ class AddressSpace {
   // Maps [addr, addr+length) to the memory file at offset, MAP_SHARED, with
   // prot; replaces whatever was mapped there.
   virtual Status MapFile(uintptr_t addr, uint64_t offset, size_t length, int prot) = 0;
-  // The same, with the host's page tables filled at once (MAP_POPULATE):
-  // for runs the application is about to touch page after page, so that
-  // the host takes no fault per page. Platforms without it just map.
-  virtual Status MapFilePopulated(uintptr_t addr, uint64_t offset, size_t length, int prot) {
-    return MapFile(addr, offset, length, prot);
-  }
   // Removes any host mapping in [addr, addr+length).
   virtual Status Unmap(uintptr_t addr, size_t length) = 0;
   // Changes the protection of the host mappings in [addr, addr+length)

@@ -80,10 +80,9 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd) {
   if (ctx == nullptr) return Errno{ENOMEM};
   int rc = 0;
   // mmap: injected to install memory-file mappings, and nothing else.
-  for (scmp_datum_t flags : {MAP_SHARED | MAP_FIXED, MAP_SHARED | MAP_FIXED | MAP_POPULATE}) {
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2, SCMP_A3(SCMP_CMP_EQ, flags),
-                           SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(memfd)));
-  }
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
+                         SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED),
+                         SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(memfd)));
   // mprotect: injected to write-protect copy-on-write pages and back.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 0);
   // munmap: injected to remove mappings; also the stub's start-up cleanup.
@@ -316,15 +315,8 @@ class PtraceAddressSpace : public AddressSpace {
   }
 
   Status MapFile(uintptr_t addr, uint64_t offset, size_t length, int prot) override {
-    return Map(addr, offset, length, prot, 0);
-  }
-  Status MapFilePopulated(uintptr_t addr, uint64_t offset, size_t length, int prot) override {
-    return Map(addr, offset, length, prot, MAP_POPULATE);
-  }
-  Status Map(uintptr_t addr, uint64_t offset, size_t length, int prot, int extra_flags) {
-    ASSIGN_OR_RETURN(long r,
-                     Inject(SYS_mmap, addr, length, prot, MAP_SHARED | MAP_FIXED | extra_flags,
-                            memfd_for_inject, offset));
+    ASSIGN_OR_RETURN(long r, Inject(SYS_mmap, addr, length, prot, MAP_SHARED | MAP_FIXED,
+                                    memfd_for_inject, offset));
     if (r < 0 && r > -4096) return Errno{static_cast<int>(-r)};
     if (static_cast<uintptr_t>(r) != addr) return Errno{EFAULT};
     return Ok();

@@ -656,14 +656,9 @@ bool MemoryManager::HandleFault(uintptr_t addr, FaultFailure* why, uint64_t sinc
   uint64_t run_off = 0;
   size_t run_len = 0;
   int run_prot = 0;
-  // A window that grew (the application walks through memory) is filled in
-  // the host's page tables at once: it is about to touch every page.
-  const bool populate = fault_window_ > kFaultAround;
   auto flush = [&]() {
     if (run_len == 0) return true;
-    bool ok = (populate ? as_->MapFilePopulated(run_start, run_off, run_len, run_prot)
-                        : as_->MapFile(run_start, run_off, run_len, run_prot))
-                  .ok();
+    bool ok = as_->MapFile(run_start, run_off, run_len, run_prot).ok();
     run_len = 0;
     return ok;
   };

@@ -513,8 +513,8 @@ class PosixTimers::CpuRlimit final : public Alarm {
     // CPU time grows no faster than the wall clock: wake after the time
     // still missing, at least a tick apart.
     const int64_t wait = std::max(next - now, ClockTickNs());
-    TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC,
-                          SaturatingAdd(SandboxNow(CLOCK_MONOTONIC), wait), gen_);
+    TimerQueue::Get().Arm(*this, CLOCK_MONOTONIC, SaturatingAdd(SandboxNow(CLOCK_MONOTONIC), wait),
+                          gen_);
   }
 
   Kernel& kernel_;

@@ -54,6 +54,12 @@ Result<timespec> ClockNow(Task& t, clockid_t id);
 // clock_getres(2) for t.
 Result<timespec> ClockResolution(Task& t, clockid_t id);
 
+// a + b in nanoseconds, INT64_MAX past the end of time.
+inline int64_t SaturatingAdd(int64_t a, __int128 b) {
+  __int128 sum = static_cast<__int128>(a) + b;
+  return sum > INT64_MAX ? INT64_MAX : static_cast<int64_t>(sum);
+}
+
 // Conversions between nanosecond counts and timespecs (saturating).
 inline int64_t TimespecToNs(const timespec& ts) {
   constexpr int64_t kMaxSec = INT64_MAX / 1000000000 - 1;

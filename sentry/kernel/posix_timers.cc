@@ -20,11 +20,6 @@ constexpr clockid_t kClockFd = 3;
 // signal on Linux), and never more than this many of the sentry's memory.
 constexpr uint64_t kMaxTimersPerProcess = 65536;
 
-int64_t SaturatingAdd(int64_t a, __int128 b) {
-  __int128 sum = static_cast<__int128>(a) + b;
-  return sum > INT64_MAX ? INT64_MAX : static_cast<int64_t>(sum);
-}
-
 // timer_overrun_to_int.
 int ClampOverrun(int64_t v) { return static_cast<int>(std::clamp<int64_t>(v, 0, INT_MAX)); }
 

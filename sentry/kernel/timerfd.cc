@@ -12,14 +12,6 @@
 #include "sentry/kernel/timer_queue.h"
 
 namespace husk::timerfd {
-namespace {
-
-int64_t SaturatingAdd(int64_t a, __int128 b) {
-  __int128 sum = static_cast<__int128>(a) + b;
-  return sum > INT64_MAX ? INT64_MAX : static_cast<int64_t>(sum);
-}
-
-}  // namespace
 
 // The timer's state, shared with the timer thread, which may call Expire
 // while the file is being closed.

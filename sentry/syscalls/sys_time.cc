@@ -81,8 +81,8 @@ Result<long> CpuSleep(Task& t, const CpuClock& clk, int flags, uintptr_t req_add
   TRY(t.CopyInObj(req_addr, &req));
   if (req.tv_nsec < 0 || req.tv_nsec >= 1000000000 || req.tv_sec < 0) return Errno{EINVAL};
   const bool absolute = (flags & TIMER_ABSTIME) != 0;
-  const int64_t asked = TimespecToNs(req), start = CpuClockNow(clk);
-  const int64_t target = absolute ? asked : asked > INT64_MAX - start ? INT64_MAX : start + asked;
+  const int64_t target =
+      absolute ? TimespecToNs(req) : SaturatingAdd(CpuClockNow(clk), TimespecToNs(req));
   const int64_t cpus = std::max(t.kernel().cpus, 1);
   for (;;) {
     const int64_t now = CpuClockNow(clk);

@@ -207,6 +207,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   auto mf = MemoryFile::Create(kMemoryFileBytes);
   if (!mf.ok()) Die("create the memory file", mf.error());
   MemoryFile::SetSandbox(mf->get());
+  (*mf)->StartReleaser();
   // Cached pages of the gofer's files: an eighth of the memory limit, at
   // most 256 MiB (and reclaimed sooner whenever the limit is near).
   FileCache::SetBudget(

@@ -13,11 +13,24 @@ MemoryAccount& MemoryAccount::Sandbox() {
 bool MemoryAccount::TryCharge(uint64_t bytes) {
   if (TryChargeOnce(bytes)) return true;
   Reclaimer reclaim = reclaimer_.load();
-  if (reclaim == nullptr) return false;
   // Caches first give back what they alone hold (at least 1 MiB at a time,
   // so that a run of small charges does not reclaim page by page).
-  reclaim(std::max<size_t>(bytes / 4096 + 1, 256));
-  return TryChargeOnce(bytes);
+  if (reclaim != nullptr) reclaim(std::max<size_t>(bytes / 4096 + 1, 256));
+  // Freed memory the host has not taken back yet (a cache's reclaimed pages
+  // among it) counts until it has: wait for it rather than fail.
+  for (;;) {
+    if (TryChargeOnce(bytes)) return true;
+    absl::MutexLock l(&release_mu_);
+    if (releasing_.load() == 0) return TryChargeOnce(bytes);
+    released_.Wait(&release_mu_);
+  }
+}
+
+void MemoryAccount::ReleaseDone(uint64_t bytes) {
+  Uncharge(bytes);
+  absl::MutexLock l(&release_mu_);
+  releasing_.fetch_sub(bytes);
+  released_.SignalAll();
 }
 
 bool MemoryAccount::TryChargeOnce(uint64_t bytes) {

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "absl/synchronization/mutex.h"
+
 namespace husk {
 
 class MemoryAccount {
@@ -32,11 +34,19 @@ class MemoryAccount {
   using Reclaimer = size_t (*)(size_t pages);
   void SetReclaimer(Reclaimer r) { reclaimer_.store(r); }
   void Uncharge(uint64_t bytes) { used_.fetch_sub(bytes); }
+  // Memory freed but still on its way back to the host stays charged:
+  // ReleaseStarted says it is coming, ReleaseDone uncharges it. A charge
+  // that fails while some is coming waits for it and tries again.
+  void ReleaseStarted(uint64_t bytes) { releasing_.fetch_add(bytes); }
+  void ReleaseDone(uint64_t bytes);
 
  private:
   std::atomic<uint64_t> limit_{UINT64_MAX};
   std::atomic<uint64_t> used_{0};
   std::atomic<Reclaimer> reclaimer_{nullptr};
+  std::atomic<uint64_t> releasing_{0};
+  absl::Mutex release_mu_;
+  absl::CondVar released_;
   bool TryChargeOnce(uint64_t bytes);
 };
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -28,8 +29,6 @@ Result<std::unique_ptr<MemoryFile>> MemoryFile::Create(size_t max_bytes) {
   return std::unique_ptr<MemoryFile>(
       new MemoryFile(std::move(fd), static_cast<char*>(base), max_bytes));
 }
-
-MemoryFile::~MemoryFile() { munmap(base_, size_); }
 
 namespace {
 std::atomic<MemoryFile*> g_sandbox{nullptr};
@@ -52,23 +51,43 @@ MemoryFile& MemoryFile::Sandbox() {
 
 void MemoryFile::SetSandbox(MemoryFile* mf) { g_sandbox.store(mf, std::memory_order_release); }
 
+MemoryFile::~MemoryFile() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+    work_.Signal();
+  }
+  // The releaser finishes what is queued before it goes.
+  if (releaser_.joinable()) releaser_.join();
+  munmap(base_, size_);
+}
+
 Result<uint64_t> MemoryFile::Allocate(size_t pages) {
   if (pages == 0) return Errno{EINVAL};
   // Divides rather than multiplies: pages * kPageSize can wrap.
   if (pages > size_ / kPageSize) return Errno{ENOMEM};
   if (!MemoryAccount::Sandbox().TryCharge(pages * kPageSize)) return Errno{ENOMEM};
   absl::MutexLock l(&mu_);
-  if (pages == 1 && !free_runs_.empty()) {
-    auto it = free_runs_.begin();
-    const uint64_t off = it->first, n = it->second;
-    free_runs_.erase(it);
-    if (n > 1) free_runs_.emplace(off + kPageSize, n - 1);
-    used_ += kPageSize;
-    return off;
-  }
-  if (pages > (size_ - next_) / kPageSize) {
-    MemoryAccount::Sandbox().Uncharge(pages * kPageSize);
-    return Errno{ENOMEM};
+  for (;;) {
+    // The lowest freed run that is long enough (a single page: the lowest
+    // freed page). Only so many runs are looked at; past them the file grows.
+    size_t looked = 0;
+    for (auto it = free_runs_.begin(); it != free_runs_.end() && looked < kMaxRunsSearched;
+         ++it, ++looked) {
+      if (it->second < pages) continue;
+      const uint64_t off = it->first, n = it->second;
+      free_runs_.erase(it);
+      if (n > pages) free_runs_.emplace(off + pages * kPageSize, n - pages);
+      used_ += pages * kPageSize;
+      return off;
+    }
+    if (pages <= (size_ - next_) / kPageSize) break;
+    // The file is full: pages on their way back may be enough.
+    if (releasing_pages_ == 0) {
+      MemoryAccount::Sandbox().Uncharge(pages * kPageSize);
+      return Errno{ENOMEM};
+    }
+    WaitForReleasesLocked();
   }
   uint64_t off = next_;
   next_ += pages * kPageSize;
@@ -76,59 +95,140 @@ Result<uint64_t> MemoryFile::Allocate(size_t pages) {
   return off;
 }
 
+void MemoryFile::DropRefLocked(uint64_t off, std::vector<Run>& runs) {
+  auto it = refs_.find(off);
+  if (it != refs_.end()) {
+    if (--it->second == 1) refs_.erase(it);
+    return;
+  }
+  if (!runs.empty() && runs.back().first + runs.back().second * kPageSize == off) {
+    runs.back().second++;
+  } else {
+    runs.emplace_back(off, 1);
+  }
+  used_ -= kPageSize;
+}
+
 void MemoryFile::Free(uint64_t offset, size_t pages) {
-  std::vector<uint64_t> offsets(pages);
-  for (size_t i = 0; i < pages; i++) offsets[i] = offset + i * kPageSize;
-  FreePages(std::move(offsets));
+  std::vector<Run> runs;
+  {
+    absl::MutexLock l(&mu_);
+    for (size_t i = 0; i < pages; i++) DropRefLocked(offset + i * kPageSize, runs);
+  }
+  Release(std::move(runs));
 }
 
 void MemoryFile::FreePages(std::vector<uint64_t> offsets) {
-  // Pages still referenced elsewhere only lose a reference; the rest go back
-  // in runs (punching the hole releases the memory and makes the pages read
-  // as zeros when they are handed out again).
   std::sort(offsets.begin(), offsets.end());
-  std::vector<std::pair<uint64_t, size_t>> runs;
+  std::vector<Run> runs;
   {
     absl::MutexLock l(&mu_);
-    for (uint64_t off : offsets) {
-      auto it = refs_.find(off);
-      if (it != refs_.end()) {
-        if (--it->second == 1) refs_.erase(it);
-        continue;
-      }
-      if (!runs.empty() && runs.back().first + runs.back().second * kPageSize == off) {
-        runs.back().second++;
-      } else {
-        runs.emplace_back(off, 1);
-      }
+    for (uint64_t off : offsets) DropRefLocked(off, runs);
+  }
+  Release(std::move(runs));
+}
+
+void MemoryFile::Release(std::vector<Run> runs) {
+  if (runs.empty()) return;
+  size_t pages = 0;
+  for (const Run& r : runs) pages += r.second;
+  MemoryAccount::Sandbox().ReleaseStarted(pages * kPageSize);
+  {
+    absl::MutexLock l(&mu_);
+    if (!stopping_ && !no_releaser_ && releasing_pages_ + pages <= kMaxReleasingPages) {
+      // Handed to the releaser: the host's work of freeing the memory
+      // (punching the holes, unmapping them from the sentry) is off the
+      // path of the munmap or exit that freed it.
+      if (!releaser_.joinable()) StartReleaserLocked();
+      releasing_.insert(releasing_.end(), runs.begin(), runs.end());
+      releasing_pages_ += pages;
+      work_.Signal();
+      return;
     }
   }
-  for (auto& [off, n] : runs) {
+  // The releaser is behind by more than its bound: the one who frees waits.
+  ReturnToHost(runs, false);
+}
+
+void MemoryFile::StartReleaser() {
+  absl::MutexLock l(&mu_);
+  if (!releaser_.joinable() && !no_releaser_) StartReleaserLocked();
+}
+
+void MemoryFile::StartReleaserLocked() {
+  try {
+    releaser_ = std::thread([this] { ReleaserLoop(); });
+  } catch (const std::system_error&) {
+    // No thread to be had (the host's task limit): frees stay synchronous.
+    no_releaser_ = true;
+  }
+}
+
+void MemoryFile::ReleaserLoop() {
+  for (;;) {
+    std::vector<Run> runs;
+    {
+      absl::MutexLock l(&mu_);
+      while (releasing_.empty() && !stopping_) work_.Wait(&mu_);
+      if (releasing_.empty()) return;
+      runs.swap(releasing_);
+    }
+    ReturnToHost(runs, true);
+  }
+}
+
+void MemoryFile::ReturnToHost(const std::vector<Run>& runs, bool queued) {
+  // Punching the hole releases the memory and makes the pages read as zeros
+  // when they are handed out again. Only then are they free to allocate, and
+  // only then does the sandbox's charge for them go.
+  size_t pages = 0;
+  for (const auto& [off, n] : runs) {
     fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
               static_cast<off_t>(n * kPageSize));
+    pages += n;
   }
-  absl::MutexLock l(&mu_);
-  for (auto& [off, n] : runs) {
-    // Coalesced with the runs on either side.
-    uint64_t start = off, count = n;
-    auto next = free_runs_.lower_bound(start);
-    if (next != free_runs_.begin()) {
-      auto prev = std::prev(next);
-      if (prev->first + prev->second * kPageSize == start) {
-        start = prev->first;
-        count += prev->second;
-        free_runs_.erase(prev);
+  // Uncharged before the waiters below are told, so that they find it so.
+  MemoryAccount::Sandbox().ReleaseDone(pages * kPageSize);
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [off, n] : runs) {
+      // Coalesced with the runs on either side.
+      uint64_t start = off, count = n;
+      auto next = free_runs_.lower_bound(start);
+      if (next != free_runs_.begin()) {
+        auto prev = std::prev(next);
+        if (prev->first + prev->second * kPageSize == start) {
+          start = prev->first;
+          count += prev->second;
+          free_runs_.erase(prev);
+        }
       }
+      next = free_runs_.lower_bound(off);
+      if (next != free_runs_.end() && next->first == off + n * kPageSize) {
+        count += next->second;
+        free_runs_.erase(next);
+      }
+      free_runs_[start] = count;
     }
-    next = free_runs_.lower_bound(off);
-    if (next != free_runs_.end() && next->first == off + n * kPageSize) {
-      count += next->second;
-      free_runs_.erase(next);
+    if (queued) {
+      releasing_pages_ -= pages;
+      if (releasing_pages_ == 0) released_.SignalAll();
     }
-    free_runs_[start] = count;
-    used_ -= n * kPageSize;
-    MemoryAccount::Sandbox().Uncharge(n * kPageSize);
   }
+}
+
+void MemoryFile::WaitForReleasesLocked() {
+  while (releasing_pages_ != 0) released_.Wait(&mu_);
+}
+
+void MemoryFile::WaitForReleases() {
+  absl::MutexLock l(&mu_);
+  WaitForReleasesLocked();
+}
+
+size_t MemoryFile::releasing_bytes() const {
+  absl::MutexLock l(&mu_);
+  return releasing_pages_ * kPageSize;
 }
 
 void MemoryFile::IncRef(uint64_t offset) {

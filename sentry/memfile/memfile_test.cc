@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/result_testing.h"
 #include "gtest/gtest.h"
@@ -106,6 +107,8 @@ TEST(MemoryFileTest, FreedPageIsReusedAndReadsAsZero) {
   memset(mf->At(*off), 0xab, kPageSize);
   mf->Free(*off, 1);
   EXPECT_EQ(mf->used_bytes(), 0u);
+  mf->WaitForReleases();
+  EXPECT_EQ(mf->releasing_bytes(), 0u);
 
   auto again = mf->Allocate(1);
   ASSERT_OK(again);
@@ -121,6 +124,7 @@ TEST(MemoryFileTest, PagesOfAFreedRunAreReusedOneByOne) {
   ASSERT_OK(run);
   memset(mf->At(*run), 0x11, 3 * kPageSize);
   mf->Free(*run, 3);
+  mf->WaitForReleases();
 
   std::set<uint64_t> reused;
   for (int i = 0; i < 3; i++) {
@@ -142,6 +146,7 @@ TEST(MemoryFileTest, FreedPagesComeBackInAscendingRuns) {
   auto run = mf->Allocate(8);
   ASSERT_OK(run);
   for (int i = 7; i >= 0; i--) mf->Free(*run + i * kPageSize, 1);  // freed backwards
+  mf->WaitForReleases();
   for (int i = 0; i < 8; i++) {
     auto off = mf->Allocate(1);
     ASSERT_OK(off);
@@ -161,7 +166,8 @@ TEST(MemoryFileTest, AllocationBeyondMaxFails) {
   EXPECT_ERRNO(mf->Allocate(1), ENOMEM);
   EXPECT_EQ(mf->used_bytes(), 16 * kPageSize);
 
-  // A freed page can be handed out again once the file is full.
+  // A freed page can be handed out again once the file is full (at once:
+  // the allocation waits for the page to come back from the host).
   mf->Free(*all + 5 * kPageSize, 1);
   auto one = mf->Allocate(1);
   ASSERT_OK(one);
@@ -196,11 +202,44 @@ TEST(MemoryAccountTest, LimitCoversMemoryFilePagesAndAccountedPages) {
   EXPECT_ERRNO(mf->Allocate(1), ENOMEM);
   EXPECT_EQ(NewAccountedPage(), nullptr);
   EXPECT_EQ(account.used(), base + 4 * kPageSize);
-  // Freeing gives the charge back.
+  // Freeing gives the charge back, once the host has the memory.
   page.reset();
   mf->Free(*three, 3);
+  mf->WaitForReleases();
   EXPECT_EQ(account.used(), base);
   ASSERT_OK(mf->Allocate(4));
+  account.SetLimit(UINT64_MAX);
+}
+
+// Memory freed but not yet returned to the host stays charged; a charge at
+// the limit waits for it instead of failing, so freeing and allocating
+// again at once works as on Linux.
+TEST(MemoryAccountTest, ChargeAtTheLimitWaitsForFreedMemory) {
+  MemoryAccount& account = MemoryAccount::Sandbox();
+  auto mf = NewMemoryFile(1024 * kPageSize);
+  ASSERT_NE(mf, nullptr);
+  const uint64_t base = account.used();
+  account.SetLimit(base + 256 * kPageSize);
+  for (int round = 0; round < 50; round++) {
+    auto all = mf->Allocate(256);
+    ASSERT_OK(all) << "round " << round;
+    memset(mf->At(*all), 0x5a, 256 * kPageSize);
+    mf->Free(*all, 256);
+    EXPECT_LE(account.used(), base + 256 * kPageSize);
+    // Page by page too: singles come from the runs freed before.
+    std::vector<uint64_t> singles;
+    for (int i = 0; i < 256; i++) {
+      auto one = mf->Allocate(1);
+      ASSERT_OK(one) << "round " << round << " page " << i;
+      EXPECT_TRUE(AllZero(mf->At(*one), kPageSize));
+      mf->At(*one)[0] = 1;
+      singles.push_back(*one);
+    }
+    mf->FreePages(std::move(singles));
+  }
+  mf->WaitForReleases();
+  EXPECT_EQ(account.used(), base);
+  EXPECT_EQ(mf->used_bytes(), 0u);
   account.SetLimit(UINT64_MAX);
 }
 

@@ -18,7 +18,13 @@ MemoryManager::MemoryManager(MemoryFile& mf, std::unique_ptr<platform::AddressSp
 
 MemoryManager::~MemoryManager() {
   absl::MutexLock l(&mu_);
-  for (auto& [addr, page] : pages_) mf_.Free(page.offset, 1);
+  // No thread runs in the address space any more; its host mappings go
+  // first all the same, then every page in one release.
+  as_.reset();
+  std::vector<uint64_t> offsets = std::move(pending_frees_);
+  offsets.reserve(offsets.size() + pages_.size());
+  for (auto& [addr, page] : pages_) offsets.push_back(page.offset);
+  if (!offsets.empty()) mf_.FreePages(std::move(offsets));
 }
 
 MemoryManager::VmaMap::iterator MemoryManager::FindVma(uintptr_t addr) {
@@ -117,24 +123,17 @@ static bool RangeWraps(uintptr_t addr, size_t length) {
 
 void MemoryManager::DropPages(uintptr_t start, uintptr_t end) {
   bool mapped = false;
-  // Consecutive file pages go back as one run (one hole punched).
-  uint64_t run = 0;
-  size_t run_pages = 0;
+  std::vector<uint64_t> offsets;
   auto it = pages_.lower_bound(start);
   while (it != pages_.end() && it->first < end) {
     mapped |= it->second.mapped;
-    const uint64_t off = it->second.offset;
-    if (run_pages != 0 && run + run_pages * kPageSize == off) {
-      run_pages++;
-    } else {
-      if (run_pages != 0) mf_.Free(run, run_pages);
-      run = off;
-      run_pages = 1;
-    }
+    offsets.push_back(it->second.offset);
     it = pages_.erase(it);
   }
-  if (run_pages != 0) mf_.Free(run, run_pages);
+  // Off the host's page tables before the pages go back: a sibling thread
+  // still running must not reach a page another process may get next.
   if (mapped) (void)as_->Unmap(start, end - start);
+  if (!offsets.empty()) mf_.FreePages(std::move(offsets));
 }
 
 void MemoryManager::UnmapLocked(uintptr_t start, uintptr_t end) {
@@ -503,7 +502,10 @@ uintptr_t MemoryManager::Brk(uintptr_t addr, const VmLimits& limits) {
 }
 
 SharedAnon::~SharedAnon() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  for (auto& [index, off] : pages_) mf_.Free(off, 1);
+  std::vector<uint64_t> offsets;
+  offsets.reserve(pages_.size());
+  for (auto& [index, off] : pages_) offsets.push_back(off);
+  if (!offsets.empty()) mf_.FreePages(std::move(offsets));
 }
 
 Result<uint64_t> SharedAnon::PageAt(uint64_t index) {
@@ -583,29 +585,35 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   return off;
 }
 
-Status MemoryManager::CopyShared(Page& p) {
+Result<uint64_t> MemoryManager::CopyShared(Page& p) {
   ASSIGN_OR_RETURN(uint64_t copy, mf_.Allocate(1));
   memcpy(mf_.At(copy), mf_.At(p.offset), kPageSize);
-  mf_.Free(p.offset, 1);  // drops this address space's reference
+  const uint64_t old = p.offset;
   p.offset = copy;
-  return Ok();
+  return old;
 }
 
 Result<uint64_t> MemoryManager::Unshare(const Vma& vma, uintptr_t page) {
   Page& p = pages_.at(page);
   if (vma.shared || !mf_.Shared(p.offset)) return p.offset;
-  TRY(CopyShared(p));
+  ASSIGN_OR_RETURN(uint64_t old, CopyShared(p));
   if (p.mapped) {
     // The host still maps the shared page (read-only): drop it; the next
     // fault installs the copy. A caller with no thread here (a tracer)
     // leaves it to the next thread that runs.
     if (!as_->Unmap(page, kPageSize).ok()) {
       pending_unmaps_.push_back({page, kPageSize});
+      // This reference goes only when the host no longer maps the page.
+      pending_frees_.push_back(old);
       has_pending_unmaps_ = true;
+      p.mapped = false;
+      p.writable = false;
+      return p.offset;
     }
     p.mapped = false;
     p.writable = false;
   }
+  mf_.Free(old, 1);  // this address space's reference to the shared page
   return p.offset;
 }
 
@@ -704,12 +712,21 @@ bool MemoryManager::MakeWritable(const Vma& vma, uintptr_t page, FaultFailure* w
   Page& p = pages_.at(page);
   if (!vma.shared && mf_.Shared(p.offset)) {
     // Still shared: this address space gets its own copy.
-    Status copied = CopyShared(p);
-    if (!copied.ok()) {
-      if (copied.error() == ENOMEM) *why = FaultFailure::kOutOfMemory;
+    auto old = CopyShared(p);
+    if (!old.ok()) {
+      if (old.error() == ENOMEM) *why = FaultFailure::kOutOfMemory;
       return false;
     }
-    if (!as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) return false;
+    // The copy replaces the shared page in the host's page tables before
+    // this address space lets go of the shared one.
+    const bool mapped = as_->MapFile(page, p.offset, kPageSize, vma.prot).ok();
+    if (!mapped) (void)as_->Unmap(page, kPageSize);
+    mf_.Free(*old, 1);
+    if (!mapped) {
+      p.mapped = false;
+      p.writable = false;
+      return false;
+    }
   } else if (!as_->Protect(page, kPageSize, vma.prot).ok() &&
              !as_->MapFile(page, p.offset, kPageSize, vma.prot).ok()) {
     return false;
@@ -743,6 +760,8 @@ void MemoryManager::ApplyPendingUnmaps() {
   absl::MutexLock l(&mu_);
   for (auto [addr, len] : pending_unmaps_) (void)as_->Unmap(addr, len);
   pending_unmaps_.clear();
+  if (!pending_frees_.empty()) mf_.FreePages(std::move(pending_frees_));
+  pending_frees_.clear();
   has_pending_unmaps_ = false;
 }
 

@@ -288,8 +288,10 @@ class MemoryManager {
   Result<uint64_t> EnsurePage(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the mapping maps the file's own pages (Mappable::SharesPages).
   bool UsesFilePages(const Vma& vma) const;
-  // Replaces a shared page with a private copy of it (host mapping untouched).
-  Status CopyShared(Page& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Gives p a private copy of its shared page (host mapping untouched);
+  // returns the shared page's offset, whose reference the caller drops once
+  // the host no longer maps it.
+  Result<uint64_t> CopyShared(Page& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Handles a write fault on a page installed read-only for copy-on-write.
   bool MakeWritable(const Vma& vma, uintptr_t page, FaultFailure* why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -310,6 +312,9 @@ class MemoryManager {
   uintptr_t next_fault_ ABSL_GUARDED_BY(mu_) = 0;  // where the last fault-around window ended
   size_t fault_window_ ABSL_GUARDED_BY(mu_) = kFaultAround;
   std::vector<std::pair<uintptr_t, size_t>> pending_unmaps_ ABSL_GUARDED_BY(mu_);
+  // References to drop once pending_unmaps_ are done (pages the host still
+  // maps must not go back to the allocator before).
+  std::vector<uint64_t> pending_frees_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> has_pending_unmaps_{false};
   uintptr_t brk_base_ ABSL_GUARDED_BY(mu_) = 0;
   uintptr_t brk_ ABSL_GUARDED_BY(mu_) = 0;

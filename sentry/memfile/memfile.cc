@@ -79,6 +79,7 @@ Result<uint64_t> MemoryFile::Allocate(size_t pages) {
       free_runs_.erase(it);
       if (n > pages) free_runs_.emplace(off + pages * kPageSize, n - pages);
       used_ += pages * kPageSize;
+      NoteTakenLocked(pages);
       return off;
     }
     if (pages <= (size_ - next_) / kPageSize) break;
@@ -92,7 +93,18 @@ Result<uint64_t> MemoryFile::Allocate(size_t pages) {
   uint64_t off = next_;
   next_ += pages * kPageSize;
   used_ += pages * kPageSize;
+  NoteTakenLocked(pages);
   return off;
+}
+
+void MemoryFile::NoteTakenLocked(size_t pages) {
+  // Pages are being taken: once half the prepared amount has gone, the
+  // releaser gets the host's memory ready for what comes next.
+  taken_since_prepare_ += pages;
+  if (taken_since_prepare_ >= kPreparePages / 2 && !prepare_wanted_ && releaser_.joinable()) {
+    prepare_wanted_ = true;
+    work_.Signal();
+  }
 }
 
 void MemoryFile::DropRefLocked(uint64_t off, std::vector<Run>& runs) {
@@ -167,14 +179,42 @@ void MemoryFile::StartReleaserLocked() {
 void MemoryFile::ReleaserLoop() {
   for (;;) {
     std::vector<Run> runs;
+    std::vector<Run> prepare;
     {
       absl::MutexLock l(&mu_);
-      while (releasing_.empty() && !stopping_) work_.Wait(&mu_);
-      if (releasing_.empty()) return;
+      while (releasing_.empty() && !prepare_wanted_ && !stopping_) work_.Wait(&mu_);
+      if (releasing_.empty() && stopping_) return;
       runs.swap(releasing_);
+      if (prepare_wanted_) {
+        prepare_wanted_ = false;
+        taken_since_prepare_ = 0;
+        prepare = NextToAllocateLocked(kPreparePages);
+      }
     }
-    ReturnToHost(runs, true);
+    if (!runs.empty()) ReturnToHost(runs, true);
+    for (const auto& [off, n] : prepare) {
+      // Allocates the host's pages without writing them (the host zeroes
+      // them when first touched): the application's faults then find them
+      // there. A page already there keeps its contents; one handed out and
+      // freed meanwhile is only memory held ahead again.
+      fallocate(fd_.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                static_cast<off_t>(n * kPageSize));
+    }
   }
+}
+
+std::vector<MemoryFile::Run> MemoryFile::NextToAllocateLocked(size_t pages) const {
+  // Single pages, which most allocations are, come from the lowest free
+  // runs first and then from the end of the file.
+  std::vector<Run> next;
+  for (auto it = free_runs_.begin(); it != free_runs_.end() && pages > 0; ++it) {
+    const size_t n = std::min<size_t>(it->second, pages);
+    next.emplace_back(it->first, n);
+    pages -= n;
+  }
+  const size_t fresh = std::min<size_t>(pages, (size_ - next_) / kPageSize);
+  if (fresh > 0) next.emplace_back(next_, fresh);
+  return next;
 }
 
 void MemoryFile::ReturnToHost(const std::vector<Run>& runs, bool queued) {

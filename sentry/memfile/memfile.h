@@ -81,6 +81,9 @@ class MemoryFile {
   void ReleaserLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void ReturnToHost(const std::vector<Run>& runs, bool queued) ABSL_LOCKS_EXCLUDED(mu_);
   void WaitForReleasesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteTakenLocked(size_t pages) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first pages (at most `pages`) that allocations will hand out next.
+  std::vector<Run> NextToAllocateLocked(size_t pages) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   UniqueFd fd_;
   char* base_;
   size_t size_;
@@ -100,6 +103,11 @@ class MemoryFile {
   size_t releasing_pages_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool no_releaser_ ABSL_GUARDED_BY(mu_) = false;
+  // How many of the pages to be handed out next the releaser has the host
+  // allocate ahead of time (8 MiB), once half as many were taken.
+  static constexpr size_t kPreparePages = size_t{8} << 20 >> 12;
+  size_t taken_since_prepare_ ABSL_GUARDED_BY(mu_) = 0;
+  bool prepare_wanted_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar work_;      // releasing_ has runs, or stopping_
   absl::CondVar released_;  // releasing_pages_ fell to zero
   // Started with the memory file (StartReleaser); joined by the destructor.

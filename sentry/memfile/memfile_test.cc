@@ -1,6 +1,7 @@
 #include "sentry/memfile/memfile.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -152,6 +153,36 @@ TEST(MemoryFileTest, FreedPagesComeBackInAscendingRuns) {
     ASSERT_OK(off);
     EXPECT_EQ(*off, *run + i * kPageSize) << i;
   }
+}
+
+// Bytes of host memory the file holds.
+uint64_t HeldBytes(const MemoryFile& mf) {
+  struct stat st {};
+  if (fstat(mf.fd(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+// Once pages are being taken, the pages to be handed out next get host
+// memory ahead of time (off the allocating thread), and still read as zeros.
+TEST(MemoryFileTest, PagesToBeHandedOutNextArePreparedAhead) {
+  auto mf = NewMemoryFile();
+  ASSERT_NE(mf, nullptr);
+  mf->StartReleaser();
+  uint64_t last = 0;
+  for (int i = 0; i < 1024; i++) {  // 4 MiB, half the amount prepared
+    auto off = mf->Allocate(1);
+    ASSERT_OK(off);
+    mf->At(*off)[0] = 1;
+    last = *off;
+  }
+  // 4 MiB written, and 8 MiB after it prepared.
+  const uint64_t want = (uint64_t{4} + 8) << 20;
+  for (int tries = 0; tries < 400 && HeldBytes(*mf) < want; tries++) usleep(5000);
+  EXPECT_EQ(HeldBytes(*mf), want);
+  auto after = mf->Allocate(1);
+  ASSERT_OK(after);
+  EXPECT_EQ(*after, last + kPageSize);
+  EXPECT_TRUE(AllZero(mf->At(*after), kPageSize));
 }
 
 TEST(MemoryFileTest, AllocationBeyondMaxFails) {

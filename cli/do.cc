@@ -1,5 +1,7 @@
-// `husk do`: runs a command in a fresh sandbox over the host's root, seen
-// read-only through the gofer, with a writable layer in sandbox memory.
+// `husk do`: runs a command in a fresh sandbox over the host's root (or the
+// --rootfs directory), seen read-only through the gofer, with a writable
+// layer in sandbox memory; each --volume is a host directory served by a
+// gofer of its own and mounted at its sandbox path.
 //
 //   husk do (this process)  -- waits, forwards signals, returns the status
 //    ├── husk gofer         -- own mount/net/ipc/uts namespaces, chroot, seccomp
@@ -12,6 +14,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysinfo.h>
 #include <sys/wait.h>
@@ -21,6 +24,7 @@
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -28,7 +32,9 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "cli/commands.h"
 
 namespace husk::cli {
@@ -65,7 +71,8 @@ bool MoveFd(int fd, int to) {
   _exit(125);
 }
 
-pid_t StartGofer(int sock) {
+// Starts a gofer serving `root` (read-only) on sock.
+pid_t StartGofer(int sock, const std::string& root) {
   pid_t pid = fork();
   if (pid != 0) return pid;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -79,7 +86,75 @@ pid_t StartGofer(int sock) {
     fprintf(stderr, "husk: gofer namespaces: %s\n", strerror(errno));
     _exit(125);
   }
-  ExecSelf({"husk", "gofer", "--sock-fd=3", "--root=/"});
+  ExecSelf({"husk", "gofer", "--sock-fd=3", "--root=" + root});
+}
+
+// A host directory given to the sandbox (--volume HOST:SANDBOX[:ro]).
+struct Volume {
+  std::string host;     // absolute, symlinks resolved
+  std::string sandbox;  // absolute, normalised
+  int sock = -1;        // the sentry's end of its gofer's socket
+  pid_t gofer = -1;
+};
+
+// Resolves a host directory given on the command line; says why it cannot.
+bool HostDirectory(const std::string& flag, const std::string& path, std::string* out) {
+  char* real = realpath(path.c_str(), nullptr);
+  if (real == nullptr) {
+    fprintf(stderr, "husk do: %s %s: %s\n", flag.c_str(), path.c_str(), strerror(errno));
+    return false;
+  }
+  *out = real;
+  free(real);
+  struct stat st {};
+  if (stat(out->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "husk do: %s %s: not a directory\n", flag.c_str(), path.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Normalises an absolute sandbox path ("//a/./b/" -> "/a/b"); ".." is refused.
+bool SandboxPath(const std::string& path, std::string* out) {
+  if (path.empty() || path[0] != '/') return false;
+  std::string norm;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    if (part == "..") return false;
+    absl::StrAppend(&norm, "/", part);
+  }
+  *out = norm.empty() ? "/" : norm;
+  return true;
+}
+
+// Parses HOST:SANDBOX[:ro].
+bool ParseVolume(const std::string& spec, Volume* v) {
+  std::vector<std::string> parts = absl::StrSplit(spec, ':');
+  if (parts.size() < 2 || parts.size() > 3) {
+    fprintf(stderr, "husk do: --volume wants HOST:SANDBOX[:ro], got '%s'\n", spec.c_str());
+    return false;
+  }
+  if (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw") {
+    fprintf(stderr, "husk do: --volume %s: the mode is ro or rw, not '%s'\n", spec.c_str(),
+            parts[2].c_str());
+    return false;
+  }
+  if (parts.size() == 2 || parts[2] == "rw") {
+    fprintf(stderr,
+            "husk do: --volume %s: read-write volumes are not available yet (the gofer serves "
+            "only reads); add :ro\n",
+            spec.c_str());
+    return false;
+  }
+  if (!HostDirectory("--volume", parts[0], &v->host)) return false;
+  if (!SandboxPath(parts[1], &v->sandbox) || v->sandbox == "/") {
+    fprintf(stderr,
+            "husk do: --volume %s: the sandbox path must be absolute, without '..', and not "
+            "'/'\n",
+            spec.c_str());
+    return false;
+  }
+  return true;
 }
 
 // Parses a size with an optional K, M, G or T suffix (powers of 1024).
@@ -144,6 +219,9 @@ int DoMain(int argc, char** argv) {
   uint64_t memory = 0;
   bool clear_env = false;
   std::vector<std::string> env;
+  std::string rootfs = "/";
+  std::string cwd_flag;
+  std::vector<Volume> volumes;
   int i = 0;
   for (; i < argc; i++) {
     std::string a = argv[i];
@@ -178,6 +256,18 @@ int DoMain(int argc, char** argv) {
       env.push_back(value);
     } else if (a == "--clear-env") {
       clear_env = true;
+    } else if (takes("--rootfs")) {
+      if (!HostDirectory("--rootfs", value, &rootfs)) return 125;
+    } else if (takes("--volume")) {
+      Volume v;
+      if (!ParseVolume(value, &v)) return 125;
+      volumes.push_back(std::move(v));
+    } else if (takes("--cwd")) {
+      if (!SandboxPath(value, &cwd_flag)) {
+        fprintf(stderr, "husk do: --cwd wants an absolute path without '..', got '%s'\n",
+                value.c_str());
+        return 125;
+      }
     } else if (a.rfind("--", 0) == 0) {
       fprintf(stderr, "husk do: unknown flag %s\n", a.c_str());
       return 125;
@@ -188,7 +278,8 @@ int DoMain(int argc, char** argv) {
   if (i >= argc) {
     fprintf(stderr,
             "usage: husk do [--platform=ptrace] [--strace] [--memory=SIZE] [--clear-env]\n"
-            "               [--env=NAME=VALUE | --env=NAME]... [--] CMD [ARGS...]\n");
+            "               [--env=NAME=VALUE | --env=NAME]... [--rootfs=DIR] [--cwd=DIR]\n"
+            "               [--volume=HOST:SANDBOX:ro]... [--] CMD [ARGS...]\n");
     return 125;
   }
   if (platform == "kvm") {
@@ -207,19 +298,44 @@ int DoMain(int argc, char** argv) {
     fprintf(stderr, "husk do: socketpair: %s\n", strerror(errno));
     return 125;
   }
-  pid_t gofer = StartGofer(sv[1]);
+  pid_t gofer = StartGofer(sv[1], rootfs);
   close(sv[1]);
   if (gofer < 0) {
     fprintf(stderr, "husk do: fork gofer: %s\n", strerror(errno));
     return 125;
   }
+  // One gofer per volume, confined to its host directory.
+  for (Volume& v : volumes) {
+    int vs[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, vs) != 0) {
+      fprintf(stderr, "husk do: socketpair: %s\n", strerror(errno));
+      return 125;
+    }
+    v.gofer = StartGofer(vs[1], v.host);
+    close(vs[1]);
+    v.sock = vs[0];
+    if (v.gofer < 0) {
+      fprintf(stderr, "husk do: fork gofer: %s\n", strerror(errno));
+      return 125;
+    }
+  }
 
   int sync[2];
   if (pipe2(sync, O_CLOEXEC) != 0) return 125;
-  char cwd[4096];
-  if (getcwd(cwd, sizeof(cwd)) == nullptr) strcpy(cwd, "/");
-  std::vector<std::string> args = {"husk", "boot", "--gofer-fd=3", absl::StrFormat("--cwd=%s", cwd),
+  // The working directory: --cwd, else husk's own over the host's root,
+  // else the root of another one.
+  std::string cwd = cwd_flag;
+  if (cwd.empty()) {
+    char here[4096];
+    cwd = rootfs == "/" && getcwd(here, sizeof(here)) != nullptr ? here : "/";
+  }
+  std::vector<std::string> args = {"husk", "boot", "--gofer-fd=3", "--cwd=" + cwd,
                                    "--platform=" + platform};
+  if (rootfs != "/") args.emplace_back("--rootfs");
+  // The volumes' sockets are fds 4, 5, ... in the sentry.
+  for (size_t n = 0; n < volumes.size(); n++) {
+    args.push_back(absl::StrFormat("--volume=%d:%s", 4 + n, volumes[n].sandbox));
+  }
   if (strace) args.push_back("--strace");
   args.push_back(absl::StrFormat("--memory=%d", memory != 0 ? memory : DefaultMemoryLimit()));
   args.push_back("--");
@@ -246,8 +362,19 @@ int DoMain(int argc, char** argv) {
               strerror(errno));
       _exit(125);
     }
-    if (!MoveFd(sv[0], 3)) _exit(125);
-    for (int fd = 4; fd < 1024; fd++) close(fd);
+    // Out of the way first, then in place: fd 3 the root's gofer, 4... the
+    // volumes'.
+    std::vector<int> socks = {sv[0]};
+    for (const Volume& v : volumes) socks.push_back(v.sock);
+    for (int& fd : socks) {
+      fd = fcntl(fd, F_DUPFD_CLOEXEC, 1024);
+      if (fd < 0) _exit(125);
+    }
+    for (size_t n = 0; n < socks.size(); n++) {
+      if (!MoveFd(socks[n], 3 + static_cast<int>(n))) _exit(125);
+    }
+    // (The copies above 1024 are close-on-exec.)
+    for (int fd = 3 + static_cast<int>(socks.size()); fd < 1024; fd++) close(fd);
     // The sandbox's environment is husk's own, or none with --clear-env;
     // then each --env NAME=VALUE sets one, and --env NAME copies husk's.
     std::vector<std::pair<std::string, std::string>> set;
@@ -266,6 +393,7 @@ int DoMain(int argc, char** argv) {
   g_sentry = static_cast<pid_t>(pid);
   close(sync[0]);
   close(sv[0]);
+  for (Volume& v : volumes) close(v.sock);
   // The sentry's root maps to an unprivileged host user when we are root,
   // otherwise to ourselves.
   uid_t uid = getuid();
@@ -297,6 +425,10 @@ int DoMain(int argc, char** argv) {
   int gstatus;
   // The gofer exits when the sentry's end of its socket closes.
   while (waitpid(gofer, &gstatus, 0) < 0 && errno == EINTR) {
+  }
+  for (const Volume& v : volumes) {
+    while (waitpid(v.gofer, &gstatus, 0) < 0 && errno == EINTR) {
+    }
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) {

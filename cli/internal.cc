@@ -53,6 +53,19 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       opts.strace = true;
     } else if (FlagValue(a, "--memory", &v)) {
       if (!absl::SimpleAtoi(v, &opts.memory_bytes)) return 125;
+    } else if (a == "--rootfs") {
+      opts.other_root = true;
+    } else if (FlagValue(a, "--volume", &v)) {
+      // FD:PATH
+      BootOptions::Volume vol;
+      size_t colon = v.find(':');
+      if (colon == std::string::npos || !absl::SimpleAtoi(v.substr(0, colon), &vol.fd) ||
+          v.size() == colon + 1 || v[colon + 1] != '/') {
+        fprintf(stderr, "husk boot: --volume wants FD:/PATH, got %s\n", v.c_str());
+        return 125;
+      }
+      vol.path = v.substr(colon + 1);
+      opts.volumes.push_back(std::move(vol));
     } else {
       fprintf(stderr, "husk boot: unknown flag %s\n", a.c_str());
       return 125;

@@ -133,6 +133,20 @@ TEST_F(GoferTest, AttachGivesTheRoot) {
   EXPECT_TRUE(S_ISDIR(a->mode));
 }
 
+// A root on a host pseudo-filesystem (a volume of /proc or /sys) is refused
+// at Attach, as such a mount is refused when a walk would cross into it.
+TEST(GoferRootTest, PseudoFilesystemRootIsNotServed) {
+  for (const char* root : {"/proc", "/sys"}) {
+    struct stat st;
+    if (stat(root, &st) != 0) continue;
+    ServerThread server(root, true);
+    Client client(server.TakeClientEnd());
+    Result<WalkStep> r = client.Attach();
+    ASSERT_FALSE(r.ok()) << root;
+    EXPECT_EQ(r.error(), EACCES) << root;
+  }
+}
+
 TEST_F(GoferTest, WalkManyComponents) {
   Start();
   Result<std::vector<WalkStep>> r = client_->Walk(root_fid_, {"a", "b", "c", "file.txt"});

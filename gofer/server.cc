@@ -204,6 +204,9 @@ void Connection::Close(const google::protobuf::RepeatedField<uint64_t>& fids) {
 
 Status Connection::Attach(pb::AttachResponse* out) {
   ASSIGN_OR_RETURN(struct stat st, StatFd(root_->fd.get()));
+  // The root itself is held to the same rule as every mount crossed below
+  // it: a volume of the host's /proc or /sys is not served.
+  if (!IsServedFs(root_->fd.get(), st.st_dev)) return Errno{EACCES};
   ASSIGN_OR_RETURN(uint64_t fid, AddFid(root_));
   out->mutable_root()->set_fid(fid);
   FillAttr(st, out->mutable_root()->mutable_attr());

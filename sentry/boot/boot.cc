@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "platform/ptrace/ptrace.h"
@@ -115,8 +116,31 @@ int CountCpus(const std::string& cpuinfo) {
   return std::max(n, 1);
 }
 
+// The dentry at an absolute sandbox path, with the directories that are
+// missing made on the way (in the overlay's memory, or whatever filesystem
+// holds them): a volume's mountpoint.
+Result<vfs::DentryRef> MakeMountpoint(const vfs::DentryRef& root, const std::string& path) {
+  vfs::FsContext fs{root, root, 022};
+  vfs::DentryRef cur = root;
+  std::string sofar;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    sofar = absl::StrCat(sofar, "/", part);
+    auto next = vfs::Resolve(fs, root, sofar, true);
+    if (!next.ok() && next.error() == ENOENT) {
+      auto made = cur->inode()->Mkdir(std::string(part), 0755);
+      if (!made.ok() && made.error() != EEXIST) return Errno{made.error()};
+      next = vfs::Resolve(fs, root, sofar, true);
+    }
+    if (!next.ok()) return next;
+    if (!(*next)->inode()->IsDir()) return Errno{ENOTDIR};
+    cur = *next;
+  }
+  return cur;
+}
+
 Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client,
-                                const std::string& cwd) {
+                                const BootOptions& opts) {
+  const std::string& cwd = opts.cwd;
   ASSIGN_OR_RETURN(vfs::InodeRef lower, goferfs::NewGoferRoot(std::move(client)));
   vfs::InodeRef upper = tmpfs::NewTmpfsRoot(0755);
   vfs::InodeRef root_inode = overlay::NewOverlayRoot(upper, lower);
@@ -134,7 +158,7 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
   // Started from inside the host's /tmp (a build tree there, say), the
   // sandbox keeps /tmp as part of the overlay so the working directory
   // exists; writes still land in sandbox memory only.
-  bool keep_host_tmp = cwd == "/tmp" || cwd.rfind("/tmp/", 0) == 0;
+  bool keep_host_tmp = !opts.other_root && (cwd == "/tmp" || cwd.rfind("/tmp/", 0) == 0);
   for (auto& m : mounts) {
     if (keep_host_tmp && std::string(m.name) == "tmp") continue;
     auto point = root->Child(m.name);
@@ -147,6 +171,16 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
     (*point)->Mount(m.fs);
   }
   return root;
+}
+
+// A volume's gofer root mounted at its path; after the mounts above, so that
+// a volume may sit on one of them (/tmp/x).
+Status MountVolume(const vfs::DentryRef& root, const BootOptions::Volume& v) {
+  auto client = std::make_shared<gofer::Client>(UniqueFd(v.fd));
+  ASSIGN_OR_RETURN(vfs::InodeRef vroot, goferfs::NewGoferRoot(std::move(client)));
+  ASSIGN_OR_RETURN(vfs::DentryRef point, MakeMountpoint(root, v.path));
+  point->Mount(vroot);
+  return Ok();
 }
 
 // argv[0] without a slash is looked up in PATH inside the sandbox, like execvp.
@@ -225,8 +259,12 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   k.vdso = *vdso;
   if (Status ticks = StartClockTicks(); !ticks.ok()) Die("start the clock's ticks", ticks.error());
   auto client = std::make_shared<gofer::Client>(UniqueFd(opts.gofer_fd));
-  auto root = BuildVfs(k, client, opts.cwd);
+  auto root = BuildVfs(k, client, opts);
   if (!root.ok()) Die("attach the root filesystem through the gofer", root.error());
+  for (const BootOptions::Volume& v : opts.volumes) {
+    Status mounted = MountVolume(*root, v);
+    if (!mounted.ok()) Die("mount the volume at " + v.path, mounted.error());
+  }
   k.root = *root;
 
   auto st = InstallSentrySeccomp((*mf)->fd());

@@ -16,6 +16,14 @@ struct BootOptions {
   bool strace = false;
   uint64_t memory_bytes = 0;  // the sandbox's memory limit; 0: none
   std::string cwd = "/";
+  // The gofer's root is not the host's "/" (husk do --rootfs).
+  bool other_root = false;
+  // Read-only volumes: a gofer socket each, mounted at an absolute path.
+  struct Volume {
+    int fd = -1;
+    std::string path;
+  };
+  std::vector<Volume> volumes;
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH
   int reexec_count = 0;
 };

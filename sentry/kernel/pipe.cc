@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 
 #include "sentry/kernel/kernel.h"
@@ -89,6 +90,11 @@ class Buffer {
 
   int readers = 0;
   int writers = 0;
+  // Opens of each end so far (Linux's r_counter and w_counter): a FIFO's
+  // blocking open waits for the other side's counter to move, and a reader
+  // sees POLLHUP only once a writer came after it opened and went.
+  uint64_t read_opens = 0;
+  uint64_t write_opens = 0;
 
  private:
   struct Slot {
@@ -136,19 +142,30 @@ class PipeInode : public vfs::Inode {
 
 class PipeEnd : public vfs::File {
  public:
+  // An end that reads, writes, or (a FIFO opened O_RDWR) both.
   PipeEnd(vfs::InodeRef inode, int flags, std::shared_ptr<Buffer> buf)
       : vfs::File(std::move(inode), flags), buf_(std::move(buf)) {
     absl::MutexLock l(&buf_->mu);
-    (reader() ? buf_->readers : buf_->writers)++;
+    if (reads()) {
+      buf_->readers++;
+      buf_->read_opens++;
+    }
+    if (writes()) {
+      buf_->writers++;
+      buf_->write_opens++;
+    }
+    writer_opens_seen_ = buf_->write_opens;
+    buf_->Changed();
   }
   ~PipeEnd() override {
     absl::MutexLock l(&buf_->mu);
-    (reader() ? buf_->readers : buf_->writers)--;
+    if (reads()) buf_->readers--;
+    if (writes()) buf_->writers--;
     buf_->Changed();
   }
 
   Result<size_t> Read(char* out, size_t n) override {
-    if (!reader()) return Errno{EBADF};
+    if (!reads()) return Errno{EBADF};
     if (n == 0) return size_t{0};  // pipe_read: a null read succeeds at once
     return Transfer([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buf_->mu) -> Result<size_t> {
       if (!buf_->empty()) {
@@ -163,7 +180,7 @@ class PipeEnd : public vfs::File {
   }
 
   Result<size_t> Write(const char* in, size_t n) override {
-    if (reader()) return Errno{EBADF};
+    if (!writes()) return Errno{EBADF};
     if (n == 0) return size_t{0};  // pipe_write: so does a null write, readers or not
     size_t done = 0;
     bool first = true;
@@ -217,10 +234,12 @@ class PipeEnd : public vfs::File {
   uint32_t Readiness(uint32_t mask) override {
     absl::MutexLock l(&buf_->mu);
     uint32_t ready = 0;
-    if (reader()) {
+    if (reads()) {
       if (!buf_->empty()) ready |= POLLIN | POLLRDNORM;
-      if (buf_->writers == 0) ready |= POLLHUP;
-    } else {
+      // pipe_poll: a FIFO reader that has never had a writer is not hung up.
+      if (buf_->writers == 0 && buf_->write_opens != writer_opens_seen_) ready |= POLLHUP;
+    }
+    if (writes()) {
       if (!buf_->full()) ready |= POLLOUT | POLLWRNORM;
       if (buf_->readers == 0) ready |= POLLERR;
     }
@@ -228,8 +247,32 @@ class PipeEnd : public vfs::File {
   }
   WaitQueue* EventQueue() override { return &buf_->queue; }
 
+  // A FIFO's open (fifo_open): a reader waits for a writer and a writer for
+  // a reader, unless O_NONBLOCK or O_RDWR; the wait ends with the other
+  // side's open, or with a signal.
+  Status WaitForPartner(bool for_writer) {
+    Task* t = Kernel::Current();
+    for (;;) {
+      {
+        absl::MutexLock l(&buf_->mu);
+        uint64_t seen = for_writer ? buf_->write_opens : buf_->read_opens;
+        if (partner_opens_ == UINT64_MAX) partner_opens_ = seen;
+        if (seen != partner_opens_ || (for_writer ? buf_->writers : buf_->readers) > 0 ||
+            t == nullptr) {
+          return Ok();
+        }
+        buf_->queue.Add(&t->waiter, POLLIN | POLLOUT | POLLHUP | POLLERR);
+      }
+      t->kernel().mu.AssertHeld();
+      Status s = t->Block();
+      buf_->queue.Remove(&t->waiter);
+      if (!s.ok()) return Errno{kERestartSys};
+    }
+  }
+
  private:
-  bool reader() const { return (flags() & O_ACCMODE) == O_RDONLY; }
+  bool reads() const { return (flags() & O_ACCMODE) != O_WRONLY; }
+  bool writes() const { return (flags() & O_ACCMODE) != O_RDONLY; }
 
   // Runs step under the pipe's lock until it stops answering EAGAIN; with
   // O_NONBLOCK the first answer is final. Blocking drops the big lock; a
@@ -255,9 +298,58 @@ class PipeEnd : public vfs::File {
   }
 
   std::shared_ptr<Buffer> buf_;
+  uint64_t writer_opens_seen_ = 0;
+  uint64_t partner_opens_ = UINT64_MAX;  // the other side's opens when the wait began
 };
 
+// The buffers of FIFOs open somewhere, by inode. An entry lives as long as
+// an end holds the buffer (and so the inode); once every end is closed the
+// data is gone, as on Linux.
+struct FifoTable {
+  absl::Mutex mu;
+  std::map<const vfs::Inode*, std::weak_ptr<Buffer>> buffers ABSL_GUARDED_BY(mu);
+};
+
+FifoTable& Fifos() {
+  static auto* table = new FifoTable();  // never destroyed: ends may outlive statics
+  return *table;
+}
+
+std::shared_ptr<Buffer> FifoBuffer(const vfs::InodeRef& inode) {
+  FifoTable& f = Fifos();
+  absl::MutexLock l(&f.mu);
+  // Drop what expired while here (the table stays as small as the open FIFOs).
+  for (auto it = f.buffers.begin(); it != f.buffers.end();) {
+    it = it->second.expired() ? f.buffers.erase(it) : std::next(it);
+  }
+  std::weak_ptr<Buffer>& slot = f.buffers[inode.get()];
+  std::shared_ptr<Buffer> buf = slot.lock();
+  if (buf == nullptr) {
+    buf = std::make_shared<Buffer>(kDefaultCapacity);
+    slot = buf;
+  }
+  return buf;
+}
+
 }  // namespace
+
+Result<vfs::FileRef> OpenFifo(const vfs::InodeRef& inode, int flags) {
+  const int acc = flags & O_ACCMODE;
+  std::shared_ptr<Buffer> buf = FifoBuffer(inode);
+  if (acc == O_WRONLY && (flags & O_NONBLOCK)) {
+    // No reader: ENXIO, and no end is made.
+    absl::MutexLock l(&buf->mu);
+    if (buf->readers == 0) return Errno{ENXIO};
+  }
+  // Creation flags are not kept (do_dentry_open), the status flags are.
+  const int keep = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+  auto end = std::make_shared<PipeEnd>(inode, keep, buf);
+  if (acc == O_RDWR || (flags & O_NONBLOCK)) return vfs::FileRef(end);
+  // A blocking reader waits for a writer, a blocking writer for a reader;
+  // interrupted, the end made for the wait goes away again.
+  TRY(end->WaitForPartner(acc == O_RDONLY));
+  return vfs::FileRef(end);
+}
 
 std::pair<vfs::FileRef, vfs::FileRef> New(int flags, uid_t uid, gid_t gid) {
   auto inode = std::make_shared<PipeInode>(uid, gid);

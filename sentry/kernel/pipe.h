@@ -30,6 +30,13 @@ inline constexpr size_t kMaxCapacity = 1048576;  // /proc/sys/fs/pipe-max-size
 // write blocks the calling task (Kernel::Current()).
 std::pair<vfs::FileRef, vfs::FileRef> New(int flags, uid_t uid, gid_t gid);
 
+// Opens a FIFO (a named pipe): inode is the FIFO's node, and every open of
+// it shares one buffer while any end is open. A blocking O_RDONLY waits for
+// a writer and a blocking O_WRONLY for a reader (ERESTARTSYS if a signal
+// comes first); O_WRONLY|O_NONBLOCK without a reader is ENXIO; O_RDWR never
+// waits. Must run in a task's syscall (it may block).
+Result<vfs::FileRef> OpenFifo(const vfs::InodeRef& inode, int flags);
+
 // Whether f is an end of a pipe.
 bool IsPipe(const vfs::File& f);
 // F_GETPIPE_SZ and F_SETPIPE_SZ (EBADF if f is not a pipe).

@@ -31,7 +31,7 @@ HUSK_HANDLER(SysFchownat); HUSK_HANDLER(SysUtimensat);
 // sys_dir.cc
 HUSK_HANDLER(SysGetcwd); HUSK_HANDLER(SysChdir); HUSK_HANDLER(SysFchdir); HUSK_HANDLER(SysChroot);
 HUSK_HANDLER(SysMountRefused);
-HUSK_HANDLER(SysMkdir); HUSK_HANDLER(SysMkdirat); HUSK_HANDLER(SysRmdir);
+HUSK_HANDLER(SysMkdir); HUSK_HANDLER(SysMkdirat); HUSK_HANDLER(SysMknod); HUSK_HANDLER(SysMknodat); HUSK_HANDLER(SysRmdir);
 HUSK_HANDLER(SysUnlink); HUSK_HANDLER(SysUnlinkat); HUSK_HANDLER(SysRename);
 HUSK_HANDLER(SysRenameat); HUSK_HANDLER(SysRenameat2); HUSK_HANDLER(SysSymlink);
 HUSK_HANDLER(SysSymlinkat); HUSK_HANDLER(SysUmask); HUSK_HANDLER(SysLink); HUSK_HANDLER(SysLinkat);
@@ -109,6 +109,9 @@ Result<vfs::DentryRef> ResolveAt(Task& t, int dirfd, const std::string& path, bo
 // The same with other credentials (access(2) searches with the real ids).
 Result<vfs::DentryRef> ResolveAtWith(Task& t, const vfs::Creds& creds, int dirfd,
                                      const std::string& path, bool follow, bool empty_ok);
+// The permission bits a new non-directory in dir asks for: the umask
+// applied, and S_ISGID dropped where mode_strip_sgid() drops it.
+Result<mode_t> CreateMode(Task& t, vfs::Inode& dir, mode_t mode);
 // After a name was created in dir by the task: makes the new inode the
 // task's (its fsuid, and its fsgid unless dir is set-group-ID).
 Status InitOwner(Task& t, vfs::Inode& dir, vfs::Inode& created);

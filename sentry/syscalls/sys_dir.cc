@@ -1,4 +1,4 @@
-// Directories and names: getcwd, chdir, mkdir, rmdir, unlink, rename,
+// Directories and names: getcwd, chdir, mkdir, mknod, rmdir, unlink, rename,
 // symlink, link, umask. Every change goes through the parent's inode and keeps
 // the dentry cache in step.
 #include <errno.h>
@@ -25,6 +25,46 @@ Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode) {
   TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   ASSIGN_OR_RETURN(vfs::InodeRef inode,
                    pn.parent->inode()->Mkdir(pn.name, (mode & 07777 & ~t.fs().umask) | S_IFDIR));
+  TRY(InitOwner(t, *pn.parent->inode(), *inode));
+  pn.parent->AddChild(pn.name, std::move(inode));
+  return 0L;
+}
+
+// mknod(2): regular files, FIFOs, sockets' names and whiteouts (character
+// device 0:0). Other devices need CAP_MKNOD in the host's user namespace,
+// which no sandbox has: EPERM, as for root in a user namespace on Linux.
+Result<long> MknodAt(Task& t, int dirfd, uintptr_t path, mode_t mode, uint64_t dev) {
+  // may_mknod(): the type first.
+  const mode_t type = mode & S_IFMT;
+  switch (type) {
+    case 0:
+    case S_IFREG:
+    case S_IFIFO:
+    case S_IFSOCK:
+    case S_IFCHR:
+    case S_IFBLK:
+      break;
+    case S_IFDIR:
+      return Errno{EPERM};
+    default:
+      return Errno{EINVAL};
+  }
+  ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
+  if (pn.name.empty() || pn.name == "." || pn.name == "..") return Errno{EEXIST};
+  if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
+  // filename_create(): a trailing slash names a directory to be.
+  if (pn.must_be_dir) return Errno{ENOENT};
+  TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
+  // vfs_mknod(): devices need CAP_MKNOD, but for the whiteout (0:0).
+  const bool whiteout = type == S_IFCHR && static_cast<uint32_t>(dev) == 0;  // an unsigned int
+  if ((type == S_IFCHR || type == S_IFBLK) && !whiteout) return Errno{EPERM};
+  ASSIGN_OR_RETURN(mode_t perm, CreateMode(t, *pn.parent->inode(), mode & 07777));
+  vfs::InodeRef inode;
+  if (type == 0 || type == S_IFREG) {
+    ASSIGN_OR_RETURN(inode, pn.parent->inode()->Create(pn.name, perm | S_IFREG));
+  } else {
+    ASSIGN_OR_RETURN(inode, pn.parent->inode()->Mknod(pn.name, perm | type));
+  }
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
   return 0L;
@@ -219,6 +259,12 @@ SyscallResult SysMkdir(Task& t, const Args& a) {
 }
 SyscallResult SysMkdirat(Task& t, const Args& a) {
   return MkdirAt(t, a.Int(0), a.Ptr(1), static_cast<mode_t>(a.U(2)));
+}
+SyscallResult SysMknod(Task& t, const Args& a) {
+  return MknodAt(t, AT_FDCWD, a.Ptr(0), static_cast<mode_t>(a.U(1)), a.U(2));
+}
+SyscallResult SysMknodat(Task& t, const Args& a) {
+  return MknodAt(t, a.Int(0), a.Ptr(1), static_cast<mode_t>(a.U(2)), a.U(3));
 }
 SyscallResult SysRmdir(Task& t, const Args& a) { return UnlinkAt(t, AT_FDCWD, a.Ptr(0), true); }
 SyscallResult SysUnlink(Task& t, const Args& a) { return UnlinkAt(t, AT_FDCWD, a.Ptr(0), false); }

@@ -176,15 +176,6 @@ Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count) {
   return iov;
 }
 
-// The permission bits a new regular file in dir asks for: the umask
-// applied, and S_ISGID dropped where mode_strip_sgid() drops it.
-Result<mode_t> CreateMode(Task& t, vfs::Inode& dir, mode_t mode) {
-  mode &= ~t.fs().umask;
-  if ((mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP)) return mode;
-  ASSIGN_OR_RETURN(struct stat dir_st, dir.Stat());
-  return vfs::StripSgidForCreate(t.FsCreds(), dir_st, mode | S_IFREG) & 07777;
-}
-
 Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t mode) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   if (path.empty()) return Errno{ENOENT};
@@ -255,7 +246,13 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   // may_open(): a file this call created is opened without a check, as
   // Linux does, whatever mode it was given.
   if (!created) TRY(vfs::MayOpen(creds, *inode, flags));
-  ASSIGN_OR_RETURN(vfs::FileRef file, inode->Open(flags & ~O_CLOEXEC));
+  vfs::FileRef file;
+  if (inode->Type() == S_IFIFO && !(flags & O_PATH)) {
+    // A FIFO on any filesystem is a pipe of the sandbox's own.
+    ASSIGN_OR_RETURN(file, pipe::OpenFifo(inode, flags));
+  } else {
+    ASSIGN_OR_RETURN(file, inode->Open(flags & ~O_CLOEXEC));
+  }
   if (file->dentry() == nullptr) file->set_dentry(d);
   // Filesystems may truncate in Open already (tmpfs, overlay); this keeps
   // O_TRUNC right for those that do not, at the cost of a no-op there.
@@ -295,6 +292,13 @@ Result<vfs::DentryRef> ResolveAtWith(Task& t, const vfs::Creds& creds, int dirfd
   ASSIGN_OR_RETURN(vfs::DentryRef start,
                    path[0] == '/' ? Result<vfs::DentryRef>(t.fs().root) : StartDir(t, dirfd));
   return vfs::Resolve(t.fs(), start, path, follow, creds);
+}
+
+Result<mode_t> CreateMode(Task& t, vfs::Inode& dir, mode_t mode) {
+  mode &= ~t.fs().umask;
+  if ((mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP)) return mode;
+  ASSIGN_OR_RETURN(struct stat dir_st, dir.Stat());
+  return vfs::StripSgidForCreate(t.FsCreds(), dir_st, mode | S_IFREG) & 07777;
 }
 
 Status InitOwner(Task& t, vfs::Inode& dir, vfs::Inode& created) {

@@ -108,6 +108,8 @@ struct Table {
     Set(SYS_pivot_root, SysMountRefused, {kPath, kPath});
     Set(SYS_mkdir, SysMkdir, {kPath, kOctal});
     Set(SYS_mkdirat, SysMkdirat, {kFd, kPath, kOctal});
+    Set(SYS_mknod, SysMknod, {kPath, kOctal, kHex});
+    Set(SYS_mknodat, SysMknodat, {kFd, kPath, kOctal, kHex});
     Set(SYS_rmdir, SysRmdir, {kPath});
     Set(SYS_unlink, SysUnlink, {kPath});
     Set(SYS_unlinkat, SysUnlinkat, {kFd, kPath, kHex});

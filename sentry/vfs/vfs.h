@@ -80,6 +80,9 @@ class Inode : public std::enable_shared_from_this<Inode> {
   virtual Result<InodeRef> Symlink(const std::string& name, const std::string& target) {
     return Errno{EROFS};
   }
+  // A FIFO, socket or whiteout (a character device 0:0) node; mode holds the
+  // type and permission bits (mknod(2); regular files go through Create).
+  virtual Result<InodeRef> Mknod(const std::string& name, mode_t mode) { return Errno{EROFS}; }
   virtual Status Unlink(const std::string& name) { return Errno{EROFS}; }
   // A new name for `target`, an inode of the same filesystem that is not a
   // directory (link(2)); EPERM where the filesystem has no hard links.

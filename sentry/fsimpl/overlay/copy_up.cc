@@ -96,9 +96,13 @@ Status OverlayInode::CopyUpOneLocked(const OverlayRef& parent,
       ASSIGN_OR_RETURN(up, dir->Symlink(name_, target));
       break;
     }
+    case S_IFIFO:
+    case S_IFSOCK: {
+      ASSIGN_OR_RETURN(up, dir->Mknod(name_, type_ | (st.st_mode & 07777)));
+      break;
+    }
     default:
-      // Device nodes, fifos and sockets would need mknod in the upper, which
-      // vfs::Inode does not offer yet.
+      // Device nodes of the lower: the sandbox may not make devices.
       return Errno{EPERM};
   }
 

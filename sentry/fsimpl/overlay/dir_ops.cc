@@ -74,6 +74,13 @@ Result<vfs::InodeRef> OverlayInode::Symlink(const std::string& name, const std::
   return vfs::InodeRef(AddUpperChildLocked(name, std::move(up)));
 }
 
+Result<vfs::InodeRef> OverlayInode::Mknod(const std::string& name, mode_t mode) {
+  absl::MutexLock lock(&fs_->mu);
+  TRY(PrepareCreateLocked(name));
+  ASSIGN_OR_RETURN(vfs::InodeRef up, upper_->Mknod(name, mode));
+  return vfs::InodeRef(AddUpperChildLocked(name, std::move(up)));
+}
+
 // link(2): the target is copied up and linked in the upper; the new name is
 // another overlay object for the same upper inode, with the same number.
 Status OverlayInode::Link(const std::string& name,

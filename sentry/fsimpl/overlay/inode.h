@@ -59,6 +59,7 @@ class OverlayInode : public vfs::Inode {
   Result<vfs::InodeRef> Create(const std::string& name, mode_t mode) override;
   Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override;
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
+  Result<vfs::InodeRef> Mknod(const std::string& name, mode_t mode) override;
   Status Unlink(const std::string& name) override;
   Status Link(const std::string& name, vfs::InodeRef target) override;
   Status Rmdir(const std::string& name) override;

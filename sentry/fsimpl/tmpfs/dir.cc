@@ -117,6 +117,18 @@ Result<vfs::InodeRef> Dir::Symlink(const std::string& name, const std::string& t
   return vfs::InodeRef(link);
 }
 
+Result<vfs::InodeRef> Dir::Mknod(const std::string& name, mode_t mode) {
+  TRY(CheckName(name));
+  const mode_t type = mode & S_IFMT;
+  if (type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR) return Errno{EPERM};
+  auto node = std::make_shared<SpecialInode>(fs_, type | (mode & 07777));
+  absl::MutexLock lock(&fs_->mu);
+  node->AssertLocked();
+  if (perm_ & S_ISGID) node->InheritGroupLocked(gid_);
+  TRY(InsertLocked(name, node));
+  return vfs::InodeRef(node);
+}
+
 Status Dir::Link(const std::string& name, vfs::InodeRef inode) {
   TRY(CheckName(name));
   absl::MutexLock lock(&fs_->mu);

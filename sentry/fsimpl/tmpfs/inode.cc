@@ -1,6 +1,7 @@
 #include "sentry/fsimpl/tmpfs/inode.h"
 
 #include <errno.h>
+#include <fcntl.h>
 
 #include <algorithm>
 #include <atomic>
@@ -247,6 +248,19 @@ Status RegularFile::TruncateLocked(uint64_t size) {
 }
 
 // ---- Symbolic links ----
+
+Result<vfs::FileRef> SpecialInode::Open(int flags) {
+  // O_PATH descriptors of any node are fine; a socket's name or a whiteout
+  // opens to nothing (a FIFO's open never gets here).
+  if (flags & O_PATH) return InodeBase::Open(flags);
+  return Errno{ENXIO};
+}
+
+void SpecialInode::FillSizeLocked(struct stat* st) {
+  st->st_size = 0;
+  st->st_blocks = 0;
+  st->st_nlink = nlink_;
+}
 
 void SymlinkInode::FillSizeLocked(struct stat* st) {
   st->st_size = static_cast<off_t>(target_.size());

@@ -122,6 +122,19 @@ class SymlinkInode : public InodeBase {
   const std::string target_;
 };
 
+// A FIFO, a socket's name or a whiteout (character device 0:0): a name and
+// attributes, no data here. Opening a FIFO is the pipe layer's business;
+// the others cannot be opened (ENXIO).
+class SpecialInode : public InodeBase {
+ public:
+  SpecialInode(std::shared_ptr<Filesystem> fs, mode_t mode) : InodeBase(std::move(fs), mode) {}
+
+  Result<vfs::FileRef> Open(int flags) override;
+
+ protected:
+  void FillSizeLocked(struct stat* st) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+};
+
 class Dir : public InodeBase {
  public:
   Dir(std::shared_ptr<Filesystem> fs, mode_t perm) : InodeBase(std::move(fs), S_IFDIR | perm) {}
@@ -137,6 +150,7 @@ class Dir : public InodeBase {
   Result<vfs::InodeRef> Create(const std::string& name, mode_t mode) override;
   Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override;
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
+  Result<vfs::InodeRef> Mknod(const std::string& name, mode_t mode) override;
   Status Unlink(const std::string& name) override;
   Status Rmdir(const std::string& name) override;
   Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;

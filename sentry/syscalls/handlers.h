@@ -31,7 +31,8 @@ HUSK_HANDLER(SysFchownat); HUSK_HANDLER(SysUtimensat);
 // sys_dir.cc
 HUSK_HANDLER(SysGetcwd); HUSK_HANDLER(SysChdir); HUSK_HANDLER(SysFchdir); HUSK_HANDLER(SysChroot);
 HUSK_HANDLER(SysMountRefused);
-HUSK_HANDLER(SysMkdir); HUSK_HANDLER(SysMkdirat); HUSK_HANDLER(SysMknod); HUSK_HANDLER(SysMknodat); HUSK_HANDLER(SysRmdir);
+HUSK_HANDLER(SysMkdir); HUSK_HANDLER(SysMkdirat); HUSK_HANDLER(SysMknod); HUSK_HANDLER(SysMknodat);
+HUSK_HANDLER(SysRmdir);
 HUSK_HANDLER(SysUnlink); HUSK_HANDLER(SysUnlinkat); HUSK_HANDLER(SysRename);
 HUSK_HANDLER(SysRenameat); HUSK_HANDLER(SysRenameat2); HUSK_HANDLER(SysSymlink);
 HUSK_HANDLER(SysSymlinkat); HUSK_HANDLER(SysUmask); HUSK_HANDLER(SysLink); HUSK_HANDLER(SysLinkat);

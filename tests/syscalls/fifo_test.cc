@@ -128,7 +128,8 @@ TEST_F(FifoTest, NonBlockingOpensNeverWait) {
   EXPECT_EQ(errno, EAGAIN);
   r.Reset();
   // The reader gone: the write end gets EPIPE (SIGPIPE ignored here).
-  struct sigaction ign {}, old{};
+  struct sigaction ign {
+  }, old{};
   ign.sa_handler = SIG_IGN;
   ASSERT_OK(sigaction(SIGPIPE, &ign, &old));
   EXPECT_EQ(write(w.get(), "z", 1), -1);
@@ -184,7 +185,8 @@ void OnAlarm(int) {}
 
 TEST_F(FifoTest, SignalInterruptsABlockingOpen) {
   std::string f = Fifo("f");
-  struct sigaction sa {}, old{};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = OnAlarm;  // no SA_RESTART
   ASSERT_OK(sigaction(SIGALRM, &sa, &old));
   itimerval it{};
@@ -214,7 +216,8 @@ TEST_F(FifoTest, ReadWriteOpenNeverWaitsAndSharesOnePipe) {
   EXPECT_EQ(fcntl(b.get(), F_GETFL) & (O_ACCMODE | O_NONBLOCK), O_RDWR | O_NONBLOCK);
   EXPECT_EQ(fcntl(a.get(), F_GETPIPE_SZ), 65536);
   // fstat shows the FIFO's own node.
-  struct stat by_path {}, by_fd{};
+  struct stat by_path {
+  }, by_fd{};
   ASSERT_OK(stat(f.c_str(), &by_path));
   ASSERT_OK(fstat(a.get(), &by_fd));
   EXPECT_TRUE(S_ISFIFO(by_fd.st_mode));

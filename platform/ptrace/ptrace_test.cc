@@ -258,8 +258,19 @@ TEST_F(PtracePlatformTest, UsageCountsTheStubsCpuTime) {
   ASSERT_OK(before);
   ASSERT_OK(LoadCode(*as_, kCodeAddr, kSpinCode));
   Registers regs = EntryRegs(kCodeAddr);
-  std::thread other([this] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Interrupted once the stub has spun for 200 ms of CPU (not of wall time:
+  // on a loaded machine it may get little of it), or after 10 s.
+  clockid_t stub_clock;
+  ASSERT_EQ(clock_getcpuclockid(PtracePlatform::StubPid(*as_), &stub_clock), 0);
+  std::thread other([this, stub_clock] {
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      timespec cpu{};
+      if (clock_gettime(stub_clock, &cpu) != 0) break;
+      if (cpu.tv_sec * 1'000'000'000L + cpu.tv_nsec >= 200'000'000L) break;
+      if (std::chrono::steady_clock::now() > give_up) break;
+    }
     ctx_->Interrupt();
   });
   auto start = std::chrono::steady_clock::now();
@@ -269,7 +280,7 @@ TEST_F(PtracePlatformTest, UsageCountsTheStubsCpuTime) {
   ASSERT_TRUE(StoppedWith(stop, Kind::kInterrupted, regs));
   auto after = as_->Usage();
   ASSERT_OK(after);
-  EXPECT_GE(after->user - before->user, 50'000'000) << "user ns after a 200 ms spin";
+  EXPECT_GE(after->user - before->user, 50'000'000) << "user ns after 200 ms of CPU spinning";
   EXPECT_GE(after->runtime, after->user / 2);
   EXPECT_LE(after->runtime,
             std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count() + 100'000'000);

@@ -24,7 +24,11 @@ HUSK_HANDLER(SysStat); HUSK_HANDLER(SysLstat); HUSK_HANDLER(SysFstat);
 HUSK_HANDLER(SysNewfstatat); HUSK_HANDLER(SysStatx); HUSK_HANDLER(SysAccess);
 HUSK_HANDLER(SysFaccessat); HUSK_HANDLER(SysFaccessat2); HUSK_HANDLER(SysReadlink);
 HUSK_HANDLER(SysReadlinkat); HUSK_HANDLER(SysStatfs); HUSK_HANDLER(SysFstatfs);
-HUSK_HANDLER(SysGetxattr); HUSK_HANDLER(SysListxattr);
+// sys_xattr.cc
+HUSK_HANDLER(SysGetxattr); HUSK_HANDLER(SysLgetxattr); HUSK_HANDLER(SysFgetxattr);
+HUSK_HANDLER(SysSetxattr); HUSK_HANDLER(SysLsetxattr); HUSK_HANDLER(SysFsetxattr);
+HUSK_HANDLER(SysListxattr); HUSK_HANDLER(SysLlistxattr); HUSK_HANDLER(SysFlistxattr);
+HUSK_HANDLER(SysRemovexattr); HUSK_HANDLER(SysLremovexattr); HUSK_HANDLER(SysFremovexattr);
 HUSK_HANDLER(SysChmod); HUSK_HANDLER(SysFchmod); HUSK_HANDLER(SysFchmodat);
 HUSK_HANDLER(SysChown); HUSK_HANDLER(SysFchown); HUSK_HANDLER(SysLchown);
 HUSK_HANDLER(SysFchownat); HUSK_HANDLER(SysUtimensat);

@@ -1,4 +1,4 @@
-// Metadata: stat family, access, readlink, statfs, xattrs, chmod/chown/utimes.
+// Metadata: stat family, access, readlink, statfs, chmod/chown/utimes.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/stat.h>
@@ -186,12 +186,6 @@ SyscallResult SysFstatfs(Task& t, const Args& a) {
   TRY(t.CopyOutObj(a.Ptr(1), MakeStatfs()));
   return 0L;
 }
-
-// No filesystem here stores extended attributes yet: every lookup reports
-// that the filesystem does not support them, which callers such as ls(1)
-// read as "no ACLs, no labels".
-SyscallResult SysGetxattr(Task& t, const Args& a) { return Errno{EOPNOTSUPP}; }
-SyscallResult SysListxattr(Task& t, const Args& a) { return Errno{EOPNOTSUPP}; }
 
 SyscallResult SysChmod(Task& t, const Args& a) { return ChmodAt(t, AT_FDCWD, a.Ptr(0), a.U(1)); }
 SyscallResult SysFchmod(Task& t, const Args& a) {

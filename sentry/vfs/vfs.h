@@ -109,6 +109,15 @@ class Inode : public std::enable_shared_from_this<Inode> {
     return Errno{EINVAL};
   }
   virtual Status SetAttributes(const SetAttr& attr) { return Errno{EPERM}; }
+  // Extended attributes, by full name ("user.x"); the syscall layer checks
+  // names, sizes and permissions first. A filesystem without them answers
+  // EOPNOTSUPP and lists none. flags: XATTR_CREATE, XATTR_REPLACE.
+  virtual Result<std::string> GetXattr(const std::string& name) { return Errno{EOPNOTSUPP}; }
+  virtual Result<std::vector<std::string>> ListXattr() { return std::vector<std::string>(); }
+  virtual Status SetXattr(const std::string& name, const std::string& value, int flags) {
+    return Errno{EOPNOTSUPP};
+  }
+  virtual Status RemoveXattr(const std::string& name) { return Errno{EOPNOTSUPP}; }
   // The pages behind MAP_SHARED mappings, for files that keep their data in
   // the memory file (see Mappable::SharesPages and SharedPage).
   virtual bool SharesPages() { return false; }

@@ -81,6 +81,37 @@ Result<vfs::InodeRef> OverlayInode::Mknod(const std::string& name, mode_t mode) 
   return vfs::InodeRef(AddUpperChildLocked(name, std::move(up)));
 }
 
+Result<std::string> OverlayInode::GetXattr(const std::string& name) {
+  vfs::InodeRef real;
+  {
+    absl::MutexLock lock(&fs_->mu);
+    real = upper_ != nullptr ? upper_ : lower_;
+  }
+  return real->GetXattr(name);
+}
+
+Result<std::vector<std::string>> OverlayInode::ListXattr() {
+  vfs::InodeRef real;
+  {
+    absl::MutexLock lock(&fs_->mu);
+    real = upper_ != nullptr ? upper_ : lower_;
+  }
+  return real->ListXattr();
+}
+
+Status OverlayInode::SetXattr(const std::string& name, const std::string& value,
+                              int flags) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  absl::MutexLock lock(&fs_->mu);
+  TRY(CopyUpLocked());
+  return upper_->SetXattr(name, value, flags);
+}
+
+Status OverlayInode::RemoveXattr(const std::string& name) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  absl::MutexLock lock(&fs_->mu);
+  TRY(CopyUpLocked());
+  return upper_->RemoveXattr(name);
+}
+
 // link(2): the target is copied up and linked in the upper; the new name is
 // another overlay object for the same upper inode, with the same number.
 Status OverlayInode::Link(const std::string& name,

@@ -60,6 +60,12 @@ class OverlayInode : public vfs::Inode {
   Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override;
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
   Result<vfs::InodeRef> Mknod(const std::string& name, mode_t mode) override;
+  // The upper's attributes once copied up, else the lower's; a change copies
+  // up first.
+  Result<std::string> GetXattr(const std::string& name) override;
+  Result<std::vector<std::string>> ListXattr() override;
+  Status SetXattr(const std::string& name, const std::string& value, int flags) override;
+  Status RemoveXattr(const std::string& name) override;
   Status Unlink(const std::string& name) override;
   Status Link(const std::string& name, vfs::InodeRef target) override;
   Status Rmdir(const std::string& name) override;

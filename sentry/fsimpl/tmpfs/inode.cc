@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/xattr.h>
 
 #include <algorithm>
 #include <atomic>
@@ -248,6 +249,56 @@ Status RegularFile::TruncateLocked(uint64_t size) {
 }
 
 // ---- Symbolic links ----
+
+namespace {
+// What one inode's attributes may hold in all (names and values): a bound
+// of the sentry's, for memory the limit does not see.
+constexpr size_t kMaxXattrBytes = 1 << 20;
+
+bool UserXattr(const std::string& name) { return name.rfind("user.", 0) == 0; }
+}  // namespace
+
+Result<std::string> InodeBase::GetXattr(const std::string& name) {
+  if (!UserXattr(name)) return Errno{EOPNOTSUPP};
+  absl::MutexLock lock(&fs_->mu);
+  auto it = xattrs_.find(name);
+  if (it == xattrs_.end()) return Errno{ENODATA};
+  return it->second;
+}
+
+Result<std::vector<std::string>> InodeBase::ListXattr() {
+  absl::MutexLock lock(&fs_->mu);
+  std::vector<std::string> names;
+  names.reserve(xattrs_.size());
+  for (const auto& [name, value] : xattrs_) names.push_back(name);
+  return names;
+}
+
+Status InodeBase::SetXattr(const std::string& name, const std::string& value, int flags) {
+  if (!UserXattr(name)) return Errno{EOPNOTSUPP};
+  absl::MutexLock lock(&fs_->mu);
+  auto it = xattrs_.find(name);
+  if (it != xattrs_.end() && (flags & XATTR_CREATE)) return Errno{EEXIST};
+  if (it == xattrs_.end() && (flags & XATTR_REPLACE)) return Errno{ENODATA};
+  const size_t old_bytes = it == xattrs_.end() ? 0 : name.size() + it->second.size();
+  const size_t bytes = xattr_bytes_ - old_bytes + name.size() + value.size();
+  if (bytes > kMaxXattrBytes) return Errno{ENOSPC};
+  xattrs_[name] = value;
+  xattr_bytes_ = bytes;
+  TouchChangeLocked();
+  return Ok();
+}
+
+Status InodeBase::RemoveXattr(const std::string& name) {
+  if (!UserXattr(name)) return Errno{EOPNOTSUPP};
+  absl::MutexLock lock(&fs_->mu);
+  auto it = xattrs_.find(name);
+  if (it == xattrs_.end()) return Errno{ENODATA};
+  xattr_bytes_ -= name.size() + it->second.size();
+  xattrs_.erase(it);
+  TouchChangeLocked();
+  return Ok();
+}
 
 Result<vfs::FileRef> SpecialInode::Open(int flags) {
   // O_PATH descriptors of any node are fine; a socket's name or a whiteout

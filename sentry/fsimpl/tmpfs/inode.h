@@ -40,6 +40,12 @@ class InodeBase : public vfs::Inode {
   Result<struct stat> Stat() override;
   mode_t Type() override { return type_; }
   Status SetAttributes(const vfs::SetAttr& attr) override;
+  // user.* attributes (Linux's tmpfs keeps them since 6.6); other
+  // namespaces are not supported here.
+  Result<std::string> GetXattr(const std::string& name) override;
+  Result<std::vector<std::string>> ListXattr() override;
+  Status SetXattr(const std::string& name, const std::string& value, int flags) override;
+  Status RemoveXattr(const std::string& name) override;
 
   uint64_t ino() const { return ino_; }
   const std::shared_ptr<Filesystem>& fs() const { return fs_; }
@@ -78,6 +84,8 @@ class InodeBase : public vfs::Inode {
   timespec atime_ ABSL_GUARDED_BY(fs_->mu);
   timespec mtime_ ABSL_GUARDED_BY(fs_->mu);
   timespec ctime_ ABSL_GUARDED_BY(fs_->mu);
+  std::map<std::string, std::string> xattrs_ ABSL_GUARDED_BY(fs_->mu);
+  size_t xattr_bytes_ ABSL_GUARDED_BY(fs_->mu) = 0;
 };
 
 // A regular file. Data lives in sparse pages of the sandbox's memory file,

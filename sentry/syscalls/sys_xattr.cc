@@ -22,13 +22,11 @@
 namespace husk::syscalls {
 namespace {
 
-constexpr size_t kXattrNameMax = 255;     // XATTR_NAME_MAX
-constexpr size_t kXattrSizeMax = 65536;   // XATTR_SIZE_MAX
-constexpr size_t kXattrListMax = 65536;   // XATTR_LIST_MAX
+constexpr size_t kXattrNameMax = 255;    // XATTR_NAME_MAX
+constexpr size_t kXattrSizeMax = 65536;  // XATTR_SIZE_MAX
+constexpr size_t kXattrListMax = 65536;  // XATTR_LIST_MAX
 
-bool HasPrefix(const std::string& name, const char* prefix) {
-  return name.rfind(prefix, 0) == 0;
-}
+bool HasPrefix(const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; }
 
 // import_xattr_name(): empty or longer than 255 bytes is ERANGE.
 Result<std::string> CopyInName(Task& t, uintptr_t addr) {

@@ -16,6 +16,11 @@ class AnonInode : public vfs::Inode {
   // alloc_anon_inode: S_IRUSR | S_IWUSR, owned by whoever made it at boot.
   mode_t Type() override { return 0; }
   bool Stream() override { return true; }  // no positions: pread is ESPIPE, lseek stays at 0
+  Result<struct statfs> Statfs() override {
+    ASSIGN_OR_RETURN(struct statfs s, vfs::Inode::Statfs());
+    s.f_type = 0x09041934;  // ANON_INODE_FS_MAGIC
+    return s;
+  }
   Result<struct stat> Stat() override {
     struct stat st {};
     st.st_dev = dev_;

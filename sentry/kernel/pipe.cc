@@ -127,6 +127,11 @@ class PipeInode : public vfs::Inode {
     return st;
   }
   uint64_t ino() const { return ino_; }
+  Result<struct statfs> Statfs() override {
+    ASSIGN_OR_RETURN(struct statfs s, vfs::Inode::Statfs());
+    s.f_type = 0x50495045;  // PIPEFS_MAGIC
+    return s;
+  }
 
  private:
   // All pipes live on one pipefs instance, as on Linux.

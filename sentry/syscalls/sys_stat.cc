@@ -54,20 +54,6 @@ Result<long> ReadlinkAt(Task& t, int dirfd, uintptr_t path_addr, uintptr_t buf, 
   return static_cast<long>(n);
 }
 
-struct statfs MakeStatfs() {
-  // The root is an in-memory overlay; report it as tmpfs-like, unbounded.
-  struct statfs s{};
-  s.f_type = 0x01021994;  // TMPFS_MAGIC
-  s.f_bsize = 4096;
-  s.f_blocks = 1 << 20;
-  s.f_bfree = s.f_bavail = 1 << 19;
-  s.f_files = 1 << 20;
-  s.f_ffree = 1 << 19;
-  s.f_namelen = 255;
-  s.f_frsize = 4096;
-  return s;
-}
-
 // chmod_common(): the owner or CAP_FOWNER; S_ISGID may be dropped.
 Result<long> Chmod(Task& t, vfs::Inode& inode, uint64_t mode) {
   ASSIGN_OR_RETURN(struct stat st, inode.Stat());
@@ -176,14 +162,17 @@ SyscallResult SysReadlinkat(Task& t, const Args& a) {
 
 SyscallResult SysStatfs(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
-  TRY(ResolveAt(t, AT_FDCWD, path, true, false));
-  TRY(t.CopyOutObj(a.Ptr(1), MakeStatfs()));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
+  ASSIGN_OR_RETURN(struct statfs s, d->inode()->Statfs());
+  TRY(t.CopyOutObj(a.Ptr(1), s));
   return 0L;
 }
 
 SyscallResult SysFstatfs(Task& t, const Args& a) {
-  TRY(t.fds().Get(a.Int(0)));
-  TRY(t.CopyOutObj(a.Ptr(1), MakeStatfs()));
+  // O_PATH descriptors too, as on Linux.
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
+  ASSIGN_OR_RETURN(struct statfs s, f->inode()->Statfs());
+  TRY(t.CopyOutObj(a.Ptr(1), s));
   return 0L;
 }
 

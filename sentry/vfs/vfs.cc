@@ -56,6 +56,15 @@ class InodeMappable : public Mappable {
 
 Result<FileRef> Inode::Open(int flags) { return std::make_shared<File>(shared_from_this(), flags); }
 
+Result<struct statfs> Inode::Statfs() {
+  struct statfs s {};
+  s.f_type = 0x01021994;  // TMPFS_MAGIC
+  s.f_bsize = s.f_frsize = 4096;
+  s.f_namelen = 255;
+  s.f_flags = 0x20;  // ST_VALID: f_flags is filled in
+  return s;
+}
+
 namespace {
 
 // The dentry cache's books (see ShrinkDentryCache). Guarded by the kernel

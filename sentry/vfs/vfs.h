@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -109,6 +110,9 @@ class Inode : public std::enable_shared_from_this<Inode> {
     return Errno{EINVAL};
   }
   virtual Status SetAttributes(const SetAttr& attr) { return Errno{EPERM}; }
+  // statfs(2) of the filesystem the inode is on. The default describes a
+  // filesystem in sentry memory (TMPFS_MAGIC).
+  virtual Result<struct statfs> Statfs();
   // Extended attributes, by full name ("user.x"); the syscall layer checks
   // names, sizes and permissions first. A filesystem without them answers
   // EOPNOTSUPP and lists none. flags: XATTR_CREATE, XATTR_REPLACE.

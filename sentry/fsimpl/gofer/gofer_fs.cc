@@ -1,6 +1,7 @@
 #include "sentry/fsimpl/gofer/gofer_fs.h"
 
 #include <errno.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -99,6 +100,13 @@ class GoferInode : public vfs::Inode {
   }
 
   Result<struct stat> Stat() override { return ToStat(attr_); }
+  // The host filesystem's own figures (a volume's), read-only as served.
+  Result<struct statfs> Statfs() override {
+    ASSIGN_OR_RETURN(struct statfs s, client_->Statfs(fid_));
+    s.f_flags |= 0x20 | ST_RDONLY;  // ST_VALID
+    s.f_fsid = {};                  // the host's device number stays out
+    return s;
+  }
   mode_t Type() override { return attr_.mode & S_IFMT; }
 
   Result<vfs::InodeRef> Lookup(const std::string& name) override {

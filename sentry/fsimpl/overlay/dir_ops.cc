@@ -81,6 +81,14 @@ Result<vfs::InodeRef> OverlayInode::Mknod(const std::string& name, mode_t mode) 
   return vfs::InodeRef(AddUpperChildLocked(name, std::move(up)));
 }
 
+Result<struct statfs> OverlayInode::Statfs() {
+  ASSIGN_OR_RETURN(struct statfs s, fs_->upper_root->Statfs());
+  s.f_type = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC
+  s.f_fsid = {};
+  s.f_fsid.__val[0] = static_cast<int>(fs_->dev);
+  return s;
+}
+
 Result<std::string> OverlayInode::GetXattr(const std::string& name) {
   vfs::InodeRef real;
   {

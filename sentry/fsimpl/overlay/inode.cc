@@ -296,6 +296,7 @@ Result<vfs::FileRef> OverlayInode::Open(int flags) {
 vfs::InodeRef NewOverlayRoot(vfs::InodeRef upper_root, vfs::InodeRef lower_root) {
   auto fs = std::make_shared<OverlayFs>();
   fs->dev = vfs::NewAnonDevice();
+  fs->upper_root = upper_root;
   if (lower_root != nullptr) {
     if (auto st = lower_root->Stat(); st.ok()) {
       fs->lower_dev = st->st_dev;

@@ -27,6 +27,9 @@ struct OverlayFs {
   // st_dev of the lower root: lower inode numbers on that device are shown
   // unchanged; others are remapped so that no two objects share a number.
   dev_t lower_dev = 0;
+  // The memory layer's root (set before the instance is shared): statfs's
+  // sizes.
+  vfs::InodeRef upper_root;
   absl::Mutex mu;
   std::map<std::pair<dev_t, ino_t>, uint64_t> remapped ABSL_GUARDED_BY(mu);
   // Numbers for objects that exist only in the upper, and for remapped ones:
@@ -60,6 +63,8 @@ class OverlayInode : public vfs::Inode {
   Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override;
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override;
   Result<vfs::InodeRef> Mknod(const std::string& name, mode_t mode) override;
+  // OVERLAYFS_SUPER_MAGIC, with the sizes of the memory layer.
+  Result<struct statfs> Statfs() override;
   // The upper's attributes once copied up, else the lower's; a change copies
   // up first.
   Result<std::string> GetXattr(const std::string& name) override;

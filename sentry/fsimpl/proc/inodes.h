@@ -45,6 +45,12 @@ class ProcInode : public vfs::Inode {
   // Linux refuses chmod on per-process entries (proc_setattr); husk keeps
   // every /proc attribute fixed.
   Status SetAttributes(const vfs::SetAttr& attr) override { return Errno{EPERM}; }
+  // PROC_SUPER_MAGIC; no blocks or inodes to count, as on Linux.
+  Result<struct statfs> Statfs() override {
+    ASSIGN_OR_RETURN(struct statfs s, vfs::Inode::Statfs());
+    s.f_type = 0x9fa0;
+    return s;
+  }
 
   uint64_t ino() const { return ino_; }
   // A cached dentry of a process that has exited is dropped at the next

@@ -131,6 +131,18 @@ void FreeDataPages(MemoryFile& mf, std::vector<uint64_t> pages) {
 }
 }  // namespace
 
+Result<struct statfs> InodeBase::Statfs() {
+  ASSIGN_OR_RETURN(struct statfs s, vfs::Inode::Statfs());
+  const uint64_t cap = MemoryAccount::Sandbox().limit() / 2 / kPageSize;
+  const uint64_t used = std::min<uint64_t>(g_data_pages.load(), cap);
+  s.f_blocks = cap;
+  s.f_bfree = s.f_bavail = cap - used;
+  s.f_files = cap;
+  s.f_ffree = cap - used;
+  s.f_fsid.__val[0] = static_cast<int>(fs_->dev);
+  return s;
+}
+
 Result<vfs::FileRef> RegularFile::Open(int flags) {
   // open(2) truncates with O_TRUNC even for O_RDONLY (Linux asks for write
   // permission instead). Linux updates mtime and ctime even if already empty.

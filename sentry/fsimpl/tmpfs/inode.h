@@ -40,6 +40,9 @@ class InodeBase : public vfs::Inode {
   Result<struct stat> Stat() override;
   mode_t Type() override { return type_; }
   Status SetAttributes(const vfs::SetAttr& attr) override;
+  // TMPFS_MAGIC; the size is what all tmpfs data may take (half the
+  // sandbox's memory limit), the free part what is left of it.
+  Result<struct statfs> Statfs() override;
   // user.* attributes (Linux's tmpfs keeps them since 6.6); other
   // namespaces are not supported here.
   Result<std::string> GetXattr(const std::string& name) override;

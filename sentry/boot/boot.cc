@@ -145,15 +145,18 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
   vfs::InodeRef upper = tmpfs::NewTmpfsRoot(0755);
   vfs::InodeRef root_inode = overlay::NewOverlayRoot(upper, lower);
   auto root = std::make_shared<vfs::Dentry>("/", nullptr, root_inode);
-  struct MountSpec {
+  vfs::SetRootMount(root, {"overlay", "none", "rw,relatime"});
+  struct StandardMount {
     const char* name;
     vfs::InodeRef fs;
+    vfs::MountSpec spec;
   };
-  MountSpec mounts[] = {
-      {"tmp", tmpfs::NewTmpfsRoot(01777)},
-      {"dev", devfs::NewDevRoot()},
-      {"proc", procfs::NewProcRoot(NewKernelProcProvider(k))},
-      {"sys", NewSysRoot(k.cpus)},
+  StandardMount mounts[] = {
+      {"tmp", tmpfs::NewTmpfsRoot(01777), {"tmpfs", "tmpfs", "rw,nosuid,nodev"}},
+      {"dev", devfs::NewDevRoot(), {"tmpfs", "tmpfs", "rw,nosuid,mode=755"}},
+      {"proc", procfs::NewProcRoot(NewKernelProcProvider(k)),
+       {"proc", "proc", "rw,nosuid,nodev,noexec,relatime"}},
+      {"sys", NewSysRoot(k.cpus), {"sysfs", "sysfs", "ro,nosuid,nodev,noexec,relatime"}},
   };
   // Started from inside the host's /tmp (a build tree there, say), the
   // sandbox keeps /tmp as part of the overlay so the working directory
@@ -168,7 +171,7 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
       root->AddChild(m.name, tmpfs::NewTmpfsRoot(0555));
       ASSIGN_OR_RETURN(point, root->Child(m.name));
     }
-    (*point)->Mount(m.fs);
+    (*point)->Mount(m.fs, m.spec);
   }
   return root;
 }
@@ -179,7 +182,9 @@ Status MountVolume(const vfs::DentryRef& root, const BootOptions::Volume& v) {
   auto client = std::make_shared<gofer::Client>(UniqueFd(v.fd));
   ASSIGN_OR_RETURN(vfs::InodeRef vroot, goferfs::NewGoferRoot(std::move(client)));
   ASSIGN_OR_RETURN(vfs::DentryRef point, MakeMountpoint(root, v.path));
-  point->Mount(vroot);
+  // A host directory served by a gofer of its own (gVisor shows its gofer
+  // mounts as 9p; the host path stays out).
+  point->Mount(vroot, {"9p", "none", "ro,nosuid,nodev,relatime"});
   return Ok();
 }
 

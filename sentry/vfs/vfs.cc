@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "absl/synchronization/mutex.h"
 #include "base/deferred_release.h"
 
 namespace husk::vfs {
@@ -217,13 +218,6 @@ void Dentry::MoveChild(const std::string& name, Dentry& new_parent, const std::s
   slot = d;
 }
 
-std::shared_ptr<Dentry> Dentry::Mount(InodeRef root) {
-  auto d = std::make_shared<Dentry>(name_, parent_, std::move(root));
-  d->mountpoint_ = shared_from_this();
-  mounted_ = d;
-  return d;
-}
-
 namespace {
 const Dentry* MountRoot(const Dentry& d) {
   const Dentry* cur = &d;
@@ -232,7 +226,85 @@ const Dentry* MountRoot(const Dentry& d) {
   while (cur->mountpoint() == nullptr && cur->parent() != nullptr) cur = cur->parent().get();
   return cur;
 }
+
+struct MountRecord {
+  int id;
+  int parent_id;
+  std::weak_ptr<Dentry> root;
+  MountSpec spec;
+};
+
+struct MountTable {
+  absl::Mutex mu;
+  std::vector<MountRecord> mounts ABSL_GUARDED_BY(mu);
+  int next_id ABSL_GUARDED_BY(mu) = 1;
+};
+
+MountTable& Mounts() {
+  static auto* table = new MountTable();  // never destroyed: dentries may outlive statics
+  return *table;
+}
+
+void AddMount(const DentryRef& root, const Dentry* on, const MountSpec& spec) {
+  MountTable& t = Mounts();
+  absl::MutexLock l(&t.mu);
+  int parent = 0;
+  if (on != nullptr) {
+    const Dentry* holder = MountRoot(*on);
+    for (const MountRecord& m : t.mounts) {
+      if (m.root.lock().get() == holder) parent = m.id;
+    }
+  }
+  t.mounts.push_back(MountRecord{t.next_id++, parent, root, spec});
+}
 }  // namespace
+
+std::shared_ptr<Dentry> Dentry::Mount(InodeRef root, const MountSpec& spec) {
+  auto d = std::make_shared<Dentry>(name_, parent_, std::move(root));
+  d->mountpoint_ = shared_from_this();
+  mounted_ = d;
+  AddMount(d, this, spec);
+  return d;
+}
+
+std::shared_ptr<Dentry> Dentry::Mount(InodeRef root) { return Mount(std::move(root), MountSpec{}); }
+
+void SetRootMount(const DentryRef& root, const MountSpec& spec) {
+  {
+    MountTable& t = Mounts();
+    absl::MutexLock l(&t.mu);
+    // A new root (a unit test's, or a second boot in one process) starts a
+    // new table.
+    t.mounts.clear();
+  }
+  AddMount(root, nullptr, spec);
+}
+
+std::string RenderMountTable(bool info) {
+  std::vector<MountRecord> mounts;
+  {
+    MountTable& t = Mounts();
+    absl::MutexLock l(&t.mu);
+    mounts = t.mounts;
+  }
+  std::string out;
+  for (const MountRecord& m : mounts) {
+    DentryRef root = m.root.lock();
+    if (root == nullptr) continue;
+    const std::string point = root->Path();
+    if (!info) {
+      out += m.spec.source + " " + point + " " + m.spec.type + " " + m.spec.options + " 0 0\n";
+      continue;
+    }
+    dev_t dev = 0;
+    if (auto st = root->inode()->Stat(); st.ok()) dev = st->st_dev;
+    const std::string super = m.spec.options.rfind("ro", 0) == 0 ? "ro" : "rw";
+    out += std::to_string(m.id) + " " + std::to_string(m.parent_id) + " " +
+           std::to_string(major(dev)) + ":" + std::to_string(minor(dev)) + " / " + point + " " +
+           m.spec.options + " - " + m.spec.type + " " + m.spec.source + " " + super + "\n";
+  }
+  return out;
+}
 
 bool SameMount(const Dentry& a, const Dentry& b) { return MountRoot(a) == MountRoot(b); }
 

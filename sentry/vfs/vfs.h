@@ -161,7 +161,9 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   // Moves the cached child `name` under new_parent as new_name.
   void MoveChild(const std::string& name, Dentry& new_parent, const std::string& new_name);
 
-  // Mounts a filesystem whose root is `root` on this dentry.
+  // Mounts a filesystem whose root is `root` on this dentry; spec is what
+  // the mount table shows of it.
+  std::shared_ptr<Dentry> Mount(InodeRef root, const struct MountSpec& spec);
   std::shared_ptr<Dentry> Mount(InodeRef root);
 
   // Absolute path from the VFS root, e.g. "/usr/bin/ls"; a dentry whose
@@ -205,6 +207,18 @@ using DentryRef = std::shared_ptr<Dentry>;
 // Whether two dentries lie in the same mount (rename and link cannot cross
 // mounts: EXDEV).
 bool SameMount(const Dentry& a, const Dentry& b);
+
+// What /proc/<pid>/mounts and mountinfo show of a mount.
+struct MountSpec {
+  std::string type = "tmpfs";
+  std::string source = "none";
+  std::string options = "rw";  // per-mount options ("rw,nosuid,nodev")
+};
+// The sandbox's mount table (one mount namespace): the root mount, then
+// every Dentry::Mount in order, for as long as the mounted root lives.
+void SetRootMount(const DentryRef& root, const MountSpec& spec);
+// /proc/<pid>/mounts (fstab(5) lines) or, with info, mountinfo (proc(5)).
+std::string RenderMountTable(bool info);
 
 // The dentry cache. Every looked-up child stays cached while something uses
 // it (an open file, a working directory, a cached child of its own, a

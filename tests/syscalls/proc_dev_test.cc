@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <ctime>
 #include <sstream>
 #include <string>
@@ -196,6 +197,39 @@ long MeminfoKb(const std::string& text, const std::string& key) {
     return unit == "kB" ? v : -1;
   }
   return -1;
+}
+
+// /proc/self/mountinfo: one line per mount (proc(5)): unique ids, a parent
+// that is another mount or outside the table, "/" and "/proc" (of type
+// proc) among the mount points; /proc/self/mounts agrees on /proc.
+TEST(ProcTest, MountinfoListsRootAndProc) {
+  std::istringstream info(ReadFile("/proc/self/mountinfo"));
+  std::string line;
+  std::map<int, int> parent_of;
+  std::map<std::string, std::string> type_at;
+  while (std::getline(info, line)) {
+    std::istringstream f(line);
+    int id = 0, parent = 0;
+    std::string devno, root, point, options, field, type, source;
+    ASSERT_TRUE(f >> id >> parent >> devno >> root >> point >> options) << line;
+    while (f >> field && field != "-") {
+    }
+    ASSERT_EQ(field, "-") << line;
+    ASSERT_TRUE(f >> type >> source) << line;
+    EXPECT_NE(devno.find(':'), std::string::npos) << line;
+    EXPECT_TRUE(parent_of.emplace(id, parent).second) << "id " << id << " twice";
+    type_at[point] = type;
+  }
+  ASSERT_FALSE(parent_of.empty());
+  EXPECT_TRUE(type_at.count("/")) << "no root mount";
+  ASSERT_TRUE(type_at.count("/proc"));
+  EXPECT_EQ(type_at["/proc"], "proc");
+  // Every parent is in the table but for the first mount's.
+  int outside = 0;
+  for (const auto& [id, parent] : parent_of) outside += parent_of.count(parent) == 0 ? 1 : 0;
+  EXPECT_GE(outside, 1);
+  const std::string mounts = ReadFile("/proc/self/mounts");
+  EXPECT_NE(mounts.find(" /proc proc "), std::string::npos) << mounts;
 }
 
 TEST(ProcTest, MeminfoHasTotalAndFree) {

@@ -22,9 +22,9 @@ struct EntrySpec {
 constexpr EntrySpec kPidEntries[] = {
     {"auxv", 12, Kind::kOwnerFile}, {"cmdline", 1, Kind::kFile},       {"comm", 2, Kind::kFile},
     {"cwd", 3, Kind::kLink},        {"environ", 13, Kind::kOwnerFile}, {"exe", 4, Kind::kLink},
-    {"fd", 5, Kind::kFdDir},        {"maps", 6, Kind::kFile},          {"mounts", 7, Kind::kFile},
-    {"root", 11, Kind::kLink},      {"stat", 8, Kind::kFile},          {"status", 9, Kind::kFile},
-    {"task", 10, Kind::kTaskDir},
+    {"fd", 5, Kind::kFdDir},        {"maps", 6, Kind::kFile},          {"mountinfo", 14, Kind::kFile},
+    {"mounts", 7, Kind::kFile},     {"root", 11, Kind::kLink},         {"stat", 8, Kind::kFile},
+    {"status", 9, Kind::kFile},     {"task", 10, Kind::kTaskDir},
 };
 
 // An entry of process pid's directory, owned by that process.
@@ -56,6 +56,7 @@ std::function<Result<std::string>()> Render(const std::shared_ptr<ProcFs>& fs, i
   if (name == "environ") return [p, pid] { return p->Environ(pid); };
   if (name == "maps") return [p, pid] { return p->Maps(pid); };
   if (name == "mounts") return [p, pid] { return p->Mounts(pid); };
+  if (name == "mountinfo") return [p, pid] { return p->Mountinfo(pid); };
   if (name == "stat") return [p, pid] { return p->StatText(pid); };
   if (name == "status") return [p, pid] { return p->StatusText(pid); };
   if (name == "comm") {

@@ -58,9 +58,10 @@ class ProcProvider {
   virtual std::string LoadAvg() = 0;
   // /proc/stat: CPU time lines, btime, process counts. Empty by default.
   virtual std::string SystemStat() { return ""; }
-  // /proc/pid/mounts (fstab(5) format). The default describes the standard
-  // `husk do` layout; a kernel with a mount table overrides it.
+  // /proc/pid/mounts (fstab(5) format) and mountinfo: the VFS's mount
+  // table (one mount namespace for the whole sandbox).
   virtual Result<std::string> Mounts(int pid);
+  virtual Result<std::string> Mountinfo(int pid);
 };
 
 // A new procfs instance (its own st_dev) showing `provider`.

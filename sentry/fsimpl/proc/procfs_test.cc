@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sys/sysmacros.h>
 
 #include <map>
 #include <string>
@@ -8,6 +9,7 @@
 #include "base/result_testing.h"
 #include "gtest/gtest.h"
 #include "sentry/fsimpl/proc/proc.h"
+#include "sentry/fsimpl/tmpfs/tmpfs.h"
 
 namespace husk::procfs {
 namespace {
@@ -179,15 +181,34 @@ TEST_F(ProcfsTest, SelfAndThreadSelf) {
   provider_->current = 42;
   EXPECT_EQ(ReadFile("/self/cmdline"), std::string("sh\0", 3));
   EXPECT_EQ(Walk("/mounts", false).value()->Readlink().value(), "self/mounts");
-  EXPECT_NE(ReadFile("/mounts").find(" / overlay "), std::string::npos);
   provider_->current = 0;
   EXPECT_ERRNO(Walk("/self", false).value()->Readlink(), ENOENT);
+}
+
+// mounts and mountinfo show the VFS's mount table: the root, then each
+// mount with its parent's id and its place.
+TEST_F(ProcfsTest, MountTable) {
+  auto top = std::make_shared<vfs::Dentry>("/", nullptr, tmpfs::NewTmpfsRoot(0755));
+  vfs::SetRootMount(top, {"overlay", "none", "rw,relatime"});
+  ASSERT_OK(top->inode()->Mkdir("proc", 0555));
+  auto point = top->Child("proc");
+  ASSERT_OK(point);
+  (*point)->Mount(root_, {"proc", "proc", "rw,nosuid"});
+  EXPECT_EQ(ReadFile("/1/mounts"), "none / overlay rw,relatime 0 0\nproc /proc proc rw,nosuid 0 0\n");
+  const std::string info = ReadFile("/1/mountinfo");
+  const dev_t dev = root_->Stat().value().st_dev;
+  const std::string want_proc = "2 1 " + std::to_string(major(dev)) + ":" +
+                                std::to_string(minor(dev)) + " / /proc rw,nosuid - proc proc rw\n";
+  EXPECT_EQ(info.substr(0, 2), "1 ");
+  EXPECT_NE(info.find(" / / rw,relatime - overlay none rw\n"), std::string::npos) << info;
+  EXPECT_NE(info.find(want_proc), std::string::npos) << info;
 }
 
 TEST_F(ProcfsTest, PidDirectory) {
   EXPECT_EQ(List("/1"),
             (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "environ", "exe", "fd",
-                                      "maps", "mounts", "root", "stat", "status", "task"}));
+                                      "maps", "mountinfo", "mounts", "root", "stat", "status",
+                                      "task"}));
   EXPECT_EQ(ReadFile("/1/maps"), "00400000-00401000 r-xp 00000000 00:10 5 /bin/init\n");
   EXPECT_EQ(ReadFile("/1/cmdline"), std::string("init\0--flag\0", 12));
   EXPECT_EQ(ReadFile("/42/comm"), "sh\n");  // no second newline
@@ -262,7 +283,7 @@ TEST_F(ProcfsTest, TaskDirectory) {
   EXPECT_EQ(List("/42/task"), std::vector<std::string>{"42"});
   EXPECT_EQ(List("/42/task/42"),
             (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "environ", "exe", "fd",
-                                      "maps", "mounts", "root", "stat", "status"}));
+                                      "maps", "mountinfo", "mounts", "root", "stat", "status"}));
   EXPECT_EQ(ReadFile("/42/task/42/comm"), "sh\n");
   EXPECT_EQ(Walk("/42/task/42").value()->Stat()->st_nlink, 3u);
   EXPECT_ERRNO(Walk("/42/task/1"), ENOENT);

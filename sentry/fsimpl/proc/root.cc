@@ -10,14 +10,8 @@
 
 namespace husk::procfs {
 
-// The mounts sentry/boot makes for `husk do`.
-Result<std::string> ProcProvider::Mounts(int pid) {
-  return std::string(
-      "none / overlay rw,relatime 0 0\n"
-      "tmpfs /tmp tmpfs rw,nosuid,nodev 0 0\n"
-      "tmpfs /dev tmpfs rw,nosuid,mode=755 0 0\n"
-      "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n");
-}
+Result<std::string> ProcProvider::Mounts(int pid) { return vfs::RenderMountTable(false); }
+Result<std::string> ProcProvider::Mountinfo(int pid) { return vfs::RenderMountTable(true); }
 
 bool PidExists(ProcProvider& provider, int pid) {
   std::vector<int> pids = provider.Pids();

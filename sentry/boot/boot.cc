@@ -154,7 +154,8 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
   StandardMount mounts[] = {
       {"tmp", tmpfs::NewTmpfsRoot(01777), {"tmpfs", "tmpfs", "rw,nosuid,nodev"}},
       {"dev", devfs::NewDevRoot(), {"tmpfs", "tmpfs", "rw,nosuid,mode=755"}},
-      {"proc", procfs::NewProcRoot(NewKernelProcProvider(k)),
+      {"proc",
+       procfs::NewProcRoot(NewKernelProcProvider(k)),
        {"proc", "proc", "rw,nosuid,nodev,noexec,relatime"}},
       {"sys", NewSysRoot(k.cpus), {"sysfs", "sysfs", "ro,nosuid,nodev,noexec,relatime"}},
   };

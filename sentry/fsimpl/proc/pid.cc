@@ -20,11 +20,13 @@ struct EntrySpec {
 
 // In name order, as listings show them.
 constexpr EntrySpec kPidEntries[] = {
-    {"auxv", 12, Kind::kOwnerFile}, {"cmdline", 1, Kind::kFile},       {"comm", 2, Kind::kFile},
-    {"cwd", 3, Kind::kLink},        {"environ", 13, Kind::kOwnerFile}, {"exe", 4, Kind::kLink},
-    {"fd", 5, Kind::kFdDir},        {"maps", 6, Kind::kFile},          {"mountinfo", 14, Kind::kFile},
-    {"mounts", 7, Kind::kFile},     {"root", 11, Kind::kLink},         {"stat", 8, Kind::kFile},
-    {"status", 9, Kind::kFile},     {"task", 10, Kind::kTaskDir},
+    {"auxv", 12, Kind::kOwnerFile},    {"cmdline", 1, Kind::kFile},
+    {"comm", 2, Kind::kFile},          {"cwd", 3, Kind::kLink},
+    {"environ", 13, Kind::kOwnerFile}, {"exe", 4, Kind::kLink},
+    {"fd", 5, Kind::kFdDir},           {"maps", 6, Kind::kFile},
+    {"mountinfo", 14, Kind::kFile},    {"mounts", 7, Kind::kFile},
+    {"root", 11, Kind::kLink},         {"stat", 8, Kind::kFile},
+    {"status", 9, Kind::kFile},        {"task", 10, Kind::kTaskDir},
 };
 
 // An entry of process pid's directory, owned by that process.

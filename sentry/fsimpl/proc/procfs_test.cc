@@ -194,7 +194,8 @@ TEST_F(ProcfsTest, MountTable) {
   auto point = top->Child("proc");
   ASSERT_OK(point);
   (*point)->Mount(root_, {"proc", "proc", "rw,nosuid"});
-  EXPECT_EQ(ReadFile("/1/mounts"), "none / overlay rw,relatime 0 0\nproc /proc proc rw,nosuid 0 0\n");
+  EXPECT_EQ(ReadFile("/1/mounts"),
+            "none / overlay rw,relatime 0 0\nproc /proc proc rw,nosuid 0 0\n");
   const std::string info = ReadFile("/1/mountinfo");
   const dev_t dev = root_->Stat().value().st_dev;
   const std::string want_proc = "2 1 " + std::to_string(major(dev)) + ":" +
@@ -205,10 +206,9 @@ TEST_F(ProcfsTest, MountTable) {
 }
 
 TEST_F(ProcfsTest, PidDirectory) {
-  EXPECT_EQ(List("/1"),
-            (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "environ", "exe", "fd",
-                                      "maps", "mountinfo", "mounts", "root", "stat", "status",
-                                      "task"}));
+  EXPECT_EQ(List("/1"), (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "environ",
+                                                  "exe", "fd", "maps", "mountinfo", "mounts",
+                                                  "root", "stat", "status", "task"}));
   EXPECT_EQ(ReadFile("/1/maps"), "00400000-00401000 r-xp 00000000 00:10 5 /bin/init\n");
   EXPECT_EQ(ReadFile("/1/cmdline"), std::string("init\0--flag\0", 12));
   EXPECT_EQ(ReadFile("/42/comm"), "sh\n");  // no second newline

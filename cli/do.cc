@@ -188,19 +188,12 @@ bool ParseSize(const std::string& text, uint64_t* out) {
   return true;
 }
 
-// The default memory limit of a sandbox: the memory cgroup limit husk runs
-// under (the tightest of its cgroup and the ancestors it can see), else the
-// host's RAM.
-uint64_t DefaultMemoryLimit() {
-  struct sysinfo si {};
-  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : uint64_t{1} << 30;
-  std::ifstream cg("/proc/self/cgroup");
-  std::string line, path;
-  while (std::getline(cg, line)) {
-    if (line.rfind("0::", 0) == 0) path = line.substr(3);
-  }
+// The tightest memory limit of a cgroup and of the ancestors visible under
+// root (memory.max in v2, memory.limit_in_bytes in v1); UINT64_MAX if none.
+uint64_t CgroupMemoryLimit(const std::string& root, std::string path, const char* file) {
+  uint64_t limit = UINT64_MAX;
   while (!path.empty()) {
-    std::ifstream max("/sys/fs/cgroup" + path + "/memory.max");
+    std::ifstream max(root + path + "/" + file);
     std::string value;
     uint64_t n;
     if (max >> value && absl::SimpleAtoi(value, &n)) limit = std::min(limit, n);
@@ -208,6 +201,35 @@ uint64_t DefaultMemoryLimit() {
     size_t slash = path.rfind('/');
     path = slash == 0 ? "/" : path.substr(0, slash);
   }
+  return limit;
+}
+
+// The default memory limit of a sandbox: the memory cgroup limit husk runs
+// under (v2 or v1; the tightest of its cgroup and the ancestors it can see),
+// less a sixteenth for the sentry's own memory, so that the sandbox runs out
+// before the host's cgroup kills the sentry; else the host's RAM.
+uint64_t DefaultMemoryLimit() {
+  struct sysinfo si {};
+  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : uint64_t{1} << 30;
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line;
+  uint64_t cgroup = UINT64_MAX;
+  while (std::getline(cg, line)) {
+    if (line.rfind("0::", 0) == 0) {
+      cgroup = std::min(cgroup, CgroupMemoryLimit("/sys/fs/cgroup", line.substr(3), "memory.max"));
+      continue;
+    }
+    // v1: "N:memory:/path" (the controller may share a line with others).
+    size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    for (absl::string_view c : absl::StrSplit(line.substr(a + 1, b - a - 1), ',')) {
+      if (c == "memory") {
+        cgroup = std::min(cgroup, CgroupMemoryLimit("/sys/fs/cgroup/memory", line.substr(b + 1),
+                                                    "memory.limit_in_bytes"));
+      }
+    }
+  }
+  if (cgroup < limit) limit = cgroup - cgroup / 16;
   return limit;
 }
 

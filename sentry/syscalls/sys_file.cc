@@ -510,6 +510,53 @@ SyscallResult SysFsync(Task& t, const Args& a) {
   return 0L;  // every byte already lives in the sentry or the read-only host
 }
 
+// fallocate(2), vfs_fallocate()'s checks in its order.
+SyscallResult SysFallocate(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  const int mode = a.Int(1);
+  const int64_t offset = a.Long(2), len = a.Long(3);
+  if (offset < 0 || len <= 0) return Errno{EINVAL};
+  constexpr int kKnown = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE |
+                         FALLOC_FL_ZERO_RANGE | FALLOC_FL_INSERT_RANGE | FALLOC_FL_UNSHARE_RANGE;
+  if (mode & ~kKnown) return Errno{EOPNOTSUPP};
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) return Errno{EOPNOTSUPP};
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) return Errno{EOPNOTSUPP};
+  if ((mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) && (mode & ~(FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE))) {
+    return Errno{EINVAL};
+  }
+  if (!f->writable() || (f->flags() & O_PATH)) return Errno{EBADF};
+  const mode_t type = f->inode()->Type();
+  if (type == S_IFIFO) return Errno{ESPIPE};
+  if (type == S_IFDIR) return Errno{EISDIR};
+  if (type != S_IFREG) return Errno{ENODEV};
+  if (static_cast<uint64_t>(offset) + static_cast<uint64_t>(len) > uint64_t{INT64_MAX}) {
+    return Errno{EFBIG};
+  }
+  TRY(f->inode()->Allocate(mode, static_cast<uint64_t>(offset), static_cast<uint64_t>(len)));
+  return 0L;
+}
+
+// Nothing the sandbox writes waits in a cache for the host: its files live
+// in sentry memory, and volumes are read-only.
+SyscallResult SysSync(Task& t, const Args& a) { return 0L; }
+SyscallResult SysSyncfs(Task& t, const Args& a) {
+  TRY(t.fds().Get(a.Int(0)));
+  return 0L;
+}
+SyscallResult SysSyncFileRange(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
+  if (f->flags() & O_PATH) return Errno{EBADF};
+  const int64_t offset = a.Long(1), nbytes = a.Long(2);
+  const unsigned flags = static_cast<unsigned>(a.U(3));
+  if (flags & ~(SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER)) {
+    return Errno{EINVAL};
+  }
+  if (offset < 0 || nbytes < 0 || nbytes > INT64_MAX - offset) return Errno{EINVAL};
+  const mode_t type = f->inode()->Type();
+  if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK) return Errno{ESPIPE};
+  return 0L;
+}
+
 SyscallResult SysFadvise64(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (f->HostFd() >= 0) return Errno{ESPIPE};

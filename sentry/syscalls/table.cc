@@ -66,6 +66,10 @@ struct Table {
     Set(SYS_ioctl, SysIoctl, {kFd, kHex, kHex});
     Set(SYS_fsync, SysFsync, {kFd});
     Set(SYS_fdatasync, SysFsync, {kFd});
+    Set(SYS_fallocate, SysFallocate, {kFd, kHex, kInt, kInt});
+    Set(SYS_sync, SysSync);
+    Set(SYS_syncfs, SysSyncfs, {kFd});
+    Set(SYS_sync_file_range, SysSyncFileRange, {kFd, kInt, kInt, kHex});
     Set(SYS_fadvise64, SysFadvise64, {kFd, kInt, kInt, kInt});
     Set(SYS_ftruncate, SysFtruncate, {kFd, kInt});
     Set(SYS_truncate, SysTruncate, {kPath, kInt});

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/deferred_release.h"
 
@@ -293,15 +294,15 @@ std::string RenderMountTable(bool info) {
     if (root == nullptr) continue;
     const std::string point = root->Path();
     if (!info) {
-      out += m.spec.source + " " + point + " " + m.spec.type + " " + m.spec.options + " 0 0\n";
+      absl::StrAppend(&out, m.spec.source, " ", point, " ", m.spec.type, " ", m.spec.options,
+                      " 0 0\n");
       continue;
     }
     dev_t dev = 0;
     if (auto st = root->inode()->Stat(); st.ok()) dev = st->st_dev;
-    const std::string super = m.spec.options.rfind("ro", 0) == 0 ? "ro" : "rw";
-    out += std::to_string(m.id) + " " + std::to_string(m.parent_id) + " " +
-           std::to_string(major(dev)) + ":" + std::to_string(minor(dev)) + " / " + point + " " +
-           m.spec.options + " - " + m.spec.type + " " + m.spec.source + " " + super + "\n";
+    const char* super = m.spec.options.rfind("ro", 0) == 0 ? "ro" : "rw";
+    absl::StrAppend(&out, m.id, " ", m.parent_id, " ", major(dev), ":", minor(dev), " / ", point,
+                    " ", m.spec.options, " - ", m.spec.type, " ", m.spec.source, " ", super, "\n");
   }
   return out;
 }

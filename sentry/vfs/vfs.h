@@ -110,6 +110,10 @@ class Inode : public std::enable_shared_from_this<Inode> {
     return Errno{EINVAL};
   }
   virtual Status SetAttributes(const SetAttr& attr) { return Errno{EPERM}; }
+  // fallocate(2) on a regular file: mode is 0, FALLOC_FL_KEEP_SIZE or
+  // FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE (the syscall checked the rest);
+  // a filesystem without it answers EOPNOTSUPP.
+  virtual Status Allocate(int mode, uint64_t offset, uint64_t len) { return Errno{EOPNOTSUPP}; }
   // statfs(2) of the filesystem the inode is on. The default describes a
   // filesystem in sentry memory (TMPFS_MAGIC).
   virtual Result<struct statfs> Statfs();

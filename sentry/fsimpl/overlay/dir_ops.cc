@@ -81,6 +81,14 @@ Result<vfs::InodeRef> OverlayInode::Mknod(const std::string& name, mode_t mode) 
   return vfs::InodeRef(AddUpperChildLocked(name, std::move(up)));
 }
 
+Status OverlayInode::Allocate(int mode, uint64_t offset,
+                              uint64_t len) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  absl::MutexLock lock(&fs_->mu);
+  if (type_ != S_IFREG) return Errno{ENODEV};
+  TRY(CopyUpLocked());
+  return upper_->Allocate(mode, offset, len);
+}
+
 Result<struct statfs> OverlayInode::Statfs() {
   ASSIGN_OR_RETURN(struct statfs s, fs_->upper_root->Statfs());
   s.f_type = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC

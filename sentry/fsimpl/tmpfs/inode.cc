@@ -205,6 +205,48 @@ Result<size_t> RegularFile::WriteAt(const char* buf, size_t n, uint64_t offset) 
   return done;
 }
 
+Status RegularFile::Allocate(int mode, uint64_t offset, uint64_t len) {
+  if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) return Errno{EOPNOTSUPP};
+  if (len > kMaxFileSize || offset > kMaxFileSize - len) return Errno{EFBIG};
+  const uint64_t end = offset + len;
+  absl::MutexLock lock(&fs_->mu);
+  if (mode & FALLOC_FL_PUNCH_HOLE) {
+    std::vector<uint64_t> gone;
+    for (auto it = pages_.lower_bound(offset / kPage);
+         it != pages_.end() && it->first * kPage < end;) {
+      const uint64_t start = it->first * kPage;
+      const uint64_t lo = std::max(offset, start), hi = std::min(end, start + kPage);
+      if (lo == start && hi == start + kPage) {
+        gone.push_back(it->second);
+        it = pages_.erase(it);
+        continue;
+      }
+      memset(fs_->mf.At(it->second) + (lo - start), 0, hi - lo);
+      ++it;
+    }
+    FreeDataPages(fs_->mf, std::move(gone));
+    TouchModifyLocked();
+    return Ok();
+  }
+  // Every missing page of the range, undone if the tmpfs fills up on the way.
+  std::vector<uint64_t> added_index, added_page;
+  for (uint64_t index = offset / kPage; index * kPage < end; index++) {
+    if (pages_.contains(index)) continue;
+    auto page = AllocateDataPage(fs_->mf);
+    if (!page.ok()) {
+      for (uint64_t i : added_index) pages_.erase(i);
+      FreeDataPages(fs_->mf, std::move(added_page));
+      return Errno{ENOSPC};
+    }
+    pages_.emplace(index, *page);
+    added_index.push_back(index);
+    added_page.push_back(*page);
+  }
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > size_) size_ = end;
+  TouchModifyLocked();
+  return Ok();
+}
+
 RegularFile::~RegularFile() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // The last reference: nobody else can hold fs_->mu for this file.
   std::vector<uint64_t> held;

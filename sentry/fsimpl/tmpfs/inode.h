@@ -107,6 +107,10 @@ class RegularFile : public InodeBase {
   Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) override;
   bool SharesPages() override { return true; }
   Result<uint64_t> SharedPage(uint64_t index) override;
+  // shmem_fallocate: pages allocated (zeros) over the range, the size grown
+  // unless KEEP_SIZE; or a hole punched (whole pages freed, partial ones
+  // zeroed).
+  Status Allocate(int mode, uint64_t offset, uint64_t len) override;
 
  protected:
   void FillSizeLocked(struct stat* st) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);

@@ -58,6 +58,11 @@ class InodeMappable : public Mappable {
 
 Result<FileRef> Inode::Open(int flags) { return std::make_shared<File>(shared_from_this(), flags); }
 
+Result<off_t> Inode::SeekData(off_t offset, bool hole) {
+  ASSIGN_OR_RETURN(struct stat st, Stat());
+  return hole ? st.st_size : offset;
+}
+
 Result<struct statfs> Inode::Statfs() {
   struct statfs s {};
   s.f_type = 0x01021994;  // TMPFS_MAGIC
@@ -391,6 +396,17 @@ Result<off_t> File::Seek(off_t offset, int whence) {
       ASSIGN_OR_RETURN(struct stat st, inode_->Stat());
       base = st.st_size;
       break;
+    }
+    case SEEK_DATA:
+    case SEEK_HOLE: {
+      // generic_file_llseek_size(): at or past the end (a negative offset
+      // too) there is neither.
+      if (inode_->IsDir()) return Errno{EINVAL};
+      ASSIGN_OR_RETURN(struct stat st, inode_->Stat());
+      if (offset < 0 || offset >= st.st_size) return Errno{ENXIO};
+      ASSIGN_OR_RETURN(off_t pos, inode_->SeekData(offset, whence == SEEK_HOLE));
+      offset_ = pos;
+      return pos;
     }
     default:
       return Errno{EINVAL};

@@ -110,6 +110,10 @@ class Inode : public std::enable_shared_from_this<Inode> {
     return Errno{EINVAL};
   }
   virtual Status SetAttributes(const SetAttr& attr) { return Errno{EPERM}; }
+  // lseek(2)'s SEEK_DATA (hole false) and SEEK_HOLE (hole true) from
+  // offset, which is below the size. The default knows no holes: data up to
+  // the size, the hole at the end.
+  virtual Result<off_t> SeekData(off_t offset, bool hole);
   // fallocate(2) on a regular file: mode is 0, FALLOC_FL_KEEP_SIZE or
   // FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE (the syscall checked the rest);
   // a filesystem without it answers EOPNOTSUPP.

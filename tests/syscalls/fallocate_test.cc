@@ -1,10 +1,10 @@
-// fallocate(2) and the sync family: allocation grows a file (or keeps its
+// fallocate(2), lseek's SEEK_DATA/SEEK_HOLE and the sync family: allocation grows a file (or keeps its
 // size with FALLOC_FL_KEEP_SIZE) and reads as zeros; a punched hole reads
 // as zeros and keeps the size; vfs_fallocate's errors in Linux's order; sync,
 // syncfs and sync_file_range succeed for what they may name and refuse the
 // rest.
 //
-// Syscalls: fallocate sync syncfs sync_file_range open pread pwrite fstat pipe2
+// Syscalls: fallocate lseek sync syncfs sync_file_range open pread pwrite fstat pipe2 ftruncate
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +94,37 @@ TEST_F(FallocateTest, ErrorsInLinuxsOrder) {
   Fd r(p[0]), w(p[1]);
   EXPECT_EQ(fallocate(w.get(), 0, 0, 1), -1);
   EXPECT_EQ(errno, ESPIPE);
+}
+
+// SEEK_DATA and SEEK_HOLE find the written pages of a sparse file.
+TEST_F(FallocateTest, SeekDataAndHoleFindWrittenPages) {
+  Fd fd(open(P("sparse").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  ASSERT_TRUE(fd.valid());
+  const off_t far = 1 << 20;
+  std::string page(4096, 'd');
+  ASSERT_EQ(pwrite(fd.get(), page.data(), page.size(), 0), 4096);
+  ASSERT_EQ(pwrite(fd.get(), page.data(), page.size(), far), 4096);
+  EXPECT_EQ(lseek(fd.get(), 0, SEEK_DATA), 0);
+  EXPECT_EQ(lseek(fd.get(), 100, SEEK_DATA), 100);
+  EXPECT_EQ(lseek(fd.get(), 0, SEEK_HOLE), 4096);
+  EXPECT_EQ(lseek(fd.get(), 4096, SEEK_DATA), far);
+  EXPECT_EQ(lseek(fd.get(), 8192, SEEK_HOLE), 8192);
+  EXPECT_EQ(lseek(fd.get(), far, SEEK_HOLE), far + 4096);  // the end is a hole
+  // The position moves to the answer.
+  EXPECT_EQ(lseek(fd.get(), 0, SEEK_CUR), far + 4096);
+  // At or past the end, and before the start: ENXIO.
+  EXPECT_EQ(lseek(fd.get(), far + 4096, SEEK_DATA), -1);
+  EXPECT_EQ(errno, ENXIO);
+  EXPECT_EQ(lseek(fd.get(), far + 4096, SEEK_HOLE), -1);
+  EXPECT_EQ(errno, ENXIO);
+  EXPECT_EQ(lseek(fd.get(), -1, SEEK_DATA), -1);
+  EXPECT_EQ(errno, ENXIO);
+  // A file that is all hole has no data.
+  Fd empty(open(P("hole").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  ASSERT_OK(ftruncate(empty.get(), far));
+  EXPECT_EQ(lseek(empty.get(), 0, SEEK_DATA), -1);
+  EXPECT_EQ(errno, ENXIO);
+  EXPECT_EQ(lseek(empty.get(), 0, SEEK_HOLE), 0);
 }
 
 TEST_F(FallocateTest, SyncFamily) {

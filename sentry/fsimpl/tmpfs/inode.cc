@@ -247,6 +247,23 @@ Status RegularFile::Allocate(int mode, uint64_t offset, uint64_t len) {
   return Ok();
 }
 
+Result<off_t> RegularFile::SeekData(off_t offset, bool hole) {
+  absl::MutexLock lock(&fs_->mu);
+  const auto size = static_cast<off_t>(size_);
+  if (offset >= size) return Errno{ENXIO};
+  uint64_t index = static_cast<uint64_t>(offset) / kPage;
+  if (!hole) {
+    auto it = pages_.lower_bound(index);
+    if (it == pages_.end()) return Errno{ENXIO};
+    const off_t at = std::max(offset, static_cast<off_t>(it->first * kPage));
+    if (at >= size) return Errno{ENXIO};
+    return at;
+  }
+  // The first page from offset on that is not there (the end counts as a hole).
+  for (auto it = pages_.find(index); it != pages_.end() && it->first == index; ++it) index++;
+  return std::min(size, std::max(offset, static_cast<off_t>(index * kPage)));
+}
+
 RegularFile::~RegularFile() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // The last reference: nobody else can hold fs_->mu for this file.
   std::vector<uint64_t> held;

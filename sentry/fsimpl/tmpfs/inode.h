@@ -111,6 +111,8 @@ class RegularFile : public InodeBase {
   // unless KEEP_SIZE; or a hole punched (whole pages freed, partial ones
   // zeroed).
   Status Allocate(int mode, uint64_t offset, uint64_t len) override;
+  // Holes are the pages never written (or punched), as shmem reports them.
+  Result<off_t> SeekData(off_t offset, bool hole) override;
 
  protected:
   void FillSizeLocked(struct stat* st) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);

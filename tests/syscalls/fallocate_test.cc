@@ -1,8 +1,7 @@
-// fallocate(2), lseek's SEEK_DATA/SEEK_HOLE and the sync family: allocation grows a file (or keeps its
-// size with FALLOC_FL_KEEP_SIZE) and reads as zeros; a punched hole reads
-// as zeros and keeps the size; vfs_fallocate's errors in Linux's order; sync,
-// syncfs and sync_file_range succeed for what they may name and refuse the
-// rest.
+// fallocate(2), lseek's SEEK_DATA/SEEK_HOLE and the sync family: allocation grows a file (or keeps
+// its size with FALLOC_FL_KEEP_SIZE) and reads as zeros; a punched hole reads as zeros and keeps
+// the size; vfs_fallocate's errors in Linux's order; sync, syncfs and sync_file_range succeed for
+// what they may name and refuse the rest.
 //
 // Syscalls: fallocate lseek sync syncfs sync_file_range open pread pwrite fstat pipe2 ftruncate
 #define _GNU_SOURCE 1

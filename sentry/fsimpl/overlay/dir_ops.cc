@@ -89,6 +89,15 @@ Status OverlayInode::Allocate(int mode, uint64_t offset,
   return upper_->Allocate(mode, offset, len);
 }
 
+Result<off_t> OverlayInode::SeekData(off_t offset, bool hole) {
+  vfs::InodeRef real;
+  {
+    absl::MutexLock lock(&fs_->mu);
+    real = upper_ != nullptr ? upper_ : lower_;
+  }
+  return real->SeekData(offset, hole);
+}
+
 Result<struct statfs> OverlayInode::Statfs() {
   ASSIGN_OR_RETURN(struct statfs s, fs_->upper_root->Statfs());
   s.f_type = 0x794c7630;  // OVERLAYFS_SUPER_MAGIC

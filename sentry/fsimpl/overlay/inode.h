@@ -65,6 +65,8 @@ class OverlayInode : public vfs::Inode {
   Result<vfs::InodeRef> Mknod(const std::string& name, mode_t mode) override;
   // Copies up, then the memory layer allocates.
   Status Allocate(int mode, uint64_t offset, uint64_t len) override;
+  // The holes of the file underneath (the upper's once copied up).
+  Result<off_t> SeekData(off_t offset, bool hole) override;
   // OVERLAYFS_SUPER_MAGIC, with the sizes of the memory layer.
   Result<struct statfs> Statfs() override;
   // The upper's attributes once copied up, else the lower's; a change copies

@@ -90,12 +90,7 @@ Status OverlayInode::Allocate(int mode, uint64_t offset,
 }
 
 Result<off_t> OverlayInode::SeekData(off_t offset, bool hole) {
-  vfs::InodeRef real;
-  {
-    absl::MutexLock lock(&fs_->mu);
-    real = upper_ != nullptr ? upper_ : lower_;
-  }
-  return real->SeekData(offset, hole);
+  return Real()->SeekData(offset, hole);
 }
 
 Result<struct statfs> OverlayInode::Statfs() {
@@ -107,21 +102,11 @@ Result<struct statfs> OverlayInode::Statfs() {
 }
 
 Result<std::string> OverlayInode::GetXattr(const std::string& name) {
-  vfs::InodeRef real;
-  {
-    absl::MutexLock lock(&fs_->mu);
-    real = upper_ != nullptr ? upper_ : lower_;
-  }
-  return real->GetXattr(name);
+  return Real()->GetXattr(name);
 }
 
 Result<std::vector<std::string>> OverlayInode::ListXattr() {
-  vfs::InodeRef real;
-  {
-    absl::MutexLock lock(&fs_->mu);
-    real = upper_ != nullptr ? upper_ : lower_;
-  }
-  return real->ListXattr();
+  return Real()->ListXattr();
 }
 
 Status OverlayInode::SetXattr(const std::string& name, const std::string& value,

@@ -105,9 +105,7 @@ Result<std::string> OverlayInode::GetXattr(const std::string& name) {
   return Real()->GetXattr(name);
 }
 
-Result<std::vector<std::string>> OverlayInode::ListXattr() {
-  return Real()->ListXattr();
-}
+Result<std::vector<std::string>> OverlayInode::ListXattr() { return Real()->ListXattr(); }
 
 Status OverlayInode::SetXattr(const std::string& name, const std::string& value,
                               int flags) ABSL_NO_THREAD_SAFETY_ANALYSIS {

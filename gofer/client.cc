@@ -295,6 +295,149 @@ Result<struct statfs> Client::Statfs(Fid fid) {
   return s;
 }
 
+Result<WalkStep> Client::NewNode(pb::Request& req) {
+  pb::Response resp;
+  TRY(Call(req, &resp, pb::Response::kNode));
+  Result<WalkStep> step = ToStep(resp.node());
+  if (!step.ok()) return Break();
+  return step;
+}
+
+Result<WalkStep> Client::Create(Fid dir, const std::string& name, uint32_t mode, uint32_t uid,
+                                uint32_t gid) {
+  if (int err = CheckName(name); err != 0) return Errno{err};
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::CreateRequest* c = req.mutable_create();
+  c->set_dir(dir);
+  c->set_name(name);
+  c->set_mode(mode);
+  c->set_uid(uid);
+  c->set_gid(gid);
+  return NewNode(req);
+}
+
+Result<WalkStep> Client::Mkdir(Fid dir, const std::string& name, uint32_t mode, uint32_t uid,
+                               uint32_t gid) {
+  if (int err = CheckName(name); err != 0) return Errno{err};
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::MkdirRequest* m = req.mutable_mkdir();
+  m->set_dir(dir);
+  m->set_name(name);
+  m->set_mode(mode);
+  m->set_uid(uid);
+  m->set_gid(gid);
+  return NewNode(req);
+}
+
+Result<WalkStep> Client::Mknod(Fid dir, const std::string& name, uint32_t mode, uint32_t uid,
+                               uint32_t gid) {
+  if (int err = CheckName(name); err != 0) return Errno{err};
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::MknodRequest* m = req.mutable_mknod();
+  m->set_dir(dir);
+  m->set_name(name);
+  m->set_mode(mode);
+  m->set_uid(uid);
+  m->set_gid(gid);
+  return NewNode(req);
+}
+
+Result<WalkStep> Client::Symlink(Fid dir, const std::string& name, const std::string& target,
+                                 uint32_t uid, uint32_t gid) {
+  if (int err = CheckName(name); err != 0) return Errno{err};
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::SymlinkRequest* s = req.mutable_symlink();
+  s->set_dir(dir);
+  s->set_name(name);
+  s->set_target(target);
+  s->set_uid(uid);
+  s->set_gid(gid);
+  return NewNode(req);
+}
+
+Result<Attr> Client::Link(Fid dir, const std::string& name, Fid target) {
+  if (int err = CheckName(name); err != 0) return Errno{err};
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::LinkRequest* l = req.mutable_link();
+  l->set_dir(dir);
+  l->set_name(name);
+  l->set_target(target);
+  pb::Response resp;
+  TRY(Call(req, &resp, pb::Response::kAttr));
+  Result<Attr> attr = ToAttr(resp.attr());
+  if (!attr.ok()) return Break();
+  return attr;
+}
+
+Status Client::Unlink(Fid dir, const std::string& name, bool remove_dir) {
+  if (int err = CheckName(name); err != 0) return Errno{err};
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::UnlinkRequest* u = req.mutable_unlink();
+  u->set_dir(dir);
+  u->set_name(name);
+  u->set_remove_dir(remove_dir);
+  pb::Response resp;
+  TRY(Call(req, &resp, pb::Response::kDone));
+  return Ok();
+}
+
+Status Client::Rename(Fid old_dir, const std::string& old_name, Fid new_dir,
+                      const std::string& new_name, uint32_t flags) {
+  if (int err = CheckName(old_name); err != 0) return Errno{err};
+  if (int err = CheckName(new_name); err != 0) return Errno{err};
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::RenameRequest* r = req.mutable_rename();
+  r->set_old_dir(old_dir);
+  r->set_old_name(old_name);
+  r->set_new_dir(new_dir);
+  r->set_new_name(new_name);
+  r->set_flags(flags);
+  pb::Response resp;
+  TRY(Call(req, &resp, pb::Response::kDone));
+  return Ok();
+}
+
+Result<Attr> Client::Setattr(Fid fid, const SetattrArgs& args) {
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::SetattrRequest* s = req.mutable_setattr();
+  s->set_fid(fid);
+  if (args.mode) {
+    s->set_mode(*args.mode);
+  }
+  if (args.uid) {
+    s->set_uid(*args.uid);
+  }
+  if (args.gid) {
+    s->set_gid(*args.gid);
+  }
+  if (args.size) {
+    s->set_size(*args.size);
+  }
+  auto set_time = [](const timespec& ts, pb::Timespec* out) {
+    out->set_sec(ts.tv_sec);
+    out->set_nsec(static_cast<uint32_t>(ts.tv_nsec));
+  };
+  if (args.atime) {
+    set_time(*args.atime, s->mutable_atime());
+  }
+  if (args.mtime) {
+    set_time(*args.mtime, s->mutable_mtime());
+  }
+  pb::Response resp;
+  TRY(Call(req, &resp, pb::Response::kAttr));
+  Result<Attr> attr = ToAttr(resp.attr());
+  if (!attr.ok()) return Break();
+  return attr;
+}
+
 Status Client::SendCloses() {
   if (pending_closes_.empty()) return Ok();
   pb::Request req;

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,14 @@ struct Attr {
   uint64_t rdev = 0;
   int64_t size = 0, blksize = 0, blocks = 0;
   timespec atime{}, mtime{}, ctime{};
+};
+
+// Setattr's changes: the fields set are applied (times as in utimensat(2),
+// UTIME_NOW and UTIME_OMIT included).
+struct SetattrArgs {
+  std::optional<uint32_t> mode, uid, gid;
+  std::optional<uint64_t> size;
+  std::optional<timespec> atime, mtime;
 };
 
 struct DirEntry {
@@ -99,6 +108,29 @@ class Client {
 
   Result<struct statfs> Statfs(Fid fid);
 
+  // The mutating ops, on a writable tree (EROFS on a read-only one). `name`
+  // is one component in directory `dir`. New nodes get mode's permission
+  // bits as given (the caller applies the umask) and are owned by uid/gid
+  // where the gofer may change owners.
+  // A regular file; EEXIST if the name exists.
+  Result<WalkStep> Create(Fid dir, const std::string& name, uint32_t mode, uint32_t uid,
+                          uint32_t gid);
+  Result<WalkStep> Mkdir(Fid dir, const std::string& name, uint32_t mode, uint32_t uid,
+                         uint32_t gid);
+  // A FIFO or socket node (mode holds the type); other types are EPERM.
+  Result<WalkStep> Mknod(Fid dir, const std::string& name, uint32_t mode, uint32_t uid,
+                         uint32_t gid);
+  Result<WalkStep> Symlink(Fid dir, const std::string& name, const std::string& target,
+                           uint32_t uid, uint32_t gid);
+  // A new name for the non-directory `target`; its attributes after.
+  Result<Attr> Link(Fid dir, const std::string& name, Fid target);
+  Status Unlink(Fid dir, const std::string& name, bool remove_dir);
+  // renameat2(2) with flags 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Status Rename(Fid old_dir, const std::string& old_name, Fid new_dir, const std::string& new_name,
+                uint32_t flags);
+  // The attributes after the change.
+  Result<Attr> Setattr(Fid fid, const SetattrArgs& args);
+
   // Releases `fid`. Queued: sent along with the next request, or on its own
   // when 64 are queued. Never fails.
   void Close(Fid fid);
@@ -117,6 +149,8 @@ class Client {
   Result<WalkResult> WalkOnce(Fid dir, const std::string* names, size_t count)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Status SendCloses() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A round trip of an op that makes a node (Create, Mkdir, ...).
+  Result<WalkStep> NewNode(proto::Request& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks the connection dead after a transport or protocol failure.
   Errno Break() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

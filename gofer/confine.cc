@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -169,9 +170,14 @@ absl::Status RefuseForeignMounts() {
 }
 
 // Step 6: capabilities.
-absl::Status DropCapabilities() {
-  constexpr uint64_t kKeep = (uint64_t{1} << CAP_DAC_OVERRIDE) |
-                             (uint64_t{1} << CAP_DAC_READ_SEARCH) | (uint64_t{1} << CAP_FOWNER);
+absl::Status DropCapabilities(bool read_only) {
+  // A writable tree also needs: giving new nodes the sandbox caller's owner
+  // (CAP_CHOWN), and keeping set-group-ID bits the sentry allowed
+  // (CAP_FSETID; the sentry makes the permission checks).
+  const uint64_t kKeep =
+      (uint64_t{1} << CAP_DAC_OVERRIDE) | (uint64_t{1} << CAP_DAC_READ_SEARCH) |
+      (uint64_t{1} << CAP_FOWNER) |
+      (read_only ? 0 : (uint64_t{1} << CAP_CHOWN) | (uint64_t{1} << CAP_FSETID));
   // Bounding set: needs CAP_SETPCAP; without it there is nothing to gain
   // back anyway (no_new_privs is set and permitted is cut below). EINVAL
   // marks the end of the kernel's capability list.
@@ -258,8 +264,22 @@ absl::Status InstallGoferSeccomp(bool read_only) {
   // Diagnostics, to stderr only.
   rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
                          SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO));
-  // Open with O_TRUNC, on a writable tree.
-  if (!read_only) rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(ftruncate), 0);
+  // A writable tree: the mutating ops.
+  if (!read_only) {
+    static constexpr Rule kWrites[] = {
+        {SCMP_SYS(ftruncate), "Open with O_TRUNC, Setattr of the size"},
+        {SCMP_SYS(mknodat), "Create (S_IFREG), Mknod (FIFOs, sockets)"},
+        {SCMP_SYS(mkdirat), "Mkdir"},
+        {SCMP_SYS(symlinkat), "Symlink"},
+        {SCMP_SYS(linkat), "Link"},
+        {SCMP_SYS(unlinkat), "Unlink, and undoing a Link that raced"},
+        {SCMP_SYS(renameat2), "Rename"},
+        {SCMP_SYS(fchmod), "Setattr of the mode, on a reopened fd"},
+        {SCMP_SYS(fchownat), "new nodes' owner; Setattr of uid and gid (AT_EMPTY_PATH)"},
+        {SCMP_SYS(utimensat), "Setattr of the times (AT_EMPTY_PATH)"},
+    };
+    for (const Rule& r : kWrites) rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, r.nr, 0);
+  }
 #if HUSK_GOFER_SANITIZED
   // Sanitizer builds only (tests): the ASan/UBSan runtime's own calls —
   // probing memory through a pipe, reporting, and its signal handling.
@@ -294,8 +314,11 @@ absl::Status ConfineGofer(const std::string& root, bool read_only, UniqueFd* roo
     (void)setrlimit(RLIMIT_NOFILE, &lim);  // more fids fit; failure is not fatal
   }
 
+  // New nodes get exactly the modes the sentry asks for: it applied the
+  // sandbox's umask already.
+  umask(0);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return ErrnoError("PR_SET_NO_NEW_PRIVS");
-  if (absl::Status s = DropCapabilities(); !s.ok()) return s;
+  if (absl::Status s = DropCapabilities(read_only); !s.ok()) return s;
   if (absl::Status s = InstallGoferSeccomp(read_only); !s.ok()) return s;
   *root_dir = std::move(dir);
   return absl::OkStatus();

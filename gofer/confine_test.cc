@@ -177,12 +177,37 @@ TEST_F(ConfineTest, WritableTree) {
     Result<UniqueFd> fd = c.Open(w->back().fid, O_WRONLY | O_TRUNC);
     ASSERT_TRUE(fd.ok()) << fd.error();
     ASSERT_EQ(write(fd->get(), "rewritten", 9), 9);
+    // Every mutating op under the filter (a missing rule kills the gofer,
+    // and then every call below is EIO).
+    Fid dir = w->front().fid;
+    Result<WalkStep> made = c.Create(dir, "new", 0600, 0, 0);
+    ASSERT_TRUE(made.ok()) << made.error();
+    Result<WalkStep> sub = c.Mkdir(dir, "sub", 0700, 0, 0);
+    ASSERT_TRUE(sub.ok()) << sub.error();
+    EXPECT_TRUE(c.Symlink(dir, "sl", "file", 0, 0).ok());
+    EXPECT_TRUE(c.Mknod(dir, "fifo", S_IFIFO | 0600, 0, 0).ok());
+    EXPECT_TRUE(c.Link(sub->fid, "hard", w->back().fid).ok());
+    EXPECT_TRUE(c.Rename(dir, "new", sub->fid, "renamed", 0).ok());
+    Status un = c.Unlink(dir, "sl", false);
+    EXPECT_TRUE(un.ok()) << un.error();
+    SetattrArgs args;
+    args.mode = 0640;
+    args.uid = 0;
+    args.size = 2;
+    args.mtime = timespec{0, UTIME_NOW};
+    Result<Attr> a = c.Setattr(w->back().fid, args);
+    ASSERT_TRUE(a.ok()) << a.error();
+    EXPECT_EQ(a->mode, S_IFREG | 0640u);
   }
   int status = child.Wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Describe(status);
   std::ifstream in(root_ / "dir/file");
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(content, "rewritten");
+  EXPECT_EQ(content, "re");
+  EXPECT_TRUE(fs::is_regular_file(root_ / "dir/sub/renamed"));
+  EXPECT_TRUE(fs::is_regular_file(root_ / "dir/sub/hard"));
+  EXPECT_TRUE(fs::is_fifo(root_ / "dir/fifo"));
+  EXPECT_FALSE(fs::exists(root_ / "dir/sl"));
 }
 
 TEST_F(ConfineTest, HostRootReadOnlyWithoutPseudoFilesystems) {

@@ -75,6 +75,7 @@ class ServerThread {
 class GoferTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    umask(0);  // as ConfineGofer leaves it
     char tmpl[] = "/tmp/gofer_test.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     root_ = tmpl;
@@ -301,6 +302,176 @@ TEST_F(GoferTest, OpenOfAReplacedFileIsStale) {
   fd = client_->Open(g, O_RDONLY);
   ASSERT_FALSE(fd.ok());
   EXPECT_EQ(fd.error(), ESTALE);
+}
+
+std::string HostContent(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST_F(GoferTest, ReadOnlyTreeRefusesEveryChange) {
+  Start(/*read_only=*/true);
+  Fid f = WalkOne(root_fid_, {"file"});
+  EXPECT_EQ(client_->Create(root_fid_, "n", 0644, 0, 0).error(), EROFS);
+  EXPECT_EQ(client_->Mkdir(root_fid_, "n", 0755, 0, 0).error(), EROFS);
+  EXPECT_EQ(client_->Mknod(root_fid_, "n", S_IFIFO | 0644, 0, 0).error(), EROFS);
+  EXPECT_EQ(client_->Symlink(root_fid_, "n", "file", 0, 0).error(), EROFS);
+  EXPECT_EQ(client_->Link(root_fid_, "n", f).error(), EROFS);
+  EXPECT_EQ(client_->Unlink(root_fid_, "file", false).error(), EROFS);
+  EXPECT_EQ(client_->Rename(root_fid_, "file", root_fid_, "n", 0).error(), EROFS);
+  SetattrArgs chmod;
+  chmod.mode = 0600;
+  EXPECT_EQ(client_->Setattr(f, chmod).error(), EROFS);
+  EXPECT_FALSE(fs::exists(root_ / "n"));
+  EXPECT_EQ(HostContent(root_ / "file"), "top file");
+}
+
+TEST_F(GoferTest, CreateMakesAFileWithTheModeAskedFor) {
+  Start(/*read_only=*/false);
+  Result<WalkStep> made = client_->Create(root_fid_, "new", 0640, getuid(), getgid());
+  ASSERT_TRUE(made.ok()) << made.error();
+  EXPECT_EQ(made->attr.mode, S_IFREG | 0640u);  // no umask applied by the gofer
+  EXPECT_EQ(made->attr.size, 0);
+  EXPECT_EQ(client_->Create(root_fid_, "new", 0640, getuid(), getgid()).error(), EEXIST);
+  Result<UniqueFd> fd = client_->Open(made->fid, O_RDWR);
+  ASSERT_TRUE(fd.ok()) << fd.error();
+  ASSERT_EQ(write(fd->get(), "data", 4), 4);
+  EXPECT_EQ(HostContent(root_ / "new"), "data");
+  struct stat st;
+  ASSERT_EQ(stat((root_ / "new").c_str(), &st), 0);
+  EXPECT_EQ(st.st_ino, made->attr.ino);
+}
+
+TEST_F(GoferTest, MkdirSymlinkAndMknodMakeTheirTypes) {
+  Start(/*read_only=*/false);
+  Result<WalkStep> d = client_->Mkdir(root_fid_, "d", 0750, getuid(), getgid());
+  ASSERT_TRUE(d.ok()) << d.error();
+  EXPECT_EQ(d->attr.mode, S_IFDIR | 0750u);
+  // The new directory's fid works as a directory at once.
+  Result<WalkStep> inner = client_->Create(d->fid, "inner", 0600, getuid(), getgid());
+  ASSERT_TRUE(inner.ok()) << inner.error();
+  EXPECT_TRUE(fs::is_regular_file(root_ / "d/inner"));
+
+  // The target is stored as given and never followed by the gofer.
+  Result<WalkStep> l = client_->Symlink(root_fid_, "sl", "/etc/shadow", getuid(), getgid());
+  ASSERT_TRUE(l.ok()) << l.error();
+  EXPECT_TRUE(S_ISLNK(l->attr.mode));
+  EXPECT_EQ(fs::read_symlink(root_ / "sl"), "/etc/shadow");
+  EXPECT_EQ(client_->Readlink(l->fid).value(), "/etc/shadow");
+  EXPECT_EQ(client_->Symlink(root_fid_, "empty", "", 0, 0).error(), ENOENT);
+
+  Result<WalkStep> p = client_->Mknod(root_fid_, "p", S_IFIFO | 0600, getuid(), getgid());
+  ASSERT_TRUE(p.ok()) << p.error();
+  EXPECT_TRUE(S_ISFIFO(p->attr.mode));
+  // Devices are never made on the host.
+  for (uint32_t type : {S_IFCHR, S_IFBLK, S_IFREG, S_IFDIR}) {
+    EXPECT_EQ(client_->Mknod(root_fid_, "dev", type | 0600, 0, 0).error(), EPERM) << type;
+  }
+  EXPECT_FALSE(fs::exists(root_ / "dev"));
+}
+
+TEST_F(GoferTest, ChangesStayInsideTheTree) {
+  Start(/*read_only=*/false);
+  // Bad names are refused before anything is made.
+  for (const char* bad : {"..", ".", "a/b", ""}) {
+    EXPECT_EQ(client_->Create(root_fid_, bad, 0644, 0, 0).error(), EINVAL) << bad;
+    EXPECT_EQ(client_->Unlink(root_fid_, bad, false).error(), EINVAL) << bad;
+  }
+  // A symlink to a directory outside is not a directory to create in.
+  Fid evildir = WalkOne(root_fid_, {"evildir"});
+  EXPECT_EQ(client_->Create(evildir, "x", 0644, 0, 0).error(), ENOTDIR);
+  // Creating over an existing symlink does not follow it.
+  EXPECT_EQ(client_->Create(root_fid_, "evil", 0644, 0, 0).error(), EEXIST);
+  EXPECT_EQ(client_->Mkdir(root_fid_, "evildir", 0755, 0, 0).error(), EEXIST);
+  // Unlinking a symlink removes the link, not what it points to.
+  ASSERT_TRUE(client_->Unlink(root_fid_, "evil", false).ok());
+  EXPECT_TRUE(fs::exists("/etc/passwd"));
+  EXPECT_FALSE(fs::is_symlink(root_ / "evil"));
+}
+
+TEST_F(GoferTest, LinkAndUnlink) {
+  Start(/*read_only=*/false);
+  Fid f = WalkOne(root_fid_, {"file"});
+  Fid c = WalkOne(root_fid_, {"a", "b", "c"});
+  Result<Attr> a = client_->Link(c, "hard", f);
+  ASSERT_TRUE(a.ok()) << a.error();
+  EXPECT_EQ(a->nlink, 2u);
+  EXPECT_EQ(HostContent(root_ / "a/b/c/hard"), "top file");
+  EXPECT_EQ(client_->Link(root_fid_, "dirlink", c).error(), EPERM);
+  EXPECT_EQ(client_->Link(root_fid_, "file", f).error(), EEXIST);
+
+  ASSERT_TRUE(client_->Unlink(root_fid_, "file", false).ok());
+  EXPECT_FALSE(fs::exists(root_ / "file"));
+  EXPECT_EQ(client_->Stat(f).value().nlink, 1u);
+  EXPECT_EQ(client_->Unlink(root_fid_, "file", false).error(), ENOENT);
+  EXPECT_EQ(client_->Unlink(root_fid_, "a", false).error(), EISDIR);
+  EXPECT_EQ(client_->Unlink(root_fid_, "a", true).error(), ENOTEMPTY);
+  ASSERT_TRUE(client_->Mkdir(root_fid_, "e", 0755, getuid(), getgid()).ok());
+  EXPECT_TRUE(client_->Unlink(root_fid_, "e", true).ok());
+  EXPECT_FALSE(fs::exists(root_ / "e"));
+}
+
+TEST_F(GoferTest, RenameMovesAndFidsFollow) {
+  Start(/*read_only=*/false);
+  Fid f = WalkOne(root_fid_, {"file"});
+  Fid c = WalkOne(root_fid_, {"a", "b", "c"});
+  ASSERT_TRUE(client_->Rename(root_fid_, "file", c, "moved", 0).ok());
+  EXPECT_EQ(HostContent(root_ / "a/b/c/moved"), "top file");
+  // The fid names the file under its new name: it still opens.
+  Result<UniqueFd> fd = client_->Open(f, O_RDONLY);
+  ASSERT_TRUE(fd.ok()) << fd.error();
+  EXPECT_EQ(ReadAll(fd->get()), "top file");
+
+  EXPECT_EQ(client_->Rename(c, "moved", c, "file.txt", RENAME_NOREPLACE).error(), EEXIST);
+  Fid g = WalkOne(c, {"file.txt"});
+  ASSERT_TRUE(client_->Rename(c, "moved", c, "file.txt", RENAME_EXCHANGE).ok());
+  EXPECT_EQ(HostContent(root_ / "a/b/c/file.txt"), "top file");
+  EXPECT_EQ(HostContent(root_ / "a/b/c/moved"), "hello from c");
+  // Both fids followed the exchange.
+  EXPECT_EQ(ReadAll(client_->Open(f, O_RDONLY).value().get()), "top file");
+  EXPECT_EQ(ReadAll(client_->Open(g, O_RDONLY).value().get()), "hello from c");
+  EXPECT_EQ(client_->Rename(c, "moved", c, "x", RENAME_WHITEOUT).error(), EINVAL);
+  EXPECT_EQ(client_->Rename(c, "missing", c, "x", 0).error(), ENOENT);
+}
+
+TEST_F(GoferTest, SetattrChangesModeSizeAndTimes) {
+  Start(/*read_only=*/false);
+  Fid f = WalkOne(root_fid_, {"file"});
+  SetattrArgs args;
+  args.mode = 0604;
+  args.size = 3;
+  args.mtime = timespec{1000000, 123456789};
+  args.atime = timespec{0, UTIME_OMIT};
+  Result<Attr> a = client_->Setattr(f, args);
+  ASSERT_TRUE(a.ok()) << a.error();
+  EXPECT_EQ(a->mode, S_IFREG | 0604u);
+  EXPECT_EQ(a->size, 3);
+  EXPECT_EQ(a->mtime.tv_sec, 1000000);
+  EXPECT_EQ(a->mtime.tv_nsec, 123456789);
+  EXPECT_EQ(HostContent(root_ / "file"), "top");
+  struct stat st;
+  ASSERT_EQ(stat((root_ / "file").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode, S_IFREG | 0604u);
+
+  Fid d = WalkOne(root_fid_, {"a"});
+  SetattrArgs dir_mode;
+  dir_mode.mode = 0700;
+  ASSERT_TRUE(client_->Setattr(d, dir_mode).ok());
+  ASSERT_EQ(stat((root_ / "a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode, S_IFDIR | 0700u);
+  SetattrArgs dir_size;
+  dir_size.size = 0;
+  EXPECT_EQ(client_->Setattr(d, dir_size).error(), EISDIR);
+  SetattrArgs bad_time;
+  bad_time.mtime = timespec{0, 2000000000};
+  EXPECT_EQ(client_->Setattr(f, bad_time).error(), EINVAL);
+
+  // A file replaced behind the fid is not the one changed.
+  WriteFile(root_ / "other", "other");
+  fs::rename(root_ / "other", root_ / "file");
+  EXPECT_EQ(client_->Setattr(f, dir_mode).error(), ESTALE);
+  ASSERT_EQ(stat((root_ / "file").c_str(), &st), 0);
+  EXPECT_NE(st.st_mode & 07777, 0700u);
 }
 
 TEST_F(GoferTest, Readlink) {

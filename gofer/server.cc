@@ -23,12 +23,11 @@
 #include "base/result.h"
 #include "gofer/names.h"
 #include "gofer/wire.h"
+#include "gofer/connection.h"
 #include "proto/gofer.pb.h"
 
 namespace husk::gofer {
 namespace {
-
-namespace pb = ::husk::gofer::proto;
 
 // Getdents batches: name bytes plus this much per entry (the proto encoding
 // of an entry's other fields and framing is under 20 bytes) stay under
@@ -42,11 +41,9 @@ constexpr size_t kDirentBudget = size_t{48} * 1024;
 constexpr int kOpenFlagsAllowed = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_DSYNC | O_SYNC |
                                   O_DIRECT | O_NOATIME | O_LARGEFILE | O_CLOEXEC;
 
-// Every lookup: a single component, beneath the directory fd, refusing
-// symlinks (the final one is opened as itself thanks to O_PATH|O_NOFOLLOW)
-// and procfs magic links. Mount crossings are allowed: the served host root
-// has submounts.
-constexpr uint64_t kResolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+}  // namespace
+
+namespace internal {
 
 int Openat2(int dirfd, const char* name, uint64_t flags, uint64_t resolve) {
   open_how how{};
@@ -105,18 +102,21 @@ bool IsServedFs(int fd, dev_t dev) {
   }
 }
 
-}  // namespace
+}  // namespace internal
 
 void RefuseDevices(const std::vector<dev_t>& devs) {
-  RefusedDevices().insert(RefusedDevices().end(), devs.begin(), devs.end());
+  internal::RefusedDevices().insert(internal::RefusedDevices().end(), devs.begin(), devs.end());
 }
 
+namespace internal {
 namespace {
 
 void FillTimespec(const struct timespec& ts, pb::Timespec* out) {
   out->set_sec(ts.tv_sec);
   out->set_nsec(static_cast<uint32_t>(ts.tv_nsec));
 }
+
+}  // namespace
 
 void FillAttr(const struct stat& st, pb::Attr* out) {
   out->set_ino(st.st_ino);
@@ -140,50 +140,6 @@ Result<struct stat> StatFd(int fd) {
   return st;
 }
 
-// A node of the served tree the gofer holds open. Nodes form a chain up to
-// the root so that a file can be reopened by (parent fd, name): O_PATH fds
-// cannot be upgraded in place without /proc, which the gofer does not have.
-struct Node {
-  UniqueFd fd;                   // O_PATH | O_NOFOLLOW
-  std::shared_ptr<Node> parent;  // null for the root
-  std::string name;              // in parent; empty for the root
-  mode_t type = 0;               // S_IFMT bits; an inode never changes type
-  dev_t dev = 0;
-  ino_t ino = 0;
-};
-
-struct FidState {
-  std::shared_ptr<Node> node;
-  // An open directory stream while a listing is in progress.
-  UniqueFd dir;
-};
-
-class Connection {
- public:
-  Connection(std::shared_ptr<Node> root, bool read_only)
-      : root_(std::move(root)), read_only_(read_only) {}
-
-  // Answers one request. `donated` receives the fd an Open hands over.
-  void Handle(const pb::Request& req, pb::Response* resp, UniqueFd* donated);
-
- private:
-  Result<uint64_t> AddFid(std::shared_ptr<Node> node);
-  Result<FidState*> Lookup(uint64_t fid);
-
-  Status Attach(pb::AttachResponse* out);
-  Status Walk(const pb::WalkRequest& req, pb::WalkResponse* out);
-  Status Stat(const pb::StatRequest& req, pb::StatResponse* out);
-  Result<UniqueFd> Open(const pb::OpenRequest& req);
-  Status Readlink(const pb::ReadlinkRequest& req, pb::ReadlinkResponse* out);
-  Status Getdents(const pb::GetdentsRequest& req, pb::GetdentsResponse* out);
-  Status Statfs(const pb::StatfsRequest& req, pb::StatfsResponse* out);
-  void Close(const google::protobuf::RepeatedField<uint64_t>& fids);
-
-  std::shared_ptr<Node> root_;
-  bool read_only_;
-  std::unordered_map<uint64_t, FidState> fids_;
-  uint64_t next_fid_ = 1;  // 0 is never a fid
-};
 
 Result<uint64_t> Connection::AddFid(std::shared_ptr<Node> node) {
   if (fids_.size() >= kMaxFids) return Errno{ENFILE};
@@ -272,6 +228,29 @@ Status Connection::Stat(const pb::StatRequest& req, pb::StatResponse* out) {
   return Ok();
 }
 
+Result<UniqueFd> Connection::Reopen(const Node& node, int flags) {
+  if (S_ISDIR(node.type)) {
+    // "." of the O_PATH fd: the directory itself, whatever its name is now.
+    UniqueFd fd(Openat2(node.fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, kResolve));
+    if (!fd.valid()) return Errno{errno};
+    return fd;
+  }
+  if (node.parent == nullptr) return Errno{ENXIO};
+  // By (parent, name). O_NONBLOCK keeps a FIFO (asked for, or swapped in
+  // under the name) from blocking the gofer; the identity check below
+  // rejects a file that is not the one the fid names.
+  UniqueFd fd(Openat2(node.parent->fd.get(), node.name.c_str(),
+                      flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, kResolve));
+  if (!fd.valid()) return Errno{errno == ELOOP ? ESTALE : errno};
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0) return Errno{errno};
+  // The name now holds another file: the fid is stale (as NFS says).
+  if ((st.st_mode & S_IFMT) != node.type || st.st_dev != node.dev || st.st_ino != node.ino) {
+    return Errno{ESTALE};
+  }
+  return fd;
+}
+
 Result<UniqueFd> Connection::Open(const pb::OpenRequest& req) {
   ASSIGN_OR_RETURN(FidState * fs, Lookup(req.fid()));
   const int flags = req.flags();
@@ -288,20 +267,9 @@ Result<UniqueFd> Connection::Open(const pb::OpenRequest& req) {
   if (S_ISLNK(node.type)) return Errno{ELOOP};  // as open(O_NOFOLLOW) of a symlink
   if (!S_ISREG(node.type) || node.parent == nullptr) return Errno{ENXIO};
 
-  // Reopen by (parent, name). O_NONBLOCK keeps a FIFO swapped in under the
-  // name from blocking the gofer; the identity check below then rejects it.
   // O_TRUNC waits until we know the file is the one the fid names.
   const bool truncate = (flags & O_TRUNC) != 0 && access != O_RDONLY;
-  int open_flags = (flags & ~(O_CLOEXEC | (truncate ? O_TRUNC : 0))) | O_NOFOLLOW | O_CLOEXEC |
-                   O_NOCTTY | O_NONBLOCK;
-  UniqueFd fd(Openat2(node.parent->fd.get(), node.name.c_str(), open_flags, kResolve));
-  if (!fd.valid()) return Errno{errno == ELOOP ? ESTALE : errno};
-  struct stat st;
-  if (fstat(fd.get(), &st) != 0) return Errno{errno};
-  // The name now holds another file: the fid is stale (as NFS says).
-  if (!S_ISREG(st.st_mode) || st.st_dev != node.dev || st.st_ino != node.ino) {
-    return Errno{ESTALE};
-  }
+  ASSIGN_OR_RETURN(UniqueFd fd, Reopen(node, flags & ~(O_CLOEXEC | O_TRUNC)));
   if (truncate && ftruncate(fd.get(), 0) != 0) return Errno{errno};
   if ((flags & O_NONBLOCK) == 0) {
     int fl = fcntl(fd.get(), F_GETFL);
@@ -325,9 +293,7 @@ Status Connection::Getdents(const pb::GetdentsRequest& req, pb::GetdentsResponse
   ASSIGN_OR_RETURN(FidState * fs, Lookup(req.dir()));
   if (!S_ISDIR(fs->node->type)) return Errno{ENOTDIR};
   if (!fs->dir.valid()) {
-    // "." of the O_PATH fd: the directory the fid names, whatever its name is now.
-    fs->dir.Reset(Openat2(fs->node->fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, kResolve));
-    if (!fs->dir.valid()) return Errno{errno};
+    ASSIGN_OR_RETURN(fs->dir, Reopen(*fs->node, O_RDONLY));
   }
   // The cookie is the d_off of the last entry returned: where to resume.
   uint64_t cookie = req.cookie();
@@ -440,6 +406,9 @@ void Connection::Handle(const pb::Request& req, pb::Response* resp, UniqueFd* do
     case pb::Request::OP_NOT_SET:  // empty, or an op this gofer does not know
       st = Errno{EINVAL};
       break;
+    default:
+      if (!HandleWrite(req, resp, &st)) st = Errno{EINVAL};
+      break;
   }
   if (!st.ok()) {
     resp->Clear();
@@ -447,19 +416,19 @@ void Connection::Handle(const pb::Request& req, pb::Response* resp, UniqueFd* do
   }
 }
 
-}  // namespace
+}  // namespace internal
 
 absl::Status Serve(UniqueFd sock, UniqueFd root_dir, bool read_only) {
   struct stat st;
   if (fstat(root_dir.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return absl::InvalidArgumentError("gofer: the root to serve is not a directory fd");
   }
-  auto root = std::make_shared<Node>();
+  auto root = std::make_shared<internal::Node>();
   root->fd = std::move(root_dir);
   root->type = S_IFDIR;
   root->dev = st.st_dev;
   root->ino = st.st_ino;
-  Connection conn(std::move(root), read_only);
+  internal::Connection conn(std::move(root), read_only);
 
   std::string out;
   for (;;) {
@@ -467,8 +436,8 @@ absl::Status Serve(UniqueFd sock, UniqueFd root_dir, bool read_only) {
     if (!frame.ok()) return frame.status();
     if (!frame->has_value()) return absl::OkStatus();  // the sentry hung up
 
-    pb::Request req;
-    pb::Response resp;
+    internal::pb::Request req;
+    internal::pb::Response resp;
     UniqueFd donated;
     // Requests never carry descriptors (the one that came is closed here).
     if ((*frame)->fd.valid() || !req.ParseFromString((*frame)->payload)) {

@@ -30,8 +30,10 @@ inline constexpr size_t kMaxWalkNames = 256;
 // Serves requests arriving on `sock` (a SOCK_SEQPACKET unix socket) against
 // the tree under `root_dir` (a directory fd, O_PATH is enough) until the
 // peer closes the connection: then returns OkStatus. In `read_only` mode
-// opens for writing (or with O_TRUNC/O_CREAT) fail with EROFS. A framing
-// error (bad magic, bad length, truncated packet) or a failed send ends the
+// opens for writing (or with O_TRUNC/O_CREAT) and every op that changes the
+// tree fail with EROFS. New nodes get their modes through the process's
+// umask, which ConfineGofer clears. A framing error (bad magic, bad length,
+// truncated packet) or a failed send ends the
 // connection with an error status; fids die with the connection.
 absl::Status Serve(UniqueFd sock, UniqueFd root_dir, bool read_only);
 

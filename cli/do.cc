@@ -71,8 +71,8 @@ bool MoveFd(int fd, int to) {
   _exit(125);
 }
 
-// Starts a gofer serving `root` (read-only) on sock.
-pid_t StartGofer(int sock, const std::string& root) {
+// Starts a gofer serving `root` on sock, read-only unless `writable`.
+pid_t StartGofer(int sock, const std::string& root, bool writable = false) {
   pid_t pid = fork();
   if (pid != 0) return pid;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -86,13 +86,16 @@ pid_t StartGofer(int sock, const std::string& root) {
     fprintf(stderr, "husk: gofer namespaces: %s\n", strerror(errno));
     _exit(125);
   }
-  ExecSelf({"husk", "gofer", "--sock-fd=3", "--root=" + root});
+  std::vector<std::string> args = {"husk", "gofer", "--sock-fd=3", "--root=" + root};
+  if (writable) args.emplace_back("--rw");
+  ExecSelf(args);
 }
 
-// A host directory given to the sandbox (--volume HOST:SANDBOX[:ro]).
+// A host directory given to the sandbox (--volume HOST:SANDBOX[:ro|:rw]).
 struct Volume {
   std::string host;     // absolute, symlinks resolved
   std::string sandbox;  // absolute, normalised
+  bool writable = true;
   int sock = -1;        // the sentry's end of its gofer's socket
   pid_t gofer = -1;
 };
@@ -127,11 +130,11 @@ bool SandboxPath(const std::string& path, std::string* out) {
   return true;
 }
 
-// Parses HOST:SANDBOX[:ro].
+// Parses HOST:SANDBOX[:ro|:rw].
 bool ParseVolume(const std::string& spec, Volume* v) {
   std::vector<std::string> parts = absl::StrSplit(spec, ':');
   if (parts.size() < 2 || parts.size() > 3) {
-    fprintf(stderr, "husk do: --volume wants HOST:SANDBOX[:ro], got '%s'\n", spec.c_str());
+    fprintf(stderr, "husk do: --volume wants HOST:SANDBOX[:ro|:rw], got '%s'\n", spec.c_str());
     return false;
   }
   if (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw") {
@@ -139,13 +142,8 @@ bool ParseVolume(const std::string& spec, Volume* v) {
             parts[2].c_str());
     return false;
   }
-  if (parts.size() == 2 || parts[2] == "rw") {
-    fprintf(stderr,
-            "husk do: --volume %s: read-write volumes are not available yet (the gofer serves "
-            "only reads); add :ro\n",
-            spec.c_str());
-    return false;
-  }
+  // As docker -v: read-write unless :ro.
+  v->writable = parts.size() == 2 || parts[2] == "rw";
   if (!HostDirectory("--volume", parts[0], &v->host)) return false;
   if (!SandboxPath(parts[1], &v->sandbox) || v->sandbox == "/") {
     fprintf(stderr,
@@ -301,7 +299,7 @@ int DoMain(int argc, char** argv) {
     fprintf(stderr,
             "usage: husk do [--platform=ptrace] [--strace] [--memory=SIZE] [--clear-env]\n"
             "               [--env=NAME=VALUE | --env=NAME]... [--rootfs=DIR] [--cwd=DIR]\n"
-            "               [--volume=HOST:SANDBOX:ro]... [--] CMD [ARGS...]\n");
+            "               [--volume=HOST:SANDBOX[:ro|:rw]]... [--] CMD [ARGS...]\n");
     return 125;
   }
   if (platform == "kvm") {
@@ -333,7 +331,7 @@ int DoMain(int argc, char** argv) {
       fprintf(stderr, "husk do: socketpair: %s\n", strerror(errno));
       return 125;
     }
-    v.gofer = StartGofer(vs[1], v.host);
+    v.gofer = StartGofer(vs[1], v.host, v.writable);
     close(vs[1]);
     v.sock = vs[0];
     if (v.gofer < 0) {
@@ -356,7 +354,8 @@ int DoMain(int argc, char** argv) {
   if (rootfs != "/") args.emplace_back("--rootfs");
   // The volumes' sockets are fds 4, 5, ... in the sentry.
   for (size_t n = 0; n < volumes.size(); n++) {
-    args.push_back(absl::StrFormat("--volume=%d:%s", 4 + n, volumes[n].sandbox));
+    args.push_back(absl::StrFormat("--volume=%d:%s%s", 4 + n, volumes[n].sandbox,
+                                   volumes[n].writable ? ":rw" : ""));
   }
   if (strace) args.push_back("--strace");
   args.push_back(absl::StrFormat("--memory=%d", memory != 0 ? memory : DefaultMemoryLimit()));

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "cli/commands.h"
 #include "gofer/confine.h"
@@ -56,15 +57,19 @@ int BootCommand(int argc, char** argv, char** full_argv) {
     } else if (a == "--rootfs") {
       opts.other_root = true;
     } else if (FlagValue(a, "--volume", &v)) {
-      // FD:PATH
+      // FD:PATH[:rw] (the path is normalised by husk do: no ':' in it).
       BootOptions::Volume vol;
       size_t colon = v.find(':');
       if (colon == std::string::npos || !absl::SimpleAtoi(v.substr(0, colon), &vol.fd) ||
           v.size() == colon + 1 || v[colon + 1] != '/') {
-        fprintf(stderr, "husk boot: --volume wants FD:/PATH, got %s\n", v.c_str());
+        fprintf(stderr, "husk boot: --volume wants FD:/PATH[:rw], got %s\n", v.c_str());
         return 125;
       }
       vol.path = v.substr(colon + 1);
+      if (absl::EndsWith(vol.path, ":rw")) {
+        vol.path.resize(vol.path.size() - 3);
+        vol.writable = true;
+      }
       opts.volumes.push_back(std::move(vol));
     } else {
       fprintf(stderr, "husk boot: unknown flag %s\n", a.c_str());

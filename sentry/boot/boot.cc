@@ -181,11 +181,12 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
 // a volume may sit on one of them (/tmp/x).
 Status MountVolume(const vfs::DentryRef& root, const BootOptions::Volume& v) {
   auto client = std::make_shared<gofer::Client>(UniqueFd(v.fd));
-  ASSIGN_OR_RETURN(vfs::InodeRef vroot, goferfs::NewGoferRoot(std::move(client)));
+  ASSIGN_OR_RETURN(vfs::InodeRef vroot, goferfs::NewGoferRoot(std::move(client), v.writable));
   ASSIGN_OR_RETURN(vfs::DentryRef point, MakeMountpoint(root, v.path));
   // A host directory served by a gofer of its own (gVisor shows its gofer
   // mounts as 9p; the host path stays out).
-  point->Mount(vroot, {"9p", "none", "ro,nosuid,nodev,relatime"});
+  point->Mount(vroot, {"9p", "none", v.writable ? "rw,nosuid,nodev,relatime"
+                                                : "ro,nosuid,nodev,relatime"});
   return Ok();
 }
 

@@ -18,10 +18,12 @@ struct BootOptions {
   std::string cwd = "/";
   // The gofer's root is not the host's "/" (husk do --rootfs).
   bool other_root = false;
-  // Read-only volumes: a gofer socket each, mounted at an absolute path.
+  // Volumes: a gofer socket each, mounted at an absolute path; a writable
+  // one's gofer serves its tree read-write.
   struct Volume {
     int fd = -1;
     std::string path;
+    bool writable = false;
   };
   std::vector<Volume> volumes;
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH

@@ -22,7 +22,9 @@ Status InstallSentrySeccomp(int memfd) {
   // donated by the gofer, and its own log. Opening anything is refused below.
   for (int nr : {SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(pread64), SCMP_SYS(pwrite64),
                  SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(close), SCMP_SYS(lseek),
-                 SCMP_SYS(fstat), SCMP_SYS(dup), SCMP_SYS(fcntl)})
+                 SCMP_SYS(fstat), SCMP_SYS(dup), SCMP_SYS(fcntl),
+                 // fsync(2) of a read-write volume's file reaches the host's disk.
+                 SCMP_SYS(fsync)})
     allow(nr);
   // glibc's fstat is newfstatat(fd, "", AT_EMPTY_PATH); the root is empty anyway.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,

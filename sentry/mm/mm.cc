@@ -18,6 +18,8 @@ MemoryManager::MemoryManager(MemoryFile& mf, std::unique_ptr<platform::AddressSp
 
 MemoryManager::~MemoryManager() {
   absl::MutexLock l(&mu_);
+  // What shared mappings wrote reaches their files, as at munmap.
+  (void)SyncLocked(0, UINTPTR_MAX, /*writers_only=*/true);
   // No thread runs in the address space any more; its host mappings go
   // first all the same, then every page in one release.
   as_.reset();
@@ -136,7 +138,33 @@ void MemoryManager::DropPages(uintptr_t start, uintptr_t end) {
   if (!offsets.empty()) mf_.FreePages(std::move(offsets));
 }
 
+Status MemoryManager::SyncLocked(uintptr_t start, uintptr_t end, bool writers_only) {
+  Status first = Ok();
+  auto it = vmas_.upper_bound(start);
+  if (it != vmas_.begin()) --it;
+  for (; it != vmas_.end() && it->second.start < end; ++it) {
+    const Vma& v = it->second;
+    if (v.end <= start || !v.shared || v.file == nullptr || !UsesFilePages(v)) continue;
+    if (writers_only && !v.may_write) continue;
+    const uintptr_t from = std::max(start, v.start), to = std::min(end, v.end);
+    Status s = v.file->Sync(v.file_offset + (from - v.start), to - from);
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+Status MemoryManager::Msync(uintptr_t addr, size_t length) {
+  if (RangeWraps(addr, length)) return Errno{ENOMEM};
+  absl::MutexLock l(&mu_);
+  if (!CoveredLocked(addr, PageUp(addr + length))) return Errno{ENOMEM};
+  return SyncLocked(addr, PageUp(addr + length), /*writers_only=*/false);
+}
+
 void MemoryManager::UnmapLocked(uintptr_t start, uintptr_t end) {
+  // What shared mappings wrote goes to the file before the mapping does
+  // (Linux keeps it in its page cache and writes it later; here the file's
+  // cache holds it, and the host file gets it now).
+  (void)SyncLocked(start, end, /*writers_only=*/true);
   SplitAt(start);
   SplitAt(end);
   auto it = vmas_.lower_bound(start);
@@ -546,8 +574,9 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   }
   if (vma.shared && UsesFilePages(vma)) {
     // The file's own page, with a reference for this address space.
-    ASSIGN_OR_RETURN(uint64_t off,
-                     vma.file->SharedPage((vma.file_offset + (page - vma.start)) / kPageSize));
+    const uint64_t index = (vma.file_offset + (page - vma.start)) / kPageSize;
+    ASSIGN_OR_RETURN(uint64_t off, vma.file->SharedPage(index));
+    if (vma.may_write) vma.file->NoteSharedWrite(index);
     pages_.emplace(page, Page{off});
     return off;
   }

@@ -47,6 +47,13 @@ class Mappable {
   // MemoryFile::Free. EFAULT for a page wholly past the end of the object
   // (the access gets SIGBUS), ENOMEM when the sandbox is out of memory.
   virtual Result<uint64_t> SharedPage(uint64_t index) { return Errno{ENODEV}; }
+  // Page `index` went to a shared mapping that may write it: the object
+  // takes it as dirty (the sentry cannot see which pages a mapping writes).
+  virtual void NoteSharedWrite(uint64_t index) {}
+  // Writes what shared mappings changed in [offset, offset+len) back to
+  // where the object keeps its data (msync(2); munmap). Nothing to do for
+  // objects whose pages are their data (tmpfs).
+  virtual Status Sync(uint64_t offset, uint64_t len) { return Ok(); }
   // Identity shown in /proc/self/maps.
   virtual std::string MapsName() const = 0;
   virtual uint64_t MapsInode() const { return 0; }
@@ -205,6 +212,9 @@ class MemoryManager {
   // ENOMEM if [addr, addr+length) wraps or holds a page with no mapping
   // (msync(2), mlock(2)).
   Status CheckMapped(uintptr_t addr, size_t length);
+  // msync(2) after CheckMapped: shared file mappings in the range write
+  // what they changed back to their files (Mappable::Sync).
+  Status Msync(uintptr_t addr, size_t length);
   // The key of the futex word at addr (EINVAL if misaligned, EFAULT if not
   // mapped readable); private_op is FUTEX_PRIVATE_FLAG.
   Result<FutexKey> GetFutexKey(uintptr_t addr, bool private_op);
@@ -284,6 +294,10 @@ class MemoryManager {
   void InsertVma(Vma vma) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MergeAround(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnmapLocked(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // For the shared file mappings that may write in [start, end): their
+  // files write the range back (before an unmap, and msync).
+  Status SyncLocked(uintptr_t start, uintptr_t end, bool writers_only)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropPages(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Result<uint64_t> EnsurePage(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the mapping maps the file's own pages (Mappable::SharesPages).

@@ -506,8 +506,11 @@ SyscallResult SysIoctl(Task& t, const Args& a) {
 }
 
 SyscallResult SysFsync(Task& t, const Args& a) {
-  TRY(GetFile(t, a.Int(0)));
-  return 0L;  // every byte already lives in the sentry or the read-only host
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  // What mappings changed goes to the file (a read-write volume's host
+  // file); every other byte already lives in the sentry or on the host.
+  TRY(f->inode()->Sync(0, UINT64_MAX));
+  return 0L;
 }
 
 // fallocate(2), vfs_fallocate()'s checks in its order.

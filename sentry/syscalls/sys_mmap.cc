@@ -41,9 +41,9 @@ SyscallResult SysMmap(Task& t, const Args& a) {
     req.file = f->GetMappable();
     if (req.file == nullptr) return Errno{ENODEV};
     if (shared) {
-      // Writes through a shared mapping reach the file only where it keeps
-      // its pages in the memory file (tmpfs); elsewhere (gofer files, until
-      // their page cache) refuse rather than silently lose writes.
+      // Writes through a shared mapping reach the file only where it shares
+      // its pages (tmpfs, gofer files through their cache); elsewhere refuse
+      // rather than silently lose writes.
       req.may_write = f->writable() && req.file->SharesPages();
       if ((req.prot & PROT_WRITE) && !req.may_write) return Errno{ENODEV};
     }
@@ -80,9 +80,11 @@ SyscallResult SysMsync(Task& t, const Args& a) {
   int flags = a.Int(2);
   if (flags & ~(MS_ASYNC | MS_SYNC | MS_INVALIDATE)) return Errno{EINVAL};
   if ((flags & MS_ASYNC) && (flags & MS_SYNC)) return Errno{EINVAL};
-  // A wrapping range or one with unmapped pages: ENOMEM (msync(2)).
-  TRY(t.mm().CheckMapped(a.Ptr(0), a.Size(1)));
-  return 0L;  // no shared file mappings exist yet, so nothing to write back
+  // A wrapping range or one with unmapped pages: ENOMEM (msync(2)). MS_ASYNC
+  // writes back too (now rather than later); MS_INVALIDATE has nothing to
+  // drop, as mappings share the file's cached pages.
+  TRY(t.mm().Msync(a.Ptr(0), a.Size(1)));
+  return 0L;
 }
 
 }  // namespace husk::syscalls

@@ -134,6 +134,11 @@ class Inode : public std::enable_shared_from_this<Inode> {
   // the memory file (see Mappable::SharesPages and SharedPage).
   virtual bool SharesPages() { return false; }
   virtual Result<uint64_t> SharedPage(uint64_t index) { return Errno{ENODEV}; }
+  // See Mappable::NoteSharedWrite and Mappable::Sync. Sync also serves
+  // fsync(2): what the sentry holds of the file goes to where the file
+  // lives (a read-write volume's host file).
+  virtual void NoteSharedWrite(uint64_t index) {}
+  virtual Status Sync(uint64_t offset, uint64_t len) { return Ok(); }
   // Whether reads and writes ignore the file offset (character devices).
   virtual bool Stream() { return false; }
   // Whether a cached dentry for this inode may still be used (Linux's

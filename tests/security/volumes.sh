@@ -1,13 +1,15 @@
 #!/bin/sh
-# husk do --rootfs and --volume HOST:SANDBOX:ro (issue 13, roots and volumes): the sandbox sees
-# the given root instead of the host's, a volume's files at its path and nothing of the host
-# beyond them; writes stay in sandbox memory (a read-only volume refuses them); symlinks planted
-# in a volume resolve inside the sandbox's root, also while a directory of the volume is swapped
-# for a symlink over and over during the walks.
+# husk do --rootfs and --volume HOST:SANDBOX[:ro] (issue 13, roots and volumes): the sandbox
+# sees the given root instead of the host's, a volume's files at its path and nothing of the
+# host beyond them; writes stay in sandbox memory (a read-only volume refuses them) except in a
+# read-write volume, where they reach the host directory and nothing else; symlinks planted in a
+# volume resolve inside the sandbox's root, also while a directory of the volume is swapped for
+# a symlink over and over during the walks, and writing through them never writes outside.
 #
-#   volumes.sh HUSK
+#   volumes.sh HUSK MAP_WRITE
 set -eu
 husk=$1
+map_write=$2
 fail() { echo "FAIL: $*"; exit 1; }
 busybox=$(command -v busybox) || fail "busybox (busybox-static) is not installed"
 
@@ -90,9 +92,47 @@ swapper=
 case $out in *secret*) fail "the swap race read the host's secret" ;; esac
 [ "$(echo "$out" | tail -n 1)" = done ] || fail "the swap-race loop did not finish: '$out'"
 
+# A read-write volume: the sandbox's changes reach the host directory, and only it.
+rw=$work/rw
+mkdir -p "$rw/sub"
+echo "old" >"$rw/sub/f"
+ln -s /etc "$rw/etc-link"
+ln -s "$work" "$rw/host-work"
+bb --volume "$rw:/data" -- /bin/sh -c '
+  set -e
+  echo new >/data/created
+  echo more >>/data/sub/f
+  mkdir /data/dir
+  mv /data/created /data/dir/moved
+  ln /data/dir/moved /data/hard
+  ln -s moved /data/dir/sym
+  chmod 600 /data/dir/moved
+  rm /data/hard
+  echo over >/data/etc-link/marker-via-link 2>/dev/null || true
+  echo over >/data/host-work/secret 2>/dev/null || true
+  echo over >/data/host-work/planted 2>/dev/null || true
+  echo sandboxed >/etc/marker
+' || fail "--volume rw: the writes inside failed"
+[ "$(cat "$rw/dir/moved")" = new ] || fail "--volume rw: a created and renamed file did not reach the host"
+[ "$(cat "$rw/sub/f")" = "old
+more" ] || fail "--volume rw: an append did not reach the host: '$(cat "$rw/sub/f")'"
+[ "$(stat -c %a "$rw/dir/moved")" = 600 ] || fail "--volume rw: chmod did not reach the host"
+[ "$(readlink "$rw/dir/sym")" = moved ] || fail "--volume rw: the symlink did not reach the host"
+[ -e "$rw/hard" ] && fail "--volume rw: an unlink did not reach the host"
+[ "$(cat "$work/secret")" = "host secret" ] || fail "--volume rw: a write through a planted link reached the host"
+[ -e "$work/planted" ] && fail "--volume rw: a planted link let a new file reach the host"
+[ -e /etc/marker-via-link ] && fail "--volume rw: a link to /etc let a write reach the host's /etc"
+[ "$(cat "$root/etc/marker")" = "the small root" ] || fail "--volume rw: a write outside the volume reached the host"
+# write(2) and a MAP_SHARED mapping see each other's bytes, and msync puts them in the host file.
+"$husk" do --volume "$rw:/data" -- "$map_write" /data/mapped >"$work/mapw.out" 2>&1 ||
+  fail "--volume rw: write/mmap coherence: $(cat "$work/mapw.out")"
+[ "$(head -c 7 "$rw/mapped")" = written ] || fail "--volume rw: the host file lacks the write(2) bytes"
+[ "$(dd if="$rw/mapped" bs=4096 skip=1 count=1 2>/dev/null | head -c 6)" = mapped ] ||
+  fail "--volume rw: the host file lacks what the mapping stored"
+
 # Bad flags are refused with a reason, before any sandbox starts.
-err=$("$husk" do --volume "$vol:/data" -- /bin/true 2>&1) && fail "a read-write volume was accepted"
-echo "$err" | grep -q "read-write volumes" || fail "no reason for refusing a read-write volume: '$err'"
+err=$("$husk" do --volume "$vol:/data:rx" -- /bin/true 2>&1) && fail "a bad volume mode was accepted"
+echo "$err" | grep -q "ro or rw" || fail "no reason for refusing a bad volume mode: '$err'"
 err=$("$husk" do --volume "$work/missing:/data:ro" -- /bin/true 2>&1) && fail "a missing volume was accepted"
 echo "$err" | grep -q "No such file" || fail "no reason for a missing volume: '$err'"
 err=$("$husk" do --volume "$vol:data:ro" -- /bin/true 2>&1) && fail "a relative sandbox path was accepted"

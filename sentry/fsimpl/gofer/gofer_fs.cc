@@ -1,7 +1,9 @@
 #include "sentry/fsimpl/gofer/gofer_fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -89,25 +91,123 @@ class HostFdCache {
 // Donated descriptors kept open per gofer mount.
 constexpr size_t kHostFdsPerMount = 64;
 
-class GoferInode : public vfs::Inode {
+// What every inode of one gofer mount shares.
+struct Mount {
+  Mount(std::shared_ptr<gofer::Client> c, bool w)
+      : client(std::move(c)), fds(kHostFdsPerMount), writable(w) {}
+  std::shared_ptr<gofer::Client> client;
+  HostFdCache fds;
+  const bool writable;
+};
+
+// Where a writable file's cache writes its dirty pages back: a descriptor
+// of its own (the inode's may be evicted from the mount's cache at any
+// time), opened on first use. The inode marks it dead when it goes, after a
+// last write-back; a reclaim of the cache after that writes nothing.
+class Backing {
  public:
-  GoferInode(std::shared_ptr<gofer::Client> client, std::shared_ptr<HostFdCache> fds,
-             gofer::WalkStep step)
-      : client_(std::move(client)), fds_(std::move(fds)), fid_(step.fid), attr_(step.attr) {}
-  ~GoferInode() override {
-    fds_->Drop(this);
-    client_->Close(fid_);
+  Backing(std::shared_ptr<gofer::Client> client, gofer::Fid fid)
+      : client_(std::move(client)), fid_(fid) {}
+
+  Status Write(uint64_t offset, const char* buf, size_t n) {
+    absl::MutexLock l(&mu_);
+    if (dead_) return Errno{EIO};
+    if (!fd_.valid()) {
+      ASSIGN_OR_RETURN(fd_, client_->Open(fid_, O_RDWR));
+    }
+    return PWriteAll(fd_.get(), buf, n, offset);
+  }
+  void Kill() {
+    absl::MutexLock l(&mu_);
+    dead_ = true;
+    fd_.Reset();
   }
 
-  Result<struct stat> Stat() override { return ToStat(attr_); }
-  // The host filesystem's own figures (a volume's), read-only as served.
+  static Status PWriteAll(int fd, const char* buf, size_t n, uint64_t offset) {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t w = pwrite(fd, buf + done, n - done, static_cast<off_t>(offset + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return Errno{errno};
+      if (w == 0) return Errno{EIO};
+      done += static_cast<size_t>(w);
+    }
+    return Ok();
+  }
+
+ private:
+  const std::shared_ptr<gofer::Client> client_;
+  const gofer::Fid fid_;
+  absl::Mutex mu_;
+  UniqueFd fd_ ABSL_GUARDED_BY(mu_);
+  bool dead_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+timespec Now() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+class GoferInode : public vfs::Inode {
+ public:
+  GoferInode(std::shared_ptr<Mount> mount, gofer::WalkStep step)
+      : mount_(std::move(mount)), fid_(step.fid), type_(step.attr.mode & S_IFMT), attr_(step.attr) {}
+  ~GoferInode() override {
+    std::shared_ptr<FileCache> cache;
+    std::shared_ptr<Backing> backing;
+    {
+      absl::MutexLock l(&mu_);
+      cache = std::move(cache_);
+      backing = std::move(backing_);
+    }
+    // What mappings wrote reaches the host file before the fid goes.
+    if (cache != nullptr) (void)cache->WriteBack(0, UINT64_MAX);
+    if (backing != nullptr) backing->Kill();
+    mount_->fds.Drop(this);
+    mount_->client->Close(fid_);
+  }
+
+  Result<struct stat> Stat() override {
+    bool stale;
+    {
+      absl::MutexLock l(&mu_);
+      stale = stale_;
+      stale_ = false;
+    }
+    if (stale) {
+      if (auto a = mount_->client->Stat(fid_); a.ok()) SetAttr(*a);
+    }
+    if (mount_->writable && type_ == S_IFREG) {
+      // A descriptor in use tells the host's current size and times.
+      if (std::shared_ptr<UniqueFd> fd = mount_->fds.Get(this); fd != nullptr) {
+        struct stat st;
+        if (fstat(fd->get(), &st) == 0) {
+          absl::MutexLock l(&mu_);
+          attr_.size = st.st_size;
+          attr_.blocks = st.st_blocks;
+          attr_.nlink = static_cast<uint32_t>(st.st_nlink);
+          attr_.mode = st.st_mode;
+          // Not the owner: the sentry's user namespace maps host ids
+          // otherwise than the gofer's, which reported them.
+          attr_.atime = st.st_atim;
+          attr_.mtime = st.st_mtim;
+          attr_.ctime = st.st_ctim;
+        }
+      }
+    }
+    absl::MutexLock l(&mu_);
+    return ToStat(attr_);
+  }
+  // The host filesystem's own figures (a volume's).
   Result<struct statfs> Statfs() override {
-    ASSIGN_OR_RETURN(struct statfs s, client_->Statfs(fid_));
-    s.f_flags |= 0x20 | ST_RDONLY;  // ST_VALID
-    s.f_fsid = {};                  // the host's device number stays out
+    ASSIGN_OR_RETURN(struct statfs s, mount_->client->Statfs(fid_));
+    s.f_flags |= 0x20;  // ST_VALID
+    if (!mount_->writable) s.f_flags |= ST_RDONLY;
+    s.f_fsid = {};  // the host's device number stays out
     return s;
   }
-  mode_t Type() override { return attr_.mode & S_IFMT; }
+  mode_t Type() override { return type_; }
 
   Result<vfs::InodeRef> Lookup(const std::string& name) override {
     if (!IsDir()) return Errno{ENOTDIR};
@@ -115,39 +215,105 @@ class GoferInode : public vfs::Inode {
     if (cached != children_.end()) {
       if (auto strong = cached->second.lock()) return vfs::InodeRef(strong);
     }
-    ASSIGN_OR_RETURN(std::vector<gofer::WalkStep> steps, client_->Walk(fid_, {name}));
+    ASSIGN_OR_RETURN(std::vector<gofer::WalkStep> steps, mount_->client->Walk(fid_, {name}));
     if (steps.empty()) return Errno{ENOENT};
-    auto inode = std::make_shared<GoferInode>(client_, fds_, steps[0]);
-    // The map only finds live inodes again (the VFS's caches own them);
-    // entries of dead ones are dropped as the map grows.
-    if (children_.size() >= purge_at_) {
-      std::erase_if(children_, [](const auto& e) { return e.second.expired(); });
-      purge_at_ = std::max<size_t>(64, children_.size() * 2);
-    }
-    children_[name] = inode;
-    return vfs::InodeRef(inode);
+    return Remember(name, steps[0]);
   }
 
   Result<std::vector<vfs::Dirent>> ReadDir() override {
     if (!IsDir()) return Errno{ENOTDIR};
-    ASSIGN_OR_RETURN(std::vector<gofer::DirEntry> entries, client_->ReadDir(fid_));
+    ASSIGN_OR_RETURN(std::vector<gofer::DirEntry> entries, mount_->client->ReadDir(fid_));
     std::vector<vfs::Dirent> out;
     out.reserve(entries.size());
     for (auto& e : entries) out.push_back(vfs::Dirent{std::move(e.name), e.ino, e.type});
     return out;
   }
 
+  // The mutating ops, on a writable tree. New nodes are made owned by 0:0
+  // with the mode given; the syscall layer then gives them the caller's
+  // owner (InitOwner), as for every filesystem.
+  Result<vfs::InodeRef> Create(const std::string& name, mode_t mode) override {
+    TRY(CheckWritableDir());
+    ASSIGN_OR_RETURN(gofer::WalkStep step, mount_->client->Create(fid_, name, mode & 07777, 0, 0));
+    Touched();
+    return Remember(name, step);
+  }
+  Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override {
+    TRY(CheckWritableDir());
+    ASSIGN_OR_RETURN(gofer::WalkStep step, mount_->client->Mkdir(fid_, name, mode & 07777, 0, 0));
+    Touched();
+    return Remember(name, step);
+  }
+  Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override {
+    TRY(CheckWritableDir());
+    ASSIGN_OR_RETURN(gofer::WalkStep step, mount_->client->Symlink(fid_, name, target, 0, 0));
+    Touched();
+    return Remember(name, step);
+  }
+  Result<vfs::InodeRef> Mknod(const std::string& name, mode_t mode) override {
+    TRY(CheckWritableDir());
+    // FIFOs and sockets only: a whiteout has no place on a host tree.
+    if (!S_ISFIFO(mode) && !S_ISSOCK(mode)) return Errno{EPERM};
+    ASSIGN_OR_RETURN(gofer::WalkStep step, mount_->client->Mknod(fid_, name, mode, 0, 0));
+    Touched();
+    return Remember(name, step);
+  }
+  Status Unlink(const std::string& name) override {
+    TRY(CheckWritableDir());
+    TRY(mount_->client->Unlink(fid_, name, false));
+    Forget(name);
+    return Ok();
+  }
+  Status Rmdir(const std::string& name) override {
+    TRY(CheckWritableDir());
+    TRY(mount_->client->Unlink(fid_, name, true));
+    Forget(name);
+    Touched();
+    return Ok();
+  }
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): the base's signature.
+  Status Link(const std::string& name, vfs::InodeRef target) override {
+    TRY(CheckWritableDir());
+    auto* t = dynamic_cast<GoferInode*>(target.get());
+    if (t == nullptr || t->mount_ != mount_) return Errno{EXDEV};
+    ASSIGN_OR_RETURN(gofer::Attr a, mount_->client->Link(fid_, name, t->fid_));
+    t->SetAttr(a);
+    children_[name] = std::static_pointer_cast<GoferInode>(target);
+    Touched();
+    return Ok();
+  }
+  Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override {
+    TRY(CheckWritableDir());
+    auto* to = dynamic_cast<GoferInode*>(&new_dir);
+    if (to == nullptr || to->mount_ != mount_) return Errno{EXDEV};
+    TRY(mount_->client->Rename(fid_, name, to->fid_, new_name, 0));
+    std::weak_ptr<GoferInode> moved;
+    if (auto it = children_.find(name); it != children_.end()) {
+      moved = it->second;
+      children_.erase(it);
+    }
+    to->Forget(new_name);
+    if (auto m = moved.lock()) {
+      to->children_[new_name] = m;
+      m->Touched();  // its ctime (and a directory's "..")
+    }
+    Touched();
+    return Ok();
+  }
+
   Result<std::string> Readlink() override {
     if (!IsSymlink()) return Errno{EINVAL};
     if (!link_cached_) {
-      ASSIGN_OR_RETURN(link_, client_->Readlink(fid_));
+      ASSIGN_OR_RETURN(link_, mount_->client->Readlink(fid_));
       link_cached_ = true;
     }
     return link_;
   }
 
   Result<vfs::FileRef> Open(int flags) override {
-    if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) return Errno{EROFS};
+    if (!mount_->writable && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))) {
+      return Errno{EROFS};
+    }
     if (!IsRegular() && !IsDir() && !(flags & O_PATH)) {
       // Host devices, sockets and fifos are never opened through the gofer.
       return Errno{EACCES};
@@ -155,33 +321,148 @@ class GoferInode : public vfs::Inode {
     return Inode::Open(flags);
   }
 
-  // The served tree is read-only: chmod(2), chown(2), truncate(2) and
-  // utimensat(2) give EROFS there, not the EPERM of the VFS default.
-  Status SetAttributes(const vfs::SetAttr& attr) override { return Errno{EROFS}; }
+  // A read-only tree: chmod(2), chown(2), truncate(2) and utimensat(2) give
+  // EROFS there, not the EPERM of the VFS default.
+  Status SetAttributes(const vfs::SetAttr& attr) override {
+    if (!mount_->writable) return Errno{EROFS};
+    gofer::SetattrArgs args;
+    if (attr.set_mode) args.mode = attr.mode & 07777;
+    if (attr.set_uid) args.uid = attr.uid;
+    if (attr.set_gid) args.gid = attr.gid;
+    if (attr.set_size) args.size = attr.size;
+    if (attr.set_atime) args.atime = attr.atime;
+    if (attr.set_mtime) args.mtime = attr.mtime;
+    ASSIGN_OR_RETURN(gofer::Attr a, mount_->client->Setattr(fid_, args));
+    SetAttr(a);
+    if (attr.set_size) {
+      if (std::shared_ptr<FileCache> cache = Cache(); cache != nullptr) cache->Resize(attr.size);
+    }
+    return Ok();
+  }
 
-  // Mappings share the file's pages in the memory file (read-only tree: the
-  // file does not change under them), read a chunk at a time on first use.
+  // Mappings share the file's pages in the memory file, read a chunk at a
+  // time on first use. A writable tree's file writes them back (Sync).
   bool SharesPages() override { return IsRegular(); }
   Result<uint64_t> SharedPage(uint64_t index) override {
     if (!IsRegular()) return Errno{ENODEV};
     std::shared_ptr<FileCache> cache;
     {
-      absl::MutexLock l(&cache_mu_);
-      if (cache_ == nullptr) cache_ = FileCache::Create(MemoryFile::Sandbox(), attr_.size);
+      absl::MutexLock l(&mu_);
+      if (cache_ == nullptr) {
+        if (mount_->writable) {
+          backing_ = std::make_shared<Backing>(mount_->client, fid_);
+          cache_ = FileCache::CreateWritable(
+              MemoryFile::Sandbox(), static_cast<uint64_t>(attr_.size),
+              [b = backing_](uint64_t off, const char* buf, size_t n) { return b->Write(off, buf, n); });
+        } else {
+          cache_ = FileCache::Create(MemoryFile::Sandbox(), static_cast<uint64_t>(attr_.size));
+        }
+      }
       cache = cache_;
     }
-    return cache->Page(
-        index, [this](uint64_t offset, char* buf, size_t n) { return ReadAt(buf, n, offset); });
+    return cache->Page(index, [this](uint64_t offset, char* buf, size_t n) {
+      return HostRead(buf, n, offset);
+    });
+  }
+  void NoteSharedWrite(uint64_t index) override {
+    if (std::shared_ptr<FileCache> cache = Cache(); cache != nullptr) cache->MarkDirty(index);
+  }
+  Status Sync(uint64_t offset, uint64_t len) override {
+    if (!mount_->writable || !IsRegular()) return Ok();
+    if (std::shared_ptr<FileCache> cache = Cache(); cache != nullptr) {
+      TRY(cache->WriteBack(offset, len));
+    }
+    if (std::shared_ptr<UniqueFd> fd = mount_->fds.Get(this); fd != nullptr) {
+      if (fsync(fd->get()) != 0 && errno != EINVAL) return Errno{errno};
+    }
+    return Ok();
   }
 
   Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override {
     if (!IsRegular()) return Errno{EINVAL};
-    std::shared_ptr<UniqueFd> fd = fds_->Get(this);
-    if (fd == nullptr) {
-      ASSIGN_OR_RETURN(UniqueFd opened, client_->Open(fid_, O_RDONLY));
-      fd = std::make_shared<UniqueFd>(std::move(opened));
-      fds_->Put(this, fd);
+    // A file with a cache reads its cached pages from it: what a shared
+    // mapping wrote and has not been written back yet.
+    if (std::shared_ptr<FileCache> cache = Cache(); cache != nullptr && mount_->writable) {
+      return cache->Read(offset, buf, n, [this](uint64_t off, char* b, size_t len) {
+        return HostRead(b, len, off);
+      });
     }
+    return HostRead(buf, n, offset);
+  }
+
+  Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) override {
+    if (!IsRegular()) return Errno{EINVAL};
+    if (!mount_->writable) return Errno{EROFS};
+    if (offset > static_cast<uint64_t>(INT64_MAX) || n > static_cast<uint64_t>(INT64_MAX) - offset) {
+      return Errno{EFBIG};
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<UniqueFd> fd, HostFd(/*write=*/true));
+    TRY(Backing::PWriteAll(fd->get(), buf, n, offset));
+    if (std::shared_ptr<FileCache> cache = Cache(); cache != nullptr) cache->Update(offset, buf, n);
+    absl::MutexLock l(&mu_);
+    attr_.size = std::max<int64_t>(attr_.size, static_cast<int64_t>(offset + n));
+    attr_.mtime = attr_.ctime = Now();
+    return n;
+  }
+
+ private:
+  Status CheckWritableDir() {
+    if (!IsDir()) return Errno{ENOTDIR};
+    if (!mount_->writable) return Errno{EROFS};
+    return Ok();
+  }
+
+  // A child just walked to or made: found again by Lookup while it lives.
+  vfs::InodeRef Remember(const std::string& name, const gofer::WalkStep& step) {
+    auto inode = std::make_shared<GoferInode>(mount_, step);
+    // The map only finds live inodes again (the VFS's caches own them);
+    // entries of dead ones are dropped as the map grows.
+    if (children_.size() >= purge_at_) {
+      std::erase_if(children_, [](const auto& e) { return e.second.expired(); });
+      purge_at_ = std::max<size_t>(64, children_.size() * 2);
+    }
+    children_[name] = inode;
+    return inode;
+  }
+  void Forget(const std::string& name) {
+    children_.erase(name);
+    if (mount_->writable) Touched();
+  }
+  // A directory whose entries changed: its times and link count come from
+  // the host on the next stat.
+  void Touched() {
+    absl::MutexLock l(&mu_);
+    stale_ = true;
+  }
+
+  void SetAttr(const gofer::Attr& a) {
+    absl::MutexLock l(&mu_);
+    attr_ = a;
+  }
+  std::shared_ptr<FileCache> Cache() {
+    absl::MutexLock l(&mu_);
+    return cache_;
+  }
+
+  // The donated descriptor, opened on first use: read-write on a writable
+  // tree where the host lets the gofer (else read-only, for reads).
+  Result<std::shared_ptr<UniqueFd>> HostFd(bool write) {
+    std::shared_ptr<UniqueFd> fd = mount_->fds.Get(this);
+    if (fd != nullptr) {
+      if (!write) return fd;
+      int fl = fcntl(fd->get(), F_GETFL);
+      if (fl >= 0 && (fl & O_ACCMODE) == O_RDWR) return fd;
+    }
+    Result<UniqueFd> opened = mount_->client->Open(fid_, mount_->writable ? O_RDWR : O_RDONLY);
+    if (!opened.ok() && mount_->writable && !write) opened = mount_->client->Open(fid_, O_RDONLY);
+    if (!opened.ok()) return Errno{opened.error()};
+    fd = std::make_shared<UniqueFd>(std::move(opened).value());
+    mount_->fds.Put(this, fd);
+    return fd;
+  }
+
+  Result<size_t> HostRead(char* buf, size_t n, uint64_t offset) {
+    ASSIGN_OR_RETURN(std::shared_ptr<UniqueFd> fd, HostFd(/*write=*/false));
     ssize_t r;
     do {
       r = pread(fd->get(), buf, n, static_cast<off_t>(offset));
@@ -190,26 +471,27 @@ class GoferInode : public vfs::Inode {
     return static_cast<size_t>(r);
   }
 
- private:
-  std::shared_ptr<gofer::Client> client_;
-  std::shared_ptr<HostFdCache> fds_;
-  gofer::Fid fid_;
-  gofer::Attr attr_;
+  const std::shared_ptr<Mount> mount_;
+  const gofer::Fid fid_;
+  const mode_t type_;  // an inode never changes type
   std::map<std::string, std::weak_ptr<GoferInode>> children_;
   size_t purge_at_ = 64;
   std::string link_;
   bool link_cached_ = false;
-  absl::Mutex cache_mu_;
-  std::shared_ptr<FileCache> cache_ ABSL_GUARDED_BY(cache_mu_);  // made on the first mapping
+  absl::Mutex mu_;
+  gofer::Attr attr_ ABSL_GUARDED_BY(mu_);
+  bool stale_ ABSL_GUARDED_BY(mu_) = false;  // attr_ to be fetched again
+  std::shared_ptr<FileCache> cache_ ABSL_GUARDED_BY(mu_);  // made on the first mapping
+  std::shared_ptr<Backing> backing_ ABSL_GUARDED_BY(mu_);  // a writable cache's
 };
 
 }  // namespace
 
-Result<vfs::InodeRef> NewGoferRoot(std::shared_ptr<gofer::Client> client) {
+Result<vfs::InodeRef> NewGoferRoot(std::shared_ptr<gofer::Client> client, bool writable) {
   ASSIGN_OR_RETURN(gofer::WalkStep root, client->Attach());
   if ((root.attr.mode & S_IFMT) != S_IFDIR) return Errno{ENOTDIR};
-  return vfs::InodeRef(std::make_shared<GoferInode>(
-      std::move(client), std::make_shared<HostFdCache>(kHostFdsPerMount), root));
+  return vfs::InodeRef(
+      std::make_shared<GoferInode>(std::make_shared<Mount>(std::move(client), writable), root));
 }
 
 }  // namespace husk::goferfs

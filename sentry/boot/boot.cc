@@ -185,8 +185,8 @@ Status MountVolume(const vfs::DentryRef& root, const BootOptions::Volume& v) {
   ASSIGN_OR_RETURN(vfs::DentryRef point, MakeMountpoint(root, v.path));
   // A host directory served by a gofer of its own (gVisor shows its gofer
   // mounts as 9p; the host path stays out).
-  point->Mount(vroot, {"9p", "none", v.writable ? "rw,nosuid,nodev,relatime"
-                                                : "ro,nosuid,nodev,relatime"});
+  point->Mount(
+      vroot, {"9p", "none", v.writable ? "rw,nosuid,nodev,relatime" : "ro,nosuid,nodev,relatime"});
   return Ok();
 }
 

@@ -50,8 +50,7 @@ std::shared_ptr<FileCache> FileCache::Create(MemoryFile& mf, uint64_t size) {
   return cache;
 }
 
-std::shared_ptr<FileCache> FileCache::CreateWritable(MemoryFile& mf, uint64_t size,
-                                                     Writer write) {
+std::shared_ptr<FileCache> FileCache::CreateWritable(MemoryFile& mf, uint64_t size, Writer write) {
   std::shared_ptr<FileCache> cache(new FileCache(mf, size, std::move(write)));
   Register(cache);
   return cache;

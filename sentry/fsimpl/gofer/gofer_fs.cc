@@ -152,7 +152,10 @@ timespec Now() {
 class GoferInode : public vfs::Inode {
  public:
   GoferInode(std::shared_ptr<Mount> mount, gofer::WalkStep step)
-      : mount_(std::move(mount)), fid_(step.fid), type_(step.attr.mode & S_IFMT), attr_(step.attr) {}
+      : mount_(std::move(mount)),
+        fid_(step.fid),
+        type_(step.attr.mode & S_IFMT),
+        attr_(step.attr) {}
   ~GoferInode() override {
     std::shared_ptr<FileCache> cache;
     std::shared_ptr<Backing> backing;
@@ -282,7 +285,8 @@ class GoferInode : public vfs::Inode {
     Touched();
     return Ok();
   }
-  Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override {
+  Status Rename(const std::string& name, vfs::Inode& new_dir,
+                const std::string& new_name) override {
     TRY(CheckWritableDir());
     auto* to = dynamic_cast<GoferInode*>(&new_dir);
     if (to == nullptr || to->mount_ != mount_) return Errno{EXDEV};
@@ -351,18 +355,19 @@ class GoferInode : public vfs::Inode {
       if (cache_ == nullptr) {
         if (mount_->writable) {
           backing_ = std::make_shared<Backing>(mount_->client, fid_);
-          cache_ = FileCache::CreateWritable(
-              MemoryFile::Sandbox(), static_cast<uint64_t>(attr_.size),
-              [b = backing_](uint64_t off, const char* buf, size_t n) { return b->Write(off, buf, n); });
+          cache_ =
+              FileCache::CreateWritable(MemoryFile::Sandbox(), static_cast<uint64_t>(attr_.size),
+                                        [b = backing_](uint64_t off, const char* buf, size_t n) {
+                                          return b->Write(off, buf, n);
+                                        });
         } else {
           cache_ = FileCache::Create(MemoryFile::Sandbox(), static_cast<uint64_t>(attr_.size));
         }
       }
       cache = cache_;
     }
-    return cache->Page(index, [this](uint64_t offset, char* buf, size_t n) {
-      return HostRead(buf, n, offset);
-    });
+    return cache->Page(
+        index, [this](uint64_t offset, char* buf, size_t n) { return HostRead(buf, n, offset); });
   }
   void NoteSharedWrite(uint64_t index) override {
     if (std::shared_ptr<FileCache> cache = Cache(); cache != nullptr) cache->MarkDirty(index);
@@ -393,7 +398,8 @@ class GoferInode : public vfs::Inode {
   Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) override {
     if (!IsRegular()) return Errno{EINVAL};
     if (!mount_->writable) return Errno{EROFS};
-    if (offset > static_cast<uint64_t>(INT64_MAX) || n > static_cast<uint64_t>(INT64_MAX) - offset) {
+    if (offset > static_cast<uint64_t>(INT64_MAX) ||
+        n > static_cast<uint64_t>(INT64_MAX) - offset) {
       return Errno{EFBIG};
     }
     ASSIGN_OR_RETURN(std::shared_ptr<UniqueFd> fd, HostFd(/*write=*/true));
@@ -480,7 +486,7 @@ class GoferInode : public vfs::Inode {
   bool link_cached_ = false;
   absl::Mutex mu_;
   gofer::Attr attr_ ABSL_GUARDED_BY(mu_);
-  bool stale_ ABSL_GUARDED_BY(mu_) = false;  // attr_ to be fetched again
+  bool stale_ ABSL_GUARDED_BY(mu_) = false;                // attr_ to be fetched again
   std::shared_ptr<FileCache> cache_ ABSL_GUARDED_BY(mu_);  // made on the first mapping
   std::shared_ptr<Backing> backing_ ABSL_GUARDED_BY(mu_);  // a writable cache's
 };

@@ -160,6 +160,18 @@ Status MemoryManager::Msync(uintptr_t addr, size_t length) {
   return SyncLocked(addr, PageUp(addr + length), /*writers_only=*/false);
 }
 
+Result<std::vector<uint8_t>> MemoryManager::Mincore(uintptr_t addr, size_t length) {
+  if (RangeWraps(addr, length)) return Errno{ENOMEM};
+  const uintptr_t end = PageUp(addr + length);
+  absl::MutexLock l(&mu_);
+  if (!CoveredLocked(addr, end)) return Errno{ENOMEM};
+  std::vector<uint8_t> out((end - addr) / kPageSize, 0);
+  for (auto it = pages_.lower_bound(addr); it != pages_.end() && it->first < end; ++it) {
+    out[(it->first - addr) / kPageSize] = 1;
+  }
+  return out;
+}
+
 void MemoryManager::UnmapLocked(uintptr_t start, uintptr_t end) {
   // What shared mappings wrote goes to the file before the mapping does
   // (Linux keeps it in its page cache and writes it later; here the file's

@@ -215,6 +215,9 @@ class MemoryManager {
   // msync(2) after CheckMapped: shared file mappings in the range write
   // what they changed back to their files (Mappable::Sync).
   Status Msync(uintptr_t addr, size_t length);
+  // mincore(2): one byte per page of [addr, addr+length), 1 where the page
+  // is in the address space now; ENOMEM where a page has no mapping.
+  Result<std::vector<uint8_t>> Mincore(uintptr_t addr, size_t length);
   // The key of the futex word at addr (EINVAL if misaligned, EFAULT if not
   // mapped readable); private_op is FUTEX_PRIVATE_FLAG.
   Result<FutexKey> GetFutexKey(uintptr_t addr, bool private_op);

@@ -14,6 +14,8 @@ namespace husk::syscalls {
 // sys_file.cc
 HUSK_HANDLER(SysRead); HUSK_HANDLER(SysWrite); HUSK_HANDLER(SysPread64);
 HUSK_HANDLER(SysPwrite64); HUSK_HANDLER(SysReadv); HUSK_HANDLER(SysWritev);
+HUSK_HANDLER(SysPreadv); HUSK_HANDLER(SysPwritev); HUSK_HANDLER(SysPreadv2);
+HUSK_HANDLER(SysPwritev2);
 HUSK_HANDLER(SysOpen); HUSK_HANDLER(SysOpenat); HUSK_HANDLER(SysCreat); HUSK_HANDLER(SysClose);
 HUSK_HANDLER(SysLseek); HUSK_HANDLER(SysDup); HUSK_HANDLER(SysDup2); HUSK_HANDLER(SysDup3);
 HUSK_HANDLER(SysFcntl); HUSK_HANDLER(SysFlock); HUSK_HANDLER(SysIoctl); HUSK_HANDLER(SysFsync);
@@ -45,7 +47,7 @@ HUSK_HANDLER(SysSymlinkat); HUSK_HANDLER(SysUmask); HUSK_HANDLER(SysLink); HUSK_
 // sys_mmap.cc
 HUSK_HANDLER(SysBrk); HUSK_HANDLER(SysMmap); HUSK_HANDLER(SysMunmap);
 HUSK_HANDLER(SysMprotect); HUSK_HANDLER(SysMadvise); HUSK_HANDLER(SysMremap);
-HUSK_HANDLER(SysMsync);
+HUSK_HANDLER(SysMsync); HUSK_HANDLER(SysMincore);
 // sys_process.cc
 HUSK_HANDLER(SysGetpid); HUSK_HANDLER(SysGetppid); HUSK_HANDLER(SysGettid);
 HUSK_HANDLER(SysGetuid); HUSK_HANDLER(SysGeteuid); HUSK_HANDLER(SysGetgid);

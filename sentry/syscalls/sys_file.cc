@@ -167,11 +167,15 @@ Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count) {
   if (count < 0 || count > IOV_MAX) return Errno{EINVAL};
   std::vector<IoVec> iov(static_cast<size_t>(count));
   if (count > 0) TRY(t.CopyIn(addr, iov.data(), iov.size() * sizeof(IoVec)));
+  // import_iovec, segment by segment: a length negative as an ssize_t is
+  // EINVAL; the total is cut at MAX_RW_COUNT; a range (as cut) that leaves
+  // the user address space is EFAULT.
   uint64_t total = 0;
   for (auto& v : iov) {
     if (static_cast<int64_t>(v.len) < 0) return Errno{EINVAL};
+    v.len = std::min<uint64_t>(v.len, kMaxRw - total);
+    if (v.base > kTaskSize || v.len > kTaskSize - v.base) return Errno{EFAULT};
     total += v.len;
-    if (total > static_cast<uint64_t>(SSIZE_MAX)) return Errno{EINVAL};
   }
   return iov;
 }
@@ -353,34 +357,69 @@ SyscallResult SysPwrite64(Task& t, const Args& a) {
   return WriteFrom(t, f, a.Ptr(1), a.Size(2), true, a.U(3));
 }
 
-SyscallResult SysReadv(Task& t, const Args& a) {
+namespace {
+
+// The preadv2/pwritev2 flags of Linux 6.1 (RWF_NOAPPEND came in 6.9).
+constexpr int kRwfKnown = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND;
+
+// readv, writev and their positional and flagged forms (do_readv/do_preadv
+// and vfs_iter_read/write's checks). offset -1 with `positional` unset is
+// the file's own offset.
+Result<long> Vectored(Task& t, const Args& a, bool write, bool positional, int64_t offset,
+                      int rwf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  if (rwf & ~kRwfKnown) return Errno{EOPNOTSUPP};
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
-  if (!f->readable()) return Errno{EBADF};
+  if (positional && offset < 0) return Errno{EINVAL};
+  if (write ? !f->writable() : !f->readable()) return Errno{EBADF};
   ASSIGN_OR_RETURN(std::vector<IoVec> iov, CopyInIovecs(t, a.Ptr(1), a.Int(2)));
+  if (positional && (f->inode()->Stream() || f->HostFd() >= 0 || f->inode()->Type() == S_IFIFO)) {
+    return Errno{ESPIPE};
+  }
+  if (!write && f->inode()->IsDir()) return Errno{EISDIR};
+  if (rwf & RWF_NOWAIT) {
+    // Regular files here answer as tmpfs does; anything that could block
+    // fails with EAGAIN instead of waiting.
+    if (f->inode()->IsRegular()) return Errno{EOPNOTSUPP};
+    const uint32_t want = write ? POLLOUT : POLLIN;
+    if (!(f->Readiness(want) & (want | POLLHUP | POLLERR))) return Errno{EAGAIN};
+  }
+  uint64_t pos = static_cast<uint64_t>(offset);
+  if (write && (rwf & RWF_APPEND) && f->inode()->IsRegular()) {
+    // At the end, as with O_APPEND; the file offset moves only when it was used.
+    ASSIGN_OR_RETURN(struct stat st, f->inode()->Stat());
+    if (positional) {
+      pos = static_cast<uint64_t>(st.st_size);
+    } else {
+      TRY(f->Seek(0, SEEK_END));
+    }
+  }
   long total = 0;
   for (auto& v : iov) {
     if (v.len == 0) continue;
-    auto r = ReadInto(t, f, v.base, v.len, false, 0);
-    if (!r.ok()) return total > 0 ? Result<long>(total) : r;
+    auto r = write ? WriteFrom(t, f, v.base, v.len, positional, pos + total)
+                   : ReadInto(t, f, v.base, v.len, positional, pos + total);
+    if (!r.ok()) {
+      if (total > 0) return total;
+      return write ? RaiseSigpipe(t, r) : r;
+    }
     total += *r;
     if (static_cast<uint64_t>(*r) < v.len) break;
   }
   return total;
 }
 
-SyscallResult SysWritev(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
-  if (!f->writable()) return Errno{EBADF};
-  ASSIGN_OR_RETURN(std::vector<IoVec> iov, CopyInIovecs(t, a.Ptr(1), a.Int(2)));
-  long total = 0;
-  for (auto& v : iov) {
-    if (v.len == 0) continue;
-    auto r = WriteFrom(t, f, v.base, v.len, false, 0);
-    if (!r.ok()) return total > 0 ? Result<long>(total) : RaiseSigpipe(t, r);
-    total += *r;
-    if (static_cast<uint64_t>(*r) < v.len) break;
-  }
-  return total;
+}  // namespace
+
+SyscallResult SysReadv(Task& t, const Args& a) { return Vectored(t, a, false, false, -1, 0); }
+SyscallResult SysWritev(Task& t, const Args& a) { return Vectored(t, a, true, false, -1, 0); }
+SyscallResult SysPreadv(Task& t, const Args& a) { return Vectored(t, a, false, true, a.Long(3), 0); }
+SyscallResult SysPwritev(Task& t, const Args& a) { return Vectored(t, a, true, true, a.Long(3), 0); }
+// preadv2/pwritev2: offset -1 is the file's offset, as for readv/writev.
+SyscallResult SysPreadv2(Task& t, const Args& a) {
+  return Vectored(t, a, false, a.Long(3) != -1, a.Long(3), a.Int(5));
+}
+SyscallResult SysPwritev2(Task& t, const Args& a) {
+  return Vectored(t, a, true, a.Long(3) != -1, a.Long(3), a.Int(5));
 }
 
 SyscallResult SysOpen(Task& t, const Args& a) {

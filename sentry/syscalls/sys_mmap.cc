@@ -1,4 +1,4 @@
-// Memory: brk, mmap, munmap, mprotect, madvise, mremap, msync.
+// Memory: brk, mmap, munmap, mprotect, madvise, mremap, msync, mincore.
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -33,6 +33,16 @@ SyscallResult SysMmap(Task& t, const Args& a) {
   req.limits = Limits(t);
   if (!(req.flags & MAP_ANONYMOUS)) {
     ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(4)));
+    if (f->flags() & O_PATH) return Errno{EBADF};
+    // MAP_SHARED_VALIDATE: a flag Linux does not know (or this file does not
+    // support, such as MAP_SYNC) is EOPNOTSUPP rather than ignored.
+    constexpr int kLegacyFlags = MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS |
+                                 MAP_DENYWRITE | MAP_EXECUTABLE | 0x4000000 /* UNINITIALIZED */ |
+                                 MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | MAP_POPULATE |
+                                 MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB;
+    if ((req.flags & MAP_TYPE) == MAP_SHARED_VALIDATE && (req.flags & ~kLegacyFlags)) {
+      return Errno{EOPNOTSUPP};
+    }
     // mmap(2): EACCES unless the file is open for reading, and for shared
     // writable mappings also for writing.
     if (!f->readable()) return Errno{EACCES};
@@ -73,6 +83,14 @@ SyscallResult SysMremap(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(uintptr_t r,
                    t.mm().Mremap(a.Ptr(0), a.Size(1), a.Size(2), a.Int(3), a.Ptr(4), Limits(t)));
   return static_cast<long>(r);
+}
+
+SyscallResult SysMincore(Task& t, const Args& a) {
+  if (a.Ptr(0) % kPageSize != 0) return Errno{EINVAL};
+  if (a.Size(1) == 0) return 0L;
+  ASSIGN_OR_RETURN(std::vector<uint8_t> vec, t.mm().Mincore(a.Ptr(0), a.Size(1)));
+  TRY(t.CopyOut(a.Ptr(2), vec.data(), vec.size()));
+  return 0L;
 }
 
 SyscallResult SysMsync(Task& t, const Args& a) {

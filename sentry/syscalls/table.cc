@@ -53,6 +53,10 @@ struct Table {
     Set(SYS_epoll_pwait2, SysEpollPwait2, {kFd, kPtr, kInt, kPtr, kPtr, kInt});
     Set(SYS_readv, SysReadv, {kFd, kPtr, kInt});
     Set(SYS_writev, SysWritev, {kFd, kPtr, kInt});
+    Set(SYS_preadv, SysPreadv, {kFd, kPtr, kInt, kInt, kInt});
+    Set(SYS_pwritev, SysPwritev, {kFd, kPtr, kInt, kInt, kInt});
+    Set(SYS_preadv2, SysPreadv2, {kFd, kPtr, kInt, kInt, kInt, kHex});
+    Set(SYS_pwritev2, SysPwritev2, {kFd, kPtr, kInt, kInt, kInt, kHex});
     Set(SYS_open, SysOpen, {kPath, kOpenFlags, kOctal});
     Set(SYS_openat, SysOpenat, {kFd, kPath, kOpenFlags, kOctal});
     Set(SYS_creat, SysCreat, {kPath, kOctal});
@@ -139,6 +143,7 @@ struct Table {
     Set(SYS_madvise, SysMadvise, {kPtr, kInt, kInt});
     Set(SYS_mremap, SysMremap, {kPtr, kInt, kInt, kHex, kPtr});
     Set(SYS_msync, SysMsync, {kPtr, kInt, kHex});
+    Set(SYS_mincore, SysMincore, {kPtr, kInt, kPtr});
     // Processes.
     Set(SYS_getpid, SysGetpid);
     Set(SYS_getppid, SysGetppid);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "sentry/kernel/anon.h"
+#include "sentry/kernel/version.h"
 
 namespace husk {
 namespace {
@@ -169,6 +170,10 @@ class KernelProcProvider : public procfs::ProcProvider {
         total_kb, total_kb - used_kb, total_kb - used_kb);
   }
   std::string CpuInfo() override { return k_.cpuinfo; }
+  std::string Hostname() override { return k_.hostname; }
+  std::string Domainname() override { return k_.domainname; }
+  std::string Release() override { return kHuskRelease; }
+  std::string Version() override { return kHuskVersion; }
   // The sandbox's CLOCK_BOOTTIME, in hundredths as Linux prints it (and
   // the same again for the idle time).
   std::string Uptime() override {

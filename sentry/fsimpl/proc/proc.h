@@ -58,6 +58,11 @@ class ProcProvider {
   virtual std::string LoadAvg() = 0;
   // /proc/stat: CPU time lines, btime, process counts. Empty by default.
   virtual std::string SystemStat() { return ""; }
+  // What uname(2) tells, for /proc/version and /proc/sys/kernel.
+  virtual std::string Hostname() { return "localhost"; }
+  virtual std::string Domainname() { return "(none)"; }
+  virtual std::string Release() { return "6.1.0"; }
+  virtual std::string Version() { return "#1"; }
   // /proc/pid/mounts (fstab(5) format) and mountinfo: the VFS's mount
   // table (one mount namespace for the whole sandbox).
   virtual Result<std::string> Mounts(int pid);

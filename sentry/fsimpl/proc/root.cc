@@ -22,9 +22,12 @@ namespace {
 
 // The filesystems husk implements, as /proc/filesystems lists them.
 constexpr char kFilesystems[] =
+    "nodev\tsysfs\n"
     "nodev\ttmpfs\n"
     "nodev\tproc\n"
-    "nodev\toverlay\n";
+    "nodev\tdevpts\n"
+    "nodev\toverlay\n"
+    "nodev\t9p\n";
 
 Result<std::string> Text(std::string s) { return s; }
 
@@ -49,6 +52,10 @@ class RootDir : public ProcDir {
     file("loadavg", [p] { return Text(p->LoadAvg()); });
     file("stat", [p] { return Text(p->SystemStat()); });
     file("filesystems", [] { return Text(kFilesystems); });
+    file("version", [p] {
+      return Text("Linux version " + p->Release() + " (husk@husk) (husk) " + p->Version() + "\n");
+    });
+    fixed_["sys"] = NewSysDir(fs);
     link("self", [p]() -> Result<std::string> {
       int pid = p->CurrentPid();
       if (pid <= 0) return Errno{ENOENT};  // no calling task (Linux: a kernel thread)

@@ -72,7 +72,7 @@ std::vector<Event> Decode(const char* buf, ssize_t n) {
     const char* name = buf + pos + sizeof(raw);
     e.name = std::string(name, strnlen(name, raw.len));
     out.push_back(e);
-    pos += sizeof(raw) + raw.len;
+    pos += static_cast<ssize_t>(sizeof(raw) + raw.len);
   }
   return out;
 }
@@ -103,6 +103,7 @@ std::ostream& operator<<(std::ostream& os, const Brief& b) {
 }
 std::vector<Brief> Briefly(const std::vector<Event>& events) {
   std::vector<Brief> out;
+  out.reserve(events.size());
   for (const Event& e : events) out.push_back({e.wd, e.mask, e.name});
   return out;
 }

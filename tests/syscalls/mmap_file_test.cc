@@ -31,6 +31,8 @@ namespace husk_test {
 namespace {
 
 const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+// A page count as a file offset.
+off_t Off(size_t bytes) { return static_cast<off_t>(bytes); }
 
 // What one guarded access saw: whether it raised SIGBUS, and the siginfo if so.
 struct Fault {
@@ -160,7 +162,7 @@ TEST_F(MmapFileTest, TwoSharedMappingsSeeEachOther) {
   Fd fd2(open(P("f").c_str(), O_RDWR | O_CLOEXEC));
   ASSERT_TRUE(fd2.valid());
   char* a = Map(3 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get());
-  char* b = Map(2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd2.get(), kPage);
+  char* b = Map(2 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd2.get(), Off(kPage));
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   ASSERT_NE(a, b);
@@ -270,7 +272,7 @@ TEST_F(MmapFileTest, StorePastEndOfFileIsSigbusPrivateOrShared) {
 TEST_F(MmapFileTest, MappingAtAnOffsetPastEndOfFileFaultsOnAccess) {
   Fd fd = PatternFile(kPage);
   ASSERT_TRUE(fd.valid());
-  char* p = Map(kPage, PROT_READ, MAP_SHARED, fd.get(), 4 * kPage);
+  char* p = Map(kPage, PROT_READ, MAP_SHARED, fd.get(), Off(4 * kPage));
   ASSERT_NE(p, nullptr);
   EXPECT_TRUE(Touch(p, false).sigbus);
   ASSERT_OK(ftruncate(fd.get(), 5 * kPage));
@@ -418,7 +420,7 @@ TEST_F(MmapFileTest, OffsetMustBePageAligned) {
     EXPECT_EQ(mmap(nullptr, kPage, PROT_READ, MAP_SHARED, fd.get(), off), MAP_FAILED);
     EXPECT_EQ(errno, EINVAL) << "offset " << off << ": " << ErrnoName(errno);
   }
-  char* p = Map(kPage, PROT_READ, MAP_PRIVATE, fd.get(), 2 * kPage);
+  char* p = Map(kPage, PROT_READ, MAP_PRIVATE, fd.get(), Off(2 * kPage));
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(p[0], Pattern(2 * kPage));
 }

@@ -685,10 +685,10 @@ TEST_F(NameiTest, ChrootErrors) {
 
 #define OPEN_TMPFILE_OR_SKIP(fd, flags, mode)                                \
   Fd fd(open(dir_.path().c_str(), O_TMPFILE | (flags), (mode)));             \
-  if (!fd.valid() && errno == EOPNOTSUPP && !OnTmpfs()) {                    \
+  if (!(fd).valid() && errno == EOPNOTSUPP && !OnTmpfs()) {                  \
     GTEST_SKIP() << "the temporary directory's filesystem has no O_TMPFILE"; \
   }                                                                          \
-  ASSERT_TRUE(fd.valid()) << ErrnoName(errno)
+  ASSERT_TRUE((fd).valid()) << ErrnoName(errno)
 
 TEST_F(NameiTest, TmpfileIsUnnamedUntilLinkedThroughProc) {
   umask(022);

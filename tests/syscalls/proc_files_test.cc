@@ -547,6 +547,7 @@ TEST(ProcStatmTest, SevenCountsInPages) {
   auto w = Words(text);
   ASSERT_EQ(w.size(), 7u) << text;
   std::vector<long> v;
+  v.reserve(w.size());
   for (auto& x : w) v.push_back(strtol(x.c_str(), nullptr, 10));
   // size resident shared text lib data dt
   EXPECT_GT(v[0], 0);

@@ -453,7 +453,7 @@ TEST(ProcUptimeTest, TwoDecimalsThatFollowBoottime) {
   EXPECT_GE(idle, 0);
   timespec ts;
   ASSERT_OK(clock_gettime(CLOCK_BOOTTIME, &ts));
-  double boottime = static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
+  double boottime = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
   EXPECT_LE(up, boottime + 0.01);
   EXPECT_NEAR(up, boottime, 2.0);
   double again = 0;

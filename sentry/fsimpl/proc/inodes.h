@@ -153,7 +153,7 @@ class ProcFile : public ProcInode {
 // The root directory (root.cc).
 vfs::InodeRef NewRootDir(std::shared_ptr<ProcFs> fs);
 // /proc/sys (sys.cc).
-vfs::InodeRef NewSysDir(std::shared_ptr<ProcFs> fs);
+vfs::InodeRef NewSysDir(const std::shared_ptr<ProcFs>& fs);
 // /proc/<pid> (pid.cc); thread_of != 0 makes it /proc/<thread_of>/task/<pid>.
 vfs::InodeRef NewPidDir(std::shared_ptr<ProcFs> fs, int pid, int thread_of = 0);
 // Whether pid is one of the provider's pids.

@@ -71,7 +71,7 @@ std::string NewUuid() {
 
 }  // namespace
 
-vfs::InodeRef NewSysDir(std::shared_ptr<ProcFs> fs) {
+vfs::InodeRef NewSysDir(const std::shared_ptr<ProcFs>& fs) {
   ProcProvider* p = fs->provider.get();
   auto sys = std::make_shared<FixedDir>(fs);
 

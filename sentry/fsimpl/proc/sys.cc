@@ -28,7 +28,8 @@ class FixedDir : public ProcDir {
                                          tunable ? EPERM : EIO, tunable ? 0644 : 0444));
   }
   void Value(const std::string& name, const std::string& text, bool tunable = true) {
-    File(name, [text]() -> Result<std::string> { return text; }, tunable);
+    File(
+        name, [text]() -> Result<std::string> { return text; }, tunable);
   }
 
   Result<std::vector<vfs::Dirent>> Entries() override {
@@ -60,12 +61,13 @@ class FixedDir : public ProcDir {
 std::string NewUuid() {
   static std::mt19937_64 gen{std::random_device{}()};
   uint64_t hi = gen(), lo = gen();
-  hi = (hi & ~uint64_t{0xf000}) | 0x4000;                  // version 4
+  hi = (hi & ~uint64_t{0xf000}) | 0x4000;                    // version 4
   lo = (lo & ~(uint64_t{0xc} << 60)) | (uint64_t{8} << 60);  // variant 10
   char buf[40];
   snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx\n", static_cast<unsigned>(hi >> 32),
            static_cast<unsigned>((hi >> 16) & 0xffff), static_cast<unsigned>(hi & 0xffff),
-           static_cast<unsigned>(lo >> 48), static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+           static_cast<unsigned>(lo >> 48),
+           static_cast<unsigned long long>(lo & 0xffffffffffffULL));
   return buf;
 }
 
@@ -82,13 +84,16 @@ vfs::InodeRef NewSysDir(const std::shared_ptr<ProcFs>& fs) {
   kernel->Value("overflowgid", "65534\n");
   kernel->Value("cap_last_cap", "40\n", false);
   kernel->Value("ostype", "Linux\n", false);
-  kernel->File("osrelease", [p]() -> Result<std::string> { return p->Release() + "\n"; }, false);
-  kernel->File("version", [p]() -> Result<std::string> { return p->Version() + "\n"; }, false);
+  kernel->File(
+      "osrelease", [p]() -> Result<std::string> { return p->Release() + "\n"; }, false);
+  kernel->File(
+      "version", [p]() -> Result<std::string> { return p->Version() + "\n"; }, false);
   kernel->File("hostname", [p]() -> Result<std::string> { return p->Hostname() + "\n"; });
   kernel->File("domainname", [p]() -> Result<std::string> { return p->Domainname() + "\n"; });
   kernel->Value("threads-max", "126452\n");
   auto random = std::make_shared<FixedDir>(fs);
-  random->File("uuid", []() -> Result<std::string> { return NewUuid(); }, false);
+  random->File(
+      "uuid", []() -> Result<std::string> { return NewUuid(); }, false);
   random->Value("boot_id", NewUuid(), false);  // one per sandbox boot
   random->Value("poolsize", "256\n", false);
   random->Value("entropy_avail", "256\n", false);

@@ -174,10 +174,9 @@ absl::Status DropCapabilities(bool read_only) {
   // A writable tree also needs: giving new nodes the sandbox caller's owner
   // (CAP_CHOWN), and keeping set-group-ID bits the sentry allowed
   // (CAP_FSETID; the sentry makes the permission checks).
-  const uint64_t kKeep =
-      (uint64_t{1} << CAP_DAC_OVERRIDE) | (uint64_t{1} << CAP_DAC_READ_SEARCH) |
-      (uint64_t{1} << CAP_FOWNER) |
-      (read_only ? 0 : (uint64_t{1} << CAP_CHOWN) | (uint64_t{1} << CAP_FSETID));
+  const uint64_t kKeep = (uint64_t{1} << CAP_DAC_OVERRIDE) | (uint64_t{1} << CAP_DAC_READ_SEARCH) |
+                         (uint64_t{1} << CAP_FOWNER) |
+                         (read_only ? 0 : (uint64_t{1} << CAP_CHOWN) | (uint64_t{1} << CAP_FSETID));
   // Bounding set: needs CAP_SETPCAP; without it there is nothing to gain
   // back anyway (no_new_privs is set and permitted is cut below). EINVAL
   // marks the end of the kernel's capability list.

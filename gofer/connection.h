@@ -97,8 +97,8 @@ class Connection {
   Status Rename(const pb::RenameRequest& req);
   Status Setattr(const pb::SetattrRequest& req, pb::Attr* out);
   // After a rename: nodes named (from, from_name) are now (to, to_name).
-  void Moved(const std::shared_ptr<Node>& from, const std::string& from_name, const std::shared_ptr<Node>& to,
-             const std::string& to_name, bool exchange);
+  void Moved(const std::shared_ptr<Node>& from, const std::string& from_name,
+             const std::shared_ptr<Node>& to, const std::string& to_name, bool exchange);
 
   std::shared_ptr<Node> root_;
   bool read_only_;

@@ -21,9 +21,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/result.h"
+#include "gofer/connection.h"
 #include "gofer/names.h"
 #include "gofer/wire.h"
-#include "gofer/connection.h"
 #include "proto/gofer.pb.h"
 
 namespace husk::gofer {
@@ -139,7 +139,6 @@ Result<struct stat> StatFd(int fd) {
   if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return Errno{errno};
   return st;
 }
-
 
 Result<uint64_t> Connection::AddFid(std::shared_ptr<Node> node) {
   if (fids_.size() >= kMaxFids) return Errno{ENFILE};

@@ -76,8 +76,8 @@ Result<std::shared_ptr<Node>> Connection::WritableDir(uint64_t fid, const std::s
   return fs->node;
 }
 
-Status Connection::NewChild(const std::shared_ptr<Node>& dir, const std::string& name,
-                            uint32_t uid, uint32_t gid, pb::FidAttr* out) {
+Status Connection::NewChild(const std::shared_ptr<Node>& dir, const std::string& name, uint32_t uid,
+                            uint32_t gid, pb::FidAttr* out) {
   UniqueFd fd(Openat2(dir->fd.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC, kResolve));
   if (!fd.valid()) return Errno{errno};
   // The sandbox caller's owner. Without CAP_CHOWN (a gofer that is not
@@ -147,8 +147,8 @@ Status Connection::Link(const pb::LinkRequest& req, pb::Attr* out) {
   // CAP_DAC_READ_SEARCH semantics we do not rely on. The new name is then
   // checked to be the fid's file; if the old name was swapped meanwhile,
   // the link made is taken back.
-  if (linkat(target.parent->fd.get(), target.name.c_str(), dir->fd.get(), req.name().c_str(),
-             0) != 0) {
+  if (linkat(target.parent->fd.get(), target.name.c_str(), dir->fd.get(), req.name().c_str(), 0) !=
+      0) {
     return Errno{errno == ENOENT ? ESTALE : errno};
   }
   struct stat st;
@@ -185,8 +185,7 @@ Status Connection::Rename(const pb::RenameRequest& req) {
 }
 
 void Connection::Moved(const std::shared_ptr<Node>& from, const std::string& from_name,
-                       const std::shared_ptr<Node>& to, const std::string& to_name,
-                       bool exchange) {
+                       const std::shared_ptr<Node>& to, const std::string& to_name, bool exchange) {
   // Several nodes may stand for one directory (each walk makes its own):
   // directories are compared by identity.
   auto same_dir = [](const Node* a, const Node& b) {

@@ -365,8 +365,8 @@ constexpr int kRwfKnown = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_AP
 // readv, writev and their positional and flagged forms (do_readv/do_preadv
 // and vfs_iter_read/write's checks). offset -1 with `positional` unset is
 // the file's own offset.
-Result<long> Vectored(Task& t, const Args& a, bool write, bool positional, int64_t offset,
-                      int rwf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+Result<long> Vectored(Task& t, const Args& a, bool write, bool positional, int64_t offset, int rwf)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (rwf & ~kRwfKnown) return Errno{EOPNOTSUPP};
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (positional && offset < 0) return Errno{EINVAL};
@@ -412,8 +412,12 @@ Result<long> Vectored(Task& t, const Args& a, bool write, bool positional, int64
 
 SyscallResult SysReadv(Task& t, const Args& a) { return Vectored(t, a, false, false, -1, 0); }
 SyscallResult SysWritev(Task& t, const Args& a) { return Vectored(t, a, true, false, -1, 0); }
-SyscallResult SysPreadv(Task& t, const Args& a) { return Vectored(t, a, false, true, a.Long(3), 0); }
-SyscallResult SysPwritev(Task& t, const Args& a) { return Vectored(t, a, true, true, a.Long(3), 0); }
+SyscallResult SysPreadv(Task& t, const Args& a) {
+  return Vectored(t, a, false, true, a.Long(3), 0);
+}
+SyscallResult SysPwritev(Task& t, const Args& a) {
+  return Vectored(t, a, true, true, a.Long(3), 0);
+}
 // preadv2/pwritev2: offset -1 is the file's offset, as for readv/writev.
 SyscallResult SysPreadv2(Task& t, const Args& a) {
   return Vectored(t, a, false, a.Long(3) != -1, a.Long(3), a.Int(5));

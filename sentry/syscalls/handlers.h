@@ -28,6 +28,8 @@ HUSK_HANDLER(SysStat); HUSK_HANDLER(SysLstat); HUSK_HANDLER(SysFstat);
 HUSK_HANDLER(SysNewfstatat); HUSK_HANDLER(SysStatx); HUSK_HANDLER(SysAccess);
 HUSK_HANDLER(SysFaccessat); HUSK_HANDLER(SysFaccessat2); HUSK_HANDLER(SysReadlink);
 HUSK_HANDLER(SysReadlinkat); HUSK_HANDLER(SysStatfs); HUSK_HANDLER(SysFstatfs);
+// sys_memfd.cc
+HUSK_HANDLER(SysMemfdCreate);
 // sys_xattr.cc
 HUSK_HANDLER(SysGetxattr); HUSK_HANDLER(SysLgetxattr); HUSK_HANDLER(SysFgetxattr);
 HUSK_HANDLER(SysSetxattr); HUSK_HANDLER(SysLsetxattr); HUSK_HANDLER(SysFsetxattr);

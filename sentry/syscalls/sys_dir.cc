@@ -193,9 +193,10 @@ Result<long> LinkAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_
   TRY(vfs::MayCreate(t.FsCreds(), *to.parent));
   if (src->inode()->IsDir()) return Errno{EPERM};
   TRY(MayLink(t.FsCreds(), *src->inode()));
-  // An unlinked file cannot come back (vfs_link: ENOENT).
+  // An unlinked file cannot come back (vfs_link: ENOENT), but for an
+  // O_TMPFILE file opened without O_EXCL (I_LINKABLE).
   ASSIGN_OR_RETURN(struct stat st, src->inode()->Stat());
-  if (st.st_nlink == 0) return Errno{ENOENT};
+  if (st.st_nlink == 0 && !src->inode()->LinkableUnnamed()) return Errno{ENOENT};
   TRY(to.parent->inode()->Link(to.name, src->inode()));
   // The next lookup finds the new name (an overlay shows it as an object
   // of its own, with the same number).

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "sentry/fsimpl/tmpfs/tmpfs.h"
 #include "sentry/kernel/file_locks.h"
 #include "sentry/kernel/pipe.h"
 #include "sentry/syscalls/handlers.h"
@@ -183,11 +184,29 @@ Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count) {
 Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t mode) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   if (path.empty()) return Errno{ENOENT};
-  // O_TMPFILE and O_CREAT|O_DIRECTORY are not supported combinations here.
-  if ((flags & __O_TMPFILE) == __O_TMPFILE) return Errno{EOPNOTSUPP};
+  // build_open_flags(): O_TMPFILE wants write access and no O_CREAT.
+  const bool tmpfile = (flags & __O_TMPFILE) == __O_TMPFILE;
+  if (tmpfile && ((flags & O_CREAT) || (flags & O_ACCMODE) == O_RDONLY)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(vfs::DentryRef start,
                    path[0] == '/' ? Result<vfs::DentryRef>(t.fs().root) : StartDir(t, dirfd));
   vfs::Creds creds = t.FsCreds();
+  if (tmpfile) {
+    // An unnamed file in the directory (vfs_tmpfile): the directory must be
+    // writable and searchable, and its filesystem able to (tmpfs here).
+    ASSIGN_OR_RETURN(vfs::DentryRef dir, vfs::Resolve(t.fs(), start, path, true, creds));
+    if (!dir->inode()->IsDir()) return Errno{ENOTDIR};
+    TRY(vfs::MayCreate(creds, *dir));
+    Result<vfs::InodeRef> made = tmpfs::NewUnnamedFile(
+        *dir->inode(), mode & ~t.fs().umask & 07777, F_SEAL_SEAL, !(flags & O_EXCL));
+    if (!made.ok()) return Errno{made.error() == ENOTDIR ? EOPNOTSUPP : made.error()};
+    TRY(InitOwner(t, *dir->inode(), **made));
+    ASSIGN_OR_RETURN(vfs::FileRef file,
+                     (*made)->Open(flags & ~(O_CLOEXEC | __O_TMPFILE | O_EXCL | O_TRUNC)));
+    auto st = (*made)->Stat();
+    file->set_dentry(vfs::Dentry::NewDeleted(
+        "#" + std::to_string(st.ok() ? st->st_ino : 0), dir, *made));
+    return Long(t.fds().Add(std::move(file), (flags & O_CLOEXEC) != 0));
+  }
   vfs::DentryRef d;
   bool created = false;
   if (flags & O_CREAT) {
@@ -487,6 +506,19 @@ SyscallResult SysFcntl(Task& t, const Args& a) {
     case F_SETFL:
       e->file->set_status_flags(a.Int(2));
       return 0L;
+    case F_GET_SEALS:
+      return Long(e->file->inode()->Seals());
+    case F_ADD_SEALS: {
+      // memfd_add_seals(): a file without seals, then a read-only fd, then
+      // unknown bits.
+      TRY(e->file->inode()->Seals());
+      if (!e->file->writable()) return Errno{EPERM};
+      constexpr int kAllSeals =
+          F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
+      if (a.Int(2) & ~kAllSeals) return Errno{EINVAL};
+      TRY(e->file->inode()->AddSeals(a.Int(2)));
+      return 0L;
+    }
     case F_GETPIPE_SZ:
       return pipe::Capacity(*e->file);
     case F_SETPIPE_SZ:

@@ -1,5 +1,6 @@
 // Memory: brk, mmap, munmap, mprotect, madvise, mremap, msync, mincore.
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -31,8 +32,10 @@ SyscallResult SysMmap(Task& t, const Args& a) {
   req.flags = a.Int(3);
   req.offset = a.U(5);
   req.limits = Limits(t);
+  vfs::InodeRef inode;  // of a file mapping
   if (!(req.flags & MAP_ANONYMOUS)) {
     ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(4)));
+    inode = f->inode();
     if (f->flags() & O_PATH) return Errno{EBADF};
     // MAP_SHARED_VALIDATE: a flag Linux does not know (or this file does not
     // support, such as MAP_SYNC) is EOPNOTSUPP rather than ignored.
@@ -56,11 +59,21 @@ SyscallResult SysMmap(Task& t, const Args& a) {
       // rather than silently lose writes.
       req.may_write = f->writable() && req.file->SharesPages();
       if ((req.prot & PROT_WRITE) && !req.may_write) return Errno{ENODEV};
+      // A write-sealed memfd: no new writable shared mapping, and a
+      // read-only one may not become writable (EPERM, then EACCES).
+      if (auto seals = f->inode()->Seals();
+          seals.ok() && (*seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))) {
+        if (req.prot & PROT_WRITE) return Errno{EPERM};
+        req.may_write = false;
+      }
     }
   } else {
     req.offset = 0;
   }
   ASSIGN_OR_RETURN(uintptr_t addr, t.mm().Mmap(req));
+  if (inode != nullptr && req.may_write && (req.flags & MAP_TYPE) != MAP_PRIVATE) {
+    inode->NoteWritableMapping(req.file);  // for F_SEAL_WRITE's EBUSY while it lives
+  }
   return static_cast<long>(addr);
 }
 

@@ -95,6 +95,7 @@ struct Table {
     Set(SYS_getxattr, SysGetxattr, {kPath, kPath, kPtr, kInt});
     Set(SYS_lgetxattr, SysLgetxattr, {kPath, kPath, kPtr, kInt});
     Set(SYS_fgetxattr, SysFgetxattr, {kFd, kPath, kPtr, kInt});
+    Set(SYS_memfd_create, SysMemfdCreate, {kPath, kHex});
     Set(SYS_setxattr, SysSetxattr, {kPath, kPath, kPtr, kInt, kHex});
     Set(SYS_lsetxattr, SysLsetxattr, {kPath, kPath, kPtr, kInt, kHex});
     Set(SYS_fsetxattr, SysFsetxattr, {kFd, kPath, kPtr, kInt, kHex});

@@ -139,6 +139,18 @@ class Inode : public std::enable_shared_from_this<Inode> {
   // lives (a read-write volume's host file).
   virtual void NoteSharedWrite(uint64_t index) {}
   virtual Status Sync(uint64_t offset, uint64_t len) { return Ok(); }
+  // File seals (fcntl F_GET_SEALS/F_ADD_SEALS, memfd_create(2)): EINVAL for
+  // files that cannot be sealed (anything but tmpfs files). AddSeals gets
+  // known seal bits only.
+  virtual Result<int> Seals() { return Errno{EINVAL}; }
+  // Whether a file with no name may get one with link(2): an O_TMPFILE file
+  // opened without O_EXCL (Linux's I_LINKABLE). Others with no link are
+  // ENOENT.
+  virtual bool LinkableUnnamed() { return false; }
+  virtual Status AddSeals(int seals) { return Errno{EINVAL}; }
+  // A shared mapping that may write (now, or after mprotect) was made: while
+  // `m` lives, F_SEAL_WRITE cannot be added (EBUSY).
+  virtual void NoteWritableMapping(const std::shared_ptr<Mappable>& m) {}
   // Whether reads and writes ignore the file offset (character devices).
   virtual bool Stream() { return false; }
   // Whether a cached dentry for this inode may still be used (Linux's
@@ -151,6 +163,14 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
  public:
   Dentry(std::string name, std::shared_ptr<Dentry> parent, InodeRef inode)
       : name_(std::move(name)), parent_(std::move(parent)), inode_(std::move(inode)) {}
+  // A dentry for a file that has no name (O_TMPFILE, memfd_create): never
+  // in its parent's cache, shown as "<parent>/<name> (deleted)".
+  static std::shared_ptr<Dentry> NewDeleted(std::string name, std::shared_ptr<Dentry> parent,
+                                            InodeRef inode) {
+    auto d = std::make_shared<Dentry>(std::move(name), std::move(parent), std::move(inode));
+    d->deleted_ = true;
+    return d;
+  }
   // Frees the parent chain and the cache below without recursing (a chain
   // is as deep as the application made it).
   ~Dentry();

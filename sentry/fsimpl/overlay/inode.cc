@@ -69,6 +69,13 @@ uint64_t OverlayInode::InoLocked() {
       }
     }
   }
+  if (ino_ == 0 && lower_ == nullptr && upper_ != nullptr) {
+    // Made in the sandbox: numbered by its upper inode, so that every name
+    // of it (hard links, found again after the dentry cache let go) shows
+    // the one number. Above the synthetic numbers (from 2^62 up) and any
+    // host filesystem's, with nothing to remember per file.
+    if (auto st = upper_->Stat(); st.ok()) ino_ = (uint64_t{3} << 61) + st->st_ino;
+  }
   if (ino_ == 0) ino_ = fs_->next_synthetic++;
   return ino_;
 }

@@ -180,6 +180,7 @@ Result<size_t> RegularFile::WriteAt(const char* buf, size_t n, uint64_t offset) 
   if (offset >= kMaxFileSize) return Errno{EFBIG};
   n = static_cast<size_t>(std::min<uint64_t>(n, kMaxFileSize - offset));
   absl::MutexLock lock(&fs_->mu);
+  TRY(CheckWriteSealsLocked(offset, n));
   size_t done = 0;
   while (done < n) {
     uint64_t pos = offset + done;
@@ -210,6 +211,12 @@ Status RegularFile::Allocate(int mode, uint64_t offset, uint64_t len) {
   if (len > kMaxFileSize || offset > kMaxFileSize - len) return Errno{EFBIG};
   const uint64_t end = offset + len;
   absl::MutexLock lock(&fs_->mu);
+  // shmem_fallocate: punching is a write; growing is what F_SEAL_GROW stops.
+  if (mode & FALLOC_FL_PUNCH_HOLE) {
+    if (seals_ & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) return Errno{EPERM};
+  } else if (!(mode & FALLOC_FL_KEEP_SIZE) && (seals_ & F_SEAL_GROW) && end > size_) {
+    return Errno{EPERM};
+  }
   if (mode & FALLOC_FL_PUNCH_HOLE) {
     std::vector<uint64_t> gone;
     for (auto it = pages_.lower_bound(offset / kPage);
@@ -295,8 +302,44 @@ void RegularFile::FillSizeLocked(struct stat* st) {
   st->st_nlink = nlink_;
 }
 
+Status RegularFile::CheckWriteSealsLocked(uint64_t offset, uint64_t n) {
+  if (seals_ & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) return Errno{EPERM};
+  if ((seals_ & F_SEAL_GROW) && offset + n > size_) return Errno{EPERM};
+  return Ok();
+}
+
+Result<int> RegularFile::Seals() {
+  absl::MutexLock lock(&fs_->mu);
+  return seals_;
+}
+
+Status RegularFile::AddSeals(int seals) {
+  absl::MutexLock lock(&fs_->mu);
+  if (seals_ & F_SEAL_SEAL) return Errno{EPERM};
+  if ((seals & F_SEAL_WRITE) && !(seals_ & F_SEAL_WRITE)) {
+    // mapping_deny_writable(): no shared mapping that may write.
+    std::erase_if(writable_maps_, [](const std::weak_ptr<Mappable>& m) { return m.expired(); });
+    if (!writable_maps_.empty()) return Errno{EBUSY};
+  }
+  seals_ |= seals;
+  return Ok();
+}
+
+void RegularFile::NoteWritableMapping(const std::shared_ptr<Mappable>& m) {
+  absl::MutexLock lock(&fs_->mu);
+  std::erase_if(writable_maps_, [](const std::weak_ptr<Mappable>& w) { return w.expired(); });
+  writable_maps_.push_back(m);
+}
+
+void RegularFile::SetSealsForMemfd(int seals) {
+  absl::MutexLock lock(&fs_->mu);
+  seals_ = seals;
+}
+
 Status RegularFile::TruncateLocked(uint64_t size) {
   if (size > kMaxFileSize) return Errno{EFBIG};
+  if ((seals_ & F_SEAL_SHRINK) && size < size_) return Errno{EPERM};
+  if ((seals_ & F_SEAL_GROW) && size > size_) return Errno{EPERM};
   if (size < size_) {
     uint64_t keep = (size + kPage - 1) / kPage;  // pages that still hold data
     std::vector<uint64_t> gone;

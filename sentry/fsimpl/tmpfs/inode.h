@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -113,13 +115,29 @@ class RegularFile : public InodeBase {
   Status Allocate(int mode, uint64_t offset, uint64_t len) override;
   // Holes are the pages never written (or punched), as shmem reports them.
   Result<off_t> SeekData(off_t offset, bool hole) override;
+  // Seals, as shmem keeps them: every tmpfs file starts with F_SEAL_SEAL,
+  // which memfd_create(MFD_ALLOW_SEALING) clears (SetSealsForMemfd).
+  Result<int> Seals() override;
+  Status AddSeals(int seals) override;
+  void NoteWritableMapping(const std::shared_ptr<Mappable>& m) override;
+  void SetSealsForMemfd(int seals);
+  bool LinkableUnnamed() override { return linkable_; }
+  void set_linkable(bool v) { linkable_ = v; }
 
  protected:
   void FillSizeLocked(struct stat* st) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
   Status TruncateLocked(uint64_t size) override ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
 
  private:
+  // A write of [offset, offset+n) as the seals allow: EPERM under a write
+  // seal, or under F_SEAL_GROW when it ends past the size.
+  Status CheckWriteSealsLocked(uint64_t offset, uint64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+
   uint64_t size_ ABSL_GUARDED_BY(fs_->mu) = 0;
+  int seals_ ABSL_GUARDED_BY(fs_->mu) = 0x0001;  // F_SEAL_SEAL
+  std::atomic<bool> linkable_{false};
+  // Shared mappings that may write, for F_SEAL_WRITE's EBUSY.
+  std::vector<std::weak_ptr<Mappable>> writable_maps_ ABSL_GUARDED_BY(fs_->mu);
   // Page index -> memory-file offset (this file's reference); missing pages
   // are holes. Charged to the sandbox's memory limit by the memory file.
   std::map<uint64_t, uint64_t> pages_ ABSL_GUARDED_BY(fs_->mu);

@@ -26,6 +26,14 @@ vfs::InodeRef NewTmpfsRoot(mode_t mode = 01777);
 // tmpfs_dir is not a tmpfs directory, ENOENT if it was removed.
 Status AddChild(vfs::Inode& tmpfs_dir, const std::string& name, vfs::InodeRef inode);
 
+// A regular file of tmpfs_dir's instance that has no name (memfd_create(2),
+// O_TMPFILE): link count 0, permission bits `perm`, owned by uid 0 / gid 0,
+// with `seals` (0 lets any be added; tmpfs files otherwise start with
+// F_SEAL_SEAL); `linkable`: link(2) may give it a name. ENOTDIR if
+// tmpfs_dir is not a tmpfs directory.
+Result<vfs::InodeRef> NewUnnamedFile(vfs::Inode& tmpfs_dir, mode_t perm, int seals,
+                                     bool linkable = false);
+
 // Whether `inode` belongs to some tmpfs instance.
 bool IsTmpfsInode(const vfs::Inode& inode);
 

@@ -196,15 +196,15 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     ASSIGN_OR_RETURN(vfs::DentryRef dir, vfs::Resolve(t.fs(), start, path, true, creds));
     if (!dir->inode()->IsDir()) return Errno{ENOTDIR};
     TRY(vfs::MayCreate(creds, *dir));
-    Result<vfs::InodeRef> made = tmpfs::NewUnnamedFile(
-        *dir->inode(), mode & ~t.fs().umask & 07777, F_SEAL_SEAL, !(flags & O_EXCL));
+    Result<vfs::InodeRef> made = tmpfs::NewUnnamedFile(*dir->inode(), mode & ~t.fs().umask & 07777,
+                                                       F_SEAL_SEAL, !(flags & O_EXCL));
     if (!made.ok()) return Errno{made.error() == ENOTDIR ? EOPNOTSUPP : made.error()};
     TRY(InitOwner(t, *dir->inode(), **made));
     ASSIGN_OR_RETURN(vfs::FileRef file,
                      (*made)->Open(flags & ~(O_CLOEXEC | __O_TMPFILE | O_EXCL | O_TRUNC)));
     auto st = (*made)->Stat();
-    file->set_dentry(vfs::Dentry::NewDeleted(
-        "#" + std::to_string(st.ok() ? st->st_ino : 0), dir, *made));
+    file->set_dentry(
+        vfs::Dentry::NewDeleted("#" + std::to_string(st.ok() ? st->st_ino : 0), dir, *made));
     return Long(t.fds().Add(std::move(file), (flags & O_CLOEXEC) != 0));
   }
   vfs::DentryRef d;

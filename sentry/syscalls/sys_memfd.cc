@@ -33,9 +33,9 @@ SyscallResult SysMemfdCreate(Task& t, const Args& a) {
   Result<std::string> name = t.mm().CopyInString(a.Ptr(0), kMaxMemfdName);
   if (!name.ok()) return Errno{name.error() == ENAMETOOLONG ? EINVAL : name.error()};
   const vfs::DentryRef& dir = MemfdDir();
-  ASSIGN_OR_RETURN(vfs::InodeRef inode,
-                   tmpfs::NewUnnamedFile(*dir->inode(), 0777,
-                                         (flags & MFD_ALLOW_SEALING) ? 0 : F_SEAL_SEAL));
+  ASSIGN_OR_RETURN(
+      vfs::InodeRef inode,
+      tmpfs::NewUnnamedFile(*dir->inode(), 0777, (flags & MFD_ALLOW_SEALING) ? 0 : F_SEAL_SEAL));
   TRY(InitOwner(t, *dir->inode(), *inode));
   ASSIGN_OR_RETURN(vfs::FileRef f, inode->Open(O_RDWR | O_LARGEFILE));
   f->set_dentry(vfs::Dentry::NewDeleted("memfd:" + *name, dir, inode));

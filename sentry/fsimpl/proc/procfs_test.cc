@@ -151,9 +151,9 @@ class ProcfsTest : public ::testing::Test {
 };
 
 TEST_F(ProcfsTest, RootListing) {
-  EXPECT_EQ(List("/"),
-            (std::vector<std::string>{"cpuinfo", "filesystems", "loadavg", "meminfo", "mounts",
-                                      "self", "stat", "sys", "thread-self", "uptime", "version", "1", "42"}));
+  EXPECT_EQ(List("/"), (std::vector<std::string>{"cpuinfo", "filesystems", "loadavg", "meminfo",
+                                                 "mounts", "self", "stat", "sys", "thread-self",
+                                                 "uptime", "version", "1", "42"}));
   struct stat st = root_->Stat().value();
   EXPECT_EQ(st.st_mode, S_IFDIR | 0555);
   EXPECT_EQ(st.st_nlink, 4u);  // 2 + two process directories

@@ -17,8 +17,7 @@ Status AddChild(vfs::Inode& tmpfs_dir, const std::string& name, vfs::InodeRef in
   return dir->Link(name, std::move(inode));
 }
 
-Result<vfs::InodeRef> NewUnnamedFile(vfs::Inode& tmpfs_dir, mode_t perm, int seals,
-                                     bool linkable) {
+Result<vfs::InodeRef> NewUnnamedFile(vfs::Inode& tmpfs_dir, mode_t perm, int seals, bool linkable) {
   auto* dir = dynamic_cast<Dir*>(&tmpfs_dir);
   if (dir == nullptr) return Errno{ENOTDIR};
   auto file = std::make_shared<RegularFile>(dir->fs(), perm & 07777);

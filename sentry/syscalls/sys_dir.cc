@@ -119,14 +119,45 @@ Status MayRename(const vfs::Creds& creds, const vfs::ParentAndName& from, const 
   return Ok();
 }
 
+// renameat2(RENAME_EXCHANGE): both names must exist; each moves into the
+// other's directory, so each needs what a rename there needs.
+Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::ParentAndName& to) {
+  if (!vfs::SameMount(*from.parent, *to.parent)) return Errno{EXDEV};
+  ASSIGN_OR_RETURN(vfs::DentryRef a, from.parent->Child(from.name));
+  ASSIGN_OR_RETURN(vfs::DentryRef b, to.parent->Child(to.name));
+  if (from.must_be_dir && !a->inode()->IsDir()) return Errno{ENOTDIR};
+  if (to.must_be_dir && !b->inode()->IsDir()) return Errno{ENOTDIR};
+  if (a == b) return 0L;
+  if (a->inode()->IsDir() && IsAncestor(a, to.parent)) return Errno{EINVAL};
+  if (b->inode()->IsDir() && IsAncestor(b, from.parent)) return Errno{EINVAL};
+  const vfs::Creds creds = t.FsCreds();
+  const bool a_dir = a->inode()->IsDir(), b_dir = b->inode()->IsDir();
+  TRY(vfs::MayDelete(creds, *from.parent->inode(), *a->inode(), a_dir));
+  TRY(vfs::MayDelete(creds, *to.parent->inode(), *b->inode(), b_dir));
+  // A directory that changes parent rewrites its "..".
+  if (from.parent->inode() != to.parent->inode()) {
+    if (a_dir) TRY(vfs::CheckPermission(creds, *a->inode(), vfs::kMayWrite));
+    if (b_dir) TRY(vfs::CheckPermission(creds, *b->inode(), vfs::kMayWrite));
+  }
+  if (a->mounted() || b->mounted()) return Errno{EBUSY};
+  TRY(from.parent->inode()->Exchange(from.name, *to.parent->inode(), to.name));
+  from.parent->ExchangeChild(from.name, *to.parent, to.name);
+  return 0L;
+}
+
 Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_t newpath,
                       unsigned flags) {
-  if (flags & ~(RENAME_NOREPLACE)) return Errno{EINVAL};
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno{EINVAL};
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(vfs::ParentAndName from, ParentAt(t, olddir, oldpath));
   ASSIGN_OR_RETURN(vfs::ParentAndName to, ParentAt(t, newdir, newpath));
-  for (auto* pn : {&from, &to}) {
-    if (pn->name.empty() || pn->name == "." || pn->name == "..") return Errno{EBUSY};
+  if (from.name.empty() || from.name == "." || from.name == "..") return Errno{EBUSY};
+  // do_renameat2(): with RENAME_NOREPLACE a "." or ".." target exists.
+  if (to.name == "." || to.name == "..") {
+    return (flags & RENAME_NOREPLACE) ? Errno{EEXIST} : Errno{EBUSY};
   }
+  if (to.name.empty()) return Errno{EBUSY};
+  if (flags & RENAME_EXCHANGE) return ExchangeAt(t, from, to);
   // Linux compares the mounts before it looks the source up (do_renameat2).
   if (!vfs::SameMount(*from.parent, *to.parent)) return Errno{EXDEV};
   ASSIGN_OR_RETURN(vfs::DentryRef src, from.parent->Child(from.name));

@@ -226,6 +226,29 @@ void Dentry::MoveChild(const std::string& name, Dentry& new_parent, const std::s
   slot = d;
 }
 
+void Dentry::ExchangeChild(const std::string& name, Dentry& new_parent,
+                           const std::string& new_name) {
+  std::shared_ptr<Dentry> a, b;
+  if (auto it = children_.find(name); it != children_.end()) {
+    a = std::move(it->second);
+    children_.erase(it);
+  }
+  if (auto it = new_parent.children_.find(new_name); it != new_parent.children_.end()) {
+    b = std::move(it->second);
+    new_parent.children_.erase(it);
+  }
+  if (a != nullptr) {
+    a->name_ = new_name;
+    a->parent_ = new_parent.shared_from_this();
+    new_parent.children_[new_name] = a;
+  }
+  if (b != nullptr) {
+    b->name_ = name;
+    b->parent_ = shared_from_this();
+    children_[name] = b;
+  }
+}
+
 namespace {
 const Dentry* MountRoot(const Dentry& d) {
   const Dentry* cur = &d;

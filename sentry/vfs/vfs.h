@@ -94,6 +94,11 @@ class Inode : public std::enable_shared_from_this<Inode> {
   virtual Status Rename(const std::string& name, Inode& new_dir, const std::string& new_name) {
     return Errno{EROFS};
   }
+  // renameat2(RENAME_EXCHANGE): the two names, both existing, swap their
+  // inodes atomically. EINVAL where the filesystem cannot.
+  virtual Status Exchange(const std::string& name, Inode& new_dir, const std::string& new_name) {
+    return Errno{EINVAL};
+  }
 
   // Symbolic links.
   virtual Result<std::string> Readlink() { return Errno{EINVAL}; }
@@ -193,6 +198,8 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   void ForgetChild(const std::string& name);
   // Moves the cached child `name` under new_parent as new_name.
   void MoveChild(const std::string& name, Dentry& new_parent, const std::string& new_name);
+  // Swaps the cached children `name` and new_parent's `new_name`.
+  void ExchangeChild(const std::string& name, Dentry& new_parent, const std::string& new_name);
 
   // Mounts a filesystem whose root is `root` on this dentry; spec is what
   // the mount table shows of it.

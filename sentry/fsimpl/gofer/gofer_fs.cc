@@ -305,6 +305,24 @@ class GoferInode : public vfs::Inode {
     return Ok();
   }
 
+  Status Exchange(const std::string& name, vfs::Inode& new_dir,
+                  const std::string& new_name) override {
+    TRY(CheckWritableDir());
+    auto* to = dynamic_cast<GoferInode*>(&new_dir);
+    if (to == nullptr || to->mount_ != mount_) return Errno{EXDEV};
+    TRY(mount_->client->Rename(fid_, name, to->fid_, new_name, RENAME_EXCHANGE));
+    std::weak_ptr<GoferInode> a, b;
+    if (auto it = children_.find(name); it != children_.end()) a = it->second;
+    if (auto it = to->children_.find(new_name); it != to->children_.end()) b = it->second;
+    children_.erase(name);
+    to->children_.erase(new_name);
+    if (auto s = a.lock()) to->children_[new_name] = s;
+    if (auto s = b.lock()) children_[name] = s;
+    Touched();
+    to->Touched();
+    return Ok();
+  }
+
   Result<std::string> Readlink() override {
     if (!IsSymlink()) return Errno{EINVAL};
     if (!link_cached_) {

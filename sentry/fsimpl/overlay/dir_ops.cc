@@ -175,6 +175,44 @@ Status OverlayInode::Rmdir(const std::string& name) ABSL_NO_THREAD_SAFETY_ANALYS
 // rename(2), with the checks in Linux's order (see tmpfs's Rename), then
 // overlayfs's own: a directory that has a lower part cannot move (EXDEV, as
 // Linux overlayfs without redirect_dir answers; mv(1) then copies).
+// RENAME_EXCHANGE: both names are copied up and swapped in the upper, where
+// each then hides its lower (if any) as before. A directory with a lower
+// part cannot move (EXDEV, as rename without redirect_dir).
+Status OverlayInode::Exchange(const std::string& name, vfs::Inode& new_dir_inode,
+                              const std::string& new_name) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  auto* new_dir = dynamic_cast<OverlayInode*>(&new_dir_inode);
+  if (new_dir == nullptr) return new_dir_inode.IsDir() ? Errno{EXDEV} : Errno{ENOTDIR};
+  if (new_dir->fs_ != fs_) return Errno{EXDEV};
+  if (new_dir->type_ != S_IFDIR) return Errno{ENOTDIR};
+
+  absl::MutexLock lock(&fs_->mu);
+  ASSIGN_OR_RETURN(OverlayRef a, LookupLocked(name));
+  ASSIGN_OR_RETURN(OverlayRef b, new_dir->LookupLocked(new_name));
+  if (a == b) return Ok();
+  if (a->type_ == S_IFDIR && new_dir->IsAtOrBelowLocked(a.get())) return Errno{EINVAL};
+  if (b->type_ == S_IFDIR && IsAtOrBelowLocked(b.get())) return Errno{EINVAL};
+  for (const OverlayRef& o : {a, b}) {
+    if (o->type_ == S_IFDIR && o->lower_ != nullptr) return Errno{EXDEV};
+  }
+  TRY(CopyUpLocked());
+  TRY(new_dir->CopyUpLocked());
+  TRY(a->CopyUpLocked());
+  TRY(b->CopyUpLocked());
+  TRY(upper_->Exchange(name, *new_dir->upper_, new_name));
+  // Neither name may show its old lower object again.
+  if (lower_ != nullptr) whiteouts_.insert(name);
+  if (new_dir->lower_ != nullptr) new_dir->whiteouts_.insert(new_name);
+  children_.erase(name);
+  new_dir->children_.erase(new_name);
+  a->parent_ = std::static_pointer_cast<OverlayInode>(new_dir->shared_from_this());
+  a->name_ = new_name;
+  b->parent_ = std::static_pointer_cast<OverlayInode>(shared_from_this());
+  b->name_ = name;
+  new_dir->CacheChildLocked(new_name, a);
+  CacheChildLocked(name, b);
+  return Ok();
+}
+
 Status OverlayInode::Rename(const std::string& name, vfs::Inode& new_dir_inode,
                             const std::string& new_name) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   auto* new_dir = dynamic_cast<OverlayInode*>(&new_dir_inode);

@@ -201,6 +201,45 @@ bool Dir::IsAtOrBelowLocked(const Dir* d) ABSL_NO_THREAD_SAFETY_ANALYSIS {
 
 // rename(2). The checks run in the order Linux's do_renameat2() and
 // vfs_rename() make them, so that the same errno wins when several apply.
+Status Dir::Exchange(const std::string& name, vfs::Inode& new_dir_inode,
+                     const std::string& new_name) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  TRY(CheckName(name));
+  TRY(CheckName(new_name));
+  auto* new_dir = dynamic_cast<Dir*>(&new_dir_inode);
+  if (new_dir == nullptr) return new_dir_inode.IsDir() ? Errno{EXDEV} : Errno{ENOTDIR};
+  if (new_dir->fs_ != fs_) return Errno{EXDEV};
+
+  absl::MutexLock lock(&fs_->mu);
+  auto a_it = children_.find(name);
+  auto b_it = new_dir->children_.find(new_name);
+  if (a_it == children_.end() || b_it == new_dir->children_.end()) return Errno{ENOENT};
+  vfs::InodeRef a = a_it->second, b = b_it->second;
+  if (a == b) return Ok();  // two names of one inode
+  auto* a_dir = dynamic_cast<Dir*>(Own(a, fs_.get()));
+  auto* b_dir = dynamic_cast<Dir*>(Own(b, fs_.get()));
+  // Neither may end up inside itself.
+  if (a_dir != nullptr && new_dir->IsAtOrBelowLocked(a_dir)) return Errno{EINVAL};
+  if (b_dir != nullptr && IsAtOrBelowLocked(b_dir)) return Errno{EINVAL};
+  if ((a->IsDir() && a_dir == nullptr) || (b->IsDir() && b_dir == nullptr)) return Errno{EBUSY};
+  a_it->second = b;
+  b_it->second = a;
+  // A directory that changes parent takes its ".." link along.
+  if (this != new_dir && a->IsDir() && !b->IsDir()) {
+    subdirs_--;
+    new_dir->subdirs_++;
+  } else if (this != new_dir && !a->IsDir() && b->IsDir()) {
+    subdirs_++;
+    new_dir->subdirs_--;
+  }
+  if (a_dir != nullptr) a_dir->parent_ = std::static_pointer_cast<Dir>(new_dir->shared_from_this());
+  if (b_dir != nullptr) b_dir->parent_ = std::static_pointer_cast<Dir>(shared_from_this());
+  TouchModifyLocked();
+  if (new_dir != this) new_dir->TouchModifyLocked();
+  if (InodeBase* own = Own(a, fs_.get())) own->TouchChangeLocked();
+  if (InodeBase* own = Own(b, fs_.get())) own->TouchChangeLocked();
+  return Ok();
+}
+
 Status Dir::Rename(const std::string& name, vfs::Inode& new_dir_inode,
                    const std::string& new_name) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   TRY(CheckName(name));

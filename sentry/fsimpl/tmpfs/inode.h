@@ -189,6 +189,8 @@ class Dir : public InodeBase {
   Status Unlink(const std::string& name) override;
   Status Rmdir(const std::string& name) override;
   Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;
+  Status Exchange(const std::string& name, vfs::Inode& new_dir,
+                  const std::string& new_name) override;
 
   // Links `inode` as `name` (AddChild in tmpfs.h).
   // Also links in inodes of other filesystems (AddChild's device nodes).

@@ -44,7 +44,8 @@ std::string CpuMaskHex(const CpuMask& mask, int cpus) {
   for (int group = (cpus - 1) / 32; group >= 0; group--) {
     uint32_t bits = 0;
     for (int i = 0; i < 32 && group * 32 + i < cpus; i++) {
-      if (mask.test(static_cast<size_t>(group * 32 + i))) bits |= uint32_t{1} << i;
+      const int cpu = group * 32 + i;
+      if (mask.test(static_cast<size_t>(cpu))) bits |= uint32_t{1} << i;
     }
     const int width = group == (cpus - 1) / 32 ? ((cpus - 1) % 32) / 4 + 1 : 8;
     absl::StrAppendFormat(&out, "%s%0*x", out.empty() ? "" : ",", width, bits);
@@ -59,7 +60,11 @@ std::string CpuMaskList(const CpuMask& mask, int cpus) {
   for (int i = 0; i < cpus; i++) {
     if (!mask.test(static_cast<size_t>(i))) continue;
     int j = i;
-    while (j + 1 < cpus && mask.test(static_cast<size_t>(j + 1))) j++;
+    while (j + 1 < cpus) {
+      const int next = j + 1;
+      if (!mask.test(static_cast<size_t>(next))) break;
+      j = next;
+    }
     if (!out.empty()) out += ',';
     out += j > i ? absl::StrFormat("%d-%d", i, j) : absl::StrCat(i);
     i = j;

@@ -441,7 +441,7 @@ TEST_F(ProcfsTest, ChangesAreRefused) {
 }
 
 // Writes `text` to the file at path in one write(2), as a program would.
-Result<size_t> WriteTo(vfs::InodeRef inode, const std::string& text) {
+Result<size_t> WriteTo(const vfs::InodeRef& inode, const std::string& text) {
   ASSIGN_OR_RETURN(vfs::FileRef f, inode->Open(O_WRONLY));
   return f->Write(text.data(), text.size());
 }

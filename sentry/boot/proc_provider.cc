@@ -1,8 +1,13 @@
 #include "sentry/boot/proc_provider.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "sentry/kernel/anon.h"
@@ -12,6 +17,99 @@ namespace husk {
 namespace {
 
 // Called from syscall handlers, which hold the kernel lock.
+
+// Page-table pages an address space needs, estimated from what it holds:
+// one per 512 resident pages and one for each level above (VmPTE).
+uint64_t PageTablePages(const MemoryUsage& u) { return u.rss() / 512 + (u.rss() > 0 ? 3 : 0); }
+
+// The signals the task's process ignores and catches (collect_sigign_sigcgt).
+void DispositionMasks(Task& t, uint64_t* ign, uint64_t* cgt) {
+  *ign = *cgt = 0;
+  const auto& actions = t.sigactions();
+  for (int sig = 1; sig <= kMaxSignal; sig++) {
+    const uint64_t handler = actions[sig].handler;
+    if (handler == reinterpret_cast<uint64_t>(SIG_IGN)) {
+      *ign |= SignalBit(sig);
+    } else if (handler != reinterpret_cast<uint64_t>(SIG_DFL)) {
+      *cgt |= SignalBit(sig);
+    }
+  }
+}
+
+// "%*pb" over the sandbox's CPUs (nr_cpu_ids): the mask in hex, 32 bits per comma-separated group,
+// as wide as the CPU count needs.
+std::string CpuMaskHex(const CpuMask& mask, int cpus) {
+  cpus = std::clamp(cpus, 1, kMaxCpus);
+  std::string out;
+  for (int group = (cpus - 1) / 32; group >= 0; group--) {
+    uint32_t bits = 0;
+    for (int i = 0; i < 32 && group * 32 + i < cpus; i++) {
+      const int cpu = group * 32 + i;
+      if (mask.test(static_cast<size_t>(cpu))) bits |= uint32_t{1} << i;
+    }
+    const int width = group == (cpus - 1) / 32 ? ((cpus - 1) % 32) / 4 + 1 : 8;
+    absl::StrAppendFormat(&out, "%s%0*x", out.empty() ? "" : ",", width, bits);
+  }
+  return out;
+}
+
+// "%*pbl": the mask as a list of ranges ("0-3,6").
+std::string CpuMaskList(const CpuMask& mask, int cpus) {
+  cpus = std::clamp(cpus, 1, kMaxCpus);
+  std::string out;
+  for (int i = 0; i < cpus; i++) {
+    if (!mask.test(static_cast<size_t>(i))) continue;
+    int j = i;
+    while (j + 1 < cpus) {
+      const int next = j + 1;
+      if (!mask.test(static_cast<size_t>(next))) break;
+      j = next;
+    }
+    if (!out.empty()) out += ',';
+    out += j > i ? absl::StrFormat("%d-%d", i, j) : absl::StrCat(i);
+    i = j;
+  }
+  return out;
+}
+
+// /proc/<pid>/mem of one address space. It holds the MM weakly, as
+// Linux's mem file holds the mm_struct but not its pages: once the process
+// exits or execs, reads find nothing. Called with the kernel lock held,
+// under which tasks drop their MMs, so a locked MM is never the last
+// reference.
+class TaskMemory : public procfs::MemAccess {
+ public:
+  explicit TaskMemory(std::weak_ptr<MemoryManager> mm) : mm_(std::move(mm)) {}
+
+  Result<size_t> Read(uint64_t addr, char* buf, size_t n) override {
+    return Copy(addr, buf, n, false);
+  }
+  Result<size_t> Write(uint64_t addr, const char* buf, size_t n) override {
+    return Copy(addr, const_cast<char*>(buf), n, true);
+  }
+
+ private:
+  // access_remote_vm page by page: stops at the first page that fails.
+  Result<size_t> Copy(uint64_t addr, char* buf, size_t n, bool write) {
+    std::shared_ptr<MemoryManager> mm = mm_.lock();
+    if (mm == nullptr) return size_t{0};
+    size_t done = 0;
+    while (done < n) {
+      const uint64_t at = addr + done;
+      if (at < addr || at >= kTaskSize) break;
+      const size_t chunk = std::min<size_t>(n - done, PageDown(at) + kPageSize - at);
+      Status s =
+          write ? mm->ForceCopyOut(at, buf + done, chunk) : mm->ForceCopyIn(at, buf + done, chunk);
+      if (!s.ok()) break;
+      done += chunk;
+    }
+    if (done == 0) return Errno{EIO};
+    return done;
+  }
+
+  std::weak_ptr<MemoryManager> mm_;
+};
+
 // The state letter and word of /proc/[pid]/status (fs/proc/array.c).
 const char* StateName(const Task& t) {
   if (t.tg().zombie || t.exited()) return "Z (zombie)";
@@ -98,20 +196,53 @@ class KernelProcProvider : public procfs::ProcProvider {
   }
   Result<std::string> StatusText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
-    size_t rss_kb = t->mm_ ? t->mm_->ResidentBytes() / 1024 : 0;
-    return absl::StrFormat(
+    const int tracer = t->ptrace_ != nullptr ? t->ptrace_->tracer : 0;
+    std::string out = absl::StrFormat(
         "Name:\t%s\nUmask:\t%04o\nState:\t%s\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\n"
-        "TracerPid:\t0\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t%s\n"
-        "VmRSS:\t%d kB\nThreads:\t%d\nSigQ:\t%d/%d\nSigPnd:\t%016x\nShdPnd:\t%016x\n"
-        "SigBlk:\t%016x\nCapInh:\t%016x\nCapPrm:\t%016x\nCapEff:\t%016x\nCapBnd:\t%016x\n"
-        "CapAmb:\t%016x\nNoNewPrivs:\t%d\nSeccomp:\t0\n",
-        t->comm, t->fs().umask, StateName(*t), t->tgid(), t->tid(), t->tg().ppid, t->uid, t->euid,
-        t->suid, t->fsuid, t->gid, t->egid, t->sgid, t->fsgid, t->fds().limit(),
-        absl::StrJoin(t->groups, " ") + (t->groups.empty() ? "" : " "), rss_kb,
+        "TracerPid:\t%d\nUid:\t%d\t%d\t%d\t%d\nGid:\t%d\t%d\t%d\t%d\nFDSize:\t%d\nGroups:\t%s\n",
+        t->comm, t->fs().umask, StateName(*t), t->tgid(), t->tid(), t->tg().ppid, tracer, t->uid,
+        t->euid, t->suid, t->fsuid, t->gid, t->egid, t->sgid, t->fsgid, t->fds().limit(),
+        absl::StrJoin(t->groups, " ") + (t->groups.empty() ? "" : " "));
+    // The memory lines only while the process has an address space
+    // (task_mem: a zombie shows none).
+    if (MemoryManager* mm = t->mm_if_any()) {
+      const MemoryUsage u = mm->Usage();
+      auto kb = [&out](const char* name, uint64_t pages) {
+        absl::StrAppendFormat(&out, "%s:\t%8d kB\n", name, pages * (kPageSize / 1024));
+      };
+      kb("VmPeak", std::max(u.peak_total, u.total));
+      kb("VmSize", u.total);
+      kb("VmLck", 0);
+      kb("VmPin", 0);
+      kb("VmHWM", std::max(u.peak_rss, u.rss()));
+      kb("VmRSS", u.rss());
+      kb("RssAnon", u.rss_anon);
+      kb("RssFile", u.rss_file);
+      kb("RssShmem", u.rss_shmem);
+      kb("VmData", u.data);
+      kb("VmStk", u.stack);
+      kb("VmExe", u.text);
+      kb("VmLib", u.exec > u.text ? u.exec - u.text : 0);
+      kb("VmPTE", PageTablePages(u));
+      kb("VmSwap", 0);
+      out += "HugetlbPages:\t       0 kB\n";
+    }
+    uint64_t ign = 0, cgt = 0;
+    DispositionMasks(*t, &ign, &cgt);
+    absl::StrAppendFormat(
+        &out,
+        "Threads:\t%d\nSigQ:\t%d/%d\nSigPnd:\t%016x\nShdPnd:\t%016x\nSigBlk:\t%016x\n"
+        "SigIgn:\t%016x\nSigCgt:\t%016x\n"
+        "CapInh:\t%016x\nCapPrm:\t%016x\nCapEff:\t%016x\nCapBnd:\t%016x\nCapAmb:\t%016x\n"
+        "NoNewPrivs:\t%d\nSeccomp:\t0\nCpus_allowed:\t%s\nCpus_allowed_list:\t%s\n"
+        "Mems_allowed:\t1\nMems_allowed_list:\t0\n"
+        "voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
         t->tg().threads.size(), 0, t->tg().rlimits[RLIMIT_SIGPENDING].rlim_cur,
-        t->ThreadPendingSignals(), t->tg().shared_pending.pending(), t->sigmask,
+        t->ThreadPendingSignals(), t->tg().shared_pending.pending(), t->sigmask, ign, cgt,
         t->caps.inheritable, t->caps.permitted, t->caps.effective, t->caps.bounding,
-        t->caps.ambient, t->no_new_privs ? 1 : 0);
+        t->caps.ambient, t->no_new_privs ? 1 : 0, CpuMaskHex(t->cpu_mask, k_.cpus),
+        CpuMaskList(t->cpu_mask, k_.cpus));
+    return out;
   }
   Result<std::string> StatText(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
@@ -120,14 +251,161 @@ class KernelProcProvider : public procfs::ProcProvider {
     CpuTimes self = TaskTimes(*t);
     const bool rt = t->sched_policy == SCHED_FIFO || t->sched_policy == SCHED_RR;
     const int priority = rt ? -1 - t->sched_priority : 20 + t->nice;
+    MemoryUsage u;
+    if (MemoryManager* mm = t->mm_if_any()) u = mm->Usage();
+    const ThreadGroup& g = t->tg();
+    uint64_t ign = 0, cgt = 0;
+    DispositionMasks(*t, &ign, &cgt);
     // starttime (field 22): when the thread was made, in clock ticks of
-    // the sandbox's CLOCK_BOOTTIME.
-    return absl::StrFormat(
-        "%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 %d %d %d %d %d %d %d 0 %d 0 0\n", t->tid(), t->comm,
-        StateName(*t)[0], t->tg().ppid, t->tg().pgid, t->tg().sid, NsToClockTicks(self.user),
+    // the sandbox's CLOCK_BOOTTIME. vsize (23) in bytes, rss (24) in pages,
+    // rsslim (25) RLIMIT_RSS's soft limit; the address-space fields (26 to
+    // 28, 45 to 51) only while there is one, as do_task_stat shows them.
+    // exit_signal (38) is -1 for a thread that is not a leader.
+    const bool has_mm = t->mm_if_any() != nullptr;
+    std::string out = absl::StrFormat(
+        "%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 %d %d %d %d %d %d %d 0 %d %d %d %u", t->tid(), t->comm,
+        StateName(*t)[0], g.ppid, g.pgid, g.sid, NsToClockTicks(self.user),
         NsToClockTicks(self.system), NsToClockTicks(t->cpu.children.user),
         NsToClockTicks(t->cpu.children.system), priority, t->nice,
-        std::max<size_t>(t->tg().threads.size(), 1), NsToClockTicks(t->start_boottime_ns));
+        std::max<size_t>(g.threads.size(), 1), NsToClockTicks(t->start_boottime_ns),
+        u.total * kPageSize, u.rss(), g.rlimits[RLIMIT_RSS].rlim_cur);
+    absl::StrAppendFormat(&out, " %u %u %u 0 0", has_mm ? u.start_code : 0, has_mm ? u.end_code : 0,
+                          has_mm ? u.start_stack : 0);
+    absl::StrAppendFormat(&out, " %u %u %u %u 0 0 0 %d 0 %d %d 0 0 0", t->ThreadPendingSignals(),
+                          t->sigmask, ign, cgt, t->is_leader() ? g.exit_signal : -1,
+                          rt ? t->sched_priority : 0, t->sched_policy);
+    if (has_mm) {
+      absl::StrAppendFormat(&out, " %u %u %u %u %u %u %u", u.start_data, u.end_data, u.start_brk,
+                            g.arg_start, g.arg_end, g.env_start, g.env_end);
+    } else {
+      out += " 0 0 0 0 0 0 0";
+    }
+    absl::StrAppendFormat(&out, " %d\n", t->exited() ? t->exit_code : 0);
+    return out;
+  }
+  // statm (task_statm): size resident shared text lib data dt, in pages;
+  // lib and dt are 0 since Linux 2.6.
+  Result<std::string> Statm(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    MemoryManager* mm = t->mm_if_any();
+    if (mm == nullptr) return std::string("0 0 0 0 0 0 0\n");
+    const MemoryUsage u = mm->Usage();
+    return absl::StrFormat("%d %d %d %d 0 %d 0\n", u.total, u.rss(), u.rss_file + u.rss_shmem,
+                           u.text, u.data + u.stack);
+  }
+  Result<std::string> Smaps(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    MemoryManager* mm = t->mm_if_any();
+    if (mm == nullptr) return std::string();
+    return mm->ProcSmaps();
+  }
+  // proc_pid_limits: a header and one row per resource, "unlimited" for
+  // RLIM_INFINITY, the unit last where there is one.
+  Result<std::string> Limits(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    struct Row {
+      const char* name;
+      const char* unit;
+    };
+    static constexpr Row kRows[RLIM_NLIMITS] = {
+        {"Max cpu time", "seconds"},        {"Max file size", "bytes"},
+        {"Max data size", "bytes"},         {"Max stack size", "bytes"},
+        {"Max core file size", "bytes"},    {"Max resident set", "bytes"},
+        {"Max processes", "processes"},     {"Max open files", "files"},
+        {"Max locked memory", "bytes"},     {"Max address space", "bytes"},
+        {"Max file locks", "locks"},        {"Max pending signals", "signals"},
+        {"Max msgqueue size", "bytes"},     {"Max nice priority", nullptr},
+        {"Max realtime priority", nullptr}, {"Max realtime timeout", "us"},
+    };
+    auto value = [](rlim_t v) {
+      return v == RLIM_INFINITY ? std::string("unlimited") : absl::StrCat(v);
+    };
+    std::string out =
+        absl::StrFormat("%-25s %-20s %-20s %-10s\n", "Limit", "Soft Limit", "Hard Limit", "Units");
+    for (int i = 0; i < RLIM_NLIMITS; i++) {
+      const struct rlimit& r = t->tg().rlimits[i];
+      absl::StrAppendFormat(&out, "%-25s %-20s %-20s ", kRows[i].name, value(r.rlim_cur),
+                            value(r.rlim_max));
+      if (kRows[i].unit != nullptr) {
+        absl::StrAppendFormat(&out, "%-10s\n", kRows[i].unit);
+      } else {
+        out += '\n';
+      }
+    }
+    return out;
+  }
+  Result<int> OomScoreAdj(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return t->tg().oom_score_adj;
+  }
+  // __set_oom_adj: lowering below the floor (legacy oom_adj: below the
+  // current value) needs CAP_SYS_RESOURCE; a writer that has it sets the
+  // floor.
+  Status SetOomScoreAdj(int pid, int value, bool legacy) override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    Task* caller = Kernel::Current();
+    const bool capable = caller == nullptr || caller->Capable(CAP_SYS_RESOURCE);
+    ThreadGroup& g = t->tg();
+    const int floor = legacy ? g.oom_score_adj : g.oom_score_adj_min;
+    if (value < floor && !capable) return Errno{EACCES};
+    g.oom_score_adj = value;
+    if (!legacy && capable) g.oom_score_adj_min = value;
+    return Ok();
+  }
+  // proc_oom_score: oom_badness (resident and page-table pages, moved by
+  // oom_score_adj in thousandths of memory) on a 0..2000 scale. Init and
+  // a process at OOM_SCORE_ADJ_MIN are never chosen: 0.
+  Result<long> OomScore(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    const int adj = t->tg().oom_score_adj;
+    MemoryManager* mm = t->mm_if_any();
+    if (t->tgid() == 1 || adj == -1000 || mm == nullptr) return 0L;
+    const long total = std::max<long>(static_cast<long>(k_.MemoryTotal() / kPageSize), 1);
+    const MemoryUsage u = mm->Usage();
+    long badness = static_cast<long>(u.rss() + PageTablePages(u));
+    badness += static_cast<long>(adj) * (total / 1000);
+    return (1000 + badness * 1000 / total) * 2 / 3;
+  }
+  Result<uint32_t> CoredumpFilter(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return t->tg().coredump_filter;
+  }
+  Status SetCoredumpFilter(int pid, uint32_t filter) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    t->tg().coredump_filter = filter;
+    return Ok();
+  }
+  // comm_write: only a thread of the writer's own process is renamed.
+  Status SetComm(int tid, const std::string& name) override {
+    ASSIGN_OR_RETURN(Task * t, Find(tid));
+    Task* caller = Kernel::Current();
+    if (caller == nullptr || caller->tgid() != t->tgid()) return Errno{EINVAL};
+    t->comm = name.substr(0, 15);
+    return Ok();
+  }
+  // seq_show: the offset, the flags as the file keeps them (open's
+  // creation flags gone) with O_CLOEXEC for FD_CLOEXEC, the mount, the inode.
+  Result<procfs::FdInfo> FdInfoOf(int pid, int fd) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    const auto& entries = t->fds().entries();
+    auto it = entries.find(fd);
+    if (it == entries.end()) return Errno{ENOENT};
+    const vfs::FileRef& f = it->second.file;
+    procfs::FdInfo info;
+    if (!f->inode()->Stream() && f->inode()->Type() != S_IFIFO && f->HostFd() < 0) {
+      auto pos = f->Seek(0, SEEK_CUR);
+      if (pos.ok()) info.pos = *pos;
+    }
+    info.flags = f->flags() & ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
+    if (it->second.cloexec) info.flags |= O_CLOEXEC;
+    if (f->dentry() != nullptr) info.mnt_id = vfs::MountId(*f->dentry());
+    auto st = f->Stat();
+    if (st.ok()) info.ino = st->st_ino;
+    return info;
+  }
+  Result<std::shared_ptr<procfs::MemAccess>> OpenMem(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return std::shared_ptr<procfs::MemAccess>(std::make_shared<TaskMemory>(t->mm_));
   }
   Result<std::pair<uint32_t, uint32_t>> Owner(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));

@@ -108,6 +108,9 @@ Result<long> Task::Clone(const CloneArgs& a) {
     g.pgid = tg_->pgid;
     g.sid = tg_->sid;
     g.rlimits = tg_->rlimits;
+    g.oom_score_adj = tg_->oom_score_adj;
+    g.oom_score_adj_min = tg_->oom_score_adj_min;
+    g.coredump_filter = tg_->coredump_filter;
     g.exe = tg_->exe;
     g.argv = tg_->argv;
     g.arg_start = tg_->arg_start;

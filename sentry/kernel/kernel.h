@@ -74,10 +74,10 @@ class Task;
 // Kernel-internal errnos (Linux's include/linux/errno.h). A handler
 // interrupted by a signal returns one; the syscall exit path turns it into a
 // restart of the call or EINTR, so the application never sees it.
-inline constexpr int kERestartSys = 512;       // restart if the handler has SA_RESTART
-inline constexpr int kERestartNoIntr = 513;    // always restart
-inline constexpr int kERestartNoHand = 514;    // restart only if no handler runs
-inline constexpr int kERestartBlock = 516;     // like NoHand (restart_syscall comes later)
+inline constexpr int kERestartSys = 512;     // restart if the handler has SA_RESTART
+inline constexpr int kERestartNoIntr = 513;  // always restart
+inline constexpr int kERestartNoHand = 514;  // restart only if no handler runs
+inline constexpr int kERestartBlock = 516;   // like NoHand (restart_syscall comes later)
 
 // The segment selectors of 64-bit user code (__USER_CS, __USER_DS).
 inline constexpr uint64_t kUserCs = 0x33;
@@ -185,7 +185,16 @@ class ThreadGroup {
   bool child_subreaper = false;  // PR_SET_CHILD_SUBREAPER: orphans below come here
   int dumpable = 1;              // PR_SET_DUMPABLE (Linux keeps it in the mm)
   bool execed = false;           // called execve since fork (setpgid's EACCES)
-  WaitQueue exit_events;         // POLLIN when the process has ended (pidfd poll)
+  // /proc/<pid>/oom_score_adj (Linux's signal->oom_score_adj, -1000..1000)
+  // and the floor below which only CAP_SYS_RESOURCE lowers it
+  // (oom_score_adj_min); both inherited by fork, kept by exec.
+  int oom_score_adj = 0;
+  int oom_score_adj_min = 0;
+  // /proc/<pid>/coredump_filter (Linux keeps it in mm->flags; fork and exec
+  // keep it): MMF_DUMP_FILTER_DEFAULT, anonymous private and shared memory,
+  // ELF headers and private huge pages.
+  uint32_t coredump_filter = 0x33;
+  WaitQueue exit_events;  // POLLIN when the process has ended (pidfd poll)
 };
 
 class Kernel {
@@ -206,7 +215,7 @@ class Kernel {
   absl::CondVar cv;  // signalled when any task exits or execs
 
   vfs::DentryRef root;
-  RealTimers real_timers{*this};  // ITIMER_REAL of every process
+  RealTimers real_timers{*this};    // ITIMER_REAL of every process
   PosixTimers posix_timers{*this};  // timer_create(2) timers of every process
   FutexTable futexes;               // tasks in futex(2) waits
   std::string hostname = "husk";
@@ -412,8 +421,8 @@ class Task {
 
   platform::Registers regs{};
   uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
-  uint32_t fsuid = 0, fsgid = 0;     // follow euid/egid unless setfs*id moves them
-  std::vector<uint32_t> groups;      // supplementary groups, sorted
+  uint32_t fsuid = 0, fsgid = 0;  // follow euid/egid unless setfs*id moves them
+  std::vector<uint32_t> groups;   // supplementary groups, sorted
   // What file permission checks see (vfs/perm.h): fsuid, fsgid, groups,
   // and the file capabilities while the fsuid is 0. Valid until the task's
   // groups change.

@@ -121,6 +121,9 @@ struct Loaded {
   uintptr_t entry = 0;
   uintptr_t phdr = 0;  // address of the program headers in memory
   uintptr_t end = 0;   // end of the highest segment (brk starts here)
+  // The executable segments' span, [code_start, code_end) (load_elf_binary's
+  // start_code and end_code: up to the end of the file bytes).
+  uintptr_t code_start = UINTPTR_MAX, code_end = 0;
   ElfInfo elf;
 };
 
@@ -180,6 +183,10 @@ Result<Loaded> MapElf(MemoryManager& mm, const vfs::FileRef& file, const ElfInfo
       TRY(mm.Mmap(m));
     }
     out.end = std::max(out.end, anon_end);
+    if (p.p_flags & PF_X) {
+      out.code_start = std::min(out.code_start, seg);
+      out.code_end = std::max(out.code_end, file_end);
+    }
     // Linux finds AT_PHDR inside the segment that maps e_phoff.
     if (elf.eh.e_phoff >= p.p_offset && elf.eh.e_phoff < p.p_offset + p.p_filesz) {
       out.phdr = seg + (elf.eh.e_phoff - p.p_offset);
@@ -441,6 +448,7 @@ Result<Image> Load(MemoryManager& mm, const vfs::FsContext& fs, const std::strin
     ASSIGN_OR_RETURN(interp, MapElf(mm, ifile, ielf, true));
   }
   mm.SetBrkBase(exe.end);
+  if (exe.code_end > exe.code_start) mm.SetCodeRange(exe.code_start, exe.code_end);
 
   MmapRequest st;
   st.addr = stack_top - stack_size;

@@ -282,6 +282,12 @@ bool MemoryFile::Shared(uint64_t offset) const {
   return refs_.contains(offset);
 }
 
+uint32_t MemoryFile::References(uint64_t offset) const {
+  absl::MutexLock l(&mu_);
+  auto it = refs_.find(offset);
+  return it == refs_.end() ? 1 : it->second;
+}
+
 size_t MemoryFile::used_bytes() const {
   absl::MutexLock l(&mu_);
   return used_;

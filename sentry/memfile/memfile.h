@@ -54,6 +54,8 @@ class MemoryFile {
   void IncRef(uint64_t offset);
   // Whether more than one reference holds the page.
   bool Shared(uint64_t offset) const;
+  // How many references hold an allocated page (1 unless shared).
+  uint32_t References(uint64_t offset) const;
   // The sentry's view of the byte at offset.
   char* At(uint64_t offset) const { return base_ + offset; }
   // Pages handed out and not freed.

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace husk {
@@ -124,6 +125,7 @@ static bool RangeWraps(uintptr_t addr, size_t length) {
 }
 
 void MemoryManager::DropPages(uintptr_t start, uintptr_t end) {
+  hiwater_rss_ = std::max<uint64_t>(hiwater_rss_, pages_.size());
   bool mapped = false;
   std::vector<uint64_t> offsets;
   auto it = pages_.lower_bound(start);
@@ -177,6 +179,9 @@ void MemoryManager::UnmapLocked(uintptr_t start, uintptr_t end) {
   // (Linux keeps it in its page cache and writes it later; here the file's
   // cache holds it, and the host file gets it now).
   (void)SyncLocked(start, end, /*writers_only=*/true);
+  if (auto first = FindVma(start); first != vmas_.end() && first->first < end) {
+    NoteHiwaterLocked();
+  }
   SplitAt(start);
   SplitAt(end);
   auto it = vmas_.lower_bound(start);
@@ -894,24 +899,139 @@ Result<std::string> MemoryManager::CopyInString(uintptr_t addr, size_t max) {
   return Errno{ENAMETOOLONG};
 }
 
+std::string MemoryManager::MapsLine(const Vma& v) {
+  std::string line = absl::StrFormat(
+      "%08x-%08x %c%c%c%c %08x %02x:%02x %d", v.start, v.end, (v.prot & PROT_READ) ? 'r' : '-',
+      (v.prot & PROT_WRITE) ? 'w' : '-', (v.prot & PROT_EXEC) ? 'x' : '-', v.shared ? 's' : 'p',
+      v.file ? v.file_offset : 0, v.file ? (v.file->MapsDevice() >> 8) & 0xfff : 0,
+      v.file ? v.file->MapsDevice() & 0xff : 0, v.file ? v.file->MapsInode() : 0);
+  std::string name = v.file ? v.file->MapsName() : v.name;
+  if (!name.empty()) {
+    if (line.size() < 73) line.append(73 - line.size(), ' ');
+    line += name;
+  }
+  line += '\n';
+  return line;
+}
+
 std::string MemoryManager::ProcMaps() {
   absl::MutexLock l(&mu_);
   std::string out;
+  for (auto& [start, v] : vmas_) out += MapsLine(v);
+  return out;
+}
+
+namespace {
+
+// One "Name:   value kB" line of smaps (the name padded to 16 columns, the
+// value right-aligned in 8, as show_smap's SEQ_PUT_DEC prints them).
+void SmapsLine(std::string& out, const char* name, uint64_t bytes) {
+  absl::StrAppendFormat(&out, "%-16s%8d kB\n", absl::StrCat(name, ":"), bytes / 1024);
+}
+
+// The VmFlags mnemonics of a mapping, in Linux's bit order
+// (show_smap_vma_flags): rd wr ex sh mr mw me ms gd ... ac ... dd.
+std::string VmFlags(const Vma& v) {
+  std::string out = "VmFlags: ";
+  auto add = [&out](bool set, const char* m) {
+    if (set) absl::StrAppend(&out, m, " ");
+  };
+  add(v.prot & PROT_READ, "rd");
+  add(v.prot & PROT_WRITE, "wr");
+  add(v.prot & PROT_EXEC, "ex");
+  add(v.shared, "sh");
+  add(true, "mr");
+  add(v.may_write, "mw");
+  add(true, "me");
+  add(v.shared, "ms");
+  add(v.grows_down, "gd");
+  // VM_DONTEXPAND for the special mappings; VM_ACCOUNT for private
+  // writable memory, which Linux charges to overcommit.
+  add(v.special != nullptr, "de");
+  add(v.special == nullptr && !v.shared && (v.prot & PROT_WRITE), "ac");
+  out += '\n';
+  return out;
+}
+
+}  // namespace
+
+std::string MemoryManager::ProcSmaps() {
+  absl::MutexLock l(&mu_);
+  std::string out;
   for (auto& [start, v] : vmas_) {
-    std::string line = absl::StrFormat(
-        "%08x-%08x %c%c%c%c %08x %02x:%02x %d", v.start, v.end, (v.prot & PROT_READ) ? 'r' : '-',
-        (v.prot & PROT_WRITE) ? 'w' : '-', (v.prot & PROT_EXEC) ? 'x' : '-', v.shared ? 's' : 'p',
-        v.file ? v.file_offset : 0, v.file ? (v.file->MapsDevice() >> 8) & 0xfff : 0,
-        v.file ? v.file->MapsDevice() & 0xff : 0, v.file ? v.file->MapsInode() : 0);
-    std::string name = v.file ? v.file->MapsName() : v.name;
-    if (!name.empty()) {
-      if (line.size() < 73) line.append(73 - line.size(), ' ');
-      line += name;
+    out += MapsLine(v);
+    uint64_t rss = 0, pss = 0, shared = 0, anon = 0;
+    for (auto it = pages_.lower_bound(v.start); it != pages_.end() && it->first < v.end; ++it) {
+      const uint32_t refs = mf_.References(it->second.offset);
+      rss += kPageSize;
+      pss += kPageSize / std::max<uint32_t>(refs, 1);
+      if (refs > 1) shared += kPageSize;
     }
-    out += line;
-    out += '\n';
+    const bool anonymous = v.file == nullptr && v.shm == nullptr && v.special == nullptr;
+    if (anonymous) anon = rss;
+    // Anonymous and shared memory is dirty from the start (it has no file
+    // to be clean against); file pages count as clean.
+    const bool dirty = v.file == nullptr && v.special == nullptr;
+    SmapsLine(out, "Size", v.end - v.start);
+    SmapsLine(out, "KernelPageSize", kPageSize);
+    SmapsLine(out, "MMUPageSize", kPageSize);
+    SmapsLine(out, "Rss", rss);
+    SmapsLine(out, "Pss", pss);
+    SmapsLine(out, "Pss_Dirty", dirty ? pss : 0);
+    SmapsLine(out, "Shared_Clean", dirty ? 0 : shared);
+    SmapsLine(out, "Shared_Dirty", dirty ? shared : 0);
+    SmapsLine(out, "Private_Clean", dirty ? 0 : rss - shared);
+    SmapsLine(out, "Private_Dirty", dirty ? rss - shared : 0);
+    SmapsLine(out, "Referenced", rss);
+    SmapsLine(out, "Anonymous", anon);
+    for (const char* zero : {"LazyFree", "AnonHugePages", "ShmemPmdMapped", "FilePmdMapped",
+                             "Shared_Hugetlb", "Private_Hugetlb", "Swap", "SwapPss", "Locked"}) {
+      SmapsLine(out, zero, 0);
+    }
+    out += "THPeligible:    0\n";
+    out += VmFlags(v);
   }
   return out;
+}
+
+void MemoryManager::NoteHiwaterLocked() {
+  uint64_t total = 0;
+  for (const auto& [start, v] : vmas_) total += (v.end - v.start) / kPageSize;
+  hiwater_vm_ = std::max(hiwater_vm_, total);
+  hiwater_rss_ = std::max<uint64_t>(hiwater_rss_, pages_.size());
+}
+
+MemoryUsage MemoryManager::Usage() {
+  absl::MutexLock l(&mu_);
+  NoteHiwaterLocked();
+  MemoryUsage u;
+  u.peak_total = hiwater_vm_;
+  u.peak_rss = hiwater_rss_;
+  auto pit = pages_.begin();
+  for (const auto& [start, v] : vmas_) {
+    const uint64_t n = (v.end - v.start) / kPageSize;
+    u.total += n;
+    if (IsData(v.prot, v.shared, v.grows_down)) u.data += n;
+    if (v.grows_down) u.stack += n;
+    // VM_EXEC & ~VM_WRITE & ~VM_STACK (is_exec_mapping).
+    if ((v.prot & PROT_EXEC) && !(v.prot & PROT_WRITE) && !v.grows_down) u.exec += n;
+    // pages_ and vmas_ are both in address order: walk them together.
+    pit = pages_.lower_bound(v.start);
+    uint64_t resident = 0;
+    for (; pit != pages_.end() && pit->first < v.end; ++pit) resident++;
+    if (v.shm != nullptr) {
+      u.rss_shmem += resident;
+    } else if (v.file != nullptr || v.special != nullptr) {
+      u.rss_file += resident;
+    } else {
+      u.rss_anon += resident;
+    }
+  }
+  if (end_code_ > start_code_) u.text = (PageUp(end_code_) - PageDown(start_code_)) / kPageSize;
+  u.start_code = start_code_;
+  u.end_code = end_code_;
+  u.start_brk = brk_base_;
+  return u;
 }
 
 Result<std::unique_ptr<MemoryManager>> MemoryManager::Fork() {
@@ -921,6 +1041,10 @@ Result<std::unique_ptr<MemoryManager>> MemoryManager::Fork() {
   child->vmas_ = vmas_;
   child->brk_base_ = brk_base_;
   child->brk_ = brk_;
+  child->start_code_ = start_code_;
+  child->end_code_ = end_code_;
+  child->hiwater_vm_ = hiwater_vm_;
+  child->hiwater_rss_ = hiwater_rss_;
   child->mmap_base_ = mmap_base_;
   // Share every page; write-protect the private writable ones on the host so
   // the parent's next write to each faults and copies it.

@@ -129,8 +129,8 @@ struct Vma {
   int prot = 0;
   bool shared = false;
   bool grows_down = false;
-  std::shared_ptr<Mappable> file;  // null: anonymous memory
-  std::shared_ptr<SharedAnon> shm;   // shared anonymous memory, else null
+  std::shared_ptr<Mappable> file;               // null: anonymous memory
+  std::shared_ptr<SharedAnon> shm;              // shared anonymous memory, else null
   std::shared_ptr<const SpecialPages> special;  // the vDSO's pages, else null
   uint64_t file_offset = 0;                     // offset in file (or shm, or special) of `start`
   uintptr_t file_end = UINTPTR_MAX;  // bytes at or past this address read as zeros (ELF bss)
@@ -170,6 +170,27 @@ enum class FaultFailure {
   kInvalid,      // no mapping or no permission: SIGSEGV
   kOutOfMemory,  // the sandbox is at its memory limit: the OOM killer's case
   kPastEnd,      // a shared file page wholly past the end of the file: SIGBUS
+};
+
+// What /proc/[pid]/status, statm and stat tell of an address space, in
+// pages (Linux's mm counters: total_vm, data_vm, stack_vm, exec_vm, and the
+// resident pages by kind).
+struct MemoryUsage {
+  uint64_t total = 0;       // every mapping (VmSize)
+  uint64_t peak_total = 0;  // the most total has been (VmPeak)
+  uint64_t data = 0;        // private writable mappings that are not stacks (VmData)
+  uint64_t stack = 0;       // stacks (VmStk)
+  uint64_t exec = 0;        // executable, neither writable nor stacks (VmExe + VmLib)
+  uint64_t text = 0;        // the program's code range (VmExe, statm's text)
+  uint64_t rss_anon = 0;    // resident private anonymous pages (RssAnon)
+  uint64_t rss_file = 0;    // resident pages of file mappings, the vDSO's included (RssFile)
+  uint64_t rss_shmem = 0;   // resident pages of shared anonymous mappings (RssShmem)
+  uint64_t peak_rss = 0;    // the most resident pages have been (VmHWM)
+  // Addresses of /proc/[pid]/stat: the code range, where the heap starts;
+  // 0 where the address space does not know (start_stack, the data range).
+  uintptr_t start_code = 0, end_code = 0, start_stack = 0, start_data = 0, end_data = 0;
+  uintptr_t start_brk = 0;
+  uint64_t rss() const { return rss_anon + rss_file + rss_shmem; }
 };
 
 class MemoryManager {
@@ -266,14 +287,27 @@ class MemoryManager {
 
   // The text of /proc/[pid]/maps.
   std::string ProcMaps();
+  // The text of /proc/[pid]/smaps: each maps line followed by its
+  // counters (show_smap). A page is resident when the address space holds
+  // a memory-file page for it (fault-around included); its Pss share is
+  // divided among the address spaces holding it.
+  std::string ProcSmaps();
+  // The counters of status, statm and stat.
+  MemoryUsage Usage();
+  // Where the program's code lies (the loader's start_code, end_code).
+  void SetCodeRange(uintptr_t start, uintptr_t end) {
+    absl::MutexLock l(&mu_);
+    start_code_ = start;
+    end_code_ = end;
+  }
   // Bytes of memory-file pages held by this address space.
   size_t ResidentBytes();
 
  private:
   struct Page {
     uint64_t offset;
-    bool mapped = false;    // installed in the platform address space
-    bool writable = false;  // installed with PROT_WRITE (false while copy-on-write)
+    bool mapped = false;      // installed in the platform address space
+    bool writable = false;    // installed with PROT_WRITE (false while copy-on-write)
     uint64_t generation = 0;  // install_generation_ when installed or made writable
   };
   using VmaMap = std::map<uintptr_t, Vma>;
@@ -302,6 +336,11 @@ class MemoryManager {
   Status SyncLocked(uintptr_t start, uintptr_t end, bool writers_only)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropPages(uintptr_t start, uintptr_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Raises the high-water marks to what the address space holds now
+  // (before it shrinks: update_hiwater_vm, update_hiwater_rss).
+  void NoteHiwaterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The line of /proc/[pid]/maps for v, with its '\n'.
+  static std::string MapsLine(const Vma& v);
   Result<uint64_t> EnsurePage(const Vma& vma, uintptr_t page) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether the mapping maps the file's own pages (Mappable::SharesPages).
   bool UsesFilePages(const Vma& vma) const;
@@ -335,6 +374,9 @@ class MemoryManager {
   std::atomic<bool> has_pending_unmaps_{false};
   uintptr_t brk_base_ ABSL_GUARDED_BY(mu_) = 0;
   uintptr_t brk_ ABSL_GUARDED_BY(mu_) = 0;
+  uintptr_t start_code_ ABSL_GUARDED_BY(mu_) = 0, end_code_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t hiwater_vm_ ABSL_GUARDED_BY(mu_) = 0;   // pages
+  uint64_t hiwater_rss_ ABSL_GUARDED_BY(mu_) = 0;  // pages
   uintptr_t mmap_base_ = 0;
 };
 

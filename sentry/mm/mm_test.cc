@@ -1337,3 +1337,61 @@ TEST_F(SpecialTest, MmapChecksTheRequest) {
 
 }  // namespace
 }  // namespace husk
+
+namespace husk {
+namespace {
+
+// --- /proc counters ---
+
+TEST_F(MmTest, UsageCountsMappingsByKindAndResidentPages) {
+  uintptr_t data = MapFixed(kFixedArea, 8 * kPage);
+  Write(data, "x");
+  Write(data + 5 * kPage, "y");
+  auto file = std::make_shared<FakeFile>(std::string(4 * kPage, 'f'));
+  uintptr_t text =
+      MapFile(file, kFixedArea + 16 * kPage, 4 * kPage, 0, UINTPTR_MAX, PROT_READ | PROT_EXEC);
+  ASSERT_EQ(Read(text, 1), "f");
+  mm_->SetCodeRange(text + 10, text + 3 * kPage - 1);
+
+  MemoryUsage u = mm_->Usage();
+  EXPECT_EQ(u.total, 12u);
+  EXPECT_EQ(u.data, 8u);
+  EXPECT_EQ(u.exec, 4u);
+  EXPECT_EQ(u.stack, 0u);
+  EXPECT_EQ(u.text, 3u);
+  EXPECT_EQ(u.rss_anon, 2u);
+  EXPECT_EQ(u.rss_file, 1u);
+  EXPECT_EQ(u.rss(), mm_->ResidentBytes() / kPage);
+  EXPECT_EQ(u.start_code, text + 10);
+
+  // The high-water marks stay where they were when the memory goes.
+  ASSERT_OK(mm_->Munmap(data, 8 * kPage));
+  u = mm_->Usage();
+  EXPECT_EQ(u.total, 4u);
+  EXPECT_EQ(u.peak_total, 12u);
+  EXPECT_EQ(u.rss(), 1u);
+  EXPECT_EQ(u.peak_rss, 3u);
+}
+
+TEST_F(MmTest, SmapsFollowsEachMapsLineWithItsCounters) {
+  uintptr_t a = MapFixed(kFixedArea, 4 * kPage);
+  Write(a + kPage, "x");
+  std::string smaps = mm_->ProcSmaps();
+  EXPECT_EQ(smaps.rfind(mm_->ProcMaps(), 0), 0u) << smaps;
+  EXPECT_NE(smaps.find("\nSize:                 16 kB\n"), std::string::npos) << smaps;
+  EXPECT_NE(smaps.find("\nRss:                   4 kB\n"), std::string::npos) << smaps;
+  EXPECT_NE(smaps.find("\nPss:                   4 kB\n"), std::string::npos) << smaps;
+  EXPECT_NE(smaps.find("\nAnonymous:             4 kB\n"), std::string::npos) << smaps;
+  EXPECT_NE(smaps.find("\nPrivate_Dirty:         4 kB\n"), std::string::npos) << smaps;
+  EXPECT_NE(smaps.find("\nVmFlags: rd wr mr mw me ac \n"), std::string::npos) << smaps;
+
+  // Shared with a fork: each holds half of the page.
+  auto forked = mm_->Fork();
+  ASSERT_OK(forked);
+  smaps = mm_->ProcSmaps();
+  EXPECT_NE(smaps.find("\nPss:                   2 kB\n"), std::string::npos) << smaps;
+  EXPECT_NE(smaps.find("\nShared_Dirty:          4 kB\n"), std::string::npos) << smaps;
+}
+
+}  // namespace
+}  // namespace husk

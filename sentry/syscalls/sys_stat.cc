@@ -118,16 +118,24 @@ SyscallResult SysStatx(Task& t, const Args& a) {
   if (a.U(3) & STATX__RESERVED) return Errno{EINVAL};
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
   struct stat st;
+  vfs::DentryRef dentry;  // where the file is, for its mount's id
   if (path.empty() && (flags & AT_EMPTY_PATH) && a.Int(0) != AT_FDCWD) {
     ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
     ASSIGN_OR_RETURN(st, f->Stat());
+    dentry = f->dentry();
   } else {
-    ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW),
-                                                 (flags & AT_EMPTY_PATH) != 0));
-    ASSIGN_OR_RETURN(st, d->inode()->Stat());
+    ASSIGN_OR_RETURN(dentry, ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                       (flags & AT_EMPTY_PATH) != 0));
+    ASSIGN_OR_RETURN(st, dentry->inode()->Stat());
   }
-  struct statx sx{};
+  struct statx sx {};
   sx.stx_mask = STATX_BASIC_STATS;
+  // The mount's id, as mountinfo and fdinfo show it; Linux (5.8 on) fills
+  // it in whether asked or not.
+  if (dentry != nullptr) {
+    sx.stx_mask |= STATX_MNT_ID;
+    sx.stx_mnt_id = static_cast<uint64_t>(vfs::MountId(*dentry));
+  }
   sx.stx_blksize = static_cast<uint32_t>(st.st_blksize);
   sx.stx_nlink = static_cast<uint32_t>(st.st_nlink);
   sx.stx_uid = st.st_uid;
@@ -147,8 +155,12 @@ SyscallResult SysStatx(Task& t, const Args& a) {
   return 0L;
 }
 
-SyscallResult SysAccess(Task& t, const Args& a) { return AccessAt(t, AT_FDCWD, a.Ptr(0), a.Int(1), 0); }
-SyscallResult SysFaccessat(Task& t, const Args& a) { return AccessAt(t, a.Int(0), a.Ptr(1), a.Int(2), 0); }
+SyscallResult SysAccess(Task& t, const Args& a) {
+  return AccessAt(t, AT_FDCWD, a.Ptr(0), a.Int(1), 0);
+}
+SyscallResult SysFaccessat(Task& t, const Args& a) {
+  return AccessAt(t, a.Int(0), a.Ptr(1), a.Int(2), 0);
+}
 SyscallResult SysFaccessat2(Task& t, const Args& a) {
   return AccessAt(t, a.Int(0), a.Ptr(1), a.Int(2), a.Int(3));
 }

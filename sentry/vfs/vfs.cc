@@ -339,6 +339,16 @@ std::string RenderMountTable(bool info) {
 
 bool SameMount(const Dentry& a, const Dentry& b) { return MountRoot(a) == MountRoot(b); }
 
+int MountId(const Dentry& d) {
+  const Dentry* root = MountRoot(d);
+  MountTable& t = Mounts();
+  absl::MutexLock l(&t.mu);
+  for (const MountRecord& m : t.mounts) {
+    if (m.root.lock().get() == root) return m.id;
+  }
+  return 0;
+}
+
 std::string Dentry::Path() const {
   std::vector<const Dentry*> chain;
   const Dentry* d = this;

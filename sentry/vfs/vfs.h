@@ -244,6 +244,9 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
 };
 using DentryRef = std::shared_ptr<Dentry>;
 
+// The id mountinfo shows for the mount d belongs to (statx's stx_mnt_id,
+// fdinfo's mnt_id); 0 if it is in no mount of the table.
+int MountId(const Dentry& d);
 // Whether two dentries lie in the same mount (rename and link cannot cross
 // mounts: EXDEV).
 bool SameMount(const Dentry& a, const Dentry& b);

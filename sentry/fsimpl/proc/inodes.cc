@@ -22,6 +22,51 @@ uint64_t FdIno(int pid, int fd) {
   return (uint64_t{1} << 62) | (static_cast<uint64_t>(pid) << 24) | static_cast<uint64_t>(fd);
 }
 
+uint64_t FdinfoIno(int pid, int fd) { return FdIno(pid, fd) | (uint64_t{1} << 23); }
+
+Result<int64_t> ParseKernelInt(const std::string& text, int64_t min, int64_t max) {
+  std::string s = text;
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  size_t at = 0;
+  bool negative = false;
+  // kstrtoull takes a '+'; kstrtoll a '-' as well.
+  if (at < s.size() && s[at] == '+') {
+    at++;
+  } else if (at < s.size() && s[at] == '-' && min < 0) {
+    negative = true;
+    at++;
+  }
+  unsigned base = 10;
+  if (s.size() - at >= 2 && s[at] == '0' && (s[at + 1] == 'x' || s[at + 1] == 'X')) {
+    base = 16;
+    at += 2;
+  } else if (s.size() - at >= 2 && s[at] == '0') {
+    base = 8;
+    at++;
+  }
+  if (at >= s.size()) return Errno{EINVAL};
+  uint64_t v = 0;
+  for (; at < s.size(); at++) {
+    const char c = s[at];
+    unsigned digit;
+    if (c >= '0' && c <= '9') {
+      digit = static_cast<unsigned>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      digit = static_cast<unsigned>(c - 'a' + 10);
+    } else if (c >= 'A' && c <= 'F') {
+      digit = static_cast<unsigned>(c - 'A' + 10);
+    } else {
+      return Errno{EINVAL};
+    }
+    if (digit >= base) return Errno{EINVAL};
+    if (v > (uint64_t{1} << 62) / base) return Errno{ERANGE};
+    v = v * base + digit;
+  }
+  const int64_t value = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+  if (value < min || value > max) return Errno{ERANGE};
+  return value;
+}
+
 bool ParseNumber(const std::string& name, int* out) {
   if (name.empty() || name.size() > 9) return false;
   if (name.size() > 1 && name[0] == '0') return false;
@@ -123,8 +168,11 @@ namespace {
 // An open /proc file: the text rendered at open.
 class SnapshotFile : public vfs::File {
  public:
-  SnapshotFile(vfs::InodeRef inode, int flags, std::string text, int write_errno)
-      : File(std::move(inode), flags), text_(std::move(text)), write_errno_(write_errno) {}
+  SnapshotFile(vfs::InodeRef inode, int flags, std::string text, int write_errno, ProcWriter write)
+      : File(std::move(inode), flags),
+        text_(std::move(text)),
+        write_errno_(write_errno),
+        write_(std::move(write)) {}
 
   Result<size_t> Read(char* buf, size_t n) override {
     ASSIGN_OR_RETURN(size_t r, PRead(buf, n, static_cast<uint64_t>(offset_)));
@@ -141,6 +189,7 @@ class SnapshotFile : public vfs::File {
   Result<size_t> Write(const char* buf, size_t n) override { return PWrite(buf, n, 0); }
   Result<size_t> PWrite(const char* buf, size_t n, uint64_t offset) override {
     if (!writable()) return Errno{EBADF};
+    if (write_) return write_(buf, n);
     return Errno{write_errno_};
   }
   // seq_lseek(): SEEK_SET and SEEK_CUR only.
@@ -166,6 +215,7 @@ class SnapshotFile : public vfs::File {
  private:
   const std::string text_;
   const int write_errno_;
+  const ProcWriter write_;
 };
 
 }  // namespace
@@ -176,8 +226,8 @@ Result<vfs::FileRef> ProcFile::Open(int flags) {
   if ((flags & O_ACCMODE) != O_WRONLY && !(flags & O_PATH)) {
     ASSIGN_OR_RETURN(text, render_());
   }
-  return vfs::FileRef(
-      std::make_shared<SnapshotFile>(shared_from_this(), flags, std::move(text), write_errno_));
+  return vfs::FileRef(std::make_shared<SnapshotFile>(shared_from_this(), flags, std::move(text),
+                                                     write_errno_, write_));
 }
 
 Result<size_t> ProcFile::ReadAt(char* buf, size_t n, uint64_t offset) {

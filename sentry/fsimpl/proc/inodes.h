@@ -32,9 +32,16 @@ struct ProcFs {
 uint64_t PidIno(int pid, unsigned slot);
 uint64_t ThreadIno(int pid, int tid, unsigned slot);
 uint64_t FdIno(int pid, int fd);
+uint64_t FdinfoIno(int pid, int fd);
 
 // Parses a decimal pid or fd ("0" allowed, no sign, no leading zeros).
 bool ParseNumber(const std::string& name, int* out);
+
+// Parses what a /proc write handler takes as a number, as the kernel's
+// kstrtoll(s, 0) does: an optional sign, then decimal, octal after "0" or
+// hex after "0x", then at most one '\n'. EINVAL for anything else (or a
+// sign on a negative-less range: min >= 0), ERANGE outside [min, max].
+Result<int64_t> ParseKernelInt(const std::string& s, int64_t min, int64_t max);
 
 class ProcInode : public vfs::Inode {
  public:
@@ -127,27 +134,36 @@ class ProcSymlink : public ProcInode {
   std::function<Result<vfs::DentryRef>()> magic_;
 };
 
-// A read-only file whose text is rendered at open.
+// What a write(2) to a /proc file does with the bytes written (Linux's
+// proc write handlers: they take the buffer whatever the offset); returns
+// the count reported, or the errno.
+using ProcWriter = std::function<Result<size_t>(const char* buf, size_t n)>;
+
+// A file whose text is rendered at open, read-only unless it has a writer.
 class ProcFile : public ProcInode {
  public:
   // write_errno: what write(2) on a file opened for writing answers (Linux:
   // EIO for files without a write handler, EINVAL for seq files).
-  // mode: 0444, or 0400 for what only the owner may read (environ, auxv).
+  // mode: 0444, or 0400 for what only the owner may read (environ, auxv),
+  // 0644 for the writable ones.
   ProcFile(std::shared_ptr<ProcFs> fs, uint64_t ino, std::function<Result<std::string>()> render,
-           int write_errno, mode_t mode = 0444)
+           int write_errno, mode_t mode = 0444, ProcWriter write = nullptr)
       : ProcInode(std::move(fs), S_IFREG | mode, ino),
         render_(std::move(render)),
-        write_errno_(write_errno) {}
+        write_errno_(write_errno),
+        write_(std::move(write)) {}
 
   Result<vfs::FileRef> Open(int flags) override;
   Result<size_t> ReadAt(char* buf, size_t n, uint64_t offset) override;
   Result<size_t> WriteAt(const char* buf, size_t n, uint64_t offset) override {
+    if (write_) return write_(buf, n);
     return Errno{write_errno_};
   }
 
  private:
   std::function<Result<std::string>()> render_;
   int write_errno_;
+  ProcWriter write_;
 };
 
 // The root directory (root.cc).

@@ -15,13 +15,34 @@
 
 namespace husk::procfs {
 
+// What /proc/<pid>/fdinfo/<fd> shows of an open descriptor (fs/proc/fd.c).
+struct FdInfo {
+  int64_t pos = 0;   // the file offset
+  int flags = 0;     // the open file's flags, O_CLOEXEC when the descriptor has FD_CLOEXEC
+  int mnt_id = 0;    // the mount's id in mountinfo
+  uint64_t ino = 0;  // the inode number
+};
+
+// /proc/<pid>/mem's access to one address space, taken when the file is
+// opened (Linux's proc_mem_open holds the mm, not the task: an exec or the
+// exit of the process leaves the file reading nothing).
+class MemAccess {
+ public:
+  virtual ~MemAccess() = default;
+  // Copies what it can of [addr, addr+n) with ptrace's force (protections
+  // ignored), in order; returns the bytes copied: EIO if the first byte is
+  // not mapped, 0 once the address space is gone (mem_rw).
+  virtual Result<size_t> Read(uint64_t addr, char* buf, size_t n) = 0;
+  virtual Result<size_t> Write(uint64_t addr, const char* buf, size_t n) = 0;
+};
+
 // What /proc shows, supplied by the kernel (the kernel implements it).
 // Per-pid calls return ESRCH (or ENOENT) for a pid that does not exist; the
 // provider is called without procfs locks held.
 class ProcProvider {
  public:
   virtual ~ProcProvider() = default;
-  virtual int CurrentPid() = 0;  // the calling task's pid, for /proc/self
+  virtual int CurrentPid() = 0;                      // the calling task's pid, for /proc/self
   virtual int CurrentTid() { return CurrentPid(); }  // its thread id, for /proc/thread-self
   virtual std::vector<int> Pids() = 0;
   // The thread ids of process pid (/proc/pid/task); empty if there is none.
@@ -33,7 +54,7 @@ class ProcProvider {
   virtual Result<std::string> CwdPath(int pid) = 0;
   // Target of /proc/pid/root: the process's root directory (chroot(2)).
   virtual Result<std::string> RootPath(int pid) { return std::string("/"); }
-  virtual Result<std::string> Cmdline(int pid) = 0;             // NUL-separated
+  virtual Result<std::string> Cmdline(int pid) = 0;  // NUL-separated
   // The auxiliary vector exec gave the process (binary pairs).
   virtual Result<std::string> Auxv(int pid) { return Errno{ENOENT}; }
   // The environment exec gave the process (NUL-terminated strings).
@@ -52,6 +73,28 @@ class ProcProvider {
   virtual Result<std::pair<uint32_t, uint32_t>> Owner(int pid) {
     return std::pair<uint32_t, uint32_t>{0, 0};
   }
+  // /proc/pid/statm, smaps and limits: their whole texts.
+  virtual Result<std::string> Statm(int pid) { return Errno{ENOENT}; }
+  virtual Result<std::string> Smaps(int pid) { return Errno{ENOENT}; }
+  virtual Result<std::string> Limits(int pid) { return Errno{ENOENT}; }
+  // The process's oom_score_adj (-1000..1000).
+  virtual Result<int> OomScoreAdj(int pid) { return Errno{ENOENT}; }
+  // Sets it for the calling task (range checked by the caller). Lowering it
+  // below the floor (legacy oom_adj: below its current value) needs
+  // CAP_SYS_RESOURCE: EACCES (__set_oom_adj).
+  virtual Status SetOomScoreAdj(int pid, int value, bool legacy) { return Errno{EACCES}; }
+  // /proc/pid/oom_score: the badness, 0..2000 (proc_oom_score).
+  virtual Result<long> OomScore(int pid) { return Errno{ENOENT}; }
+  // /proc/pid/coredump_filter's bits.
+  virtual Result<uint32_t> CoredumpFilter(int pid) { return Errno{ENOENT}; }
+  virtual Status SetCoredumpFilter(int pid, uint32_t filter) { return Errno{EACCES}; }
+  // Renames thread tid (at most 15 bytes); EINVAL unless the calling task
+  // is of the same process (comm_write).
+  virtual Status SetComm(int tid, const std::string& name) { return Errno{EINVAL}; }
+  // /proc/pid/fdinfo/fd; ENOENT for a descriptor that is not open.
+  virtual Result<FdInfo> FdInfoOf(int pid, int fd) { return Errno{ENOENT}; }
+  // /proc/pid/mem opened by the calling task.
+  virtual Result<std::shared_ptr<MemAccess>> OpenMem(int pid) { return Errno{ENOENT}; }
   virtual std::string MemInfo() = 0;
   virtual std::string CpuInfo() = 0;
   virtual std::string Uptime() = 0;

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "base/result_testing.h"
 #include "gtest/gtest.h"
+#include "sentry/fsimpl/proc/inodes.h"
 #include "sentry/fsimpl/proc/proc.h"
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
 
@@ -58,6 +60,72 @@ class FakeProvider : public ProcProvider {
     ASSIGN_OR_RETURN(Proc * p, Find(pid));
     return std::pair<uint32_t, uint32_t>{p->uid, p->gid};
   }
+  Result<std::string> Statm(int pid) override {
+    TRY(Find(pid));
+    return std::string("3 2 1 1 0 1 0\n");
+  }
+  Result<int> OomScoreAdj(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return p->oom_score_adj;
+  }
+  Status SetOomScoreAdj(int pid, int value, bool legacy) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    p->oom_score_adj = value;
+    return Ok();
+  }
+  Result<long> OomScore(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return 666L + p->oom_score_adj * 2 / 3;
+  }
+  Result<uint32_t> CoredumpFilter(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return p->coredump_filter;
+  }
+  Status SetCoredumpFilter(int pid, uint32_t filter) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    p->coredump_filter = filter;
+    return Ok();
+  }
+  Status SetComm(int tid, const std::string& name) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(tid));
+    if (tid != current) return Errno{EINVAL};
+    p->comm = name;
+    return Ok();
+  }
+  Result<FdInfo> FdInfoOf(int pid, int fd) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    if (p->fds.count(fd) == 0) return Errno{ENOENT};
+    return FdInfo{100 + fd, O_RDWR | O_CLOEXEC, 22, 7000u + static_cast<unsigned>(fd)};
+  }
+  // The process's memory: `mem` at address kMemBase.
+  static constexpr uint64_t kMemBase = 0x10000;
+  class FakeMem : public MemAccess {
+   public:
+    explicit FakeMem(std::string* mem) : mem_(mem) {}
+    Result<size_t> Read(uint64_t addr, char* buf, size_t n) override {
+      ASSIGN_OR_RETURN(size_t at, Offset(addr));
+      size_t r = std::min(n, mem_->size() - at);
+      mem_->copy(buf, r, at);
+      return r;
+    }
+    Result<size_t> Write(uint64_t addr, const char* buf, size_t n) override {
+      ASSIGN_OR_RETURN(size_t at, Offset(addr));
+      size_t r = std::min(n, mem_->size() - at);
+      mem_->replace(at, r, buf, r);
+      return r;
+    }
+
+   private:
+    Result<size_t> Offset(uint64_t addr) {
+      if (addr < kMemBase || addr >= kMemBase + mem_->size()) return Errno{EIO};
+      return static_cast<size_t>(addr - kMemBase);
+    }
+    std::string* mem_;
+  };
+  Result<std::shared_ptr<MemAccess>> OpenMem(int pid) override {
+    ASSIGN_OR_RETURN(Proc * p, Find(pid));
+    return std::shared_ptr<MemAccess>(std::make_shared<FakeMem>(&p->mem));
+  }
   std::string MemInfo() override { return "MemTotal:       1024 kB\n"; }
   std::string CpuInfo() override { return "processor\t: 0\n"; }
   std::string Uptime() override { return uptime; }
@@ -67,6 +135,9 @@ class FakeProvider : public ProcProvider {
     std::string maps, exe, cwd, cmdline, comm;
     std::map<int, std::string> fds;
     uint32_t uid = 0, gid = 0;
+    int oom_score_adj = 0;
+    uint32_t coredump_filter = 0x33;
+    std::string mem = "0123456789abcdef";
   };
   Result<Proc*> Find(int pid) {
     auto it = procs.find(pid);
@@ -206,9 +277,12 @@ TEST_F(ProcfsTest, MountTable) {
 }
 
 TEST_F(ProcfsTest, PidDirectory) {
-  EXPECT_EQ(List("/1"), (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "environ",
-                                                  "exe", "fd", "maps", "mountinfo", "mounts",
-                                                  "root", "stat", "status", "task"}));
+  EXPECT_EQ(List("/1"),
+            (std::vector<std::string>{
+                "auxv",      "cmdline", "comm",    "coredump_filter", "cwd",           "environ",
+                "exe",       "fd",      "fdinfo",  "limits",          "maps",          "mem",
+                "mountinfo", "mounts",  "oom_adj", "oom_score",       "oom_score_adj", "root",
+                "smaps",     "stat",    "statm",   "status",          "task"}));
   EXPECT_EQ(ReadFile("/1/maps"), "00400000-00401000 r-xp 00000000 00:10 5 /bin/init\n");
   EXPECT_EQ(ReadFile("/1/cmdline"), std::string("init\0--flag\0", 12));
   EXPECT_EQ(ReadFile("/42/comm"), "sh\n");  // no second newline
@@ -281,9 +355,12 @@ TEST_F(ProcfsTest, PerProcessEntriesBelongToTheProcess) {
 
 TEST_F(ProcfsTest, TaskDirectory) {
   EXPECT_EQ(List("/42/task"), std::vector<std::string>{"42"});
+  // The same but for task/ and coredump_filter (tid_base_stuff).
   EXPECT_EQ(List("/42/task/42"),
-            (std::vector<std::string>{"auxv", "cmdline", "comm", "cwd", "environ", "exe", "fd",
-                                      "maps", "mountinfo", "mounts", "root", "stat", "status"}));
+            (std::vector<std::string>{
+                "auxv",      "cmdline",       "comm", "cwd",   "environ",   "exe",    "fd",
+                "fdinfo",    "limits",        "maps", "mem",   "mountinfo", "mounts", "oom_adj",
+                "oom_score", "oom_score_adj", "root", "smaps", "stat",      "statm",  "status"}));
   EXPECT_EQ(ReadFile("/42/task/42/comm"), "sh\n");
   EXPECT_EQ(Walk("/42/task/42").value()->Stat()->st_nlink, 3u);
   EXPECT_ERRNO(Walk("/42/task/1"), ENOENT);
@@ -361,6 +438,152 @@ TEST_F(ProcfsTest, ChangesAreRefused) {
   a.set_mode = true;
   EXPECT_ERRNO(Walk("/1/maps").value()->SetAttributes(a), EPERM);
   EXPECT_ERRNO(root_->Lookup(std::string(256, '1')), ENAMETOOLONG);
+}
+
+// Writes `text` to the file at path in one write(2), as a program would.
+Result<size_t> WriteTo(const vfs::InodeRef& inode, const std::string& text) {
+  ASSIGN_OR_RETURN(vfs::FileRef f, inode->Open(O_WRONLY));
+  return f->Write(text.data(), text.size());
+}
+
+TEST_F(ProcfsTest, OomScoreAdjReadsWritesAndChecksTheRange) {
+  vfs::InodeRef adj = Walk("/1/oom_score_adj").value();
+  EXPECT_EQ(adj->Stat()->st_mode, S_IFREG | 0644);
+  EXPECT_EQ(ReadFile("/1/oom_score_adj"), "0\n");
+  EXPECT_EQ(WriteTo(adj, "500\n").value(), 4u);
+  EXPECT_EQ(ReadFile("/1/oom_score_adj"), "500\n");
+  EXPECT_EQ(ReadFile("/1/oom_adj"), "8\n");  // 500 * 17 / 1000
+  EXPECT_EQ(ReadFile("/1/oom_score"), "999\n");
+  EXPECT_ERRNO(WriteTo(adj, "1001"), EINVAL);
+  EXPECT_ERRNO(WriteTo(adj, "-1001"), EINVAL);
+  EXPECT_ERRNO(WriteTo(adj, "many"), EINVAL);
+  EXPECT_ERRNO(WriteTo(adj, ""), EINVAL);
+  EXPECT_ERRNO(WriteTo(adj, "99999999999"), ERANGE);
+  EXPECT_EQ(provider_->procs[1].oom_score_adj, 500);
+  // Blanks around the number, hex and octal, as kstrtoint(strstrip(), 0).
+  EXPECT_OK(WriteTo(adj, "  -0x10 \n"));
+  EXPECT_EQ(provider_->procs[1].oom_score_adj, -16);
+  EXPECT_OK(WriteTo(adj, "010"));
+  EXPECT_EQ(provider_->procs[1].oom_score_adj, 8);
+  // At most PROC_NUMBUF - 1 bytes are taken, and reported.
+  EXPECT_EQ(WriteTo(adj, "           7 and more").value(), 12u);
+  EXPECT_EQ(provider_->procs[1].oom_score_adj, 7);
+}
+
+TEST_F(ProcfsTest, OomAdjIsTheLegacyScale) {
+  vfs::InodeRef adj = Walk("/42/oom_adj").value();
+  EXPECT_OK(WriteTo(adj, "15"));
+  EXPECT_EQ(provider_->procs[42].oom_score_adj, 1000);
+  EXPECT_EQ(ReadFile("/42/oom_adj"), "15\n");
+  EXPECT_OK(WriteTo(adj, "-17"));
+  EXPECT_EQ(provider_->procs[42].oom_score_adj, -1000);
+  EXPECT_EQ(ReadFile("/42/oom_adj"), "-17\n");
+  EXPECT_OK(WriteTo(adj, "3"));
+  EXPECT_EQ(provider_->procs[42].oom_score_adj, 176);  // 3 * 1000 / 17
+  EXPECT_ERRNO(WriteTo(adj, "16"), EINVAL);
+  EXPECT_ERRNO(WriteTo(adj, "-18"), EINVAL);
+}
+
+TEST_F(ProcfsTest, CoredumpFilterIsEightHexDigits) {
+  EXPECT_EQ(ReadFile("/1/coredump_filter"), "00000033\n");
+  vfs::InodeRef filter = Walk("/1/coredump_filter").value();
+  EXPECT_EQ(WriteTo(filter, "0x23\n").value(), 5u);
+  EXPECT_EQ(ReadFile("/1/coredump_filter"), "00000023\n");
+  EXPECT_OK(WriteTo(filter, "0xffff"));  // bits past MMF_DUMP_FILTER_BITS go
+  EXPECT_EQ(ReadFile("/1/coredump_filter"), "000001ff\n");
+  EXPECT_ERRNO(WriteTo(filter, "-1"), EINVAL);
+  EXPECT_ERRNO(WriteTo(filter, " 1"), EINVAL);
+  EXPECT_ERRNO(WriteTo(filter, "1\n\n"), EINVAL);
+  EXPECT_ERRNO(WriteTo(filter, "0x100000000"), ERANGE);
+}
+
+TEST_F(ProcfsTest, CommWriteRenamesTheThread) {
+  vfs::InodeRef comm = Walk("/1/comm").value();
+  EXPECT_EQ(comm->Stat()->st_mode, S_IFREG | 0644);
+  EXPECT_EQ(WriteTo(comm, "renamed").value(), 7u);
+  EXPECT_EQ(ReadFile("/1/comm"), "renamed\n");
+  // TASK_COMM_LEN: 15 bytes kept, the whole count reported.
+  EXPECT_EQ(WriteTo(comm, "abcdefghijklmnopqrstuvwxyz").value(), 26u);
+  EXPECT_EQ(provider_->procs[1].comm, "abcdefghijklmno");
+  EXPECT_EQ(WriteTo(comm, std::string("ab\0cd", 5)).value(), 5u);
+  EXPECT_EQ(provider_->procs[1].comm, "ab");
+  // Another process's thread: EINVAL (the fake's rule for comm_write's).
+  EXPECT_ERRNO(WriteTo(Walk("/42/task/42/comm").value(), "x"), EINVAL);
+}
+
+TEST_F(ProcfsTest, FdinfoListsAndDescribesDescriptors) {
+  EXPECT_EQ(List("/1/fdinfo"), (std::vector<std::string>{"0", "1", "2"}));
+  EXPECT_TRUE(List("/42/fdinfo").empty());
+  EXPECT_EQ(Walk("/1/fdinfo").value()->Stat()->st_mode, S_IFDIR | 0500);
+  EXPECT_EQ(Walk("/1/fdinfo/1").value()->Stat()->st_mode, S_IFREG | 0444);
+  EXPECT_EQ(ReadFile("/1/fdinfo/1"), "pos:\t101\nflags:\t02000002\nmnt_id:\t22\nino:\t7001\n");
+  EXPECT_ERRNO(Walk("/1/fdinfo/3"), ENOENT);
+  EXPECT_ERRNO(Walk("/1/fdinfo/01"), ENOENT);
+  // Its own inode numbers, not fd/N's.
+  EXPECT_NE(Walk("/1/fdinfo/1").value()->Stat()->st_ino,
+            Walk("/1/fd/1", false).value()->Stat()->st_ino);
+  // Closed after the lookup: the open fails.
+  vfs::InodeRef info = Walk("/1/fdinfo/2").value();
+  provider_->procs[1].fds.erase(2);
+  EXPECT_ERRNO(info->Open(O_RDONLY), ENOENT);
+}
+
+TEST_F(ProcfsTest, MemReadsAndWritesAtAddresses) {
+  constexpr uint64_t kBase = FakeProvider::kMemBase;
+  vfs::InodeRef mem = Walk("/42/mem").value();
+  EXPECT_EQ(mem->Stat()->st_mode, S_IFREG | 0600);
+  vfs::FileRef f = mem->Open(O_RDWR).value();
+  char buf[8] = {};
+  ASSERT_EQ(f->PRead(buf, 4, kBase + 2).value(), 4u);
+  EXPECT_EQ(std::string(buf, 4), "2345");
+  // A read past the end of the memory stops there; one wholly outside is EIO.
+  EXPECT_EQ(f->PRead(buf, 8, kBase + 12).value(), 4u);
+  EXPECT_ERRNO(f->PRead(buf, 8, kBase + 16), EIO);
+  EXPECT_ERRNO(f->PRead(buf, 8, 0), EIO);
+  EXPECT_ERRNO(f->PRead(buf, 8, UINT64_MAX - 3), EIO);
+  EXPECT_ERRNO(f->PWrite("x", 1, kBase - 1), EIO);
+  // The file offset is the address.
+  ASSERT_EQ(f->Seek(static_cast<off_t>(kBase) + 10, SEEK_SET).value(),
+            static_cast<off_t>(kBase) + 10);
+  ASSERT_EQ(f->Read(buf, 3).value(), 3u);
+  EXPECT_EQ(std::string(buf, 3), "abc");
+  EXPECT_EQ(f->Seek(0, SEEK_CUR).value(), static_cast<off_t>(kBase) + 13);
+  EXPECT_ERRNO(f->Seek(0, SEEK_END), EINVAL);
+  ASSERT_EQ(f->PWrite("XY", 2, kBase).value(), 2u);
+  EXPECT_EQ(provider_->procs[42].mem, "XY23456789abcdef");
+  EXPECT_OK(f->Read(buf, 0));
+  // Opened read-only: no writes.
+  vfs::FileRef ro = mem->Open(O_RDONLY).value();
+  EXPECT_ERRNO(ro->PWrite("x", 1, kBase), EBADF);
+  // A process that is gone: the entry is.
+  provider_->procs.erase(42);
+  EXPECT_ERRNO(mem->Open(O_RDONLY), ENOENT);
+}
+
+TEST_F(ProcfsTest, StatmComesFromTheProvider) {
+  EXPECT_EQ(ReadFile("/1/statm"), "3 2 1 1 0 1 0\n");
+  // A provider without the file answers ENOENT at open.
+  EXPECT_ERRNO(Walk("/1/limits").value()->Open(O_RDONLY), ENOENT);
+}
+
+TEST(ParseKernelIntTest, FollowsKstrtoll) {
+  EXPECT_EQ(ParseKernelInt("42", -100, 100).value(), 42);
+  EXPECT_EQ(ParseKernelInt("42\n", -100, 100).value(), 42);
+  EXPECT_EQ(ParseKernelInt("+42", -100, 100).value(), 42);
+  EXPECT_EQ(ParseKernelInt("-42", -100, 100).value(), -42);
+  EXPECT_EQ(ParseKernelInt("0x1f", 0, 100).value(), 31);
+  EXPECT_EQ(ParseKernelInt("0X1F", 0, 100).value(), 31);
+  EXPECT_EQ(ParseKernelInt("017", 0, 100).value(), 15);
+  EXPECT_EQ(ParseKernelInt("0", 0, 100).value(), 0);
+  EXPECT_ERRNO(ParseKernelInt("", 0, 100), EINVAL);
+  EXPECT_ERRNO(ParseKernelInt("\n", 0, 100), EINVAL);
+  EXPECT_ERRNO(ParseKernelInt("0x", 0, 100), EINVAL);
+  EXPECT_ERRNO(ParseKernelInt("08", 0, 100), EINVAL);
+  EXPECT_ERRNO(ParseKernelInt("1a", 0, 100), EINVAL);
+  EXPECT_ERRNO(ParseKernelInt("-1", 0, 100), EINVAL);
+  EXPECT_ERRNO(ParseKernelInt(" 1", 0, 100), EINVAL);
+  EXPECT_ERRNO(ParseKernelInt("101", 0, 100), ERANGE);
+  EXPECT_ERRNO(ParseKernelInt("99999999999999999999999", 0, 100), ERANGE);
 }
 
 TEST_F(ProcfsTest, ThroughTheVfs) {

@@ -578,8 +578,11 @@ Result<size_t> Drain(vfs::File& in, size_t n, bool nonblock, const Sink& sink) {
       k += part;
       if (k == want) break;
     }
-    // The consumer runs without the pipe's lock: it may block (a socket, a
-    // host descriptor) and let other tasks at this pipe meanwhile.
+    // The consumer runs without the pipe's lock: it may block (a host
+    // descriptor) and so let other tasks at this pipe meanwhile. Linux holds
+    // the pipe's mutex across the write instead; here a reader that comes
+    // then reads past the held bytes, which go back in front of what it
+    // left: no byte is lost or doubled, only that reader's order differs.
     Result<size_t> r = sink(chunk.data(), k);
     size_t took = r.ok() ? std::min(*r, k) : 0;
     {

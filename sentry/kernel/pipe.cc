@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "sentry/kernel/kernel.h"
 #include "sentry/memfile/account.h"
@@ -43,6 +44,9 @@ class Buffer {
   void Wrote() { queue.Notify(POLLIN | POLLRDNORM); }
   void ReadFromFull() { queue.Notify(POLLOUT | POLLWRNORM); }
   void Changed() { queue.Notify(~0U); }
+  // splice(2) out of the pipe wakes writers whenever it frees a buffer, full
+  // before or not (wakeup_pipe_writers).
+  void Freed() { queue.Notify(POLLOUT | POLLWRNORM); }
 
   bool empty() const { return slots_.empty(); }
   bool full() const { return slots_.size() >= max_slots_; }
@@ -73,6 +77,86 @@ class Buffer {
     slots_.push_back(std::move(s));
     return slots_.back().len;
   }
+  // A buffer of the ring: a page and the bytes of it in flight.
+  struct Slot {
+    AccountedPage data;  // charged to the sandbox's memory limit
+    size_t offset;
+    size_t len;
+  };
+
+  // Free buffers, in bytes: what splice(2) into the pipe may add at most.
+  size_t room() const { return full() ? 0 : (max_slots_ - slots_.size()) * kPage; }
+  // Appends the first n bytes of p as new buffers, one per page given (the
+  // caller allocated them, so that data it has already taken from somewhere
+  // never lacks a place); ignores the capacity, which the caller checked.
+  void Append(std::vector<AccountedPage>& pages, const char* p, size_t n) {
+    for (size_t i = 0, done = 0; done < n && i < pages.size(); i++) {
+      Slot s{std::move(pages[i]), 0, std::min(n - done, kPage)};
+      memcpy(s.data.get(), p + done, s.len);
+      done += s.len;
+      slots_.push_back(std::move(s));
+    }
+  }
+  // Detaches the front buffers that hold the next n bytes (the last may hold
+  // more); Reattach puts back, in front and in order, what the caller did not
+  // consume. Nothing is copied or allocated, so a consumer that fails (a
+  // file write, a fault in user memory) loses nothing: the bytes stay in the
+  // pipe, as they do on Linux.
+  std::deque<Slot> Detach(size_t n) {
+    std::deque<Slot> held;
+    size_t bytes = 0;
+    while (bytes < n && !slots_.empty()) {
+      bytes += slots_.front().len;
+      held.push_back(std::move(slots_.front()));
+      slots_.pop_front();
+    }
+    return held;
+  }
+  void Reattach(std::deque<Slot> held) {
+    while (!held.empty()) {
+      slots_.push_front(std::move(held.back()));
+      held.pop_back();
+    }
+  }
+  // splice_pipe_to_pipe: moves up to n bytes of the front buffers to dst
+  // while dst has a free buffer: whole buffers as they are, the last one
+  // split (its first part copied into a new buffer). ENOMEM if not even
+  // that copy could be made.
+  Result<size_t> MoveTo(Buffer& dst, size_t n) {
+    size_t done = 0;
+    while (done < n && !slots_.empty() && !dst.full()) {
+      Slot& first = slots_.front();
+      if (first.len <= n - done) {
+        done += first.len;
+        dst.slots_.push_back(std::move(first));
+        slots_.pop_front();
+        continue;
+      }
+      const size_t k = n - done;
+      if (!dst.PushCopy(first, k)) break;
+      first.offset += k;
+      first.len -= k;
+      done += k;
+    }
+    if (done == 0 && n > 0 && !slots_.empty() && !dst.full()) return Errno{ENOMEM};
+    return done;
+  }
+  // link_pipe (tee(2)): copies up to n bytes of the buffers, buffer by
+  // buffer, to dst while dst has a free buffer; consumes nothing.
+  Result<size_t> CopyTo(Buffer& dst, size_t n) const {
+    size_t done = 0;
+    for (const Slot& s : slots_) {
+      if (done == n || dst.full()) break;
+      const size_t k = std::min(n - done, s.len);
+      if (!dst.PushCopy(s, k)) {
+        if (done == 0) return Errno{ENOMEM};
+        break;
+      }
+      done += k;
+    }
+    return done;
+  }
+
   // Takes up to n bytes from the front buffers.
   size_t Take(char* p, size_t n) {
     size_t done = 0;
@@ -97,11 +181,15 @@ class Buffer {
   uint64_t write_opens = 0;
 
  private:
-  struct Slot {
-    AccountedPage data;  // charged to the sandbox's memory limit
-    size_t offset;
-    size_t len;
-  };
+  // Appends a new buffer holding the first n bytes of s; false without memory.
+  bool PushCopy(const Slot& s, size_t n) {
+    Slot copy{NewAccountedPage(), 0, n};
+    if (copy.data == nullptr) return false;
+    memcpy(copy.data.get(), s.data.get() + s.offset, n);
+    slots_.push_back(std::move(copy));
+    return true;
+  }
+
   std::deque<Slot> slots_;
   size_t max_slots_;
 };
@@ -336,6 +424,72 @@ std::shared_ptr<Buffer> FifoBuffer(const vfs::InodeRef& inode) {
   return buf;
 }
 
+// The pipe-side wait of splice(2), tee(2) and vmsplice(2), as PipeEnd's
+// Transfer for read and write: runs step under b's lock until it answers
+// something other than EAGAIN; nonblock makes the first answer final. A
+// signal ends the wait with ERESTARTSYS.
+template <typename Step>
+auto Await(Buffer& b, bool nonblock, Step step) -> decltype(step()) {
+  Task* t = Kernel::Current();
+  for (;;) {
+    {
+      absl::MutexLock l(&b.mu);
+      auto r = step();
+      if (r.ok() || r.error() != EAGAIN || nonblock || t == nullptr) return r;
+      b.queue.Add(&t->waiter, POLLIN | POLLOUT | POLLHUP | POLLERR);
+    }
+    // Splices run inside a syscall, under the big kernel lock.
+    t->kernel().mu.AssertHeld();
+    Status s = t->Block();
+    b.queue.Remove(&t->waiter);
+    if (!s.ok()) return Errno{kERestartSys};
+  }
+}
+
+Buffer* BufferOf(vfs::File& f) {
+  auto* end = dynamic_cast<PipeEnd*>(&f);
+  return end == nullptr ? nullptr : &end->buffer();
+}
+
+// ipipe_prep: waits until the pipe holds data or has no writer left (the
+// caller then finds it empty: end of file).
+Status AwaitData(Buffer& b, bool nonblock) {
+  return Await(b, nonblock, [&]() -> Status {
+    if (!b.empty() || b.writers == 0) return Ok();
+    return Errno{EAGAIN};
+  });
+}
+
+// opipe_prep and wait_for_space: waits for a free buffer; EPIPE (the
+// caller raises SIGPIPE) once no reader is left.
+Status AwaitRoom(Buffer& b, bool nonblock) {
+  return Await(b, nonblock, [&]() -> Status {
+    if (b.readers == 0) return Errno{EPIPE};
+    if (!b.full()) return Ok();
+    return Errno{EAGAIN};
+  });
+}
+
+// Locks two pipes' buffers in address order (pipe_double_lock).
+class ABSL_SCOPED_LOCKABLE DoubleLock {
+ public:
+  DoubleLock(Buffer& a, Buffer& b) ABSL_EXCLUSIVE_LOCK_FUNCTION(a.mu, b.mu)
+      : first_(std::less<Buffer*>()(&a, &b) ? &a : &b), second_(first_ == &a ? &b : &a) {
+    first_->mu.Lock();
+    second_->mu.Lock();
+  }
+  ~DoubleLock() ABSL_UNLOCK_FUNCTION() {
+    second_->mu.Unlock();
+    first_->mu.Unlock();
+  }
+  DoubleLock(const DoubleLock&) = delete;
+  DoubleLock& operator=(const DoubleLock&) = delete;
+
+ private:
+  Buffer* first_;
+  Buffer* second_;
+};
+
 }  // namespace
 
 Result<vfs::FileRef> OpenFifo(const vfs::InodeRef& inode, int flags) {
@@ -391,6 +545,155 @@ Result<long> SetCapacity(vfs::File& f, long size) {
   b.set_capacity(capacity);
   b.Changed();
   return static_cast<long>(capacity);
+}
+
+bool SamePipe(vfs::File& a, vfs::File& b) {
+  Buffer* x = BufferOf(a);
+  return x != nullptr && x == BufferOf(b);
+}
+
+Result<size_t> Drain(vfs::File& in, size_t n, bool nonblock, const Sink& sink) {
+  Buffer* b = BufferOf(in);
+  if (b == nullptr) return Errno{EBADF};
+  if (n == 0) return size_t{0};
+  TRY(AwaitData(*b, nonblock));
+  Task* t = Kernel::Current();
+  std::vector<char> chunk(std::min(n, kSpliceChunk));
+  size_t done = 0;
+  while (done < n) {
+    // splice_from_pipe_next: a signal ends a long splice with what it moved.
+    if (done > 0 && t != nullptr && t->SignalPending()) break;
+    const size_t want = std::min(n - done, chunk.size());
+    std::deque<Buffer::Slot> held;
+    {
+      absl::MutexLock l(&b->mu);
+      held = b->Detach(want);
+    }
+    // Empty again (or at end of file): a splice returns what it moved.
+    if (held.empty()) break;
+    size_t k = 0;
+    for (const Buffer::Slot& s : held) {
+      const size_t part = std::min(want - k, s.len);
+      memcpy(chunk.data() + k, s.data.get() + s.offset, part);
+      k += part;
+      if (k == want) break;
+    }
+    // The consumer runs without the pipe's lock: it may block (a host
+    // descriptor) and so let other tasks at this pipe meanwhile. Linux holds
+    // the pipe's mutex across the write instead; here a reader that comes
+    // then reads past the held bytes, which go back in front of what it
+    // left: no byte is lost or doubled, only that reader's order differs.
+    Result<size_t> r = sink(chunk.data(), k);
+    size_t took = r.ok() ? std::min(*r, k) : 0;
+    {
+      absl::MutexLock l(&b->mu);
+      bool freed = false;
+      for (size_t left = took; left > 0;) {
+        Buffer::Slot& s = held.front();
+        const size_t part = std::min(left, s.len);
+        s.offset += part;
+        s.len -= part;
+        left -= part;
+        if (s.len == 0) {
+          held.pop_front();
+          freed = true;
+        }
+      }
+      b->Reattach(std::move(held));
+      if (freed) b->Freed();
+    }
+    if (!r.ok()) {
+      if (done > 0) break;
+      return Errno{r.error()};
+    }
+    done += took;
+    if (took < k) break;
+  }
+  return done;
+}
+
+Result<size_t> Fill(vfs::File& out, size_t n, bool nonblock, const Source& source) {
+  Buffer* b = BufferOf(out);
+  if (b == nullptr) return Errno{EBADF};
+  if (n == 0) return size_t{0};
+  TRY(AwaitRoom(*b, nonblock));
+  {
+    // No more than the free buffers hold (do_splice_to's p_space).
+    absl::MutexLock l(&b->mu);
+    n = std::min(n, b->room());
+  }
+  std::vector<char> chunk(std::min(n, kSpliceChunk));
+  size_t done = 0;
+  while (done < n) {
+    const size_t want = std::min(n - done, chunk.size());
+    // The pages first: what a stream gives must not be lost for want of them.
+    std::vector<AccountedPage> pages;
+    for (size_t have = 0; have < want; have += kPage) {
+      AccountedPage page = NewAccountedPage();
+      if (page == nullptr) break;
+      pages.push_back(std::move(page));
+    }
+    const size_t can = std::min(want, pages.size() * kPage);
+    if (can == 0) {
+      if (done > 0) break;
+      return Errno{ENOMEM};
+    }
+    Result<size_t> r = source(chunk.data(), can);
+    if (!r.ok()) {
+      if (done > 0) break;
+      return Errno{r.error()};
+    }
+    const size_t got = std::min(*r, can);
+    if (got > 0) {
+      absl::MutexLock l(&b->mu);
+      b->Append(pages, chunk.data(), got);
+      b->Wrote();
+    }
+    done += got;
+    if (got < want) break;
+  }
+  return done;
+}
+
+Result<size_t> Move(vfs::File& in, vfs::File& out, size_t n, bool nonblock) {
+  Buffer* ib = BufferOf(in);
+  Buffer* ob = BufferOf(out);
+  if (ib == nullptr || ob == nullptr || ib == ob) return Errno{EINVAL};
+  if (n == 0) return size_t{0};
+  for (;;) {
+    TRY(AwaitData(*ib, nonblock));
+    TRY(AwaitRoom(*ob, nonblock));
+    DoubleLock l(*ib, *ob);
+    if (ob->readers == 0) return Errno{EPIPE};
+    if (ib->empty() && ib->writers == 0) return size_t{0};
+    if (ib->empty() || ob->full()) {
+      // Raced with another reader or writer: 0 would mean end of file, so
+      // wait again (splice_pipe_to_pipe's retry).
+      if (nonblock) return Errno{EAGAIN};
+      continue;
+    }
+    ASSIGN_OR_RETURN(size_t moved, ib->MoveTo(*ob, n));
+    if (moved > 0) {
+      ob->Wrote();
+      ib->Freed();
+    }
+    return moved;
+  }
+}
+
+Result<size_t> Tee(vfs::File& in, vfs::File& out, size_t n, bool nonblock) {
+  Buffer* ib = BufferOf(in);
+  Buffer* ob = BufferOf(out);
+  if (ib == nullptr || ob == nullptr || ib == ob) return Errno{EINVAL};
+  if (n == 0) return size_t{0};
+  TRY(AwaitData(*ib, nonblock));
+  TRY(AwaitRoom(*ob, nonblock));
+  DoubleLock l(*ib, *ob);
+  if (ob->readers == 0) return Errno{EPIPE};
+  // Empty (end of file, or raced): link_pipe copies nothing and says 0.
+  ASSIGN_OR_RETURN(size_t copied, ib->CopyTo(*ob, n));
+  if (copied > 0) ob->Wrote();
+  return copied;
 }
 
 }  // namespace husk::pipe

@@ -14,6 +14,7 @@
 #define HUSK_SENTRY_KERNEL_PIPE_H_
 
 #include <cstddef>
+#include <functional>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
@@ -42,6 +43,41 @@ bool IsPipe(const vfs::File& f);
 // F_GETPIPE_SZ and F_SETPIPE_SZ (EBADF if f is not a pipe).
 Result<long> Capacity(vfs::File& f);
 Result<long> SetCapacity(vfs::File& f, long size);
+
+// splice(2), tee(2) and vmsplice(2) at the pipe (fs/splice.c). The pipe side
+// waits as read(2) and write(2) on it do (Task::Block; ERESTARTSYS on a
+// signal) unless `nonblock` (SPLICE_F_NONBLOCK, or O_NONBLOCK where Linux
+// lets it count) makes the wait EAGAIN. Data moves in chunks of at most
+// kSpliceChunk bytes; the caller checks access modes. Must run in a task's
+// syscall.
+inline constexpr size_t kSpliceChunk = 65536;
+
+// Whether a and b are ends of one pipe (or opens of one FIFO).
+bool SamePipe(vfs::File& a, vfs::File& b);
+
+// Takes the bytes given (at most kSpliceChunk), returns how many it took or
+// an error; runs without the pipe's lock and may block.
+using Sink = std::function<Result<size_t>(const char* data, size_t n)>;
+// Fills buf with at most n bytes, returns how many (0: nothing more).
+using Source = std::function<Result<size_t>(char* buf, size_t n)>;
+
+// Out of the pipe behind `in`: waits while it is empty and has a writer (0
+// at end of file), then hands sink up to n bytes, chunk by chunk, until the
+// pipe runs empty, n is reached, sink takes less than it was given or fails
+// (its error if nothing moved), or a signal is pending. What sink did not
+// take stays at the front of the pipe.
+Result<size_t> Drain(vfs::File& in, size_t n, bool nonblock, const Sink& sink);
+// Into the pipe behind `out`: waits for a free buffer (EPIPE once no reader
+// is left; the caller raises SIGPIPE), then asks source for up to n bytes,
+// no more than the free buffers hold, chunk by chunk until it answers short.
+Result<size_t> Fill(vfs::File& out, size_t n, bool nonblock, const Source& source);
+// splice(2) between two pipes: moves up to n bytes from in's to out's once
+// in's holds data and out's has room; 0 at end of file; EPIPE without a
+// reader of out; EINVAL if they are one pipe.
+Result<size_t> Move(vfs::File& in, vfs::File& out, size_t n, bool nonblock);
+// tee(2): copies up to n bytes of what in's pipe holds to out's, consuming
+// nothing; waits as Move does, and says 0 if in's is empty after all.
+Result<size_t> Tee(vfs::File& in, vfs::File& out, size_t n, bool nonblock);
 
 }  // namespace husk::pipe
 

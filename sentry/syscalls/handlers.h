@@ -2,6 +2,10 @@
 #ifndef HUSK_SENTRY_SYSCALLS_HANDLERS_H_
 #define HUSK_SENTRY_SYSCALLS_HANDLERS_H_
 
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "sentry/syscalls/syscalls.h"
 
 namespace husk::syscalls {
@@ -23,6 +27,9 @@ HUSK_HANDLER(SysFallocate); HUSK_HANDLER(SysSync); HUSK_HANDLER(SysSyncfs);
 HUSK_HANDLER(SysSyncFileRange);
 HUSK_HANDLER(SysFadvise64); HUSK_HANDLER(SysFtruncate); HUSK_HANDLER(SysTruncate);
 HUSK_HANDLER(SysGetdents64); HUSK_HANDLER(SysGetdents); HUSK_HANDLER(SysSendfile);
+// sys_splice.cc
+HUSK_HANDLER(SysSplice); HUSK_HANDLER(SysTee); HUSK_HANDLER(SysVmsplice);
+HUSK_HANDLER(SysCopyFileRange);
 // sys_stat.cc
 HUSK_HANDLER(SysStat); HUSK_HANDLER(SysLstat); HUSK_HANDLER(SysFstat);
 HUSK_HANDLER(SysNewfstatat); HUSK_HANDLER(SysStatx); HUSK_HANDLER(SysAccess);
@@ -131,6 +138,28 @@ Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
 // A signal the kernel raises on the caller itself (SIGPIPE from a write to a
 // pipe without readers).
 void RaiseOnSelf(Task& t, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+// sys_file.cc's file I/O pieces that the in-kernel copies (sys_splice.cc)
+// share. file_remove_privs(): a write clears S_ISUID (and S_ISGID where
+// Linux does) of a regular file.
+Status DropPrivs(Task& t, vfs::Inode& inode);
+// Before a blocking read (events POLLIN) or write (POLLOUT) of a host
+// descriptor: waits in the sentry, so that a signal ends the wait
+// (ERESTARTSYS). Nothing for other files or under O_NONBLOCK.
+Status WaitHostReady(Task& t, vfs::File& f, short events)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+// RLIMIT_FSIZE for a write of n bytes at pos (nullopt: the file's offset, or
+// its end under O_APPEND) to a regular file: the bytes it may write; at or
+// past the limit SIGXFSZ and EFBIG.
+Result<size_t> FsizeLimit(Task& t, vfs::File& f, std::optional<uint64_t> pos, size_t n)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+// struct iovec, and import_iovec: count past IOV_MAX or a length negative as
+// ssize_t is EINVAL, a segment outside the user address space EFAULT; the
+// total is cut at MAX_RW_COUNT.
+struct IoVec {
+  uint64_t base;
+  uint64_t len;
+};
+Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count);
 // The sentry's wake-up time (on the sandbox's CLOCK_MONOTONIC, MonotonicNow)
 // for a timeout ts on `clock`: from now if relative, else the moment ts
 // names on that clock.

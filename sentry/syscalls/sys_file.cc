@@ -23,6 +23,8 @@ constexpr size_t kMaxRw = 0x7ffff000;  // MAX_RW_COUNT: Linux caps one read/writ
 
 Result<vfs::FileRef> GetFile(Task& t, int fd) { return t.fds().Get(fd); }
 
+}  // namespace
+
 // file_remove_privs(): a write or truncate clears S_ISUID, and S_ISGID
 // where Linux does, of a regular file (vfs::ModeAfterWrite).
 Status DropPrivs(Task& t, vfs::Inode& inode) {
@@ -35,16 +37,6 @@ Status DropPrivs(Task& t, vfs::Inode& inode) {
   attr.set_mode = true;
   attr.mode = *mode;
   return inode.SetAttributes(attr);
-}
-
-Result<long> Long(Result<int> r) {
-  if (!r.ok()) return Errno{r.error()};
-  return static_cast<long>(*r);
-}
-
-Result<long> Long(Result<size_t> r) {
-  if (!r.ok()) return Errno{r.error()};
-  return static_cast<long>(*r);
 }
 
 // A blocking read or write of a host descriptor (stdio) first waits in
@@ -60,6 +52,59 @@ Status WaitHostReady(Task& t, vfs::File& f, short events)
     Status s = t.Block(absl::InfiniteFuture(), &host);
     if (!s.ok() && s.error() == EINTR) return Errno{kERestartSys};
   }
+}
+
+// RLIMIT_FSIZE, as generic_write_check_limits applies it to a regular
+// file: a write starting at or past the limit raises SIGXFSZ and fails with
+// EFBIG; one that would cross it is cut short there. pos: the offset a
+// positional write names, else the file's (its size under O_APPEND).
+Result<size_t> FsizeLimit(Task& t, vfs::File& f, std::optional<uint64_t> pos, size_t n)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  const rlim_t limit = t.tg().rlimits[RLIMIT_FSIZE].rlim_cur;
+  if (limit == RLIM_INFINITY || n == 0 || !f.inode()->IsRegular()) return n;
+  if (!pos.has_value()) {
+    if (f.flags() & O_APPEND) {
+      ASSIGN_OR_RETURN(struct stat st, f.Stat());
+      pos = static_cast<uint64_t>(st.st_size);
+    } else {
+      ASSIGN_OR_RETURN(off_t cur, f.Seek(0, SEEK_CUR));
+      pos = static_cast<uint64_t>(cur);
+    }
+  }
+  if (*pos >= limit) {
+    RaiseOnSelf(t, SIGXFSZ);
+    return Errno{EFBIG};
+  }
+  return std::min<uint64_t>(n, limit - *pos);
+}
+
+Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count) {
+  if (count < 0 || count > IOV_MAX) return Errno{EINVAL};
+  std::vector<IoVec> iov(static_cast<size_t>(count));
+  if (count > 0) TRY(t.CopyIn(addr, iov.data(), iov.size() * sizeof(IoVec)));
+  // import_iovec, segment by segment: a length negative as an ssize_t is
+  // EINVAL; the total is cut at MAX_RW_COUNT; a range (as cut) that leaves
+  // the user address space is EFAULT.
+  uint64_t total = 0;
+  for (auto& v : iov) {
+    if (static_cast<int64_t>(v.len) < 0) return Errno{EINVAL};
+    v.len = std::min<uint64_t>(v.len, kMaxRw - total);
+    if (v.base > kTaskSize || v.len > kTaskSize - v.base) return Errno{EFAULT};
+    total += v.len;
+  }
+  return iov;
+}
+
+namespace {
+
+Result<long> Long(Result<int> r) {
+  if (!r.ok()) return Errno{r.error()};
+  return static_cast<long>(*r);
+}
+
+Result<long> Long(Result<size_t> r) {
+  if (!r.ok()) return Errno{r.error()};
+  return static_cast<long>(*r);
 }
 
 // Reads into application memory at addr, at most n bytes, in chunks.
@@ -88,30 +133,6 @@ Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, 
     if (*r < want || f->inode()->Stream() || f->HostFd() >= 0) break;
   }
   return static_cast<long>(done);
-}
-
-// RLIMIT_FSIZE, as generic_write_check_limits applies it to a regular
-// file: a write starting at or past the limit raises SIGXFSZ and fails with
-// EFBIG; one that would cross it is cut short there. pos: the offset a
-// positional write names, else the file's (its size under O_APPEND).
-Result<size_t> FsizeLimit(Task& t, vfs::File& f, std::optional<uint64_t> pos, size_t n)
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
-  const rlim_t limit = t.tg().rlimits[RLIMIT_FSIZE].rlim_cur;
-  if (limit == RLIM_INFINITY || n == 0 || !f.inode()->IsRegular()) return n;
-  if (!pos.has_value()) {
-    if (f.flags() & O_APPEND) {
-      ASSIGN_OR_RETURN(struct stat st, f.Stat());
-      pos = static_cast<uint64_t>(st.st_size);
-    } else {
-      ASSIGN_OR_RETURN(off_t cur, f.Seek(0, SEEK_CUR));
-      pos = static_cast<uint64_t>(cur);
-    }
-  }
-  if (*pos >= limit) {
-    RaiseOnSelf(t, SIGXFSZ);
-    return Errno{EFBIG};
-  }
-  return std::min<uint64_t>(n, limit - *pos);
 }
 
 // truncate(2)/ftruncate(2) growing a file past RLIMIT_FSIZE: SIGXFSZ and
@@ -157,28 +178,6 @@ Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n,
 Result<long> RaiseSigpipe(Task& t, Result<long> r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (!r.ok() && r.error() == EPIPE) RaiseOnSelf(t, SIGPIPE);
   return r;
-}
-
-struct IoVec {
-  uint64_t base;
-  uint64_t len;
-};
-
-Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count) {
-  if (count < 0 || count > IOV_MAX) return Errno{EINVAL};
-  std::vector<IoVec> iov(static_cast<size_t>(count));
-  if (count > 0) TRY(t.CopyIn(addr, iov.data(), iov.size() * sizeof(IoVec)));
-  // import_iovec, segment by segment: a length negative as an ssize_t is
-  // EINVAL; the total is cut at MAX_RW_COUNT; a range (as cut) that leaves
-  // the user address space is EFAULT.
-  uint64_t total = 0;
-  for (auto& v : iov) {
-    if (static_cast<int64_t>(v.len) < 0) return Errno{EINVAL};
-    v.len = std::min<uint64_t>(v.len, kMaxRw - total);
-    if (v.base > kTaskSize || v.len > kTaskSize - v.base) return Errno{EFAULT};
-    total += v.len;
-  }
-  return iov;
 }
 
 Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t mode) {

@@ -80,6 +80,10 @@ struct Table {
     Set(SYS_getdents64, SysGetdents64, {kFd, kPtr, kInt});
     Set(SYS_getdents, SysGetdents, {kFd, kPtr, kInt});
     Set(SYS_sendfile, SysSendfile, {kFd, kFd, kPtr, kInt});
+    Set(SYS_splice, SysSplice, {kFd, kPtr, kFd, kPtr, kInt, kHex});
+    Set(SYS_tee, SysTee, {kFd, kFd, kInt, kHex});
+    Set(SYS_vmsplice, SysVmsplice, {kFd, kPtr, kInt, kHex});
+    Set(SYS_copy_file_range, SysCopyFileRange, {kFd, kPtr, kFd, kPtr, kInt, kHex});
     Set(SYS_stat, SysStat, {kPath, kPtr});
     Set(SYS_lstat, SysLstat, {kPath, kPtr});
     Set(SYS_fstat, SysFstat, {kFd, kPtr});

@@ -11,11 +11,18 @@
 //   husk_bench forkexec N    N fork+exec(/bin/true)+wait
 //   husk_bench thread N      N pthread_create+pthread_join
 //   husk_bench futex N       N futex wake-ups each way between two threads (ping-pong)
+//   husk_bench stat PATH N   N stat() of PATH: a path lookup the sandbox has seen before
+//   husk_bench openclose PATH N   N open+close of PATH
+//   husk_bench readdir DIR N N listings of DIR (opendir, readdir to the end, closedir)
+//   husk_bench write PATH MIB  write MIB MiB to PATH (created) in 64 KiB chunks, then fsync
+//   husk_bench run N CMD...  N runs of CMD (fork, execvp, wait; output to /dev/null)
 //
 // Prints one line, "<name> <value> <unit>", where value is ns per operation
 // (or MiB/s for read).
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -103,6 +110,81 @@ int Read(const char* path) {
   close(fd);
   double mib = static_cast<double>(total) / (1024.0 * 1024.0);
   printf("read %.1f MiB/s\n", mib / ((t1 - t0) / 1e9));
+  return 0;
+}
+
+int Stat(const char* path, long n) {
+  struct stat st{};
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    if (stat(path, &st) != 0) Fail(path);
+  }
+  double t1 = NowNs();
+  printf("stat %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
+int OpenClose(const char* path, long n) {
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) Fail(path);
+    close(fd);
+  }
+  double t1 = NowNs();
+  printf("openclose %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
+int ReadDir(const char* path, long n) {
+  size_t entries = 0;
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    DIR* d = opendir(path);
+    if (d == nullptr) Fail(path);
+    while (readdir(d) != nullptr) entries++;
+    closedir(d);
+  }
+  double t1 = NowNs();
+  if (entries == 0) Fail("readdir: no entries");
+  printf("readdir %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
+int Write(const char* path, long mib) {
+  std::vector<char> buf(64 * 1024, 'w');
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) Fail(path);
+  const size_t total = static_cast<size_t>(mib) << 20;
+  double t0 = NowNs();
+  for (size_t done = 0; done < total;) {
+    ssize_t w = write(fd, buf.data(), buf.size());
+    if (w <= 0) Fail("write");
+    done += static_cast<size_t>(w);
+  }
+  if (fsync(fd) != 0) Fail("fsync");
+  double t1 = NowNs();
+  close(fd);
+  printf("write %.1f MiB/s\n", static_cast<double>(mib) / ((t1 - t0) / 1e9));
+  return 0;
+}
+
+int Run(long n, char** argv) {
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    pid_t pid = fork();
+    if (pid < 0) Fail("fork");
+    if (pid == 0) {
+      int null = open("/dev/null", O_WRONLY);
+      if (null >= 0) dup2(null, 1);
+      execvp(argv[0], argv);
+      _exit(127);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || status != 0) Fail(argv[0]);
+  }
+  double t1 = NowNs();
+  printf("run %.1f ns/op\n", (t1 - t0) / static_cast<double>(n));
   return 0;
 }
 
@@ -223,9 +305,14 @@ int main(int argc, char** argv) {
   if (argc >= 3 && strcmp(argv[1], "forkexec") == 0) return ForkExec(Count(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "thread") == 0) return Thread(Count(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "futex") == 0) return Futex(Count(argv[2]));
-  fprintf(
-      stderr,
-      "usage: husk_bench syscall N | clock N | open PATH N | read PATH | fault N | fork N MIB | "
-      "forkexec N | thread N | futex N\n");
+  if (argc >= 4 && strcmp(argv[1], "stat") == 0) return Stat(argv[2], Count(argv[3]));
+  if (argc >= 4 && strcmp(argv[1], "openclose") == 0) return OpenClose(argv[2], Count(argv[3]));
+  if (argc >= 4 && strcmp(argv[1], "readdir") == 0) return ReadDir(argv[2], Count(argv[3]));
+  if (argc >= 4 && strcmp(argv[1], "write") == 0) return Write(argv[2], Count(argv[3]));
+  if (argc >= 4 && strcmp(argv[1], "run") == 0) return Run(Count(argv[2]), argv + 3);
+  fprintf(stderr,
+          "usage: husk_bench syscall N | clock N | open PATH N | read PATH | fault N | "
+          "fork N MIB | forkexec N | thread N | futex N | stat PATH N | openclose PATH N | "
+          "readdir DIR N | write PATH MIB | run N CMD...\n");
   return 2;
 }

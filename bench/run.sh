@@ -89,3 +89,78 @@ for i in "${!names[@]}"; do
   echo
 done
 echo "(read: higher is better, so a ratio below 1 is a slowdown; all others: lower is better)"
+
+# Files (issue 13). The host-side trees are made once: a 1,000-entry directory and a git
+# repository of 5,000 files, both read through the gofer in husk; a volume directory.
+dir1000=/var/tmp/husk-bench-dir1000
+if [[ ! -d $dir1000 ]]; then
+  mkdir -p "$dir1000.new" && (cd "$dir1000.new" && seq 1000 | xargs touch) && mv "$dir1000.new" "$dir1000"
+fi
+repo=/var/tmp/husk-bench-git5000
+if [[ ! -d $repo/.git ]] && command -v git >/dev/null; then
+  rm -rf "$repo.new" && mkdir -p "$repo.new"
+  (cd "$repo.new" && for d in $(seq 50); do mkdir "d$d" && (cd "d$d" && seq 100 | xargs touch); done &&
+     git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm files) &&
+    mv "$repo.new" "$repo"
+fi
+vol=/var/tmp/husk-bench-vol
+mkdir -p "$vol"
+
+# run_files RUNNER CMD...: like run_in, with the volume mounted at /vol (husk only) and a
+# memory-backed directory at $mem (natively /dev/shm; /tmp in the sandboxes).
+run_files() {
+  local r=$1; shift
+  case $r in
+    native) "$@" ;;
+    husk) "$husk" do --volume "$vol:/vol" -- "$@" ;;
+    runsc) runsc --network=none --platform=ptrace do "$@" 2>/dev/null ;;
+  esac
+}
+measure_files() {
+  local r=$1; shift
+  for _ in $(seq "$runs"); do run_files "$r" "$@" | tail -n 1 | awk '{print $2}'; done | median
+}
+fnames=("stat, seen path (ns)" "open+close (ns)" "readdir 1000 entries (us)"
+        "write 64M tmpfs (MiB/s)" "read 64M tmpfs (MiB/s)" "write 64M volume (MiB/s)"
+        "read 64M volume (MiB/s)" "git status 5000 (ms)")
+declare -A files
+for r in "${runners[@]}"; do
+  mem=/tmp; [[ $r == native ]] && mem=/dev/shm
+  volf=/vol/f; [[ $r == native ]] && volf=$vol/f
+  files["$r,0"]=$(measure_files "$r" "$bench" stat /usr/include/stdio.h 100000)
+  files["$r,1"]=$(measure_files "$r" "$bench" openclose /etc/os-release 20000)
+  files["$r,2"]=$(measure_files "$r" "$bench" readdir "$dir1000" 200 | awk '{printf "%.1f\n", $1 / 1000}')
+  files["$r,3"]=$(measure_files "$r" sh -c "$bench write $mem/husk-bench-w 64; rm -f $mem/husk-bench-w")
+  files["$r,4"]=$(measure_files "$r" sh -c "$bench write $mem/husk-bench-r 64 >/dev/null; $bench read $mem/husk-bench-r; rm -f $mem/husk-bench-r")
+  if [[ $r != runsc ]]; then  # runsc do has no volumes
+    files["$r,5"]=$(measure_files "$r" sh -c "$bench write $volf 64")
+    files["$r,6"]=$(measure_files "$r" "$bench" read "$volf")
+  fi
+  if [[ -d $repo/.git ]]; then
+    files["$r,7"]=$(measure_files "$r" "$bench" run 3 git -C "$repo" status --porcelain |
+                    awk '{printf "%.1f\n", $1 / 1e6}')
+  fi
+done
+rm -f "$vol/f"
+echo
+printf '%-26s' "files"
+for r in "${runners[@]}"; do printf '%12s' "$r"; done
+printf '%14s' "husk/native"
+[[ " ${runners[*]} " == *" runsc "* ]] && printf '%13s' "husk/runsc"
+echo
+for i in "${!fnames[@]}"; do
+  printf '%-26s' "${fnames[$i]}"
+  for r in "${runners[@]}"; do printf '%12s' "${files[$r,$i]:--}"; done
+  if [[ -n ${files[husk,$i]:-} && -n ${files[native,$i]:-} ]]; then
+    printf '%14s' "$(ratio "${files[husk,$i]}" "${files[native,$i]}")"
+  else
+    printf '%14s' -
+  fi
+  if [[ -n ${files[runsc,$i]:-} && -n ${files[husk,$i]:-} ]]; then
+    printf '%13s' "$(ratio "${files[husk,$i]}" "${files[runsc,$i]}")"
+  fi
+  echo
+done
+# The target for a seen path: no gofer round trip, i.e. at most twice husk's own null syscall.
+echo "husk: stat of a seen path = $(ratio "${files[husk,0]}" "${result[husk,1]}")x husk's getppid"
+echo "(MiB/s: higher is better; all others: lower is better)"

@@ -561,6 +561,17 @@ Result<DentryRef> WalkComponents(const FsContext& fs, const Creds& creds, Dentry
       cur = Parent(fs, cur);
       continue;
     }
+    if (!cur->HasCachedChild(name) && i + 1 < parts.size()) {
+      // A miss with more to walk: let the filesystem resolve the rest of
+      // the plain names in one go.
+      std::vector<std::string> ahead;
+      for (size_t j = i; j < parts.size() && parts[j] != "." && parts[j] != ".." &&
+                         parts[j].size() <= 255;
+           j++) {
+        ahead.push_back(parts[j]);
+      }
+      if (ahead.size() > 1) cur->inode()->Prefetch(ahead);
+    }
     ASSIGN_OR_RETURN(DentryRef next, cur->Child(name));
     next = FollowMounts(next);
     if (next->inode()->IsSymlink() && (!last || follow_last || trailing_slash)) {

@@ -74,6 +74,11 @@ class Inode : public std::enable_shared_from_this<Inode> {
 
   // Directories. Names are single components (never "", ".", "..").
   virtual Result<InodeRef> Lookup(const std::string& name) { return Errno{ENOTDIR}; }
+  // A hint before Lookup(names[0]) on a path walk that will go on with
+  // names[1], names[2], ... (none "." or ".."): a filesystem whose lookups
+  // are round trips (the gofer's) may resolve them all at once and answer
+  // the coming Lookups from that. Nothing by default.
+  virtual void Prefetch(const std::vector<std::string>& names) {}
   // All entries except "." and "..".
   virtual Result<std::vector<Dirent>> ReadDir() { return Errno{ENOTDIR}; }
   virtual Result<InodeRef> Create(const std::string& name, mode_t mode) { return Errno{EROFS}; }
@@ -195,6 +200,8 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   // The cache is bounded: see ShrinkDentryCache.
   Result<std::shared_ptr<Dentry>> Child(const std::string& name);
   void AddChild(const std::string& name, InodeRef inode);
+  // Whether `name` is in the cache (no lookup).
+  bool HasCachedChild(const std::string& name) const { return children_.contains(name); }
   void ForgetChild(const std::string& name);
   // Moves the cached child `name` under new_parent as new_name.
   void MoveChild(const std::string& name, Dentry& new_parent, const std::string& new_name);

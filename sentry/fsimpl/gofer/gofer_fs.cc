@@ -214,6 +214,13 @@ class GoferInode : public vfs::Inode {
 
   Result<vfs::InodeRef> Lookup(const std::string& name) override {
     if (!IsDir()) return Errno{ENOTDIR};
+    // What a Prefetch just resolved: consumed once.
+    if (auto it = prefetched_.find(name); it != prefetched_.end()) {
+      Result<vfs::InodeRef> r = it->second.ok() ? Result<vfs::InodeRef>(vfs::InodeRef(*it->second))
+                                                : Result<vfs::InodeRef>(Errno{it->second.error()});
+      prefetched_.erase(it);
+      return r;
+    }
     auto cached = children_.find(name);
     if (cached != children_.end()) {
       if (auto strong = cached->second.lock()) return vfs::InodeRef(strong);
@@ -221,6 +228,29 @@ class GoferInode : public vfs::Inode {
     ASSIGN_OR_RETURN(std::vector<gofer::WalkStep> steps, mount_->client->Walk(fid_, {name}));
     if (steps.empty()) return Errno{ENOENT};
     return Remember(name, steps[0]);
+  }
+
+  // One Walk for the whole chain of names; each inode along it keeps the
+  // next one (or why it is missing) for the Lookup that follows. Read-only
+  // trees only: an answer kept a while stays true there.
+  void Prefetch(const std::vector<std::string>& names) override {
+    if (mount_->writable || !IsDir() || names.size() < 2) return;
+    if (auto it = children_.find(names[0]); it != children_.end() && !it->second.expired()) return;
+    Result<gofer::WalkResult> r = mount_->client->WalkFull(fid_, names);
+    if (!r.ok()) return;  // the Lookup asks again and gets the error itself
+    GoferInode* dir = this;
+    for (size_t i = 0; i < r->steps.size(); i++) {
+      auto inode = std::make_shared<GoferInode>(mount_, r->steps[i]);
+      dir->children_[names[i]] = inode;
+      dir->prefetched_.clear();  // at most one pending answer per directory
+      dir->prefetched_.emplace(names[i], Result<std::shared_ptr<GoferInode>>(inode));
+      dir = inode.get();
+    }
+    if (r->stop_errno != 0 && r->steps.size() < names.size() && dir->IsDir()) {
+      dir->prefetched_.clear();
+      dir->prefetched_.emplace(names[r->steps.size()],
+                               Result<std::shared_ptr<GoferInode>>(Errno{r->stop_errno}));
+    }
   }
 
   Result<std::vector<vfs::Dirent>> ReadDir() override {
@@ -499,6 +529,9 @@ class GoferInode : public vfs::Inode {
   const gofer::Fid fid_;
   const mode_t type_;  // an inode never changes type
   std::map<std::string, std::weak_ptr<GoferInode>> children_;
+  // A Prefetch's answer for the next Lookup of that name (holds the inode
+  // until then).
+  std::map<std::string, Result<std::shared_ptr<GoferInode>>> prefetched_;
   size_t purge_at_ = 64;
   std::string link_;
   bool link_cached_ = false;

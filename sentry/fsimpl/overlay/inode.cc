@@ -95,6 +95,21 @@ Result<struct stat> OverlayInode::Stat() {
 
 // ---- Lookup and listing ----
 
+void OverlayInode::Prefetch(const std::vector<std::string>& names) {
+  vfs::InodeRef lower;
+  {
+    absl::MutexLock lock(&fs_->mu);
+    // Only what the lower answers by round trips; a name the overlay knows
+    // (cached, whited out, or of a directory made in the sandbox) is not.
+    if (lower_ == nullptr || CachedChildLocked(names[0]) != nullptr ||
+        whiteouts_.contains(names[0])) {
+      return;
+    }
+    lower = lower_;
+  }
+  lower->Prefetch(names);
+}
+
 Result<vfs::InodeRef> OverlayInode::Lookup(const std::string& name) {
   absl::MutexLock lock(&fs_->mu);
   ASSIGN_OR_RETURN(OverlayRef child, LookupLocked(name));

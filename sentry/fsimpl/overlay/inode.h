@@ -79,6 +79,7 @@ class OverlayInode : public vfs::Inode {
   Status Link(const std::string& name, vfs::InodeRef target) override;
   Status Rmdir(const std::string& name) override;
   Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;
+  void Prefetch(const std::vector<std::string>& names) override;
   Status Exchange(const std::string& name, vfs::Inode& new_dir,
                   const std::string& new_name) override;
 

@@ -532,7 +532,7 @@ Result<long> SetOwnerEx(Task& t, vfs::File& f, uintptr_t addr)
     return Errno{EINVAL};
   }
   if (ex.pid != 0 && !IdInUse(t.kernel(), ex.pid)) return Errno{ESRCH};
-  f.set_owner({ex.type, ex.pid});
+  f.set_owner({static_cast<int>(ex.type), ex.pid});
   return 0L;
 }
 
@@ -613,7 +613,7 @@ void SignalOwner(Kernel& k, vfs::File& f, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
 
 // fcntl_dirnotify(): events DN_* (none, but for DN_MULTISHOT, drops the
 // watch); the caller's process becomes the file's owner.
-Result<long> DirNotify(Task& t, vfs::FileRef f, int fd, unsigned long arg)
+Result<long> DirNotify(Task& t, const vfs::FileRef& f, int fd, unsigned long arg)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   auto& all = DirWatches();
   const vfs::Dentry* dir = f->dentry().get();
@@ -649,12 +649,11 @@ void NotifyDirectory(Task& t, const vfs::Dentry& dir, uint32_t event) {
   if (all.empty()) return;
   auto it = all.find(&dir);
   if (it == all.end()) return;
-  Kernel& k = t.kernel();
   std::vector<std::pair<vfs::FileRef, int>> to_signal;
   std::vector<DirWatch> kept;
   for (const DirWatch& w : it->second) {
     vfs::FileRef f;
-    if (!WatchStands(k, w, &dir, &f)) continue;
+    if (!WatchStands(t.kernel(), w, &dir, &f)) continue;
     if (!(w.mask & event)) {
       kept.push_back(w);
       continue;
@@ -667,7 +666,7 @@ void NotifyDirectory(Task& t, const vfs::Dentry& dir, uint32_t event) {
   } else {
     it->second = std::move(kept);
   }
-  for (auto& [f, fd] : to_signal) SignalOwner(k, *f, fd);
+  for (auto& [f, fd] : to_signal) SignalOwner(t.kernel(), *f, fd);
 }
 
 SyscallResult SysFcntl(Task& t, const Args& a) {

@@ -36,6 +36,12 @@ Result<vfs::FileRef> FdTable::Get(int fd) const {
   return it->second.file;
 }
 
+Result<vfs::FileRef> FdTable::GetForIo(int fd) const {
+  auto it = fds_.find(fd);
+  if (it == fds_.end() || (it->second.file->flags() & O_PATH)) return Errno{EBADF};
+  return it->second.file;
+}
+
 Result<FdTable::Entry*> FdTable::GetEntry(int fd) {
   auto it = fds_.find(fd);
   if (it == fds_.end()) return Errno{EBADF};

@@ -25,6 +25,12 @@ class FdTable {
   // Installs file at exactly fd, closing what was there.
   Status Set(int fd, vfs::FileRef file, bool cloexec);
   Result<vfs::FileRef> Get(int fd) const;
+  // Linux's fdget() as against fdget_raw(): an O_PATH descriptor names a
+  // place, not an open file, so the calls that use the file itself (I/O,
+  // lseek, fsync, ioctl, fchmod, ...) answer EBADF for it. Get is the raw
+  // form, for the calls an O_PATH descriptor serves (fstat, *at dirfds,
+  // fchdir, close, dup, F_GETFL).
+  Result<vfs::FileRef> GetForIo(int fd) const;
   Result<Entry*> GetEntry(int fd);
   Status Remove(int fd);
   // Drops every close-on-exec descriptor (execve).

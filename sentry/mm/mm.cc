@@ -599,24 +599,16 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
   }
   if (UsesFilePages(vma) && page + kPageSize <= vma.file_end) {
     // A private mapping starts on the file's own page, mapped read-only and
-    // copied on the first write (as after fork). Past the end of the file it
-    // reads zeros below.
+    // copied on the first write (as after fork), writable or not: until
+    // then it shows what is written to the file, as Linux's page cache
+    // does. A page wholly past the end of the file is SIGBUS (EFAULT
+    // here), as for a shared mapping.
     auto shared = vma.file->SharedPage((vma.file_offset + (page - vma.start)) / kPageSize);
-    if (shared.ok() && !(vma.prot & PROT_WRITE)) {
+    if (shared.ok()) {
       pages_.emplace(page, Page{*shared});
       return *shared;
     }
-    if (shared.ok()) {
-      // A writable private page (a program's data) is most likely written
-      // soon: it gets its copy now rather than on a second fault.
-      auto own = mf_.Allocate(1);
-      if (own.ok()) memcpy(mf_.At(*own), mf_.At(*shared), kPageSize);
-      mf_.Free(*shared, 1);
-      if (!own.ok()) return Errno{own.error()};
-      pages_.emplace(page, Page{*own});
-      return *own;
-    }
-    if (shared.error() == ENOMEM) return Errno{ENOMEM};
+    if (shared.error() == ENOMEM || shared.error() == EFAULT) return Errno{shared.error()};
   }
   ASSIGN_OR_RETURN(uint64_t off, mf_.Allocate(1));
   if (vma.file && page < vma.file_end) {
@@ -728,7 +720,7 @@ bool MemoryManager::HandleFault(uintptr_t addr, FaultFailure* why, uint64_t sinc
       }
       if (a == page) {
         if (off.error() == ENOMEM) *why = FaultFailure::kOutOfMemory;
-        if (off.error() == EFAULT && vma.shared && vma.file != nullptr) {
+        if (off.error() == EFAULT && vma.file != nullptr) {
           *why = FaultFailure::kPastEnd;
         }
         return false;

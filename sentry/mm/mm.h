@@ -169,7 +169,7 @@ struct MmapRequest {
 enum class FaultFailure {
   kInvalid,      // no mapping or no permission: SIGSEGV
   kOutOfMemory,  // the sandbox is at its memory limit: the OOM killer's case
-  kPastEnd,      // a shared file page wholly past the end of the file: SIGBUS
+  kPastEnd,      // a file page wholly past the end of the file: SIGBUS
 };
 
 // What /proc/[pid]/status, statm and stat tell of an address space, in

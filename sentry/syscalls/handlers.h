@@ -133,6 +133,11 @@ Result<mode_t> CreateMode(Task& t, vfs::Inode& dir, mode_t mode);
 // After a name was created in dir by the task: makes the new inode the
 // task's (its fsuid, and its fsgid unless dir is set-group-ID).
 Status InitOwner(Task& t, vfs::Inode& dir, vfs::Inode& created);
+// dnotify: a name in dir was created (DN_CREATE), removed (DN_DELETE) or
+// moved (DN_RENAME); the descriptors watching dir with F_NOTIFY signal
+// their owners before the call returns.
+void NotifyDirectory(Task& t, const vfs::Dentry& dir, uint32_t event)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
 // The directory a relative path starts from.
 Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
 // A signal the kernel raises on the caller itself (SIGPIPE from a write to a

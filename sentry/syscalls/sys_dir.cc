@@ -18,7 +18,8 @@ Result<vfs::ParentAndName> ParentAt(Task& t, int dirfd, uintptr_t path_addr) {
   return vfs::ResolveParent(t.fs(), start, path, t.FsCreds());
 }
 
-Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode) {
+Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
   if (pn.name.empty() || pn.name == "." || pn.name == "..") return Errno{EEXIST};
   if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
@@ -27,13 +28,15 @@ Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode) {
                    pn.parent->inode()->Mkdir(pn.name, (mode & 07777 & ~t.fs().umask) | S_IFDIR));
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
+  NotifyDirectory(t, *pn.parent, DN_CREATE);
   return 0L;
 }
 
 // mknod(2): regular files, FIFOs, sockets' names and whiteouts (character
 // device 0:0). Other devices need CAP_MKNOD in the host's user namespace,
 // which no sandbox has: EPERM, as for root in a user namespace on Linux.
-Result<long> MknodAt(Task& t, int dirfd, uintptr_t path, mode_t mode, uint64_t dev) {
+Result<long> MknodAt(Task& t, int dirfd, uintptr_t path, mode_t mode, uint64_t dev)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   // may_mknod(): the type first.
   const mode_t type = mode & S_IFMT;
   switch (type) {
@@ -67,14 +70,18 @@ Result<long> MknodAt(Task& t, int dirfd, uintptr_t path, mode_t mode, uint64_t d
   }
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
+  NotifyDirectory(t, *pn.parent, DN_CREATE);
   return 0L;
 }
 
-Result<long> UnlinkAt(Task& t, int dirfd, uintptr_t path, bool dir) {
+Result<long> UnlinkAt(Task& t, int dirfd, uintptr_t path, bool dir)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
   if (dir) {
+    // do_rmdir(): the root (LAST_ROOT) is busy, "." invalid, ".." not empty.
+    if (pn.name.empty()) return Errno{EBUSY};
     if (pn.name == ".") return Errno{EINVAL};
-    if (pn.name.empty() || pn.name == "..") return Errno{ENOTEMPTY};
+    if (pn.name == "..") return Errno{ENOTEMPTY};
   } else if (pn.name.empty() || pn.name == "." || pn.name == "..") {
     return Errno{EISDIR};
   }
@@ -90,7 +97,16 @@ Result<long> UnlinkAt(Task& t, int dirfd, uintptr_t path, bool dir) {
     TRY(pn.parent->inode()->Unlink(pn.name));
   }
   pn.parent->ForgetChild(pn.name);
+  NotifyDirectory(t, *pn.parent, DN_DELETE);
   return 0L;
+}
+
+// dnotify's view of a move (FS_MOVED_FROM, FS_MOVED_TO): DN_RENAME in both
+// directories.
+void NotifyRename(Task& t, const vfs::Dentry& from, const vfs::Dentry& to)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  NotifyDirectory(t, from, DN_RENAME);
+  if (&to != &from) NotifyDirectory(t, to, DN_RENAME);
 }
 
 bool IsAncestor(const vfs::DentryRef& a, vfs::DentryRef d) {
@@ -121,7 +137,8 @@ Status MayRename(const vfs::Creds& creds, const vfs::ParentAndName& from, const 
 
 // renameat2(RENAME_EXCHANGE): both names must exist; each moves into the
 // other's directory, so each needs what a rename there needs.
-Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::ParentAndName& to) {
+Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::ParentAndName& to)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (!vfs::SameMount(*from.parent, *to.parent)) return Errno{EXDEV};
   ASSIGN_OR_RETURN(vfs::DentryRef a, from.parent->Child(from.name));
   ASSIGN_OR_RETURN(vfs::DentryRef b, to.parent->Child(to.name));
@@ -142,11 +159,12 @@ Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::Pare
   if (a->mounted() || b->mounted()) return Errno{EBUSY};
   TRY(from.parent->inode()->Exchange(from.name, *to.parent->inode(), to.name));
   from.parent->ExchangeChild(from.name, *to.parent, to.name);
+  NotifyRename(t, *from.parent, *to.parent);
   return 0L;
 }
 
 Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_t newpath,
-                      unsigned flags) {
+                      unsigned flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno{EINVAL};
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(vfs::ParentAndName from, ParentAt(t, olddir, oldpath));
@@ -173,19 +191,25 @@ Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintpt
   if (dst.ok() && (*dst)->mounted()) return Errno{EBUSY};
   TRY(from.parent->inode()->Rename(from.name, *to.parent->inode(), to.name));
   from.parent->MoveChild(from.name, *to.parent, to.name);
+  NotifyRename(t, *from.parent, *to.parent);
   return 0L;
 }
 
-Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path) {
+Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   ASSIGN_OR_RETURN(std::string target, t.CopyInPath(target_addr));
   if (target.empty()) return Errno{ENOENT};
   ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
-  if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir) return Errno{EEXIST};
+  if (pn.name.empty() || pn.name == "." || pn.name == "..") return Errno{EEXIST};
   if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
+  // filename_create(): a new name with a trailing slash can only be a
+  // directory's.
+  if (pn.must_be_dir) return Errno{ENOENT};
   TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Symlink(pn.name, target));
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
+  NotifyDirectory(t, *pn.parent, DN_CREATE);
   return 0L;
 }
 
@@ -205,7 +229,7 @@ Status MayLink(const vfs::Creds& creds, vfs::Inode& target) {
 // AT_SYMLINK_FOLLOW; AT_EMPTY_PATH links the file dirfd refers to (which
 // needs CAP_DAC_READ_SEARCH, else ENOENT).
 Result<long> LinkAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_t newpath,
-                    int flags) {
+                    int flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH)) return Errno{EINVAL};
   ASSIGN_OR_RETURN(std::string old_name, t.CopyInPath(oldpath));
   bool empty = false;
@@ -232,6 +256,7 @@ Result<long> LinkAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_
   // The next lookup finds the new name (an overlay shows it as an object
   // of its own, with the same number).
   to.parent->ForgetChild(to.name);
+  NotifyDirectory(t, *to.parent, DN_CREATE);
   return 0L;
 }
 
@@ -246,7 +271,11 @@ SyscallResult SysLinkat(Task& t, const Args& a) {
 
 SyscallResult SysGetcwd(Task& t, const Args& a) {
   if (t.fs().cwd->deleted()) return Errno{ENOENT};  // getcwd(2): the directory was unlinked
-  std::string path = t.fs().cwd->Path();
+  // Relative to the task's root (chroot); a working directory outside it
+  // gets "(unreachable)" in front, as Linux's getcwd(2) gives it.
+  bool reachable = true;
+  std::string path = t.fs().cwd->PathFrom(t.fs().root.get(), &reachable);
+  if (!reachable) path = "(unreachable)" + path;
   if (a.Size(1) < path.size() + 1) return Errno{ERANGE};
   TRY(t.CopyOut(a.Ptr(0), path.c_str(), path.size() + 1));
   return static_cast<long>(path.size() + 1);
@@ -313,7 +342,9 @@ SyscallResult SysRenameat(Task& t, const Args& a) {
 SyscallResult SysRenameat2(Task& t, const Args& a) {
   return RenameAt(t, a.Int(0), a.Ptr(1), a.Int(2), a.Ptr(3), static_cast<unsigned>(a.U(4)));
 }
-SyscallResult SysSymlink(Task& t, const Args& a) { return SymlinkAt(t, a.Ptr(0), AT_FDCWD, a.Ptr(1)); }
+SyscallResult SysSymlink(Task& t, const Args& a) {
+  return SymlinkAt(t, a.Ptr(0), AT_FDCWD, a.Ptr(1));
+}
 SyscallResult SysSymlinkat(Task& t, const Args& a) {
   return SymlinkAt(t, a.Ptr(0), a.Int(1), a.Ptr(2));
 }

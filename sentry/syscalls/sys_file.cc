@@ -7,6 +7,9 @@
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 
+#include <climits>
+#include <map>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -21,7 +24,8 @@ namespace {
 constexpr size_t kMaxChunk = 1 << 20;  // bounce buffer per step
 constexpr size_t kMaxRw = 0x7ffff000;  // MAX_RW_COUNT: Linux caps one read/write
 
-Result<vfs::FileRef> GetFile(Task& t, int fd) { return t.fds().Get(fd); }
+// The file of a call that uses it (fdget): EBADF for an O_PATH descriptor.
+Result<vfs::FileRef> GetFile(Task& t, int fd) { return t.fds().GetForIo(fd); }
 
 }  // namespace
 
@@ -116,7 +120,8 @@ Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, 
   size_t done = 0;
   while (done < n) {
     size_t want = std::min(n - done, buf.size());
-    Result<size_t> r = positional ? f->PRead(buf.data(), want, off + done) : f->Read(buf.data(), want);
+    Result<size_t> r =
+        positional ? f->PRead(buf.data(), want, off + done) : f->Read(buf.data(), want);
     if (!r.ok()) {
       if (done > 0) break;
       return Errno{r.error()};
@@ -163,7 +168,8 @@ Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n,
       if (done > 0) break;
       return Errno{EFAULT};
     }
-    Result<size_t> w = positional ? f->PWrite(buf.data(), want, off + done) : f->Write(buf.data(), want);
+    Result<size_t> w =
+        positional ? f->PWrite(buf.data(), want, off + done) : f->Write(buf.data(), want);
     if (!w.ok()) {
       if (done > 0) break;
       return Errno{w.error()};
@@ -180,7 +186,8 @@ Result<long> RaiseSigpipe(Task& t, Result<long> r) ABSL_EXCLUSIVE_LOCKS_REQUIRED
   return r;
 }
 
-Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t mode) {
+Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t mode)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   if (path.empty()) return Errno{ENOENT};
   // build_open_flags(): O_TMPFILE wants write access and no O_CREAT.
@@ -211,7 +218,8 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   if (flags & O_CREAT) {
     if (flags & O_DIRECTORY) return Errno{EINVAL};
     ASSIGN_OR_RETURN(vfs::ParentAndName pn, vfs::ResolveParent(t.fs(), start, path, creds));
-    if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir) return Errno{EISDIR};
+    if (pn.name.empty() || pn.name == "." || pn.name == ".." || pn.must_be_dir)
+      return Errno{EISDIR};
     auto existing = pn.parent->Child(pn.name);
     // O_CREAT follows a final symlink (unless O_EXCL or O_NOFOLLOW), and
     // creates the target of a dangling one (open(2)).
@@ -247,6 +255,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
       pn.parent->AddChild(pn.name, inode);
       ASSIGN_OR_RETURN(d, pn.parent->Child(pn.name));
       created = true;
+      NotifyDirectory(t, *pn.parent, DN_CREATE);
     }
   } else {
     ASSIGN_OR_RETURN(d, vfs::Resolve(t.fs(), start, path, !(flags & O_NOFOLLOW), creds));
@@ -262,7 +271,8 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
   }
   vfs::InodeRef inode = d->inode();
   if ((flags & O_DIRECTORY) && !inode->IsDir()) return Errno{ENOTDIR};
-  if (inode->IsDir() && !(flags & O_PATH) && (acc != O_RDONLY || (flags & O_TRUNC) || (flags & O_CREAT)))
+  if (inode->IsDir() && !(flags & O_PATH) &&
+      (acc != O_RDONLY || (flags & O_TRUNC) || (flags & O_CREAT)))
     return Errno{EISDIR};
   if (acc == O_ACCMODE && !(flags & O_PATH)) return Errno{EINVAL};
   // may_open(): a file this call created is opened without a check, as
@@ -469,12 +479,12 @@ SyscallResult SysLseek(Task& t, const Args& a) {
 }
 
 SyscallResult SysDup(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   return Long(t.fds().Add(std::move(f), false));
 }
 
 SyscallResult SysDup2(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   if (a.Int(0) == a.Int(1)) return static_cast<long>(a.Int(1));
   TRY(t.fds().Set(a.Int(1), std::move(f), false));
   return static_cast<long>(a.Int(1));
@@ -482,15 +492,195 @@ SyscallResult SysDup2(Task& t, const Args& a) {
 
 SyscallResult SysDup3(Task& t, const Args& a) {
   if (a.Int(2) & ~O_CLOEXEC) return Errno{EINVAL};
-  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   if (a.Int(0) == a.Int(1)) return Errno{EINVAL};
   TRY(t.fds().Set(a.Int(1), std::move(f), (a.Int(2) & O_CLOEXEC) != 0));
   return static_cast<long>(a.Int(1));
 }
 
+namespace {
+
+// Whether a task, process, process group or session has this id (Linux's
+// find_vpid(), which f_setown and f_setown_ex ask: any live struct pid).
+bool IdInUse(Kernel& k, int id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+  if (k.FindTask(id) != nullptr) return true;
+  for (int pid : k.Pids()) {
+    std::shared_ptr<Task> p = k.FindTask(pid);
+    if (p != nullptr && (p->tg().pgid == id || p->tg().sid == id)) return true;
+  }
+  return false;
+}
+
+// F_SETOWN (f_setown): a negative argument is a process group.
+Result<long> SetOwner(Task& t, vfs::File& f, int who) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  vfs::File::Owner o{F_OWNER_PID, who};
+  if (who < 0) {
+    if (who == INT_MIN) return Errno{EINVAL};
+    o = {F_OWNER_PGRP, -who};
+  }
+  if (o.id != 0 && !IdInUse(t.kernel(), o.id)) return Errno{ESRCH};
+  f.set_owner(o);
+  return 0L;
+}
+
+// F_SETOWN_EX (f_setown_ex): the type is checked before the id.
+Result<long> SetOwnerEx(Task& t, vfs::File& f, uintptr_t addr)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  f_owner_ex ex;
+  TRY(t.CopyInObj(addr, &ex));
+  if (ex.type != F_OWNER_TID && ex.type != F_OWNER_PID && ex.type != F_OWNER_PGRP) {
+    return Errno{EINVAL};
+  }
+  if (ex.pid != 0 && !IdInUse(t.kernel(), ex.pid)) return Errno{ESRCH};
+  f.set_owner({static_cast<int>(ex.type), ex.pid});
+  return 0L;
+}
+
+// F_SETLEASE (fcntl_setlease, vfs_setlease, generic_setlease): the owner of
+// a regular file (or CAP_LEASE) records a read or write lease. Nothing in
+// one sandbox breaks it yet (another opener would), so it is a record that
+// F_GETLEASE reports.
+Result<long> SetLease(Task& t, vfs::File& f, long type)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  if (type != F_RDLCK && type != F_WRLCK && type != F_UNLCK) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(struct stat st, f.inode()->Stat());
+  if (t.FsCreds().fsuid != st.st_uid && !t.Capable(CAP_LEASE)) return Errno{EACCES};
+  if (!S_ISREG(st.st_mode)) return Errno{EINVAL};
+  // A write lease needs a writable description (Linux: no other opener).
+  if (type == F_WRLCK && !f.writable()) return Errno{EAGAIN};
+  f.set_lease(static_cast<int>(type));
+  return 0L;
+}
+
+// dnotify (F_NOTIFY): the directories watched, by dentry. Each watch is
+// one open file description's, made through descriptor fd of process tgid;
+// it lasts while that descriptor still names the description (Linux drops
+// it when the descriptor is closed, dnotify_flush). Guarded by the big
+// kernel lock, as every handler runs under it.
+struct DirWatch {
+  std::weak_ptr<vfs::File> file;
+  int fd = -1;
+  int tgid = 0;
+  uint32_t mask = 0;  // DN_* events, and DN_MULTISHOT
+};
+std::map<const vfs::Dentry*, std::vector<DirWatch>>& DirWatches() {
+  static auto* watches = new std::map<const vfs::Dentry*, std::vector<DirWatch>>();
+  return *watches;
+}
+
+// Whether watch w still stands: its description lives, is still the
+// directory's, and the descriptor still names it.
+bool WatchStands(Kernel& k, const DirWatch& w, const vfs::Dentry* dir, vfs::FileRef* file)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+  *file = w.file.lock();
+  if (*file == nullptr || (*file)->dentry().get() != dir) return false;
+  std::shared_ptr<Task> owner = k.FindTask(w.tgid);
+  if (owner == nullptr || owner->tg().zombie) return false;
+  Result<vfs::FileRef> now = owner->fds().Get(w.fd);
+  return now.ok() && *now == *file;
+}
+
+// send_sigio(): the signal F_SETSIG chose (with si_code POLL_MSG, its band
+// and si_fd), or a plain SIGIO, to the file's owner.
+void SignalOwner(Kernel& k, vfs::File& f, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+  const vfs::File::Owner& o = f.owner();
+  if (o.id == 0) return;
+  siginfo_t info{};
+  if (f.owner_signal() != 0) {
+    info.si_signo = f.owner_signal();
+    info.si_code = POLL_MSG;
+    info.si_band = POLLIN | POLLRDNORM | POLLMSG;
+    info.si_fd = fd;
+  } else {
+    info.si_signo = SIGIO;
+    info.si_code = SI_KERNEL;
+  }
+  if (o.type == F_OWNER_PGRP) {
+    for (int pid : k.Pids()) {
+      std::shared_ptr<Task> p = k.FindTask(pid);
+      if (p != nullptr && p->tg().pgid == o.id && !p->tg().zombie) p->SendProcessSignal(info);
+    }
+    return;
+  }
+  std::shared_ptr<Task> target = k.FindTask(o.id);
+  if (target == nullptr) return;
+  if (o.type == F_OWNER_TID) {
+    target->SendSignal(info);
+  } else {
+    target->SendProcessSignal(info);
+  }
+}
+
+// fcntl_dirnotify(): events DN_* (none, but for DN_MULTISHOT, drops the
+// watch); the caller's process becomes the file's owner.
+Result<long> DirNotify(Task& t, const vfs::FileRef& f, int fd, unsigned long arg)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
+  auto& all = DirWatches();
+  const vfs::Dentry* dir = f->dentry().get();
+  auto drop = [&] {
+    auto it = all.find(dir);
+    if (it == all.end()) return;
+    std::erase_if(it->second, [&](const DirWatch& w) { return w.file.lock() == f; });
+    if (it->second.empty()) all.erase(it);
+  };
+  if ((arg & ~static_cast<unsigned long>(DN_MULTISHOT)) == 0) {
+    drop();
+    return 0L;
+  }
+  if (!f->inode()->IsDir() || dir == nullptr) return Errno{ENOTDIR};
+  auto& list = all[dir];
+  uint32_t mask = static_cast<uint32_t>(arg);
+  for (auto it = list.begin(); it != list.end(); ++it) {
+    if (it->file.lock() == f) {
+      mask |= it->mask;  // attach_dn(): the same description adds events
+      list.erase(it);
+      break;
+    }
+  }
+  list.push_back(DirWatch{f, fd, t.tgid(), mask});
+  f->set_owner({F_OWNER_PID, t.tgid()});
+  return 0L;
+}
+
+}  // namespace
+
+void NotifyDirectory(Task& t, const vfs::Dentry& dir, uint32_t event) {
+  auto& all = DirWatches();
+  if (all.empty()) return;
+  auto it = all.find(&dir);
+  if (it == all.end()) return;
+  std::vector<std::pair<vfs::FileRef, int>> to_signal;
+  std::vector<DirWatch> kept;
+  for (const DirWatch& w : it->second) {
+    vfs::FileRef f;
+    if (!WatchStands(t.kernel(), w, &dir, &f)) continue;
+    if (!(w.mask & event)) {
+      kept.push_back(w);
+      continue;
+    }
+    to_signal.emplace_back(f, w.fd);
+    if (w.mask & DN_MULTISHOT) kept.push_back(w);  // else one event, as dnotify
+  }
+  if (kept.empty()) {
+    all.erase(it);
+  } else {
+    it->second = std::move(kept);
+  }
+  for (auto& [f, fd] : to_signal) SignalOwner(t.kernel(), *f, fd);
+}
+
 SyscallResult SysFcntl(Task& t, const Args& a) {
   int fd = a.Int(0);
   ASSIGN_OR_RETURN(FdTable::Entry * e, t.fds().GetEntry(fd));
+  // do_fcntl(): an O_PATH descriptor serves only the descriptor commands
+  // and F_GETFL (check_fcntl_cmd); anything else is EBADF, even unknown.
+  if (e->file->flags() & O_PATH) {
+    const int cmd = a.Int(1);
+    if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC && cmd != F_GETFD && cmd != F_SETFD &&
+        cmd != F_GETFL) {
+      return Errno{EBADF};
+    }
+  }
   switch (a.Int(1)) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
@@ -501,7 +691,10 @@ SyscallResult SysFcntl(Task& t, const Args& a) {
       e->cloexec = (a.Int(2) & FD_CLOEXEC) != 0;
       return 0L;
     case F_GETFL:
-      return static_cast<long>(e->file->flags() & ~O_CLOEXEC);
+      // do_dentry_open() drops the flags that only mean something to
+      // open itself.
+      return static_cast<long>(e->file->flags() &
+                               ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC));
     case F_SETFL:
       e->file->set_status_flags(a.Int(2));
       return 0L;
@@ -535,6 +728,33 @@ SyscallResult SysFcntl(Task& t, const Args& a) {
       if (a.Int(1) == F_GETLK || a.Int(1) == F_OFD_GETLK) TRY(t.CopyOutObj(a.Ptr(2), fl));
       return r;
     }
+    case F_GETOWN: {
+      const vfs::File::Owner& o = e->file->owner();
+      return static_cast<long>(o.type == F_OWNER_PGRP ? -o.id : o.id);
+    }
+    case F_SETOWN:
+      return SetOwner(t, *e->file, a.Int(2));
+    case F_GETOWN_EX: {
+      const vfs::File::Owner& o = e->file->owner();
+      f_owner_ex ex{static_cast<__pid_type>(o.type), o.id};
+      TRY(t.CopyOutObj(a.Ptr(2), ex));
+      return 0L;
+    }
+    case F_SETOWN_EX:
+      return SetOwnerEx(t, *e->file, a.Ptr(2));
+    case F_GETSIG:
+      return static_cast<long>(e->file->owner_signal());
+    case F_SETSIG:
+      // 0 restores SIGIO; anything past the last signal is EINVAL.
+      if (a.U(2) > static_cast<uint64_t>(kMaxSignal)) return Errno{EINVAL};
+      e->file->set_owner_signal(static_cast<int>(a.U(2)));
+      return 0L;
+    case F_GETLEASE:
+      return static_cast<long>(e->file->lease());
+    case F_SETLEASE:
+      return SetLease(t, *e->file, a.Long(2));
+    case F_NOTIFY:
+      return DirNotify(t, e->file, fd, a.U(2));
     default:
       return Errno{EINVAL};
   }
@@ -542,12 +762,13 @@ SyscallResult SysFcntl(Task& t, const Args& a) {
 
 // flock(2): whole-file advisory locks of the open file description.
 SyscallResult SysFlock(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   return file_locks::Flock(t, f, a.Int(1));
 }
 
 SyscallResult SysIoctl(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(FdTable::Entry * e, t.fds().GetEntry(a.Int(0)));
+  if (e->file->flags() & O_PATH) return Errno{EBADF};  // fdget(), as every ioctl
   unsigned long cmd = a.U(1);
   switch (cmd) {
     case FIOCLEX:
@@ -618,7 +839,7 @@ SyscallResult SysFallocate(Task& t, const Args& a) {
 // in sentry memory, and volumes are read-only.
 SyscallResult SysSync(Task& t, const Args& a) { return 0L; }
 SyscallResult SysSyncfs(Task& t, const Args& a) {
-  TRY(t.fds().Get(a.Int(0)));
+  TRY(GetFile(t, a.Int(0)));
   return 0L;
 }
 SyscallResult SysSyncFileRange(Task& t, const Args& a) {
@@ -683,6 +904,9 @@ Result<long> Getdents(Task& t, const Args& a, bool legacy)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   ASSIGN_OR_RETURN(vfs::FileRef f, GetFile(t, a.Int(0)));
   if (!f->inode()->IsDir()) return Errno{ENOTDIR};
+  // iterate_dir(): a directory that was removed (IS_DEADDIR) lists nothing,
+  // not even "." and "..".
+  if (f->dentry() != nullptr && f->dentry()->deleted()) return Errno{ENOENT};
   size_t cap = std::min<size_t>(a.Size(2), 1 << 20);
   std::vector<char> out;
   out.reserve(cap);
@@ -722,7 +946,12 @@ Result<long> Getdents(Task& t, const Args& a, bool legacy)
       memcpy(&out[at + 19], e.name.data(), e.name.size());
     }
   }
-  if (!out.empty()) TRY(t.CopyOut(a.Ptr(1), out.data(), out.size()));
+  if (!out.empty() && !t.CopyOut(a.Ptr(1), out.data(), out.size()).ok()) {
+    // Linux fills the buffer as it goes and fails on its first entry: the
+    // entries not given stay to be read.
+    TRY(f->Seek(pos - static_cast<off_t>(batch.size()), SEEK_SET));
+    return Errno{EFAULT};
+  }
   return static_cast<long>(out.size());
 }
 

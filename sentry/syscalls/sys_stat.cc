@@ -47,7 +47,9 @@ Result<long> ReadlinkAt(Task& t, int dirfd, uintptr_t path_addr, uintptr_t buf, 
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   if (size <= 0) return Errno{EINVAL};
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, false, true));
-  if (!d->inode()->IsSymlink()) return Errno{EINVAL};
+  // do_readlinkat(): an empty path names the descriptor (or the working
+  // directory), and that not being a symlink is ENOENT rather than EINVAL.
+  if (!d->inode()->IsSymlink()) return Errno{path.empty() ? ENOENT : EINVAL};
   ASSIGN_OR_RETURN(std::string target, d->inode()->Readlink());
   size_t n = std::min(target.size(), static_cast<size_t>(size));
   TRY(t.CopyOut(buf, target.data(), n));
@@ -190,7 +192,7 @@ SyscallResult SysFstatfs(Task& t, const Args& a) {
 
 SyscallResult SysChmod(Task& t, const Args& a) { return ChmodAt(t, AT_FDCWD, a.Ptr(0), a.U(1)); }
 SyscallResult SysFchmod(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
   return Chmod(t, *f->inode(), a.U(1));
 }
 SyscallResult SysFchmodat(Task& t, const Args& a) { return ChmodAt(t, a.Int(0), a.Ptr(1), a.U(2)); }
@@ -201,7 +203,7 @@ SyscallResult SysLchown(Task& t, const Args& a) {
   return ChownAt(t, AT_FDCWD, a.Ptr(0), a.U(1), a.U(2), AT_SYMLINK_NOFOLLOW);
 }
 SyscallResult SysFchown(Task& t, const Args& a) {
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
   return Chown(t, *f->inode(), a.U(1), a.U(2));
 }
 SyscallResult SysFchownat(Task& t, const Args& a) {
@@ -231,15 +233,19 @@ SyscallResult SysUtimensat(Task& t, const Args& a) {
     (i == 0 ? attr.set_atime : attr.set_mtime) = true;
     (i == 0 ? attr.atime : attr.mtime) = ts[i];
   }
-  std::string path;
-  if (a.Ptr(1) != 0) {
-    ASSIGN_OR_RETURN(path, t.CopyInPath(a.Ptr(1)));
-  } else if (a.Int(0) == AT_FDCWD) {
-    return Errno{EFAULT};
+  if (a.Ptr(1) == 0 && a.Int(0) != AT_FDCWD) {
+    // utimensat(fd, NULL, ...), futimens(3) (do_utimes_fd): the file of fd
+    // itself, which no flag applies to, and never an O_PATH descriptor.
+    if (flags != 0) return Errno{EINVAL};
+    ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
+    TRY(vfs::CheckUtimes(t.FsCreds(), *f->inode(), touch));
+    TRY(f->inode()->SetAttributes(attr));
+    return 0L;
   }
-  // utimensat(fd, NULL, ...) operates on fd itself (a Linux extension).
-  ASSIGN_OR_RETURN(vfs::DentryRef d,
-                   ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW), path.empty()));
+  if (a.Ptr(1) == 0) return Errno{EFAULT};
+  ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
+  ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW),
+                                               (flags & AT_EMPTY_PATH) != 0));
   TRY(vfs::CheckUtimes(t.FsCreds(), *d->inode(), touch));
   TRY(d->inode()->SetAttributes(attr));
   return 0L;

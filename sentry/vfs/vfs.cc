@@ -350,9 +350,19 @@ int MountId(const Dentry& d) {
 }
 
 std::string Dentry::Path() const {
+  bool reachable;
+  return PathFrom(nullptr, &reachable);
+}
+
+std::string Dentry::PathFrom(const Dentry* root, bool* reachable) const {
   std::vector<const Dentry*> chain;
   const Dentry* d = this;
+  *reachable = root == nullptr;
   while (d != nullptr) {
+    if (d == root) {
+      *reachable = true;
+      break;
+    }
     if (d->parent_ == nullptr) {
       if (d->mountpoint_ == nullptr) break;
       d = d->mountpoint_.get();

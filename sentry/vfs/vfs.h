@@ -216,6 +216,10 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   // Absolute path from the VFS root, e.g. "/usr/bin/ls"; a dentry whose
   // name was removed gets " (deleted)" appended, as Linux's d_path does.
   std::string Path() const;
+  // The path as a task whose root is `root` sees it (d_path against a
+  // chroot): relative to root when the walk up meets it; otherwise the path
+  // from the VFS root, with *reachable set false (getcwd's "(unreachable)").
+  std::string PathFrom(const Dentry* root, bool* reachable) const;
   // Whether the name was unlinked, removed or renamed over (d_unlinked).
   bool deleted() const { return deleted_; }
   // For a nameless file reached through a magic link (a pipe, a terminal):
@@ -318,6 +322,20 @@ class File {
   // The file holds (or held) flock or OFD locks: they go when it does (the
   // release hook, see SetFileReleaseHook).
   void set_uses_locks() { uses_locks_ = true; }
+
+  // fcntl(2)'s per-description settings (Linux's struct fown_struct and
+  // its lease): who is signalled for the file (F_SETOWN, F_SETOWN_EX), with
+  // which signal (F_SETSIG; 0 is SIGIO), and the lease taken (F_SETLEASE).
+  struct Owner {
+    int type = F_OWNER_TID;  // F_OWNER_TID, F_OWNER_PID or F_OWNER_PGRP
+    int id = 0;              // 0: no owner
+  };
+  const Owner& owner() const { return owner_; }
+  void set_owner(Owner o) { owner_ = o; }
+  int owner_signal() const { return owner_signal_; }
+  void set_owner_signal(int sig) { owner_signal_ = sig; }
+  int lease() const { return lease_; }
+  void set_lease(int type) { lease_ = type; }
   // A host descriptor behind this file, for poll-like waiting (stdio); -1 if none.
   virtual int HostFd() const { return -1; }
   // poll(2): the events of `mask` that hold now, plus POLLERR and POLLHUP
@@ -335,6 +353,9 @@ class File {
   DentryRef dentry_;
   int flags_;
   bool uses_locks_ = false;
+  Owner owner_;
+  int owner_signal_ = 0;
+  int lease_ = F_UNLCK;
   off_t offset_ = 0;
   std::vector<Dirent> dir_snapshot_;  // taken when a listing starts at position 0
 };

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 
+#include "sentry/kernel/inotify.h"
 #include "sentry/syscalls/handlers.h"
 
 namespace husk::syscalls {
@@ -27,6 +28,7 @@ Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode) {
                    pn.parent->inode()->Mkdir(pn.name, (mode & 07777 & ~t.fs().umask) | S_IFDIR));
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
+  inotify::NotifyCreate(*pn.parent, pn.name, true);
   return 0L;
 }
 
@@ -67,6 +69,7 @@ Result<long> MknodAt(Task& t, int dirfd, uintptr_t path, mode_t mode, uint64_t d
   }
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
+  inotify::NotifyCreate(*pn.parent, pn.name, false);
   return 0L;
 }
 
@@ -90,6 +93,7 @@ Result<long> UnlinkAt(Task& t, int dirfd, uintptr_t path, bool dir) {
     TRY(pn.parent->inode()->Unlink(pn.name));
   }
   pn.parent->ForgetChild(pn.name);
+  inotify::NotifyRemoved(*pn.parent, pn.name, child, dir);
   return 0L;
 }
 
@@ -142,6 +146,9 @@ Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::Pare
   if (a->mounted() || b->mounted()) return Errno{EBUSY};
   TRY(from.parent->inode()->Exchange(from.name, *to.parent->inode(), to.name));
   from.parent->ExchangeChild(from.name, *to.parent, to.name);
+  // vfs_rename calls fsnotify_move for each side of an exchange.
+  inotify::NotifyRename(*from.parent, from.name, *to.parent, to.name, a, nullptr);
+  inotify::NotifyRename(*to.parent, to.name, *from.parent, from.name, b, nullptr);
   return 0L;
 }
 
@@ -173,6 +180,10 @@ Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintpt
   if (dst.ok() && (*dst)->mounted()) return Errno{EBUSY};
   TRY(from.parent->inode()->Rename(from.name, *to.parent->inode(), to.name));
   from.parent->MoveChild(from.name, *to.parent, to.name);
+  // By reference: the replaced dentry's holders are counted (see NotifyRemoved).
+  vfs::DentryRef none;
+  vfs::DentryRef& replaced = dst.ok() ? *dst : none;
+  inotify::NotifyRename(*from.parent, from.name, *to.parent, to.name, src, replaced);
   return 0L;
 }
 
@@ -186,6 +197,7 @@ Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path
   ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Symlink(pn.name, target));
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
+  inotify::NotifyCreate(*pn.parent, pn.name, false);
   return 0L;
 }
 
@@ -232,6 +244,9 @@ Result<long> LinkAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_
   // The next lookup finds the new name (an overlay shows it as an object
   // of its own, with the same number).
   to.parent->ForgetChild(to.name);
+  // fsnotify_link: the link count's IN_ATTRIB, then the new name's IN_CREATE.
+  inotify::NotifyInode(*src->inode(), IN_ATTRIB);
+  inotify::NotifyCreate(*to.parent, to.name, false);
   return 0L;
 }
 

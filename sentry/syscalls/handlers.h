@@ -101,6 +101,9 @@ HUSK_HANDLER(SysEpollCreate); HUSK_HANDLER(SysEpollCreate1); HUSK_HANDLER(SysEpo
 HUSK_HANDLER(SysEpollWait); HUSK_HANDLER(SysEpollPwait); HUSK_HANDLER(SysEpollPwait2);
 // sys_eventfd.cc
 HUSK_HANDLER(SysEventfd); HUSK_HANDLER(SysEventfd2);
+// sys_inotify.cc
+HUSK_HANDLER(SysInotifyInit); HUSK_HANDLER(SysInotifyInit1); HUSK_HANDLER(SysInotifyAddWatch);
+HUSK_HANDLER(SysInotifyRmWatch);
 // sys_poll.cc
 HUSK_HANDLER(SysPoll); HUSK_HANDLER(SysPpoll); HUSK_HANDLER(SysSelect); HUSK_HANDLER(SysPselect6);
 // sys_time.cc

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 
+#include "sentry/kernel/inotify.h"
 #include "sentry/syscalls/handlers.h"
 
 namespace husk::syscalls {
@@ -29,6 +30,7 @@ Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode)
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
   NotifyDirectory(t, *pn.parent, DN_CREATE);
+  inotify::NotifyCreate(*pn.parent, pn.name, true);
   return 0L;
 }
 
@@ -71,6 +73,7 @@ Result<long> MknodAt(Task& t, int dirfd, uintptr_t path, mode_t mode, uint64_t d
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
   NotifyDirectory(t, *pn.parent, DN_CREATE);
+  inotify::NotifyCreate(*pn.parent, pn.name, false);
   return 0L;
 }
 
@@ -98,6 +101,7 @@ Result<long> UnlinkAt(Task& t, int dirfd, uintptr_t path, bool dir)
   }
   pn.parent->ForgetChild(pn.name);
   NotifyDirectory(t, *pn.parent, DN_DELETE);
+  inotify::NotifyRemoved(*pn.parent, pn.name, child, dir);
   return 0L;
 }
 
@@ -160,6 +164,9 @@ Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::Pare
   TRY(from.parent->inode()->Exchange(from.name, *to.parent->inode(), to.name));
   from.parent->ExchangeChild(from.name, *to.parent, to.name);
   NotifyRename(t, *from.parent, *to.parent);
+  // vfs_rename calls fsnotify_move for each side of an exchange.
+  inotify::NotifyRename(*from.parent, from.name, *to.parent, to.name, a, nullptr);
+  inotify::NotifyRename(*to.parent, to.name, *from.parent, from.name, b, nullptr);
   return 0L;
 }
 
@@ -192,6 +199,10 @@ Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintpt
   TRY(from.parent->inode()->Rename(from.name, *to.parent->inode(), to.name));
   from.parent->MoveChild(from.name, *to.parent, to.name);
   NotifyRename(t, *from.parent, *to.parent);
+  // By reference: the replaced dentry's holders are counted (see NotifyRemoved).
+  vfs::DentryRef none;
+  vfs::DentryRef& replaced = dst.ok() ? *dst : none;
+  inotify::NotifyRename(*from.parent, from.name, *to.parent, to.name, src, replaced);
   return 0L;
 }
 
@@ -210,6 +221,7 @@ Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
   NotifyDirectory(t, *pn.parent, DN_CREATE);
+  inotify::NotifyCreate(*pn.parent, pn.name, false);
   return 0L;
 }
 
@@ -257,6 +269,9 @@ Result<long> LinkAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_
   // of its own, with the same number).
   to.parent->ForgetChild(to.name);
   NotifyDirectory(t, *to.parent, DN_CREATE);
+  // fsnotify_link: the link count's IN_ATTRIB, then the new name's IN_CREATE.
+  inotify::NotifyInode(*src->inode(), IN_ATTRIB);
+  inotify::NotifyCreate(*to.parent, to.name, false);
   return 0L;
 }
 

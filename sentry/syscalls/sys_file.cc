@@ -15,6 +15,7 @@
 
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
 #include "sentry/kernel/file_locks.h"
+#include "sentry/kernel/inotify.h"
 #include "sentry/kernel/pipe.h"
 #include "sentry/syscalls/handlers.h"
 
@@ -109,6 +110,13 @@ Result<long> Long(Result<int> r) {
 Result<long> Long(Result<size_t> r) {
   if (!r.ok()) return Errno{r.error()};
   return static_cast<long>(*r);
+}
+
+// A read that returned data is IN_ACCESS, a write that wrote some IN_MODIFY
+// (fsnotify_access and fsnotify_modify: only when ret > 0).
+Result<long> Notified(const vfs::File& f, Result<long> r, uint32_t event) {
+  if (r.ok() && *r > 0) inotify::NotifyFile(f, event);
+  return r;
 }
 
 // Reads into application memory at addr, at most n bytes, in chunks.
@@ -253,6 +261,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
       ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Create(pn.name, m | S_IFREG));
       TRY(InitOwner(t, *pn.parent->inode(), *inode));
       pn.parent->AddChild(pn.name, inode);
+      inotify::NotifyCreate(*pn.parent, pn.name, false);
       ASSIGN_OR_RETURN(d, pn.parent->Child(pn.name));
       created = true;
       NotifyDirectory(t, *pn.parent, DN_CREATE);
@@ -286,6 +295,11 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     ASSIGN_OR_RETURN(file, inode->Open(flags & ~O_CLOEXEC));
   }
   if (file->dentry() == nullptr) file->set_dentry(d);
+  if (!(flags & O_PATH)) {
+    // fsnotify_open, and fsnotify_close when the description goes.
+    file->set_notify_close();
+    inotify::NotifyFile(*file, IN_OPEN);
+  }
   // Filesystems may truncate in Open already (tmpfs, overlay); this keeps
   // O_TRUNC right for those that do not, at the cost of a no-op there.
   if ((flags & O_TRUNC) && !created && inode->IsRegular() && acc != O_RDONLY) {
@@ -293,6 +307,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     a.set_size = true;
     a.size = 0;
     TRY(file->inode()->SetAttributes(a));
+    inotify::NotifyFile(*file, IN_MODIFY);  // handle_truncate's notify_change
   }
   if ((flags & O_TRUNC) && !created) TRY(DropPrivs(t, *file->inode()));
   return Long(t.fds().Add(std::move(file), (flags & O_CLOEXEC) != 0));
@@ -354,7 +369,7 @@ SyscallResult SysRead(Task& t, const Args& a) {
     char none;
     return Long(f->Read(&none, 0));
   }
-  return ReadInto(t, f, a.Ptr(1), a.Size(2), false, 0);
+  return Notified(*f, ReadInto(t, f, a.Ptr(1), a.Size(2), false, 0), IN_ACCESS);
 }
 
 SyscallResult SysWrite(Task& t, const Args& a) {
@@ -364,7 +379,7 @@ SyscallResult SysWrite(Task& t, const Args& a) {
     char none = 0;
     return Long(f->Write(&none, 0));
   }
-  return RaiseSigpipe(t, WriteFrom(t, f, a.Ptr(1), a.Size(2), false, 0));
+  return Notified(*f, RaiseSigpipe(t, WriteFrom(t, f, a.Ptr(1), a.Size(2), false, 0)), IN_MODIFY);
 }
 
 SyscallResult SysPread64(Task& t, const Args& a) {
@@ -373,7 +388,7 @@ SyscallResult SysPread64(Task& t, const Args& a) {
   if (!f->readable()) return Errno{EBADF};
   if (f->inode()->Stream() || f->HostFd() >= 0) return Errno{ESPIPE};
   if (a.Size(2) == 0) return 0L;
-  return ReadInto(t, f, a.Ptr(1), a.Size(2), true, a.U(3));
+  return Notified(*f, ReadInto(t, f, a.Ptr(1), a.Size(2), true, a.U(3)), IN_ACCESS);
 }
 
 SyscallResult SysPwrite64(Task& t, const Args& a) {
@@ -382,7 +397,7 @@ SyscallResult SysPwrite64(Task& t, const Args& a) {
   if (!f->writable()) return Errno{EBADF};
   if (f->inode()->Stream() || f->HostFd() >= 0) return Errno{ESPIPE};
   if (a.Size(2) == 0) return 0L;
-  return WriteFrom(t, f, a.Ptr(1), a.Size(2), true, a.U(3));
+  return Notified(*f, WriteFrom(t, f, a.Ptr(1), a.Size(2), true, a.U(3)), IN_MODIFY);
 }
 
 namespace {
@@ -427,13 +442,13 @@ Result<long> Vectored(Task& t, const Args& a, bool write, bool positional, int64
     auto r = write ? WriteFrom(t, f, v.base, v.len, positional, pos + total)
                    : ReadInto(t, f, v.base, v.len, positional, pos + total);
     if (!r.ok()) {
-      if (total > 0) return total;
+      if (total > 0) break;
       return write ? RaiseSigpipe(t, r) : r;
     }
     total += *r;
     if (static_cast<uint64_t>(*r) < v.len) break;
   }
-  return total;
+  return Notified(*f, total, write ? IN_MODIFY : IN_ACCESS);
 }
 
 }  // namespace
@@ -832,6 +847,7 @@ SyscallResult SysFallocate(Task& t, const Args& a) {
     return Errno{EFBIG};
   }
   TRY(f->inode()->Allocate(mode, static_cast<uint64_t>(offset), static_cast<uint64_t>(len)));
+  inotify::NotifyFile(*f, IN_MODIFY);
   return 0L;
 }
 
@@ -873,6 +889,7 @@ SyscallResult SysFtruncate(Task& t, const Args& a) {
   attr.set_size = true;
   attr.size = a.U(1);
   TRY(f->inode()->SetAttributes(attr));
+  inotify::NotifyFile(*f, IN_MODIFY);
   return 0L;
 }
 
@@ -892,6 +909,8 @@ SyscallResult SysTruncate(Task& t, const Args& a) {
   attr.set_size = true;
   attr.size = a.U(1);
   TRY(f->inode()->SetAttributes(attr));
+  // The path's object, not the file opened for it (which has no name of its own).
+  inotify::NotifyDentry(*d, IN_MODIFY);
   return 0L;
 }
 
@@ -924,6 +943,8 @@ Result<long> Getdents(Task& t, const Args& a, bool legacy)
                      used += reclen(e);
                      return true;
                    }));
+  // iterate_dir reports IN_ACCESS whatever the listing returned.
+  inotify::NotifyFile(*f, IN_ACCESS);
   // Linux: EINVAL when the buffer cannot hold the next entry at all.
   if (batch.empty() && refused) return Errno{EINVAL};
   ASSIGN_OR_RETURN(off_t pos, f->Seek(0, SEEK_CUR));
@@ -1007,6 +1028,10 @@ SyscallResult SysSendfile(Task& t, const Args& a) {
     }
     done += *w;
     if (*w < *r || want < chunk) break;  // short, or cut at RLIMIT_FSIZE
+  }
+  if (done > 0) {
+    inotify::NotifyFile(*in, IN_ACCESS);
+    inotify::NotifyFile(*out, IN_MODIFY);
   }
   if (use_off) {
     off += static_cast<int64_t>(done);

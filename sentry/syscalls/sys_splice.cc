@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "sentry/kernel/inotify.h"
 #include "sentry/kernel/pipe.h"
 #include "sentry/syscalls/handlers.h"
 
@@ -224,6 +225,11 @@ SyscallResult SysSplice(Task& t, const Args& a) {
     r = FileToPipe(t, *in, *out, off_in, len, flags);
   }
   ASSIGN_OR_RETURN(long done, Finish(t, r));
+  if (done > 0) {
+    // do_splice: fsnotify_access on the source, fsnotify_modify on the sink.
+    inotify::NotifyFile(*in, IN_ACCESS);
+    inotify::NotifyFile(*out, IN_MODIFY);
+  }
   if (off_out) TRY(t.CopyOutObj(off_out_addr, *off_out));
   if (off_in) TRY(t.CopyOutObj(off_in_addr, *off_in));
   return done;
@@ -346,6 +352,8 @@ SyscallResult SysCopyFileRange(Task& t, const Args& a) {
     if (*r < want || *w < *r) break;
   }
   if (done == 0) return 0L;
+  inotify::NotifyFile(*in, IN_ACCESS);
+  inotify::NotifyFile(*out, IN_MODIFY);
   // The offsets move by what was copied: the pointers', else the files'. A
   // pointer that cannot be written is EFAULT, though the data was copied.
   Result<long> ret = static_cast<long>(done);

@@ -5,6 +5,7 @@
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
 
+#include "sentry/kernel/inotify.h"
 #include "sentry/syscalls/handlers.h"
 #include "sentry/time/sandbox_clock.h"
 
@@ -67,6 +68,11 @@ Result<long> Chmod(Task& t, vfs::Inode& inode, uint64_t mode) {
   return 0L;
 }
 
+// Whether chown's ids change anything (else notify_change reports nothing).
+bool ChangesOwner(uint64_t uid, uint64_t gid) {
+  return static_cast<uint32_t>(uid) != UINT32_MAX || static_cast<uint32_t>(gid) != UINT32_MAX;
+}
+
 // chown_common(): -1 leaves an id unchanged (chown(2)).
 Result<long> Chown(Task& t, vfs::Inode& inode, uint64_t uid, uint64_t gid) {
   ASSIGN_OR_RETURN(struct stat st, inode.Stat());
@@ -83,7 +89,9 @@ Result<long> Chown(Task& t, vfs::Inode& inode, uint64_t uid, uint64_t gid) {
 Result<long> ChmodAt(Task& t, int dirfd, uintptr_t path_addr, uint64_t mode) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, true, false));
-  return Chmod(t, *d->inode(), mode);
+  TRY(Chmod(t, *d->inode(), mode));
+  inotify::NotifyDentry(*d, IN_ATTRIB);
+  return 0L;
 }
 
 Result<long> ChownAt(Task& t, int dirfd, uintptr_t path_addr, uint64_t uid, uint64_t gid,
@@ -92,7 +100,9 @@ Result<long> ChownAt(Task& t, int dirfd, uintptr_t path_addr, uint64_t uid, uint
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
                                                (flags & AT_EMPTY_PATH) != 0));
-  return Chown(t, *d->inode(), uid, gid);
+  TRY(Chown(t, *d->inode(), uid, gid));
+  if (ChangesOwner(uid, gid)) inotify::NotifyDentry(*d, IN_ATTRIB);
+  return 0L;
 }
 
 }  // namespace
@@ -194,6 +204,10 @@ SyscallResult SysChmod(Task& t, const Args& a) { return ChmodAt(t, AT_FDCWD, a.P
 SyscallResult SysFchmod(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
   return Chmod(t, *f->inode(), a.U(1));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
+  TRY(Chmod(t, *f->inode(), a.U(1)));
+  inotify::NotifyFile(*f, IN_ATTRIB);
+  return 0L;
 }
 SyscallResult SysFchmodat(Task& t, const Args& a) { return ChmodAt(t, a.Int(0), a.Ptr(1), a.U(2)); }
 SyscallResult SysChown(Task& t, const Args& a) {
@@ -205,6 +219,10 @@ SyscallResult SysLchown(Task& t, const Args& a) {
 SyscallResult SysFchown(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
   return Chown(t, *f->inode(), a.U(1), a.U(2));
+  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
+  TRY(Chown(t, *f->inode(), a.U(1), a.U(2)));
+  if (ChangesOwner(a.U(1), a.U(2))) inotify::NotifyFile(*f, IN_ATTRIB);
+  return 0L;
 }
 SyscallResult SysFchownat(Task& t, const Args& a) {
   return ChownAt(t, a.Int(0), a.Ptr(1), a.U(2), a.U(3), a.Int(4));
@@ -248,6 +266,13 @@ SyscallResult SysUtimensat(Task& t, const Args& a) {
                                                (flags & AT_EMPTY_PATH) != 0));
   TRY(vfs::CheckUtimes(t.FsCreds(), *d->inode(), touch));
   TRY(d->inode()->SetAttributes(attr));
+  // fsnotify_change: both times are IN_ATTRIB (a utime call), one alone
+  // IN_ACCESS or IN_MODIFY.
+  if (attr.set_atime && attr.set_mtime) {
+    inotify::NotifyDentry(*d, IN_ATTRIB);
+  } else {
+    inotify::NotifyDentry(*d, attr.set_atime ? IN_ACCESS : IN_MODIFY);
+  }
   return 0L;
 }
 

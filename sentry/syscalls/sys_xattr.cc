@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "sentry/kernel/inotify.h"
 #include "sentry/syscalls/handlers.h"
 
 namespace husk::syscalls {
@@ -69,15 +70,28 @@ Status CheckNamespace(const std::string& name) {
 // follow) or kByFd.
 enum class Where { kByPath, kByLink, kByFd };
 
-Result<vfs::InodeRef> Target(Task& t, Where where, uint64_t arg) {
+// dentry: where the inode was found (null for a file without a name), for
+// the IN_ATTRIB a change reports.
+Result<vfs::InodeRef> Target(Task& t, Where where, uint64_t arg, vfs::DentryRef* dentry = nullptr) {
   if (where == Where::kByFd) {
     ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(static_cast<int>(arg)));
     if (f->flags() & O_PATH) return Errno{EBADF};
+    if (dentry != nullptr) *dentry = f->dentry();
     return f->inode();
   }
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(arg));
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, where == Where::kByPath, false));
+  if (dentry != nullptr) *dentry = d;
   return d->inode();
+}
+
+// fsnotify_xattr: a changed attribute is IN_ATTRIB.
+void NotifyXattr(const vfs::DentryRef& d, vfs::Inode& inode) {
+  if (d != nullptr) {
+    inotify::NotifyDentry(*d, IN_ATTRIB);
+  } else {
+    inotify::NotifyInode(inode, IN_ATTRIB);
+  }
 }
 
 Result<long> Get(Task& t, Where where, const Args& a) {
@@ -101,10 +115,12 @@ Result<long> Set(Task& t, Where where, const Args& a) {
   if (size > kXattrSizeMax) return Errno{E2BIG};
   std::string value(size, '\0');
   if (size > 0) TRY(t.CopyIn(a.Ptr(2), value.data(), size));
-  ASSIGN_OR_RETURN(vfs::InodeRef inode, Target(t, where, a.U(0)));
+  vfs::DentryRef d;
+  ASSIGN_OR_RETURN(vfs::InodeRef inode, Target(t, where, a.U(0), &d));
   TRY(XattrPermission(t, *inode, name, vfs::kMayWrite));
   TRY(CheckNamespace(name));
   TRY(inode->SetXattr(name, value, flags));
+  NotifyXattr(d, *inode);
   return 0L;
 }
 
@@ -126,10 +142,12 @@ Result<long> List(Task& t, Where where, const Args& a) {
 
 Result<long> Remove(Task& t, Where where, const Args& a) {
   ASSIGN_OR_RETURN(std::string name, CopyInName(t, a.Ptr(1)));
-  ASSIGN_OR_RETURN(vfs::InodeRef inode, Target(t, where, a.U(0)));
+  vfs::DentryRef d;
+  ASSIGN_OR_RETURN(vfs::InodeRef inode, Target(t, where, a.U(0), &d));
   TRY(XattrPermission(t, *inode, name, vfs::kMayWrite));
   TRY(CheckNamespace(name));
   TRY(inode->RemoveXattr(name));
+  NotifyXattr(d, *inode);
   return 0L;
 }
 

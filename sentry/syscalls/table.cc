@@ -40,6 +40,10 @@ struct Table {
     Set(SYS_pselect6, SysPselect6, {kInt, kPtr, kPtr, kPtr, kPtr, kPtr});
     Set(SYS_eventfd, SysEventfd, {kInt});
     Set(SYS_eventfd2, SysEventfd2, {kInt, kHex});
+    Set(SYS_inotify_init, SysInotifyInit, {});
+    Set(SYS_inotify_init1, SysInotifyInit1, {kHex});
+    Set(SYS_inotify_add_watch, SysInotifyAddWatch, {kFd, kPath, kHex});
+    Set(SYS_inotify_rm_watch, SysInotifyRmWatch, {kFd, kInt});
     Set(SYS_timerfd_create, SysTimerfdCreate, {kInt, kHex});
     Set(SYS_timerfd_settime, SysTimerfdSettime, {kFd, kHex, kPtr, kPtr});
     Set(SYS_timerfd_gettime, SysTimerfdGettime, {kFd, kPtr});

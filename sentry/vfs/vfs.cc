@@ -97,7 +97,16 @@ void PurgeExpired(DentryCacheState& s) {
 
 }  // namespace
 
+namespace {
+std::atomic<void (*)(Inode&)> g_dentry_release_hook{nullptr};
+}  // namespace
+
+void SetDentryReleaseHook(void (*hook)(Inode&)) { g_dentry_release_hook.store(hook); }
+
 Dentry::~Dentry() {
+  if (notify_release_ && inode_ != nullptr) {
+    if (auto hook = g_dentry_release_hook.load()) hook(*inode_);
+  }
   for (auto& [name, child] : children_) DeferRelease(std::move(child));
   DeferRelease(std::move(mounted_));
   DeferRelease(std::move(mountpoint_));
@@ -492,11 +501,16 @@ Result<std::vector<Dirent>> File::ReadDirBatch(size_t max_entries_hint,
 
 namespace {
 std::atomic<void (*)(const File&)> g_release_hook{nullptr};
+std::atomic<void (*)(const File&)> g_close_hook{nullptr};
 }  // namespace
 
 void SetFileReleaseHook(void (*hook)(const File&)) { g_release_hook.store(hook); }
+void SetFileCloseHook(void (*hook)(const File&)) { g_close_hook.store(hook); }
 
 File::~File() {
+  if (notify_close_) {
+    if (auto hook = g_close_hook.load()) hook(*this);
+  }
   if (uses_locks_) {
     if (auto hook = g_release_hook.load()) hook(*this);
   }

@@ -226,6 +226,11 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   // the open file description that opening this dentry shares.
   const std::shared_ptr<File>& magic_file() const { return magic_file_; }
   void set_magic_file(std::shared_ptr<File> f) { magic_file_ = std::move(f); }
+  // The name was removed while something still used the dentry (an open
+  // file, a working directory): the release hook (SetDentryReleaseHook) runs
+  // when the last reference goes, as Linux reports IN_DELETE_SELF from the
+  // final dput of an unlinked dentry.
+  void set_notify_release() { notify_release_ = true; }
 
   // Dentries form cycles (a child holds its parent; the parent's cache and
   // mount hold the children). The owner of a tree (the kernel, a test)
@@ -252,6 +257,7 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   bool deleted_ = false;
   std::shared_ptr<File> magic_file_;
   uint64_t last_used_ = 0;  // a tick of the dentry cache's clock
+  bool notify_release_ = false;
 };
 using DentryRef = std::shared_ptr<Dentry>;
 
@@ -336,6 +342,9 @@ class File {
   void set_owner_signal(int sig) { owner_signal_ = sig; }
   int lease() const { return lease_; }
   void set_lease(int type) { lease_ = type; }
+  // The file was opened by open(2): its last close is reported (the close
+  // hook, see SetFileCloseHook), as Linux's __fput calls fsnotify_close.
+  void set_notify_close() { notify_close_ = true; }
   // A host descriptor behind this file, for poll-like waiting (stdio); -1 if none.
   virtual int HostFd() const { return -1; }
   // poll(2): the events of `mask` that hold now, plus POLLERR and POLLHUP
@@ -356,6 +365,7 @@ class File {
   Owner owner_;
   int owner_signal_ = 0;
   int lease_ = F_UNLCK;
+  bool notify_close_ = false;
   off_t offset_ = 0;
   std::vector<Dirent> dir_snapshot_;  // taken when a listing starts at position 0
 };
@@ -363,6 +373,11 @@ class File {
 // What runs when an open file description that held locks goes (the
 // kernel's file-lock table sets it).
 void SetFileReleaseHook(void (*hook)(const File&));
+// What runs when an open file description marked set_notify_close goes, and
+// when a dentry marked set_notify_release goes (with its inode); inotify sets
+// both.
+void SetFileCloseHook(void (*hook)(const File&));
+void SetDentryReleaseHook(void (*hook)(Inode&));
 
 // Per-task filesystem context.
 struct FsContext {

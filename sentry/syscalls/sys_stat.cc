@@ -203,8 +203,6 @@ SyscallResult SysFstatfs(Task& t, const Args& a) {
 SyscallResult SysChmod(Task& t, const Args& a) { return ChmodAt(t, AT_FDCWD, a.Ptr(0), a.U(1)); }
 SyscallResult SysFchmod(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
-  return Chmod(t, *f->inode(), a.U(1));
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   TRY(Chmod(t, *f->inode(), a.U(1)));
   inotify::NotifyFile(*f, IN_ATTRIB);
   return 0L;
@@ -218,8 +216,6 @@ SyscallResult SysLchown(Task& t, const Args& a) {
 }
 SyscallResult SysFchown(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
-  return Chown(t, *f->inode(), a.U(1), a.U(2));
-  ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   TRY(Chown(t, *f->inode(), a.U(1), a.U(2)));
   if (ChangesOwner(a.U(1), a.U(2))) inotify::NotifyFile(*f, IN_ATTRIB);
   return 0L;
@@ -258,6 +254,9 @@ SyscallResult SysUtimensat(Task& t, const Args& a) {
     ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
     TRY(vfs::CheckUtimes(t.FsCreds(), *f->inode(), touch));
     TRY(f->inode()->SetAttributes(attr));
+    inotify::NotifyFile(*f, attr.set_atime && attr.set_mtime ? IN_ATTRIB
+                            : attr.set_atime                 ? IN_ACCESS
+                                                             : IN_MODIFY);
     return 0L;
   }
   if (a.Ptr(1) == 0) return Errno{EFAULT};

@@ -22,9 +22,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <sys/stat.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -114,7 +114,7 @@ int Read(const char* path) {
 }
 
 int Stat(const char* path, long n) {
-  struct stat st{};
+  struct stat st {};
   double t0 = NowNs();
   for (long i = 0; i < n; i++) {
     if (stat(path, &st) != 0) Fail(path);

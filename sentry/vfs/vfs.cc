@@ -589,9 +589,8 @@ Result<DentryRef> WalkComponents(const FsContext& fs, const Creds& creds, Dentry
       // A miss with more to walk: let the filesystem resolve the rest of
       // the plain names in one go.
       std::vector<std::string> ahead;
-      for (size_t j = i; j < parts.size() && parts[j] != "." && parts[j] != ".." &&
-                         parts[j].size() <= 255;
-           j++) {
+      for (size_t j = i;
+           j < parts.size() && parts[j] != "." && parts[j] != ".." && parts[j].size() <= 255; j++) {
         ahead.push_back(parts[j]);
       }
       if (ahead.size() > 1) cur->inode()->Prefetch(ahead);

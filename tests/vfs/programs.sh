@@ -1,0 +1,24 @@
+#!/bin/sh
+# Issue 13's programs (sqlite3 in WAL mode, Python's sqlite3, flock, ln, mkfifo, cp -a with
+# xattrs, tar, git, gcc, find, compileall) give the same output inside `husk do` as natively.
+#
+#   programs.sh HUSK
+set -eu
+husk=$1
+here=$(cd "$(dirname "$0")" && pwd)
+for tool in sqlite3 gcc git tar flock; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
+done
+native_dir=$(mktemp -d /var/tmp/husk-programs.XXXXXX)
+out=$(mktemp -d /var/tmp/husk-programs-out.XXXXXX)
+trap 'rm -rf "$native_dir" "$out"' EXIT
+sh "$here/scenarios.sh" "$native_dir" >"$out/native" 2>&1
+# Inside, the work directory is the sandbox's own /tmp (sentry memory).
+"$husk" do -- sh -c 'd=$(mktemp -d /tmp/w.XXXXXX) && sh "$1" "$d"' sh "$here/scenarios.sh" \
+  >"$out/husk" 2>&1
+if diff -u "$out/native" "$out/husk"; then
+  echo "PASS: $(grep -c '^==' "$out/native") programs, identical output"
+else
+  echo "FAIL: the outputs differ (native -, husk +)"
+  exit 1
+fi

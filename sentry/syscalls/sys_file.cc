@@ -613,12 +613,15 @@ void SignalOwner(Kernel& k, vfs::File& f, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
   if (o.type == F_OWNER_PGRP) {
     for (int pid : k.Pids()) {
       std::shared_ptr<Task> p = k.FindTask(pid);
-      if (p != nullptr && p->tg().pgid == o.id && !p->tg().zombie) p->SendProcessSignal(info);
+      if (p == nullptr) continue;
+      p->kernel().mu.AssertHeld();  // one kernel, one lock
+      if (p->tg().pgid == o.id && !p->tg().zombie) p->SendProcessSignal(info);
     }
     return;
   }
   std::shared_ptr<Task> target = k.FindTask(o.id);
   if (target == nullptr) return;
+  target->kernel().mu.AssertHeld();  // one kernel, one lock
   if (o.type == F_OWNER_TID) {
     target->SendSignal(info);
   } else {

@@ -255,10 +255,20 @@ class GoferInode : public vfs::Inode {
 
   Result<std::vector<vfs::Dirent>> ReadDir() override {
     if (!IsDir()) return Errno{ENOTDIR};
+    // A read-only tree's directory never changes: its listing is kept for
+    // as long as the inode lives (the dentry cache bounds how many do).
+    if (!mount_->writable) {
+      absl::MutexLock l(&mu_);
+      if (listing_ != nullptr) return *listing_;
+    }
     ASSIGN_OR_RETURN(std::vector<gofer::DirEntry> entries, mount_->client->ReadDir(fid_));
     std::vector<vfs::Dirent> out;
     out.reserve(entries.size());
     for (auto& e : entries) out.push_back(vfs::Dirent{std::move(e.name), e.ino, e.type});
+    if (!mount_->writable) {
+      absl::MutexLock l(&mu_);
+      listing_ = std::make_shared<const std::vector<vfs::Dirent>>(out);
+    }
     return out;
   }
 
@@ -538,6 +548,8 @@ class GoferInode : public vfs::Inode {
   absl::Mutex mu_;
   gofer::Attr attr_ ABSL_GUARDED_BY(mu_);
   bool stale_ ABSL_GUARDED_BY(mu_) = false;                // attr_ to be fetched again
+  // A read-only directory's listing, after the first ReadDir.
+  std::shared_ptr<const std::vector<vfs::Dirent>> listing_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<FileCache> cache_ ABSL_GUARDED_BY(mu_);  // made on the first mapping
   std::shared_ptr<Backing> backing_ ABSL_GUARDED_BY(mu_);  // a writable cache's
 };

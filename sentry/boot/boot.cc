@@ -151,12 +151,11 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
     vfs::InodeRef fs;
     vfs::MountSpec spec;
   };
+  std::shared_ptr<procfs::ProcProvider> provider = NewKernelProcProvider(k);
   StandardMount mounts[] = {
       {"tmp", tmpfs::NewTmpfsRoot(01777), {"tmpfs", "tmpfs", "rw,nosuid,nodev"}},
       {"dev", devfs::NewDevRoot(), {"tmpfs", "tmpfs", "rw,nosuid,mode=755"}},
-      {"proc",
-       procfs::NewProcRoot(NewKernelProcProvider(k)),
-       {"proc", "proc", "rw,nosuid,nodev,noexec,relatime"}},
+      {"proc", procfs::NewProcRoot(provider), {"proc", "proc", "rw,nosuid,nodev,noexec,relatime"}},
       {"sys", NewSysRoot(k.cpus), {"sysfs", "sysfs", "ro,nosuid,nodev,noexec,relatime"}},
   };
   // Started from inside the host's /tmp (a build tree there, say), the
@@ -174,6 +173,11 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
     }
     (*point)->Mount(m.fs, m.spec);
   }
+  // The sandbox's cgroup, on the sysfs directory made for it: cgroup v2
+  // only, read-only, as a container with its own cgroup namespace sees it.
+  ASSIGN_OR_RETURN(vfs::DentryRef cgroup, MakeMountpoint(root, "/sys/fs/cgroup"));
+  cgroup->Mount(procfs::NewCgroupRoot(provider),
+                {"cgroup2", "cgroup2", "ro,nosuid,nodev,noexec,relatime"});
   return root;
 }
 

@@ -448,8 +448,52 @@ class KernelProcProvider : public procfs::ProcProvider {
         total_kb, total_kb - used_kb, total_kb - used_kb);
   }
   std::string CpuInfo() override { return k_.cpuinfo; }
-  std::string Hostname() override { return k_.hostname; }
-  std::string Domainname() override { return k_.domainname; }
+  std::string Hostname() override { return Uts().hostname; }
+  std::string Domainname() override { return Uts().domainname; }
+  Status SetHostname(const std::string& name) override {
+    Uts().hostname = name;
+    return Ok();
+  }
+  Status SetDomainname(const std::string& name) override {
+    Uts().domainname = name;
+    return Ok();
+  }
+  // The sandbox's cgroup: its memory limit and account, memory.stat's
+  // split summed over the address spaces (file pages that no process maps,
+  // the page cache's and tmpfs's, fall to "file"), and the CPU time of
+  // every task and of the children they waited for.
+  procfs::CgroupUsage Cgroup() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    procfs::CgroupUsage u;
+    u.memory_max = k_.MemoryTotal();
+    u.memory_current = k_.MemoryUsed();
+    uint64_t anon = 0, shmem = 0, mapped = 0;
+    CpuTimes cpu;
+    for (int pid : k_.Pids()) {
+      std::shared_ptr<Task> leader = k_.FindTask(pid);
+      if (leader == nullptr) continue;
+      if (MemoryManager* mm = leader->mm_if_any()) {
+        const MemoryUsage m = mm->Usage();
+        anon += m.rss_anon * kPageSize;
+        shmem += m.rss_shmem * kPageSize;
+        mapped += m.rss_file * kPageSize;
+      }
+      for (int tid : k_.Tids(pid)) {
+        std::shared_ptr<Task> t = k_.FindTask(tid);
+        if (t == nullptr) continue;
+        const CpuTimes times = TaskTimes(*t);
+        cpu.user += times.user + t->cpu.children.user;
+        cpu.system += times.system + t->cpu.children.system;
+      }
+    }
+    u.anon = std::min(anon, u.memory_current);
+    u.shmem = std::min(shmem, u.memory_current - u.anon);
+    u.file = u.memory_current - u.anon;
+    u.file_mapped = std::min(mapped, u.file);
+    u.cpu_user_us = static_cast<uint64_t>(std::max<int64_t>(cpu.user, 0)) / 1000;
+    u.cpu_system_us = static_cast<uint64_t>(std::max<int64_t>(cpu.system, 0)) / 1000;
+    u.cpu_usage_us = u.cpu_user_us + u.cpu_system_us;
+    return u;
+  }
   std::string Release() override { return kHuskRelease; }
   std::string Version() override { return kHuskVersion; }
   // The sandbox's CLOCK_BOOTTIME, in hundredths as Linux prints it (and
@@ -483,6 +527,13 @@ class KernelProcProvider : public procfs::ProcProvider {
     std::string out(end - start, '\0');
     out.resize(mm.CopyInPartial(start, out.data(), out.size()));
     return out;
+  }
+
+  // The calling task's UTS namespace (the first one for a caller that is
+  // no task).
+  UtsNamespace& Uts() {
+    Task* t = Kernel::Current();
+    return t != nullptr ? t->uts() : *k_.init_uts;
   }
 
   Result<Task*> Find(int pid) ABSL_NO_THREAD_SAFETY_ANALYSIS {

@@ -32,10 +32,19 @@ void Task::CopyProcessControl(Task& child) const {
   }
 }
 
+namespace {
+
+constexpr uint64_t kNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
+                                 CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
+// The namespaces husk makes. A new cgroup namespace is rooted at the
+// caller's cgroup, and every task is in the sandbox's one cgroup, which its
+// namespace already shows as "/": it changes nothing that can be seen.
+constexpr uint64_t kSupportedNamespaces = CLONE_NEWUTS | CLONE_NEWCGROUP;
+
+}  // namespace
+
 Result<long> Task::Clone(const CloneArgs& a) {
   const uint64_t flags = a.flags;
-  constexpr uint64_t kNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
-                                   CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
   // copy_process's argument checks, in its order.
   if ((flags & (CLONE_NEWNS | CLONE_FS)) == (CLONE_NEWNS | CLONE_FS)) return Errno{EINVAL};
   if ((flags & (CLONE_NEWUSER | CLONE_FS)) == (CLONE_NEWUSER | CLONE_FS)) return Errno{EINVAL};
@@ -49,8 +58,8 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if ((flags & CLONE_PIDFD) && (flags & (CLONE_PARENT_SETTID | CLONE_THREAD))) {
     return Errno{EINVAL};
   }
-  // Namespaces are not implemented (yet): refused and counted.
-  if (flags & kNamespaces) {
+  // The other namespaces are not implemented (yet): refused and counted.
+  if (flags & kNamespaces & ~kSupportedNamespaces) {
     kernel().CountUnimplemented(SYS_clone);
     return Errno{ENOSYS};
   }
@@ -60,6 +69,8 @@ Result<long> Task::Clone(const CloneArgs& a) {
       kernel().CountTasksOfUser(uid) >= tg_->rlimits[RLIMIT_NPROC].rlim_cur) {
     return Errno{EAGAIN};
   }
+  // copy_namespaces(): a new namespace needs CAP_SYS_ADMIN.
+  if ((flags & kNamespaces) && !Capable(CAP_SYS_ADMIN)) return Errno{EPERM};
   const bool thread = (flags & CLONE_THREAD) != 0;
   const int tid = kernel().AllocatePid();
   auto child = std::make_shared<Task>(kernel_, tid);
@@ -89,6 +100,8 @@ Result<long> Task::Clone(const CloneArgs& a) {
       }
     }
   }
+  // CLONE_NEWUTS: the child's names start as a copy of ours.
+  child->uts_ = (flags & CLONE_NEWUTS) ? std::make_shared<UtsNamespace>(*uts_) : uts_;
   child->uid = uid, child->euid = euid, child->suid = suid, child->fsuid = fsuid;
   child->gid = gid, child->egid = egid, child->sgid = sgid, child->fsgid = fsgid;
   child->groups = groups;
@@ -175,6 +188,48 @@ Result<long> Task::Clone(const CloneArgs& a) {
     PtraceEvent(PTRACE_EVENT_VFORK_DONE, PTRACE_O_TRACEVFORKDONE, static_cast<uint64_t>(tid));
   }
   return static_cast<long>(tid);
+}
+
+// unshare(2) (ksys_unshare): the checks of check_unshare_flags, then what
+// is copied (the filesystem context, the descriptor table), then the new
+// namespaces, which need CAP_SYS_ADMIN; nothing changes unless all succeed.
+Status Task::Unshare(uint64_t flags) {
+  // What one flag implies of the others.
+  if (flags & CLONE_NEWUSER) flags |= CLONE_THREAD | CLONE_FS;
+  if (flags & CLONE_VM) flags |= CLONE_SIGHAND;
+  if (flags & CLONE_SIGHAND) flags |= CLONE_THREAD;
+  if (flags & CLONE_NEWNS) flags |= CLONE_FS;
+  constexpr uint64_t kAllowed = CLONE_THREAD | CLONE_FS | CLONE_NEWNS | CLONE_SIGHAND | CLONE_VM |
+                                CLONE_FILES | CLONE_SYSVSEM | CLONE_NEWUTS | CLONE_NEWIPC |
+                                CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWCGROUP |
+                                CLONE_NEWTIME;
+  if (flags & ~kAllowed) return Errno{EINVAL};
+  // Threads, handlers and memory cannot be unshared, only kept when they
+  // are not shared already.
+  if (flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)) {
+    size_t live = 0;
+    for (const Task* thread : tg_->threads) live += thread->exiting_ ? 0 : 1;
+    if (live > 1) return Errno{EINVAL};
+  }
+  if ((flags & (CLONE_SIGHAND | CLONE_VM)) && sighand_.use_count() > 1) return Errno{EINVAL};
+  if ((flags & CLONE_VM) && mm_ != nullptr && mm_.use_count() > 1) return Errno{EINVAL};
+  // CLONE_SYSVSEM: there are no System V semaphores, so no undo list to
+  // leave.
+  // unshare_userns(): user namespaces are not implemented (Linux without
+  // CONFIG_USER_NS answers EINVAL).
+  if (flags & CLONE_NEWUSER) return Errno{EINVAL};
+  // unshare_nsproxy_namespaces().
+  constexpr uint64_t kNewNamespaces = kNamespaces | CLONE_NEWTIME;
+  if ((flags & kNewNamespaces) && !Capable(CAP_SYS_ADMIN)) return Errno{EPERM};
+  // create_new_namespaces(): the mount, IPC, network, PID and time
+  // namespaces are not implemented: EINVAL, as from a kernel built without
+  // them.
+  if (flags & kNewNamespaces & ~kSupportedNamespaces) return Errno{EINVAL};
+
+  if ((flags & CLONE_FS) && fs_.use_count() > 1) fs_ = std::make_shared<vfs::FsContext>(*fs_);
+  if ((flags & CLONE_FILES) && fds_.use_count() > 1) fds_ = std::make_shared<FdTable>(*fds_);
+  if (flags & CLONE_NEWUTS) uts_ = std::make_shared<UtsNamespace>(*uts_);
+  return Ok();
 }
 
 }  // namespace husk

@@ -197,6 +197,16 @@ class ThreadGroup {
   WaitQueue exit_events;  // POLLIN when the process has ended (pidfd poll)
 };
 
+// A UTS namespace (uts_namespaces(7)): the names uname(2) reports, which
+// sethostname(2), setdomainname(2) and /proc/sys/kernel/{hostname,domainname}
+// change. Tasks share one until unshare(CLONE_NEWUTS) or clone(CLONE_NEWUTS)
+// gives a task a copy of its own (Linux's nsproxy->uts_ns, per task). Under
+// the kernel lock.
+struct UtsNamespace {
+  std::string hostname = "husk";
+  std::string domainname = "(none)";
+};
+
 class Kernel {
  public:
   Kernel(platform::Platform& platform, MemoryFile& mf) : platform_(platform), mf_(mf) {}
@@ -218,8 +228,8 @@ class Kernel {
   RealTimers real_timers{*this};    // ITIMER_REAL of every process
   PosixTimers posix_timers{*this};  // timer_create(2) timers of every process
   FutexTable futexes;               // tasks in futex(2) waits
-  std::string hostname = "husk";
-  std::string domainname = "(none)";
+  // The first UTS namespace: task 1's, and every task's that made no other.
+  std::shared_ptr<UtsNamespace> init_uts = std::make_shared<UtsNamespace>();
   std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
   int cpus = 1;         // the processors cpuinfo lists: the sandbox's CPUs are 0..cpus-1
   bool strace = false;
@@ -300,7 +310,8 @@ class Task {
         tg_(std::make_shared<ThreadGroup>(tid)),
         fds_(std::make_shared<FdTable>()),
         fs_(std::make_shared<vfs::FsContext>()),
-        sighand_(std::make_shared<SignalHandlers>()) {
+        sighand_(std::make_shared<SignalHandlers>()),
+        uts_(k.init_uts) {
     tg_->threads.push_back(this);
   }
 
@@ -335,6 +346,8 @@ class Task {
   FdTable& fds() { return *fds_; }
   vfs::FsContext& fs() { return *fs_; }
   std::array<SigAction, kMaxSignal + 1>& sigactions() { return sighand_->actions; }
+  // The task's UTS namespace.
+  UtsNamespace& uts() { return *uts_; }
 
   // Replaces the process's image with the program at path (execve(2)); the
   // process's other threads end first.
@@ -349,6 +362,9 @@ class Task {
     bool clear_sighand = false;  // clone3's CLONE_CLEAR_SIGHAND
   };
   Result<long> Clone(const CloneArgs& args) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // unshare(2) (sentry/kernel/clone.cc): stops sharing what flags name
+  // (CLONE_FILES, CLONE_FS, CLONE_NEWUTS, ...) with other tasks.
+  Status Unshare(uint64_t flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // What clone gives a new task of this one's scheduling and prctl state.
   void CopyProcessControl(Task& child) const;
   // Runs the task until it exits; returns nothing, the exit is recorded.
@@ -555,6 +571,7 @@ class Task {
   std::shared_ptr<FdTable> fds_;
   std::shared_ptr<vfs::FsContext> fs_;
   std::shared_ptr<SignalHandlers> sighand_;
+  std::shared_ptr<UtsNamespace> uts_;
   bool exiting_ = false;
 };
 

@@ -172,8 +172,10 @@ Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::Pare
 
 Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_t newpath,
                       unsigned flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Errno{EINVAL};
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Errno{EINVAL};
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return Errno{EINVAL};
+  if ((flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)) && (flags & RENAME_EXCHANGE)) {
+    return Errno{EINVAL};
+  }
   ASSIGN_OR_RETURN(vfs::ParentAndName from, ParentAt(t, olddir, oldpath));
   ASSIGN_OR_RETURN(vfs::ParentAndName to, ParentAt(t, newdir, newpath));
   if (from.name.empty() || from.name == "." || from.name == "..") return Errno{EBUSY};
@@ -196,8 +198,22 @@ Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintpt
   }
   TRY(MayRename(t.FsCreds(), from, src, to, dst.ok() ? *dst : nullptr));
   if (dst.ok() && (*dst)->mounted()) return Errno{EBUSY};
-  TRY(from.parent->inode()->Rename(from.name, *to.parent->inode(), to.name));
+  // RENAME_WHITEOUT (since 5.8 without CAP_MKNOD): the filesystem leaves a
+  // whiteout at the old name, owned as a node the caller made would be;
+  // one without whiteouts (overlayfs, to its users) refuses: EINVAL.
+  vfs::InodeRef whiteout;
+  if (flags & RENAME_WHITEOUT) {
+    ASSIGN_OR_RETURN(whiteout,
+                     from.parent->inode()->RenameWhiteout(from.name, *to.parent->inode(), to.name));
+    if (whiteout == nullptr) return 0L;  // two names of one inode: nothing moved
+  } else {
+    TRY(from.parent->inode()->Rename(from.name, *to.parent->inode(), to.name));
+  }
   from.parent->MoveChild(from.name, *to.parent, to.name);
+  if (whiteout != nullptr) {
+    (void)InitOwner(t, *from.parent->inode(), *whiteout);
+    from.parent->AddChild(from.name, whiteout);
+  }
   NotifyRename(t, *from.parent, *to.parent);
   // By reference: the replaced dentry's holders are counted (see NotifyRemoved).
   vfs::DentryRef none;

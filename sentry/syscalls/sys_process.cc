@@ -288,21 +288,44 @@ SyscallResult SysUname(Task& t, const Args& a) {
   struct utsname u{};
   auto put = [](char* dst, const std::string& s) { strncpy(dst, s.c_str(), 64); };
   put(u.sysname, "Linux");
-  put(u.nodename, t.kernel().hostname);
+  put(u.nodename, t.uts().hostname);
   put(u.release, kHuskRelease);
   put(u.version, kHuskVersion);
   put(u.machine, "x86_64");
-  put(u.domainname, t.kernel().domainname);
+  put(u.domainname, t.uts().domainname);
   TRY(t.CopyOutObj(a.Ptr(0), u));
   return 0L;
 }
 
-SyscallResult SysSethostname(Task& t, const Args& a) {
-  if (a.Long(1) < 0 || a.Long(1) > 64) return Errno{EINVAL};
+namespace {
+
+// sethostname(2) and setdomainname(2): CAP_SYS_ADMIN over the UTS
+// namespace first, then the length (an int, at most __NEW_UTS_LEN); the
+// name is the bytes given, up to a NUL.
+Result<std::string> UtsNameArg(Task& t, const Args& a) {
   if (!t.Capable(CAP_SYS_ADMIN)) return Errno{EPERM};
-  std::string name(a.Size(1), '\0');
+  const int len = a.Int(1);
+  if (len < 0 || len > 64) return Errno{EINVAL};
+  std::string name(static_cast<size_t>(len), '\0');
   TRY(t.CopyIn(a.Ptr(0), name.data(), name.size()));
-  t.kernel().hostname = name.substr(0, name.find('\0'));
+  return name.substr(0, name.find('\0'));
+}
+
+}  // namespace
+
+SyscallResult SysSethostname(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(t.uts().hostname, UtsNameArg(t, a));
+  return 0L;
+}
+
+SyscallResult SysSetdomainname(Task& t, const Args& a) {
+  ASSIGN_OR_RETURN(t.uts().domainname, UtsNameArg(t, a));
+  return 0L;
+}
+
+// unshare(2): Task::Unshare does the work.
+SyscallResult SysUnshare(Task& t, const Args& a) {
+  TRY(t.Unshare(a.U(0)));
   return 0L;
 }
 

@@ -180,6 +180,8 @@ struct Table {
     Set(SYS_setsid, SysSetsid);
     Set(SYS_uname, SysUname, {kPtr});
     Set(SYS_sethostname, SysSethostname, {kBufIn, kInt});
+    Set(SYS_setdomainname, SysSetdomainname, {kBufIn, kInt});
+    Set(SYS_unshare, SysUnshare, {kHex});
     Set(SYS_arch_prctl, SysArchPrctl, {kHex, kHex});
     Set(SYS_set_tid_address, SysSetTidAddress, {kPtr});
     Set(SYS_set_robust_list, SysSetRobustList, {kPtr, kInt});

@@ -99,6 +99,14 @@ class Inode : public std::enable_shared_from_this<Inode> {
   virtual Status Rename(const std::string& name, Inode& new_dir, const std::string& new_name) {
     return Errno{EROFS};
   }
+  // renameat2(RENAME_WHITEOUT): Rename, and in the same step a whiteout (a
+  // character device 0:0, mode 0) takes the old name; returns the whiteout
+  // (null when nothing moved: two names of one inode). EINVAL where the
+  // filesystem has no whiteouts.
+  virtual Result<InodeRef> RenameWhiteout(const std::string& name, Inode& new_dir,
+                                          const std::string& new_name) {
+    return Errno{EINVAL};
+  }
   // renameat2(RENAME_EXCHANGE): the two names, both existing, swap their
   // inodes atomically. EINVAL where the filesystem cannot.
   virtual Status Exchange(const std::string& name, Inode& new_dir, const std::string& new_name) {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ struct ProcFs {
   std::shared_ptr<ProcProvider> provider;
   dev_t dev;
   timespec mounted;
+  // What statfs(2) tells of it: PROC_SUPER_MAGIC, or CGROUP2_SUPER_MAGIC
+  // for the cgroup2 instance built from the same inodes.
+  long magic = 0x9fa0;
 };
 
 // Inode numbers of per-process entries are derived from the pid (and the
@@ -52,10 +56,10 @@ class ProcInode : public vfs::Inode {
   // Linux refuses chmod on per-process entries (proc_setattr); husk keeps
   // every /proc attribute fixed.
   Status SetAttributes(const vfs::SetAttr& attr) override { return Errno{EPERM}; }
-  // PROC_SUPER_MAGIC; no blocks or inodes to count, as on Linux.
+  // The instance's magic; no blocks or inodes to count, as on Linux.
   Result<struct statfs> Statfs() override {
     ASSIGN_OR_RETURN(struct statfs s, vfs::Inode::Statfs());
-    s.f_type = 0x9fa0;
+    s.f_type = fs_->magic;
     return s;
   }
 
@@ -164,6 +168,55 @@ class ProcFile : public ProcInode {
   std::function<Result<std::string>()> render_;
   int write_errno_;
   ProcWriter write_;
+};
+
+// A directory of fixed entries (/proc/sys and below, the cgroup2 root).
+class FixedDir : public ProcDir {
+ public:
+  explicit FixedDir(std::shared_ptr<ProcFs> fs)
+      : ProcDir(std::move(fs), S_IFDIR | 0555, vfs::NextInodeNumber()) {}
+
+  void Add(const std::string& name, vfs::InodeRef inode) { entries_[name] = std::move(inode); }
+  // A file rendered at open; tunable files are 0644 and refuse writes.
+  void File(const std::string& name, std::function<Result<std::string>()> render,
+            bool tunable = true) {
+    Add(name, std::make_shared<ProcFile>(fs_, vfs::NextInodeNumber(), std::move(render),
+                                         tunable ? EPERM : EIO, tunable ? 0644 : 0444));
+  }
+  // A 0644 file whose writes go to `write`.
+  void Writable(const std::string& name, std::function<Result<std::string>()> render,
+                ProcWriter write) {
+    Add(name, std::make_shared<ProcFile>(fs_, vfs::NextInodeNumber(), std::move(render), EPERM,
+                                         0644, std::move(write)));
+  }
+  void Value(const std::string& name, const std::string& text, bool tunable = true) {
+    File(
+        name, [text]() -> Result<std::string> { return text; }, tunable);
+  }
+
+  Result<std::vector<vfs::Dirent>> Entries() override {
+    std::vector<vfs::Dirent> out;
+    for (auto& [name, inode] : entries_) {
+      out.push_back(vfs::Dirent{name, static_cast<ProcInode*>(inode.get())->ino(),
+                                static_cast<uint8_t>(IFTODT(inode->Type()))});
+    }
+    return out;
+  }
+  Result<vfs::InodeRef> Child(const std::string& name) override {
+    auto it = entries_.find(name);
+    if (it == entries_.end()) return Errno{ENOENT};
+    return it->second;
+  }
+
+ protected:
+  nlink_t SubdirCount() override {
+    nlink_t n = 0;
+    for (auto& [name, inode] : entries_) n += inode->IsDir() ? 1 : 0;
+    return n;
+  }
+
+ private:
+  std::map<std::string, vfs::InodeRef> entries_;
 };
 
 // The root directory (root.cc).

@@ -34,6 +34,7 @@ struct EntrySpec {
 // In name order, as listings show them.
 constexpr EntrySpec kPidEntries[] = {
     {"auxv", 12, Kind::kOwnerFile},
+    {"cgroup", 24, Kind::kFile},
     {"cmdline", 1, Kind::kFile},
     {"comm", 2, Kind::kWritable},
     {"coredump_filter", 15, Kind::kWritable, true},
@@ -96,6 +97,9 @@ std::function<Result<std::string>()> Render(const std::shared_ptr<ProcFs>& fs, i
                                             const std::string& name) {
   ProcProvider* p = fs->provider.get();
   if (name == "cmdline") return [p, pid] { return p->Cmdline(pid); };
+  // Every task is in the sandbox's one cgroup, the root of the v2
+  // hierarchy it sees (cgroup.cc); no v1 hierarchies.
+  if (name == "cgroup") return [] { return Result<std::string>(std::string("0::/\n")); };
   if (name == "auxv") return [p, pid] { return p->Auxv(pid); };
   if (name == "environ") return [p, pid] { return p->Environ(pid); };
   if (name == "maps") return [p, pid] { return p->Maps(pid); };

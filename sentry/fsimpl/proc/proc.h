@@ -23,6 +23,22 @@ struct FdInfo {
   uint64_t ino = 0;  // the inode number
 };
 
+// What the sandbox's cgroup shows: cgroup v2, with every process of the
+// sandbox in one cgroup that is the root of what they see (as a container
+// in its own cgroup namespace sees itself).
+struct CgroupUsage {
+  uint64_t memory_max = 0;      // the memory limit in bytes (memory.max)
+  uint64_t memory_current = 0;  // what is charged against it (memory.current)
+  // memory.stat, in bytes: anonymous memory, file pages (the page cache,
+  // tmpfs and shared memory included, as Linux counts them), and of those
+  // the shared memory and what is mapped.
+  uint64_t anon = 0, file = 0, shmem = 0, file_mapped = 0;
+  int64_t cpu_quota_us = -1;  // cpu.max's quota; -1: none ("max")
+  uint64_t cpu_period_us = 100000;
+  uint64_t cpu_usage_us = 0;  // cpu.stat: the CPU time of the sandbox's tasks
+  uint64_t cpu_user_us = 0, cpu_system_us = 0;
+};
+
 // /proc/<pid>/mem's access to one address space, taken when the file is
 // opened (Linux's proc_mem_open holds the mm, not the task: an exec or the
 // exit of the process leaves the file reading nothing).
@@ -102,8 +118,14 @@ class ProcProvider {
   // /proc/stat: CPU time lines, btime, process counts. Empty by default.
   virtual std::string SystemStat() { return ""; }
   // What uname(2) tells, for /proc/version and /proc/sys/kernel.
+  // The names are the calling task's UTS namespace's; setting them (a
+  // write to /proc/sys/kernel/hostname or domainname) changes that one.
   virtual std::string Hostname() { return "localhost"; }
   virtual std::string Domainname() { return "(none)"; }
+  virtual Status SetHostname(const std::string& name) { return Errno{EPERM}; }
+  virtual Status SetDomainname(const std::string& name) { return Errno{EPERM}; }
+  // The sandbox's cgroup (/sys/fs/cgroup, /proc/cgroups).
+  virtual CgroupUsage Cgroup() { return CgroupUsage{}; }
   virtual std::string Release() { return "6.1.0"; }
   virtual std::string Version() { return "#1"; }
   // /proc/pid/mounts (fstab(5) format) and mountinfo: the VFS's mount
@@ -114,6 +136,12 @@ class ProcProvider {
 
 // A new procfs instance (its own st_dev) showing `provider`.
 vfs::InodeRef NewProcRoot(std::shared_ptr<ProcProvider> provider);
+
+// A new cgroup2 instance (its own st_dev, CGROUP2_SUPER_MAGIC): the root
+// directory of the sandbox's cgroup, with the interface files runtimes read
+// to size themselves (memory.max, cpu.max, ...), from `provider`. Read-only:
+// the limits are the sandbox's, set at boot (cgroup.cc).
+vfs::InodeRef NewCgroupRoot(std::shared_ptr<ProcProvider> provider);
 
 }  // namespace husk::procfs
 

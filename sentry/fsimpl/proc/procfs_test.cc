@@ -130,6 +130,12 @@ class FakeProvider : public ProcProvider {
   std::string CpuInfo() override { return "processor\t: 0\n"; }
   std::string Uptime() override { return uptime; }
   std::string LoadAvg() override { return "0.00 0.00 0.00 1/1 1\n"; }
+  std::string Hostname() override { return hostname; }
+  Status SetHostname(const std::string& name) override {
+    hostname = name;
+    return Ok();
+  }
+  CgroupUsage Cgroup() override { return cgroup; }
 
   struct Proc {
     std::string maps, exe, cwd, cmdline, comm;
@@ -147,6 +153,8 @@ class FakeProvider : public ProcProvider {
 
   int current = 1;
   std::string uptime = "1.00 1.00\n";
+  std::string hostname = "husk";
+  CgroupUsage cgroup;
   std::map<int, Proc> procs;
 };
 
@@ -222,9 +230,9 @@ class ProcfsTest : public ::testing::Test {
 };
 
 TEST_F(ProcfsTest, RootListing) {
-  EXPECT_EQ(List("/"), (std::vector<std::string>{"cpuinfo", "filesystems", "loadavg", "meminfo",
-                                                 "mounts", "self", "stat", "sys", "thread-self",
-                                                 "uptime", "version", "1", "42"}));
+  EXPECT_EQ(List("/"), (std::vector<std::string>{"cgroups", "cpuinfo", "filesystems", "loadavg",
+                                                 "meminfo", "mounts", "self", "stat", "sys",
+                                                 "thread-self", "uptime", "version", "1", "42"}));
   struct stat st = root_->Stat().value();
   EXPECT_EQ(st.st_mode, S_IFDIR | 0555);
   EXPECT_EQ(st.st_nlink, 4u);  // 2 + two process directories
@@ -279,10 +287,10 @@ TEST_F(ProcfsTest, MountTable) {
 TEST_F(ProcfsTest, PidDirectory) {
   EXPECT_EQ(List("/1"),
             (std::vector<std::string>{
-                "auxv",      "cmdline", "comm",    "coredump_filter", "cwd",           "environ",
-                "exe",       "fd",      "fdinfo",  "limits",          "maps",          "mem",
-                "mountinfo", "mounts",  "oom_adj", "oom_score",       "oom_score_adj", "root",
-                "smaps",     "stat",    "statm",   "status",          "task"}));
+                "auxv",    "cgroup",    "cmdline", "comm",    "coredump_filter", "cwd",
+                "environ", "exe",       "fd",      "fdinfo",  "limits",          "maps",
+                "mem",     "mountinfo", "mounts",  "oom_adj", "oom_score",       "oom_score_adj",
+                "root",    "smaps",     "stat",    "statm",   "status",          "task"}));
   EXPECT_EQ(ReadFile("/1/maps"), "00400000-00401000 r-xp 00000000 00:10 5 /bin/init\n");
   EXPECT_EQ(ReadFile("/1/cmdline"), std::string("init\0--flag\0", 12));
   EXPECT_EQ(ReadFile("/42/comm"), "sh\n");  // no second newline
@@ -358,9 +366,10 @@ TEST_F(ProcfsTest, TaskDirectory) {
   // The same but for task/ and coredump_filter (tid_base_stuff).
   EXPECT_EQ(List("/42/task/42"),
             (std::vector<std::string>{
-                "auxv",      "cmdline",       "comm", "cwd",   "environ",   "exe",    "fd",
-                "fdinfo",    "limits",        "maps", "mem",   "mountinfo", "mounts", "oom_adj",
-                "oom_score", "oom_score_adj", "root", "smaps", "stat",      "statm",  "status"}));
+                "auxv",      "cgroup", "cmdline", "comm",      "cwd",           "environ",
+                "exe",       "fd",     "fdinfo",  "limits",    "maps",          "mem",
+                "mountinfo", "mounts", "oom_adj", "oom_score", "oom_score_adj", "root",
+                "smaps",     "stat",   "statm",   "status"}));
   EXPECT_EQ(ReadFile("/42/task/42/comm"), "sh\n");
   EXPECT_EQ(Walk("/42/task/42").value()->Stat()->st_nlink, 3u);
   EXPECT_ERRNO(Walk("/42/task/1"), ENOENT);
@@ -564,6 +573,71 @@ TEST_F(ProcfsTest, StatmComesFromTheProvider) {
   EXPECT_EQ(ReadFile("/1/statm"), "3 2 1 1 0 1 0\n");
   // A provider without the file answers ENOENT at open.
   EXPECT_ERRNO(Walk("/1/limits").value()->Open(O_RDONLY), ENOENT);
+}
+
+// Every process is in the one v2 cgroup; /proc/cgroups lists the
+// controllers on hierarchy 0, as a v2-only kernel does.
+TEST_F(ProcfsTest, CgroupFiles) {
+  EXPECT_EQ(ReadFile("/1/cgroup"), "0::/\n");
+  EXPECT_EQ(ReadFile("/42/task/42/cgroup"), "0::/\n");
+  std::string cgroups = ReadFile("/cgroups");
+  EXPECT_EQ(cgroups.rfind("#subsys_name\thierarchy\tnum_cgroups\tenabled\n", 0), 0u);
+  for (const char* c : {"cpuset", "cpu", "cpuacct", "memory", "pids"}) {
+    EXPECT_NE(cgroups.find(std::string("\n") + c + "\t0\t1\t1\n"), std::string::npos) << c;
+  }
+  EXPECT_NE(ReadFile("/filesystems").find("nodev\tcgroup2\n"), std::string::npos);
+}
+
+// /proc/sys/kernel/hostname reads and writes the provider's (the caller's
+// UTS namespace's) name: up to the newline, at most 64 bytes.
+TEST_F(ProcfsTest, HostnameIsWritable) {
+  vfs::InodeRef host = Walk("/sys/kernel/hostname").value();
+  EXPECT_EQ(host->Stat()->st_mode, S_IFREG | 0644);
+  EXPECT_EQ(ReadFile("/sys/kernel/hostname"), "husk\n");
+  EXPECT_EQ(WriteTo(host, "box\nignored").value(), 11u);
+  EXPECT_EQ(provider_->hostname, "box");
+  EXPECT_EQ(ReadFile("/sys/kernel/hostname"), "box\n");
+  ASSERT_OK(WriteTo(host, std::string(100, 'h')));
+  EXPECT_EQ(provider_->hostname, std::string(64, 'h'));
+}
+
+class CgroupfsTest : public ProcfsTest {
+ protected:
+  void SetUp() override {
+    ProcfsTest::SetUp();
+    root_ = NewCgroupRoot(provider_);
+  }
+};
+
+TEST_F(CgroupfsTest, ReportsTheSandboxsLimitsAndUsage) {
+  provider_->cgroup.memory_max = uint64_t{512} << 20;
+  provider_->cgroup.memory_current = 12345;
+  provider_->cgroup.anon = 4096;
+  provider_->cgroup.file = 8249;
+  EXPECT_EQ(ReadFile("/cgroup.controllers"), "cpu memory pids\n");
+  EXPECT_EQ(ReadFile("/memory.max"), "536870912\n");
+  EXPECT_EQ(ReadFile("/memory.current"), "12345\n");
+  EXPECT_EQ(ReadFile("/cpu.max"), "max 100000\n");
+  provider_->cgroup.cpu_quota_us = 150000;
+  EXPECT_EQ(ReadFile("/cpu.max"), "150000 100000\n");
+  EXPECT_EQ(ReadFile("/pids.max"), "max\n");
+  EXPECT_EQ(ReadFile("/pids.current"), "2\n");
+  EXPECT_EQ(ReadFile("/cgroup.procs"), "1\n42\n");
+  std::string stat = ReadFile("/memory.stat");
+  EXPECT_EQ(stat.rfind("anon 4096\nfile 8249\n", 0), 0u) << stat;
+  struct statfs fs = root_->Statfs().value();
+  EXPECT_EQ(fs.f_type, 0x63677270);
+  EXPECT_NE(root_->Stat()->st_dev, NewProcRoot(provider_)->Stat()->st_dev);
+}
+
+TEST_F(CgroupfsTest, NothingChanges) {
+  EXPECT_ERRNO(root_->Mkdir("child", 0755), EROFS);
+  EXPECT_ERRNO(root_->Create("x", 0644), EROFS);
+  EXPECT_ERRNO(root_->Unlink("memory.max"), EROFS);
+  vfs::InodeRef max = Walk("/memory.max").value();
+  EXPECT_EQ(max->Stat()->st_mode, S_IFREG | 0644);
+  EXPECT_ERRNO(WriteTo(max, "1G\n"), EROFS);
+  EXPECT_EQ(Walk("/memory.current").value()->Stat()->st_mode, S_IFREG | 0444);
 }
 
 TEST(ParseKernelIntTest, FollowsKstrtoll) {

@@ -27,7 +27,21 @@ constexpr char kFilesystems[] =
     "nodev\tproc\n"
     "nodev\tdevpts\n"
     "nodev\toverlay\n"
-    "nodev\t9p\n";
+    "nodev\t9p\n"
+    "nodev\tcgroup2\n";
+
+// The controllers, as a kernel that has only the cgroup v2 hierarchy lists
+// them: hierarchy 0, one cgroup (the sandbox's), enabled. The JVM decides
+// between v1 and v2 from the hierarchy ids of cpuset, cpu, cpuacct and
+// memory here before it looks at /sys/fs/cgroup.
+constexpr char kCgroups[] =
+    "#subsys_name\thierarchy\tnum_cgroups\tenabled\n"
+    "cpuset\t0\t1\t1\n"
+    "cpu\t0\t1\t1\n"
+    "cpuacct\t0\t1\t1\n"
+    "blkio\t0\t1\t1\n"
+    "memory\t0\t1\t1\n"
+    "pids\t0\t1\t1\n";
 
 Result<std::string> Text(std::string s) { return s; }
 
@@ -52,6 +66,7 @@ class RootDir : public ProcDir {
     file("loadavg", [p] { return Text(p->LoadAvg()); });
     file("stat", [p] { return Text(p->SystemStat()); });
     file("filesystems", [] { return Text(kFilesystems); });
+    file("cgroups", [] { return Text(kCgroups); });
     file("version", [p] {
       return Text("Linux version " + p->Release() + " (husk@husk) (husk) " + p->Version() + "\n");
     });

@@ -14,49 +14,6 @@
 namespace husk::procfs {
 namespace {
 
-// A directory of fixed entries.
-class FixedDir : public ProcDir {
- public:
-  explicit FixedDir(std::shared_ptr<ProcFs> fs)
-      : ProcDir(std::move(fs), S_IFDIR | 0555, vfs::NextInodeNumber()) {}
-
-  void Add(const std::string& name, vfs::InodeRef inode) { entries_[name] = std::move(inode); }
-  // A file rendered at open; tunable files are 0644 and refuse writes.
-  void File(const std::string& name, std::function<Result<std::string>()> render,
-            bool tunable = true) {
-    Add(name, std::make_shared<ProcFile>(fs_, vfs::NextInodeNumber(), std::move(render),
-                                         tunable ? EPERM : EIO, tunable ? 0644 : 0444));
-  }
-  void Value(const std::string& name, const std::string& text, bool tunable = true) {
-    File(
-        name, [text]() -> Result<std::string> { return text; }, tunable);
-  }
-
-  Result<std::vector<vfs::Dirent>> Entries() override {
-    std::vector<vfs::Dirent> out;
-    for (auto& [name, inode] : entries_) {
-      out.push_back(vfs::Dirent{name, static_cast<ProcInode*>(inode.get())->ino(),
-                                static_cast<uint8_t>(IFTODT(inode->Type()))});
-    }
-    return out;
-  }
-  Result<vfs::InodeRef> Child(const std::string& name) override {
-    auto it = entries_.find(name);
-    if (it == entries_.end()) return Errno{ENOENT};
-    return it->second;
-  }
-
- protected:
-  nlink_t SubdirCount() override {
-    nlink_t n = 0;
-    for (auto& [name, inode] : entries_) n += inode->IsDir() ? 1 : 0;
-    return n;
-  }
-
- private:
-  std::map<std::string, vfs::InodeRef> entries_;
-};
-
 // A random (version 4) UUID, as the kernel's random/uuid gives.
 std::string NewUuid() {
   static std::mt19937_64 gen{std::random_device{}()};
@@ -69,6 +26,19 @@ std::string NewUuid() {
            static_cast<unsigned>(lo >> 48),
            static_cast<unsigned long long>(lo & 0xffffffffffffULL));
   return buf;
+}
+
+// A write to a UTS name (proc_dostring with strict writes): the bytes up to
+// the first newline or NUL, at most __NEW_UTS_LEN of them; the whole count
+// is taken.
+ProcWriter UtsWriter(std::function<Status(const std::string&)> set) {
+  return [set = std::move(set)](const char* buf, size_t n) -> Result<size_t> {
+    std::string name(buf, n);
+    name = name.substr(0, name.find_first_of(std::string("\n\0", 2)));
+    if (name.size() > 64) name.resize(64);
+    TRY(set(name));
+    return n;
+  };
 }
 
 }  // namespace
@@ -88,8 +58,14 @@ vfs::InodeRef NewSysDir(const std::shared_ptr<ProcFs>& fs) {
       "osrelease", [p]() -> Result<std::string> { return p->Release() + "\n"; }, false);
   kernel->File(
       "version", [p]() -> Result<std::string> { return p->Version() + "\n"; }, false);
-  kernel->File("hostname", [p]() -> Result<std::string> { return p->Hostname() + "\n"; });
-  kernel->File("domainname", [p]() -> Result<std::string> { return p->Domainname() + "\n"; });
+  // The caller's UTS namespace's names; writing one sets it there, as
+  // sethostname(2) would (proc_do_uts_string; the 0644 mode is the only gate).
+  kernel->Writable(
+      "hostname", [p]() -> Result<std::string> { return p->Hostname() + "\n"; },
+      UtsWriter([p](const std::string& name) { return p->SetHostname(name); }));
+  kernel->Writable(
+      "domainname", [p]() -> Result<std::string> { return p->Domainname() + "\n"; },
+      UtsWriter([p](const std::string& name) { return p->SetDomainname(name); }));
   kernel->Value("threads-max", "126452\n");
   auto random = std::make_shared<FixedDir>(fs);
   random->File(

@@ -241,14 +241,41 @@ Status Dir::Exchange(const std::string& name, vfs::Inode& new_dir_inode,
 }
 
 Status Dir::Rename(const std::string& name, vfs::Inode& new_dir_inode,
-                   const std::string& new_name) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                   const std::string& new_name) {
   TRY(CheckName(name));
   TRY(CheckName(new_name));
   auto* new_dir = dynamic_cast<Dir*>(&new_dir_inode);
   if (new_dir == nullptr) return new_dir_inode.IsDir() ? Errno{EXDEV} : Errno{ENOTDIR};
   if (new_dir->fs_ != fs_) return Errno{EXDEV};
-
   absl::MutexLock lock(&fs_->mu);
+  return RenameLocked(name, *new_dir, new_name, nullptr);
+}
+
+// shmem_rename2 with RENAME_WHITEOUT: shmem_whiteout makes the node
+// (S_IFCHR, WHITEOUT_MODE 0, WHITEOUT_DEV 0:0) in the old directory, then
+// the rename goes on. Here both happen under the one lock, so no one sees
+// the name missing or the rename half done.
+Result<vfs::InodeRef> Dir::RenameWhiteout(const std::string& name, vfs::Inode& new_dir_inode,
+                                          const std::string& new_name) {
+  TRY(CheckName(name));
+  TRY(CheckName(new_name));
+  auto* new_dir = dynamic_cast<Dir*>(&new_dir_inode);
+  if (new_dir == nullptr) return new_dir_inode.IsDir() ? Errno{EXDEV} : Errno{ENOTDIR};
+  if (new_dir->fs_ != fs_) return Errno{EXDEV};
+  auto whiteout = std::make_shared<SpecialInode>(fs_, S_IFCHR);
+  absl::MutexLock lock(&fs_->mu);
+  whiteout->AssertLocked();
+  if (perm_ & S_ISGID) whiteout->InheritGroupLocked(gid_);
+  TRY(RenameLocked(name, *new_dir, new_name, whiteout));
+  // Two names of one inode: nothing moved, and no whiteout was made.
+  auto it = children_.find(name);
+  if (it == children_.end() || it->second != whiteout) return vfs::InodeRef();
+  return vfs::InodeRef(whiteout);
+}
+
+Status Dir::RenameLocked(const std::string& name, Dir& new_dir_ref, const std::string& new_name,
+                         const vfs::InodeRef& whiteout) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  Dir* new_dir = &new_dir_ref;
   auto it = children_.find(name);
   if (it == children_.end()) return Errno{ENOENT};
   vfs::InodeRef src = it->second;
@@ -282,6 +309,7 @@ Status Dir::Rename(const std::string& name, vfs::Inode& new_dir_inode,
     subdirs_--;
     new_dir->subdirs_++;
   }
+  if (whiteout != nullptr) children_.emplace(name, whiteout);
   if (src_dir != nullptr) {
     src_dir->parent_ = std::static_pointer_cast<Dir>(new_dir->shared_from_this());
   }

@@ -189,6 +189,8 @@ class Dir : public InodeBase {
   Status Unlink(const std::string& name) override;
   Status Rmdir(const std::string& name) override;
   Status Rename(const std::string& name, vfs::Inode& new_dir, const std::string& new_name) override;
+  Result<vfs::InodeRef> RenameWhiteout(const std::string& name, vfs::Inode& new_dir,
+                                       const std::string& new_name) override;
   Status Exchange(const std::string& name, vfs::Inode& new_dir,
                   const std::string& new_name) override;
 
@@ -206,6 +208,9 @@ class Dir : public InodeBase {
   // Inserts a new child, checking the name and that this directory lives.
   Status InsertLocked(const std::string& name, vfs::InodeRef inode)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
+  // Rename, and a whiteout (when not null) put at the old name at once.
+  Status RenameLocked(const std::string& name, Dir& new_dir, const std::string& new_name,
+                      const vfs::InodeRef& whiteout) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
   // Whether this directory is `d` or lies below it.
   bool IsAtOrBelowLocked(const Dir* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fs_->mu);
 

@@ -423,6 +423,36 @@ TEST_F(TmpfsRenameTest, UpdatesTimes) {
   EXPECT_GT(StatOf(g_).st_ctim.tv_sec, 1);
 }
 
+// RENAME_WHITEOUT: the file moves and a character device 0:0 with mode 0
+// takes its old name (a directory moves the same way); errors leave both
+// names as they were.
+TEST_F(TmpfsRenameTest, WhiteoutTakesTheOldName) {
+  vfs::InodeRef w = x_->RenameWhiteout("g", *e_, "g2").value();
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(e_->Lookup("g2").value(), g_);
+  EXPECT_EQ(x_->Lookup("g").value(), w);
+  struct stat st = StatOf(w);
+  EXPECT_EQ(st.st_mode, S_IFCHR);
+  EXPECT_EQ(st.st_rdev, 0u);
+  EXPECT_EQ(st.st_size, 0);
+  ASSERT_OK(x_->Unlink("g"));
+  // A directory: its old parent keeps one link less (the whiteout is no
+  // directory).
+  ASSERT_NE(x_->RenameWhiteout("b", *e_, "b").value(), nullptr);
+  EXPECT_EQ(StatOf(x_).st_nlink, 2u);
+  EXPECT_EQ(StatOf(e_).st_nlink, 3u);
+  EXPECT_EQ(x_->Lookup("b").value()->Type(), S_IFCHR);
+  // Errors change nothing.
+  EXPECT_ERRNO(e_->RenameWhiteout("g2", *e_, "b"), EISDIR);
+  EXPECT_EQ(e_->Lookup("g2").value(), g_);
+  EXPECT_ERRNO(e_->RenameWhiteout("missing", *e_, "y"), ENOENT);
+  EXPECT_ERRNO(e_->Lookup("missing"), ENOENT);
+  // Two names of one inode: nothing happens, no whiteout.
+  ASSERT_OK(e_->Link("g3", g_));
+  EXPECT_EQ(e_->RenameWhiteout("g2", *e_, "g3").value(), nullptr);
+  EXPECT_EQ(e_->Lookup("g2").value(), g_);
+}
+
 // A minimal foreign inode, as a device node would be.
 class FakeDevice : public vfs::Inode {
  public:

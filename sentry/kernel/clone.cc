@@ -49,8 +49,11 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if ((flags & CLONE_PIDFD) && (flags & (CLONE_PARENT_SETTID | CLONE_THREAD))) {
     return Errno{EINVAL};
   }
-  // Namespaces are not implemented (yet): refused and counted.
-  if (flags & kNamespaces) {
+  // A new mount namespace needs CAP_SYS_ADMIN (copy_mnt_ns via
+  // create_new_namespaces); the other namespaces are not implemented (yet):
+  // refused and counted.
+  if ((flags & CLONE_NEWNS) && !Capable(CAP_SYS_ADMIN)) return Errno{EPERM};
+  if (flags & kNamespaces & ~uint64_t{CLONE_NEWNS}) {
     kernel().CountUnimplemented(SYS_clone);
     return Errno{ENOSYS};
   }
@@ -78,6 +81,9 @@ Result<long> Task::Clone(const CloneArgs& a) {
   } else {
     *child->fs_ = *fs_;
   }
+  // The child's mounts are a copy of ours; root and working directory stay
+  // the same dentries, which every namespace shares.
+  if (flags & CLONE_NEWNS) child->fs_->mnt_ns = vfs::MountNamespace::Copy(fs_->mnt_ns.get());
   if (flags & CLONE_SIGHAND) {
     child->sighand_ = sighand_;
   } else {
@@ -175,6 +181,35 @@ Result<long> Task::Clone(const CloneArgs& a) {
     PtraceEvent(PTRACE_EVENT_VFORK_DONE, PTRACE_O_TRACEVFORKDONE, static_cast<uint64_t>(tid));
   }
   return static_cast<long>(tid);
+}
+
+Status Task::Unshare(uint64_t flags) {
+  constexpr uint64_t kKnown = CLONE_THREAD | CLONE_FS | CLONE_NEWNS | CLONE_SIGHAND | CLONE_VM |
+                              CLONE_FILES | CLONE_SYSVSEM | CLONE_NEWCGROUP | CLONE_NEWUTS |
+                              CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+                              CLONE_NEWTIME;
+  // check_unshare_flags(), in its order.
+  if (flags & ~kKnown) return Errno{EINVAL};
+  // Sharing the thread group, handlers or memory cannot be undone while
+  // something else shares them.
+  if ((flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)) && tg_->threads.size() > 1) {
+    return Errno{EINVAL};
+  }
+  if ((flags & CLONE_SIGHAND) && sighand_.use_count() > 1) return Errno{EINVAL};
+  if ((flags & CLONE_VM) && mm_.use_count() > 1) return Errno{EINVAL};
+  // The other namespaces are not implemented (yet): refused and counted.
+  if (flags & (CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID |
+               CLONE_NEWNET | CLONE_NEWTIME)) {
+    kernel().CountUnimplemented(SYS_unshare);
+    return Errno{ENOSYS};
+  }
+  if ((flags & CLONE_NEWNS) && !Capable(CAP_SYS_ADMIN)) return Errno{EPERM};
+  // A new mount namespace means a root and working directory of its own.
+  if (flags & CLONE_NEWNS) flags |= CLONE_FS;
+  if ((flags & CLONE_FS) && fs_.use_count() > 1) fs_ = std::make_shared<vfs::FsContext>(*fs_);
+  if ((flags & CLONE_FILES) && fds_.use_count() > 1) fds_ = std::make_shared<FdTable>(*fds_);
+  if (flags & CLONE_NEWNS) fs_->mnt_ns = vfs::MountNamespace::Copy(fs_->mnt_ns.get());
+  return Ok();
 }
 
 }  // namespace husk

@@ -349,6 +349,10 @@ class Task {
     bool clear_sighand = false;  // clone3's CLONE_CLEAR_SIGHAND
   };
   Result<long> Clone(const CloneArgs& args) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // unshare(2) (sentry/kernel/clone.cc): the task stops sharing what flags
+  // name (CLONE_FS, CLONE_FILES) and enters a copy of its mount namespace
+  // (CLONE_NEWNS).
+  Status Unshare(uint64_t flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // What clone gives a new task of this one's scheduling and prctl state.
   void CopyProcessControl(Task& child) const;
   // Runs the task until it exits; returns nothing, the exit is recorded.

@@ -96,6 +96,22 @@ Result<TmpfsOptions> ParseTmpfsOptions(const std::string& data) {
 // may_mount(): CAP_SYS_ADMIN in the sandbox (its root has it).
 bool MayMount(Task& t) { return t.Capable(CAP_SYS_ADMIN); }
 
+// Filesystems Linux has that a user namespace may not mount (no
+// FS_USERNS_MOUNT: they need CAP_SYS_ADMIN in the initial namespace, which
+// a sandbox never has): EPERM, as for a container's root on Linux. Other
+// unknown types are ENODEV.
+bool NeedsInitialNamespace(const std::string& type) {
+  static constexpr const char* kTypes[] = {
+      "ext2",  "ext3",    "ext4",  "xfs",     "btrfs",    "vfat", "msdos", "exfat",
+      "ntfs",  "ntfs3",   "udf",   "iso9660", "squashfs", "f2fs", "jfs",   "reiserfs",
+      "hfs",   "hfsplus", "nfs",   "nfs4",    "cifs",     "smb3", "9p",    "fuseblk",
+      "erofs", "zfs",     "ocfs2", "gfs2",    "nilfs2"};
+  for (const char* known : kTypes) {
+    if (type == known) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 SyscallResult SysMount(Task& t, const Args& a) {
@@ -141,6 +157,7 @@ SyscallResult SysMount(Task& t, const Args& a) {
   if (flags & MS_MOVE) return Errno{EINVAL};  // not implemented (yet)
   // do_new_mount().
   if (type.empty()) return Errno{EINVAL};
+  if (NeedsInitialNamespace(type)) return Errno{EPERM};
   if (type != "tmpfs") return Errno{ENODEV};
   ASSIGN_OR_RETURN(TmpfsOptions opts, ParseTmpfsOptions(data));
   // graft_tree(): a directory's root goes on a directory.

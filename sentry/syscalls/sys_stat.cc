@@ -92,8 +92,8 @@ Result<long> Chown(Task& t, vfs::Inode& inode, uint64_t uid, uint64_t gid) {
 // ST_NOEXEC, ..., the same bits as MS_*; calculate_f_flags()).
 long MountStatfsFlags(Task& t, const vfs::Dentry& d) {
   const unsigned long mnt = vfs::NamespaceOf(t.fs()).FlagsOf(d);
-  long out = static_cast<long>(mnt & (ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME |
-                                      ST_NODIRATIME));
+  long out = static_cast<long>(
+      mnt & (ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME));
   if (mnt & MS_RELATIME) out |= ST_RELATIME;
   return out;
 }

@@ -382,7 +382,8 @@ const MountNamespace::Record* MountNamespace::Find(const Dentry& root) const {
   for (const Record& r : records_) {
     if (r.root.lock().get() != &root) continue;
     // Attached still (the initial table's records outlive released trees).
-    if (root.mountpoint_ == nullptr ? r.parent_id == 0 : MountedOn(*root.mountpoint_).get() == &root)
+    if (root.mountpoint_ == nullptr ? r.parent_id == 0
+                                    : MountedOn(*root.mountpoint_).get() == &root)
       return &r;
   }
   return nullptr;
@@ -961,8 +962,8 @@ Result<DentryRef> Resolve(const FsContext& fs, const DentryRef& start, const std
   if (path.size() >= kPathMax) return Errno{ENAMETOOLONG};
   DentryRef cur = path[0] == '/' ? fs.root : start;
   int links = 0;
-  return WalkComponents(fs, creds, FollowMounts(fs, cur), SplitPath(path), follow, path.back() == '/',
-                        &links);
+  return WalkComponents(fs, creds, FollowMounts(fs, cur), SplitPath(path), follow,
+                        path.back() == '/', &links);
 }
 
 Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,

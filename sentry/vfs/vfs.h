@@ -204,9 +204,7 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   Result<std::shared_ptr<Dentry>> Child(const std::string& name);
   void AddChild(const std::string& name, InodeRef inode);
   // The cached children (busy checks of umount2 walk them).
-  const std::map<std::string, std::shared_ptr<Dentry>>& CachedChildren() const {
-    return children_;
-  }
+  const std::map<std::string, std::shared_ptr<Dentry>>& CachedChildren() const { return children_; }
   // See revalidate_.
   void SetRevalidate() { revalidate_ = true; }
   // Whether `name` is in the cache (no lookup).
@@ -318,8 +316,8 @@ class MountNamespace {
   // (Numbers, so that this header need not include <sys/mount.h>, which
   // clashes with <linux/fs.h>.)
   static constexpr unsigned long kReadOnly = 0x1, kNoSuid = 0x2, kNoDev = 0x4, kNoExec = 0x8;
-  static constexpr unsigned long kMountFlags = 0x1 | 0x2 | 0x4 | 0x8 | 0x400 | 0x800 |
-                                               (1UL << 21) | (1UL << 24);
+  static constexpr unsigned long kMountFlags =
+      0x1 | 0x2 | 0x4 | 0x8 | 0x400 | 0x800 | (1UL << 21) | (1UL << 24);
   MountNamespace() = default;
   ~MountNamespace();
   MountNamespace(const MountNamespace&) = delete;

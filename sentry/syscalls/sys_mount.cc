@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_split.h"
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
+#include "sentry/memfile/account.h"
 #include "sentry/syscalls/handlers.h"
 
 namespace husk::syscalls {
@@ -16,6 +17,8 @@ namespace {
 
 // copy_mount_string() and copy_mount_options() take at most a page.
 constexpr size_t kMaxMountString = 4095;
+// tmpfs's block (a page): nr_blocks= counts them.
+constexpr uint64_t kBlock = 4096;
 
 // copy_mount_string(): a string argument, or "" for a null pointer.
 Result<std::string> CopyInOptional(Task& t, uintptr_t addr) {
@@ -23,8 +26,9 @@ Result<std::string> CopyInOptional(Task& t, uintptr_t addr) {
   return t.mm().CopyInString(addr, kMaxMountString);
 }
 
-// A number of tmpfs's options with an optional k/m/g suffix (memparse()).
-bool ParseSize(const std::string& v, bool percent_ok, uint64_t* out) {
+// A number of tmpfs's options with an optional k/m/g suffix (memparse()),
+// or with percent_ok a percentage ("50%") of `whole`.
+bool ParseSize(const std::string& v, bool percent_ok, uint64_t whole, uint64_t* out) {
   if (v.empty()) return false;
   char* end = nullptr;
   errno = 0;
@@ -39,7 +43,9 @@ bool ParseSize(const std::string& v, bool percent_ok, uint64_t* out) {
   } else if (suffix == "g" || suffix == "G") {
     mult = uint64_t{1} << 30;
   } else if (suffix == "%" && percent_ok) {
-    mult = 1;
+    if (n > 100) return false;
+    *out = whole / 100 * n;
+    return true;
   } else if (!suffix.empty()) {
     return false;
   }
@@ -53,6 +59,7 @@ bool ParseSize(const std::string& v, bool percent_ok, uint64_t* out) {
 // EINVAL. Returns what the mount table shows of them.
 struct TmpfsOptions {
   mode_t mode = 01777;
+  tmpfs::Limits limits;
   std::string shown;
 };
 Result<TmpfsOptions> ParseTmpfsOptions(const std::string& data) {
@@ -68,10 +75,18 @@ Result<TmpfsOptions> ParseTmpfsOptions(const std::string& data) {
       unsigned long m = strtoul(value.c_str(), &end, 8);
       if (value.empty() || *end != '\0' || m > 07777) return Errno{EINVAL};
       o.mode = static_cast<mode_t>(m);
-    } else if ((key == "size" || key == "nr_blocks") && eq != std::string::npos) {
-      if (!ParseSize(value, key == "size", &n)) return Errno{EINVAL};
+    } else if (key == "size" && eq != std::string::npos) {
+      // A percentage is of the memory (the sandbox's limit here).
+      if (!ParseSize(value, true, MemoryAccount::Sandbox().limit(), &n)) return Errno{EINVAL};
+      o.limits.max_bytes = n;
+    } else if (key == "nr_blocks" && eq != std::string::npos) {
+      if (!ParseSize(value, false, 0, &n) || n > UINT64_MAX / kBlock) return Errno{EINVAL};
+      o.limits.max_bytes = n * kBlock;
     } else if (key == "nr_inodes" && eq != std::string::npos) {
-      if (!ParseSize(value, true, &n)) return Errno{EINVAL};
+      // A percentage is of the memory's pages, as shmem's is of RAM's.
+      if (!ParseSize(value, true, MemoryAccount::Sandbox().limit() / kBlock, &n))
+        return Errno{EINVAL};
+      o.limits.max_inodes = n;
     } else if ((key == "uid" || key == "gid") && eq != std::string::npos) {
       char* end = nullptr;
       strtoul(value.c_str(), &end, 10);
@@ -163,7 +178,7 @@ SyscallResult SysMount(Task& t, const Args& a) {
   // graft_tree(): a directory's root goes on a directory.
   if (!on->inode()->IsDir()) return Errno{ENOTDIR};
   vfs::MountSpec spec{type, source.empty() ? "none" : source, opts.shown};
-  ns.AddMount(on, tmpfs::NewTmpfsRoot(opts.mode), spec, mnt_flags);
+  ns.AddMount(on, tmpfs::NewTmpfsRoot(opts.mode, opts.limits), spec, mnt_flags);
   return 0L;
 }
 

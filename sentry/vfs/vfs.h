@@ -215,8 +215,9 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   // Swaps the cached children `name` and new_parent's `new_name`.
   void ExchangeChild(const std::string& name, Dentry& new_parent, const std::string& new_name);
 
-  // Mounts a filesystem whose root is `root` on this dentry; spec is what
-  // the mount table shows of it.
+  // Mounts a filesystem whose root is `root` on this dentry in the initial
+  // mount namespace (boot's mounts); spec is what the mount table shows of
+  // it. mount(2) goes through MountNamespace instead.
   std::shared_ptr<Dentry> Mount(InodeRef root, const struct MountSpec& spec);
   std::shared_ptr<Dentry> Mount(InodeRef root);
 
@@ -291,8 +292,9 @@ struct MountSpec {
   std::string source = "none";
   std::string options = "rw";  // per-mount options ("rw,nosuid,nodev")
 };
-// The sandbox's mount table (one mount namespace): the root mount, then
-// every Dentry::Mount in order, for as long as the mounted root lives.
+// The initial mount namespace's table: the root mount, then every
+// Dentry::Mount (and mount(2) there) in order, for as long as the mounted
+// root lives.
 void SetRootMount(const DentryRef& root, const MountSpec& spec);
 // /proc/<pid>/mounts (fstab(5) lines) or, with info, mountinfo (proc(5)),
 // of namespace ns (null: the initial one).

@@ -287,14 +287,14 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
       (acc != O_RDONLY || (flags & O_TRUNC) || (flags & O_CREAT)))
     return Errno{EISDIR};
   if (acc == O_ACCMODE && !(flags & O_PATH)) return Errno{EINVAL};
-  // may_open(): a file this call created is opened without a check, as
-  // Linux does, whatever mode it was given.
   const unsigned long mnt_flags = vfs::NamespaceOf(t.fs()).FlagsOf(*d);
   // may_open(): devices on a nodev mount cannot be opened, before any
   // permission check.
   if ((mnt_flags & vfs::MountNamespace::kNoDev) && !(flags & O_PATH) &&
       (inode->Type() == S_IFCHR || inode->Type() == S_IFBLK))
     return Errno{EACCES};
+  // may_open(): a file this call created is opened without a check, as
+  // Linux does, whatever mode it was given.
   if (!created) TRY(vfs::MayOpen(creds, *inode, flags));
   // do_dentry_open()'s mnt_want_write for regular files and directories
   // opened to write (special files are not written to the filesystem).

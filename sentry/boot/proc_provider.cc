@@ -150,6 +150,15 @@ class KernelProcProvider : public procfs::ProcProvider {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     return t->fs().cwd->Path();
   }
+  // The mount table of the process's own namespace.
+  Result<std::string> Mounts(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return vfs::RenderMountTable(false, t->fs().mnt_ns.get());
+  }
+  Result<std::string> Mountinfo(int pid) override {
+    ASSIGN_OR_RETURN(Task * t, Find(pid));
+    return vfs::RenderMountTable(true, t->fs().mnt_ns.get());
+  }
   Result<std::string> RootPath(int pid) override {
     ASSIGN_OR_RETURN(Task * t, Find(pid));
     return t->fs().root->Path();
@@ -398,7 +407,7 @@ class KernelProcProvider : public procfs::ProcProvider {
     }
     info.flags = f->flags() & ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC);
     if (it->second.cloexec) info.flags |= O_CLOEXEC;
-    if (f->dentry() != nullptr) info.mnt_id = vfs::MountId(*f->dentry());
+    if (f->dentry() != nullptr) info.mnt_id = vfs::MountId(*f->dentry(), t->fs().mnt_ns.get());
     auto st = f->Stat();
     if (st.ok()) info.ino = st->st_ino;
     return info;

@@ -39,7 +39,7 @@ constexpr uint64_t kNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLO
 // The namespaces husk makes. A new cgroup namespace is rooted at the
 // caller's cgroup, and every task is in the sandbox's one cgroup, which its
 // namespace already shows as "/": it changes nothing that can be seen.
-constexpr uint64_t kSupportedNamespaces = CLONE_NEWUTS | CLONE_NEWCGROUP;
+constexpr uint64_t kSupportedNamespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWCGROUP;
 
 }  // namespace
 
@@ -58,7 +58,8 @@ Result<long> Task::Clone(const CloneArgs& a) {
   if ((flags & CLONE_PIDFD) && (flags & (CLONE_PARENT_SETTID | CLONE_THREAD))) {
     return Errno{EINVAL};
   }
-  // The other namespaces are not implemented (yet): refused and counted.
+  // The namespaces not implemented (yet) are refused and counted; the
+  // others need CAP_SYS_ADMIN (copy_namespaces, below).
   if (flags & kNamespaces & ~kSupportedNamespaces) {
     kernel().CountUnimplemented(SYS_clone);
     return Errno{ENOSYS};
@@ -89,6 +90,9 @@ Result<long> Task::Clone(const CloneArgs& a) {
   } else {
     *child->fs_ = *fs_;
   }
+  // The child's mounts are a copy of ours; root and working directory stay
+  // the same dentries, which every namespace shares.
+  if (flags & CLONE_NEWNS) child->fs_->mnt_ns = vfs::MountNamespace::Copy(fs_->mnt_ns.get());
   if (flags & CLONE_SIGHAND) {
     child->sighand_ = sighand_;
   } else {
@@ -229,6 +233,7 @@ Status Task::Unshare(uint64_t flags) {
   if ((flags & CLONE_FS) && fs_.use_count() > 1) fs_ = std::make_shared<vfs::FsContext>(*fs_);
   if ((flags & CLONE_FILES) && fds_.use_count() > 1) fds_ = std::make_shared<FdTable>(*fds_);
   if (flags & CLONE_NEWUTS) uts_ = std::make_shared<UtsNamespace>(*uts_);
+  if (flags & CLONE_NEWNS) fs_->mnt_ns = vfs::MountNamespace::Copy(fs_->mnt_ns.get());
   return Ok();
 }
 

@@ -447,6 +447,10 @@ void Task::ExitProcess() {
   kernel().real_timers.Remove(g.tgid);
   kernel().posix_timers.OnExit(g.tgid);
   g.zombie = true;
+  // The executable goes with the process's memory (exit_mm drops the mm's
+  // exe_file): a zombie keeps no mount busy, and its /proc/<pid>/exe is
+  // ENOENT, as on Linux.
+  g.exe = nullptr;
   g.exit_events.Notify(POLLIN);
   // Orphans go to the nearest subreaper or init; one that is a zombie
   // already is announced to its new parent (reparent_leader), which sees

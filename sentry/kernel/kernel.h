@@ -363,7 +363,8 @@ class Task {
   };
   Result<long> Clone(const CloneArgs& args) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // unshare(2) (sentry/kernel/clone.cc): stops sharing what flags name
-  // (CLONE_FILES, CLONE_FS, CLONE_NEWUTS, ...) with other tasks.
+  // (CLONE_FILES, CLONE_FS, CLONE_NEWUTS, ...) with other tasks, and enters
+  // a copy of its mount namespace (CLONE_NEWNS).
   Status Unshare(uint64_t flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // What clone gives a new task of this one's scheduling and prctl state.
   void CopyProcessControl(Task& child) const;

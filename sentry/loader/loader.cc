@@ -210,6 +210,8 @@ Result<vfs::FileRef> OpenExecutable(const vfs::FsContext& fs, const std::string&
   // class (path_resolution(7)).
   if (!S_ISREG(st.st_mode)) return Errno{EACCES};
   TRY(vfs::CheckPermission(creds.fs, st, vfs::kMayExec));
+  // do_open_execat(): nothing runs from a noexec mount (path_noexec).
+  if (vfs::NamespaceOf(fs).FlagsOf(*d) & vfs::MountNamespace::kNoExec) return Errno{EACCES};
   ASSIGN_OR_RETURN(vfs::FileRef f, d->inode()->Open(O_RDONLY));
   f->set_dentry(d);
   *dentry = d;

@@ -48,6 +48,8 @@ HUSK_HANDLER(SysFchownat); HUSK_HANDLER(SysUtimensat);
 // sys_dir.cc
 HUSK_HANDLER(SysGetcwd); HUSK_HANDLER(SysChdir); HUSK_HANDLER(SysFchdir); HUSK_HANDLER(SysChroot);
 HUSK_HANDLER(SysMountRefused);
+// sys_mount.cc
+HUSK_HANDLER(SysMount); HUSK_HANDLER(SysUmount2);
 HUSK_HANDLER(SysMkdir); HUSK_HANDLER(SysMkdirat); HUSK_HANDLER(SysMknod); HUSK_HANDLER(SysMknodat);
 HUSK_HANDLER(SysRmdir);
 HUSK_HANDLER(SysUnlink); HUSK_HANDLER(SysUnlinkat); HUSK_HANDLER(SysRename);

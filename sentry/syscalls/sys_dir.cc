@@ -24,6 +24,7 @@ Result<long> MkdirAt(Task& t, int dirfd, uintptr_t path, mode_t mode)
   ASSIGN_OR_RETURN(vfs::ParentAndName pn, ParentAt(t, dirfd, path));
   if (pn.name.empty() || pn.name == "." || pn.name == "..") return Errno{EEXIST};
   if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
+  TRY(vfs::CheckWritableMount(t.fs(), *pn.parent));  // mnt_want_write(): EROFS
   TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   ASSIGN_OR_RETURN(vfs::InodeRef inode,
                    pn.parent->inode()->Mkdir(pn.name, (mode & 07777 & ~t.fs().umask) | S_IFDIR));
@@ -59,6 +60,7 @@ Result<long> MknodAt(Task& t, int dirfd, uintptr_t path, mode_t mode, uint64_t d
   if (pn.parent->Child(pn.name).ok()) return Errno{EEXIST};
   // filename_create(): a trailing slash names a directory to be.
   if (pn.must_be_dir) return Errno{ENOENT};
+  TRY(vfs::CheckWritableMount(t.fs(), *pn.parent));  // mnt_want_write(): EROFS
   TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   // vfs_mknod(): devices need CAP_MKNOD, but for the whiteout (0:0).
   const bool whiteout = type == S_IFCHR && static_cast<uint32_t>(dev) == 0;  // an unsigned int
@@ -88,12 +90,14 @@ Result<long> UnlinkAt(Task& t, int dirfd, uintptr_t path, bool dir)
   } else if (pn.name.empty() || pn.name == "." || pn.name == "..") {
     return Errno{EISDIR};
   }
+  // do_unlinkat() takes write access to the mount before the lookup.
+  TRY(vfs::CheckWritableMount(t.fs(), *pn.parent));  // mnt_want_write(): EROFS
   ASSIGN_OR_RETURN(vfs::DentryRef child, pn.parent->Child(pn.name));
   // do_unlinkat(): a trailing slash on a non-directory fails before any
   // permission check.
   if (!dir && pn.must_be_dir) return child->inode()->IsDir() ? Errno{EISDIR} : Errno{ENOTDIR};
   TRY(vfs::MayDelete(t.FsCreds(), *pn.parent->inode(), *child->inode(), dir));
-  if (child->mounted()) return Errno{EBUSY};
+  if (vfs::IsMountpoint(t.fs(), *child)) return Errno{EBUSY};
   if (dir) {
     TRY(pn.parent->inode()->Rmdir(pn.name));
   } else {
@@ -144,6 +148,7 @@ Status MayRename(const vfs::Creds& creds, const vfs::ParentAndName& from, const 
 Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::ParentAndName& to)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   if (!vfs::SameMount(*from.parent, *to.parent)) return Errno{EXDEV};
+  TRY(vfs::CheckWritableMount(t.fs(), *to.parent));
   ASSIGN_OR_RETURN(vfs::DentryRef a, from.parent->Child(from.name));
   ASSIGN_OR_RETURN(vfs::DentryRef b, to.parent->Child(to.name));
   if (from.must_be_dir && !a->inode()->IsDir()) return Errno{ENOTDIR};
@@ -160,7 +165,7 @@ Result<long> ExchangeAt(Task& t, const vfs::ParentAndName& from, const vfs::Pare
     if (a_dir) TRY(vfs::CheckPermission(creds, *a->inode(), vfs::kMayWrite));
     if (b_dir) TRY(vfs::CheckPermission(creds, *b->inode(), vfs::kMayWrite));
   }
-  if (a->mounted() || b->mounted()) return Errno{EBUSY};
+  if (vfs::IsMountpoint(t.fs(), *a) || vfs::IsMountpoint(t.fs(), *b)) return Errno{EBUSY};
   TRY(from.parent->inode()->Exchange(from.name, *to.parent->inode(), to.name));
   from.parent->ExchangeChild(from.name, *to.parent, to.name);
   NotifyRename(t, *from.parent, *to.parent);
@@ -187,6 +192,7 @@ Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintpt
   if (flags & RENAME_EXCHANGE) return ExchangeAt(t, from, to);
   // Linux compares the mounts before it looks the source up (do_renameat2).
   if (!vfs::SameMount(*from.parent, *to.parent)) return Errno{EXDEV};
+  TRY(vfs::CheckWritableMount(t.fs(), *to.parent));
   ASSIGN_OR_RETURN(vfs::DentryRef src, from.parent->Child(from.name));
   if ((from.must_be_dir || to.must_be_dir) && !src->inode()->IsDir()) return Errno{ENOTDIR};
   // A directory cannot move under itself (rename(2), EINVAL).
@@ -197,7 +203,7 @@ Result<long> RenameAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintpt
     if (flags & RENAME_NOREPLACE) return Errno{EEXIST};
   }
   TRY(MayRename(t.FsCreds(), from, src, to, dst.ok() ? *dst : nullptr));
-  if (dst.ok() && (*dst)->mounted()) return Errno{EBUSY};
+  if (dst.ok() && vfs::IsMountpoint(t.fs(), **dst)) return Errno{EBUSY};
   // RENAME_WHITEOUT (since 5.8 without CAP_MKNOD): the filesystem leaves a
   // whiteout at the old name, owned as a node the caller made would be;
   // one without whiteouts (overlayfs, to its users) refuses: EINVAL.
@@ -232,6 +238,7 @@ Result<long> SymlinkAt(Task& t, uintptr_t target_addr, int dirfd, uintptr_t path
   // filename_create(): a new name with a trailing slash can only be a
   // directory's.
   if (pn.must_be_dir) return Errno{ENOENT};
+  TRY(vfs::CheckWritableMount(t.fs(), *pn.parent));  // mnt_want_write(): EROFS
   TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Symlink(pn.name, target));
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
@@ -273,6 +280,7 @@ Result<long> LinkAt(Task& t, int olddir, uintptr_t oldpath, int newdir, uintptr_
   // A trailing slash asks for a directory, which link(2) never makes.
   if (to.must_be_dir) return Errno{ENOENT};
   if (!vfs::SameMount(*src, *to.parent)) return Errno{EXDEV};
+  TRY(vfs::CheckWritableMount(t.fs(), *to.parent));
   TRY(vfs::MayCreate(t.FsCreds(), *to.parent));
   if (src->inode()->IsDir()) return Errno{EPERM};
   TRY(MayLink(t.FsCreds(), *src->inode()));

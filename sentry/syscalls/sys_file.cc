@@ -209,6 +209,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     // writable and searchable, and its filesystem able to (tmpfs here).
     ASSIGN_OR_RETURN(vfs::DentryRef dir, vfs::Resolve(t.fs(), start, path, true, creds));
     if (!dir->inode()->IsDir()) return Errno{ENOTDIR};
+    TRY(vfs::CheckWritableMount(t.fs(), *dir));
     TRY(vfs::MayCreate(creds, *dir));
     Result<vfs::InodeRef> made = tmpfs::NewUnnamedFile(*dir->inode(), mode & ~t.fs().umask & 07777,
                                                        F_SEAL_SEAL, !(flags & O_EXCL));
@@ -232,7 +233,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     // O_CREAT follows a final symlink (unless O_EXCL or O_NOFOLLOW), and
     // creates the target of a dangling one (open(2)).
     for (int hops = 0; existing.ok() && (*existing)->inode()->IsSymlink() &&
-                       !(*existing)->mounted() && !(flags & O_EXCL);
+                       !vfs::IsMountpoint(t.fs(), **existing) && !(flags & O_EXCL);
          hops++) {
       if (flags & O_NOFOLLOW) return Errno{ELOOP};
       if (hops >= vfs::kMaxSymlinks) return Errno{ELOOP};
@@ -250,12 +251,14 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     if (existing.ok()) {
       if (flags & O_EXCL) return Errno{EEXIST};
       d = *existing;
-      while (d->mounted()) d = d->mounted();
+      while (vfs::DentryRef m = vfs::NamespaceOf(t.fs()).MountedOn(*d)) d = std::move(m);
     } else if (existing.error() != ENOENT) {
       return Errno{existing.error()};
     } else {
-      // may_o_create(): a new name needs write and search on the directory;
-      // an existing file needs neither.
+      // lookup_open(): no write access to the mount (EROFS) is checked
+      // before may_o_create(): a new name needs write and search on the
+      // directory; an existing file needs neither.
+      TRY(vfs::CheckWritableMount(t.fs(), *pn.parent));
       TRY(vfs::MayCreate(creds, *pn.parent));
       ASSIGN_OR_RETURN(mode_t m, CreateMode(t, *pn.parent->inode(), mode & 07777));
       ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Create(pn.name, m | S_IFREG));
@@ -284,9 +287,20 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
       (acc != O_RDONLY || (flags & O_TRUNC) || (flags & O_CREAT)))
     return Errno{EISDIR};
   if (acc == O_ACCMODE && !(flags & O_PATH)) return Errno{EINVAL};
+  const unsigned long mnt_flags = vfs::NamespaceOf(t.fs()).FlagsOf(*d);
+  // may_open(): devices on a nodev mount cannot be opened, before any
+  // permission check.
+  if ((mnt_flags & vfs::MountNamespace::kNoDev) && !(flags & O_PATH) &&
+      (inode->Type() == S_IFCHR || inode->Type() == S_IFBLK))
+    return Errno{EACCES};
   // may_open(): a file this call created is opened without a check, as
   // Linux does, whatever mode it was given.
   if (!created) TRY(vfs::MayOpen(creds, *inode, flags));
+  // do_dentry_open()'s mnt_want_write for regular files and directories
+  // opened to write (special files are not written to the filesystem).
+  const bool writes = !(flags & O_PATH) && (acc != O_RDONLY || (flags & O_TRUNC)) &&
+                      (inode->IsRegular() || inode->IsDir());
+  if (writes && (mnt_flags & vfs::MountNamespace::kReadOnly)) return Errno{EROFS};
   vfs::FileRef file;
   if (inode->Type() == S_IFIFO && !(flags & O_PATH)) {
     // A FIFO on any filesystem is a pipe of the sandbox's own.
@@ -295,6 +309,7 @@ Result<long> OpenAt(Task& t, int dirfd, uintptr_t path_addr, int flags, mode_t m
     ASSIGN_OR_RETURN(file, inode->Open(flags & ~O_CLOEXEC));
   }
   if (file->dentry() == nullptr) file->set_dentry(d);
+  if (writes) file->set_mount_writer(vfs::NamespaceOf(t.fs()).WriterRef(*d));
   if (!(flags & O_PATH)) {
     // fsnotify_open, and fsnotify_close when the description goes.
     file->set_notify_close();

@@ -51,6 +51,10 @@ SyscallResult SysMmap(Task& t, const Args& a) {
     if (!f->readable()) return Errno{EACCES};
     bool shared = (req.flags & MAP_TYPE) != MAP_PRIVATE;
     if (shared && (req.prot & PROT_WRITE) && !f->writable()) return Errno{EACCES};
+    // do_mmap(): a file of a noexec mount cannot be mapped executable.
+    if ((req.prot & PROT_EXEC) && f->dentry() != nullptr &&
+        (vfs::NamespaceOf(t.fs()).FlagsOf(*f->dentry()) & vfs::MountNamespace::kNoExec))
+      return Errno{EPERM};
     req.file = f->GetMappable();
     if (req.file == nullptr) return Errno{ENODEV};
     if (shared) {

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/stat.h>
+#include <sys/mount.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
 #include "sentry/kernel/inotify.h"
@@ -86,9 +88,20 @@ Result<long> Chown(Task& t, vfs::Inode& inode, uint64_t uid, uint64_t gid) {
   return 0L;
 }
 
+// statfs(2)'s f_flags of the mount d lies in (ST_RDONLY, ST_NOSUID, ST_NODEV,
+// ST_NOEXEC, ..., the same bits as MS_*; calculate_f_flags()).
+long MountStatfsFlags(Task& t, const vfs::Dentry& d) {
+  const unsigned long mnt = vfs::NamespaceOf(t.fs()).FlagsOf(d);
+  long out = static_cast<long>(
+      mnt & (ST_RDONLY | ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME));
+  if (mnt & MS_RELATIME) out |= ST_RELATIME;
+  return out;
+}
+
 Result<long> ChmodAt(Task& t, int dirfd, uintptr_t path_addr, uint64_t mode) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, true, false));
+  TRY(vfs::CheckWritableMount(t.fs(), *d));  // chmod_common's mnt_want_write
   TRY(Chmod(t, *d->inode(), mode));
   inotify::NotifyDentry(*d, IN_ATTRIB);
   return 0L;
@@ -100,6 +113,7 @@ Result<long> ChownAt(Task& t, int dirfd, uintptr_t path_addr, uint64_t uid, uint
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(path_addr));
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
                                                (flags & AT_EMPTY_PATH) != 0));
+  TRY(vfs::CheckWritableMount(t.fs(), *d));
   TRY(Chown(t, *d->inode(), uid, gid));
   if (ChangesOwner(uid, gid)) inotify::NotifyDentry(*d, IN_ATTRIB);
   return 0L;
@@ -146,7 +160,7 @@ SyscallResult SysStatx(Task& t, const Args& a) {
   // it in whether asked or not.
   if (dentry != nullptr) {
     sx.stx_mask |= STATX_MNT_ID;
-    sx.stx_mnt_id = static_cast<uint64_t>(vfs::MountId(*dentry));
+    sx.stx_mnt_id = static_cast<uint64_t>(vfs::MountId(*dentry, t.fs().mnt_ns.get()));
   }
   sx.stx_blksize = static_cast<uint32_t>(st.st_blksize);
   sx.stx_nlink = static_cast<uint32_t>(st.st_nlink);
@@ -188,6 +202,7 @@ SyscallResult SysStatfs(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(0)));
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
   ASSIGN_OR_RETURN(struct statfs s, d->inode()->Statfs());
+  s.f_flags |= MountStatfsFlags(t, *d);
   TRY(t.CopyOutObj(a.Ptr(1), s));
   return 0L;
 }
@@ -196,6 +211,7 @@ SyscallResult SysFstatfs(Task& t, const Args& a) {
   // O_PATH descriptors too, as on Linux.
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().Get(a.Int(0)));
   ASSIGN_OR_RETURN(struct statfs s, f->inode()->Statfs());
+  if (f->dentry() != nullptr) s.f_flags |= MountStatfsFlags(t, *f->dentry());
   TRY(t.CopyOutObj(a.Ptr(1), s));
   return 0L;
 }
@@ -203,6 +219,7 @@ SyscallResult SysFstatfs(Task& t, const Args& a) {
 SyscallResult SysChmod(Task& t, const Args& a) { return ChmodAt(t, AT_FDCWD, a.Ptr(0), a.U(1)); }
 SyscallResult SysFchmod(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
+  if (f->dentry() != nullptr) TRY(vfs::CheckWritableMount(t.fs(), *f->dentry()));
   TRY(Chmod(t, *f->inode(), a.U(1)));
   inotify::NotifyFile(*f, IN_ATTRIB);
   return 0L;

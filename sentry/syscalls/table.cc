@@ -126,8 +126,8 @@ struct Table {
     Set(SYS_chdir, SysChdir, {kPath});
     Set(SYS_fchdir, SysFchdir, {kFd});
     Set(SYS_chroot, SysChroot, {kPath});
-    Set(SYS_mount, SysMountRefused, {kPath, kPath, kPath, kHex, kPtr});
-    Set(SYS_umount2, SysMountRefused, {kPath, kHex});
+    Set(SYS_mount, SysMount, {kPath, kPath, kPath, kHex, kPtr});
+    Set(SYS_umount2, SysUmount2, {kPath, kHex});
     Set(SYS_pivot_root, SysMountRefused, {kPath, kPath});
     Set(SYS_mkdir, SysMkdir, {kPath, kOctal});
     Set(SYS_mkdirat, SysMkdirat, {kFd, kPath, kOctal});

@@ -1,12 +1,15 @@
 #include "sentry/vfs/vfs.h"
 
 #include <errno.h>
+#include <sys/mount.h>
 #include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <atomic>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "base/deferred_release.h"
 
@@ -167,6 +170,29 @@ void Dentry::Cache(const std::shared_ptr<Dentry>& child) {
 
 Result<std::shared_ptr<Dentry>> Dentry::Child(const std::string& name) {
   auto it = children_.find(name);
+  if (it != children_.end() && revalidate_) {
+    // The directory is reachable through another dentry tree too (a bind
+    // mount): the name may have changed there. Same inode (st_dev, st_ino)
+    // keeps the cached dentry; otherwise it is gone or replaced.
+    Result<InodeRef> now = inode_->Lookup(name);
+    bool same = false;
+    if (now.ok()) {
+      auto a = (*now)->Stat();
+      auto b = it->second->inode_->Stat();
+      same = a.ok() && b.ok() && a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+    }
+    if (!same) {
+      std::shared_ptr<Dentry> stale = std::move(it->second);
+      children_.erase(it);
+      stale->MarkDeleted();
+      if (!now.ok()) return Errno{now.error()};
+      auto d = std::make_shared<Dentry>(name, shared_from_this(), std::move(*now));
+      d->revalidate_ = true;
+      children_.emplace(name, d);
+      Cache(d);
+      return d;
+    }
+  }
   if (it != children_.end()) {
     if (it->second->inode_->Revalidate()) {
       it->second->last_used_ = ++CacheState().clock;
@@ -178,6 +204,7 @@ Result<std::shared_ptr<Dentry>> Dentry::Child(const std::string& name) {
   }
   ASSIGN_OR_RETURN(InodeRef inode, inode_->Lookup(name));
   auto d = std::make_shared<Dentry>(name, shared_from_this(), std::move(inode));
+  d->revalidate_ = revalidate_;
   children_.emplace(name, d);
   Cache(d);
   return d;
@@ -185,6 +212,7 @@ Result<std::shared_ptr<Dentry>> Dentry::Child(const std::string& name) {
 
 void Dentry::AddChild(const std::string& name, InodeRef inode) {
   auto d = std::make_shared<Dentry>(name, shared_from_this(), std::move(inode));
+  d->revalidate_ = revalidate_;
   auto& slot = children_[name];
   DeferRelease(std::move(slot));
   slot = d;
@@ -267,68 +295,325 @@ const Dentry* MountRoot(const Dentry& d) {
   return cur;
 }
 
-struct MountRecord {
-  int id;
-  int parent_id;
-  std::weak_ptr<Dentry> root;
-  MountSpec spec;
-};
-
-struct MountTable {
-  absl::Mutex mu;
-  std::vector<MountRecord> mounts ABSL_GUARDED_BY(mu);
-  int next_id ABSL_GUARDED_BY(mu) = 1;
-};
-
-MountTable& Mounts() {
-  static auto* table = new MountTable();  // never destroyed: dentries may outlive statics
-  return *table;
+// Mount ids are unique across namespaces, as Linux's are.
+int NextMountId() {
+  static std::atomic<int> next{1};
+  return next.fetch_add(1);
 }
 
-void AddMount(const DentryRef& root, const Dentry* on, const MountSpec& spec) {
-  MountTable& t = Mounts();
-  absl::MutexLock l(&t.mu);
-  int parent = 0;
-  if (on != nullptr) {
-    const Dentry* holder = MountRoot(*on);
-    for (const MountRecord& m : t.mounts) {
-      if (m.root.lock().get() == holder) parent = m.id;
-    }
-  }
-  t.mounts.push_back(MountRecord{t.next_id++, parent, root, spec});
+// Whether d has this (a mount root) mounted on it in the initial namespace.
+bool LegacyMounted(const Dentry& root) {
+  return root.mountpoint() != nullptr && root.mountpoint()->mounted().get() == &root;
+}
+
+// The per-mount options /proc shows for flags (show_mnt_opts()).
+std::string RenderFlags(unsigned long flags) {
+  std::string out = (flags & MS_RDONLY) ? "ro" : "rw";
+  if (flags & MS_NOSUID) out += ",nosuid";
+  if (flags & MS_NODEV) out += ",nodev";
+  if (flags & MS_NOEXEC) out += ",noexec";
+  if (flags & MS_NOATIME) out += ",noatime";
+  if (flags & MS_NODIRATIME) out += ",nodiratime";
+  if (flags & MS_RELATIME) out += ",relatime";
+  return out;
 }
 }  // namespace
 
-std::shared_ptr<Dentry> Dentry::Mount(InodeRef root, const MountSpec& spec) {
-  auto d = std::make_shared<Dentry>(name_, parent_, std::move(root));
-  d->mountpoint_ = shared_from_this();
-  mounted_ = d;
-  AddMount(d, this, spec);
-  return d;
+MountNamespace& MountNamespace::Initial() {
+  // Never destroyed: dentries may outlive statics.
+  static MountNamespace* ns = [] {
+    auto* n = new MountNamespace();
+    n->initial_ = true;
+    return n;
+  }();
+  return *ns;
 }
 
-std::shared_ptr<Dentry> Dentry::Mount(InodeRef root) { return Mount(std::move(root), MountSpec{}); }
-
-void SetRootMount(const DentryRef& root, const MountSpec& spec) {
-  {
-    MountTable& t = Mounts();
-    absl::MutexLock l(&t.mu);
-    // A new root (a unit test's, or a second boot in one process) starts a
-    // new table.
-    t.mounts.clear();
+MountNamespace::~MountNamespace() {
+  // The mounts only this namespace held: their trees' cycles (a child
+  // holds its parent, the parent its cache) are broken, as the initial
+  // namespace's are by ReleaseTree on the root.
+  for (auto& [point, entry] : mounted_) {
+    DentryRef& root = entry.second;
+    if (--root->ns_refs_ == 0 && !LegacyMounted(*root)) root->ReleaseTree();
   }
-  AddMount(root, nullptr, spec);
 }
 
-std::string RenderMountTable(bool info) {
-  std::vector<MountRecord> mounts;
+std::shared_ptr<MountNamespace> MountNamespace::Copy(const MountNamespace* from) {
+  const MountNamespace& src = from != nullptr ? *from : Initial();
+  std::vector<Record> recs;
   {
-    MountTable& t = Mounts();
-    absl::MutexLock l(&t.mu);
-    mounts = t.mounts;
+    absl::MutexLock l(&src.mu_);
+    recs = src.records_;
+  }
+  auto ns = std::make_shared<MountNamespace>();
+  std::map<int, int> new_ids;
+  absl::MutexLock l(&ns->mu_);
+  for (const Record& r : recs) {
+    DentryRef root = r.root.lock();
+    if (root == nullptr) continue;
+    DentryRef on = root->mountpoint_;
+    // Only what is mounted now (the initial table keeps records of mounts
+    // released with their tree).
+    if (on == nullptr ? r.parent_id != 0 : src.MountedOn(*on) != root) continue;
+    Record c = r;
+    c.id = NextMountId();
+    auto parent = new_ids.find(r.parent_id);
+    c.parent_id = parent == new_ids.end() ? 0 : parent->second;
+    c.writers = std::make_shared<int>(0);
+    new_ids[r.id] = c.id;
+    if (on != nullptr) {
+      ns->mounted_[on.get()] = {on, root};
+      root->ns_refs_++;
+    }
+    ns->any_enforced_ |= c.enforced;
+    ns->records_.push_back(std::move(c));
+  }
+  return ns;
+}
+
+DentryRef MountNamespace::MountedOn(const Dentry& d) const {
+  if (initial_) return d.mounted_;
+  auto it = mounted_.find(&d);
+  return it == mounted_.end() ? nullptr : it->second.second;
+}
+
+const MountNamespace::Record* MountNamespace::Find(const Dentry& root) const {
+  for (const Record& r : records_) {
+    if (r.root.lock().get() != &root) continue;
+    // Attached still (the initial table's records outlive released trees).
+    if (root.mountpoint_ == nullptr ? r.parent_id == 0
+                                    : MountedOn(*root.mountpoint_).get() == &root)
+      return &r;
+  }
+  return nullptr;
+}
+
+MountNamespace::Record* MountNamespace::Find(const Dentry& root) {
+  return const_cast<Record*>(std::as_const(*this).Find(root));
+}
+
+bool MountNamespace::IsMountRoot(const Dentry& d) const {
+  absl::MutexLock l(&mu_);
+  return Find(d) != nullptr;
+}
+
+unsigned long MountNamespace::FlagsOf(const Dentry& d) const {
+  if (!any_enforced_) return 0;
+  absl::MutexLock l(&mu_);
+  const Record* r = Find(*MountRoot(d));
+  return r != nullptr && r->enforced ? r->flags : 0;
+}
+
+std::shared_ptr<void> MountNamespace::WriterRef(const Dentry& d) const {
+  if (!any_enforced_) return nullptr;
+  absl::MutexLock l(&mu_);
+  const Record* r = Find(*MountRoot(d));
+  return r != nullptr ? r->writers : nullptr;
+}
+
+int MountNamespace::ParentId(const Dentry& on) const {
+  const Record* r = Find(*MountRoot(on));
+  return r != nullptr ? r->id : 0;
+}
+
+void MountNamespace::Attach(const DentryRef& on, const DentryRef& root, Record rec) {
+  absl::MutexLock l(&mu_);
+  rec.id = NextMountId();
+  rec.parent_id = ParentId(*on);
+  rec.root = root;
+  any_enforced_ |= rec.enforced;
+  if (initial_) {
+    on->mounted_ = root;
+  } else {
+    mounted_[on.get()] = {on, root};
+    root->ns_refs_++;
+  }
+  records_.push_back(std::move(rec));
+}
+
+void MountNamespace::Detach(const DentryRef& root) {
+  {
+    absl::MutexLock l(&mu_);
+    std::erase_if(records_, [&](const Record& r) { return r.root.lock() == root; });
+  }
+  const DentryRef& on = root->mountpoint_;
+  if (initial_) {
+    if (on->mounted_ == root) on->mounted_ = nullptr;
+  } else {
+    mounted_.erase(on.get());
+    root->ns_refs_--;
+  }
+  // Held by no namespace: the tree's cycles go; whatever still uses a
+  // dentry of it (an open file) keeps a working, detached dentry.
+  if (root->ns_refs_ == 0 && !LegacyMounted(*root)) root->ReleaseTree();
+}
+
+DentryRef MountNamespace::AddMount(const DentryRef& on, InodeRef inode, const MountSpec& spec,
+                                   unsigned long flags) {
+  auto root = std::make_shared<Dentry>(on->name_, on->parent_, std::move(inode));
+  root->mountpoint_ = on;
+  Record rec;
+  rec.spec = spec;
+  rec.flags = flags & kMountFlags;
+  rec.enforced = true;
+  rec.spec.options = RenderFlags(rec.flags);
+  if (!spec.options.empty()) absl::StrAppend(&rec.spec.options, ",", spec.options);
+  Attach(on, root, std::move(rec));
+  return root;
+}
+
+namespace {
+// Marks d and its cached subtree as aliased (see Dentry::revalidate_).
+void MarkAliased(Dentry& d, std::vector<Dentry*>& work);
+}  // namespace
+
+Result<DentryRef> MountNamespace::AddBind(const DentryRef& on, const DentryRef& source,
+                                          bool recursive) {
+  // graft_tree(): a directory on a directory, a file on a file.
+  if (on->inode()->IsDir() != source->inode()->IsDir()) return Errno{ENOTDIR};
+  struct Sub {
+    DentryRef root;
+    std::vector<std::string> names;  // from source down to its mountpoint
+    Record rec;
+  };
+  Record base;
+  std::vector<Sub> subs;
+  {
+    absl::MutexLock l(&mu_);
+    if (const Record* r = Find(*MountRoot(*source)); r != nullptr) {
+      base.spec = r->spec;
+      base.flags = r->flags;
+      base.enforced = r->enforced;
+    }
+    // copy_tree(): the mounts below source, parents first (table order).
+    for (const Record& r : recursive ? records_ : std::vector<Record>()) {
+      DentryRef root = r.root.lock();
+      if (root == nullptr || root->mountpoint_ == nullptr) continue;
+      std::vector<std::string> names;
+      const Dentry* d = root->mountpoint_.get();
+      while (d != nullptr && d != source.get()) {
+        names.push_back(d->name_);
+        d = d->parent_.get();
+      }
+      if (d == nullptr) continue;
+      std::reverse(names.begin(), names.end());
+      subs.push_back(Sub{root, std::move(names), r});
+    }
+  }
+  std::vector<Dentry*> work;
+  MarkAliased(*source, work);
+  auto top = std::make_shared<Dentry>(on->name_, on->parent_, source->inode_);
+  top->mountpoint_ = on;
+  top->revalidate_ = true;
+  Attach(on, top, base);
+  for (Sub& sub : subs) {
+    DentryRef cur = top;
+    bool found = true;
+    for (const std::string& name : sub.names) {
+      auto next = cur->Child(name);
+      if (!next.ok()) {
+        found = false;
+        break;
+      }
+      cur = *next;
+      while (DentryRef m = MountedOn(*cur)) cur = m;
+    }
+    if (!found) continue;
+    MarkAliased(*sub.root, work);
+    auto copy = std::make_shared<Dentry>(cur->name_, cur->parent_, sub.root->inode_);
+    copy->mountpoint_ = cur;
+    copy->revalidate_ = true;
+    Record rec;
+    rec.spec = sub.rec.spec;
+    rec.flags = sub.rec.flags;
+    rec.enforced = sub.rec.enforced;
+    Attach(cur, copy, std::move(rec));
+  }
+  return top;
+}
+
+Status MountNamespace::Remount(const Dentry& root, unsigned long flags) {
+  absl::MutexLock l(&mu_);
+  Record* r = Find(root);
+  if (r == nullptr) return Errno{EINVAL};
+  flags &= kMountFlags;
+  // mnt_make_readonly(): not while a file of the mount is open for writing.
+  if ((flags & MS_RDONLY) && !(r->enforced && (r->flags & MS_RDONLY)) && r->writers.use_count() > 1)
+    return Errno{EBUSY};
+  r->flags = flags;
+  r->enforced = true;
+  // The filesystem's own options (mode=, size=) stay after the per-mount ones.
+  std::string extra;
+  for (absl::string_view opt : absl::StrSplit(r->spec.options, ',')) {
+    if (opt.find('=') != absl::string_view::npos) absl::StrAppend(&extra, ",", opt);
+  }
+  r->spec.options = RenderFlags(flags) + extra;
+  any_enforced_ = true;
+  return Ok();
+}
+
+namespace {
+// Whether anything beyond the tree itself (and `holders` references to
+// root) uses a dentry of root's cached tree: an open file, a working
+// directory, a mapping, a mount of another namespace (propagate_mount_busy
+// counts the mount's references; dentries are what carry them here).
+bool TreeBusy(const Dentry& root, long holders, long root_links) {
+  auto count = [](const Dentry& d) { return d.weak_from_this().use_count(); };
+  if (count(root) > holders + root_links + static_cast<long>(root.CachedChildren().size()))
+    return true;
+  std::vector<const Dentry*> work;
+  for (const auto& [name, child] : root.CachedChildren()) work.push_back(child.get());
+  while (!work.empty()) {
+    const Dentry* d = work.back();
+    work.pop_back();
+    if (count(*d) > 1 + static_cast<long>(d->CachedChildren().size())) return true;
+    for (const auto& [name, child] : d->CachedChildren()) work.push_back(child.get());
+  }
+  return false;
+}
+}  // namespace
+
+Status MountNamespace::Unmount(const DentryRef& root, bool detach, long holders) {
+  std::vector<DentryRef> doomed{root};
+  {
+    absl::MutexLock l(&mu_);
+    const Record* r = Find(*root);
+    // The namespace's root cannot go (it would be EBUSY on Linux, or
+    // EINVAL for a root that is not a mountpoint); EINVAL here.
+    if (r == nullptr || root->mountpoint_ == nullptr) return Errno{EINVAL};
+    // The mounts below, parents first (table order).
+    std::vector<int> ids{r->id};
+    for (const Record& c : records_) {
+      if (std::find(ids.begin(), ids.end(), c.parent_id) == ids.end()) continue;
+      DentryRef croot = c.root.lock();
+      if (croot == nullptr || Find(*croot) != &c) continue;
+      if (!detach) return Errno{EBUSY};
+      ids.push_back(c.id);
+      doomed.push_back(std::move(croot));
+    }
+  }
+  if (!detach) {
+    const long links = root->ns_refs_ + (LegacyMounted(*root) ? 1 : 0);
+    // doomed[0] is one more reference of ours.
+    if (TreeBusy(*root, holders + 1, links)) return Errno{EBUSY};
+  }
+  // umount_tree(): the deepest first.
+  for (auto it = doomed.rbegin(); it != doomed.rend(); ++it) Detach(*it);
+  return Ok();
+}
+
+std::string MountNamespace::Render(bool info) const {
+  std::vector<Record> mounts;
+  {
+    absl::MutexLock l(&mu_);
+    for (const Record& r : records_) {
+      DentryRef root = r.root.lock();
+      if (root != nullptr && Find(*root) == &r) mounts.push_back(r);
+    }
   }
   std::string out;
-  for (const MountRecord& m : mounts) {
+  for (const Record& m : mounts) {
     DentryRef root = m.root.lock();
     if (root == nullptr) continue;
     const std::string point = root->Path();
@@ -346,16 +631,74 @@ std::string RenderMountTable(bool info) {
   return out;
 }
 
+int MountNamespace::MountId(const Dentry& d) const {
+  absl::MutexLock l(&mu_);
+  const Record* r = Find(*MountRoot(d));
+  return r != nullptr ? r->id : 0;
+}
+
+namespace {
+void MarkAliased(Dentry& d, std::vector<Dentry*>& work) {
+  work.clear();
+  work.push_back(&d);
+  while (!work.empty()) {
+    Dentry* cur = work.back();
+    work.pop_back();
+    cur->SetRevalidate();
+    for (const auto& [name, child] : cur->CachedChildren()) work.push_back(child.get());
+  }
+}
+}  // namespace
+
+std::shared_ptr<Dentry> Dentry::Mount(InodeRef root, const MountSpec& spec) {
+  auto d = std::make_shared<Dentry>(name_, parent_, std::move(root));
+  d->mountpoint_ = shared_from_this();
+  MountNamespace::Record rec;
+  rec.spec = spec;
+  MountNamespace::Initial().Attach(shared_from_this(), d, std::move(rec));
+  return d;
+}
+
+std::shared_ptr<Dentry> Dentry::Mount(InodeRef root) { return Mount(std::move(root), MountSpec{}); }
+
+void SetRootMount(const DentryRef& root, const MountSpec& spec) {
+  MountNamespace& ns = MountNamespace::Initial();
+  absl::MutexLock l(&ns.mu_);
+  // A new root (a unit test's, or a second boot in one process) starts a
+  // new table.
+  ns.records_.clear();
+  MountNamespace::Record rec;
+  rec.id = NextMountId();
+  rec.root = root;
+  rec.spec = spec;
+  ns.records_.push_back(std::move(rec));
+}
+
+std::string RenderMountTable(bool info, const MountNamespace* ns) {
+  return (ns != nullptr ? *ns : MountNamespace::Initial()).Render(info);
+}
+
 bool SameMount(const Dentry& a, const Dentry& b) { return MountRoot(a) == MountRoot(b); }
 
-int MountId(const Dentry& d) {
-  const Dentry* root = MountRoot(d);
-  MountTable& t = Mounts();
-  absl::MutexLock l(&t.mu);
-  for (const MountRecord& m : t.mounts) {
-    if (m.root.lock().get() == root) return m.id;
-  }
-  return 0;
+int MountId(const Dentry& d, const MountNamespace* ns) {
+  return (ns != nullptr ? *ns : MountNamespace::Initial()).MountId(d);
+}
+
+const MountNamespace& NamespaceOf(const FsContext& fs) {
+  return fs.mnt_ns != nullptr ? *fs.mnt_ns : MountNamespace::Initial();
+}
+
+MountNamespace& MutableNamespaceOf(const FsContext& fs) {
+  return fs.mnt_ns != nullptr ? *fs.mnt_ns : MountNamespace::Initial();
+}
+
+bool IsMountpoint(const FsContext& fs, const Dentry& d) {
+  return NamespaceOf(fs).MountedOn(d) != nullptr;
+}
+
+Status CheckWritableMount(const FsContext& fs, const Dentry& d) {
+  if (NamespaceOf(fs).FlagsOf(d) & MS_RDONLY) return Errno{EROFS};
+  return Ok();
 }
 
 std::string Dentry::Path() const {
@@ -547,8 +890,13 @@ DentryRef Parent(const FsContext& fs, const DentryRef& d) {
   }
 }
 
-DentryRef FollowMounts(DentryRef d) {
-  while (d->mounted() != nullptr) d = d->mounted();
+// The topmost mount on d in fs's namespace (or d).
+DentryRef FollowMounts(const FsContext& fs, DentryRef d) {
+  if (fs.mnt_ns == nullptr) {
+    while (d->mounted() != nullptr) d = d->mounted();
+    return d;
+  }
+  while (DentryRef m = fs.mnt_ns->MountedOn(*d)) d = std::move(m);
   return d;
 }
 
@@ -566,7 +914,7 @@ Result<DentryRef> FollowLink(const FsContext& fs, const Creds& creds, const Dent
   if (target.empty()) return Errno{ENOENT};
   DentryRef start = target[0] == '/' ? fs.root : dir;
   bool slash = target.back() == '/';
-  return WalkComponents(fs, creds, FollowMounts(start), SplitPath(target), true, slash, links);
+  return WalkComponents(fs, creds, FollowMounts(fs, start), SplitPath(target), true, slash, links);
 }
 
 Result<DentryRef> WalkComponents(const FsContext& fs, const Creds& creds, DentryRef cur,
@@ -596,7 +944,7 @@ Result<DentryRef> WalkComponents(const FsContext& fs, const Creds& creds, Dentry
       if (ahead.size() > 1) cur->inode()->Prefetch(ahead);
     }
     ASSIGN_OR_RETURN(DentryRef next, cur->Child(name));
-    next = FollowMounts(next);
+    next = FollowMounts(fs, next);
     if (next->inode()->IsSymlink() && (!last || follow_last || trailing_slash)) {
       ASSIGN_OR_RETURN(next, FollowLink(fs, creds, cur, next, links));
     }
@@ -614,8 +962,8 @@ Result<DentryRef> Resolve(const FsContext& fs, const DentryRef& start, const std
   if (path.size() >= kPathMax) return Errno{ENAMETOOLONG};
   DentryRef cur = path[0] == '/' ? fs.root : start;
   int links = 0;
-  return WalkComponents(fs, creds, FollowMounts(cur), SplitPath(path), follow, path.back() == '/',
-                        &links);
+  return WalkComponents(fs, creds, FollowMounts(fs, cur), SplitPath(path), follow,
+                        path.back() == '/', &links);
 }
 
 Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,
@@ -627,7 +975,7 @@ Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,
   out.must_be_dir = path.back() == '/';
   DentryRef cur = path[0] == '/' ? fs.root : start;
   if (parts.empty()) {  // "/" or "///"
-    out.parent = FollowMounts(cur);
+    out.parent = FollowMounts(fs, cur);
     return out;
   }
   out.name = parts.back();
@@ -635,7 +983,7 @@ Result<ParentAndName> ResolveParent(const FsContext& fs, const DentryRef& start,
   parts.pop_back();
   int links = 0;
   ASSIGN_OR_RETURN(out.parent,
-                   WalkComponents(fs, creds, FollowMounts(cur), parts, true, false, &links));
+                   WalkComponents(fs, creds, FollowMounts(fs, cur), parts, true, false, &links));
   if (!out.parent->inode()->IsDir()) return Errno{ENOTDIR};
   // The last name is looked up in the parent too: search permission.
   TRY(CheckSearch(creds, *out.parent->inode()));

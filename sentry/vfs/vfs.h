@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "base/result.h"
 #include "sentry/mm/mm.h"
 #include "sentry/vfs/perm.h"
@@ -35,6 +36,7 @@ namespace husk::vfs {
 class Dentry;
 class File;
 class Inode;
+class MountNamespace;
 using InodeRef = std::shared_ptr<Inode>;
 using FileRef = std::shared_ptr<File>;
 
@@ -198,7 +200,8 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   const std::string& name() const { return name_; }
   const InodeRef& inode() const { return inode_; }
   std::shared_ptr<Dentry> parent() const { return parent_; }
-  // Root of a filesystem mounted on this dentry, if any.
+  // Root of a filesystem mounted on this dentry in the initial mount
+  // namespace, if any (other namespaces keep theirs in MountNamespace).
   std::shared_ptr<Dentry> mounted() const { return mounted_; }
   // For the root dentry of a mount: the dentry it covers.
   std::shared_ptr<Dentry> mountpoint() const { return mountpoint_; }
@@ -208,6 +211,10 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   // The cache is bounded: see ShrinkDentryCache.
   Result<std::shared_ptr<Dentry>> Child(const std::string& name);
   void AddChild(const std::string& name, InodeRef inode);
+  // The cached children (busy checks of umount2 walk them).
+  const std::map<std::string, std::shared_ptr<Dentry>>& CachedChildren() const { return children_; }
+  // See revalidate_.
+  void SetRevalidate() { revalidate_ = true; }
   // Whether `name` is in the cache (no lookup).
   bool HasCachedChild(const std::string& name) const { return children_.contains(name); }
   void ForgetChild(const std::string& name);
@@ -216,8 +223,9 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   // Swaps the cached children `name` and new_parent's `new_name`.
   void ExchangeChild(const std::string& name, Dentry& new_parent, const std::string& new_name);
 
-  // Mounts a filesystem whose root is `root` on this dentry; spec is what
-  // the mount table shows of it.
+  // Mounts a filesystem whose root is `root` on this dentry in the initial
+  // mount namespace (boot's mounts); spec is what the mount table shows of
+  // it. mount(2) goes through MountNamespace instead.
   std::shared_ptr<Dentry> Mount(InodeRef root, const struct MountSpec& spec);
   std::shared_ptr<Dentry> Mount(InodeRef root);
 
@@ -249,6 +257,7 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
 
  private:
   friend void ShrinkDentryCache();
+  friend class MountNamespace;
   // Puts a new cached child on the cache's books (and shrinks it when due).
   void Cache(const std::shared_ptr<Dentry>& child);
 
@@ -266,12 +275,21 @@ class Dentry : public std::enable_shared_from_this<Dentry> {
   std::shared_ptr<File> magic_file_;
   uint64_t last_used_ = 0;  // a tick of the dentry cache's clock
   bool notify_release_ = false;
+  // How many mount namespaces other than the initial one hold this dentry
+  // as the root of one of their mounts.
+  int ns_refs_ = 0;
+  // The directory's inode is reachable through another dentry tree too (a
+  // bind mount's, or the tree a bind mount was made from): cached children
+  // are checked against the inode before use, so that a change made through
+  // one tree is seen through the other. Inherited by new children.
+  bool revalidate_ = false;
 };
 using DentryRef = std::shared_ptr<Dentry>;
 
 // The id mountinfo shows for the mount d belongs to (statx's stx_mnt_id,
-// fdinfo's mnt_id); 0 if it is in no mount of the table.
-int MountId(const Dentry& d);
+// fdinfo's mnt_id) in namespace ns (null: the initial one); 0 if it is in
+// no mount of the table.
+int MountId(const Dentry& d, const MountNamespace* ns = nullptr);
 // Whether two dentries lie in the same mount (rename and link cannot cross
 // mounts: EXDEV).
 bool SameMount(const Dentry& a, const Dentry& b);
@@ -282,11 +300,117 @@ struct MountSpec {
   std::string source = "none";
   std::string options = "rw";  // per-mount options ("rw,nosuid,nodev")
 };
-// The sandbox's mount table (one mount namespace): the root mount, then
-// every Dentry::Mount in order, for as long as the mounted root lives.
+// The initial mount namespace's table: the root mount, then every
+// Dentry::Mount (and mount(2) there) in order, for as long as the mounted
+// root lives.
 void SetRootMount(const DentryRef& root, const MountSpec& spec);
-// /proc/<pid>/mounts (fstab(5) lines) or, with info, mountinfo (proc(5)).
-std::string RenderMountTable(bool info);
+// /proc/<pid>/mounts (fstab(5) lines) or, with info, mountinfo (proc(5)),
+// of namespace ns (null: the initial one).
+std::string RenderMountTable(bool info, const MountNamespace* ns = nullptr);
+
+// A mount namespace (mount_namespaces(7)): which filesystem is mounted on
+// which dentry, with each mount's flags. Dentries are shared by every
+// namespace (a mount's root dentry belongs to the mount); what differs is
+// which mounts a path walk crosses. The initial namespace keeps its mounts
+// in Dentry::mounted() links and the global table above (SetRootMount,
+// Dentry::Mount); a namespace made by unshare(CLONE_NEWNS) or
+// clone(CLONE_NEWNS) starts as a copy of its creator's and keeps its own
+// map, so that later mounts in either are invisible to the other.
+//
+// Every member is called with the kernel lock held; mu_ guards the table
+// for readers of /proc that may race with a change.
+class MountNamespace {
+ public:
+  // The per-mount flags mount(2) sets and the VFS checks: MS_RDONLY (1),
+  // MS_NOSUID (2), MS_NODEV (4), MS_NOEXEC (8), and the atime ones shown.
+  // (Numbers, so that this header need not include <sys/mount.h>, which
+  // clashes with <linux/fs.h>.)
+  static constexpr unsigned long kReadOnly = 0x1, kNoSuid = 0x2, kNoDev = 0x4, kNoExec = 0x8;
+  static constexpr unsigned long kMountFlags =
+      0x1 | 0x2 | 0x4 | 0x8 | 0x400 | 0x800 | (1UL << 21) | (1UL << 24);
+  MountNamespace() = default;
+  ~MountNamespace();
+  MountNamespace(const MountNamespace&) = delete;
+  MountNamespace& operator=(const MountNamespace&) = delete;
+
+  // The initial namespace: the global table and the Dentry::mounted() links.
+  static MountNamespace& Initial();
+  // A new namespace holding a copy of every mount of `from` (null: the
+  // initial namespace), with new ids (copy_mnt_ns).
+  static std::shared_ptr<MountNamespace> Copy(const MountNamespace* from);
+
+  // The root of what is mounted on d here (the topmost of a stack is found
+  // by asking again with the result), or null.
+  DentryRef MountedOn(const Dentry& d) const;
+  // Whether d is the root dentry of a mount of this namespace.
+  bool IsMountRoot(const Dentry& d) const;
+  // The flags (MS_RDONLY, ...) of the mount d lies in; 0 for the mounts
+  // made at boot (their options are for show: the filesystems enforce what
+  // they must) and for detached mounts.
+  unsigned long FlagsOf(const Dentry& d) const;
+  // Counts (in its use_count) the writers of the mount d lies in: open(2)
+  // keeps what this returns in a file opened for writing, and a remount
+  // read-only is EBUSY while one lives. Null when d is in no mount here.
+  std::shared_ptr<void> WriterRef(const Dentry& d) const;
+
+  // mount(2) of a new filesystem whose root is `root` on `on` (the top of
+  // what the walk reached), flags MS_RDONLY, MS_NOSUID, ... Returns the new
+  // mount's root dentry.
+  DentryRef AddMount(const DentryRef& on, InodeRef root, const MountSpec& spec,
+                     unsigned long flags);
+  // mount(MS_BIND): `source`'s directory or file seen at `on` too, with the
+  // flags of source's mount; recursive: the mounts below source as well.
+  // ENOTDIR when one is a directory and the other not.
+  Result<DentryRef> AddBind(const DentryRef& on, const DentryRef& source, bool recursive);
+  // mount(MS_REMOUNT): new flags for the mount whose root is `root`.
+  // EINVAL if it is no mount root here; EBUSY going read-only while a file
+  // of it is open for writing.
+  Status Remount(const Dentry& root, unsigned long flags);
+  // umount2(2) of the mount whose root is `root`: EINVAL if it is no mount
+  // root here (or is the namespace's root); without detach, EBUSY while a
+  // mount sits below it or something (an open file, a working directory,
+  // `holders` references of the caller's excepted) uses it. detach takes
+  // the mounts below with it and leaves users working on the detached tree.
+  Status Unmount(const DentryRef& root, bool detach, long holders);
+
+  std::string Render(bool info) const;
+  int MountId(const Dentry& d) const;
+
+ private:
+  struct Record {
+    int id = 0;
+    int parent_id = 0;
+    std::weak_ptr<Dentry> root;
+    MountSpec spec;
+    unsigned long flags = 0;
+    bool enforced = false;  // made or changed by mount(2): flags apply
+    std::shared_ptr<int> writers = std::make_shared<int>(0);
+  };
+  const Record* Find(const Dentry& root) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Record* Find(const Dentry& root) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Attach(const DentryRef& on, const DentryRef& root, Record rec);
+  void Detach(const DentryRef& root);
+  int ParentId(const Dentry& on) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  friend class Dentry;
+  friend void SetRootMount(const DentryRef& root, const MountSpec& spec);
+
+  bool initial_ = false;
+  bool any_enforced_ = false;  // some mount has flags that apply
+  mutable absl::Mutex mu_;
+  std::vector<Record> records_ ABSL_GUARDED_BY(mu_);
+  // Mountpoint -> the mountpoint itself and the root mounted on it (not in
+  // the initial namespace).
+  std::map<const Dentry*, std::pair<DentryRef, DentryRef>> mounted_;
+};
+
+// The namespace a task with FsContext fs walks (fs.mnt_ns, or the initial).
+const MountNamespace& NamespaceOf(const struct FsContext& fs);
+MountNamespace& MutableNamespaceOf(const struct FsContext& fs);
+// Whether d has something mounted on it in fs's namespace (rmdir, rename:
+// EBUSY).
+bool IsMountpoint(const struct FsContext& fs, const Dentry& d);
+// EROFS when d lies in a read-only mount of fs's namespace.
+Status CheckWritableMount(const struct FsContext& fs, const Dentry& d);
 
 // The dentry cache. Every looked-up child stays cached while something uses
 // it (an open file, a working directory, a cached child of its own, a
@@ -315,6 +439,9 @@ class File {
   int flags() const { return flags_; }
   void set_status_flags(int f);
   bool readable() const { return (flags_ & O_ACCMODE) != O_WRONLY && !(flags_ & O_PATH); }
+  // A file opened for writing holds its mount's writer count (see
+  // MountNamespace::WriterRef) for as long as it lives.
+  void set_mount_writer(std::shared_ptr<void> w) { mount_writer_ = std::move(w); }
   bool writable() const { return (flags_ & O_ACCMODE) != O_RDONLY && !(flags_ & O_PATH); }
 
   virtual Result<size_t> Read(char* buf, size_t n);
@@ -374,6 +501,7 @@ class File {
   int owner_signal_ = 0;
   int lease_ = F_UNLCK;
   bool notify_close_ = false;
+  std::shared_ptr<void> mount_writer_;
   off_t offset_ = 0;
   std::vector<Dirent> dir_snapshot_;  // taken when a listing starts at position 0
 };
@@ -392,6 +520,10 @@ struct FsContext {
   DentryRef root;
   DentryRef cwd;
   mode_t umask = 022;
+  // The task's mount namespace; null: the initial one. (Linux keeps it in
+  // the nsproxy; here it sits with root and cwd, which unshare(CLONE_NEWNS)
+  // unshares anyway.)
+  std::shared_ptr<MountNamespace> mnt_ns;
 };
 
 inline constexpr int kMaxSymlinks = 40;

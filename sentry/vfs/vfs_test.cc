@@ -240,6 +240,151 @@ TEST_F(VfsTest, SameMountTellsMountsApart) {
   EXPECT_TRUE(SameMount(*mroot, *x));
 }
 
+// Mount namespaces: a copy sees what was mounted, and later mounts stay in
+// the namespace that made them.
+class MountNamespaceTest : public VfsTest {
+ protected:
+  void SetUp() override {
+    VfsTest::SetUp();
+    SetRootMount(fs_.root, {"tmpfs", "none", "rw"});
+    ASSERT_OK(root_inode_->Mkdir("boot", 0755));
+    boot_mount_ = (*Get("/boot"))->Mount(tmpfs::NewTmpfsRoot(0755), {"tmpfs", "boot", "rw"});
+    ASSERT_OK(boot_mount_->inode()->Mkdir("m", 0755));
+    ns_fs_ = fs_;
+    ns_fs_.mnt_ns = MountNamespace::Copy(nullptr);
+  }
+  void TearDown() override {
+    ns_fs_ = FsContext{};
+    VfsTest::TearDown();
+  }
+  Result<DentryRef> GetIn(const std::string& path, bool follow = true) {
+    return Resolve(ns_fs_, ns_fs_.root, path, follow);
+  }
+
+  DentryRef boot_mount_;
+  FsContext ns_fs_;
+};
+
+TEST_F(MountNamespaceTest, ACopyCrossesTheSameMountsAndKeepsNewOnesToItself) {
+  // The boot mount is crossed in both.
+  EXPECT_EQ(*Get("/boot"), boot_mount_);
+  EXPECT_EQ(*GetIn("/boot"), boot_mount_);
+  DentryRef m = *GetIn("/boot/m");
+  InodeRef t = tmpfs::NewTmpfsRoot(0755);
+  ASSERT_OK(t->Create("inside", 0644));
+  DentryRef root = ns_fs_.mnt_ns->AddMount(m, t, {"tmpfs", "src", ""}, 0);
+  EXPECT_EQ(*GetIn("/boot/m"), root);
+  EXPECT_OK(GetIn("/boot/m/inside"));
+  // Not in the initial namespace.
+  EXPECT_EQ(*Get("/boot/m"), m);
+  EXPECT_ERRNO(Get("/boot/m/inside"), ENOENT);
+  EXPECT_FALSE(IsMountpoint(fs_, *m));
+  EXPECT_TRUE(IsMountpoint(ns_fs_, *m));
+  // ".." from the mount's root goes to the directory above the mountpoint.
+  EXPECT_EQ(*GetIn("/boot/m/.."), boot_mount_);
+  // The tables differ.
+  const std::string mine = RenderMountTable(false, ns_fs_.mnt_ns.get());
+  EXPECT_NE(mine.find("src /boot/m tmpfs rw"), std::string::npos) << mine;
+  EXPECT_NE(mine.find("boot /boot tmpfs rw"), std::string::npos) << mine;
+  EXPECT_EQ(RenderMountTable(false).find("/boot/m"), std::string::npos);
+  // A copy of the copy has it too, with ids of its own.
+  auto again = MountNamespace::Copy(ns_fs_.mnt_ns.get());
+  EXPECT_EQ(again->MountedOn(*m), root);
+  EXPECT_NE(again->MountId(*root), ns_fs_.mnt_ns->MountId(*root));
+  EXPECT_NE(ns_fs_.mnt_ns->MountId(*root), 0);
+}
+
+TEST_F(MountNamespaceTest, UnmountIsEinvalOffARootAndEbusyWhileUsed) {
+  DentryRef m = *GetIn("/boot/m");
+  MountNamespace& ns = *ns_fs_.mnt_ns;
+  EXPECT_ERRNO(ns.Unmount(m, false, 1), EINVAL);
+  EXPECT_ERRNO(ns.Unmount(ns_fs_.root, false, 1), EINVAL);
+  DentryRef root = ns.AddMount(m, tmpfs::NewTmpfsRoot(0755), {"tmpfs", "x", ""}, 0);
+  ASSERT_OK(root->inode()->Mkdir("d", 0755));
+  DentryRef d = *GetIn("/boot/m/d");  // a working directory, say
+  EXPECT_ERRNO(ns.Unmount(root, false, 1), EBUSY);
+  d.reset();
+  // A mount below makes it busy too; detaching takes both.
+  DentryRef sub = ns.AddMount(*GetIn("/boot/m/d"), tmpfs::NewTmpfsRoot(0755), {}, 0);
+  sub.reset();
+  EXPECT_ERRNO(ns.Unmount(root, false, 1), EBUSY);
+  ASSERT_OK(ns.Unmount(root, true, 1));
+  EXPECT_EQ(*GetIn("/boot/m"), m);
+  EXPECT_FALSE(ns.IsMountRoot(*root));
+  EXPECT_EQ(RenderMountTable(false, &ns).find("/boot/m"), std::string::npos);
+  // Stacked mounts come off one at a time.
+  DentryRef lower = ns.AddMount(m, tmpfs::NewTmpfsRoot(0755), {"tmpfs", "lower", ""}, 0);
+  DentryRef upper = ns.AddMount(lower, tmpfs::NewTmpfsRoot(0755), {"tmpfs", "upper", ""}, 0);
+  EXPECT_EQ(*GetIn("/boot/m"), upper);
+  ASSERT_OK(ns.Unmount(upper, false, 2));
+  EXPECT_EQ(*GetIn("/boot/m"), lower);
+  ASSERT_OK(ns.Unmount(lower, false, 2));
+  EXPECT_EQ(*GetIn("/boot/m"), m);
+}
+
+TEST_F(MountNamespaceTest, BindMountsSeeChangesMadeThroughTheOtherPath) {
+  MountNamespace& ns = *ns_fs_.mnt_ns;
+  DentryRef src = *GetIn("/a/b");
+  ASSERT_OK(GetIn("/a/b/file"));  // cached on the source side
+  DentryRef m = *GetIn("/boot/m");
+  ASSERT_OK(ns.AddBind(m, src, false));
+  DentryRef via = *GetIn("/boot/m/file");
+  EXPECT_EQ(via->inode(), file_);
+  EXPECT_EQ(via->Path(), "/boot/m/file");
+  // Removed through the source: gone through the bind as well, and the
+  // other way round.
+  ASSERT_OK(src->inode()->Unlink("file"));
+  src->ForgetChild("file");
+  EXPECT_ERRNO(GetIn("/boot/m/file"), ENOENT);
+  DentryRef bind_root = *GetIn("/boot/m");
+  ASSERT_OK(bind_root->inode()->Create("new", 0644));
+  bind_root->AddChild("new", *bind_root->inode()->Lookup("new"));
+  ASSERT_OK(GetIn("/a/b/new"));
+  ASSERT_OK(bind_root->inode()->Unlink("new"));
+  bind_root->ForgetChild("new");
+  EXPECT_ERRNO(GetIn("/a/b/new"), ENOENT);
+  // A directory does not go on a file.
+  ASSERT_OK(root_inode_->Create("rootfile", 0644));
+  EXPECT_ERRNO(ns.AddBind(*GetIn("/a"), *GetIn("/rootfile"), false), ENOTDIR);
+}
+
+TEST_F(MountNamespaceTest, RecursiveBindCarriesSubmounts) {
+  MountNamespace& ns = *ns_fs_.mnt_ns;
+  ASSERT_OK(root_inode_->Mkdir("plain", 0755));
+  ASSERT_OK(root_inode_->Mkdir("rec", 0755));
+  InodeRef t = tmpfs::NewTmpfsRoot(0755);
+  ASSERT_OK(t->Create("inner", 0644));
+  ns.AddMount(*GetIn("/a/b"), t, {"tmpfs", "sub", ""}, 0);
+  ASSERT_OK(ns.AddBind(*GetIn("/plain"), *GetIn("/a"), false));
+  EXPECT_ERRNO(GetIn("/plain/b/inner"), ENOENT);
+  ASSERT_OK(ns.AddBind(*GetIn("/rec"), *GetIn("/a"), true));
+  EXPECT_OK(GetIn("/rec/b/inner"));
+  EXPECT_TRUE(ns.IsMountRoot(**GetIn("/rec/b")));
+}
+
+TEST_F(MountNamespaceTest, ReadOnlyRemountWaitsForWriters) {
+  MountNamespace& ns = *ns_fs_.mnt_ns;
+  DentryRef root =
+      ns.AddMount(*GetIn("/boot/m"), tmpfs::NewTmpfsRoot(0755), {"tmpfs", "x", "mode=755"}, 0);
+  ASSERT_OK(root->inode()->Create("f", 0644));
+  DentryRef f = *GetIn("/boot/m/f");
+  EXPECT_OK(CheckWritableMount(ns_fs_, *f));
+  std::shared_ptr<void> writer = ns.WriterRef(*f);
+  ASSERT_NE(writer, nullptr);
+  EXPECT_ERRNO(ns.Remount(*root, MountNamespace::kReadOnly), EBUSY);
+  writer.reset();
+  ASSERT_OK(ns.Remount(*root, MountNamespace::kReadOnly | MountNamespace::kNoExec));
+  EXPECT_ERRNO(CheckWritableMount(ns_fs_, *f), EROFS);
+  EXPECT_EQ(ns.FlagsOf(*f), MountNamespace::kReadOnly | MountNamespace::kNoExec);
+  EXPECT_NE(RenderMountTable(true, &ns).find("/boot/m ro,noexec,mode=755 - tmpfs x ro"),
+            std::string::npos)
+      << RenderMountTable(true, &ns);
+  // Not a mount's root: EINVAL.
+  EXPECT_ERRNO(ns.Remount(*f, 0), EINVAL);
+  // The initial namespace's mounts are not touched.
+  EXPECT_OK(CheckWritableMount(fs_, **Get("/boot/m")));
+}
+
 TEST_F(VfsTest, FileReadWriteSeekFollowLinuxSemantics) {
   FileRef f = *file_->Open(O_RDWR);
   char buf[16] = {};

@@ -84,6 +84,7 @@ Status Dir::InsertLocked(const std::string& name, vfs::InodeRef inode) {
 
 Result<vfs::InodeRef> Dir::Create(const std::string& name, mode_t mode) {
   TRY(CheckName(name));
+  TRY(fs_->ReserveInode());
   auto file = std::make_shared<RegularFile>(fs_, mode & 07777);
   absl::MutexLock lock(&fs_->mu);
   // Like inode_init_owner(): a set-group-ID directory passes on its group.
@@ -96,6 +97,7 @@ Result<vfs::InodeRef> Dir::Create(const std::string& name, mode_t mode) {
 Result<vfs::InodeRef> Dir::Mkdir(const std::string& name, mode_t mode) {
   TRY(CheckName(name));
   // mkdir(2) keeps only the permission and sticky bits.
+  TRY(fs_->ReserveInode());
   auto dir = std::make_shared<Dir>(fs_, mode & 01777);
   absl::MutexLock lock(&fs_->mu);
   dir->AssertLocked();
@@ -109,6 +111,7 @@ Result<vfs::InodeRef> Dir::Symlink(const std::string& name, const std::string& t
   // symlink(2): an empty target is ENOENT; targets are at most PATH_MAX - 1.
   if (target.empty()) return Errno{ENOENT};
   if (target.size() >= PATH_MAX) return Errno{ENAMETOOLONG};
+  TRY(fs_->ReserveInode());
   auto link = std::make_shared<SymlinkInode>(fs_, target);
   absl::MutexLock lock(&fs_->mu);
   link->AssertLocked();
@@ -121,6 +124,7 @@ Result<vfs::InodeRef> Dir::Mknod(const std::string& name, mode_t mode) {
   TRY(CheckName(name));
   const mode_t type = mode & S_IFMT;
   if (type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR) return Errno{EPERM};
+  TRY(fs_->ReserveInode());
   auto node = std::make_shared<SpecialInode>(fs_, type | (mode & 07777));
   absl::MutexLock lock(&fs_->mu);
   node->AssertLocked();

@@ -19,6 +19,7 @@ timespec Now() { return SandboxTimespec(CLOCK_REALTIME); }
 
 InodeBase::InodeBase(std::shared_ptr<Filesystem> fs, mode_t mode)
     : fs_(std::move(fs)), ino_(vfs::NextInodeNumber()), type_(mode & S_IFMT), perm_(mode & 07777) {
+  fs_->inodes.fetch_add(1);
   timespec now = Now();
   atime_ = mtime_ = ctime_ = now;
 }
@@ -110,24 +111,29 @@ constexpr uint64_t kMaxFileSize = LLONG_MAX;
 // the processes (a full /tmp must not leave no room to run rm).
 std::atomic<uint64_t> g_data_pages{0};
 
-Result<uint64_t> AllocateDataPage(MemoryFile& mf) {
+// A page for the instance's data: ENOSPC past its size= or past the
+// sandbox-wide cap.
+Result<uint64_t> AllocateDataPage(Filesystem& fs) {
+  if (fs.max_pages != 0 && fs.pages.load() >= fs.max_pages) return Errno{ENOSPC};
   const uint64_t cap = MemoryAccount::Sandbox().limit() / 2 / kPageSize;
   if (g_data_pages.fetch_add(1) >= cap) {
     g_data_pages.fetch_sub(1);
     return Errno{ENOSPC};
   }
-  auto page = mf.Allocate(1);
+  auto page = fs.mf.Allocate(1);
   if (!page.ok()) {
     g_data_pages.fetch_sub(1);
     return Errno{ENOSPC};
   }
+  fs.pages.fetch_add(1);
   return *page;
 }
 
-void FreeDataPages(MemoryFile& mf, std::vector<uint64_t> pages) {
+void FreeDataPages(Filesystem& fs, std::vector<uint64_t> pages) {
   if (pages.empty()) return;
   g_data_pages.fetch_sub(pages.size());
-  mf.FreePages(std::move(pages));
+  fs.pages.fetch_sub(pages.size());
+  fs.mf.FreePages(std::move(pages));
 }
 }  // namespace
 
@@ -139,6 +145,16 @@ Result<struct statfs> InodeBase::Statfs() {
   s.f_bfree = s.f_bavail = cap - used;
   s.f_files = cap;
   s.f_ffree = cap - used;
+  // An instance mounted with size= or nr_inodes= reports its own.
+  if (fs_->max_pages != 0) {
+    const uint64_t mine = std::min<uint64_t>(fs_->pages.load(), fs_->max_pages);
+    s.f_blocks = fs_->max_pages;
+    s.f_bfree = s.f_bavail = std::min<uint64_t>(fs_->max_pages - mine, cap - used);
+  }
+  if (fs_->max_inodes != 0) {
+    s.f_files = fs_->max_inodes;
+    s.f_ffree = fs_->max_inodes - std::min<uint64_t>(fs_->inodes.load(), fs_->max_inodes);
+  }
   s.f_fsid.__val[0] = static_cast<int>(fs_->dev);
   return s;
 }
@@ -191,7 +207,7 @@ Result<size_t> RegularFile::WriteAt(const char* buf, size_t n, uint64_t offset) 
     if (it == pages_.end()) {
       // Past the sandbox's memory limit a tmpfs is full (ENOSPC), as one
       // whose size= is reached.
-      auto page = AllocateDataPage(fs_->mf);
+      auto page = AllocateDataPage(*fs_);
       if (!page.ok()) {
         if (done == 0) return Errno{ENOSPC};
         break;
@@ -231,7 +247,7 @@ Status RegularFile::Allocate(int mode, uint64_t offset, uint64_t len) {
       memset(fs_->mf.At(it->second) + (lo - start), 0, hi - lo);
       ++it;
     }
-    FreeDataPages(fs_->mf, std::move(gone));
+    FreeDataPages(*fs_, std::move(gone));
     TouchModifyLocked();
     return Ok();
   }
@@ -239,10 +255,10 @@ Status RegularFile::Allocate(int mode, uint64_t offset, uint64_t len) {
   std::vector<uint64_t> added_index, added_page;
   for (uint64_t index = offset / kPage; index * kPage < end; index++) {
     if (pages_.contains(index)) continue;
-    auto page = AllocateDataPage(fs_->mf);
+    auto page = AllocateDataPage(*fs_);
     if (!page.ok()) {
       for (uint64_t i : added_index) pages_.erase(i);
-      FreeDataPages(fs_->mf, std::move(added_page));
+      FreeDataPages(*fs_, std::move(added_page));
       return Errno{ENOSPC};
     }
     pages_.emplace(index, *page);
@@ -276,7 +292,7 @@ RegularFile::~RegularFile() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   std::vector<uint64_t> held;
   held.reserve(pages_.size());
   for (auto& [index, off] : pages_) held.push_back(off);
-  FreeDataPages(fs_->mf, std::move(held));
+  FreeDataPages(*fs_, std::move(held));
 }
 
 Result<uint64_t> RegularFile::SharedPage(uint64_t index) {
@@ -286,7 +302,7 @@ Result<uint64_t> RegularFile::SharedPage(uint64_t index) {
   auto it = pages_.find(index);
   if (it == pages_.end()) {
     // A full tmpfs fails the fault with SIGBUS, as Linux's shmem does.
-    auto page = AllocateDataPage(fs_->mf);
+    auto page = AllocateDataPage(*fs_);
     if (!page.ok()) return Errno{EFAULT};
     uint64_t off = *page;
     it = pages_.emplace(index, off).first;
@@ -348,7 +364,7 @@ Status RegularFile::TruncateLocked(uint64_t size) {
     }
     // Mappings that hold these pages keep their own references: what they
     // see there no longer reaches the file (Linux would unmap them).
-    FreeDataPages(fs_->mf, std::move(gone));
+    FreeDataPages(*fs_, std::move(gone));
     // Zero the tail of a partial last page so a later extension reads zeros.
     if (size % kPage != 0) {
       auto it = pages_.find(size / kPage);

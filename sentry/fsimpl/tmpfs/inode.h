@@ -28,6 +28,18 @@ struct Filesystem {
   const dev_t dev;
   // Where file data lives (charged to the sandbox's memory account).
   MemoryFile& mf;
+  // mount(2)'s size= (in pages) and nr_inodes=; 0: no limit of its own
+  // (all tmpfs data together may take half the sandbox's memory).
+  uint64_t max_pages = 0;
+  uint64_t max_inodes = 0;
+  // What the instance holds now: data pages, and inodes alive.
+  std::atomic<uint64_t> pages{0};
+  std::atomic<uint64_t> inodes{0};
+  // shmem_reserve_inode(): ENOSPC when nr_inodes are all taken.
+  Status ReserveInode() const {
+    if (max_inodes != 0 && inodes.load() >= max_inodes) return Errno{ENOSPC};
+    return Ok();
+  }
   // Guards every inode of this instance (see the lock order in tmpfs.h).
   absl::Mutex mu;
 };
@@ -38,6 +50,7 @@ timespec Now();
 class InodeBase : public vfs::Inode {
  public:
   InodeBase(std::shared_ptr<Filesystem> fs, mode_t mode);
+  ~InodeBase() override { fs_->inodes.fetch_sub(1); }
 
   Result<struct stat> Stat() override;
   mode_t Type() override { return type_; }

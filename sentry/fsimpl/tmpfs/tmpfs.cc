@@ -6,8 +6,10 @@
 
 namespace husk::tmpfs {
 
-vfs::InodeRef NewTmpfsRoot(mode_t mode) {
+vfs::InodeRef NewTmpfsRoot(mode_t mode, const Limits& limits) {
   auto fs = std::make_shared<Filesystem>(vfs::NewAnonDevice(), MemoryFile::Sandbox());
+  fs->max_pages = limits.max_bytes / kPageSize + (limits.max_bytes % kPageSize != 0 ? 1 : 0);
+  fs->max_inodes = limits.max_inodes;
   return std::make_shared<Dir>(std::move(fs), mode & 07777);
 }
 
@@ -20,6 +22,7 @@ Status AddChild(vfs::Inode& tmpfs_dir, const std::string& name, vfs::InodeRef in
 Result<vfs::InodeRef> NewUnnamedFile(vfs::Inode& tmpfs_dir, mode_t perm, int seals, bool linkable) {
   auto* dir = dynamic_cast<Dir*>(&tmpfs_dir);
   if (dir == nullptr) return Errno{ENOTDIR};
+  TRY(dir->fs()->ReserveInode());
   auto file = std::make_shared<RegularFile>(dir->fs(), perm & 07777);
   {
     absl::MutexLock lock(&dir->fs()->mu);

@@ -17,9 +17,16 @@
 
 namespace husk::tmpfs {
 
+// What mount(2)'s size= and nr_inodes= limit an instance to; 0: no limit
+// of its own.
+struct Limits {
+  uint64_t max_bytes = 0;  // rounded up to whole pages
+  uint64_t max_inodes = 0;
+};
+
 // A new tmpfs instance (its own st_dev); returns its root directory, owned by
 // uid 0 / gid 0, with permission bits `mode`.
-vfs::InodeRef NewTmpfsRoot(mode_t mode = 01777);
+vfs::InodeRef NewTmpfsRoot(mode_t mode = 01777, const Limits& limits = {});
 
 // Links an inode that another filesystem implements (a device node, say) into
 // a tmpfs directory as `name`. EEXIST if the name is taken, ENOTDIR if

@@ -69,6 +69,30 @@ TEST(TmpfsTest, RootStat) {
   EXPECT_NE(StatOf(other).st_ino, st.st_ino);
 }
 
+// mount(2)'s size= and nr_inodes=: ENOSPC past them, and statfs reports them.
+TEST(TmpfsTest, SizeAndInodeLimits) {
+  vfs::InodeRef root = NewTmpfsRoot(0755, Limits{.max_bytes = 3 * 4096 - 100, .max_inodes = 3});
+  auto s = root->Statfs();
+  ASSERT_OK(s);
+  EXPECT_EQ(s->f_blocks, 3u);
+  EXPECT_EQ(s->f_bfree, 3u);
+  EXPECT_EQ(s->f_files, 3u);
+  EXPECT_EQ(s->f_ffree, 2u);  // the root is one
+  vfs::InodeRef f = root->Create("f", 0644).value();
+  std::string page(4096, 'x');
+  for (int i = 0; i < 3; i++) ASSERT_OK(f->WriteAt(page.data(), page.size(), i * 4096));
+  EXPECT_ERRNO(f->WriteAt(page.data(), page.size(), 3 * 4096), ENOSPC);
+  EXPECT_EQ(root->Statfs()->f_bfree, 0u);
+  ASSERT_OK(root->Mkdir("d", 0755));
+  EXPECT_ERRNO(root->Create("g", 0644), ENOSPC);
+  EXPECT_ERRNO(root->Symlink("l", "x"), ENOSPC);
+  // Freed with the inode: room again.
+  ASSERT_OK(root->Unlink("f"));
+  f.reset();
+  EXPECT_EQ(root->Statfs()->f_bfree, 3u);
+  ASSERT_OK(root->Create("g", 0644));
+}
+
 TEST(TmpfsTest, CreateLookupAndErrors) {
   vfs::InodeRef root = NewTmpfsRoot();
   auto f = root->Create("f", 0640);

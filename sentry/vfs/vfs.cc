@@ -389,7 +389,9 @@ const MountNamespace::Record* MountNamespace::Find(const Dentry& root) const {
   return nullptr;
 }
 
-MountNamespace::Record* MountNamespace::Find(const Dentry& root) {
+// Requires mu_ like the const one it calls, which the analysis cannot tie to
+// as_const(*this).mu_; its callers are checked.
+MountNamespace::Record* MountNamespace::Find(const Dentry& root) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   return const_cast<Record*>(std::as_const(*this).Find(root));
 }
 

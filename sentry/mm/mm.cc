@@ -604,6 +604,17 @@ Result<uint64_t> MemoryManager::EnsurePage(const Vma& vma, uintptr_t page) {
     // does. A page wholly past the end of the file is SIGBUS (EFAULT
     // here), as for a shared mapping.
     auto shared = vma.file->SharedPage((vma.file_offset + (page - vma.start)) / kPageSize);
+    if (shared.ok() && (vma.prot & PROT_WRITE) && vma.file->Unchanging()) {
+      // A file that cannot change has nothing to show later, and a writable
+      // private page (a program's data) is most likely written soon: it gets
+      // its copy now rather than on a second fault.
+      auto own = mf_.Allocate(1);
+      if (own.ok()) memcpy(mf_.At(*own), mf_.At(*shared), kPageSize);
+      mf_.Free(*shared, 1);
+      if (!own.ok()) return Errno{own.error()};
+      pages_.emplace(page, Page{*own});
+      return *own;
+    }
     if (shared.ok()) {
       pages_.emplace(page, Page{*shared});
       return *shared;

@@ -47,6 +47,10 @@ class Mappable {
   // MemoryFile::Free. EFAULT for a page wholly past the end of the object
   // (the access gets SIGBUS), ENOMEM when the sandbox is out of memory.
   virtual Result<uint64_t> SharedPage(uint64_t index) { return Errno{ENODEV}; }
+  // Whether the object's data can never change while it is mapped (a file
+  // of the gofer's read-only tree): a private mapping then has nothing to
+  // follow and may copy a writable page at its first fault.
+  virtual bool Unchanging() const { return false; }
   // Page `index` went to a shared mapping that may write it: the object
   // takes it as dirty (the sentry cannot see which pages a mapping writes).
   virtual void NoteSharedWrite(uint64_t index) {}

@@ -44,6 +44,7 @@ class InodeMappable : public Mappable {
   bool SharesPages() const override { return inode_->SharesPages(); }
   Result<uint64_t> SharedPage(uint64_t index) override { return inode_->SharedPage(index); }
   void NoteSharedWrite(uint64_t index) override { inode_->NoteSharedWrite(index); }
+  bool Unchanging() const override { return inode_->Unchanging(); }
   Status Sync(uint64_t offset, uint64_t len) override { return inode_->Sync(offset, len); }
   std::string MapsName() const override { return dentry_ ? dentry_->Path() : ""; }
   uint64_t MapsInode() const override {

@@ -154,6 +154,8 @@ class Inode : public std::enable_shared_from_this<Inode> {
   // the memory file (see Mappable::SharesPages and SharedPage).
   virtual bool SharesPages() { return false; }
   virtual Result<uint64_t> SharedPage(uint64_t index) { return Errno{ENODEV}; }
+  // See Mappable::Unchanging.
+  virtual bool Unchanging() { return false; }
   // See Mappable::NoteSharedWrite and Mappable::Sync. Sync also serves
   // fsync(2): what the sentry holds of the file goes to where the file
   // lives (a read-write volume's host file).

@@ -405,6 +405,7 @@ class GoferInode : public vfs::Inode {
   // Mappings share the file's pages in the memory file, read a chunk at a
   // time on first use. A writable tree's file writes them back (Sync).
   bool SharesPages() override { return IsRegular(); }
+  bool Unchanging() override { return !mount_->writable; }
   Result<uint64_t> SharedPage(uint64_t index) override {
     if (!IsRegular()) return Errno{ENODEV};
     std::shared_ptr<FileCache> cache;

@@ -231,6 +231,8 @@ class LowerMappable : public Mappable {
   }
   bool SharesPages() const override { return inner_->SharesPages(); }
   Result<uint64_t> SharedPage(uint64_t index) override { return inner_->SharedPage(index); }
+  // A copy-up later leaves this mapping on the lower file, as on Linux.
+  bool Unchanging() const override { return inner_->Unchanging(); }
   std::string MapsName() const override { return name_.empty() ? inner_->MapsName() : name_; }
   uint64_t MapsInode() const override { return ino_; }
   uint64_t MapsDevice() const override { return dev_; }

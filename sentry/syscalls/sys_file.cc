@@ -917,6 +917,7 @@ SyscallResult SysTruncate(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, AT_FDCWD, path, true, false));
   if (d->inode()->IsDir()) return Errno{EISDIR};
   if (!d->inode()->IsRegular()) return Errno{EINVAL};
+  TRY(vfs::CheckWritableMount(t.fs(), *d));  // mnt_want_write(): EROFS
   // vfs_truncate(): write permission on the file.
   TRY(vfs::CheckPermission(t.FsCreds(), *d->inode(), vfs::kMayWrite));
   // Open for writing first, so that a lower (read-only) file is copied up.

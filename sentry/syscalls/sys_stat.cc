@@ -269,6 +269,7 @@ SyscallResult SysUtimensat(Task& t, const Args& a) {
     // itself, which no flag applies to, and never an O_PATH descriptor.
     if (flags != 0) return Errno{EINVAL};
     ASSIGN_OR_RETURN(vfs::FileRef f, t.fds().GetForIo(a.Int(0)));
+    if (f->dentry() != nullptr) TRY(vfs::CheckWritableMount(t.fs(), *f->dentry()));  // EROFS
     TRY(vfs::CheckUtimes(t.FsCreds(), *f->inode(), touch));
     TRY(f->inode()->SetAttributes(attr));
     inotify::NotifyFile(*f, attr.set_atime && attr.set_mtime ? IN_ATTRIB
@@ -280,6 +281,7 @@ SyscallResult SysUtimensat(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(std::string path, t.CopyInPath(a.Ptr(1)));
   ASSIGN_OR_RETURN(vfs::DentryRef d, ResolveAt(t, a.Int(0), path, !(flags & AT_SYMLINK_NOFOLLOW),
                                                (flags & AT_EMPTY_PATH) != 0));
+  TRY(vfs::CheckWritableMount(t.fs(), *d));  // vfs_utimes: mnt_want_write(), EROFS
   TRY(vfs::CheckUtimes(t.FsCreds(), *d->inode(), touch));
   TRY(d->inode()->SetAttributes(attr));
   // fsnotify_change: both times are IN_ATTRIB (a utime call), one alone

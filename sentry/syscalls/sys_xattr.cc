@@ -117,6 +117,7 @@ Result<long> Set(Task& t, Where where, const Args& a) {
   if (size > 0) TRY(t.CopyIn(a.Ptr(2), value.data(), size));
   vfs::DentryRef d;
   ASSIGN_OR_RETURN(vfs::InodeRef inode, Target(t, where, a.U(0), &d));
+  if (d != nullptr) TRY(vfs::CheckWritableMount(t.fs(), *d));  // mnt_want_write(): EROFS
   TRY(XattrPermission(t, *inode, name, vfs::kMayWrite));
   TRY(CheckNamespace(name));
   TRY(inode->SetXattr(name, value, flags));
@@ -144,6 +145,7 @@ Result<long> Remove(Task& t, Where where, const Args& a) {
   ASSIGN_OR_RETURN(std::string name, CopyInName(t, a.Ptr(1)));
   vfs::DentryRef d;
   ASSIGN_OR_RETURN(vfs::InodeRef inode, Target(t, where, a.U(0), &d));
+  if (d != nullptr) TRY(vfs::CheckWritableMount(t.fs(), *d));  // mnt_want_write(): EROFS
   TRY(XattrPermission(t, *inode, name, vfs::kMayWrite));
   TRY(CheckNamespace(name));
   TRY(inode->RemoveXattr(name));

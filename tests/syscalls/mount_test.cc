@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/xattr.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -273,6 +274,32 @@ TEST_F(MountTest, ReadOnlyMountIsErofs) {
     struct statvfs sv {};
     CHILD_CHECK(statvfs(mnt_.c_str(), &sv) == 0 && (sv.f_flag & ST_RDONLY));
     CHILD_CHECK(HasOption(MountsAt(mnt_).at(0).options, "ro"));
+    CHILD_CHECK(umount2(mnt_.c_str(), 0) == 0);
+    return 0;
+  });
+}
+
+// mnt_want_write() guards attribute changes too: times, truncate(2) and
+// extended attributes of a file on a read-only mount are EROFS, before any
+// permission check; reading them stays fine.
+TEST_F(MountTest, ReadOnlyMountRefusesTimesTruncateAndXattrs) {
+  RUN_IN_MOUNT_NAMESPACE([&] {
+    CHILD_CHECK(mount("husk-test", mnt_.c_str(), "tmpfs", 0, nullptr) == 0);
+    const std::string f = mnt_ + "/f";
+    CHILD_CHECK(WriteFile(f, "data"));
+    CHILD_CHECK(setxattr(f.c_str(), "user.k", "v", 1, 0) == 0);
+    CHILD_CHECK(mount(nullptr, mnt_.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0);
+    CHILD_CHECK_ERRNO(utimensat(AT_FDCWD, f.c_str(), nullptr, 0), EROFS);
+    CHILD_CHECK_ERRNO(truncate(f.c_str(), 1), EROFS);
+    CHILD_CHECK_ERRNO(setxattr(f.c_str(), "user.k", "w", 1, 0), EROFS);
+    CHILD_CHECK_ERRNO(removexattr(f.c_str(), "user.k"), EROFS);
+    Fd r(open(f.c_str(), O_RDONLY | O_CLOEXEC));
+    CHILD_CHECK(r.valid());
+    CHILD_CHECK_ERRNO(futimens(r.get(), nullptr), EROFS);
+    CHILD_CHECK_ERRNO(fsetxattr(r.get(), "user.k", "w", 1, 0), EROFS);
+    char v[4];
+    CHILD_CHECK(getxattr(f.c_str(), "user.k", v, sizeof(v)) == 1 && v[0] == 'v');
+    r.Reset();
     CHILD_CHECK(umount2(mnt_.c_str(), 0) == 0);
     return 0;
   });

@@ -548,7 +548,7 @@ class GoferInode : public vfs::Inode {
   bool link_cached_ = false;
   absl::Mutex mu_;
   gofer::Attr attr_ ABSL_GUARDED_BY(mu_);
-  bool stale_ ABSL_GUARDED_BY(mu_) = false;                // attr_ to be fetched again
+  bool stale_ ABSL_GUARDED_BY(mu_) = false;  // attr_ to be fetched again
   // A read-only directory's listing, after the first ReadDir.
   std::shared_ptr<const std::vector<vfs::Dirent>> listing_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<FileCache> cache_ ABSL_GUARDED_BY(mu_);  // made on the first mapping

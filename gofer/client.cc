@@ -303,17 +303,27 @@ Result<WalkStep> Client::NewNode(pb::Request& req) {
   return step;
 }
 
+namespace {
+
+// Create, Mkdir and Mknod ask the same of their requests.
+template <typename NodeRequest>
+void FillNodeRequest(NodeRequest* r, Fid dir, const std::string& name, uint32_t mode, uint32_t uid,
+                     uint32_t gid) {
+  r->set_dir(dir);
+  r->set_name(name);
+  r->set_mode(mode);
+  r->set_uid(uid);
+  r->set_gid(gid);
+}
+
+}  // namespace
+
 Result<WalkStep> Client::Create(Fid dir, const std::string& name, uint32_t mode, uint32_t uid,
                                 uint32_t gid) {
   if (int err = CheckName(name); err != 0) return Errno{err};
   absl::MutexLock lock(&mu_);
   pb::Request req;
-  pb::CreateRequest* c = req.mutable_create();
-  c->set_dir(dir);
-  c->set_name(name);
-  c->set_mode(mode);
-  c->set_uid(uid);
-  c->set_gid(gid);
+  FillNodeRequest(req.mutable_create(), dir, name, mode, uid, gid);
   return NewNode(req);
 }
 
@@ -322,12 +332,7 @@ Result<WalkStep> Client::Mkdir(Fid dir, const std::string& name, uint32_t mode, 
   if (int err = CheckName(name); err != 0) return Errno{err};
   absl::MutexLock lock(&mu_);
   pb::Request req;
-  pb::MkdirRequest* m = req.mutable_mkdir();
-  m->set_dir(dir);
-  m->set_name(name);
-  m->set_mode(mode);
-  m->set_uid(uid);
-  m->set_gid(gid);
+  FillNodeRequest(req.mutable_mkdir(), dir, name, mode, uid, gid);
   return NewNode(req);
 }
 
@@ -336,12 +341,7 @@ Result<WalkStep> Client::Mknod(Fid dir, const std::string& name, uint32_t mode, 
   if (int err = CheckName(name); err != 0) return Errno{err};
   absl::MutexLock lock(&mu_);
   pb::Request req;
-  pb::MknodRequest* m = req.mutable_mknod();
-  m->set_dir(dir);
-  m->set_name(name);
-  m->set_mode(mode);
-  m->set_uid(uid);
-  m->set_gid(gid);
+  FillNodeRequest(req.mutable_mknod(), dir, name, mode, uid, gid);
   return NewNode(req);
 }
 

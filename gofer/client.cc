@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -105,8 +106,9 @@ Result<UniqueFd> Client::RoundTrip(pb::Request& req, pb::Response* resp) {
   if (!frame.ok() || !frame->has_value()) return Break();
   if (!resp->ParseFromString((*frame)->payload)) return Break();
   if (resp->err() < 0 || resp->err() > kMaxErrno) return Break();
-  // Only a successful Open carries a descriptor.
-  bool fd_expected = resp->err() == 0 && resp->result_case() == pb::Response::kOpen;
+  // Only a successful Open or WatchInit carries a descriptor.
+  bool fd_expected = resp->err() == 0 && (resp->result_case() == pb::Response::kOpen ||
+                                          resp->result_case() == pb::Response::kWatchInit);
   // The sentry's own descriptor table is full: this call fails (as Linux's
   // open fails at the system-wide limit), the connection goes on.
   if (fd_expected && (*frame)->fd_lost) return Errno{ENFILE};
@@ -231,6 +233,31 @@ Result<UniqueFd> Client::Open(Fid fid, int flags) {
     return Break();
   }
   return fd;
+}
+
+Result<UniqueFd> Client::WatchInit() {
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  req.mutable_watch_init();
+  pb::Response resp;
+  ASSIGN_OR_RETURN(UniqueFd fd, Call(req, &resp, pb::Response::kWatchInit));
+  // Must be something that queues bytes to read (an inotify instance
+  // answers FIONREAD; a regular file or directory does not): its records
+  // are then parsed as the hostile input they may be.
+  int queued = 0;
+  if (ioctl(fd.get(), FIONREAD, &queued) != 0) return Break();
+  if (fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return Errno{errno};
+  return fd;
+}
+
+Result<int> Client::Watch(Fid fid) {
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  req.mutable_watch()->set_fid(fid);
+  pb::Response resp;
+  TRY(Call(req, &resp, pb::Response::kWatch));
+  if (resp.watch().wd() <= 0) return Break();
+  return resp.watch().wd();
 }
 
 Result<std::string> Client::Readlink(Fid fid) {

@@ -131,6 +131,15 @@ class Client {
   // The attributes after the change.
   Result<Attr> Setattr(Fid fid, const SetattrArgs& args);
 
+  // Host change notification, on a writable tree (EROFS on a read-only
+  // one). WatchInit: a descriptor of the connection's host inotify
+  // instance (nonblocking, FD_CLOEXEC; the same instance every time).
+  // Watch: the watch descriptor of `fid`'s node in that instance, for the
+  // events kWatchMask (gofer/server.h) lists; ESTALE if its name holds
+  // another file now.
+  Result<UniqueFd> WatchInit();
+  Result<int> Watch(Fid fid);
+
   // Releases `fid`. Queued: sent along with the next request, or on its own
   // when 64 are queued. Never fails.
   void Close(Fid fid);

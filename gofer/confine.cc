@@ -276,8 +276,15 @@ absl::Status InstallGoferSeccomp(bool read_only) {
         {SCMP_SYS(fchmod), "Setattr of the mode, on a reopened fd"},
         {SCMP_SYS(fchownat), "new nodes' owner; Setattr of uid and gid (AT_EMPTY_PATH)"},
         {SCMP_SYS(utimensat), "Setattr of the times (AT_EMPTY_PATH)"},
+        {SCMP_SYS(inotify_init1), "WatchInit"},
+        {SCMP_SYS(inotify_add_watch), "Watch"},
+        {SCMP_SYS(inotify_rm_watch), "Watch of a name swapped meanwhile"},
+        {SCMP_SYS(fchdir), "Watch: the watched path is relative to a held directory"},
     };
     for (const Rule& r : kWrites) rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, r.nr, 0);
+    // WatchInit: the sentry's copy of the inotify descriptor.
+    rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                           SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC));
   }
 #if HUSK_GOFER_SANITIZED
   // Sanitizer builds only (tests): the ASan/UBSan runtime's own calls —

@@ -198,6 +198,16 @@ TEST_F(ConfineTest, WritableTree) {
     Result<Attr> a = c.Setattr(w->back().fid, args);
     ASSERT_TRUE(a.ok()) << a.error();
     EXPECT_EQ(a->mode, S_IFREG | 0640u);
+    // Host change notification: the instance, a directory's watch and a
+    // file's (through its parent).
+    Result<UniqueFd> in = c.WatchInit();
+    ASSERT_TRUE(in.ok()) << in.error();
+    Result<int> wd = c.Watch(dir);
+    ASSERT_TRUE(wd.ok()) << wd.error();
+    Result<int> fwd = c.Watch(w->back().fid);
+    ASSERT_TRUE(fwd.ok()) << fwd.error();
+    EXPECT_NE(*wd, *fwd);
+    EXPECT_TRUE(c.Stat(dir).ok());  // the gofer lives on
   }
   int status = child.Wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << Describe(status);

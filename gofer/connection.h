@@ -96,6 +96,9 @@ class Connection {
   Status Unlink(const pb::UnlinkRequest& req);
   Status Rename(const pb::RenameRequest& req);
   Status Setattr(const pb::SetattrRequest& req, pb::Attr* out);
+  // Host change notification (see proto WatchInitRequest).
+  Result<UniqueFd> WatchInit();
+  Status Watch(const pb::WatchRequest& req, pb::WatchResponse* out);
   // After a rename: nodes named (from, from_name) are now (to, to_name).
   void Moved(const std::shared_ptr<Node>& from, const std::string& from_name,
              const std::shared_ptr<Node>& to, const std::string& to_name, bool exchange);
@@ -103,6 +106,7 @@ class Connection {
   std::shared_ptr<Node> root_;
   bool read_only_;
   std::unordered_map<uint64_t, FidState> fids_;
+  UniqueFd inotify_;  // made by the first WatchInit
   uint64_t next_fid_ = 1;  // 0 is never a fid
 };
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -308,6 +309,96 @@ std::string HostContent(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
+
+// The events queued on inotify descriptor `fd` (nonblocking): "wd:mask:name".
+std::vector<std::string> Events(int fd) {
+  std::vector<std::string> out;
+  alignas(struct inotify_event) char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) {
+    for (ssize_t off = 0; off < n;) {
+      const auto* e = reinterpret_cast<const struct inotify_event*>(buf + off);
+      out.push_back(std::to_string(e->wd) + ":" + std::to_string(e->mask) + ":" +
+                    (e->len > 0 ? std::string(e->name) : ""));
+      off += static_cast<ssize_t>(sizeof(*e) + e->len);
+    }
+  }
+  return out;
+}
+
+std::string Ev(int wd, uint32_t mask, const std::string& name = "") {
+  return std::to_string(wd) + ":" + std::to_string(mask) + ":" + name;
+}
+
+TEST_F(GoferTest, WatchReportsHostChangesToWatchedNodes) {
+  Start(/*read_only=*/false);
+  Result<UniqueFd> in = client_->WatchInit();
+  ASSERT_TRUE(in.ok()) << in.error();
+  Fid c = WalkOne(root_fid_, {"a", "b", "c"});
+  Fid f = WalkOne(c, {"file.txt"});
+  Result<int> dir_wd = client_->Watch(c);
+  ASSERT_TRUE(dir_wd.ok()) << dir_wd.error();
+  Result<int> file_wd = client_->Watch(f);
+  ASSERT_TRUE(file_wd.ok()) << file_wd.error();
+  EXPECT_NE(*dir_wd, *file_wd);
+  // The same node again: the same descriptor. Another instance (a second
+  // WatchInit) is the same instance.
+  EXPECT_EQ(client_->Watch(c).value(), *dir_wd);
+  Result<UniqueFd> again = client_->WatchInit();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(Events(in->get()).empty());
+
+  // A host process appends to the file and makes a name beside it: the
+  // file's own watch and its directory's hear the change, reads do not.
+  {
+    std::ofstream(root_ / "a/b/c/file.txt", std::ios::app) << "more";
+  }
+  EXPECT_EQ(HostContent(root_ / "a/b/c/file.txt"), "hello from cmore");
+  WriteFile(root_ / "a/b/c/new", "n");
+  std::vector<std::string> got = Events(again->get());
+  std::vector<std::string> want = {
+      Ev(*dir_wd, IN_MODIFY, "file.txt"), Ev(*file_wd, IN_MODIFY),
+      Ev(*dir_wd, IN_CLOSE_WRITE, "file.txt"), Ev(*file_wd, IN_CLOSE_WRITE),
+      Ev(*dir_wd, IN_CREATE, "new"), Ev(*dir_wd, IN_MODIFY, "new"),
+      Ev(*dir_wd, IN_CLOSE_WRITE, "new")};
+  EXPECT_EQ(got, want);
+  // Removed on the host: the file's link count changes now; it is gone
+  // (IN_DELETE_SELF) only once the gofer lets its node go, as for any
+  // file something still holds.
+  fs::remove(root_ / "a/b/c/file.txt");
+  got = Events(in->get());
+  want = {Ev(*file_wd, IN_ATTRIB), Ev(*dir_wd, IN_DELETE, "file.txt")};
+  EXPECT_EQ(got, want);
+  client_->Close(f);
+  client_->FlushCloses();
+  got = Events(in->get());
+  want = {Ev(*file_wd, IN_DELETE_SELF), Ev(*file_wd, IN_IGNORED)};
+  EXPECT_EQ(got, want);
+}
+
+TEST_F(GoferTest, WatchRefusesReadOnlyTreesAndSwappedNames) {
+  Start(/*read_only=*/true);
+  EXPECT_EQ(client_->WatchInit().error(), EROFS);
+  EXPECT_EQ(client_->Watch(root_fid_).error(), EROFS);
+}
+
+TEST_F(GoferTest, WatchOfAReplacedFileIsStale) {
+  Start(/*read_only=*/false);
+  Fid f = WalkOne(root_fid_, {"file"});
+  // No instance yet.
+  EXPECT_EQ(client_->Watch(f).error(), EBADF);
+  ASSERT_TRUE(client_->WatchInit().ok());
+  WriteFile(root_ / "other", "other");
+  fs::rename(root_ / "other", root_ / "file");
+  EXPECT_EQ(client_->Watch(f).error(), ESTALE);
+  // A symlink under the name is not followed: still not the fid's file.
+  Fid g = WalkOne(root_fid_, {"a", "b", "c", "file.txt"});
+  fs::remove(root_ / "a/b/c/file.txt");
+  fs::create_symlink("../../../file", root_ / "a/b/c/file.txt");
+  EXPECT_EQ(client_->Watch(g).error(), ESTALE);
+  EXPECT_EQ(client_->Watch(12345).error(), EBADF);
+}
+
 
 TEST_F(GoferTest, ReadOnlyTreeRefusesEveryChange) {
   Start(/*read_only=*/true);

@@ -398,6 +398,16 @@ void Connection::Handle(const pb::Request& req, pb::Response* resp, UniqueFd* do
     case pb::Request::kStatfs:
       st = Statfs(req.statfs(), resp->mutable_statfs());
       break;
+    case pb::Request::kWatchInit: {
+      Result<UniqueFd> fd = WatchInit();
+      if (fd.ok()) {
+        *donated = std::move(fd).value();
+        resp->mutable_watch_init();
+      } else {
+        st = Errno{fd.error()};
+      }
+      break;
+    }
     case pb::Request::kClose:
       Close(req.close().fids());
       resp->mutable_close();

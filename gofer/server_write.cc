@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -61,6 +62,9 @@ bool Connection::HandleWrite(const pb::Request& req, pb::Response* resp, Status*
       return true;
     case pb::Request::kSetattr:
       *st = Setattr(req.setattr(), resp->mutable_attr());
+      return true;
+    case pb::Request::kWatch:
+      *st = Watch(req.watch(), resp->mutable_watch());
       return true;
     default:
       return false;
@@ -242,6 +246,53 @@ Status Connection::Setattr(const pb::SetattrRequest& req, pb::Attr* out) {
   }
   ASSIGN_OR_RETURN(struct stat st, StatFd(node.fd.get()));
   FillAttr(st, out);
+  return Ok();
+}
+
+Result<UniqueFd> Connection::WatchInit() {
+  if (read_only_) return Errno{EROFS};
+  if (!inotify_.valid()) {
+    inotify_ = UniqueFd(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!inotify_.valid()) return Errno{errno};
+  }
+  // The sentry gets its own descriptor of the same instance.
+  UniqueFd copy(fcntl(inotify_.get(), F_DUPFD_CLOEXEC, 0));
+  if (!copy.valid()) return Errno{errno};
+  return copy;
+}
+
+Status Connection::Watch(const pb::WatchRequest& req, pb::WatchResponse* out) {
+  ASSIGN_OR_RETURN(FidState * fs, Lookup(req.fid()));
+  if (read_only_) return Errno{EROFS};
+  if (!inotify_.valid()) return Errno{EBADF};
+  const Node& node = *fs->node;
+  // inotify_add_watch(2) takes a path, and the gofer has no /proc to name
+  // an fd by: the path is relative to a working directory set to a node
+  // the gofer holds, and its one component is a checked name, never
+  // followed if it is a symlink.
+  const bool dir = S_ISDIR(node.type);
+  if (!dir && node.parent == nullptr) return Errno{ESTALE};
+  const int cwd = dir ? node.fd.get() : node.parent->fd.get();
+  const char* name = dir ? "." : node.name.c_str();
+  // Back to where the gofer was afterwards (the served root if that fails).
+  UniqueFd was(Openat2(AT_FDCWD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+  if (fchdir(cwd) != 0) return Errno{errno};
+  const int wd = inotify_add_watch(inotify_.get(), name,
+                                   kWatchMask | IN_DONT_FOLLOW | (dir ? IN_ONLYDIR : 0));
+  const int err = errno;
+  struct stat st {};
+  const bool same = wd >= 0 && fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    st.st_dev == node.dev && st.st_ino == node.ino;
+  (void)fchdir(was.valid() ? was.get() : root_->fd.get());
+  if (wd < 0) return Errno{err};
+  if (!same) {
+    // The name was swapped for another file meanwhile: that file is not
+    // the sandbox's to watch. (A watch the fid's own file already had is
+    // lost with it; the sentry asks again.)
+    inotify_rm_watch(inotify_.get(), wd);
+    return Errno{ESTALE};
+  }
+  out->set_wd(wd);
   return Ok();
 }
 

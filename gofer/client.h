@@ -135,7 +135,7 @@ class Client {
   // one). WatchInit: a descriptor of the connection's host inotify
   // instance (nonblocking, FD_CLOEXEC; the same instance every time).
   // Watch: the watch descriptor of `fid`'s node in that instance, for the
-  // events kWatchMask (gofer/server.h) lists; ESTALE if its name holds
+  // events kWatchMask (gofer/wire.h) lists; ESTALE if its name holds
   // another file now.
   Result<UniqueFd> WatchInit();
   Result<int> Watch(Fid fid);

@@ -11,11 +11,9 @@
 #ifndef HUSK_GOFER_SERVER_H_
 #define HUSK_GOFER_SERVER_H_
 
-#include <sys/inotify.h>
 #include <sys/types.h>
 
 #include <cstddef>
-#include <cstdint>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,14 +26,6 @@ inline constexpr size_t kMaxFids = 100000;
 // Names per Walk request (so that a response fits in one frame); more is
 // EINVAL. The client splits longer walks.
 inline constexpr size_t kMaxWalkNames = 256;
-
-// The events a Watch asks the host for: what changes a node, never what
-// only reads or opens it (the sentry's own reads, opens and closes of
-// donated fds would otherwise come back as events it cannot tell from the
-// host's).
-inline constexpr uint32_t kWatchMask = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM |
-                                       IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF |
-                                       IN_MOVE_SELF;
 
 // Serves requests arriving on `sock` (a SOCK_SEQPACKET unix socket) against
 // the tree under `root_dir` (a directory fd, O_PATH is enough) until the

@@ -18,6 +18,7 @@
 #include "gofer/connection.h"
 #include "gofer/names.h"
 #include "gofer/server.h"
+#include "gofer/wire.h"
 
 namespace husk::gofer::internal {
 namespace {

@@ -9,6 +9,8 @@
 #ifndef HUSK_GOFER_WIRE_H_
 #define HUSK_GOFER_WIRE_H_
 
+#include <sys/inotify.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -17,6 +19,18 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/fd.h"
+
+namespace husk::gofer {
+
+// The events a Watch (proto WatchRequest) asks the host for: what changes a node, never what
+// only reads or opens it (the sentry's own reads, opens and closes of
+// donated fds would otherwise come back as events it cannot tell from the
+// host's).
+inline constexpr uint32_t kWatchMask = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM |
+                                       IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_DELETE_SELF |
+                                       IN_MOVE_SELF;
+
+}  // namespace husk::gofer
 
 namespace husk::gofer::wire {
 

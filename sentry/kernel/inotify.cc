@@ -11,12 +11,14 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "sentry/kernel/anon.h"
 #include "sentry/kernel/kernel.h"
+#include "sentry/vfs/external.h"
 
 namespace husk::inotify {
 
@@ -53,6 +55,10 @@ struct Watch {
 ABSL_CONST_INIT absl::Mutex g_mu(absl::kConstInit);
 struct Registry {
   std::map<Key, std::vector<Watch*>> by_inode;
+  std::set<Instance*> instances;
+  // Cookies of external IN_MOVED_FROM events, by the source's number, until
+  // their IN_MOVED_TO comes: the sandbox sees cookies of its own numbering.
+  std::map<uint32_t, uint32_t> external_cookies;
   std::map<uid_t, int> user_watches;
   std::map<uid_t, int> user_instances;
 };
@@ -62,6 +68,13 @@ Registry& Reg() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
 }
 
 std::atomic<uint32_t> g_cookie{0};
+
+// A fresh rename cookie (never 0).
+uint32_t NextCookie() {
+  uint32_t cookie = g_cookie.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (cookie == 0) cookie = g_cookie.fetch_add(1, std::memory_order_relaxed) + 1;
+  return cookie;
+}
 
 // One queued event. Names are padded with NULs to a multiple of the record
 // header's size (round_event_name_len), which `len` counts.
@@ -83,10 +96,14 @@ struct Event {
 class Instance : public anon::AnonFile {
  public:
   Instance(int flags, uid_t uid)
-      : AnonFile(O_RDONLY | (flags & O_NONBLOCK), "inotify"), uid_(uid) {}
+      : AnonFile(O_RDONLY | (flags & O_NONBLOCK), "inotify"), uid_(uid) {
+    absl::MutexLock l(&g_mu);
+    Reg().instances.insert(this);
+  }
 
   ~Instance() override {
     absl::MutexLock l(&g_mu);
+    Reg().instances.erase(this);
     for (auto& [wd, w] : watches_) Unregister(*w);
     watches_.clear();
     if (--Reg().user_instances[uid_] == 0) Reg().user_instances.erase(uid_);
@@ -97,6 +114,8 @@ class Instance : public anon::AnonFile {
   Result<size_t> Read(char* buf, size_t n) override {
     Task* t = Kernel::Current();
     for (;;) {
+      // Changes the host made to a read-write volume first.
+      vfs::DrainExternalEvents();
       {
         absl::MutexLock l(&mu_);
         if (!events_.empty()) return Take(buf, n);
@@ -115,6 +134,7 @@ class Instance : public anon::AnonFile {
   // FIONREAD: the bytes a read would take to empty the queue.
   Result<long> Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) override {
     if (cmd != FIONREAD) return Errno{ENOTTY};
+    vfs::DrainExternalEvents();
     int n;
     {
       absl::MutexLock l(&mu_);
@@ -126,10 +146,13 @@ class Instance : public anon::AnonFile {
 
   // inotify_poll: readable (EPOLLIN | EPOLLRDNORM) while events are queued.
   uint32_t Readiness(uint32_t mask) override {
+    vfs::DrainExternalEvents();
     absl::MutexLock l(&mu_);
     return events_.empty() ? 0 : (mask & (POLLIN | POLLRDNORM));
   }
   WaitQueue* EventQueue() override { return &queue_; }
+  // Tasks waiting for the instance look again (external changes arrived).
+  void Wake() { queue_.Notify(POLLIN | POLLRDNORM); }
 
   // Queues an event: merged into the last one if identical, the overflow
   // event instead past the limit (fsnotify_insert_event's order).
@@ -296,11 +319,52 @@ void OnDentryRelease(vfs::Inode& inode) {
   DeleteSelfLocked(Key{st->st_dev, st->st_ino});
 }
 
+// Changes made outside the sandbox (vfs/external.h), in order.
+void OnExternal(const std::vector<vfs::ExternalEvent>& events) {
+  absl::MutexLock l(&g_mu);
+  for (const vfs::ExternalEvent& e : events) {
+    const Key key{e.dev, e.ino};
+    if (e.mask & IN_Q_OVERFLOW) {
+      auto it = Reg().by_inode.find(key);
+      if (it == Reg().by_inode.end()) continue;
+      for (Watch* w : it->second) w->owner->Queue(-1, IN_Q_OVERFLOW, 0, "");
+      continue;
+    }
+    if (e.mask & IN_DELETE_SELF) {
+      DeleteSelfLocked(key);
+      continue;
+    }
+    uint32_t cookie = 0;
+    if (e.mask & (IN_MOVED_FROM | IN_MOVED_TO)) {
+      auto& cookies = Reg().external_cookies;
+      auto it = cookies.find(e.cookie);
+      if (it != cookies.end()) {
+        cookie = it->second;
+        if (e.mask & IN_MOVED_TO) cookies.erase(it);
+      } else {
+        cookie = NextCookie();
+        // A move out of every watched directory has no IN_MOVED_TO: the
+        // map is kept small instead.
+        if (cookies.size() >= 64) cookies.clear();
+        if (e.mask & IN_MOVED_FROM) cookies[e.cookie] = cookie;
+      }
+    }
+    DeliverLocked(key, e.mask, cookie, e.name, false);
+  }
+}
+
+void WakeAll() {
+  absl::MutexLock l(&g_mu);
+  for (Instance* in : Reg().instances) in->Wake();
+}
+
 }  // namespace
 
 Result<vfs::FileRef> New(int flags, uid_t uid) {
   vfs::SetFileCloseHook(&OnClose);
   vfs::SetDentryReleaseHook(&OnDentryRelease);
+  vfs::SetExternalEventHook(&OnExternal);
+  vfs::SetExternalWakeHook(&WakeAll);
   {
     absl::MutexLock l(&g_mu);
     int& n = Reg().user_instances[uid];
@@ -315,6 +379,7 @@ bool IsInstance(const vfs::File& f) { return dynamic_cast<const Instance*>(&f) !
 Result<int> AddWatch(vfs::File& f, vfs::Inode& inode, uint32_t mask) {
   auto* in = dynamic_cast<Instance*>(&f);
   if (in == nullptr) return Errno{EINVAL};
+  inode.StartWatching();
   std::optional<Key> key = KeyOf(inode);
   if (!key.has_value()) return Errno{ENOENT};
   absl::MutexLock l(&g_mu);
@@ -402,8 +467,7 @@ void NotifyRemoved(const vfs::Dentry& parent, const std::string& name, const vfs
 void NotifyRename(const vfs::Dentry& old_parent, const std::string& old_name,
                   const vfs::Dentry& new_parent, const std::string& new_name,
                   const vfs::DentryRef& moved, const vfs::DentryRef& replaced) {
-  uint32_t cookie = g_cookie.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (cookie == 0) cookie = g_cookie.fetch_add(1, std::memory_order_relaxed) + 1;
+  const uint32_t cookie = NextCookie();
   const uint32_t dir = DirBit(*moved->inode());
   const std::optional<Key> from = KeyOf(*old_parent.inode());
   const std::optional<Key> to = KeyOf(*new_parent.inode());

@@ -179,6 +179,9 @@ class Inode : public std::enable_shared_from_this<Inode> {
   // d_revalidate): false for /proc entries of a process that has gone, so
   // the next lookup fails as on Linux instead of reaching a dead object.
   virtual bool Revalidate() { return true; }
+  // An inotify watch now names this inode: a filesystem whose files change
+  // outside the sandbox starts reporting those changes (vfs/external.h).
+  virtual void StartWatching() {}
 };
 
 class Dentry : public std::enable_shared_from_this<Dentry> {

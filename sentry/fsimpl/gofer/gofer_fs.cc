@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <list>
 #include <map>
 #include <memory>
@@ -14,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "sentry/fsimpl/gofer/host_watch.h"
 #include "sentry/memfile/file_cache.h"
 
 namespace husk::goferfs {
@@ -98,6 +101,40 @@ struct Mount {
   std::shared_ptr<gofer::Client> client;
   HostFdCache fds;
   const bool writable;
+
+  // The host change watcher, once the sandbox watches something here.
+  std::shared_ptr<HostWatcher> watcher() {
+    absl::MutexLock l(&watcher_mu);
+    return watcher_;
+  }
+  Result<std::shared_ptr<HostWatcher>> StartWatcher() {
+    absl::MutexLock l(&watcher_mu);
+    if (watcher_ == nullptr) {
+      ASSIGN_OR_RETURN(watcher_, HostWatcher::Start(client));
+    }
+    return watcher_;
+  }
+
+ private:
+  absl::Mutex watcher_mu;
+  std::shared_ptr<HostWatcher> watcher_ ABSL_GUARDED_BY(watcher_mu);
+};
+
+// A change the sentry makes to a watched tree (see host_watch.h): what the
+// host reports of it is the sandbox's own, already told.
+class OwnChange {
+ public:
+  explicit OwnChange(Mount& m) : w_(m.writable ? m.watcher() : nullptr) {
+    if (w_ != nullptr) w_->BeginOwn();
+  }
+  ~OwnChange() {
+    if (w_ != nullptr) w_->EndOwn();
+  }
+  OwnChange(const OwnChange&) = delete;
+  OwnChange& operator=(const OwnChange&) = delete;
+
+ private:
+  const std::shared_ptr<HostWatcher> w_;
 };
 
 // Where a writable file's cache writes its dirty pages back: a descriptor
@@ -106,18 +143,19 @@ struct Mount {
 // last write-back; a reclaim of the cache after that writes nothing.
 class Backing {
  public:
-  Backing(std::shared_ptr<gofer::Client> client, gofer::Fid fid)
-      : client_(std::move(client)), fid_(fid) {}
+  Backing(std::shared_ptr<Mount> mount, gofer::Fid fid) : mount_(std::move(mount)), fid_(fid) {}
 
   Status Write(uint64_t offset, const char* buf, size_t n) {
+    OwnChange own(*mount_);
     absl::MutexLock l(&mu_);
     if (dead_) return Errno{EIO};
     if (!fd_.valid()) {
-      ASSIGN_OR_RETURN(fd_, client_->Open(fid_, O_RDWR));
+      ASSIGN_OR_RETURN(fd_, mount_->client->Open(fid_, O_RDWR));
     }
     return PWriteAll(fd_.get(), buf, n, offset);
   }
   void Kill() {
+    OwnChange own(*mount_);  // the close of a written file is heard as IN_CLOSE_WRITE
     absl::MutexLock l(&mu_);
     dead_ = true;
     fd_.Reset();
@@ -136,7 +174,7 @@ class Backing {
   }
 
  private:
-  const std::shared_ptr<gofer::Client> client_;
+  const std::shared_ptr<Mount> mount_;
   const gofer::Fid fid_;
   absl::Mutex mu_;
   UniqueFd fd_ ABSL_GUARDED_BY(mu_);
@@ -149,7 +187,7 @@ timespec Now() {
   return ts;
 }
 
-class GoferInode : public vfs::Inode {
+class GoferInode : public vfs::Inode, public HostChangeListener {
  public:
   GoferInode(std::shared_ptr<Mount> mount, gofer::WalkStep step)
       : mount_(std::move(mount)),
@@ -167,9 +205,61 @@ class GoferInode : public vfs::Inode {
     // What mappings wrote reaches the host file before the fid goes.
     if (cache != nullptr) (void)cache->WriteBack(0, UINT64_MAX);
     if (backing != nullptr) backing->Kill();
-    mount_->fds.Drop(this);
+    {
+      OwnChange own(*mount_);
+      mount_->fds.Drop(this);
+    }
     mount_->client->Close(fid_);
   }
+
+  // inotify watches this inode: on a writable tree, the host's changes to
+  // it are heard too (host_watch.h). Without them (no thread, a gofer that
+  // refuses) the sandbox still hears its own.
+  void StartWatching() override {
+    if (!mount_->writable) return;
+    Result<std::shared_ptr<HostWatcher>> w = mount_->StartWatcher();
+    if (!w.ok()) return;
+    gofer::Attr a;
+    {
+      absl::MutexLock l(&mu_);
+      a = attr_;
+    }
+    (void)(*w)->Watch(fid_, a.dev, a.ino,
+                      std::static_pointer_cast<GoferInode>(shared_from_this()));
+  }
+
+  // The host changed this node, or the entry `name` of this directory.
+  bool HostChanged(uint32_t mask, const std::string& name) override {
+    Touched();
+    if (!name.empty()) {
+      auto it = children_.find(name);
+      std::shared_ptr<GoferInode> child = it == children_.end() ? nullptr : it->second.lock();
+      if (mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) {
+        // The name holds another file now, or none: the next lookup asks.
+        if (child != nullptr) child->host_gone_ = true;
+        if (it != children_.end()) children_.erase(it);
+        prefetched_.erase(name);
+      } else if (child != nullptr) {
+        child->Touched();
+      }
+      return false;
+    }
+    if ((mask & IN_ATTRIB) && !IsDir()) {
+      // Its link count may have dropped to 0: then it is gone for the
+      // sandbox too, though the gofer still holds it.
+      Result<gofer::Attr> a = mount_->client->Stat(fid_);
+      if (a.ok()) {
+        SetAttr(*a);
+        if (a->nlink == 0) {
+          host_gone_ = true;
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+  // A dentry of a name the host removed or replaced is looked up again.
+  bool Revalidate() override { return !host_gone_; }
 
   Result<struct stat> Stat() override {
     bool stale;
@@ -223,7 +313,9 @@ class GoferInode : public vfs::Inode {
     }
     auto cached = children_.find(name);
     if (cached != children_.end()) {
-      if (auto strong = cached->second.lock()) return vfs::InodeRef(strong);
+      if (auto strong = cached->second.lock(); strong != nullptr && !strong->host_gone_) {
+        return vfs::InodeRef(strong);
+      }
     }
     ASSIGN_OR_RETURN(std::vector<gofer::WalkStep> steps, mount_->client->Walk(fid_, {name}));
     if (steps.empty()) return Errno{ENOENT};
@@ -277,18 +369,21 @@ class GoferInode : public vfs::Inode {
   // owner (InitOwner), as for every filesystem.
   Result<vfs::InodeRef> Create(const std::string& name, mode_t mode) override {
     TRY(CheckWritableDir());
+    OwnChange own(*mount_);
     ASSIGN_OR_RETURN(gofer::WalkStep step, mount_->client->Create(fid_, name, mode & 07777, 0, 0));
     Touched();
     return Remember(name, step);
   }
   Result<vfs::InodeRef> Mkdir(const std::string& name, mode_t mode) override {
     TRY(CheckWritableDir());
+    OwnChange own(*mount_);
     ASSIGN_OR_RETURN(gofer::WalkStep step, mount_->client->Mkdir(fid_, name, mode & 07777, 0, 0));
     Touched();
     return Remember(name, step);
   }
   Result<vfs::InodeRef> Symlink(const std::string& name, const std::string& target) override {
     TRY(CheckWritableDir());
+    OwnChange own(*mount_);
     ASSIGN_OR_RETURN(gofer::WalkStep step, mount_->client->Symlink(fid_, name, target, 0, 0));
     Touched();
     return Remember(name, step);
@@ -297,18 +392,21 @@ class GoferInode : public vfs::Inode {
     TRY(CheckWritableDir());
     // FIFOs and sockets only: a whiteout has no place on a host tree.
     if (!S_ISFIFO(mode) && !S_ISSOCK(mode)) return Errno{EPERM};
+    OwnChange own(*mount_);
     ASSIGN_OR_RETURN(gofer::WalkStep step, mount_->client->Mknod(fid_, name, mode, 0, 0));
     Touched();
     return Remember(name, step);
   }
   Status Unlink(const std::string& name) override {
     TRY(CheckWritableDir());
+    OwnChange own(*mount_);
     TRY(mount_->client->Unlink(fid_, name, false));
     Forget(name);
     return Ok();
   }
   Status Rmdir(const std::string& name) override {
     TRY(CheckWritableDir());
+    OwnChange own(*mount_);
     TRY(mount_->client->Unlink(fid_, name, true));
     Forget(name);
     Touched();
@@ -319,6 +417,7 @@ class GoferInode : public vfs::Inode {
     TRY(CheckWritableDir());
     auto* t = dynamic_cast<GoferInode*>(target.get());
     if (t == nullptr || t->mount_ != mount_) return Errno{EXDEV};
+    OwnChange own(*mount_);
     ASSIGN_OR_RETURN(gofer::Attr a, mount_->client->Link(fid_, name, t->fid_));
     t->SetAttr(a);
     children_[name] = std::static_pointer_cast<GoferInode>(target);
@@ -330,6 +429,7 @@ class GoferInode : public vfs::Inode {
     TRY(CheckWritableDir());
     auto* to = dynamic_cast<GoferInode*>(&new_dir);
     if (to == nullptr || to->mount_ != mount_) return Errno{EXDEV};
+    OwnChange own(*mount_);
     TRY(mount_->client->Rename(fid_, name, to->fid_, new_name, 0));
     std::weak_ptr<GoferInode> moved;
     if (auto it = children_.find(name); it != children_.end()) {
@@ -350,6 +450,7 @@ class GoferInode : public vfs::Inode {
     TRY(CheckWritableDir());
     auto* to = dynamic_cast<GoferInode*>(&new_dir);
     if (to == nullptr || to->mount_ != mount_) return Errno{EXDEV};
+    OwnChange own(*mount_);
     TRY(mount_->client->Rename(fid_, name, to->fid_, new_name, RENAME_EXCHANGE));
     std::weak_ptr<GoferInode> a, b;
     if (auto it = children_.find(name); it != children_.end()) a = it->second;
@@ -394,6 +495,7 @@ class GoferInode : public vfs::Inode {
     if (attr.set_size) args.size = attr.size;
     if (attr.set_atime) args.atime = attr.atime;
     if (attr.set_mtime) args.mtime = attr.mtime;
+    OwnChange own(*mount_);
     ASSIGN_OR_RETURN(gofer::Attr a, mount_->client->Setattr(fid_, args));
     SetAttr(a);
     if (attr.set_size) {
@@ -413,7 +515,7 @@ class GoferInode : public vfs::Inode {
       absl::MutexLock l(&mu_);
       if (cache_ == nullptr) {
         if (mount_->writable) {
-          backing_ = std::make_shared<Backing>(mount_->client, fid_);
+          backing_ = std::make_shared<Backing>(mount_, fid_);
           cache_ =
               FileCache::CreateWritable(MemoryFile::Sandbox(), static_cast<uint64_t>(attr_.size),
                                         [b = backing_](uint64_t off, const char* buf, size_t n) {
@@ -462,7 +564,10 @@ class GoferInode : public vfs::Inode {
       return Errno{EFBIG};
     }
     ASSIGN_OR_RETURN(std::shared_ptr<UniqueFd> fd, HostFd(/*write=*/true));
-    TRY(Backing::PWriteAll(fd->get(), buf, n, offset));
+    {
+      OwnChange own(*mount_);
+      TRY(Backing::PWriteAll(fd->get(), buf, n, offset));
+    }
     if (std::shared_ptr<FileCache> cache = Cache(); cache != nullptr) cache->Update(offset, buf, n);
     absl::MutexLock l(&mu_);
     attr_.size = std::max<int64_t>(attr_.size, static_cast<int64_t>(offset + n));
@@ -522,6 +627,7 @@ class GoferInode : public vfs::Inode {
     if (!opened.ok() && mount_->writable && !write) opened = mount_->client->Open(fid_, O_RDONLY);
     if (!opened.ok()) return Errno{opened.error()};
     fd = std::make_shared<UniqueFd>(std::move(opened).value());
+    OwnChange own(*mount_);  // an evicted written file's close is IN_CLOSE_WRITE
     mount_->fds.Put(this, fd);
     return fd;
   }
@@ -549,6 +655,7 @@ class GoferInode : public vfs::Inode {
   absl::Mutex mu_;
   gofer::Attr attr_ ABSL_GUARDED_BY(mu_);
   bool stale_ ABSL_GUARDED_BY(mu_) = false;  // attr_ to be fetched again
+  std::atomic<bool> host_gone_{false};  // the host removed or replaced it (HostChanged)
   // A read-only directory's listing, after the first ReadDir.
   std::shared_ptr<const std::vector<vfs::Dirent>> listing_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<FileCache> cache_ ABSL_GUARDED_BY(mu_);  // made on the first mapping

@@ -106,7 +106,7 @@ class Connection {
   std::shared_ptr<Node> root_;
   bool read_only_;
   std::unordered_map<uint64_t, FidState> fids_;
-  UniqueFd inotify_;  // made by the first WatchInit
+  UniqueFd inotify_;       // made by the first WatchInit
   uint64_t next_fid_ = 1;  // 0 is never a fid
 };
 

@@ -350,16 +350,14 @@ TEST_F(GoferTest, WatchReportsHostChangesToWatchedNodes) {
 
   // A host process appends to the file and makes a name beside it: the
   // file's own watch and its directory's hear the change, reads do not.
-  {
-    std::ofstream(root_ / "a/b/c/file.txt", std::ios::app) << "more";
-  }
+  { std::ofstream(root_ / "a/b/c/file.txt", std::ios::app) << "more"; }
   EXPECT_EQ(HostContent(root_ / "a/b/c/file.txt"), "hello from cmore");
   WriteFile(root_ / "a/b/c/new", "n");
   std::vector<std::string> got = Events(again->get());
   std::vector<std::string> want = {
-      Ev(*dir_wd, IN_MODIFY, "file.txt"), Ev(*file_wd, IN_MODIFY),
+      Ev(*dir_wd, IN_MODIFY, "file.txt"),      Ev(*file_wd, IN_MODIFY),
       Ev(*dir_wd, IN_CLOSE_WRITE, "file.txt"), Ev(*file_wd, IN_CLOSE_WRITE),
-      Ev(*dir_wd, IN_CREATE, "new"), Ev(*dir_wd, IN_MODIFY, "new"),
+      Ev(*dir_wd, IN_CREATE, "new"),           Ev(*dir_wd, IN_MODIFY, "new"),
       Ev(*dir_wd, IN_CLOSE_WRITE, "new")};
   EXPECT_EQ(got, want);
   // Removed on the host: the file's link count changes now; it is gone
@@ -398,7 +396,6 @@ TEST_F(GoferTest, WatchOfAReplacedFileIsStale) {
   EXPECT_EQ(client_->Watch(g).error(), ESTALE);
   EXPECT_EQ(client_->Watch(12345).error(), EBADF);
 }
-
 
 TEST_F(GoferTest, ReadOnlyTreeRefusesEveryChange) {
   Start(/*read_only=*/true);

@@ -278,8 +278,8 @@ Status Connection::Watch(const pb::WatchRequest& req, pb::WatchResponse* out) {
   // Back to where the gofer was afterwards (the served root if that fails).
   UniqueFd was(Openat2(AT_FDCWD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
   if (fchdir(cwd) != 0) return Errno{errno};
-  const int wd = inotify_add_watch(inotify_.get(), name,
-                                   kWatchMask | IN_DONT_FOLLOW | (dir ? IN_ONLYDIR : 0));
+  const int wd =
+      inotify_add_watch(inotify_.get(), name, kWatchMask | IN_DONT_FOLLOW | (dir ? IN_ONLYDIR : 0));
   const int err = errno;
   struct stat st {};
   const bool same = wd >= 0 && fstatat(AT_FDCWD, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&

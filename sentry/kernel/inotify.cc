@@ -95,8 +95,7 @@ struct Event {
 
 class Instance : public anon::AnonFile {
  public:
-  Instance(int flags, uid_t uid)
-      : AnonFile(O_RDONLY | (flags & O_NONBLOCK), "inotify"), uid_(uid) {
+  Instance(int flags, uid_t uid) : AnonFile(O_RDONLY | (flags & O_NONBLOCK), "inotify"), uid_(uid) {
     absl::MutexLock l(&g_mu);
     Reg().instances.insert(this);
   }

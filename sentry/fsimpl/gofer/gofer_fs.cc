@@ -104,11 +104,11 @@ struct Mount {
 
   // The host change watcher, once the sandbox watches something here.
   std::shared_ptr<HostWatcher> watcher() {
-    absl::MutexLock l(&watcher_mu);
+    absl::MutexLock l(&watcher_mu_);
     return watcher_;
   }
   Result<std::shared_ptr<HostWatcher>> StartWatcher() {
-    absl::MutexLock l(&watcher_mu);
+    absl::MutexLock l(&watcher_mu_);
     if (watcher_ == nullptr) {
       ASSIGN_OR_RETURN(watcher_, HostWatcher::Start(client));
     }
@@ -116,8 +116,8 @@ struct Mount {
   }
 
  private:
-  absl::Mutex watcher_mu;
-  std::shared_ptr<HostWatcher> watcher_ ABSL_GUARDED_BY(watcher_mu);
+  absl::Mutex watcher_mu_;
+  std::shared_ptr<HostWatcher> watcher_ ABSL_GUARDED_BY(watcher_mu_);
 };
 
 // A change the sentry makes to a watched tree (see host_watch.h): what the
@@ -224,8 +224,7 @@ class GoferInode : public vfs::Inode, public HostChangeListener {
       absl::MutexLock l(&mu_);
       a = attr_;
     }
-    (void)(*w)->Watch(fid_, a.dev, a.ino,
-                      std::static_pointer_cast<GoferInode>(shared_from_this()));
+    (void)(*w)->Watch(fid_, a.dev, a.ino, std::static_pointer_cast<GoferInode>(shared_from_this()));
   }
 
   // The host changed this node, or the entry `name` of this directory.
@@ -655,7 +654,7 @@ class GoferInode : public vfs::Inode, public HostChangeListener {
   absl::Mutex mu_;
   gofer::Attr attr_ ABSL_GUARDED_BY(mu_);
   bool stale_ ABSL_GUARDED_BY(mu_) = false;  // attr_ to be fetched again
-  std::atomic<bool> host_gone_{false};  // the host removed or replaced it (HostChanged)
+  std::atomic<bool> host_gone_{false};       // the host removed or replaced it (HostChanged)
   // A read-only directory's listing, after the first ReadDir.
   std::shared_ptr<const std::vector<vfs::Dirent>> listing_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<FileCache> cache_ ABSL_GUARDED_BY(mu_);  // made on the first mapping

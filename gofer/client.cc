@@ -242,10 +242,14 @@ Result<UniqueFd> Client::WatchInit() {
   pb::Response resp;
   ASSIGN_OR_RETURN(UniqueFd fd, Call(req, &resp, pb::Response::kWatchInit));
   // Must be something that queues bytes to read (an inotify instance
-  // answers FIONREAD; a regular file or directory does not): its records
+  // answers FIONREAD), not a file or directory: its records
   // are then parsed as the hostile input they may be.
   int queued = 0;
-  if (ioctl(fd.get(), FIONREAD, &queued) != 0) return Break();
+  struct stat st;
+  if (fstat(fd.get(), &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
+      ioctl(fd.get(), FIONREAD, &queued) != 0) {
+    return Break();
+  }
   if (fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return Errno{errno};
   return fd;
 }

@@ -68,13 +68,16 @@ void HostWatcher::EndOwn() {
   }
 }
 
-void HostWatcher::ReadLocked(bool keep) {
+bool HostWatcher::ReadLocked(bool keep) {
   // Whole records only: the kernel never splits one across reads.
   alignas(struct inotify_event) char buf[4096];
   for (;;) {
     ssize_t n = read(fd_.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EAGAIN: nothing more queued
+    if (n < 0) return true;  // EAGAIN: nothing more queued
+    // An inotify instance never reads as end-of-file: what the gofer gave
+    // is something else, and is not read again.
+    if (n == 0) return false;
     size_t off = 0;
     while (off + sizeof(struct inotify_event) <= static_cast<size_t>(n)) {
       struct inotify_event e;
@@ -121,7 +124,7 @@ void HostWatcher::Loop() {
         // Not in the middle of the sandbox's own change: what the host
         // queued then is the change's, to be dropped by EndOwn.
         while (own_ > 0) idle_.Wait(&mu_);
-        ReadLocked(/*keep=*/true);
+        if (!ReadLocked(/*keep=*/true)) return;
       }
       wake = !pending_.empty() || overflow_;
     }

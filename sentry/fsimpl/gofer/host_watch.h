@@ -83,8 +83,9 @@ class HostWatcher {
   };
 
   void Loop();
-  // Reads what the host queued: kept in pending_, or dropped.
-  void ReadLocked(bool keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads what the host queued: kept in pending_, or dropped. False if the
+  // descriptor reads as end-of-file (not an inotify instance).
+  bool ReadLocked(bool keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<gofer::Client> client_;
   const UniqueFd fd_;    // the host inotify instance, nonblocking

@@ -581,12 +581,7 @@ void Task::OnFault(const platform::StopInfo& stop, uint64_t switch_generation) {
   // Installed now (or by a sibling thread since this one was switched in).
   if (mm_->HandleFault(stop.addr, &why, switch_generation)) return;
   if (why == FaultFailure::kOutOfMemory) {
-    // The sandbox is at its memory limit: like the memory cgroup's OOM
-    // killer, end the process that needs the page (SIGKILL); the rest
-    // of the sandbox goes on.
-    Log(kernel(), absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
-                                  MemoryAccount::Sandbox().limit() >> 20, tgid(), comm));
-    ForceSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
+    OutOfMemory();
     return;
   }
   siginfo_t info =
@@ -607,6 +602,57 @@ void Task::OnFault(const platform::StopInfo& stop, uint64_t switch_generation) {
   }
   info.si_addr = reinterpret_cast<void*>(stop.addr);
   ForceSignal(info);
+}
+
+// The memory cgroup's OOM killer (mem_cgroup_out_of_memory): the process
+// with the most resident and page-table pages, moved by oom_score_adj in
+// thousandths of memory (oom_badness), gets SIGKILL; one at
+// OOM_SCORE_ADJ_MIN never does. While a victim dies no other is chosen:
+// the faulting task waits a little and faults again, and so gets the page
+// once the victim's memory is back. A victim that takes over a second to
+// go no longer holds the others back (what the OOM reaper ensures). With
+// no process to choose, the faulting one goes.
+void Task::OutOfMemory() {
+  Kernel& k = kernel();
+  // The host's monotonic clock, which Block's deadline is on.
+  const absl::Time now = MonotonicNow();
+  const long total = std::max<long>(static_cast<long>(k.MemoryTotal() / kPageSize), 1);
+  Task* victim = nullptr;
+  long best = 0;
+  for (int pid : k.Pids()) {
+    std::shared_ptr<Task> leader = k.FindTask(pid);
+    if (leader == nullptr) continue;
+    ThreadGroup& g = leader->tg();
+    if (g.zombie || g.threads.empty()) continue;
+    if (g.oom_killed_at.has_value() && now - *g.oom_killed_at < absl::Seconds(1)) {
+      // oom_evaluate_task's abort: a victim is on its way out.
+      if (&g != &tg()) (void)Block(now + absl::Milliseconds(5));
+      return;
+    }
+    if (g.exiting || g.oom_score_adj == -1000) continue;
+    MemoryManager* mm = g.threads.front()->mm_if_any();
+    if (mm == nullptr) continue;
+    const MemoryUsage u = mm->Usage();
+    long badness = static_cast<long>(u.rss() + u.rss() / 512 + 3);
+    badness += static_cast<long>(g.oom_score_adj) * (total / 1000);
+    if (victim == nullptr || badness > best) {
+      victim = g.threads.front();
+      best = badness;
+    }
+  }
+  if (victim == nullptr || &victim->tg() == &tg()) {
+    tg().oom_killed_at = now;
+    Log(k, absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
+                           MemoryAccount::Sandbox().limit() >> 20, tgid(), comm));
+    ForceSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
+    return;
+  }
+  victim->tg().oom_killed_at = now;
+  Log(k, absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
+                         MemoryAccount::Sandbox().limit() >> 20, victim->tgid(), victim->comm));
+  victim->SendProcessSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
+  // This task faults again once the victim's memory is back.
+  (void)Block(now + absl::Milliseconds(5));
 }
 
 void Task::Run() {

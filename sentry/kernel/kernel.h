@@ -195,6 +195,9 @@ class ThreadGroup {
   // ELF headers and private huge pages.
   uint32_t coredump_filter = 0x33;
   WaitQueue exit_events;  // POLLIN when the process has ended (pidfd poll)
+  // Killed by the out-of-memory killer, at that moment: while it dies
+  // (and gives its memory back) no other process is chosen.
+  std::optional<absl::Time> oom_killed_at;
 };
 
 // A UTS namespace (uts_namespaces(7)): the names uname(2) reports, which
@@ -531,6 +534,8 @@ class Task {
   bool EmulateVsyscall(uintptr_t entry, bool returned) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   void OnFault(const platform::StopInfo& stop, uint64_t switch_generation)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // A fault found the sandbox at its memory limit (kernel.cc).
+  void OutOfMemory() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   bool SetupFrame(const siginfo_t& info, SigAction& act);
   // The process's last thread is gone: it becomes a zombie for its parent.
   void ExitProcess() ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);

@@ -614,6 +614,7 @@ void Task::OnFault(const platform::StopInfo& stop, uint64_t switch_generation) {
 // no process to choose, the faulting one goes.
 void Task::OutOfMemory() {
   Kernel& k = kernel();
+  k.mu.AssertHeld();  // kernel() is k
   // The host's monotonic clock, which Block's deadline is on.
   const absl::Time now = MonotonicNow();
   const long total = std::max<long>(static_cast<long>(k.MemoryTotal() / kPageSize), 1);
@@ -647,6 +648,7 @@ void Task::OutOfMemory() {
     ForceSignal(MakeSigInfo(SIGKILL, SI_KERNEL, 0, 0));
     return;
   }
+  victim->kernel().mu.AssertHeld();  // one kernel
   victim->tg().oom_killed_at = now;
   Log(k, absl::StrFormat("husk: out of memory (limit %d MiB): killed process %d (%s)\n",
                          MemoryAccount::Sandbox().limit() >> 20, victim->tgid(), victim->comm));

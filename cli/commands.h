@@ -1,7 +1,20 @@
 #ifndef HUSK_CLI_COMMANDS_H_
 #define HUSK_CLI_COMMANDS_H_
 
+#include <string>
+
 namespace husk::cli {
+
+// The OCI runtime's global flags (runc's): --root, --log, --log-format,
+// --debug; --systemd-cgroup and --rootless are accepted.
+struct GlobalOptions {
+  std::string root = "/run/husk";
+  std::string log;
+  bool log_json = false;
+  bool debug = false;
+};
+bool IsOciCommand(const std::string& cmd);
+int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, char** argv);
 
 int DoMain(int argc, char** argv);
 int BootCommand(int argc, char** argv, char** full_argv);

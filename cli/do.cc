@@ -36,6 +36,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
+#include "cli/sandbox.h"
 
 namespace husk::cli {
 namespace {
@@ -45,89 +46,6 @@ pid_t g_sentry = -1;
 void Forward(int sig) {
   if (g_sentry > 0) kill(g_sentry, SIGKILL);
   (void)sig;
-}
-
-bool WriteFile(const std::string& path, const std::string& text) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  close(fd);
-  return ok;
-}
-
-// Puts fd at `to` without close-on-exec (dup2 onto itself would keep the flag).
-bool MoveFd(int fd, int to) {
-  if (fd == to) return fcntl(fd, F_SETFD, 0) == 0;
-  return dup2(fd, to) == to;
-}
-
-[[noreturn]] void ExecSelf(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execv("/proc/self/exe", argv.data());
-  fprintf(stderr, "husk: exec of itself failed: %s\n", strerror(errno));
-  _exit(125);
-}
-
-// Starts a gofer serving `root` on sock, read-only unless `writable`.
-pid_t StartGofer(int sock, const std::string& root, bool writable = false) {
-  pid_t pid = fork();
-  if (pid != 0) return pid;
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  // Nothing but the socket survives into the gofer (and stderr for errors).
-  int null = open("/dev/null", O_RDWR);
-  dup2(null, 0);
-  dup2(null, 1);
-  if (!MoveFd(sock, 3)) _exit(125);
-  for (int fd = 4; fd < 1024; fd++) close(fd);
-  if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
-    fprintf(stderr, "husk: gofer namespaces: %s\n", strerror(errno));
-    _exit(125);
-  }
-  std::vector<std::string> args = {"husk", "gofer", "--sock-fd=3", "--root=" + root};
-  if (writable) args.emplace_back("--rw");
-  ExecSelf(args);
-}
-
-// A host directory given to the sandbox (--volume HOST:SANDBOX[:ro|:rw]).
-struct Volume {
-  std::string host;     // absolute, symlinks resolved
-  std::string sandbox;  // absolute, normalised
-  bool writable = true;
-  int sock = -1;        // the sentry's end of its gofer's socket
-  pid_t gofer = -1;
-};
-
-// Resolves a host directory given on the command line; says why it cannot.
-bool HostDirectory(const std::string& flag, const std::string& path, std::string* out) {
-  char* real = realpath(path.c_str(), nullptr);
-  if (real == nullptr) {
-    fprintf(stderr, "husk do: %s %s: %s\n", flag.c_str(), path.c_str(), strerror(errno));
-    return false;
-  }
-  *out = real;
-  free(real);
-  struct stat st {};
-  if (stat(out->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    fprintf(stderr, "husk do: %s %s: not a directory\n", flag.c_str(), path.c_str());
-    return false;
-  }
-  return true;
-}
-
-// Normalises an absolute sandbox path ("//a/./b/" -> "/a/b"); ".." is refused.
-bool SandboxPath(const std::string& path, std::string* out) {
-  if (path.empty() || path[0] != '/') return false;
-  std::string norm;
-  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
-    if (part == ".") continue;
-    if (part == "..") return false;
-    absl::StrAppend(&norm, "/", part);
-  }
-  *out = norm.empty() ? "/" : norm;
-  return true;
 }
 
 // Parses HOST:SANDBOX[:ro|:rw].
@@ -144,7 +62,7 @@ bool ParseVolume(const std::string& spec, Volume* v) {
   }
   // As docker -v: read-write unless :ro.
   v->writable = parts.size() == 2 || parts[2] == "rw";
-  if (!HostDirectory("--volume", parts[0], &v->host)) return false;
+  if (!HostDirectory("husk do: --volume", parts[0], &v->host)) return false;
   if (!SandboxPath(parts[1], &v->sandbox) || v->sandbox == "/") {
     fprintf(stderr,
             "husk do: --volume %s: the sandbox path must be absolute, without '..', and not "
@@ -184,51 +102,6 @@ bool ParseSize(const std::string& text, uint64_t* out) {
   if (n == 0 || n > (UINT64_MAX >> shift)) return false;
   *out = n << shift;
   return true;
-}
-
-// The tightest memory limit of a cgroup and of the ancestors visible under
-// root (memory.max in v2, memory.limit_in_bytes in v1); UINT64_MAX if none.
-uint64_t CgroupMemoryLimit(const std::string& root, std::string path, const char* file) {
-  uint64_t limit = UINT64_MAX;
-  while (!path.empty()) {
-    std::ifstream max(root + path + "/" + file);
-    std::string value;
-    uint64_t n;
-    if (max >> value && absl::SimpleAtoi(value, &n)) limit = std::min(limit, n);
-    if (path == "/") break;
-    size_t slash = path.rfind('/');
-    path = slash == 0 ? "/" : path.substr(0, slash);
-  }
-  return limit;
-}
-
-// The default memory limit of a sandbox: the memory cgroup limit husk runs
-// under (v2 or v1; the tightest of its cgroup and the ancestors it can see),
-// less a sixteenth for the sentry's own memory, so that the sandbox runs out
-// before the host's cgroup kills the sentry; else the host's RAM.
-uint64_t DefaultMemoryLimit() {
-  struct sysinfo si {};
-  uint64_t limit = sysinfo(&si) == 0 ? uint64_t{si.totalram} * si.mem_unit : uint64_t{1} << 30;
-  std::ifstream cg("/proc/self/cgroup");
-  std::string line;
-  uint64_t cgroup = UINT64_MAX;
-  while (std::getline(cg, line)) {
-    if (line.rfind("0::", 0) == 0) {
-      cgroup = std::min(cgroup, CgroupMemoryLimit("/sys/fs/cgroup", line.substr(3), "memory.max"));
-      continue;
-    }
-    // v1: "N:memory:/path" (the controller may share a line with others).
-    size_t a = line.find(':'), b = line.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    for (absl::string_view c : absl::StrSplit(line.substr(a + 1, b - a - 1), ',')) {
-      if (c == "memory") {
-        cgroup = std::min(cgroup, CgroupMemoryLimit("/sys/fs/cgroup/memory", line.substr(b + 1),
-                                                    "memory.limit_in_bytes"));
-      }
-    }
-  }
-  if (cgroup < limit) limit = cgroup - cgroup / 16;
-  return limit;
 }
 
 }  // namespace
@@ -277,7 +150,7 @@ int DoMain(int argc, char** argv) {
     } else if (a == "--clear-env") {
       clear_env = true;
     } else if (takes("--rootfs")) {
-      if (!HostDirectory("--rootfs", value, &rootfs)) return 125;
+      if (!HostDirectory("husk do: --rootfs", value, &rootfs)) return 125;
     } else if (takes("--volume")) {
       Volume v;
       if (!ParseVolume(value, &v)) return 125;
@@ -313,150 +186,51 @@ int DoMain(int argc, char** argv) {
     return 125;
   }
 
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    fprintf(stderr, "husk do: socketpair: %s\n", strerror(errno));
-    return 125;
-  }
-  pid_t gofer = StartGofer(sv[1], rootfs);
-  close(sv[1]);
-  if (gofer < 0) {
-    fprintf(stderr, "husk do: fork gofer: %s\n", strerror(errno));
-    return 125;
-  }
-  // One gofer per volume, confined to its host directory.
-  for (Volume& v : volumes) {
-    int vs[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, vs) != 0) {
-      fprintf(stderr, "husk do: socketpair: %s\n", strerror(errno));
-      return 125;
-    }
-    v.gofer = StartGofer(vs[1], v.host, v.writable);
-    close(vs[1]);
-    v.sock = vs[0];
-    if (v.gofer < 0) {
-      fprintf(stderr, "husk do: fork gofer: %s\n", strerror(errno));
-      return 125;
-    }
-  }
-
-  int sync[2];
-  if (pipe2(sync, O_CLOEXEC) != 0) return 125;
+  SandboxConfig cfg;
+  cfg.rootfs = rootfs;
+  cfg.volumes = std::move(volumes);
+  cfg.platform = platform;
+  cfg.strace = strace;
+  cfg.memory = memory;
   // The working directory: --cwd, else husk's own over the host's root,
   // else the root of another one.
-  std::string cwd = cwd_flag;
-  if (cwd.empty()) {
+  cfg.cwd = cwd_flag;
+  if (cfg.cwd.empty()) {
     char here[4096];
-    cwd = rootfs == "/" && getcwd(here, sizeof(here)) != nullptr ? here : "/";
+    cfg.cwd = rootfs == "/" && getcwd(here, sizeof(here)) != nullptr ? here : "/";
   }
-  std::vector<std::string> args = {"husk", "boot", "--gofer-fd=3", "--cwd=" + cwd,
-                                   "--platform=" + platform};
-  if (rootfs != "/") args.emplace_back("--rootfs");
-  // The volumes' sockets are fds 4, 5, ... in the sentry.
-  for (size_t n = 0; n < volumes.size(); n++) {
-    args.push_back(absl::StrFormat("--volume=%d:%s%s", 4 + n, volumes[n].sandbox,
-                                   volumes[n].writable ? ":rw" : ""));
+  // The sandbox's environment is husk's own, or none with --clear-env;
+  // then each --env NAME=VALUE sets one, and --env NAME copies husk's.
+  std::vector<std::pair<std::string, std::string>> set;
+  for (const std::string& e : env) {
+    size_t eq = e.find('=');
+    if (eq != std::string::npos) {
+      set.emplace_back(e.substr(0, eq), e.substr(eq + 1));
+    } else if (const char* v = getenv(e.c_str())) {
+      set.emplace_back(e, v);
+    }
   }
-  if (strace) args.push_back("--strace");
-  args.push_back(absl::StrFormat("--memory=%d", memory != 0 ? memory : DefaultMemoryLimit()));
-  args.push_back("--");
-  for (; i < argc; i++) args.emplace_back(argv[i]);
+  if (!clear_env) {
+    for (char** e = environ; *e != nullptr; e++) {
+      std::string entry = *e;
+      std::string name = entry.substr(0, entry.find('='));
+      bool replaced =
+          std::any_of(set.begin(), set.end(), [&](const auto& s) { return s.first == name; });
+      if (!replaced) cfg.env.push_back(entry);
+    }
+  }
+  for (const auto& [name, value] : set) cfg.env.push_back(absl::StrCat(name, "=", value));
+  for (; i < argc; i++) cfg.argv.emplace_back(argv[i]);
 
-  constexpr unsigned long kFlags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-                                   CLONE_NEWUTS | CLONE_NEWNET | SIGCHLD;
-  long pid = syscall(SYS_clone, kFlags, 0, 0, 0, 0);
-  if (pid < 0) {
-    fprintf(stderr, "husk do: cannot create the sandbox namespaces: %s\n", strerror(errno));
-    return 125;
-  }
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    close(sync[1]);
-    char c;
-    if (read(sync[0], &c, 1) != 1) _exit(125);  // the parent failed to map our ids
-    // Become the namespace's root (the mapped host user), dropping the host's
-    // supplementary groups where the map allows it; exec then grants the
-    // capabilities of that namespace only.
-    setgroups(0, nullptr);
-    if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0) {
-      fprintf(stderr, "husk do: cannot become root in the sandbox's user namespace: %s\n",
-              strerror(errno));
-      _exit(125);
-    }
-    // Out of the way first, then in place: fd 3 the root's gofer, 4... the
-    // volumes'.
-    std::vector<int> socks = {sv[0]};
-    for (const Volume& v : volumes) socks.push_back(v.sock);
-    for (int& fd : socks) {
-      fd = fcntl(fd, F_DUPFD_CLOEXEC, 1024);
-      if (fd < 0) _exit(125);
-    }
-    for (size_t n = 0; n < socks.size(); n++) {
-      if (!MoveFd(socks[n], 3 + static_cast<int>(n))) _exit(125);
-    }
-    // (The copies above 1024 are close-on-exec.)
-    for (int fd = 3 + static_cast<int>(socks.size()); fd < 1024; fd++) close(fd);
-    // The sandbox's environment is husk's own, or none with --clear-env;
-    // then each --env NAME=VALUE sets one, and --env NAME copies husk's.
-    std::vector<std::pair<std::string, std::string>> set;
-    for (const std::string& e : env) {
-      size_t eq = e.find('=');
-      if (eq != std::string::npos) {
-        set.emplace_back(e.substr(0, eq), e.substr(eq + 1));
-      } else if (const char* v = getenv(e.c_str())) {
-        set.emplace_back(e, v);
-      }
-    }
-    if (clear_env) clearenv();
-    for (const auto& [name, value] : set) setenv(name.c_str(), value.c_str(), 1);
-    ExecSelf(args);
-  }
-  g_sentry = static_cast<pid_t>(pid);
-  close(sync[0]);
-  close(sv[0]);
-  for (Volume& v : volumes) close(v.sock);
-  // The sentry's root maps to an unprivileged host user when we are root,
-  // otherwise to ourselves.
-  uid_t uid = getuid();
-  gid_t gid = getgid();
-  std::string base = absl::StrFormat("/proc/%d/", pid);
-  std::string uid_to = uid == 0 ? "65534" : std::to_string(uid);
-  std::string gid_to = uid == 0 ? "65534" : std::to_string(gid);
-  // Unprivileged callers must give up setgroups before mapping gids.
-  bool ok = (uid == 0 || WriteFile(base + "setgroups", "deny")) &&
-            WriteFile(base + "uid_map", "0 " + uid_to + " 1\n") &&
-            WriteFile(base + "gid_map", "0 " + gid_to + " 1\n");
-  if (!ok) {
-    fprintf(stderr, "husk do: cannot map the sandbox's user ids: %s\n", strerror(errno));
-    kill(g_sentry, SIGKILL);
-  } else if (write(sync[1], "x", 1) != 1) {
-    kill(g_sentry, SIGKILL);
-  }
-  close(sync[1]);
-
+  Launched l;
+  if (!Launch("husk do", cfg, &l)) return 125;
+  g_sentry = l.sentry;
   struct sigaction sa{};
   sa.sa_handler = Forward;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
-
-  int status = 0;
-  while (waitpid(g_sentry, &status, 0) < 0 && errno == EINTR) {
-  }
-  int gstatus;
-  // The gofer exits when the sentry's end of its socket closes.
-  while (waitpid(gofer, &gstatus, 0) < 0 && errno == EINTR) {
-  }
-  for (const Volume& v : volumes) {
-    while (waitpid(v.gofer, &gstatus, 0) < 0 && errno == EINTR) {
-    }
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) {
-    fprintf(stderr, "husk do: the sentry was killed by signal %d\n", WTERMSIG(status));
-    return 128 + WTERMSIG(status);
-  }
-  return 125;
+  return WaitSandbox("husk do", cfg, l);
 }
 
 }  // namespace husk::cli

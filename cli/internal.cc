@@ -56,6 +56,12 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       if (!absl::SimpleAtoi(v, &opts.memory_bytes)) return 125;
     } else if (a == "--rootfs") {
       opts.other_root = true;
+    } else if (FlagValue(a, "--start-fd", &v)) {
+      if (!absl::SimpleAtoi(v, &opts.start_fd)) return 125;
+    } else if (FlagValue(a, "--control-fd", &v)) {
+      if (!absl::SimpleAtoi(v, &opts.control_fd)) return 125;
+    } else if (FlagValue(a, "--hostname", &v)) {
+      opts.hostname = v;
     } else if (FlagValue(a, "--volume", &v)) {
       // FD:PATH[:rw] (the path is normalised by husk do: no ':' in it).
       BootOptions::Volume vol;

@@ -15,4 +15,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build ccache pkg-config \
   libseccomp-dev libprotobuf-dev protobuf-compiler libabsl-dev \
   libgtest-dev libgmock-dev manpages-dev python3 xz-utils zstd \
-  clang libclang-rt-14-dev llvm clang-tidy git busybox-static sqlite3 >/dev/null
+  clang libclang-rt-14-dev llvm clang-tidy git busybox-static sqlite3 \
+  nlohmann-json3-dev >/dev/null

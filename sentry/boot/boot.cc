@@ -17,6 +17,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <system_error>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -227,6 +229,30 @@ void InstallStdio(Kernel& k, Task& t) {
   }
 }
 
+// Signals from the OCI runtime (`husk kill`) for the first program's
+// process, read on their own thread: each is sent as kill(2) from a host
+// process would send it (SI_USER, pid 0: outside the sandbox's pid
+// namespace). The thread ends with the descriptor.
+void StartControl(Kernel& k, int fd) {
+  try {
+    std::thread([&k, fd] {
+      for (;;) {
+        int32_t sig;
+        ssize_t n = read(fd, &sig, sizeof(sig));
+        if (n < 0 && errno == EINTR) continue;
+        if (n != sizeof(sig)) return;
+        if (sig <= 0 || sig > kMaxSignal) continue;
+        absl::MutexLock l(&k.mu);
+        std::shared_ptr<Task> init = k.FindTask(1);
+        if (init == nullptr || init->tg().zombie) continue;
+        init->SendProcessSignal(MakeSigInfo(sig, SI_USER, 0, 0));
+      }
+    }).detach();
+  } catch (const std::system_error&) {
+    Die("start the control thread", EAGAIN);
+  }
+}
+
 }  // namespace
 
 void BootMain(const BootOptions& opts, char** argv_for_reexec) {
@@ -290,7 +316,19 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   auto init = k.CreateInitTask(program, opts.argv, envp, opts.cwd);
   if (!init.ok()) Die("create the first task", init.error());
   InstallStdio(k, **init);
+  if (!opts.hostname.empty()) k.init_uts->hostname = opts.hostname;
+  if (opts.start_fd >= 0) {
+    // `husk start`: until then the sandbox is made but runs nothing.
+    char go;
+    ssize_t n;
+    do {
+      n = read(opts.start_fd, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(125);
+    close(opts.start_fd);
+  }
   k.StartInit(*init, program, opts.argv, envp);
+  if (opts.control_fd >= 0) StartControl(k, opts.control_fd);
   int status = k.WaitForInit();
 
   auto unimpl = k.Unimplemented();

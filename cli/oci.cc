@@ -1,0 +1,670 @@
+// The OCI runtime: runc's command line over husk's sandbox, so that
+// containerd's runc shim (`--runc-binary`) and Docker (`--add-runtime`) run
+// containers on husk.
+//
+//   husk create ID            checks the bundle, then forks the monitor and
+//                             returns once the sandbox is made
+//    └── monitor (the container's pid: its exit status is the container's)
+//         ├── husk gofer ...  the root's and each bind mount's
+//         └── husk boot       the sentry, holding the first program until
+//                             `husk start`
+//
+// The monitor serves `start` and `kill` on ROOT/ID/control.sock and keeps
+// ROOT/ID/state.json up to date; when the sentry exits it records the
+// container as stopped and exits with its status. `state`, `list` and
+// `delete` read the state file and check that the monitor is still the
+// process it names (its start time), so a stale file never names a stranger.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli/commands.h"
+#include "cli/sandbox.h"
+#include "oci/spec.h"
+#include "oci/state.h"
+
+namespace husk::cli {
+namespace {
+
+GlobalOptions g_opts;
+
+// One line on stderr and, with --log, in the log file (JSON for
+// --log-format json, as containerd's shim reads it).
+void Log(const std::string& level, const std::string& msg) {
+  if (level == "error") fprintf(stderr, "husk: %s\n", msg.c_str());
+  if (g_opts.log.empty() || (level == "debug" && !g_opts.debug)) return;
+  int fd = open(g_opts.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  std::string line =
+      g_opts.log_json ? oci::JsonLogLine(level, msg) : absl::StrCat(level, ": ", msg, "\n");
+  (void)!write(fd, line.data(), line.size());
+  close(fd);
+}
+
+int Fail(const std::string& msg) {
+  Log("error", msg);
+  return 1;
+}
+
+std::string ContainerDir(const std::string& id) { return g_opts.root + "/" + id; }
+
+// runc's rule for ids: letters, digits, '_', '+', '-' and '.', not "." or "..".
+bool ValidId(const std::string& id) {
+  if (id.empty() || id.size() > 1024 || id == "." || id == "..") return false;
+  for (char c : id) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '+' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Field 22 of /proc/PID/stat (start time in clock ticks): 0 if the process
+// is gone or a zombie.
+uint64_t StartTime(pid_t pid) {
+  // read(2), not a stream: reading the file of a process that has just
+  // gone fails with ESRCH, which libstdc++'s streams throw.
+  int fd = open(absl::StrCat("/proc/", pid, "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  std::string text(buf, static_cast<size_t>(n));
+  size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream rest(text.substr(paren + 2));
+  std::string field;
+  std::vector<std::string> fields;
+  while (rest >> field) fields.push_back(field);
+  // fields[0] is field 3 (state); field 22 is fields[19].
+  if (fields.size() < 20 || fields[0] == "Z" || fields[0] == "X") return 0;
+  uint64_t start = 0;
+  (void)absl::SimpleAtoi(fields[19], &start);
+  return start;
+}
+
+bool MonitorAlive(const oci::State& s) {
+  return s.pid > 0 && s.pid_start != 0 && StartTime(s.pid) == s.pid_start;
+}
+
+// The state with its status as of now: a container whose monitor is gone
+// is stopped, whatever the file says.
+absl::StatusOr<oci::State> CurrentState(const std::string& id) {
+  absl::StatusOr<oci::State> s = oci::ReadState(ContainerDir(id));
+  if (!s.ok()) {
+    if (s.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(absl::StrCat("container ", id, " does not exist"));
+    }
+    return s.status();
+  }
+  if (s->status != "stopped" && !MonitorAlive(*s)) s->status = "stopped";
+  return s;
+}
+
+// A request to the monitor on ROOT/ID/control.sock; its one-line answer
+// ("ok" or an error).
+absl::StatusOr<std::string> AskMonitor(const std::string& id, const std::string& request) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  // Connected by a path relative to the state directory, which may be
+  // longer than sun_path holds.
+  int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strcpy(addr.sun_path, "control.sock");
+  bool connected = chdir(ContainerDir(id).c_str()) == 0 &&
+                   connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  int err = errno;
+  if (here >= 0) {
+    (void)!fchdir(here);
+    close(here);
+  }
+  if (!connected) {
+    close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("container ", id, " is not running (its monitor: ", strerror(err), ")"));
+  }
+  std::string answer;
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+      static_cast<ssize_t>(request.size())) {
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) answer.assign(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  if (answer.empty()) return absl::UnavailableError("the monitor did not answer");
+  return answer;
+}
+
+// Signal names as kill(1) and runc take them: "TERM", "SIGTERM" or "15".
+int ParseSignal(const std::string& text) {
+  int n;
+  if (absl::SimpleAtoi(text, &n)) return n > 0 && n < 65 ? n : -1;
+  std::string name = text.rfind("SIG", 0) == 0 ? text.substr(3) : text;
+  for (int sig = 1; sig < 32; sig++) {
+    const char* abbrev = sigabbrev_np(sig);
+    if (abbrev != nullptr && name == abbrev) return sig;
+  }
+  if (name.rfind("RTMIN", 0) == 0 || name.rfind("RTMAX", 0) == 0) {
+    int off = 0;
+    if (name.size() > 5 && !absl::SimpleAtoi(name.substr(5), &off)) return -1;
+    int sig = name[3] == 'I' ? SIGRTMIN + off : SIGRTMAX + off;
+    return sig >= SIGRTMIN && sig <= SIGRTMAX ? sig : -1;
+  }
+  return -1;
+}
+
+// Flags of a subcommand: --name VALUE, --name=VALUE, -n VALUE; booleans
+// take no value. What is left are the positional arguments.
+struct Flags {
+  std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> values;
+  std::vector<std::string> bools;
+
+  bool Has(const std::string& name) const {
+    for (const auto& b : bools) {
+      if (b == name) return true;
+    }
+    return false;
+  }
+  std::string Get(const std::string& name, const std::string& def = "") const {
+    for (const auto& [k, v] : values) {
+      if (k == name) return v;
+    }
+    return def;
+  }
+  std::vector<std::string> All(const std::string& name) const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : values) {
+      if (k == name) out.push_back(v);
+    }
+    return out;
+  }
+};
+
+// Parses argv against the flags a command knows (value flags and boolean
+// ones, each with its aliases); an unknown flag is an error.
+absl::StatusOr<Flags> ParseFlags(int argc, char** argv, const std::vector<std::string>& with_value,
+                                 const std::vector<std::string>& boolean) {
+  Flags f;
+  auto canon = [](std::string a) {
+    while (!a.empty() && a[0] == '-') a.erase(0, 1);
+    return a;
+  };
+  for (int i = 0; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--") {
+      for (i++; i < argc; i++) f.positional.emplace_back(argv[i]);
+      break;
+    }
+    if (a.size() < 2 || a[0] != '-') {
+      // The first positional argument ends the flags (exec's command).
+      for (; i < argc; i++) f.positional.emplace_back(argv[i]);
+      break;
+    }
+    std::string name = canon(a), value;
+    bool has_value = false;
+    if (size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    if (std::find(with_value.begin(), with_value.end(), name) != with_value.end()) {
+      if (!has_value) {
+        if (i + 1 >= argc) return absl::InvalidArgumentError("flag --" + name + " needs a value");
+        value = argv[++i];
+      }
+      f.values.emplace_back(name, value);
+    } else if (std::find(boolean.begin(), boolean.end(), name) != boolean.end()) {
+      if (!has_value || value == "true") f.bools.push_back(name);
+    } else {
+      return absl::InvalidArgumentError("unknown flag " + a);
+    }
+  }
+  return f;
+}
+
+std::string AbsolutePath(const std::string& p) {
+  if (!p.empty() && p[0] == '/') return p;
+  char here[4096];
+  if (getcwd(here, sizeof(here)) == nullptr) return p;
+  return p.empty() || p == "." ? std::string(here) : absl::StrCat(here, "/", p);
+}
+
+bool WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".husk-tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+void RemoveTree(const std::string& dir) {
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      unlink(absl::StrCat(dir, "/", name).c_str());
+    }
+    closedir(d);
+  }
+  rmdir(dir.c_str());
+}
+
+// The sandbox a bundle asks for, or why husk cannot make it.
+absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
+  SandboxConfig cfg;
+  struct stat st {};
+  if (stat(spec.root_path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("root.path ", spec.root_path, ": not a directory"));
+  }
+  cfg.rootfs = spec.root_path;
+  cfg.cwd = spec.cwd;
+  cfg.argv = spec.args;
+  cfg.env = spec.env;
+  cfg.hostname = spec.hostname;
+  if (spec.memory_limit.has_value()) cfg.memory = static_cast<uint64_t>(*spec.memory_limit);
+  for (size_t i = 0; i < spec.mounts.size(); i++) {
+    const oci::Mount& m = spec.mounts[i];
+    if (!m.bind) continue;  // the sentry makes /proc, /dev, /sys, tmpfs ... itself
+    Volume v;
+    char* real = realpath(m.source.c_str(), nullptr);
+    if (real == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("mounts[", i, "].source ", m.source, ": ", strerror(errno)));
+    }
+    v.host = real;
+    free(real);
+    if (stat(v.host.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return absl::UnimplementedError(absl::StrCat("mounts[", i, "]: bind mounts of files (",
+                                                   m.source, ") are not supported yet"));
+    }
+    if (!SandboxPath(m.destination, &v.sandbox) || v.sandbox == "/") {
+      return absl::InvalidArgumentError(absl::StrCat("mounts[", i, "].destination: bad path"));
+    }
+    v.writable = !m.read_only;
+    cfg.volumes.push_back(std::move(v));
+  }
+  return cfg;
+}
+
+// ---- the monitor -------------------------------------------------------
+
+// What the monitor does once the sandbox is made: answers `start` and
+// `kill`, and ends with the sentry.
+[[noreturn]] void Monitor(const std::string& dir, oci::State state, SandboxConfig& cfg,
+                          const Launched& l, int start_w, int control, int listen_fd) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, l.sentry, 0));
+  bool started = false;
+  for (;;) {
+    pollfd p[2] = {{listen_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    if (poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 200) < 0 && errno != EINTR) break;
+    if (pidfd < 0 || (p[1].revents & POLLIN)) {
+      int status;
+      pid_t r = waitpid(l.sentry, &status, pidfd < 0 ? WNOHANG : 0);
+      if (r == l.sentry) {
+        int code = WIFEXITED(status) ? WEXITSTATUS(status)
+                                     : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 125);
+        for (const Volume& v : cfg.volumes) waitpid(v.gofer, nullptr, 0);
+        waitpid(l.gofer, nullptr, 0);
+        state.status = "stopped";
+        (void)oci::WriteState(dir, state);
+        _exit(code);
+      }
+    }
+    if (!(p[0].revents & POLLIN)) continue;
+    int c = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    char buf[256];
+    ssize_t n = recv(c, buf, sizeof(buf) - 1, 0);
+    std::string req = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    std::string answer = "ok";
+    if (req == "start") {
+      if (started) {
+        answer = "the container has been started already";
+      } else if (write(start_w, "s", 1) != 1) {
+        answer = absl::StrCat("the sandbox did not take the start: ", strerror(errno));
+      } else {
+        close(start_w);
+        started = true;
+        state.status = "running";
+        (void)oci::WriteState(dir, state);
+      }
+    } else if (req.rfind("kill ", 0) == 0) {
+      int sig = 0;
+      if (!absl::SimpleAtoi(req.substr(5), &sig) || sig <= 0 || sig > 64) {
+        answer = "bad signal";
+      } else if (sig == SIGKILL || !started) {
+        // SIGKILL ends the whole sandbox, as it ends runc's container
+        // init; so does any signal before the first program exists,
+        // except the ones whose default is to do nothing.
+        if (sig != SIGCHLD && sig != SIGCONT && sig != SIGURG && sig != SIGWINCH) {
+          kill(l.sentry, SIGKILL);
+        }
+      } else {
+        int32_t s32 = sig;
+        if (write(control, &s32, sizeof(s32)) != sizeof(s32)) answer = "the sandbox is gone";
+      }
+    } else {
+      answer = "unknown request";
+    }
+    (void)!send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+    close(c);
+  }
+  kill(l.sentry, SIGKILL);
+  _exit(WaitSandbox("husk monitor", cfg, l));
+}
+
+// Makes the container: returns the monitor's pid (its parent is the
+// caller), or 0 after saying why it could not.
+pid_t CreateContainer(const std::string& id, const std::string& bundle,
+                      const std::string& pid_file) {
+  if (!ValidId(id)) return Fail("invalid container id '" + id + "'"), 0;
+  absl::StatusOr<oci::Spec> spec = oci::LoadSpec(bundle);
+  if (!spec.ok()) return Fail(std::string(spec.status().message())), 0;
+  if (spec->terminal) {
+    return Fail("config.json: process.terminal: terminals are not supported yet"), 0;
+  }
+  absl::StatusOr<SandboxConfig> cfg = ConfigFromSpec(*spec);
+  if (!cfg.ok()) return Fail("config.json: " + std::string(cfg.status().message())), 0;
+
+  if (mkdir(g_opts.root.c_str(), 0711) != 0 && errno != EEXIST) {
+    return Fail(absl::StrCat("cannot make the state root ", g_opts.root, ": ", strerror(errno))), 0;
+  }
+  const std::string dir = ContainerDir(id);
+  if (mkdir(dir.c_str(), 0711) != 0) {
+    if (errno == EEXIST) return Fail("container " + id + " already exists"), 0;
+    return Fail(absl::StrCat("cannot make ", dir, ": ", strerror(errno))), 0;
+  }
+
+  int ready[2], start[2], control[2];
+  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(start, O_CLOEXEC) != 0 ||
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0) {
+    RemoveTree(dir);
+    return Fail(absl::StrCat("pipe: ", strerror(errno))), 0;
+  }
+  pid_t monitor = fork();
+  if (monitor < 0) {
+    RemoveTree(dir);
+    return Fail(absl::StrCat("fork: ", strerror(errno))), 0;
+  }
+  if (monitor == 0) {
+    close(ready[0]);
+    setsid();
+    auto refuse = [&](const std::string& why) {
+      (void)!write(ready[1], why.data(), why.size());
+      _exit(125);
+    };
+    int listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    strcpy(addr.sun_path, "control.sock");
+    if (listen_fd < 0 || chdir(dir.c_str()) != 0 ||
+        bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        listen(listen_fd, 16) != 0) {
+      refuse(absl::StrCat("control socket: ", strerror(errno)));
+    }
+    cfg->start_fd = start[0];
+    cfg->control_fd = control[1];
+    Launched l;
+    // The sandbox's errors go to the monitor's stderr, which is the
+    // container's: say them on the ready pipe too.
+    if (!Launch("husk create", *cfg, &l)) refuse("the sandbox could not be started");
+    close(start[0]);
+    close(control[1]);
+    // The container's stdio stays with the sandbox alone: once it ends,
+    // the engine reading it sees the end.
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
+    oci::State state;
+    state.id = id;
+    state.status = "created";
+    state.pid = getpid();
+    state.pid_start = StartTime(getpid());
+    state.bundle = bundle;
+    state.rootfs = spec->root_path;
+    state.annotations = spec->annotations;
+    timespec now{};
+    clock_gettime(CLOCK_REALTIME, &now);
+    state.created_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+    if (absl::Status w = oci::WriteState(dir, state); !w.ok()) {
+      kill(l.sentry, SIGKILL);
+      refuse(std::string(w.message()));
+    }
+    (void)!write(ready[1], "ok", 2);
+    close(ready[1]);
+    Monitor(dir, state, *cfg, l, start[1], control[0], listen_fd);
+  }
+  close(ready[1]);
+  close(start[0]);
+  close(start[1]);
+  close(control[0]);
+  close(control[1]);
+  std::string answer;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(ready[0], buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
+  close(ready[0]);
+  if (answer != "ok") {
+    waitpid(monitor, nullptr, 0);
+    RemoveTree(dir);
+    return Fail(answer.empty() ? "the monitor died while making the sandbox" : answer), 0;
+  }
+  if (!pid_file.empty() && !WriteFileAtomically(AbsolutePath(pid_file), std::to_string(monitor))) {
+    kill(monitor, SIGKILL);
+    waitpid(monitor, nullptr, 0);
+    RemoveTree(dir);
+    return Fail(absl::StrCat("cannot write the pid file ", pid_file, ": ", strerror(errno))), 0;
+  }
+  return monitor;
+}
+
+// Waits (up to `seconds`) for a monitor that is not our child to go.
+bool WaitGone(const oci::State& s, int seconds) {
+  for (int i = 0; i < seconds * 100; i++) {
+    if (!MonitorAlive(s)) return true;
+    usleep(10000);
+  }
+  return false;
+}
+
+int StartCommand(const std::string& id) {
+  absl::StatusOr<oci::State> s = CurrentState(id);
+  if (!s.ok()) return Fail(std::string(s.status().message()));
+  if (s->status != "created") {
+    return Fail(absl::StrCat("cannot start container ", id, ": it is ", s->status));
+  }
+  absl::StatusOr<std::string> a = AskMonitor(id, "start");
+  if (!a.ok()) return Fail(std::string(a.status().message()));
+  if (*a != "ok") return Fail(*a);
+  return 0;
+}
+
+int KillContainer(const std::string& id, int sig) {
+  absl::StatusOr<oci::State> s = CurrentState(id);
+  if (!s.ok()) return Fail(std::string(s.status().message()));
+  if (s->status == "stopped") return Fail("container " + id + " is not running");
+  absl::StatusOr<std::string> a = AskMonitor(id, absl::StrCat("kill ", sig));
+  if (!a.ok()) return Fail(std::string(a.status().message()));
+  if (*a != "ok") return Fail(*a);
+  return 0;
+}
+
+int DeleteContainer(const std::string& id, bool force) {
+  absl::StatusOr<oci::State> s = CurrentState(id);
+  if (!s.ok()) {
+    // runc: --force on a missing container is not an error.
+    if (force && s.status().code() == absl::StatusCode::kNotFound) return 0;
+    return Fail(std::string(s.status().message()));
+  }
+  if (s->status == "running" || s->status == "paused") {
+    if (!force) {
+      return Fail(
+          absl::StrCat("cannot delete container ", id, " that is not stopped: ", s->status));
+    }
+  }
+  if (s->status != "stopped") {
+    (void)AskMonitor(id, "kill 9");
+    if (MonitorAlive(*s) && !WaitGone(*s, 10)) {
+      kill(s->pid, SIGKILL);
+      WaitGone(*s, 5);
+    }
+  }
+  RemoveTree(ContainerDir(id));
+  return 0;
+}
+
+int StateCommand(const std::string& id) {
+  absl::StatusOr<oci::State> s = CurrentState(id);
+  if (!s.ok()) return Fail(std::string(s.status().message()));
+  printf("%s\n", oci::StateJson(*s, true).c_str());
+  return 0;
+}
+
+int ListCommand(const Flags& f) {
+  std::vector<oci::State> states;
+  if (DIR* d = opendir(g_opts.root.c_str())) {
+    std::vector<std::string> ids;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.') ids.emplace_back(e->d_name);
+    }
+    closedir(d);
+    std::sort(ids.begin(), ids.end());
+    for (const std::string& id : ids) {
+      if (absl::StatusOr<oci::State> s = CurrentState(id); s.ok()) states.push_back(*s);
+    }
+  }
+  const std::string format = f.Get("format", f.Get("f", "table"));
+  if (f.Has("quiet") || f.Has("q")) {
+    for (const oci::State& s : states) printf("%s\n", s.id.c_str());
+  } else if (format == "json") {
+    printf("%s\n", oci::StatesJson(states).c_str());
+  } else if (format == "table") {
+    printf("%-12s %-10s %-10s %-40s %-30s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED",
+           "OWNER");
+    for (const oci::State& s : states) {
+      std::string json = oci::StateJson(s, false);
+      size_t at = json.find("\"created\":\"");
+      std::string created = at == std::string::npos ? "" : json.substr(at + 11, 30);
+      created = created.substr(0, created.find('"'));
+      printf("%-12s %-10d %-10s %-40s %-30s %s\n", s.id.c_str(), s.status == "stopped" ? 0 : s.pid,
+             s.status.c_str(), s.bundle.c_str(), created.c_str(), "root");
+    }
+  } else {
+    return Fail("invalid format option '" + format + "'");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, char** argv) {
+  g_opts = global;
+  Log("debug", absl::StrCat("husk ", cmd, " (", argc, " arguments)"));
+  if (cmd == "spec") {
+    absl::StatusOr<Flags> f = ParseFlags(argc, argv, {"bundle", "b"}, {"rootless"});
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    std::string path = AbsolutePath(f->Get("bundle", f->Get("b", "."))) + "/config.json";
+    if (access(path.c_str(), F_OK) == 0) return Fail("File " + path + " exists. Remove it first");
+    if (!WriteFileAtomically(path, oci::DefaultSpecJson(/*terminal=*/true))) {
+      return Fail(absl::StrCat("cannot write ", path, ": ", strerror(errno)));
+    }
+    return 0;
+  }
+  if (cmd == "create" || cmd == "run") {
+    absl::StatusOr<Flags> f =
+        ParseFlags(argc, argv, {"bundle", "b", "pid-file", "console-socket", "preserve-fds"},
+                   {"detach", "d", "no-pivot", "no-new-keyring", "no-subreaper", "keep"});
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    if (f->positional.size() != 1) return Fail(cmd + " needs exactly one container id");
+    const std::string& id = f->positional[0];
+    std::string bundle = AbsolutePath(f->Get("bundle", f->Get("b", ".")));
+    pid_t monitor = CreateContainer(id, bundle, f->Get("pid-file"));
+    if (monitor == 0) return 1;
+    if (cmd == "create") return 0;
+    if (int rc = StartCommand(id); rc != 0) {
+      DeleteContainer(id, true);
+      return rc;
+    }
+    if (f->Has("detach") || f->Has("d")) return 0;
+    // Foreground: the monitor is our child; its status is the container's.
+    int status = 0;
+    while (waitpid(monitor, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!f->Has("keep")) DeleteContainer(id, true);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  if (cmd == "start" || cmd == "state") {
+    if (argc != 1) return Fail(cmd + " needs exactly one container id");
+    return cmd == "start" ? StartCommand(argv[0]) : StateCommand(argv[0]);
+  }
+  if (cmd == "kill") {
+    absl::StatusOr<Flags> f = ParseFlags(argc, argv, {}, {"all", "a"});
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    if (f->positional.empty() || f->positional.size() > 2) {
+      return Fail("kill needs a container id and, optionally, a signal");
+    }
+    int sig = f->positional.size() == 2 ? ParseSignal(f->positional[1]) : SIGTERM;
+    if (sig < 0) return Fail("unknown signal '" + f->positional[1] + "'");
+    return KillContainer(f->positional[0], sig);
+  }
+  if (cmd == "delete") {
+    absl::StatusOr<Flags> f = ParseFlags(argc, argv, {}, {"force", "f"});
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    if (f->positional.size() != 1) return Fail("delete needs exactly one container id");
+    return DeleteContainer(f->positional[0], f->Has("force") || f->Has("f"));
+  }
+  if (cmd == "list") {
+    absl::StatusOr<Flags> f = ParseFlags(argc, argv, {"format", "f"}, {"quiet", "q"});
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    return ListCommand(*f);
+  }
+  if (cmd == "features") {
+    printf(
+        "{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.1.0\",\"hooks\":[],"
+        "\"mountOptions\":[\"bind\",\"rbind\",\"ro\",\"rw\"],"
+        "\"linux\":{\"namespaces\":[\"pid\",\"network\",\"ipc\",\"uts\",\"mount\",\"cgroup\"]},"
+        "\"annotations\":{\"org.opencontainers.runc.version\":\"husk\"}}\n");
+    return 0;
+  }
+  return Fail("'" + cmd + "' is not supported yet");
+}
+
+bool IsOciCommand(const std::string& cmd) {
+  for (const char* c :
+       {"spec", "create", "run", "start", "state", "kill", "delete", "list", "ps", "exec", "pause",
+        "resume", "events", "features", "update", "checkpoint", "restore"}) {
+    if (cmd == c) return true;
+  }
+  return false;
+}
+
+}  // namespace husk::cli

@@ -1,0 +1,126 @@
+#!/bin/sh
+# The OCI runtime's command line (issue 14), without an engine: a busybox bundle made with
+# `husk spec`, then run (foreground, exit status and output), create/start/state/kill/delete
+# with a pid file, list, malformed bundles refused with one line naming the field and leaving
+# nothing behind, and 20 create/start/kill/delete cycles that leave no process or state behind.
+#
+#   runtime.sh HUSK
+set -eu
+husk=$1
+fail() { echo "FAIL: $*"; exit 1; }
+busybox=$(command -v busybox) || fail "busybox (busybox-static) is not installed"
+work=$(mktemp -d)
+root=$work/state
+cleanup() {
+  for d in "$root"/*/; do
+    [ -d "$d" ] && "$husk" --root "$root" delete --force "$(basename "$d")" 2>/dev/null
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+b=$work/bundle
+mkdir -p "$b/rootfs/bin" "$b/rootfs/etc" "$b/rootfs/tmp"
+cp "$busybox" "$b/rootfs/bin/busybox"
+for app in sh echo cat sleep ls ps true false hostname; do ln -s busybox "$b/rootfs/bin/$app"; done
+echo "root:x:0:0:root:/root:/bin/sh" >"$b/rootfs/etc/passwd"
+h() { "$husk" --root "$root" "$@"; }
+
+h spec --bundle "$b"
+[ -s "$b/config.json" ] || fail "husk spec wrote no config.json"
+h spec --bundle "$b" 2>/dev/null && fail "husk spec overwrote an existing config.json"
+# set_args JSON-ARRAY [EXTRA-PYTHON]: the bundle's command, no terminal.
+set_args() {
+  python3 - "$b/config.json" "$1" "${2:-}" <<'PY'
+import json, sys
+path, args, extra = sys.argv[1], sys.argv[2], sys.argv[3]
+c = json.load(open(path))
+c["process"]["terminal"] = False
+c["process"]["args"] = json.loads(args)
+if extra:
+    exec(extra)
+json.dump(c, open(path, "w"))
+PY
+}
+cp "$b/config.json" "$work/config.orig"
+
+# run: output, exit status, hostname and environment from the bundle.
+set_args '["sh", "-c", "echo hi; hostname; echo $GREETING; exit 7"]' \
+  'c["hostname"] = "boxname"; c["process"]["env"].append("GREETING=hello")'
+set +e
+out=$(h run --bundle "$b" t0 2>&1)
+rc=$?
+set -e
+[ "$rc" = 7 ] || fail "run: exit status $rc, want 7 ($out)"
+[ "$out" = "hi
+boxname
+hello" ] || fail "run: output '$out'"
+[ -e "$root/t0" ] && fail "run left its state behind"
+
+# create, state, start, kill, delete.
+set_args '["sleep", "100"]'
+h create --bundle "$b" --pid-file "$work/pid" t1
+pid=$(cat "$work/pid")
+kill -0 "$pid" || fail "the pid file names no process"
+h state t1 | grep -q '"status": "created"' || fail "state after create: $(h state t1)"
+h state t1 | grep -q "\"pid\": $pid" || fail "state does not give the pid file's pid"
+h state t1 | grep -q "\"bundle\": \"$b\"" || fail "state does not give the bundle"
+h create --bundle "$b" t1 2>"$work/err" && fail "a second create of t1 worked"
+grep -q "already exists" "$work/err" || fail "duplicate id: $(cat "$work/err")"
+h start t1
+h state t1 | grep -q '"status": "running"' || fail "state after start: $(h state t1)"
+h start t1 2>/dev/null && fail "a second start worked"
+h list | grep -q '^t1 .* running' || fail "list: $(h list)"
+h list --format json | grep -q '"id":"t1"' || fail "list --format json: $(h list --format json)"
+h delete t1 2>"$work/err" && fail "delete of a running container worked without --force"
+grep -q "not stopped" "$work/err" || fail "delete running: $(cat "$work/err")"
+h kill t1 KILL
+i=0
+until h state t1 | grep -q '"status": "stopped"'; do
+  i=$((i + 1)); [ $i -lt 100 ] || fail "t1 never stopped after kill KILL"; sleep 0.1
+done
+h delete t1
+[ -e "$root/t1" ] && fail "delete left the state directory"
+kill -0 "$pid" 2>/dev/null && fail "the monitor $pid outlived delete"
+h state t1 2>/dev/null && fail "state of a deleted container worked"
+
+# A created container can be killed and deleted without --force.
+h create --bundle "$b" t2
+h kill t2 KILL
+h delete t2
+[ -e "$root/t2" ] && fail "delete of a killed created container left state"
+
+# Malformed bundles: one line naming the field, nothing left behind.
+bad() {  # bad WHAT EXPECTED-TEXT
+  h create --bundle "$b" tbad 2>"$work/err" && fail "$1: create worked"
+  grep -q "$2" "$work/err" || fail "$1: error '$(cat "$work/err")' lacks '$2'"
+  [ -e "$root/tbad" ] && fail "$1: the state directory was left"
+  cp "$work/config.orig" "$b/config.json"
+}
+echo '{"ociVersion": ' >"$b/config.json"
+bad "bad JSON" "config.json: not valid JSON"
+set_args '[]'
+bad "empty args" "process.args: must not be empty"
+set_args '["true"]' 'c["root"]["path"] = "nowhere"'
+bad "missing root" "root.path .*nowhere: not a directory"
+set_args '["true"]' 'c["mounts"].append({"destination": "/m", "type": "nfs", "source": "x"})'
+bad "unknown mount type" "unsupported mount type 'nfs'"
+set_args '["true"]' 'del c["root"]'
+bad "no root" "root: is missing"
+
+# 20 cycles: nothing left (processes in this fence, state directories).
+before=$(ps -e --no-headers | wc -l)
+set_args '["sleep", "100"]'
+n=0
+while [ $n -lt 20 ]; do
+  h create --bundle "$b" "c$n"
+  h start "c$n"
+  h kill "c$n" KILL
+  h delete --force "c$n"
+  n=$((n + 1))
+done
+sleep 0.5
+after=$(ps -e --no-headers | wc -l)
+[ "$after" -le "$before" ] || fail "processes: $before before 20 cycles, $after after: $(ps -ef)"
+[ -z "$(ls "$root")" ] || fail "state left after 20 cycles: $(ls "$root")"
+echo PASS

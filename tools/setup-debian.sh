@@ -5,7 +5,8 @@
 # and check the thread-safety annotations; llvm brings llvm-symbolizer for
 # readable sanitizer stacks; clang-tidy runs the checks in .clang-tidy
 # (tools/tidy.sh, which takes the files to check from git); busybox-static
-# makes the small root of the --rootfs and --volume tests.
+# makes the small root of the --rootfs and --volume tests; nlohmann-json3-dev
+# parses OCI bundles.
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -17,3 +18,17 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev manpages-dev python3 xz-utils zstd \
   clang libclang-rt-14-dev llvm clang-tidy git busybox-static sqlite3 \
   nlohmann-json3-dev >/dev/null
+# The container engines of the OCI runtime's integration tests (tests/integration): containerd
+# and runc (the comparison runtime). Their packages would start the system's daemons; a
+# policy-rc.d that refuses keeps them stopped (the tests start their own, with their own
+# configuration), and is removed afterwards unless it was there before.
+if ! command -v containerd >/dev/null || ! command -v runc >/dev/null; then
+  made_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  $SUDO apt-get install -y -qq --no-install-recommends containerd runc >/dev/null
+  [ -n "$made_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+fi

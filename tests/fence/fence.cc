@@ -1,7 +1,12 @@
 // husk_fence: runs one command fenced like a container, so that a misbehaving test
 // (kill(-1), reboot(2), sethostname(2), a fork or memory storm) touches nothing outside.
 //
-//   husk_fence [--mem BYTES] [--pids N] [--time SECONDS] [--] CMD ARGS...
+//   husk_fence [--mem BYTES] [--pids N] [--time SECONDS] [--host-root] [--] CMD ARGS...
+//
+// --host-root leaves out the user namespace, for tests of container engines (containerd,
+// runc) that need the host's root to manage cgroups and mounts: the command still has its own
+// PID, mount, UTS, IPC and network namespaces, cgroups and time limit, so kill(-1) and
+// reboot(2) reach only the fenced tree; mounts stay inside its mount namespace.
 //
 // The command gets fresh user, PID, mount, UTS, IPC and network namespaces, a fresh /proc for
 // its PID namespace, best-effort memory and process-count cgroups, RLIMIT_CORE 0 and (for
@@ -59,6 +64,7 @@ struct Options {
   uint64_t mem_bytes = uint64_t{4} << 30;
   long pids = 1024;
   long time_seconds = 300;  // 0: no limit.
+  bool host_root = false;   // no user namespace: root stays the host's root
   char** argv = nullptr;    // CMD ARGS..., NULL-terminated.
 };
 
@@ -77,7 +83,9 @@ void Message(const char* fmt, ...) {
 
 void Usage() {
   fprintf(stderr,
-          "usage: husk_fence [--mem BYTES] [--pids N] [--time SECONDS] [--] CMD ARGS...\n"
+          "usage: husk_fence [--mem BYTES] [--pids N] [--time SECONDS] [--host-root] [--] CMD "
+          "ARGS...\n"
+          "  --host-root     no user namespace (container engines need the host's root)\n"
           "  --mem BYTES     memory cgroup limit (suffixes K, M, G, T; default 4G)\n"
           "  --pids N        process-count cgroup limit (default 1024)\n"
           "  --time SECONDS  wall-clock limit, then everything is killed and the exit status\n"
@@ -129,6 +137,10 @@ int ParseOptions(int argc, char** argv, Options* opts) {
       exit(0);
     }
     if (a.rfind('-', 0) != 0) break;  // First word of CMD.
+    if (a == "--host-root") {
+      opts->host_root = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       Message("option %s needs a value", a.c_str());
       return kExitFenceError;
@@ -611,8 +623,8 @@ int Run(const Options& opts) {
 
   ChildArgs args{&opts, go[0], go[1], signal_fd};
   int pidfd = -1;
-  const int flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
-                    CLONE_NEWNET | CLONE_PIDFD | SIGCHLD;
+  const int flags = (opts.host_root ? 0 : CLONE_NEWUSER) | CLONE_NEWPID | CLONE_NEWNS |
+                    CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_PIDFD | SIGCHLD;
   pid_t child = clone(ChildMain, static_cast<char*>(stack) + kStackSize, flags, &args, &pidfd);
   if (child < 0) {
     int err = errno;
@@ -626,7 +638,7 @@ int Run(const Options& opts) {
   close(go[0]);
 
   cgroups.AddProcess(child);
-  if (!WriteIdMaps(child)) {
+  if (!opts.host_root && !WriteIdMaps(child)) {
     close(go[1]);  // The child sees EOF and exits quietly.
     int status;
     waitpid(child, &status, 0);

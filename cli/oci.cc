@@ -406,7 +406,8 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
   }
 
   int ready[2], start[2], control[2];
-  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(start, O_CLOEXEC) != 0 ||
+  if (pipe2(ready, O_CLOEXEC) != 0 ||
+      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, start) != 0 ||
       socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0) {
     RemoveTree(dir);
     return Fail(absl::StrCat("pipe: ", strerror(errno))), 0;
@@ -440,6 +441,20 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
     if (!Launch("husk create", *cfg, &l)) refuse("the sandbox could not be started");
     close(start[0]);
     close(control[1]);
+    // The sentry says whether the first program can run.
+    char verdict[512];
+    ssize_t vn;
+    do {
+      vn = recv(start[1], verdict, sizeof(verdict), 0);
+    } while (vn < 0 && errno == EINTR);
+    if (vn <= 0) {
+      kill(l.sentry, SIGKILL);
+      refuse("the sandbox ended while it was being made");
+    }
+    if (std::string(verdict, static_cast<size_t>(vn)) != "ready") {
+      kill(l.sentry, SIGKILL);
+      refuse(std::string(verdict, static_cast<size_t>(vn)));
+    }
     // The container's stdio stays with the sandbox alone: once it ends,
     // the engine reading it sees the end.
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -318,6 +318,19 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   InstallStdio(k, **init);
   if (!opts.hostname.empty()) k.init_uts->hostname = opts.hostname;
   if (opts.start_fd >= 0) {
+    // The OCI runtime's create: a program that cannot run fails it now,
+    // with runc's words, rather than at start.
+    vfs::FsContext fs{k.root, k.root, 022};
+    Result<vfs::DentryRef> exe = vfs::Resolve(fs, k.root, program, true);
+    std::string verdict = "ready";
+    if (!exe.ok() || !(*exe)->inode()->IsRegular()) {
+      verdict = program.find('/') == std::string::npos
+                    ? absl::StrFormat("exec: \"%s\": executable file not found in $PATH", program)
+                    : absl::StrFormat("exec: \"%s\": %s", program,
+                                      strerror(exe.ok() ? EACCES : exe.error()));
+    }
+    (void)!write(opts.start_fd, verdict.data(), verdict.size());
+    if (verdict != "ready") _exit(127);
     // `husk start`: until then the sandbox is made but runs nothing.
     char go;
     ssize_t n;

@@ -28,8 +28,10 @@ struct BootOptions {
   std::vector<Volume> volumes;
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH
   int reexec_count = 0;
-  // The OCI runtime's: the first program starts once a byte arrives on
-  // start_fd (end-of-file: never, and the sentry exits 125); control_fd
+  // The OCI runtime's: start_fd (a SOCK_SEQPACKET socket) first gets
+  // "ready", or why the first program cannot run (then the sentry exits
+  // 127); the program starts once a byte arrives on it (end-of-file:
+  // never, and the sentry exits 125). control_fd
   // carries signals for the first program's process, as 4-byte numbers,
   // sent as from outside the sandbox (kill(2) by a host process).
   int start_fd = -1;

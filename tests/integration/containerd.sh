@@ -102,4 +102,8 @@ c run --rm --runc-binary "$husk" "$image" t3 /no/such/program >"$work/t3.out" 2>
 rc=$?
 set -e
 [ $rc != 0 ] || fail "running a missing program succeeded"
+grep -q 'OCI runtime create failed: .*exec: "/no/such/program": No such file or directory' \
+  "$work/t3.out" || fail "the failure to start does not say why: $(cat "$work/t3.out")"
+c containers delete t3 2>/dev/null || true
+[ -e "/run/containerd/runc/$ns/t3" ] && fail "husk's state for the failed t3 is left"
 echo PASS

@@ -107,6 +107,10 @@ set_args '["true"]' 'c["mounts"].append({"destination": "/m", "type": "nfs", "so
 bad "unknown mount type" "unsupported mount type 'nfs'"
 set_args '["true"]' 'del c["root"]'
 bad "no root" "root: is missing"
+set_args '["/no/such/program"]'
+bad "missing program" 'exec: "/no/such/program": No such file or directory'
+set_args '["nosuchprogram"]'
+bad "program not in PATH" 'exec: "nosuchprogram": executable file not found in \$PATH'
 
 # 20 cycles: nothing left (processes in this fence, state directories).
 before=$(ps -e --no-headers | wc -l)

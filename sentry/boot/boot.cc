@@ -290,6 +290,8 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   k.cpus = CountCpus(cpuinfo);
   k.cpuinfo = std::move(cpuinfo);
   k.strace = opts.strace;
+  // The OCI runtime's container: task 1 is a container's init.
+  k.container_init = opts.start_fd >= 0;
   k.dispatch = &syscalls::Dispatch;
   auto vdso = vdso::Create(**mf, k.cpus);
   if (!vdso.ok()) Die("set up the vDSO", vdso.error());

@@ -236,6 +236,9 @@ class Kernel {
   std::string cpuinfo;  // captured from the host at boot (the sentry has no /proc after)
   int cpus = 1;         // the processors cpuinfo lists: the sandbox's CPUs are 0..cpus-1
   bool strace = false;
+  // Task 1 is a container's init (the OCI runtime's, not husk do's): it
+  // has the init of a PID namespace's signal rules (UnkillableInitDrops).
+  bool container_init = false;
   int log_fd = 2;
   // The vDSO every exec maps (sentry/vdso; none if boot made none).
   loader::Vdso vdso;
@@ -406,7 +409,9 @@ class Task {
   // Signals (sentry/kernel/signals.cc). The caller holds the big lock.
   // Queues a thread-directed signal (tgkill, a fault) and wakes the task;
   // false if it was dropped (ignored, or the real-time queue is full).
-  bool SendSignal(const siginfo_t& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // `forced`: a fault's signal (ForceSignal), which kills even a container's init.
+  bool SendSignal(const siginfo_t& info, bool forced = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // Queues a process-directed signal (kill, sigqueue, SIGCHLD, timers) on
   // this task's process and wakes a thread that does not block it.
   bool SendProcessSignal(const siginfo_t& info) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
@@ -550,6 +555,8 @@ class Task {
   // side effects, and whether it is dropped as ignored (`blocked`: the
   // receiving mask).
   bool PrepareSignal(int sig, uint64_t blocked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
+  // Whether a container's init drops the signal (sig_task_ignored).
+  bool UnkillableInitDrops(const siginfo_t& info) const;
   // Wakes a thread of the process that may take sig (complete_signal).
   void WakeSignalTarget(int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(kernel().mu);
   // Kills every other thread of the process (group exit, exec).

@@ -190,9 +190,27 @@ bool Task::PrepareSignal(int sig, uint64_t blocked) {
   return (blocked & Bit(sig)) || !IsIgnored(sighand_->actions[sig], sig) || sig == SIGKILL;
 }
 
-bool Task::SendSignal(const siginfo_t& info) {
+// A PID namespace's init (Linux's SIGNAL_UNKILLABLE, sig_task_ignored): a
+// signal it leaves at SIG_DFL is dropped, SIGKILL and SIGSTOP included,
+// unless those two come from outside the namespace (kill(2) by a host
+// process: SI_USER with pid 0) or from the kernel. So `docker stop` finds
+// a container's init that has no SIGTERM handler still running, and kills
+// it after its timeout. A fault's signal still kills it (ForceSignal).
+// husk do's command is not such an init: it keeps ordinary rules, as a
+// command in husk_fence does.
+bool Task::UnkillableInitDrops(const siginfo_t& info) const {
+  if (!kernel_.container_init || tgid() != 1) return false;
+  const int sig = info.si_signo;
+  if (sighand_->actions[sig].handler != reinterpret_cast<uint64_t>(SIG_DFL)) return false;
+  const bool from_outside =
+      info.si_code == SI_KERNEL || (info.si_code == SI_USER && info.si_pid == 0);
+  return !(from_outside && (sig == SIGKILL || sig == SIGSTOP));
+}
+
+bool Task::SendSignal(const siginfo_t& info, bool forced) {
   int sig = info.si_signo;
   if (sig < 1 || sig > kMaxSignal || exiting_) return false;
+  if (!forced && UnkillableInitDrops(info)) return false;
   if (!PrepareSignal(sig, sigmask | real_blocked)) return false;
   if (!pending_.Push(info, tg_->rlimits[RLIMIT_SIGPENDING].rlim_cur)) return false;
   signalfd::NotifySignal(*this, sig);
@@ -210,6 +228,7 @@ bool Task::SendProcessSignal(const siginfo_t& info) {
   int sig = info.si_signo;
   ThreadGroup& g = *tg_;
   if (sig < 1 || sig > kMaxSignal || g.zombie || g.threads.empty()) return false;
+  if (UnkillableInitDrops(info)) return false;
   // Ignored unless the thread that would represent the process (the
   // leader while it lives) blocks it.
   Task* rep = g.threads.front();
@@ -276,7 +295,7 @@ void Task::ForceSignal(const siginfo_t& info) {
     act = SigAction{};
     sigmask &= ~Bit(sig);
   }
-  SendSignal(info);
+  SendSignal(info, /*forced=*/true);
 }
 
 bool Task::DequeueSignal(uint64_t allowed, siginfo_t* out) {

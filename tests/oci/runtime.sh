@@ -74,6 +74,11 @@ h list | grep -q '^t1 .* running' || fail "list: $(h list)"
 h list --format json | grep -q '"id":"t1"' || fail "list --format json: $(h list --format json)"
 h delete t1 2>"$work/err" && fail "delete of a running container worked without --force"
 grep -q "not stopped" "$work/err" || fail "delete running: $(cat "$work/err")"
+# The container's init ignores what it has no handler for, as a PID namespace's init does
+# (runc's containers too): SIGTERM leaves sleep running; SIGKILL from outside does not.
+h kill t1 TERM
+sleep 0.3
+h state t1 | grep -q '"status": "running"' || fail "SIGTERM stopped an init without a handler"
 h kill t1 KILL
 i=0
 until h state t1 | grep -q '"status": "stopped"'; do
@@ -83,6 +88,22 @@ h delete t1
 [ -e "$root/t1" ] && fail "delete left the state directory"
 kill -0 "$pid" 2>/dev/null && fail "the monitor $pid outlived delete"
 h state t1 2>/dev/null && fail "state of a deleted container worked"
+
+# An init with a handler gets the signal: SIGTERM ends it with the status it chose.
+set_args '["sh", "-c", "trap \"exit 5\" TERM; echo up; while :; do sleep 0.1; done"]'
+h create --bundle "$b" --pid-file "$work/pid5" t5 >"$work/t5.out"
+h start t5
+i=0
+until grep -q up "$work/t5.out"; do
+  i=$((i + 1)); [ $i -lt 100 ] || fail "t5 did not start"; sleep 0.1
+done
+h kill t5 TERM
+i=0
+until h state t5 | grep -q '"status": "stopped"'; do
+  i=$((i + 1)); [ $i -lt 100 ] || fail "t5 ignored SIGTERM despite its handler"; sleep 0.1
+done
+h delete t5
+set_args '["sleep", "100"]'
 
 # A created container can be killed and deleted without --force.
 h create --bundle "$b" t2

@@ -36,9 +36,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "cli/sandbox.h"
 #include "oci/spec.h"
@@ -123,9 +125,29 @@ absl::StatusOr<oci::State> CurrentState(const std::string& id) {
   return s;
 }
 
-// A request to the monitor on ROOT/ID/control.sock; its one-line answer
-// ("ok" or an error).
-absl::StatusOr<std::string> AskMonitor(const std::string& id, const std::string& request) {
+// Sends `data` with descriptors `fds` (SCM_RIGHTS) as one packet.
+bool SendWithFds(int sock, const std::string& data, const std::vector<int>& fds) {
+  iovec iov{const_cast<char*>(data.data()), data.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  if (!fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  return sendmsg(sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+}
+
+// A request to the monitor on ROOT/ID/control.sock (with descriptors for
+// an exec); its one-line answer ("ok" or an error).
+absl::StatusOr<std::string> AskMonitor(const std::string& id, const std::string& request,
+                                       const std::vector<int>& fds = {}) {
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
   // Connected by a path relative to the state directory, which may be
@@ -147,8 +169,7 @@ absl::StatusOr<std::string> AskMonitor(const std::string& id, const std::string&
         absl::StrCat("container ", id, " is not running (its monitor: ", strerror(err), ")"));
   }
   std::string answer;
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-      static_cast<ssize_t>(request.size())) {
+  if (SendWithFds(fd, request, fds)) {
     char buf[512];
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
     if (n > 0) answer.assign(buf, static_cast<size_t>(n));
@@ -343,9 +364,25 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
     if (!(p[0].revents & POLLIN)) continue;
     int c = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) continue;
-    char buf[256];
-    ssize_t n = recv(c, buf, sizeof(buf) - 1, 0);
-    std::string req = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    std::vector<char> buf(256 * 1024);
+    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof(cbuf);
+    ssize_t n = recvmsg(c, &msg, MSG_CMSG_CLOEXEC);
+    std::vector<int> fds;
+    for (cmsghdr* h = CMSG_FIRSTHDR(&msg); n > 0 && h != nullptr; h = CMSG_NXTHDR(&msg, h)) {
+      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+      for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+        int got;
+        memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+        fds.push_back(got);
+      }
+    }
+    std::string req = n > 0 ? std::string(buf.data(), static_cast<size_t>(n)) : "";
     std::string answer = "ok";
     if (req == "start") {
       if (started) {
@@ -370,12 +407,25 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
           kill(l.sentry, SIGKILL);
         }
       } else {
+        std::string m(1, 'S');
         int32_t s32 = sig;
-        if (write(control, &s32, sizeof(s32)) != sizeof(s32)) answer = "the sandbox is gone";
+        m.append(reinterpret_cast<const char*>(&s32), sizeof(s32));
+        if (!SendWithFds(control, m, {})) answer = "the sandbox is gone";
+      }
+    } else if (req.rfind("exec\n", 0) == 0) {
+      // Forwarded with its descriptors; the sentry answers on the status
+      // channel the exec process holds.
+      if (!started) {
+        answer = "cannot exec in a container that has not been started";
+      } else if (fds.size() != 4) {
+        answer = "an exec needs stdin, stdout, stderr and a status channel";
+      } else if (!SendWithFds(control, "E" + req.substr(5), fds)) {
+        answer = absl::StrCat("the sandbox is gone: ", strerror(errno));
       }
     } else {
       answer = "unknown request";
     }
+    for (int fd : fds) close(fd);
     (void)!send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
     close(c);
   }
@@ -599,6 +649,120 @@ int ListCommand(const Flags& f) {
   return 0;
 }
 
+// `husk exec`: a new process in a running container. The process's host
+// side is a child of ours (the pid the --pid-file gets): it hands the
+// sentry its stdio and a status channel, then exits with the process's
+// status, so an engine waits on it as on runc exec's.
+int ExecCommand(const Flags& f) {
+  if (f.positional.empty()) return Fail("exec needs a container id");
+  const std::string id = f.positional[0];
+  absl::StatusOr<oci::State> st = CurrentState(id);
+  if (!st.ok()) return Fail(std::string(st.status().message()));
+  if (st->status != "running") {
+    return Fail(absl::StrCat("cannot exec in a container that is ", st->status));
+  }
+  if (f.Has("tty") || f.Has("t") || !f.Get("console-socket").empty()) {
+    return Fail("exec: terminals are not supported yet");
+  }
+  // The container's own process is the template (env, cwd, user), as runc's.
+  oci::Spec proc;
+  if (absl::StatusOr<oci::Spec> base = oci::LoadSpec(st->bundle); base.ok()) proc = *base;
+  if (const std::string file = f.Get("process", f.Get("p")); !file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return Fail(absl::StrCat("cannot read ", file, ": ", strerror(errno)));
+    std::stringstream text;
+    text << in.rdbuf();
+    absl::StatusOr<oci::Spec> p = oci::ParseProcessJson(text.str());
+    if (!p.ok()) return Fail(std::string(p.status().message()));
+    proc = *p;
+  } else {
+    if (f.positional.size() < 2) return Fail("exec needs a command (or --process)");
+    proc.args.assign(f.positional.begin() + 1, f.positional.end());
+  }
+  if (proc.terminal) return Fail("exec: terminals are not supported yet");
+  if (const std::string cwd = f.Get("cwd"); !cwd.empty()) proc.cwd = cwd;
+  for (const std::string& e : f.All("env")) proc.env.push_back(e);
+  for (const std::string& e : f.All("e")) proc.env.push_back(e);
+  if (std::string user = f.Get("user", f.Get("u")); !user.empty()) {
+    std::vector<std::string> ids = absl::StrSplit(user, ':');
+    if (ids.size() > 2 || !absl::SimpleAtoi(ids[0], &proc.uid) ||
+        (ids.size() == 2 && !absl::SimpleAtoi(ids[1], &proc.gid))) {
+      return Fail("--user wants UID[:GID], got '" + user + "'");
+    }
+  }
+  std::string body =
+      absl::StrCat("exec\n", proc.cwd, std::string(1, '\0'), proc.uid, std::string(1, '\0'),
+                   proc.gid, std::string(1, '\0'), proc.args.size());
+  for (const std::string& a : proc.args) absl::StrAppend(&body, std::string(1, '\0'), a);
+  for (const std::string& e : proc.env) absl::StrAppend(&body, std::string(1, '\0'), e);
+
+  int status[2], report[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status) != 0 ||
+      pipe2(report, O_CLOEXEC) != 0) {
+    return Fail(absl::StrCat("socketpair: ", strerror(errno)));
+  }
+  pid_t child = fork();
+  if (child < 0) return Fail(absl::StrCat("fork: ", strerror(errno)));
+  if (child == 0) {
+    close(report[0]);
+    auto tell = [&](const std::string& what) {
+      (void)!write(report[1], what.data(), what.size());
+      close(report[1]);
+    };
+    absl::StatusOr<std::string> a = AskMonitor(id, body, {0, 1, 2, status[1]});
+    close(status[1]);
+    if (!a.ok() || *a != "ok") {
+      tell(a.ok() ? *a : std::string(a.status().message()));
+      _exit(126);
+    }
+    // The process holds the stdio now; ours would keep a reader waiting.
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
+    char line[512];
+    ssize_t n;
+    bool told = false;
+    while ((n = recv(status[0], line, sizeof(line) - 1, 0)) > 0) {
+      std::string msg(line, static_cast<size_t>(n));
+      if (msg.rfind("pid ", 0) == 0) {
+        tell("ok");
+        told = true;
+      } else if (msg.rfind("error ", 0) == 0) {
+        while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+        tell(msg.substr(6));
+        _exit(126);
+      } else if (msg.rfind("exit ", 0) == 0) {
+        int ws = 0;
+        (void)absl::SimpleAtoi(absl::StripTrailingAsciiWhitespace(msg.substr(5)), &ws);
+        _exit(WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+      }
+    }
+    if (!told) tell("the sandbox ended before the process started");
+    _exit(137);  // the sandbox went away under the process
+  }
+  close(report[1]);
+  close(status[0]);
+  close(status[1]);
+  std::string answer;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(report[0], buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
+  close(report[0]);
+  if (answer != "ok") {
+    waitpid(child, nullptr, 0);
+    return Fail(answer.empty() ? "exec failed" : answer);
+  }
+  if (const std::string pid_file = f.Get("pid-file"); !pid_file.empty()) {
+    if (!WriteFileAtomically(AbsolutePath(pid_file), std::to_string(child))) {
+      return Fail(absl::StrCat("cannot write the pid file ", pid_file, ": ", strerror(errno)));
+    }
+  }
+  if (f.Has("detach") || f.Has("d")) return 0;
+  int ws = 0;
+  while (waitpid(child, &ws, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+}
+
 }  // namespace
 
 int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, char** argv) {
@@ -661,6 +825,15 @@ int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, ch
     absl::StatusOr<Flags> f = ParseFlags(argc, argv, {"format", "f"}, {"quiet", "q"});
     if (!f.ok()) return Fail(std::string(f.status().message()));
     return ListCommand(*f);
+  }
+  if (cmd == "exec") {
+    absl::StatusOr<Flags> f = ParseFlags(
+        argc, argv,
+        {"process", "p", "console-socket", "pid-file", "cwd", "env", "e", "user", "u",
+         "preserve-fds", "cap", "c", "apparmor", "process-label", "additional-gids", "g", "cgroup"},
+        {"tty", "t", "detach", "d", "no-new-privs", "ignore-paused"});
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    return ExecCommand(*f);
   }
   if (cmd == "features") {
     printf(

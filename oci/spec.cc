@@ -398,6 +398,28 @@ absl::StatusOr<Spec> ParseSpec(std::string_view text, const std::string& bundle)
   return s;
 }
 
+absl::StatusOr<Spec> ParseProcessJson(std::string_view text) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("process.json: not valid JSON (at byte ", e.byte, ")"));
+  }
+  if (!doc.is_object()) return absl::InvalidArgumentError("process.json: must be a JSON object");
+  Checker c;
+  Spec s;
+  ParseProcess(c, doc, &s);
+  if (!c.ok()) {
+    std::string msg(c.status().message());
+    // The fields are the process object's own here.
+    const std::string from = "config.json: process.";
+    if (msg.rfind(from, 0) == 0) msg = "process.json: " + msg.substr(from.size());
+    return absl::InvalidArgumentError(msg);
+  }
+  return s;
+}
+
 absl::StatusOr<Spec> LoadSpec(const std::string& bundle) {
   std::ifstream in(bundle + "/config.json", std::ios::binary);
   if (!in) {

@@ -94,6 +94,10 @@ struct Spec {
 // directory (what a relative root.path or bind source is relative to).
 absl::StatusOr<Spec> ParseSpec(std::string_view json, const std::string& bundle);
 
+// A process.json as `runc exec --process` takes it (config.json's process
+// object): its fields land in the process fields of the returned Spec.
+absl::StatusOr<Spec> ParseProcessJson(std::string_view json);
+
 // Reads BUNDLE/config.json and parses it.
 absl::StatusOr<Spec> LoadSpec(const std::string& bundle);
 

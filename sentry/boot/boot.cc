@@ -24,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "platform/ptrace/ptrace.h"
+#include "sentry/boot/control.h"
 #include "sentry/boot/proc_provider.h"
 #include "sentry/boot/seccomp_policy.h"
 #include "sentry/fsimpl/dev/dev.h"
@@ -196,61 +197,8 @@ Status MountVolume(const vfs::DentryRef& root, const BootOptions::Volume& v) {
   return Ok();
 }
 
-// argv[0] without a slash is looked up in PATH inside the sandbox, like execvp.
-std::string FindProgram(Kernel& k, const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path_env = getenv("PATH");
-  std::string path = path_env ? path_env : "/usr/local/bin:/usr/bin:/bin";
-  vfs::FsContext fs{k.root, k.root, 022};
-  for (auto dir : absl::StrSplit(path, ':')) {
-    if (dir.empty()) continue;
-    std::string candidate = std::string(dir) + "/" + name;
-    auto d = vfs::Resolve(fs, k.root, candidate, true);
-    if (d.ok() && (*d)->inode()->IsRegular()) return candidate;
-  }
-  return name;
-}
-
 void InstallStdio(Kernel& k, Task& t) {
-  for (int fd = 0; fd < 3; fd++) {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0) continue;
-    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (copy < 0) continue;
-    auto hook = [&k](bool entering) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      if (entering) {
-        k.mu.Unlock();
-      } else {
-        k.mu.Lock();
-      }
-    };
-    auto f = hostfs::NewHostFile(UniqueFd(copy), fl & O_ACCMODE, hook);
-    if (f.ok()) (void)t.fds().Set(fd, *f, false);
-  }
-}
-
-// Signals from the OCI runtime (`husk kill`) for the first program's
-// process, read on their own thread: each is sent as kill(2) from a host
-// process would send it (SI_USER, pid 0: outside the sandbox's pid
-// namespace). The thread ends with the descriptor.
-void StartControl(Kernel& k, int fd) {
-  try {
-    std::thread([&k, fd] {
-      for (;;) {
-        int32_t sig;
-        ssize_t n = read(fd, &sig, sizeof(sig));
-        if (n < 0 && errno == EINTR) continue;
-        if (n != sizeof(sig)) return;
-        if (sig <= 0 || sig > kMaxSignal) continue;
-        absl::MutexLock l(&k.mu);
-        std::shared_ptr<Task> init = k.FindTask(1);
-        if (init == nullptr || init->tg().zombie) continue;
-        init->SendProcessSignal(MakeSigInfo(sig, SI_USER, 0, 0));
-      }
-    }).detach();
-  } catch (const std::system_error&) {
-    Die("start the control thread", EAGAIN);
-  }
+  for (int fd = 0; fd < 3; fd++) InstallHostFd(k, t, fd, fd);
 }
 
 }  // namespace
@@ -314,7 +262,9 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     // husk's own re-exec counter is not the application's.
     if (strncmp(*e, "HUSK_REEXEC=", 12) != 0) envp.emplace_back(*e);
   }
-  std::string program = FindProgram(k, opts.argv[0]);
+  const char* path_env = getenv("PATH");
+  std::string program =
+      FindProgram(k, opts.argv[0], path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
   auto init = k.CreateInitTask(program, opts.argv, envp, opts.cwd);
   if (!init.ok()) Die("create the first task", init.error());
   InstallStdio(k, **init);

@@ -472,6 +472,10 @@ void Task::ExitProcess() {
     kernel().init_status_ = wait_status;
     return;
   }
+  if (g.on_exit) {
+    g.on_exit(wait_status);
+    g.on_exit = nullptr;
+  }
   ReportExit(uid);
 }
 

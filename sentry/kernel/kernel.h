@@ -43,6 +43,7 @@
 #include <atomic>
 #include <bitset>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -195,6 +196,10 @@ class ThreadGroup {
   // ELF headers and private huge pages.
   uint32_t coredump_filter = 0x33;
   WaitQueue exit_events;  // POLLIN when the process has ended (pidfd poll)
+  // Called with the wait status when the process ends, for a process
+  // started from outside the sandbox (the OCI runtime's exec), which has
+  // no parent inside to reap it.
+  std::function<void(int)> on_exit;
   // Killed by the out-of-memory killer, at that moment: while it dies
   // (and gives its memory back) no other process is chosen.
   std::optional<absl::Time> oom_killed_at;

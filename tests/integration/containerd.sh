@@ -4,7 +4,8 @@
 # state and socket; the CRI plugin off), imports a busybox image made without a registry, and:
 #   - ctr run --rm echo hi prints hi;
 #   - exit codes, stdout and stderr reach ctr as with runc (the same scenario under both);
-#   - ctr run -d, ctr task kill and ctr task delete leave no process and no runtime state;
+#   - ctr run -d, then ctr task exec lists the sandbox's processes and returns an exec's status;
+#   - ctr task kill and ctr task delete leave no process and no runtime state;
 #   - an unknown command fails at start with husk's one-line reason in containerd's error.
 # Everything it started is stopped by pid.
 #
@@ -84,6 +85,14 @@ before=$(ps -e --no-headers | wc -l)
 c run -d --runc-binary "$husk" "$image" t2 sleep 100
 c task ls | grep -q '^t2 .*RUNNING' || fail "t2 is not running: $(c task ls)"
 [ -f "/run/containerd/runc/$ns/t2/state.json" ] || fail "no husk state for t2"
+# ctr task exec: the sandbox's processes, and an exec's exit status.
+c task exec --exec-id e1 t2 ps -o pid,args >"$work/ps.out"
+grep -q '^ *1 sleep 100' "$work/ps.out" || fail "ctr task exec ps: $(cat "$work/ps.out")"
+set +e
+c task exec --exec-id e2 t2 sh -c 'exit 5'
+rc=$?
+set -e
+[ "$rc" = 5 ] || fail "ctr task exec exit status $rc, want 5"
 c task kill -s SIGKILL t2
 i=0
 until c task ls | grep -q '^t2 .*STOPPED'; do

@@ -22,7 +22,7 @@ trap cleanup EXIT
 b=$work/bundle
 mkdir -p "$b/rootfs/bin" "$b/rootfs/etc" "$b/rootfs/tmp"
 cp "$busybox" "$b/rootfs/bin/busybox"
-for app in sh echo cat sleep ls ps true false hostname; do ln -s busybox "$b/rootfs/bin/$app"; done
+for app in sh echo cat sleep ls ps true false hostname id pwd; do ln -s busybox "$b/rootfs/bin/$app"; done
 echo "root:x:0:0:root:/root:/bin/sh" >"$b/rootfs/etc/passwd"
 h() { "$husk" --root "$root" "$@"; }
 
@@ -74,6 +74,33 @@ h list | grep -q '^t1 .* running' || fail "list: $(h list)"
 h list --format json | grep -q '"id":"t1"' || fail "list --format json: $(h list --format json)"
 h delete t1 2>"$work/err" && fail "delete of a running container worked without --force"
 grep -q "not stopped" "$work/err" || fail "delete running: $(cat "$work/err")"
+# exec: output, status, the sandbox's processes, cwd/env/user flags, a process.json, a missing
+# program, detached with a pid file.
+out=$(h exec t1 echo exec-out)
+[ "$out" = exec-out ] || fail "exec echo printed '$out'"
+set +e
+h exec t1 sh -c 'exit 4'
+rc=$?
+set -e
+[ "$rc" = 4 ] || fail "exec exit status $rc, want 4"
+h exec t1 ps -o pid,comm,args | grep -q '^ *1 sleep *sleep 100' || fail "exec ps: $(h exec t1 ps)"
+out=$(h exec --cwd /tmp --env HELLO=there --user 1000:1000 t1 sh -c 'echo $(pwd) $HELLO $(id -u):$(id -g)')
+[ "$out" = "/tmp there 1000:1000" ] || fail "exec --cwd --env --user printed '$out'"
+cat >"$work/process.json" <<'JSON'
+{"args": ["sh", "-c", "echo $X from $(pwd)"], "env": ["X=process.json", "PATH=/bin"],
+ "cwd": "/etc", "user": {"uid": 0, "gid": 0}}
+JSON
+out=$(h exec --process "$work/process.json" t1)
+[ "$out" = "process.json from /etc" ] || fail "exec --process printed '$out'"
+h exec t1 /no/such 2>"$work/err" && fail "exec of a missing program worked"
+grep -q 'exec: "/no/such": No such file or directory' "$work/err" || fail "exec missing: $(cat "$work/err")"
+h exec --detach --pid-file "$work/epid" t1 sh -c 'echo detached >/tmp/mark; sleep 0.5'
+epid=$(cat "$work/epid")
+[ -n "$epid" ] || fail "exec --detach wrote no pid file"
+i=0
+while kill -0 "$epid" 2>/dev/null; do i=$((i + 1)); [ $i -lt 100 ] || fail "exec'd process $epid never ended"; sleep 0.1; done
+[ "$(h exec t1 cat /tmp/mark)" = detached ] || fail "the detached exec did not run"
+
 # The container's init ignores what it has no handler for, as a PID namespace's init does
 # (runc's containers too): SIGTERM leaves sleep running; SIGKILL from outside does not.
 h kill t1 TERM
@@ -105,8 +132,9 @@ done
 h delete t5
 set_args '["sleep", "100"]'
 
-# A created container can be killed and deleted without --force.
+# A created container can be killed and deleted without --force (and cannot exec yet).
 h create --bundle "$b" t2
+h exec t2 true 2>/dev/null && fail "exec in a created container worked"
 h kill t2 KILL
 h delete t2
 [ -e "$root/t2" ] && fail "delete of a killed created container left state"

@@ -1,0 +1,211 @@
+#include "sentry/boot/control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "sentry/fsimpl/host/host_file.h"
+
+namespace husk {
+namespace {
+
+// The most a control packet holds (an exec's argv and environment).
+constexpr size_t kMaxPacket = 256 * 1024;
+constexpr int kExecFds = 4;
+
+// sendmsg(2): the sentry's seccomp policy has it (the gofer protocol), not sendto.
+void Say(int fd, const std::string& line) {
+  iovec iov{const_cast<char*>(line.data()), line.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  (void)!sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+void Signal(Kernel& k, int sig) {
+  if (sig <= 0 || sig > kMaxSignal) return;
+  absl::MutexLock l(&k.mu);
+  std::shared_ptr<Task> init = k.FindTask(1);
+  if (init == nullptr || init->tg().zombie) return;
+  init->kernel().mu.AssertHeld();  // one kernel
+  init->SendProcessSignal(MakeSigInfo(sig, SI_USER, 0, 0));
+}
+
+// An exec request: CWD\0UID\0GID\0ARGC\0ARGV...\0ENV... (see control.h).
+struct ExecRequest {
+  std::string cwd;
+  uint32_t uid = 0, gid = 0;
+  std::vector<std::string> argv, env;
+};
+
+bool ParseExec(const std::string& body, ExecRequest* r) {
+  std::vector<std::string> parts = absl::StrSplit(body, '\0');
+  if (parts.size() < 5) return false;
+  size_t argc = 0;
+  if (!absl::SimpleAtoi(parts[1], &r->uid) || !absl::SimpleAtoi(parts[2], &r->gid) ||
+      !absl::SimpleAtoi(parts[3], &argc) || argc == 0 || argc > parts.size() - 4) {
+    return false;
+  }
+  r->cwd = parts[0];
+  r->argv.assign(parts.begin() + 4, parts.begin() + 4 + static_cast<long>(argc));
+  for (size_t i = 4 + argc; i < parts.size(); i++) {
+    if (!parts[i].empty()) r->env.push_back(parts[i]);
+  }
+  return !r->argv[0].empty() && !r->cwd.empty() && r->cwd[0] == '/';
+}
+
+// A process started from outside: the environment's PATH finds argv[0];
+// it has no parent in the sandbox; its end is told on the status channel.
+void Exec(Kernel& k, const ExecRequest& req, std::vector<UniqueFd>& fds) {
+  const int status_fd = fds[3].get();
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const std::string& e : req.env) {
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  }
+  std::shared_ptr<Task> t;
+  std::string program;
+  {
+    absl::MutexLock l(&k.mu);
+    std::shared_ptr<Task> init = k.FindTask(1);
+    if (init == nullptr || init->tg().zombie) {
+      Say(status_fd, "error the container is not running\n");
+      return;
+    }
+    program = FindProgram(k, req.argv[0], path);
+    vfs::FsContext fs{k.root, k.root, 022};
+    Result<vfs::DentryRef> exe = vfs::Resolve(fs, k.root, program, true);
+    if (!exe.ok() || !(*exe)->inode()->IsRegular()) {
+      Say(status_fd,
+          program.find('/') == std::string::npos
+              ? absl::StrFormat("error exec: \"%s\": executable file not found in $PATH\n", program)
+              : absl::StrFormat("error exec: \"%s\": %s\n", program,
+                                strerror(exe.ok() ? EACCES : exe.error())));
+      return;
+    }
+    t = std::make_shared<Task>(k, k.AllocatePid());
+    init->kernel().mu.AssertHeld();  // one kernel
+    t->kernel().mu.AssertHeld();
+    t->fs().root = init->fs().root;
+    t->fs().cwd = init->fs().root;
+    Result<vfs::DentryRef> cwd = vfs::Resolve(t->fs(), t->fs().root, req.cwd, true);
+    if (!cwd.ok() || !(*cwd)->inode()->IsDir()) {
+      Say(status_fd, absl::StrFormat("error chdir to cwd (\"%s\"): %s\n", req.cwd,
+                                     strerror(cwd.ok() ? ENOTDIR : cwd.error())));
+      return;
+    }
+    t->fs().cwd = *cwd;
+    ThreadGroup& g = t->tg();
+    g.pgid = g.sid = t->tid();
+    g.ppid = 0;
+    g.rlimits = init->tg().rlimits;
+    t->cpu_mask = init->cpu_mask;
+    t->uid = t->euid = t->suid = t->fsuid = req.uid;
+    t->gid = t->egid = t->sgid = t->fsgid = req.gid;
+    if (req.uid != 0) {
+      // A non-root user starts without capabilities (no file capabilities).
+      t->caps.permitted = t->caps.effective = t->caps.ambient = 0;
+    }
+    for (int fd = 0; fd < 3; fd++) InstallHostFd(k, *t, fds[fd].get(), fd);
+    auto status = std::make_shared<UniqueFd>(std::move(fds[3]));
+    g.on_exit = [status](int wait_status) {
+      Say(status->get(), absl::StrCat("exit ", wait_status, "\n"));
+      status->Reset();
+    };
+    k.AddTask(t);
+    Say(status->get(), absl::StrCat("pid ", t->tid(), "\n"));
+  }
+  k.StartInit(t, program, req.argv, req.env);
+}
+
+void Loop(Kernel& k, int fd) {
+  std::vector<char> buf(kMaxPacket);
+  for (;;) {
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kExecFds)];
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    std::vector<UniqueFd> fds;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; i++) {
+        int got;
+        memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        fds.emplace_back(got);
+      }
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) continue;  // not ours: dropped
+    if (buf[0] == 'S' && n == 1 + sizeof(int32_t) && fds.empty()) {
+      int32_t sig;
+      memcpy(&sig, buf.data() + 1, sizeof(sig));
+      Signal(k, sig);
+    } else if (buf[0] == 'E' && fds.size() == kExecFds) {
+      ExecRequest req;
+      if (ParseExec(std::string(buf.data() + 1, static_cast<size_t>(n) - 1), &req)) {
+        Exec(k, req, fds);
+      } else {
+        Say(fds[3].get(), "error a malformed exec request\n");
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void StartControl(Kernel& k, int fd) {
+  try {
+    std::thread([&k, fd] { Loop(k, fd); }).detach();
+  } catch (const std::system_error&) {
+    fprintf(stderr, "husk: cannot start the control thread\n");
+    _exit(125);
+  }
+}
+
+std::string FindProgram(Kernel& k, const std::string& name, const std::string& path) {
+  if (name.find('/') != std::string::npos) return name;
+  vfs::FsContext fs{k.root, k.root, 022};
+  for (auto dir : absl::StrSplit(path, ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = absl::StrCat(dir, "/", name);
+    auto d = vfs::Resolve(fs, k.root, candidate, true);
+    if (d.ok() && (*d)->inode()->IsRegular()) return candidate;
+  }
+  return name;
+}
+
+void InstallHostFd(Kernel& k, Task& t, int fd, int target) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0) return;
+  // A read or write that blocks on the host lets the rest of the sandbox run.
+  auto hook = [&k](bool entering) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (entering) {
+      k.mu.Unlock();
+    } else {
+      k.mu.Lock();
+    }
+  };
+  auto f = hostfs::NewHostFile(UniqueFd(copy), fl & O_ACCMODE, hook);
+  if (f.ok()) (void)t.fds().Set(target, *f, false);
+}
+
+}  // namespace husk

@@ -1,0 +1,35 @@
+// The OCI runtime's channel into a running sentry (`husk kill`, `husk
+// exec`): one SOCK_SEQPACKET socket from the container's monitor, read on a
+// thread of its own. Each message is one packet:
+//
+//   'S' int32 SIG        a signal for the first program's process, sent as
+//                        kill(2) by a host process sends it (SI_USER, pid 0)
+//   'E' CWD\0UID\0GID\0ARGC\0ARGV...\0ENV...   with 4 descriptors: the new
+//                        process's stdin, stdout, stderr, and a status
+//                        channel on which the sentry writes "pid N\n" (or
+//                        "error WHY\n") and, when it ends, "exit STATUS\n"
+//                        (the wait status). The process has no parent in
+//                        the sandbox (its ppid is 0, as a process runc exec
+//                        put into a container).
+#ifndef HUSK_SENTRY_BOOT_CONTROL_H_
+#define HUSK_SENTRY_BOOT_CONTROL_H_
+
+#include <string>
+
+#include "sentry/kernel/kernel.h"
+
+namespace husk {
+
+// Starts the thread; the sentry exits if the host refuses it.
+void StartControl(Kernel& k, int fd);
+
+// argv[0] without a slash, looked up in `path` (a PATH value) inside the
+// sandbox, like execvp; unchanged if it is nowhere.
+std::string FindProgram(Kernel& k, const std::string& name, const std::string& path);
+
+// The host descriptor `fd` (a copy of it) as file `target` of task t.
+void InstallHostFd(Kernel& k, Task& t, int fd, int target);
+
+}  // namespace husk
+
+#endif  // HUSK_SENTRY_BOOT_CONTROL_H_

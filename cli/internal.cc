@@ -56,6 +56,16 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       if (!absl::SimpleAtoi(v, &opts.memory_bytes)) return 125;
     } else if (a == "--rootfs") {
       opts.other_root = true;
+    } else if (FlagValue(a, "--file", &v)) {
+      BootOptions::File file;
+      size_t colon = v.find(':');
+      if (colon == std::string::npos || !absl::SimpleAtoi(v.substr(0, colon), &file.fd) ||
+          v.size() == colon + 1 || v[colon + 1] != '/') {
+        fprintf(stderr, "husk boot: --file wants FD:/PATH, got %s\n", v.c_str());
+        return 125;
+      }
+      file.path = v.substr(colon + 1);
+      opts.files.push_back(std::move(file));
     } else if (FlagValue(a, "--start-fd", &v)) {
       if (!absl::SimpleAtoi(v, &opts.start_fd)) return 125;
     } else if (FlagValue(a, "--control-fd", &v)) {

@@ -287,6 +287,16 @@ bool WriteFileAtomically(const std::string& path, const std::string& text) {
   return true;
 }
 
+// mkdir -p (0711), as runc makes its --root.
+bool MkdirAll(const std::string& path) {
+  std::string sofar;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    absl::StrAppend(&sofar, "/", part);
+    if (mkdir(sofar.c_str(), 0711) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
 void RemoveTree(const std::string& dir) {
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
@@ -324,12 +334,25 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
     }
     v.host = real;
     free(real);
-    if (stat(v.host.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return absl::UnimplementedError(absl::StrCat("mounts[", i, "]: bind mounts of files (",
-                                                   m.source, ") are not supported yet"));
-    }
     if (!SandboxPath(m.destination, &v.sandbox) || v.sandbox == "/") {
       return absl::InvalidArgumentError(absl::StrCat("mounts[", i, "].destination: bad path"));
+    }
+    if (stat(v.host.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      // A file (an engine's /etc/hosts, resolv.conf, hostname): its bytes
+      // are copied into the sandbox at boot; the sandbox's writes to it
+      // stay in the sandbox.
+      int fd = open(v.host.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("mounts[", i, "].source ", m.source, ": ", strerror(errno)));
+      }
+      cfg.files.emplace_back(fd, v.sandbox);
+      continue;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      return absl::UnimplementedError(absl::StrCat("mounts[", i,
+                                                   "]: bind mounts of devices, sockets and FIFOs (",
+                                                   m.source, ") are not supported"));
     }
     v.writable = !m.read_only;
     cfg.volumes.push_back(std::move(v));
@@ -446,7 +469,7 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
   absl::StatusOr<SandboxConfig> cfg = ConfigFromSpec(*spec);
   if (!cfg.ok()) return Fail("config.json: " + std::string(cfg.status().message())), 0;
 
-  if (mkdir(g_opts.root.c_str(), 0711) != 0 && errno != EEXIST) {
+  if (!MkdirAll(g_opts.root)) {
     return Fail(absl::StrCat("cannot make the state root ", g_opts.root, ": ", strerror(errno))), 0;
   }
   const std::string dir = ContainerDir(id);

@@ -197,6 +197,10 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
   }
   std::vector<int> fds = {sv[0]};
   for (const Volume& v : cfg.volumes) fds.push_back(v.sock);
+  for (const auto& [fd, path] : cfg.files) {
+    args.push_back(absl::StrFormat("--file=%d:%s", next++, path));
+    fds.push_back(fd);
+  }
   if (cfg.start_fd >= 0) {
     args.push_back(absl::StrFormat("--start-fd=%d", next++));
     fds.push_back(cfg.start_fd);

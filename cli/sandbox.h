@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace husk::cli {
@@ -31,6 +32,8 @@ struct SandboxConfig {
   std::vector<std::string> env;   // the whole environment, NAME=VALUE
   std::vector<std::string> argv;  // the first program
   std::string hostname;           // empty: the sentry's default
+  // Bind-mounted host files (fd, sandbox path): copied in at boot.
+  std::vector<std::pair<int, std::string>> files;
   int start_fd = -1;              // see BootOptions::start_fd (ours; the sentry gets a copy)
   int control_fd = -1;            // see BootOptions::control_fd
   // The sentry and gofers die with the process that launched them.

@@ -141,6 +141,36 @@ Result<vfs::DentryRef> MakeMountpoint(const vfs::DentryRef& root, const std::str
   return cur;
 }
 
+// A bind-mounted host file, copied into the root (at most 1 MiB: these are
+// the small files engines write for a container, such as /etc/hosts).
+Status CopyInFile(const vfs::DentryRef& root, const BootOptions::File& f) {
+  constexpr size_t kMaxBytes = 1 << 20;
+  std::string data;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(f.fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno{errno};
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+    if (data.size() > kMaxBytes) return Errno{EFBIG};
+  }
+  close(f.fd);
+  size_t slash = f.path.rfind('/');
+  const std::string dir = slash == 0 ? "/" : f.path.substr(0, slash);
+  const std::string name = f.path.substr(slash + 1);
+  if (name.empty()) return Errno{EINVAL};
+  ASSIGN_OR_RETURN(vfs::DentryRef parent, MakeMountpoint(root, dir));
+  // What the image has under the name is replaced.
+  if (parent->inode()->Lookup(name).ok()) {
+    TRY(parent->inode()->Unlink(name));
+    parent->ForgetChild(name);
+  }
+  ASSIGN_OR_RETURN(vfs::InodeRef file, parent->inode()->Create(name, 0644));
+  if (!data.empty()) TRY(file->WriteAt(data.data(), data.size(), 0));
+  return Ok();
+}
+
 Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client,
                                 const BootOptions& opts) {
   const std::string& cwd = opts.cwd;
@@ -251,6 +281,10 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   for (const BootOptions::Volume& v : opts.volumes) {
     Status mounted = MountVolume(*root, v);
     if (!mounted.ok()) Die("mount the volume at " + v.path, mounted.error());
+  }
+  for (const BootOptions::File& f : opts.files) {
+    Status copied = CopyInFile(*root, f);
+    if (!copied.ok()) Die("copy the bind-mounted file to " + f.path, copied.error());
   }
   k.root = *root;
 

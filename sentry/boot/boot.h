@@ -26,6 +26,14 @@ struct BootOptions {
     bool writable = false;
   };
   std::vector<Volume> volumes;
+  // Files bind-mounted by the OCI runtime (/etc/hosts, resolv.conf ...):
+  // a descriptor of the host file, whose bytes are copied to `path` in the
+  // sandbox's root at boot (writes there stay in the sandbox).
+  struct File {
+    int fd = -1;
+    std::string path;
+  };
+  std::vector<File> files;
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH
   int reexec_count = 0;
   // The OCI runtime's: start_fd (a SOCK_SEQPACKET socket) first gets

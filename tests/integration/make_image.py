@@ -3,6 +3,7 @@
 without a registry: busybox-static with a link per applet, /etc/passwd and /etc/group.
 
     make_image.py BUSYBOX NAME OUT.tar
+    make_image.py --rootfs BUSYBOX OUT.tar    (the root filesystem alone, for `docker import`)
 """
 import gzip
 import hashlib
@@ -35,7 +36,18 @@ def blob(out, data):
 
 
 def main():
+    if sys.argv[1] == "--rootfs":
+        busybox, path = sys.argv[2:4]
+        with open(path, "wb") as f:
+            f.write(rootfs_tar(busybox))
+        return
     busybox, name, path = sys.argv[1:4]
+    raw = rootfs_tar(busybox)
+    gz = gzip.compress(raw, mtime=0)
+    write_image(raw, gz, name, path)
+
+
+def rootfs_tar(busybox):
     applets = subprocess.run([busybox, "--list-full"], capture_output=True, text=True,
                              check=True).stdout.split()
     layer = io.BytesIO()
@@ -51,8 +63,10 @@ def main():
             add(t, applet, kind=tarfile.SYMTYPE, link="../" * depth + "bin/busybox")
         add(t, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n")
         add(t, "etc/group", b"root:x:0:\nnogroup:x:65534:\n")
-    raw = layer.getvalue()
-    gz = gzip.compress(raw, mtime=0)
+    return layer.getvalue()
+
+
+def write_image(raw, gz, name, path):
     config = {
         "architecture": "amd64",
         "os": "linux",

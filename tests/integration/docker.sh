@@ -1,0 +1,131 @@
+#!/bin/sh
+# husk as a Docker runtime (issue 14): dockerd 20.10 with "runtimes": {"husk": ...}, on its own
+# containerd, data root, exec root and socket ("iptables": false; run in husk_fence --host-root,
+# so the default bridge lives in the fence's network namespace). A busybox image is made with
+# docker import. Scenarios: docker run --rm echo hi; exit code, stdout and stderr as with runc;
+# run -d + exec + logs + stop (a TERM handler runs) + rm; stop of an init without a handler
+# (SIGKILL after the timeout, exit 137, as with runc); a -v HOSTDIR:/data write reaching the
+# host; --memory 64m stopping a 200 MB allocation.
+#
+#   docker.sh HUSK
+set -eu
+husk=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+docker=/usr/bin/docker  # Debian's 20.10 client; another docker may come first on PATH
+fail() {
+  echo "FAIL: $*"
+  [ -f "${work:-/nonexistent}/dockerd.log" ] && grep -v 'level=info' "$work/dockerd.log" | tail -20
+  exit 1
+}
+for tool in containerd dockerd runc busybox python3 "$docker"; do
+  command -v "$tool" >/dev/null || fail "$tool is not installed (tools/setup-debian.sh installs it)"
+done
+
+work=$(mktemp -d /var/tmp/husk-docker.XXXXXX)
+cpid= dpid=
+cleanup() {
+  if [ -n "$dpid" ]; then
+    for c in $($docker -H "unix://$work/d.sock" ps -aq 2>/dev/null); do
+      $docker -H "unix://$work/d.sock" rm -f "$c" >/dev/null 2>&1 || true
+    done
+    kill "$dpid" 2>/dev/null || true
+    wait "$dpid" 2>/dev/null || true
+  fi
+  if [ -n "$cpid" ]; then
+    kill "$cpid" 2>/dev/null || true
+    wait "$cpid" 2>/dev/null || true
+  fi
+  grep " $work/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cat >"$work/containerd.toml" <<CFG
+version = 2
+root = "$work/c-root"
+state = "$work/c-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$work/c.sock"
+[ttrpc]
+  address = "$work/c.sock.ttrpc"
+[debug]
+  address = "$work/c-debug.sock"
+CFG
+containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
+cpid=$!
+cat >"$work/daemon.json" <<CFG
+{
+  "data-root": "$work/data",
+  "exec-root": "$work/exec",
+  "pidfile": "$work/docker.pid",
+  "hosts": ["unix://$work/d.sock"],
+  "containerd": "$work/c.sock",
+  "storage-driver": "overlay2",
+  "iptables": false, "ip-forward": false, "ip-masq": false,
+  "runtimes": {"husk": {"path": "$husk"}}
+}
+CFG
+i=0
+until [ -S "$work/c.sock" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "containerd did not start"; sleep 0.1; done
+dockerd --config-file "$work/daemon.json" >"$work/dockerd.log" 2>&1 &
+dpid=$!
+d() { $docker -H "unix://$work/d.sock" "$@"; }
+i=0
+until d version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 300 ] || fail "dockerd did not start"; sleep 0.1; done
+python3 "$here/make_image.py" --rootfs "$(command -v busybox)" "$work/rootfs.tar"
+d import -c 'CMD ["sh"]' "$work/rootfs.tar" busybox:husk >/dev/null
+
+out=$(d run --rm --runtime=husk busybox:husk echo hi)
+[ "$out" = hi ] || fail "docker run echo hi printed '$out'"
+
+# The same scenario under runc and husk: exit code, stdout, stderr.
+for rt in runc husk; do
+  set +e
+  d run --rm --runtime=$rt busybox:husk sh -c 'echo to-stdout; echo to-stderr >&2; exit 3' \
+    >"$work/$rt.out" 2>"$work/$rt.err"
+  echo "exit=$?" >>"$work/$rt.out"
+  set -e
+  cat "$work/$rt.err" >>"$work/$rt.out"
+done
+diff -u "$work/runc.out" "$work/husk.out" || fail "exit code or output differs from runc"
+
+# run -d, exec, logs, stop (a TERM handler runs), rm.
+d run -d --runtime=husk --name s1 busybox:husk \
+  sh -c 'echo started; trap "echo bye; exit 0" TERM; while :; do sleep 0.2; done' >/dev/null
+out=$(d exec s1 echo from-exec)
+[ "$out" = from-exec ] || fail "docker exec printed '$out'"
+d exec s1 ps -o pid,args | grep -q '^ *1 sh -c' || fail "docker exec ps: $(d exec s1 ps)"
+d stop -t 5 s1 >/dev/null
+d logs s1 >"$work/s1.log" 2>&1
+grep -q started "$work/s1.log" && grep -q bye "$work/s1.log" || fail "docker logs: $(cat "$work/s1.log")"
+[ "$(d inspect -f '{{.State.ExitCode}}' s1)" = 0 ] || fail "s1 exit code after stop"
+d rm s1 >/dev/null
+
+# An init without a TERM handler: stop waits out its timeout and kills it (137), as with runc.
+for rt in runc husk; do
+  d run -d --runtime=$rt --name "s2$rt" busybox:husk sleep 100 >/dev/null
+  start=$(date +%s)
+  d stop -t 2 "s2$rt" >/dev/null
+  took=$(($(date +%s) - start))
+  code=$(d inspect -f '{{.State.ExitCode}}' "s2$rt")
+  echo "$rt: stop took ${took}s, exit $code"
+  [ "$code" = 137 ] || fail "$rt: docker stop of a handler-less init gave exit $code, want 137"
+  [ "$took" -ge 2 ] || fail "$rt: docker stop did not wait for its timeout (${took}s)"
+  d rm "s2$rt" >/dev/null
+done
+
+# A volume: the write reaches the host directory.
+mkdir "$work/vol"
+d run --rm --runtime=husk -v "$work/vol:/data" busybox:husk sh -c 'echo x > /data/f'
+[ "$(cat "$work/vol/f")" = x ] || fail "the volume write did not reach the host"
+
+# --memory 64m: a 200 MB allocation inside fails or is killed; the sandbox, not the host.
+set +e
+d run --rm --runtime=husk --memory 64m busybox:husk \
+  sh -c 'a=$(head -c 200000000 /dev/zero | tr "\\0" x); echo ${#a}' >"$work/mem.out" 2>&1
+rc=$?
+set -e
+[ "$rc" != 0 ] || fail "a 200 MB allocation under --memory 64m succeeded: $(cat "$work/mem.out")"
+grep -q '^200000000$' "$work/mem.out" && fail "the allocation completed under --memory 64m"
+echo PASS

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "gofer/confine.h"
 #include "gofer/server.h"
@@ -66,6 +67,17 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       }
       file.path = v.substr(colon + 1);
       opts.files.push_back(std::move(file));
+    } else if (FlagValue(a, "--tmpfs", &v)) {
+      // MODE:SIZE:/PATH (mode in octal, size in bytes).
+      std::vector<std::string> parts = absl::StrSplit(v, absl::MaxSplits(':', 2));
+      BootOptions::Tmpfs t;
+      if (parts.size() != 3 || !absl::numbers_internal::safe_strtou32_base(parts[0], &t.mode, 8) ||
+          !absl::SimpleAtoi(parts[1], &t.size) || parts[2].empty() || parts[2][0] != '/') {
+        fprintf(stderr, "husk boot: --tmpfs wants MODE:SIZE:/PATH, got %s\n", v.c_str());
+        return 125;
+      }
+      t.path = parts[2];
+      opts.tmpfs.push_back(std::move(t));
     } else if (FlagValue(a, "--start-fd", &v)) {
       if (!absl::SimpleAtoi(v, &opts.start_fd)) return 125;
     } else if (FlagValue(a, "--control-fd", &v)) {

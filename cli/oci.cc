@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -325,7 +326,42 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
   if (spec.memory_limit.has_value()) cfg.memory = static_cast<uint64_t>(*spec.memory_limit);
   for (size_t i = 0; i < spec.mounts.size(); i++) {
     const oci::Mount& m = spec.mounts[i];
-    if (!m.bind) continue;  // the sentry makes /proc, /dev, /sys, tmpfs ... itself
+    if (!m.bind) {
+      // The sentry has its own /proc, /dev (with pts, shm, mqueue), /sys
+      // (with fs/cgroup) and /tmp; a tmpfs elsewhere is made at boot;
+      // anything else elsewhere is refused rather than left out.
+      static const std::set<std::string> kStandard = {
+          "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/tmp"};
+      std::string dest;
+      if (!SandboxPath(m.destination, &dest)) {
+        return absl::InvalidArgumentError(absl::StrCat("mounts[", i, "].destination: bad path"));
+      }
+      if (kStandard.contains(dest)) continue;
+      if (m.type != "tmpfs") {
+        return absl::UnimplementedError(
+            absl::StrCat("mounts[", i, "]: a ", m.type, " mount at ", dest, " is not supported"));
+      }
+      unsigned mode = 01777;
+      uint64_t size = 0;
+      for (const std::string& o : m.options) {
+        if (o.rfind("mode=", 0) == 0) {
+          (void)absl::numbers_internal::safe_strtou32_base(o.substr(5), &mode, 8);
+        } else if (o.rfind("size=", 0) == 0) {
+          std::string v = o.substr(5);
+          uint64_t mult = 1;
+          if (!v.empty() && (v.back() == 'k' || v.back() == 'K')) mult = 1 << 10;
+          if (!v.empty() && (v.back() == 'm' || v.back() == 'M')) mult = 1 << 20;
+          if (!v.empty() && (v.back() == 'g' || v.back() == 'G')) mult = 1 << 30;
+          if (mult != 1) v.pop_back();
+          if (!absl::SimpleAtoi(v, &size)) {
+            return absl::InvalidArgumentError(absl::StrCat("mounts[", i, "]: bad ", o));
+          }
+          size *= mult;
+        }
+      }
+      cfg.tmpfs.push_back(absl::StrFormat("%o:%d:%s", mode, size, dest));
+      continue;
+    }
     Volume v;
     char* real = realpath(m.source.c_str(), nullptr);
     if (real == nullptr) {
@@ -360,12 +396,65 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
   return cfg;
 }
 
+// Runs a point's hooks on the host, in order, each with the container's
+// state on its stdin (runtime-spec config.md#posix-platform-hooks) and its
+// timeout; the first that fails (non-zero status, a signal, past its
+// timeout, not executable) is the error.
+absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
+                      const oci::State& state) {
+  for (const oci::Hook& h : hooks) {
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) != 0) return absl::InternalError(strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) return absl::InternalError(strerror(errno));
+    if (pid == 0) {
+      dup2(in[0], 0);
+      int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+      if (null >= 0) dup2(null, 1);  // stdout is the container's: not the hook's
+      std::vector<std::string> args = h.args.empty() ? std::vector<std::string>{h.path} : h.args;
+      std::vector<char*> argv, envp;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      std::vector<std::string> env = h.env;
+      for (std::string& e : env) envp.push_back(e.data());
+      envp.push_back(nullptr);
+      execve(h.path.c_str(), argv.data(), envp.data());
+      _exit(127);
+    }
+    close(in[0]);
+    std::string json = oci::StateJson(state, false);
+    signal(SIGPIPE, SIG_IGN);
+    (void)!write(in[1], json.data(), json.size());
+    close(in[1]);
+    const int64_t limit_ms = h.timeout.has_value() ? int64_t{*h.timeout} * 1000 : -1;
+    int status = 0;
+    for (int64_t waited = 0;; waited += 10) {
+      pid_t r = waitpid(pid, &status, WNOHANG);
+      if (r == pid) break;
+      if (limit_ms >= 0 && waited >= limit_ms) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return absl::DeadlineExceededError(
+            absl::StrCat(point, " hook ", h.path, " timed out after ", *h.timeout, " s"));
+      }
+      usleep(10000);
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+    return absl::FailedPreconditionError(
+        absl::StrCat(point, " hook ", h.path, " failed: ",
+                     WIFEXITED(status) ? absl::StrCat("exit status ", WEXITSTATUS(status))
+                                       : absl::StrCat("killed by signal ", WTERMSIG(status))));
+  }
+  return absl::OkStatus();
+}
+
 // ---- the monitor -------------------------------------------------------
 
 // What the monitor does once the sandbox is made: answers `start` and
 // `kill`, and ends with the sentry.
-[[noreturn]] void Monitor(const std::string& dir, oci::State state, SandboxConfig& cfg,
-                          const Launched& l, int start_w, int control, int listen_fd) {
+[[noreturn]] void Monitor(const std::string& dir, oci::State state, const oci::Spec& spec,
+                          SandboxConfig& cfg, const Launched& l, int start_w, int control,
+                          int listen_fd) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, l.sentry, 0));
   bool started = false;
   for (;;) {
@@ -410,6 +499,11 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
     if (req == "start") {
       if (started) {
         answer = "the container has been started already";
+      } else if (absl::Status h = RunHooks("startContainer", spec.start_container, state);
+                 !h.ok()) {
+        // The container does not start: it ends here, as runc's does.
+        answer = std::string(h.message());
+        kill(l.sentry, SIGKILL);
       } else if (write(start_w, "s", 1) != 1) {
         answer = absl::StrCat("the sandbox did not take the start: ", strerror(errno));
       } else {
@@ -417,6 +511,10 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
         started = true;
         state.status = "running";
         (void)oci::WriteState(dir, state);
+        // A poststart hook that fails is reported; the container runs on.
+        if (absl::Status p = RunHooks("poststart", spec.poststart, state); !p.ok()) {
+          answer = absl::StrCat("warning: ", p.message());
+        }
       }
     } else if (req.rfind("kill ", 0) == 0) {
       int sig = 0;
@@ -547,9 +645,20 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
       kill(l.sentry, SIGKILL);
       refuse(std::string(w.message()));
     }
+    // The sandbox is made: prestart (deprecated), createRuntime and
+    // createContainer hooks, on the host; one that fails undoes the create.
+    for (const auto& [point, hooks] :
+         {std::pair{"prestart", &spec->prestart}, std::pair{"createRuntime", &spec->create_runtime},
+          std::pair{"createContainer", &spec->create_container}}) {
+      if (absl::Status h = RunHooks(point, *hooks, state); !h.ok()) {
+        kill(l.sentry, SIGKILL);
+        waitpid(l.sentry, nullptr, 0);
+        refuse(std::string(h.message()));
+      }
+    }
     (void)!write(ready[1], "ok", 2);
     close(ready[1]);
-    Monitor(dir, state, *cfg, l, start[1], control[0], listen_fd);
+    Monitor(dir, state, *spec, *cfg, l, start[1], control[0], listen_fd);
   }
   close(ready[1]);
   close(start[0]);
@@ -592,6 +701,10 @@ int StartCommand(const std::string& id) {
   }
   absl::StatusOr<std::string> a = AskMonitor(id, "start");
   if (!a.ok()) return Fail(std::string(a.status().message()));
+  if (a->rfind("warning: ", 0) == 0) {
+    Log("warning", a->substr(9));
+    return 0;
+  }
   if (*a != "ok") return Fail(*a);
   return 0;
 }
@@ -624,6 +737,13 @@ int DeleteContainer(const std::string& id, bool force) {
     if (MonitorAlive(*s) && !WaitGone(*s, 10)) {
       kill(s->pid, SIGKILL);
       WaitGone(*s, 5);
+    }
+  }
+  // poststop hooks: a failure is a warning, and the delete goes on.
+  s->status = "stopped";
+  if (absl::StatusOr<oci::Spec> spec = oci::LoadSpec(s->bundle); spec.ok()) {
+    if (absl::Status h = RunHooks("poststop", spec->poststop, *s); !h.ok()) {
+      Log("warning", std::string(h.message()));
     }
   }
   RemoveTree(ContainerDir(id));

@@ -34,6 +34,8 @@ struct SandboxConfig {
   std::string hostname;           // empty: the sentry's default
   // Bind-mounted host files (fd, sandbox path): copied in at boot.
   std::vector<std::pair<int, std::string>> files;
+  // More tmpfs mounts: "MODE:SIZE:/PATH" each (BootOptions::Tmpfs).
+  std::vector<std::string> tmpfs;
   int start_fd = -1;              // see BootOptions::start_fd (ours; the sentry gets a copy)
   int control_fd = -1;            // see BootOptions::control_fd
   // The sentry and gofers die with the process that launched them.

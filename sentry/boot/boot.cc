@@ -282,6 +282,12 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     Status mounted = MountVolume(*root, v);
     if (!mounted.ok()) Die("mount the volume at " + v.path, mounted.error());
   }
+  for (const BootOptions::Tmpfs& t : opts.tmpfs) {
+    auto point = MakeMountpoint(*root, t.path);
+    if (!point.ok()) Die("make the tmpfs mountpoint " + t.path, point.error());
+    (*point)->Mount(tmpfs::NewTmpfsRoot(t.mode & 07777, tmpfs::Limits{t.size, 0}),
+                    {"tmpfs", "tmpfs", absl::StrFormat("rw,nosuid,nodev,mode=%o", t.mode & 07777)});
+  }
   for (const BootOptions::File& f : opts.files) {
     Status copied = CopyInFile(*root, f);
     if (!copied.ok()) Die("copy the bind-mounted file to " + f.path, copied.error());

@@ -34,6 +34,13 @@ struct BootOptions {
     std::string path;
   };
   std::vector<File> files;
+  // More tmpfs mounts (the OCI runtime's): path and permission bits.
+  struct Tmpfs {
+    std::string path;
+    unsigned mode = 01777;
+    uint64_t size = 0;  // bytes; 0: no limit of its own
+  };
+  std::vector<Tmpfs> tmpfs;
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH
   int reexec_count = 0;
   // The OCI runtime's: start_fd (a SOCK_SEQPACKET socket) first gets

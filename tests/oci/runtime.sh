@@ -1,8 +1,9 @@
 #!/bin/sh
 # The OCI runtime's command line (issue 14), without an engine: a busybox bundle made with
 # `husk spec`, then run (foreground, exit status and output), create/start/state/kill/delete
-# with a pid file, list, malformed bundles refused with one line naming the field and leaving
-# nothing behind, and 20 create/start/kill/delete cycles that leave no process or state behind.
+# with a pid file, list, exec, signals to the container's init, hooks, a tmpfs mount, malformed
+# bundles refused with one line naming the field and leaving nothing behind, and 100
+# create/start/kill/delete cycles that leave no process, mount or state behind.
 #
 #   runtime.sh HUSK
 set -eu
@@ -22,7 +23,7 @@ trap cleanup EXIT
 b=$work/bundle
 mkdir -p "$b/rootfs/bin" "$b/rootfs/etc" "$b/rootfs/tmp"
 cp "$busybox" "$b/rootfs/bin/busybox"
-for app in sh echo cat sleep ls ps true false hostname id pwd; do ln -s busybox "$b/rootfs/bin/$app"; done
+for app in sh echo cat sleep ls ps true false hostname id pwd stat grep cut; do ln -s busybox "$b/rootfs/bin/$app"; done
 echo "root:x:0:0:root:/root:/bin/sh" >"$b/rootfs/etc/passwd"
 h() { "$husk" --root "$root" "$@"; }
 
@@ -56,6 +57,15 @@ set -e
 boxname
 hello" ] || fail "run: output '$out'"
 [ -e "$root/t0" ] && fail "run left its state behind"
+
+# A tmpfs mount where the bundle asks for one (mode and size honoured).
+set_args '["sh", "-c", "echo data > /scratch/f && cat /scratch/f && stat -c %a /scratch && grep \" /scratch \" /proc/mounts | cut -d\" \" -f3"]' \
+  "c['mounts'].append({'destination': '/scratch', 'type': 'tmpfs', 'source': 'tmpfs', 'options': ['mode=750', 'size=1m']})"
+out=$(h run --bundle "$b" tt 2>&1)
+[ "$out" = "data
+750
+tmpfs" ] || fail "tmpfs mount: '$out'"
+cp "$work/config.orig" "$b/config.json"
 
 # create, state, start, kill, delete.
 set_args '["sleep", "100"]'
@@ -161,11 +171,36 @@ bad "missing program" 'exec: "/no/such/program": No such file or directory'
 set_args '["nosuchprogram"]'
 bad "program not in PATH" 'exec: "nosuchprogram": executable file not found in \$PATH'
 
-# 20 cycles: nothing left (processes in this fence, state directories).
+# Hooks run on the host with the state on stdin: createRuntime at create, startContainer and
+# poststart at start, poststop at delete. One that fails (or outlives its timeout) at create
+# undoes the create, with one line naming it.
+set_args '["sleep", "100"]' "c['hooks'] = {
+  'createRuntime': [{'path': '/bin/sh', 'args': ['sh', '-c', 'cat > $work/h.create']}],
+  'startContainer': [{'path': '/bin/sh', 'args': ['sh', '-c', 'cat > $work/h.start']}],
+  'poststart': [{'path': '/bin/sh', 'args': ['sh', '-c', 'echo \$HOOKVAR > $work/h.poststart'],
+                 'env': ['HOOKVAR=from-env']}],
+  'poststop': [{'path': '/bin/sh', 'args': ['sh', '-c', 'cat > $work/h.poststop']}]}"
+h create --bundle "$b" th
+grep -q '"id":"th"' "$work/h.create" && grep -q '"status":"created"' "$work/h.create" ||
+  fail "createRuntime hook's stdin: $(cat "$work/h.create" 2>&1)"
+[ -e "$work/h.start" ] && fail "startContainer ran at create"
+h start th
+grep -q '"status":"created"' "$work/h.start" || fail "startContainer's stdin: $(cat "$work/h.start" 2>&1)"
+[ "$(cat "$work/h.poststart")" = from-env ] || fail "poststart hook (env): $(cat "$work/h.poststart" 2>&1)"
+h delete --force th
+grep -q '"status":"stopped"' "$work/h.poststop" || fail "poststop's stdin: $(cat "$work/h.poststop" 2>&1)"
+cp "$work/config.orig" "$b/config.json"
+set_args '["true"]' "c['hooks'] = {'createContainer': [{'path': '/bin/false'}]}"
+bad "failing hook" "createContainer hook /bin/false failed: exit status 1"
+set_args '["true"]' "c['hooks'] = {'createRuntime': [{'path': '/bin/sleep', 'args': ['sleep', '5'], 'timeout': 1}]}"
+bad "slow hook" "createRuntime hook /bin/sleep timed out after 1 s"
+
+# 100 cycles: nothing left (processes in this fence, mounts, state directories).
 before=$(ps -e --no-headers | wc -l)
+mounts_before=$(wc -l </proc/mounts)
 set_args '["sleep", "100"]'
 n=0
-while [ $n -lt 20 ]; do
+while [ $n -lt 100 ]; do
   h create --bundle "$b" "c$n"
   h start "c$n"
   h kill "c$n" KILL
@@ -174,6 +209,7 @@ while [ $n -lt 20 ]; do
 done
 sleep 0.5
 after=$(ps -e --no-headers | wc -l)
-[ "$after" -le "$before" ] || fail "processes: $before before 20 cycles, $after after: $(ps -ef)"
-[ -z "$(ls "$root")" ] || fail "state left after 20 cycles: $(ls "$root")"
+[ "$after" -le "$before" ] || fail "processes: $before before 100 cycles, $after after: $(ps -ef)"
+[ "$(wc -l </proc/mounts)" = "$mounts_before" ] || fail "mounts changed over 100 cycles"
+[ -z "$(ls "$root")" ] || fail "state left after 100 cycles: $(ls "$root")"
 echo PASS

@@ -400,8 +400,14 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
 // state on its stdin (runtime-spec config.md#posix-platform-hooks) and its
 // timeout; the first that fails (non-zero status, a signal, past its
 // timeout, not executable) is the error.
+// `sandbox` is the sentry's pid: the state a hook reads names it, since
+// its namespaces are the container's (Docker's libnetwork-setkey finds the
+// network namespace to configure through it), where the monitor's are the
+// host's.
 absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
-                      const oci::State& state) {
+                      const oci::State& container, pid_t sandbox) {
+  oci::State state = container;
+  state.pid = sandbox;
   for (const oci::Hook& h : hooks) {
     int in[2];
     if (pipe2(in, O_CLOEXEC) != 0) return absl::InternalError(strerror(errno));
@@ -499,7 +505,7 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
     if (req == "start") {
       if (started) {
         answer = "the container has been started already";
-      } else if (absl::Status h = RunHooks("startContainer", spec.start_container, state);
+      } else if (absl::Status h = RunHooks("startContainer", spec.start_container, state, l.sentry);
                  !h.ok()) {
         // The container does not start: it ends here, as runc's does.
         answer = std::string(h.message());
@@ -512,7 +518,7 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
         state.status = "running";
         (void)oci::WriteState(dir, state);
         // A poststart hook that fails is reported; the container runs on.
-        if (absl::Status p = RunHooks("poststart", spec.poststart, state); !p.ok()) {
+        if (absl::Status p = RunHooks("poststart", spec.poststart, state, l.sentry); !p.ok()) {
           answer = absl::StrCat("warning: ", p.message());
         }
       }
@@ -650,7 +656,7 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
     for (const auto& [point, hooks] :
          {std::pair{"prestart", &spec->prestart}, std::pair{"createRuntime", &spec->create_runtime},
           std::pair{"createContainer", &spec->create_container}}) {
-      if (absl::Status h = RunHooks(point, *hooks, state); !h.ok()) {
+      if (absl::Status h = RunHooks(point, *hooks, state, l.sentry); !h.ok()) {
         kill(l.sentry, SIGKILL);
         waitpid(l.sentry, nullptr, 0);
         refuse(std::string(h.message()));
@@ -742,7 +748,7 @@ int DeleteContainer(const std::string& id, bool force) {
   // poststop hooks: a failure is a warning, and the delete goes on.
   s->status = "stopped";
   if (absl::StatusOr<oci::Spec> spec = oci::LoadSpec(s->bundle); spec.ok()) {
-    if (absl::Status h = RunHooks("poststop", spec->poststop, *s); !h.ok()) {
+    if (absl::Status h = RunHooks("poststop", spec->poststop, *s, 0); !h.ok()) {
       Log("warning", std::string(h.message()));
     }
   }

@@ -19,8 +19,8 @@ for tool in containerd ctr runc busybox python3; do
 done
 
 work=$(mktemp -d /var/tmp/husk-ctr.XXXXXX)
-cpid=
 ns=husk-test-$$
+. "$here/engines.sh"
 cleanup() {
   if [ -n "$cpid" ]; then
     for t in $(ctr -a "$work/c.sock" -n "$ns" task ls -q 2>/dev/null); do
@@ -31,33 +31,12 @@ cleanup() {
     for c in $(ctr -a "$work/c.sock" -n "$ns" containers ls -q 2>/dev/null); do
       ctr -a "$work/c.sock" -n "$ns" containers delete "$c" 2>/dev/null || true
     done
-    kill "$cpid" 2>/dev/null || true
-    wait "$cpid" 2>/dev/null || true
   fi
-  # Snapshot mounts containerd may have left under our directory.
-  grep " $work/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
+  stop_engines
   rm -rf "$work" "/run/containerd/runc/$ns"
 }
 trap cleanup EXIT
-
-cat >"$work/config.toml" <<CFG
-version = 2
-root = "$work/root"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$work/c.sock"
-[ttrpc]
-  address = "$work/c.sock.ttrpc"
-[debug]
-  address = "$work/debug.sock"
-CFG
-containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
-cpid=$!
-i=0
-until ctr -a "$work/c.sock" version >/dev/null 2>&1; do
-  i=$((i + 1)); [ $i -lt 100 ] || fail "containerd did not start"; sleep 0.1
-done
+start_containerd
 c() { ctr -a "$work/c.sock" -n "$ns" "$@"; }
 image=docker.io/library/busybox:husk
 python3 "$here/make_image.py" "$(command -v busybox)" "$image" "$work/busybox.tar"

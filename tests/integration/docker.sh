@@ -11,68 +11,25 @@
 set -eu
 husk=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
-docker=/usr/bin/docker  # Debian's 20.10 client; another docker may come first on PATH
 fail() {
   echo "FAIL: $*"
   [ -f "${work:-/nonexistent}/dockerd.log" ] && grep -v 'level=info' "$work/dockerd.log" | tail -20
   exit 1
 }
-for tool in containerd dockerd runc busybox python3 "$docker"; do
+for tool in containerd dockerd runc busybox python3 /usr/bin/docker; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (tools/setup-debian.sh installs it)"
 done
 
 work=$(mktemp -d /var/tmp/husk-docker.XXXXXX)
-cpid= dpid=
+. "$here/engines.sh"
 cleanup() {
-  if [ -n "$dpid" ]; then
-    for c in $($docker -H "unix://$work/d.sock" ps -aq 2>/dev/null); do
-      $docker -H "unix://$work/d.sock" rm -f "$c" >/dev/null 2>&1 || true
-    done
-    kill "$dpid" 2>/dev/null || true
-    wait "$dpid" 2>/dev/null || true
-  fi
-  if [ -n "$cpid" ]; then
-    kill "$cpid" 2>/dev/null || true
-    wait "$cpid" 2>/dev/null || true
-  fi
-  grep " $work/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
+  stop_engines
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-cat >"$work/containerd.toml" <<CFG
-version = 2
-root = "$work/c-root"
-state = "$work/c-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$work/c.sock"
-[ttrpc]
-  address = "$work/c.sock.ttrpc"
-[debug]
-  address = "$work/c-debug.sock"
-CFG
-containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
-cpid=$!
-cat >"$work/daemon.json" <<CFG
-{
-  "data-root": "$work/data",
-  "exec-root": "$work/exec",
-  "pidfile": "$work/docker.pid",
-  "hosts": ["unix://$work/d.sock"],
-  "containerd": "$work/c.sock",
-  "storage-driver": "overlay2",
-  "iptables": false, "ip-forward": false, "ip-masq": false,
-  "runtimes": {"husk": {"path": "$husk"}}
-}
-CFG
-i=0
-until [ -S "$work/c.sock" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "containerd did not start"; sleep 0.1; done
-dockerd --config-file "$work/daemon.json" >"$work/dockerd.log" 2>&1 &
-dpid=$!
+start_containerd
+start_dockerd "\"husk\": {\"path\": \"$husk\"}"
 d() { $docker -H "unix://$work/d.sock" "$@"; }
-i=0
-until d version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 300 ] || fail "dockerd did not start"; sleep 0.1; done
 python3 "$here/make_image.py" --rootfs "$(command -v busybox)" "$work/rootfs.tar"
 d import -c 'CMD ["sh"]' "$work/rootfs.tar" busybox:husk >/dev/null
 

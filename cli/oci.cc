@@ -539,6 +539,8 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
         m.append(reinterpret_cast<const char*>(&s32), sizeof(s32));
         if (!SendWithFds(control, m, {})) answer = "the sandbox is gone";
       }
+    } else if (req == "ps") {
+      if (fds.size() != 1 || !SendWithFds(control, "P", fds)) answer = "the sandbox is gone";
     } else if (req.rfind("exec\n", 0) == 0) {
       // Forwarded with its descriptors; the sentry answers on the status
       // channel the exec process holds.
@@ -912,6 +914,50 @@ int ExecCommand(const Flags& f) {
   return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
+// `husk ps`: the container's processes. They live in the sentry and
+// have no host pids: the table shows the sandbox's own (as gVisor's does),
+// and --format json gives them as runc's list of pids.
+int PsCommand(const Flags& f) {
+  if (f.positional.empty()) return Fail("ps needs a container id");
+  const std::string id = f.positional[0];
+  absl::StatusOr<oci::State> st = CurrentState(id);
+  if (!st.ok()) return Fail(std::string(st.status().message()));
+  if (st->status == "stopped") return Fail("container " + id + " is not running");
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    return Fail(absl::StrCat("socketpair: ", strerror(errno)));
+  }
+  absl::StatusOr<std::string> a = AskMonitor(id, "ps", {sv[1]});
+  close(sv[1]);
+  if (!a.ok() || *a != "ok") {
+    close(sv[0]);
+    return Fail(a.ok() ? *a : std::string(a.status().message()));
+  }
+  std::string text;
+  char buf[16384];
+  ssize_t n;
+  while ((n = recv(sv[0], buf, sizeof(buf), 0)) > 0) text.append(buf, static_cast<size_t>(n));
+  close(sv[0]);
+  const std::string format = f.Get("format", f.Get("f", "table"));
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  if (format == "json") {
+    std::string out = "[";
+    for (size_t i = 0; i < lines.size(); i++) {
+      absl::StrAppend(&out, i ? "," : "", lines[i].substr(0, lines[i].find(' ')));
+    }
+    printf("%s]\n", out.c_str());
+    return 0;
+  }
+  if (format != "table") return Fail("invalid format option '" + format + "'");
+  printf("%-8s %-8s %-8s %s\n", "PID", "PPID", "UID", "CMD");
+  for (const std::string& line : lines) {
+    std::vector<std::string> c = absl::StrSplit(line, absl::MaxSplits(' ', 3));
+    if (c.size() == 4)
+      printf("%-8s %-8s %-8s %s\n", c[0].c_str(), c[1].c_str(), c[2].c_str(), c[3].c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, char** argv) {
@@ -983,6 +1029,11 @@ int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, ch
         {"tty", "t", "detach", "d", "no-new-privs", "ignore-paused"});
     if (!f.ok()) return Fail(std::string(f.status().message()));
     return ExecCommand(*f);
+  }
+  if (cmd == "ps") {
+    absl::StatusOr<Flags> f = ParseFlags(argc, argv, {"format", "f"}, {});
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    return PsCommand(*f);
   }
   if (cmd == "features") {
     printf(

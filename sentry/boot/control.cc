@@ -129,6 +129,25 @@ void Exec(Kernel& k, const ExecRequest& req, std::vector<UniqueFd>& fds) {
   k.StartInit(t, program, req.argv, req.env);
 }
 
+// The sandbox's processes, a line each: "PID PPID UID COMM" (ps(1)'s
+// columns; the sandbox's own pids, which no host process has).
+void ListProcesses(Kernel& k, int fd) {
+  std::string out;
+  {
+    absl::MutexLock l(&k.mu);
+    for (int pid : k.Pids()) {
+      std::shared_ptr<Task> t = k.FindTask(pid);
+      if (t == nullptr) continue;
+      t->kernel().mu.AssertHeld();  // one kernel
+      const ThreadGroup& g = t->tg();
+      if (g.zombie) continue;
+      absl::StrAppend(&out, pid, " ", g.ppid, " ", t->uid, " ", t->comm, "\n");
+    }
+  }
+  // In packets no bigger than a socket takes at once.
+  for (size_t at = 0; at < out.size(); at += 16384) Say(fd, out.substr(at, 16384));
+}
+
 void Loop(Kernel& k, int fd) {
   std::vector<char> buf(kMaxPacket);
   for (;;) {
@@ -157,6 +176,8 @@ void Loop(Kernel& k, int fd) {
       int32_t sig;
       memcpy(&sig, buf.data() + 1, sizeof(sig));
       Signal(k, sig);
+    } else if (buf[0] == 'P' && n == 1 && fds.size() == 1) {
+      ListProcesses(k, fds[0].get());
     } else if (buf[0] == 'E' && fds.size() == kExecFds) {
       ExecRequest req;
       if (ParseExec(std::string(buf.data() + 1, static_cast<size_t>(n) - 1), &req)) {

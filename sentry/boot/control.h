@@ -11,6 +11,9 @@
 //                        (the wait status). The process has no parent in
 //                        the sandbox (its ppid is 0, as a process runc exec
 //                        put into a container).
+//   'P'                  with 1 descriptor: the sandbox's processes are
+//                        written to it, "PID PPID UID COMM\n" each, and it
+//                        is closed.
 #ifndef HUSK_SENTRY_BOOT_CONTROL_H_
 #define HUSK_SENTRY_BOOT_CONTROL_H_
 

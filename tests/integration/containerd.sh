@@ -64,6 +64,9 @@ before=$(ps -e --no-headers | wc -l)
 c run -d --runc-binary "$husk" "$image" t2 sleep 100
 c task ls | grep -q '^t2 .*RUNNING' || fail "t2 is not running: $(c task ls)"
 [ -f "/run/containerd/runc/$ns/t2/state.json" ] || fail "no husk state for t2"
+# ctr task ps (runc ps --format json): the sandbox's processes.
+c task ps t2 >"$work/taskps.out"
+grep -q '^1 ' "$work/taskps.out" || fail "ctr task ps: $(cat "$work/taskps.out")"
 # ctr task exec: the sandbox's processes, and an exec's exit status.
 c task exec --exec-id e1 t2 ps -o pid,args >"$work/ps.out"
 grep -q '^ *1 sleep 100' "$work/ps.out" || fail "ctr task exec ps: $(cat "$work/ps.out")"

@@ -111,6 +111,10 @@ i=0
 while kill -0 "$epid" 2>/dev/null; do i=$((i + 1)); [ $i -lt 100 ] || fail "exec'd process $epid never ended"; sleep 0.1; done
 [ "$(h exec t1 cat /tmp/mark)" = detached ] || fail "the detached exec did not run"
 
+# ps: the sandbox's processes (its own pids), as a table and as runc's JSON list.
+h ps t1 | grep -q '^1 .* sleep$' || fail "ps: $(h ps t1)"
+[ "$(h ps --format json t1)" = "[1]" ] || fail "ps --format json: $(h ps --format json t1)"
+
 # The container's init ignores what it has no handler for, as a PID namespace's init does
 # (runc's containers too): SIGTERM leaves sleep running; SIGKILL from outside does not.
 h kill t1 TERM

@@ -1,5 +1,6 @@
 // The re-executed halves: `husk boot` (sentry) and `husk gofer`.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -78,6 +79,35 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       }
       t.path = parts[2];
       opts.tmpfs.push_back(std::move(t));
+    } else if (FlagValue(a, "--user", &v)) {
+      // UID:GID[:G1,G2...]
+      std::vector<std::string> parts = absl::StrSplit(v, ':');
+      if (parts.size() < 2 || parts.size() > 3 || !absl::SimpleAtoi(parts[0], &opts.uid) ||
+          !absl::SimpleAtoi(parts[1], &opts.gid)) {
+        fprintf(stderr, "husk boot: --user wants UID:GID[:GROUPS], got %s\n", v.c_str());
+        return 125;
+      }
+      if (parts.size() == 3) {
+        for (absl::string_view g : absl::StrSplit(parts[2], ',', absl::SkipEmpty())) {
+          uint32_t id;
+          if (!absl::SimpleAtoi(g, &id)) return 125;
+          opts.groups.push_back(id);
+        }
+      }
+    } else if (FlagValue(a, "--umask", &v)) {
+      uint32_t mask;
+      if (!absl::numbers_internal::safe_strtou32_base(v, &mask, 8) || mask > 0777) return 125;
+      opts.umask = static_cast<int>(mask);
+    } else if (FlagValue(a, "--rlimit", &v)) {
+      std::vector<std::string> parts = absl::StrSplit(v, ':');
+      BootOptions::Rlimit r;
+      if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &r.resource) || r.resource < 0 ||
+          r.resource >= RLIM_NLIMITS || !absl::SimpleAtoi(parts[1], &r.soft) ||
+          !absl::SimpleAtoi(parts[2], &r.hard)) {
+        fprintf(stderr, "husk boot: --rlimit wants RESOURCE:SOFT:HARD, got %s\n", v.c_str());
+        return 125;
+      }
+      opts.rlimits.push_back(r);
     } else if (FlagValue(a, "--start-fd", &v)) {
       if (!absl::SimpleAtoi(v, &opts.start_fd)) return 125;
     } else if (FlagValue(a, "--control-fd", &v)) {

@@ -324,6 +324,13 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
   cfg.env = spec.env;
   cfg.hostname = spec.hostname;
   if (spec.memory_limit.has_value()) cfg.memory = static_cast<uint64_t>(*spec.memory_limit);
+  std::string groups;
+  for (uint32_t g : spec.additional_gids) absl::StrAppend(&groups, groups.empty() ? "" : ",", g);
+  cfg.boot_flags.push_back(absl::StrCat("--user=", spec.uid, ":", spec.gid, ":", groups));
+  if (spec.umask.has_value()) cfg.boot_flags.push_back(absl::StrFormat("--umask=%o", *spec.umask));
+  for (const oci::Rlimit& r : spec.rlimits) {
+    cfg.boot_flags.push_back(absl::StrCat("--rlimit=", r.resource, ":", r.soft, ":", r.hard));
+  }
   for (size_t i = 0; i < spec.mounts.size(); i++) {
     const oci::Mount& m = spec.mounts[i];
     if (!m.bind) {

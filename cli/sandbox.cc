@@ -198,6 +198,7 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
   std::vector<int> fds = {sv[0]};
   for (const Volume& v : cfg.volumes) fds.push_back(v.sock);
   for (const std::string& t : cfg.tmpfs) args.push_back("--tmpfs=" + t);
+  for (const std::string& f : cfg.boot_flags) args.push_back(f);
   for (const auto& [fd, path] : cfg.files) {
     args.push_back(absl::StrFormat("--file=%d:%s", next++, path));
     fds.push_back(fd);

@@ -36,6 +36,8 @@ struct SandboxConfig {
   std::vector<std::pair<int, std::string>> files;
   // More tmpfs mounts: "MODE:SIZE:/PATH" each (BootOptions::Tmpfs).
   std::vector<std::string> tmpfs;
+  // More flags for the sentry (--user=, --umask=, --rlimit=: BootOptions).
+  std::vector<std::string> boot_flags;
   int start_fd = -1;              // see BootOptions::start_fd (ours; the sentry gets a copy)
   int control_fd = -1;            // see BootOptions::control_fd
   // The sentry and gofers die with the process that launched them.

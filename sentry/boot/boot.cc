@@ -309,6 +309,21 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   if (!init.ok()) Die("create the first task", init.error());
   InstallStdio(k, **init);
   if (!opts.hostname.empty()) k.init_uts->hostname = opts.hostname;
+  {
+    // The OCI runtime's process.user and process.rlimits.
+    absl::MutexLock l(&k.mu);
+    Task& t = **init;
+    t.kernel().mu.AssertHeld();  // k's
+    t.uid = t.euid = t.suid = t.fsuid = opts.uid;
+    t.gid = t.egid = t.sgid = t.fsgid = opts.gid;
+    t.groups = opts.groups;
+    std::sort(t.groups.begin(), t.groups.end());
+    if (opts.uid != 0) t.caps.permitted = t.caps.effective = t.caps.ambient = 0;
+    if (opts.umask >= 0) t.fs().umask = static_cast<mode_t>(opts.umask);
+    for (const BootOptions::Rlimit& r : opts.rlimits) {
+      t.tg().rlimits[r.resource] = {static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)};
+    }
+  }
   if (opts.start_fd >= 0) {
     // The OCI runtime's create: a program that cannot run fails it now,
     // with runc's words, rather than at start.

@@ -41,6 +41,17 @@ struct BootOptions {
     uint64_t size = 0;  // bytes; 0: no limit of its own
   };
   std::vector<Tmpfs> tmpfs;
+  // The first program's user (the OCI runtime's process.user): ids,
+  // supplementary groups, umask; a user other than root starts without
+  // capabilities. And its resource limits (process.rlimits).
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;
+  int umask = -1;  // -1: the default, 022
+  struct Rlimit {
+    int resource = 0;
+    uint64_t soft = 0, hard = 0;
+  };
+  std::vector<Rlimit> rlimits;
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH
   int reexec_count = 0;
   // The OCI runtime's: start_fd (a SOCK_SEQPACKET socket) first gets

@@ -58,6 +58,14 @@ boxname
 hello" ] || fail "run: output '$out'"
 [ -e "$root/t0" ] && fail "run left its state behind"
 
+# process.user (ids, groups, umask) and process.rlimits reach the first program.
+set_args '["sh", "-c", "id -u; id -g; id -G; umask; ulimit -n; ulimit -Hn"]' \
+  "c['process']['user'] = {'uid': 1000, 'gid': 100, 'additionalGids': [5, 7], 'umask': 63}
+c['process']['rlimits'] = [{'type': 'RLIMIT_NOFILE', 'soft': 321, 'hard': 654}]"
+out=$(h run --bundle "$b" tu 2>&1 | tr '\n' ' ')
+[ "$out" = "1000 100 100 5 7 0077 321 654 " ] || fail "process.user/rlimits: '$out'"
+cp "$work/config.orig" "$b/config.json"
+
 # A tmpfs mount where the bundle asks for one (mode and size honoured).
 set_args '["sh", "-c", "echo data > /scratch/f && cat /scratch/f && stat -c %a /scratch && grep \" /scratch \" /proc/mounts | cut -d\" \" -f3"]' \
   "c['mounts'].append({'destination': '/scratch', 'type': 'tmpfs', 'source': 'tmpfs', 'options': ['mode=750', 'size=1m']})"

@@ -22,7 +22,7 @@ here=$(pwd)/tests/integration
 fail() { echo "bench: $*" >&2; exit 1; }
 work=$(mktemp -d /var/tmp/husk-bench.XXXXXX)
 . "$here/engines.sh"
-trap 'stop_engines; rm -rf "$work"' EXIT
+trap 'stop_engines; remove_cgroups bench docker; rm -rf "$work"' EXIT
 
 runtimes="runc husk"
 command -v runsc >/dev/null && runtimes="$runtimes runsc"

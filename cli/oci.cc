@@ -42,6 +42,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "cli/cgroups.h"
 #include "cli/commands.h"
 #include "cli/sandbox.h"
 #include "oci/spec.h"
@@ -123,6 +124,9 @@ absl::StatusOr<oci::State> CurrentState(const std::string& id) {
     return s.status();
   }
   if (s->status != "stopped" && !MonitorAlive(*s)) s->status = "stopped";
+  if (s->status == "running" && !s->cgroup.empty() && ContainerCgroup(s->cgroup).Frozen()) {
+    s->status = "paused";
+  }
   return s;
 }
 
@@ -483,6 +487,7 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
         waitpid(l.gofer, nullptr, 0);
         state.status = "stopped";
         (void)oci::WriteState(dir, state);
+        if (!state.cgroup.empty()) ContainerCgroup(state.cgroup).Remove();
         _exit(code);
       }
     }
@@ -606,8 +611,13 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
   if (monitor == 0) {
     close(ready[0]);
     setsid();
+    // The container's cgroups (made below): its limits, and what pause
+    // freezes. A create that fails removes them.
+    ContainerCgroup cg(spec->cgroups_path.empty() ? "husk/" + id : spec->cgroups_path);
+    std::string cgroup;
     auto refuse = [&](const std::string& why) {
       (void)!write(ready[1], why.data(), why.size());
+      if (!cgroup.empty()) cg.Remove();
       _exit(125);
     };
     int listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -621,6 +631,18 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
     }
     cfg->start_fd = start[0];
     cfg->control_fd = control[1];
+    // Without limits asked for, a host that refuses cgroups only costs pause.
+    CgroupLimits limits{spec->memory_limit, spec->pids_limit, spec->cpu_quota, spec->cpu_period,
+                        spec->cpu_shares};
+    bool wants_limits = limits.memory || limits.pids || limits.cpu_quota || limits.cpu_shares;
+    if (absl::Status c = cg.Create(limits); c.ok()) {
+      cgroup = cg.relative();
+      cfg->on_child = [&cg](pid_t pid) { (void)cg.Add(pid); };
+    } else {
+      cg.Remove();
+      if (wants_limits) refuse(absl::StrCat("linux.resources: ", c.message()));
+      Log("debug", absl::StrCat("no cgroups for ", id, ": ", c.message()));
+    }
     Launched l;
     // The sandbox's errors go to the monitor's stderr, which is the
     // container's: say them on the ready pipe too.
@@ -653,6 +675,7 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
     state.bundle = bundle;
     state.rootfs = spec->root_path;
     state.annotations = spec->annotations;
+    state.cgroup = cgroup;
     timespec now{};
     clock_gettime(CLOCK_REALTIME, &now);
     state.created_ns = int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
@@ -731,6 +754,8 @@ int KillContainer(const std::string& id, int sig) {
   absl::StatusOr<std::string> a = AskMonitor(id, absl::StrCat("kill ", sig));
   if (!a.ok()) return Fail(std::string(a.status().message()));
   if (*a != "ok") return Fail(*a);
+  // A frozen task dies of SIGKILL only once thawed (runc thaws too).
+  if (sig == SIGKILL && s->status == "paused") (void)ContainerCgroup(s->cgroup).Freeze(false);
   return 0;
 }
 
@@ -749,6 +774,8 @@ int DeleteContainer(const std::string& id, bool force) {
   }
   if (s->status != "stopped") {
     (void)AskMonitor(id, "kill 9");
+    // A frozen task dies of SIGKILL only once thawed.
+    if (s->status == "paused") (void)ContainerCgroup(s->cgroup).Freeze(false);
     if (MonitorAlive(*s) && !WaitGone(*s, 10)) {
       kill(s->pid, SIGKILL);
       WaitGone(*s, 5);
@@ -761,7 +788,24 @@ int DeleteContainer(const std::string& id, bool force) {
       Log("warning", std::string(h.message()));
     }
   }
+  if (!s->cgroup.empty()) ContainerCgroup(s->cgroup).Remove();
   RemoveTree(ContainerDir(id));
+  return 0;
+}
+
+// pause and resume: the container's cgroups frozen and thawed (the
+// monitor is outside them, so it answers meanwhile).
+int PauseCommand(const std::string& id, bool pause) {
+  absl::StatusOr<oci::State> s = CurrentState(id);
+  if (!s.ok()) return Fail(std::string(s.status().message()));
+  const char* want = pause ? "running" : "paused";
+  if (s->status != want) {
+    return Fail(absl::StrCat("container ", id, " is ", s->status, ", not ", want));
+  }
+  if (s->cgroup.empty()) return Fail("container " + id + " has no cgroups to freeze");
+  if (absl::Status f = ContainerCgroup(s->cgroup).Freeze(pause); !f.ok()) {
+    return Fail(std::string(f.message()));
+  }
   return 0;
 }
 
@@ -1036,6 +1080,10 @@ int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, ch
         {"tty", "t", "detach", "d", "no-new-privs", "ignore-paused"});
     if (!f.ok()) return Fail(std::string(f.status().message()));
     return ExecCommand(*f);
+  }
+  if (cmd == "pause" || cmd == "resume") {
+    if (argc != 1) return Fail(cmd + " needs exactly one container id");
+    return PauseCommand(argv[0], cmd == "pause");
   }
   if (cmd == "ps") {
     absl::StatusOr<Flags> f = ParseFlags(argc, argv, {"format", "f"}, {});

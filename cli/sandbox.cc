@@ -157,6 +157,7 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
   }
   out->gofer = StartGofer(sv[1], cfg.rootfs, /*writable=*/false, cfg.die_with_parent);
   close(sv[1]);
+  if (out->gofer > 0 && cfg.on_child) cfg.on_child(out->gofer);
   if (out->gofer < 0) {
     fprintf(stderr, "%s: fork gofer: %s\n", who, strerror(errno));
     close(sv[0]);
@@ -181,6 +182,7 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
     v.sock = vs[0];
     v.gofer = StartGofer(vs[1], v.host, v.writable, cfg.die_with_parent);
     close(vs[1]);
+    if (v.gofer > 0 && cfg.on_child) cfg.on_child(v.gofer);
     if (v.gofer < 0) return fail("fork gofer");
   }
 
@@ -258,6 +260,8 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
     ExecSelf(args);
   }
   out->sentry = static_cast<pid_t>(pid);
+  // Before it runs: the stub processes it forks follow it.
+  if (cfg.on_child) cfg.on_child(out->sentry);
   close(sync[0]);
   close(sv[0]);
   for (Volume& v : cfg.volumes) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,6 +43,9 @@ struct SandboxConfig {
   int control_fd = -1;            // see BootOptions::control_fd
   // The sentry and gofers die with the process that launched them.
   bool die_with_parent = true;
+  // Called with each gofer's pid as it starts, and the sentry's before it
+  // runs anything (the OCI runtime puts them in the container's cgroups).
+  std::function<void(pid_t)> on_child;
 };
 
 struct Launched {

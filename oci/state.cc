@@ -56,7 +56,7 @@ std::string JsonLogLine(const std::string& level, const std::string& msg) {
 absl::Status WriteState(const std::string& dir, const State& s) {
   json j = ToJson(s);
   j["pid"] = s.pid;
-  j["husk"] = {{"pidStart", s.pid_start}, {"createdNs", s.created_ns}};
+  j["husk"] = {{"pidStart", s.pid_start}, {"createdNs", s.created_ns}, {"cgroup", s.cgroup}};
   const std::string text = j.dump(1) + "\n";
   const std::string tmp = dir + "/.state.json.tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -90,6 +90,7 @@ absl::StatusOr<State> ReadState(const std::string& dir) {
     s.rootfs = j.value("rootfs", "");
     s.pid_start = j.at("husk").at("pidStart").get<uint64_t>();
     s.created_ns = j.at("husk").at("createdNs").get<int64_t>();
+    s.cgroup = j.at("husk").value("cgroup", "");
     for (const auto& [k, v] : j.at("annotations").items()) s.annotations[k] = v.get<std::string>();
   } catch (const json::exception&) {
     return absl::DataLossError(absl::StrCat(dir, "/state.json is corrupt"));

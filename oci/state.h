@@ -25,6 +25,7 @@ struct State {
   std::string rootfs;
   int64_t created_ns = 0;  // CLOCK_REALTIME
   std::map<std::string, std::string> annotations;
+  std::string cgroup;  // the container's cgroups, under husk's own (empty: none)
 };
 
 // The state as `husk state` prints it (the OCI state, plus runc's extra

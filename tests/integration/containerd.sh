@@ -33,6 +33,7 @@ cleanup() {
     done
   fi
   stop_engines
+  remove_cgroups "$ns"
   rm -rf "$work" "/run/containerd/runc/$ns"
 }
 trap cleanup EXIT

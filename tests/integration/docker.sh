@@ -24,6 +24,7 @@ work=$(mktemp -d /var/tmp/husk-docker.XXXXXX)
 . "$here/engines.sh"
 cleanup() {
   stop_engines
+  remove_cgroups docker
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -5,6 +5,8 @@
 #   start_containerd            sets cpid; ctr -a "$work/c.sock" reaches it
 #   start_dockerd RUNTIMES_JSON sets dpid; docker -H "unix://$work/d.sock" reaches it
 #   stop_engines                kills what was started, unmounts what is left under $work
+#   remove_cgroups NAME...      removes the (empty) cgroups runc left for NAME (a containerd
+#                               namespace, or dockerd's "docker") under every hierarchy
 cpid= dpid=
 docker=/usr/bin/docker  # Debian's 20.10 client; another docker may come first on PATH
 
@@ -63,4 +65,12 @@ stop_engines() {
     wait "$cpid" 2>/dev/null || true
   fi
   grep " $work/" /proc/mounts | cut -d' ' -f2 | sort -r | while read -r m; do umount -l "$m"; done
+}
+
+remove_cgroups() {
+  for name in "$@"; do
+    for d in /sys/fs/cgroup/*/"$name"/* /sys/fs/cgroup/*/"$name"; do
+      [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+    done
+  done
 }

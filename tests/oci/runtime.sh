@@ -154,6 +154,45 @@ done
 h delete t5
 set_args '["sleep", "100"]'
 
+# Cgroups: linux.resources.memory.limit reaches the host cgroup of the sandbox's processes
+# (above the sandbox's own limit: the sentry's OOM killer acts first); pause freezes the
+# sandbox (a counting loop stops), resume thaws it; delete removes the cgroups.
+mkdir -p "$work/count"
+set_args '["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /count/n; done"]' \
+  "c['linux']['resources'] = {'memory': {'limit': 67108864}}
+c['mounts'].append({'destination': '/count', 'type': 'bind', 'source': '$work/count', 'options': ['rbind']})"
+h create --bundle "$b" t6
+h start t6
+rel=$(grep -o '"cgroup": "[^"]*"' "$root/t6/state.json" | cut -d'"' -f4)
+if [ -d /sys/fs/cgroup/freezer ]; then
+  cg=/sys/fs/cgroup/memory$(grep ':memory:' /proc/self/cgroup | cut -d: -f3)$rel
+  [ "$(cat "$cg/memory.limit_in_bytes")" = $((67108864 + 67108864 / 16 + 67108864)) ] ||
+    fail "the memory cgroup's limit: $(cat "$cg/memory.limit_in_bytes" 2>&1)"
+else
+  cg=/sys/fs/cgroup$(grep '^0::' /proc/self/cgroup | cut -d: -f3)$rel
+fi
+[ -d "$cg" ] || fail "no cgroup at $cg"
+count() {  # the counter, read again while the loop has it truncated
+  v=
+  while [ -z "$v" ]; do v=$(cat "$work/count/n" 2>/dev/null); done
+  echo "$v"
+}
+sleep 0.5
+h pause t6
+h state t6 | grep -q '"status": "paused"' || fail "state after pause: $(h state t6)"
+n1=$(cat "$work/count/n"); sleep 0.5; n2=$(cat "$work/count/n")
+[ "$n1" = "$n2" ] || fail "the paused container went on counting ($n1, then $n2)"
+h pause t6 2>/dev/null && fail "a second pause worked"
+h resume t6
+h state t6 | grep -q '"status": "running"' || fail "state after resume: $(h state t6)"
+sleep 0.5
+n3=$(count)
+[ "$n3" -gt "${n2:-0}" ] || fail "the resumed container did not count on ($n2, then $n3)"
+h pause t6
+h delete --force t6
+[ -e "$cg" ] && fail "delete left the cgroup $cg"
+set_args '["sleep", "100"]'
+
 # A created container can be killed and deleted without --force (and cannot exec yet).
 h create --bundle "$b" t2
 h exec t2 true 2>/dev/null && fail "exec in a created container worked"
@@ -166,6 +205,7 @@ bad() {  # bad WHAT EXPECTED-TEXT
   h create --bundle "$b" tbad 2>"$work/err" && fail "$1: create worked"
   grep -q "$2" "$work/err" || fail "$1: error '$(cat "$work/err")' lacks '$2'"
   [ -e "$root/tbad" ] && fail "$1: the state directory was left"
+  [ -z "$(find /sys/fs/cgroup -name tbad -type d 2>/dev/null)" ] || fail "$1: a cgroup was left"
   cp "$work/config.orig" "$b/config.json"
 }
 echo '{"ociVersion": ' >"$b/config.json"
@@ -224,4 +264,6 @@ after=$(ps -e --no-headers | wc -l)
 [ "$after" -le "$before" ] || fail "processes: $before before 100 cycles, $after after: $(ps -ef)"
 [ "$(wc -l </proc/mounts)" = "$mounts_before" ] || fail "mounts changed over 100 cycles"
 [ -z "$(ls "$root")" ] || fail "state left after 100 cycles: $(ls "$root")"
+[ -z "$(find /sys/fs/cgroup -path '*/husk/*' -type d 2>/dev/null)" ] ||
+  fail "cgroups left after 100 cycles: $(find /sys/fs/cgroup -path '*/husk/*' -type d)"
 echo PASS

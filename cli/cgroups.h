@@ -1,0 +1,53 @@
+// The host cgroups of one container (the OCI runtime's linux.resources):
+// its sentry, gofers and the sentry's stub processes go in them, never its
+// monitor (which must answer while the container is frozen). Nested under
+// the cgroup husk itself runs in, so a container never escapes the limits
+// its runtime has. cgroup v1 (one hierarchy per controller: memory, pids,
+// cpu, freezer) and v2 (the unified tree) are both handled.
+#ifndef HUSK_CLI_CGROUPS_H_
+#define HUSK_CLI_CGROUPS_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace husk::cli {
+
+struct CgroupLimits {
+  std::optional<int64_t> memory;       // bytes
+  std::optional<int64_t> pids;         // tasks
+  std::optional<int64_t> cpu_quota;    // microseconds per period
+  std::optional<uint64_t> cpu_period;  // microseconds
+  std::optional<uint64_t> cpu_shares;
+};
+
+class ContainerCgroup {
+ public:
+  // `name`: the spec's cgroupsPath, or the container id; made relative to
+  // husk's own cgroup ("a/b" and "/a/b" alike; a systemd "slice:prefix:name"
+  // becomes "prefix-name").
+  ContainerCgroup() = default;
+  explicit ContainerCgroup(const std::string& name);
+
+  // Makes the cgroups and writes the limits.
+  absl::Status Create(const CgroupLimits& limits);
+  absl::Status Add(pid_t pid) const;
+  absl::Status Freeze(bool frozen) const;
+  bool Frozen() const;
+  // Removes the (empty) cgroups; waits a little for exiting processes.
+  void Remove() const;
+  // What state.json keeps to find them again.
+  const std::string& relative() const { return relative_; }
+
+ private:
+  std::string Dir(const char* controller) const;
+  std::string relative_;  // under husk's own cgroup, per controller
+};
+
+}  // namespace husk::cli
+
+#endif  // HUSK_CLI_CGROUPS_H_

@@ -5,6 +5,7 @@
 #   - ctr run --rm echo hi prints hi;
 #   - exit codes, stdout and stderr reach ctr as with runc (the same scenario under both);
 #   - ctr run -d, then ctr task exec lists the sandbox's processes and returns an exec's status;
+#   - ctr task ps, pause and resume;
 #   - ctr task kill and ctr task delete leave no process and no runtime state;
 #   - an unknown command fails at start with husk's one-line reason in containerd's error.
 # Everything it started is stopped by pid.
@@ -76,6 +77,11 @@ c task exec --exec-id e2 t2 sh -c 'exit 5'
 rc=$?
 set -e
 [ "$rc" = 5 ] || fail "ctr task exec exit status $rc, want 5"
+# ctr task pause/resume (runc pause/resume: the container's cgroups frozen and thawed).
+c task pause t2
+c task ls | grep -q '^t2 .*PAUSED' || fail "t2 is not paused: $(c task ls)"
+c task resume t2
+c task ls | grep -q '^t2 .*RUNNING' || fail "t2 did not resume: $(c task ls)"
 c task kill -s SIGKILL t2
 i=0
 until c task ls | grep -q '^t2 .*STOPPED'; do

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -20,8 +21,9 @@ namespace husk::cli {
 namespace {
 
 constexpr const char* kRoot = "/sys/fs/cgroup";
-// v1 hierarchies husk uses (memory, pids, cpu for limits; freezer for pause).
-constexpr const char* kControllers[] = {"memory", "pids", "cpu", "freezer"};
+// v1 hierarchies husk uses (memory, pids, cpu for limits; cpuacct for the
+// CPU time events report; freezer for pause).
+constexpr const char* kControllers[] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
 
 bool Unified() { return access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0; }
 
@@ -170,15 +172,50 @@ absl::Status ContainerCgroup::Freeze(bool frozen) const {
   if (Unified()) return WriteValue(Dir("") + "/cgroup.freeze", frozen ? "1" : "0");
   const std::string state = Dir("freezer") + "/freezer.state";
   if (auto s = WriteValue(state, frozen ? "FROZEN" : "THAWED"); !s.ok()) return s;
-  // FREEZING until every task has stopped.
-  for (int i = 0; i < 500 && frozen && ReadValue(state) != "FROZEN"; i++) usleep(2000);
-  return absl::OkStatus();
+  if (!frozen) return absl::OkStatus();
+  // FREEZING until every task has stopped (asked again, as runc does: a
+  // task in the middle of a fork can miss the first request). One that
+  // will not freeze in 10 s is thawed again, never left half frozen.
+  for (int i = 0; i < 1000; i++) {
+    if (ReadValue(state) == "FROZEN") return absl::OkStatus();
+    usleep(10000);
+    if (i % 10 == 9) (void)WriteValue(state, "FROZEN");
+  }
+  (void)WriteValue(state, "THAWED");
+  return absl::DeadlineExceededError("the container's tasks did not freeze in 10 s");
 }
 
 bool ContainerCgroup::Frozen() const {
   if (relative_.empty()) return false;
   if (Unified()) return ReadValue(Dir("") + "/cgroup.events").find("frozen 1") != std::string::npos;
   return ReadValue(Dir("freezer") + "/freezer.state") == "FROZEN";
+}
+
+ContainerCgroup::Stats ContainerCgroup::Read() const {
+  Stats st;
+  auto number = [](const std::string& text) {
+    uint64_t n = 0;
+    return absl::SimpleAtoi(text, &n) ? n : 0;
+  };
+  if (relative_.empty()) return st;
+  if (Unified()) {
+    const std::string dir = Dir("");
+    st.memory_usage = number(ReadValue(dir + "/memory.current"));
+    st.memory_limit = number(ReadValue(dir + "/memory.max"));
+    st.pids_current = number(ReadValue(dir + "/pids.current"));
+    st.pids_limit = number(ReadValue(dir + "/pids.max"));
+    std::string cpu = ReadValue(dir + "/cpu.stat");
+    if (size_t at = cpu.find("usage_usec "); at != std::string::npos) {
+      st.cpu_total_ns = number(cpu.substr(at + 11, cpu.find('\n', at) - at - 11)) * 1000;
+    }
+    return st;
+  }
+  st.memory_usage = number(ReadValue(Dir("memory") + "/memory.usage_in_bytes"));
+  st.memory_limit = number(ReadValue(Dir("memory") + "/memory.limit_in_bytes"));
+  st.pids_current = number(ReadValue(Dir("pids") + "/pids.current"));
+  st.pids_limit = number(ReadValue(Dir("pids") + "/pids.max"));
+  st.cpu_total_ns = number(ReadValue(Dir("cpuacct") + "/cpuacct.usage"));
+  return st;
 }
 
 void ContainerCgroup::Remove() const {

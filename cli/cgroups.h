@@ -36,8 +36,16 @@ class ContainerCgroup {
   // Makes the cgroups and writes the limits.
   absl::Status Create(const CgroupLimits& limits);
   absl::Status Add(pid_t pid) const;
+  // Freezing waits until every task is frozen (or thaws again and fails).
   absl::Status Freeze(bool frozen) const;
   bool Frozen() const;
+  // What `husk events --stats` reports (0 where the host has no figure).
+  struct Stats {
+    uint64_t memory_usage = 0, memory_limit = 0;
+    uint64_t pids_current = 0, pids_limit = 0;
+    uint64_t cpu_total_ns = 0;
+  };
+  Stats Read() const;
   // Removes the (empty) cgroups; waits a little for exiting processes.
   void Remove() const;
   // What state.json keeps to find them again.

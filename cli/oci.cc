@@ -42,6 +42,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "cli/cgroups.h"
 #include "cli/commands.h"
 #include "cli/sandbox.h"
@@ -754,8 +756,9 @@ int KillContainer(const std::string& id, int sig) {
   absl::StatusOr<std::string> a = AskMonitor(id, absl::StrCat("kill ", sig));
   if (!a.ok()) return Fail(std::string(a.status().message()));
   if (*a != "ok") return Fail(*a);
-  // A frozen task dies of SIGKILL only once thawed (runc thaws too).
-  if (sig == SIGKILL && s->status == "paused") (void)ContainerCgroup(s->cgroup).Freeze(false);
+  // A frozen (or freezing) task dies of SIGKILL only once thawed (runc
+  // thaws too).
+  if (sig == SIGKILL && !s->cgroup.empty()) (void)ContainerCgroup(s->cgroup).Freeze(false);
   return 0;
 }
 
@@ -774,8 +777,8 @@ int DeleteContainer(const std::string& id, bool force) {
   }
   if (s->status != "stopped") {
     (void)AskMonitor(id, "kill 9");
-    // A frozen task dies of SIGKILL only once thawed.
-    if (s->status == "paused") (void)ContainerCgroup(s->cgroup).Freeze(false);
+    // A frozen (or freezing) task dies of SIGKILL only once thawed.
+    if (!s->cgroup.empty()) (void)ContainerCgroup(s->cgroup).Freeze(false);
     if (MonitorAlive(*s) && !WaitGone(*s, 10)) {
       kill(s->pid, SIGKILL);
       WaitGone(*s, 5);
@@ -965,6 +968,37 @@ int ExecCommand(const Flags& f) {
   return WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 }
 
+// `husk events`: runc's JSON events, one line each: the container's stats
+// (from its host cgroups) once with --stats, else every --interval (5s)
+// until the container stops.
+int EventsCommand(const Flags& f) {
+  if (f.positional.size() != 1) return Fail("events needs exactly one container id");
+  const std::string id = f.positional[0];
+  absl::Duration interval = absl::Seconds(5);
+  if (const std::string v = f.Get("interval"); !v.empty() && !absl::ParseDuration(v, &interval)) {
+    return Fail("--interval wants a duration like 5s, got '" + v + "'");
+  }
+  for (;;) {
+    absl::StatusOr<oci::State> s = CurrentState(id);
+    if (!s.ok()) return Fail(std::string(s.status().message()));
+    if (s->status == "stopped")
+      return f.Has("stats") ? Fail("container " + id + " is not running") : 0;
+    ContainerCgroup::Stats st = ContainerCgroup(s->cgroup).Read();
+    printf(
+        "{\"type\":\"stats\",\"id\":\"%s\",\"data\":{\"cpu\":{\"usage\":{\"total\":%llu}},"
+        "\"memory\":{\"usage\":{\"usage\":%llu,\"limit\":%llu}},"
+        "\"pids\":{\"current\":%llu,\"limit\":%llu}}}\n",
+        id.c_str(), static_cast<unsigned long long>(st.cpu_total_ns),
+        static_cast<unsigned long long>(st.memory_usage),
+        static_cast<unsigned long long>(st.memory_limit),
+        static_cast<unsigned long long>(st.pids_current),
+        static_cast<unsigned long long>(st.pids_limit));
+    fflush(stdout);
+    if (f.Has("stats")) return 0;
+    absl::SleepFor(interval);
+  }
+}
+
 // `husk ps`: the container's processes. They live in the sentry and
 // have no host pids: the table shows the sandbox's own (as gVisor's does),
 // and --format json gives them as runc's list of pids.
@@ -1080,6 +1114,11 @@ int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, ch
         {"tty", "t", "detach", "d", "no-new-privs", "ignore-paused"});
     if (!f.ok()) return Fail(std::string(f.status().message()));
     return ExecCommand(*f);
+  }
+  if (cmd == "events") {
+    absl::StatusOr<Flags> f = ParseFlags(argc, argv, {"interval"}, {"stats"});
+    if (!f.ok()) return Fail(std::string(f.status().message()));
+    return EventsCommand(*f);
   }
   if (cmd == "pause" || cmd == "resume") {
     if (argc != 1) return Fail(cmd + " needs exactly one container id");

@@ -178,6 +178,12 @@ count() {  # the counter, read again while the loop has it truncated
   echo "$v"
 }
 sleep 0.5
+# events --stats: the cgroup's figures (the limit as written, some memory and tasks in use).
+h events --stats t6 >"$work/ev"
+grep -q '"type":"stats","id":"t6"' "$work/ev" || fail "events --stats: $(cat "$work/ev")"
+grep -q "\"limit\":$((67108864 + 67108864 / 16 + 67108864))" "$work/ev" ||
+  [ ! -d /sys/fs/cgroup/freezer ] || fail "events --stats memory limit: $(cat "$work/ev")"
+grep -q '"current":[1-9]' "$work/ev" || fail "events --stats pids: $(cat "$work/ev")"
 h pause t6
 h state t6 | grep -q '"status": "paused"' || fail "state after pause: $(h state t6)"
 n1=$(cat "$work/count/n"); sleep 0.5; n2=$(cat "$work/count/n")

@@ -94,6 +94,14 @@ int BootCommand(int argc, char** argv, char** full_argv) {
           opts.groups.push_back(id);
         }
       }
+    } else if (FlagValue(a, "--caps", &v)) {
+      // BOUNDING:EFFECTIVE:PERMITTED:INHERITABLE:AMBIENT, hexadecimal masks.
+      std::vector<std::string> parts = absl::StrSplit(v, ':');
+      if (parts.size() != 5) return 125;
+      for (size_t n = 0; n < 5; n++) {
+        if (!absl::SimpleHexAtoi(parts[n], &opts.caps[n])) return 125;
+      }
+      opts.set_caps = true;
     } else if (FlagValue(a, "--umask", &v)) {
       uint32_t mask;
       if (!absl::numbers_internal::safe_strtou32_base(v, &mask, 8) || mask > 0777) return 125;

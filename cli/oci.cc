@@ -334,6 +334,16 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
   for (uint32_t g : spec.additional_gids) absl::StrAppend(&groups, groups.empty() ? "" : ",", g);
   cfg.boot_flags.push_back(absl::StrCat("--user=", spec.uid, ":", spec.gid, ":", groups));
   if (spec.umask.has_value()) cfg.boot_flags.push_back(absl::StrFormat("--umask=%o", *spec.umask));
+  if (spec.has_capabilities) {
+    auto mask = [](const std::vector<std::string>& names) {
+      uint64_t m = 0;
+      for (const std::string& n : names) m |= uint64_t{1} << oci::CapabilityByName(n);
+      return m;
+    };
+    cfg.boot_flags.push_back(absl::StrFormat("--caps=%x:%x:%x:%x:%x", mask(spec.cap_bounding),
+                                             mask(spec.cap_effective), mask(spec.cap_permitted),
+                                             mask(spec.cap_inheritable), mask(spec.cap_ambient)));
+  }
   for (const oci::Rlimit& r : spec.rlimits) {
     cfg.boot_flags.push_back(absl::StrCat("--rlimit=", r.resource, ":", r.soft, ":", r.hard));
   }

@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -150,6 +151,59 @@ int RlimitByName(const std::string& name) {
   return it == kNames.end() ? -1 : it->second;
 }
 
+}  // namespace
+
+int CapabilityByName(const std::string& name) {
+  // capability.h's numbering, 0 to CAP_LAST_CAP (40).
+  static const char* const kNames[] = {"CAP_CHOWN",
+                                       "CAP_DAC_OVERRIDE",
+                                       "CAP_DAC_READ_SEARCH",
+                                       "CAP_FOWNER",
+                                       "CAP_FSETID",
+                                       "CAP_KILL",
+                                       "CAP_SETGID",
+                                       "CAP_SETUID",
+                                       "CAP_SETPCAP",
+                                       "CAP_LINUX_IMMUTABLE",
+                                       "CAP_NET_BIND_SERVICE",
+                                       "CAP_NET_BROADCAST",
+                                       "CAP_NET_ADMIN",
+                                       "CAP_NET_RAW",
+                                       "CAP_IPC_LOCK",
+                                       "CAP_IPC_OWNER",
+                                       "CAP_SYS_MODULE",
+                                       "CAP_SYS_RAWIO",
+                                       "CAP_SYS_CHROOT",
+                                       "CAP_SYS_PTRACE",
+                                       "CAP_SYS_PACCT",
+                                       "CAP_SYS_ADMIN",
+                                       "CAP_SYS_BOOT",
+                                       "CAP_SYS_NICE",
+                                       "CAP_SYS_RESOURCE",
+                                       "CAP_SYS_TIME",
+                                       "CAP_SYS_TTY_CONFIG",
+                                       "CAP_MKNOD",
+                                       "CAP_LEASE",
+                                       "CAP_AUDIT_WRITE",
+                                       "CAP_AUDIT_CONTROL",
+                                       "CAP_SETFCAP",
+                                       "CAP_MAC_OVERRIDE",
+                                       "CAP_MAC_ADMIN",
+                                       "CAP_SYSLOG",
+                                       "CAP_WAKE_ALARM",
+                                       "CAP_BLOCK_SUSPEND",
+                                       "CAP_AUDIT_READ",
+                                       "CAP_PERFMON",
+                                       "CAP_BPF",
+                                       "CAP_CHECKPOINT_RESTORE"};
+  for (int i = 0; i < static_cast<int>(std::size(kNames)); i++) {
+    if (name == kNames[i]) return i;
+  }
+  return -1;
+}
+
+namespace {
+
 void ParseProcess(Checker& c, const json& p, Spec* s) {
   c.Bool(p, "terminal", "process.terminal", &s->terminal);
   if (const json* cs = c.Object(p, "consoleSize", "process.consoleSize")) {
@@ -218,6 +272,15 @@ void ParseProcess(Checker& c, const json& p, Spec* s) {
     c.Strings(*caps, "permitted", "process.capabilities.permitted", &s->cap_permitted);
     c.Strings(*caps, "inheritable", "process.capabilities.inheritable", &s->cap_inheritable);
     c.Strings(*caps, "ambient", "process.capabilities.ambient", &s->cap_ambient);
+    s->has_capabilities = true;
+    for (const auto* set : {&s->cap_bounding, &s->cap_effective, &s->cap_permitted,
+                            &s->cap_inheritable, &s->cap_ambient}) {
+      for (const std::string& name : *set) {
+        if (c.ok() && CapabilityByName(name) < 0) {
+          c.Fail("process.capabilities", "unknown capability '" + name + "'");
+        }
+      }
+    }
   }
 }
 

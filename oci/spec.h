@@ -65,6 +65,7 @@ struct Spec {
   std::vector<Rlimit> rlimits;
   bool no_new_privileges = false;
   std::vector<std::string> cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+  bool has_capabilities = false;  // process.capabilities was given
 
   // root
   std::string root_path;  // absolute (a relative path is the bundle's)
@@ -89,6 +90,9 @@ struct Spec {
   std::optional<uint64_t> cpu_period;
   std::string cgroups_path;
 };
+
+// A capability's number by its name ("CAP_CHOWN" is 0), -1 if unknown.
+int CapabilityByName(const std::string& name);
 
 // Parses and checks config.json's text; `bundle` is the bundle's absolute
 // directory (what a relative root.path or bind source is relative to).

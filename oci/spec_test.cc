@@ -140,8 +140,25 @@ TEST(SpecTest, MalformedBundlesNameTheField) {
   d["linux"] = {{"namespaces", {{{"type", "pid"}}, {{"type", "pid"}}}}};
   EXPECT_EQ(ErrorOf(d), "config.json: linux.namespaces[1].type: given twice");
   d = Minimal();
+  d["process"]["capabilities"] = {{"bounding", {"CAP_CHOWN", "CAP_BOGUS"}}};
+  EXPECT_EQ(ErrorOf(d), "config.json: process.capabilities: unknown capability 'CAP_BOGUS'");
+  d = Minimal();
   d["ociVersion"] = "2.0.0";
   EXPECT_EQ(ErrorOf(d), "config.json: ociVersion: husk runs 1.x bundles, not '2.0.0'");
+}
+
+TEST(SpecTest, CapabilityNumbers) {
+  EXPECT_EQ(CapabilityByName("CAP_CHOWN"), 0);
+  EXPECT_EQ(CapabilityByName("CAP_SYS_ADMIN"), 21);
+  EXPECT_EQ(CapabilityByName("CAP_CHECKPOINT_RESTORE"), 40);
+  EXPECT_EQ(CapabilityByName("CHOWN"), -1);
+  json d = Minimal();
+  d["process"]["capabilities"] = {{"bounding", {"CAP_KILL"}}, {"ambient", json::array()}};
+  absl::StatusOr<Spec> s = ParseSpec(d.dump(), "/b");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->has_capabilities);
+  EXPECT_EQ(s->cap_bounding, std::vector<std::string>{"CAP_KILL"});
+  EXPECT_FALSE(ParseSpec(Minimal().dump(), "/b")->has_capabilities);
 }
 
 }  // namespace

@@ -318,7 +318,16 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     t.gid = t.egid = t.sgid = t.fsgid = opts.gid;
     t.groups = opts.groups;
     std::sort(t.groups.begin(), t.groups.end());
-    if (opts.uid != 0) t.caps.permitted = t.caps.effective = t.caps.ambient = 0;
+    if (opts.set_caps) {
+      // What exec then makes of them is Linux's (Capabilities::OnExec).
+      t.caps.bounding = opts.caps[0] & kAllCapabilities;
+      t.caps.effective = opts.caps[1] & kAllCapabilities;
+      t.caps.permitted = opts.caps[2] & kAllCapabilities;
+      t.caps.inheritable = opts.caps[3] & kAllCapabilities;
+      t.caps.ambient = opts.caps[4] & kAllCapabilities;
+    } else if (opts.uid != 0) {
+      t.caps.permitted = t.caps.effective = t.caps.ambient = 0;
+    }
     if (opts.umask >= 0) t.fs().umask = static_cast<mode_t>(opts.umask);
     for (const BootOptions::Rlimit& r : opts.rlimits) {
       t.tg().rlimits[r.resource] = {static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)};

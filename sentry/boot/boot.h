@@ -52,6 +52,10 @@ struct BootOptions {
     uint64_t soft = 0, hard = 0;
   };
   std::vector<Rlimit> rlimits;
+  // process.capabilities as masks: bounding, effective, permitted,
+  // inheritable, ambient (none given: root's full sets).
+  bool set_caps = false;
+  uint64_t caps[5] = {};
   std::vector<std::string> argv;  // the command; argv[0] is looked up in PATH
   int reexec_count = 0;
   // The OCI runtime's: start_fd (a SOCK_SEQPACKET socket) first gets

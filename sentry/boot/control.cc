@@ -113,10 +113,11 @@ void Exec(Kernel& k, const ExecRequest& req, std::vector<UniqueFd>& fds) {
     t->cpu_mask = init->cpu_mask;
     t->uid = t->euid = t->suid = t->fsuid = req.uid;
     t->gid = t->egid = t->sgid = t->fsgid = req.gid;
-    if (req.uid != 0) {
-      // A non-root user starts without capabilities (no file capabilities).
-      t->caps.permitted = t->caps.effective = t->caps.ambient = 0;
-    }
+    // The container's capability bounds (its first program's); a non-root
+    // user starts without capabilities (no file capabilities).
+    t->caps.bounding = init->caps.bounding;
+    t->caps.inheritable = init->caps.inheritable;
+    if (req.uid != 0) t->caps.permitted = t->caps.effective = t->caps.ambient = 0;
     for (int fd = 0; fd < 3; fd++) InstallHostFd(k, *t, fds[fd].get(), fd);
     auto status = std::make_shared<UniqueFd>(std::move(fds[3]));
     g.on_exit = [status](int wait_status) {

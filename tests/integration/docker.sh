@@ -37,10 +37,12 @@ d import -c 'CMD ["sh"]' "$work/rootfs.tar" busybox:husk >/dev/null
 out=$(d run --rm --runtime=husk busybox:husk echo hi)
 [ "$out" = hi ] || fail "docker run echo hi printed '$out'"
 
-# The same scenario under runc and husk: exit code, stdout, stderr.
+# The same scenario under runc and husk: exit code, stdout, stderr, and the capabilities
+# Docker gives a container's root.
 for rt in runc husk; do
   set +e
-  d run --rm --runtime=$rt busybox:husk sh -c 'echo to-stdout; echo to-stderr >&2; exit 3' \
+  d run --rm --runtime=$rt busybox:husk \
+    sh -c 'grep ^Cap /proc/self/status; echo to-stdout; echo to-stderr >&2; exit 3' \
     >"$work/$rt.out" 2>"$work/$rt.err"
   echo "exit=$?" >>"$work/$rt.out"
   set -e

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "cli/sandbox.h"
 
 namespace husk::cli {
 namespace {
@@ -63,15 +64,6 @@ std::string ReadValue(const std::string& file) {
   return std::string(absl::StripTrailingAsciiWhitespace(buf.str()));
 }
 
-bool MkdirAll(const std::string& path) {
-  std::string sofar;
-  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
-    absl::StrAppend(&sofar, "/", part);
-    if (mkdir(sofar.c_str(), 0755) != 0 && errno != EEXIST) return false;
-  }
-  return true;
-}
-
 // What the host cgroup allows a sandbox whose own limit is `sandbox`: the
 // sentry keeps its sandbox under that limit itself (its OOM killer picks a
 // process inside); the host's limit, above it, is for the sentry's own
@@ -101,7 +93,7 @@ std::string ContainerCgroup::Dir(const char* controller) const {
 absl::Status ContainerCgroup::Create(const CgroupLimits& limits) {
   if (Unified()) {
     const std::string dir = Dir("");
-    if (!MkdirAll(dir)) return absl::InternalError(absl::StrCat(dir, ": ", strerror(errno)));
+    if (!MkdirAll(dir, 0755)) return absl::InternalError(absl::StrCat(dir, ": ", strerror(errno)));
     if (limits.memory) {
       if (auto s = WriteValue(dir + "/memory.max", std::to_string(HostMemoryLimit(*limits.memory)));
           !s.ok()) {
@@ -124,7 +116,7 @@ absl::Status ContainerCgroup::Create(const CgroupLimits& limits) {
     // A hierarchy the host does not have is left out, unless a limit needs it.
     if (access(absl::StrCat(kRoot, "/", c).c_str(), F_OK) != 0) continue;
     const std::string dir = Dir(c);
-    if (!MkdirAll(dir)) return absl::InternalError(absl::StrCat(dir, ": ", strerror(errno)));
+    if (!MkdirAll(dir, 0755)) return absl::InternalError(absl::StrCat(dir, ": ", strerror(errno)));
   }
   if (limits.memory) {
     if (auto s = WriteValue(Dir("memory") + "/memory.limit_in_bytes",

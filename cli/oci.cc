@@ -44,6 +44,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/fd_passing.h"
 #include "cli/cgroups.h"
 #include "cli/commands.h"
 #include "cli/sandbox.h"
@@ -130,25 +131,6 @@ absl::StatusOr<oci::State> CurrentState(const std::string& id) {
     s->status = "paused";
   }
   return s;
-}
-
-// Sends `data` with descriptors `fds` (SCM_RIGHTS) as one packet.
-bool SendWithFds(int sock, const std::string& data, const std::vector<int>& fds) {
-  iovec iov{const_cast<char*>(data.data()), data.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  return sendmsg(sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
 }
 
 // A request to the monitor on ROOT/ID/control.sock (with descriptors for
@@ -294,14 +276,14 @@ bool WriteFileAtomically(const std::string& path, const std::string& text) {
   return true;
 }
 
-// mkdir -p (0711), as runc makes its --root.
-bool MkdirAll(const std::string& path) {
-  std::string sofar;
-  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
-    absl::StrAppend(&sofar, "/", part);
-    if (mkdir(sofar.c_str(), 0711) != 0 && errno != EEXIST) return false;
-  }
-  return true;
+// What a child reports on a pipe before it closes it (then closed here).
+std::string ReadToEnd(int fd) {
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
 }
 
 void RemoveTree(const std::string& dir) {
@@ -486,6 +468,7 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
                           int listen_fd) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, l.sentry, 0));
   bool started = false;
+  std::vector<char> buf(256 * 1024);  // one request
   for (;;) {
     pollfd p[2] = {{listen_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
     if (poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 200) < 0 && errno != EINTR) break;
@@ -506,24 +489,12 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
     if (!(p[0].revents & POLLIN)) continue;
     int c = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) continue;
-    std::vector<char> buf(256 * 1024);
-    alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-    iovec iov{buf.data(), buf.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof(cbuf);
-    ssize_t n = recvmsg(c, &msg, MSG_CMSG_CLOEXEC);
+    std::vector<UniqueFd> passed;  // closed once forwarded
+    bool cut;
+    ssize_t n = RecvWithFds(c, buf, 4, &passed, &cut);
     std::vector<int> fds;
-    for (cmsghdr* h = CMSG_FIRSTHDR(&msg); n > 0 && h != nullptr; h = CMSG_NXTHDR(&msg, h)) {
-      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
-      for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
-        int got;
-        memcpy(&got, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-        fds.push_back(got);
-      }
-    }
+    fds.reserve(passed.size());
+    for (const UniqueFd& f : passed) fds.push_back(f.get());
     std::string req = n > 0 ? std::string(buf.data(), static_cast<size_t>(n)) : "";
     std::string answer = "ok";
     if (req == "start") {
@@ -578,7 +549,6 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
     } else {
       answer = "unknown request";
     }
-    for (int fd : fds) close(fd);
     (void)!send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
     close(c);
   }
@@ -599,7 +569,8 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
   absl::StatusOr<SandboxConfig> cfg = ConfigFromSpec(*spec);
   if (!cfg.ok()) return Fail("config.json: " + std::string(cfg.status().message())), 0;
 
-  if (!MkdirAll(g_opts.root)) {
+  // mkdir -p, as runc makes its --root.
+  if (!MkdirAll(g_opts.root, 0711)) {
     return Fail(absl::StrCat("cannot make the state root ", g_opts.root, ": ", strerror(errno))), 0;
   }
   const std::string dir = ContainerDir(id);
@@ -715,11 +686,7 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle,
   close(start[1]);
   close(control[0]);
   close(control[1]);
-  std::string answer;
-  char buf[512];
-  ssize_t n;
-  while ((n = read(ready[0], buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
-  close(ready[0]);
+  const std::string answer = ReadToEnd(ready[0]);
   if (answer != "ok") {
     waitpid(monitor, nullptr, 0);
     RemoveTree(dir);
@@ -957,11 +924,7 @@ int ExecCommand(const Flags& f) {
   close(report[1]);
   close(status[0]);
   close(status[1]);
-  std::string answer;
-  char buf[512];
-  ssize_t n;
-  while ((n = read(report[0], buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
-  close(report[0]);
+  const std::string answer = ReadToEnd(report[0]);
   if (answer != "ok") {
     waitpid(child, nullptr, 0);
     return Fail(answer.empty() ? "exec failed" : answer);

@@ -149,6 +149,15 @@ uint64_t DefaultMemoryLimit() {
   return limit;
 }
 
+bool MkdirAll(const std::string& path, mode_t mode) {
+  std::string sofar;
+  for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    absl::StrAppend(&sofar, "/", part);
+    if (mkdir(sofar.c_str(), mode) != 0 && errno != EEXIST) return false;
+  }
+  return true;
+}
+
 bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {

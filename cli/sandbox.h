@@ -39,8 +39,8 @@ struct SandboxConfig {
   std::vector<std::string> tmpfs;
   // More flags for the sentry (--user=, --umask=, --rlimit=: BootOptions).
   std::vector<std::string> boot_flags;
-  int start_fd = -1;              // see BootOptions::start_fd (ours; the sentry gets a copy)
-  int control_fd = -1;            // see BootOptions::control_fd
+  int start_fd = -1;    // see BootOptions::start_fd (ours; the sentry gets a copy)
+  int control_fd = -1;  // see BootOptions::control_fd
   // The sentry and gofers die with the process that launched them.
   bool die_with_parent = true;
   // Called with each gofer's pid as it starts, and the sentry's before it
@@ -65,6 +65,8 @@ int WaitSandbox(const char* who, const SandboxConfig& cfg, const Launched& l);
 bool HostDirectory(const std::string& who, const std::string& path, std::string* out);
 // Normalises an absolute sandbox path ("//a/./b/" -> "/a/b"); ".." is refused.
 bool SandboxPath(const std::string& path, std::string* out);
+// mkdir -p: every missing directory of absolute `path` made with `mode`.
+bool MkdirAll(const std::string& path, mode_t mode);
 // The default memory limit of a sandbox (see do.cc's help).
 uint64_t DefaultMemoryLimit();
 

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/fd_passing.h"
 #include "sentry/fsimpl/host/host_file.h"
 
 namespace husk {
@@ -26,13 +27,7 @@ constexpr size_t kMaxPacket = 256 * 1024;
 constexpr int kExecFds = 4;
 
 // sendmsg(2): the sentry's seccomp policy has it (the gofer protocol), not sendto.
-void Say(int fd, const std::string& line) {
-  iovec iov{const_cast<char*>(line.data()), line.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  (void)!sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
+void Say(int fd, const std::string& line) { (void)SendWithFds(fd, line, {}, MSG_DONTWAIT); }
 
 void Signal(Kernel& k, int sig) {
   if (sig <= 0 || sig > kMaxSignal) return;
@@ -152,27 +147,12 @@ void ListProcesses(Kernel& k, int fd) {
 void Loop(Kernel& k, int fd) {
   std::vector<char> buf(kMaxPacket);
   for (;;) {
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kExecFds)];
-    iovec iov{buf.data(), buf.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
+    // Per packet: an exec's stdio must not stay open here after it.
     std::vector<UniqueFd> fds;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; i++) {
-        int got;
-        memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds.emplace_back(got);
-      }
-    }
-    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) continue;  // not ours: dropped
+    bool cut;
+    ssize_t n = RecvWithFds(fd, buf, kExecFds, &fds, &cut);
+    if (n <= 0) return;
+    if (cut) continue;  // not ours: dropped
     if (buf[0] == 'S' && n == 1 + sizeof(int32_t) && fds.empty()) {
       int32_t sig;
       memcpy(&sig, buf.data() + 1, sizeof(sig));

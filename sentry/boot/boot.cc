@@ -35,6 +35,7 @@
 #include "sentry/fsimpl/tmpfs/tmpfs.h"
 #include "sentry/kernel/clocks.h"
 #include "sentry/kernel/kernel.h"
+#include "sentry/kernel/tty.h"
 #include "sentry/memfile/account.h"
 #include "sentry/memfile/file_cache.h"
 #include "sentry/syscalls/syscalls.h"
@@ -185,9 +186,10 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
     vfs::MountSpec spec;
   };
   std::shared_ptr<procfs::ProcProvider> provider = NewKernelProcProvider(k);
+  vfs::InodeRef dev = devfs::NewDevRoot();
   StandardMount mounts[] = {
       {"tmp", tmpfs::NewTmpfsRoot(01777), {"tmpfs", "tmpfs", "rw,nosuid,nodev"}},
-      {"dev", devfs::NewDevRoot(), {"tmpfs", "tmpfs", "rw,nosuid,mode=755"}},
+      {"dev", dev, {"tmpfs", "tmpfs", "rw,nosuid,mode=755"}},
       {"proc", procfs::NewProcRoot(provider), {"proc", "proc", "rw,nosuid,nodev,noexec,relatime"}},
       {"sys", NewSysRoot(k.cpus), {"sysfs", "sysfs", "ro,nosuid,nodev,noexec,relatime"}},
   };
@@ -206,6 +208,13 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
     }
     (*point)->Mount(m.fs, m.spec);
   }
+  // Terminals: the sandbox's devpts on /dev/pts, /dev/ptmx a link to
+  // pts/ptmx as runc makes it, and /dev/tty.
+  ASSIGN_OR_RETURN(vfs::DentryRef pts, MakeMountpoint(root, "/dev/pts"));
+  pts->Mount(tty::NewDevpts(),
+             {"devpts", "devpts", "rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666"});
+  TRY(dev->Symlink("ptmx", "pts/ptmx"));
+  TRY(tmpfs::AddChild(*dev, "tty", tty::NewTtyDevice(dev->Stat().value().st_dev)));
   // The sandbox's cgroup, on the sysfs directory made for it: cgroup v2
   // only, read-only, as a container with its own cgroup namespace sees it.
   ASSIGN_OR_RETURN(vfs::DentryRef cgroup, MakeMountpoint(root, "/sys/fs/cgroup"));

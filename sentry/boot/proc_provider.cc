@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "sentry/kernel/anon.h"
+#include "sentry/kernel/tty.h"
 #include "sentry/kernel/version.h"
 
 namespace husk {
@@ -271,9 +272,10 @@ class KernelProcProvider : public procfs::ProcProvider {
     // 28, 45 to 51) only while there is one, as do_task_stat shows them.
     // exit_signal (38) is -1 for a thread that is not a leader.
     const bool has_mm = t->mm_if_any() != nullptr;
+    const tty::StatFields tty = tty::ProcStatFields(g);  // tty_nr (7), tpgid (8)
     std::string out = absl::StrFormat(
-        "%d (%s) %c %d %d %d 0 -1 0 0 0 0 0 %d %d %d %d %d %d %d 0 %d %d %d %u", t->tid(), t->comm,
-        StateName(*t)[0], g.ppid, g.pgid, g.sid, NsToClockTicks(self.user),
+        "%d (%s) %c %d %d %d %u %d 0 0 0 0 0 %d %d %d %d %d %d %d 0 %d %d %d %u", t->tid(), t->comm,
+        StateName(*t)[0], g.ppid, g.pgid, g.sid, tty.tty_nr, tty.tpgid, NsToClockTicks(self.user),
         NsToClockTicks(self.system), NsToClockTicks(t->cpu.children.user),
         NsToClockTicks(t->cpu.children.system), priority, t->nice,
         std::max<size_t>(g.threads.size(), 1), NsToClockTicks(t->start_boottime_ns),

@@ -124,6 +124,7 @@ Result<long> Task::Clone(const CloneArgs& a) {
     g.parent_thread = (flags & CLONE_PARENT) ? tg_->parent_thread : tid_;
     g.pgid = tg_->pgid;
     g.sid = tg_->sid;
+    g.ctty = tg_->ctty;
     g.rlimits = tg_->rlimits;
     g.oom_score_adj = tg_->oom_score_adj;
     g.oom_score_adj_min = tg_->oom_score_adj_min;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_format.h"
+#include "sentry/kernel/tty.h"
 #include "sentry/loader/loader.h"
 #include "sentry/memfile/account.h"
 
@@ -440,6 +441,8 @@ std::shared_ptr<Task> Task::FindReaper() {
 
 void Task::ExitProcess() {
   ThreadGroup& g = *tg_;
+  // A session leader's terminal hangs up (disassociate_ctty).
+  tty::SessionLeaderExit(kernel(), g);
   // The status: the group's exit code, or the leader's own (wait_task_zombie).
   std::shared_ptr<Task> leader = kernel().FindTask(g.tgid);
   int wait_status = g.exiting ? g.exit_code : (leader ? leader->exit_code : exit_code);

@@ -71,6 +71,9 @@ namespace husk {
 
 class Kernel;
 class Task;
+namespace tty {
+class Terminal;
+}  // namespace tty
 
 // Kernel-internal errnos (Linux's include/linux/errno.h). A handler
 // interrupted by a signal returns one; the syscall exit path turns it into a
@@ -147,6 +150,9 @@ class ThreadGroup {
   int ppid = 0;                // the parent process
   int parent_thread = 0;       // the thread of it that forked this one (wait4's __WNOTHREAD)
   int pgid = 0, sid = 0;
+  // The controlling terminal (sentry/kernel/tty.h): inherited by fork,
+  // dropped by setsid and when the session's terminal hangs up.
+  std::shared_ptr<tty::Terminal> ctty;
   int exit_signal = SIGCHLD;  // sent to the parent when the process ends
   std::array<struct rlimit, RLIM_NLIMITS> rlimits{};
   SignalQueue shared_pending;  // process-directed signals

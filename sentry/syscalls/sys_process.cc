@@ -23,6 +23,7 @@
 
 #include "sentry/kernel/blocking.h"
 #include "sentry/kernel/pidfd.h"
+#include "sentry/kernel/tty.h"
 #include "sentry/kernel/version.h"
 #include "sentry/syscalls/handlers.h"
 
@@ -281,6 +282,7 @@ SyscallResult SysSetsid(Task& t, const Args&) {
     return Errno{EPERM};
   }
   t.tg().sid = t.tg().pgid = t.tgid();
+  tty::DropControllingTerminal(t.tg());
   return static_cast<long>(t.tg().sid);
 }
 

@@ -120,6 +120,8 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       if (!absl::SimpleAtoi(v, &opts.start_fd)) return 125;
     } else if (FlagValue(a, "--control-fd", &v)) {
       if (!absl::SimpleAtoi(v, &opts.control_fd)) return 125;
+    } else if (FlagValue(a, "--console-fd", &v)) {
+      if (!absl::SimpleAtoi(v, &opts.console_fd)) return 125;
     } else if (FlagValue(a, "--hostname", &v)) {
       opts.hostname = v;
     } else if (FlagValue(a, "--volume", &v)) {

@@ -20,11 +20,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -459,6 +461,92 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
   return absl::OkStatus();
 }
 
+// ---- terminals ---------------------------------------------------------
+
+// A host pty for a container's terminal, sent to the engine as runc sends
+// it: its master in one SCM_RIGHTS message on the --console-socket, whose
+// data is the pty's name. Returns the replica, in raw mode: the sentry's
+// own terminal does the line discipline, and bridges to it (the host's
+// passes bytes through untouched). rows/cols: process.consoleSize, if set.
+absl::StatusOr<UniqueFd> SendConsole(const std::string& socket_path, unsigned rows, unsigned cols) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError("--console-socket: the path is too long: " + socket_path);
+  }
+  UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  char name[128];
+  if (!master.valid() || grantpt(master.get()) != 0 || unlockpt(master.get()) != 0 ||
+      ptsname_r(master.get(), name, sizeof(name)) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot make a pty for the terminal: ", strerror(errno)));
+  }
+  UniqueFd replica(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+  termios tio{};
+  if (!replica.valid() || tcgetattr(replica.get(), &tio) != 0) {
+    return absl::InternalError(absl::StrCat("cannot open ", name, ": ", strerror(errno)));
+  }
+  cfmakeraw(&tio);
+  if (tcsetattr(replica.get(), TCSANOW, &tio) != 0) {
+    return absl::InternalError(absl::StrCat("cannot set ", name, " raw: ", strerror(errno)));
+  }
+  if (rows != 0 || cols != 0) {
+    winsize ws{static_cast<unsigned short>(rows), static_cast<unsigned short>(cols), 0, 0};
+    (void)ioctl(master.get(), TIOCSWINSZ, &ws);
+  }
+  memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  UniqueFd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!sock.valid() || connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to the console socket ", socket_path, ": ", strerror(errno)));
+  }
+  if (!SendWithFds(sock.get(), name, {master.get()})) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot send the terminal to ", socket_path, ": ", strerror(errno)));
+  }
+  return replica;
+}
+
+// The write end of the pipe a SIGWINCH handler tells the resizes on.
+int g_winch_fd = -1;
+void OnWinch(int) {
+  const int saved = errno;
+  (void)!write(g_winch_fd, "w", 1);
+  errno = saved;
+}
+
+// Makes `replica` the caller's controlling terminal (the caller leads a
+// session) and returns a descriptor that is readable once the engine has
+// resized the terminal (SIGWINCH), or -1 if that cannot be had.
+int WatchResizes(int replica) {
+  int p[2];
+  if (ioctl(replica, TIOCSCTTY, 0) != 0 || pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+  g_winch_fd = p[1];
+  struct sigaction sa {};
+  sa.sa_handler = OnWinch;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGWINCH, &sa, nullptr);
+  // The engine closing its end hangs the terminal up: that ends the
+  // sandbox's terminal, not this process.
+  signal(SIGHUP, SIG_IGN);
+  return p[0];
+}
+
+// A resize request for the sandbox: 'W', the pid of the session leader the
+// console belongs to, and the terminal's new size.
+std::string ResizeMessage(int32_t pid, int replica, int winch) {
+  char drain[64];
+  while (read(winch, drain, sizeof(drain)) > 0) {
+  }
+  winsize ws{};
+  (void)ioctl(replica, TIOCGWINSZ, &ws);
+  std::string m(1, 'W');
+  m.append(reinterpret_cast<const char*>(&pid), sizeof(pid));
+  m.append(reinterpret_cast<const char*>(&ws), sizeof(ws));
+  return m;
+}
+
 // ---- the monitor -------------------------------------------------------
 
 // What the monitor does once the sandbox is made: answers `start` and
@@ -467,12 +555,18 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
                           SandboxConfig& cfg, const Launched& l, int start_w, int control,
                           int listen_fd) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, l.sentry, 0));
+  // process.terminal: the engine's resizes of the console reach the
+  // sandbox's terminal.
+  const int winch = cfg.console_fd >= 0 ? WatchResizes(cfg.console_fd) : -1;
   bool started = false;
   std::vector<char> buf(256 * 1024);  // one request
   for (;;) {
-    pollfd p[2] = {{listen_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
-    if (poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? -1 : 200) < 0 && errno != EINTR) break;
-    if (pidfd < 0 || (p[1].revents & POLLIN)) {
+    pollfd p[3] = {{listen_fd, POLLIN, 0}, {winch, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    if (poll(p, pidfd >= 0 ? 3 : 2, pidfd >= 0 ? -1 : 200) < 0 && errno != EINTR) break;
+    if (p[1].revents & POLLIN) {
+      (void)SendWithFds(control, ResizeMessage(1, cfg.console_fd, winch), {});
+    }
+    if (pidfd < 0 || (p[2].revents & POLLIN)) {
       int status;
       pid_t r = waitpid(l.sentry, &status, pidfd < 0 ? WNOHANG : 0);
       if (r == l.sentry) {
@@ -536,14 +630,18 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
       }
     } else if (req == "ps") {
       if (fds.size() != 1 || !SendWithFds(control, "P", fds)) answer = "the sandbox is gone";
-    } else if (req.rfind("exec\n", 0) == 0) {
+    } else if (req.rfind("resize\n", 0) == 0) {
+      // An exec's terminal was resized: its 'W' message follows.
+      if (!SendWithFds(control, req.substr(7), {})) answer = "the sandbox is gone";
+    } else if (req.rfind("exec\n", 0) == 0 || req.rfind("exectty\n", 0) == 0) {
       // Forwarded with its descriptors; the sentry answers on the status
       // channel the exec process holds.
+      const bool tty = req[4] != '\n';
       if (!started) {
         answer = "cannot exec in a container that has not been started";
       } else if (fds.size() != 4) {
         answer = "an exec needs stdin, stdout, stderr and a status channel";
-      } else if (!SendWithFds(control, "E" + req.substr(5), fds)) {
+      } else if (!SendWithFds(control, (tty ? "T" : "E") + req.substr(tty ? 8 : 5), fds)) {
         answer = absl::StrCat("the sandbox is gone: ", strerror(errno));
       }
     } else {
@@ -558,16 +656,27 @@ absl::Status RunHooks(const char* point, const std::vector<oci::Hook>& hooks,
 
 // Makes the container: returns the monitor's pid (its parent is the
 // caller), or 0 after saying why it could not.
-pid_t CreateContainer(const std::string& id, const std::string& bundle,
-                      const std::string& pid_file) {
+pid_t CreateContainer(const std::string& id, const std::string& bundle, const std::string& pid_file,
+                      const std::string& console_socket) {
   if (!ValidId(id)) return Fail("invalid container id '" + id + "'"), 0;
   absl::StatusOr<oci::Spec> spec = oci::LoadSpec(bundle);
   if (!spec.ok()) return Fail(std::string(spec.status().message())), 0;
-  if (spec->terminal) {
-    return Fail("config.json: process.terminal: terminals are not supported yet"), 0;
+  if (spec->terminal && console_socket.empty()) {
+    return Fail(
+               "config.json: process.terminal is set, but no --console-socket was given to "
+               "send the terminal to"),
+           0;
   }
   absl::StatusOr<SandboxConfig> cfg = ConfigFromSpec(*spec);
   if (!cfg.ok()) return Fail("config.json: " + std::string(cfg.status().message())), 0;
+  UniqueFd console;
+  if (spec->terminal) {
+    absl::StatusOr<UniqueFd> c =
+        SendConsole(console_socket, spec->console_height, spec->console_width);
+    if (!c.ok()) return Fail(std::string(c.status().message())), 0;
+    console = std::move(*c);
+    cfg->console_fd = console.get();
+  }
 
   // mkdir -p, as runc makes its --root.
   if (!MkdirAll(g_opts.root, 0711)) {
@@ -843,9 +952,6 @@ int ExecCommand(const Flags& f) {
   if (st->status != "running") {
     return Fail(absl::StrCat("cannot exec in a container that is ", st->status));
   }
-  if (f.Has("tty") || f.Has("t") || !f.Get("console-socket").empty()) {
-    return Fail("exec: terminals are not supported yet");
-  }
   // The container's own process is the template (env, cwd, user), as runc's.
   oci::Spec proc;
   if (absl::StatusOr<oci::Spec> base = oci::LoadSpec(st->bundle); base.ok()) proc = *base;
@@ -861,7 +967,17 @@ int ExecCommand(const Flags& f) {
     if (f.positional.size() < 2) return Fail("exec needs a command (or --process)");
     proc.args.assign(f.positional.begin() + 1, f.positional.end());
   }
-  if (proc.terminal) return Fail("exec: terminals are not supported yet");
+  if (f.Has("tty") || f.Has("t")) proc.terminal = true;
+  UniqueFd console;
+  if (proc.terminal) {
+    const std::string socket_path = f.Get("console-socket");
+    if (socket_path.empty()) {
+      return Fail("exec: a terminal was asked for, but no --console-socket to send it to");
+    }
+    absl::StatusOr<UniqueFd> c = SendConsole(socket_path, proc.console_height, proc.console_width);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    console = std::move(*c);
+  }
   if (const std::string cwd = f.Get("cwd"); !cwd.empty()) proc.cwd = cwd;
   for (const std::string& e : f.All("env")) proc.env.push_back(e);
   for (const std::string& e : f.All("e")) proc.env.push_back(e);
@@ -873,8 +989,8 @@ int ExecCommand(const Flags& f) {
     }
   }
   std::string body =
-      absl::StrCat("exec\n", proc.cwd, std::string(1, '\0'), proc.uid, std::string(1, '\0'),
-                   proc.gid, std::string(1, '\0'), proc.args.size());
+      absl::StrCat(proc.terminal ? "exectty\n" : "exec\n", proc.cwd, std::string(1, '\0'), proc.uid,
+                   std::string(1, '\0'), proc.gid, std::string(1, '\0'), proc.args.size());
   for (const std::string& a : proc.args) absl::StrAppend(&body, std::string(1, '\0'), a);
   for (const std::string& e : proc.env) absl::StrAppend(&body, std::string(1, '\0'), e);
 
@@ -891,7 +1007,10 @@ int ExecCommand(const Flags& f) {
       (void)!write(report[1], what.data(), what.size());
       close(report[1]);
     };
-    absl::StatusOr<std::string> a = AskMonitor(id, body, {0, 1, 2, status[1]});
+    const int in = console.valid() ? console.get() : 0;
+    const int out = console.valid() ? console.get() : 1;
+    const int err = console.valid() ? console.get() : 2;
+    absl::StatusOr<std::string> a = AskMonitor(id, body, {in, out, err, status[1]});
     close(status[1]);
     if (!a.ok() || *a != "ok") {
       tell(a.ok() ? *a : std::string(a.status().message()));
@@ -903,11 +1022,27 @@ int ExecCommand(const Flags& f) {
     char line[512];
     ssize_t n;
     bool told = false;
-    while ((n = recv(status[0], line, sizeof(line) - 1, 0)) > 0) {
+    int winch = -1;
+    int32_t sandbox_pid = 0;
+    for (;;) {
+      // The engine's resizes of an exec's terminal reach the sandbox's.
+      pollfd p[2] = {{status[0], POLLIN, 0}, {winch, POLLIN, 0}};
+      if (poll(p, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (p[1].revents & POLLIN) {
+        (void)AskMonitor(id, "resize\n" + ResizeMessage(sandbox_pid, console.get(), winch), {});
+        continue;
+      }
+      if ((n = recv(status[0], line, sizeof(line) - 1, 0)) <= 0) break;
       std::string msg(line, static_cast<size_t>(n));
       if (msg.rfind("pid ", 0) == 0) {
         tell("ok");
         told = true;
+        (void)absl::SimpleAtoi(absl::StripTrailingAsciiWhitespace(msg.substr(4)), &sandbox_pid);
+        // Leading a session of its own, with the pty as its terminal.
+        if (console.valid() && setsid() >= 0) winch = WatchResizes(console.get());
       } else if (msg.rfind("error ", 0) == 0) {
         while (!msg.empty() && msg.back() == '\n') msg.pop_back();
         tell(msg.substr(6));
@@ -1039,7 +1174,7 @@ int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, ch
     if (f->positional.size() != 1) return Fail(cmd + " needs exactly one container id");
     const std::string& id = f->positional[0];
     std::string bundle = AbsolutePath(f->Get("bundle", f->Get("b", ".")));
-    pid_t monitor = CreateContainer(id, bundle, f->Get("pid-file"));
+    pid_t monitor = CreateContainer(id, bundle, f->Get("pid-file"), f->Get("console-socket"));
     if (monitor == 0) return 1;
     if (cmd == "create") return 0;
     if (int rc = StartCommand(id); rc != 0) {

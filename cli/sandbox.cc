@@ -222,6 +222,10 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
     args.push_back(absl::StrFormat("--control-fd=%d", next++));
     fds.push_back(cfg.control_fd);
   }
+  if (cfg.console_fd >= 0) {
+    args.push_back(absl::StrFormat("--console-fd=%d", next++));
+    fds.push_back(cfg.console_fd);
+  }
   if (!cfg.hostname.empty()) args.push_back("--hostname=" + cfg.hostname);
   if (cfg.strace) args.push_back("--strace");
   args.push_back(

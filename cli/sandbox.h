@@ -41,6 +41,7 @@ struct SandboxConfig {
   std::vector<std::string> boot_flags;
   int start_fd = -1;    // see BootOptions::start_fd (ours; the sentry gets a copy)
   int control_fd = -1;  // see BootOptions::control_fd
+  int console_fd = -1;  // see BootOptions::console_fd
   // The sentry and gofers die with the process that launched them.
   bool die_with_parent = true;
   // Called with each gofer's pid as it starts, and the sentry's before it

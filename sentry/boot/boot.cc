@@ -24,6 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "platform/ptrace/ptrace.h"
+#include "sentry/boot/console.h"
 #include "sentry/boot/control.h"
 #include "sentry/boot/proc_provider.h"
 #include "sentry/boot/seccomp_policy.h"
@@ -208,13 +209,14 @@ Result<vfs::DentryRef> BuildVfs(Kernel& k, std::shared_ptr<gofer::Client> client
     }
     (*point)->Mount(m.fs, m.spec);
   }
-  // Terminals: the sandbox's devpts on /dev/pts, /dev/ptmx a link to
-  // pts/ptmx as runc makes it, and /dev/tty.
+  // Terminals: the sandbox's devpts on /dev/pts, with /dev/ptmx and
+  // /dev/tty beside it.
   ASSIGN_OR_RETURN(vfs::DentryRef pts, MakeMountpoint(root, "/dev/pts"));
-  pts->Mount(tty::NewDevpts(),
-             {"devpts", "devpts", "rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666"});
-  TRY(dev->Symlink("ptmx", "pts/ptmx"));
-  TRY(tmpfs::AddChild(*dev, "tty", tty::NewTtyDevice(dev->Stat().value().st_dev)));
+  vfs::InodeRef devpts = tty::NewDevpts();
+  pts->Mount(devpts, {"devpts", "devpts", "rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666"});
+  const dev_t dev_fs = dev->Stat().value().st_dev;
+  TRY(tmpfs::AddChild(*dev, "ptmx", tty::NewPtmxDevice(dev_fs, devpts)));
+  TRY(tmpfs::AddChild(*dev, "tty", tty::NewTtyDevice(dev_fs)));
   // The sandbox's cgroup, on the sysfs directory made for it: cgroup v2
   // only, read-only, as a container with its own cgroup namespace sees it.
   ASSIGN_OR_RETURN(vfs::DentryRef cgroup, MakeMountpoint(root, "/sys/fs/cgroup"));
@@ -317,6 +319,15 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   auto init = k.CreateInitTask(program, opts.argv, envp, opts.cwd);
   if (!init.ok()) Die("create the first task", init.error());
   InstallStdio(k, **init);
+  std::shared_ptr<Console> console;
+  if (opts.console_fd >= 0) {
+    // process.terminal: the first program runs on a terminal of the
+    // sandbox's own, bridged to the engine's.
+    absl::MutexLock l(&k.mu);
+    Result<std::shared_ptr<Console>> c = AttachConsole(k, **init, UniqueFd(opts.console_fd));
+    if (!c.ok()) Die("attach the console", c.error());
+    console = *c;
+  }
   if (!opts.hostname.empty()) k.init_uts->hostname = opts.hostname;
   {
     // The OCI runtime's process.user and process.rlimits.
@@ -368,6 +379,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   k.StartInit(*init, program, opts.argv, envp);
   if (opts.control_fd >= 0) StartControl(k, opts.control_fd);
   int status = k.WaitForInit();
+  if (console != nullptr) FinishConsole(*console, absl::Seconds(2));
 
   auto unimpl = k.Unimplemented();
   if (opts.strace && !unimpl.empty()) {

@@ -66,6 +66,9 @@ struct BootOptions {
   // sent as from outside the sandbox (kill(2) by a host process).
   int start_fd = -1;
   int control_fd = -1;
+  // process.terminal: a host pty replica in raw mode that the first
+  // program's terminal is bridged to (sentry/boot/console.h); -1: none.
+  int console_fd = -1;
   std::string hostname;  // the UTS name; empty: "husk"
 };
 

@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "base/fd_passing.h"
+#include "sentry/boot/console.h"
 #include "sentry/fsimpl/host/host_file.h"
 
 namespace husk {
@@ -63,7 +64,7 @@ bool ParseExec(const std::string& body, ExecRequest* r) {
 
 // A process started from outside: the environment's PATH finds argv[0];
 // it has no parent in the sandbox; its end is told on the status channel.
-void Exec(Kernel& k, const ExecRequest& req, std::vector<UniqueFd>& fds) {
+void Exec(Kernel& k, const ExecRequest& req, std::vector<UniqueFd>& fds, bool terminal) {
   const int status_fd = fds[3].get();
   std::string path = "/usr/local/bin:/usr/bin:/bin";
   for (const std::string& e : req.env) {
@@ -113,7 +114,17 @@ void Exec(Kernel& k, const ExecRequest& req, std::vector<UniqueFd>& fds) {
     t->caps.bounding = init->caps.bounding;
     t->caps.inheritable = init->caps.inheritable;
     if (req.uid != 0) t->caps.permitted = t->caps.effective = t->caps.ambient = 0;
-    for (int fd = 0; fd < 3; fd++) InstallHostFd(k, *t, fds[fd].get(), fd);
+    if (terminal) {
+      // A session of its own on a new sandbox terminal, bridged to the
+      // host pty whose replica came as stdin.
+      Result<std::shared_ptr<Console>> c = AttachConsole(k, *t, std::move(fds[0]));
+      if (!c.ok()) {
+        Say(status_fd, absl::StrFormat("error attach the terminal: %s\n", strerror(c.error())));
+        return;
+      }
+    } else {
+      for (int fd = 0; fd < 3; fd++) InstallHostFd(k, *t, fds[fd].get(), fd);
+    }
     auto status = std::make_shared<UniqueFd>(std::move(fds[3]));
     g.on_exit = [status](int wait_status) {
       Say(status->get(), absl::StrCat("exit ", wait_status, "\n"));
@@ -159,10 +170,16 @@ void Loop(Kernel& k, int fd) {
       Signal(k, sig);
     } else if (buf[0] == 'P' && n == 1 && fds.size() == 1) {
       ListProcesses(k, fds[0].get());
-    } else if (buf[0] == 'E' && fds.size() == kExecFds) {
+    } else if (buf[0] == 'W' && n == 1 + sizeof(int32_t) + sizeof(tty::WindowSize) && fds.empty()) {
+      int32_t pid;
+      tty::WindowSize ws;
+      memcpy(&pid, buf.data() + 1, sizeof(pid));
+      memcpy(&ws, buf.data() + 1 + sizeof(pid), sizeof(ws));
+      ResizeConsole(k, pid, ws);
+    } else if ((buf[0] == 'E' || buf[0] == 'T') && fds.size() == kExecFds) {
       ExecRequest req;
       if (ParseExec(std::string(buf.data() + 1, static_cast<size_t>(n) - 1), &req)) {
-        Exec(k, req, fds);
+        Exec(k, req, fds, buf[0] == 'T');
       } else {
         Say(fds[3].get(), "error a malformed exec request\n");
       }

@@ -11,6 +11,14 @@
 //                        (the wait status). The process has no parent in
 //                        the sandbox (its ppid is 0, as a process runc exec
 //                        put into a container).
+//   'T' ...              as 'E', for a process on a terminal (exec --tty):
+//                        descriptor 0 is the host pty replica that a new
+//                        sandbox terminal is bridged to (1 and 2 are
+//                        ignored); the process leads a session of its own
+//                        with that terminal as its controlling terminal.
+//   'W' int32 PID, struct winsize   the host terminal of the console whose
+//                        session leader is PID (1: the first program) was
+//                        resized.
 //   'P'                  with 1 descriptor: the sandbox's processes are
 //                        written to it, "PID PPID UID COMM\n" each, and it
 //                        is closed.

@@ -163,7 +163,8 @@ class Terminal {
 
   int index() const { return index_; }
   uid_t uid() const { return uid_; }
-  dev_t rdev() const { return makedev(kPtyReplicaMajor, index_); }
+  // Unix98 replicas take majors 136 to 143, 256 minors each.
+  dev_t rdev() const { return makedev(kPtyReplicaMajor + index_ / 256, index_ % 256); }
   timespec time() const { return time_; }
   DevptsRoot& fs() { return *fs_; }
 
@@ -177,6 +178,9 @@ class Terminal {
   bool exclusive ABSL_GUARDED_BY(mu) = false;
   int masters ABSL_GUARDED_BY(mu) = 0;
   int replicas ABSL_GUARDED_BY(mu) = 0;
+  // Every replica that was opened has closed (TTY_OTHER_CLOSED on the
+  // master): not so before the first open.
+  bool replica_closed ABSL_GUARDED_BY(mu) = false;
   bool hung_up ABSL_GUARDED_BY(mu) = false;  // every master closed
   bool stopped ABSL_GUARDED_BY(mu) = false;  // output stopped (VSTOP)
 
@@ -392,24 +396,28 @@ class TtyNode : public vfs::Inode {
 
 class ReplicaNode : public TtyNode {
  public:
-  ReplicaNode(dev_t fs_dev, std::shared_ptr<Terminal> t, gid_t gid)
+  // The node does not keep the pair: its index is free again once the
+  // last file of the pair closes, whatever dentries remain.
+  ReplicaNode(dev_t fs_dev, const std::shared_ptr<Terminal>& t, gid_t gid)
       : TtyNode(fs_dev, uint64_t(t->index()) + 3, t->rdev(), kReplicaMode, t->uid(), gid),
-        terminal_(std::move(t)) {}
+        terminal_(t) {}
   Result<vfs::FileRef> Open(int flags) override;
   bool Revalidate() override {
-    absl::MutexLock l(&terminal_->mu);
-    return !terminal_->hung_up;
+    std::shared_ptr<Terminal> t = terminal_.lock();
+    if (t == nullptr) return false;
+    absl::MutexLock l(&t->mu);
+    return !t->hung_up;
   }
-  const std::shared_ptr<Terminal>& terminal() const { return terminal_; }
 
  private:
-  std::shared_ptr<Terminal> terminal_;
+  std::weak_ptr<Terminal> terminal_;
 };
 
 class PtmxNode : public TtyNode {
  public:
-  PtmxNode(dev_t fs_dev, std::weak_ptr<DevptsRoot> fs)
-      : TtyNode(fs_dev, 2, makedev(5, 2), 0666, 0, 0), fs_(std::move(fs)) {}
+  // ino: 2 in the devpts instance; /dev/ptmx has one of its filesystem's.
+  PtmxNode(dev_t fs_dev, uint64_t ino, std::weak_ptr<DevptsRoot> fs)
+      : TtyNode(fs_dev, ino, makedev(5, 2), 0666, 0, 0), fs_(std::move(fs)) {}
   Result<vfs::FileRef> Open(int flags) override;
   // A new pair with its master open; uid owns the replica node.
   Result<vfs::FileRef> NewMaster(int flags, uid_t uid, gid_t gid);
@@ -844,8 +852,8 @@ class MasterFile : public TtyFile {
         absl::MutexLock l(&t_->mu);
         size_t k = t_->TakeOutput(buf, n);
         if (k > 0 || n == 0) return k;
-        // pty master: EIO once no replica is open (TTY_OTHER_CLOSED).
-        if (t_->replicas == 0) return Errno{EIO};
+        // pty master: EIO once the replicas have closed (TTY_OTHER_CLOSED).
+        if (t_->replica_closed) return Errno{EIO};
         if ((flags() & O_NONBLOCK) || task == nullptr) return Errno{EAGAIN};
         t_->queue.Add(&task->waiter, POLLIN | POLLHUP);
       }
@@ -889,7 +897,7 @@ class MasterFile : public TtyFile {
     uint32_t ready = 0;
     if (t_->OutputQueued() > 0) ready |= POLLIN | POLLRDNORM;
     if (t_->PendingRoom()) ready |= POLLOUT | POLLWRNORM;
-    if (t_->replicas == 0) ready |= POLLHUP;
+    if (t_->replica_closed) ready |= POLLHUP;
     return ready & (mask | POLLHUP | POLLERR);
   }
 
@@ -927,11 +935,12 @@ class ReplicaFile : public TtyFile {
       : TtyFile(std::move(inode), flags, std::move(t)) {
     absl::MutexLock l(&t_->mu);
     t_->replicas++;
+    t_->replica_closed = false;
     t_->queue.Notify(~0U);
   }
   ~ReplicaFile() override {
     absl::MutexLock l(&t_->mu);
-    t_->replicas--;
+    if (--t_->replicas == 0) t_->replica_closed = true;
     t_->queue.Notify(~0U);
   }
 
@@ -1445,7 +1454,9 @@ Result<vfs::FileRef> OpenReplica(const std::shared_ptr<Terminal>& t, vfs::InodeR
 }
 
 Result<vfs::FileRef> ReplicaNode::Open(int flags) {
-  return OpenReplica(terminal_, shared_from_this(), flags, false);
+  std::shared_ptr<Terminal> t = terminal_.lock();
+  if (t == nullptr) return Errno{EIO};
+  return OpenReplica(t, shared_from_this(), flags, false);
 }
 
 Result<vfs::FileRef> PtmxNode::NewMaster(int flags, uid_t uid, gid_t gid) {
@@ -1478,11 +1489,16 @@ Result<vfs::FileRef> DevTtyNode::Open(int flags) {
 
 vfs::InodeRef NewDevpts() {
   auto root = std::make_shared<DevptsRoot>();
-  root->Init(std::make_shared<PtmxNode>(root->dev(), root));
+  root->Init(std::make_shared<PtmxNode>(root->dev(), 2, root));
   return root;
 }
 
 vfs::InodeRef NewTtyDevice(dev_t fs_dev) { return std::make_shared<DevTtyNode>(fs_dev); }
+
+vfs::InodeRef NewPtmxDevice(dev_t fs_dev, const vfs::InodeRef& devpts) {
+  auto root = std::dynamic_pointer_cast<DevptsRoot>(devpts);
+  return std::make_shared<PtmxNode>(fs_dev, vfs::NextInodeNumber(), root);
+}
 
 Result<Pair> OpenPair(Kernel& k, const vfs::DentryRef& devpts) {
   auto* root = dynamic_cast<DevptsRoot*>(devpts->inode().get());

@@ -35,8 +35,12 @@ struct WindowSize {
 
 // A new devpts filesystem: its root directory holds "ptmx" (opening it
 // makes a new pair) and one node per pair, named by its index. One instance
-// serves the sandbox; /dev/ptmx is a link to pts/ptmx, as in containers.
+// serves the sandbox.
 vfs::InodeRef NewDevpts();
+
+// /dev/ptmx (5:2) on a filesystem whose st_dev is fs_dev: opening it
+// makes a new pair on `devpts` (a NewDevpts root), as pts/ptmx does.
+vfs::InodeRef NewPtmxDevice(dev_t fs_dev, const vfs::InodeRef& devpts);
 
 // /dev/tty (5:0): opening it opens the caller's controlling terminal
 // (ENXIO without one). fs_dev: the st_dev of the filesystem holding it.

@@ -703,6 +703,14 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle, const st
   if (monitor == 0) {
     close(ready[0]);
     setsid();
+    if (spec->terminal) {
+      // The container's stdio is its terminal: the create's own stdio,
+      // which an engine reads to its end (containerd's shim captures it),
+      // must not stay open in the monitor, the sentry or the gofers.
+      int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+      for (int fd = 0; fd < 3 && null >= 0; fd++) dup2(null, fd);
+      if (null > 2) close(null);
+    }
     // The container's cgroups (made below): its limits, and what pause
     // freezes. A create that fails removes them.
     ContainerCgroup cg(spec->cgroups_path.empty() ? "husk/" + id : spec->cgroups_path);

@@ -7,6 +7,8 @@
 #   - ctr run -d, then ctr task exec lists the sandbox's processes and returns an exec's status;
 #   - ctr task ps, pause and resume;
 #   - ctr task kill and ctr task delete leave no process and no runtime state;
+#   - ctr run -t and ctr task exec -t under tmux: shells on the sandbox's terminals (Ctrl-C,
+#     the panes' sizes);
 #   - an unknown command fails at start with husk's one-line reason in containerd's error.
 # Everything it started is stopped by pid.
 #
@@ -15,7 +17,7 @@ set -eu
 husk=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 fail() { echo "FAIL: $*"; [ -f "${work:-/nonexistent}/containerd.log" ] && tail -20 "$work/containerd.log"; exit 1; }
-for tool in containerd ctr runc busybox python3; do
+for tool in containerd ctr runc busybox python3 tmux; do
   command -v $tool >/dev/null || fail "$tool is not installed (tools/setup-debian.sh installs it)"
 done
 
@@ -23,6 +25,7 @@ work=$(mktemp -d /var/tmp/husk-ctr.XXXXXX)
 ns=husk-test-$$
 . "$here/engines.sh"
 cleanup() {
+  tmux -S "$work/tmux.sock" kill-server 2>/dev/null || true
   if [ -n "$cpid" ]; then
     for t in $(ctr -a "$work/c.sock" -n "$ns" task ls -q 2>/dev/null); do
       ctr -a "$work/c.sock" -n "$ns" task kill -s SIGKILL "$t" 2>/dev/null || true
@@ -93,6 +96,38 @@ sleep 0.5
 [ -e "/run/containerd/runc/$ns/t2" ] && fail "husk's state for t2 is left"
 after=$(ps -e --no-headers | wc -l)
 [ "$after" -le "$before" ] || fail "processes: $before before, $after after: $(ps -ef)"
+
+# ctr run -t under tmux: a shell on the sandbox's own terminal, with the pane's size; Ctrl-C
+# interrupts `sleep 100`; ctr task exec -t gets a terminal of its own, sized as its pane.
+export TERM=xterm
+tm() { tmux -S "$work/tmux.sock" "$@"; }
+pane_has() {  # pane_has SESSION TEXT [COUNT]: waits (10 s) for TEXT to show COUNT times
+  for _ in $(seq 100); do
+    [ "$(tm capture-pane -p -t "$1" | grep -cF "$2")" -ge "${3:-1}" ] && return 0
+    sleep 0.1
+  done
+  fail "the $1 pane never showed '$2' ${3:-1} times: $(tm capture-pane -p -t "$1")"
+}
+tm new-session -d -x 90 -y 25 -s run \
+  "ctr -a $work/c.sock -n $ns run -t --rm --runc-binary $husk --env PS1='box\$ ' $image t4 sh; sleep 100"
+pane_has run 'box$'
+tm send-keys -t run 'sleep 100' Enter
+sleep 1
+tm send-keys -t run C-c
+pane_has run 'box$' 2
+tm send-keys -t run 'stty size; tty' Enter
+pane_has run '25 90'
+pane_has run '/dev/pts/0'
+tm new-session -d -x 70 -y 20 -s exec \
+  "ctr -a $work/c.sock -n $ns task exec -t --exec-id e3 t4 sh -c 'tty; stty size'; sleep 100"
+pane_has exec '/dev/pts/1'
+pane_has exec '20 70'
+tm send-keys -t run 'exit' Enter
+i=0
+while c task ls | grep -q '^t4 '; do
+  i=$((i + 1)); [ $i -lt 100 ] || fail "t4 did not end after its shell exited: $(c task ls)"; sleep 0.1
+done
+tm kill-server
 
 # A failure to start says why.
 set +e

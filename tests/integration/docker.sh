@@ -5,7 +5,8 @@
 # docker import. Scenarios: docker run --rm echo hi; exit code, stdout and stderr as with runc;
 # run -d + exec + logs + stop (a TERM handler runs) + rm; stop of an init without a handler
 # (SIGKILL after the timeout, exit 137, as with runc); a -v HOSTDIR:/data write reaching the
-# host; --memory 64m stopping a 200 MB allocation.
+# host; docker run -it under tmux (a prompt, Ctrl-C, the pane's size), compared with runc;
+# --memory 64m stopping a 200 MB allocation.
 #
 #   docker.sh HUSK
 set -eu
@@ -16,13 +17,14 @@ fail() {
   [ -f "${work:-/nonexistent}/dockerd.log" ] && grep -v 'level=info' "$work/dockerd.log" | tail -20
   exit 1
 }
-for tool in containerd dockerd runc busybox python3 /usr/bin/docker; do
+for tool in containerd dockerd runc busybox python3 tmux /usr/bin/docker; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (tools/setup-debian.sh installs it)"
 done
 
 work=$(mktemp -d /var/tmp/husk-docker.XXXXXX)
 . "$here/engines.sh"
 cleanup() {
+  tmux -S "$work/tmux.sock" kill-server 2>/dev/null || true
   stop_engines
   remove_cgroups docker
   rm -rf "$work"
@@ -79,6 +81,38 @@ done
 mkdir "$work/vol"
 d run --rm --runtime=husk -v "$work/vol:/data" busybox:husk sh -c 'echo x > /data/f'
 [ "$(cat "$work/vol/f")" = x ] || fail "the volume write did not reach the host"
+
+# docker run -it under tmux, with runc and husk: a prompt, Ctrl-C interrupts `sleep 100` and
+# the shell goes on, the terminal has the pane's size; the screens must read the same.
+export TERM=xterm
+tm() { tmux -S "$work/tmux.sock" "$@"; }
+# pane_has SESSION TEXT [COUNT]: waits (10 s) until TEXT shows COUNT times (1) in the pane.
+pane_has() {
+  for _ in $(seq 100); do
+    [ "$(tm capture-pane -p -t "$1" | grep -cF "$2")" -ge "${3:-1}" ] && return 0
+    sleep 0.1
+  done
+  fail "the $1 pane never showed '$2' ${3:-1} times: $(tm capture-pane -p -t "$1")"
+}
+for rt in runc husk; do
+  tm new-session -d -x 100 -y 30 -s "it$rt" \
+    "$docker -H unix://$work/d.sock run -it --rm --runtime=$rt -e PS1='box\$ ' busybox:husk sh; sleep 100"
+  pane_has "it$rt" 'box$'
+  tm send-keys -t "it$rt" 'sleep 100' Enter
+  sleep 1
+  tm send-keys -t "it$rt" C-c
+  pane_has "it$rt" 'box$' 2
+  tm send-keys -t "it$rt" 'echo done-$((6*7)); stty size' Enter
+  pane_has "it$rt" '30 100'
+  tm send-keys -t "it$rt" 'exit' Enter
+  pane_has "it$rt" 'box$ exit'
+  sleep 1
+  tm capture-pane -p -t "it$rt" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$work/it$rt.screen"
+  tm kill-session -t "it$rt"
+done
+tm kill-server 2>/dev/null || true
+grep -q '^done-42$' "$work/ithusk.screen" || fail "docker run -it: $(cat "$work/ithusk.screen")"
+diff -u "$work/itrunc.screen" "$work/ithusk.screen" || fail "docker run -it reads differently from runc"
 
 # --memory 64m: a 200 MB allocation inside fails or is killed; the sandbox, not the host.
 set +e

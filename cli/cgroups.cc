@@ -83,11 +83,23 @@ ContainerCgroup::ContainerCgroup(const std::string& name) {
     absl::StrAppend(&clean, "/", p);
   }
   relative_ = clean.empty() ? "/husk" : clean;
+  // Where the caller is now: a monitor that joins the container's cgroups
+  // still finds them (and its way back, Leave) from here.
+  own_[""] = OwnPath("");
+  for (const char* c : kControllers) own_[c] = OwnPath(c);
 }
 
 std::string ContainerCgroup::Dir(const char* controller) const {
-  if (Unified()) return absl::StrCat(kRoot, OwnPath(""), relative_);
-  return absl::StrCat(kRoot, "/", controller, OwnPath(controller), relative_);
+  if (Unified()) return absl::StrCat(kRoot, own_.at(""), relative_);
+  return absl::StrCat(kRoot, "/", controller, own_.at(controller), relative_);
+}
+
+void ContainerCgroup::Leave(pid_t pid) const {
+  if (Unified()) return;
+  for (const char* c : kControllers) {
+    if (access(absl::StrCat(kRoot, "/", c).c_str(), F_OK) != 0) continue;
+    (void)WriteValue(absl::StrCat(kRoot, "/", c, own_.at(c), "/cgroup.procs"), std::to_string(pid));
+  }
 }
 
 absl::Status ContainerCgroup::Create(const CgroupLimits& limits) {
@@ -151,9 +163,13 @@ absl::Status ContainerCgroup::Create(const CgroupLimits& limits) {
   return absl::OkStatus();
 }
 
-absl::Status ContainerCgroup::Add(pid_t pid) const {
-  if (Unified()) return WriteValue(Dir("") + "/cgroup.procs", std::to_string(pid));
+absl::Status ContainerCgroup::Add(pid_t pid, bool freezer) const {
+  if (Unified()) {
+    if (!freezer) return absl::OkStatus();  // one tree: in it is frozen with it
+    return WriteValue(Dir("") + "/cgroup.procs", std::to_string(pid));
+  }
   for (const char* c : kControllers) {
+    if (!freezer && strcmp(c, "freezer") == 0) continue;
     if (access(absl::StrCat(kRoot, "/", c).c_str(), F_OK) != 0) continue;
     if (auto s = WriteValue(Dir(c) + "/cgroup.procs", std::to_string(pid)); !s.ok()) return s;
   }

@@ -1,6 +1,8 @@
 // The host cgroups of one container (the OCI runtime's linux.resources):
-// its sentry, gofers and the sentry's stub processes go in them, never its
-// monitor (which must answer while the container is frozen). Nested under
+// its sentry, gofers and the sentry's stub processes go in them, and its
+// monitor in all but the freezer (it must answer while the container is
+// frozen): the engine's shim reads a container's figures (docker stats)
+// and hears its OOM kills through the cgroups of its pid. Nested under
 // the cgroup husk itself runs in, so a container never escapes the limits
 // its runtime has. cgroup v1 (one hierarchy per controller: memory, pids,
 // cpu, freezer) and v2 (the unified tree) are both handled.
@@ -10,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -35,7 +38,9 @@ class ContainerCgroup {
 
   // Makes the cgroups and writes the limits.
   absl::Status Create(const CgroupLimits& limits);
-  absl::Status Add(pid_t pid) const;
+  // freezer false: every hierarchy but the freezer's (cgroup v1; nothing
+  // under v2, where the one tree is also what freezes).
+  absl::Status Add(pid_t pid, bool freezer = true) const;
   // Freezing waits until every task is frozen (or thaws again and fails).
   absl::Status Freeze(bool frozen) const;
   bool Frozen() const;
@@ -46,6 +51,8 @@ class ContainerCgroup {
     uint64_t cpu_total_ns = 0;
   };
   Stats Read() const;
+  // Moves pid back to the cgroups the caller was in when this was made.
+  void Leave(pid_t pid) const;
   // Removes the (empty) cgroups; waits a little for exiting processes.
   void Remove() const;
   // What state.json keeps to find them again.
@@ -54,6 +61,7 @@ class ContainerCgroup {
  private:
   std::string Dir(const char* controller) const;
   std::string relative_;  // under husk's own cgroup, per controller
+  std::map<std::string, std::string> own_;  // husk's own cgroup by controller ("": v2)
 };
 
 }  // namespace husk::cli

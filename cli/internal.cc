@@ -124,6 +124,14 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       if (!absl::SimpleAtoi(v, &opts.console_fd)) return 125;
     } else if (FlagValue(a, "--hostname", &v)) {
       opts.hostname = v;
+    } else if (FlagValue(a, "--domainname", &v)) {
+      opts.domainname = v;
+    } else if (FlagValue(a, "--mask", &v)) {
+      opts.masked.push_back(v);
+    } else if (FlagValue(a, "--readonly", &v)) {
+      opts.readonly.push_back(v);
+    } else if (a == "--root-readonly") {
+      opts.root_readonly = true;
     } else if (FlagValue(a, "--volume", &v)) {
       // FD:PATH[:rw] (the path is normalised by husk do: no ':' in it).
       BootOptions::Volume vol;

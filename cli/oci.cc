@@ -37,6 +37,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -331,6 +332,36 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
   for (const oci::Rlimit& r : spec.rlimits) {
     cfg.boot_flags.push_back(absl::StrCat("--rlimit=", r.resource, ":", r.soft, ":", r.hard));
   }
+  // linux.maskedPaths and readonlyPaths, as runc makes them: masked files
+  // show /dev/null, masked directories an empty read-only tmpfs, and the
+  // read-only paths a read-only bind of themselves; paths the sandbox does
+  // not have are skipped. root.readonly makes the root mount read-only.
+  for (const auto& [paths, flag, field] :
+       {std::tuple{&spec.masked_paths, "--mask=", "linux.maskedPaths"},
+        std::tuple{&spec.readonly_paths, "--readonly=", "linux.readonlyPaths"}}) {
+    for (size_t i = 0; i < paths->size(); i++) {
+      std::string path;
+      if (!SandboxPath((*paths)[i], &path) || path == "/") {
+        return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "]: bad path"));
+      }
+      cfg.boot_flags.push_back(flag + path);
+    }
+  }
+  if (spec.root_readonly) cfg.boot_flags.push_back("--root-readonly");
+  // linux.sysctl: the sandbox's own values. The UTS names are kept by the
+  // sentry; net.* waits for the sandbox's network stack (issue 15) and is
+  // accepted (Docker sets net.ipv4.ip_unprivileged_port_start for every
+  // container); anything else is refused.
+  for (const auto& [key, value] : spec.sysctl) {
+    if (key == "kernel.hostname") {
+      cfg.hostname = value;
+    } else if (key == "kernel.domainname") {
+      cfg.boot_flags.push_back("--domainname=" + value);
+    } else if (key.rfind("net.", 0) != 0) {
+      return absl::UnimplementedError(
+          absl::StrCat("linux.sysctl: ", key, " is not a sysctl husk's sandbox has"));
+    }
+  }
   for (size_t i = 0; i < spec.mounts.size(); i++) {
     const oci::Mount& m = spec.mounts[i];
     if (!m.bind) {
@@ -553,7 +584,7 @@ std::string ResizeMessage(int32_t pid, int replica, int winch) {
 // `kill`, and ends with the sentry.
 [[noreturn]] void Monitor(const std::string& dir, oci::State state, const oci::Spec& spec,
                           SandboxConfig& cfg, const Launched& l, int start_w, int control,
-                          int listen_fd) {
+                          int listen_fd, const ContainerCgroup& cg) {
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, l.sentry, 0));
   // process.terminal: the engine's resizes of the console reach the
   // sandbox's terminal.
@@ -576,7 +607,10 @@ std::string ResizeMessage(int32_t pid, int replica, int winch) {
         waitpid(l.gofer, nullptr, 0);
         state.status = "stopped";
         (void)oci::WriteState(dir, state);
-        if (!state.cgroup.empty()) ContainerCgroup(state.cgroup).Remove();
+        if (!state.cgroup.empty()) {
+          cg.Leave(getpid());
+          cg.Remove();
+        }
         _exit(code);
       }
     }
@@ -611,9 +645,12 @@ std::string ResizeMessage(int32_t pid, int replica, int winch) {
           answer = absl::StrCat("warning: ", p.message());
         }
       }
-    } else if (req.rfind("kill ", 0) == 0) {
+    } else if (req.rfind("kill ", 0) == 0 || req.rfind("killall ", 0) == 0) {
+      // killall: every process of the container (kill --all), as kill(-1)
+      // from its init would reach them.
+      const bool all = req[4] != ' ';
       int sig = 0;
-      if (!absl::SimpleAtoi(req.substr(5), &sig) || sig <= 0 || sig > 64) {
+      if (!absl::SimpleAtoi(req.substr(all ? 8 : 5), &sig) || sig <= 0 || sig > 64) {
         answer = "bad signal";
       } else if (sig == SIGKILL || !started) {
         // SIGKILL ends the whole sandbox, as it ends runc's container
@@ -623,7 +660,7 @@ std::string ResizeMessage(int32_t pid, int replica, int winch) {
           kill(l.sentry, SIGKILL);
         }
       } else {
-        std::string m(1, 'S');
+        std::string m(1, all ? 'A' : 'S');
         int32_t s32 = sig;
         m.append(reinterpret_cast<const char*>(&s32), sizeof(s32));
         if (!SendWithFds(control, m, {})) answer = "the sandbox is gone";
@@ -717,7 +754,10 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle, const st
     std::string cgroup;
     auto refuse = [&](const std::string& why) {
       (void)!write(ready[1], why.data(), why.size());
-      if (!cgroup.empty()) cg.Remove();
+      if (!cgroup.empty()) {
+        cg.Leave(getpid());
+        cg.Remove();
+      }
       _exit(125);
     };
     int listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -738,6 +778,9 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle, const st
     if (absl::Status c = cg.Create(limits); c.ok()) {
       cgroup = cg.relative();
       cfg->on_child = [&cg](pid_t pid) { (void)cg.Add(pid); };
+      // The container's pid (this monitor) is counted with it, but never
+      // frozen with it.
+      (void)cg.Add(getpid(), /*freezer=*/false);
     } else {
       cg.Remove();
       if (wants_limits) refuse(absl::StrCat("linux.resources: ", c.message()));
@@ -796,7 +839,7 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle, const st
     }
     (void)!write(ready[1], "ok", 2);
     close(ready[1]);
-    Monitor(dir, state, *spec, *cfg, l, start[1], control[0], listen_fd);
+    Monitor(dir, state, *spec, *cfg, l, start[1], control[0], listen_fd, cg);
   }
   close(ready[1]);
   close(start[0]);
@@ -843,11 +886,11 @@ int StartCommand(const std::string& id) {
   return 0;
 }
 
-int KillContainer(const std::string& id, int sig) {
+int KillContainer(const std::string& id, int sig, bool all) {
   absl::StatusOr<oci::State> s = CurrentState(id);
   if (!s.ok()) return Fail(std::string(s.status().message()));
   if (s->status == "stopped") return Fail("container " + id + " is not running");
-  absl::StatusOr<std::string> a = AskMonitor(id, absl::StrCat("kill ", sig));
+  absl::StatusOr<std::string> a = AskMonitor(id, absl::StrCat(all ? "killall " : "kill ", sig));
   if (!a.ok()) return Fail(std::string(a.status().message()));
   if (*a != "ok") return Fail(*a);
   // A frozen (or freezing) task dies of SIGKILL only once thawed (runc
@@ -1209,7 +1252,7 @@ int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, ch
     }
     int sig = f->positional.size() == 2 ? ParseSignal(f->positional[1]) : SIGTERM;
     if (sig < 0) return Fail("unknown signal '" + f->positional[1] + "'");
-    return KillContainer(f->positional[0], sig);
+    return KillContainer(f->positional[0], sig, f->Has("all") || f->Has("a"));
   }
   if (cmd == "delete") {
     absl::StatusOr<Flags> f = ParseFlags(argc, argv, {}, {"force", "f"});

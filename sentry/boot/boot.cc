@@ -238,6 +238,40 @@ Status MountVolume(const vfs::DentryRef& root, const BootOptions::Volume& v) {
   return Ok();
 }
 
+// The OCI runtime's linux.maskedPaths, readonlyPaths and root.readonly, as
+// runc applies them: a masked file shows /dev/null, a masked directory an
+// empty read-only tmpfs; a read-only path is a read-only bind of itself.
+// Paths the sandbox does not have are skipped.
+Status ApplyPathRules(const vfs::DentryRef& root, const BootOptions& opts) {
+  vfs::MountNamespace& ns = vfs::MountNamespace::Initial();
+  vfs::FsContext fs{root, root, 022};
+  auto find = [&](const std::string& path) -> Result<vfs::DentryRef> {
+    Result<vfs::DentryRef> d = vfs::Resolve(fs, root, path, true);
+    if (!d.ok() && (d.error() == ENOENT || d.error() == ENOTDIR)) return vfs::DentryRef();
+    return d;
+  };
+  for (const std::string& path : opts.masked) {
+    ASSIGN_OR_RETURN(vfs::DentryRef d, find(path));
+    if (d == nullptr) continue;
+    if (d->inode()->IsDir()) {
+      ns.AddMount(d, tmpfs::NewTmpfsRoot(0755), {"tmpfs", "tmpfs", "ro,relatime"},
+                  vfs::MountNamespace::kReadOnly);
+    } else {
+      ASSIGN_OR_RETURN(vfs::DentryRef null, vfs::Resolve(fs, root, "/dev/null", true));
+      TRY(ns.AddBind(d, null, false));
+    }
+  }
+  for (const std::string& path : opts.readonly) {
+    ASSIGN_OR_RETURN(vfs::DentryRef d, find(path));
+    if (d == nullptr) continue;
+    const unsigned long flags = ns.FlagsOf(*d);
+    ASSIGN_OR_RETURN(vfs::DentryRef bound, ns.AddBind(d, d, true));
+    TRY(ns.Remount(*bound, flags | vfs::MountNamespace::kReadOnly));
+  }
+  if (opts.root_readonly) TRY(ns.Remount(*root, vfs::MountNamespace::kReadOnly));
+  return Ok();
+}
+
 void InstallStdio(Kernel& k, Task& t) {
   for (int fd = 0; fd < 3; fd++) InstallHostFd(k, t, fd, fd);
 }
@@ -303,6 +337,9 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     Status copied = CopyInFile(*root, f);
     if (!copied.ok()) Die("copy the bind-mounted file to " + f.path, copied.error());
   }
+  if (Status rules = ApplyPathRules(*root, opts); !rules.ok()) {
+    Die("apply the masked and read-only paths", rules.error());
+  }
   k.root = *root;
 
   auto st = InstallSentrySeccomp((*mf)->fd());
@@ -329,6 +366,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     console = *c;
   }
   if (!opts.hostname.empty()) k.init_uts->hostname = opts.hostname;
+  if (!opts.domainname.empty()) k.init_uts->domainname = opts.domainname;
   {
     // The OCI runtime's process.user and process.rlimits.
     absl::MutexLock l(&k.mu);

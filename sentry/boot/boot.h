@@ -70,6 +70,11 @@ struct BootOptions {
   // program's terminal is bridged to (sentry/boot/console.h); -1: none.
   int console_fd = -1;
   std::string hostname;  // the UTS name; empty: "husk"
+  std::string domainname;  // the NIS domain name; empty: "(none)"
+  // The OCI runtime's linux.maskedPaths and readonlyPaths (sandbox paths),
+  // and root.readonly.
+  std::vector<std::string> masked, readonly;
+  bool root_readonly = false;
 };
 
 // Never returns normally: exits with the program's status (128+signal when

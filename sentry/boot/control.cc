@@ -30,13 +30,15 @@ constexpr int kExecFds = 4;
 // sendmsg(2): the sentry's seccomp policy has it (the gofer protocol), not sendto.
 void Say(int fd, const std::string& line) { (void)SendWithFds(fd, line, {}, MSG_DONTWAIT); }
 
-void Signal(Kernel& k, int sig) {
+void Signal(Kernel& k, int sig, bool all) {
   if (sig <= 0 || sig > kMaxSignal) return;
   absl::MutexLock l(&k.mu);
-  std::shared_ptr<Task> init = k.FindTask(1);
-  if (init == nullptr || init->tg().zombie) return;
-  init->kernel().mu.AssertHeld();  // one kernel
-  init->SendProcessSignal(MakeSigInfo(sig, SI_USER, 0, 0));
+  for (int pid : all ? k.Pids() : std::vector<int>{1}) {
+    std::shared_ptr<Task> t = k.FindTask(pid);
+    if (t == nullptr) continue;
+    t->kernel().mu.AssertHeld();  // one kernel
+    if (!t->tg().zombie) t->SendProcessSignal(MakeSigInfo(sig, SI_USER, 0, 0));
+  }
 }
 
 // An exec request: CWD\0UID\0GID\0ARGC\0ARGV...\0ENV... (see control.h).
@@ -164,10 +166,10 @@ void Loop(Kernel& k, int fd) {
     ssize_t n = RecvWithFds(fd, buf, kExecFds, &fds, &cut);
     if (n <= 0) return;
     if (cut) continue;  // not ours: dropped
-    if (buf[0] == 'S' && n == 1 + sizeof(int32_t) && fds.empty()) {
+    if ((buf[0] == 'S' || buf[0] == 'A') && n == 1 + sizeof(int32_t) && fds.empty()) {
       int32_t sig;
       memcpy(&sig, buf.data() + 1, sizeof(sig));
-      Signal(k, sig);
+      Signal(k, sig, buf[0] == 'A');
     } else if (buf[0] == 'P' && n == 1 && fds.size() == 1) {
       ListProcesses(k, fds[0].get());
     } else if (buf[0] == 'W' && n == 1 + sizeof(int32_t) + sizeof(tty::WindowSize) && fds.empty()) {

@@ -4,6 +4,7 @@
 //
 //   'S' int32 SIG        a signal for the first program's process, sent as
 //                        kill(2) by a host process sends it (SI_USER, pid 0)
+//   'A' int32 SIG        the same, for every process of the sandbox (kill --all)
 //   'E' CWD\0UID\0GID\0ARGC\0ARGV...\0ENV...   with 4 descriptors: the new
 //                        process's stdin, stdout, stderr, and a status
 //                        channel on which the sentry writes "pid N\n" (or

@@ -3,7 +3,7 @@
 # containerd, data root, exec root and socket ("iptables": false; run in husk_fence --host-root,
 # so the default bridge lives in the fence's network namespace). A busybox image is made with
 # docker import. Scenarios: docker run --rm echo hi; exit code, stdout and stderr as with runc;
-# run -d + exec + logs + stop (a TERM handler runs) + rm; stop of an init without a handler
+# run -d + exec + stats + logs + stop (a TERM handler runs) + rm; stop of an init without a handler
 # (SIGKILL after the timeout, exit 137, as with runc); a -v HOSTDIR:/data write reaching the
 # host; docker run -it under tmux (a prompt, Ctrl-C, the pane's size), compared with runc;
 # --memory 64m stopping a 200 MB allocation.
@@ -58,6 +58,9 @@ d run -d --runtime=husk --name s1 busybox:husk \
 out=$(d exec s1 echo from-exec)
 [ "$out" = from-exec ] || fail "docker exec printed '$out'"
 d exec s1 ps -o pid,args | grep -q '^ *1 sh -c' || fail "docker exec ps: $(d exec s1 ps)"
+# docker stats: the shim reads the container's cgroups through its pid (husk's monitor).
+mem=$(d stats --no-stream --format '{{.MemUsage}} {{.PIDs}}' s1)
+case "$mem" in "" | 0B* | *" 0") fail "docker stats shows nothing of the container: '$mem'" ;; esac
 d stop -t 5 s1 >/dev/null
 d logs s1 >"$work/s1.log" 2>&1
 grep -q started "$work/s1.log" && grep -q bye "$work/s1.log" || fail "docker logs: $(cat "$work/s1.log")"

@@ -75,6 +75,25 @@ out=$(h run --bundle "$b" tt 2>&1)
 tmpfs" ] || fail "tmpfs mount: '$out'"
 cp "$work/config.orig" "$b/config.json"
 
+# linux.maskedPaths (a file shows /dev/null, a directory an empty tmpfs; a missing path is
+# skipped), readonlyPaths, root.readonly (the default spec's: true) and sysctl.
+mkdir -p "$b/rootfs/secret"
+echo hidden >"$b/rootfs/secret/f"
+echo hidden >"$b/rootfs/etc/shadow"
+set_args '["sh", "-c", "cat /etc/shadow; ls /secret; (echo x >/proc/sys/kernel/hostname) 2>/dev/null || echo ro-sys; (echo x >/newfile) 2>/dev/null || echo ro-root; echo w >/tmp/w && cat /tmp/w; cat /proc/sys/kernel/domainname"]' \
+  "c['linux']['maskedPaths'] = ['/etc/shadow', '/secret', '/no/such/path']
+c['linux']['readonlyPaths'] = ['/proc/sys']
+c['linux']['sysctl'] = {'kernel.domainname': 'example.org', 'net.ipv4.ip_unprivileged_port_start': '0'}"
+out=$(h run --bundle "$b" tm 2>&1)
+[ "$out" = "ro-sys
+ro-root
+w
+example.org" ] || fail "masked and read-only paths, sysctl: '$out'"
+set_args '["sh", "-c", "(echo x >/newfile) && cat /newfile"]' "c['root']['readonly'] = False"
+out=$(h run --bundle "$b" tw 2>&1)
+[ "$out" = x ] || fail "a writable root: '$out'"
+cp "$work/config.orig" "$b/config.json"
+
 # create, state, start, kill, delete.
 set_args '["sleep", "100"]'
 h create --bundle "$b" --pid-file "$work/pid" t1
@@ -152,6 +171,23 @@ until h state t5 | grep -q '"status": "stopped"'; do
   i=$((i + 1)); [ $i -lt 100 ] || fail "t5 ignored SIGTERM despite its handler"; sleep 0.1
 done
 h delete t5
+
+# kill --all reaches every process: the children die, and the shell waiting for them (which,
+# as init, ignores SIGTERM without a handler) ends with them.
+set_args '["sh", "-c", "sleep 100 & sleep 100 & echo up; wait; echo reaped"]'
+h create --bundle "$b" ta >"$work/ta.out"
+h start ta
+i=0
+until grep -q up "$work/ta.out"; do
+  i=$((i + 1)); [ $i -lt 100 ] || fail "ta did not start"; sleep 0.1
+done
+h kill --all ta TERM
+i=0
+until h state ta | grep -q '"status": "stopped"'; do
+  i=$((i + 1)); [ $i -lt 100 ] || fail "kill --all TERM left ta running"; sleep 0.1
+done
+grep -q reaped "$work/ta.out" || fail "kill --all killed the init: $(cat "$work/ta.out")"
+h delete ta
 set_args '["sleep", "100"]'
 
 # Cgroups: linux.resources.memory.limit reaches the host cgroup of the sandbox's processes
@@ -226,6 +262,8 @@ set_args '["true"]' 'del c["root"]'
 bad "no root" "root: is missing"
 set_args '["/no/such/program"]'
 bad "missing program" 'exec: "/no/such/program": No such file or directory'
+set_args '["true"]' "c['linux']['sysctl'] = {'kernel.shmmax': '1'}"
+bad "unknown sysctl" "linux.sysctl: kernel.shmmax is not a sysctl"
 set_args '["nosuchprogram"]'
 bad "program not in PATH" 'exec: "nosuchprogram": executable file not found in \$PATH'
 

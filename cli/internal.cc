@@ -132,6 +132,8 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       opts.readonly.push_back(v);
     } else if (a == "--root-readonly") {
       opts.root_readonly = true;
+    } else if (a == "--no-new-privs") {
+      opts.no_new_privs = true;
     } else if (FlagValue(a, "--volume", &v)) {
       // FD:PATH[:rw] (the path is normalised by husk do: no ':' in it).
       BootOptions::Volume vol;

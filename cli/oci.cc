@@ -348,6 +348,7 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
     }
   }
   if (spec.root_readonly) cfg.boot_flags.push_back("--root-readonly");
+  if (spec.no_new_privileges) cfg.boot_flags.push_back("--no-new-privs");
   // linux.sysctl: the sandbox's own values. The UTS names are kept by the
   // sentry; net.* waits for the sandbox's network stack (issue 15) and is
   // accepted (Docker sets net.ipv4.ip_unprivileged_port_start for every

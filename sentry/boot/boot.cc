@@ -387,6 +387,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
       t.caps.permitted = t.caps.effective = t.caps.ambient = 0;
     }
     if (opts.umask >= 0) t.fs().umask = static_cast<mode_t>(opts.umask);
+    t.no_new_privs = opts.no_new_privs;
     for (const BootOptions::Rlimit& r : opts.rlimits) {
       t.tg().rlimits[r.resource] = {static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)};
     }

@@ -75,6 +75,7 @@ struct BootOptions {
   // and root.readonly.
   std::vector<std::string> masked, readonly;
   bool root_readonly = false;
+  bool no_new_privs = false;  // process.noNewPrivileges for the first program
 };
 
 // Never returns normally: exits with the program's status (128+signal when

@@ -59,11 +59,11 @@ hello" ] || fail "run: output '$out'"
 [ -e "$root/t0" ] && fail "run left its state behind"
 
 # process.user (ids, groups, umask) and process.rlimits reach the first program.
-set_args '["sh", "-c", "id -u; id -g; id -G; umask; ulimit -n; ulimit -Hn"]' \
+set_args '["sh", "-c", "id -u; id -g; id -G; umask; ulimit -n; ulimit -Hn; grep ^NoNewPrivs /proc/self/status"]' \
   "c['process']['user'] = {'uid': 1000, 'gid': 100, 'additionalGids': [5, 7], 'umask': 63}
 c['process']['rlimits'] = [{'type': 'RLIMIT_NOFILE', 'soft': 321, 'hard': 654}]"
 out=$(h run --bundle "$b" tu 2>&1 | tr '\n' ' ')
-[ "$out" = "1000 100 100 5 7 0077 321 654 " ] || fail "process.user/rlimits: '$out'"
+[ "$out" = "1000 100 100 5 7 0077 321 654 NoNewPrivs:	1 " ] || fail "process.user/rlimits: '$out'"
 cp "$work/config.orig" "$b/config.json"
 
 # A tmpfs mount where the bundle asks for one (mode and size honoured).

@@ -440,6 +440,9 @@ class KernelProcProvider : public procfs::ProcProvider {
       } else if (e.file->inode()->Type() == S_IFIFO) {
         auto st = e.file->Stat();
         out[fd] = absl::StrFormat("pipe:[%d]", st.ok() ? st->st_ino : 0);
+      } else if (e.file->inode()->Type() == S_IFSOCK) {
+        auto st = e.file->Stat();
+        out[fd] = absl::StrFormat("socket:[%d]", st.ok() ? st->st_ino : 0);
       } else if (e.file->HostFd() >= 0) {
         out[fd] = absl::StrFormat("host:[%d]", fd);
       } else {

@@ -27,6 +27,25 @@ HUSK_HANDLER(SysFallocate); HUSK_HANDLER(SysSync); HUSK_HANDLER(SysSyncfs);
 HUSK_HANDLER(SysSyncFileRange);
 HUSK_HANDLER(SysFadvise64); HUSK_HANDLER(SysFtruncate); HUSK_HANDLER(SysTruncate);
 HUSK_HANDLER(SysGetdents64); HUSK_HANDLER(SysGetdents); HUSK_HANDLER(SysSendfile);
+// sys_socket.cc
+HUSK_HANDLER(SysSocket);
+HUSK_HANDLER(SysSocketpair);
+HUSK_HANDLER(SysBind);
+HUSK_HANDLER(SysListen);
+HUSK_HANDLER(SysAccept);
+HUSK_HANDLER(SysAccept4);
+HUSK_HANDLER(SysConnect);
+HUSK_HANDLER(SysGetsockname);
+HUSK_HANDLER(SysGetpeername);
+HUSK_HANDLER(SysSendto);
+HUSK_HANDLER(SysRecvfrom);
+HUSK_HANDLER(SysSendmsg);
+HUSK_HANDLER(SysRecvmsg);
+HUSK_HANDLER(SysSendmmsg);
+HUSK_HANDLER(SysRecvmmsg);
+HUSK_HANDLER(SysShutdown);
+HUSK_HANDLER(SysGetsockopt);
+HUSK_HANDLER(SysSetsockopt);
 // sys_splice.cc
 HUSK_HANDLER(SysSplice); HUSK_HANDLER(SysTee); HUSK_HANDLER(SysVmsplice);
 HUSK_HANDLER(SysCopyFileRange);

@@ -34,6 +34,25 @@ struct Table {
     Set(SYS_pwrite64, SysPwrite64, {kFd, kBufIn, kInt, kInt});
     Set(SYS_pipe, SysPipe, {kPtr});
     Set(SYS_pipe2, SysPipe2, {kPtr, kOpenFlags});
+    // Sockets (sys_socket.cc): unix domain sockets.
+    Set(SYS_socket, SysSocket, {kInt, kHex, kInt});
+    Set(SYS_socketpair, SysSocketpair, {kInt, kHex, kInt, kPtr});
+    Set(SYS_bind, SysBind, {kFd, kPtr, kInt});
+    Set(SYS_listen, SysListen, {kFd, kInt});
+    Set(SYS_accept, SysAccept, {kFd, kPtr, kPtr});
+    Set(SYS_accept4, SysAccept4, {kFd, kPtr, kPtr, kHex});
+    Set(SYS_connect, SysConnect, {kFd, kPtr, kInt});
+    Set(SYS_getsockname, SysGetsockname, {kFd, kPtr, kPtr});
+    Set(SYS_getpeername, SysGetpeername, {kFd, kPtr, kPtr});
+    Set(SYS_sendto, SysSendto, {kFd, kBufIn, kInt, kHex, kPtr, kInt});
+    Set(SYS_recvfrom, SysRecvfrom, {kFd, kBufOut, kInt, kHex, kPtr, kPtr});
+    Set(SYS_sendmsg, SysSendmsg, {kFd, kPtr, kHex});
+    Set(SYS_recvmsg, SysRecvmsg, {kFd, kPtr, kHex});
+    Set(SYS_sendmmsg, SysSendmmsg, {kFd, kPtr, kInt, kHex});
+    Set(SYS_recvmmsg, SysRecvmmsg, {kFd, kPtr, kInt, kHex, kPtr});
+    Set(SYS_shutdown, SysShutdown, {kFd, kInt});
+    Set(SYS_getsockopt, SysGetsockopt, {kFd, kInt, kInt, kPtr, kPtr});
+    Set(SYS_setsockopt, SysSetsockopt, {kFd, kInt, kInt, kPtr, kInt});
     Set(SYS_poll, SysPoll, {kPtr, kInt, kInt});
     Set(SYS_ppoll, SysPpoll, {kPtr, kInt, kPtr, kPtr, kInt});
     Set(SYS_select, SysSelect, {kInt, kPtr, kPtr, kPtr, kPtr});

@@ -1,0 +1,93 @@
+// Sockets as the syscall layer sees them (socket(2), bind(2), sendmsg(2),
+// ...): a vfs::File with the socket operations. Families implement it:
+// unix domain sockets (sentry/net/unix.h), and later the sandbox's own
+// TCP/IP stack. Addresses travel as the raw bytes of a struct sockaddr, as
+// the application passed or will receive them.
+//
+// Every operation runs in a task's syscall, under the big kernel lock;
+// blocking drops it (Task::Block).
+#ifndef HUSK_SENTRY_NET_SOCKET_H_
+#define HUSK_SENTRY_NET_SOCKET_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "sentry/kernel/kernel.h"
+#include "sentry/vfs/vfs.h"
+
+namespace husk::net {
+
+// SCM_CREDENTIALS (struct ucred).
+struct Credentials {
+  int32_t pid = 0;
+  uint32_t uid = 0, gid = 0;
+};
+
+// One message to send: the bytes, the descriptors (SCM_RIGHTS) and
+// credentials (SCM_CREDENTIALS) that go with them, and where to (empty:
+// the connected peer).
+struct SendRequest {
+  std::string_view data;
+  std::vector<vfs::FileRef> fds;
+  std::optional<Credentials> creds;
+  std::string to;
+  int flags = 0;  // MSG_DONTWAIT, MSG_NOSIGNAL, MSG_EOR, ...
+};
+
+// What a receive got. `length` is what recv(2) returns: the bytes taken,
+// or with MSG_TRUNC on a datagram socket the message's whole length.
+struct Received {
+  std::string data;
+  size_t length = 0;
+  std::vector<vfs::FileRef> fds;
+  std::optional<Credentials> creds;  // when the receiver asked (SO_PASSCRED)
+  std::string from;                  // the sender's address (datagrams)
+  int msg_flags = 0;                 // MSG_TRUNC, ...
+};
+
+class Socket : public vfs::File {
+ public:
+  using vfs::File::File;
+
+  virtual int Domain() const = 0;
+  virtual int SockType() const = 0;
+
+  virtual Status Bind(Task& t, std::string_view addr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  virtual Status Listen(Task& t, int backlog) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  // The new connection's file (its status flags from `flags`: O_NONBLOCK)
+  // and, in *peer, the address of whoever connected.
+  virtual Result<vfs::FileRef> Accept(Task& t, int flags, std::string* peer)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  virtual Status Connect(Task& t, std::string_view addr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  virtual Result<size_t> Send(Task& t, SendRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  // flags: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL, MSG_TRUNC.
+  virtual Result<Received> Receive(Task& t, size_t n, int flags)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  virtual Status Shutdown(Task& t, int how) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  virtual Result<std::string> SockName() = 0;
+  virtual Result<std::string> PeerName() = 0;
+  // Options as bytes: GetOption answers at most `len` bytes of the value.
+  virtual Result<std::string> GetOption(Task& t, int level, int name, size_t len)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  virtual Status SetOption(Task& t, int level, int name, std::string_view value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) = 0;
+  // The largest datagram Send may take whole (EMSGSIZE beyond); 0 for a
+  // stream, which the syscall layer may send in pieces.
+  virtual size_t MaxMessage() const = 0;
+};
+
+// The socket behind f, or null.
+inline Socket* AsSocket(vfs::File& f) { return dynamic_cast<Socket*>(&f); }
+
+}  // namespace husk::net
+
+#endif  // HUSK_SENTRY_NET_SOCKET_H_

@@ -1,0 +1,42 @@
+// Unix domain sockets (unix(7)): stream, datagram and seqpacket sockets,
+// with names in the sandbox's filesystems, abstract names and autobind;
+// SCM_RIGHTS (any sandbox file, sockets included) and SCM_CREDENTIALS;
+// SO_PEERCRED and SO_PASSCRED; shutdown; Linux's errors and poll masks.
+// Everything stays in the sentry: no host socket is involved.
+//
+// Locking: one mutex guards every unix socket's state (a connection joins
+// two sockets, and one lock needs no order); it is taken under the big
+// kernel lock. Nothing that may destroy a file (descriptors in flight, a
+// socket's last reference) is let go while it is held.
+#ifndef HUSK_SENTRY_NET_UNIX_H_
+#define HUSK_SENTRY_NET_UNIX_H_
+
+#include <string>
+#include <utility>
+
+#include "sentry/net/socket.h"
+
+namespace husk::net {
+
+// What binding to and connecting to a path needs from the syscall layer:
+// MakeNode creates the socket's node (mknod with S_IFSOCK and the caller's
+// umask: EADDRINUSE if the name exists); FindNode resolves a path to a
+// socket node the caller may write to (ENOENT, EACCES, ECONNREFUSED for
+// another kind of file).
+struct PathOps {
+  Result<vfs::DentryRef> (*make_node)(Task& t, const std::string& path) = nullptr;
+  Result<vfs::DentryRef> (*find_node)(Task& t, const std::string& path) = nullptr;
+};
+void SetUnixPathOps(const PathOps& ops);
+
+// socket(AF_UNIX, type, 0): flags holds O_NONBLOCK.
+Result<vfs::FileRef> NewUnixSocket(Task& t, int type, int flags);
+// socketpair(AF_UNIX, type, 0).
+Result<std::pair<vfs::FileRef, vfs::FileRef>> NewUnixPair(Task& t, int type, int flags);
+
+// /proc/net/unix: a header and one line per socket.
+std::string ProcNetUnix();
+
+}  // namespace husk::net
+
+#endif  // HUSK_SENTRY_NET_UNIX_H_

@@ -1,6 +1,7 @@
 #include "oci/state.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +35,27 @@ json ToJson(const State& s) {
   return j;
 }
 
+// Holds DIR/state.lock (flock) while state.json is written (exclusive) or
+// read (shared), so that separate invocations never see a half-made change.
+class StateLock {
+ public:
+  StateLock(const std::string& dir, bool exclusive)
+      : fd_(open((dir + "/state.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+    if (fd_ >= 0) {
+      while (flock(fd_, exclusive ? LOCK_EX : LOCK_SH) != 0 && errno == EINTR) {
+      }
+    }
+  }
+  ~StateLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+  StateLock(const StateLock&) = delete;
+  StateLock& operator=(const StateLock&) = delete;
+
+ private:
+  int fd_;
+};
+
 }  // namespace
 
 std::string StateJson(const State& s, bool pretty) {
@@ -58,6 +80,7 @@ absl::Status WriteState(const std::string& dir, const State& s) {
   j["pid"] = s.pid;
   j["husk"] = {{"pidStart", s.pid_start}, {"createdNs", s.created_ns}, {"cgroup", s.cgroup}};
   const std::string text = j.dump(1) + "\n";
+  StateLock lock(dir, /*exclusive=*/true);
   const std::string tmp = dir + "/.state.json.tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return absl::InternalError(absl::StrCat("write ", tmp, ": ", strerror(errno)));
@@ -72,6 +95,8 @@ absl::Status WriteState(const std::string& dir, const State& s) {
 }
 
 absl::StatusOr<State> ReadState(const std::string& dir) {
+  if (access((dir + "/state.json").c_str(), F_OK) != 0) return absl::NotFoundError("no state");
+  StateLock lock(dir, /*exclusive=*/false);
   std::ifstream in(dir + "/state.json", std::ios::binary);
   if (!in) return absl::NotFoundError("no state");
   std::stringstream buf;

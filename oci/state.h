@@ -34,6 +34,8 @@ std::string StateJson(const State& s, bool pretty);
 // `husk list --format json`: the states as one array.
 std::string StatesJson(const std::vector<State>& states);
 
+// state.json, written whole and renamed into place under DIR/state.lock;
+// ReadState takes the lock shared.
 absl::Status WriteState(const std::string& dir, const State& s);
 // One line of the --log file in runc's JSON form: {"level":..,"msg":..,"time":..}.
 std::string JsonLogLine(const std::string& level, const std::string& msg);

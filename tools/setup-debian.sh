@@ -16,7 +16,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build ccache pkg-config \
   libseccomp-dev libprotobuf-dev protobuf-compiler libabsl-dev \
   libgtest-dev libgmock-dev manpages-dev python3 xz-utils zstd \
-  clang libclang-rt-14-dev llvm clang-tidy git busybox-static sqlite3 tmux \
+  clang libclang-rt-14-dev llvm clang-tidy git busybox-static sqlite3 tmux socat \
   nlohmann-json3-dev >/dev/null
 # The container engines of the OCI runtime's integration tests (tests/integration): containerd,
 # Docker (docker.io) and runc (the comparison runtime). Their packages would start the system's

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -10,11 +12,13 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
+#include <random>
 
 #include "absl/strings/str_format.h"
 #include "sentry/time/sandbox_clock.h"
@@ -107,15 +111,26 @@ std::map<UnixSocket*, std::weak_ptr<UnixSocket>>& All() ABSL_EXCLUSIVE_LOCKS_REQ
   return *m;
 }
 uint32_t g_autobind ABSL_GUARDED_BY(g_mu) = 0;
+// Bound inet sockets by (type, port).
+std::map<std::pair<int, uint16_t>, std::vector<std::weak_ptr<UnixSocket>>>& InetPorts()
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  static auto* m = new std::map<std::pair<int, uint16_t>, std::vector<std::weak_ptr<UnixSocket>>>();
+  return *m;
+}
 
 Credentials CredsOf(const Task& t) { return {t.tgid(), t.uid, t.gid}; }
 
 // A parsed sockaddr_un: a path, or an abstract name (its bytes, starting
 // with the NUL); `raw` is the address as getsockname reports it.
+// For inet sockets: the address (IPv4 as v4-mapped IPv6) and port; raw
+// is then made for whichever family asks (FormatInet).
 struct Name {
   bool abstract = false;
   std::string path;  // a path, or the abstract bytes
   std::string raw;
+  bool inet = false;
+  std::array<uint8_t, 16> ip{};
+  uint16_t port = 0;  // host order
 };
 
 // unix_validate_addr and unix_mkname: the family, and a length that holds
@@ -139,10 +154,112 @@ Result<Name> ParseName(std::string_view addr) {
   return n;
 }
 
+// ---- inet over loopback ------------------------------------------------
+
+constexpr uint16_t kEphemeralLow = 32768, kEphemeralHigh = 60999;  // ip_local_port_range
+
+bool IsMapped(const std::array<uint8_t, 16>& ip) {
+  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return memcmp(ip.data(), kPrefix, 12) == 0;
+}
+bool IsAny(const std::array<uint8_t, 16>& ip) {
+  static constexpr std::array<uint8_t, 16> kZero{};
+  return ip == kZero || (IsMapped(ip) && ip[12] == 0 && ip[13] == 0 && ip[14] == 0 && ip[15] == 0);
+}
+bool IsLoopback(const std::array<uint8_t, 16>& ip) {
+  if (IsMapped(ip)) return ip[12] == 127;
+  static constexpr std::array<uint8_t, 16> kOne{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return ip == kOne;
+}
+std::array<uint8_t, 16> V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+  return {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d};
+}
+constexpr std::array<uint8_t, 16> kIp6Loopback{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+// A sockaddr_in or sockaddr_in6 for a socket of `domain` (an IPv6
+// socket sees IPv4 peers as ::ffff:a.b.c.d).
+std::string FormatInet(int domain, const Name& n) {
+  if (domain == AF_INET) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(n.port);
+    memcpy(&a.sin_addr, n.ip.data() + 12, 4);
+    return std::string(reinterpret_cast<const char*>(&a), sizeof(a));
+  }
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(n.port);
+  memcpy(&a.sin6_addr, n.ip.data(), 16);
+  return std::string(reinterpret_cast<const char*>(&a), sizeof(a));
+}
+
+// inet_bind/inet6_bind's and connect's checks of an address for a socket
+// of `domain`: the length (EINVAL), the family (EAFNOSUPPORT; AF_UNSPEC
+// passes for INADDR_ANY on an IPv4 bind, as Linux allows).
+Result<Name> ParseInet(int domain, std::string_view addr, bool bind) {
+  Name n;
+  n.inet = true;
+  if (domain == AF_INET) {
+    if (addr.size() < sizeof(sockaddr_in)) return Errno{EINVAL};
+    sockaddr_in a;
+    memcpy(&a, addr.data(), sizeof(a));
+    if (a.sin_family != AF_INET &&
+        !(bind && a.sin_family == AF_UNSPEC && a.sin_addr.s_addr == htonl(INADDR_ANY))) {
+      return Errno{EAFNOSUPPORT};
+    }
+    n.ip = V4(0, 0, 0, 0);
+    memcpy(n.ip.data() + 12, &a.sin_addr, 4);
+    n.port = ntohs(a.sin_port);
+    return n;
+  }
+  if (addr.size() < 24) return Errno{EINVAL};  // SIN6_LEN_RFC2133
+  sockaddr_in6 a{};
+  memcpy(&a, addr.data(), std::min(addr.size(), sizeof(a)));
+  if (a.sin6_family != AF_INET6) return Errno{EAFNOSUPPORT};
+  memcpy(n.ip.data(), &a.sin6_addr, 16);
+  n.port = ntohs(a.sin6_port);
+  return n;
+}
+
+// What of the IPv4 and IPv6 address spaces a bound inet socket covers.
+struct Cover {
+  bool any4 = false, any6 = false;
+  std::optional<std::array<uint8_t, 16>> v4, v6;
+};
+Cover CoverOf(int domain, const Name& n, bool v6only) {
+  Cover c;
+  if (domain == AF_INET || IsMapped(n.ip)) {
+    if (IsAny(n.ip)) {
+      c.any4 = true;
+    } else {
+      c.v4 = n.ip;
+    }
+    return c;
+  }
+  if (IsAny(n.ip)) {
+    c.any6 = true;
+    c.any4 = !v6only;
+  } else {
+    c.v6 = n.ip;
+  }
+  return c;
+}
+bool Overlaps(const Cover& a, const Cover& b) {
+  const bool a4 = a.any4 || a.v4.has_value(), b4 = b.any4 || b.v4.has_value();
+  const bool a6 = a.any6 || a.v6.has_value(), b6 = b.any6 || b.v6.has_value();
+  if (a4 && b4 && (a.any4 || b.any4 || *a.v4 == *b.v4)) return true;
+  return a6 && b6 && (a.any6 || b.any6 || *a.v6 == *b.v6);
+}
+// Whether a socket covering c takes what is sent to address ip.
+bool Accepts(const Cover& c, const std::array<uint8_t, 16>& ip) {
+  if (IsMapped(ip)) return c.any4 || (c.v4.has_value() && *c.v4 == ip);
+  return c.any6 || (c.v6.has_value() && *c.v6 == ip);
+}
+
 class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket> {
  public:
-  UnixSocket(vfs::InodeRef inode, int flags, int type)
-      : Socket(std::move(inode), O_RDWR | (flags & O_NONBLOCK)), type_(type) {}
+  UnixSocket(vfs::InodeRef inode, int flags, int type, int domain = AF_UNIX)
+      : Socket(std::move(inode), O_RDWR | (flags & O_NONBLOCK)), type_(type), domain_(domain) {}
   ~UnixSocket() override;
 
   // Registers a new socket for /proc/net/unix.
@@ -151,7 +268,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
     All()[this] = weak_from_this();
   }
 
-  int Domain() const override { return AF_UNIX; }
+  int Domain() const override { return domain_; }
   int SockType() const override { return type_; }
   size_t MaxMessage() const override {
     absl::MutexLock l(&g_mu);
@@ -208,11 +325,14 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // The bytes this socket has in others' queues may grow by n.
   bool Writable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) { return inflight_ < sndbuf_; }
   Status AutobindLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  Status ConnectInet(Task& t, std::string_view addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   // The socket a name is bound to (ECONNREFUSED if none is any more).
   Result<std::shared_ptr<UnixSocket>> Lookup(Task& t, const Name& n)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   Result<size_t> SendStream(Task& t, SendRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   Result<size_t> SendDatagram(Task& t, SendRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+  Result<size_t> SendInetDatagram(Task& t, SendRequest& req)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   // Takes what a receive gets from the queue (the caller holds g_mu);
   // messages fully read go to *gone, to be let go without the lock.
@@ -223,8 +343,28 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // A message left the queue: its sender may send again.
   static void Consumed(const Message& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
 
+  // inet over loopback: binding (an ephemeral port for port 0), and the
+  // bound socket of `type` that takes what is sent to dst:port (a
+  // listener for connections); a specific address wins over a wildcard.
+  bool inet() const { return domain_ != AF_UNIX; }
+  Status BindInetLocked(Name n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  static std::shared_ptr<UnixSocket> FindInet(int type, const std::array<uint8_t, 16>& dst,
+                                              uint16_t port, bool listener)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // The address a connection or datagram to dst comes from (connect's
+  // autobind: 127.0.0.1 or ::1, an ephemeral port).
+  Status AutobindInetLocked(const std::array<uint8_t, 16>& dst) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  std::string RawName(const Name& n) const { return n.inet ? FormatInet(domain_, n) : n.raw; }
+
   const int type_;
+  int domain_;  // fixed once the socket is published (an accepted one takes its listener's)
   WaitQueue queue_;
+  // inet options: SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY, and what other
+  // options were set to (read back as set).
+  bool reuseaddr_ ABSL_GUARDED_BY(g_mu) = false;
+  bool reuseport_ ABSL_GUARDED_BY(g_mu) = false;
+  bool v6only_ ABSL_GUARDED_BY(g_mu) = false;
+  std::map<std::pair<int, int>, std::string> options_ ABSL_GUARDED_BY(g_mu);
   Name name_ ABSL_GUARDED_BY(g_mu);  // bound name (raw empty: unbound)
   vfs::DentryRef node_ ABSL_GUARDED_BY(g_mu);
   NodeKey node_key_ ABSL_GUARDED_BY(g_mu){};
@@ -234,6 +374,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // Stream and seqpacket: the other end (connected_ once it had one);
   // datagram: the default destination.
   std::weak_ptr<UnixSocket> peer_ ABSL_GUARDED_BY(g_mu);
+  Name peer_name_ ABSL_GUARDED_BY(g_mu);  // a connected inet datagram socket's peer
   bool connected_ ABSL_GUARDED_BY(g_mu) = false;
   bool embryo_ ABSL_GUARDED_BY(g_mu) = false;  // made by connect, not yet accepted
   std::deque<Message> queue_msgs_ ABSL_GUARDED_BY(g_mu);
@@ -262,7 +403,11 @@ UnixSocket::~UnixSocket() {
   {
     absl::MutexLock l(&g_mu);
     All().erase(this);
-    if (!name_.raw.empty()) {
+    if (name_.inet) {
+      auto& v = InetPorts()[{type_, name_.port}];
+      std::erase_if(v, [](const std::weak_ptr<UnixSocket>& w) { return w.expired(); });
+      if (v.empty()) InetPorts().erase({type_, name_.port});
+    } else if (!name_.raw.empty()) {
       if (name_.abstract) {
         auto it = Abstract().find({type_, name_.path});
         if (it != Abstract().end() && it->second.expired()) Abstract().erase(it);
@@ -334,7 +479,81 @@ Status UnixSocket::AutobindLocked() {
   return Errno{ENOSPC};
 }
 
+Status UnixSocket::BindInetLocked(Name n) {
+  n.inet = true;
+  // Only the loopback addresses and the wildcard are this sandbox's.
+  if (!IsAny(n.ip) && !IsLoopback(n.ip)) return Errno{EADDRNOTAVAIL};
+  const Cover mine = CoverOf(domain_, n, v6only_);
+  auto conflicts = [&](uint16_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    auto it = InetPorts().find({type_, port});
+    if (it == InetPorts().end()) return false;
+    for (const auto& w : it->second) {
+      std::shared_ptr<UnixSocket> o = w.lock();
+      if (o == nullptr || o.get() == this) continue;
+      if (!Overlaps(mine, CoverOf(o->domain_, o->name_, o->v6only_))) continue;
+      // inet_csk_bind_conflict: SO_REUSEPORT on both shares; SO_REUSEADDR
+      // on both shares unless the other listens (TCP).
+      if (reuseport_ && o->reuseport_) continue;
+      if (reuseaddr_ && o->reuseaddr_ && (type_ == SOCK_DGRAM || !o->listening_)) continue;
+      return true;
+    }
+    return false;
+  };
+  if (n.port == 0) {
+    static std::minstd_rand rng(static_cast<uint32_t>(absl::ToUnixNanos(absl::Now())));
+    const int span = kEphemeralHigh - kEphemeralLow + 1;
+    const int start = static_cast<int>(rng() % span);
+    bool found = false;
+    for (int i = 0; i < span && !found; i++) {
+      const auto port = static_cast<uint16_t>(kEphemeralLow + (start + i) % span);
+      if (!conflicts(port) && InetPorts().find({type_, port}) == InetPorts().end()) {
+        n.port = port;
+        found = true;
+      }
+    }
+    if (!found) return Errno{EADDRINUSE};
+  } else if (conflicts(n.port)) {
+    return Errno{EADDRINUSE};
+  }
+  name_ = n;
+  InetPorts()[{type_, n.port}].push_back(weak_from_this());
+  return Ok();
+}
+
+std::shared_ptr<UnixSocket> UnixSocket::FindInet(int type, const std::array<uint8_t, 16>& dst,
+                                                 uint16_t port, bool listener) {
+  auto it = InetPorts().find({type, port});
+  if (it == InetPorts().end()) return nullptr;
+  std::shared_ptr<UnixSocket> wildcard;
+  for (const auto& w : it->second) {
+    std::shared_ptr<UnixSocket> o = w.lock();
+    if (o == nullptr || (listener && !o->listening_)) continue;
+    const Cover c = CoverOf(o->domain_, o->name_, o->v6only_);
+    if (!Accepts(c, dst)) continue;
+    if (!IsAny(o->name_.ip)) return o;
+    if (wildcard == nullptr) wildcard = o;
+  }
+  return wildcard;
+}
+
+Status UnixSocket::AutobindInetLocked(const std::array<uint8_t, 16>& dst) {
+  if (name_.inet) {
+    if (IsAny(name_.ip)) name_.ip = IsMapped(dst) ? V4(127, 0, 0, 1) : kIp6Loopback;
+    return Ok();
+  }
+  Name n;
+  n.ip = IsMapped(dst) ? V4(127, 0, 0, 1) : kIp6Loopback;
+  return BindInetLocked(n);
+}
+
 Status UnixSocket::Bind(Task& t, std::string_view addr) {
+  if (inet()) {
+    ASSIGN_OR_RETURN(Name n, ParseInet(domain_, addr, /*bind=*/true));
+    absl::MutexLock l(&g_mu);
+    if (domain_ == AF_INET6 && IsMapped(n.ip) && v6only_) return Errno{EINVAL};
+    if (name_.inet) return Errno{EINVAL};
+    return BindInetLocked(n);
+  }
   if (addr.size() >= sizeof(sa_family_t)) {
     sa_family_t family;
     memcpy(&family, addr.data(), sizeof(family));
@@ -376,7 +595,8 @@ Status UnixSocket::Listen(Task& t, int backlog) {
   absl::MutexLock l(&g_mu);
   if (type_ == SOCK_DGRAM) return Errno{EOPNOTSUPP};
   if (connected_) return Errno{EINVAL};
-  if (name_.raw.empty()) return Errno{EINVAL};  // unix_listen: not bound
+  if (inet() && !name_.inet) TRY(BindInetLocked(Name{}));  // inet_listen: any port
+  if (!inet() && name_.raw.empty()) return Errno{EINVAL};  // unix_listen: not bound
   // listen(2): a backlog above somaxconn is cut to it; the queue holds one
   // more than the backlog (sk_ack_backlog > sk_max_ack_backlog is full).
   backlog_ = std::clamp(backlog, 0, kSomaxconn);
@@ -422,6 +642,7 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
     absl::MutexLock l(&g_mu);
     if (listening_) return Errno{EINVAL};
   }
+  if (inet()) return ConnectInet(t, addr);
   ASSIGN_OR_RETURN(Name n, ParseName(addr));
   ASSIGN_OR_RETURN(std::shared_ptr<UnixSocket> other, Lookup(t, n));
   if (other->type_ != type_) return Errno{EPROTOTYPE};
@@ -483,6 +704,53 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
   return Ok();
 }
 
+Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
+  ASSIGN_OR_RETURN(Name n, ParseInet(domain_, addr, /*bind=*/false));
+  // Connecting to the wildcard reaches this host (loopback); nothing but
+  // loopback is reachable from a sandbox without a network.
+  if (IsAny(n.ip)) n.ip = IsMapped(n.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
+  if (!IsLoopback(n.ip)) return Errno{ENETUNREACH};
+  {
+    absl::MutexLock l(&g_mu);
+    if (domain_ == AF_INET6 && IsMapped(n.ip) && v6only_) return Errno{ENETUNREACH};
+  }
+  if (type_ == SOCK_DGRAM) {
+    std::shared_ptr<UnixSocket> old;
+    absl::MutexLock l(&g_mu);
+    TRY(AutobindInetLocked(n.ip));
+    old = peer_.lock();
+    peer_.reset();
+    peer_name_ = n;
+    connected_ = true;
+    error_ = 0;
+    return Ok();
+  }
+  auto embryo = std::make_shared<UnixSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid),
+                                             O_RDWR, type_, domain_);
+  embryo->Register();
+  absl::MutexLock l(&g_mu);
+  if (connected_) return Errno{EISCONN};
+  std::shared_ptr<UnixSocket> other = FindInet(SOCK_STREAM, n.ip, n.port, /*listener=*/true);
+  if (other == nullptr) return Errno{ECONNREFUSED};
+  embryo->domain_ = other->domain_;
+  TRY(AutobindInetLocked(n.ip));
+  peer_name_ = n;
+  embryo->peer_name_ = name_;
+  embryo->peer_ = weak_from_this();
+  embryo->connected_ = true;
+  embryo->embryo_ = true;
+  embryo->name_ = n;  // the address the client reached
+  embryo->name_.inet = true;
+  embryo->peercred_ = CredsOf(t);
+  peer_ = embryo;
+  connected_ = true;
+  peercred_ = other->own_creds_;
+  other->pending_.push_back(std::move(embryo));
+  other->queue_.Notify(POLLIN | POLLRDNORM);
+  queue_.Notify(~0U);
+  return Ok();
+}
+
 Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
   std::shared_ptr<UnixSocket> s;
   absl::MutexLock l(&g_mu);
@@ -499,7 +767,7 @@ Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
   s->embryo_ = false;
   s->set_status_flags(O_RDWR | (flags & O_NONBLOCK));
   if (std::shared_ptr<UnixSocket> client = s->peer_.lock()) {
-    *peer = client->name_.raw;
+    *peer = s->RawName(client->name_);
   }
   if (peer->empty()) {
     sa_family_t family = AF_UNIX;
@@ -510,7 +778,65 @@ Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
 }
 
 Result<size_t> UnixSocket::Send(Task& t, SendRequest& req) {
-  return type_ == SOCK_STREAM ? SendStream(t, req) : SendDatagram(t, req);
+  // Only unix sockets carry descriptors and credentials (__scm_send).
+  if (inet() && (!req.fds.empty() || req.creds.has_value())) return Errno{EINVAL};
+  if (type_ == SOCK_STREAM) return SendStream(t, req);
+  return inet() ? SendInetDatagram(t, req) : SendDatagram(t, req);
+}
+
+Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
+  Name dst;
+  if (!req.to.empty()) {
+    ASSIGN_OR_RETURN(dst, ParseInet(domain_, req.to, /*bind=*/false));
+    if (IsAny(dst.ip)) dst.ip = IsMapped(dst.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
+    if (!IsLoopback(dst.ip)) return Errno{ENETUNREACH};
+  }
+  // The largest UDP payload over IPv4, and over IPv6.
+  const size_t max = domain_ == AF_INET || IsMapped(dst.ip) ? 65507 : 65527;
+  std::shared_ptr<UnixSocket> target;
+  absl::MutexLock l(&g_mu);
+  if (req.to.empty()) {
+    if (!connected_) return Errno{EDESTADDRREQ};
+    dst = peer_name_;
+  }
+  if (connected_ && error_ != 0) {
+    // An earlier datagram's ICMP error reaches the next call.
+    const int e = error_;
+    error_ = 0;
+    return Errno{e};
+  }
+  if (shutdown_ & kSendShutdown) return Errno{EPIPE};
+  if (req.data.size() > max) return Errno{EMSGSIZE};
+  TRY(AutobindInetLocked(dst.ip));
+  Name src = name_;
+  if (IsAny(src.ip)) src.ip = IsMapped(dst.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
+  target = FindInet(SOCK_DGRAM, dst.ip, dst.port, /*listener=*/false);
+  // A connected socket takes datagrams from its peer only.
+  if (target != nullptr && target->connected_ &&
+      (target->peer_name_.port != src.port || target->peer_name_.ip != src.ip)) {
+    target = nullptr;
+  }
+  if (target == nullptr) {
+    // Nobody listens there: the datagram is lost, and a connected sender
+    // hears of it (ICMP port unreachable) on its next call.
+    if (connected_) {
+      error_ = ECONNREFUSED;
+      queue_.Notify(POLLERR);
+    }
+    return req.data.size();
+  }
+  // A full receive buffer drops it, as UDP does.
+  if (target->queued_bytes_ + req.data.size() > target->rcvbuf_ ||
+      (target->shutdown_ & kRcvShutdown)) {
+    return req.data.size();
+  }
+  Message m;
+  m.data = std::string(req.data);
+  m.from = FormatInet(target->domain_, src);
+  target->queued_bytes_ += m.data.size();
+  target->queue_msgs_.push_back(std::move(m));
+  target->queue_.Notify(POLLIN | POLLRDNORM);
+  return req.data.size();
 }
 
 Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
@@ -736,6 +1062,7 @@ Status UnixSocket::Shutdown(Task& t, int how) {
 
 Result<std::string> UnixSocket::SockName() {
   absl::MutexLock l(&g_mu);
+  if (inet()) return FormatInet(domain_, name_.inet ? name_ : Name{});
   if (!name_.raw.empty()) return name_.raw;
   sa_family_t family = AF_UNIX;
   return std::string(reinterpret_cast<const char*>(&family), sizeof(family));
@@ -745,6 +1072,7 @@ Result<std::string> UnixSocket::PeerName() {
   std::shared_ptr<UnixSocket> p;
   absl::MutexLock l(&g_mu);
   if (!connected_) return Errno{ENOTCONN};
+  if (inet()) return FormatInet(domain_, peer_name_);
   p = peer_.lock();
   if (p == nullptr) return Errno{ENOTCONN};
   if (!p->name_.raw.empty()) return p->name_.raw;
@@ -752,21 +1080,138 @@ Result<std::string> UnixSocket::PeerName() {
   return std::string(reinterpret_cast<const char*>(&family), sizeof(family));
 }
 
+namespace {
+// The inet options a socket keeps as set, with Linux's defaults: what
+// programs set (TCP_NODELAY, IP_TOS, ...) reads back; none of them changes
+// how loopback carries the bytes.
+std::optional<int> InetDefault(int level, int name) {
+  switch (level) {
+    case SOL_SOCKET:
+      switch (name) {
+        case SO_KEEPALIVE:
+        case SO_BROADCAST:
+        case SO_DONTROUTE:
+        case SO_OOBINLINE:
+        case SO_PRIORITY:
+        case SO_TIMESTAMP:
+        case SO_TIMESTAMPNS:
+        case SO_MARK:
+        case SO_BUSY_POLL:
+        case SO_INCOMING_CPU:
+          return 0;
+        default:
+          return std::nullopt;
+      }
+    case IPPROTO_TCP:
+      switch (name) {
+        case TCP_NODELAY:
+        case TCP_CORK:
+        case TCP_USER_TIMEOUT:
+        case TCP_DEFER_ACCEPT:
+        case TCP_FASTOPEN:
+        case TCP_NOTSENT_LOWAT:
+        case TCP_LINGER2:
+        case TCP_SYNCNT:
+          return 0;
+        case TCP_KEEPIDLE:
+          return 7200;
+        case TCP_KEEPINTVL:
+          return 75;
+        case TCP_KEEPCNT:
+          return 9;
+        case TCP_MAXSEG:
+          return 536;
+        case TCP_QUICKACK:
+          return 1;
+        case TCP_WINDOW_CLAMP:
+          return 0;
+        default:
+          return std::nullopt;
+      }
+    case IPPROTO_IP:
+      switch (name) {
+        case IP_TOS:
+        case IP_RECVERR:
+        case IP_PKTINFO:
+        case IP_RECVTOS:
+        case IP_RECVTTL:
+        case IP_FREEBIND:
+        case IP_TRANSPARENT:
+        case IP_BIND_ADDRESS_NO_PORT:
+          return 0;
+        case IP_TTL:
+          return 64;
+        case IP_MTU_DISCOVER:
+          return IP_PMTUDISC_WANT;
+        default:
+          return std::nullopt;
+      }
+    case IPPROTO_IPV6:
+      switch (name) {
+        case IPV6_TCLASS:
+        case IPV6_RECVERR:
+        case IPV6_RECVPKTINFO:
+        case IPV6_RECVTCLASS:
+        case IPV6_FREEBIND:
+        case IPV6_TRANSPARENT:
+          return 0;
+        case IPV6_UNICAST_HOPS:
+          return 64;
+        case IPV6_MTU_DISCOVER:
+          return IPV6_PMTUDISC_WANT;
+        default:
+          return std::nullopt;
+      }
+    default:
+      return std::nullopt;
+  }
+}
+
+// A level that belongs to the socket's protocol: TCP options on a UDP
+// socket are EOPNOTSUPP, IPv6 ones on an IPv4 socket ENOPROTOOPT.
+Status InetLevelFits(int domain, int type, int level) {
+  if (level == IPPROTO_TCP && type != SOCK_STREAM) return Errno{EOPNOTSUPP};
+  if (level == IPPROTO_UDP && type != SOCK_DGRAM) return Errno{EOPNOTSUPP};
+  if (level == IPPROTO_IPV6 && domain != AF_INET6) return Errno{ENOPROTOOPT};
+  return Ok();
+}
+}  // namespace
+
 Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t len) {
-  if (level != SOL_SOCKET) return Errno{EOPNOTSUPP};
-  auto int_value = [&](int v) -> Result<std::string> {
-    std::string out(reinterpret_cast<const char*>(&v), sizeof(v));
+  auto bytes = [&](const void* p, size_t n) -> Result<std::string> {
+    std::string out(static_cast<const char*>(p), n);
     out.resize(std::min(len, out.size()));
     return out;
   };
+  auto int_value = [&](int v) -> Result<std::string> { return bytes(&v, sizeof(v)); };
   absl::MutexLock l(&g_mu);
+  if (inet() && level != SOL_SOCKET) {
+    TRY(InetLevelFits(domain_, type_, level));
+    if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) return int_value(v6only_ ? 1 : 0);
+    if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+      char algo[16] = "cubic";
+      return bytes(algo, sizeof(algo));
+    }
+    if (level == IPPROTO_TCP && name == TCP_INFO) {
+      // The state only (TCP_ESTABLISHED 1, TCP_LISTEN 10, TCP_CLOSE 7).
+      uint8_t info[232] = {};
+      info[0] = listening_ ? 10 : connected_ ? 1 : 7;
+      return bytes(info, sizeof(info));
+    }
+    auto it = options_.find({level, name});
+    if (it != options_.end()) return bytes(it->second.data(), it->second.size());
+    std::optional<int> d = InetDefault(level, name);
+    if (!d.has_value()) return Errno{ENOPROTOOPT};
+    return int_value(*d);
+  }
+  if (level != SOL_SOCKET) return Errno{EOPNOTSUPP};
   switch (name) {
     case SO_TYPE:
       return int_value(type_);
     case SO_DOMAIN:
-      return int_value(AF_UNIX);
+      return int_value(domain_);
     case SO_PROTOCOL:
-      return int_value(0);
+      return int_value(!inet() ? 0 : type_ == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP);
     case SO_ACCEPTCONN:
       return int_value(listening_ ? 1 : 0);
     case SO_ERROR: {
@@ -780,6 +1225,10 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
       return int_value(static_cast<int>(rcvbuf_));
     case SO_PASSCRED:
       return int_value(passcred_ ? 1 : 0);
+    case SO_REUSEADDR:
+      return int_value(reuseaddr_ ? 1 : 0);
+    case SO_REUSEPORT:
+      return int_value(reuseport_ ? 1 : 0);
     case SO_PEERCRED: {
       ucred c{};
       if (peercred_.has_value()) {
@@ -789,36 +1238,32 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
       } else {
         c.uid = c.gid = static_cast<uint32_t>(-1);  // overflow ids: no peer
       }
-      std::string out(reinterpret_cast<const char*>(&c), sizeof(c));
-      out.resize(std::min(len, out.size()));
-      return out;
+      return bytes(&c, sizeof(c));
     }
-    case SO_REUSEADDR:
-    case SO_KEEPALIVE:
-    case SO_BROADCAST:
-    case SO_DONTROUTE:
-    case SO_OOBINLINE:
-      return int_value(0);
     case SO_LINGER: {
       linger lg{};
-      std::string out(reinterpret_cast<const char*>(&lg), sizeof(lg));
-      out.resize(std::min(len, out.size()));
-      return out;
+      if (auto it = options_.find({SOL_SOCKET, SO_LINGER}); it != options_.end()) {
+        memcpy(&lg, it->second.data(), std::min(it->second.size(), sizeof(lg)));
+      }
+      return bytes(&lg, sizeof(lg));
     }
     case SO_SNDTIMEO:
     case SO_RCVTIMEO: {
       const timeval tv = name == SO_RCVTIMEO ? rcvtimeo_ : sndtimeo_;
-      std::string out(reinterpret_cast<const char*>(&tv), sizeof(tv));
-      out.resize(std::min(len, out.size()));
-      return out;
+      return bytes(&tv, sizeof(tv));
     }
-    default:
-      return Errno{ENOPROTOOPT};
+    default: {
+      if (auto it = options_.find({level, name}); it != options_.end()) {
+        return bytes(it->second.data(), it->second.size());
+      }
+      std::optional<int> d = InetDefault(level, name);
+      if (!d.has_value()) return Errno{ENOPROTOOPT};
+      return int_value(*d);
+    }
   }
 }
 
 Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view value) {
-  if (level != SOL_SOCKET) return Errno{EOPNOTSUPP};
   int v = 0;
   auto need_int = [&]() -> Status {
     if (value.size() < sizeof(int)) return Errno{EINVAL};
@@ -826,6 +1271,24 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
     return Ok();
   };
   absl::MutexLock l(&g_mu);
+  if (inet() && level != SOL_SOCKET) {
+    TRY(InetLevelFits(domain_, type_, level));
+    if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) {
+      TRY(need_int());
+      if (name_.inet) return Errno{EINVAL};  // only before bind
+      v6only_ = v != 0;
+      return Ok();
+    }
+    if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
+      // cubic, as Linux's default, is the one there is.
+      return std::string(value.substr(0, value.find('\0'))) == "cubic" ? Ok() : Errno{ENOENT};
+    }
+    if (!InetDefault(level, name).has_value()) return Errno{ENOPROTOOPT};
+    TRY(need_int());
+    options_[{level, name}] = std::string(value.substr(0, sizeof(int)));
+    return Ok();
+  }
+  if (level != SOL_SOCKET) return Errno{EOPNOTSUPP};
   switch (name) {
     case SO_SNDBUF:
     case SO_RCVBUF: {
@@ -846,10 +1309,13 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       passcred_ = v != 0;
       return Ok();
     case SO_REUSEADDR:
-    case SO_KEEPALIVE:
-    case SO_BROADCAST:
-    case SO_DONTROUTE:
-    case SO_OOBINLINE:
+      TRY(need_int());
+      reuseaddr_ = v != 0;
+      return Ok();
+    case SO_REUSEPORT:
+      TRY(need_int());
+      reuseport_ = v != 0;
+      return Ok();
     case SO_SNDTIMEO:
     case SO_RCVTIMEO: {
       // sock_set_timeout: usec in range (EDOM); a negative time is zero.
@@ -862,11 +1328,14 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       return Ok();
     }
     case SO_LINGER:
-    case SO_PRIORITY:
-      // Accepted: they change nothing a unix socket does here.
-      return value.size() < sizeof(int) ? Errno{EINVAL} : Ok();
+      if (value.size() < sizeof(linger)) return Errno{EINVAL};
+      options_[{SOL_SOCKET, SO_LINGER}] = std::string(value.substr(0, sizeof(linger)));
+      return Ok();
     default:
-      return Errno{ENOPROTOOPT};
+      if (!InetDefault(SOL_SOCKET, name).has_value()) return Errno{ENOPROTOOPT};
+      TRY(need_int());
+      options_[{SOL_SOCKET, name}] = std::string(value.substr(0, sizeof(int)));
+      return Ok();
   }
 }
 
@@ -972,12 +1441,20 @@ Result<std::pair<vfs::FileRef, vfs::FileRef>> NewUnixPair(Task& t, int type, int
   return std::make_pair(std::move(a), std::move(b));
 }
 
+Result<vfs::FileRef> NewInetSocket(Task& t, int domain, int type, int flags) {
+  auto s = std::make_shared<UnixSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid), flags,
+                                        type, domain);
+  s->Register();
+  return vfs::FileRef(s);
+}
+
 std::string ProcNetUnix() {
   std::vector<std::shared_ptr<UnixSocket>> all;
   {
     absl::MutexLock l(&g_mu);
     for (auto& [p, w] : All()) {
-      if (std::shared_ptr<UnixSocket> s = w.lock()) all.push_back(std::move(s));
+      std::shared_ptr<UnixSocket> s = w.lock();
+      if (s != nullptr && s->Domain() == AF_UNIX) all.push_back(std::move(s));
     }
   }
   std::string out = "Num       RefCount Protocol Flags    Type St Inode Path\n";

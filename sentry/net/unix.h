@@ -34,6 +34,15 @@ Result<vfs::FileRef> NewUnixSocket(Task& t, int type, int flags);
 // socketpair(AF_UNIX, type, 0).
 Result<std::pair<vfs::FileRef, vfs::FileRef>> NewUnixPair(Task& t, int type, int flags);
 
+// socket(AF_INET or AF_INET6, SOCK_STREAM or SOCK_DGRAM, 0): TCP and UDP
+// over loopback, the only network a sandbox without one has. A connection
+// joins two sockets in the sentry as a unix stream does (no segments: the
+// packet-level stack comes with the sandbox's interfaces); addresses,
+// ports (ephemeral ones from 32768 to 60999), SO_REUSEADDR/SO_REUSEPORT,
+// IPV6_V6ONLY and v4-mapped peers, and the errors (ECONNREFUSED,
+// EADDRINUSE, EADDRNOTAVAIL, ENETUNREACH) are Linux's.
+Result<vfs::FileRef> NewInetSocket(Task& t, int domain, int type, int flags);
+
 // /proc/net/unix: a header and one line per socket.
 std::string ProcNetUnix();
 

@@ -3,6 +3,7 @@
 // Only unix domain sockets exist yet: other families are EAFNOSUPPORT.
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -347,8 +348,24 @@ SyscallResult SysSocket(Task& t, const Args& a) {
   int file_flags;
   bool cloexec;
   ASSIGN_OR_RETURN(int type, SplitType(a.Int(1), &file_flags, &cloexec));
-  ASSIGN_OR_RETURN(type, UnixTypeCheck(a.Int(0), type, a.Int(2)));
-  ASSIGN_OR_RETURN(vfs::FileRef f, net::NewUnixSocket(t, type, file_flags));
+  const int domain = a.Int(0), protocol = a.Int(2);
+  vfs::FileRef f;
+  if (domain == AF_INET || domain == AF_INET6) {
+    // inet_create: TCP for streams, UDP for datagrams; raw sockets and
+    // ping sockets are not there yet.
+    if (type == SOCK_STREAM) {
+      if (protocol != 0 && protocol != IPPROTO_TCP) return Errno{EPROTONOSUPPORT};
+    } else if ((a.Int(1) & 0xf) == SOCK_DGRAM) {
+      if (protocol != 0 && protocol != IPPROTO_UDP) return Errno{EPROTONOSUPPORT};
+    } else {
+      return Errno{ESOCKTNOSUPPORT};
+    }
+    ASSIGN_OR_RETURN(f, net::NewInetSocket(t, domain, type, file_flags));
+    ASSIGN_OR_RETURN(int fd, t.fds().Add(std::move(f), cloexec));
+    return static_cast<long>(fd);
+  }
+  ASSIGN_OR_RETURN(type, UnixTypeCheck(domain, type, protocol));
+  ASSIGN_OR_RETURN(f, net::NewUnixSocket(t, type, file_flags));
   ASSIGN_OR_RETURN(int fd, t.fds().Add(std::move(f), cloexec));
   return static_cast<long>(fd);
 }
@@ -357,6 +374,7 @@ SyscallResult SysSocketpair(Task& t, const Args& a) {
   int file_flags;
   bool cloexec;
   ASSIGN_OR_RETURN(int type, SplitType(a.Int(1), &file_flags, &cloexec));
+  if (a.Int(0) == AF_INET || a.Int(0) == AF_INET6) return Errno{EOPNOTSUPP};
   ASSIGN_OR_RETURN(type, UnixTypeCheck(a.Int(0), type, a.Int(2)));
   ASSIGN_OR_RETURN(auto pair, net::NewUnixPair(t, type, file_flags));
   ASSIGN_OR_RETURN(int fd0, t.fds().Add(std::move(pair.first), cloexec));

@@ -118,8 +118,10 @@ pane_has run 'box$' 2
 tm send-keys -t run 'stty size; tty' Enter
 pane_has run '25 90'
 pane_has run '/dev/pts/0'
+# ctr sizes the exec's terminal once the process has started (as it does with runc): the
+# process waits for the size to arrive.
 tm new-session -d -x 70 -y 20 -s exec \
-  "ctr -a $work/c.sock -n $ns task exec -t --exec-id e3 t4 sh -c 'tty; stty size'; sleep 100"
+  "ctr -a $work/c.sock -n $ns task exec -t --exec-id e3 t4 sh -c 'tty; for i in \$(seq 50); do stty size 2>/dev/null | grep -q \"^[1-9]\" && break; sleep 0.1; done; stty size'; sleep 100"
 pane_has exec '/dev/pts/1'
 pane_has exec '20 70'
 tm send-keys -t run 'exit' Enter

@@ -19,17 +19,20 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   clang libclang-rt-14-dev llvm clang-tidy git busybox-static sqlite3 tmux socat \
   nlohmann-json3-dev >/dev/null
 # The container engines of the OCI runtime's integration tests (tests/integration): containerd,
-# Docker (docker.io) and runc (the comparison runtime). Their packages would start the system's
+# Docker (docker.io) and runc (the comparison runtime); and the servers the socket tests run
+# inside the sandbox (tests/net): redis and nginx. Their packages would start the system's
 # daemons; a policy-rc.d that refuses keeps them stopped (the tests start their own, with their
 # own configuration), and is removed afterwards unless it was there before.
 if ! command -v containerd >/dev/null || ! command -v runc >/dev/null ||
-  ! [ -x /usr/sbin/dockerd ] || ! [ -x /usr/bin/docker ]; then
+  ! [ -x /usr/sbin/dockerd ] || ! [ -x /usr/bin/docker ] ||
+  ! command -v redis-server >/dev/null || ! [ -x /usr/sbin/nginx ]; then
   made_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d
     made_policy=1
   fi
-  $SUDO apt-get install -y -qq --no-install-recommends containerd runc docker.io >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends containerd runc docker.io \
+    redis-server redis-tools nginx-light >/dev/null
   if [ -n "$made_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi

@@ -133,6 +133,19 @@ struct Name {
   uint16_t port = 0;  // host order
 };
 
+// TCP ports in TIME_WAIT: the side that closed a connection first keeps
+// its address for a minute (TCP_TIMEWAIT_LEN), and a new bind conflicts
+// with it unless both have SO_REUSEADDR.
+struct TimeWait {
+  Name name;
+  int domain = AF_INET;
+  bool reuse = false;
+  absl::Time until;
+};
+std::vector<TimeWait>& TimeWaits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  static auto* v = new std::vector<TimeWait>();
+  return *v;
+}
 // unix_validate_addr and unix_mkname: the family, and a length that holds
 // more than the family and no more than a sockaddr_un.
 Result<Name> ParseName(std::string_view addr) {
@@ -353,7 +366,10 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   // The address a connection or datagram to dst comes from (connect's
   // autobind: 127.0.0.1 or ::1, an ephemeral port).
-  Status AutobindInetLocked(const std::array<uint8_t, 16>& dst) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // wildcard: a UDP sendto's autobind keeps the wildcard address.
+  Status AutobindInetLocked(const std::array<uint8_t, 16>& dst, bool wildcard = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  bool ConflictsLocked(uint16_t port, const Cover& mine) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   std::string RawName(const Name& n) const { return n.inet ? FormatInet(domain_, n) : n.raw; }
 
   const int type_;
@@ -364,6 +380,9 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   bool reuseaddr_ ABSL_GUARDED_BY(g_mu) = false;
   bool reuseport_ ABSL_GUARDED_BY(g_mu) = false;
   bool v6only_ ABSL_GUARDED_BY(g_mu) = false;
+  // bind(2) chose the address, or the port (an AF_UNSPEC connect keeps them).
+  bool addr_locked_ ABSL_GUARDED_BY(g_mu) = false;
+  bool port_locked_ ABSL_GUARDED_BY(g_mu) = false;
   std::map<std::pair<int, int>, std::string> options_ ABSL_GUARDED_BY(g_mu);
   Name name_ ABSL_GUARDED_BY(g_mu);  // bound name (raw empty: unbound)
   vfs::DentryRef node_ ABSL_GUARDED_BY(g_mu);
@@ -419,10 +438,20 @@ UnixSocket::~UnixSocket() {
     peer = peer_.lock();
     if (peer != nullptr && type_ != SOCK_DGRAM) {
       // unix_release_sock: the peer's connection is over; unread data here
-      // makes it a reset.
+      // makes it a reset, and so does SO_LINGER {1, 0} on TCP.
+      bool reset = !queue_msgs_.empty() || embryo_;
+      if (auto it = options_.find({SOL_SOCKET, SO_LINGER}); it != options_.end()) {
+        linger lg{};
+        memcpy(&lg, it->second.data(), std::min(it->second.size(), sizeof(lg)));
+        reset = reset || (lg.l_onoff != 0 && lg.l_linger == 0);
+      }
       peer->shutdown_ = kShutdownMask;
-      if (!queue_msgs_.empty() || embryo_) peer->error_ = ECONNRESET;
+      if (reset) peer->error_ = ECONNRESET;
       peer->queue_.Notify(~0U);
+      // TCP: the side that closes first keeps its address in TIME_WAIT.
+      if (inet() && !reset && name_.inet && !(shutdown_ & kRcvShutdown)) {
+        TimeWaits().push_back({name_, domain_, reuseaddr_, absl::Now() + absl::Seconds(60)});
+      }
     }
     for (Message& m : queue_msgs_) Consumed(m);
     msgs.swap(queue_msgs_);
@@ -484,21 +513,8 @@ Status UnixSocket::BindInetLocked(Name n) {
   // Only the loopback addresses and the wildcard are this sandbox's.
   if (!IsAny(n.ip) && !IsLoopback(n.ip)) return Errno{EADDRNOTAVAIL};
   const Cover mine = CoverOf(domain_, n, v6only_);
-  auto conflicts = [&](uint16_t port) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
-    auto it = InetPorts().find({type_, port});
-    if (it == InetPorts().end()) return false;
-    for (const auto& w : it->second) {
-      std::shared_ptr<UnixSocket> o = w.lock();
-      if (o == nullptr || o.get() == this) continue;
-      if (!Overlaps(mine, CoverOf(o->domain_, o->name_, o->v6only_))) continue;
-      // inet_csk_bind_conflict: SO_REUSEPORT on both shares; SO_REUSEADDR
-      // on both shares unless the other listens (TCP).
-      if (reuseport_ && o->reuseport_) continue;
-      if (reuseaddr_ && o->reuseaddr_ && (type_ == SOCK_DGRAM || !o->listening_)) continue;
-      return true;
-    }
-    return false;
-  };
+  auto conflicts = [&](uint16_t port)
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) { return ConflictsLocked(port, mine); };
   if (n.port == 0) {
     static std::minstd_rand rng(static_cast<uint32_t>(absl::ToUnixNanos(absl::Now())));
     const int span = kEphemeralHigh - kEphemeralLow + 1;
@@ -520,6 +536,30 @@ Status UnixSocket::BindInetLocked(Name n) {
   return Ok();
 }
 
+bool UnixSocket::ConflictsLocked(uint16_t port, const Cover& mine) {
+  auto it = InetPorts().find({type_, port});
+  if (it != InetPorts().end()) {
+    for (const auto& w : it->second) {
+      std::shared_ptr<UnixSocket> o = w.lock();
+      if (o == nullptr || o.get() == this) continue;
+      if (!Overlaps(mine, CoverOf(o->domain_, o->name_, o->v6only_))) continue;
+      // inet_csk_bind_conflict: SO_REUSEPORT on both shares; SO_REUSEADDR
+      // on both shares unless the other listens (TCP).
+      if (reuseport_ && o->reuseport_) continue;
+      if (reuseaddr_ && o->reuseaddr_ && (type_ == SOCK_DGRAM || !o->listening_)) continue;
+      return true;
+    }
+  }
+  if (type_ != SOCK_STREAM) return false;
+  const absl::Time now = absl::Now();
+  std::erase_if(TimeWaits(), [&](const TimeWait& w) { return w.until <= now; });
+  for (const TimeWait& w : TimeWaits()) {
+    if (w.name.port != port || !Overlaps(mine, CoverOf(w.domain, w.name, false))) continue;
+    if (!(reuseaddr_ && w.reuse)) return true;
+  }
+  return false;
+}
+
 std::shared_ptr<UnixSocket> UnixSocket::FindInet(int type, const std::array<uint8_t, 16>& dst,
                                                  uint16_t port, bool listener) {
   auto it = InetPorts().find({type, port});
@@ -536,14 +576,21 @@ std::shared_ptr<UnixSocket> UnixSocket::FindInet(int type, const std::array<uint
   return wildcard;
 }
 
-Status UnixSocket::AutobindInetLocked(const std::array<uint8_t, 16>& dst) {
+Status UnixSocket::AutobindInetLocked(const std::array<uint8_t, 16>& dst, bool wildcard) {
+  const std::array<uint8_t, 16> src = IsMapped(dst) ? V4(127, 0, 0, 1) : kIp6Loopback;
   if (name_.inet) {
-    if (IsAny(name_.ip)) name_.ip = IsMapped(dst) ? V4(127, 0, 0, 1) : kIp6Loopback;
+    if (IsAny(name_.ip) && !wildcard) name_.ip = src;
     return Ok();
   }
   Name n;
-  n.ip = IsMapped(dst) ? V4(127, 0, 0, 1) : kIp6Loopback;
-  return BindInetLocked(n);
+  if (wildcard) {
+    n.ip = domain_ == AF_INET ? V4(0, 0, 0, 0) : std::array<uint8_t, 16>{};
+  } else {
+    n.ip = src;
+  }
+  TRY(BindInetLocked(n));
+  addr_locked_ = port_locked_ = false;  // picked here, not by bind(2)
+  return Ok();
 }
 
 Status UnixSocket::Bind(Task& t, std::string_view addr) {
@@ -552,7 +599,10 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
     absl::MutexLock l(&g_mu);
     if (domain_ == AF_INET6 && IsMapped(n.ip) && v6only_) return Errno{EINVAL};
     if (name_.inet) return Errno{EINVAL};
-    return BindInetLocked(n);
+    TRY(BindInetLocked(n));
+    addr_locked_ = !IsAny(n.ip);
+    port_locked_ = n.port != 0;
+    return Ok();
   }
   if (addr.size() >= sizeof(sa_family_t)) {
     sa_family_t family;
@@ -595,7 +645,16 @@ Status UnixSocket::Listen(Task& t, int backlog) {
   absl::MutexLock l(&g_mu);
   if (type_ == SOCK_DGRAM) return Errno{EOPNOTSUPP};
   if (connected_) return Errno{EINVAL};
-  if (inet() && !name_.inet) TRY(BindInetLocked(Name{}));  // inet_listen: any port
+  if (inet() && !name_.inet) {
+    // inet_listen: an unbound socket takes the wildcard and any port.
+    Name any;
+    any.ip = domain_ == AF_INET ? V4(0, 0, 0, 0) : std::array<uint8_t, 16>{};
+    TRY(BindInetLocked(any));
+  } else if (inet() && !listening_) {
+    // inet_csk_get_port again: a port shared under SO_REUSEADDR cannot
+    // take a second listener.
+    if (ConflictsLocked(name_.port, CoverOf(domain_, name_, v6only_))) return Errno{EADDRINUSE};
+  }
   if (!inet() && name_.raw.empty()) return Errno{EINVAL};  // unix_listen: not bound
   // listen(2): a backlog above somaxconn is cut to it; the queue holds one
   // more than the backlog (sk_ack_backlog > sk_max_ack_backlog is full).
@@ -635,12 +694,26 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
       old = peer_.lock();
       peer_.reset();
       connected_ = false;
+      if (inet() && name_.inet) {
+        // __udp_disconnect: what bind(2) did not choose goes.
+        if (!port_locked_) {
+          auto& v = InetPorts()[{type_, name_.port}];
+          std::erase_if(v, [this](const std::weak_ptr<UnixSocket>& w) {
+            return w.expired() || w.lock().get() == this;
+          });
+          if (v.empty()) InetPorts().erase({type_, name_.port});
+          name_ = Name{};
+        } else if (!addr_locked_) {
+          name_.ip = domain_ == AF_INET ? V4(0, 0, 0, 0) : std::array<uint8_t, 16>{};
+        }
+      }
       return Ok();
     }
   }
   {
     absl::MutexLock l(&g_mu);
-    if (listening_) return Errno{EINVAL};
+    // A listener: unix says EINVAL, TCP EISCONN.
+    if (listening_) return Errno{inet() ? EISCONN : EINVAL};
   }
   if (inet()) return ConnectInet(t, addr);
   ASSIGN_OR_RETURN(Name n, ParseName(addr));
@@ -733,6 +806,11 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
   std::shared_ptr<UnixSocket> other = FindInet(SOCK_STREAM, n.ip, n.port, /*listener=*/true);
   if (other == nullptr) return Errno{ECONNREFUSED};
   embryo->domain_ = other->domain_;
+  // An accepted socket starts with its listener's options (sk_clone).
+  embryo->reuseaddr_ = other->reuseaddr_;
+  embryo->options_ = other->options_;
+  embryo->sndbuf_ = other->sndbuf_;
+  embryo->rcvbuf_ = other->rcvbuf_;
   TRY(AutobindInetLocked(n.ip));
   peer_name_ = n;
   embryo->peer_name_ = name_;
@@ -807,7 +885,8 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   }
   if (shutdown_ & kSendShutdown) return Errno{EPIPE};
   if (req.data.size() > max) return Errno{EMSGSIZE};
-  TRY(AutobindInetLocked(dst.ip));
+  // A first sendto binds the wildcard and a port (inet_autobind).
+  TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
   Name src = name_;
   if (IsAny(src.ip)) src.ip = IsMapped(dst.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
   target = FindInet(SOCK_DGRAM, dst.ip, dst.port, /*listener=*/false);
@@ -849,7 +928,7 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
   const absl::Time deadline = Deadline(Timeout(sndtimeo_));
   for (;;) {
     if (shutdown_ & kSendShutdown) return done > 0 ? Result<size_t>(done) : Errno{EPIPE};
-    if (!connected_) return Errno{ENOTCONN};
+    if (!connected_) return Errno{inet() ? EPIPE : ENOTCONN};  // tcp_sendmsg: EPIPE
     peer = peer_.lock();
     if (peer == nullptr || (peer->shutdown_ & kRcvShutdown)) {
       return done > 0 ? Result<size_t>(done) : Errno{EPIPE};
@@ -1002,7 +1081,7 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
     absl::MutexLock l(&g_mu);
     // unix_stream_read_generic: EINVAL unless connected (a listener too);
     // unix_seqpacket_recvmsg: ENOTCONN.
-    if (type_ == SOCK_STREAM && !connected_) return Errno{EINVAL};
+    if (type_ == SOCK_STREAM && !connected_) return Errno{inet() ? ENOTCONN : EINVAL};
     if (type_ == SOCK_SEQPACKET && !connected_) return Errno{ENOTCONN};
     const bool waitall = type_ == SOCK_STREAM && (flags & MSG_WAITALL) && !(flags & MSG_PEEK);
     const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
@@ -1047,6 +1126,7 @@ Status UnixSocket::Shutdown(Task& t, int how) {
   if (how < SHUT_RD || how > SHUT_RDWR) return Errno{EINVAL};
   const int mode = how + 1;  // SHUT_RD 0 -> RCV_SHUTDOWN 1, ...
   absl::MutexLock l(&g_mu);
+  if (inet() && !connected_ && !listening_) return Errno{ENOTCONN};
   shutdown_ |= mode;
   if (type_ != SOCK_DGRAM) {
     if (std::shared_ptr<UnixSocket> p = peer_.lock()) {
@@ -1167,13 +1247,36 @@ std::optional<int> InetDefault(int level, int name) {
   }
 }
 
-// A level that belongs to the socket's protocol: TCP options on a UDP
-// socket are EOPNOTSUPP, IPv6 ones on an IPv4 socket ENOPROTOOPT.
-Status InetLevelFits(int domain, int type, int level) {
-  if (level == IPPROTO_TCP && type != SOCK_STREAM) return Errno{EOPNOTSUPP};
-  if (level == IPPROTO_UDP && type != SOCK_DGRAM) return Errno{EOPNOTSUPP};
+// A level that belongs to the socket's protocol. TCP options on a UDP
+// socket: setting them is ENOPROTOOPT; reading them EOPNOTSUPP over IPv4
+// (udp_getsockopt passes them to ip_getsockopt) and ENOPROTOOPT over IPv6.
+// IPv6 options on an IPv4 socket are ENOPROTOOPT.
+Status InetLevelFits(int domain, int type, int level, bool set) {
+  if ((level == IPPROTO_TCP && type != SOCK_STREAM) ||
+      (level == IPPROTO_UDP && type != SOCK_DGRAM)) {
+    return Errno{set || domain == AF_INET6 ? ENOPROTOOPT : EOPNOTSUPP};
+  }
   if (level == IPPROTO_IPV6 && domain != AF_INET6) return Errno{ENOPROTOOPT};
   return Ok();
+}
+
+// Options that read back 0 or 1 whatever was set.
+bool BooleanOption(int level, int name) {
+  switch (level) {
+    case SOL_SOCKET:
+      return name == SO_KEEPALIVE || name == SO_BROADCAST || name == SO_DONTROUTE ||
+             name == SO_OOBINLINE || name == SO_TIMESTAMP || name == SO_TIMESTAMPNS;
+    case IPPROTO_TCP:
+      return name == TCP_NODELAY || name == TCP_CORK || name == TCP_QUICKACK;
+    case IPPROTO_IP:
+      return name == IP_RECVERR || name == IP_PKTINFO || name == IP_RECVTOS || name == IP_RECVTTL ||
+             name == IP_FREEBIND || name == IP_TRANSPARENT || name == IP_BIND_ADDRESS_NO_PORT;
+    case IPPROTO_IPV6:
+      return name == IPV6_RECVERR || name == IPV6_RECVPKTINFO || name == IPV6_RECVTCLASS ||
+             name == IPV6_FREEBIND || name == IPV6_TRANSPARENT;
+    default:
+      return false;
+  }
 }
 }  // namespace
 
@@ -1186,7 +1289,7 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
   auto int_value = [&](int v) -> Result<std::string> { return bytes(&v, sizeof(v)); };
   absl::MutexLock l(&g_mu);
   if (inet() && level != SOL_SOCKET) {
-    TRY(InetLevelFits(domain_, type_, level));
+    TRY(InetLevelFits(domain_, type_, level, /*set=*/false));
     if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) return int_value(v6only_ ? 1 : 0);
     if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
       char algo[16] = "cubic";
@@ -1272,7 +1375,7 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
   };
   absl::MutexLock l(&g_mu);
   if (inet() && level != SOL_SOCKET) {
-    TRY(InetLevelFits(domain_, type_, level));
+    TRY(InetLevelFits(domain_, type_, level, /*set=*/true));
     if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) {
       TRY(need_int());
       if (name_.inet) return Errno{EINVAL};  // only before bind
@@ -1285,7 +1388,8 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
     }
     if (!InetDefault(level, name).has_value()) return Errno{ENOPROTOOPT};
     TRY(need_int());
-    options_[{level, name}] = std::string(value.substr(0, sizeof(int)));
+    if (BooleanOption(level, name)) v = v != 0;
+    options_[{level, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
     return Ok();
   }
   if (level != SOL_SOCKET) return Errno{EOPNOTSUPP};
@@ -1334,7 +1438,8 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
     default:
       if (!InetDefault(SOL_SOCKET, name).has_value()) return Errno{ENOPROTOOPT};
       TRY(need_int());
-      options_[{SOL_SOCKET, name}] = std::string(value.substr(0, sizeof(int)));
+      if (BooleanOption(SOL_SOCKET, name)) v = v != 0;
+      options_[{SOL_SOCKET, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
       return Ok();
   }
 }

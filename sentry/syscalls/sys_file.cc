@@ -818,6 +818,18 @@ SyscallResult SysIoctl(Task& t, const Args& a) {
       e->file->set_status_flags(on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
       return 0L;
     }
+    case FIOASYNC: {
+      // ioctl_fioasync: O_ASYNC for files that can signal (sockets, pipes,
+      // terminals); ENOTTY for the rest. (Sockets keep the flag; they do
+      // not raise SIGIO yet.)
+      const mode_t type = e->file->inode()->Type();
+      if (type != S_IFSOCK && type != S_IFIFO && type != S_IFCHR) return Errno{ENOTTY};
+      int on;
+      TRY(t.CopyInObj(a.Ptr(2), &on));
+      int fl = e->file->flags();
+      e->file->set_status_flags(on ? (fl | O_ASYNC) : (fl & ~O_ASYNC));
+      return 0L;
+    }
     case FIONREAD:
       if (e->file->inode()->IsRegular()) {
         // Bytes between the offset and the end of the file.

@@ -8,9 +8,10 @@
 // PID, mount, UTS, IPC and network namespaces, cgroups and time limit, so kill(-1) and
 // reboot(2) reach only the fenced tree; mounts stay inside its mount namespace.
 //
-// The command gets fresh user, PID, mount, UTS, IPC and network namespaces, a fresh /proc for
-// its PID namespace, best-effort memory and process-count cgroups, RLIMIT_CORE 0 and (for
-// non-root callers, whose tasks are not exempt) RLIMIT_NPROC, and a wall-clock limit.
+// The command gets fresh user, PID, mount, UTS, IPC and network namespaces (with the loopback
+// interface up, as on any machine, and nothing else), a fresh /proc for its PID namespace,
+// best-effort memory and process-count cgroups, RLIMIT_CORE 0 and (for non-root callers, whose
+// tasks are not exempt) RLIMIT_NPROC, and a wall-clock limit.
 //
 // Process layout: husk_fence (outside) -> fence-init (PID 1 inside, reaps zombies) -> CMD
 // (PID 2). CMD therefore has ordinary signal semantics; only the init has PID-1 semantics.
@@ -25,15 +26,18 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -432,6 +436,22 @@ int ExitCodeOf(int status) {
 }
 
 // PID 1 of the new PID namespace. Returns only through _exit.
+// A new network namespace has "lo" down; loopback sockets (and their tests) need it up.
+void BringUpLoopback() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) {
+      Message("cannot bring up the loopback interface: %s", strerror(errno));
+    }
+  }
+  close(s);
+}
+
 int ChildMain(void* arg) {
   const auto* a = static_cast<const ChildArgs*>(arg);
   close(a->go_write);
@@ -457,6 +477,7 @@ int ChildMain(void* arg) {
             strerror(errno));
   }
   prctl(PR_SET_NAME, "fence-init");
+  BringUpLoopback();
 
   // Second fence: no core dumps (core_pattern may name a helper that runs on the host), and
   // a task limit. RLIMIT_NPROC is counted per (user namespace, uid), so it counts only fenced

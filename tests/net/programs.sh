@@ -1,5 +1,5 @@
 #!/bin/sh
-# Issue 15's unix socket programs (python asyncio with 50 clients, multiprocessing Pipe and
+# Issue 15's socket programs (python asyncio with 50 clients, multiprocessing Pipe and
 # Pool, a socat relay between two unix sockets, a C program passing a descriptor over
 # SCM_RIGHTS) give the same output inside `husk do` as natively.
 #
@@ -7,7 +7,7 @@
 set -eu
 husk=$1
 here=$(cd "$(dirname "$0")" && pwd)
-for tool in python3 socat gcc; do
+for tool in python3 socat gcc curl redis-server redis-benchmark nginx; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
 done
 native_dir=$(mktemp -d /tmp/husk-net.XXXXXX)

@@ -129,3 +129,54 @@ int main(void) {
 C
 gcc -O1 -o passfd passfd.c
 ./passfd
+
+echo "== loopback: python3 -m http.server fetched with curl, over 127.0.0.1 and ::1"
+mkdir www
+echo "a page served inside" >www/index.html
+python3 -m http.server 8123 --bind :: --directory www >http.log 2>&1 &
+web=$!
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8123/ && break; sleep 0.1; done
+curl -s http://127.0.0.1:8123/index.html
+curl -s -g "http://[::1]:8123/index.html"
+curl -s -o /dev/null -w "missing: %{http_code}\n" http://127.0.0.1:8123/missing
+kill "$web"
+wait "$web" 2>/dev/null || true
+
+echo "== loopback: redis-server with redis-benchmark -q -n 10000"
+redis-server --port 6390 --bind 127.0.0.1 --save '' --appendonly no --dir "$d" >redis.log 2>&1 &
+redis=$!
+for _ in $(seq 100); do redis-cli -p 6390 ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+redis-cli -p 6390 set greeting hello
+redis-cli -p 6390 get greeting
+redis-benchmark -p 6390 -q -n 10000 -t set,get,incr,lpush,lpop 2>&1 | tr '\r' '\n' |
+  grep "requests per second" | sed 's/:.*//'
+redis-cli -p 6390 dbsize
+redis-cli -p 6390 shutdown nosave >/dev/null 2>&1 || true
+wait "$redis" 2>/dev/null || true
+
+echo "== loopback: nginx serving a static file"
+mkdir -p ngx/www ngx/logs
+echo "a static file from nginx" >ngx/www/index.html
+cat >ngx/nginx.conf <<CONF
+daemon off;
+worker_processes 2;
+pid $d/ngx/nginx.pid;
+error_log $d/ngx/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log $d/ngx/logs/access.log;
+  client_body_temp_path $d/ngx/body; proxy_temp_path $d/ngx/proxy;
+  fastcgi_temp_path $d/ngx/fcgi; uwsgi_temp_path $d/ngx/uwsgi; scgi_temp_path $d/ngx/scgi;
+  server { listen 127.0.0.1:8180; listen [::1]:8180; root $d/ngx/www; }
+}
+CONF
+chmod -R a+rX "$d"
+nginx -c "$d/ngx/nginx.conf" -p "$d/ngx" &
+ngx=$!
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8180/ && break; sleep 0.1; done
+for i in 1 2 3; do curl -s http://127.0.0.1:8180/; done
+curl -s -g "http://[::1]:8180/index.html"
+curl -s -o /dev/null -w "missing: %{http_code}\n" http://127.0.0.1:8180/missing
+kill "$ngx"
+wait "$ngx" 2>/dev/null || true
+wc -l <ngx/logs/access.log

@@ -110,7 +110,19 @@ vfs::InodeRef NewSysDir(const std::shared_ptr<ProcFs>& fs) {
   auto net = std::make_shared<FixedDir>(fs);
   auto core = std::make_shared<FixedDir>(fs);
   core->Value("somaxconn", "4096\n");
+  core->Value("wmem_default", "212992\n");
+  core->Value("rmem_default", "212992\n");
+  core->Value("wmem_max", "4194304\n");
+  core->Value("rmem_max", "4194304\n");
   net->Add("core", core);
+  // What the sandbox's sockets use (sentry/net): the ephemeral ports, and
+  // unix datagram queues.
+  auto ipv4 = std::make_shared<FixedDir>(fs);
+  ipv4->Value("ip_local_port_range", "32768\t60999\n");
+  net->Add("ipv4", ipv4);
+  auto unix_dir = std::make_shared<FixedDir>(fs);
+  unix_dir->Value("max_dgram_qlen", "10\n");
+  net->Add("unix", unix_dir);
   sys->Add("net", net);
   return sys;
 }

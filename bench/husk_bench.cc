@@ -16,14 +16,21 @@
 //   husk_bench readdir DIR N N listings of DIR (opendir, readdir to the end, closedir)
 //   husk_bench write PATH MIB  write MIB MiB to PATH (created) in 64 KiB chunks, then fsync
 //   husk_bench run N CMD...  N runs of CMD (fork, execvp, wait; output to /dev/null)
+//   husk_bench unixrtt N     N one-byte round trips over a unix stream socketpair (a child echoes)
+//   husk_bench unixbw MIB    MIB MiB through a unix stream socketpair to a child: throughput
+//   husk_bench tcprtt N      N one-byte round trips over a TCP connection on 127.0.0.1
+//   husk_bench tcpbw MIB     MIB MiB over a TCP connection on 127.0.0.1: throughput
+//   husk_bench tcpconn N     N connect+accept+close on 127.0.0.1: the connection rate
 //
 // Prints one line, "<name> <value> <unit>", where value is ns per operation
 // (or MiB/s for read).
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -295,6 +302,115 @@ int Futex(long n) {
 
 }  // namespace
 
+// Two connected stream sockets: a socketpair, or a TCP connection over
+// 127.0.0.1 (the listener closed once accepted).
+void StreamPair(bool tcp, int* a, int* b) {
+  if (!tcp) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) Fail("socketpair");
+    *a = sv[0];
+    *b = sv[1];
+    return;
+  }
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (l < 0 || bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(l, 16) != 0 || getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    Fail("listen on 127.0.0.1");
+  }
+  *a = socket(AF_INET, SOCK_STREAM, 0);
+  if (*a < 0 || connect(*a, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Fail("connect to 127.0.0.1");
+  }
+  *b = accept(l, nullptr, nullptr);
+  if (*b < 0) Fail("accept");
+  close(l);
+}
+
+int RoundTrips(bool tcp, long n) {
+  int a, b;
+  StreamPair(tcp, &a, &b);
+  pid_t pid = fork();
+  if (pid < 0) Fail("fork");
+  if (pid == 0) {
+    close(a);
+    char c;
+    while (read(b, &c, 1) == 1) {
+      if (write(b, &c, 1) != 1) _exit(1);
+    }
+    _exit(0);
+  }
+  close(b);
+  char c = 'x';
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    if (write(a, &c, 1) != 1 || read(a, &c, 1) != 1) Fail("round trip");
+  }
+  double t1 = NowNs();
+  close(a);
+  waitpid(pid, nullptr, 0);
+  printf("%s %.1f ns/rtt\n", tcp ? "tcprtt" : "unixrtt", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
+int Throughput(bool tcp, long mib) {
+  int a, b;
+  StreamPair(tcp, &a, &b);
+  pid_t pid = fork();
+  if (pid < 0) Fail("fork");
+  if (pid == 0) {
+    close(a);
+    std::vector<char> buf(65536);
+    while (read(b, buf.data(), buf.size()) > 0) {
+    }
+    _exit(0);
+  }
+  close(b);
+  std::vector<char> buf(65536, 'x');
+  const long chunks = mib * 16;
+  double t0 = NowNs();
+  for (long i = 0; i < chunks; i++) {
+    size_t done = 0;
+    while (done < buf.size()) {
+      ssize_t w = write(a, buf.data() + done, buf.size() - done);
+      if (w <= 0) Fail("write");
+      done += static_cast<size_t>(w);
+    }
+  }
+  close(a);
+  waitpid(pid, nullptr, 0);  // the reader has everything
+  double t1 = NowNs();
+  printf("%s %.1f MiB/s\n", tcp ? "tcpbw" : "unixbw", static_cast<double>(mib) / ((t1 - t0) / 1e9));
+  return 0;
+}
+
+int Connections(long n) {
+  int l = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (l < 0 || bind(l, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(l, 128) != 0 || getsockname(l, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    Fail("listen on 127.0.0.1");
+  }
+  double t0 = NowNs();
+  for (long i = 0; i < n; i++) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0 || connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) Fail("connect");
+    int s = accept(l, nullptr, nullptr);
+    if (s < 0) Fail("accept");
+    close(s);
+    close(c);
+  }
+  double t1 = NowNs();
+  printf("tcpconn %.1f ns/conn\n", (t1 - t0) / static_cast<double>(n));
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 3 && strcmp(argv[1], "syscall") == 0) return Syscall(Count(argv[2]));
   if (argc >= 3 && strcmp(argv[1], "clock") == 0) return Clock(Count(argv[2]));
@@ -310,6 +426,11 @@ int main(int argc, char** argv) {
   if (argc >= 4 && strcmp(argv[1], "readdir") == 0) return ReadDir(argv[2], Count(argv[3]));
   if (argc >= 4 && strcmp(argv[1], "write") == 0) return Write(argv[2], Count(argv[3]));
   if (argc >= 4 && strcmp(argv[1], "run") == 0) return Run(Count(argv[2]), argv + 3);
+  if (argc >= 3 && strcmp(argv[1], "unixrtt") == 0) return RoundTrips(false, Count(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "unixbw") == 0) return Throughput(false, Count(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "tcprtt") == 0) return RoundTrips(true, Count(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "tcpbw") == 0) return Throughput(true, Count(argv[2]));
+  if (argc >= 3 && strcmp(argv[1], "tcpconn") == 0) return Connections(Count(argv[2]));
   fprintf(stderr,
           "usage: husk_bench syscall N | clock N | open PATH N | read PATH | fault N | "
           "fork N MIB | forkexec N | thread N | futex N | stat PATH N | openclose PATH N | "

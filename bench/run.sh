@@ -161,6 +161,31 @@ for i in "${!fnames[@]}"; do
   fi
   echo
 done
+# Sockets (issue 15): unix stream sockets, and TCP over 127.0.0.1 inside the sandbox.
+snames=("unix round trip (us)" "unix stream (MiB/s)" "TCP loopback round trip (us)"
+        "TCP loopback stream (MiB/s)" "TCP connect+accept (us)")
+declare -A socks
+for r in "${runners[@]}"; do
+  socks["$r,0"]=$(measure "$r" "$bench" unixrtt 20000 | awk '{printf "%.1f\n", $1 / 1000}')
+  socks["$r,1"]=$(measure "$r" "$bench" unixbw 256)
+  socks["$r,2"]=$(measure "$r" "$bench" tcprtt 20000 | awk '{printf "%.1f\n", $1 / 1000}')
+  socks["$r,3"]=$(measure "$r" "$bench" tcpbw 256)
+  socks["$r,4"]=$(measure "$r" "$bench" tcpconn 2000 | awk '{printf "%.1f\n", $1 / 1000}')
+done
+echo
+printf '%-30s' "sockets"
+for r in "${runners[@]}"; do printf '%12s' "$r"; done
+printf '%14s' "husk/native"
+[[ " ${runners[*]} " == *" runsc "* ]] && printf '%13s' "husk/runsc"
+echo
+for i in "${!snames[@]}"; do
+  printf '%-30s' "${snames[$i]}"
+  for r in "${runners[@]}"; do printf '%12s' "${socks[$r,$i]:--}"; done
+  printf '%14s' "$(ratio "${socks[husk,$i]}" "${socks[native,$i]}")"
+  [[ -n ${socks[runsc,$i]:-} ]] && printf '%13s' "$(ratio "${socks[husk,$i]}" "${socks[runsc,$i]}")"
+  echo
+done
+
 # The target for a seen path: no gofer round trip, i.e. at most twice husk's own null syscall.
 echo "husk: stat of a seen path = $(ratio "${files[husk,0]}" "${result[husk,1]}")x husk's getppid"
 echo "(MiB/s: higher is better; all others: lower is better)"

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -13,6 +14,7 @@
 #include "sentry/kernel/anon.h"
 #include "sentry/kernel/tty.h"
 #include "sentry/kernel/version.h"
+#include "sentry/net/unix.h"
 
 namespace husk {
 namespace {
@@ -452,6 +454,12 @@ class KernelProcProvider : public procfs::ProcProvider {
     }
     return out;
   }
+  std::string NetFile(const std::string& name) override {
+    if (name == "unix") return net::ProcNetUnix();
+    return net::ProcNetInet(name.rfind("tcp", 0) == 0 ? SOCK_STREAM : SOCK_DGRAM,
+                            name.back() == '6' ? AF_INET6 : AF_INET);
+  }
+
   std::string MemInfo() override {
     uint64_t total_kb = k_.MemoryTotal() / 1024;
     uint64_t used_kb = k_.MemoryUsed() / 1024;

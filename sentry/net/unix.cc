@@ -319,6 +319,8 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   static void Pair(const std::shared_ptr<UnixSocket>& a, const std::shared_ptr<UnixSocket>& b,
                    const Credentials& creds);
   std::string ProcLine();
+  // A line of /proc/net/tcp (or udp, tcp6, udp6), numbered sl.
+  std::string ProcInetLine(int sl);
 
  private:
   // Blocks the task on this socket's queue until something changes, a
@@ -1524,7 +1526,60 @@ std::string UnixSocket::ProcLine() {
                          listening_ ? 0x10000 : 0, type_, state, ino, path);
 }
 
+std::string UnixSocket::ProcInetLine(int sl) {
+  absl::MutexLock l(&g_mu);
+  auto hex = [this](const Name& n) {
+    std::string out;
+    if (domain_ == AF_INET) {
+      uint32_t a;
+      memcpy(&a, n.ip.data() + 12, 4);
+      out = absl::StrFormat("%08X", a);
+    } else {
+      for (int i = 0; i < 4; i++) {
+        uint32_t w;
+        memcpy(&w, n.ip.data() + 4 * i, 4);
+        absl::StrAppendFormat(&out, "%08X", w);
+      }
+    }
+    return absl::StrFormat("%s:%04X", out, n.port);
+  };
+  Name local = name_.inet ? name_ : Name{};
+  if (!name_.inet && domain_ == AF_INET) local.ip = V4(0, 0, 0, 0);
+  Name remote = connected_ ? peer_name_ : Name{};
+  if (!connected_ && domain_ == AF_INET) remote.ip = V4(0, 0, 0, 0);
+  // TCP_ESTABLISHED 1, TCP_CLOSE 7, TCP_LISTEN 10.
+  const int state = listening_ ? 10 : connected_ ? 1 : 7;
+  const uint64_t ino = static_cast<SocketInode&>(*inode()).ino();
+  // The columns after the inode (refcount, the socket's address, timers)
+  // are Linux's shape with nothing to report.
+  return absl::StrFormat(
+      "%4d: %s %s %02X %08X:%08X 00:00000000 00000000 %5u        0 %u 1 0000000000000000 100 0 0 "
+      "10 0\n",
+      sl, hex(local), hex(remote), state, inflight_, queued_bytes_, 0, ino);
+}
+
 }  // namespace
+
+std::string ProcNetInet(int type, int domain) {
+  std::vector<std::shared_ptr<UnixSocket>> all;
+  {
+    absl::MutexLock l(&g_mu);
+    for (auto& [p, w] : All()) {
+      std::shared_ptr<UnixSocket> s = w.lock();
+      if (s != nullptr && s->Domain() == domain && s->SockType() == type)
+        all.push_back(std::move(s));
+    }
+  }
+  std::string out = domain == AF_INET
+                        ? "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when "
+                          "retrnsmt   uid  timeout inode\n"
+                        : "  sl  local_address                         remote_address             "
+                          "           st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+                          "inode\n";
+  int sl = 0;
+  for (const auto& s : all) out += s->ProcInetLine(sl++);
+  return out;
+}
 
 void SetUnixPathOps(const PathOps& ops) { g_path_ops = ops; }
 

@@ -45,6 +45,9 @@ Result<vfs::FileRef> NewInetSocket(Task& t, int domain, int type, int flags);
 
 // /proc/net/unix: a header and one line per socket.
 std::string ProcNetUnix();
+// /proc/net/tcp, tcp6, udp, udp6: the inet sockets of `type` whose family is
+// `domain`, in Linux's columns (addresses in hex, the state, the inode).
+std::string ProcNetInet(int type, int domain);
 
 }  // namespace husk::net
 

@@ -930,6 +930,28 @@ TEST(InetTcpTest, ListenWithoutBindPicksAnEphemeralPort) {
   }
 }
 
+// /proc/net/tcp lists a listener: its address and port in hex, state 0A, its inode.
+TEST(InetTcpTest, ProcNetTcpListsAListener) {
+  Fd fd = Socket(AF_INET, SOCK_STREAM);
+  ASSERT_OK(Bind(fd.get(), Loopback(AF_INET)));
+  ASSERT_OK(listen(fd.get(), 4));
+  struct stat st;
+  ASSERT_OK(fstat(fd.get(), &st));
+  char want[64];
+  snprintf(want, sizeof(want), "0100007F:%04X 00000000:0000 0A", SockName(fd.get()).port());
+  const std::string table = ReadFile("/proc/net/tcp");
+  bool found = false;
+  size_t at = 0;
+  while (!found && at < table.size()) {
+    const size_t end = table.find('\n', at);
+    const std::string line = table.substr(at, end == std::string::npos ? end : end - at);
+    found = line.find(want) != std::string::npos &&
+            line.find(" " + std::to_string(st.st_ino) + " ") != std::string::npos;
+    at = end == std::string::npos ? table.size() : end + 1;
+  }
+  EXPECT_TRUE(found) << want << " inode " << st.st_ino << " not in\n" << table;
+}
+
 // Reads ignore where one write ended and the next began; what a short read leaves stays
 // queued.
 TEST(InetTcpTest, APartialReadLeavesTheRestQueued) {

@@ -2208,4 +2208,21 @@ TEST(UnixMmsgTest, RecvmmsgWaitforoneReturnsWhatIsQueued) {
 }
 
 }  // namespace
+
+// /proc/net/unix lists a bound socket: its abstract name with '@' and its inode.
+TEST(UnixNameTest, ProcNetUnixListsAnAbstractName) {
+  Fd fd = Socket(SOCK_DGRAM);
+  const std::string name = UniqueName();
+  ASSERT_OK(Bind(fd.get(), AbstractAddr(name)));
+  struct stat st;
+  ASSERT_OK(fstat(fd.get(), &st));
+  const std::string table = ReadFile("/proc/net/unix");
+  const size_t at = table.find(" @" + name + "\n");
+  ASSERT_NE(at, std::string::npos) << table;
+  const size_t line = table.rfind('\n', at);
+  const std::string row = table.substr(line + 1, at - line - 1);
+  EXPECT_NE(row.find(" " + std::to_string(st.st_ino)), std::string::npos) << row;
+  EXPECT_NE(row.find(" 0002 "), std::string::npos) << row;  // SOCK_DGRAM
+}
+
 }  // namespace husk_test

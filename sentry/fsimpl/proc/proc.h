@@ -117,6 +117,8 @@ class ProcProvider {
   virtual std::string LoadAvg() = 0;
   // /proc/stat: CPU time lines, btime, process counts. Empty by default.
   virtual std::string SystemStat() { return ""; }
+  // /proc/net/NAME (unix, tcp, tcp6, udp, udp6): the sandbox's sockets.
+  virtual std::string NetFile(const std::string& name) { return ""; }
   // What uname(2) tells, for /proc/version and /proc/sys/kernel.
   // The names are the calling task's UTS namespace's; setting them (a
   // write to /proc/sys/kernel/hostname or domainname) changes that one.

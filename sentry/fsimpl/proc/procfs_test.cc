@@ -231,7 +231,7 @@ class ProcfsTest : public ::testing::Test {
 
 TEST_F(ProcfsTest, RootListing) {
   EXPECT_EQ(List("/"), (std::vector<std::string>{"cgroups", "cpuinfo", "filesystems", "loadavg",
-                                                 "meminfo", "mounts", "self", "stat", "sys",
+                                                 "meminfo", "mounts", "net", "self", "stat", "sys",
                                                  "thread-self", "uptime", "version", "1", "42"}));
   struct stat st = root_->Stat().value();
   EXPECT_EQ(st.st_mode, S_IFDIR | 0555);

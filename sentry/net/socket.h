@@ -85,6 +85,11 @@ class Socket : public vfs::File {
   virtual size_t MaxMessage() const = 0;
 };
 
+// netdevice(7)'s interface ioctls (SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFFLAGS,
+// SIOCGIFCONF, ...) on any socket, for the sandbox's loopback; ENOTTY for
+// other requests (sentry/net/interfaces.cc).
+Result<long> InterfaceIoctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg);
+
 // The socket behind f, or null.
 inline Socket* AsSocket(vfs::File& f) { return dynamic_cast<Socket*>(&f); }
 

@@ -1482,7 +1482,7 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
         n = static_cast<int>(inflight_);
         break;
       default:
-        return Errno{ENOTTY};
+        return InterfaceIoctl(mm, cmd, arg);
     }
   }
   TRY(mm.CopyOut(arg, &n, sizeof(n)));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sentry/kernel/inotify.h"
+#include "sentry/net/netlink.h"
 #include "sentry/net/unix.h"
 #include "sentry/syscalls/handlers.h"
 
@@ -350,6 +351,12 @@ SyscallResult SysSocket(Task& t, const Args& a) {
   ASSIGN_OR_RETURN(int type, SplitType(a.Int(1), &file_flags, &cloexec));
   const int domain = a.Int(0), protocol = a.Int(2);
   vfs::FileRef f;
+  if (domain == AF_NETLINK) {
+    // netlink_create: raw and datagram sockets alike (not unix's SOCK_RAW).
+    ASSIGN_OR_RETURN(f, net::NewNetlinkSocket(t, a.Int(1) & 0xf, protocol, file_flags));
+    ASSIGN_OR_RETURN(int fd, t.fds().Add(std::move(f), cloexec));
+    return static_cast<long>(fd);
+  }
   if (domain == AF_INET || domain == AF_INET6) {
     // inet_create: TCP for streams, UDP for datagrams; raw sockets and
     // ping sockets are not there yet.

@@ -237,6 +237,13 @@ class Terminal {
   void EchoRaw(uint8_t c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { PutProcessed(c); }
   // One byte through OPOST processing (do_output_char).
   void PutProcessed(uint8_t c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // Appends a byte for the master to read. Writes stop at kOutputCapacity
+  // (OutputRoom); echoes, which a master's own writes cause, are dropped
+  // once the buffer is that full and a little more, as n_tty drops echoes
+  // it has no room for.
+  void Emit(char c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (output_.size() < kOutputCapacity + 64) output_.push_back(c);
+  }
   // The column a line's echo reaches after `text`, from canon_column_.
   int ColumnAfter(const std::string& text) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
@@ -552,8 +559,8 @@ bool Terminal::Receive(uint8_t c, Raises* raises) {
       if (is(VLNEXT) && (t.lflag & IEXTEN)) {
         lnext_ = true;
         if ((t.lflag & ECHO) && (t.lflag & ECHOCTL)) {
-          output_.push_back('^');
-          output_.push_back('\b');
+          Emit('^');
+          Emit('\b');
         }
         return true;
       }
@@ -654,12 +661,14 @@ void Terminal::Erase(uint8_t c) {
       if (kind == kErase && !(t.lflag & ECHOE)) {
         EchoChar(t.cc[VERASE]);
       } else if (prev == '\t') {
-        for (int i = ColumnAfter(edit_); i < before; i++) output_.push_back('\b');
+        for (int i = ColumnAfter(edit_); i < before; i++) Emit('\b');
         column_ = std::max(0, column_ - (before - ColumnAfter(edit_)));
       } else {
         const int times = IsControl(prev) ? ((t.lflag & ECHOCTL) ? 2 : 0) : 1;
         for (int i = 0; i < times; i++) {
-          output_.insert(output_.end(), {'\b', ' ', '\b'});
+          Emit('\b');
+          Emit(' ');
+          Emit('\b');
           if (column_ > 0) column_--;
         }
       }
@@ -670,8 +679,8 @@ void Terminal::Erase(uint8_t c) {
 
 void Terminal::EchoChar(uint8_t c) {
   if ((termios.lflag & ECHOCTL) && IsControl(c) && c != '\t') {
-    output_.push_back('^');
-    output_.push_back(static_cast<char>(c ^ 0100));
+    Emit('^');
+    Emit(static_cast<char>(c ^ 0100));
     column_ += 2;
     return;
   }
@@ -681,7 +690,7 @@ void Terminal::EchoChar(uint8_t c) {
 void Terminal::PutProcessed(uint8_t c) {
   const KernelTermios& t = termios;
   if (!(t.oflag & OPOST)) {
-    output_.push_back(static_cast<char>(c));
+    Emit(static_cast<char>(c));
     return;
   }
   switch (c) {
@@ -689,8 +698,8 @@ void Terminal::PutProcessed(uint8_t c) {
       if (t.oflag & ONLRET) column_ = 0;
       if (t.oflag & ONLCR) {
         canon_column_ = column_ = 0;
-        output_.push_back('\r');
-        output_.push_back('\n');
+        Emit('\r');
+        Emit('\n');
         return;
       }
       canon_column_ = column_;
@@ -708,7 +717,7 @@ void Terminal::PutProcessed(uint8_t c) {
       const int spaces = 8 - (column_ & 7);
       column_ += spaces;
       if ((t.oflag & TABDLY) == XTABS) {
-        output_.insert(output_.end(), static_cast<size_t>(spaces), ' ');
+        for (int i = 0; i < spaces; i++) Emit(' ');
         return;
       }
       break;
@@ -724,7 +733,7 @@ void Terminal::PutProcessed(uint8_t c) {
       }
       break;
   }
-  output_.push_back(static_cast<char>(c));
+  Emit(static_cast<char>(c));
 }
 
 size_t Terminal::Output(const char* p, size_t n) {

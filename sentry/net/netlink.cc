@@ -216,13 +216,26 @@ class NetlinkSocket : public Socket {
     }
     std::deque<std::string> replies = Answer(req.data, port);
     absl::MutexLock l(&mu_);
-    for (std::string& r : replies) queue_.push_back(std::move(r));
-    if (!queue_.empty()) waiters_.Notify(POLLIN | POLLRDNORM);
+    for (std::string& r : replies) {
+      // netlink_overrun: past the receive buffer replies are dropped, and
+      // the next receive says ENOBUFS.
+      if (queued_ + r.size() > static_cast<size_t>(rcvbuf_)) {
+        overrun_ = true;
+        continue;
+      }
+      queued_ += r.size();
+      queue_.push_back(std::move(r));
+    }
+    if (!queue_.empty() || overrun_) waiters_.Notify(POLLIN | POLLRDNORM | POLLERR);
     return req.data.size();
   }
   Result<Received> Receive(Task& t, size_t n, int flags) override {
     Received r;
     absl::MutexLock l(&mu_);
+    if (overrun_) {
+      overrun_ = false;
+      return Errno{ENOBUFS};
+    }
     while (queue_.empty()) {
       if ((this->flags() & O_NONBLOCK) || (flags & MSG_DONTWAIT)) return Errno{EAGAIN};
       waiters_.Add(&t.waiter, POLLIN);
@@ -240,7 +253,10 @@ class NetlinkSocket : public Socket {
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
     r.from.assign(reinterpret_cast<const char*>(&kernel), sizeof(kernel));
-    if (!(flags & MSG_PEEK)) queue_.pop_front();
+    if (!(flags & MSG_PEEK)) {
+      queued_ -= m.size();
+      queue_.pop_front();
+    }
     return r;
   }
   Status Shutdown(Task&, int how) override {
@@ -353,6 +369,7 @@ class NetlinkSocket : public Socket {
     absl::MutexLock l(&mu_);
     uint32_t ready = POLLOUT | POLLWRNORM;
     if (!queue_.empty()) ready |= POLLIN | POLLRDNORM;
+    if (overrun_) ready |= POLLERR;
     return ready & (mask | POLLHUP | POLLERR);
   }
   WaitQueue* EventQueue() override { return &waiters_; }
@@ -452,6 +469,8 @@ class NetlinkSocket : public Socket {
   int32_t port_ ABSL_GUARDED_BY(g_ports_mu) = 0;
   absl::Mutex mu_;
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;  // bytes in queue_
+  bool overrun_ ABSL_GUARDED_BY(mu_) = false;
   std::map<int, bool> options_ ABSL_GUARDED_BY(mu_);
   int sndbuf_ ABSL_GUARDED_BY(mu_) = 212992;
   int rcvbuf_ ABSL_GUARDED_BY(mu_) = 212992;

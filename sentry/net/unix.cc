@@ -13,12 +13,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
 #include <random>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 #include "sentry/time/sandbox_clock.h"
@@ -32,6 +34,10 @@ constexpr size_t kMinSendBuffer = 4608;     // SOCK_MIN_SNDBUF
 constexpr size_t kMinReceiveBuffer = 2304;  // SOCK_MIN_RCVBUF
 constexpr size_t kMaxDatagramQueue = 10;    // net.unix.max_dgram_qlen
 constexpr int kSomaxconn = 4096;            // net.core.somaxconn
+// What a queued message costs its sender's buffer beyond its bytes (Linux
+// charges an skb's truesize): many tiny messages fill a buffer as a few
+// big ones do.
+constexpr size_t kMessageOverhead = 256;
 constexpr size_t kPathOffset = offsetof(sockaddr_un, sun_path);
 // Linux's shutdown bits (sk_shutdown).
 constexpr int kRcvShutdown = 1, kSendShutdown = 2, kShutdownMask = 3;
@@ -41,13 +47,55 @@ absl::Mutex g_mu;
 
 class UnixSocket;
 
+// Files in flight (sent with SCM_RIGHTS, not yet received) in the whole
+// sandbox: a sender past its RLIMIT_NOFILE of them gets ETOOMANYREFS, as
+// Linux's too_many_unix_fds says, so that files sent and never received
+// (or sent around in circles) cannot grow without end.
+std::atomic<size_t> g_files_in_flight{0};
+
+// The files one message carries, counted in g_files_in_flight while they
+// travel.
+class InFlight {
+ public:
+  InFlight() = default;
+  explicit InFlight(std::vector<vfs::FileRef> v) : v_(std::move(v)) {
+    g_files_in_flight += v_.size();
+  }
+  InFlight(InFlight&& o) noexcept : v_(std::exchange(o.v_, {})) {}
+  InFlight& operator=(InFlight&& o) noexcept {
+    if (this != &o) {
+      Drop();
+      v_ = std::exchange(o.v_, {});
+    }
+    return *this;
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  ~InFlight() { Drop(); }
+  bool empty() const { return v_.empty(); }
+  // The files leave the air: received, or about to be let go.
+  std::vector<vfs::FileRef> Take() {
+    g_files_in_flight -= v_.size();
+    return std::exchange(v_, {});
+  }
+
+ private:
+  void Drop() {
+    g_files_in_flight -= v_.size();
+    v_.clear();
+  }
+  std::vector<vfs::FileRef> v_;
+};
+
 // One sent message waiting in a receive queue (an skb): its bytes, the
 // files and credentials it carries, who sent it (their buffer counts it
 // until it is read), and the sender's address.
 struct Message {
   std::string data;
-  size_t off = 0;  // bytes of a stream message already read
-  std::vector<vfs::FileRef> fds;
+  size_t off = 0;              // bytes of a stream message already read
+  size_t charge = 0;           // what the sender's buffer still counts of it
+  size_t receiver_charge = 0;  // what a UDP receiver's buffer counts
+  InFlight fds;
   Credentials creds;
   std::string from;
   std::weak_ptr<UnixSocket> sender;
@@ -326,7 +374,8 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // Blocks the task on this socket's queue until something changes, a
   // signal (ERESTARTSYS) or the deadline (EAGAIN, as SO_RCVTIMEO and
   // SO_SNDTIMEO end a wait); 0 when woken.
-  int Wait(Task& t, absl::Time deadline = absl::InfiniteFuture())
+  int Wait(Task& t, absl::Time deadline = absl::InfiniteFuture(),
+           std::shared_ptr<UnixSocket>* drop = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu, g_mu);
   // The deadline of a wait that starts now (SO_RCVTIMEO, SO_SNDTIMEO).
   static absl::Time Deadline(absl::Duration timeout) {
@@ -400,6 +449,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   bool embryo_ ABSL_GUARDED_BY(g_mu) = false;  // made by connect, not yet accepted
   std::deque<Message> queue_msgs_ ABSL_GUARDED_BY(g_mu);
   size_t queued_bytes_ ABSL_GUARDED_BY(g_mu) = 0;
+  size_t queued_charge_ ABSL_GUARDED_BY(g_mu) = 0;  // UDP: bytes and overhead queued here
   size_t inflight_ ABSL_GUARDED_BY(g_mu) = 0;  // sent, not yet read (sk_wmem_alloc)
   int shutdown_ ABSL_GUARDED_BY(g_mu) = 0;
   bool passcred_ ABSL_GUARDED_BY(g_mu) = false;
@@ -459,6 +509,27 @@ UnixSocket::~UnixSocket() {
     msgs.swap(queue_msgs_);
     pending.swap(pending_);
   }
+  // What goes with this socket may hold sockets that hold more (files sent
+  // over sockets, sent over sockets...): they are let go in a loop by the
+  // outermost socket being destroyed on this thread, never by recursion.
+  thread_local std::vector<std::shared_ptr<void>>* graveyard = nullptr;
+  std::vector<std::shared_ptr<void>> dead;
+  for (Message& m : msgs) {
+    for (vfs::FileRef& f : m.fds.Take()) dead.push_back(std::move(f));
+  }
+  for (std::shared_ptr<UnixSocket>& p : pending) dead.push_back(std::move(p));
+  dead.push_back(std::move(peer));
+  if (graveyard != nullptr) {
+    for (auto& d : dead) graveyard->push_back(std::move(d));
+    return;
+  }
+  graveyard = &dead;
+  while (!dead.empty()) {
+    std::shared_ptr<void> d = std::move(dead.back());
+    dead.pop_back();
+    d.reset();  // may add to `dead`
+  }
+  graveyard = nullptr;
 }
 
 void UnixSocket::Changed() {
@@ -466,9 +537,12 @@ void UnixSocket::Changed() {
   if (std::shared_ptr<UnixSocket> p = peer_.lock()) p->queue_.Notify(~0U);
 }
 
-int UnixSocket::Wait(Task& t, absl::Time deadline) {
+int UnixSocket::Wait(Task& t, absl::Time deadline, std::shared_ptr<UnixSocket>* drop) {
   queue_.Add(&t.waiter, ~0U);
   g_mu.Unlock();
+  // Not kept across the wait: a peer whose last file closes meanwhile
+  // goes, and its going (EPIPE, end of file) wakes this one.
+  if (drop != nullptr) drop->reset();
   Status s = t.Block(deadline);
   queue_.Remove(&t.waiter);
   g_mu.Lock();
@@ -478,7 +552,7 @@ int UnixSocket::Wait(Task& t, absl::Time deadline) {
 
 void UnixSocket::Consumed(const Message& m) {
   if (std::shared_ptr<UnixSocket> s = m.sender.lock()) {
-    s->inflight_ -= std::min(s->inflight_, m.data.size());
+    s->inflight_ -= std::min(s->inflight_, m.charge);
     s->queue_.Notify(POLLOUT | POLLWRNORM);
   }
 }
@@ -860,6 +934,10 @@ Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
 Result<size_t> UnixSocket::Send(Task& t, SendRequest& req) {
   // Only unix sockets carry descriptors and credentials (__scm_send).
   if (inet() && (!req.fds.empty() || req.creds.has_value())) return Errno{EINVAL};
+  if (!req.fds.empty()) {
+    const rlim_t limit = std::min<rlim_t>(t.tg().rlimits[RLIMIT_NOFILE].rlim_cur, 1 << 20);
+    if (g_files_in_flight + req.fds.size() > limit) return Errno{ETOOMANYREFS};
+  }
   if (type_ == SOCK_STREAM) return SendStream(t, req);
   return inet() ? SendInetDatagram(t, req) : SendDatagram(t, req);
 }
@@ -907,13 +985,15 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
     return req.data.size();
   }
   // A full receive buffer drops it, as UDP does.
-  if (target->queued_bytes_ + req.data.size() > target->rcvbuf_ ||
-      (target->shutdown_ & kRcvShutdown)) {
+  const size_t charge = req.data.size() + kMessageOverhead;
+  if (target->queued_charge_ + charge > target->rcvbuf_ || (target->shutdown_ & kRcvShutdown)) {
     return req.data.size();
   }
   Message m;
   m.data = std::string(req.data);
   m.from = FormatInet(target->domain_, src);
+  m.receiver_charge = charge;
+  target->queued_charge_ += charge;
   target->queued_bytes_ += m.data.size();
   target->queue_msgs_.push_back(std::move(m));
   target->queue_.Notify(POLLIN | POLLRDNORM);
@@ -941,11 +1021,12 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
       const size_t piece = std::min(req.data.size() - done, std::max<size_t>(sndbuf_ / 2 - 64, 1));
       Message m;
       m.data = std::string(req.data.substr(done, piece));
-      m.fds = std::move(req.fds);
+      m.fds = InFlight(std::move(req.fds));
       req.fds.clear();
       m.creds = creds;
       m.sender = weak_from_this();
-      inflight_ += m.data.size();
+      m.charge = m.data.size() + kMessageOverhead;
+      inflight_ += m.charge;
       peer->queued_bytes_ += m.data.size();
       peer->queue_msgs_.push_back(std::move(m));
       done += piece;
@@ -954,7 +1035,9 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
       continue;
     }
     if (Nonblocking(req.flags)) return done > 0 ? Result<size_t>(done) : Errno{EAGAIN};
-    if (int e = Wait(t, deadline); e != 0) return done > 0 ? Result<size_t>(done) : Errno{e};
+    if (int e = Wait(t, deadline, &peer); e != 0) {
+      return done > 0 ? Result<size_t>(done) : Errno{e};
+    }
   }
 }
 
@@ -1013,11 +1096,12 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
   }
   Message m;
   m.data = std::string(req.data);
-  m.fds = std::move(req.fds);
+  m.fds = InFlight(std::move(req.fds));
   m.creds = creds;
   m.from = name_.raw;
   m.sender = weak_from_this();
-  inflight_ += m.data.size();
+  m.charge = m.data.size() + kMessageOverhead;
+  inflight_ += m.charge;
   peer->queued_bytes_ += m.data.size();
   peer->queue_msgs_.push_back(std::move(m));
   peer->queue_.Notify(POLLIN | POLLRDNORM);
@@ -1031,20 +1115,22 @@ void UnixSocket::TakeStream(size_t n, int flags, Received* r, std::deque<Message
     // Files already taken end the read.
     if (!r->fds.empty()) break;
     Message& m = queue_msgs_[at];
-    // A message carrying files starts a read of its own, and ends it.
-    if (!m.fds.empty() && !r->data.empty()) break;
     const size_t k = std::min(n - r->data.size(), m.left());
     r->data.append(m.data, m.off, k);
     if (!r->creds.has_value()) r->creds = m.creds;
     const bool had_fds = !m.fds.empty();
-    if (had_fds && !peek) r->fds = std::move(m.fds);
+    if (had_fds && !peek) r->fds = m.fds.Take();
     if (peek) {
       at++;
     } else {
       m.off += k;
       queued_bytes_ -= k;
+      // The bytes read free the sender's buffer; the message's overhead
+      // goes with its last byte.
+      const size_t freed = m.left() == 0 ? m.charge : std::min(k, m.charge);
+      m.charge -= freed;
       if (std::shared_ptr<UnixSocket> s = m.sender.lock()) {
-        s->inflight_ -= std::min(s->inflight_, k);
+        s->inflight_ -= std::min(s->inflight_, freed);
         s->queue_.Notify(POLLOUT | POLLWRNORM);
       }
       if (m.left() == 0) {
@@ -1054,6 +1140,7 @@ void UnixSocket::TakeStream(size_t n, int flags, Received* r, std::deque<Message
         queue_msgs_.pop_front();
       }
     }
+    // A message carrying files ends the read (unix_stream_read_generic).
     if (had_fds) break;
   }
   r->length = r->data.size();
@@ -1068,8 +1155,9 @@ void UnixSocket::TakeMessage(size_t n, int flags, Received* r, std::deque<Messag
   r->creds = m.creds;
   r->from = m.from;
   if (flags & MSG_PEEK) return;
-  r->fds = std::move(m.fds);
+  r->fds = m.fds.Take();
   queued_bytes_ -= m.data.size();
+  queued_charge_ -= std::min(queued_charge_, m.receiver_charge);
   Consumed(m);
   m.sender.reset();
   gone->push_back(std::move(m));
@@ -1095,9 +1183,11 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
           TakeMessage(n, flags, &r, &gone);
           break;
         }
+        const size_t before = r.data.size();
         TakeStream(n, flags, &r, &gone);
-        // MSG_WAITALL: on until n bytes, files, the end, or a signal.
-        if (!waitall || r.data.size() >= n || !r.fds.empty()) break;
+        // MSG_WAITALL: on until n bytes, files, the end, or a signal; a
+        // message with files waiting behind what was read ends it too.
+        if (!waitall || r.data.size() >= n || !r.fds.empty() || r.data.size() == before) break;
         continue;
       }
       const bool some = !r.data.empty();

@@ -29,6 +29,9 @@ constexpr int kMaxFdsPerMessage = 253;                    // SCM_MAX_FD
 constexpr size_t kStreamChunk = 256 * 1024;  // bytes gathered per step of a stream send
 constexpr size_t kMaxRw = 0x7ffff000;        // MAX_RW_COUNT
 constexpr int kMaxIov = 1024;                // UIO_MAXIOV
+// What one receive gathers in the sentry at most: MSG_WAITALL on a stream
+// waits for this much of a larger request (the rest is the next call's).
+constexpr size_t kMaxReceive = 16 << 20;
 
 Result<net::Socket*> SocketOf(Task& t, int fd, vfs::FileRef* keep) {
   ASSIGN_OR_RETURN(*keep, t.fds().GetForIo(fd));
@@ -163,7 +166,7 @@ Status Scatter(Task& t, const std::vector<iovec>& iov, const std::string& data) 
 Status ParseControl(Task& t, uintptr_t addr, size_t len, net::SendRequest* req) {
   if (len == 0) return Ok();
   if (len > kMaxControl) return Errno{ENOBUFS};
-  if (len < sizeof(cmsghdr)) return Errno{EINVAL};
+  if (len < sizeof(cmsghdr)) return Ok();  // CMSG_FIRSTHDR finds nothing there
   std::string buf(len, '\0');
   TRY(t.CopyIn(addr, buf.data(), len));
   size_t at = 0;
@@ -322,7 +325,7 @@ Result<long> RecvMsgAt(Task& t, int fd, uintptr_t hdr_addr, int flags)
   ASSIGN_OR_RETURN(std::vector<iovec> iov,
                    CopyInIov(t, reinterpret_cast<uintptr_t>(h.msg_iov), h.msg_iovlen));
   if (static_cast<int>(h.msg_namelen) < 0) return Errno{EINVAL};
-  ASSIGN_OR_RETURN(net::Received r, s->Receive(t, std::min(IovTotal(iov), kMaxRw), flags));
+  ASSIGN_OR_RETURN(net::Received r, s->Receive(t, std::min(IovTotal(iov), kMaxReceive), flags));
   TRY(Scatter(t, iov, r.data));
   int msg_flags = r.msg_flags;
   size_t name_len = 0;
@@ -485,7 +488,7 @@ SyscallResult SysRecvfrom(Task& t, const Args& a) {
     TRY(t.CopyInObj(a.Ptr(5), &len));
     if (len < 0) return Errno{EINVAL};
   }
-  ASSIGN_OR_RETURN(net::Received r, s->Receive(t, std::min(a.Size(2), kMaxRw), a.Int(3)));
+  ASSIGN_OR_RETURN(net::Received r, s->Receive(t, std::min(a.Size(2), kMaxReceive), a.Int(3)));
   if (!r.data.empty()) TRY(t.CopyOut(a.Ptr(1), r.data.data(), r.data.size()));
   // An unnamed sender, or a stream, gives no address: length 0.
   if (a.Ptr(4) != 0) TRY(CopyOutAddress(t, r.from, a.Ptr(4), a.Ptr(5)));

@@ -2225,4 +2225,45 @@ TEST(UnixNameTest, ProcNetUnixListsAnAbstractName) {
   EXPECT_NE(row.find(" 0002 "), std::string::npos) << row;  // SOCK_DGRAM
 }
 
+// A read takes bytes up to and including a message that carries files, with the files, and
+// stops there; MSG_WAITALL does not wait past it.
+TEST(UnixRightsTest, AReadStopsAfterTheMessageCarryingFiles) {
+  int sv[2];
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+  Fd a(sv[0]), b(sv[1]);
+  ASSERT_EQ(send(a.get(), "x", 1, 0), 1);
+  char byte = 'y';
+  iovec iov = {&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr mh = {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof(control);
+  cmsghdr* h = CMSG_FIRSTHDR(&mh);
+  h->cmsg_level = SOL_SOCKET;
+  h->cmsg_type = SCM_RIGHTS;
+  h->cmsg_len = CMSG_LEN(sizeof(int));
+  const int passed = a.get();
+  memcpy(CMSG_DATA(h), &passed, sizeof(int));
+  ASSERT_EQ(sendmsg(a.get(), &mh, 0), 1);
+  ASSERT_EQ(send(a.get(), "z", 1, 0), 1);
+  char buf[100];
+  alignas(cmsghdr) char rcontrol[CMSG_SPACE(sizeof(int))] = {};
+  iovec riov = {buf, sizeof(buf)};
+  msghdr rm = {};
+  rm.msg_iov = &riov;
+  rm.msg_iovlen = 1;
+  rm.msg_control = rcontrol;
+  rm.msg_controllen = sizeof(rcontrol);
+  ASSERT_EQ(recvmsg(b.get(), &rm, MSG_WAITALL), 2);
+  EXPECT_EQ(std::string(buf, 2), "xy");
+  ASSERT_NE(CMSG_FIRSTHDR(&rm), nullptr);
+  int got;
+  memcpy(&got, CMSG_DATA(CMSG_FIRSTHDR(&rm)), sizeof(got));
+  Fd received(got);
+  EXPECT_EQ(recv(b.get(), buf, sizeof(buf), MSG_DONTWAIT), 1);
+  EXPECT_EQ(buf[0], 'z');
+}
+
 }  // namespace husk_test

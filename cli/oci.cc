@@ -606,12 +606,14 @@ std::string ResizeMessage(int32_t pid, int replica, int winch) {
                                      : (WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 125);
         for (const Volume& v : cfg.volumes) waitpid(v.gofer, nullptr, 0);
         waitpid(l.gofer, nullptr, 0);
-        state.status = "stopped";
-        (void)oci::WriteState(dir, state);
+        // The cgroups go first: "stopped" is said once nothing is left
+        // but this monitor's exit.
         if (!state.cgroup.empty()) {
           cg.Leave(getpid());
           cg.Remove();
         }
+        state.status = "stopped";
+        (void)oci::WriteState(dir, state);
         _exit(code);
       }
     }
@@ -917,10 +919,12 @@ int DeleteContainer(const std::string& id, bool force) {
     (void)AskMonitor(id, "kill 9");
     // A frozen (or freezing) task dies of SIGKILL only once thawed.
     if (!s->cgroup.empty()) (void)ContainerCgroup(s->cgroup).Freeze(false);
-    if (MonitorAlive(*s) && !WaitGone(*s, 10)) {
-      kill(s->pid, SIGKILL);
-      WaitGone(*s, 5);
-    }
+  }
+  // A stopped container's monitor is on its way out (it says "stopped"
+  // just before it exits): delete returns once it is gone.
+  if (MonitorAlive(*s) && !WaitGone(*s, 10)) {
+    kill(s->pid, SIGKILL);
+    WaitGone(*s, 5);
   }
   // poststop hooks: a failure is a warning, and the delete goes on.
   s->status = "stopped";

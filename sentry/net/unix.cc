@@ -502,6 +502,9 @@ UnixSocket::~UnixSocket() {
       peer->queue_.Notify(~0U);
       // TCP: the side that closes first keeps its address in TIME_WAIT.
       if (inet() && !reset && name_.inet && !(shutdown_ & kRcvShutdown)) {
+        // At most tcp_max_tw_buckets-like many; the oldest give way.
+        constexpr size_t kMaxTimeWaits = 4096;
+        if (TimeWaits().size() >= kMaxTimeWaits) TimeWaits().erase(TimeWaits().begin());
         TimeWaits().push_back({name_, domain_, reuseaddr_, absl::Now() + absl::Seconds(60)});
       }
     }
@@ -598,7 +601,9 @@ Status UnixSocket::BindInetLocked(Name n) {
     bool found = false;
     for (int i = 0; i < span && !found; i++) {
       const auto port = static_cast<uint16_t>(kEphemeralLow + (start + i) % span);
-      if (!conflicts(port) && InetPorts().find({type_, port}) == InetPorts().end()) {
+      // A port no socket holds; one in TIME_WAIT is taken again, as Linux's
+      // tcp_tw_reuse does on loopback.
+      if (InetPorts().find({type_, port}) == InetPorts().end()) {
         n.port = port;
         found = true;
       }
@@ -1556,6 +1561,8 @@ Result<size_t> UnixSocket::Write(const char* buf, size_t n) {
 }
 
 Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) {
+  // The interface ioctls copy user memory: not under the socket lock.
+  if (cmd != SIOCINQ && cmd != SIOCOUTQ) return InterfaceIoctl(mm, cmd, arg);
   int n = 0;
   {
     absl::MutexLock l(&g_mu);
@@ -1568,11 +1575,9 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
           n = queue_msgs_.empty() ? 0 : static_cast<int>(queue_msgs_.front().data.size());
         }
         break;
-      case SIOCOUTQ:
+      default:  // SIOCOUTQ
         n = static_cast<int>(inflight_);
         break;
-      default:
-        return InterfaceIoctl(mm, cmd, arg);
     }
   }
   TRY(mm.CopyOut(arg, &n, sizeof(n)));

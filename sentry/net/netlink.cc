@@ -18,36 +18,11 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
-#include "sentry/time/sandbox_clock.h"
 
 namespace husk::net {
 namespace {
 
 constexpr int kLoopbackIndex = 1;
-
-class NetlinkInode : public vfs::Inode {
- public:
-  NetlinkInode(uid_t uid, gid_t gid) : ino_(vfs::NextInodeNumber()), uid_(uid), gid_(gid) {}
-  mode_t Type() override { return S_IFSOCK; }
-  bool Stream() override { return true; }
-  Result<struct stat> Stat() override {
-    struct stat st {};
-    static const dev_t dev = vfs::NewAnonDevice();
-    st.st_dev = dev;
-    st.st_ino = ino_;
-    st.st_mode = S_IFSOCK | 0777;
-    st.st_nlink = 1;
-    st.st_uid = uid_;
-    st.st_gid = gid_;
-    st.st_blksize = 4096;
-    return st;
-  }
-
- private:
-  uint64_t ino_;
-  uid_t uid_;
-  gid_t gid_;
-};
 
 // Port ids in use (netlink_autobind: the process's pid first, then
 // negative numbers).
@@ -483,7 +458,7 @@ Result<vfs::FileRef> NewNetlinkSocket(Task& t, int type, int protocol, int flags
   if (type != SOCK_RAW && type != SOCK_DGRAM) return Errno{ESOCKTNOSUPPORT};
   if (protocol != NETLINK_ROUTE) return Errno{EPROTONOSUPPORT};
   return vfs::FileRef(std::make_shared<NetlinkSocket>(
-      std::make_shared<NetlinkInode>(t.fsuid, t.fsgid), flags, type));
+      std::make_shared<SocketInode>(t.fsuid, t.fsgid), flags, type));
 }
 
 }  // namespace husk::net

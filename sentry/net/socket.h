@@ -9,6 +9,7 @@
 #ifndef HUSK_SENTRY_NET_SOCKET_H_
 #define HUSK_SENTRY_NET_SOCKET_H_
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -89,6 +90,24 @@ class Socket : public vfs::File {
 // SIOCGIFCONF, ...) on any socket, for the sandbox's loopback; ENOTTY for
 // other requests (sentry/net/interfaces.cc).
 Result<long> InterfaceIoctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg);
+
+// What every socket's file stands on: an inode of sockfs (one device for
+// all sockets, mode S_IFSOCK|0777, owned by its creator).
+class SocketInode : public vfs::Inode {
+ public:
+  SocketInode(uid_t uid, gid_t gid);
+  mode_t Type() override { return S_IFSOCK; }
+  bool Stream() override { return true; }
+  Result<struct stat> Stat() override;
+  Result<struct statfs> Statfs() override;
+  uint64_t ino() const { return ino_; }
+
+ private:
+  uint64_t ino_;
+  uid_t uid_;
+  gid_t gid_;
+  timespec time_{};
+};
 
 // The socket behind f, or null.
 inline Socket* AsSocket(vfs::File& f) { return dynamic_cast<Socket*>(&f); }

@@ -102,44 +102,6 @@ struct Message {
   size_t left() const { return data.size() - off; }
 };
 
-// What every socket's file stands on: an inode of sockfs.
-class SocketInode : public vfs::Inode {
- public:
-  SocketInode(uid_t uid, gid_t gid) : ino_(vfs::NextInodeNumber()), uid_(uid), gid_(gid) {
-    time_ = SandboxTimespec(CLOCK_REALTIME);
-  }
-  mode_t Type() override { return S_IFSOCK; }
-  bool Stream() override { return true; }
-  Result<struct stat> Stat() override {
-    struct stat st {};
-    st.st_dev = Device();
-    st.st_ino = ino_;
-    st.st_mode = S_IFSOCK | 0777;
-    st.st_nlink = 1;
-    st.st_uid = uid_;
-    st.st_gid = gid_;
-    st.st_blksize = 4096;
-    st.st_atim = st.st_mtim = st.st_ctim = time_;
-    return st;
-  }
-  Result<struct statfs> Statfs() override {
-    ASSIGN_OR_RETURN(struct statfs s, vfs::Inode::Statfs());
-    s.f_type = 0x534F434B;  // SOCKFS_MAGIC
-    return s;
-  }
-  uint64_t ino() const { return ino_; }
-
- private:
-  static dev_t Device() {
-    static const dev_t dev = vfs::NewAnonDevice();
-    return dev;
-  }
-  uint64_t ino_;
-  uid_t uid_;
-  gid_t gid_;
-  timespec time_{};
-};
-
 // The bound names: filesystem nodes by (device, inode), abstract names by
 // their bytes.
 using NodeKey = std::pair<dev_t, ino_t>;

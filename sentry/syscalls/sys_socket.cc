@@ -357,10 +357,7 @@ SyscallResult SysSocket(Task& t, const Args& a) {
   if (domain == AF_NETLINK) {
     // netlink_create: raw and datagram sockets alike (not unix's SOCK_RAW).
     ASSIGN_OR_RETURN(f, net::NewNetlinkSocket(t, a.Int(1) & 0xf, protocol, file_flags));
-    ASSIGN_OR_RETURN(int fd, t.fds().Add(std::move(f), cloexec));
-    return static_cast<long>(fd);
-  }
-  if (domain == AF_INET || domain == AF_INET6) {
+  } else if (domain == AF_INET || domain == AF_INET6) {
     // inet_create: TCP for streams, UDP for datagrams; raw sockets and
     // ping sockets are not there yet.
     if (type == SOCK_STREAM) {
@@ -371,11 +368,10 @@ SyscallResult SysSocket(Task& t, const Args& a) {
       return Errno{ESOCKTNOSUPPORT};
     }
     ASSIGN_OR_RETURN(f, net::NewInetSocket(t, domain, type, file_flags));
-    ASSIGN_OR_RETURN(int fd, t.fds().Add(std::move(f), cloexec));
-    return static_cast<long>(fd);
+  } else {
+    ASSIGN_OR_RETURN(type, UnixTypeCheck(domain, type, protocol));
+    ASSIGN_OR_RETURN(f, net::NewUnixSocket(t, type, file_flags));
   }
-  ASSIGN_OR_RETURN(type, UnixTypeCheck(domain, type, protocol));
-  ASSIGN_OR_RETURN(f, net::NewUnixSocket(t, type, file_flags));
   ASSIGN_OR_RETURN(int fd, t.fds().Add(std::move(f), cloexec));
   return static_cast<long>(fd);
 }
@@ -452,21 +448,19 @@ SyscallResult SysConnect(Task& t, const Args& a) {
   return 0L;
 }
 
-SyscallResult SysGetsockname(Task& t, const Args& a) {
+namespace {
+// getsockname(2) and getpeername(2).
+Result<long> NameOut(Task& t, const Args& a, bool peer) {
   vfs::FileRef keep;
   ASSIGN_OR_RETURN(net::Socket * s, SocketOf(t, a.Int(0), &keep));
-  ASSIGN_OR_RETURN(std::string name, s->SockName());
+  ASSIGN_OR_RETURN(std::string name, peer ? s->PeerName() : s->SockName());
   TRY(CopyOutAddress(t, name, a.Ptr(1), a.Ptr(2)));
   return 0L;
 }
+}  // namespace
 
-SyscallResult SysGetpeername(Task& t, const Args& a) {
-  vfs::FileRef keep;
-  ASSIGN_OR_RETURN(net::Socket * s, SocketOf(t, a.Int(0), &keep));
-  ASSIGN_OR_RETURN(std::string name, s->PeerName());
-  TRY(CopyOutAddress(t, name, a.Ptr(1), a.Ptr(2)));
-  return 0L;
-}
+SyscallResult SysGetsockname(Task& t, const Args& a) { return NameOut(t, a, false); }
+SyscallResult SysGetpeername(Task& t, const Args& a) { return NameOut(t, a, true); }
 
 SyscallResult SysSendto(Task& t, const Args& a) {
   vfs::FileRef keep;
@@ -502,41 +496,34 @@ SyscallResult SysRecvmsg(Task& t, const Args& a) {
   return RecvMsgAt(t, a.Int(0), a.Ptr(1), a.Int(2));
 }
 
+namespace {
 // sendmmsg(2)/recvmmsg(2): struct mmsghdr is a msghdr and the length done.
-SyscallResult SysSendmmsg(Task& t, const Args& a) {
-  const unsigned count = std::min<unsigned>(static_cast<unsigned>(a.U(2)), kMaxIov);
-  unsigned done = 0;
-  for (; done < count; done++) {
-    const uintptr_t at = a.Ptr(1) + done * sizeof(mmsghdr);
-    Result<long> r = SendMsgAt(t, a.Int(0), at, a.Int(3));
-    if (!r.ok()) {
-      if (done == 0) return Errno{r.error()};
-      break;
-    }
-    const unsigned len = static_cast<unsigned>(*r);
-    TRY(t.CopyOut(at + offsetof(mmsghdr, msg_len), &len, sizeof(len)));
-  }
-  return static_cast<long>(done);
-}
-
-SyscallResult SysRecvmmsg(Task& t, const Args& a) {
+// Each message goes through `one` (sendmsg or recvmsg of a header); the
+// count done is returned, or the first message's error.
+Result<long> ManyMessages(Task& t, const Args& a, bool receive)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   const unsigned count = std::min<unsigned>(static_cast<unsigned>(a.U(2)), kMaxIov);
   int flags = a.Int(3);
   unsigned done = 0;
   for (; done < count; done++) {
     const uintptr_t at = a.Ptr(1) + done * sizeof(mmsghdr);
-    Result<long> r = RecvMsgAt(t, a.Int(0), at, flags);
+    Result<long> r =
+        receive ? RecvMsgAt(t, a.Int(0), at, flags) : SendMsgAt(t, a.Int(0), at, flags);
     if (!r.ok()) {
       if (done == 0) return Errno{r.error()};
       break;
     }
     const unsigned len = static_cast<unsigned>(*r);
     TRY(t.CopyOut(at + offsetof(mmsghdr, msg_len), &len, sizeof(len)));
-    // MSG_WAITFORONE: only the first waits.
-    if (flags & MSG_WAITFORONE) flags |= MSG_DONTWAIT;
+    // MSG_WAITFORONE: only the first receive waits.
+    if (receive && (flags & MSG_WAITFORONE)) flags |= MSG_DONTWAIT;
   }
   return static_cast<long>(done);
 }
+}  // namespace
+
+SyscallResult SysSendmmsg(Task& t, const Args& a) { return ManyMessages(t, a, false); }
+SyscallResult SysRecvmmsg(Task& t, const Args& a) { return ManyMessages(t, a, true); }
 
 SyscallResult SysShutdown(Task& t, const Args& a) {
   vfs::FileRef keep;

@@ -1,0 +1,34 @@
+#include "sentry/net/socket.h"
+
+#include <time.h>
+
+#include "sentry/time/sandbox_clock.h"
+
+namespace husk::net {
+
+SocketInode::SocketInode(uid_t uid, gid_t gid)
+    : ino_(vfs::NextInodeNumber()), uid_(uid), gid_(gid) {
+  time_ = SandboxTimespec(CLOCK_REALTIME);
+}
+
+Result<struct stat> SocketInode::Stat() {
+  static const dev_t dev = vfs::NewAnonDevice();
+  struct stat st {};
+  st.st_dev = dev;
+  st.st_ino = ino_;
+  st.st_mode = S_IFSOCK | 0777;
+  st.st_nlink = 1;
+  st.st_uid = uid_;
+  st.st_gid = gid_;
+  st.st_blksize = 4096;
+  st.st_atim = st.st_mtim = st.st_ctim = time_;
+  return st;
+}
+
+Result<struct statfs> SocketInode::Statfs() {
+  ASSIGN_OR_RETURN(struct statfs s, vfs::Inode::Statfs());
+  s.f_type = 0x534F434B;  // SOCKFS_MAGIC
+  return s;
+}
+
+}  // namespace husk::net

@@ -1,0 +1,469 @@
+// Two stacks joined by a wire the test controls (it may lose, reorder or
+// corrupt frames), driven by a clock the test advances: ARP, ping, UDP
+// and TCP between them, and hostile frames fed to one.
+#include <errno.h>
+
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "sentry/net/stack/stack.h"
+#include "sentry/net/stack/tcp.h"
+
+namespace husk::netstack {
+namespace {
+
+constexpr int64_t kMs = 1000000;
+
+struct Host : Upcalls {
+  std::shared_ptr<TcpListener> listener;
+  uint16_t listen_port = 0;
+  std::vector<std::string> udp;
+  std::vector<int> udp_errors;
+  std::shared_ptr<TcpListener> FindListener(const Ip&, uint16_t port) override {
+    return port == listen_port ? listener : nullptr;
+  }
+  bool DeliverUdp(const UdpDatagram& d) override {
+    if (d.dport != 53) return false;
+    udp.emplace_back(d.payload.begin(), d.payload.end());
+    return true;
+  }
+  void UdpError(const Ip&, uint16_t, const Ip&, uint16_t, int err) override {
+    udp_errors.push_back(err);
+  }
+};
+
+// Frames in flight from one side to the other.
+struct Wire : Link {
+  std::deque<std::string>* out;
+  std::function<bool(const std::string&)> drop;  // true: lose this frame
+  explicit Wire(std::deque<std::string>* q) : out(q) {}
+  void Transmit(Bytes frame) override {
+    std::string f(frame.begin(), frame.end());
+    if (drop && drop(f)) return;
+    out->push_back(std::move(f));
+  }
+};
+
+const Mac kMacA = {2, 0, 0, 0, 0, 1};
+const Mac kMacB = {2, 0, 0, 0, 0, 2};
+const Ip kIpA = V4(0x0ac90001);  // 10.201.0.1
+const Ip kIpB = V4(0x0ac90002);  // 10.201.0.2
+
+class Pair : public ::testing::Test {
+ protected:
+  Pair() : a(&ha, 1), b(&hb, 2), wa(&to_b), wb(&to_a) {
+    int na = a.AddNic("eth0", kMacA, 1500, &wa);
+    int nb = b.AddNic("eth0", kMacB, 1500, &wb);
+    a.AddAddress(na, kIpA, 30);
+    b.AddAddress(nb, kIpB, 30);
+    a.AddRoute(Route{V4(0x0ac90000), 30, {}, false, na});
+    b.AddRoute(Route{V4(0x0ac90000), 30, {}, false, nb});
+  }
+
+  // Delivers frames and runs timers until nothing moves or `until` holds.
+  void Run(int64_t limit_ms, const std::function<bool()>& until = nullptr) {
+    int64_t end = now + limit_ms * kMs;
+    while (now < end) {
+      bool moved = false;
+      while (!to_a.empty() || !to_b.empty()) {
+        if (!to_b.empty()) {
+          std::string f = std::move(to_b.front());
+          to_b.pop_front();
+          b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), false, now);
+        }
+        if (!to_a.empty()) {
+          std::string f = std::move(to_a.front());
+          to_a.pop_front();
+          a.Input(2, Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), false, now);
+        }
+        moved = true;
+        if (until && until()) return;
+      }
+      if (until && until()) return;
+      int64_t next = std::min(a.Tick(now), b.Tick(now));
+      if (!to_a.empty() || !to_b.empty()) continue;
+      if (next == INT64_MAX) {
+        if (!moved) return;
+        continue;
+      }
+      now = std::max(now + kMs, next);  // a millisecond a step
+    }
+  }
+
+  std::shared_ptr<TcpEndpoint> Listen(uint16_t port, int backlog = 16) {
+    hb.listen_port = port;
+    hb.listener = std::make_shared<TcpListener>();
+    hb.listener->backlog = backlog;
+    return nullptr;
+  }
+
+  Host ha, hb;
+  Stack a, b;
+  std::deque<std::string> to_a, to_b;
+  Wire wa, wb;
+  int64_t now = 1000 * kMs;
+};
+
+std::string Ping(uint16_t id, uint16_t seq) {
+  std::string m(16, 'p');
+  auto* p = reinterpret_cast<uint8_t*>(m.data());
+  p[0] = kIcmpEchoRequest;
+  p[1] = 0;
+  Store16(p + 2, 0);
+  Store16(p + 4, id);
+  Store16(p + 6, seq);
+  Store16(p + 2, Fold(Sum(Bytes(p, m.size()))));
+  return m;
+}
+
+TEST_F(Pair, ArpThenUdpArrives) {
+  std::string msg = "hello";
+  UdpDatagram d{kIpA, kIpB, 4000, 53, Bytes(reinterpret_cast<const uint8_t*>(msg.data()), 5)};
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  ASSERT_EQ(to_b.size(), 1u);  // an ARP request first; the datagram waits
+  Run(100);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], "hello");
+  EXPECT_EQ(b.counters().udp_in_datagrams, 1u);
+}
+
+TEST_F(Pair, UdpToClosedPortGetsPortUnreachable) {
+  std::string msg = "x";
+  UdpDatagram d{kIpA, kIpB, 4000, 54, Bytes(reinterpret_cast<const uint8_t*>(msg.data()), 1)};
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  EXPECT_EQ(b.counters().udp_no_ports, 1u);
+  ASSERT_EQ(ha.udp_errors.size(), 1u);
+  EXPECT_EQ(ha.udp_errors[0], ECONNREFUSED);
+}
+
+TEST_F(Pair, LargeUdpIsFragmentedAndNotReassembledYet) {
+  std::string big(4000, 'z');
+  UdpDatagram d{kIpA, kIpB, 4000, 53, Bytes(reinterpret_cast<const uint8_t*>(big.data()), 4000)};
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  EXPECT_EQ(a.counters().ip_frag_creates, 3u);
+  EXPECT_EQ(b.counters().ip_reasm_fails, 3u);
+}
+
+TEST_F(Pair, NoRouteIsEnetunreach) {
+  Ip src;
+  EXPECT_EQ(a.SourceFor(V4(0x08080808), &src), ENETUNREACH);
+  EXPECT_EQ(a.SourceFor(kIpB, &src), 0);
+  EXPECT_EQ(src, kIpA);
+}
+
+TEST_F(Pair, EchoRequestIsAnswered) {
+  // a has no ICMP socket: count what comes back at the IP layer.
+  std::string ping = Ping(7, 1);
+  UdpDatagram warm{kIpA, kIpB, 1, 53, {}};
+  a.SendUdp(warm, now);  // resolve b first
+  Run(50);
+  b.mutable_counters();
+  // Hand-made: a sends an echo request through its IP output (via SendTcp's
+  // sibling is private), so feed b a frame directly.
+  std::string frame(kEthLen + kIpv4Len + ping.size(), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(frame.data());
+  WriteEth(p, EthHeader{kMacB, kMacA, kEtherIpv4});
+  Ipv4Header ip;
+  ip.total_len = static_cast<uint16_t>(kIpv4Len + ping.size());
+  ip.proto = kProtoIcmp;
+  ip.src = V4Of(kIpA);
+  ip.dst = V4Of(kIpB);
+  WriteIpv4(p + kEthLen, ip);
+  memcpy(p + kEthLen + kIpv4Len, ping.data(), ping.size());
+  b.Input(2, Bytes(p, frame.size()), false, now);
+  ASSERT_EQ(to_a.size(), 1u);
+  EXPECT_EQ(b.counters().icmp_out_echo_reps, 1u);
+  Run(10);
+  EXPECT_EQ(a.counters().icmp_in_echo_reps, 1u);
+}
+
+struct Conn {
+  std::shared_ptr<TcpEndpoint> client, server;
+};
+
+class TcpPair : public Pair {
+ protected:
+  Conn Open(TcpSettings s = {}) {
+    Listen(80);
+    Conn c;
+    c.client = a.Connect(kIpA, 40000, kIpB, 80, s, now);
+    Run(1000, [&] { return !hb.listener->ready.empty() && c.client->Established(); });
+    if (!hb.listener->ready.empty()) {
+      c.server = hb.listener->ready.front();
+      hb.listener->ready.pop_front();
+    }
+    return c;
+  }
+
+  // Sends `data` from one end to the other through the wire, reading as
+  // it comes; returns what arrived.
+  std::string Transfer(TcpEndpoint& from, TcpEndpoint& to, const std::string& data,
+                       int64_t limit_ms = 60000) {
+    size_t sent = 0;
+    std::string got;
+    Run(limit_ms, [&] {
+      if (sent < data.size()) {
+        sent += from.Write(
+            Bytes(reinterpret_cast<const uint8_t*>(data.data()) + sent, data.size() - sent), now);
+      }
+      got += to.Read(1 << 20, false, now);
+      return got.size() >= data.size();
+    });
+    return got;
+  }
+};
+
+std::string Pattern(size_t n) {
+  std::string s(n, '\0');
+  std::mt19937 rng(42);
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+TEST_F(TcpPair, HandshakeNegotiatesOptions) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  EXPECT_EQ(c.client->state(), TcpEndpoint::kEstablished);
+  EXPECT_EQ(c.server->state(), TcpEndpoint::kEstablished);
+  TcpInfoData i = c.client->Info(now);
+  EXPECT_EQ(i.options & 7, 7);  // timestamps, SACK, window scaling
+  EXPECT_EQ(i.snd_mss, 1448u);
+  EXPECT_EQ(a.counters().tcp_active_opens, 1u);
+  EXPECT_EQ(b.counters().tcp_passive_opens, 1u);
+}
+
+TEST_F(TcpPair, ConnectToClosedPortIsRefused) {
+  auto c = a.Connect(kIpA, 40001, kIpB, 81, {}, now);
+  Run(1000);
+  EXPECT_EQ(c->state(), TcpEndpoint::kClosed);
+  EXPECT_EQ(c->error(), ECONNREFUSED);
+}
+
+TEST_F(TcpPair, BulkDataArrivesInOrder) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  std::string data = Pattern(3 << 20);
+  EXPECT_EQ(Transfer(*c.client, *c.server, data), data);
+  std::string back = Pattern(100000);
+  EXPECT_EQ(Transfer(*c.server, *c.client, back), back);
+  EXPECT_EQ(a.counters().tcp_retrans_segs, 0u);
+}
+
+TEST_F(TcpPair, LossIsRepairedBySackAndTimeouts) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  std::mt19937 rng(7);
+  int n = 0;
+  wa.drop = [&](const std::string&) { return ++n % 13 == 0 || rng() % 50 == 0; };
+  std::string data = Pattern(1 << 20);
+  EXPECT_EQ(Transfer(*c.client, *c.server, data, 600000), data);
+  EXPECT_GT(a.counters().tcp_retrans_segs, 0u);
+}
+
+TEST_F(TcpPair, ReorderingIsHandled) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  int n = 0;
+  // Every fifth frame from a is held back and sent after the next one.
+  std::string held;
+  wa.drop = [&](const std::string& f) {
+    if (++n % 5 == 0 && held.empty()) {
+      held = f;
+      return true;
+    }
+    if (!held.empty()) {
+      to_b.push_back(f);
+      to_b.push_back(std::move(held));
+      held.clear();
+      return true;
+    }
+    return false;
+  };
+  std::string data = Pattern(500000);
+  EXPECT_EQ(Transfer(*c.client, *c.server, data, 600000), data);
+}
+
+TEST_F(TcpPair, CloseWalksTheStatesToTimeWait) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  c.client->Close(false, now);
+  Run(100);
+  EXPECT_EQ(c.client->state(), TcpEndpoint::kFinWait2);
+  EXPECT_EQ(c.server->state(), TcpEndpoint::kCloseWait);
+  EXPECT_TRUE(c.server->ReadEof());
+  c.server->Close(false, now);
+  Run(100);
+  EXPECT_EQ(c.server->state(), TcpEndpoint::kClosed);
+  EXPECT_EQ(c.client->state(), TcpEndpoint::kTimeWait);
+  now += 61000 * kMs;
+  a.Tick(now);
+  EXPECT_EQ(c.client->state(), TcpEndpoint::kClosed);
+  EXPECT_TRUE(a.Connections().empty());
+}
+
+TEST_F(TcpPair, UnreadDataMakesCloseReset) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  std::string data = "unread";
+  c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  Run(100);
+  EXPECT_EQ(c.server->Readable(), 6u);
+  c.server->Close(false, now);
+  Run(100);
+  EXPECT_EQ(c.client->state(), TcpEndpoint::kClosed);
+  EXPECT_EQ(c.client->error(), ECONNRESET);
+}
+
+TEST_F(TcpPair, ZeroWindowIsProbedAndReopens) {
+  TcpSettings small;
+  small.rcvbuf = 65536;
+  hb.listen_port = 80;
+  Listen(80);
+  hb.listener->settings = small;
+  Conn c;
+  c.client = a.Connect(kIpA, 40002, kIpB, 80, {}, now);
+  Run(100);
+  ASSERT_FALSE(hb.listener->ready.empty());
+  c.server = hb.listener->ready.front();
+  std::string data = Pattern(200000);
+  size_t sent =
+      c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  Run(5000);
+  EXPECT_EQ(c.server->Readable(), 65536u);  // full: the window is shut
+  EXPECT_EQ(c.server->Info(now).rcv_space, 0u);
+  std::string got = c.server->Read(1 << 20, false, now);
+  got += Transfer(*c.client, *c.server, data.substr(sent), 60000);
+  Run(2000, [&] {
+    got += c.server->Read(1 << 20, false, now);
+    return got.size() >= data.size();
+  });
+  EXPECT_EQ(got, data);
+}
+
+TEST_F(TcpPair, SilentPeerTimesOut) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  wa.drop = [](const std::string&) { return true; };
+  std::string data = "lost";
+  c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  Run(3600 * 1000);
+  EXPECT_EQ(c.client->state(), TcpEndpoint::kClosed);
+  EXPECT_EQ(c.client->error(), ETIMEDOUT);
+}
+
+TEST_F(TcpPair, SynFloodStopsAtTheBacklog) {
+  Listen(80, 4);
+  for (uint16_t port = 1000; port < 1100; port++) {
+    // SYNs whose answers go nowhere.
+    std::string frame(kEthLen + kIpv4Len + kTcpLen, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(frame.data());
+    WriteEth(p, EthHeader{kMacB, kMacA, kEtherIpv4});
+    Ipv4Header ip;
+    ip.total_len = kIpv4Len + kTcpLen;
+    ip.proto = kProtoTcp;
+    ip.src = 0x0ac90001;
+    ip.dst = 0x0ac90002;
+    WriteIpv4(p + kEthLen, ip);
+    TcpHeader h;
+    h.sport = port;
+    h.dport = 80;
+    h.seq = port * 1000u;
+    h.flags = kSyn;
+    h.window = 1000;
+    WriteTcp(p + kEthLen + kIpv4Len, h, "");
+    uint8_t* t = p + kEthLen + kIpv4Len;
+    Store16(t + 16, Fold(Sum(Bytes(t, kTcpLen), PseudoSum(ip.src, ip.dst, kProtoTcp, kTcpLen))));
+    b.Input(2, Bytes(p, frame.size()), false, now);
+  }
+  EXPECT_EQ(hb.listener->half_open, 5);
+  EXPECT_EQ(b.Connections().size(), 5u);
+  to_a.clear();
+  // The half-open ones give up after their SYN-ACK retries.
+  for (int i = 0; i < 200; i++) {
+    now += 1000 * kMs;
+    b.Tick(now);
+  }
+  to_a.clear();
+  EXPECT_EQ(hb.listener->half_open, 0);
+  EXPECT_TRUE(b.Connections().empty());
+}
+
+TEST(Wire, HostileFramesAreRefused) {
+  Host h;
+  Stack s(&h, 3);
+  std::deque<std::string> out;
+  Wire w(&out);
+  int nic = s.AddNic("eth0", kMacB, 1500, &w);
+  s.AddAddress(nic, kIpB, 30);
+  s.AddRoute(Route{V4(0x0ac90000), 30, {}, false, nic});
+  std::mt19937 rng(1);
+  // Random frames, and real headers with random lengths and options.
+  for (int i = 0; i < 20000; i++) {
+    std::string f(rng() % 120, '\0');
+    for (char& c : f) c = static_cast<char>(rng());
+    if (f.size() >= kEthLen + kIpv4Len && i % 2 == 0) {
+      auto* p = reinterpret_cast<uint8_t*>(f.data());
+      WriteEth(p, EthHeader{kMacB, kMacA, kEtherIpv4});
+      Ipv4Header ip;
+      ip.total_len = static_cast<uint16_t>(rng() % (f.size() - kEthLen + 8));
+      ip.proto = (i % 3 == 0) ? kProtoTcp : (i % 3 == 1) ? kProtoUdp : kProtoIcmp;
+      ip.src = 0x0ac90001;
+      ip.dst = 0x0ac90002;
+      WriteIpv4(p + kEthLen, ip);
+    }
+    s.Input(nic, Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), i % 4 == 0,
+            1000 * kMs + i);
+  }
+  EXPECT_GT(s.counters().ip_in_hdr_errors + s.counters().tcp_in_errs, 0u);
+}
+
+TEST(Wire, TcpOptionsRoundTrip) {
+  TcpOptions o;
+  o.mss = 1460;
+  o.wscale = 7;
+  o.sack_ok = true;
+  o.has_ts = true;
+  o.tsval = 0x01020304;
+  o.tsecr = 0x05060708;
+  std::string bytes = TcpOptionBytes(o, true);
+  EXPECT_EQ(bytes.size() % 4, 0u);
+  EXPECT_LE(bytes.size(), 40u);
+  std::string seg(kTcpLen + bytes.size(), '\0');
+  TcpHeader h;
+  h.opts = o;
+  WriteTcp(reinterpret_cast<uint8_t*>(seg.data()), h, bytes);
+  TcpHeader back;
+  Bytes payload;
+  ASSERT_TRUE(
+      ParseTcp(Bytes(reinterpret_cast<const uint8_t*>(seg.data()), seg.size()), &back, &payload));
+  EXPECT_EQ(back.opts.mss, 1460);
+  EXPECT_EQ(back.opts.wscale, 7);
+  EXPECT_TRUE(back.opts.sack_ok);
+  EXPECT_EQ(back.opts.tsval, 0x01020304u);
+  EXPECT_EQ(back.opts.tsecr, 0x05060708u);
+  // Three SACK blocks fit beside timestamps.
+  TcpOptions s;
+  s.has_ts = true;
+  s.nsack = 4;
+  for (int i = 0; i < 4; i++) s.sack[i] = {uint32_t(i * 100), uint32_t(i * 100 + 50)};
+  std::string sb = TcpOptionBytes(s, false);
+  EXPECT_LE(sb.size(), 40u);
+  std::string seg2(kTcpLen + sb.size(), '\0');
+  TcpHeader h2;
+  WriteTcp(reinterpret_cast<uint8_t*>(seg2.data()), h2, sb);
+  ASSERT_TRUE(
+      ParseTcp(Bytes(reinterpret_cast<const uint8_t*>(seg2.data()), seg2.size()), &back, &payload));
+  EXPECT_EQ(back.opts.nsack, 3);
+  EXPECT_EQ(back.opts.sack[2][1], 250u);
+}
+
+}  // namespace
+}  // namespace husk::netstack

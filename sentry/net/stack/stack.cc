@@ -1,0 +1,563 @@
+#include "sentry/net/stack/stack.h"
+
+#include <errno.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "sentry/net/stack/tcp.h"
+
+namespace husk::netstack {
+namespace {
+
+constexpr int64_t kSecond = 1000000000;
+constexpr int64_t kArpReachable = 30 * kSecond;
+constexpr int64_t kArpRetry = kSecond;
+constexpr int kArpTries = 3;
+constexpr size_t kArpQueue = 64;  // packets kept per unresolved address
+constexpr size_t kMaxNeighbors = 1024;
+constexpr size_t kMaxConnections = 65536;
+
+bool InPrefix(const Ip& a, const Ip& net, int prefix) {
+  for (int i = 0; i < 16 && prefix > 0; i++, prefix -= 8) {
+    uint8_t mask = prefix >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - prefix));
+    if ((a[i] & mask) != (net[i] & mask)) return false;
+  }
+  return true;
+}
+
+// The prefix of an IPv4 route or address in the 128-bit space.
+int Prefix128(const Ip& ip, int prefix) { return IsV4(ip) ? 96 + prefix : prefix; }
+
+}  // namespace
+
+Stack::Stack(Upcalls* up, uint64_t seed)
+    : up_(up), rng_(seed | 1), ip_id_(static_cast<uint16_t>(seed >> 16)) {}
+
+Stack::~Stack() {
+  for (auto& [key, ep] : conns_) ep->Detach();
+}
+
+uint32_t Stack::Random() {
+  // xorshift64*: not for secrets, for numbers an off-path guesser should
+  // not know in advance (the seed comes from getrandom).
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  return static_cast<uint32_t>((rng_ * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+uint32_t Stack::NewIsn(int64_t now) {
+  // RFC 6528: a clock (4 us ticks) plus a per-connection random part.
+  return static_cast<uint32_t>(now / 4000) + Random();
+}
+
+int Stack::AddNic(const std::string& name, const Mac& mac, uint32_t mtu, Link* link) {
+  Nic n;
+  n.index = static_cast<int>(nics_.size()) + 2;
+  n.name = name;
+  n.mac = mac;
+  n.mtu = std::clamp<uint32_t>(mtu, 576, 65535);
+  n.link = link;
+  nics_.push_back(std::move(n));
+  return nics_.back().index;
+}
+
+void Stack::AddAddress(int nic, const Ip& addr, int prefix) {
+  if (Nic* n = NicByIndex(nic)) n->addrs.emplace_back(addr, prefix);
+}
+
+void Stack::AddRoute(const Route& r) {
+  routes_.push_back(r);
+  std::stable_sort(routes_.begin(), routes_.end(), [](const Route& a, const Route& b) {
+    return Prefix128(a.dst, a.prefix) > Prefix128(b.dst, b.prefix);
+  });
+}
+
+Nic* Stack::NicByIndex(int index) {
+  for (Nic& n : nics_) {
+    if (n.index == index) return &n;
+  }
+  return nullptr;
+}
+
+const Route* Stack::Lookup(const Ip& dst) const {
+  for (const Route& r : routes_) {
+    if (IsV4(r.dst) == IsV4(dst) && InPrefix(dst, r.dst, Prefix128(r.dst, r.prefix))) return &r;
+  }
+  return nullptr;
+}
+
+int Stack::SourceFor(const Ip& dst, Ip* src) const {
+  const Route* r = Lookup(dst);
+  if (r == nullptr) return ENETUNREACH;
+  for (const Nic& n : nics_) {
+    if (n.index != r->nic) continue;
+    for (const auto& [addr, prefix] : n.addrs) {
+      if (IsV4(addr) == IsV4(dst)) {
+        *src = addr;
+        return 0;
+      }
+    }
+  }
+  return ENETUNREACH;
+}
+
+bool Stack::IsLocal(const Ip& ip) const {
+  for (const Nic& n : nics_) {
+    for (const auto& [addr, prefix] : n.addrs) {
+      if (addr == ip) return true;
+    }
+  }
+  return false;
+}
+
+uint16_t Stack::MssFor(const Ip& dst) const {
+  uint32_t mtu = 1500;
+  if (const Route* r = Lookup(dst)) {
+    for (const Nic& n : nics_) {
+      if (n.index == r->nic) mtu = n.mtu;
+    }
+  }
+  return static_cast<uint16_t>(mtu - kIpv4Len - kTcpLen);
+}
+
+void Stack::Input(int nic_index, Bytes frame, bool checksum_ok, int64_t now) {
+  Nic* nic = NicByIndex(nic_index);
+  if (nic == nullptr) return;
+  nic->rx_packets++;
+  nic->rx_bytes += frame.size();
+  EthHeader eth;
+  Bytes payload;
+  if (!ParseEth(frame, &eth, &payload) ||
+      (eth.dst != nic->mac && eth.dst != kBroadcastMac && (eth.dst[0] & 1) == 0)) {
+    nic->rx_dropped++;
+    return;
+  }
+  switch (eth.type) {
+    case kEtherArp:
+      InputArp(*nic, payload, now);
+      break;
+    case kEtherIpv4:
+      InputIpv4(*nic, payload, checksum_ok, now);
+      break;
+    default:
+      nic->rx_dropped++;  // IPv6 is not carried over the sandbox's interfaces yet
+      break;
+  }
+}
+
+void Stack::InputArp(Nic& nic, Bytes b, int64_t now) {
+  ArpPacket a;
+  if (!ParseArp(b, &a) || a.spa == 0) return;
+  bool for_us = IsLocal(V4(a.tpa));
+  auto it = neighbors_.find(a.spa);
+  // RFC 826: update a known entry; learn a new one only from a packet for us.
+  if (it != neighbors_.end() || (for_us && neighbors_.size() < kMaxNeighbors)) {
+    Neighbor& n = neighbors_[a.spa];
+    n.mac = a.sha;
+    n.resolved = true;
+    n.expires = now + kArpReachable;
+    n.tries = 0;
+    std::deque<std::string> pending = std::move(n.pending);
+    n.pending.clear();
+    for (const std::string& p : pending) {
+      Transmit(nic, n.mac, kEtherIpv4, Bytes(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+    }
+  }
+  if (for_us && a.op == kArpRequest) SendArp(nic, kArpReply, a.sha, a.spa, a.sha);
+}
+
+void Stack::SendArp(Nic& nic, uint16_t op, const Mac& tha, uint32_t tpa, const Mac& dst_mac) {
+  ArpPacket a;
+  a.op = op;
+  a.sha = nic.mac;
+  a.tha = tha;
+  a.tpa = tpa;
+  for (const auto& [addr, prefix] : nic.addrs) {
+    if (IsV4(addr)) {
+      a.spa = V4Of(addr);
+      break;
+    }
+  }
+  uint8_t buf[kArpLen];
+  WriteArp(buf, a);
+  Transmit(nic, dst_mac, kEtherArp, Bytes(buf, sizeof(buf)));
+}
+
+void Stack::Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet) {
+  frame_.resize(kEthLen + packet.size());
+  auto* p = reinterpret_cast<uint8_t*>(frame_.data());
+  WriteEth(p, EthHeader{dst, nic.mac, type});
+  memcpy(p + kEthLen, packet.data(), packet.size());
+  nic.tx_packets++;
+  nic.tx_bytes += frame_.size();
+  if (nic.link != nullptr) nic.link->Transmit(Bytes(p, frame_.size()));
+}
+
+void Stack::Resolve(Nic& nic, uint32_t next_hop, std::string packet, int64_t now) {
+  auto it = neighbors_.find(next_hop);
+  if (it != neighbors_.end() && it->second.resolved && it->second.expires > now) {
+    Transmit(nic, it->second.mac, kEtherIpv4,
+             Bytes(reinterpret_cast<const uint8_t*>(packet.data()), packet.size()));
+    return;
+  }
+  if (it == neighbors_.end()) {
+    if (neighbors_.size() >= kMaxNeighbors) {
+      // Forget the unresolved first, then anything.
+      auto victim = std::find_if(neighbors_.begin(), neighbors_.end(),
+                                 [](const auto& e) { return !e.second.resolved; });
+      neighbors_.erase(victim != neighbors_.end() ? victim : neighbors_.begin());
+    }
+    it = neighbors_.emplace(next_hop, Neighbor{}).first;
+  }
+  Neighbor& n = it->second;
+  if (n.resolved) {
+    // Stale: ask again, but keep using the old address meanwhile.
+    n.resolved = false;
+    n.tries = 0;
+    n.expires = now;
+  }
+  if (n.pending.size() >= kArpQueue) {
+    n.pending.pop_front();
+    nic.tx_dropped++;
+  }
+  n.pending.push_back(std::move(packet));
+  if (n.tries == 0) {
+    n.tries = 1;
+    n.expires = now + kArpRetry;
+    SendArp(nic, kArpRequest, Mac{}, next_hop, kBroadcastMac);
+  }
+}
+
+int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
+                    Bytes l4, int64_t now) {
+  const Route* r = Lookup(V4(dst));
+  Nic* nic = r != nullptr ? NicByIndex(r->nic) : nullptr;
+  if (nic == nullptr) {
+    counters_.ip_out_no_routes++;
+    return ENETUNREACH;
+  }
+  counters_.ip_out_requests++;
+  uint32_t next_hop = r->has_gateway ? V4Of(r->gateway) : dst;
+  Ipv4Header h;
+  h.tos = tos;
+  h.ttl = ttl;
+  h.proto = proto;
+  h.src = src;
+  h.dst = dst;
+  h.id = ip_id_++;
+  size_t max_payload = (nic->mtu - kIpv4Len) & ~size_t{7};
+  if (l4.size() + kIpv4Len <= nic->mtu) {
+    h.total_len = static_cast<uint16_t>(kIpv4Len + l4.size());
+    h.frag = df ? kIpDf : 0;
+    std::string packet(h.total_len, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(packet.data());
+    WriteIpv4(p, h);
+    memcpy(p + kIpv4Len, l4.data(), l4.size());
+    Resolve(*nic, next_hop, std::move(packet), now);
+    return 0;
+  }
+  if (df) return EMSGSIZE;
+  // Fragments of up to max_payload bytes, each a multiple of 8 but the last.
+  for (size_t off = 0; off < l4.size(); off += max_payload) {
+    size_t len = std::min(max_payload, l4.size() - off);
+    h.total_len = static_cast<uint16_t>(kIpv4Len + len);
+    h.frag = static_cast<uint16_t>((off / 8) | (off + len < l4.size() ? kIpMf : 0));
+    std::string packet(h.total_len, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(packet.data());
+    WriteIpv4(p, h);
+    memcpy(p + kIpv4Len, l4.data() + off, len);
+    Resolve(*nic, next_hop, std::move(packet), now);
+    counters_.ip_frag_creates++;
+  }
+  counters_.ip_frag_oks++;
+  return 0;
+}
+
+void Stack::InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now) {
+  counters_.ip_in_receives++;
+  Ipv4Header ip;
+  Bytes payload;
+  if (!ParseIpv4(b, /*verify_checksum=*/true, &ip, &payload)) {
+    counters_.ip_in_hdr_errors++;
+    return;
+  }
+  bool broadcast = ip.dst == 0xffffffff;
+  for (const auto& [addr, prefix] : nic.addrs) {
+    if (IsV4(addr) && prefix < 31) {
+      uint32_t host = prefix == 0 ? 0xffffffff : (1u << (32 - prefix)) - 1;
+      if ((V4Of(addr) | host) == ip.dst) broadcast = true;
+    }
+  }
+  if (!broadcast && !IsLocal(V4(ip.dst))) {
+    counters_.ip_in_addr_errors++;  // the sandbox does not forward
+    return;
+  }
+  if ((ip.frag & (kIpMf | kIpOffsetMask)) != 0) {
+    counters_.ip_reasm_fails++;  // fragments are not reassembled yet
+    return;
+  }
+  counters_.ip_in_delivers++;
+  Bytes whole = b.first(ip.total_len);
+  switch (ip.proto) {
+    case kProtoIcmp:
+      if (!broadcast) InputIcmp(ip, payload, now);
+      break;
+    case kProtoUdp:
+      InputUdp(ip, payload, checksum_ok, whole, now);
+      break;
+    case kProtoTcp:
+      if (!broadcast) InputTcp(ip, payload, checksum_ok, now);
+      break;
+    default:
+      counters_.ip_in_unknown_protos++;
+      break;
+  }
+}
+
+void Stack::InputIcmp(const Ipv4Header& ip, Bytes b, int64_t now) {
+  counters_.icmp_in_msgs++;
+  IcmpHeader h;
+  Bytes payload;
+  if (!ParseIcmp(b, /*verify_checksum=*/true, &h, &payload)) {
+    counters_.icmp_in_errors++;
+    return;
+  }
+  if (h.type == kIcmpEchoRequest) {
+    counters_.icmp_in_echos++;
+    std::string reply(b.begin(), b.end());
+    auto* p = reinterpret_cast<uint8_t*>(reply.data());
+    p[0] = kIcmpEchoReply;
+    Store16(p + 2, 0);
+    Store16(p + 2, Fold(Sum(Bytes(p, reply.size()))));
+    counters_.icmp_out_msgs++;
+    counters_.icmp_out_echo_reps++;
+    SendIpv4(ip.dst, ip.src, kProtoIcmp, ip.tos, 64, false, Bytes(p, reply.size()), now);
+    return;
+  }
+  if (h.type == kIcmpEchoReply) {
+    counters_.icmp_in_echo_reps++;
+    return;
+  }
+  if (h.type == kIcmpUnreachable) {
+    counters_.icmp_in_dest_unreachs++;
+    // The offending datagram's header and first 8 bytes come back.
+    Ipv4Header inner;
+    Bytes rest;
+    if (payload.size() < kIpv4Len) return;
+    size_t ihl = static_cast<size_t>(payload[0] & 0xfu) * 4;
+    if (ihl < kIpv4Len || payload.size() < ihl + 8 || (payload[0] >> 4) != 4) return;
+    inner.proto = payload[9];
+    inner.src = Load32(&payload[12]);
+    inner.dst = Load32(&payload[16]);
+    rest = payload.subspan(ihl);
+    if (inner.proto == kProtoUdp && h.code == kIcmpPortUnreachable) {
+      up_->UdpError(V4(inner.src), Load16(&rest[0]), V4(inner.dst), Load16(&rest[2]), ECONNREFUSED);
+    } else if (inner.proto == kProtoUdp && h.code <= 1) {
+      up_->UdpError(V4(inner.src), Load16(&rest[0]), V4(inner.dst), Load16(&rest[2]),
+                    h.code == 0 ? ENETUNREACH : EHOSTUNREACH);
+    }
+  }
+}
+
+void Stack::InputUdp(const Ipv4Header& ip, Bytes b, bool checksum_ok, Bytes whole, int64_t now) {
+  UdpHeader h;
+  Bytes payload;
+  if (!ParseUdp(b, &h, &payload)) {
+    counters_.udp_in_errors++;
+    return;
+  }
+  // A zero checksum means none over IPv4.
+  if (!checksum_ok && h.csum != 0 &&
+      Fold(Sum(b.first(h.len), PseudoSum(ip.src, ip.dst, kProtoUdp, h.len))) != 0) {
+    counters_.udp_in_errors++;
+    return;
+  }
+  UdpDatagram d;
+  d.src = V4(ip.src);
+  d.dst = V4(ip.dst);
+  d.sport = h.sport;
+  d.dport = h.dport;
+  d.payload = payload;
+  d.tos = ip.tos;
+  d.ttl = ip.ttl;
+  if (up_->DeliverUdp(d)) {
+    counters_.udp_in_datagrams++;
+    return;
+  }
+  counters_.udp_no_ports++;
+  if (ip.dst != 0xffffffff && IsLocal(V4(ip.dst))) {
+    SendIcmpError(ip, whole, kIcmpUnreachable, kIcmpPortUnreachable, now);
+  }
+}
+
+void Stack::SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8_t code,
+                          int64_t now) {
+  // RFC 1812: the offending header and as much of the datagram as fits in
+  // 576 bytes.
+  size_t quote = std::min(whole.size(), size_t{576} - kIpv4Len - kIcmpLen);
+  std::string msg(kIcmpLen + quote, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(msg.data());
+  p[0] = type;
+  p[1] = code;
+  memcpy(p + kIcmpLen, whole.data(), quote);
+  Store16(p + 2, Fold(Sum(Bytes(p, msg.size()))));
+  counters_.icmp_out_msgs++;
+  counters_.icmp_out_dest_unreachs++;
+  SendIpv4(ip.dst, ip.src, kProtoIcmp, 0, 64, false, Bytes(p, msg.size()), now);
+}
+
+int Stack::SendUdp(const UdpDatagram& d, int64_t now) {
+  if (!IsV4(d.src) || !IsV4(d.dst)) return ENETUNREACH;
+  size_t len = kUdpLen + d.payload.size();
+  if (len > 65535 - kIpv4Len) return EMSGSIZE;
+  std::string seg(len, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(seg.data());
+  Store16(p, d.sport);
+  Store16(p + 2, d.dport);
+  Store16(p + 4, static_cast<uint16_t>(len));
+  memcpy(p + kUdpLen, d.payload.data(), d.payload.size());
+  uint16_t csum = Fold(Sum(
+      Bytes(p, len), PseudoSum(V4Of(d.src), V4Of(d.dst), kProtoUdp, static_cast<uint16_t>(len))));
+  Store16(p + 6, csum == 0 ? 0xffff : csum);
+  int err = SendIpv4(V4Of(d.src), V4Of(d.dst), kProtoUdp, d.tos, d.ttl, false, Bytes(p, len), now);
+  if (err == 0) counters_.udp_out_datagrams++;
+  return err;
+}
+
+void Stack::SendTcp(const Ip& src, const Ip& dst, const TcpHeader& h, Bytes payload, uint8_t tos,
+                    int64_t now) {
+  if (!IsV4(src) || !IsV4(dst)) return;
+  std::string opts = TcpOptionBytes(h.opts, (h.flags & kSyn) != 0);
+  size_t len = kTcpLen + opts.size() + payload.size();
+  std::string seg(len, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(seg.data());
+  WriteTcp(p, h, opts);
+  memcpy(p + kTcpLen + opts.size(), payload.data(), payload.size());
+  Store16(p + 16, Fold(Sum(Bytes(p, len), PseudoSum(V4Of(src), V4Of(dst), kProtoTcp,
+                                                    static_cast<uint16_t>(len)))));
+  counters_.tcp_out_segs++;
+  if (h.flags & kRst) counters_.tcp_out_rsts++;
+  SendIpv4(V4Of(src), V4Of(dst), kProtoTcp, tos, 64, true, Bytes(p, len), now);
+}
+
+void Stack::SendReset(const Ip& src, const Ip& dst, const TcpHeader& in, size_t payload_len,
+                      int64_t now) {
+  if (in.flags & kRst) return;
+  TcpHeader h;
+  h.sport = in.dport;
+  h.dport = in.sport;
+  if (in.flags & kAck) {
+    h.seq = in.ack;
+    h.flags = kRst;
+  } else {
+    h.ack = in.seq + static_cast<uint32_t>(payload_len) + ((in.flags & kSyn) ? 1 : 0) +
+            ((in.flags & kFin) ? 1 : 0);
+    h.flags = kRst | kAck;
+  }
+  SendTcp(src, dst, h, {}, 0, now);
+}
+
+void Stack::InputTcp(const Ipv4Header& ip, Bytes b, bool checksum_ok, int64_t now) {
+  counters_.tcp_in_segs++;
+  if (!checksum_ok &&
+      Fold(Sum(b, PseudoSum(ip.src, ip.dst, kProtoTcp, static_cast<uint16_t>(b.size())))) != 0) {
+    counters_.tcp_in_errs++;
+    return;
+  }
+  TcpHeader h;
+  Bytes payload;
+  if (!ParseTcp(b, &h, &payload) || h.sport == 0 || h.dport == 0) {
+    counters_.tcp_in_errs++;
+    return;
+  }
+  Ip src = V4(ip.src), dst = V4(ip.dst);
+  auto it = conns_.find(ConnKey{dst, h.dport, src, h.sport});
+  if (it != conns_.end() && it->second->Dead()) {
+    conns_.erase(it);
+    it = conns_.end();
+  }
+  if (it != conns_.end()) {
+    std::shared_ptr<TcpEndpoint> ep = it->second;  // may leave conns_ meanwhile
+    ep->Input(h, payload, now);
+    return;
+  }
+  if ((h.flags & (kSyn | kAck | kRst | kFin)) == kSyn) {
+    std::shared_ptr<TcpListener> l = up_->FindListener(dst, h.dport);
+    if (l != nullptr && !l->closed) {
+      // A SYN past the backlog is dropped (the client retries), as Linux
+      // does without SYN cookies; so is one past the stack's limit.
+      if (l->half_open + static_cast<int>(l->ready.size()) > l->backlog ||
+          conns_.size() >= kMaxConnections) {
+        return;
+      }
+      auto ep = std::make_shared<TcpEndpoint>(this, dst, h.dport, src, h.sport, l->settings);
+      conns_[ConnKey{dst, h.dport, src, h.sport}] = ep;
+      l->half_open++;
+      counters_.tcp_passive_opens++;
+      ep->StartPassive(h, l, now);
+      return;
+    }
+  }
+  SendReset(dst, src, h, payload.size(), now);
+}
+
+std::shared_ptr<TcpEndpoint> Stack::Connect(const Ip& src, uint16_t sport, const Ip& dst,
+                                            uint16_t dport, const TcpSettings& s, int64_t now) {
+  auto ep = std::make_shared<TcpEndpoint>(this, src, sport, dst, dport, s);
+  ConnKey key{src, sport, dst, dport};
+  auto it = conns_.find(key);
+  if (it != conns_.end()) {
+    // Only a connection in TIME_WAIT may be there (the socket layer keeps
+    // ports apart); a new one takes its place, as tcp_tw_reuse lets it.
+    it->second->Detach();
+  }
+  conns_[key] = ep;
+  counters_.tcp_active_opens++;
+  ep->StartConnect(now);
+  return ep;
+}
+
+std::vector<std::shared_ptr<TcpEndpoint>> Stack::Connections() const {
+  std::vector<std::shared_ptr<TcpEndpoint>> out;
+  out.reserve(conns_.size());
+  for (const auto& [key, ep] : conns_) out.push_back(ep);
+  return out;
+}
+
+int64_t Stack::Tick(int64_t now) {
+  int64_t next = INT64_MAX;
+  for (auto it = neighbors_.begin(); it != neighbors_.end();) {
+    Neighbor& n = it->second;
+    if (!n.resolved && n.expires <= now) {
+      if (n.tries >= kArpTries) {
+        it = neighbors_.erase(it);  // its packets are lost, as Linux's are
+        continue;
+      }
+      n.tries++;
+      n.expires = now + kArpRetry;
+      for (Nic& nic : nics_) {
+        const Route* r = Lookup(V4(it->first));
+        if (r != nullptr && r->nic == nic.index) {
+          SendArp(nic, kArpRequest, Mac{}, it->first, kBroadcastMac);
+        }
+      }
+    }
+    if (!n.resolved) next = std::min(next, n.expires);
+    ++it;
+  }
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    std::shared_ptr<TcpEndpoint> ep = it->second;
+    if (ep->Deadline() <= now) ep->OnTimer(now);
+    if (ep->Dead() || ep->stack_ == nullptr) {
+      it = conns_.erase(it);
+      continue;
+    }
+    next = std::min(next, ep->Deadline());
+    ++it;
+  }
+  return next;
+}
+
+}  // namespace husk::netstack

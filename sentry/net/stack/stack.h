@@ -1,0 +1,186 @@
+// The sandbox's own TCP/IP stack: the packets its programs send and receive
+// over the interfaces husk gives it (--network=sandbox) are made and taken
+// apart here, in the sentry, never by the host's TCP/IP code.
+//
+// A Stack has network interfaces (each a Link that carries Ethernet frames),
+// their addresses and the routes; it answers ARP and ICMP echo, carries UDP
+// datagrams to and from the socket layer (Upcalls), and runs TCP
+// connections (tcp.h).
+//
+// The Stack is a plain data structure: it takes no lock and starts no
+// thread. Its owner calls it under one lock of its own (the sentry: the
+// local socket lock, sentry/net/netdev.cc), feeds it frames (Input) and
+// time (Tick, with the moment of its next deadline), and implements Link
+// and Upcalls. Times are nanoseconds on a monotonic clock the owner picks.
+#ifndef HUSK_SENTRY_NET_STACK_STACK_H_
+#define HUSK_SENTRY_NET_STACK_STACK_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "sentry/net/stack/wire.h"
+
+namespace husk::netstack {
+
+class TcpEndpoint;
+class TcpListener;
+struct TcpSettings;
+
+// Carries frames out of one interface.
+class Link {
+ public:
+  virtual ~Link() = default;
+  virtual void Transmit(Bytes frame) = 0;
+};
+
+struct Nic {
+  int index = 0;  // as the sandbox numbers them (loopback is 1)
+  std::string name;
+  Mac mac{};
+  uint32_t mtu = 1500;
+  std::vector<std::pair<Ip, int>> addrs;  // address, prefix length
+  Link* link = nullptr;
+  uint64_t rx_packets = 0, rx_bytes = 0, rx_dropped = 0, tx_packets = 0, tx_bytes = 0,
+           tx_dropped = 0;
+};
+
+struct Route {
+  Ip dst{};
+  int prefix = 0;
+  Ip gateway{};
+  bool has_gateway = false;
+  int nic = 0;
+};
+
+// What /proc/net/snmp counts (RFC 1213's names).
+struct Counters {
+  uint64_t ip_in_receives = 0, ip_in_hdr_errors = 0, ip_in_addr_errors = 0,
+           ip_in_unknown_protos = 0, ip_in_discards = 0, ip_in_delivers = 0, ip_out_requests = 0,
+           ip_out_no_routes = 0, ip_reasm_fails = 0, ip_frag_oks = 0, ip_frag_creates = 0;
+  uint64_t icmp_in_msgs = 0, icmp_in_errors = 0, icmp_in_dest_unreachs = 0, icmp_in_echos = 0,
+           icmp_in_echo_reps = 0, icmp_out_msgs = 0, icmp_out_dest_unreachs = 0,
+           icmp_out_echo_reps = 0;
+  uint64_t tcp_active_opens = 0, tcp_passive_opens = 0, tcp_attempt_fails = 0, tcp_estab_resets = 0,
+           tcp_in_segs = 0, tcp_out_segs = 0, tcp_retrans_segs = 0, tcp_in_errs = 0,
+           tcp_out_rsts = 0;
+  uint64_t udp_in_datagrams = 0, udp_no_ports = 0, udp_in_errors = 0, udp_out_datagrams = 0;
+};
+
+// One UDP datagram between the stack and the socket layer.
+struct UdpDatagram {
+  Ip src{}, dst{};
+  uint16_t sport = 0, dport = 0;
+  Bytes payload;
+  uint8_t tos = 0, ttl = 64;
+};
+
+// What the stack asks of the socket layer.
+class Upcalls {
+ public:
+  virtual ~Upcalls() = default;
+  // The listening socket that takes connections to dst:port, or null.
+  virtual std::shared_ptr<TcpListener> FindListener(const Ip& dst, uint16_t port) = 0;
+  // Gives a datagram to the socket bound to its destination; false if no
+  // socket takes it (the stack then answers port unreachable).
+  virtual bool DeliverUdp(const UdpDatagram& d) = 0;
+  // An ICMP error (as an errno) about a datagram sent from src:sport to
+  // dst:dport.
+  virtual void UdpError(const Ip& src, uint16_t sport, const Ip& dst, uint16_t dport, int err) = 0;
+};
+
+class Stack {
+ public:
+  // seed: initial sequence numbers and IP ids start from it.
+  Stack(Upcalls* up, uint64_t seed);
+  ~Stack();
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+
+  // Adds an interface (its index is its position + 2: 1 is loopback's).
+  int AddNic(const std::string& name, const Mac& mac, uint32_t mtu, Link* link);
+  void AddAddress(int nic, const Ip& addr, int prefix);
+  // Routes are kept longest prefix first.
+  void AddRoute(const Route& r);
+
+  // A frame that arrived on nic. checksum_ok: the link vouches for the
+  // transport checksum (the host's driver checked it, or it was made by a
+  // local sender that leaves it to offload).
+  void Input(int nic, Bytes frame, bool checksum_ok, int64_t now);
+  // Runs what is due at `now`; returns the next deadline (INT64_MAX: none).
+  int64_t Tick(int64_t now);
+
+  // The address packets to dst leave from (ENETUNREACH: no route).
+  int SourceFor(const Ip& dst, Ip* src) const;
+  // An address of one of the interfaces.
+  bool IsLocal(const Ip& ip) const;
+  // The largest TCP payload an interface's MTU leaves for dst.
+  uint16_t MssFor(const Ip& dst) const;
+
+  // Sends a UDP datagram; 0 or an errno (ENETUNREACH, EMSGSIZE).
+  int SendUdp(const UdpDatagram& d, int64_t now);
+  // Starts a connection (its SYN leaves at once).
+  std::shared_ptr<TcpEndpoint> Connect(const Ip& src, uint16_t sport, const Ip& dst, uint16_t dport,
+                                       const TcpSettings& s, int64_t now);
+  // Every connection the stack keeps, for /proc/net/tcp.
+  std::vector<std::shared_ptr<TcpEndpoint>> Connections() const;
+
+  const std::vector<Nic>& nics() const { return nics_; }
+  const std::vector<Route>& routes() const { return routes_; }
+  const Counters& counters() const { return counters_; }
+  Counters& mutable_counters() { return counters_; }
+
+  // For TCP: sends a segment from src to dst (the checksum is made here).
+  void SendTcp(const Ip& src, const Ip& dst, const TcpHeader& h, Bytes payload, uint8_t tos,
+               int64_t now);
+  uint32_t NewIsn(int64_t now);
+  uint32_t Random();
+
+ private:
+  struct Neighbor {
+    Mac mac{};
+    bool resolved = false;
+    int64_t expires = 0;  // resolved: until then; else: the next request
+    int tries = 0;
+    std::deque<std::string> pending;  // IPv4 packets waiting for the address
+  };
+  using ConnKey = std::tuple<Ip, uint16_t, Ip, uint16_t>;  // local, remote
+
+  Nic* NicByIndex(int index);
+  const Route* Lookup(const Ip& dst) const;
+  void InputArp(Nic& nic, Bytes b, int64_t now);
+  void InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now);
+  void InputIcmp(const Ipv4Header& ip, Bytes b, int64_t now);
+  void InputUdp(const Ipv4Header& ip, Bytes b, bool checksum_ok, Bytes whole, int64_t now);
+  void InputTcp(const Ipv4Header& ip, Bytes b, bool checksum_ok, int64_t now);
+  // Answers a segment no connection takes with a reset.
+  void SendReset(const Ip& src, const Ip& dst, const TcpHeader& h, size_t payload_len, int64_t now);
+  // Sends an IPv4 packet (l4: the transport header and data, checksum
+  // made), fragmenting it when it is larger than the MTU and allowed to;
+  // 0 or an errno.
+  int SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
+               Bytes l4, int64_t now);
+  void SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8_t code, int64_t now);
+  void Resolve(Nic& nic, uint32_t next_hop, std::string packet, int64_t now);
+  void SendArp(Nic& nic, uint16_t op, const Mac& tha, uint32_t tpa, const Mac& dst_mac);
+  void Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet);
+
+  Upcalls* up_;
+  uint64_t rng_;
+  uint16_t ip_id_;
+  std::vector<Nic> nics_;
+  std::vector<Route> routes_;
+  std::map<uint32_t, Neighbor> neighbors_;
+  std::map<ConnKey, std::shared_ptr<TcpEndpoint>> conns_;
+  Counters counters_;
+  std::string frame_;  // scratch for outgoing frames
+  friend class TcpEndpoint;
+};
+
+}  // namespace husk::netstack
+
+#endif  // HUSK_SENTRY_NET_STACK_STACK_H_

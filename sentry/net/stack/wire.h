@@ -1,0 +1,147 @@
+// The wire formats of the sandbox's TCP/IP stack: Ethernet, ARP, IPv4,
+// ICMP, UDP and TCP headers, parsed from and written to raw frames, and the
+// Internet checksum. Everything here reads hostile input (frames from the
+// network): a parser checks every length against the bytes it was given and
+// says no rather than read past them.
+//
+// Addresses are 16 bytes, IPv4 ones v4-mapped (::ffff:a.b.c.d), as the
+// socket layer keeps them.
+#ifndef HUSK_SENTRY_NET_STACK_WIRE_H_
+#define HUSK_SENTRY_NET_STACK_WIRE_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace husk::netstack {
+
+using Ip = std::array<uint8_t, 16>;
+using Mac = std::array<uint8_t, 6>;
+using Bytes = std::span<const uint8_t>;
+
+inline constexpr Mac kBroadcastMac = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+// IPv4 addresses in host byte order <-> v4-mapped Ip.
+Ip V4(uint32_t addr);
+bool IsV4(const Ip& ip);
+uint32_t V4Of(const Ip& ip);
+std::string IpString(const Ip& ip);
+
+// Big-endian loads and stores.
+inline uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t Load32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+inline void Store16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void Store32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
+// The Internet checksum (RFC 1071): Sum adds bytes to a running 32-bit sum
+// (an odd length is padded with a zero byte), Fold makes the final
+// complemented 16 bits.
+uint32_t Sum(Bytes b, uint32_t acc = 0);
+uint16_t Fold(uint32_t acc);
+// The IPv4 pseudo-header's part of a TCP or UDP checksum.
+uint32_t PseudoSum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len);
+
+constexpr uint16_t kEtherIpv4 = 0x0800;
+constexpr uint16_t kEtherArp = 0x0806;
+constexpr uint16_t kEtherIpv6 = 0x86dd;
+constexpr size_t kEthLen = 14;
+
+struct EthHeader {
+  Mac dst{}, src{};
+  uint16_t type = 0;
+};
+bool ParseEth(Bytes frame, EthHeader* h, Bytes* payload);
+void WriteEth(uint8_t* p, const EthHeader& h);
+
+// ARP for IPv4 over Ethernet (RFC 826).
+constexpr uint16_t kArpRequest = 1, kArpReply = 2;
+constexpr size_t kArpLen = 28;
+struct ArpPacket {
+  uint16_t op = 0;
+  Mac sha{}, tha{};
+  uint32_t spa = 0, tpa = 0;
+};
+bool ParseArp(Bytes b, ArpPacket* a);
+void WriteArp(uint8_t* p, const ArpPacket& a);
+
+constexpr uint8_t kProtoIcmp = 1, kProtoTcp = 6, kProtoUdp = 17;
+constexpr size_t kIpv4Len = 20;
+struct Ipv4Header {
+  uint8_t ihl = 5;  // in 32-bit words
+  uint8_t tos = 0;
+  uint16_t total_len = 0;
+  uint16_t id = 0;
+  uint16_t frag = 0;  // flags (DF 0x4000, MF 0x2000) and offset in 8-byte units
+  uint8_t ttl = 64;
+  uint8_t proto = 0;
+  uint32_t src = 0, dst = 0;  // host byte order
+};
+constexpr uint16_t kIpDf = 0x4000, kIpMf = 0x2000, kIpOffsetMask = 0x1fff;
+// Checks the version, the header length, the total length (the frame may
+// carry padding after it, which *payload leaves out) and, when
+// verify_checksum, the header's checksum.
+bool ParseIpv4(Bytes b, bool verify_checksum, Ipv4Header* h, Bytes* payload);
+// Writes a 20-byte header with its checksum.
+void WriteIpv4(uint8_t* p, const Ipv4Header& h);
+
+// ICMP (RFC 792): the types the stack answers or reports.
+constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8,
+                  kIcmpTimeExceeded = 11;
+constexpr uint8_t kIcmpPortUnreachable = 3, kIcmpFragNeeded = 4;
+constexpr size_t kIcmpLen = 8;
+struct IcmpHeader {
+  uint8_t type = 0, code = 0;
+  uint32_t rest = 0;  // id and sequence of an echo; the next-hop MTU; ...
+};
+bool ParseIcmp(Bytes b, bool verify_checksum, IcmpHeader* h, Bytes* payload);
+
+constexpr size_t kUdpLen = 8;
+struct UdpHeader {
+  uint16_t sport = 0, dport = 0, len = 0, csum = 0;
+};
+// Checks the length field against the bytes; the checksum is the caller's
+// (it needs the pseudo-header).
+bool ParseUdp(Bytes b, UdpHeader* h, Bytes* payload);
+
+constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10, kUrg = 0x20;
+constexpr size_t kTcpLen = 20;
+struct TcpOptions {
+  uint16_t mss = 0;  // 0: absent
+  int wscale = -1;   // -1: absent
+  bool sack_ok = false;
+  bool has_ts = false;
+  uint32_t tsval = 0, tsecr = 0;
+  int nsack = 0;  // SACK blocks, [start, end)
+  std::array<std::array<uint32_t, 2>, 4> sack{};
+};
+struct TcpHeader {
+  uint16_t sport = 0, dport = 0;
+  uint32_t seq = 0, ack = 0;
+  uint8_t flags = 0;
+  uint16_t window = 0;
+  uint16_t urgent = 0;
+  TcpOptions opts;
+};
+// Checks the data offset against the bytes and reads the options (a
+// malformed option ends the list, as Linux's tcp_parse_options does).
+bool ParseTcp(Bytes b, TcpHeader* h, Bytes* payload);
+// The options' bytes, padded to a multiple of four (at most 40).
+std::string TcpOptionBytes(const TcpOptions& o, bool syn);
+// Writes the header (20 bytes + options) with a zero checksum.
+void WriteTcp(uint8_t* p, const TcpHeader& h, const std::string& options);
+
+}  // namespace husk::netstack
+
+#endif  // HUSK_SENTRY_NET_STACK_WIRE_H_

@@ -24,7 +24,7 @@ set -eu
 cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-20}}
 [ $# -gt 0 ] && shift
-targets=${*:-elf_fuzz gofer_request_fuzz path_fuzz}
+targets=${*:-elf_fuzz gofer_request_fuzz path_fuzz packet_fuzz}
 parallel=""
 [ "${FUZZ_JOBS:-1}" -gt 1 ] && parallel="-fork=$FUZZ_JOBS"
 

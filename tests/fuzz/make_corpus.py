@@ -176,6 +176,43 @@ PATH_SEEDS = {
     "filedir": path(0, START_FILE, b"x/../../filedir"),
 }
 
+# ---------------------------------------------------------------------------
+# Frames (packet_fuzz.cc: records of [flags][length][bytes]; flags bit 0
+# wraps the bytes in Ethernet and IPv4 headers, bits 4-5 pick the protocol,
+# bit 1 skips the transport checksum, bit 2 advances the clock).
+
+WRAP, CSUM_OK, TICK = 1, 2, 4
+TCP, UDP, ICMP = 0x00, 0x10, 0x20
+
+
+def record(flags, body):
+    return struct.pack(">BH", flags, len(body)) + body
+
+
+def tcp(sport, dport, seq, ack, flags, payload=b"", options=b""):
+    off = (20 + len(options)) // 4
+    return struct.pack(">HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, 65535, 0, 0) + \
+        options + payload
+
+
+SYN_OPTS = bytes([2, 4, 5, 0xB4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7])
+ARP_REQUEST = (bytes([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 6]) +
+               struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1) + bytes([2, 0, 0, 0, 0, 1]) +
+               bytes([10, 0, 0, 1]) + bytes(6) + bytes([10, 0, 0, 2]))
+
+PACKET_SEEDS = {
+    "syn_then_ack": record(WRAP | CSUM_OK | TCP, tcp(5000, 80, 1000, 0, 0x02, options=SYN_OPTS)) +
+    record(WRAP | CSUM_OK | TCP, tcp(5000, 80, 1001, 1, 0x10, b"GET / HTTP/1.0\r\n\r\n")) +
+    record(WRAP | CSUM_OK | TCP, tcp(5000, 80, 1019, 1, 0x11)),
+    "synack_to_client": record(WRAP | CSUM_OK | TCP, tcp(80, 40000, 7, 1, 0x12, options=SYN_OPTS)),
+    "rst_and_timers": record(WRAP | CSUM_OK | TCP, tcp(5000, 80, 1, 0, 0x02)) +
+    record(TICK | WRAP | CSUM_OK | TCP, tcp(5000, 80, 2, 0, 0x04)) + record(TICK, bytes(200)),
+    "udp_dns": record(WRAP | UDP, struct.pack(">HHHH", 5353, 53, 12, 0) + b"abcd"),
+    "udp_closed_port": record(WRAP | UDP, struct.pack(">HHHH", 5353, 54, 12, 0) + b"abcd"),
+    "ping": record(WRAP | ICMP, bytes([8, 0, 0xF7, 0xFD, 0, 1, 0, 1])),
+    "arp": record(0, ARP_REQUEST),
+}
+
 
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
@@ -189,6 +226,7 @@ def main():
     write("elf_fuzz", ELF_SEEDS)
     write("gofer_request_fuzz", GOFER_SEEDS)
     write("path_fuzz", PATH_SEEDS)
+    write("packet_fuzz", PACKET_SEEDS)
     return 0
 
 

@@ -189,7 +189,7 @@ void Stack::Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet) {
   frame_.resize(kEthLen + packet.size());
   auto* p = reinterpret_cast<uint8_t*>(frame_.data());
   WriteEth(p, EthHeader{dst, nic.mac, type});
-  memcpy(p + kEthLen, packet.data(), packet.size());
+  CopyBytes(p + kEthLen, packet);
   nic.tx_packets++;
   nic.tx_bytes += frame_.size();
   if (nic.link != nullptr) nic.link->Transmit(Bytes(p, frame_.size()));
@@ -254,7 +254,7 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
     std::string packet(h.total_len, '\0');
     auto* p = reinterpret_cast<uint8_t*>(packet.data());
     WriteIpv4(p, h);
-    memcpy(p + kIpv4Len, l4.data(), l4.size());
+    CopyBytes(p + kIpv4Len, l4);
     Resolve(*nic, next_hop, std::move(packet), now);
     return 0;
   }
@@ -267,7 +267,7 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
     std::string packet(h.total_len, '\0');
     auto* p = reinterpret_cast<uint8_t*>(packet.data());
     WriteIpv4(p, h);
-    memcpy(p + kIpv4Len, l4.data() + off, len);
+    CopyBytes(p + kIpv4Len, l4.subspan(off, len));
     Resolve(*nic, next_hop, std::move(packet), now);
     counters_.ip_frag_creates++;
   }
@@ -401,7 +401,7 @@ void Stack::SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8
   auto* p = reinterpret_cast<uint8_t*>(msg.data());
   p[0] = type;
   p[1] = code;
-  memcpy(p + kIcmpLen, whole.data(), quote);
+  CopyBytes(p + kIcmpLen, whole.first(quote));
   Store16(p + 2, Fold(Sum(Bytes(p, msg.size()))));
   counters_.icmp_out_msgs++;
   counters_.icmp_out_dest_unreachs++;
@@ -417,7 +417,7 @@ int Stack::SendUdp(const UdpDatagram& d, int64_t now) {
   Store16(p, d.sport);
   Store16(p + 2, d.dport);
   Store16(p + 4, static_cast<uint16_t>(len));
-  memcpy(p + kUdpLen, d.payload.data(), d.payload.size());
+  CopyBytes(p + kUdpLen, d.payload);
   uint16_t csum = Fold(Sum(
       Bytes(p, len), PseudoSum(V4Of(d.src), V4Of(d.dst), kProtoUdp, static_cast<uint16_t>(len))));
   Store16(p + 6, csum == 0 ? 0xffff : csum);
@@ -434,7 +434,7 @@ void Stack::SendTcp(const Ip& src, const Ip& dst, const TcpHeader& h, Bytes payl
   std::string seg(len, '\0');
   auto* p = reinterpret_cast<uint8_t*>(seg.data());
   WriteTcp(p, h, opts);
-  memcpy(p + kTcpLen + opts.size(), payload.data(), payload.size());
+  CopyBytes(p + kTcpLen + opts.size(), payload);
   Store16(p + 16, Fold(Sum(Bytes(p, len), PseudoSum(V4Of(src), V4Of(dst), kProtoTcp,
                                                     static_cast<uint16_t>(len)))));
   counters_.tcp_out_segs++;

@@ -45,6 +45,11 @@ inline void Store32(uint8_t* p, uint32_t v) {
   p[3] = static_cast<uint8_t>(v);
 }
 
+// Copies b to p (nothing for an empty span, whose data may be null).
+inline void CopyBytes(uint8_t* p, Bytes b) {
+  if (!b.empty()) __builtin_memcpy(p, b.data(), b.size());
+}
+
 // The Internet checksum (RFC 1071): Sum adds bytes to a running 32-bit sum
 // (an odd length is padded with a zero byte), Fold makes the final
 // complemented 16 bits.

@@ -36,6 +36,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
+#include "cli/network.h"
 #include "cli/sandbox.h"
 
 namespace husk::cli {
@@ -115,6 +116,7 @@ int DoMain(int argc, char** argv) {
   std::string rootfs = "/";
   std::string cwd_flag;
   std::vector<Volume> volumes;
+  std::string network = "none";
   int i = 0;
   for (; i < argc; i++) {
     std::string a = argv[i];
@@ -139,6 +141,12 @@ int DoMain(int argc, char** argv) {
       strace = true;
     } else if (takes("--platform")) {
       platform = value;
+    } else if (takes("--network")) {
+      network = value;
+      if (network != "none" && network != "sandbox" && network != "host") {
+        fprintf(stderr, "husk do: --network is none, sandbox or host, not '%s'\n", value.c_str());
+        return 125;
+      }
     } else if (takes("--memory")) {
       if (!ParseSize(value, &memory)) {
         fprintf(stderr, "husk do: --memory wants a size like 512M or 2G, got '%s'\n",
@@ -170,7 +178,8 @@ int DoMain(int argc, char** argv) {
   }
   if (i >= argc) {
     fprintf(stderr,
-            "usage: husk do [--platform=ptrace] [--strace] [--memory=SIZE] [--clear-env]\n"
+            "usage: husk do [--platform=ptrace] [--network=none|sandbox] [--strace]\n"
+            "               [--memory=SIZE] [--clear-env]\n"
             "               [--env=NAME=VALUE | --env=NAME]... [--rootfs=DIR] [--cwd=DIR]\n"
             "               [--volume=HOST:SANDBOX[:ro|:rw]]... [--] CMD [ARGS...]\n");
     return 125;
@@ -222,15 +231,31 @@ int DoMain(int argc, char** argv) {
   for (const auto& [name, value] : set) cfg.env.push_back(absl::StrCat(name, "=", value));
   for (; i < argc; i++) cfg.argv.emplace_back(argv[i]);
 
+  if (network == "host") {
+    fprintf(stderr, "husk do: --network=host is not built yet; use none or sandbox\n");
+    return 125;
+  }
+  TakenNetwork taken;
+  if (network == "sandbox") {
+    if (!TakeNetwork("husk do", &taken)) return 125;
+    cfg.nics = taken.nics;
+    cfg.routes = taken.routes;
+  }
   Launched l;
-  if (!Launch("husk do", cfg, &l)) return 125;
+  if (!Launch("husk do", cfg, &l)) {
+    RestoreNetwork(&taken);
+    return 125;
+  }
   g_sentry = l.sentry;
   struct sigaction sa{};
   sa.sa_handler = Forward;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGHUP, &sa, nullptr);
-  return WaitSandbox("husk do", cfg, l);
+  // The interfaces' addresses go back to the host once the sandbox is over.
+  int status = WaitSandbox("husk do", cfg, l);
+  RestoreNetwork(&taken);
+  return status;
 }
 
 }  // namespace husk::cli

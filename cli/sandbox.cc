@@ -226,6 +226,12 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
     args.push_back(absl::StrFormat("--console-fd=%d", next++));
     fds.push_back(cfg.console_fd);
   }
+  for (net::NicSpec n : cfg.nics) {
+    fds.push_back(n.fd);
+    n.fd = next++;
+    args.push_back("--nic=" + net::FormatNicSpec(n));
+  }
+  for (const net::RouteSpec& r : cfg.routes) args.push_back("--route=" + net::FormatRouteSpec(r));
   if (!cfg.hostname.empty()) args.push_back("--hostname=" + cfg.hostname);
   if (cfg.strace) args.push_back("--strace");
   args.push_back(

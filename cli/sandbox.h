@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "sentry/net/netdev.h"
+
 namespace husk::cli {
 
 // A host directory given to the sandbox.
@@ -42,6 +44,10 @@ struct SandboxConfig {
   int start_fd = -1;    // see BootOptions::start_fd (ours; the sentry gets a copy)
   int control_fd = -1;  // see BootOptions::control_fd
   int console_fd = -1;  // see BootOptions::console_fd
+  // --network=sandbox: the interfaces (their packet sockets are ours; the
+  // sentry gets copies) and routes for the sandbox's stack.
+  std::vector<net::NicSpec> nics;
+  std::vector<net::RouteSpec> routes;
   // The sentry and gofers die with the process that launched them.
   bool die_with_parent = true;
   // Called with each gofer's pid as it starts, and the sentry's before it

@@ -17,6 +17,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libseccomp-dev libprotobuf-dev protobuf-compiler libabsl-dev \
   libgtest-dev libgmock-dev manpages-dev python3 xz-utils zstd \
   clang libclang-rt-14-dev llvm clang-tidy git busybox-static sqlite3 tmux socat \
+  iproute2 iputils-ping iperf3 curl \
   nlohmann-json3-dev >/dev/null
 # The container engines of the OCI runtime's integration tests (tests/integration): containerd,
 # Docker (docker.io) and runc (the comparison runtime); and the servers the socket tests run

@@ -39,6 +39,7 @@
 #include "sentry/kernel/tty.h"
 #include "sentry/memfile/account.h"
 #include "sentry/memfile/file_cache.h"
+#include "sentry/net/netdev.h"
 #include "sentry/syscalls/syscalls.h"
 #include "sentry/time/sandbox_clock.h"
 #include "sentry/vdso/vdso.h"
@@ -341,6 +342,24 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     Die("apply the masked and read-only paths", rules.error());
   }
   k.root = *root;
+  {
+    // --network=sandbox: the stack takes over the interfaces.
+    std::vector<net::NicSpec> nics;
+    std::vector<net::RouteSpec> routes;
+    for (const std::string& text : opts.nics) {
+      net::NicSpec n;
+      if (!net::ParseNicSpec(text, &n)) Die("read the interface " + text, EINVAL);
+      nics.push_back(std::move(n));
+    }
+    for (const std::string& text : opts.routes) {
+      net::RouteSpec r;
+      if (!net::ParseRouteSpec(text, &r)) Die("read the route " + text, EINVAL);
+      routes.push_back(std::move(r));
+    }
+    if (Status s = net::StartNetwork(std::move(nics), routes); !s.ok()) {
+      Die("start the network", s.error());
+    }
+  }
 
   auto st = InstallSentrySeccomp((*mf)->fd());
   if (!st.ok()) Die("install the seccomp filter", st.error());

@@ -76,6 +76,10 @@ struct BootOptions {
   std::vector<std::string> masked, readonly;
   bool root_readonly = false;
   bool no_new_privs = false;  // process.noNewPrivileges for the first program
+  // --network=sandbox: the interfaces (packet sockets with their
+  // addresses) and routes the sandbox's stack takes over
+  // (sentry/net/netdev.h's --nic and --route texts).
+  std::vector<std::string> nics, routes;
 };
 
 // Never returns normally: exits with the program's status (128+signal when

@@ -23,6 +23,8 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "sentry/net/stack/stack.h"
+#include "sentry/net/stack/tcp.h"
 #include "sentry/time/sandbox_clock.h"
 
 namespace husk::net {
@@ -156,6 +158,29 @@ std::vector<TimeWait>& TimeWaits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
   static auto* v = new std::vector<TimeWait>();
   return *v;
 }
+// The sandbox's TCP/IP stack, when it has interfaces (--network=sandbox):
+// sockets reach it for addresses beyond loopback. It is called under g_mu
+// only (sentry/net/netdev.cc's thread feeds it frames and time under it).
+netstack::Stack* g_stack ABSL_GUARDED_BY(g_mu) = nullptr;
+// When the network thread will next run the stack's timers, and how to
+// wake it sooner.
+int64_t g_stack_wake ABSL_GUARDED_BY(g_mu) = INT64_MAX;
+void (*g_stack_kick)() = nullptr;
+
+int64_t StackNow() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// A timer of the stack was armed for `deadline`: the thread wakes for it.
+void StackArmed(int64_t deadline) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  if (deadline < g_stack_wake) {
+    g_stack_wake = deadline;
+    if (g_stack_kick != nullptr) g_stack_kick();
+  }
+}
+
 // unix_validate_addr and unix_mkname: the family, and a length that holds
 // more than the family and no more than a sockaddr_un.
 Result<Name> ParseName(std::string_view addr) {
@@ -352,6 +377,21 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   bool Writable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) { return inflight_ < sndbuf_; }
   Status AutobindLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   Status ConnectInet(Task& t, std::string_view addr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+  // TCP through the sandbox's stack (an address beyond loopback).
+  Status ConnectStack(Task& t, const Name& to) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+  Result<size_t> SendTcp(Task& t, SendRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu, g_mu);
+  Result<Received> ReceiveTcp(Task& t, size_t n, int flags)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu, g_mu);
+  // A stack connection that completed or failed since the last call:
+  // connected_ or the error follow it.
+  void SyncTcpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // What the socket's options ask of a connection.
+  netstack::TcpSettings TcpSettingsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  void WatchTcpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    WaitQueue* q = &queue_;
+    tcp_->notify = [q] { q->Notify(~0U); };
+  }
   // The socket a name is bound to (ECONNREFUSED if none is any more).
   Result<std::shared_ptr<UnixSocket>> Lookup(Task& t, const Name& n)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
@@ -388,6 +428,10 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   const int type_;
   int domain_;  // fixed once the socket is published (an accepted one takes its listener's)
   WaitQueue queue_;
+  // A TCP connection through the stack, and a listener's share of it.
+  std::shared_ptr<netstack::TcpEndpoint> tcp_ ABSL_GUARDED_BY(g_mu);
+  std::shared_ptr<netstack::TcpListener> tcp_listener_ ABSL_GUARDED_BY(g_mu);
+  friend class StackUpcalls;
   // inet options: SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY, and what other
   // options were set to (read back as set).
   bool reuseaddr_ ABSL_GUARDED_BY(g_mu) = false;
@@ -436,6 +480,17 @@ UnixSocket::~UnixSocket() {
   {
     absl::MutexLock l(&g_mu);
     All().erase(this);
+    if (tcp_ != nullptr) {
+      bool linger_zero = false;
+      if (auto it = options_.find({SOL_SOCKET, SO_LINGER}); it != options_.end()) {
+        linger lg{};
+        memcpy(&lg, it->second.data(), std::min(it->second.size(), sizeof(lg)));
+        linger_zero = lg.l_onoff != 0 && lg.l_linger == 0;
+      }
+      tcp_->Close(linger_zero, StackNow());
+      StackArmed(tcp_->Deadline());
+    }
+    if (tcp_listener_ != nullptr) tcp_listener_->Close(StackNow());
     if (name_.inet) {
       auto& v = InetPorts()[{type_, name_.port}];
       std::erase_if(v, [](const std::weak_ptr<UnixSocket>& w) { return w.expired(); });
@@ -551,8 +606,11 @@ Status UnixSocket::AutobindLocked() {
 
 Status UnixSocket::BindInetLocked(Name n) {
   n.inet = true;
-  // Only the loopback addresses and the wildcard are this sandbox's.
-  if (!IsAny(n.ip) && !IsLoopback(n.ip)) return Errno{EADDRNOTAVAIL};
+  // The loopback addresses, the wildcard and the interfaces' addresses
+  // are this sandbox's.
+  if (!IsAny(n.ip) && !IsLoopback(n.ip) && (g_stack == nullptr || !g_stack->IsLocal(n.ip))) {
+    return Errno{EADDRNOTAVAIL};
+  }
   const Cover mine = CoverOf(domain_, n, v6only_);
   auto conflicts = [&](uint16_t port)
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) { return ConflictsLocked(port, mine); };
@@ -620,7 +678,10 @@ std::shared_ptr<UnixSocket> UnixSocket::FindInet(int type, const std::array<uint
 }
 
 Status UnixSocket::AutobindInetLocked(const std::array<uint8_t, 16>& dst, bool wildcard) {
-  const std::array<uint8_t, 16> src = IsMapped(dst) ? V4(127, 0, 0, 1) : kIp6Loopback;
+  std::array<uint8_t, 16> src = IsMapped(dst) ? V4(127, 0, 0, 1) : kIp6Loopback;
+  if (!IsLoopback(dst) && g_stack != nullptr) {
+    if (int e = g_stack->SourceFor(dst, &src); e != 0) return Errno{e};
+  }
   if (name_.inet) {
     if (IsAny(name_.ip) && !wildcard) name_.ip = src;
     return Ok();
@@ -703,6 +764,16 @@ Status UnixSocket::Listen(Task& t, int backlog) {
   // more than the backlog (sk_ack_backlog > sk_max_ack_backlog is full).
   backlog_ = std::clamp(backlog, 0, kSomaxconn);
   listening_ = true;
+  if (g_stack != nullptr && type_ == SOCK_STREAM) {
+    // Connections through the stack wait in a queue of their own.
+    if (tcp_listener_ == nullptr) {
+      tcp_listener_ = std::make_shared<netstack::TcpListener>();
+      WaitQueue* q = &queue_;
+      tcp_listener_->notify = [q] { q->Notify(POLLIN | POLLRDNORM); };
+    }
+    tcp_listener_->backlog = backlog_;
+    tcp_listener_->settings = TcpSettingsLocked();
+  }
   own_creds_ = CredsOf(t);
   queue_.Notify(~0U);
   return Ok();
@@ -825,11 +896,17 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
   // Connecting to the wildcard reaches this host (loopback); nothing but
   // loopback is reachable from a sandbox without a network.
   if (IsAny(n.ip)) n.ip = IsMapped(n.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
-  if (!IsLoopback(n.ip)) return Errno{ENETUNREACH};
   {
     absl::MutexLock l(&g_mu);
     if (domain_ == AF_INET6 && IsMapped(n.ip) && v6only_) return Errno{ENETUNREACH};
+    if (!IsLoopback(n.ip)) {
+      // Beyond loopback: the sandbox's stack, if it has interfaces.
+      if (g_stack == nullptr) return Errno{ENETUNREACH};
+      std::array<uint8_t, 16> src;
+      if (int e = g_stack->SourceFor(n.ip, &src); e != 0) return Errno{e};
+    }
   }
+  if (!IsLoopback(n.ip) && type_ == SOCK_STREAM) return ConnectStack(t, n);
   if (type_ == SOCK_DGRAM) {
     std::shared_ptr<UnixSocket> old;
     absl::MutexLock l(&g_mu);
@@ -872,16 +949,178 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
   return Ok();
 }
 
+netstack::TcpSettings UnixSocket::TcpSettingsLocked() const {
+  netstack::TcpSettings st;
+  auto opt = [&](int level, int name, int dflt) {
+    auto it = options_.find({level, name});
+    if (it == options_.end() || it->second.size() < sizeof(int)) return dflt;
+    int v;
+    memcpy(&v, it->second.data(), sizeof(v));
+    return v;
+  };
+  st.nodelay = opt(IPPROTO_TCP, TCP_NODELAY, 0) != 0;
+  st.cork = opt(IPPROTO_TCP, TCP_CORK, 0) != 0;
+  st.keepalive = opt(SOL_SOCKET, SO_KEEPALIVE, 0) != 0;
+  st.keepidle = opt(IPPROTO_TCP, TCP_KEEPIDLE, 7200);
+  st.keepintvl = opt(IPPROTO_TCP, TCP_KEEPINTVL, 75);
+  st.keepcnt = opt(IPPROTO_TCP, TCP_KEEPCNT, 9);
+  st.user_timeout_ms = static_cast<uint32_t>(opt(IPPROTO_TCP, TCP_USER_TIMEOUT, 0));
+  if (int syn = opt(IPPROTO_TCP, TCP_SYNCNT, 0); syn > 0) st.syn_retries = syn;
+  st.tos = static_cast<uint8_t>(opt(IPPROTO_IP, IP_TOS, 0));
+  // Buffers set with SO_SNDBUF/SO_RCVBUF hold what was asked (half of the
+  // doubled value is data, as Linux's tcp_adv_win_scale leaves it); unset,
+  // they grow as Linux's autotuning would.
+  if (sndbuf_ != kDefaultBuffer) st.sndbuf = sndbuf_;
+  if (rcvbuf_ != kDefaultBuffer) st.rcvbuf = rcvbuf_ / 2;
+  return st;
+}
+
+void UnixSocket::SyncTcpLocked() {
+  if (tcp_ == nullptr) return;
+  if (!connected_ && tcp_->Established()) {
+    connected_ = true;
+  } else if (!connected_ && tcp_->state() == netstack::TcpEndpoint::kClosed) {
+    // A connect that failed: its error is the socket's, and the socket
+    // may connect again.
+    error_ = tcp_->TakeError();
+    if (error_ == 0) error_ = ECONNREFUSED;
+    tcp_->notify = nullptr;
+    tcp_.reset();
+  }
+}
+
+Status UnixSocket::ConnectStack(Task& t, const Name& to) {
+  absl::MutexLock l(&g_mu);
+  SyncTcpLocked();
+  if (tcp_ != nullptr) return Errno{connected_ ? EISCONN : EALREADY};
+  if (connected_) return Errno{EISCONN};
+  if (error_ != 0 && !name_.inet) error_ = 0;
+  if (g_stack == nullptr) return Errno{ENETUNREACH};
+  if (!IsMapped(to.ip)) return Errno{ENETUNREACH};  // IPv6 is loopback-only so far
+  TRY(AutobindInetLocked(to.ip));
+  error_ = 0;
+  peer_name_ = to;
+  tcp_ = g_stack->Connect(name_.ip, name_.port, to.ip, to.port, TcpSettingsLocked(), StackNow());
+  WatchTcpLocked();
+  StackArmed(tcp_->Deadline());
+  if (Nonblocking(0)) return Errno{EINPROGRESS};
+  const absl::Time deadline = Deadline(Timeout(sndtimeo_));
+  for (;;) {
+    SyncTcpLocked();
+    if (connected_) return Ok();
+    if (tcp_ == nullptr) {
+      const int e = error_;
+      error_ = 0;
+      return Errno{e};
+    }
+    // A signal leaves the connection going on (EINTR, then EALREADY).
+    if (int e = Wait(t, deadline); e != 0) return Errno{e == kERestartSys ? EINTR : EINPROGRESS};
+  }
+}
+
+Result<size_t> UnixSocket::SendTcp(Task& t, SendRequest& req) {
+  size_t done = 0;
+  const absl::Time deadline = Deadline(Timeout(sndtimeo_));
+  for (;;) {
+    SyncTcpLocked();
+    if (tcp_ == nullptr) return Errno{EPIPE};
+    if (tcp_->error() != 0) {
+      if (done > 0) return done;
+      // The reset is reported once (ECONNRESET), then EPIPE.
+      const int e = tcp_->TakeError();
+      return Errno{e == EPIPE ? EPIPE : e};
+    }
+    using netstack::TcpEndpoint;
+    const TcpEndpoint::State st = tcp_->state();
+    if ((shutdown_ & kSendShutdown) ||
+        (st != TcpEndpoint::kEstablished && st != TcpEndpoint::kCloseWait &&
+         st != TcpEndpoint::kSynSent && st != TcpEndpoint::kSynRecv)) {
+      return done > 0 ? Result<size_t>(done) : Errno{EPIPE};
+    }
+    if (done == req.data.size()) return done;
+    if (st == TcpEndpoint::kEstablished || st == TcpEndpoint::kCloseWait) {
+      const size_t n =
+          tcp_->Write(netstack::Bytes(reinterpret_cast<const uint8_t*>(req.data.data()) + done,
+                                      req.data.size() - done),
+                      StackNow());
+      StackArmed(tcp_->Deadline());
+      done += n;
+      if (done == req.data.size()) return done;
+      if (n > 0) continue;
+    }
+    if (Nonblocking(req.flags)) return done > 0 ? Result<size_t>(done) : Errno{EAGAIN};
+    if (int e = Wait(t, deadline); e != 0) return done > 0 ? Result<size_t>(done) : Errno{e};
+  }
+}
+
+Result<Received> UnixSocket::ReceiveTcp(Task& t, size_t n, int flags) {
+  Received r;
+  const bool peek = (flags & MSG_PEEK) != 0;
+  const bool waitall = (flags & MSG_WAITALL) && !peek;
+  const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
+  for (;;) {
+    SyncTcpLocked();
+    if (tcp_ == nullptr) return Errno{ENOTCONN};
+    if (tcp_->Readable() > 0 && n > r.data.size()) {
+      r.data += tcp_->Read(n - r.data.size(), peek, StackNow());
+      StackArmed(tcp_->Deadline());
+      if (!waitall || r.data.size() >= n) break;
+      continue;
+    }
+    const bool some = !r.data.empty();
+    if (some && !waitall) break;
+    if (tcp_->error() != 0) {
+      if (some) break;
+      return Errno{tcp_->TakeError()};
+    }
+    if (tcp_->ReadEof() || (shutdown_ & kRcvShutdown) || n == 0) break;
+    if (tcp_->state() == netstack::TcpEndpoint::kClosed) break;
+    if (Nonblocking(flags)) {
+      if (some) break;
+      return Errno{EAGAIN};
+    }
+    if (int e = Wait(t, deadline); e != 0) {
+      if (some) break;
+      return Errno{e};
+    }
+  }
+  r.length = r.data.size();
+  return r;
+}
+
 Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
   std::shared_ptr<UnixSocket> s;
   absl::MutexLock l(&g_mu);
   if (type_ == SOCK_DGRAM) return Errno{EOPNOTSUPP};
   if (!listening_) return Errno{EINVAL};
   const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
-  while (pending_.empty()) {
+  while (pending_.empty() && (tcp_listener_ == nullptr || tcp_listener_->ready.empty())) {
     if (Nonblocking(0)) return Errno{EAGAIN};
     if (int e = Wait(t, deadline); e != 0) return Errno{e};
     if (!listening_) return Errno{EINVAL};
+  }
+  if (pending_.empty()) {
+    // A connection through the stack: a socket is made for it now.
+    std::shared_ptr<netstack::TcpEndpoint> ep = std::move(tcp_listener_->ready.front());
+    tcp_listener_->ready.pop_front();
+    s = std::make_shared<UnixSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid),
+                                     flags & O_NONBLOCK, type_, domain_);
+    All()[s.get()] = s;
+    s->reuseaddr_ = reuseaddr_;
+    s->options_ = options_;
+    s->sndbuf_ = sndbuf_;
+    s->rcvbuf_ = rcvbuf_;
+    s->name_.inet = true;
+    s->name_.ip = ep->local();
+    s->name_.port = ep->lport();
+    s->peer_name_.inet = true;
+    s->peer_name_.ip = ep->remote();
+    s->peer_name_.port = ep->rport();
+    s->connected_ = true;
+    s->tcp_ = std::move(ep);
+    s->WatchTcpLocked();
+    *peer = FormatInet(domain_, s->peer_name_);
+    return vfs::FileRef(s);
   }
   s = std::move(pending_.front());
   pending_.pop_front();
@@ -914,7 +1153,6 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   if (!req.to.empty()) {
     ASSIGN_OR_RETURN(dst, ParseInet(domain_, req.to, /*bind=*/false));
     if (IsAny(dst.ip)) dst.ip = IsMapped(dst.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
-    if (!IsLoopback(dst.ip)) return Errno{ENETUNREACH};
   }
   // The largest UDP payload over IPv4, and over IPv6.
   const size_t max = domain_ == AF_INET || IsMapped(dst.ip) ? 65507 : 65527;
@@ -932,8 +1170,25 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   }
   if (shutdown_ & kSendShutdown) return Errno{EPIPE};
   if (req.data.size() > max) return Errno{EMSGSIZE};
+  if (!IsLoopback(dst.ip) && (g_stack == nullptr || !IsMapped(dst.ip))) return Errno{ENETUNREACH};
   // A first sendto binds the wildcard and a port (inet_autobind).
   TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
+  if (!IsLoopback(dst.ip) && !g_stack->IsLocal(dst.ip)) {
+    // Out through the sandbox's interfaces.
+    netstack::UdpDatagram d;
+    d.src = name_.ip;
+    if (IsAny(d.src)) {
+      if (int e = g_stack->SourceFor(dst.ip, &d.src); e != 0) return Errno{e};
+    }
+    d.dst = dst.ip;
+    d.sport = name_.port;
+    d.dport = dst.port;
+    d.payload = netstack::Bytes(reinterpret_cast<const uint8_t*>(req.data.data()), req.data.size());
+    d.tos = static_cast<uint8_t>(TcpSettingsLocked().tos);
+    if (int e = g_stack->SendUdp(d, StackNow()); e != 0) return Errno{e};
+    StackArmed(StackNow());  // an address to resolve has a timer
+    return req.data.size();
+  }
   Name src = name_;
   if (IsAny(src.ip)) src.ip = IsMapped(dst.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
   target = FindInet(SOCK_DGRAM, dst.ip, dst.port, /*listener=*/false);
@@ -972,6 +1227,8 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
   std::shared_ptr<UnixSocket> peer;
   size_t done = 0;
   absl::MutexLock l(&g_mu);
+  SyncTcpLocked();
+  if (tcp_ != nullptr) return SendTcp(t, req);
   if (!req.to.empty() && !connected_) return Errno{EOPNOTSUPP};
   if (!req.to.empty()) return Errno{EISCONN};
   const absl::Time deadline = Deadline(Timeout(sndtimeo_));
@@ -1136,6 +1393,8 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
   std::deque<Message> gone;  // let go after the lock
   {
     absl::MutexLock l(&g_mu);
+    SyncTcpLocked();
+    if (tcp_ != nullptr) return ReceiveTcp(t, n, flags);
     // unix_stream_read_generic: EINVAL unless connected (a listener too);
     // unix_seqpacket_recvmsg: ENOTCONN.
     if (type_ == SOCK_STREAM && !connected_) return Errno{inet() ? ENOTCONN : EINVAL};
@@ -1185,8 +1444,13 @@ Status UnixSocket::Shutdown(Task& t, int how) {
   if (how < SHUT_RD || how > SHUT_RDWR) return Errno{EINVAL};
   const int mode = how + 1;  // SHUT_RD 0 -> RCV_SHUTDOWN 1, ...
   absl::MutexLock l(&g_mu);
+  SyncTcpLocked();
   if (inet() && !connected_ && !listening_) return Errno{ENOTCONN};
   shutdown_ |= mode;
+  if (tcp_ != nullptr && (mode & kSendShutdown)) {
+    tcp_->ShutdownWrite(StackNow());
+    StackArmed(tcp_->Deadline());
+  }
   if (type_ != SOCK_DGRAM) {
     if (std::shared_ptr<UnixSocket> p = peer_.lock()) {
       int peer_mode = 0;
@@ -1210,6 +1474,7 @@ Result<std::string> UnixSocket::SockName() {
 Result<std::string> UnixSocket::PeerName() {
   std::shared_ptr<UnixSocket> p;
   absl::MutexLock l(&g_mu);
+  SyncTcpLocked();
   if (!connected_) return Errno{ENOTCONN};
   if (inet()) return FormatInet(domain_, peer_name_);
   p = peer_.lock();
@@ -1355,10 +1620,31 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
       return bytes(algo, sizeof(algo));
     }
     if (level == IPPROTO_TCP && name == TCP_INFO) {
-      // The state only (TCP_ESTABLISHED 1, TCP_LISTEN 10, TCP_CLOSE 7).
-      uint8_t info[232] = {};
-      info[0] = listening_ ? 10 : connected_ ? 1 : 7;
-      return bytes(info, sizeof(info));
+      tcp_info info{};
+      // Loopback connections: the state only (TCP_ESTABLISHED 1,
+      // TCP_LISTEN 10, TCP_CLOSE 7).
+      info.tcpi_state = listening_ ? 10 : connected_ ? 1 : 7;
+      if (tcp_ != nullptr) {
+        const netstack::TcpInfoData d = tcp_->Info(StackNow());
+        info.tcpi_state = d.state;
+        info.tcpi_retransmits = d.retransmits;
+        info.tcpi_backoff = d.backoff;
+        info.tcpi_options = d.options;
+        info.tcpi_snd_wscale = d.wscale & 0xf;
+        info.tcpi_rcv_wscale = d.wscale >> 4;
+        info.tcpi_rto = d.rto_us;
+        info.tcpi_snd_mss = d.snd_mss;
+        info.tcpi_rcv_mss = d.rcv_mss;
+        info.tcpi_unacked = d.unacked;
+        info.tcpi_rtt = d.rtt_us;
+        info.tcpi_rttvar = d.rttvar_us;
+        info.tcpi_snd_ssthresh = d.snd_ssthresh;
+        info.tcpi_snd_cwnd = d.snd_cwnd;
+        info.tcpi_advmss = d.advmss;
+        info.tcpi_rcv_space = d.rcv_space;
+        info.tcpi_total_retrans = d.total_retrans;
+      }
+      return bytes(&info, sizeof(info));
     }
     auto it = options_.find({level, name});
     if (it != options_.end()) return bytes(it->second.data(), it->second.size());
@@ -1377,6 +1663,8 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
     case SO_ACCEPTCONN:
       return int_value(listening_ ? 1 : 0);
     case SO_ERROR: {
+      SyncTcpLocked();
+      if (tcp_ != nullptr && error_ == 0) error_ = tcp_->TakeError();
       int e = error_;
       error_ = 0;
       return int_value(e);
@@ -1449,6 +1737,16 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
     TRY(need_int());
     if (BooleanOption(level, name)) v = v != 0;
     options_[{level, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+    if (tcp_ != nullptr) {
+      // A connection hears its new options; TCP_NODELAY set or TCP_CORK
+      // cleared sends what waited.
+      const size_t sndbuf = tcp_->settings.sndbuf, rcvbuf = tcp_->settings.rcvbuf;
+      tcp_->settings = TcpSettingsLocked();
+      tcp_->settings.sndbuf = sndbuf;
+      tcp_->settings.rcvbuf = rcvbuf;
+      tcp_->Push(StackNow());
+      StackArmed(tcp_->Deadline());
+    }
     return Ok();
   }
   if (level != SOL_SOCKET) return Errno{EOPNOTSUPP};
@@ -1531,14 +1829,16 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
     switch (cmd) {
       case SIOCINQ:
         if (listening_) return Errno{EINVAL};
-        if (type_ != SOCK_DGRAM) {
+        if (tcp_ != nullptr) {
+          n = static_cast<int>(tcp_->Readable());
+        } else if (type_ != SOCK_DGRAM) {
           n = static_cast<int>(queued_bytes_);  // what is left to read
         } else {
           n = queue_msgs_.empty() ? 0 : static_cast<int>(queue_msgs_.front().data.size());
         }
         break;
       default:  // SIOCOUTQ
-        n = static_cast<int>(inflight_);
+        n = static_cast<int>(tcp_ != nullptr ? tcp_->tx_queue() : inflight_);
         break;
     }
   }
@@ -1548,7 +1848,34 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
 
 uint32_t UnixSocket::Readiness(uint32_t mask) {
   absl::MutexLock l(&g_mu);
+  SyncTcpLocked();
   uint32_t ready = 0;
+  if (tcp_ != nullptr) {
+    // tcp_poll's masks.
+    using netstack::TcpEndpoint;
+    const TcpEndpoint::State st = tcp_->state();
+    if (tcp_->error() != 0 || error_ != 0) ready |= POLLERR;
+    if (st == TcpEndpoint::kClosed || shutdown_ == kShutdownMask ||
+        ((shutdown_ & kSendShutdown) && tcp_->ReadEof())) {
+      ready |= POLLHUP;
+    }
+    if (tcp_->ReadEof() || (shutdown_ & kRcvShutdown) || st == TcpEndpoint::kClosed) {
+      ready |= POLLIN | POLLRDNORM | POLLRDHUP;
+    }
+    if (tcp_->Readable() > 0) ready |= POLLIN | POLLRDNORM;
+    if (st == TcpEndpoint::kEstablished || st == TcpEndpoint::kCloseWait) {
+      // sk_stream_is_writeable: room for a third of what is queued more.
+      if (tcp_->SendSpace() >= tcp_->SendQueued() / 2 && tcp_->SendSpace() > 0) {
+        ready |= POLLOUT | POLLWRNORM | POLLWRBAND;
+      }
+    } else if (st == TcpEndpoint::kClosed || (shutdown_ & kSendShutdown)) {
+      ready |= POLLOUT | POLLWRNORM;
+    }
+    return ready & (mask | POLLHUP | POLLERR);
+  }
+  if (listening_ && tcp_listener_ != nullptr && !tcp_listener_->ready.empty()) {
+    ready |= POLLIN | POLLRDNORM;
+  }
   if (error_ != 0) ready |= POLLERR;
   if (shutdown_ == kShutdownMask) ready |= POLLHUP;
   if (shutdown_ & kRcvShutdown) ready |= POLLRDHUP | POLLIN | POLLRDNORM;
@@ -1602,20 +1929,116 @@ std::string UnixSocket::ProcInetLine(int sl) {
   };
   Name local = name_.inet ? name_ : Name{};
   if (!name_.inet && domain_ == AF_INET) local.ip = V4(0, 0, 0, 0);
-  Name remote = connected_ ? peer_name_ : Name{};
-  if (!connected_ && domain_ == AF_INET) remote.ip = V4(0, 0, 0, 0);
+  Name remote = connected_ || tcp_ != nullptr ? peer_name_ : Name{};
+  if (!connected_ && tcp_ == nullptr && domain_ == AF_INET) remote.ip = V4(0, 0, 0, 0);
   // TCP_ESTABLISHED 1, TCP_CLOSE 7, TCP_LISTEN 10.
-  const int state = listening_ ? 10 : connected_ ? 1 : 7;
+  int state = listening_ ? 10 : connected_ ? 1 : 7;
+  size_t tx = inflight_, rx = queued_bytes_;
+  if (tcp_ != nullptr) {
+    state = tcp_->state();
+    tx = tcp_->tx_queue();
+    rx = tcp_->rx_queue();
+  }
   const uint64_t ino = static_cast<SocketInode&>(*inode()).ino();
   // The columns after the inode (refcount, the socket's address, timers)
   // are Linux's shape with nothing to report.
   return absl::StrFormat(
       "%4d: %s %s %02X %08X:%08X 00:00000000 00000000 %5u        0 %u 1 0000000000000000 100 0 0 "
       "10 0\n",
-      sl, hex(local), hex(remote), state, inflight_, queued_bytes_, 0, ino);
+      sl, hex(local), hex(remote), state, tx, rx, 0, ino);
+}
+
+// What the stack asks of the sockets. Called under g_mu, on the network
+// thread; the sockets it finds are kept (hold_) until that thread lets the
+// lock go, since the last reference to one must not go under it.
+class StackUpcalls : public netstack::Upcalls {
+ public:
+  std::shared_ptr<netstack::TcpListener> FindListener(const netstack::Ip& dst,
+                                                      uint16_t port) override {
+    g_mu.AssertHeld();
+    std::shared_ptr<UnixSocket> s = UnixSocket::FindInet(SOCK_STREAM, dst, port, true);
+    if (s == nullptr) return nullptr;
+    std::shared_ptr<netstack::TcpListener> l = s->tcp_listener_;
+    hold_.push_back(std::move(s));
+    return l;
+  }
+
+  bool DeliverUdp(const netstack::UdpDatagram& d) override {
+    g_mu.AssertHeld();
+    std::shared_ptr<UnixSocket> s = UnixSocket::FindInet(SOCK_DGRAM, d.dst, d.dport, false);
+    if (s == nullptr) return false;
+    UnixSocket& u = *s;
+    hold_.push_back(std::move(s));
+    // A connected socket takes datagrams from its peer only.
+    if (u.connected_ && (u.peer_name_.ip != d.src || u.peer_name_.port != d.sport)) return false;
+    const size_t charge = d.payload.size() + kMessageOverhead;
+    if (u.queued_charge_ + charge > u.rcvbuf_ || (u.shutdown_ & kRcvShutdown)) return true;
+    Message m;
+    m.data.assign(reinterpret_cast<const char*>(d.payload.data()), d.payload.size());
+    Name from;
+    from.inet = true;
+    from.ip = d.src;
+    from.port = d.sport;
+    m.from = FormatInet(u.domain_, from);
+    m.receiver_charge = charge;
+    u.queued_charge_ += charge;
+    u.queued_bytes_ += m.data.size();
+    u.queue_msgs_.push_back(std::move(m));
+    u.queue_.Notify(POLLIN | POLLRDNORM);
+    return true;
+  }
+
+  void UdpError(const netstack::Ip& src, uint16_t sport, const netstack::Ip& dst, uint16_t dport,
+                int err) override {
+    g_mu.AssertHeld();
+    std::shared_ptr<UnixSocket> s = UnixSocket::FindInet(SOCK_DGRAM, src, sport, false);
+    if (s == nullptr) return;
+    UnixSocket& u = *s;
+    hold_.push_back(std::move(s));
+    // Only a connected socket hears of it (IP_RECVERR is not kept).
+    if (u.connected_ && u.peer_name_.ip == dst && u.peer_name_.port == dport) {
+      u.error_ = err;
+      u.queue_.Notify(POLLERR);
+    }
+  }
+
+  std::vector<std::shared_ptr<UnixSocket>> TakeHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    return std::move(hold_);
+  }
+
+ private:
+  std::vector<std::shared_ptr<UnixSocket>> hold_ ABSL_GUARDED_BY(g_mu);
+};
+
+StackUpcalls& Upcalls() {
+  static auto* u = new StackUpcalls();
+  return *u;
 }
 
 }  // namespace
+
+netstack::Upcalls* SocketUpcalls() { return &Upcalls(); }
+
+void InstallStack(netstack::Stack* stack, void (*kick)()) {
+  absl::MutexLock l(&g_mu);
+  g_stack = stack;
+  g_stack_kick = kick;
+}
+
+int64_t RunStack(const std::function<void(netstack::Stack&, int64_t)>& fn) {
+  std::vector<std::shared_ptr<UnixSocket>> held;  // let go after the lock
+  int64_t next;
+  {
+    absl::MutexLock l(&g_mu);
+    if (g_stack == nullptr) return INT64_MAX;
+    const int64_t now = StackNow();
+    fn(*g_stack, now);
+    next = g_stack->Tick(now);
+    g_stack_wake = next;
+    held = Upcalls().TakeHeld();
+  }
+  return next;
+}
 
 std::string ProcNetInet(int type, int domain) {
   std::vector<std::shared_ptr<UnixSocket>> all;

@@ -11,10 +11,17 @@
 #ifndef HUSK_SENTRY_NET_UNIX_H_
 #define HUSK_SENTRY_NET_UNIX_H_
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 
 #include "sentry/net/socket.h"
+
+namespace husk::netstack {
+class Stack;
+class Upcalls;
+}  // namespace husk::netstack
 
 namespace husk::net {
 
@@ -42,6 +49,17 @@ Result<std::pair<vfs::FileRef, vfs::FileRef>> NewUnixPair(Task& t, int type, int
 // IPV6_V6ONLY and v4-mapped peers, and the errors (ECONNREFUSED,
 // EADDRINUSE, EADDRNOTAVAIL, ENETUNREACH) are Linux's.
 Result<vfs::FileRef> NewInetSocket(Task& t, int domain, int type, int flags);
+
+// The sandbox's TCP/IP stack (--network=sandbox; sentry/net/netdev.h
+// starts it). Inet sockets reach it for addresses beyond loopback:
+// SocketUpcalls is what it calls back (connections to listeners, datagrams
+// for bound sockets), InstallStack hands it to the sockets with the
+// function that wakes its thread, and RunStack calls fn under the sockets'
+// lock with the time, then runs the stack's timers and returns its next
+// deadline (a monotonic time in nanoseconds; INT64_MAX: none).
+netstack::Upcalls* SocketUpcalls();
+void InstallStack(netstack::Stack* stack, void (*kick)());
+int64_t RunStack(const std::function<void(netstack::Stack&, int64_t)>& fn);
 
 // /proc/net/unix: a header and one line per socket.
 std::string ProcNetUnix();

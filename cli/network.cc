@@ -1,0 +1,224 @@
+#include "cli/network.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <net/route.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "sentry/net/stack/wire.h"
+
+namespace husk::cli {
+namespace {
+
+bool SameNetns(const char* a, const char* b) {
+  struct stat sa {
+  }, sb{};
+  if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int PrefixOf(uint32_t mask_host) {
+  int n = 0;
+  while (n < 32 && (mask_host & (0x80000000u >> n))) n++;
+  return n;
+}
+
+// RTM_NEWADDR or RTM_DELADDR of an IPv4 address; 0 or an errno.
+int ChangeAddress(int type, int ifindex, uint32_t addr, int prefix) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return errno;
+  struct {
+    nlmsghdr nh;
+    ifaddrmsg ifa;
+    char attrs[64];
+  } req{};
+  req.nh.nlmsg_type = static_cast<uint16_t>(type);
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (type == RTM_NEWADDR ? NLM_F_CREATE : 0);
+  req.nh.nlmsg_seq = 1;
+  req.ifa.ifa_family = AF_INET;
+  req.ifa.ifa_prefixlen = static_cast<uint8_t>(prefix);
+  req.ifa.ifa_index = static_cast<uint32_t>(ifindex);
+  size_t len = NLMSG_LENGTH(sizeof(ifaddrmsg));
+  for (int attr : {IFA_LOCAL, IFA_ADDRESS}) {
+    auto* rta = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(len));
+    rta->rta_type = static_cast<uint16_t>(attr);
+    rta->rta_len = RTA_LENGTH(sizeof(addr));
+    memcpy(RTA_DATA(rta), &addr, sizeof(addr));
+    len = NLMSG_ALIGN(len) + RTA_ALIGN(rta->rta_len);
+  }
+  req.nh.nlmsg_len = static_cast<uint32_t>(len);
+  int err = 0;
+  if (send(fd, &req, len, 0) < 0) {
+    err = errno;
+  } else {
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr)))) {
+      err = EIO;
+    } else {
+      auto* nh = reinterpret_cast<nlmsghdr*>(buf);
+      if (nh->nlmsg_type == NLMSG_ERROR) {
+        err = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(nh))->error;
+      }
+    }
+  }
+  close(fd);
+  return err;
+}
+
+int OpenPacketSocket(int ifindex) {
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
+  if (fd < 0) return -1;
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = ifindex;
+  int one = 1;
+  int big = 8 << 20;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) != 0 ||
+      setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) != 0 ||
+      setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  // Room for bursts (root may pass net.core.rmem_max).
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  }
+  return fd;
+}
+
+}  // namespace
+
+bool TakeNetwork(const char* who, TakenNetwork* out) {
+  if (SameNetns("/proc/self/ns/net", "/proc/1/ns/net")) {
+    fprintf(stderr,
+            "%s: --network=sandbox takes the interfaces of the network namespace it starts in "
+            "away from the host; run it in a namespace of its own (ip netns exec NAME husk do "
+            "...), not in pid 1's\n",
+            who);
+    return false;
+  }
+  ifaddrs* ifa = nullptr;
+  if (getifaddrs(&ifa) != 0) {
+    fprintf(stderr, "%s: list the interfaces: %s\n", who, strerror(errno));
+    return false;
+  }
+  struct Iface {
+    unsigned flags = 0;
+    std::vector<std::pair<uint32_t, int>> addrs;  // network order, prefix
+  };
+  std::map<std::string, Iface> ifaces;
+  for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+    Iface& f = ifaces[i->ifa_name];
+    f.flags = i->ifa_flags;
+    if (i->ifa_addr != nullptr && i->ifa_addr->sa_family == AF_INET && i->ifa_netmask != nullptr) {
+      uint32_t a = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
+      uint32_t m = reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
+      f.addrs.emplace_back(a, PrefixOf(ntohl(m)));
+    }
+  }
+  freeifaddrs(ifa);
+  int ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (const auto& [name, f] : ifaces) {
+    if ((f.flags & IFF_LOOPBACK) || !(f.flags & IFF_UP) || f.addrs.empty()) continue;
+    int index = static_cast<int>(if_nametoindex(name.c_str()));
+    ifreq ifr{};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name.c_str());
+    net::NicSpec n;
+    n.name = name;
+    if (ctl < 0 || index == 0 || ioctl(ctl, SIOCGIFHWADDR, &ifr) != 0 ||
+        ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
+      fprintf(stderr, "%s: %s is not an Ethernet interface; it stays the host's\n", who,
+              name.c_str());
+      continue;
+    }
+    memcpy(n.mac.data(), ifr.ifr_hwaddr.sa_data, 6);
+    n.mtu = ioctl(ctl, SIOCGIFMTU, &ifr) == 0 ? static_cast<uint32_t>(ifr.ifr_mtu) : 1500;
+    n.fd = OpenPacketSocket(index);
+    if (n.fd < 0) {
+      fprintf(stderr, "%s: open a packet socket on %s: %s\n", who, name.c_str(), strerror(errno));
+      if (ctl >= 0) close(ctl);
+      RestoreNetwork(out);
+      return false;
+    }
+    for (const auto& [a, prefix] : f.addrs) {
+      n.addrs.emplace_back(netstack::V4(ntohl(a)), prefix);
+      out->removed.push_back({index, a, prefix});
+    }
+    out->nics.push_back(std::move(n));
+  }
+  if (ctl >= 0) close(ctl);
+  if (out->nics.empty()) {
+    fprintf(stderr, "%s: --network=sandbox: no interface here is up with an IPv4 address\n", who);
+    return false;
+  }
+  // The routes through the interfaces taken (gateways and other subnets;
+  // an interface's own subnet the sentry adds itself).
+  std::ifstream routes("/proc/net/route");
+  std::string line;
+  std::getline(routes, line);  // the header
+  while (std::getline(routes, line)) {
+    std::istringstream in(line);
+    std::string name;
+    unsigned dst, gw, flags, refcnt, use, metric, mask;
+    if (!(in >> name >> std::hex >> dst >> gw >> flags >> std::dec >> refcnt >> use >> metric >>
+          std::hex >> mask)) {
+      continue;
+    }
+    if (!(flags & RTF_UP) || !(flags & RTF_GATEWAY)) continue;
+    bool ours = false;
+    for (const net::NicSpec& n : out->nics) ours = ours || n.name == name;
+    if (!ours) continue;
+    net::RouteSpec r;
+    r.dst = netstack::V4(ntohl(dst));
+    r.prefix = PrefixOf(ntohl(mask));
+    r.gateway = netstack::V4(ntohl(gw));
+    r.has_gateway = true;
+    r.nic = name;
+    out->routes.push_back(r);
+  }
+  for (const TakenNetwork::Removed& r : out->removed) {
+    if (int e = ChangeAddress(RTM_DELADDR, r.ifindex, r.addr, r.prefix); e != 0) {
+      fprintf(stderr, "%s: take the address off interface %d: %s\n", who, r.ifindex, strerror(e));
+      RestoreNetwork(out);
+      return false;
+    }
+  }
+  return true;
+}
+
+void RestoreNetwork(TakenNetwork* taken) {
+  for (const TakenNetwork::Removed& r : taken->removed) {
+    ChangeAddress(RTM_NEWADDR, r.ifindex, r.addr, r.prefix);
+  }
+  taken->removed.clear();
+  for (net::NicSpec& n : taken->nics) {
+    if (n.fd >= 0) close(n.fd);
+    n.fd = -1;
+  }
+}
+
+}  // namespace husk::cli

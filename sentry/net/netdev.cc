@@ -1,0 +1,290 @@
+#include "sentry/net/netdev.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_packet.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <system_error>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "sentry/net/stack/stack.h"
+#include "sentry/net/unix.h"
+
+namespace husk::net {
+namespace {
+
+// Frames go out with write(2) on the packet socket; a full queue drops
+// them, as a full device queue does (TCP sends them again).
+class PacketLink : public netstack::Link {
+ public:
+  explicit PacketLink(int fd) : fd_(fd) {}
+  void Transmit(netstack::Bytes frame) override {
+    if (write(fd_, frame.data(), frame.size()) < 0) dropped_.fetch_add(1);
+  }
+
+ private:
+  int fd_;
+  std::atomic<uint64_t> dropped_{0};
+};
+
+struct Network {
+  std::vector<NicSpec> specs;
+  std::vector<std::unique_ptr<PacketLink>> links;
+  std::unique_ptr<netstack::Stack> stack;
+  std::vector<int> nic_index;  // the stack's index of specs[i]
+  int wake_fd = -1;
+};
+
+Network* g_net = nullptr;  // set once, before the thread and any socket use it
+
+void Kick() {
+  uint64_t one = 1;
+  if (g_net != nullptr && write(g_net->wake_fd, &one, sizeof(one)) < 0) {
+    // Already pending: the thread wakes anyway.
+  }
+}
+
+int64_t Now() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+void Loop(Network* net) {
+  constexpr int kBatch = 64;
+  constexpr size_t kFrame = 65536 + 256;  // a GRO'd frame from a veth may be that big
+  struct Slot {
+    std::vector<uint8_t> buf = std::vector<uint8_t>(kFrame);
+    size_t len = 0;
+    int nic = 0;
+    bool checksum_ok = false;
+  };
+  std::vector<Slot> slots(kBatch);
+  std::vector<pollfd> fds;
+  for (const NicSpec& n : net->specs) fds.push_back({n.fd, POLLIN, 0});
+  fds.push_back({net->wake_fd, POLLIN, 0});
+  for (;;) {
+    int got = 0;
+    bool more = false;
+    for (size_t i = 0; i < net->specs.size(); i++) {
+      int from_this = 0;
+      while (got < kBatch) {
+        Slot& s = slots[got];
+        iovec iov{s.buf.data(), s.buf.size()};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(tpacket_auxdata))];
+        msghdr mh{};
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof(control);
+        ssize_t n = recvmsg(net->specs[i].fd, &mh, MSG_DONTWAIT);
+        if (n <= 0) break;
+        s.len = static_cast<size_t>(n);
+        s.nic = net->nic_index[i];
+        s.checksum_ok = false;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+          if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
+            tpacket_auxdata aux;
+            memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+            // Checked by the host's driver, or made locally with the
+            // checksum left to offload (the bytes are as sent).
+            s.checksum_ok = (aux.tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
+          }
+        }
+        got++;
+        from_this++;
+      }
+      if (got == kBatch) more = true;
+    }
+    int64_t next = RunStack([&](netstack::Stack& st, int64_t now) {
+      for (int k = 0; k < got; k++) {
+        st.Input(slots[k].nic, netstack::Bytes(slots[k].buf.data(), slots[k].len),
+                 slots[k].checksum_ok, now);
+      }
+    });
+    if (more) continue;
+    int timeout = -1;
+    if (next != INT64_MAX) {
+      int64_t ms = (next - Now() + 999999) / 1000000;
+      timeout = static_cast<int>(std::clamp<int64_t>(ms, 0, 60000));
+    }
+    if (poll(fds.data(), fds.size(), timeout) > 0 && (fds.back().revents & POLLIN)) {
+      uint64_t v;
+      if (read(net->wake_fd, &v, sizeof(v)) < 0) {
+        // Nothing was pending.
+      }
+    }
+  }
+}
+
+bool ParseIp4(const std::string& s, netstack::Ip* out) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return false;
+  *out = netstack::V4(ntohl(a.s_addr));
+  return true;
+}
+
+bool ParsePrefixed(const std::string& s, netstack::Ip* ip, int* prefix) {
+  std::vector<std::string> p = absl::StrSplit(s, '/');
+  return p.size() == 2 && ParseIp4(p[0], ip) && absl::SimpleAtoi(p[1], prefix) && *prefix >= 0 &&
+         *prefix <= 32;
+}
+
+std::string Ip4(const netstack::Ip& ip) { return netstack::IpString(ip); }
+
+}  // namespace
+
+bool ParseNicSpec(const std::string& text, NicSpec* out) {
+  std::vector<std::string> p = absl::StrSplit(text, ',');
+  if (p.size() < 4 || !absl::SimpleAtoi(p[0], &out->fd) || p[1].empty() || p[1].size() > 15) {
+    return false;
+  }
+  out->name = p[1];
+  unsigned m[6];
+  if (sscanf(p[2].c_str(), "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6) {
+    return false;
+  }
+  for (int i = 0; i < 6; i++) out->mac[i] = static_cast<uint8_t>(m[i]);
+  if (!absl::SimpleAtoi(p[3], &out->mtu) || out->mtu < 576 || out->mtu > 65535) return false;
+  for (size_t i = 4; i < p.size(); i++) {
+    netstack::Ip ip;
+    int prefix;
+    if (!ParsePrefixed(p[i], &ip, &prefix)) return false;
+    out->addrs.emplace_back(ip, prefix);
+  }
+  return true;
+}
+
+bool ParseRouteSpec(const std::string& text, RouteSpec* out) {
+  std::vector<std::string> p = absl::StrSplit(text, ',');
+  if (p.size() != 3 || !ParsePrefixed(p[0], &out->dst, &out->prefix) || p[2].empty()) return false;
+  out->has_gateway = p[1] != "-";
+  if (out->has_gateway && !ParseIp4(p[1], &out->gateway)) return false;
+  out->nic = p[2];
+  return true;
+}
+
+std::string FormatNicSpec(const NicSpec& n) {
+  std::string s = absl::StrFormat("%d,%s,%02x:%02x:%02x:%02x:%02x:%02x,%u", n.fd, n.name, n.mac[0],
+                                  n.mac[1], n.mac[2], n.mac[3], n.mac[4], n.mac[5], n.mtu);
+  for (const auto& [ip, prefix] : n.addrs) absl::StrAppend(&s, ",", Ip4(ip), "/", prefix);
+  return s;
+}
+
+std::string FormatRouteSpec(const RouteSpec& r) {
+  return absl::StrCat(Ip4(r.dst), "/", r.prefix, ",", r.has_gateway ? Ip4(r.gateway) : "-", ",",
+                      r.nic);
+}
+
+Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& routes) {
+  if (nics.empty()) return Ok();
+  auto net = std::make_unique<Network>();
+  net->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (net->wake_fd < 0) return Errno{errno};
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) seed = static_cast<uint64_t>(Now());
+  net->stack = std::make_unique<netstack::Stack>(SocketUpcalls(), seed);
+  net->specs = std::move(nics);
+  for (const NicSpec& n : net->specs) {
+    net->links.push_back(std::make_unique<PacketLink>(n.fd));
+    int index = net->stack->AddNic(n.name, n.mac, n.mtu, net->links.back().get());
+    net->nic_index.push_back(index);
+    for (const auto& [ip, prefix] : n.addrs) {
+      net->stack->AddAddress(index, ip, prefix);
+      // The interface's own subnet is reached directly.
+      netstack::Route r;
+      r.dst = netstack::V4(netstack::V4Of(ip) & (prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix)));
+      r.prefix = prefix;
+      r.nic = index;
+      net->stack->AddRoute(r);
+    }
+  }
+  for (const RouteSpec& rs : routes) {
+    for (size_t i = 0; i < net->specs.size(); i++) {
+      if (net->specs[i].name != rs.nic) continue;
+      netstack::Route r;
+      r.dst = rs.dst;
+      r.prefix = rs.prefix;
+      r.gateway = rs.gateway;
+      r.has_gateway = rs.has_gateway;
+      r.nic = net->nic_index[i];
+      net->stack->AddRoute(r);
+    }
+  }
+  g_net = net.release();
+  InstallStack(g_net->stack.get(), Kick);
+  try {
+    std::thread([] { Loop(g_net); }).detach();
+  } catch (const std::system_error&) {
+    return Errno{EAGAIN};
+  }
+  return Ok();
+}
+
+std::vector<InterfaceInfo> Interfaces() {
+  std::vector<InterfaceInfo> out;
+  InterfaceInfo lo;
+  lo.index = 1;
+  lo.name = "lo";
+  lo.mtu = 65536;
+  lo.loopback = true;
+  lo.addrs.emplace_back(netstack::V4(0x7f000001), 8);
+  netstack::Ip v6lo{};
+  v6lo[15] = 1;
+  lo.addrs.emplace_back(v6lo, 128);
+  out.push_back(lo);
+  if (g_net == nullptr) return out;
+  RunStack([&](netstack::Stack& st, int64_t) {
+    for (const netstack::Nic& n : st.nics()) {
+      InterfaceInfo i;
+      i.index = n.index;
+      i.name = n.name;
+      i.mac = n.mac;
+      i.mtu = n.mtu;
+      i.addrs = n.addrs;
+      i.rx_packets = n.rx_packets;
+      i.rx_bytes = n.rx_bytes;
+      i.rx_dropped = n.rx_dropped;
+      i.tx_packets = n.tx_packets;
+      i.tx_bytes = n.tx_bytes;
+      i.tx_dropped = n.tx_dropped;
+      out.push_back(std::move(i));
+    }
+  });
+  return out;
+}
+
+std::vector<RouteSpec> Routes() {
+  std::vector<RouteSpec> out;
+  if (g_net == nullptr) return out;
+  RunStack([&](netstack::Stack& st, int64_t) {
+    for (const netstack::Route& r : st.routes()) {
+      RouteSpec rs;
+      rs.dst = r.dst;
+      rs.prefix = r.prefix;
+      rs.gateway = r.gateway;
+      rs.has_gateway = r.has_gateway;
+      for (const netstack::Nic& n : st.nics()) {
+        if (n.index == r.nic) rs.nic = n.name;
+      }
+      out.push_back(std::move(rs));
+    }
+  });
+  return out;
+}
+
+}  // namespace husk::net

@@ -1,0 +1,64 @@
+// The sandbox's interfaces for --network=sandbox: husk hands the sentry a
+// packet socket (AF_PACKET) per interface of the network namespace it was
+// started in, with the interface's name, MAC address, MTU and addresses,
+// and the routes; the sentry builds its TCP/IP stack over them and runs it
+// on a thread of its own, which reads frames and runs the stack's timers.
+// The host's kernel only moves frames: the addresses are the sandbox's.
+#ifndef HUSK_SENTRY_NET_NETDEV_H_
+#define HUSK_SENTRY_NET_NETDEV_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+#include "sentry/net/stack/wire.h"
+
+namespace husk::net {
+
+struct NicSpec {
+  int fd = -1;  // the packet socket, bound to the interface
+  std::string name;
+  netstack::Mac mac{};
+  uint32_t mtu = 1500;
+  std::vector<std::pair<netstack::Ip, int>> addrs;  // address, prefix length
+};
+
+struct RouteSpec {
+  netstack::Ip dst{};
+  int prefix = 0;
+  netstack::Ip gateway{};
+  bool has_gateway = false;
+  std::string nic;
+};
+
+// `husk boot --nic=FD,NAME,MAC,MTU[,ADDR/PREFIX...]` and
+// `--route=DST/PREFIX,GATEWAY|-,NAME` (IPv4 dotted quads).
+bool ParseNicSpec(const std::string& text, NicSpec* out);
+bool ParseRouteSpec(const std::string& text, RouteSpec* out);
+std::string FormatNicSpec(const NicSpec& n);
+std::string FormatRouteSpec(const RouteSpec& r);
+
+// Builds the stack over the interfaces and starts its thread.
+Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& routes);
+
+// The interfaces as the sandbox sees them, loopback first (netlink, the
+// interface ioctls, /proc/net/dev).
+struct InterfaceInfo {
+  int index = 0;
+  std::string name;
+  netstack::Mac mac{};
+  uint32_t mtu = 0;
+  bool loopback = false;
+  std::vector<std::pair<netstack::Ip, int>> addrs;
+  uint64_t rx_packets = 0, rx_bytes = 0, rx_dropped = 0, tx_packets = 0, tx_bytes = 0,
+           tx_dropped = 0;
+};
+std::vector<InterfaceInfo> Interfaces();
+// The stack's routes (loopback's are implied).
+std::vector<RouteSpec> Routes();
+
+}  // namespace husk::net
+
+#endif  // HUSK_SENTRY_NET_NETDEV_H_

@@ -456,6 +456,9 @@ class KernelProcProvider : public procfs::ProcProvider {
   }
   std::string NetFile(const std::string& name) override {
     if (name == "unix") return net::ProcNetUnix();
+    if (name == "dev") return net::ProcNetDev();
+    if (name == "route") return net::ProcNetRoute();
+    if (name == "snmp") return net::ProcNetSnmp();
     return net::ProcNetInet(name.rfind("tcp", 0) == 0 ? SOCK_STREAM : SOCK_DGRAM,
                             name.back() == '6' ? AF_INET6 : AF_INET);
   }

@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "sentry/net/stack/stack.h"
+#include "sentry/net/stack/tcp.h"
 #include "sentry/net/unix.h"
 
 namespace husk::net {
@@ -284,6 +285,92 @@ std::vector<RouteSpec> Routes() {
       out.push_back(std::move(rs));
     }
   });
+  return out;
+}
+
+}  // namespace husk::net
+
+namespace husk::net {
+
+std::string ProcNetDev() {
+  std::string out =
+      "Inter-|   Receive                                                |  Transmit\n"
+      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs "
+      "drop fifo colls carrier compressed\n";
+  for (const InterfaceInfo& i : Interfaces()) {
+    absl::StrAppendFormat(&out,
+                          "%6s:%8u %7u %4u %4u %4u %5u %10u %9u %8u %7u %4u %4u %4u %5u %7u %10u\n",
+                          i.name, i.rx_bytes, i.rx_packets, 0, i.rx_dropped, 0, 0, 0, 0, i.tx_bytes,
+                          i.tx_packets, 0, i.tx_dropped, 0, 0, 0, 0);
+  }
+  return out;
+}
+
+std::string ProcNetRoute() {
+  // Addresses in the byte order the kernel prints a __be32 with %08X.
+  auto hex = [](const netstack::Ip& ip) {
+    return absl::StrFormat("%08X", htonl(netstack::V4Of(ip)));
+  };
+  auto mask = [](int prefix) {
+    uint32_t m = prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix);
+    return absl::StrFormat("%08X", htonl(m));
+  };
+  std::string out =
+      "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
+      "                                                       \n";
+  for (const RouteSpec& r : Routes()) {
+    const unsigned flags = 0x1 | (r.has_gateway ? 0x2 : 0);  // RTF_UP, RTF_GATEWAY
+    absl::StrAppendFormat(&out, "%s\t%s\t%s\t%04X\t0\t0\t0\t%s\t0\t0\t0\n", r.nic, hex(r.dst),
+                          hex(r.gateway), flags, mask(r.prefix));
+  }
+  return out;
+}
+
+std::string ProcNetSnmp() {
+  netstack::Counters c;
+  unsigned established = 0;
+  RunStack([&](netstack::Stack& st, int64_t) {
+    c = st.counters();
+    for (const auto& ep : st.Connections()) {
+      const auto s = ep->state();
+      if (s == netstack::TcpEndpoint::kEstablished || s == netstack::TcpEndpoint::kCloseWait) {
+        established++;
+      }
+    }
+  });
+  std::string out;
+  absl::StrAppend(&out,
+                  "Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams "
+                  "InUnknownProtos InDiscards InDelivers OutRequests OutDiscards OutNoRoutes "
+                  "ReasmTimeout ReasmReqds ReasmOKs ReasmFails FragOKs FragFails FragCreates\n");
+  absl::StrAppendFormat(&out, "Ip: 2 64 %u %u %u 0 %u %u %u %u 0 %u 0 0 0 %u %u 0 %u\n",
+                        c.ip_in_receives, c.ip_in_hdr_errors, c.ip_in_addr_errors,
+                        c.ip_in_unknown_protos, c.ip_in_discards, c.ip_in_delivers,
+                        c.ip_out_requests, c.ip_out_no_routes, c.ip_reasm_fails, c.ip_frag_oks,
+                        c.ip_frag_creates);
+  absl::StrAppend(&out,
+                  "Icmp: InMsgs InErrors InCsumErrors InDestUnreachs InTimeExcds InParmProbs "
+                  "InSrcQuenchs InRedirects InEchos InEchoReps InTimestamps InTimestampReps "
+                  "InAddrMasks InAddrMaskReps OutMsgs OutErrors OutRateLimitGlobal "
+                  "OutRateLimitHost OutDestUnreachs OutTimeExcds OutParmProbs OutSrcQuenchs "
+                  "OutRedirects OutEchos OutEchoReps OutTimestamps OutTimestampReps OutAddrMasks "
+                  "OutAddrMaskReps\n");
+  absl::StrAppendFormat(
+      &out, "Icmp: %u %u 0 %u 0 0 0 0 %u %u 0 0 0 0 %u 0 0 0 %u 0 0 0 0 0 %u 0 0 0 0\n",
+      c.icmp_in_msgs, c.icmp_in_errors, c.icmp_in_dest_unreachs, c.icmp_in_echos,
+      c.icmp_in_echo_reps, c.icmp_out_msgs, c.icmp_out_dest_unreachs, c.icmp_out_echo_reps);
+  absl::StrAppend(&out,
+                  "Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails "
+                  "EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors\n");
+  absl::StrAppendFormat(&out, "Tcp: 1 200 120000 -1 %u %u %u %u %u %u %u %u %u %u 0\n",
+                        c.tcp_active_opens, c.tcp_passive_opens, c.tcp_attempt_fails,
+                        c.tcp_estab_resets, established, c.tcp_in_segs, c.tcp_out_segs,
+                        c.tcp_retrans_segs, c.tcp_in_errs, c.tcp_out_rsts);
+  absl::StrAppend(&out,
+                  "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors "
+                  "InCsumErrors IgnoredMulti MemErrors\n");
+  absl::StrAppendFormat(&out, "Udp: %u %u %u %u 0 0 0 0 0\n", c.udp_in_datagrams, c.udp_no_ports,
+                        c.udp_in_errors, c.udp_out_datagrams);
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "sentry/net/netdev.h"
 
 namespace husk::net {
 namespace {
@@ -73,67 +74,125 @@ class Builder {
   std::string out_;
 };
 
-// RTM_NEWLINK for lo, as ip link shows it.
-void PutLink(Builder& b, uint16_t flags, uint32_t seq) {
+// RTM_NEWLINK for an interface, as ip link shows it.
+void PutLink(Builder& b, const InterfaceInfo& i, uint16_t flags, uint32_t seq) {
   b.Begin(RTM_NEWLINK, flags, seq);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
-  ifi.ifi_type = ARPHRD_LOOPBACK;
-  ifi.ifi_index = kLoopbackIndex;
-  ifi.ifi_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING | IFF_LOWER_UP;
+  ifi.ifi_type = i.loopback ? ARPHRD_LOOPBACK : ARPHRD_ETHER;
+  ifi.ifi_index = i.index;
+  ifi.ifi_flags = IFF_UP | IFF_RUNNING | IFF_LOWER_UP |
+                  (i.loopback ? IFF_LOOPBACK : IFF_BROADCAST | IFF_MULTICAST);
   b.Put(&ifi, sizeof(ifi));
-  b.AttrString(IFLA_IFNAME, "lo");
+  b.AttrString(IFLA_IFNAME, i.name.c_str());
   b.AttrU32(IFLA_TXQLEN, 1000);
-  b.AttrU8(IFLA_OPERSTATE, 0);  // IF_OPER_UNKNOWN, as Linux's lo
+  b.AttrU8(IFLA_OPERSTATE, i.loopback ? 0 : 6);  // IF_OPER_UNKNOWN as Linux's lo; IF_OPER_UP
   b.AttrU8(IFLA_LINKMODE, 0);
-  b.AttrU32(IFLA_MTU, 65536);
+  b.AttrU32(IFLA_MTU, i.mtu);
   b.AttrU32(IFLA_GROUP, 0);
   b.AttrU32(IFLA_PROMISCUITY, 0);
   b.AttrU32(IFLA_NUM_TX_QUEUES, 1);
   b.AttrU32(IFLA_NUM_RX_QUEUES, 1);
   b.AttrU8(IFLA_CARRIER, 1);
   b.AttrString(IFLA_QDISC, "noqueue");
-  const uint8_t zero_mac[6] = {};
-  b.Attr(IFLA_ADDRESS, zero_mac, sizeof(zero_mac));
-  b.Attr(IFLA_BROADCAST, zero_mac, sizeof(zero_mac));
-  rtnl_link_stats stats{};  // no packets: loopback connections are joined in the sentry
+  const uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  b.Attr(IFLA_ADDRESS, i.mac.data(), i.mac.size());
+  if (i.loopback) {
+    b.Attr(IFLA_BROADCAST, i.mac.data(), i.mac.size());
+  } else {
+    b.Attr(IFLA_BROADCAST, broadcast, sizeof(broadcast));
+  }
+  // Loopback counts nothing: its connections are joined in the sentry.
+  rtnl_link_stats stats{};
+  stats.rx_packets = static_cast<uint32_t>(i.rx_packets);
+  stats.tx_packets = static_cast<uint32_t>(i.tx_packets);
+  stats.rx_bytes = static_cast<uint32_t>(i.rx_bytes);
+  stats.tx_bytes = static_cast<uint32_t>(i.tx_bytes);
+  stats.rx_dropped = static_cast<uint32_t>(i.rx_dropped);
+  stats.tx_dropped = static_cast<uint32_t>(i.tx_dropped);
   b.Attr(IFLA_STATS, &stats, sizeof(stats));
   b.End();
 }
 
-// RTM_NEWADDR for lo's addresses of `family` (AF_UNSPEC: both).
-void PutAddrs(Builder& b, int family, uint16_t flags, uint32_t seq) {
+// RTM_NEWADDR for the interfaces' addresses of `family` (AF_UNSPEC: all).
+void PutAddrs(Builder& b, const std::vector<InterfaceInfo>& ifs, int family, uint16_t flags,
+              uint32_t seq) {
   ifa_cacheinfo ci{};
   ci.ifa_prefered = ci.ifa_valid = 0xffffffff;
-  if (family == AF_UNSPEC || family == AF_INET) {
-    b.Begin(RTM_NEWADDR, flags, seq);
-    ifaddrmsg ifa{};
-    ifa.ifa_family = AF_INET;
-    ifa.ifa_prefixlen = 8;
-    ifa.ifa_flags = IFA_F_PERMANENT;
-    ifa.ifa_scope = RT_SCOPE_HOST;
-    ifa.ifa_index = kLoopbackIndex;
-    b.Put(&ifa, sizeof(ifa));
-    const in_addr lo = {htonl(INADDR_LOOPBACK)};
-    b.Attr(IFA_ADDRESS, &lo, sizeof(lo));
-    b.Attr(IFA_LOCAL, &lo, sizeof(lo));
-    b.AttrString(IFA_LABEL, "lo");
-    b.AttrU32(IFA_FLAGS, IFA_F_PERMANENT);
-    b.Attr(IFA_CACHEINFO, &ci, sizeof(ci));
-    b.End();
+  for (int want : {AF_INET, AF_INET6}) {
+    if (family != AF_UNSPEC && family != want) continue;
+    for (const InterfaceInfo& i : ifs) {
+      for (const auto& [ip, prefix] : i.addrs) {
+        const bool v4 = netstack::IsV4(ip);
+        if (v4 != (want == AF_INET)) continue;
+        b.Begin(RTM_NEWADDR, flags, seq);
+        ifaddrmsg ifa{};
+        ifa.ifa_family = static_cast<uint8_t>(want);
+        ifa.ifa_prefixlen = static_cast<uint8_t>(prefix);
+        ifa.ifa_flags = IFA_F_PERMANENT;
+        ifa.ifa_scope = i.loopback ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE;
+        ifa.ifa_index = static_cast<uint32_t>(i.index);
+        b.Put(&ifa, sizeof(ifa));
+        if (v4) {
+          const in_addr a = {htonl(netstack::V4Of(ip))};
+          b.Attr(IFA_ADDRESS, &a, sizeof(a));
+          b.Attr(IFA_LOCAL, &a, sizeof(a));
+          if (!i.loopback && prefix < 31) {
+            const uint32_t host = prefix == 0 ? ~0u : (1u << (32 - prefix)) - 1;
+            const in_addr bc = {htonl(netstack::V4Of(ip) | host)};
+            b.Attr(IFA_BROADCAST, &bc, sizeof(bc));
+          }
+          b.AttrString(IFA_LABEL, i.name.c_str());
+          b.AttrU32(IFA_FLAGS, IFA_F_PERMANENT);
+          b.Attr(IFA_CACHEINFO, &ci, sizeof(ci));
+        } else {
+          b.Attr(IFA_ADDRESS, ip.data(), ip.size());
+          b.Attr(IFA_CACHEINFO, &ci, sizeof(ci));
+          b.AttrU32(IFA_FLAGS, IFA_F_PERMANENT | IFA_F_NOPREFIXROUTE);
+        }
+        b.End();
+      }
+    }
   }
-  if (family == AF_UNSPEC || family == AF_INET6) {
-    b.Begin(RTM_NEWADDR, flags, seq);
-    ifaddrmsg ifa{};
-    ifa.ifa_family = AF_INET6;
-    ifa.ifa_prefixlen = 128;
-    ifa.ifa_flags = IFA_F_PERMANENT;
-    ifa.ifa_scope = RT_SCOPE_HOST;
-    ifa.ifa_index = kLoopbackIndex;
-    b.Put(&ifa, sizeof(ifa));
-    b.Attr(IFA_ADDRESS, &in6addr_loopback, sizeof(in6addr_loopback));
-    b.Attr(IFA_CACHEINFO, &ci, sizeof(ci));
-    b.AttrU32(IFA_FLAGS, IFA_F_PERMANENT | IFA_F_NOPREFIXROUTE);
+}
+
+// RTM_NEWROUTE for the main table's IPv4 routes (the stack's; loopback's
+// live in the local table, which a dump of main leaves out).
+void PutRoutes(Builder& b, const std::vector<InterfaceInfo>& ifs, uint16_t flags, uint32_t seq) {
+  for (const RouteSpec& r : Routes()) {
+    b.Begin(RTM_NEWROUTE, flags, seq);
+    rtmsg rt{};
+    rt.rtm_family = AF_INET;
+    rt.rtm_dst_len = static_cast<uint8_t>(r.prefix);
+    rt.rtm_table = RT_TABLE_MAIN;
+    rt.rtm_protocol = r.has_gateway ? RTPROT_BOOT : RTPROT_KERNEL;
+    rt.rtm_scope = r.has_gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+    rt.rtm_type = RTN_UNICAST;
+    b.Put(&rt, sizeof(rt));
+    b.AttrU32(RTA_TABLE, RT_TABLE_MAIN);
+    if (r.prefix > 0) {
+      const in_addr dst = {htonl(netstack::V4Of(r.dst))};
+      b.Attr(RTA_DST, &dst, sizeof(dst));
+    }
+    int oif = 0;
+    for (const InterfaceInfo& i : ifs) {
+      if (i.name == r.nic) {
+        oif = i.index;
+        if (!r.has_gateway) {
+          for (const auto& [ip, prefix] : i.addrs) {
+            if (!netstack::IsV4(ip)) continue;
+            const in_addr src = {htonl(netstack::V4Of(ip))};
+            b.Attr(RTA_PREFSRC, &src, sizeof(src));
+            break;
+          }
+        }
+      }
+    }
+    if (r.has_gateway) {
+      const in_addr gw = {htonl(netstack::V4Of(r.gateway))};
+      b.Attr(RTA_GATEWAY, &gw, sizeof(gw));
+    }
+    b.AttrU32(RTA_OIF, static_cast<uint32_t>(oif));
     b.End();
   }
 }
@@ -385,28 +444,38 @@ class NetlinkSocket : public Socket {
       const int family = body.empty() ? AF_UNSPEC : static_cast<uint8_t>(body[0]);
       Builder b(port);
       int error = 0;
+      const std::vector<InterfaceInfo> ifs = Interfaces();
       switch (h.nlmsg_type) {
         case RTM_GETLINK:
           if (dump) {
-            PutLink(b, NLM_F_MULTI, h.nlmsg_seq);
+            for (const InterfaceInfo& i : ifs) PutLink(b, i, NLM_F_MULTI, h.nlmsg_seq);
           } else {
             ifinfomsg ifi{};
             memcpy(&ifi, body.data(), std::min(body.size(), sizeof(ifi)));
-            if (ifi.ifi_index != 0 && ifi.ifi_index != kLoopbackIndex) {
-              error = ENODEV;
-            } else {
-              PutLink(b, 0, h.nlmsg_seq);
+            const int want = ifi.ifi_index != 0 ? ifi.ifi_index : kLoopbackIndex;
+            error = ENODEV;
+            for (const InterfaceInfo& i : ifs) {
+              if (i.index == want) {
+                PutLink(b, i, 0, h.nlmsg_seq);
+                error = 0;
+              }
             }
           }
           break;
         case RTM_GETADDR:
           if (dump) {
-            PutAddrs(b, family, NLM_F_MULTI, h.nlmsg_seq);
+            PutAddrs(b, ifs, family, NLM_F_MULTI, h.nlmsg_seq);
           } else {
             error = EOPNOTSUPP;
           }
           break;
         case RTM_GETROUTE:
+          if (dump && (family == AF_UNSPEC || family == AF_INET)) {
+            PutRoutes(b, ifs, NLM_F_MULTI, h.nlmsg_seq);
+          } else if (!dump) {
+            error = ENETUNREACH;
+          }
+          break;
         case RTM_GETNEIGH:
         case RTM_GETRULE:
         case RTM_GETQDISC:

@@ -61,6 +61,13 @@ netstack::Upcalls* SocketUpcalls();
 void InstallStack(netstack::Stack* stack, void (*kick)());
 int64_t RunStack(const std::function<void(netstack::Stack&, int64_t)>& fn);
 
+// /proc/net/dev (the interfaces' counters), /proc/net/route (the stack's
+// IPv4 routes) and /proc/net/snmp (the stack's counters), in Linux's
+// columns (sentry/net/netdev.cc).
+std::string ProcNetDev();
+std::string ProcNetRoute();
+std::string ProcNetSnmp();
+
 // /proc/net/unix: a header and one line per socket.
 std::string ProcNetUnix();
 // /proc/net/tcp, tcp6, udp, udp6: the inet sockets of `type` whose family is

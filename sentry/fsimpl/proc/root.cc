@@ -45,18 +45,8 @@ constexpr char kCgroups[] =
 
 Result<std::string> Text(std::string s) { return s; }
 
-// The loopback interface alone (the sandbox's network is loopback; no
-// packets are counted, connections being joined in the sentry).
-constexpr char kNetDev[] =
-    "Inter-|   Receive                                                |  Transmit\n"
-    " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs "
-    "drop fifo colls carrier compressed\n"
-    "    lo:       0       0    0    0    0     0          0         0        0       0    0 "
-    "   0    0     0       0          0\n";
+// IPv6 is loopback's alone.
 constexpr char kIfInet6[] = "00000000000000000000000000000001 01 80 10 80       lo\n";
-constexpr char kNetRoute[] =
-    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
-    "                                                       \n";
 
 class RootDir : public ProcDir {
  public:
@@ -86,16 +76,12 @@ class RootDir : public ProcDir {
     fixed_["sys"] = NewSysDir(fs);
     // /proc/net: the sandbox's sockets, and its one interface, loopback.
     auto net = std::make_shared<FixedDir>(fs);
-    for (const char* name : {"unix", "tcp", "tcp6", "udp", "udp6"}) {
+    for (const char* name : {"unix", "tcp", "tcp6", "udp", "udp6", "dev", "route", "snmp"}) {
       net->File(
           name, [p, n = std::string(name)] { return Text(p->NetFile(n)); }, false);
     }
     net->File(
-        "dev", [] { return Text(kNetDev); }, false);
-    net->File(
         "if_inet6", [] { return Text(kIfInet6); }, false);
-    net->File(
-        "route", [] { return Text(kNetRoute); }, false);
     fixed_["net"] = net;
     link("self", [p]() -> Result<std::string> {
       int pid = p->CurrentPid();

@@ -1,0 +1,156 @@
+#!/bin/sh
+# husk do --network=sandbox (issue 15): in a network namespace this test makes, with a veth
+# pair whose two ends hold a private /30 (10.201.0.1 here, 10.201.0.2 on the sandbox's side)
+# and no other address, the sandbox's own stack serves the address:
+#   - ping of the sandbox from the host side;
+#   - curl from the host side to nginx in the sandbox (a small page, and a 2 MB file whose
+#     checksum must match), and from the sandbox to a server on the host side;
+#   - iperf3 both ways (bytes must arrive; the rates are printed, not asserted: bench/ has
+#     them);
+#   - ip addr inside shows the interface; the address is back on the host side afterwards.
+# Runs in a husk_fence (its own user and network namespaces), so nothing here touches the
+# machine's interfaces.
+#
+#   sandbox.sh HUSK            (the host side)
+#   sandbox.sh --inside DIR    (what runs in the sandbox)
+set -eu
+if [ "$1" = --inside ]; then
+  d=$(mktemp -d /tmp/sb.XXXXXX)
+  ip -4 addr show | grep -o 'inet 10\.201\.0\.2/30' | sed 's/^/inside: /'
+  mkdir -p "$d/www" "$d/logs"
+  echo "a page from nginx in the sandbox" >"$d/www/index.html"
+  seq 1 300000 >"$d/www/big"
+  cat >"$d/nginx.conf" <<CONF
+daemon off;
+worker_processes 2;
+pid $d/nginx.pid;
+error_log $d/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log $d/logs/access.log;
+  client_body_temp_path $d/body; proxy_temp_path $d/proxy;
+  fastcgi_temp_path $d/fcgi; uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;
+  server { listen 8080; root $d/www; }
+}
+CONF
+  chmod -R a+rX "$d"
+  nginx -c "$d/nginx.conf" -p "$d" &
+  ngx=$!
+  iperf3 -s -1 -p 5201 >"$d/iperf-server.log" 2>&1 &
+  ip3=$!
+  # The host side's server, reached from inside.
+  for _ in $(seq 100); do curl -s -o /dev/null http://10.201.0.1:8001/host.txt && break; sleep 0.1; done
+  printf 'inside: curl to the host: %s\n' "$(curl -sS -m 10 http://10.201.0.1:8001/host.txt)"
+  # Until the host side is done with us.
+  for _ in $(seq 600); do
+    curl -s -f -o /dev/null http://10.201.0.1:8001/done && break
+    sleep 0.1
+  done
+  iperf3 -c 10.201.0.1 -p 5202 -t 2 -J >"$d/iperf-client.json" 2>&1 || true
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["end"]["sum_received"]
+print("inside: iperf3 to the host received %s" % ("bytes" if r["bytes"] > 1000000 else "too little"))
+print("rate sandbox->host: %.0f Mbit/s" % (r["bits_per_second"] / 1e6), file=sys.stderr)
+' "$d/iperf-client.json"
+  kill "$ngx" 2>/dev/null || true
+  wait "$ngx" 2>/dev/null || true
+  wait "$ip3" 2>/dev/null || true
+  printf 'inside: nginx served %s requests\n' "$(wc -l <"$d/logs/access.log")"
+  exit 0
+fi
+
+husk=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+for tool in ip nsenter unshare ping curl iperf3 nginx python3; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
+done
+dir=$(mktemp -d /tmp/husk-sb.XXXXXX)
+hold=""
+pids=""
+cleanup() {
+  for p in $pids $hold; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  [ -f "$dir/inside.out" ] && sed 's/^/  | /' "$dir/inside.out"
+  [ -f "$dir/inside.err" ] && sed 's/^/  ! /' "$dir/inside.err"
+  exit 1
+}
+
+ip link set lo up
+ip link add h0 type veth peer name s0
+unshare --net sleep 100000 &
+hold=$!
+sleep 0.2
+ip link set s0 netns "$hold"
+ip addr add 10.201.0.1/30 dev h0
+ip link set h0 up
+nsenter -t "$hold" -n ip link set lo up
+nsenter -t "$hold" -n ip addr add 10.201.0.2/30 dev s0
+nsenter -t "$hold" -n ip link set s0 up
+
+mkdir -p "$dir/www"
+echo "a page from the host side" >"$dir/www/host.txt"
+python3 -m http.server -b 10.201.0.1 -d "$dir/www" 8001 >"$dir/http.log" 2>&1 &
+pids="$pids $!"
+iperf3 -s -1 -B 10.201.0.1 -p 5202 >"$dir/iperf-host-server.log" 2>&1 &
+pids="$pids $!"
+
+# A sandbox that cannot take pid 1's namespace says so.
+if "$husk" do --network=sandbox true 2>"$dir/refused"; then
+  fail "--network=sandbox ran in the fence's own namespace, whose init is pid 1"
+fi
+grep -q "not in pid 1's" "$dir/refused" || fail "no clear refusal: $(cat "$dir/refused")"
+
+(cd /tmp && nsenter -t "$hold" -n "$husk" do --network=sandbox -- sh "$here/sandbox.sh" --inside \
+  >"$dir/inside.out" 2>"$dir/inside.err") &
+sandbox=$!
+pids="$pids $sandbox"
+ok=""
+for _ in $(seq 200); do
+  if curl -s -o /dev/null http://10.201.0.2:8080/index.html; then ok=1; break; fi
+  sleep 0.1
+done
+[ -n "$ok" ] || fail "nginx in the sandbox did not answer on 10.201.0.2:8080"
+
+# The host's kernel no longer holds the address: the sandbox answers for it.
+nsenter -t "$hold" -n ip -4 addr show dev s0 | grep -q 10.201.0.2 &&
+  fail "the address is still on the host's side of the interface"
+ping -c 3 -i 0.2 -W 2 10.201.0.2 >"$dir/ping" || fail "ping of the sandbox: $(tail -2 "$dir/ping")"
+echo "host: ping: $(grep -o '[0-9]* received' "$dir/ping")"
+page=$(curl -sS -m 10 http://10.201.0.2:8080/index.html)
+echo "host: curl: $page"
+want=$(seq 1 300000 | md5sum | cut -d' ' -f1)
+got=$(curl -sS -m 30 http://10.201.0.2:8080/big | md5sum | cut -d' ' -f1)
+[ "$want" = "$got" ] || fail "the 2 MB file came back different ($got, not $want)"
+echo "host: curl of a 2 MB file: intact"
+missing=$(curl -s -o /dev/null -w '%{http_code}' http://10.201.0.2:8080/missing)
+echo "host: a missing page: $missing"
+iperf3 -c 10.201.0.2 -p 5201 -t 2 -J >"$dir/iperf.json" 2>&1 || fail "iperf3 to the sandbox: $(tail -3 "$dir/iperf.json")"
+python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["end"]["sum_received"]
+print("host: iperf3 to the sandbox received %s" % ("bytes" if r["bytes"] > 1000000 else "too little"))
+print("rate host->sandbox: %.0f Mbit/s" % (r["bits_per_second"] / 1e6), file=sys.stderr)
+' "$dir/iperf.json"
+touch "$dir/www/done"
+wait "$sandbox" || fail "the sandbox exited with $?"
+cat "$dir/inside.out"
+sed -n 's/^rate/inside rate/p' "$dir/inside.err"
+nsenter -t "$hold" -n ip -4 addr show dev s0 | grep -q 'inet 10.201.0.2/30' ||
+  fail "the address did not come back to the host's side"
+echo "host: the address is back on s0"
+
+cat >"$dir/want" <<WANT
+inside: inet 10.201.0.2/30
+inside: curl to the host: a page from the host side
+inside: iperf3 to the host received bytes
+WANT
+grep '^inside: ' "$dir/inside.out" | grep -v 'nginx served' >"$dir/got"
+diff -u "$dir/want" "$dir/got" || fail "the sandbox's side differs"
+grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no request"
+[ "$missing" = 404 ] || fail "a missing page gave $missing"
+echo "PASS: ping, curl both ways, a 2 MB file, iperf3 both ways over --network=sandbox"

@@ -951,7 +951,7 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
 
 netstack::TcpSettings UnixSocket::TcpSettingsLocked() const {
   netstack::TcpSettings st;
-  auto opt = [&](int level, int name, int dflt) {
+  auto opt = [&](int level, int name, int dflt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     auto it = options_.find({level, name});
     if (it == options_.end() || it->second.size() < sizeof(int)) return dflt;
     int v;

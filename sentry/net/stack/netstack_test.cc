@@ -160,14 +160,12 @@ TEST_F(Pair, NoRouteIsEnetunreach) {
 }
 
 TEST_F(Pair, EchoRequestIsAnswered) {
-  // a has no ICMP socket: count what comes back at the IP layer.
+  // Stacks send no echo requests (no ping sockets yet): b gets one as a
+  // frame, once a's address is known to it, and a counts the reply.
   std::string ping = Ping(7, 1);
   UdpDatagram warm{kIpA, kIpB, 1, 53, {}};
-  a.SendUdp(warm, now);  // resolve b first
+  a.SendUdp(warm, now);
   Run(50);
-  b.mutable_counters();
-  // Hand-made: a sends an echo request through its IP output (via SendTcp's
-  // sibling is private), so feed b a frame directly.
   std::string frame(kEthLen + kIpv4Len + ping.size(), '\0');
   auto* p = reinterpret_cast<uint8_t*>(frame.data());
   WriteEth(p, EthHeader{kMacB, kMacA, kEtherIpv4});
@@ -177,7 +175,8 @@ TEST_F(Pair, EchoRequestIsAnswered) {
   ip.src = V4Of(kIpA);
   ip.dst = V4Of(kIpB);
   WriteIpv4(p + kEthLen, ip);
-  memcpy(p + kEthLen + kIpv4Len, ping.data(), ping.size());
+  CopyBytes(p + kEthLen + kIpv4Len,
+            Bytes(reinterpret_cast<const uint8_t*>(ping.data()), ping.size()));
   b.Input(2, Bytes(p, frame.size()), false, now);
   ASSERT_EQ(to_a.size(), 1u);
   EXPECT_EQ(b.counters().icmp_out_echo_reps, 1u);

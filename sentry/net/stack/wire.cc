@@ -264,7 +264,7 @@ void WriteTcp(uint8_t* p, const TcpHeader& h, const std::string& options) {
   Store16(p + 14, h.window);
   Store16(p + 16, 0);
   Store16(p + 18, h.urgent);
-  memcpy(p + kTcpLen, options.data(), options.size());
+  CopyBytes(p + kTcpLen, Bytes(reinterpret_cast<const uint8_t*>(options.data()), options.size()));
 }
 
 }  // namespace husk::netstack

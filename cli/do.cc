@@ -237,7 +237,11 @@ int DoMain(int argc, char** argv) {
   }
   TakenNetwork taken;
   if (network == "sandbox") {
-    if (!TakeNetwork("husk do", &taken)) return 125;
+    std::string why;
+    if (!TakeNetwork(&taken, /*required=*/true, &why)) {
+      fprintf(stderr, "husk do: --network=sandbox: %s\n", why.c_str());
+      return 125;
+    }
     cfg.nics = taken.nics;
     cfg.routes = taken.routes;
   }

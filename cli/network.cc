@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/if_packet.h>
 #include <linux/netlink.h>
@@ -10,9 +11,11 @@
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <net/route.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -22,6 +25,9 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "base/fd.h"
+#include "base/fd_passing.h"
 #include "sentry/net/stack/wire.h"
 
 namespace husk::cli {
@@ -112,18 +118,17 @@ int OpenPacketSocket(int ifindex) {
 
 }  // namespace
 
-bool TakeNetwork(const char* who, TakenNetwork* out) {
+bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
   if (SameNetns("/proc/self/ns/net", "/proc/1/ns/net")) {
-    fprintf(stderr,
-            "%s: --network=sandbox takes the interfaces of the network namespace it starts in "
-            "away from the host; run it in a namespace of its own (ip netns exec NAME husk do "
-            "...), not in pid 1's\n",
-            who);
+    *why =
+        "the sandbox's network takes the interfaces of the network namespace it starts in away "
+        "from the host; run it in a namespace of its own (ip netns exec NAME husk do ...), not in "
+        "pid 1's";
     return false;
   }
   ifaddrs* ifa = nullptr;
   if (getifaddrs(&ifa) != 0) {
-    fprintf(stderr, "%s: list the interfaces: %s\n", who, strerror(errno));
+    *why = absl::StrCat("list the interfaces: ", strerror(errno));
     return false;
   }
   struct Iface {
@@ -151,15 +156,13 @@ bool TakeNetwork(const char* who, TakenNetwork* out) {
     n.name = name;
     if (ctl < 0 || index == 0 || ioctl(ctl, SIOCGIFHWADDR, &ifr) != 0 ||
         ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
-      fprintf(stderr, "%s: %s is not an Ethernet interface; it stays the host's\n", who,
-              name.c_str());
-      continue;
+      continue;  // not Ethernet: it stays the host's
     }
     memcpy(n.mac.data(), ifr.ifr_hwaddr.sa_data, 6);
     n.mtu = ioctl(ctl, SIOCGIFMTU, &ifr) == 0 ? static_cast<uint32_t>(ifr.ifr_mtu) : 1500;
     n.fd = OpenPacketSocket(index);
     if (n.fd < 0) {
-      fprintf(stderr, "%s: open a packet socket on %s: %s\n", who, name.c_str(), strerror(errno));
+      *why = absl::StrCat("open a packet socket on ", name, ": ", strerror(errno));
       if (ctl >= 0) close(ctl);
       RestoreNetwork(out);
       return false;
@@ -172,7 +175,8 @@ bool TakeNetwork(const char* who, TakenNetwork* out) {
   }
   if (ctl >= 0) close(ctl);
   if (out->nics.empty()) {
-    fprintf(stderr, "%s: --network=sandbox: no interface here is up with an IPv4 address\n", who);
+    if (!required) return true;
+    *why = "no interface here is up with an IPv4 address";
     return false;
   }
   // The routes through the interfaces taken (gateways and other subnets;
@@ -202,7 +206,7 @@ bool TakeNetwork(const char* who, TakenNetwork* out) {
   }
   for (const TakenNetwork::Removed& r : out->removed) {
     if (int e = ChangeAddress(RTM_DELADDR, r.ifindex, r.addr, r.prefix); e != 0) {
-      fprintf(stderr, "%s: take the address off interface %d: %s\n", who, r.ifindex, strerror(e));
+      *why = absl::StrCat("take the address off interface ", r.ifindex, ": ", strerror(e));
       RestoreNetwork(out);
       return false;
     }
@@ -219,6 +223,71 @@ void RestoreNetwork(TakenNetwork* taken) {
     if (n.fd >= 0) close(n.fd);
     n.fd = -1;
   }
+}
+
+}  // namespace husk::cli
+
+namespace husk::cli {
+
+absl::Status HandNetworkToSandbox(const std::string& netns, int start) {
+  UniqueFd ns(open(netns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ns.valid()) {
+    return absl::NotFoundError(
+        absl::StrCat("the network namespace ", netns, ": ", strerror(errno)));
+  }
+  int result[2];
+  if (pipe2(result, O_CLOEXEC) != 0) return absl::InternalError(strerror(errno));
+  // setns is for one thread of a process: a child does the work.
+  pid_t child = fork();
+  if (child < 0) return absl::InternalError(strerror(errno));
+  if (child == 0) {
+    close(result[0]);
+    auto say = [&](const std::string& s) {
+      (void)!write(result[1], s.data(), s.size());
+      _exit(0);
+    };
+    if (setns(ns.get(), CLONE_NEWNET) != 0) say(absl::StrCat("setns: ", strerror(errno)));
+    TakenNetwork taken;
+    std::string why;
+    if (!TakeNetwork(&taken, /*required=*/false, &why)) say(why);
+    if (taken.nics.empty()) say("ok");  // loopback alone
+    if (taken.nics.size() > 3) say("more than three interfaces are not supported yet");
+    int status[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status) != 0) {
+      say(absl::StrCat("socketpair: ", strerror(errno)));
+    }
+    std::string msg = "N";
+    std::vector<int> fds = {status[1]};
+    for (size_t i = 0; i < taken.nics.size(); i++) {
+      net::NicSpec n = taken.nics[i];
+      fds.push_back(n.fd);
+      n.fd = static_cast<int>(i);
+      absl::StrAppend(&msg, "nic ", net::FormatNicSpec(n), "\n");
+    }
+    for (const net::RouteSpec& r : taken.routes) {
+      absl::StrAppend(&msg, "route ", net::FormatRouteSpec(r), "\n");
+    }
+    if (!SendWithFds(start, msg, fds)) {
+      say(absl::StrCat("hand the interfaces to the sandbox: ", strerror(errno)));
+    }
+    close(status[1]);
+    char answer[512];
+    ssize_t n = recv(status[0], answer, sizeof(answer), 0);
+    if (n <= 0) say("the sandbox did not answer for its interfaces");
+    std::string a(answer, static_cast<size_t>(n));
+    if (a == "ok\n") say("ok");
+    say(a.rfind("error ", 0) == 0 ? a.substr(6, a.size() - 7) : a);
+  }
+  close(result[1]);
+  std::string answer;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(result[0], buf, sizeof(buf))) > 0) answer.append(buf, static_cast<size_t>(n));
+  close(result[0]);
+  waitpid(child, nullptr, 0);
+  if (answer == "ok") return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("the container's network: ", answer.empty() ? "the helper died" : answer));
 }
 
 }  // namespace husk::cli

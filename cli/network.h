@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "sentry/net/netdev.h"
 
 namespace husk::cli {
@@ -27,11 +28,18 @@ struct TakenNetwork {
   std::vector<Removed> removed;
 };
 
-// Refuses (false, with a line on stderr prefixed by who) in the host's
-// own network namespace (the one of pid 1), or where nothing is up.
-bool TakeNetwork(const char* who, TakenNetwork* out);
+// Refuses (false, and why) in the host's own network namespace (the one
+// of pid 1); where no interface is up with an address, refuses if
+// `required`, else takes nothing.
+bool TakeNetwork(TakenNetwork* out, bool required, std::string* why);
 // Puts the addresses back and closes the packet sockets.
 void RestoreNetwork(TakenNetwork* taken);
+
+// For an OCI container: takes the interfaces of the network namespace at
+// `netns` (a path; the engine's hooks have set it up) and hands them to
+// the sentry over its start channel (TakeNetworkMessage,
+// sentry/boot/control.h), waiting for its answer. A namespace with loopback alone is left as is.
+absl::Status HandNetworkToSandbox(const std::string& netns, int start);
 
 }  // namespace husk::cli
 

@@ -50,6 +50,7 @@
 #include "base/fd_passing.h"
 #include "cli/cgroups.h"
 #include "cli/commands.h"
+#include "cli/network.h"
 #include "cli/sandbox.h"
 #include "oci/spec.h"
 #include "oci/state.h"
@@ -838,6 +839,21 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle, const st
         kill(l.sentry, SIGKILL);
         waitpid(l.sentry, nullptr, 0);
         refuse(std::string(h.message()));
+      }
+    }
+    // The container's network namespace, as the hooks left it (Docker's
+    // libnetwork-setkey puts the container's interface in the sentry's):
+    // the sandbox's stack takes its interfaces. Without one, the container
+    // shares the host's network, which a sandbox has no part of: it keeps
+    // its loopback.
+    for (const oci::Namespace& ns : spec->namespaces) {
+      if (ns.type != "network") continue;
+      const std::string path =
+          ns.path.empty() ? absl::StrCat("/proc/", l.sentry, "/ns/net") : ns.path;
+      if (absl::Status n = HandNetworkToSandbox(path, start[1]); !n.ok()) {
+        kill(l.sentry, SIGKILL);
+        waitpid(l.sentry, nullptr, 0);
+        refuse(std::string(n.message()));
       }
     }
     (void)!write(ready[1], "ok", 2);

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/fd_passing.h"
 #include "platform/ptrace/ptrace.h"
 #include "sentry/boot/console.h"
 #include "sentry/boot/control.h"
@@ -425,13 +426,23 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     }
     (void)!write(opts.start_fd, verdict.data(), verdict.size());
     if (verdict != "ready") _exit(127);
-    // `husk start`: until then the sandbox is made but runs nothing.
-    char go;
-    ssize_t n;
-    do {
-      n = read(opts.start_fd, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(125);
+    // `husk start`: until then the sandbox is made but runs nothing. The
+    // container's network may come first, once the engine's hooks made it.
+    std::vector<char> buf(65536);
+    for (;;) {
+      std::vector<UniqueFd> fds;
+      bool cut = false;
+      ssize_t n;
+      do {
+        n = RecvWithFds(opts.start_fd, buf, 4, &fds, &cut);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) _exit(125);
+      if (buf[0] == 'N' && !cut) {
+        TakeNetworkMessage(std::string(buf.data() + 1, static_cast<size_t>(n) - 1), fds);
+        continue;
+      }
+      if (n == 1 && fds.empty()) break;
+    }
     close(opts.start_fd);
   }
   k.StartInit(*init, program, opts.argv, envp);

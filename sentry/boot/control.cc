@@ -16,9 +16,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "base/fd_passing.h"
 #include "sentry/boot/console.h"
 #include "sentry/fsimpl/host/host_file.h"
+#include "sentry/net/netdev.h"
 
 namespace husk {
 namespace {
@@ -190,6 +192,41 @@ void Loop(Kernel& k, int fd) {
 }
 
 }  // namespace
+
+void TakeNetworkMessage(const std::string& text, std::vector<UniqueFd>& fds) {
+  if (fds.size() < 2) return;
+
+  std::vector<net::NicSpec> nics;
+  std::vector<net::RouteSpec> routes;
+  std::string why;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&line, "nic ")) {
+      net::NicSpec n;
+      if (!net::ParseNicSpec(std::string(line), &n) || n.fd < 0 ||
+          static_cast<size_t>(n.fd) + 1 >= fds.size() || !fds[n.fd + 1].valid()) {
+        why = "a malformed interface: " + std::string(line);
+        break;
+      }
+      n.fd = fds[n.fd + 1].Release();
+      nics.push_back(std::move(n));
+    } else if (absl::ConsumePrefix(&line, "route ")) {
+      net::RouteSpec r;
+      if (!net::ParseRouteSpec(std::string(line), &r)) {
+        why = "a malformed route: " + std::string(line);
+        break;
+      }
+      routes.push_back(std::move(r));
+    }
+  }
+  if (why.empty()) {
+    if (Status s = net::StartNetwork(std::move(nics), routes); !s.ok()) {
+      why = absl::StrCat("start the network: ", strerror(s.error()));
+    }
+  } else {
+    for (net::NicSpec& n : nics) close(n.fd);
+  }
+  Say(fds[0].get(), why.empty() ? "ok\n" : "error " + why + "\n");
+}
 
 void StartControl(Kernel& k, int fd) {
   try {

@@ -23,14 +23,26 @@
 //   'P'                  with 1 descriptor: the sandbox's processes are
 //                        written to it, "PID PPID UID COMM\n" each, and it
 //                        is closed.
+
 #ifndef HUSK_SENTRY_BOOT_CONTROL_H_
 #define HUSK_SENTRY_BOOT_CONTROL_H_
 
 #include <string>
+#include <vector>
 
+#include "base/fd.h"
 #include "sentry/kernel/kernel.h"
 
 namespace husk {
+
+// The container's network, handed over on the start channel before the
+// first program starts (BootOptions::start_fd): a packet "N" LINES with 2
+// to 4 descriptors, a status channel and then a packet socket per
+// interface. LINES are "nic SPEC" (a --nic text whose fd is the
+// interface's position among the sockets, from 0) and "route SPEC"
+// (sentry/net/netdev.h). The sentry's stack takes them, and "ok\n" or
+// "error WHY\n" is written on the status channel.
+void TakeNetworkMessage(const std::string& lines, std::vector<UniqueFd>& fds);
 
 // Starts the thread; the sentry exits if the host refuses it.
 void StartControl(Kernel& k, int fd);

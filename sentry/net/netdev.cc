@@ -193,6 +193,7 @@ std::string FormatRouteSpec(const RouteSpec& r) {
 
 Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& routes) {
   if (nics.empty()) return Ok();
+  if (g_net != nullptr) return Errno{EBUSY};  // the sandbox has its interfaces
   auto net = std::make_unique<Network>();
   net->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (net->wake_fd < 0) return Errno{errno};
@@ -343,11 +344,11 @@ std::string ProcNetSnmp() {
                   "Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams "
                   "InUnknownProtos InDiscards InDelivers OutRequests OutDiscards OutNoRoutes "
                   "ReasmTimeout ReasmReqds ReasmOKs ReasmFails FragOKs FragFails FragCreates\n");
-  absl::StrAppendFormat(&out, "Ip: 2 64 %u %u %u 0 %u %u %u %u 0 %u 0 0 0 %u %u 0 %u\n",
+  absl::StrAppendFormat(&out, "Ip: 2 64 %u %u %u 0 %u %u %u %u 0 %u %u %u %u %u %u 0 %u\n",
                         c.ip_in_receives, c.ip_in_hdr_errors, c.ip_in_addr_errors,
                         c.ip_in_unknown_protos, c.ip_in_discards, c.ip_in_delivers,
-                        c.ip_out_requests, c.ip_out_no_routes, c.ip_reasm_fails, c.ip_frag_oks,
-                        c.ip_frag_creates);
+                        c.ip_out_requests, c.ip_out_no_routes, c.ip_reasm_timeout, c.ip_reasm_reqds,
+                        c.ip_reasm_oks, c.ip_reasm_fails, c.ip_frag_oks, c.ip_frag_creates);
   absl::StrAppend(&out,
                   "Icmp: InMsgs InErrors InCsumErrors InDestUnreachs InTimeExcds InParmProbs "
                   "InSrcQuenchs InRedirects InEchos InEchoReps InTimestamps InTimestampReps "

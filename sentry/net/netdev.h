@@ -40,7 +40,8 @@ bool ParseRouteSpec(const std::string& text, RouteSpec* out);
 std::string FormatNicSpec(const NicSpec& n);
 std::string FormatRouteSpec(const RouteSpec& r);
 
-// Builds the stack over the interfaces and starts its thread.
+// Builds the stack over the interfaces and starts its thread (once:
+// EBUSY after).
 Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& routes);
 
 // The interfaces as the sandbox sees them, loopback first (netlink, the

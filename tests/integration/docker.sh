@@ -6,7 +6,8 @@
 # run -d + exec + stats + logs + stop (a TERM handler runs) + rm; stop of an init without a handler
 # (SIGKILL after the timeout, exit 137, as with runc); a -v HOSTDIR:/data write reaching the
 # host; docker run -it under tmux (a prompt, Ctrl-C, the pane's size), compared with runc;
-# --memory 64m stopping a 200 MB allocation.
+# --memory 64m stopping a 200 MB allocation; the bridge network served by the sandbox's stack
+# (ping, curl at the container's address and through a published port, wget to the host side).
 #
 #   docker.sh HUSK
 set -eu
@@ -17,7 +18,7 @@ fail() {
   [ -f "${work:-/nonexistent}/dockerd.log" ] && grep -v 'level=info' "$work/dockerd.log" | tail -20
   exit 1
 }
-for tool in containerd dockerd runc busybox python3 tmux /usr/bin/docker; do
+for tool in containerd dockerd runc busybox python3 tmux curl ping /usr/bin/docker; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (tools/setup-debian.sh installs it)"
 done
 
@@ -116,6 +117,34 @@ done
 tm kill-server 2>/dev/null || true
 grep -q '^done-42$' "$work/ithusk.screen" || fail "docker run -it: $(cat "$work/ithusk.screen")"
 diff -u "$work/itrunc.screen" "$work/ithusk.screen" || fail "docker run -it reads differently from runc"
+
+# Docker's bridge network (issue 15): the container's interface, set up by Docker's hook in
+# the sandbox's network namespace, is served by the sandbox's own stack. From the host: ping
+# of the container's address, curl of busybox httpd at that address and through a published
+# port (docker-proxy); from inside: a server on the bridge's host side, and ip addr.
+d run -d --runtime=husk --name web -p 18080:8080 busybox:husk sh -c \
+  'mkdir /www && echo hi-from-husk >/www/index.html && exec httpd -f -p 8080 -h /www' >/dev/null
+ip=$(d inspect -f '{{.NetworkSettings.IPAddress}}' web)
+gw=$(d inspect -f '{{.NetworkSettings.Gateway}}' web)
+[ -n "$ip" ] && [ -n "$gw" ] || fail "the container has no address on the bridge"
+ok=""
+for _ in $(seq 100); do
+  if [ "$(curl -s -m 2 "http://$ip:8080/index.html")" = hi-from-husk ]; then ok=1; break; fi
+  sleep 0.1
+done
+[ -n "$ok" ] || fail "curl of httpd at the container's address $ip failed"
+ping -c 2 -i 0.2 -W 2 "$ip" >/dev/null || fail "ping of the container's address $ip"
+out=$(curl -s -m 5 http://127.0.0.1:18080/index.html)
+[ "$out" = hi-from-husk ] || fail "curl through the published port printed '$out'"
+mkdir -p "$work/www" && echo hi-from-the-host >"$work/www/h.txt"
+python3 -m http.server -b "$gw" -d "$work/www" 18081 >/dev/null 2>&1 &
+web=$!
+sleep 0.5
+out=$(d exec web wget -qO- "http://$gw:18081/h.txt" 2>&1)
+kill "$web"
+[ "$out" = hi-from-the-host ] || fail "wget from the container to the host side printed '$out'"
+d exec web ip addr | grep -q "inet $ip/" || fail "ip addr in the container: $(d exec web ip addr)"
+d rm -f web >/dev/null
 
 # --memory 64m: a 200 MB allocation inside fails or is killed; the sandbox, not the host.
 set +e

@@ -7,6 +7,8 @@
 #     checksum must match), and from the sandbox to a server on the host side;
 #   - iperf3 both ways (bytes must arrive; the rates are printed, not asserted: bench/ has
 #     them);
+#   - DNS: with the sandbox's resolv.conf naming a server on the host side (dns_server.py),
+#     getent and curl find a name;
 #   - ip addr inside shows the interface; the address is back on the host side afterwards.
 # Runs in a husk_fence (its own user and network namespaces), so nothing here touches the
 # machine's interfaces.
@@ -41,6 +43,11 @@ CONF
   # The host side's server, reached from inside.
   for _ in $(seq 100); do curl -s -o /dev/null http://10.201.0.1:8001/host.txt && break; sleep 0.1; done
   printf 'inside: curl to the host: %s\n' "$(curl -sS -m 10 http://10.201.0.1:8001/host.txt)"
+  # Names, through the sandbox's own resolv.conf (its root's writable layer).
+  rm -f /etc/resolv.conf
+  echo "nameserver 10.201.0.1" >/etc/resolv.conf
+  printf 'inside: getent: %s\n' "$(getent hosts host.test | tr -s ' ')"
+  printf 'inside: curl by name: %s\n' "$(curl -sS -m 10 http://host.test:8001/host.txt)"
   # Until the host side is done with us.
   for _ in $(seq 600); do
     curl -s -f -o /dev/null http://10.201.0.1:8001/done && break
@@ -98,6 +105,8 @@ python3 -m http.server -b 10.201.0.1 -d "$dir/www" 8001 >"$dir/http.log" 2>&1 &
 pids="$pids $!"
 iperf3 -s -1 -B 10.201.0.1 -p 5202 >"$dir/iperf-host-server.log" 2>&1 &
 pids="$pids $!"
+python3 "$here/dns_server.py" 10.201.0.1 host.test >"$dir/dns.log" 2>&1 &
+pids="$pids $!"
 
 # A sandbox that cannot take pid 1's namespace says so.
 if "$husk" do --network=sandbox true 2>"$dir/refused"; then
@@ -147,10 +156,12 @@ echo "host: the address is back on s0"
 cat >"$dir/want" <<WANT
 inside: inet 10.201.0.2/30
 inside: curl to the host: a page from the host side
+inside: getent: 10.201.0.1 host.test
+inside: curl by name: a page from the host side
 inside: iperf3 to the host received bytes
 WANT
 grep '^inside: ' "$dir/inside.out" | grep -v 'nginx served' >"$dir/got"
 diff -u "$dir/want" "$dir/got" || fail "the sandbox's side differs"
 grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no request"
 [ "$missing" = 404 ] || fail "a missing page gave $missing"
-echo "PASS: ping, curl both ways, a 2 MB file, iperf3 both ways over --network=sandbox"
+echo "PASS: ping, curl both ways, a 2 MB file, iperf3 both ways, DNS over --network=sandbox"

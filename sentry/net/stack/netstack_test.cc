@@ -143,13 +143,84 @@ TEST_F(Pair, UdpToClosedPortGetsPortUnreachable) {
   EXPECT_EQ(ha.udp_errors[0], ECONNREFUSED);
 }
 
-TEST_F(Pair, LargeUdpIsFragmentedAndNotReassembledYet) {
+TEST_F(Pair, LargeUdpIsFragmentedAndReassembled) {
   std::string big(4000, 'z');
+  big[3999] = 'e';
   UdpDatagram d{kIpA, kIpB, 4000, 53, Bytes(reinterpret_cast<const uint8_t*>(big.data()), 4000)};
   EXPECT_EQ(a.SendUdp(d, now), 0);
   Run(100);
   EXPECT_EQ(a.counters().ip_frag_creates, 3u);
-  EXPECT_EQ(b.counters().ip_reasm_fails, 3u);
+  EXPECT_EQ(b.counters().ip_reasm_oks, 1u);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], big);
+}
+
+TEST_F(Pair, FragmentsArriveInAnyOrder) {
+  std::string big(3000, 'q');
+  UdpDatagram d{kIpA, kIpB, 4000, 53, Bytes(reinterpret_cast<const uint8_t*>(big.data()), 3000)};
+  UdpDatagram warm{kIpA, kIpB, 1, 53, {}};
+  a.SendUdp(warm, now);  // learn b's address first
+  Run(50);
+  hb.udp.clear();
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  ASSERT_EQ(to_b.size(), 3u);
+  std::swap(to_b[0], to_b[2]);
+  Run(100);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], big);
+}
+
+// A fragment of a UDP datagram from a to b: offset in bytes, more to come.
+std::string Fragment(uint16_t id, uint32_t offset, bool more, const std::string& data) {
+  std::string f(kEthLen + kIpv4Len + data.size(), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(f.data());
+  WriteEth(p, EthHeader{kMacB, kMacA, kEtherIpv4});
+  Ipv4Header ip;
+  ip.total_len = static_cast<uint16_t>(kIpv4Len + data.size());
+  ip.proto = kProtoUdp;
+  ip.id = id;
+  ip.frag = static_cast<uint16_t>(offset / 8 | (more ? kIpMf : 0));
+  ip.src = V4Of(kIpA);
+  ip.dst = V4Of(kIpB);
+  WriteIpv4(p + kEthLen, ip);
+  CopyBytes(p + kEthLen + kIpv4Len,
+            Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  return f;
+}
+
+TEST_F(Pair, OverlappingFragmentsDropTheDatagram) {
+  // A UDP header (no checksum) and 24 bytes, sent as 16 + 16 bytes where
+  // the second overlaps the first by 8.
+  std::string udp(8 + 24, 'o');
+  auto* u = reinterpret_cast<uint8_t*>(udp.data());
+  Store16(u, 4000);
+  Store16(u + 2, 53);
+  Store16(u + 4, 32);
+  Store16(u + 6, 0);
+  for (const std::string& f :
+       {Fragment(9, 0, true, udp.substr(0, 16)), Fragment(9, 8, false, udp.substr(8, 24))}) {
+    b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), false, now);
+  }
+  EXPECT_TRUE(hb.udp.empty());
+  EXPECT_EQ(b.counters().ip_reasm_fails, 1u);
+  // The same bytes without the overlap make the datagram.
+  for (const std::string& f :
+       {Fragment(10, 0, true, udp.substr(0, 16)), Fragment(10, 16, false, udp.substr(16))}) {
+    b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), false, now);
+  }
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], udp.substr(8));
+}
+
+TEST_F(Pair, LoneFragmentsExpire) {
+  for (uint16_t id = 0; id < 100; id++) {
+    std::string f = Fragment(id, 0, true, std::string(1024, 'x'));
+    b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), false, now);
+  }
+  now += 31000 * kMs;
+  b.Tick(now);
+  EXPECT_EQ(b.counters().ip_reasm_timeout, 100u);
+  EXPECT_TRUE(hb.udp.empty());
 }
 
 TEST_F(Pair, NoRouteIsEnetunreach) {

@@ -17,6 +17,9 @@ constexpr int kArpTries = 3;
 constexpr size_t kArpQueue = 64;  // packets kept per unresolved address
 constexpr size_t kMaxNeighbors = 1024;
 constexpr size_t kMaxConnections = 65536;
+// Fragments: kept 30 s (ipfrag_time), at most 4 MB of them (ipfrag_high_thresh).
+constexpr int64_t kReasmTimeout = 30 * kSecond;
+constexpr size_t kReasmMaxBytes = 4 << 20;
 
 bool InPrefix(const Ip& a, const Ip& net, int prefix) {
   for (int i = 0; i < 16 && prefix > 0; i++, prefix -= 8) {
@@ -295,11 +298,101 @@ void Stack::InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now) {
     return;
   }
   if ((ip.frag & (kIpMf | kIpOffsetMask)) != 0) {
-    counters_.ip_reasm_fails++;  // fragments are not reassembled yet
+    Reassemble(ip, payload, broadcast, now);
     return;
   }
+  DeliverIpv4(ip, payload, b.first(ip.total_len), checksum_ok, broadcast, now);
+}
+
+void Stack::Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int64_t now) {
+  counters_.ip_reasm_reqds++;
+  const uint32_t off = uint32_t{static_cast<uint16_t>(ip.frag & kIpOffsetMask)} * 8;
+  const bool more = (ip.frag & kIpMf) != 0;
+  const auto len = static_cast<uint32_t>(payload.size());
+  const ReasmKey key{ip.src, ip.dst, ip.id, ip.proto};
+  auto fail = [&] {
+    counters_.ip_reasm_fails++;
+    auto it = reasm_.find(key);
+    if (it != reasm_.end()) {
+      reasm_bytes_ -= it->second.bytes;
+      reasm_.erase(it);
+    }
+  };
+  // Every fragment but the last carries a multiple of 8 bytes, and none
+  // reaches past the largest datagram.
+  if ((more && len % 8 != 0) || off + len > 65535 - kIpv4Len || (more && len == 0)) {
+    fail();
+    return;
+  }
+  if (reasm_.find(key) == reasm_.end()) {
+    // Room first: the oldest datagrams give way.
+    while (!reasm_.empty() && reasm_bytes_ + len > kReasmMaxBytes) {
+      auto oldest = std::min_element(
+          reasm_.begin(), reasm_.end(),
+          [](const auto& a, const auto& b) { return a.second.expires < b.second.expires; });
+      reasm_bytes_ -= oldest->second.bytes;
+      reasm_.erase(oldest);
+      counters_.ip_reasm_fails++;
+    }
+    if (len > kReasmMaxBytes) return;
+    reasm_[key].expires = now + kReasmTimeout;
+  }
+  Reassembly& r = reasm_[key];
+  // Overlapping fragments end the datagram (as Linux has since 4.19, and
+  // RFC 5722 asks of IPv6): they are how filters are fooled.
+  for (const auto& [o, data] : r.frags) {
+    const auto l = static_cast<uint32_t>(data.size());
+    if (o == off && l == len) return;  // a duplicate
+    if (off < o + l && o < off + len) {
+      fail();
+      return;
+    }
+  }
+  if (!more) {
+    if ((r.total != 0 && r.total != off + len) ||
+        (!r.frags.empty() &&
+         std::prev(r.frags.end())->first + std::prev(r.frags.end())->second.size() > off + len)) {
+      fail();
+      return;
+    }
+    r.total = off + len;
+  } else if (r.total != 0 && off + len > r.total) {
+    fail();
+    return;
+  }
+  if (off == 0) {
+    r.first = ip;
+    r.have_first = true;
+  }
+  r.frags.emplace(off, std::string(payload.begin(), payload.end()));
+  r.bytes += len;
+  reasm_bytes_ += len;
+  if (r.total == 0 || !r.have_first) return;
+  uint32_t at = 0;
+  for (const auto& [o, data] : r.frags) {
+    if (o != at) return;  // a hole
+    at += static_cast<uint32_t>(data.size());
+  }
+  if (at != r.total) return;
+  std::string whole(kIpv4Len + r.total, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(whole.data());
+  Ipv4Header h = r.first;
+  h.frag = 0;
+  h.total_len = static_cast<uint16_t>(kIpv4Len + r.total);
+  WriteIpv4(p, h);
+  for (const auto& [o, data] : r.frags) {
+    CopyBytes(p + kIpv4Len + o, Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  }
+  reasm_bytes_ -= r.bytes;
+  reasm_.erase(key);
+  counters_.ip_reasm_oks++;
+  DeliverIpv4(h, Bytes(p + kIpv4Len, h.total_len - kIpv4Len), Bytes(p, h.total_len),
+              /*checksum_ok=*/false, broadcast, now);
+}
+
+void Stack::DeliverIpv4(const Ipv4Header& ip, Bytes payload, Bytes whole, bool checksum_ok,
+                        bool broadcast, int64_t now) {
   counters_.ip_in_delivers++;
-  Bytes whole = b.first(ip.total_len);
   switch (ip.proto) {
     case kProtoIcmp:
       if (!broadcast) InputIcmp(ip, payload, now);
@@ -528,6 +621,17 @@ std::vector<std::shared_ptr<TcpEndpoint>> Stack::Connections() const {
 
 int64_t Stack::Tick(int64_t now) {
   int64_t next = INT64_MAX;
+  for (auto it = reasm_.begin(); it != reasm_.end();) {
+    if (it->second.expires <= now) {
+      counters_.ip_reasm_timeout++;
+      counters_.ip_reasm_fails++;
+      reasm_bytes_ -= it->second.bytes;
+      it = reasm_.erase(it);
+      continue;
+    }
+    next = std::min(next, it->second.expires);
+    ++it;
+  }
   for (auto it = neighbors_.begin(); it != neighbors_.end();) {
     Neighbor& n = it->second;
     if (!n.resolved && n.expires <= now) {

@@ -61,7 +61,8 @@ struct Route {
 struct Counters {
   uint64_t ip_in_receives = 0, ip_in_hdr_errors = 0, ip_in_addr_errors = 0,
            ip_in_unknown_protos = 0, ip_in_discards = 0, ip_in_delivers = 0, ip_out_requests = 0,
-           ip_out_no_routes = 0, ip_reasm_fails = 0, ip_frag_oks = 0, ip_frag_creates = 0;
+           ip_out_no_routes = 0, ip_reasm_timeout = 0, ip_reasm_reqds = 0, ip_reasm_oks = 0,
+           ip_reasm_fails = 0, ip_frag_oks = 0, ip_frag_creates = 0;
   uint64_t icmp_in_msgs = 0, icmp_in_errors = 0, icmp_in_dest_unreachs = 0, icmp_in_echos = 0,
            icmp_in_echo_reps = 0, icmp_out_msgs = 0, icmp_out_dest_unreachs = 0,
            icmp_out_echo_reps = 0;
@@ -149,11 +150,27 @@ class Stack {
     std::deque<std::string> pending;  // IPv4 packets waiting for the address
   };
   using ConnKey = std::tuple<Ip, uint16_t, Ip, uint16_t>;  // local, remote
+  // A datagram being put back together from its fragments (RFC 791), by
+  // source, destination, id and protocol.
+  using ReasmKey = std::tuple<uint32_t, uint32_t, uint16_t, uint8_t>;
+  struct Reassembly {
+    std::map<uint32_t, std::string> frags;  // by offset
+    uint32_t total = 0;                     // the length, once the last fragment came
+    size_t bytes = 0;
+    int64_t expires = 0;
+    Ipv4Header first;  // the first fragment's header
+    bool have_first = false;
+  };
 
   Nic* NicByIndex(int index);
   const Route* Lookup(const Ip& dst) const;
   void InputArp(Nic& nic, Bytes b, int64_t now);
   void InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now);
+  // Hands a whole datagram (whole: its header and payload) to its protocol.
+  void DeliverIpv4(const Ipv4Header& ip, Bytes payload, Bytes whole, bool checksum_ok,
+                   bool broadcast, int64_t now);
+  // Keeps a fragment; when it completes its datagram, delivers that.
+  void Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int64_t now);
   void InputIcmp(const Ipv4Header& ip, Bytes b, int64_t now);
   void InputUdp(const Ipv4Header& ip, Bytes b, bool checksum_ok, Bytes whole, int64_t now);
   void InputTcp(const Ipv4Header& ip, Bytes b, bool checksum_ok, int64_t now);
@@ -177,6 +194,8 @@ class Stack {
   std::map<uint32_t, Neighbor> neighbors_;
   std::map<ConnKey, std::shared_ptr<TcpEndpoint>> conns_;
   Counters counters_;
+  std::map<ReasmKey, Reassembly> reasm_;
+  size_t reasm_bytes_ = 0;
   std::string frame_;  // scratch for outgoing frames
   friend class TcpEndpoint;
 };

@@ -41,6 +41,14 @@ struct SendRequest {
   int flags = 0;  // MSG_DONTWAIT, MSG_NOSIGNAL, MSG_EOR, ...
 };
 
+// A control message a receive gives (cmsg(3)): IP_PKTINFO, IP_TTL,
+// SCM_TIMESTAMP, ... (SCM_RIGHTS and SCM_CREDENTIALS have fields of their
+// own below).
+struct ControlMessage {
+  int level = 0, type = 0;
+  std::string data;
+};
+
 // What a receive got. `length` is what recv(2) returns: the bytes taken,
 // or with MSG_TRUNC on a datagram socket the message's whole length.
 struct Received {
@@ -50,6 +58,7 @@ struct Received {
   std::optional<Credentials> creds;  // when the receiver asked (SO_PASSCRED)
   std::string from;                  // the sender's address (datagrams)
   int msg_flags = 0;                 // MSG_TRUNC, ...
+  std::vector<ControlMessage> control;  // after the credentials and descriptors' messages
 };
 
 class Socket : public vfs::File {

@@ -101,6 +101,13 @@ struct Message {
   Credentials creds;
   std::string from;
   std::weak_ptr<UnixSocket> sender;
+  // inet datagrams: where it was sent to, with what TTL (hop limit), when
+  // it arrived, and the receiver's drops so far (SO_RXQ_OVFL).
+  std::array<uint8_t, 16> to{};
+  int ttl = 64, tos = 0;
+  int ifindex = 1;
+  absl::Time when;
+  uint32_t drops = 0;
   size_t left() const { return data.size() - off; }
 };
 
@@ -388,6 +395,10 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   void SyncTcpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   // What the socket's options ask of a connection.
   netstack::TcpSettings TcpSettingsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // Linux's checks of an inet option's value (EINVAL out of range); may
+  // rewrite it, to kDefaultOption for "back to the default".
+  static constexpr int kDefaultOption = INT_MIN;
+  Status CheckInetOption(int level, int name, int* v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   void WatchTcpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     WaitQueue* q = &queue_;
     tcp_->notify = [q] { q->Notify(~0U); };
@@ -406,6 +417,10 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   void TakeMessage(size_t n, int flags, Received* r, std::deque<Message>* gone)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // The control messages a datagram brings, as the receiver's options ask
+  // (SO_TIMESTAMP, SO_RXQ_OVFL, IP_PKTINFO, IP_TTL, IP_TOS, IPV6_PKTINFO,
+  // IPV6_HOPLIMIT, IPV6_TCLASS), in udp_recvmsg's order.
+  void InetControlLocked(const Message& m, Received* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   // A message left the queue: its sender may send again.
   static void Consumed(const Message& m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
 
@@ -464,6 +479,34 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   std::optional<Credentials> peercred_ ABSL_GUARDED_BY(g_mu);
   Credentials own_creds_ ABSL_GUARDED_BY(g_mu);  // at listen: what connectors see
   int error_ ABSL_GUARDED_BY(g_mu) = 0;          // SO_ERROR
+  // TCP over loopback: the FINs each way (the state TCP_INFO and
+  // /proc/net/tcp show), a peer gone without a reset (the next send is
+  // taken, and reset), a connection that ended in a reset (getpeername:
+  // ENOTCONN), and the bytes sent and not yet read (SIOCOUTQ).
+  bool fin_sent_ ABSL_GUARDED_BY(g_mu) = false;
+  bool peer_fin_ ABSL_GUARDED_BY(g_mu) = false;
+  bool peer_gone_ ABSL_GUARDED_BY(g_mu) = false;
+  bool reset_ ABSL_GUARDED_BY(g_mu) = false;
+  size_t unread_bytes_ ABSL_GUARDED_BY(g_mu) = 0;
+  int rcvlowat_ ABSL_GUARDED_BY(g_mu) = 1;    // SO_RCVLOWAT
+  uint32_t drops_ ABSL_GUARDED_BY(g_mu) = 0;  // datagrams dropped for want of room
+  // TCP's state as Linux numbers it, for loopback connections.
+  int TcpStateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    if (listening_) return 10;
+    if (!connected_ || reset_) return 7;
+    if (fin_sent_ && peer_fin_) return 7;  // the last one's ACK: TIME_WAIT has no socket
+    if (fin_sent_) return 5;               // FIN_WAIT2
+    if (peer_fin_) return 8;               // CLOSE_WAIT
+    return 1;
+  }
+  // An inet option as an int, or dflt.
+  int IntOptionLocked(int level, int name, int dflt) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    auto it = options_.find({level, name});
+    if (it == options_.end() || it->second.size() < sizeof(int)) return dflt;
+    int v;
+    memcpy(&v, it->second.data(), sizeof(v));
+    return v;
+  }
   // SO_RCVTIMEO and SO_SNDTIMEO as set (zero: wait without end).
   timeval rcvtimeo_ ABSL_GUARDED_BY(g_mu){}, sndtimeo_ ABSL_GUARDED_BY(g_mu){};
   static absl::Duration Timeout(const timeval& tv) {
@@ -514,11 +557,22 @@ UnixSocket::~UnixSocket() {
         memcpy(&lg, it->second.data(), std::min(it->second.size(), sizeof(lg)));
         reset = reset || (lg.l_onoff != 0 && lg.l_linger == 0);
       }
-      peer->shutdown_ = kShutdownMask;
-      if (reset) peer->error_ = ECONNRESET;
+      if (!inet() || reset) {
+        peer->shutdown_ = kShutdownMask;
+      } else {
+        // TCP: a FIN. The peer may still send: its next segment meets a
+        // reset (SendStream).
+        peer->shutdown_ |= kRcvShutdown;
+        peer->peer_fin_ = true;
+        peer->peer_gone_ = true;
+      }
+      if (reset) {
+        peer->error_ = ECONNRESET;
+        peer->reset_ = true;
+      }
       peer->queue_.Notify(~0U);
       // TCP: the side that closes first keeps its address in TIME_WAIT.
-      if (inet() && !reset && name_.inet && !(shutdown_ & kRcvShutdown)) {
+      if (inet() && !reset && name_.inet && !peer_fin_) {
         // At most tcp_max_tw_buckets-like many; the oldest give way.
         constexpr size_t kMaxTimeWaits = 4096;
         if (TimeWaits().size() >= kMaxTimeWaits) TimeWaits().erase(TimeWaits().begin());
@@ -573,6 +627,7 @@ int UnixSocket::Wait(Task& t, absl::Time deadline, std::shared_ptr<UnixSocket>* 
 void UnixSocket::Consumed(const Message& m) {
   if (std::shared_ptr<UnixSocket> s = m.sender.lock()) {
     s->inflight_ -= std::min(s->inflight_, m.charge);
+    if (s->inet()) s->unread_bytes_ -= std::min(s->unread_bytes_, m.left());
     s->queue_.Notify(POLLOUT | POLLWRNORM);
   }
 }
@@ -798,6 +853,41 @@ Result<std::shared_ptr<UnixSocket>> UnixSocket::Lookup(Task& t, const Name& n) {
 }
 
 Status UnixSocket::Connect(Task& t, std::string_view addr) {
+  if (inet() && type_ == SOCK_STREAM && addr.size() >= sizeof(sa_family_t)) {
+    sa_family_t family;
+    memcpy(&family, addr.data(), sizeof(family));
+    if (family == AF_UNSPEC) {
+      // tcp_disconnect: the connection is reset, and the socket may
+      // connect again.
+      std::shared_ptr<UnixSocket> old;
+      std::deque<Message> gone;  // let go after the lock
+      absl::MutexLock l(&g_mu);
+      if (listening_) return Ok();
+      if (tcp_ != nullptr) {
+        tcp_->Close(/*linger_zero=*/true, StackNow());
+        StackArmed(tcp_->Deadline());
+        tcp_.reset();
+      }
+      old = peer_.lock();
+      if (old != nullptr && old.get() != this) {
+        old->error_ = ECONNRESET;
+        old->reset_ = true;
+        old->shutdown_ = kShutdownMask;
+        old->queue_.Notify(~0U);
+      }
+      peer_.reset();
+      connected_ = false;
+      shutdown_ = 0;
+      fin_sent_ = peer_fin_ = peer_gone_ = reset_ = false;
+      error_ = 0;
+      for (Message& m : queue_msgs_) Consumed(m);
+      gone.swap(queue_msgs_);
+      queued_bytes_ = 0;
+      unread_bytes_ = 0;
+      queue_.Notify(~0U);
+      return Ok();
+    }
+  }
   if (type_ == SOCK_DGRAM && addr.size() >= sizeof(sa_family_t)) {
     sa_family_t family;
     memcpy(&family, addr.data(), sizeof(family));
@@ -923,6 +1013,17 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
   embryo->Register();
   absl::MutexLock l(&g_mu);
   if (connected_) return Errno{EISCONN};
+  if (name_.inet && !listening_ && n.port == name_.port && (n.ip == name_.ip || IsAny(name_.ip)) &&
+      FindInet(SOCK_STREAM, n.ip, n.port, /*listener=*/true) == nullptr) {
+    // A socket connected to its own address: a simultaneous open with
+    // itself, whose bytes come back to it.
+    if (IsAny(name_.ip)) name_.ip = n.ip;
+    peer_ = weak_from_this();
+    peer_name_ = name_;
+    connected_ = true;
+    queue_.Notify(~0U);
+    return Ok();
+  }
   std::shared_ptr<UnixSocket> other = FindInet(SOCK_STREAM, n.ip, n.port, /*listener=*/true);
   if (other == nullptr) return Errno{ECONNREFUSED};
   embryo->domain_ = other->domain_;
@@ -1085,6 +1186,7 @@ Result<Received> UnixSocket::ReceiveTcp(Task& t, size_t n, int flags) {
     }
   }
   r.length = r.data.size();
+  if (flags & MSG_TRUNC) r.data.clear();  // taken, not copied
   return r;
 }
 
@@ -1138,8 +1240,12 @@ Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
 }
 
 Result<size_t> UnixSocket::Send(Task& t, SendRequest& req) {
-  // Only unix sockets carry descriptors and credentials (__scm_send).
-  if (inet() && (!req.fds.empty() || req.creds.has_value())) return Errno{EINVAL};
+  // Only unix sockets carry descriptors and credentials: an inet socket
+  // sends the bytes without them.
+  if (inet()) {
+    req.fds.clear();
+    req.creds.reset();
+  }
   if (!req.fds.empty()) {
     const rlim_t limit = std::min<rlim_t>(t.tg().rlimits[RLIMIT_NOFILE].rlim_cur, 1 << 20);
     if (g_files_in_flight + req.fds.size() > limit) return Errno{ETOOMANYREFS};
@@ -1170,6 +1276,7 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   }
   if (shutdown_ & kSendShutdown) return Errno{EPIPE};
   if (req.data.size() > max) return Errno{EMSGSIZE};
+  if (domain_ == AF_INET6 && v6only_ && IsMapped(dst.ip)) return Errno{ENETUNREACH};
   if (!IsLoopback(dst.ip) && (g_stack == nullptr || !IsMapped(dst.ip))) return Errno{ENETUNREACH};
   // A first sendto binds the wildcard and a port (inet_autobind).
   TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
@@ -1209,11 +1316,19 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   // A full receive buffer drops it, as UDP does.
   const size_t charge = req.data.size() + kMessageOverhead;
   if (target->queued_charge_ + charge > target->rcvbuf_ || (target->shutdown_ & kRcvShutdown)) {
+    target->drops_++;
     return req.data.size();
   }
   Message m;
   m.data = std::string(req.data);
   m.from = FormatInet(target->domain_, src);
+  m.to = dst.ip;
+  m.ttl = IsMapped(dst.ip) ? IntOptionLocked(IPPROTO_IP, IP_TTL, 64)
+                           : IntOptionLocked(IPPROTO_IPV6, IPV6_UNICAST_HOPS, 64);
+  m.tos = IsMapped(dst.ip) ? IntOptionLocked(IPPROTO_IP, IP_TOS, 0)
+                           : IntOptionLocked(IPPROTO_IPV6, IPV6_TCLASS, 0);
+  m.when = absl::Now();
+  m.drops = target->drops_;
   m.receiver_charge = charge;
   target->queued_charge_ += charge;
   target->queued_bytes_ += m.data.size();
@@ -1229,14 +1344,27 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
   absl::MutexLock l(&g_mu);
   SyncTcpLocked();
   if (tcp_ != nullptr) return SendTcp(t, req);
-  if (!req.to.empty() && !connected_) return Errno{EOPNOTSUPP};
-  if (!req.to.empty()) return Errno{EISCONN};
+  if (inet()) {
+    req.to.clear();  // tcp_sendmsg: a connection's address is its own
+  } else if (!req.to.empty()) {
+    return Errno{connected_ ? EISCONN : EOPNOTSUPP};
+  }
   const absl::Time deadline = Deadline(Timeout(sndtimeo_));
   for (;;) {
     if (shutdown_ & kSendShutdown) return done > 0 ? Result<size_t>(done) : Errno{EPIPE};
     if (!connected_) return Errno{inet() ? EPIPE : ENOTCONN};  // tcp_sendmsg: EPIPE
     peer = peer_.lock();
-    if (peer == nullptr || (peer->shutdown_ & kRcvShutdown)) {
+    if (inet() && peer == nullptr && peer_gone_ && !reset_) {
+      // The peer closed: what is sent now meets its reset (tcp_reset in
+      // CLOSE_WAIT: EPIPE), after being taken.
+      reset_ = true;
+      error_ = EPIPE;
+      shutdown_ = kShutdownMask;
+      queue_.Notify(~0U);
+      return req.data.size();
+    }
+    // A TCP peer that shut its reading side still takes data.
+    if (peer == nullptr || (!inet() && (peer->shutdown_ & kRcvShutdown))) {
       return done > 0 ? Result<size_t>(done) : Errno{EPIPE};
     }
     if (done == req.data.size()) return done;  // a zero-length send sends nothing
@@ -1251,6 +1379,7 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
       m.sender = weak_from_this();
       m.charge = m.data.size() + kMessageOverhead;
       inflight_ += m.charge;
+      if (inet()) unread_bytes_ += m.data.size();
       peer->queued_bytes_ += m.data.size();
       peer->queue_msgs_.push_back(std::move(m));
       done += piece;
@@ -1355,6 +1484,7 @@ void UnixSocket::TakeStream(size_t n, int flags, Received* r, std::deque<Message
       m.charge -= freed;
       if (std::shared_ptr<UnixSocket> s = m.sender.lock()) {
         s->inflight_ -= std::min(s->inflight_, freed);
+        if (s->inet()) s->unread_bytes_ -= std::min(s->unread_bytes_, k);
         s->queue_.Notify(POLLOUT | POLLWRNORM);
       }
       if (m.left() == 0) {
@@ -1370,6 +1500,49 @@ void UnixSocket::TakeStream(size_t n, int flags, Received* r, std::deque<Message
   r->length = r->data.size();
 }
 
+void UnixSocket::InetControlLocked(const Message& m, Received* r) {
+  auto add = [&](int level, int type, const void* p, size_t n) {
+    r->control.push_back({level, type, std::string(static_cast<const char*>(p), n)});
+  };
+  auto on = [&](int level, int name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    return IntOptionLocked(level, name, 0) != 0;
+  };
+  const int64_t ns = absl::ToUnixNanos(m.when);
+  if (on(SOL_SOCKET, SO_TIMESTAMPNS)) {
+    const timespec ts{ns / 1000000000, ns % 1000000000};
+    add(SOL_SOCKET, SCM_TIMESTAMPNS, &ts, sizeof(ts));
+  } else if (on(SOL_SOCKET, SO_TIMESTAMP)) {
+    const timeval tv{ns / 1000000000, (ns % 1000000000) / 1000};
+    add(SOL_SOCKET, SCM_TIMESTAMP, &tv, sizeof(tv));
+  }
+  if (on(SOL_SOCKET, SO_RXQ_OVFL) && m.drops != 0) add(SOL_SOCKET, SO_RXQ_OVFL, &m.drops, 4);
+  const bool v4 = IsMapped(m.to);
+  if (domain_ == AF_INET && v4) {
+    if (on(IPPROTO_IP, IP_PKTINFO)) {
+      in_pktinfo pi{};
+      pi.ipi_ifindex = m.ifindex;
+      memcpy(&pi.ipi_spec_dst, m.to.data() + 12, 4);
+      memcpy(&pi.ipi_addr, m.to.data() + 12, 4);
+      add(IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+    }
+    if (on(IPPROTO_IP, IP_RECVTTL)) add(IPPROTO_IP, IP_TTL, &m.ttl, sizeof(int));
+    if (on(IPPROTO_IP, IP_RECVTOS)) {
+      const auto tos = static_cast<uint8_t>(m.tos);
+      add(IPPROTO_IP, IP_TOS, &tos, 1);
+    }
+  }
+  if (domain_ == AF_INET6) {
+    if (on(IPPROTO_IPV6, IPV6_RECVPKTINFO)) {
+      in6_pktinfo pi{};
+      memcpy(&pi.ipi6_addr, m.to.data(), 16);
+      pi.ipi6_ifindex = static_cast<unsigned>(m.ifindex);
+      add(IPPROTO_IPV6, IPV6_PKTINFO, &pi, sizeof(pi));
+    }
+    if (on(IPPROTO_IPV6, IPV6_RECVHOPLIMIT)) add(IPPROTO_IPV6, IPV6_HOPLIMIT, &m.ttl, sizeof(int));
+    if (on(IPPROTO_IPV6, IPV6_RECVTCLASS)) add(IPPROTO_IPV6, IPV6_TCLASS, &m.tos, sizeof(int));
+  }
+}
+
 void UnixSocket::TakeMessage(size_t n, int flags, Received* r, std::deque<Message>* gone) {
   Message& m = queue_msgs_.front();
   const size_t k = std::min(n, m.data.size());
@@ -1378,6 +1551,7 @@ void UnixSocket::TakeMessage(size_t n, int flags, Received* r, std::deque<Messag
   if (k < m.data.size()) r->msg_flags |= MSG_TRUNC;
   r->creds = m.creds;
   r->from = m.from;
+  if (inet()) InetControlLocked(m, r);
   if (flags & MSG_PEEK) return;
   r->fds = m.fds.Take();
   queued_bytes_ -= m.data.size();
@@ -1423,7 +1597,12 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
         error_ = 0;
         return Errno{e};
       }
-      if (shutdown_ & kRcvShutdown) break;  // end of file (0), or what came
+      if (shutdown_ & kRcvShutdown) {
+        // A datagram socket shut for reading: EAGAIN without waiting, end
+        // of file (0) for a reader that would wait.
+        if (type_ == SOCK_DGRAM && Nonblocking(flags) && !some) return Errno{EAGAIN};
+        break;  // end of file (0), or what came
+      }
       if (n == 0) break;
       if (Nonblocking(flags)) {
         if (some) break;
@@ -1437,16 +1616,41 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
     if (!passcred_) r.creds.reset();
     if (took) Changed();
   }
+  if (inet() && type_ == SOCK_STREAM && (flags & MSG_TRUNC)) {
+    // tcp_recvmsg: MSG_TRUNC takes the bytes without copying them.
+    r.length = r.data.size();
+    r.data.clear();
+  }
   return r;
 }
 
 Status UnixSocket::Shutdown(Task& t, int how) {
   if (how < SHUT_RD || how > SHUT_RDWR) return Errno{EINVAL};
   const int mode = how + 1;  // SHUT_RD 0 -> RCV_SHUTDOWN 1, ...
+  std::deque<std::shared_ptr<UnixSocket>> dropped;  // let go after the lock
   absl::MutexLock l(&g_mu);
   SyncTcpLocked();
   if (inet() && !connected_ && !listening_) return Errno{ENOTCONN};
+  if (inet() && listening_ && (mode & kRcvShutdown)) {
+    // inet_shutdown: a listener shut for reading stops listening (its
+    // pending connections are reset), and a blocked accept hears EINVAL.
+    listening_ = false;
+    for (const std::shared_ptr<UnixSocket>& p : pending_) {
+      if (std::shared_ptr<UnixSocket> client = p->peer_.lock()) {
+        client->error_ = ECONNRESET;
+        client->reset_ = true;
+        client->shutdown_ = kShutdownMask;
+        client->queue_.Notify(~0U);
+      }
+    }
+    dropped.swap(pending_);
+    if (tcp_listener_ != nullptr) tcp_listener_->Close(StackNow());
+    tcp_listener_.reset();
+    queue_.Notify(~0U);
+    return Ok();
+  }
   shutdown_ |= mode;
+  if (inet() && (mode & kSendShutdown)) fin_sent_ = true;
   if (tcp_ != nullptr && (mode & kSendShutdown)) {
     tcp_->ShutdownWrite(StackNow());
     StackArmed(tcp_->Deadline());
@@ -1454,8 +1658,12 @@ Status UnixSocket::Shutdown(Task& t, int how) {
   if (type_ != SOCK_DGRAM) {
     if (std::shared_ptr<UnixSocket> p = peer_.lock()) {
       int peer_mode = 0;
-      if (mode & kRcvShutdown) peer_mode |= kSendShutdown;
-      if (mode & kSendShutdown) peer_mode |= kRcvShutdown;
+      // A unix socket's peer hears both; TCP's, the FIN alone.
+      if ((mode & kRcvShutdown) && !inet()) peer_mode |= kSendShutdown;
+      if (mode & kSendShutdown) {
+        peer_mode |= kRcvShutdown;
+        if (inet()) p->peer_fin_ = true;
+      }
       p->shutdown_ |= peer_mode;
     }
   }
@@ -1476,6 +1684,10 @@ Result<std::string> UnixSocket::PeerName() {
   absl::MutexLock l(&g_mu);
   SyncTcpLocked();
   if (!connected_) return Errno{ENOTCONN};
+  // A TCP connection that was reset is closed (TCP_CLOSE).
+  if (inet() && type_ == SOCK_STREAM && (reset_ || (tcp_ != nullptr && tcp_->reset()))) {
+    return Errno{ENOTCONN};
+  }
   if (inet()) return FormatInet(domain_, peer_name_);
   p = peer_.lock();
   if (p == nullptr) return Errno{ENOTCONN};
@@ -1502,6 +1714,7 @@ std::optional<int> InetDefault(int level, int name) {
         case SO_MARK:
         case SO_BUSY_POLL:
         case SO_INCOMING_CPU:
+        case SO_RXQ_OVFL:
           return 0;
         default:
           return std::nullopt;
@@ -1515,8 +1728,9 @@ std::optional<int> InetDefault(int level, int name) {
         case TCP_FASTOPEN:
         case TCP_NOTSENT_LOWAT:
         case TCP_LINGER2:
-        case TCP_SYNCNT:
           return 0;
+        case TCP_SYNCNT:
+          return 6;  // net.ipv4.tcp_syn_retries
         case TCP_KEEPIDLE:
           return 7200;
         case TCP_KEEPINTVL:
@@ -1558,6 +1772,7 @@ std::optional<int> InetDefault(int level, int name) {
         case IPV6_RECVTCLASS:
         case IPV6_FREEBIND:
         case IPV6_TRANSPARENT:
+        case IPV6_RECVHOPLIMIT:
           return 0;
         case IPV6_UNICAST_HOPS:
           return 64;
@@ -1589,7 +1804,8 @@ bool BooleanOption(int level, int name) {
   switch (level) {
     case SOL_SOCKET:
       return name == SO_KEEPALIVE || name == SO_BROADCAST || name == SO_DONTROUTE ||
-             name == SO_OOBINLINE || name == SO_TIMESTAMP || name == SO_TIMESTAMPNS;
+             name == SO_RXQ_OVFL || name == SO_OOBINLINE || name == SO_TIMESTAMP ||
+             name == SO_TIMESTAMPNS;
     case IPPROTO_TCP:
       return name == TCP_NODELAY || name == TCP_CORK || name == TCP_QUICKACK;
     case IPPROTO_IP:
@@ -1597,7 +1813,7 @@ bool BooleanOption(int level, int name) {
              name == IP_FREEBIND || name == IP_TRANSPARENT || name == IP_BIND_ADDRESS_NO_PORT;
     case IPPROTO_IPV6:
       return name == IPV6_RECVERR || name == IPV6_RECVPKTINFO || name == IPV6_RECVTCLASS ||
-             name == IPV6_FREEBIND || name == IPV6_TRANSPARENT;
+             name == IPV6_RECVHOPLIMIT || name == IPV6_FREEBIND || name == IPV6_TRANSPARENT;
     default:
       return false;
   }
@@ -1613,8 +1829,25 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
   auto int_value = [&](int v) -> Result<std::string> { return bytes(&v, sizeof(v)); };
   absl::MutexLock l(&g_mu);
   if (inet() && level != SOL_SOCKET) {
+    if (level != IPPROTO_IP && level != IPPROTO_IPV6 && level != IPPROTO_TCP &&
+        level != IPPROTO_UDP) {
+      return Errno{EOPNOTSUPP};  // ip_getsockopt: not SOL_IP
+    }
     TRY(InetLevelFits(domain_, type_, level, /*set=*/false));
     if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) return int_value(v6only_ ? 1 : 0);
+    if (level == IPPROTO_IP && len > 0 && len < sizeof(int)) {
+      // ip_getsockopt: a short buffer gets one byte of a small value.
+      auto it = options_.find({level, name});
+      std::optional<int> d = InetDefault(level, name);
+      int v = it != options_.end() && it->second.size() >= sizeof(int)
+                  ? IntOptionLocked(level, name, 0)
+                  : d.value_or(-1);
+      if (it == options_.end() && !d.has_value()) return Errno{ENOPROTOOPT};
+      if (v >= 0 && v <= 255) {
+        const auto b = static_cast<uint8_t>(v);
+        return std::string(1, static_cast<char>(b));
+      }
+    }
     if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
       char algo[16] = "cubic";
       return bytes(algo, sizeof(algo));
@@ -1623,7 +1856,7 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
       tcp_info info{};
       // Loopback connections: the state only (TCP_ESTABLISHED 1,
       // TCP_LISTEN 10, TCP_CLOSE 7).
-      info.tcpi_state = listening_ ? 10 : connected_ ? 1 : 7;
+      info.tcpi_state = static_cast<uint8_t>(TcpStateLocked());
       if (tcp_ != nullptr) {
         const netstack::TcpInfoData d = tcp_->Info(StackNow());
         info.tcpi_state = d.state;
@@ -1679,9 +1912,11 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
       return int_value(reuseaddr_ ? 1 : 0);
     case SO_REUSEPORT:
       return int_value(reuseport_ ? 1 : 0);
+    case SO_RCVLOWAT:
+      return int_value(rcvlowat_);
     case SO_PEERCRED: {
       ucred c{};
-      if (peercred_.has_value()) {
+      if (peercred_.has_value() && !inet()) {
         c.pid = peercred_->pid;
         c.uid = peercred_->uid;
         c.gid = peercred_->gid;
@@ -1713,6 +1948,69 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
   }
 }
 
+Status UnixSocket::CheckInetOption(int level, int name, int* v) {
+  auto range = [&](int lo, int hi) -> Status {
+    return *v < lo || *v > hi ? Status(Errno{EINVAL}) : Ok();
+  };
+  switch (level) {
+    case IPPROTO_IP:
+      if (name == IP_TTL) {
+        if (*v == -1) {
+          *v = kDefaultOption;
+          return Ok();
+        }
+        return range(1, 255);
+      }
+      if (name == IP_TOS && type_ == SOCK_STREAM) {
+        // The ECN bits are TCP's own to set.
+        *v = (*v & ~3) | (IntOptionLocked(IPPROTO_IP, IP_TOS, 0) & 3);
+      }
+      return Ok();
+    case IPPROTO_IPV6:
+      if (name == IPV6_UNICAST_HOPS || name == IPV6_TCLASS) {
+        if (*v == -1) {
+          *v = kDefaultOption;
+          return Ok();
+        }
+        return range(0, 255);
+      }
+      return Ok();
+    case IPPROTO_TCP:
+      switch (name) {
+        case TCP_MAXSEG:
+          return *v == 0 ? Ok() : range(88, 32767);  // TCP_MIN_MSS, MAX_TCP_WINDOW
+        case TCP_KEEPIDLE:
+        case TCP_KEEPINTVL:
+          return range(1, 32767);  // MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
+        case TCP_KEEPCNT:
+        case TCP_SYNCNT:
+          return range(1, 127);  // MAX_TCP_KEEPCNT, MAX_TCP_SYNCNT
+        case TCP_USER_TIMEOUT:
+          return range(0, INT_MAX);
+        case TCP_DEFER_ACCEPT: {
+          // Seconds, rounded up to the end of a SYN-ACK retransmission (1 s,
+          // then doubling to 120 s), as secs_to_retrans and back.
+          if (*v <= 0) {
+            *v = 0;
+            return Ok();
+          }
+          int timeout = 1, period = 1, retrans = 1;
+          while (*v > period && retrans < 255) {
+            retrans++;
+            timeout = std::min(timeout * 2, 120);
+            period += timeout;
+          }
+          *v = period;
+          return Ok();
+        }
+        default:
+          return Ok();
+      }
+    default:
+      return Ok();
+  }
+}
+
 Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view value) {
   int v = 0;
   auto need_int = [&]() -> Status {
@@ -1734,9 +2032,18 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       return std::string(value.substr(0, value.find('\0'))) == "cubic" ? Ok() : Errno{ENOENT};
     }
     if (!InetDefault(level, name).has_value()) return Errno{ENOPROTOOPT};
-    TRY(need_int());
+    if (level == IPPROTO_IP && value.size() >= 1 && value.size() < sizeof(int)) {
+      v = static_cast<uint8_t>(value[0]);  // ip_setsockopt takes a lone byte as well
+    } else {
+      TRY(need_int());
+    }
     if (BooleanOption(level, name)) v = v != 0;
-    options_[{level, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+    TRY(CheckInetOption(level, name, &v));
+    if (v == kDefaultOption) {
+      options_.erase({level, name});
+    } else {
+      options_[{level, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+    }
     if (tcp_ != nullptr) {
       // A connection hears its new options; TCP_NODELAY set or TCP_CORK
       // cleared sends what waited.
@@ -1792,6 +2099,11 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       if (value.size() < sizeof(linger)) return Errno{EINVAL};
       options_[{SOL_SOCKET, SO_LINGER}] = std::string(value.substr(0, sizeof(linger)));
       return Ok();
+    case SO_RCVLOWAT:
+      TRY(need_int());
+      rcvlowat_ = v < 0 ? INT_MAX : v == 0 ? 1 : v;  // sock_setsockopt
+      queue_.Notify(POLLIN | POLLRDNORM);
+      return Ok();
     default:
       if (!InetDefault(SOL_SOCKET, name).has_value()) return Errno{ENOPROTOOPT};
       TRY(need_int());
@@ -1838,7 +2150,19 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
         }
         break;
       default:  // SIOCOUTQ
-        n = static_cast<int>(tcp_ != nullptr ? tcp_->tx_queue() : inflight_);
+        if (inet() && type_ == SOCK_STREAM) {
+          if (listening_) return Errno{EINVAL};
+          if (tcp_ != nullptr) {
+            n = static_cast<int>(tcp_->tx_queue());
+          } else if (std::shared_ptr<UnixSocket> p = peer_.lock()) {
+            // Over loopback the peer acknowledges what its window takes
+            // (half its buffer); the rest waits on this side.
+            const size_t window = p->rcvbuf_ / 2;
+            n = static_cast<int>(unread_bytes_ > window ? unread_bytes_ - window : 0);
+          }
+        } else {
+          n = static_cast<int>(inflight_);
+        }
         break;
     }
   }
@@ -1879,7 +2203,13 @@ uint32_t UnixSocket::Readiness(uint32_t mask) {
   if (error_ != 0) ready |= POLLERR;
   if (shutdown_ == kShutdownMask) ready |= POLLHUP;
   if (shutdown_ & kRcvShutdown) ready |= POLLRDHUP | POLLIN | POLLRDNORM;
-  if (listening_ ? !pending_.empty() : !queue_msgs_.empty()) ready |= POLLIN | POLLRDNORM;
+  if (listening_) {
+    if (!pending_.empty()) ready |= POLLIN | POLLRDNORM;
+  } else if (!queue_msgs_.empty() &&
+             (type_ != SOCK_STREAM || queued_bytes_ >= static_cast<size_t>(rcvlowat_) ||
+              !queue_msgs_.front().fds.empty())) {
+    ready |= POLLIN | POLLRDNORM;  // a stream: at least SO_RCVLOWAT bytes
+  }
   if (type_ != SOCK_DGRAM && !connected_ && !listening_) ready |= POLLHUP;
   // unix_writable: what this socket has in flight is at most a quarter of
   // its send buffer; a datagram socket also needs room at its peer.
@@ -1932,8 +2262,13 @@ std::string UnixSocket::ProcInetLine(int sl) {
   Name remote = connected_ || tcp_ != nullptr ? peer_name_ : Name{};
   if (!connected_ && tcp_ == nullptr && domain_ == AF_INET) remote.ip = V4(0, 0, 0, 0);
   // TCP_ESTABLISHED 1, TCP_CLOSE 7, TCP_LISTEN 10.
-  int state = listening_ ? 10 : connected_ ? 1 : 7;
-  size_t tx = inflight_, rx = queued_bytes_;
+  int state = type_ == SOCK_STREAM ? TcpStateLocked() : connected_ ? 1 : 7;
+  size_t tx = type_ == SOCK_STREAM ? unread_bytes_ : inflight_, rx = queued_bytes_;
+  if (listening_) {
+    // A listener's rx_queue: the connections waiting for accept.
+    rx = pending_.size() + (tcp_listener_ != nullptr ? tcp_listener_->ready.size() : 0);
+    tx = 0;
+  }
   if (tcp_ != nullptr) {
     state = tcp_->state();
     tx = tcp_->tx_queue();
@@ -1972,9 +2307,18 @@ class StackUpcalls : public netstack::Upcalls {
     // A connected socket takes datagrams from its peer only.
     if (u.connected_ && (u.peer_name_.ip != d.src || u.peer_name_.port != d.sport)) return false;
     const size_t charge = d.payload.size() + kMessageOverhead;
-    if (u.queued_charge_ + charge > u.rcvbuf_ || (u.shutdown_ & kRcvShutdown)) return true;
+    if (u.queued_charge_ + charge > u.rcvbuf_ || (u.shutdown_ & kRcvShutdown)) {
+      u.drops_++;
+      return true;
+    }
     Message m;
     m.data.assign(reinterpret_cast<const char*>(d.payload.data()), d.payload.size());
+    m.to = d.dst;
+    m.ttl = d.ttl;
+    m.tos = d.tos;
+    m.ifindex = 2;  // the sandbox's first interface (it has one, as a container does)
+    m.when = absl::Now();
+    m.drops = u.drops_;
     Name from;
     from.inet = true;
     from.ip = d.src;

@@ -216,7 +216,7 @@ Status ParseControl(Task& t, uintptr_t addr, size_t len, net::SendRequest* req) 
 Result<size_t> BuildControl(Task& t, uintptr_t addr, size_t len, net::Received& r, int flags,
                             int* msg_flags) {
   size_t used = 0;
-  auto put = [&](int type, const void* data, size_t n) -> Status {
+  auto put_at = [&](int level, int type, const void* data, size_t n) -> Status {
     if (len - used < sizeof(cmsghdr)) {
       *msg_flags |= MSG_CTRUNC;
       return Ok();
@@ -228,7 +228,7 @@ Result<size_t> BuildControl(Task& t, uintptr_t addr, size_t len, net::Received& 
     }
     cmsghdr h{};
     h.cmsg_len = cmlen;
-    h.cmsg_level = SOL_SOCKET;
+    h.cmsg_level = level;
     h.cmsg_type = type;
     std::string out(reinterpret_cast<const char*>(&h), sizeof(h));
     out.append(static_cast<const char*>(data), n);
@@ -237,6 +237,12 @@ Result<size_t> BuildControl(Task& t, uintptr_t addr, size_t len, net::Received& 
     used += std::min(CMSG_SPACE(n), len - used);
     return Ok();
   };
+  auto put = [&](int type, const void* data, size_t n) {
+    return put_at(SOL_SOCKET, type, data, n);
+  };
+  for (const net::ControlMessage& c : r.control) {
+    TRY(put_at(c.level, c.type, c.data.data(), c.data.size()));
+  }
   if (r.creds.has_value()) {
     ucred c{r.creds->pid, r.creds->uid, r.creds->gid};
     TRY(put(SCM_CREDENTIALS, &c, sizeof(c)));

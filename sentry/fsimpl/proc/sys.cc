@@ -115,11 +115,37 @@ vfs::InodeRef NewSysDir(const std::shared_ptr<ProcFs>& fs) {
   core->Value("wmem_max", "4194304\n");
   core->Value("rmem_max", "4194304\n");
   net->Add("core", core);
-  // What the sandbox's sockets use (sentry/net): the ephemeral ports, and
-  // unix datagram queues.
+  // What the sandbox's sockets use (sentry/net): the ephemeral ports, the
+  // TTLs and hop limits, TCP's keepalive and SYN defaults, IPV6_V6ONLY's
+  // default, and unix datagram queues.
   auto ipv4 = std::make_shared<FixedDir>(fs);
   ipv4->Value("ip_local_port_range", "32768\t60999\n");
+  ipv4->Value("ip_default_ttl", "64\n");
+  ipv4->Value("tcp_keepalive_time", "7200\n");
+  ipv4->Value("tcp_keepalive_intvl", "75\n");
+  ipv4->Value("tcp_keepalive_probes", "9\n");
+  ipv4->Value("tcp_syn_retries", "6\n");
+  ipv4->Value("tcp_synack_retries", "5\n");
+  ipv4->Value("tcp_fin_timeout", "60\n");
+  ipv4->Value("tcp_congestion_control", "cubic\n");
+  ipv4->Value("tcp_available_congestion_control", "cubic\n");
+  ipv4->Value("tcp_sack", "1\n");
+  ipv4->Value("tcp_timestamps", "1\n");
+  ipv4->Value("tcp_window_scaling", "1\n");
+  ipv4->Value("tcp_rmem", "4096\t131072\t6291456\n");
+  ipv4->Value("tcp_wmem", "4096\t16384\t4194304\n");
   net->Add("ipv4", ipv4);
+  auto ipv6 = std::make_shared<FixedDir>(fs);
+  ipv6->Value("bindv6only", "0\n");
+  auto conf = std::make_shared<FixedDir>(fs);
+  for (const char* name : {"all", "default", "lo"}) {
+    auto c = std::make_shared<FixedDir>(fs);
+    c->Value("hop_limit", "64\n");
+    c->Value("mtu", name == std::string("lo") ? "65536\n" : "1280\n");
+    conf->Add(name, c);
+  }
+  ipv6->Add("conf", conf);
+  net->Add("ipv6", ipv6);
   auto unix_dir = std::make_shared<FixedDir>(fs);
   unix_dir->Value("max_dgram_qlen", "10\n");
   net->Add("unix", unix_dir);

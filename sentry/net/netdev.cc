@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,17 +29,45 @@
 namespace husk::net {
 namespace {
 
+// struct virtio_net_hdr (linux/virtio_net.h, which C++ cannot include):
+// what PACKET_VNET_HDR puts before each frame, in the host's byte order.
+struct VnetHeader {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len, gso_size, csum_start, csum_offset;
+};
+static_assert(sizeof(VnetHeader) == 10);
+constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;  // VIRTIO_NET_HDR_F_*
+constexpr uint8_t kVnetGsoTcpv4 = 1;                       // VIRTIO_NET_HDR_GSO_TCPV4
+
 // Frames go out with write(2) on the packet socket; a full queue drops
 // them, as a full device queue does (TCP sends them again).
 class PacketLink : public netstack::Link {
  public:
-  explicit PacketLink(int fd) : fd_(fd) {}
-  void Transmit(netstack::Bytes frame) override {
-    if (write(fd_, frame.data(), frame.size()) < 0) dropped_.fetch_add(1);
+  PacketLink(int fd, bool vnet) : fd_(fd), vnet_(vnet) {}
+  void Transmit(netstack::Bytes frame, const netstack::GsoInfo& gso) override {
+    ssize_t n;
+    if (vnet_) {
+      VnetHeader h{};
+      if (gso.size != 0) {
+        h.flags = kVnetNeedsCsum;
+        h.gso_type = kVnetGsoTcpv4;
+        h.hdr_len = gso.hdr_len;
+        h.gso_size = gso.size;
+        h.csum_start = gso.csum_start;
+        h.csum_offset = gso.csum_offset;
+      }
+      iovec iov[2] = {{&h, sizeof(h)}, {const_cast<uint8_t*>(frame.data()), frame.size()}};
+      n = writev(fd_, iov, 2);
+    } else {
+      n = write(fd_, frame.data(), frame.size());
+    }
+    if (n < 0) dropped_.fetch_add(1);
   }
 
  private:
   int fd_;
+  bool vnet_;
   std::atomic<uint64_t> dropped_{0};
 };
 
@@ -85,25 +114,31 @@ void Loop(Network* net) {
       int from_this = 0;
       while (got < kBatch) {
         Slot& s = slots[got];
-        iovec iov{s.buf.data(), s.buf.size()};
+        const bool vnet = net->specs[i].vnet;
+        VnetHeader vh{};
+        iovec iov[2] = {{&vh, sizeof(vh)}, {s.buf.data(), s.buf.size()}};
         alignas(cmsghdr) char control[CMSG_SPACE(sizeof(tpacket_auxdata))];
         msghdr mh{};
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
+        mh.msg_iov = vnet ? iov : iov + 1;
+        mh.msg_iovlen = vnet ? 2 : 1;
         mh.msg_control = control;
         mh.msg_controllen = sizeof(control);
         ssize_t n = recvmsg(net->specs[i].fd, &mh, MSG_DONTWAIT);
         if (n <= 0) break;
-        s.len = static_cast<size_t>(n);
+        if (vnet && n < static_cast<ssize_t>(sizeof(vh))) continue;
+        s.len = static_cast<size_t>(n) - (vnet ? sizeof(vh) : 0);
         s.nic = net->nic_index[i];
-        s.checksum_ok = false;
+        // A frame of the host's own with its checksum left to offload (or
+        // one the host checked).
+        s.checksum_ok = vnet && (vh.flags & (kVnetNeedsCsum | kVnetDataValid)) != 0;
         for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
           if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
             tpacket_auxdata aux;
             memcpy(&aux, CMSG_DATA(c), sizeof(aux));
             // Checked by the host's driver, or made locally with the
             // checksum left to offload (the bytes are as sent).
-            s.checksum_ok = (aux.tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
+            s.checksum_ok = s.checksum_ok ||
+                            (aux.tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
           }
         }
         got++;
@@ -161,7 +196,12 @@ bool ParseNicSpec(const std::string& text, NicSpec* out) {
   }
   for (int i = 0; i < 6; i++) out->mac[i] = static_cast<uint8_t>(m[i]);
   if (!absl::SimpleAtoi(p[3], &out->mtu) || out->mtu < 576 || out->mtu > 65535) return false;
-  for (size_t i = 4; i < p.size(); i++) {
+  size_t first = 4;
+  if (p.size() > 4 && p[4] == "vnet") {
+    out->vnet = true;
+    first = 5;
+  }
+  for (size_t i = first; i < p.size(); i++) {
     netstack::Ip ip;
     int prefix;
     if (!ParsePrefixed(p[i], &ip, &prefix)) return false;
@@ -182,6 +222,7 @@ bool ParseRouteSpec(const std::string& text, RouteSpec* out) {
 std::string FormatNicSpec(const NicSpec& n) {
   std::string s = absl::StrFormat("%d,%s,%02x:%02x:%02x:%02x:%02x:%02x,%u", n.fd, n.name, n.mac[0],
                                   n.mac[1], n.mac[2], n.mac[3], n.mac[4], n.mac[5], n.mtu);
+  if (n.vnet) s += ",vnet";
   for (const auto& [ip, prefix] : n.addrs) absl::StrAppend(&s, ",", Ip4(ip), "/", prefix);
   return s;
 }
@@ -202,8 +243,8 @@ Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& rou
   net->stack = std::make_unique<netstack::Stack>(SocketUpcalls(), seed);
   net->specs = std::move(nics);
   for (const NicSpec& n : net->specs) {
-    net->links.push_back(std::make_unique<PacketLink>(n.fd));
-    int index = net->stack->AddNic(n.name, n.mac, n.mtu, net->links.back().get());
+    net->links.push_back(std::make_unique<PacketLink>(n.fd, n.vnet));
+    int index = net->stack->AddNic(n.name, n.mac, n.mtu, net->links.back().get(), n.vnet);
     net->nic_index.push_back(index);
     for (const auto& [ip, prefix] : n.addrs) {
       net->stack->AddAddress(index, ip, prefix);

@@ -22,6 +22,9 @@ struct NicSpec {
   std::string name;
   netstack::Mac mac{};
   uint32_t mtu = 1500;
+  // The socket has PACKET_VNET_HDR: frames carry a virtio_net_hdr, and
+  // TCP may hand the host many segments in one (GSO).
+  bool vnet = false;
   std::vector<std::pair<netstack::Ip, int>> addrs;  // address, prefix length
 };
 
@@ -33,7 +36,7 @@ struct RouteSpec {
   std::string nic;
 };
 
-// `husk boot --nic=FD,NAME,MAC,MTU[,ADDR/PREFIX...]` and
+// `husk boot --nic=FD,NAME,MAC,MTU[,vnet][,ADDR/PREFIX...]` and
 // `--route=DST/PREFIX,GATEWAY|-,NAME` (IPv4 dotted quads).
 bool ParseNicSpec(const std::string& text, NicSpec* out);
 bool ParseRouteSpec(const std::string& text, RouteSpec* out);

@@ -32,7 +32,7 @@ constexpr int kBacklog = 8;
 
 struct Sink : Link {
   size_t frames = 0;
-  void Transmit(Bytes frame) override {
+  void Transmit(Bytes frame, const GsoInfo& /*gso*/) override {
     frames++;
     if (frame.size() < kEthLen) abort();
   }

@@ -55,19 +55,24 @@ uint32_t Stack::NewIsn(int64_t now) {
   return static_cast<uint32_t>(now / 4000) + Random();
 }
 
-int Stack::AddNic(const std::string& name, const Mac& mac, uint32_t mtu, Link* link) {
+int Stack::AddNic(const std::string& name, const Mac& mac, uint32_t mtu, Link* link, bool gso) {
   Nic n;
   n.index = static_cast<int>(nics_.size()) + 2;
   n.name = name;
   n.mac = mac;
   n.mtu = std::clamp<uint32_t>(mtu, 576, 65535);
   n.link = link;
+  n.gso = gso;
   nics_.push_back(std::move(n));
   return nics_.back().index;
 }
 
 void Stack::AddAddress(int nic, const Ip& addr, int prefix) {
   if (Nic* n = NicByIndex(nic)) n->addrs.emplace_back(addr, prefix);
+}
+
+void Stack::SetGso(int nic, bool on) {
+  if (Nic* n = NicByIndex(nic)) n->gso = on;
 }
 
 void Stack::AddRoute(const Route& r) {
@@ -188,14 +193,14 @@ void Stack::SendArp(Nic& nic, uint16_t op, const Mac& tha, uint32_t tpa, const M
   Transmit(nic, dst_mac, kEtherArp, Bytes(buf, sizeof(buf)));
 }
 
-void Stack::Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet) {
+void Stack::Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet, const GsoInfo& gso) {
   frame_.resize(kEthLen + packet.size());
   auto* p = reinterpret_cast<uint8_t*>(frame_.data());
   WriteEth(p, EthHeader{dst, nic.mac, type});
   CopyBytes(p + kEthLen, packet);
   nic.tx_packets++;
   nic.tx_bytes += frame_.size();
-  if (nic.link != nullptr) nic.link->Transmit(Bytes(p, frame_.size()));
+  if (nic.link != nullptr) nic.link->Transmit(Bytes(p, frame_.size()), gso);
 }
 
 void Stack::Resolve(Nic& nic, uint32_t next_hop, std::string packet, int64_t now) {
@@ -519,11 +524,57 @@ int Stack::SendUdp(const UdpDatagram& d, int64_t now) {
   return err;
 }
 
+uint32_t Stack::GsoMax(const Ip& dst, int64_t now) const {
+  const Route* r = Lookup(dst);
+  if (r == nullptr || !IsV4(dst)) return 0;
+  for (const Nic& n : nics_) {
+    if (n.index != r->nic || !n.gso) continue;
+    auto it = neighbors_.find(r->has_gateway ? V4Of(r->gateway) : V4Of(dst));
+    if (it == neighbors_.end() || !it->second.resolved || it->second.expires <= now) return 0;
+    return 65535 - kIpv4Len - kTcpLen - 40;
+  }
+  return 0;
+}
+
 void Stack::SendTcp(const Ip& src, const Ip& dst, const TcpHeader& h, Bytes payload, uint8_t tos,
-                    int64_t now) {
+                    int64_t now, uint16_t gso_size) {
   if (!IsV4(src) || !IsV4(dst)) return;
   std::string opts = TcpOptionBytes(h.opts, (h.flags & kSyn) != 0);
   size_t len = kTcpLen + opts.size() + payload.size();
+  if (gso_size != 0 && payload.size() > gso_size && len + kIpv4Len <= 65535) {
+    // One frame of many segments: the checksum field holds the
+    // pseudo-header's sum for the whole length, as CHECKSUM_PARTIAL wants.
+    const Route* r = Lookup(dst);
+    Nic* nic = r != nullptr ? NicByIndex(r->nic) : nullptr;
+    auto nb = neighbors_.find(r != nullptr && r->has_gateway ? V4Of(r->gateway) : V4Of(dst));
+    if (nic != nullptr && nb != neighbors_.end() && nb->second.resolved) {
+      std::string packet(kIpv4Len + len, '\0');
+      auto* p = reinterpret_cast<uint8_t*>(packet.data());
+      Ipv4Header ip;
+      ip.tos = tos;
+      ip.proto = kProtoTcp;
+      ip.src = V4Of(src);
+      ip.dst = V4Of(dst);
+      ip.id = ip_id_;
+      ip_id_ = static_cast<uint16_t>(ip_id_ + (payload.size() + gso_size - 1) / gso_size);
+      ip.frag = kIpDf;
+      ip.total_len = static_cast<uint16_t>(kIpv4Len + len);
+      WriteIpv4(p, ip);
+      WriteTcp(p + kIpv4Len, h, opts);
+      CopyBytes(p + kIpv4Len + kTcpLen + opts.size(), payload);
+      Store16(p + kIpv4Len + 16, static_cast<uint16_t>(~Fold(PseudoSum(
+                                     ip.src, ip.dst, kProtoTcp, static_cast<uint16_t>(len)))));
+      GsoInfo gso;
+      gso.size = gso_size;
+      gso.hdr_len = static_cast<uint16_t>(kEthLen + kIpv4Len + kTcpLen + opts.size());
+      gso.csum_start = static_cast<uint16_t>(kEthLen + kIpv4Len);
+      gso.csum_offset = 16;
+      counters_.ip_out_requests++;
+      counters_.tcp_out_segs += (payload.size() + gso_size - 1) / gso_size;
+      Transmit(*nic, nb->second.mac, kEtherIpv4, Bytes(p, packet.size()), gso);
+      return;
+    }
+  }
   std::string seg(len, '\0');
   auto* p = reinterpret_cast<uint8_t*>(seg.data());
   WriteTcp(p, h, opts);

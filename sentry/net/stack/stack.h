@@ -31,11 +31,21 @@ class TcpEndpoint;
 class TcpListener;
 struct TcpSettings;
 
+// A frame that is many TCP segments in one (generic segmentation offload,
+// as virtio_net_hdr describes it): the link, or the host's kernel behind
+// it, cuts it into segments of `size` bytes of payload and makes each
+// one's checksum, which starts at csum_start (the TCP header) and is kept
+// at csum_start + csum_offset; hdr_len covers the headers.
+struct GsoInfo {
+  uint16_t size = 0;  // 0: an ordinary frame, checksums made
+  uint16_t hdr_len = 0, csum_start = 0, csum_offset = 0;
+};
+
 // Carries frames out of one interface.
 class Link {
  public:
   virtual ~Link() = default;
-  virtual void Transmit(Bytes frame) = 0;
+  virtual void Transmit(Bytes frame, const GsoInfo& gso) = 0;
 };
 
 struct Nic {
@@ -45,6 +55,7 @@ struct Nic {
   uint32_t mtu = 1500;
   std::vector<std::pair<Ip, int>> addrs;  // address, prefix length
   Link* link = nullptr;
+  bool gso = false;  // the link takes GSO frames
   uint64_t rx_packets = 0, rx_bytes = 0, rx_dropped = 0, tx_packets = 0, tx_bytes = 0,
            tx_dropped = 0;
 };
@@ -103,8 +114,10 @@ class Stack {
   Stack& operator=(const Stack&) = delete;
 
   // Adds an interface (its index is its position + 2: 1 is loopback's).
-  int AddNic(const std::string& name, const Mac& mac, uint32_t mtu, Link* link);
+  int AddNic(const std::string& name, const Mac& mac, uint32_t mtu, Link* link, bool gso = false);
   void AddAddress(int nic, const Ip& addr, int prefix);
+  // Whether the interface's link takes GSO frames.
+  void SetGso(int nic, bool on);
   // Routes are kept longest prefix first.
   void AddRoute(const Route& r);
 
@@ -136,8 +149,14 @@ class Stack {
   Counters& mutable_counters() { return counters_; }
 
   // For TCP: sends a segment from src to dst (the checksum is made here).
+  // A payload larger than gso_size goes as one GSO frame of gso_size
+  // segments (the caller asked GsoMax first).
   void SendTcp(const Ip& src, const Ip& dst, const TcpHeader& h, Bytes payload, uint8_t tos,
-               int64_t now);
+               int64_t now, uint16_t gso_size = 0);
+  // The most TCP payload one segment to dst may carry as a GSO frame: 0
+  // unless the way there is an interface that takes them and the next
+  // hop's address is known.
+  uint32_t GsoMax(const Ip& dst, int64_t now) const;
   uint32_t NewIsn(int64_t now);
   uint32_t Random();
 
@@ -184,7 +203,7 @@ class Stack {
   void SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8_t code, int64_t now);
   void Resolve(Nic& nic, uint32_t next_hop, std::string packet, int64_t now);
   void SendArp(Nic& nic, uint16_t op, const Mac& tha, uint32_t tpa, const Mac& dst_mac);
-  void Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet);
+  void Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet, const GsoInfo& gso = {});
 
   Upcalls* up_;
   uint64_t rng_;

@@ -218,7 +218,8 @@ void TcpEndpoint::SendSegment(uint32_t seq, uint8_t flags, Bytes data, int64_t n
     delack_at_ = INT64_MAX;
   }
   segs_out_++;
-  stack_->SendTcp(local_, remote_, h, data, settings.tos, now);
+  stack_->SendTcp(local_, remote_, h, data, settings.tos, now,
+                  data.size() > mss_ ? mss_ : uint16_t{0});
 }
 
 void TcpEndpoint::SendRst(uint32_t seq, int64_t now) { SendSegment(seq, kRst | kAck, {}, now); }
@@ -351,7 +352,12 @@ void TcpEndpoint::Output(int64_t now) {
     uint32_t wnd = std::min(snd_wnd_, cwnd_);
     uint32_t flight = Flight();
     uint32_t usable = wnd > flight ? wnd - flight : 0;
-    uint32_t len = std::min({avail, uint32_t{mss_}, usable});
+    // Many segments in one frame where the link takes them (GSO), in
+    // whole segments but for the last.
+    uint32_t max_seg = mss_;
+    if (uint32_t g = stack_->GsoMax(remote_, now); g > mss_) max_seg = g / mss_ * mss_;
+    uint32_t len = std::min({avail, max_seg, usable});
+    if (len > mss_ && len < avail) len = len / mss_ * mss_;
     bool fin_now = fin_queued_ && !fin_sent_ && len == avail;
     if (len == 0) {
       if (fin_now && avail == 0) {

@@ -76,18 +76,35 @@ for r in "${runners[@]}"; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-printf '%-24s' "benchmark"
-for r in "${runners[@]}"; do printf '%12s' "$r"; done
-printf '%14s' "husk/native"
-[[ " ${runners[*]} " == *" runsc "* ]] && printf '%13s' "husk/runsc"
-echo
-for i in "${!names[@]}"; do
-  printf '%-24s' "${names[$i]}"
-  for r in "${runners[@]}"; do printf '%12s' "${result[$r,$i]}"; done
-  printf '%14s' "$(ratio "${result[husk,$i]}" "${result[native,$i]}")"
-  [[ -n ${result[runsc,$i]:-} ]] && printf '%13s' "$(ratio "${result[husk,$i]}" "${result[runsc,$i]}")"
+# table TITLE NAMES VALUES [RUNNER...]: a table of VALUES["RUNNER,ROW"] (an associative
+# array), rows named by the NAMES array, with husk's ratios to native and to runsc; a
+# missing value prints as -.
+table() {
+  local title=$1
+  local -n tnames=$2 tvals=$3
+  shift 3
+  local rs=("$@")
+  [[ ${#rs[@]} -gt 0 ]] || rs=("${runners[@]}")
+  printf '%-30s' "$title"
+  for r in "${rs[@]}"; do printf '%12s' "$r"; done
+  printf '%14s' "husk/native"
+  [[ " ${rs[*]} " == *" runsc "* ]] && printf '%13s' "husk/runsc"
   echo
-done
+  for i in "${!tnames[@]}"; do
+    printf '%-30s' "${tnames[$i]}"
+    for r in "${rs[@]}"; do printf '%12s' "${tvals[$r,$i]:--}"; done
+    if [[ -n ${tvals[husk,$i]:-} && -n ${tvals[native,$i]:-} ]]; then
+      printf '%14s' "$(ratio "${tvals[husk,$i]}" "${tvals[native,$i]}")"
+    else
+      printf '%14s' -
+    fi
+    if [[ -n ${tvals[runsc,$i]:-} && -n ${tvals[husk,$i]:-} ]]; then
+      printf '%13s' "$(ratio "${tvals[husk,$i]}" "${tvals[runsc,$i]}")"
+    fi
+    echo
+  done
+}
+table benchmark names result
 echo "(read: higher is better, so a ratio below 1 is a slowdown; all others: lower is better)"
 
 # Files (issue 13). The host-side trees are made once: a 1,000-entry directory and a git
@@ -143,24 +160,7 @@ for r in "${runners[@]}"; do
 done
 rm -f "$vol/f"
 echo
-printf '%-26s' "files"
-for r in "${runners[@]}"; do printf '%12s' "$r"; done
-printf '%14s' "husk/native"
-[[ " ${runners[*]} " == *" runsc "* ]] && printf '%13s' "husk/runsc"
-echo
-for i in "${!fnames[@]}"; do
-  printf '%-26s' "${fnames[$i]}"
-  for r in "${runners[@]}"; do printf '%12s' "${files[$r,$i]:--}"; done
-  if [[ -n ${files[husk,$i]:-} && -n ${files[native,$i]:-} ]]; then
-    printf '%14s' "$(ratio "${files[husk,$i]}" "${files[native,$i]}")"
-  else
-    printf '%14s' -
-  fi
-  if [[ -n ${files[runsc,$i]:-} && -n ${files[husk,$i]:-} ]]; then
-    printf '%13s' "$(ratio "${files[husk,$i]}" "${files[runsc,$i]}")"
-  fi
-  echo
-done
+table files fnames files
 # Sockets (issue 15): unix stream sockets, and TCP over 127.0.0.1 inside the sandbox.
 snames=("unix round trip (us)" "unix stream (MiB/s)" "TCP loopback round trip (us)"
         "TCP loopback stream (MiB/s)" "TCP connect+accept (us)")
@@ -173,18 +173,22 @@ for r in "${runners[@]}"; do
   socks["$r,4"]=$(measure "$r" "$bench" tcpconn 2000 | awk '{printf "%.1f\n", $1 / 1000}')
 done
 echo
-printf '%-30s' "sockets"
-for r in "${runners[@]}"; do printf '%12s' "$r"; done
-printf '%14s' "husk/native"
-[[ " ${runners[*]} " == *" runsc "* ]] && printf '%13s' "husk/runsc"
-echo
-for i in "${!snames[@]}"; do
-  printf '%-30s' "${snames[$i]}"
-  for r in "${runners[@]}"; do printf '%12s' "${socks[$r,$i]:--}"; done
-  printf '%14s' "$(ratio "${socks[husk,$i]}" "${socks[native,$i]}")"
-  [[ -n ${socks[runsc,$i]:-} ]] && printf '%13s' "$(ratio "${socks[husk,$i]}" "${socks[runsc,$i]}")"
+table sockets snames socks
+
+# The network over --network=sandbox (bench/net.sh, in a fence of its own: it makes a veth
+# pair). runsc is left out: its sandbox network needs a NAT set-up on the host.
+fence=$build/tests/fence/husk_fence
+nnames=("iperf3 to the sandbox (Mbit/s)" "iperf3 from it (Mbit/s)" "redis SET (requests/s)"
+        "redis GET (requests/s)")
+declare -A nets
+if [[ -x $fence ]] && command -v iperf3 >/dev/null && command -v redis-server >/dev/null; then
+  while read -r key value; do nets[$key]=$value; done < <(
+    RUNS=$runs "$fence" --time 600 -- "$PWD/bench/net.sh" "$husk" 2>/dev/null)
   echo
-done
+  table "--network=sandbox (veth)" nnames nets native husk
+else
+  echo "(--network=sandbox: skipped, it needs $fence, iperf3 and redis-server)"
+fi
 
 # The target for a seen path: no gofer round trip, i.e. at most twice husk's own null syscall.
 echo "husk: stat of a seen path = $(ratio "${files[husk,0]}" "${result[husk,1]}")x husk's getppid"

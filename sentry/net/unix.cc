@@ -313,8 +313,13 @@ bool Accepts(const Cover& c, const std::array<uint8_t, 16>& ip) {
 
 class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket> {
  public:
-  UnixSocket(vfs::InodeRef inode, int flags, int type, int domain = AF_UNIX)
-      : Socket(std::move(inode), O_RDWR | (flags & O_NONBLOCK)), type_(type), domain_(domain) {}
+  static constexpr int kPingSpace = 0x100;  // ping sockets' port space (InetPorts)
+  UnixSocket(vfs::InodeRef inode, int flags, int type, int domain = AF_UNIX, bool ping = false)
+      : Socket(std::move(inode), O_RDWR | (flags & O_NONBLOCK)),
+        type_(type),
+        space_(ping ? kPingSpace : type),
+        domain_(domain),
+        ping_(ping) {}
   ~UnixSocket() override;
 
   // Registers a new socket for /proc/net/unix.
@@ -411,6 +416,9 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   Result<size_t> SendInetDatagram(Task& t, SendRequest& req)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+  // A ping socket's echo request: answered here for the sandbox's own
+  // addresses, sent through the stack otherwise.
+  Result<size_t> SendPing(Task& t, SendRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   // Takes what a receive gets from the queue (the caller holds g_mu);
   // messages fully read go to *gone, to be let go without the lock.
   void TakeStream(size_t n, int flags, Received* r, std::deque<Message>* gone)
@@ -441,7 +449,11 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   std::string RawName(const Name& n) const { return n.inet ? FormatInet(domain_, n) : n.raw; }
 
   const int type_;
+  // The port space the socket binds in: its type's, or ping sockets' own
+  // (their "port" is the ICMP echo identifier).
+  const int space_;
   int domain_;  // fixed once the socket is published (an accepted one takes its listener's)
+  const bool ping_;  // an ICMP echo ("ping") socket: SOCK_DGRAM, IPPROTO_ICMP
   WaitQueue queue_;
   // A TCP connection through the stack, and a listener's share of it.
   std::shared_ptr<netstack::TcpEndpoint> tcp_ ABSL_GUARDED_BY(g_mu);
@@ -535,9 +547,9 @@ UnixSocket::~UnixSocket() {
     }
     if (tcp_listener_ != nullptr) tcp_listener_->Close(StackNow());
     if (name_.inet) {
-      auto& v = InetPorts()[{type_, name_.port}];
+      auto& v = InetPorts()[{space_, name_.port}];
       std::erase_if(v, [](const std::weak_ptr<UnixSocket>& w) { return w.expired(); });
-      if (v.empty()) InetPorts().erase({type_, name_.port});
+      if (v.empty()) InetPorts().erase({space_, name_.port});
     } else if (!name_.raw.empty()) {
       if (name_.abstract) {
         auto it = Abstract().find({type_, name_.path});
@@ -678,7 +690,7 @@ Status UnixSocket::BindInetLocked(Name n) {
       const auto port = static_cast<uint16_t>(kEphemeralLow + (start + i) % span);
       // A port no socket holds; one in TIME_WAIT is taken again, as Linux's
       // tcp_tw_reuse does on loopback.
-      if (InetPorts().find({type_, port}) == InetPorts().end()) {
+      if (InetPorts().find({space_, port}) == InetPorts().end()) {
         n.port = port;
         found = true;
       }
@@ -688,12 +700,12 @@ Status UnixSocket::BindInetLocked(Name n) {
     return Errno{EADDRINUSE};
   }
   name_ = n;
-  InetPorts()[{type_, n.port}].push_back(weak_from_this());
+  InetPorts()[{space_, n.port}].push_back(weak_from_this());
   return Ok();
 }
 
 bool UnixSocket::ConflictsLocked(uint16_t port, const Cover& mine) {
-  auto it = InetPorts().find({type_, port});
+  auto it = InetPorts().find({space_, port});
   if (it != InetPorts().end()) {
     for (const auto& w : it->second) {
       std::shared_ptr<UnixSocket> o = w.lock();
@@ -901,11 +913,11 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
       if (inet() && name_.inet) {
         // __udp_disconnect: what bind(2) did not choose goes.
         if (!port_locked_) {
-          auto& v = InetPorts()[{type_, name_.port}];
+          auto& v = InetPorts()[{space_, name_.port}];
           std::erase_if(v, [this](const std::weak_ptr<UnixSocket>& w) {
             return w.expired() || w.lock().get() == this;
           });
-          if (v.empty()) InetPorts().erase({type_, name_.port});
+          if (v.empty()) InetPorts().erase({space_, name_.port});
           name_ = Name{};
         } else if (!addr_locked_) {
           name_.ip = domain_ == AF_INET ? V4(0, 0, 0, 0) : std::array<uint8_t, 16>{};
@@ -1254,7 +1266,75 @@ Result<size_t> UnixSocket::Send(Task& t, SendRequest& req) {
   return inet() ? SendInetDatagram(t, req) : SendDatagram(t, req);
 }
 
+Result<size_t> UnixSocket::SendPing(Task& t, SendRequest& req) {
+  Name dst;
+  if (!req.to.empty()) {
+    ASSIGN_OR_RETURN(dst, ParseInet(domain_, req.to, /*bind=*/false));
+    if (IsAny(dst.ip)) dst.ip = V4(127, 0, 0, 1);
+  }
+  // ping_v4_sendmsg: an echo request, type 8 code 0, of 8 bytes or more.
+  if (req.data.size() < 8 || req.data.size() > 65507) {
+    return Errno{req.data.size() < 8 ? EINVAL : EMSGSIZE};
+  }
+  if (static_cast<uint8_t>(req.data[0]) != 8 || req.data[1] != 0) return Errno{EINVAL};
+  absl::MutexLock l(&g_mu);
+  if (req.to.empty()) {
+    if (!connected_) return Errno{EDESTADDRREQ};
+    dst = peer_name_;
+  }
+  if (!IsMapped(dst.ip)) return Errno{EAFNOSUPPORT};
+  if (!IsLoopback(dst.ip) && g_stack == nullptr) return Errno{ENETUNREACH};
+  TRY(AutobindInetLocked(dst.ip, /*wildcard=*/true));
+  // The identifier is the socket's "port"; the checksum is made here.
+  std::string echo(req.data);
+  auto* p = reinterpret_cast<uint8_t*>(echo.data());
+  netstack::Store16(p + 4, name_.port);
+  netstack::Store16(p + 2, 0);
+  netstack::Store16(p + 2, netstack::Fold(netstack::Sum(netstack::Bytes(p, echo.size()))));
+  const bool local = IsLoopback(dst.ip) || g_stack->IsLocal(dst.ip);
+  if (!local) {
+    std::array<uint8_t, 16> src = name_.ip;
+    if (IsAny(src)) {
+      if (int e = g_stack->SourceFor(dst.ip, &src); e != 0) return Errno{e};
+    }
+    const int ttl = IntOptionLocked(IPPROTO_IP, IP_TTL, 64);
+    if (int e = g_stack->SendIcmp(src, dst.ip, netstack::Bytes(p, echo.size()),
+                                  static_cast<uint8_t>(ttl), StackNow());
+        e != 0) {
+      return Errno{e};
+    }
+    StackArmed(StackNow());  // an address to resolve has a timer
+    return req.data.size();
+  }
+  // This sandbox's own address answers at once.
+  const size_t charge = echo.size() + kMessageOverhead;
+  if (queued_charge_ + charge > rcvbuf_ || (shutdown_ & kRcvShutdown)) {
+    drops_++;
+    return req.data.size();
+  }
+  p[0] = 0;  // ICMP_ECHOREPLY
+  netstack::Store16(p + 2, 0);
+  netstack::Store16(p + 2, netstack::Fold(netstack::Sum(netstack::Bytes(p, echo.size()))));
+  Message m;
+  m.data = std::move(echo);
+  Name from;
+  from.inet = true;
+  from.ip = dst.ip;
+  m.from = FormatInet(domain_, from);
+  m.to = IsAny(name_.ip) ? dst.ip : name_.ip;
+  m.ttl = IntOptionLocked(IPPROTO_IP, IP_TTL, 64);
+  m.when = absl::Now();
+  m.drops = drops_;
+  m.receiver_charge = charge;
+  queued_charge_ += charge;
+  queued_bytes_ += m.data.size();
+  queue_msgs_.push_back(std::move(m));
+  queue_.Notify(POLLIN | POLLRDNORM);
+  return req.data.size();
+}
+
 Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
+  if (ping_) return SendPing(t, req);
   Name dst;
   if (!req.to.empty()) {
     ASSIGN_OR_RETURN(dst, ParseInet(domain_, req.to, /*bind=*/false));
@@ -1563,6 +1643,8 @@ void UnixSocket::TakeMessage(size_t n, int flags, Received* r, std::deque<Messag
 }
 
 Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
+  // ip_recv_error: no ICMP errors are queued for reading (IP_RECVERR).
+  if (inet() && (flags & MSG_ERRQUEUE)) return Errno{EAGAIN};
   Received r;
   std::deque<Message> gone;  // let go after the lock
   {
@@ -1835,6 +1917,10 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
     }
     TRY(InetLevelFits(domain_, type_, level, /*set=*/false));
     if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) return int_value(v6only_ ? 1 : 0);
+    if (level == IPPROTO_IP && name == IP_OPTIONS) {
+      auto it = options_.find({level, IP_OPTIONS});
+      return it == options_.end() ? std::string() : bytes(it->second.data(), it->second.size());
+    }
     if (level == IPPROTO_IP && len > 0 && len < sizeof(int)) {
       // ip_getsockopt: a short buffer gets one byte of a small value.
       auto it = options_.find({level, name});
@@ -1892,7 +1978,10 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
     case SO_DOMAIN:
       return int_value(domain_);
     case SO_PROTOCOL:
-      return int_value(!inet() ? 0 : type_ == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP);
+      return int_value(!inet()                ? 0
+                       : ping_                ? IPPROTO_ICMP
+                       : type_ == SOCK_STREAM ? IPPROTO_TCP
+                                              : IPPROTO_UDP);
     case SO_ACCEPTCONN:
       return int_value(listening_ ? 1 : 0);
     case SO_ERROR: {
@@ -2030,6 +2119,13 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
     if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
       // cubic, as Linux's default, is the one there is.
       return std::string(value.substr(0, value.find('\0'))) == "cubic" ? Ok() : Errno{ENOENT};
+    }
+    if (level == IPPROTO_IP && (name == IP_OPTIONS || name == IP_RETOPTS)) {
+      // IP options (at most 40 bytes), kept as given; none are put on the
+      // wire.
+      if (value.size() > 40) return Errno{EINVAL};
+      options_[{level, IP_OPTIONS}] = std::string(value);
+      return Ok();
     }
     if (!InetDefault(level, name).has_value()) return Errno{ENOPROTOOPT};
     if (level == IPPROTO_IP && value.size() >= 1 && value.size() < sizeof(int)) {
@@ -2346,6 +2442,38 @@ class StackUpcalls : public netstack::Upcalls {
     }
   }
 
+  void DeliverEchoReply(const netstack::Ip& from, const netstack::Ip& to, uint16_t id,
+                        netstack::Bytes icmp, uint8_t ttl) override {
+    g_mu.AssertHeld();
+    std::shared_ptr<UnixSocket> s =
+        UnixSocket::FindInet(UnixSocket::kPingSpace, to, id, /*listener=*/false);
+    if (s == nullptr) return;
+    UnixSocket& u = *s;
+    hold_.push_back(std::move(s));
+    if (u.connected_ && u.peer_name_.ip != from) return;
+    const size_t charge = icmp.size() + kMessageOverhead;
+    if (u.queued_charge_ + charge > u.rcvbuf_ || (u.shutdown_ & kRcvShutdown)) {
+      u.drops_++;
+      return;
+    }
+    Message m;
+    m.data.assign(reinterpret_cast<const char*>(icmp.data()), icmp.size());
+    Name src;
+    src.inet = true;
+    src.ip = from;
+    m.from = FormatInet(u.domain_, src);
+    m.to = to;
+    m.ttl = ttl;
+    m.ifindex = 2;
+    m.when = absl::Now();
+    m.drops = u.drops_;
+    m.receiver_charge = charge;
+    u.queued_charge_ += charge;
+    u.queued_bytes_ += m.data.size();
+    u.queue_msgs_.push_back(std::move(m));
+    u.queue_.Notify(POLLIN | POLLRDNORM);
+  }
+
   std::vector<std::shared_ptr<UnixSocket>> TakeHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     return std::move(hold_);
   }
@@ -2425,9 +2553,9 @@ Result<std::pair<vfs::FileRef, vfs::FileRef>> NewUnixPair(Task& t, int type, int
   return std::make_pair(std::move(a), std::move(b));
 }
 
-Result<vfs::FileRef> NewInetSocket(Task& t, int domain, int type, int flags) {
+Result<vfs::FileRef> NewInetSocket(Task& t, int domain, int type, int flags, bool ping) {
   auto s = std::make_shared<UnixSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid), flags,
-                                        type, domain);
+                                        type, domain, ping);
   s->Register();
   return vfs::FileRef(s);
 }

@@ -364,16 +364,19 @@ SyscallResult SysSocket(Task& t, const Args& a) {
     // netlink_create: raw and datagram sockets alike (not unix's SOCK_RAW).
     ASSIGN_OR_RETURN(f, net::NewNetlinkSocket(t, a.Int(1) & 0xf, protocol, file_flags));
   } else if (domain == AF_INET || domain == AF_INET6) {
-    // inet_create: TCP for streams, UDP for datagrams; raw sockets and
-    // ping sockets are not there yet.
+    // inet_create: TCP for streams, UDP for datagrams, and ICMP echo
+    // ("ping") sockets over IPv4 (net.ipv4.ping_group_range lets every
+    // group have them); raw sockets are not there yet.
+    bool ping = false;
     if (type == SOCK_STREAM) {
       if (protocol != 0 && protocol != IPPROTO_TCP) return Errno{EPROTONOSUPPORT};
     } else if ((a.Int(1) & 0xf) == SOCK_DGRAM) {
-      if (protocol != 0 && protocol != IPPROTO_UDP) return Errno{EPROTONOSUPPORT};
+      ping = domain == AF_INET && protocol == IPPROTO_ICMP;
+      if (protocol != 0 && protocol != IPPROTO_UDP && !ping) return Errno{EPROTONOSUPPORT};
     } else {
       return Errno{ESOCKTNOSUPPORT};
     }
-    ASSIGN_OR_RETURN(f, net::NewInetSocket(t, domain, type, file_flags));
+    ASSIGN_OR_RETURN(f, net::NewInetSocket(t, domain, type, file_flags, ping));
   } else {
     ASSIGN_OR_RETURN(type, UnixTypeCheck(domain, type, protocol));
     ASSIGN_OR_RETURN(f, net::NewUnixSocket(t, type, file_flags));

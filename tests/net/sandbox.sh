@@ -7,6 +7,7 @@
 #     checksum must match), and from the sandbox to a server on the host side;
 #   - iperf3 both ways (bytes must arrive; the rates are printed, not asserted: bench/ has
 #     them);
+#   - ping from inside (an ICMP echo socket) of the host side and of the sandbox's own addresses;
 #   - DNS: with the sandbox's resolv.conf naming a server on the host side (dns_server.py),
 #     getent and curl find a name;
 #   - ip addr inside shows the interface; the address is back on the host side afterwards.
@@ -43,6 +44,10 @@ CONF
   # The host side's server, reached from inside.
   for _ in $(seq 100); do curl -s -o /dev/null http://10.201.0.1:8001/host.txt && break; sleep 0.1; done
   printf 'inside: curl to the host: %s\n' "$(curl -sS -m 10 http://10.201.0.1:8001/host.txt)"
+  # ping(8) through an ICMP echo socket: the host side, and the sandbox's own addresses.
+  for a in 10.201.0.1 127.0.0.1 10.201.0.2; do
+    printf 'inside: ping %s: %s\n' "$a" "$(ping -c 2 -i 0.2 -W 2 "$a" 2>&1 | grep -o '[0-9]* received')"
+  done
   # Names, through the sandbox's own resolv.conf (its root's writable layer).
   rm -f /etc/resolv.conf
   echo "nameserver 10.201.0.1" >/etc/resolv.conf
@@ -156,6 +161,9 @@ echo "host: the address is back on s0"
 cat >"$dir/want" <<WANT
 inside: inet 10.201.0.2/30
 inside: curl to the host: a page from the host side
+inside: ping 10.201.0.1: 2 received
+inside: ping 127.0.0.1: 2 received
+inside: ping 10.201.0.2: 2 received
 inside: getent: 10.201.0.1 host.test
 inside: curl by name: a page from the host side
 inside: iperf3 to the host received bytes
@@ -164,4 +172,4 @@ grep '^inside: ' "$dir/inside.out" | grep -v 'nginx served' >"$dir/got"
 diff -u "$dir/want" "$dir/got" || fail "the sandbox's side differs"
 grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no request"
 [ "$missing" = 404 ] || fail "a missing page gave $missing"
-echo "PASS: ping, curl both ways, a 2 MB file, iperf3 both ways, DNS over --network=sandbox"
+echo "PASS: ping both ways, curl both ways, a 2 MB file, iperf3 both ways, DNS over --network=sandbox"

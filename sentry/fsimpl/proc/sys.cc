@@ -121,6 +121,7 @@ vfs::InodeRef NewSysDir(const std::shared_ptr<ProcFs>& fs) {
   auto ipv4 = std::make_shared<FixedDir>(fs);
   ipv4->Value("ip_local_port_range", "32768\t60999\n");
   ipv4->Value("ip_default_ttl", "64\n");
+  ipv4->Value("ping_group_range", "0\t2147483647\n");
   ipv4->Value("tcp_keepalive_time", "7200\n");
   ipv4->Value("tcp_keepalive_intvl", "75\n");
   ipv4->Value("tcp_keepalive_probes", "9\n");

@@ -436,6 +436,7 @@ void Stack::InputIcmp(const Ipv4Header& ip, Bytes b, int64_t now) {
   }
   if (h.type == kIcmpEchoReply) {
     counters_.icmp_in_echo_reps++;
+    up_->DeliverEchoReply(V4(ip.src), V4(ip.dst), static_cast<uint16_t>(h.rest >> 16), b, ip.ttl);
     return;
   }
   if (h.type == kIcmpUnreachable) {
@@ -504,6 +505,16 @@ void Stack::SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8
   counters_.icmp_out_msgs++;
   counters_.icmp_out_dest_unreachs++;
   SendIpv4(ip.dst, ip.src, kProtoIcmp, 0, 64, false, Bytes(p, msg.size()), now);
+}
+
+int Stack::SendIcmp(const Ip& src, const Ip& dst, Bytes icmp, uint8_t ttl, int64_t now) {
+  if (!IsV4(src) || !IsV4(dst) || icmp.size() < kIcmpLen) return EINVAL;
+  std::string msg(icmp.begin(), icmp.end());
+  auto* p = reinterpret_cast<uint8_t*>(msg.data());
+  Store16(p + 2, 0);
+  Store16(p + 2, Fold(Sum(Bytes(p, msg.size()))));
+  counters_.icmp_out_msgs++;
+  return SendIpv4(V4Of(src), V4Of(dst), kProtoIcmp, 0, ttl, false, Bytes(p, msg.size()), now);
 }
 
 int Stack::SendUdp(const UdpDatagram& d, int64_t now) {

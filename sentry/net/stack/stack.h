@@ -103,6 +103,10 @@ class Upcalls {
   // An ICMP error (as an errno) about a datagram sent from src:sport to
   // dst:dport.
   virtual void UdpError(const Ip& src, uint16_t sport, const Ip& dst, uint16_t dport, int err) = 0;
+  // An ICMP echo reply from `from` to `to` with identifier id (the whole
+  // ICMP message), for a ping socket.
+  virtual void DeliverEchoReply(const Ip& from, const Ip& to, uint16_t id, Bytes icmp,
+                                uint8_t ttl) {}
 };
 
 class Stack {
@@ -137,6 +141,8 @@ class Stack {
 
   // Sends a UDP datagram; 0 or an errno (ENETUNREACH, EMSGSIZE).
   int SendUdp(const UdpDatagram& d, int64_t now);
+  // Sends an ICMP message (checksum made); 0 or an errno.
+  int SendIcmp(const Ip& src, const Ip& dst, Bytes icmp, uint8_t ttl, int64_t now);
   // Starts a connection (its SYN leaves at once).
   std::shared_ptr<TcpEndpoint> Connect(const Ip& src, uint16_t sport, const Ip& dst, uint16_t dport,
                                        const TcpSettings& s, int64_t now);

@@ -46,8 +46,23 @@ int PrefixOf(uint32_t mask_host) {
   return n;
 }
 
-// RTM_NEWADDR or RTM_DELADDR of an IPv4 address; 0 or an errno.
-int ChangeAddress(int type, int ifindex, uint32_t addr, int prefix) {
+// The length of a netmask's prefix (its leading one bits).
+int PrefixOfMask(const uint8_t* mask, size_t n) {
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    for (int b = 7; b >= 0; b--) {
+      if (!(mask[i] & (1 << b))) return bits;
+      bits++;
+    }
+  }
+  return bits;
+}
+
+// RTM_NEWADDR or RTM_DELADDR of an IPv4 or IPv6 address; 0 or an errno.
+int ChangeAddress(int type, int ifindex, const netstack::Ip& ip, int prefix) {
+  const bool v4 = netstack::IsV4(ip);
+  const uint8_t* addr = v4 ? ip.data() + 12 : ip.data();
+  const size_t alen = v4 ? 4 : 16;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) return errno;
   struct {
@@ -58,15 +73,15 @@ int ChangeAddress(int type, int ifindex, uint32_t addr, int prefix) {
   req.nh.nlmsg_type = static_cast<uint16_t>(type);
   req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (type == RTM_NEWADDR ? NLM_F_CREATE : 0);
   req.nh.nlmsg_seq = 1;
-  req.ifa.ifa_family = AF_INET;
+  req.ifa.ifa_family = v4 ? AF_INET : AF_INET6;
   req.ifa.ifa_prefixlen = static_cast<uint8_t>(prefix);
   req.ifa.ifa_index = static_cast<uint32_t>(ifindex);
   size_t len = NLMSG_LENGTH(sizeof(ifaddrmsg));
   for (int attr : {IFA_LOCAL, IFA_ADDRESS}) {
     auto* rta = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(len));
     rta->rta_type = static_cast<uint16_t>(attr);
-    rta->rta_len = RTA_LENGTH(sizeof(addr));
-    memcpy(RTA_DATA(rta), &addr, sizeof(addr));
+    rta->rta_len = static_cast<unsigned short>(RTA_LENGTH(alen));
+    memcpy(RTA_DATA(rta), addr, alen);
     len = NLMSG_ALIGN(len) + RTA_ALIGN(rta->rta_len);
   }
   req.nh.nlmsg_len = static_cast<uint32_t>(len);
@@ -137,16 +152,25 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
   }
   struct Iface {
     unsigned flags = 0;
-    std::vector<std::pair<uint32_t, int>> addrs;  // network order, prefix
+    std::vector<std::pair<netstack::Ip, int>> addrs;  // address, prefix
   };
   std::map<std::string, Iface> ifaces;
   for (ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
     Iface& f = ifaces[i->ifa_name];
     f.flags = i->ifa_flags;
-    if (i->ifa_addr != nullptr && i->ifa_addr->sa_family == AF_INET && i->ifa_netmask != nullptr) {
+    if (i->ifa_addr == nullptr || i->ifa_netmask == nullptr) continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
       uint32_t a = reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
       uint32_t m = reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr;
-      f.addrs.emplace_back(a, PrefixOf(ntohl(m)));
+      f.addrs.emplace_back(netstack::V4(ntohl(a)), PrefixOf(ntohl(m)));
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      // IPv6 too, link-local included: the sandbox answers neighbour
+      // discovery for them.
+      netstack::Ip a;
+      memcpy(a.data(), &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
+      const auto* m = reinterpret_cast<const uint8_t*>(
+          &reinterpret_cast<sockaddr_in6*>(i->ifa_netmask)->sin6_addr);
+      f.addrs.emplace_back(a, PrefixOfMask(m, 16));
     }
   }
   freeifaddrs(ifa);
@@ -172,7 +196,7 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
       return false;
     }
     for (const auto& [a, prefix] : f.addrs) {
-      n.addrs.emplace_back(netstack::V4(ntohl(a)), prefix);
+      n.addrs.emplace_back(a, prefix);
       out->removed.push_back({index, a, prefix});
     }
     out->nics.push_back(std::move(n));
@@ -180,7 +204,7 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
   if (ctl >= 0) close(ctl);
   if (out->nics.empty()) {
     if (!required) return true;
-    *why = "no interface here is up with an IPv4 address";
+    *why = "no interface here is up with an address";
     return false;
   }
   // The routes through the interfaces taken (gateways and other subnets;

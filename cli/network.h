@@ -22,7 +22,7 @@ struct TakenNetwork {
   // What came off the interfaces, to put back (husk do does at its end).
   struct Removed {
     int ifindex;
-    uint32_t addr;  // network byte order
+    netstack::Ip addr;
     int prefix;
   };
   std::vector<Removed> removed;

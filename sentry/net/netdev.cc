@@ -38,7 +38,7 @@ struct VnetHeader {
 };
 static_assert(sizeof(VnetHeader) == 10);
 constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;  // VIRTIO_NET_HDR_F_*
-constexpr uint8_t kVnetGsoTcpv4 = 1;                       // VIRTIO_NET_HDR_GSO_TCPV4
+constexpr uint8_t kVnetGsoTcpv4 = 1, kVnetGsoTcpv6 = 4;    // VIRTIO_NET_HDR_GSO_TCPV4, _TCPV6
 
 // Frames go out with write(2) on the packet socket; a full queue drops
 // them, as a full device queue does (TCP sends them again).
@@ -51,7 +51,7 @@ class PacketLink : public netstack::Link {
       VnetHeader h{};
       if (gso.size != 0) {
         h.flags = kVnetNeedsCsum;
-        h.gso_type = kVnetGsoTcpv4;
+        h.gso_type = gso.v6 ? kVnetGsoTcpv6 : kVnetGsoTcpv4;
         h.hdr_len = gso.hdr_len;
         h.gso_size = gso.size;
         h.csum_start = gso.csum_start;
@@ -167,17 +167,34 @@ void Loop(Network* net) {
   }
 }
 
+// An IPv4 dotted quad or an IPv6 address.
 bool ParseIp4(const std::string& s, netstack::Ip* out) {
   in_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return false;
-  *out = netstack::V4(ntohl(a.s_addr));
-  return true;
+  if (inet_pton(AF_INET, s.c_str(), &a) == 1) {
+    *out = netstack::V4(ntohl(a.s_addr));
+    return true;
+  }
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, s.c_str(), &a6) != 1) return false;
+  memcpy(out->data(), &a6, 16);
+  return !netstack::IsV4(*out);
 }
 
 bool ParsePrefixed(const std::string& s, netstack::Ip* ip, int* prefix) {
   std::vector<std::string> p = absl::StrSplit(s, '/');
   return p.size() == 2 && ParseIp4(p[0], ip) && absl::SimpleAtoi(p[1], prefix) && *prefix >= 0 &&
-         *prefix <= 32;
+         *prefix <= (netstack::IsV4(*ip) ? 32 : 128);
+}
+
+// The network an address of `prefix` bits is in.
+netstack::Ip NetworkOf(const netstack::Ip& ip, int prefix) {
+  netstack::Ip net = ip;
+  int bits = netstack::IsV4(ip) ? 96 + prefix : prefix;
+  for (int i = 0; i < 16; i++, bits -= 8) {
+    if (bits >= 8) continue;
+    net[i] = bits <= 0 ? 0 : static_cast<uint8_t>(net[i] & (0xff << (8 - bits)));
+  }
+  return net;
 }
 
 std::string Ip4(const netstack::Ip& ip) { return netstack::IpString(ip); }
@@ -250,7 +267,7 @@ Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& rou
       net->stack->AddAddress(index, ip, prefix);
       // The interface's own subnet is reached directly.
       netstack::Route r;
-      r.dst = netstack::V4(netstack::V4Of(ip) & (prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix)));
+      r.dst = NetworkOf(ip, prefix);
       r.prefix = prefix;
       r.nic = index;
       net->stack->AddRoute(r);
@@ -361,9 +378,26 @@ std::string ProcNetRoute() {
       "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
       "                                                       \n";
   for (const RouteSpec& r : Routes()) {
+    if (!netstack::IsV4(r.dst)) continue;                    // IPv6's are /proc/net/ipv6_route's
     const unsigned flags = 0x1 | (r.has_gateway ? 0x2 : 0);  // RTF_UP, RTF_GATEWAY
     absl::StrAppendFormat(&out, "%s\t%s\t%s\t%04X\t0\t0\t0\t%s\t0\t0\t0\n", r.nic, hex(r.dst),
                           hex(r.gateway), flags, mask(r.prefix));
+  }
+  return out;
+}
+
+std::string ProcNetIfInet6() {
+  std::string out;
+  for (const InterfaceInfo& i : Interfaces()) {
+    for (const auto& [ip, prefix] : i.addrs) {
+      if (netstack::IsV4(ip)) continue;
+      std::string hex;
+      for (uint8_t b : ip) absl::StrAppendFormat(&hex, "%02x", b);
+      // Scope: host (loopback), link (fe80::/10), global.
+      const int scope = i.loopback ? 0x10 : (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80) ? 0x20 : 0;
+      absl::StrAppendFormat(&out, "%s %02x %02x %02x %02x %8s\n", hex, i.index, prefix, scope, 0x80,
+                            i.name);
+    }
   }
   return out;
 }

@@ -1109,7 +1109,6 @@ Status UnixSocket::ConnectStack(Task& t, const Name& to) {
   if (connected_) return Errno{EISCONN};
   if (error_ != 0 && !name_.inet) error_ = 0;
   if (g_stack == nullptr) return Errno{ENETUNREACH};
-  if (!IsMapped(to.ip)) return Errno{ENETUNREACH};  // IPv6 is loopback-only so far
   TRY(AutobindInetLocked(to.ip));
   error_ = 0;
   peer_name_ = to;
@@ -1357,7 +1356,7 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   if (shutdown_ & kSendShutdown) return Errno{EPIPE};
   if (req.data.size() > max) return Errno{EMSGSIZE};
   if (domain_ == AF_INET6 && v6only_ && IsMapped(dst.ip)) return Errno{ENETUNREACH};
-  if (!IsLoopback(dst.ip) && (g_stack == nullptr || !IsMapped(dst.ip))) return Errno{ENETUNREACH};
+  if (!IsLoopback(dst.ip) && g_stack == nullptr) return Errno{ENETUNREACH};
   // A first sendto binds the wildcard and a port (inet_autobind).
   TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
   if (!IsLoopback(dst.ip) && !g_stack->IsLocal(dst.ip)) {

@@ -181,7 +181,7 @@ PATH_SEEDS = {
 # wraps the bytes in Ethernet and IPv4 headers, bits 4-5 pick the protocol,
 # bit 1 skips the transport checksum, bit 2 advances the clock).
 
-WRAP, CSUM_OK, TICK = 1, 2, 4
+WRAP, CSUM_OK, TICK, V6 = 1, 2, 4, 8
 TCP, UDP, ICMP = 0x00, 0x10, 0x20
 
 
@@ -211,6 +211,10 @@ PACKET_SEEDS = {
     "udp_closed_port": record(WRAP | UDP, struct.pack(">HHHH", 5353, 54, 12, 0) + b"abcd"),
     "ping": record(WRAP | ICMP, bytes([8, 0, 0xF7, 0xFD, 0, 1, 0, 1])),
     "arp": record(0, ARP_REQUEST),
+    "v6_syn": record(WRAP | CSUM_OK | V6 | TCP, tcp(5000, 80, 1000, 0, 0x02, options=SYN_OPTS)),
+    "v6_neighbour_solicit": record(WRAP | V6 | ICMP, bytes([135, 0, 0, 0, 0, 0, 0, 0]) +
+                                   bytes([0xFD] + [0] * 14 + [2]) +
+                                   bytes([1, 1, 2, 0, 0, 0, 0, 1])),
 }
 
 

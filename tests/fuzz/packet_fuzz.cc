@@ -8,7 +8,9 @@
 //          the fuzzer reaches the transport parsers and TCP's states;
 //   bit 1: the link vouches for the transport checksum;
 //   bit 2: the clock jumps by length's low byte in seconds before the frame
-//          (timers run: retransmissions, TIME_WAIT, ARP).
+//          (timers run: retransmissions, TIME_WAIT, ARP);
+//   bit 3: with bit 0, the header is IPv6's (fd00::1 to fd00::2; bits 4-5:
+//          TCP, UDP, ICMPv6, raw), reaching neighbour discovery too.
 //
 // Checked: nothing crashes or leaks (ASan), and the stack keeps no more
 // connections than the listener's backlog and the one it opened allow.
@@ -65,6 +67,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     s.AddAddress(nic, V4(0x0a000002), 24);
     s.AddRoute(Route{V4(0x0a000000), 24, {}, false, nic});
     s.AddRoute(Route{V4(0), 0, V4(0x0a000001), true, nic});
+    Ip six_ours{}, six_theirs{}, six_net{};
+    six_ours[0] = six_theirs[0] = six_net[0] = 0xfd;
+    six_ours[15] = 2;
+    six_theirs[15] = 1;
+    s.AddAddress(nic, six_ours, 64);
+    s.AddRoute(Route{six_net, 64, {}, false, nic});
     std::shared_ptr<TcpEndpoint> client =
         s.Connect(V4(0x0a000002), 40000, V4(0x0a000001), 80, {}, now);
     size_t at = 0;
@@ -77,7 +85,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Bytes body(data + at, len);
       at += len;
       if (flags & 4) now += int64_t{static_cast<uint8_t>(len)} * kSecond;
-      if (flags & 1) {
+      if ((flags & 9) == 9) {
+        static constexpr uint8_t kNext[4] = {kProtoTcp, kProtoUdp, kProtoIcmp6, 99};
+        frame.assign(kEthLen + kIpv6Len + body.size(), '\0');
+        auto* p = reinterpret_cast<uint8_t*>(frame.data());
+        WriteEth(p, EthHeader{kOurs, kTheirs, kEtherIpv6});
+        Ipv6Header ip;
+        ip.payload_len = static_cast<uint16_t>(std::min<size_t>(body.size(), 65535));
+        ip.next = kNext[(flags >> 4) & 3];
+        ip.hop_limit = 255;
+        ip.src = six_theirs;
+        ip.dst = six_ours;
+        WriteIpv6(p + kEthLen, ip);
+        CopyBytes(p + kEthLen + kIpv6Len, body);
+        s.Input(nic, Bytes(p, frame.size()), (flags & 2) != 0, now);
+      } else if (flags & 1) {
         static constexpr uint8_t kProtos[4] = {kProtoTcp, kProtoUdp, kProtoIcmp, 99};
         frame.assign(kEthLen + kIpv4Len + body.size(), '\0');
         auto* p = reinterpret_cast<uint8_t*>(frame.data());

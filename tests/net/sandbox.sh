@@ -7,6 +7,7 @@
 #     checksum must match), and from the sandbox to a server on the host side;
 #   - iperf3 both ways (bytes must arrive; the rates are printed, not asserted: bench/ has
 #     them);
+#   - IPv6 over a unique-local /64 on the same pair: curl both ways, ping -6 of the sandbox;
 #   - ping from inside (an ICMP echo socket) of the host side and of the sandbox's own addresses;
 #   - DNS: with the sandbox's resolv.conf naming a server on the host side (dns_server.py),
 #     getent and curl find a name;
@@ -20,6 +21,7 @@ set -eu
 if [ "$1" = --inside ]; then
   d=$(mktemp -d /tmp/sb.XXXXXX)
   ip -4 addr show | grep -o 'inet 10\.201\.0\.2/30' | sed 's/^/inside: /'
+  ip -6 addr show | grep -o 'inet6 fd00:201::2/64' | sed 's/^/inside: /'
   mkdir -p "$d/www" "$d/logs"
   echo "a page from nginx in the sandbox" >"$d/www/index.html"
   seq 1 300000 >"$d/www/big"
@@ -33,7 +35,7 @@ http {
   access_log $d/logs/access.log;
   client_body_temp_path $d/body; proxy_temp_path $d/proxy;
   fastcgi_temp_path $d/fcgi; uwsgi_temp_path $d/uwsgi; scgi_temp_path $d/scgi;
-  server { listen 8080; root $d/www; }
+  server { listen 8080; listen [::]:8080; root $d/www; }
 }
 CONF
   chmod -R a+rX "$d"
@@ -48,6 +50,8 @@ CONF
   for a in 10.201.0.1 127.0.0.1 10.201.0.2; do
     printf 'inside: ping %s: %s\n' "$a" "$(ping -c 2 -i 0.2 -W 2 "$a" 2>&1 | grep -o '[0-9]* received')"
   done
+  # IPv6: the host side's server over the veth's ULA /64.
+  printf 'inside: curl over IPv6: %s\n' "$(curl -sS -m 10 -g 'http://[fd00:201::1]:8003/host.txt')"
   # Names, through the sandbox's own resolv.conf (its root's writable layer).
   rm -f /etc/resolv.conf
   echo "nameserver 10.201.0.1" >/etc/resolv.conf
@@ -103,10 +107,15 @@ ip link set h0 up
 nsenter -t "$hold" -n ip link set lo up
 nsenter -t "$hold" -n ip addr add 10.201.0.2/30 dev s0
 nsenter -t "$hold" -n ip link set s0 up
+# IPv6 as well: a unique-local /64 on the pair (no duplicate address detection to wait for).
+ip addr add fd00:201::1/64 dev h0 nodad
+nsenter -t "$hold" -n ip addr add fd00:201::2/64 dev s0 nodad
 
 mkdir -p "$dir/www"
 echo "a page from the host side" >"$dir/www/host.txt"
 python3 -m http.server -b 10.201.0.1 -d "$dir/www" 8001 >"$dir/http.log" 2>&1 &
+pids="$pids $!"
+python3 -m http.server -b fd00:201::1 -d "$dir/www" 8003 >"$dir/http6.log" 2>&1 &
 pids="$pids $!"
 iperf3 -s -1 -B 10.201.0.1 -p 5202 >"$dir/iperf-host-server.log" 2>&1 &
 pids="$pids $!"
@@ -142,6 +151,10 @@ got=$(curl -sS -m 30 http://10.201.0.2:8080/big | md5sum | cut -d' ' -f1)
 [ "$want" = "$got" ] || fail "the 2 MB file came back different ($got, not $want)"
 echo "host: curl of a 2 MB file: intact"
 missing=$(curl -s -o /dev/null -w '%{http_code}' http://10.201.0.2:8080/missing)
+page6=$(curl -sS -m 10 -g 'http://[fd00:201::2]:8080/index.html') || fail "curl over IPv6"
+echo "host: curl over IPv6: $page6"
+ping -6 -c 2 -i 0.2 -W 2 fd00:201::2 >"$dir/ping6" || fail "ping -6 of the sandbox: $(tail -2 "$dir/ping6")"
+echo "host: ping -6: $(grep -o '[0-9]* received' "$dir/ping6")"
 echo "host: a missing page: $missing"
 iperf3 -c 10.201.0.2 -p 5201 -t 2 -J >"$dir/iperf.json" 2>&1 || fail "iperf3 to the sandbox: $(tail -3 "$dir/iperf.json")"
 python3 -c '
@@ -156,14 +169,18 @@ cat "$dir/inside.out"
 sed -n 's/^rate/inside rate/p' "$dir/inside.err"
 nsenter -t "$hold" -n ip -4 addr show dev s0 | grep -q 'inet 10.201.0.2/30' ||
   fail "the address did not come back to the host's side"
-echo "host: the address is back on s0"
+nsenter -t "$hold" -n ip -6 addr show dev s0 | grep -q 'inet6 fd00:201::2/64' ||
+  fail "the IPv6 address did not come back to the host's side"
+echo "host: the addresses are back on s0"
 
 cat >"$dir/want" <<WANT
 inside: inet 10.201.0.2/30
+inside: inet6 fd00:201::2/64
 inside: curl to the host: a page from the host side
 inside: ping 10.201.0.1: 2 received
 inside: ping 127.0.0.1: 2 received
 inside: ping 10.201.0.2: 2 received
+inside: curl over IPv6: a page from the host side
 inside: getent: 10.201.0.1 host.test
 inside: curl by name: a page from the host side
 inside: iperf3 to the host received bytes
@@ -172,4 +189,5 @@ grep '^inside: ' "$dir/inside.out" | grep -v 'nginx served' >"$dir/got"
 diff -u "$dir/want" "$dir/got" || fail "the sandbox's side differs"
 grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no request"
 [ "$missing" = 404 ] || fail "a missing page gave $missing"
+[ "$page6" = "a page from nginx in the sandbox" ] || fail "curl over IPv6 printed '$page6'"
 echo "PASS: ping both ways, curl both ways, a 2 MB file, iperf3 both ways, DNS over --network=sandbox"

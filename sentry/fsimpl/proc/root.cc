@@ -45,9 +45,6 @@ constexpr char kCgroups[] =
 
 Result<std::string> Text(std::string s) { return s; }
 
-// IPv6 is loopback's alone.
-constexpr char kIfInet6[] = "00000000000000000000000000000001 01 80 10 80       lo\n";
-
 class RootDir : public ProcDir {
  public:
   explicit RootDir(std::shared_ptr<ProcFs> fs)
@@ -76,12 +73,11 @@ class RootDir : public ProcDir {
     fixed_["sys"] = NewSysDir(fs);
     // /proc/net: the sandbox's sockets, and its one interface, loopback.
     auto net = std::make_shared<FixedDir>(fs);
-    for (const char* name : {"unix", "tcp", "tcp6", "udp", "udp6", "dev", "route", "snmp"}) {
+    for (const char* name :
+         {"unix", "tcp", "tcp6", "udp", "udp6", "dev", "route", "snmp", "if_inet6"}) {
       net->File(
           name, [p, n = std::string(name)] { return Text(p->NetFile(n)); }, false);
     }
-    net->File(
-        "if_inet6", [] { return Text(kIfInet6); }, false);
     fixed_["net"] = net;
     link("self", [p]() -> Result<std::string> {
       int pid = p->CurrentPid();

@@ -369,6 +369,45 @@ TEST_F(TcpPair, BulkDataArrivesInOrder) {
   EXPECT_EQ(a.counters().tcp_retrans_segs, 0u);
 }
 
+// The same pair over IPv6 (fd00::1 and fd00::2 on a /64): neighbour
+// discovery, then TCP and UDP.
+Ip Six(uint8_t last) {
+  Ip ip{};
+  ip[0] = 0xfd;
+  ip[15] = last;
+  return ip;
+}
+
+class Ipv6Pair : public TcpPair {
+ protected:
+  Ipv6Pair() {
+    a.AddAddress(2, Six(1), 64);
+    b.AddAddress(2, Six(2), 64);
+    a.AddRoute(Route{Six(0), 64, {}, false, 2});
+    b.AddRoute(Route{Six(0), 64, {}, false, 2});
+  }
+};
+
+TEST_F(Ipv6Pair, TcpAndUdpAfterNeighbourDiscovery) {
+  hb.listen_port = 80;
+  hb.listener = std::make_shared<TcpListener>();
+  hb.listener->backlog = 4;
+  auto client = a.Connect(Six(1), 40000, Six(2), 80, {}, now);
+  Run(1000, [&] { return !hb.listener->ready.empty() && client->Established(); });
+  ASSERT_FALSE(hb.listener->ready.empty());
+  auto server = hb.listener->ready.front();
+  EXPECT_EQ(server->remote(), Six(1));
+  EXPECT_EQ(client->Info(now).snd_mss, 1500u - 40 - 20 - 12);
+  std::string data = Pattern(1 << 20);
+  EXPECT_EQ(Transfer(*client, *server, data), data);
+  std::string msg = "over six";
+  UdpDatagram d{Six(1), Six(2), 4000, 53, Bytes(reinterpret_cast<const uint8_t*>(msg.data()), 8)};
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], msg);
+}
+
 // A stack whose link takes GSO frames: a's TCP sends many segments in one
 // frame once b's address is known; the wire cuts them as the host would.
 class GsoPair : public TcpPair {

@@ -32,6 +32,29 @@ bool InPrefix(const Ip& a, const Ip& net, int prefix) {
 // The prefix of an IPv4 route or address in the 128-bit space.
 int Prefix128(const Ip& ip, int prefix) { return IsV4(ip) ? 96 + prefix : prefix; }
 
+bool IsMulticast6(const Ip& ip) { return !IsV4(ip) && ip[0] == 0xff; }
+bool IsLinkLocal6(const Ip& ip) { return !IsV4(ip) && ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80; }
+
+// ff02::1:ffXX:XXXX, the solicited-node group of an address.
+Ip SolicitedNode(const Ip& ip) {
+  Ip g{};
+  g[0] = 0xff;
+  g[1] = 0x02;
+  g[11] = 0x01;
+  g[12] = 0xff;
+  g[13] = ip[13];
+  g[14] = ip[14];
+  g[15] = ip[15];
+  return g;
+}
+
+// 33:33 and the group's last four bytes.
+Mac MulticastMac(const Ip& group) {
+  return Mac{0x33, 0x33, group[12], group[13], group[14], group[15]};
+}
+
+constexpr Ip kAllNodes = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
 }  // namespace
 
 Stack::Stack(Upcalls* up, uint64_t seed)
@@ -103,7 +126,7 @@ int Stack::SourceFor(const Ip& dst, Ip* src) const {
     if (n.index != r->nic) continue;
     for (const auto& [addr, prefix] : n.addrs) {
       if (IsV4(addr) == IsV4(dst)) {
-        *src = addr;
+        *src = NicAddress(n, dst);
         return 0;
       }
     }
@@ -127,7 +150,7 @@ uint16_t Stack::MssFor(const Ip& dst) const {
       if (n.index == r->nic) mtu = n.mtu;
     }
   }
-  return static_cast<uint16_t>(mtu - kIpv4Len - kTcpLen);
+  return static_cast<uint16_t>(mtu - (IsV4(dst) ? kIpv4Len : kIpv6Len) - kTcpLen);
 }
 
 void Stack::Input(int nic_index, Bytes frame, bool checksum_ok, int64_t now) {
@@ -149,8 +172,11 @@ void Stack::Input(int nic_index, Bytes frame, bool checksum_ok, int64_t now) {
     case kEtherIpv4:
       InputIpv4(*nic, payload, checksum_ok, now);
       break;
+    case kEtherIpv6:
+      InputIpv6(*nic, payload, checksum_ok, eth.src, now);
+      break;
     default:
-      nic->rx_dropped++;  // IPv6 is not carried over the sandbox's interfaces yet
+      nic->rx_dropped++;
       break;
   }
 }
@@ -159,21 +185,25 @@ void Stack::InputArp(Nic& nic, Bytes b, int64_t now) {
   ArpPacket a;
   if (!ParseArp(b, &a) || a.spa == 0) return;
   bool for_us = IsLocal(V4(a.tpa));
-  auto it = neighbors_.find(a.spa);
   // RFC 826: update a known entry; learn a new one only from a packet for us.
-  if (it != neighbors_.end() || (for_us && neighbors_.size() < kMaxNeighbors)) {
-    Neighbor& n = neighbors_[a.spa];
-    n.mac = a.sha;
-    n.resolved = true;
-    n.expires = now + kArpReachable;
-    n.tries = 0;
-    std::deque<std::string> pending = std::move(n.pending);
-    n.pending.clear();
-    for (const std::string& p : pending) {
-      Transmit(nic, n.mac, kEtherIpv4, Bytes(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
-    }
-  }
+  Learn(nic, V4(a.spa), a.sha, for_us, now);
   if (for_us && a.op == kArpRequest) SendArp(nic, kArpReply, a.sha, a.spa, a.sha);
+}
+
+void Stack::Learn(Nic& nic, const Ip& ip, const Mac& mac, bool create, int64_t now) {
+  auto it = neighbors_.find(ip);
+  if (it == neighbors_.end() && (!create || neighbors_.size() >= kMaxNeighbors)) return;
+  Neighbor& n = neighbors_[ip];
+  n.mac = mac;
+  n.resolved = true;
+  n.expires = now + kArpReachable;
+  n.tries = 0;
+  std::deque<std::string> pending = std::move(n.pending);
+  n.pending.clear();
+  for (const std::string& p : pending) {
+    Transmit(nic, n.mac, IsV4(ip) ? kEtherIpv4 : kEtherIpv6,
+             Bytes(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+  }
 }
 
 void Stack::SendArp(Nic& nic, uint16_t op, const Mac& tha, uint32_t tpa, const Mac& dst_mac) {
@@ -203,10 +233,16 @@ void Stack::Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet, cons
   if (nic.link != nullptr) nic.link->Transmit(Bytes(p, frame_.size()), gso);
 }
 
-void Stack::Resolve(Nic& nic, uint32_t next_hop, std::string packet, int64_t now) {
+void Stack::Resolve(Nic& nic, const Ip& next_hop, std::string packet, int64_t now) {
+  const uint16_t type = IsV4(next_hop) ? kEtherIpv4 : kEtherIpv6;
+  if (IsMulticast6(next_hop)) {
+    Transmit(nic, MulticastMac(next_hop), type,
+             Bytes(reinterpret_cast<const uint8_t*>(packet.data()), packet.size()));
+    return;
+  }
   auto it = neighbors_.find(next_hop);
   if (it != neighbors_.end() && it->second.resolved && it->second.expires > now) {
-    Transmit(nic, it->second.mac, kEtherIpv4,
+    Transmit(nic, it->second.mac, type,
              Bytes(reinterpret_cast<const uint8_t*>(packet.data()), packet.size()));
     return;
   }
@@ -234,7 +270,11 @@ void Stack::Resolve(Nic& nic, uint32_t next_hop, std::string packet, int64_t now
   if (n.tries == 0) {
     n.tries = 1;
     n.expires = now + kArpRetry;
-    SendArp(nic, kArpRequest, Mac{}, next_hop, kBroadcastMac);
+    if (IsV4(next_hop)) {
+      SendArp(nic, kArpRequest, Mac{}, V4Of(next_hop), kBroadcastMac);
+    } else {
+      SendSolicit(nic, next_hop);
+    }
   }
 }
 
@@ -247,7 +287,7 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
     return ENETUNREACH;
   }
   counters_.ip_out_requests++;
-  uint32_t next_hop = r->has_gateway ? V4Of(r->gateway) : dst;
+  const Ip next_hop = r->has_gateway ? r->gateway : V4(dst);
   Ipv4Header h;
   h.tos = tos;
   h.ttl = ttl;
@@ -403,11 +443,20 @@ void Stack::DeliverIpv4(const Ipv4Header& ip, Bytes payload, Bytes whole, bool c
       if (!broadcast) InputIcmp(ip, payload, now);
       break;
     case kProtoUdp:
-      InputUdp(ip, payload, checksum_ok, whole, now);
+    case kProtoTcp: {
+      IpMeta meta;
+      meta.src = V4(ip.src);
+      meta.dst = V4(ip.dst);
+      meta.tos = ip.tos;
+      meta.ttl = ip.ttl;
+      meta.v4 = ip;
+      if (ip.proto == kProtoUdp) {
+        InputUdp(meta, payload, checksum_ok, whole, now);
+      } else if (!broadcast) {
+        InputTcp(meta, payload, checksum_ok, now);
+      }
       break;
-    case kProtoTcp:
-      if (!broadcast) InputTcp(ip, payload, checksum_ok, now);
-      break;
+    }
     default:
       counters_.ip_in_unknown_protos++;
       break;
@@ -460,22 +509,23 @@ void Stack::InputIcmp(const Ipv4Header& ip, Bytes b, int64_t now) {
   }
 }
 
-void Stack::InputUdp(const Ipv4Header& ip, Bytes b, bool checksum_ok, Bytes whole, int64_t now) {
+void Stack::InputUdp(const IpMeta& ip, Bytes b, bool checksum_ok, Bytes whole, int64_t now) {
   UdpHeader h;
   Bytes payload;
   if (!ParseUdp(b, &h, &payload)) {
     counters_.udp_in_errors++;
     return;
   }
-  // A zero checksum means none over IPv4.
-  if (!checksum_ok && h.csum != 0 &&
-      Fold(Sum(b.first(h.len), PseudoSum(ip.src, ip.dst, kProtoUdp, h.len))) != 0) {
+  // A zero checksum means none over IPv4; IPv6 requires one.
+  if ((ip.v6 && h.csum == 0) ||
+      (!checksum_ok && h.csum != 0 &&
+       Fold(Sum(b.first(h.len), PseudoSumFor(ip.src, ip.dst, kProtoUdp, h.len))) != 0)) {
     counters_.udp_in_errors++;
     return;
   }
   UdpDatagram d;
-  d.src = V4(ip.src);
-  d.dst = V4(ip.dst);
+  d.src = ip.src;
+  d.dst = ip.dst;
   d.sport = h.sport;
   d.dport = h.dport;
   d.payload = payload;
@@ -486,8 +536,8 @@ void Stack::InputUdp(const Ipv4Header& ip, Bytes b, bool checksum_ok, Bytes whol
     return;
   }
   counters_.udp_no_ports++;
-  if (ip.dst != 0xffffffff && IsLocal(V4(ip.dst))) {
-    SendIcmpError(ip, whole, kIcmpUnreachable, kIcmpPortUnreachable, now);
+  if (!ip.v6 && ip.v4.dst != 0xffffffff && IsLocal(ip.dst)) {
+    SendIcmpError(ip.v4, whole, kIcmpUnreachable, kIcmpPortUnreachable, now);
   }
 }
 
@@ -518,71 +568,292 @@ int Stack::SendIcmp(const Ip& src, const Ip& dst, Bytes icmp, uint8_t ttl, int64
 }
 
 int Stack::SendUdp(const UdpDatagram& d, int64_t now) {
-  if (!IsV4(d.src) || !IsV4(d.dst)) return ENETUNREACH;
+  if (IsV4(d.src) != IsV4(d.dst)) return ENETUNREACH;
   size_t len = kUdpLen + d.payload.size();
-  if (len > 65535 - kIpv4Len) return EMSGSIZE;
+  if (len > 65535 - (IsV4(d.dst) ? kIpv4Len : 0)) return EMSGSIZE;
   std::string seg(len, '\0');
   auto* p = reinterpret_cast<uint8_t*>(seg.data());
   Store16(p, d.sport);
   Store16(p + 2, d.dport);
   Store16(p + 4, static_cast<uint16_t>(len));
   CopyBytes(p + kUdpLen, d.payload);
-  uint16_t csum = Fold(Sum(
-      Bytes(p, len), PseudoSum(V4Of(d.src), V4Of(d.dst), kProtoUdp, static_cast<uint16_t>(len))));
+  uint16_t csum =
+      Fold(Sum(Bytes(p, len), PseudoSumFor(d.src, d.dst, kProtoUdp, static_cast<uint32_t>(len))));
   Store16(p + 6, csum == 0 ? 0xffff : csum);
-  int err = SendIpv4(V4Of(d.src), V4Of(d.dst), kProtoUdp, d.tos, d.ttl, false, Bytes(p, len), now);
+  int err = SendIp(d.src, d.dst, kProtoUdp, d.tos, d.ttl, false, Bytes(p, len), now);
   if (err == 0) counters_.udp_out_datagrams++;
   return err;
 }
 
+int Stack::SendIp(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
+                  Bytes l4, int64_t now) {
+  if (IsV4(src) && IsV4(dst)) return SendIpv4(V4Of(src), V4Of(dst), proto, tos, ttl, df, l4, now);
+  if (IsV4(src) || IsV4(dst)) return ENETUNREACH;
+  return SendIpv6(src, dst, proto, tos, ttl, l4, now);
+}
+
+int Stack::SendIpv6(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tclass, uint8_t hop_limit,
+                    Bytes l4, int64_t now) {
+  const Route* r = IsMulticast6(dst) ? nullptr : Lookup(dst);
+  Nic* nic = r != nullptr ? NicByIndex(r->nic) : nullptr;
+  if (nic == nullptr && IsMulticast6(dst) && !nics_.empty()) nic = &nics_.front();
+  if (nic == nullptr) {
+    counters_.ip_out_no_routes++;
+    return ENETUNREACH;
+  }
+  // No fragments are made over IPv6 (yet): what does not fit is refused.
+  if (l4.size() + kIpv6Len > nic->mtu) return EMSGSIZE;
+  counters_.ip_out_requests++;
+  Ipv6Header h;
+  h.tclass = tclass;
+  h.payload_len = static_cast<uint16_t>(l4.size());
+  h.next = proto;
+  h.hop_limit = hop_limit;
+  h.src = src;
+  h.dst = dst;
+  std::string packet(kIpv6Len + l4.size(), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(packet.data());
+  WriteIpv6(p, h);
+  CopyBytes(p + kIpv6Len, l4);
+  Resolve(*nic, r != nullptr && r->has_gateway ? r->gateway : dst, std::move(packet), now);
+  return 0;
+}
+
+Ip Stack::NicAddress(const Nic& nic, const Ip& like) const {
+  Ip found{};
+  bool have = false;
+  for (const auto& [addr, prefix] : nic.addrs) {
+    if (IsV4(addr) != IsV4(like)) continue;
+    // IPv6: a global address unless the destination is link-local.
+    if (!have || (!IsV4(addr) && IsLinkLocal6(found) && !IsLinkLocal6(like))) {
+      found = addr;
+      have = true;
+    }
+  }
+  return found;
+}
+
+void Stack::SendSolicit(Nic& nic, const Ip& target) {
+  // RFC 4861 4.3: to the target's solicited-node group, with our link
+  // address.
+  const Ip src = NicAddress(nic, target);
+  const Ip group = SolicitedNode(target);
+  uint8_t msg[32] = {};
+  msg[0] = kNdpSolicit;
+  memcpy(msg + 8, target.data(), 16);
+  msg[24] = kNdpSourceMac;
+  msg[25] = 1;
+  memcpy(msg + 26, nic.mac.data(), 6);
+  Store16(msg + 2, Fold(Sum(Bytes(msg, sizeof(msg)), PseudoSumFor(src, group, kProtoIcmp6, 32))));
+  Ipv6Header h;
+  h.payload_len = sizeof(msg);
+  h.next = kProtoIcmp6;
+  h.hop_limit = 255;
+  h.src = src;
+  h.dst = group;
+  uint8_t packet[kIpv6Len + sizeof(msg)];
+  WriteIpv6(packet, h);
+  memcpy(packet + kIpv6Len, msg, sizeof(msg));
+  Transmit(nic, MulticastMac(group), kEtherIpv6, Bytes(packet, sizeof(packet)));
+}
+
+void Stack::InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, int64_t now) {
+  counters_.ip_in_receives++;
+  Ipv6Header ip;
+  Bytes payload;
+  if (!ParseIpv6(b, &ip, &payload)) {
+    counters_.ip_in_hdr_errors++;
+    return;
+  }
+  bool ours = IsLocal(ip.dst) || ip.dst == kAllNodes;
+  for (const auto& [addr, prefix] : nic.addrs) {
+    if (!IsV4(addr) && ip.dst == SolicitedNode(addr)) ours = true;
+  }
+  if (!ours) {
+    counters_.ip_in_addr_errors++;  // the sandbox does not forward
+    return;
+  }
+  // Extension headers: hop-by-hop, destination options and a spent routing
+  // header are stepped over; fragments are not reassembled yet.
+  uint8_t next = ip.next;
+  for (int i = 0; i < 8 && (next == 0 || next == 60 || next == 43 || next == 44); i++) {
+    if (next == 44 || payload.size() < 8) {
+      counters_.ip_reasm_fails++;
+      return;
+    }
+    const size_t len = (size_t{payload[1]} + 1) * 8;
+    if (len > payload.size() || (next == 43 && payload[3] != 0)) {
+      counters_.ip_in_hdr_errors++;
+      return;
+    }
+    next = payload[0];
+    payload = payload.subspan(len);
+  }
+  counters_.ip_in_delivers++;
+  if (next == kProtoIcmp6) {
+    InputIcmp6(nic, ip, payload, from, now);
+    return;
+  }
+  if (IsMulticast6(ip.dst)) return;
+  IpMeta meta;
+  meta.src = ip.src;
+  meta.dst = ip.dst;
+  meta.tos = ip.tclass;
+  meta.ttl = ip.hop_limit;
+  meta.v6 = true;
+  if (next == kProtoUdp) {
+    InputUdp(meta, payload, checksum_ok, {}, now);
+  } else if (next == kProtoTcp) {
+    InputTcp(meta, payload, checksum_ok, now);
+  } else {
+    counters_.ip_in_unknown_protos++;
+  }
+}
+
+void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from, int64_t now) {
+  counters_.icmp_in_msgs++;
+  if (b.size() < kIcmpLen || Fold(Sum(b, PseudoSumFor(ip.src, ip.dst, kProtoIcmp6,
+                                                      static_cast<uint32_t>(b.size())))) != 0) {
+    counters_.icmp_in_errors++;
+    return;
+  }
+  // A neighbour discovery option of `type` (a link address), if any.
+  auto option = [&](size_t at, uint8_t type, Mac* mac) {
+    while (at + 8 <= b.size()) {
+      const size_t len = size_t{b[at + 1]} * 8;
+      if (len == 0 || at + len > b.size()) return false;
+      if (b[at] == type && len >= 8) {
+        memcpy(mac->data(), &b[at + 2], 6);
+        return true;
+      }
+      at += len;
+    }
+    return false;
+  };
+  switch (b[0]) {
+    case kIcmp6EchoRequest: {
+      if (IsMulticast6(ip.dst)) return;
+      counters_.icmp_in_echos++;
+      std::string reply(b.begin(), b.end());
+      auto* p = reinterpret_cast<uint8_t*>(reply.data());
+      p[0] = kIcmp6EchoReply;
+      Store16(p + 2, 0);
+      Store16(p + 2,
+              Fold(Sum(Bytes(p, reply.size()), PseudoSumFor(ip.dst, ip.src, kProtoIcmp6,
+                                                            static_cast<uint32_t>(reply.size())))));
+      counters_.icmp_out_msgs++;
+      counters_.icmp_out_echo_reps++;
+      SendIpv6(ip.dst, ip.src, kProtoIcmp6, 0, 64, Bytes(p, reply.size()), now);
+      return;
+    }
+    case kNdpSolicit: {
+      // RFC 4861 7.1.1: from the link itself (hop limit 255), for one of
+      // our addresses.
+      if (ip.hop_limit != 255 || b.size() < 24) return;
+      Ip target;
+      memcpy(target.data(), &b[8], 16);
+      if (!IsLocal(target)) return;
+      const bool dad = ip.src == Ip{};
+      Mac mac;
+      if (!dad && option(24, kNdpSourceMac, &mac)) Learn(nic, ip.src, mac, true, now);
+      uint8_t msg[32] = {};
+      msg[0] = kNdpAdvert;
+      msg[4] = dad ? 0x20 : 0x60;  // override, and solicited unless for DAD
+      memcpy(msg + 8, target.data(), 16);
+      msg[24] = kNdpTargetMac;
+      msg[25] = 1;
+      memcpy(msg + 26, nic.mac.data(), 6);
+      const Ip to = dad ? kAllNodes : ip.src;
+      Store16(msg + 2,
+              Fold(Sum(Bytes(msg, sizeof(msg)), PseudoSumFor(target, to, kProtoIcmp6, 32))));
+      Ipv6Header h;
+      h.payload_len = sizeof(msg);
+      h.next = kProtoIcmp6;
+      h.hop_limit = 255;
+      h.src = target;
+      h.dst = to;
+      uint8_t packet[kIpv6Len + sizeof(msg)];
+      WriteIpv6(packet, h);
+      memcpy(packet + kIpv6Len, msg, sizeof(msg));
+      Transmit(nic, dad ? MulticastMac(kAllNodes) : (option(24, kNdpSourceMac, &mac) ? mac : from),
+               kEtherIpv6, Bytes(packet, sizeof(packet)));
+      return;
+    }
+    case kNdpAdvert: {
+      if (ip.hop_limit != 255 || b.size() < 24) return;
+      Ip target;
+      memcpy(target.data(), &b[8], 16);
+      Mac mac = from;
+      option(24, kNdpTargetMac, &mac);
+      Learn(nic, target, mac, /*create=*/false, now);
+      return;
+    }
+    default:
+      return;  // router advertisements and the rest: the routes came from the host
+  }
+}
+
 uint32_t Stack::GsoMax(const Ip& dst, int64_t now) const {
   const Route* r = Lookup(dst);
-  if (r == nullptr || !IsV4(dst)) return 0;
+  if (r == nullptr) return 0;
   for (const Nic& n : nics_) {
     if (n.index != r->nic || !n.gso) continue;
-    auto it = neighbors_.find(r->has_gateway ? V4Of(r->gateway) : V4Of(dst));
+    auto it = neighbors_.find(r->has_gateway ? r->gateway : dst);
     if (it == neighbors_.end() || !it->second.resolved || it->second.expires <= now) return 0;
-    return 65535 - kIpv4Len - kTcpLen - 40;
+    return 65535 - kIpv6Len - kTcpLen - 40;
   }
   return 0;
 }
 
 void Stack::SendTcp(const Ip& src, const Ip& dst, const TcpHeader& h, Bytes payload, uint8_t tos,
                     int64_t now, uint16_t gso_size) {
-  if (!IsV4(src) || !IsV4(dst)) return;
+  if (IsV4(src) != IsV4(dst)) return;
+  const bool v6 = !IsV4(dst);
+  const size_t iplen = v6 ? kIpv6Len : kIpv4Len;
   std::string opts = TcpOptionBytes(h.opts, (h.flags & kSyn) != 0);
   size_t len = kTcpLen + opts.size() + payload.size();
-  if (gso_size != 0 && payload.size() > gso_size && len + kIpv4Len <= 65535) {
+  if (gso_size != 0 && payload.size() > gso_size && len + iplen <= 65535) {
     // One frame of many segments: the checksum field holds the
     // pseudo-header's sum for the whole length, as CHECKSUM_PARTIAL wants.
     const Route* r = Lookup(dst);
     Nic* nic = r != nullptr ? NicByIndex(r->nic) : nullptr;
-    auto nb = neighbors_.find(r != nullptr && r->has_gateway ? V4Of(r->gateway) : V4Of(dst));
+    auto nb = neighbors_.find(r != nullptr && r->has_gateway ? r->gateway : dst);
     if (nic != nullptr && nb != neighbors_.end() && nb->second.resolved) {
-      std::string packet(kIpv4Len + len, '\0');
+      std::string packet(iplen + len, '\0');
       auto* p = reinterpret_cast<uint8_t*>(packet.data());
-      Ipv4Header ip;
-      ip.tos = tos;
-      ip.proto = kProtoTcp;
-      ip.src = V4Of(src);
-      ip.dst = V4Of(dst);
-      ip.id = ip_id_;
-      ip_id_ = static_cast<uint16_t>(ip_id_ + (payload.size() + gso_size - 1) / gso_size);
-      ip.frag = kIpDf;
-      ip.total_len = static_cast<uint16_t>(kIpv4Len + len);
-      WriteIpv4(p, ip);
-      WriteTcp(p + kIpv4Len, h, opts);
-      CopyBytes(p + kIpv4Len + kTcpLen + opts.size(), payload);
-      Store16(p + kIpv4Len + 16, static_cast<uint16_t>(~Fold(PseudoSum(
-                                     ip.src, ip.dst, kProtoTcp, static_cast<uint16_t>(len)))));
+      if (v6) {
+        Ipv6Header ip;
+        ip.tclass = tos;
+        ip.next = kProtoTcp;
+        ip.payload_len = static_cast<uint16_t>(len);
+        ip.src = src;
+        ip.dst = dst;
+        WriteIpv6(p, ip);
+      } else {
+        Ipv4Header ip;
+        ip.tos = tos;
+        ip.proto = kProtoTcp;
+        ip.src = V4Of(src);
+        ip.dst = V4Of(dst);
+        ip.id = ip_id_;
+        ip_id_ = static_cast<uint16_t>(ip_id_ + (payload.size() + gso_size - 1) / gso_size);
+        ip.frag = kIpDf;
+        ip.total_len = static_cast<uint16_t>(kIpv4Len + len);
+        WriteIpv4(p, ip);
+      }
+      WriteTcp(p + iplen, h, opts);
+      CopyBytes(p + iplen + kTcpLen + opts.size(), payload);
+      Store16(p + iplen + 16, static_cast<uint16_t>(~Fold(
+                                  PseudoSumFor(src, dst, kProtoTcp, static_cast<uint32_t>(len)))));
       GsoInfo gso;
       gso.size = gso_size;
-      gso.hdr_len = static_cast<uint16_t>(kEthLen + kIpv4Len + kTcpLen + opts.size());
-      gso.csum_start = static_cast<uint16_t>(kEthLen + kIpv4Len);
+      gso.hdr_len = static_cast<uint16_t>(kEthLen + iplen + kTcpLen + opts.size());
+      gso.csum_start = static_cast<uint16_t>(kEthLen + iplen);
       gso.csum_offset = 16;
+      gso.v6 = v6;
       counters_.ip_out_requests++;
       counters_.tcp_out_segs += (payload.size() + gso_size - 1) / gso_size;
-      Transmit(*nic, nb->second.mac, kEtherIpv4, Bytes(p, packet.size()), gso);
+      Transmit(*nic, nb->second.mac, v6 ? kEtherIpv6 : kEtherIpv4, Bytes(p, packet.size()), gso);
       return;
     }
   }
@@ -590,11 +861,11 @@ void Stack::SendTcp(const Ip& src, const Ip& dst, const TcpHeader& h, Bytes payl
   auto* p = reinterpret_cast<uint8_t*>(seg.data());
   WriteTcp(p, h, opts);
   CopyBytes(p + kTcpLen + opts.size(), payload);
-  Store16(p + 16, Fold(Sum(Bytes(p, len), PseudoSum(V4Of(src), V4Of(dst), kProtoTcp,
-                                                    static_cast<uint16_t>(len)))));
+  Store16(p + 16,
+          Fold(Sum(Bytes(p, len), PseudoSumFor(src, dst, kProtoTcp, static_cast<uint32_t>(len)))));
   counters_.tcp_out_segs++;
   if (h.flags & kRst) counters_.tcp_out_rsts++;
-  SendIpv4(V4Of(src), V4Of(dst), kProtoTcp, tos, 64, true, Bytes(p, len), now);
+  SendIp(src, dst, kProtoTcp, tos, 64, true, Bytes(p, len), now);
 }
 
 void Stack::SendReset(const Ip& src, const Ip& dst, const TcpHeader& in, size_t payload_len,
@@ -614,10 +885,10 @@ void Stack::SendReset(const Ip& src, const Ip& dst, const TcpHeader& in, size_t 
   SendTcp(src, dst, h, {}, 0, now);
 }
 
-void Stack::InputTcp(const Ipv4Header& ip, Bytes b, bool checksum_ok, int64_t now) {
+void Stack::InputTcp(const IpMeta& ip, Bytes b, bool checksum_ok, int64_t now) {
   counters_.tcp_in_segs++;
   if (!checksum_ok &&
-      Fold(Sum(b, PseudoSum(ip.src, ip.dst, kProtoTcp, static_cast<uint16_t>(b.size())))) != 0) {
+      Fold(Sum(b, PseudoSumFor(ip.src, ip.dst, kProtoTcp, static_cast<uint32_t>(b.size())))) != 0) {
     counters_.tcp_in_errs++;
     return;
   }
@@ -627,7 +898,8 @@ void Stack::InputTcp(const Ipv4Header& ip, Bytes b, bool checksum_ok, int64_t no
     counters_.tcp_in_errs++;
     return;
   }
-  Ip src = V4(ip.src), dst = V4(ip.dst);
+  const Ip& src = ip.src;
+  const Ip& dst = ip.dst;
   auto it = conns_.find(ConnKey{dst, h.dport, src, h.sport});
   if (it != conns_.end() && it->second->Dead()) {
     conns_.erase(it);
@@ -704,9 +976,13 @@ int64_t Stack::Tick(int64_t now) {
       n.tries++;
       n.expires = now + kArpRetry;
       for (Nic& nic : nics_) {
-        const Route* r = Lookup(V4(it->first));
+        const Route* r = Lookup(it->first);
         if (r != nullptr && r->nic == nic.index) {
-          SendArp(nic, kArpRequest, Mac{}, it->first, kBroadcastMac);
+          if (IsV4(it->first)) {
+            SendArp(nic, kArpRequest, Mac{}, V4Of(it->first), kBroadcastMac);
+          } else {
+            SendSolicit(nic, it->first);
+          }
         }
       }
     }

@@ -39,6 +39,7 @@ struct TcpSettings;
 struct GsoInfo {
   uint16_t size = 0;  // 0: an ordinary frame, checksums made
   uint16_t hdr_len = 0, csum_start = 0, csum_offset = 0;
+  bool v6 = false;  // TCP over IPv6
 };
 
 // Carries frames out of one interface.
@@ -175,6 +176,13 @@ class Stack {
     std::deque<std::string> pending;  // IPv4 packets waiting for the address
   };
   using ConnKey = std::tuple<Ip, uint16_t, Ip, uint16_t>;  // local, remote
+  // What the transports need of an arriving datagram's IP header.
+  struct IpMeta {
+    Ip src{}, dst{};
+    uint8_t tos = 0, ttl = 64;
+    bool v6 = false;
+    Ipv4Header v4;  // IPv4's, for an ICMP error quoting it
+  };
   // A datagram being put back together from its fragments (RFC 791), by
   // source, destination, id and protocol.
   using ReasmKey = std::tuple<uint32_t, uint32_t, uint16_t, uint8_t>;
@@ -197,8 +205,21 @@ class Stack {
   // Keeps a fragment; when it completes its datagram, delivers that.
   void Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int64_t now);
   void InputIcmp(const Ipv4Header& ip, Bytes b, int64_t now);
-  void InputUdp(const Ipv4Header& ip, Bytes b, bool checksum_ok, Bytes whole, int64_t now);
-  void InputTcp(const Ipv4Header& ip, Bytes b, bool checksum_ok, int64_t now);
+  void InputUdp(const IpMeta& ip, Bytes b, bool checksum_ok, Bytes whole, int64_t now);
+  void InputTcp(const IpMeta& ip, Bytes b, bool checksum_ok, int64_t now);
+  void InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, int64_t now);
+  void InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from, int64_t now);
+  // Learns (or refreshes) a neighbour's link address and sends what waited.
+  void Learn(Nic& nic, const Ip& ip, const Mac& mac, bool create, int64_t now);
+  void SendSolicit(Nic& nic, const Ip& target);
+  // An address of the interface of the family of `like` (IPv6: a global
+  // one first), or the zero address.
+  Ip NicAddress(const Nic& nic, const Ip& like) const;
+  // IPv4 or IPv6 by the addresses' family.
+  int SendIp(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
+             Bytes l4, int64_t now);
+  int SendIpv6(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tclass, uint8_t hop_limit,
+               Bytes l4, int64_t now);
   // Answers a segment no connection takes with a reset.
   void SendReset(const Ip& src, const Ip& dst, const TcpHeader& h, size_t payload_len, int64_t now);
   // Sends an IPv4 packet (l4: the transport header and data, checksum
@@ -207,7 +228,7 @@ class Stack {
   int SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
                Bytes l4, int64_t now);
   void SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8_t code, int64_t now);
-  void Resolve(Nic& nic, uint32_t next_hop, std::string packet, int64_t now);
+  void Resolve(Nic& nic, const Ip& next_hop, std::string packet, int64_t now);
   void SendArp(Nic& nic, uint16_t op, const Mac& tha, uint32_t tpa, const Mac& dst_mac);
   void Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet, const GsoInfo& gso = {});
 
@@ -216,7 +237,7 @@ class Stack {
   uint16_t ip_id_;
   std::vector<Nic> nics_;
   std::vector<Route> routes_;
-  std::map<uint32_t, Neighbor> neighbors_;
+  std::map<Ip, Neighbor> neighbors_;
   std::map<ConnKey, std::shared_ptr<TcpEndpoint>> conns_;
   Counters counters_;
   std::map<ReasmKey, Reassembly> reasm_;

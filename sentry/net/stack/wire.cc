@@ -48,6 +48,39 @@ uint32_t PseudoSum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len) {
   return static_cast<uint32_t>((s & 0xffffffff) + (s >> 32));
 }
 
+uint32_t PseudoSumFor(const Ip& src, const Ip& dst, uint8_t proto, uint32_t len) {
+  if (IsV4(src) && IsV4(dst))
+    return PseudoSum(V4Of(src), V4Of(dst), proto, static_cast<uint16_t>(len));
+  uint32_t acc = Sum(Bytes(src.data(), src.size()));
+  acc = Sum(Bytes(dst.data(), dst.size()), acc);
+  uint64_t s = uint64_t{acc} + (len >> 16) + (len & 0xffff) + proto;
+  return static_cast<uint32_t>((s & 0xffffffff) + (s >> 32));
+}
+
+bool ParseIpv6(Bytes b, Ipv6Header* h, Bytes* payload) {
+  if (b.size() < kIpv6Len || (b[0] >> 4) != 6) return false;
+  h->tclass = static_cast<uint8_t>((b[0] << 4) | (b[1] >> 4));
+  h->payload_len = Load16(&b[4]);
+  h->next = b[6];
+  h->hop_limit = b[7];
+  memcpy(h->src.data(), &b[8], 16);
+  memcpy(h->dst.data(), &b[24], 16);
+  if (kIpv6Len + h->payload_len > b.size()) return false;
+  *payload = b.subspan(kIpv6Len, h->payload_len);
+  return true;
+}
+
+void WriteIpv6(uint8_t* p, const Ipv6Header& h) {
+  p[0] = static_cast<uint8_t>(0x60 | (h.tclass >> 4));
+  p[1] = static_cast<uint8_t>(h.tclass << 4);
+  p[2] = p[3] = 0;
+  Store16(p + 4, h.payload_len);
+  p[6] = h.next;
+  p[7] = h.hop_limit;
+  memcpy(p + 8, h.src.data(), 16);
+  memcpy(p + 24, h.dst.data(), 16);
+}
+
 bool ParseEth(Bytes frame, EthHeader* h, Bytes* payload) {
   if (frame.size() < kEthLen) return false;
   memcpy(h->dst.data(), &frame[0], 6);

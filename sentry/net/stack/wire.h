@@ -57,6 +57,8 @@ uint32_t Sum(Bytes b, uint32_t acc = 0);
 uint16_t Fold(uint32_t acc);
 // The IPv4 pseudo-header's part of a TCP or UDP checksum.
 uint32_t PseudoSum(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len);
+// The pseudo-header's part for either family (RFC 8200 8.1 for IPv6).
+uint32_t PseudoSumFor(const Ip& src, const Ip& dst, uint8_t proto, uint32_t len);
 
 constexpr uint16_t kEtherIpv4 = 0x0800;
 constexpr uint16_t kEtherArp = 0x0806;
@@ -81,7 +83,7 @@ struct ArpPacket {
 bool ParseArp(Bytes b, ArpPacket* a);
 void WriteArp(uint8_t* p, const ArpPacket& a);
 
-constexpr uint8_t kProtoIcmp = 1, kProtoTcp = 6, kProtoUdp = 17;
+constexpr uint8_t kProtoIcmp = 1, kProtoTcp = 6, kProtoUdp = 17, kProtoIcmp6 = 58;
 constexpr size_t kIpv4Len = 20;
 struct Ipv4Header {
   uint8_t ihl = 5;  // in 32-bit words
@@ -100,6 +102,24 @@ constexpr uint16_t kIpDf = 0x4000, kIpMf = 0x2000, kIpOffsetMask = 0x1fff;
 bool ParseIpv4(Bytes b, bool verify_checksum, Ipv4Header* h, Bytes* payload);
 // Writes a 20-byte header with its checksum.
 void WriteIpv4(uint8_t* p, const Ipv4Header& h);
+
+// IPv6 (RFC 8200): the fixed header. Extension headers are the caller's.
+constexpr size_t kIpv6Len = 40;
+struct Ipv6Header {
+  uint8_t tclass = 0;
+  uint16_t payload_len = 0;
+  uint8_t next = 0;
+  uint8_t hop_limit = 64;
+  Ip src{}, dst{};
+};
+// Checks the version and the payload length (the frame may carry padding
+// after it, which *payload leaves out).
+bool ParseIpv6(Bytes b, Ipv6Header* h, Bytes* payload);
+void WriteIpv6(uint8_t* p, const Ipv6Header& h);
+// ICMPv6 (RFC 4443) and neighbour discovery (RFC 4861).
+constexpr uint8_t kIcmp6EchoRequest = 128, kIcmp6EchoReply = 129, kNdpSolicit = 135,
+                  kNdpAdvert = 136;
+constexpr uint8_t kNdpSourceMac = 1, kNdpTargetMac = 2;  // option types
 
 // ICMP (RFC 792): the types the stack answers or reports.
 constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8,

@@ -1360,7 +1360,10 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   // A first sendto binds the wildcard and a port (inet_autobind).
   TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
   if (!IsLoopback(dst.ip) && !g_stack->IsLocal(dst.ip)) {
-    // Out through the sandbox's interfaces.
+    // Out through the sandbox's interfaces; a broadcast wants SO_BROADCAST.
+    if (g_stack->IsBroadcast(dst.ip) && IntOptionLocked(SOL_SOCKET, SO_BROADCAST, 0) == 0) {
+      return Errno{EACCES};
+    }
     netstack::UdpDatagram d;
     d.src = name_.ip;
     if (IsAny(d.src)) {

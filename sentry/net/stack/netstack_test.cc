@@ -526,6 +526,17 @@ TEST_F(TcpPair, ZeroWindowIsProbedAndReopens) {
   EXPECT_EQ(got, data);
 }
 
+TEST_F(TcpPair, ConnectToAnAddressNobodyHasIsHostUnreachable) {
+  // A route straight to 10.9.0.0/16 on the wire, where nobody answers ARP.
+  a.AddRoute(Route{V4(0x0a090000), 16, {}, false, 2});
+  int64_t start = now;
+  auto c = a.Connect(kIpA, 40003, V4(0x0a090001), 80, {}, now);
+  Run(60000, [&] { return c->state() == TcpEndpoint::kClosed; });
+  EXPECT_EQ(c->state(), TcpEndpoint::kClosed);
+  EXPECT_EQ(c->error(), EHOSTUNREACH);
+  EXPECT_LE(now - start, 5000 * kMs);  // after ARP's three tries, not SYN's six
+}
+
 TEST_F(TcpPair, SilentPeerTimesOut) {
   Conn c = Open();
   ASSERT_NE(c.server, nullptr);

@@ -134,6 +134,20 @@ int Stack::SourceFor(const Ip& dst, Ip* src) const {
   return ENETUNREACH;
 }
 
+bool Stack::IsBroadcast(const Ip& ip) const {
+  if (!IsV4(ip)) return false;
+  const uint32_t a = V4Of(ip);
+  if (a == 0xffffffff) return true;
+  for (const Nic& n : nics_) {
+    for (const auto& [addr, prefix] : n.addrs) {
+      if (!IsV4(addr) || prefix >= 31) continue;
+      const uint32_t host = prefix == 0 ? 0xffffffff : (1u << (32 - prefix)) - 1;
+      if ((V4Of(addr) | host) == a) return true;
+    }
+  }
+  return false;
+}
+
 bool Stack::IsLocal(const Ip& ip) const {
   for (const Nic& n : nics_) {
     for (const auto& [addr, prefix] : n.addrs) {
@@ -288,6 +302,7 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
   }
   counters_.ip_out_requests++;
   const Ip next_hop = r->has_gateway ? r->gateway : V4(dst);
+  const bool broadcast = IsBroadcast(V4(dst));
   Ipv4Header h;
   h.tos = tos;
   h.ttl = ttl;
@@ -303,7 +318,11 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
     auto* p = reinterpret_cast<uint8_t*>(packet.data());
     WriteIpv4(p, h);
     CopyBytes(p + kIpv4Len, l4);
-    Resolve(*nic, next_hop, std::move(packet), now);
+    if (broadcast) {
+      Transmit(*nic, kBroadcastMac, kEtherIpv4, Bytes(p, packet.size()));
+    } else {
+      Resolve(*nic, next_hop, std::move(packet), now);
+    }
     return 0;
   }
   if (df) return EMSGSIZE;
@@ -316,7 +335,11 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
     auto* p = reinterpret_cast<uint8_t*>(packet.data());
     WriteIpv4(p, h);
     CopyBytes(p + kIpv4Len, l4.subspan(off, len));
-    Resolve(*nic, next_hop, std::move(packet), now);
+    if (broadcast) {
+      Transmit(*nic, kBroadcastMac, kEtherIpv4, Bytes(p, packet.size()));
+    } else {
+      Resolve(*nic, next_hop, std::move(packet), now);
+    }
     counters_.ip_frag_creates++;
   }
   counters_.ip_frag_oks++;
@@ -970,7 +993,15 @@ int64_t Stack::Tick(int64_t now) {
     Neighbor& n = it->second;
     if (!n.resolved && n.expires <= now) {
       if (n.tries >= kArpTries) {
-        it = neighbors_.erase(it);  // its packets are lost, as Linux's are
+        // Its packets are lost, as Linux's are, and connections still
+        // opening to it fail (EHOSTUNREACH, as the local ICMP error says).
+        const Ip gone = it->first;
+        it = neighbors_.erase(it);
+        for (auto& [key, ep] : conns_) {
+          const Route* r = Lookup(ep->remote());
+          const Ip hop = r != nullptr && r->has_gateway ? r->gateway : ep->remote();
+          if (hop == gone) ep->Unreachable(EHOSTUNREACH);
+        }
         continue;
       }
       n.tries++;

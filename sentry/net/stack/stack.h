@@ -137,6 +137,8 @@ class Stack {
   int SourceFor(const Ip& dst, Ip* src) const;
   // An address of one of the interfaces.
   bool IsLocal(const Ip& ip) const;
+  // 255.255.255.255, or the broadcast address of an interface's subnet.
+  bool IsBroadcast(const Ip& ip) const;
   // The largest TCP payload an interface's MTU leaves for dst.
   uint16_t MssFor(const Ip& dst) const;
 

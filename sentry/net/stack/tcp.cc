@@ -84,6 +84,12 @@ void TcpEndpoint::SetState(State s, int64_t now) {
   if (s == kFinWait2 && orphan_) orphan_at_ = now + kFinTimeout;
 }
 
+void TcpEndpoint::Unreachable(int err) {
+  if (state_ != kSynSent) return;
+  if (stack_ != nullptr) stack_->mutable_counters().tcp_attempt_fails++;
+  Fail(err);
+}
+
 void TcpEndpoint::Fail(int err) {
   error_ = err;
   reset_ = true;

@@ -103,6 +103,9 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   // Sends what is queued now (TCP_NODELAY set, TCP_CORK cleared).
   void Push(int64_t now) { Output(now); }
   TcpInfoData Info(int64_t now) const;
+  // The way to the peer is gone (its address never resolved): a
+  // connection still opening fails with err; an open one carries on.
+  void Unreachable(int err);
 
   // Called (by the owner's lock) when the endpoint becomes readable,
   // writable, connected or failed.

@@ -537,6 +537,36 @@ TEST_F(TcpPair, ConnectToAnAddressNobodyHasIsHostUnreachable) {
   EXPECT_LE(now - start, 5000 * kMs);  // after ARP's three tries, not SYN's six
 }
 
+TEST_F(TcpPair, ManyUnreadConnectionsHoldNoMoreThanTheStacksLimit) {
+  b.SetReceiveLimit(2 << 20);
+  Listen(80, 64);
+  std::vector<std::shared_ptr<TcpEndpoint>> clients;
+  std::string chunk = Pattern(256 << 10);
+  for (uint16_t i = 0; i < 32; i++) {
+    clients.push_back(a.Connect(kIpA, static_cast<uint16_t>(41000 + i), kIpB, 80, {}, now));
+  }
+  // Every client writes 256 KiB nobody on b reads.
+  Run(2000, [&] {
+    for (auto& c : clients) {
+      if (c->Established() && c->SendQueued() == 0) {
+        c->Write(Bytes(reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size()), now);
+      }
+    }
+    return false;
+  });
+  EXPECT_EQ(hb.listener->ready.size(), 32u);
+  EXPECT_LE(b.ReceiveHeld(), size_t{2} << 20);
+  EXPECT_GT(b.ReceiveHeld(), size_t{1} << 20);
+  // Reading frees room, and the rest comes.
+  size_t got = 0;
+  Run(20000, [&] {
+    for (auto& s : hb.listener->ready) got += s->Read(1 << 20, false, now).size();
+    return false;
+  });
+  EXPECT_GE(got, 32u * chunk.size());
+  EXPECT_EQ(b.ReceiveHeld(), 0u);
+}
+
 TEST_F(TcpPair, SilentPeerTimesOut) {
   Conn c = Open();
   ASSERT_NE(c.server, nullptr);

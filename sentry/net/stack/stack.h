@@ -121,6 +121,10 @@ class Stack {
   // Adds an interface (its index is its position + 2: 1 is loopback's).
   int AddNic(const std::string& name, const Mac& mac, uint32_t mtu, Link* link, bool gso = false);
   void AddAddress(int nic, const Ip& addr, int prefix);
+  // The most received data all connections together may hold unread
+  // (256 MiB unless set).
+  void SetReceiveLimit(size_t bytes) { rx_limit_ = bytes; }
+  size_t ReceiveHeld() const { return rx_buffered_; }
   // Whether the interface's link takes GSO frames.
   void SetGso(int nic, bool on);
   // Routes are kept longest prefix first.
@@ -242,6 +246,11 @@ class Stack {
   std::map<Ip, Neighbor> neighbors_;
   std::map<ConnKey, std::shared_ptr<TcpEndpoint>> conns_;
   Counters counters_;
+  // What every connection holds received and unread (in order or past a
+  // hole): past rx_limit_, windows close (as Linux's tcp_mem does), so
+  // peers cannot make the sentry hold without bound.
+  size_t rx_limit_ = size_t{256} << 20;
+  size_t rx_buffered_ = 0;
   std::map<ReasmKey, Reassembly> reasm_;
   size_t reasm_bytes_ = 0;
   std::string frame_;  // scratch for outgoing frames

@@ -41,7 +41,19 @@ TcpEndpoint::TcpEndpoint(Stack* stack, const Ip& local, uint16_t lport, const Ip
   ts_offset_ = stack_->Random();
 }
 
-TcpEndpoint::~TcpEndpoint() = default;
+TcpEndpoint::~TcpEndpoint() {
+  if (stack_ != nullptr) stack_->rx_buffered_ -= std::min(stack_->rx_buffered_, Held());
+}
+
+void TcpEndpoint::AccountHeld(size_t before) {
+  if (stack_ == nullptr) return;
+  const size_t after = Held();
+  if (after >= before) {
+    stack_->rx_buffered_ += after - before;
+  } else {
+    stack_->rx_buffered_ -= std::min(stack_->rx_buffered_, before - after);
+  }
+}
 
 size_t TcpEndpoint::SendCapacity() const {
   return settings.sndbuf != 0 ? settings.sndbuf : kDefaultCapacity;
@@ -64,7 +76,12 @@ size_t TcpEndpoint::SendSpace() const {
 uint32_t TcpEndpoint::ReceiveSpace() const {
   size_t used = Readable() + ooo_bytes_;
   size_t cap = ReceiveCapacity();
-  return static_cast<uint32_t>(used < cap ? cap - used : 0);
+  size_t space = used < cap ? cap - used : 0;
+  if (stack_ != nullptr) {
+    const size_t all = stack_->rx_buffered_;
+    space = std::min(space, all < stack_->rx_limit_ ? stack_->rx_limit_ - all : 0);
+  }
+  return static_cast<uint32_t>(space);
 }
 
 void TcpEndpoint::SetState(State s, int64_t now) {
@@ -247,6 +264,7 @@ std::string TcpEndpoint::Read(size_t n, bool peek, int64_t now) {
   n = std::min(n, Readable());
   std::string out = rbuf_.substr(rbuf_off_, n);
   if (peek || n == 0) return out;
+  const size_t held = Held();
   uint32_t offered = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
   rbuf_off_ += n;
   if (rbuf_off_ == rbuf_.size()) {
@@ -256,6 +274,7 @@ std::string TcpEndpoint::Read(size_t n, bool peek, int64_t now) {
     rbuf_.erase(0, rbuf_off_);
     rbuf_off_ = 0;
   }
+  AccountHeld(held);
   // A window update when the window grew enough to matter (receiver-side
   // silly window avoidance), or when it reopens from below one segment.
   uint32_t space = ReceiveSpace();
@@ -593,6 +612,12 @@ bool TcpEndpoint::ProcessAck(const TcpHeader& h, size_t data_len, int64_t now) {
 }
 
 void TcpEndpoint::QueueData(uint32_t seq, Bytes data, int64_t now) {
+  const size_t held = Held();
+  QueueDataHeld(seq, data, now);
+  AccountHeld(held);
+}
+
+void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
   if (Lt(seq, rcv_nxt_)) {
     uint32_t skip = rcv_nxt_ - seq;
     if (skip >= data.size()) return;

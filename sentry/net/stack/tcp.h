@@ -135,6 +135,11 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   void InputSynSent(const TcpHeader& h, int64_t now);
   bool ProcessAck(const TcpHeader& h, size_t data_len, int64_t now);
   void QueueData(uint32_t seq, Bytes data, int64_t now);
+  void QueueDataHeld(uint32_t seq, Bytes data, int64_t now);
+  // The received bytes this connection holds, and telling the stack how
+  // that changed since `before`.
+  size_t Held() const { return Readable() + ooo_bytes_; }
+  void AccountHeld(size_t before);
   void ReceiveFin(int64_t now);
   void Negotiate(const TcpOptions& o);
   // Sends what the windows allow of the queued data (and the FIN).

@@ -39,6 +39,7 @@ struct VnetHeader {
 static_assert(sizeof(VnetHeader) == 10);
 constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;  // VIRTIO_NET_HDR_F_*
 constexpr uint8_t kVnetGsoTcpv4 = 1, kVnetGsoTcpv6 = 4;    // VIRTIO_NET_HDR_GSO_TCPV4, _TCPV6
+constexpr uint8_t kVnetGsoUdpL4 = 5;                       // VIRTIO_NET_HDR_GSO_UDP_L4
 
 // Frames go out with write(2) on the packet socket; a full queue drops
 // them, as a full device queue does (TCP sends them again).
@@ -107,10 +108,13 @@ void Loop(Network* net) {
   std::vector<pollfd> fds;
   for (const NicSpec& n : net->specs) fds.push_back({n.fd, POLLIN, 0});
   fds.push_back({net->wake_fd, POLLIN, 0});
+  size_t first = 0;  // the interface read first, in turn, so none starves the others
   for (;;) {
     int got = 0;
     bool more = false;
-    for (size_t i = 0; i < net->specs.size(); i++) {
+    first = (first + 1) % net->specs.size();
+    for (size_t k = 0; k < net->specs.size(); k++) {
+      const size_t i = (first + k) % net->specs.size();
       int from_this = 0;
       while (got < kBatch) {
         Slot& s = slots[got];
@@ -125,7 +129,12 @@ void Loop(Network* net) {
         mh.msg_controllen = sizeof(control);
         ssize_t n = recvmsg(net->specs[i].fd, &mh, MSG_DONTWAIT);
         if (n <= 0) break;
-        if (vnet && n < static_cast<ssize_t>(sizeof(vh))) continue;
+        // A GSO frame of UDP segments (UDP_SEGMENT on the host's side) is
+        // many datagrams the stack would take for one: it is dropped.
+        if (vnet &&
+            (n < static_cast<ssize_t>(sizeof(vh)) || (vh.gso_type & 0x7f) == kVnetGsoUdpL4)) {
+          continue;
+        }
         s.len = static_cast<size_t>(n) - (vnet ? sizeof(vh) : 0);
         s.nic = net->nic_index[i];
         // A frame of the host's own with its checksum left to offload (or

@@ -567,6 +567,41 @@ TEST_F(TcpPair, ManyUnreadConnectionsHoldNoMoreThanTheStacksLimit) {
   EXPECT_EQ(b.ReceiveHeld(), 0u);
 }
 
+TEST_F(TcpPair, SequenceNumbersWrapMidTransfer) {
+  // Both sides start just below 2^32: the send buffers straddle the wrap
+  // while data is queued and acknowledged.
+  a.SetIsnForTest(0xffff0000u);
+  b.SetIsnForTest(0xfffff000u);
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  std::string data = Pattern(2 << 20);
+  EXPECT_EQ(Transfer(*c.client, *c.server, data), data);
+  EXPECT_EQ(Transfer(*c.server, *c.client, data), data);
+}
+
+TEST_F(TcpPair, AHandshakeCompletedAfterItsListenerClosedIsReset) {
+  Listen(80);
+  // The client's final ACK is held back until the listener is gone.
+  std::deque<std::string> held;
+  bool hold = true;
+  int n = 0;
+  wa.drop = [&](const std::string& f) {
+    if (!hold || ++n <= 2) return false;  // a's ARP request and SYN pass
+    held.push_back(f);
+    return true;
+  };
+  auto client = a.Connect(kIpA, 40004, kIpB, 80, {}, now);
+  Run(200, [&] { return client->Established(); });
+  ASSERT_TRUE(client->Established());
+  hb.listener->Close(now);
+  hold = false;
+  for (std::string& f : held) to_b.push_back(std::move(f));
+  Run(1000);
+  EXPECT_TRUE(b.Connections().empty());
+  EXPECT_EQ(client->state(), TcpEndpoint::kClosed);
+  EXPECT_EQ(client->error(), ECONNRESET);
+}
+
 TEST_F(TcpPair, SilentPeerTimesOut) {
   Conn c = Open();
   ASSERT_NE(c.server, nullptr);

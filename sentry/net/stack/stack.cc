@@ -20,6 +20,9 @@ constexpr size_t kMaxConnections = 65536;
 // Fragments: kept 30 s (ipfrag_time), at most 4 MB of them (ipfrag_high_thresh).
 constexpr int64_t kReasmTimeout = 30 * kSecond;
 constexpr size_t kReasmMaxBytes = 4 << 20;
+constexpr size_t kReasmOverhead = 128;        // a kept fragment's cost beyond its bytes
+constexpr size_t kReasmMaxDatagrams = 256;    // datagrams being put back together
+constexpr size_t kPendingMaxBytes = 4 << 20;  // packets waiting for addresses to resolve
 
 bool InPrefix(const Ip& a, const Ip& net, int prefix) {
   for (int i = 0; i < 16 && prefix > 0; i++, prefix -= 8) {
@@ -74,6 +77,7 @@ uint32_t Stack::Random() {
 }
 
 uint32_t Stack::NewIsn(int64_t now) {
+  if (isn_set_) return isn_for_test_;
   // RFC 6528: a clock (4 us ticks) plus a per-connection random part.
   return static_cast<uint32_t>(now / 4000) + Random();
 }
@@ -212,8 +216,10 @@ void Stack::Learn(Nic& nic, const Ip& ip, const Mac& mac, bool create, int64_t n
   n.resolved = true;
   n.expires = now + kArpReachable;
   n.tries = 0;
+  n.stale_probes = 0;
   std::deque<std::string> pending = std::move(n.pending);
   n.pending.clear();
+  for (const std::string& p : pending) pending_bytes_ -= std::min(pending_bytes_, p.size());
   for (const std::string& p : pending) {
     Transmit(nic, n.mac, IsV4(ip) ? kEtherIpv4 : kEtherIpv6,
              Bytes(reinterpret_cast<const uint8_t*>(p.data()), p.size()));
@@ -265,21 +271,43 @@ void Stack::Resolve(Nic& nic, const Ip& next_hop, std::string packet, int64_t no
       // Forget the unresolved first, then anything.
       auto victim = std::find_if(neighbors_.begin(), neighbors_.end(),
                                  [](const auto& e) { return !e.second.resolved; });
-      neighbors_.erase(victim != neighbors_.end() ? victim : neighbors_.begin());
+      auto gone = victim != neighbors_.end() ? victim : neighbors_.begin();
+      for (const std::string& p : gone->second.pending) {
+        pending_bytes_ -= std::min(pending_bytes_, p.size());
+      }
+      neighbors_.erase(gone);
     }
     it = neighbors_.emplace(next_hop, Neighbor{}).first;
   }
   Neighbor& n = it->second;
   if (n.resolved) {
-    // Stale: ask again, but keep using the old address meanwhile.
-    n.resolved = false;
-    n.tries = 0;
-    n.expires = now;
+    // Stale: the old address is used meanwhile, while it is asked again
+    // (a few times; an answer makes it fresh).
+    Transmit(nic, n.mac, type,
+             Bytes(reinterpret_cast<const uint8_t*>(packet.data()), packet.size()));
+    if (n.stale_probes >= kArpTries) {
+      neighbors_.erase(it);
+      return;
+    }
+    n.stale_probes++;
+    n.expires = now + kArpRetry;
+    if (IsV4(next_hop)) {
+      SendArp(nic, kArpRequest, Mac{}, V4Of(next_hop), kBroadcastMac);
+    } else {
+      SendSolicit(nic, next_hop);
+    }
+    return;
   }
-  if (n.pending.size() >= kArpQueue) {
+  if (n.pending.size() >= kArpQueue || pending_bytes_ + packet.size() > kPendingMaxBytes) {
+    if (n.pending.empty()) {
+      nic.tx_dropped++;
+      return;
+    }
+    pending_bytes_ -= n.pending.front().size();
     n.pending.pop_front();
     nic.tx_dropped++;
   }
+  pending_bytes_ += packet.size();
   n.pending.push_back(std::move(packet));
   if (n.tries == 0) {
     n.tries = 1;
@@ -365,6 +393,14 @@ void Stack::InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now) {
     counters_.ip_in_addr_errors++;  // the sandbox does not forward
     return;
   }
+  // Martian sources (RFC 1812 5.3.7): nobody on the wire is 0.0.0.0,
+  // loopback, multicast, a broadcast address or this sandbox.
+  const uint32_t src = ip.src;
+  if (src == 0 || (src >> 24) == 127 || (src >> 28) == 0xe || IsBroadcast(V4(src)) ||
+      IsLocal(V4(src))) {
+    counters_.ip_in_addr_errors++;
+    return;
+  }
   if ((ip.frag & (kIpMf | kIpOffsetMask)) != 0) {
     Reassemble(ip, payload, broadcast, now);
     return;
@@ -386,25 +422,32 @@ void Stack::Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int6
       reasm_.erase(it);
     }
   };
-  // Every fragment but the last carries a multiple of 8 bytes, and none
-  // reaches past the largest datagram.
-  if ((more && len % 8 != 0) || off + len > 65535 - kIpv4Len || (more && len == 0)) {
+  // Every fragment carries bytes, all but the last a multiple of 8, and
+  // none reaches past the largest datagram.
+  if ((more && len % 8 != 0) || off + len > 65535 - kIpv4Len || len == 0) {
     fail();
     return;
   }
-  if (reasm_.find(key) == reasm_.end()) {
-    // Room first: the oldest datagrams give way.
-    while (!reasm_.empty() && reasm_bytes_ + len > kReasmMaxBytes) {
-      auto oldest = std::min_element(
-          reasm_.begin(), reasm_.end(),
-          [](const auto& a, const auto& b) { return a.second.expires < b.second.expires; });
-      reasm_bytes_ -= oldest->second.bytes;
-      reasm_.erase(oldest);
-      counters_.ip_reasm_fails++;
-    }
-    if (len > kReasmMaxBytes) return;
-    reasm_[key].expires = now + kReasmTimeout;
+  // Each fragment is charged its bytes and what keeping it costs; every
+  // fragment, not just a datagram's first, makes room by letting the
+  // oldest datagrams go, and so does a datagram past the count's limit.
+  const size_t charge = len + kReasmOverhead;
+  const bool fresh = reasm_.find(key) == reasm_.end();
+  while (!reasm_.empty() && (reasm_bytes_ + charge > kReasmMaxBytes ||
+                             (fresh && reasm_.size() >= kReasmMaxDatagrams))) {
+    auto oldest = std::min_element(reasm_.begin(), reasm_.end(), [](const auto& a, const auto& b) {
+      return a.second.expires < b.second.expires;
+    });
+    if (!fresh && oldest->first == key) break;
+    reasm_bytes_ -= oldest->second.bytes;
+    reasm_.erase(oldest);
+    counters_.ip_reasm_fails++;
   }
+  if (reasm_bytes_ + charge > kReasmMaxBytes) {
+    fail();
+    return;
+  }
+  if (fresh) reasm_[key].expires = now + kReasmTimeout;
   Reassembly& r = reasm_[key];
   // Overlapping fragments end the datagram (as Linux has since 4.19, and
   // RFC 5722 asks of IPv6): they are how filters are fooled.
@@ -433,8 +476,8 @@ void Stack::Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int6
     r.have_first = true;
   }
   r.frags.emplace(off, std::string(payload.begin(), payload.end()));
-  r.bytes += len;
-  reasm_bytes_ += len;
+  r.bytes += charge;
+  reasm_bytes_ += charge;
   if (r.total == 0 || !r.have_first) return;
   uint32_t at = 0;
   for (const auto& [o, data] : r.frags) {
@@ -686,6 +729,14 @@ void Stack::InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, int6
   Bytes payload;
   if (!ParseIpv6(b, &ip, &payload)) {
     counters_.ip_in_hdr_errors++;
+    return;
+  }
+  // No IPv4 in IPv6's clothes, and no source that cannot be a neighbour's
+  // (multicast, loopback, this sandbox; unspecified is duplicate address
+  // detection's own).
+  if (IsV4(ip.dst) || IsV4(ip.src) || IsMulticast6(ip.src) ||
+      ip.src == Ip{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1} || IsLocal(ip.src)) {
+    counters_.ip_in_addr_errors++;
     return;
   }
   bool ours = IsLocal(ip.dst) || ip.dst == kAllNodes;
@@ -996,6 +1047,7 @@ int64_t Stack::Tick(int64_t now) {
         // Its packets are lost, as Linux's are, and connections still
         // opening to it fail (EHOSTUNREACH, as the local ICMP error says).
         const Ip gone = it->first;
+        for (const std::string& p : n.pending) pending_bytes_ -= std::min(pending_bytes_, p.size());
         it = neighbors_.erase(it);
         for (auto& [key, ep] : conns_) {
           const Route* r = Lookup(ep->remote());

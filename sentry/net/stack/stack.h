@@ -171,6 +171,11 @@ class Stack {
   // hop's address is known.
   uint32_t GsoMax(const Ip& dst, int64_t now) const;
   uint32_t NewIsn(int64_t now);
+  // Tests: the next connections' initial sequence numbers start at isn.
+  void SetIsnForTest(uint32_t isn) {
+    isn_for_test_ = isn;
+    isn_set_ = true;
+  }
   uint32_t Random();
 
  private:
@@ -179,7 +184,8 @@ class Stack {
     bool resolved = false;
     int64_t expires = 0;  // resolved: until then; else: the next request
     int tries = 0;
-    std::deque<std::string> pending;  // IPv4 packets waiting for the address
+    int stale_probes = 0;             // asked again while used stale
+    std::deque<std::string> pending;  // IP packets waiting for the address
   };
   using ConnKey = std::tuple<Ip, uint16_t, Ip, uint16_t>;  // local, remote
   // What the transports need of an arriving datagram's IP header.
@@ -251,6 +257,9 @@ class Stack {
   // peers cannot make the sentry hold without bound.
   size_t rx_limit_ = size_t{256} << 20;
   size_t rx_buffered_ = 0;
+  size_t pending_bytes_ = 0;  // in all neighbours' pending queues
+  uint32_t isn_for_test_ = 0;
+  bool isn_set_ = false;
   std::map<ReasmKey, Reassembly> reasm_;
   size_t reasm_bytes_ = 0;
   std::string frame_;  // scratch for outgoing frames

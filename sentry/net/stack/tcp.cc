@@ -133,6 +133,7 @@ void TcpEndpoint::StartConnect(int64_t now) {
 void TcpEndpoint::StartPassive(const TcpHeader& syn, std::weak_ptr<TcpListener> listener,
                                int64_t now) {
   listener_ = std::move(listener);
+  passive_ = true;
   irs_ = syn.seq;
   rcv_nxt_ = syn.seq + 1;
   Negotiate(syn.opts);
@@ -161,9 +162,10 @@ void TcpEndpoint::Negotiate(const TcpOptions& o) {
   sack_ok_ = o.sack_ok;
   ts_ok_ = o.has_ts;
   if (ts_ok_) ts_recent_ = o.tsval;
-  mss_ = std::min(peer_mss_, adv_mss_);
-  if (ts_ok_) mss_ = static_cast<uint16_t>(mss_ - 12);
-  if (mss_ < 64) mss_ = 64;
+  // At least 64 bytes of payload whatever the peer says, the timestamp
+  // option's 12 bytes taken out of the segment first.
+  int mss = std::min<int>(peer_mss_, adv_mss_) - (ts_ok_ ? 12 : 0);
+  mss_ = static_cast<uint16_t>(std::max(mss, 64));
   cwnd_ = 10 * uint32_t{mss_};  // RFC 6928
 }
 
@@ -222,7 +224,9 @@ void TcpEndpoint::SendSegment(uint32_t seq, uint8_t flags, Bytes data, int64_t n
     h.opts.tsval = TsNow(now);
     h.opts.tsecr = ts_recent_;
   }
-  if (sack_ok_ && !ooo_.empty()) {
+  // SACK blocks ride on segments with room for them within the MSS (pure
+  // ACKs, short segments): a full one stays within the path's MTU.
+  if (sack_ok_ && !ooo_.empty() && data.size() + 36 <= mss_) {
     // The blocks past the hole, merged, lowest first.
     for (const auto& [pos, bytes] : ooo_) {
       uint32_t start = rcv_nxt_ + static_cast<uint32_t>(pos - rcv_pos_);
@@ -383,11 +387,11 @@ void TcpEndpoint::Output(int64_t now) {
     if (uint32_t g = stack_->GsoMax(remote_, now); g > mss_) max_seg = g / mss_ * mss_;
     uint32_t len = std::min({avail, max_seg, usable});
     if (len > mss_ && len < avail) len = len / mss_ * mss_;
-    bool fin_now = fin_queued_ && !fin_sent_ && len == avail;
+    bool fin_now = fin_queued_ && !fin_sent_ && !fin_acked_ && len == avail;
     if (len == 0) {
       if (fin_now && avail == 0) {
         SendSegment(snd_nxt_, kFin | kAck, {}, now);
-        fin_sent_ = true;
+        fin_sent_ = fin_ever_ = true;
         fin_seq_ = snd_nxt_;
         snd_nxt_++;
         if (Gt(snd_nxt_, snd_max_)) snd_max_ = snd_nxt_;
@@ -419,7 +423,7 @@ void TcpEndpoint::Output(int64_t now) {
     }
     snd_nxt_ += len;
     if (fin_now) {
-      fin_sent_ = true;
+      fin_sent_ = fin_ever_ = true;
       fin_seq_ = snd_nxt_;
       snd_nxt_++;
     }
@@ -539,7 +543,7 @@ bool TcpEndpoint::ProcessAck(const TcpHeader& h, size_t data_len, int64_t now) {
     snd_wl2_ = ack;
     if (snd_wnd_ > 0) {
       persist_at_ = INT64_MAX;
-      probes_ = 0;
+      persist_probes_ = 0;
     }
   }
   if (sack_ok_) {
@@ -574,7 +578,10 @@ bool TcpEndpoint::ProcessAck(const TcpHeader& h, size_t data_len, int64_t now) {
   if (timing_ && Ge(ack, timed_seq_)) timing_ = false;
   uint32_t data_start = sbuf_seq_;
   uint32_t data_end = sbuf_seq_ + static_cast<uint32_t>(SendQueued());
-  uint32_t data_acked = Gt(ack, data_start) ? std::min(ack, data_end) - data_start : 0;
+  // In sequence space (a buffer may straddle 2^32): the bytes up to the
+  // ACK or the end of what is queued, whichever comes first.
+  const uint32_t upto = Lt(ack, data_end) ? ack : data_end;
+  uint32_t data_acked = Gt(upto, data_start) ? upto - data_start : 0;
   sbuf_off_ += data_acked;
   sbuf_seq_ += data_acked;
   if (sbuf_off_ == sbuf_.size()) {
@@ -587,7 +594,8 @@ bool TcpEndpoint::ProcessAck(const TcpHeader& h, size_t data_len, int64_t now) {
   bytes_acked_ += data_acked;
   snd_una_ = ack;
   if (Lt(snd_nxt_, snd_una_)) snd_nxt_ = snd_una_;
-  if (fin_sent_ && Gt(ack, fin_seq_)) fin_acked_ = true;
+  // (fin_seq_ stays once a FIN went, even while an RTO means to send it again.)
+  if ((fin_sent_ || fin_ever_) && Gt(ack, fin_seq_)) fin_acked_ = true;
   while (!sacked_.empty() && Le(sacked_.front()[1], snd_una_)) sacked_.erase(sacked_.begin());
   if (!sacked_.empty() && Lt(sacked_.front()[0], snd_una_)) sacked_.front()[0] = snd_una_;
   retries_ = 0;
@@ -659,6 +667,24 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     return;
   }
   uint64_t pos = rcv_pos_ + offset;
+  // A segment that continues the last piece past the hole joins it (one
+  // entry per run of data, not per segment), and the pieces are few: a
+  // peer sending tiny segments past a hole cannot make many, and each
+  // costs a segment's worth of the window.
+  if (!ooo_.empty()) {
+    auto last = std::prev(ooo_.end());
+    if (last->first + last->second.size() == pos) {
+      last->second.append(reinterpret_cast<const char*>(data.data()), data.size());
+      ooo_bytes_ += data.size();
+      SendAck(now);
+      return;
+    }
+  }
+  constexpr size_t kMaxPieces = 64;
+  if (ooo_.size() >= kMaxPieces && ooo_.find(pos) == ooo_.end()) {
+    SendAck(now);  // dropped: it comes again
+    return;
+  }
   auto [it, inserted] = ooo_.emplace(pos, std::string());
   if (inserted || it->second.size() < data.size()) {
     ooo_bytes_ += data.size() - it->second.size();
@@ -755,8 +781,24 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
   bool zero_window_data = !acceptable && wnd == 0 && h.seq == rcv_nxt_;
   if (!acceptable && !zero_window_data) {
     if (!(h.flags & kRst)) {
-      if (state_ == kTimeWait) timewait_at_ = now + kTimeWaitLen;
-      if (state_ == kSynRecv && (h.flags & kSyn) && h.seq == irs_) {
+      // A FIN sent again restarts TIME_WAIT (its ACK was lost); nothing
+      // else may keep it.
+      if (state_ == kTimeWait && (h.flags & kFin) && h.seq + seg_len == rcv_nxt_) {
+        timewait_at_ = now + kTimeWaitLen;
+      }
+      if (state_ == kSynRecv && !passive_ && (h.flags & (kSyn | kAck)) == (kSyn | kAck) &&
+          h.seq == irs_ && Lt(snd_una_, h.ack) && Le(h.ack, snd_max_)) {
+        // A simultaneous open completes with the peer's SYN-ACK.
+        snd_una_ = h.ack;
+        snd_wnd_ = uint32_t{h.window} << snd_wscale_;
+        snd_wl1_ = h.seq;
+        snd_wl2_ = h.ack;
+        rto_at_ = INT64_MAX;
+        retries_ = backoff_ = 0;
+        state_ = kEstablished;
+        SendAck(now);
+        Notify();
+      } else if (state_ == kSynRecv && (h.flags & kSyn) && h.seq == irs_) {
         SendSyn(now);  // our SYN-ACK was lost
       } else {
         SendAck(now);
@@ -780,7 +822,13 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
       return;
     }
     if (state_ == kSynRecv) {
-      SetState(kClosed, now);  // a passive open just goes
+      // A passive open just goes; an active one (a simultaneous open) is
+      // refused.
+      if (passive_) {
+        SetState(kClosed, now);
+      } else {
+        Fail(ECONNREFUSED);
+      }
       return;
     }
     bool closing = state_ == kClosing || state_ == kLastAck || state_ == kTimeWait;
@@ -803,6 +851,12 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
       return;
     }
     std::shared_ptr<TcpListener> l = listener_.lock();
+    if (passive_ && (l == nullptr || l->closed)) {
+      // Its listener is gone: nobody would ever accept it.
+      SendRst(h.ack, now);
+      SetState(kClosed, now);
+      return;
+    }
     snd_una_ = h.ack;
     snd_wnd_ = uint32_t{h.window} << snd_wscale_;
     snd_wl1_ = h.seq;
@@ -823,6 +877,7 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
       if (l->notify) l->notify();
     }
     if (settings.keepalive) keepalive_at_ = now + int64_t{settings.keepidle} * kSecond;
+    if (!passive_) Notify();  // a simultaneous open's connect() is done
   } else if (!ProcessAck(h, data.size(), now)) {
     return;
   }
@@ -921,9 +976,19 @@ void TcpEndpoint::OnTimer(int64_t now) {
   if (persist_at_ <= now) {
     // A zero-window probe: an old byte's sequence, answered with the
     // window as it is.
+    // An orphan whose peer keeps its window shut gives up (as
+    // tcp_orphan_retries' 8 probes), and so does one past TCP_USER_TIMEOUT.
+    if ((orphan_ && persist_probes_ >= 8) ||
+        (settings.user_timeout_ms != 0 && persist_probes_ > 0 &&
+         now - persist_since_ >= int64_t{settings.user_timeout_ms} * kMs)) {
+      SendRst(snd_nxt_, now);
+      Fail(ETIMEDOUT);
+      return;
+    }
+    if (persist_probes_ == 0) persist_since_ = now;
     SendSegment(snd_una_ - 1, kAck, {}, now);
-    if (probes_ < 16) probes_++;
-    persist_at_ = now + std::min(std::max(rto_, kMinRto) << probes_, kMaxRto);
+    if (persist_probes_ < 16) persist_probes_++;
+    persist_at_ = now + std::min(std::max(rto_, kMinRto) << persist_probes_, kMaxRto);
   }
   if (keepalive_at_ <= now) {
     if (!settings.keepalive || !Established()) {

@@ -184,6 +184,8 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   size_t sbuf_off_ = 0;
   uint32_t sbuf_seq_ = 0;
   bool fin_queued_ = false, fin_sent_ = false, fin_acked_ = false;
+  bool fin_ever_ = false;  // a FIN went out once (fin_seq_ is its sequence)
+  bool passive_ = false;   // made by a SYN to a listener
   uint32_t fin_seq_ = 0;
   uint16_t mss_ = 536, peer_mss_ = 536, adv_mss_ = 1460;
   int snd_wscale_ = 0, rcv_wscale_ = 0;
@@ -225,7 +227,9 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   int64_t rto_at_ = INT64_MAX, delack_at_ = INT64_MAX, persist_at_ = INT64_MAX,
           keepalive_at_ = INT64_MAX, timewait_at_ = INT64_MAX, orphan_at_ = INT64_MAX;
   int64_t last_recv_ = 0, first_rto_at_ = 0;
-  int probes_ = 0;
+  int probes_ = 0;  // keepalive's
+  int persist_probes_ = 0;
+  int64_t persist_since_ = 0;
 
   int error_ = 0;
   bool reset_ = false;

@@ -104,6 +104,56 @@ int ChangeAddress(int type, int ifindex, const netstack::Ip& ip, int prefix) {
   return err;
 }
 
+// RTM_NEWROUTE of a gateway route through interface `ifindex`; 0 or an
+// errno.
+int AddGatewayRoute(int ifindex, const net::RouteSpec& r) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return errno;
+  const bool v4 = netstack::IsV4(r.dst);
+  const size_t alen = v4 ? 4 : 16;
+  struct {
+    nlmsghdr nh;
+    rtmsg rt;
+    char attrs[128];
+  } req{};
+  req.nh.nlmsg_type = RTM_NEWROUTE;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  req.nh.nlmsg_seq = 1;
+  req.rt.rtm_family = v4 ? AF_INET : AF_INET6;
+  req.rt.rtm_dst_len = static_cast<uint8_t>(r.prefix);
+  req.rt.rtm_table = RT_TABLE_MAIN;
+  req.rt.rtm_protocol = RTPROT_BOOT;
+  req.rt.rtm_scope = RT_SCOPE_UNIVERSE;
+  req.rt.rtm_type = RTN_UNICAST;
+  size_t len = NLMSG_LENGTH(sizeof(rtmsg));
+  auto attr = [&](uint16_t type, const void* data, size_t n) {
+    auto* rta = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) + NLMSG_ALIGN(len));
+    rta->rta_type = type;
+    rta->rta_len = static_cast<unsigned short>(RTA_LENGTH(n));
+    memcpy(RTA_DATA(rta), data, n);
+    len = NLMSG_ALIGN(len) + RTA_ALIGN(rta->rta_len);
+  };
+  if (r.prefix > 0) attr(RTA_DST, v4 ? r.dst.data() + 12 : r.dst.data(), alen);
+  attr(RTA_GATEWAY, v4 ? r.gateway.data() + 12 : r.gateway.data(), alen);
+  const uint32_t oif = static_cast<uint32_t>(ifindex);
+  attr(RTA_OIF, &oif, sizeof(oif));
+  req.nh.nlmsg_len = static_cast<uint32_t>(len);
+  int err = 0;
+  if (send(fd, &req, len, 0) < 0) {
+    err = errno;
+  } else {
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    auto* nh = reinterpret_cast<nlmsghdr*>(buf);
+    if (n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr))) &&
+        nh->nlmsg_type == NLMSG_ERROR) {
+      err = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(nh))->error;
+    }
+  }
+  close(fd);
+  return err;
+}
+
 int OpenPacketSocket(int ifindex, bool* vnet) {
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
   if (fd < 0) return -1;
@@ -232,6 +282,30 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
     r.nic = name;
     out->routes.push_back(r);
   }
+  // IPv6's: "DST LEN SRC LEN NEXTHOP METRIC REFCNT USE FLAGS IFACE", hex.
+  std::ifstream routes6("/proc/net/ipv6_route");
+  while (std::getline(routes6, line)) {
+    std::istringstream in(line);
+    std::string dst, src, hop, name;
+    unsigned len, slen, metric, refcnt, use, flags;
+    if (!(in >> dst >> std::hex >> len >> src >> slen >> hop >> metric >> refcnt >> use >> flags >>
+          name) ||
+        dst.size() != 32 || hop.size() != 32 || !(flags & RTF_UP) || !(flags & RTF_GATEWAY)) {
+      continue;
+    }
+    bool ours = false;
+    for (const net::NicSpec& n : out->nics) ours = ours || n.name == name;
+    if (!ours) continue;
+    net::RouteSpec r;
+    for (int i = 0; i < 16; i++) {
+      r.dst[i] = static_cast<uint8_t>(std::stoi(dst.substr(2 * i, 2), nullptr, 16));
+      r.gateway[i] = static_cast<uint8_t>(std::stoi(hop.substr(2 * i, 2), nullptr, 16));
+    }
+    r.prefix = static_cast<int>(len);
+    r.has_gateway = true;
+    r.nic = name;
+    out->routes.push_back(r);
+  }
   for (const TakenNetwork::Removed& r : out->removed) {
     if (int e = ChangeAddress(RTM_DELADDR, r.ifindex, r.addr, r.prefix); e != 0) {
       *why = absl::StrCat("take the address off interface ", r.ifindex, ": ", strerror(e));
@@ -245,6 +319,13 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
 void RestoreNetwork(TakenNetwork* taken) {
   for (const TakenNetwork::Removed& r : taken->removed) {
     ChangeAddress(RTM_NEWADDR, r.ifindex, r.addr, r.prefix);
+  }
+  // The gateway routes went with the addresses: they come back too.
+  if (!taken->removed.empty()) {
+    for (const net::RouteSpec& r : taken->routes) {
+      const int index = static_cast<int>(if_nametoindex(r.nic.c_str()));
+      if (index != 0) AddGatewayRoute(index, r);
+    }
   }
   taken->removed.clear();
   for (net::NicSpec& n : taken->nics) {

@@ -158,40 +158,39 @@ void PutAddrs(Builder& b, const std::vector<InterfaceInfo>& ifs, int family, uin
 
 // RTM_NEWROUTE for the main table's IPv4 routes (the stack's; loopback's
 // live in the local table, which a dump of main leaves out).
-void PutRoutes(Builder& b, const std::vector<InterfaceInfo>& ifs, uint16_t flags, uint32_t seq) {
+void PutRoutes(Builder& b, const std::vector<InterfaceInfo>& ifs, int family, uint16_t flags,
+               uint32_t seq) {
   for (const RouteSpec& r : Routes()) {
+    const bool v4 = netstack::IsV4(r.dst);
+    if (family != AF_UNSPEC && family != (v4 ? AF_INET : AF_INET6)) continue;
+    // An address as the family writes it: 4 bytes of IPv4, or 16.
+    auto put = [&](uint16_t type, const netstack::Ip& ip) {
+      b.Attr(type, v4 ? ip.data() + 12 : ip.data(), v4 ? 4 : 16);
+    };
     b.Begin(RTM_NEWROUTE, flags, seq);
     rtmsg rt{};
-    rt.rtm_family = AF_INET;
+    rt.rtm_family = static_cast<uint8_t>(v4 ? AF_INET : AF_INET6);
     rt.rtm_dst_len = static_cast<uint8_t>(r.prefix);
     rt.rtm_table = RT_TABLE_MAIN;
     rt.rtm_protocol = r.has_gateway ? RTPROT_BOOT : RTPROT_KERNEL;
-    rt.rtm_scope = r.has_gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+    rt.rtm_scope = r.has_gateway || !v4 ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
     rt.rtm_type = RTN_UNICAST;
     b.Put(&rt, sizeof(rt));
     b.AttrU32(RTA_TABLE, RT_TABLE_MAIN);
-    if (r.prefix > 0) {
-      const in_addr dst = {htonl(netstack::V4Of(r.dst))};
-      b.Attr(RTA_DST, &dst, sizeof(dst));
-    }
+    if (r.prefix > 0) put(RTA_DST, r.dst);
     int oif = 0;
     for (const InterfaceInfo& i : ifs) {
-      if (i.name == r.nic) {
-        oif = i.index;
-        if (!r.has_gateway) {
-          for (const auto& [ip, prefix] : i.addrs) {
-            if (!netstack::IsV4(ip)) continue;
-            const in_addr src = {htonl(netstack::V4Of(ip))};
-            b.Attr(RTA_PREFSRC, &src, sizeof(src));
-            break;
-          }
+      if (i.name != r.nic) continue;
+      oif = i.index;
+      if (!r.has_gateway && v4) {
+        for (const auto& [ip, prefix] : i.addrs) {
+          if (!netstack::IsV4(ip)) continue;
+          put(RTA_PREFSRC, ip);
+          break;
         }
       }
     }
-    if (r.has_gateway) {
-      const in_addr gw = {htonl(netstack::V4Of(r.gateway))};
-      b.Attr(RTA_GATEWAY, &gw, sizeof(gw));
-    }
+    if (r.has_gateway) put(RTA_GATEWAY, r.gateway);
     b.AttrU32(RTA_OIF, static_cast<uint32_t>(oif));
     b.End();
   }
@@ -470,8 +469,8 @@ class NetlinkSocket : public Socket {
           }
           break;
         case RTM_GETROUTE:
-          if (dump && (family == AF_UNSPEC || family == AF_INET)) {
-            PutRoutes(b, ifs, NLM_F_MULTI, h.nlmsg_seq);
+          if (dump) {
+            PutRoutes(b, ifs, family, NLM_F_MULTI, h.nlmsg_seq);
           } else if (!dump) {
             error = ENETUNREACH;
           }

@@ -23,6 +23,8 @@ if [ "$1" = --inside ]; then
   d=$(mktemp -d /tmp/sb.XXXXXX)
   ip -4 addr show | grep -o 'inet 10\.201\.0\.2/30' | sed 's/^/inside: /'
   ip -6 addr show | grep -o 'inet6 fd00:201::2/64' | sed 's/^/inside: /'
+  ip route show default | grep -o 'default via 10.201.0.1' | sed 's/^/inside: /'
+  ip -6 route show default | grep -o 'default via fd00:201::1' | sed 's/^/inside: /'
   mkdir -p "$d/www" "$d/logs"
   echo "a page from nginx in the sandbox" >"$d/www/index.html"
   seq 1 300000 >"$d/www/big"
@@ -113,6 +115,9 @@ nsenter -t "$hold" -n ip link set s0 up
 # IPv6 as well: a unique-local /64 on the pair (no duplicate address detection to wait for).
 ip addr add fd00:201::1/64 dev h0 nodad
 nsenter -t "$hold" -n ip addr add fd00:201::2/64 dev s0 nodad
+# Default routes through the host side: the sandbox takes them, and they come back after.
+nsenter -t "$hold" -n ip route add default via 10.201.0.1
+nsenter -t "$hold" -n ip -6 route add default via fd00:201::1
 
 mkdir -p "$dir/www"
 echo "a page from the host side" >"$dir/www/host.txt"
@@ -178,11 +183,17 @@ nsenter -t "$hold" -n ip -4 addr show dev s0 | grep -q 'inet 10.201.0.2/30' ||
   fail "the address did not come back to the host's side"
 nsenter -t "$hold" -n ip -6 addr show dev s0 | grep -q 'inet6 fd00:201::2/64' ||
   fail "the IPv6 address did not come back to the host's side"
-echo "host: the addresses are back on s0"
+nsenter -t "$hold" -n ip route show default | grep -q 'via 10.201.0.1' ||
+  fail "the default route did not come back"
+nsenter -t "$hold" -n ip -6 route show default | grep -q 'via fd00:201::1' ||
+  fail "the IPv6 default route did not come back"
+echo "host: the addresses and default routes are back on s0"
 
 cat >"$dir/want" <<WANT
 inside: inet 10.201.0.2/30
 inside: inet6 fd00:201::2/64
+inside: default via 10.201.0.1
+inside: default via fd00:201::1
 inside: curl to the host: a page from the host side
 inside: ping 10.201.0.1: 2 received
 inside: ping 127.0.0.1: 2 received

@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -416,6 +417,13 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   Result<size_t> SendInetDatagram(Task& t, SendRequest& req)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+  // Gives a datagram to every UDP socket bound to `port` (at the wildcard
+  // or the group) that joined `group`; true if one did.
+  // The sockets it found go to *keep, to be let go after the lock.
+  static bool DeliverMulticastLocked(const std::array<uint8_t, 16>& group, uint16_t port,
+                                     const Name& from, std::string_view data, int ttl, int ifindex,
+                                     std::vector<std::shared_ptr<UnixSocket>>* keep)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   // A ping socket's echo request: answered here for the sandbox's own
   // addresses, sent through the stack otherwise.
   Result<size_t> SendPing(Task& t, SendRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
@@ -502,6 +510,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   size_t unread_bytes_ ABSL_GUARDED_BY(g_mu) = 0;
   int rcvlowat_ ABSL_GUARDED_BY(g_mu) = 1;    // SO_RCVLOWAT
   uint32_t drops_ ABSL_GUARDED_BY(g_mu) = 0;  // datagrams dropped for want of room
+  std::set<std::array<uint8_t, 16>> groups_ ABSL_GUARDED_BY(g_mu);  // IP_ADD_MEMBERSHIP's
   // TCP's state as Linux numbers it, for loopback connections.
   int TcpStateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     if (listening_) return 10;
@@ -726,6 +735,42 @@ bool UnixSocket::ConflictsLocked(uint16_t port, const Cover& mine) {
     if (!(reuseaddr_ && w.reuse)) return true;
   }
   return false;
+}
+
+bool UnixSocket::DeliverMulticastLocked(const std::array<uint8_t, 16>& group, uint16_t port,
+                                        const Name& from, std::string_view data, int ttl,
+                                        int ifindex,
+                                        std::vector<std::shared_ptr<UnixSocket>>* keep) {
+  auto it = InetPorts().find({SOCK_DGRAM, port});
+  if (it == InetPorts().end()) return false;
+  bool any = false;
+  for (const auto& w : it->second) {
+    std::shared_ptr<UnixSocket> u = w.lock();
+    if (u == nullptr) continue;
+    keep->push_back(u);
+    if (!u->groups_.contains(group)) continue;
+    if (!IsAny(u->name_.ip) && u->name_.ip != group) continue;
+    any = true;
+    const size_t charge = data.size() + kMessageOverhead;
+    if (u->queued_charge_ + charge > u->rcvbuf_ || (u->shutdown_ & kRcvShutdown)) {
+      u->drops_++;
+      continue;
+    }
+    Message m;
+    m.data = std::string(data);
+    m.from = FormatInet(u->domain_, from);
+    m.to = group;
+    m.ttl = ttl;
+    m.ifindex = ifindex;
+    m.when = absl::Now();
+    m.drops = u->drops_;
+    m.receiver_charge = charge;
+    u->queued_charge_ += charge;
+    u->queued_bytes_ += m.data.size();
+    u->queue_msgs_.push_back(std::move(m));
+    u->queue_.Notify(POLLIN | POLLRDNORM);
+  }
+  return any;
 }
 
 std::shared_ptr<UnixSocket> UnixSocket::FindInet(int type, const std::array<uint8_t, 16>& dst,
@@ -1342,6 +1387,7 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   // The largest UDP payload over IPv4, and over IPv6.
   const size_t max = domain_ == AF_INET || IsMapped(dst.ip) ? 65507 : 65527;
   std::shared_ptr<UnixSocket> target;
+  std::vector<std::shared_ptr<UnixSocket>> members;  // let go after the lock
   absl::MutexLock l(&g_mu);
   if (req.to.empty()) {
     if (!connected_) return Errno{EDESTADDRREQ};
@@ -1359,6 +1405,28 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   if (!IsLoopback(dst.ip) && g_stack == nullptr) return Errno{ENETUNREACH};
   // A first sendto binds the wildcard and a port (inet_autobind).
   TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
+  if (IsMapped(dst.ip) && (dst.ip[12] & 0xf0) == 0xe0) {
+    // A multicast group: the sandbox's own members hear it first
+    // (IP_MULTICAST_LOOP), then it goes out with IP_MULTICAST_TTL.
+    Name from = name_;
+    if (IsAny(from.ip)) {
+      if (int e = g_stack->SourceFor(dst.ip, &from.ip); e != 0) return Errno{e};
+    }
+    if (IntOptionLocked(IPPROTO_IP, IP_MULTICAST_LOOP, 1) != 0) {
+      DeliverMulticastLocked(dst.ip, dst.port, from,
+                             std::string_view(req.data.data(), req.data.size()),
+                             IntOptionLocked(IPPROTO_IP, IP_MULTICAST_TTL, 1), 1, &members);
+    }
+    netstack::UdpDatagram d;
+    d.src = from.ip;
+    d.dst = dst.ip;
+    d.sport = name_.port;
+    d.dport = dst.port;
+    d.payload = netstack::Bytes(reinterpret_cast<const uint8_t*>(req.data.data()), req.data.size());
+    d.ttl = static_cast<uint8_t>(IntOptionLocked(IPPROTO_IP, IP_MULTICAST_TTL, 1));
+    if (int e = g_stack->SendUdp(d, StackNow()); e != 0) return Errno{e};
+    return req.data.size();
+  }
   if (!IsLoopback(dst.ip) && !g_stack->IsLocal(dst.ip)) {
     // Out through the sandbox's interfaces; a broadcast wants SO_BROADCAST.
     if (g_stack->IsBroadcast(dst.ip) && IntOptionLocked(SOL_SOCKET, SO_BROADCAST, 0) == 0) {
@@ -1843,8 +1911,12 @@ std::optional<int> InetDefault(int level, int name) {
           return 0;
         case IP_TTL:
           return 64;
-        case IP_MTU_DISCOVER:
-          return IP_PMTUDISC_WANT;
+        case IP_MULTICAST_TTL:
+        case IP_MULTICAST_LOOP:
+        case IP_MULTICAST_ALL:
+        case IP_MTU_DISCOVER:  // IP_PMTUDISC_WANT
+          static_assert(IP_PMTUDISC_WANT == 1);
+          return 1;
         default:
           return std::nullopt;
       }
@@ -1894,7 +1966,8 @@ bool BooleanOption(int level, int name) {
       return name == TCP_NODELAY || name == TCP_CORK || name == TCP_QUICKACK;
     case IPPROTO_IP:
       return name == IP_RECVERR || name == IP_PKTINFO || name == IP_RECVTOS || name == IP_RECVTTL ||
-             name == IP_FREEBIND || name == IP_TRANSPARENT || name == IP_BIND_ADDRESS_NO_PORT;
+             name == IP_FREEBIND || name == IP_TRANSPARENT || name == IP_BIND_ADDRESS_NO_PORT ||
+             name == IP_MULTICAST_LOOP || name == IP_MULTICAST_ALL;
     case IPPROTO_IPV6:
       return name == IPV6_RECVERR || name == IPV6_RECVPKTINFO || name == IPV6_RECVTCLASS ||
              name == IPV6_RECVHOPLIMIT || name == IPV6_FREEBIND || name == IPV6_TRANSPARENT;
@@ -1919,6 +1992,15 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
     }
     TRY(InetLevelFits(domain_, type_, level, /*set=*/false));
     if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) return int_value(v6only_ ? 1 : 0);
+    if (level == IPPROTO_IP && name == IP_MULTICAST_IF) {
+      in_addr a{};
+      if (auto it = options_.find({level, name}); it != options_.end()) {
+        // ip_mreqn's address is its second field; in_addr's its only one.
+        const size_t at = it->second.size() >= sizeof(ip_mreqn) ? sizeof(in_addr) : 0;
+        memcpy(&a, it->second.data() + at, sizeof(a));
+      }
+      return bytes(&a, sizeof(a));
+    }
     if (level == IPPROTO_IP && name == IP_OPTIONS) {
       auto it = options_.find({level, IP_OPTIONS});
       return it == options_.end() ? std::string() : bytes(it->second.data(), it->second.size());
@@ -2052,6 +2134,13 @@ Status UnixSocket::CheckInetOption(int level, int name, int* v) {
         }
         return range(1, 255);
       }
+      if (name == IP_MULTICAST_TTL) {
+        if (*v == -1) {
+          *v = kDefaultOption;
+          return Ok();
+        }
+        return range(0, 255);
+      }
       if (name == IP_TOS && type_ == SOCK_STREAM) {
         // The ECN bits are TCP's own to set.
         *v = (*v & ~3) | (IntOptionLocked(IPPROTO_IP, IP_TOS, 0) & 3);
@@ -2121,6 +2210,33 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
     if (level == IPPROTO_TCP && name == TCP_CONGESTION) {
       // cubic, as Linux's default, is the one there is.
       return std::string(value.substr(0, value.find('\0'))) == "cubic" ? Ok() : Errno{ENOENT};
+    }
+    if (level == IPPROTO_IP && (name == IP_ADD_MEMBERSHIP || name == IP_DROP_MEMBERSHIP)) {
+      // ip_mreq or ip_mreqn: the group first. The sandbox answers no IGMP
+      // queries; joining is what delivery looks at.
+      if (type_ != SOCK_DGRAM) return Errno{EPROTO};
+      if (value.size() < sizeof(ip_mreq)) return Errno{EINVAL};
+      in_addr g;
+      memcpy(&g, value.data(), sizeof(g));
+      if (!IN_MULTICAST(ntohl(g.s_addr))) return Errno{EINVAL};
+      const std::array<uint8_t, 16> group = V4(
+          static_cast<uint8_t>(ntohl(g.s_addr) >> 24), static_cast<uint8_t>(ntohl(g.s_addr) >> 16),
+          static_cast<uint8_t>(ntohl(g.s_addr) >> 8), static_cast<uint8_t>(ntohl(g.s_addr)));
+      if (name == IP_ADD_MEMBERSHIP) {
+        if (groups_.contains(group)) return Errno{EADDRINUSE};
+        if (groups_.size() >= 20) return Errno{ENOBUFS};  // net.ipv4.igmp_max_memberships
+        groups_.insert(group);
+      } else if (groups_.erase(group) == 0) {
+        return Errno{EADDRNOTAVAIL};
+      }
+      return Ok();
+    }
+    if (level == IPPROTO_IP && name == IP_MULTICAST_IF) {
+      // An address (in_addr), or ip_mreqn; kept as given.
+      if (value.size() < sizeof(in_addr)) return Errno{EINVAL};
+      options_[{level, name}] =
+          std::string(value.substr(0, std::min(value.size(), sizeof(ip_mreqn))));
+      return Ok();
     }
     if (level == IPPROTO_IP && (name == IP_OPTIONS || name == IP_RETOPTS)) {
       // IP options (at most 40 bytes), kept as given; none are put on the
@@ -2398,6 +2514,16 @@ class StackUpcalls : public netstack::Upcalls {
 
   bool DeliverUdp(const netstack::UdpDatagram& d) override {
     g_mu.AssertHeld();
+    if (netstack::IsV4(d.dst) && (d.dst[12] & 0xf0) == 0xe0) {
+      Name from;
+      from.inet = true;
+      from.ip = d.src;
+      from.port = d.sport;
+      return UnixSocket::DeliverMulticastLocked(
+          d.dst, d.dport, from,
+          std::string_view(reinterpret_cast<const char*>(d.payload.data()), d.payload.size()),
+          d.ttl, 2, &hold_);
+    }
     std::shared_ptr<UnixSocket> s = UnixSocket::FindInet(SOCK_DGRAM, d.dst, d.dport, false);
     if (s == nullptr) return false;
     UnixSocket& u = *s;

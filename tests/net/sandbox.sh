@@ -10,6 +10,7 @@
 #   - IPv6 over a unique-local /64 on the same pair: curl both ways, ping -6 of the sandbox;
 #   - ping from inside (an ICMP echo socket) of the host side and of the sandbox's own addresses;
 #   - UDP broadcast to the /30's broadcast address both ways (SO_BROADCAST wanted);
+#   - UDP multicast (239.1.2.3) both ways, and to the sandbox's own members;
 #   - DNS: with the sandbox's resolv.conf naming a server on the host side (dns_server.py),
 #     getent and curl find a name;
 #   - ip addr inside shows the interface; the address is back on the host side afterwards.
@@ -57,6 +58,8 @@ CONF
   printf 'inside: curl over IPv6: %s\n' "$(curl -sS -m 10 -g 'http://[fd00:201::1]:8003/host.txt')"
   # Broadcast over the /30, both ways.
   python3 "$(dirname "$0")/broadcast.py" inside 10.201.0.3
+  # Multicast: a group joined both sides.
+  python3 "$(dirname "$0")/multicast.py" inside
   # Names, through the sandbox's own resolv.conf (its root's writable layer).
   rm -f /etc/resolv.conf
   echo "nameserver 10.201.0.1" >/etc/resolv.conf
@@ -133,6 +136,10 @@ python3 "$here/broadcast.py" listen 5401 "$dir/broadcast.got" >/dev/null 2>&1 &
 pids="$pids $!"
 python3 "$here/broadcast.py" send 10.201.0.3 5400 >/dev/null 2>&1 &
 pids="$pids $!"
+python3 "$here/multicast.py" listen 10.201.0.1 "$dir/multicast.got" >/dev/null 2>&1 &
+pids="$pids $!"
+python3 "$here/multicast.py" send 10.201.0.1 >/dev/null 2>&1 &
+pids="$pids $!"
 
 # A sandbox that cannot take pid 1's namespace says so.
 if "$husk" do --network=sandbox true 2>"$dir/refused"; then
@@ -201,6 +208,9 @@ inside: ping 10.201.0.2: 2 received
 inside: curl over IPv6: a page from the host side
 inside: broadcast without SO_BROADCAST: EACCES
 inside: received a broadcast from the host side
+inside: IP_MULTICAST_TTL 1, IP_MULTICAST_LOOP 1
+inside: looped back: a group datagram from the sandbox
+inside: received a group datagram from the host side
 inside: getent: 10.201.0.1 host.test
 inside: curl by name: a page from the host side
 inside: iperf3 to the host received bytes
@@ -212,4 +222,6 @@ grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no
 [ "$page6" = "a page from nginx in the sandbox" ] || fail "curl over IPv6 printed '$page6'"
 [ "$(cat "$dir/broadcast.got" 2>/dev/null)" = "a broadcast from the sandbox" ] ||
   fail "the sandbox's broadcast did not reach the host side"
+[ "$(cat "$dir/multicast.got" 2>/dev/null)" = "a group datagram from the sandbox" ] ||
+  fail "the sandbox's group datagram did not reach the host side"
 echo "PASS: ping both ways, curl both ways, a 2 MB file, iperf3 both ways, DNS over --network=sandbox"

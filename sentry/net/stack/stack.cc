@@ -331,6 +331,15 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
   counters_.ip_out_requests++;
   const Ip next_hop = r->has_gateway ? r->gateway : V4(dst);
   const bool broadcast = IsBroadcast(V4(dst));
+  // A group's frames go to its Ethernet address (01:00:5e and its low 23
+  // bits), unresolved.
+  const bool multicast = (dst >> 28) == 0xe;
+  const Mac group_mac = {0x01,
+                         0x00,
+                         0x5e,
+                         static_cast<uint8_t>((dst >> 16) & 0x7f),
+                         static_cast<uint8_t>(dst >> 8),
+                         static_cast<uint8_t>(dst)};
   Ipv4Header h;
   h.tos = tos;
   h.ttl = ttl;
@@ -346,8 +355,8 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
     auto* p = reinterpret_cast<uint8_t*>(packet.data());
     WriteIpv4(p, h);
     CopyBytes(p + kIpv4Len, l4);
-    if (broadcast) {
-      Transmit(*nic, kBroadcastMac, kEtherIpv4, Bytes(p, packet.size()));
+    if (broadcast || multicast) {
+      Transmit(*nic, multicast ? group_mac : kBroadcastMac, kEtherIpv4, Bytes(p, packet.size()));
     } else {
       Resolve(*nic, next_hop, std::move(packet), now);
     }
@@ -363,8 +372,8 @@ int Stack::SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint
     auto* p = reinterpret_cast<uint8_t*>(packet.data());
     WriteIpv4(p, h);
     CopyBytes(p + kIpv4Len, l4.subspan(off, len));
-    if (broadcast) {
-      Transmit(*nic, kBroadcastMac, kEtherIpv4, Bytes(p, packet.size()));
+    if (broadcast || multicast) {
+      Transmit(*nic, multicast ? group_mac : kBroadcastMac, kEtherIpv4, Bytes(p, packet.size()));
     } else {
       Resolve(*nic, next_hop, std::move(packet), now);
     }
@@ -382,7 +391,8 @@ void Stack::InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now) {
     counters_.ip_in_hdr_errors++;
     return;
   }
-  bool broadcast = ip.dst == 0xffffffff;
+  // Broadcasts and multicast groups reach the sockets (UDP) that take them.
+  bool broadcast = ip.dst == 0xffffffff || (ip.dst >> 28) == 0xe;
   for (const auto& [addr, prefix] : nic.addrs) {
     if (IsV4(addr) && prefix < 31) {
       uint32_t host = prefix == 0 ? 0xffffffff : (1u << (32 - prefix)) - 1;

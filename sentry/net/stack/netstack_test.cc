@@ -602,6 +602,66 @@ TEST_F(TcpPair, AHandshakeCompletedAfterItsListenerClosedIsReset) {
   EXPECT_EQ(client->error(), ECONNRESET);
 }
 
+// An ICMP destination-unreachable frame from b to a with `code` and
+// `rest`, quoting the IP header and 8 bytes of `frame` (a's).
+std::string Unreachable(const std::string& frame, uint8_t code, uint32_t rest) {
+  const std::string quote = frame.substr(kEthLen, kIpv4Len + 8);
+  std::string msg(kIcmpLen + quote.size(), '\0');
+  auto* m = reinterpret_cast<uint8_t*>(msg.data());
+  m[0] = kIcmpUnreachable;
+  m[1] = code;
+  Store32(m + 4, rest);
+  CopyBytes(m + kIcmpLen, Bytes(reinterpret_cast<const uint8_t*>(quote.data()), quote.size()));
+  Store16(m + 2, Fold(Sum(Bytes(m, msg.size()))));
+  std::string icmp(kEthLen + kIpv4Len + msg.size(), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(icmp.data());
+  WriteEth(p, EthHeader{kMacA, kMacB, kEtherIpv4});
+  Ipv4Header ip;
+  ip.total_len = static_cast<uint16_t>(kIpv4Len + msg.size());
+  ip.proto = kProtoIcmp;
+  ip.src = V4Of(kIpB);
+  ip.dst = V4Of(kIpA);
+  WriteIpv4(p + kEthLen, ip);
+  CopyBytes(p + kEthLen + kIpv4Len, Bytes(m, msg.size()));
+  return icmp;
+}
+
+TEST_F(TcpPair, HostUnreachableFailsAConnect) {
+  Listen(80);
+  // b's answer to the SYN is an ICMP host unreachable instead.
+  wa.drop = [&](const std::string& f) {
+    if (f.size() < kEthLen + kIpv4Len + kTcpLen ||
+        Load16(reinterpret_cast<const uint8_t*>(f.data()) + 12) != kEtherIpv4) {
+      return false;
+    }
+    to_a.push_back(Unreachable(f, 1, 0));
+    return true;
+  };
+  auto c = a.Connect(kIpA, 40005, kIpB, 80, {}, now);
+  Run(1000, [&] { return c->state() == TcpEndpoint::kClosed; });
+  EXPECT_EQ(c->state(), TcpEndpoint::kClosed);
+  EXPECT_EQ(c->error(), EHOSTUNREACH);
+}
+
+TEST_F(TcpPair, FragmentationNeededShrinksTheSegments) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  // A hop of MTU 1200 on the way to b: what is bigger is dropped, and the
+  // hop says so (ICMP type 3 code 4, quoting the dropped header).
+  constexpr size_t kHop = 1200;
+  size_t dropped = 0;
+  wa.drop = [&](const std::string& f) {
+    if (f.size() <= kEthLen + kHop) return false;
+    dropped++;
+    to_a.push_back(Unreachable(f, kIcmpFragNeeded, kHop));
+    return true;
+  };
+  std::string data = Pattern(1 << 20);
+  EXPECT_EQ(Transfer(*c.client, *c.server, data, 60000), data);
+  EXPECT_GT(dropped, 0u);
+  EXPECT_LE(c.client->Info(now).snd_mss, kHop - 20 - 20 - 12);
+}
+
 TEST_F(TcpPair, SilentPeerTimesOut) {
   Conn c = Open();
   ASSERT_NE(c.server, nullptr);

@@ -576,6 +576,24 @@ void Stack::InputIcmp(const Ipv4Header& ip, Bytes b, int64_t now) {
     inner.src = Load32(&payload[12]);
     inner.dst = Load32(&payload[16]);
     rest = payload.subspan(ihl);
+    if (inner.proto == kProtoTcp) {
+      // RFC 5927: only for a connection of ours whose unacknowledged
+      // sequence space holds the quoted segment's.
+      auto it =
+          conns_.find(ConnKey{V4(inner.src), Load16(&rest[0]), V4(inner.dst), Load16(&rest[2])});
+      if (it == conns_.end()) return;
+      std::shared_ptr<TcpEndpoint> ep = it->second;
+      const uint32_t seq = Load32(&rest[4]);
+      if (!ep->SentAndUnacked(seq)) return;
+      if (h.code == kIcmpFragNeeded) {
+        ep->PathMtu(static_cast<uint16_t>(h.rest & 0xffff), now);
+      } else if (h.code <= 3) {
+        // net, host, protocol, port: a connection still opening fails.
+        static constexpr int kErr[4] = {ENETUNREACH, EHOSTUNREACH, ENOPROTOOPT, ECONNREFUSED};
+        ep->Unreachable(kErr[h.code]);
+      }
+      return;
+    }
     if (inner.proto == kProtoUdp && h.code == kIcmpPortUnreachable) {
       up_->UdpError(V4(inner.src), Load16(&rest[0]), V4(inner.dst), Load16(&rest[2]), ECONNREFUSED);
     } else if (inner.proto == kProtoUdp && h.code <= 1) {

@@ -107,6 +107,23 @@ void TcpEndpoint::Unreachable(int err) {
   Fail(err);
 }
 
+bool TcpEndpoint::SentAndUnacked(uint32_t seq) const {
+  return Le(snd_una_, seq) && Lt(seq, snd_max_);
+}
+
+void TcpEndpoint::PathMtu(uint16_t mtu, int64_t now) {
+  const int header = (IsV4(remote_) ? 20 : 40) + 20 + (ts_ok_ ? 12 : 0);
+  const int fit = std::max<int>(mtu, 552) - header;
+  if (fit <= 0 || fit >= mss_) return;
+  mss_ = static_cast<uint16_t>(std::max(fit, 64));
+  // What went at the old size is lost past the smaller hop: again, now.
+  if (Lt(snd_una_, snd_max_) && state_ != kSynSent && state_ != kSynRecv) {
+    snd_nxt_ = snd_una_;
+    if (fin_sent_ && !fin_acked_) fin_sent_ = false;
+    Output(now);
+  }
+}
+
 void TcpEndpoint::Fail(int err) {
   error_ = err;
   reset_ = true;

@@ -103,9 +103,16 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   // Sends what is queued now (TCP_NODELAY set, TCP_CORK cleared).
   void Push(int64_t now) { Output(now); }
   TcpInfoData Info(int64_t now) const;
-  // The way to the peer is gone (its address never resolved): a
-  // connection still opening fails with err; an open one carries on.
+  // The way to the peer is gone (its address never resolved, or an ICMP
+  // error said so): a connection still opening fails with err; an open
+  // one carries on.
   void Unreachable(int err);
+  // ICMP "fragmentation needed" with the next hop's MTU: segments shrink
+  // to fit (at least 552 bytes of path, as Linux's min_pmtu), and what was
+  // in flight goes again.
+  void PathMtu(uint16_t mtu, int64_t now);
+  // Whether seq lies in what was sent and not acknowledged.
+  bool SentAndUnacked(uint32_t seq) const;
 
   // Called (by the owner's lock) when the endpoint becomes readable,
   // writable, connected or failed.

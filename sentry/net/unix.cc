@@ -419,6 +419,10 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   // Gives a datagram to every UDP socket bound to `port` (at the wildcard
   // or the group) that joined `group`; true if one did.
+  // Queues an inet datagram (m: its bytes, destination, TTL, interface)
+  // sent from `from`, stamped with the time and the drops so far; a full
+  // receive buffer, or one shut for reading, drops it instead, as UDP does.
+  void QueueDatagramLocked(Message m, const Name& from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   // The sockets it found go to *keep, to be let go after the lock.
   static bool DeliverMulticastLocked(const std::array<uint8_t, 16>& group, uint16_t port,
                                      const Name& from, std::string_view data, int ttl, int ifindex,
@@ -751,26 +755,30 @@ bool UnixSocket::DeliverMulticastLocked(const std::array<uint8_t, 16>& group, ui
     if (!u->groups_.contains(group)) continue;
     if (!IsAny(u->name_.ip) && u->name_.ip != group) continue;
     any = true;
-    const size_t charge = data.size() + kMessageOverhead;
-    if (u->queued_charge_ + charge > u->rcvbuf_ || (u->shutdown_ & kRcvShutdown)) {
-      u->drops_++;
-      continue;
-    }
     Message m;
     m.data = std::string(data);
-    m.from = FormatInet(u->domain_, from);
     m.to = group;
     m.ttl = ttl;
     m.ifindex = ifindex;
-    m.when = absl::Now();
-    m.drops = u->drops_;
-    m.receiver_charge = charge;
-    u->queued_charge_ += charge;
-    u->queued_bytes_ += m.data.size();
-    u->queue_msgs_.push_back(std::move(m));
-    u->queue_.Notify(POLLIN | POLLRDNORM);
+    u->QueueDatagramLocked(std::move(m), from);
   }
   return any;
+}
+
+void UnixSocket::QueueDatagramLocked(Message m, const Name& from) {
+  const size_t charge = m.data.size() + kMessageOverhead;
+  if (queued_charge_ + charge > rcvbuf_ || (shutdown_ & kRcvShutdown)) {
+    drops_++;
+    return;
+  }
+  m.from = FormatInet(domain_, from);
+  m.when = absl::Now();
+  m.drops = drops_;
+  m.receiver_charge = charge;
+  queued_charge_ += charge;
+  queued_bytes_ += m.data.size();
+  queue_msgs_.push_back(std::move(m));
+  queue_.Notify(POLLIN | POLLRDNORM);
 }
 
 std::shared_ptr<UnixSocket> UnixSocket::FindInet(int type, const std::array<uint8_t, 16>& dst,
@@ -1351,29 +1359,17 @@ Result<size_t> UnixSocket::SendPing(Task& t, SendRequest& req) {
     return req.data.size();
   }
   // This sandbox's own address answers at once.
-  const size_t charge = echo.size() + kMessageOverhead;
-  if (queued_charge_ + charge > rcvbuf_ || (shutdown_ & kRcvShutdown)) {
-    drops_++;
-    return req.data.size();
-  }
   p[0] = 0;  // ICMP_ECHOREPLY
   netstack::Store16(p + 2, 0);
   netstack::Store16(p + 2, netstack::Fold(netstack::Sum(netstack::Bytes(p, echo.size()))));
   Message m;
   m.data = std::move(echo);
+  m.to = IsAny(name_.ip) ? dst.ip : name_.ip;
+  m.ttl = IntOptionLocked(IPPROTO_IP, IP_TTL, 64);
   Name from;
   from.inet = true;
   from.ip = dst.ip;
-  m.from = FormatInet(domain_, from);
-  m.to = IsAny(name_.ip) ? dst.ip : name_.ip;
-  m.ttl = IntOptionLocked(IPPROTO_IP, IP_TTL, 64);
-  m.when = absl::Now();
-  m.drops = drops_;
-  m.receiver_charge = charge;
-  queued_charge_ += charge;
-  queued_bytes_ += m.data.size();
-  queue_msgs_.push_back(std::move(m));
-  queue_.Notify(POLLIN | POLLRDNORM);
+  QueueDatagramLocked(std::move(m), from);
   return req.data.size();
 }
 
@@ -1463,27 +1459,14 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
     }
     return req.data.size();
   }
-  // A full receive buffer drops it, as UDP does.
-  const size_t charge = req.data.size() + kMessageOverhead;
-  if (target->queued_charge_ + charge > target->rcvbuf_ || (target->shutdown_ & kRcvShutdown)) {
-    target->drops_++;
-    return req.data.size();
-  }
   Message m;
   m.data = std::string(req.data);
-  m.from = FormatInet(target->domain_, src);
   m.to = dst.ip;
   m.ttl = IsMapped(dst.ip) ? IntOptionLocked(IPPROTO_IP, IP_TTL, 64)
                            : IntOptionLocked(IPPROTO_IPV6, IPV6_UNICAST_HOPS, 64);
   m.tos = IsMapped(dst.ip) ? IntOptionLocked(IPPROTO_IP, IP_TOS, 0)
                            : IntOptionLocked(IPPROTO_IPV6, IPV6_TCLASS, 0);
-  m.when = absl::Now();
-  m.drops = target->drops_;
-  m.receiver_charge = charge;
-  target->queued_charge_ += charge;
-  target->queued_bytes_ += m.data.size();
-  target->queue_msgs_.push_back(std::move(m));
-  target->queue_.Notify(POLLIN | POLLRDNORM);
+  target->QueueDatagramLocked(std::move(m), src);
   return req.data.size();
 }
 
@@ -2530,29 +2513,17 @@ class StackUpcalls : public netstack::Upcalls {
     hold_.push_back(std::move(s));
     // A connected socket takes datagrams from its peer only.
     if (u.connected_ && (u.peer_name_.ip != d.src || u.peer_name_.port != d.sport)) return false;
-    const size_t charge = d.payload.size() + kMessageOverhead;
-    if (u.queued_charge_ + charge > u.rcvbuf_ || (u.shutdown_ & kRcvShutdown)) {
-      u.drops_++;
-      return true;
-    }
     Message m;
     m.data.assign(reinterpret_cast<const char*>(d.payload.data()), d.payload.size());
     m.to = d.dst;
     m.ttl = d.ttl;
     m.tos = d.tos;
     m.ifindex = 2;  // the sandbox's first interface (it has one, as a container does)
-    m.when = absl::Now();
-    m.drops = u.drops_;
     Name from;
     from.inet = true;
     from.ip = d.src;
     from.port = d.sport;
-    m.from = FormatInet(u.domain_, from);
-    m.receiver_charge = charge;
-    u.queued_charge_ += charge;
-    u.queued_bytes_ += m.data.size();
-    u.queue_msgs_.push_back(std::move(m));
-    u.queue_.Notify(POLLIN | POLLRDNORM);
+    u.QueueDatagramLocked(std::move(m), from);
     return true;
   }
 
@@ -2579,27 +2550,15 @@ class StackUpcalls : public netstack::Upcalls {
     UnixSocket& u = *s;
     hold_.push_back(std::move(s));
     if (u.connected_ && u.peer_name_.ip != from) return;
-    const size_t charge = icmp.size() + kMessageOverhead;
-    if (u.queued_charge_ + charge > u.rcvbuf_ || (u.shutdown_ & kRcvShutdown)) {
-      u.drops_++;
-      return;
-    }
     Message m;
     m.data.assign(reinterpret_cast<const char*>(icmp.data()), icmp.size());
-    Name src;
-    src.inet = true;
-    src.ip = from;
-    m.from = FormatInet(u.domain_, src);
     m.to = to;
     m.ttl = ttl;
     m.ifindex = 2;
-    m.when = absl::Now();
-    m.drops = u.drops_;
-    m.receiver_charge = charge;
-    u.queued_charge_ += charge;
-    u.queued_bytes_ += m.data.size();
-    u.queue_msgs_.push_back(std::move(m));
-    u.queue_.Notify(POLLIN | POLLRDNORM);
+    Name src;
+    src.inet = true;
+    src.ip = from;
+    u.QueueDatagramLocked(std::move(m), src);
   }
 
   std::vector<std::shared_ptr<UnixSocket>> TakeHeld() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {

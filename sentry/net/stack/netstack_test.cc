@@ -164,6 +164,25 @@ std::string Ping(uint16_t id, uint16_t seq) {
   return m;
 }
 
+// An Ethernet frame (to, from) carrying an IPv4 packet from src to dst.
+std::string Ipv4Frame(const Mac& to, const Mac& from, const Ip& src, const Ip& dst, uint8_t proto,
+                      const std::string& payload, uint16_t id = 0, uint16_t frag = 0) {
+  std::string f(kEthLen + kIpv4Len + payload.size(), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(f.data());
+  WriteEth(p, EthHeader{to, from, kEtherIpv4});
+  Ipv4Header ip;
+  ip.total_len = static_cast<uint16_t>(kIpv4Len + payload.size());
+  ip.proto = proto;
+  ip.id = id;
+  ip.frag = frag;
+  ip.src = V4Of(src);
+  ip.dst = V4Of(dst);
+  WriteIpv4(p + kEthLen, ip);
+  CopyBytes(p + kEthLen + kIpv4Len,
+            Bytes(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
+  return f;
+}
+
 TEST_F(Pair, ArpThenUdpArrives) {
   std::string msg = "hello";
   UdpDatagram d{kIpA, kIpB, 4000, 53, Bytes(reinterpret_cast<const uint8_t*>(msg.data()), 5)};
@@ -214,20 +233,8 @@ TEST_F(Pair, FragmentsArriveInAnyOrder) {
 
 // A fragment of a UDP datagram from a to b: offset in bytes, more to come.
 std::string Fragment(uint16_t id, uint32_t offset, bool more, const std::string& data) {
-  std::string f(kEthLen + kIpv4Len + data.size(), '\0');
-  auto* p = reinterpret_cast<uint8_t*>(f.data());
-  WriteEth(p, EthHeader{kMacB, kMacA, kEtherIpv4});
-  Ipv4Header ip;
-  ip.total_len = static_cast<uint16_t>(kIpv4Len + data.size());
-  ip.proto = kProtoUdp;
-  ip.id = id;
-  ip.frag = static_cast<uint16_t>(offset / 8 | (more ? kIpMf : 0));
-  ip.src = V4Of(kIpA);
-  ip.dst = V4Of(kIpB);
-  WriteIpv4(p + kEthLen, ip);
-  CopyBytes(p + kEthLen + kIpv4Len,
-            Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
-  return f;
+  return Ipv4Frame(kMacB, kMacA, kIpA, kIpB, kProtoUdp, data, id,
+                   static_cast<uint16_t>(offset / 8 | (more ? kIpMf : 0)));
 }
 
 TEST_F(Pair, OverlappingFragmentsDropTheDatagram) {
@@ -279,18 +286,8 @@ TEST_F(Pair, EchoRequestIsAnswered) {
   UdpDatagram warm{kIpA, kIpB, 1, 53, {}};
   a.SendUdp(warm, now);
   Run(50);
-  std::string frame(kEthLen + kIpv4Len + ping.size(), '\0');
-  auto* p = reinterpret_cast<uint8_t*>(frame.data());
-  WriteEth(p, EthHeader{kMacB, kMacA, kEtherIpv4});
-  Ipv4Header ip;
-  ip.total_len = static_cast<uint16_t>(kIpv4Len + ping.size());
-  ip.proto = kProtoIcmp;
-  ip.src = V4Of(kIpA);
-  ip.dst = V4Of(kIpB);
-  WriteIpv4(p + kEthLen, ip);
-  CopyBytes(p + kEthLen + kIpv4Len,
-            Bytes(reinterpret_cast<const uint8_t*>(ping.data()), ping.size()));
-  b.Input(2, Bytes(p, frame.size()), false, now);
+  const std::string frame = Ipv4Frame(kMacB, kMacA, kIpA, kIpB, kProtoIcmp, ping);
+  b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()), false, now);
   ASSERT_EQ(to_a.size(), 1u);
   EXPECT_EQ(b.counters().icmp_out_echo_reps, 1u);
   Run(10);
@@ -613,17 +610,7 @@ std::string Unreachable(const std::string& frame, uint8_t code, uint32_t rest) {
   Store32(m + 4, rest);
   CopyBytes(m + kIcmpLen, Bytes(reinterpret_cast<const uint8_t*>(quote.data()), quote.size()));
   Store16(m + 2, Fold(Sum(Bytes(m, msg.size()))));
-  std::string icmp(kEthLen + kIpv4Len + msg.size(), '\0');
-  auto* p = reinterpret_cast<uint8_t*>(icmp.data());
-  WriteEth(p, EthHeader{kMacA, kMacB, kEtherIpv4});
-  Ipv4Header ip;
-  ip.total_len = static_cast<uint16_t>(kIpv4Len + msg.size());
-  ip.proto = kProtoIcmp;
-  ip.src = V4Of(kIpB);
-  ip.dst = V4Of(kIpA);
-  WriteIpv4(p + kEthLen, ip);
-  CopyBytes(p + kEthLen + kIpv4Len, Bytes(m, msg.size()));
-  return icmp;
+  return Ipv4Frame(kMacA, kMacB, kIpB, kIpA, kProtoIcmp, msg);
 }
 
 TEST_F(TcpPair, HostUnreachableFailsAConnect) {
@@ -677,25 +664,19 @@ TEST_F(TcpPair, SynFloodStopsAtTheBacklog) {
   Listen(80, 4);
   for (uint16_t port = 1000; port < 1100; port++) {
     // SYNs whose answers go nowhere.
-    std::string frame(kEthLen + kIpv4Len + kTcpLen, '\0');
-    auto* p = reinterpret_cast<uint8_t*>(frame.data());
-    WriteEth(p, EthHeader{kMacB, kMacA, kEtherIpv4});
-    Ipv4Header ip;
-    ip.total_len = kIpv4Len + kTcpLen;
-    ip.proto = kProtoTcp;
-    ip.src = 0x0ac90001;
-    ip.dst = 0x0ac90002;
-    WriteIpv4(p + kEthLen, ip);
+    std::string syn(kTcpLen, '\0');
+    auto* t = reinterpret_cast<uint8_t*>(syn.data());
     TcpHeader h;
     h.sport = port;
     h.dport = 80;
     h.seq = port * 1000u;
     h.flags = kSyn;
     h.window = 1000;
-    WriteTcp(p + kEthLen + kIpv4Len, h, "");
-    uint8_t* t = p + kEthLen + kIpv4Len;
-    Store16(t + 16, Fold(Sum(Bytes(t, kTcpLen), PseudoSum(ip.src, ip.dst, kProtoTcp, kTcpLen))));
-    b.Input(2, Bytes(p, frame.size()), false, now);
+    WriteTcp(t, h, "");
+    Store16(t + 16,
+            Fold(Sum(Bytes(t, kTcpLen), PseudoSum(V4Of(kIpA), V4Of(kIpB), kProtoTcp, kTcpLen))));
+    const std::string frame = Ipv4Frame(kMacB, kMacA, kIpA, kIpB, kProtoTcp, syn);
+    b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()), false, now);
   }
   EXPECT_EQ(hb.listener->half_open, 5);
   EXPECT_EQ(b.Connections().size(), 5u);

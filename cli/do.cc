@@ -251,7 +251,7 @@ int DoMain(int argc, char** argv) {
     return 125;
   }
   g_sentry = l.sentry;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = Forward;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);

@@ -69,7 +69,7 @@ struct BootOptions {
   // process.terminal: a host pty replica in raw mode that the first
   // program's terminal is bridged to (sentry/boot/console.h); -1: none.
   int console_fd = -1;
-  std::string hostname;  // the UTS name; empty: "husk"
+  std::string hostname;    // the UTS name; empty: "husk"
   std::string domainname;  // the NIS domain name; empty: "(none)"
   // The OCI runtime's linux.maskedPaths and readonlyPaths (sandbox paths),
   // and root.readonly.

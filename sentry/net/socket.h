@@ -55,9 +55,9 @@ struct Received {
   std::string data;
   size_t length = 0;
   std::vector<vfs::FileRef> fds;
-  std::optional<Credentials> creds;  // when the receiver asked (SO_PASSCRED)
-  std::string from;                  // the sender's address (datagrams)
-  int msg_flags = 0;                 // MSG_TRUNC, ...
+  std::optional<Credentials> creds;     // when the receiver asked (SO_PASSCRED)
+  std::string from;                     // the sender's address (datagrams)
+  int msg_flags = 0;                    // MSG_TRUNC, ...
   std::vector<ControlMessage> control;  // after the credentials and descriptors' messages
 };
 

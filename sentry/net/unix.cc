@@ -464,7 +464,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // The port space the socket binds in: its type's, or ping sockets' own
   // (their "port" is the ICMP echo identifier).
   const int space_;
-  int domain_;  // fixed once the socket is published (an accepted one takes its listener's)
+  int domain_;       // fixed once the socket is published (an accepted one takes its listener's)
   const bool ping_;  // an ICMP echo ("ping") socket: SOCK_DGRAM, IPPROTO_ICMP
   WaitQueue queue_;
   // A TCP connection through the stack, and a listener's share of it.
@@ -495,7 +495,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   std::deque<Message> queue_msgs_ ABSL_GUARDED_BY(g_mu);
   size_t queued_bytes_ ABSL_GUARDED_BY(g_mu) = 0;
   size_t queued_charge_ ABSL_GUARDED_BY(g_mu) = 0;  // UDP: bytes and overhead queued here
-  size_t inflight_ ABSL_GUARDED_BY(g_mu) = 0;  // sent, not yet read (sk_wmem_alloc)
+  size_t inflight_ ABSL_GUARDED_BY(g_mu) = 0;       // sent, not yet read (sk_wmem_alloc)
   int shutdown_ ABSL_GUARDED_BY(g_mu) = 0;
   bool passcred_ ABSL_GUARDED_BY(g_mu) = false;
   size_t sndbuf_ ABSL_GUARDED_BY(g_mu) = kDefaultBuffer;
@@ -1761,7 +1761,7 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
 
 Status UnixSocket::Shutdown(Task& t, int how) {
   if (how < SHUT_RD || how > SHUT_RDWR) return Errno{EINVAL};
-  const int mode = how + 1;  // SHUT_RD 0 -> RCV_SHUTDOWN 1, ...
+  const int mode = how + 1;                         // SHUT_RD 0 -> RCV_SHUTDOWN 1, ...
   std::deque<std::shared_ptr<UnixSocket>> dropped;  // let go after the lock
   absl::MutexLock l(&g_mu);
   SyncTcpLocked();

@@ -98,6 +98,9 @@ pane_has() {
   done
   fail "the $1 pane never showed '$2' ${3:-1} times: $(tm capture-pane -p -t "$1")"
 }
+# A session that lives through the loop: killing the last session makes the server exit, and a
+# new-session racing that exit fails with "server exited unexpectedly" (seen once in CI).
+tm new-session -d -s hold 'sleep 300'
 for rt in runc husk; do
   tm new-session -d -x 100 -y 30 -s "it$rt" \
     "$docker -H unix://$work/d.sock run -it --rm --runtime=$rt -e PS1='box\$ ' busybox:husk sh; sleep 100"

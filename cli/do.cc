@@ -178,7 +178,7 @@ int DoMain(int argc, char** argv) {
   }
   if (i >= argc) {
     fprintf(stderr,
-            "usage: husk do [--platform=ptrace] [--network=none|sandbox] [--strace]\n"
+            "usage: husk do [--platform=ptrace] [--network=none|sandbox|host] [--strace]\n"
             "               [--memory=SIZE] [--clear-env]\n"
             "               [--env=NAME=VALUE | --env=NAME]... [--rootfs=DIR] [--cwd=DIR]\n"
             "               [--volume=HOST:SANDBOX[:ro|:rw]]... [--] CMD [ARGS...]\n");
@@ -231,11 +231,17 @@ int DoMain(int argc, char** argv) {
   for (const auto& [name, value] : set) cfg.env.push_back(absl::StrCat(name, "=", value));
   for (; i < argc; i++) cfg.argv.emplace_back(argv[i]);
 
-  if (network == "host") {
-    fprintf(stderr, "husk do: --network=host is not built yet; use none or sandbox\n");
-    return 125;
-  }
   TakenNetwork taken;
+  if (network == "host") {
+    std::string why;
+    if (!DescribeNetwork(&taken, &why)) {
+      fprintf(stderr, "husk do: --network=host: %s\n", why.c_str());
+      return 125;
+    }
+    cfg.host_network = true;
+    cfg.nics = taken.nics;
+    cfg.routes = taken.routes;
+  }
   if (network == "sandbox") {
     std::string why;
     if (!TakeNetwork(&taken, /*required=*/true, &why)) {

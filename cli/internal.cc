@@ -122,6 +122,8 @@ int BootCommand(int argc, char** argv, char** full_argv) {
       if (!absl::SimpleAtoi(v, &opts.control_fd)) return 125;
     } else if (FlagValue(a, "--console-fd", &v)) {
       if (!absl::SimpleAtoi(v, &opts.console_fd)) return 125;
+    } else if (a == "--network-host") {
+      opts.host_network = true;
     } else if (FlagValue(a, "--nic", &v)) {
       opts.nics.push_back(v);
     } else if (FlagValue(a, "--route", &v)) {

@@ -185,6 +185,11 @@ int OpenPacketSocket(int ifindex, bool* vnet) {
   return fd;
 }
 
+// The interfaces that are up with an address (loopback aside) and the
+// routes through them. take: for the sandbox's stack (packet sockets, the
+// addresses taken off the host); else described only (--network=host).
+bool Collect(TakenNetwork* out, bool take, bool required, std::string* why);
+
 }  // namespace
 
 bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
@@ -195,6 +200,16 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
         "pid 1's";
     return false;
   }
+  return Collect(out, /*take=*/true, required, why);
+}
+
+bool DescribeNetwork(TakenNetwork* out, std::string* why) {
+  return Collect(out, /*take=*/false, /*required=*/false, why);
+}
+
+namespace {
+
+bool Collect(TakenNetwork* out, bool take, bool required, std::string* why) {
   ifaddrs* ifa = nullptr;
   if (getifaddrs(&ifa) != 0) {
     *why = absl::StrCat("list the interfaces: ", strerror(errno));
@@ -238,6 +253,14 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
     }
     memcpy(n.mac.data(), ifr.ifr_hwaddr.sa_data, 6);
     n.mtu = ioctl(ctl, SIOCGIFMTU, &ifr) == 0 ? static_cast<uint32_t>(ifr.ifr_mtu) : 1500;
+    n.mtu = std::clamp<uint32_t>(n.mtu, 576, 65535);
+    if (!take) {
+      // Described, not taken (--network=host): the host keeps driving it.
+      n.ifindex = index;
+      n.addrs = f.addrs;
+      out->nics.push_back(std::move(n));
+      continue;
+    }
     n.fd = OpenPacketSocket(index, &n.vnet);
     if (n.fd < 0) {
       *why = absl::StrCat("open a packet socket on ", name, ": ", strerror(errno));
@@ -270,7 +293,9 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
           std::hex >> mask)) {
       continue;
     }
-    if (!(flags & RTF_UP) || !(flags & RTF_GATEWAY)) continue;
+    // Taken: the gateway routes (the sandbox's stack adds its subnets'
+    // itself). Described: all of them.
+    if (!(flags & RTF_UP) || (take && !(flags & RTF_GATEWAY))) continue;
     bool ours = false;
     for (const net::NicSpec& n : out->nics) ours = ours || n.name == name;
     if (!ours) continue;
@@ -278,7 +303,7 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
     r.dst = netstack::V4(ntohl(dst));
     r.prefix = PrefixOf(ntohl(mask));
     r.gateway = netstack::V4(ntohl(gw));
-    r.has_gateway = true;
+    r.has_gateway = (flags & RTF_GATEWAY) != 0;
     r.nic = name;
     out->routes.push_back(r);
   }
@@ -290,7 +315,8 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
     unsigned len, slen, metric, refcnt, use, flags;
     if (!(in >> dst >> std::hex >> len >> src >> slen >> hop >> metric >> refcnt >> use >> flags >>
           name) ||
-        dst.size() != 32 || hop.size() != 32 || !(flags & RTF_UP) || !(flags & RTF_GATEWAY)) {
+        dst.size() != 32 || hop.size() != 32 || !(flags & RTF_UP) ||
+        (take && !(flags & RTF_GATEWAY))) {
       continue;
     }
     bool ours = false;
@@ -302,7 +328,7 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
       r.gateway[i] = static_cast<uint8_t>(std::stoi(hop.substr(2 * i, 2), nullptr, 16));
     }
     r.prefix = static_cast<int>(len);
-    r.has_gateway = true;
+    r.has_gateway = (flags & RTF_GATEWAY) != 0;
     r.nic = name;
     out->routes.push_back(r);
   }
@@ -315,6 +341,8 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why) {
   }
   return true;
 }
+
+}  // namespace
 
 void RestoreNetwork(TakenNetwork* taken) {
   for (const TakenNetwork::Removed& r : taken->removed) {

@@ -32,6 +32,9 @@ struct TakenNetwork {
 // of pid 1); where no interface is up with an address, refuses if
 // `required`, else takes nothing.
 bool TakeNetwork(TakenNetwork* out, bool required, std::string* why);
+// --network=host: the interfaces and routes as they are (fd -1 each, the
+// host's index in ifindex), for the sandbox to see; nothing is taken.
+bool DescribeNetwork(TakenNetwork* out, std::string* why);
 // Puts the addresses back and closes the packet sockets.
 void RestoreNetwork(TakenNetwork* taken);
 

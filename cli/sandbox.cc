@@ -226,9 +226,12 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
     args.push_back(absl::StrFormat("--console-fd=%d", next++));
     fds.push_back(cfg.console_fd);
   }
+  if (cfg.host_network) args.emplace_back("--network-host");
   for (net::NicSpec n : cfg.nics) {
-    fds.push_back(n.fd);
-    n.fd = next++;
+    if (n.fd >= 0) {
+      fds.push_back(n.fd);
+      n.fd = next++;
+    }
     args.push_back("--nic=" + net::FormatNicSpec(n));
   }
   for (const net::RouteSpec& r : cfg.routes) args.push_back("--route=" + net::FormatRouteSpec(r));
@@ -239,9 +242,11 @@ bool Launch(const char* who, SandboxConfig& cfg, Launched* out) {
   args.push_back("--");
   for (const std::string& a : cfg.argv) args.push_back(a);
 
-  constexpr unsigned long kFlags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
-                                   CLONE_NEWUTS | CLONE_NEWNET | SIGCHLD;
-  long pid = syscall(SYS_clone, kFlags, 0, 0, 0, 0);
+  // With --network=host the sentry keeps the caller's network namespace:
+  // its host sockets are there.
+  const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
+                              CLONE_NEWUTS | (cfg.host_network ? 0 : CLONE_NEWNET) | SIGCHLD;
+  long pid = syscall(SYS_clone, flags, 0, 0, 0, 0);
   if (pid < 0) {
     close(sync[0]);
     close(sync[1]);

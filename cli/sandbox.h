@@ -48,6 +48,10 @@ struct SandboxConfig {
   // sentry gets copies) and routes for the sandbox's stack.
   std::vector<net::NicSpec> nics;
   std::vector<net::RouteSpec> routes;
+  // --network=host: the sentry stays in the caller's network namespace and
+  // serves inet sockets with host sockets; nics and routes describe the
+  // host's (fd -1).
+  bool host_network = false;
   // The sentry and gofers die with the process that launched them.
   bool die_with_parent = true;
   // Called with each gofer's pid as it starts, and the sentry's before it

@@ -40,6 +40,7 @@
 #include "sentry/kernel/tty.h"
 #include "sentry/memfile/account.h"
 #include "sentry/memfile/file_cache.h"
+#include "sentry/net/host_socket.h"
 #include "sentry/net/netdev.h"
 #include "sentry/syscalls/syscalls.h"
 #include "sentry/time/sandbox_clock.h"
@@ -357,12 +358,15 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
       if (!net::ParseRouteSpec(text, &r)) Die("read the route " + text, EINVAL);
       routes.push_back(std::move(r));
     }
-    if (Status s = net::StartNetwork(std::move(nics), routes); !s.ok()) {
+    if (opts.host_network) {
+      net::EnableHostNetwork();
+      net::DescribeHostNetwork(std::move(nics), std::move(routes));
+    } else if (Status s = net::StartNetwork(std::move(nics), routes); !s.ok()) {
       Die("start the network", s.error());
     }
   }
 
-  auto st = InstallSentrySeccomp((*mf)->fd());
+  auto st = InstallSentrySeccomp((*mf)->fd(), opts.host_network);
   if (!st.ok()) Die("install the seccomp filter", st.error());
 
   std::vector<std::string> envp;

@@ -80,6 +80,9 @@ struct BootOptions {
   // addresses) and routes the sandbox's stack takes over
   // (sentry/net/netdev.h's --nic and --route texts).
   std::vector<std::string> nics, routes;
+  // --network=host: inet sockets are host sockets (sentry/net/host_socket.h);
+  // nics and routes then describe the host's interfaces (fd -1).
+  bool host_network = false;
 };
 
 // Never returns normally: exits with the program's status (128+signal when

@@ -3,17 +3,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/sockios.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 
 namespace husk {
 
-Status InstallSentrySeccomp(int memfd) {
+Status InstallSentrySeccomp(int memfd, bool host_network) {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
   if (ctx == nullptr) return Errno{ENOMEM};
   int rc = 0;
@@ -76,6 +78,28 @@ Status InstallSentrySeccomp(int memfd) {
   for (int nr : {SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep),
                  SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(getrandom)})
     allow(nr);
+  if (host_network) {
+    // --network=host alone: inet sockets (TCP, UDP, ICMP echo) in the
+    // network namespace husk started in, and the calls on them. No other
+    // family: no unix socket reaches the host's names, no packet or raw
+    // socket, no netlink.
+    for (int family : {AF_INET, AF_INET6}) {
+      for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+        rc |= seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+            SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family)),
+            SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(type | SOCK_NONBLOCK | SOCK_CLOEXEC)));
+      }
+    }
+    for (int nr : {SCMP_SYS(bind), SCMP_SYS(connect), SCMP_SYS(listen), SCMP_SYS(accept4),
+                   SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname),
+                   SCMP_SYS(getpeername), SCMP_SYS(shutdown)})
+      allow(nr);
+    for (unsigned long req :
+         {static_cast<unsigned long>(SIOCOUTQ), static_cast<unsigned long>(SIOCOUTQNSD),
+          static_cast<unsigned long>(SIOCATMARK)})
+      rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req));
+  }
   // The sentry has no filesystem: an open (from a library's probe) fails
   // quietly instead of killing the sandbox.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);

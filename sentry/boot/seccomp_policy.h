@@ -7,7 +7,9 @@
 
 namespace husk {
 
-Status InstallSentrySeccomp(int memfd);
+// host_network (--network=host): the socket calls the host's inet sockets
+// need are allowed too.
+Status InstallSentrySeccomp(int memfd, bool host_network);
 
 }  // namespace husk
 

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -81,6 +82,14 @@ struct Network {
 };
 
 Network* g_net = nullptr;  // set once, before the thread and any socket use it
+
+// --network=host's view of the host's interfaces and routes (set once at
+// boot, before any task runs).
+struct HostView {
+  std::vector<NicSpec> nics;
+  std::vector<RouteSpec> routes;
+};
+HostView* g_host = nullptr;
 
 void Kick() {
   uint64_t one = 1;
@@ -223,9 +232,13 @@ bool ParseNicSpec(const std::string& text, NicSpec* out) {
   for (int i = 0; i < 6; i++) out->mac[i] = static_cast<uint8_t>(m[i]);
   if (!absl::SimpleAtoi(p[3], &out->mtu) || out->mtu < 576 || out->mtu > 65535) return false;
   size_t first = 4;
-  if (p.size() > 4 && p[4] == "vnet") {
+  if (p.size() > first && p[first] == "vnet") {
     out->vnet = true;
-    first = 5;
+    first++;
+  }
+  if (p.size() > first && absl::StartsWith(p[first], "ifindex=")) {
+    if (!absl::SimpleAtoi(p[first].substr(8), &out->ifindex) || out->ifindex <= 0) return false;
+    first++;
   }
   for (size_t i = first; i < p.size(); i++) {
     netstack::Ip ip;
@@ -249,6 +262,7 @@ std::string FormatNicSpec(const NicSpec& n) {
   std::string s = absl::StrFormat("%d,%s,%02x:%02x:%02x:%02x:%02x:%02x,%u", n.fd, n.name, n.mac[0],
                                   n.mac[1], n.mac[2], n.mac[3], n.mac[4], n.mac[5], n.mtu);
   if (n.vnet) s += ",vnet";
+  if (n.ifindex > 0) absl::StrAppend(&s, ",ifindex=", n.ifindex);
   for (const auto& [ip, prefix] : n.addrs) absl::StrAppend(&s, ",", Ip4(ip), "/", prefix);
   return s;
 }
@@ -304,6 +318,11 @@ Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& rou
   return Ok();
 }
 
+void DescribeHostNetwork(std::vector<NicSpec> nics, std::vector<RouteSpec> routes) {
+  delete g_host;
+  g_host = new HostView{std::move(nics), std::move(routes)};
+}
+
 std::vector<InterfaceInfo> Interfaces() {
   std::vector<InterfaceInfo> out;
   InterfaceInfo lo;
@@ -316,6 +335,17 @@ std::vector<InterfaceInfo> Interfaces() {
   v6lo[15] = 1;
   lo.addrs.emplace_back(v6lo, 128);
   out.push_back(lo);
+  if (g_host != nullptr) {
+    for (const NicSpec& n : g_host->nics) {
+      InterfaceInfo i;
+      i.index = n.ifindex;
+      i.name = n.name;
+      i.mac = n.mac;
+      i.mtu = n.mtu;
+      i.addrs = n.addrs;
+      out.push_back(std::move(i));
+    }
+  }
   if (g_net == nullptr) return out;
   RunStack([&](netstack::Stack& st, int64_t) {
     for (const netstack::Nic& n : st.nics()) {
@@ -338,6 +368,7 @@ std::vector<InterfaceInfo> Interfaces() {
 }
 
 std::vector<RouteSpec> Routes() {
+  if (g_host != nullptr) return g_host->routes;
   std::vector<RouteSpec> out;
   if (g_net == nullptr) return out;
   RunStack([&](netstack::Stack& st, int64_t) {

@@ -26,6 +26,9 @@ struct NicSpec {
   // TCP may hand the host many segments in one (GSO).
   bool vnet = false;
   std::vector<std::pair<netstack::Ip, int>> addrs;  // address, prefix length
+  // --network=host: the host's index of the interface, which the sandbox
+  // sees as is (fd is -1: the host's kernel drives the interface).
+  int ifindex = 0;
 };
 
 struct RouteSpec {
@@ -36,7 +39,7 @@ struct RouteSpec {
   std::string nic;
 };
 
-// `husk boot --nic=FD,NAME,MAC,MTU[,vnet][,ADDR/PREFIX...]` and
+// `husk boot --nic=FD,NAME,MAC,MTU[,vnet][,ifindex=N][,ADDR/PREFIX...]` and
 // `--route=DST/PREFIX,GATEWAY|-,NAME` (IPv4 dotted quads).
 bool ParseNicSpec(const std::string& text, NicSpec* out);
 bool ParseRouteSpec(const std::string& text, RouteSpec* out);
@@ -46,6 +49,10 @@ std::string FormatRouteSpec(const RouteSpec& r);
 // Builds the stack over the interfaces and starts its thread (once:
 // EBUSY after).
 Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& routes);
+
+// --network=host: the host's interfaces and routes as the sandbox is to
+// see them (netlink, the interface ioctls, /proc/net); no stack runs.
+void DescribeHostNetwork(std::vector<NicSpec> nics, std::vector<RouteSpec> routes);
 
 // The interfaces as the sandbox sees them, loopback first (netlink, the
 // interface ioctls, /proc/net/dev).

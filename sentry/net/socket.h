@@ -30,6 +30,14 @@ struct Credentials {
   uint32_t uid = 0, gid = 0;
 };
 
+// A control message a send carries or a receive gives (cmsg(3)): IP_PKTINFO, IP_TTL,
+// SCM_TIMESTAMP, ... (SCM_RIGHTS and SCM_CREDENTIALS have fields of their
+// own below).
+struct ControlMessage {
+  int level = 0, type = 0;
+  std::string data;
+};
+
 // One message to send: the bytes, the descriptors (SCM_RIGHTS) and
 // credentials (SCM_CREDENTIALS) that go with them, and where to (empty:
 // the connected peer).
@@ -39,14 +47,9 @@ struct SendRequest {
   std::optional<Credentials> creds;
   std::string to;
   int flags = 0;  // MSG_DONTWAIT, MSG_NOSIGNAL, MSG_EOR, ...
-};
-
-// A control message a receive gives (cmsg(3)): IP_PKTINFO, IP_TTL,
-// SCM_TIMESTAMP, ... (SCM_RIGHTS and SCM_CREDENTIALS have fields of their
-// own below).
-struct ControlMessage {
-  int level = 0, type = 0;
-  std::string data;
+  // Control messages of levels other than SOL_SOCKET (IP_PKTINFO, IP_TOS,
+  // ...), as given; a family takes those it knows.
+  std::vector<ControlMessage> control;
 };
 
 // What a receive got. `length` is what recv(2) returns: the bytes taken,

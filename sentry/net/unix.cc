@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "sentry/net/host_socket.h"
 #include "sentry/net/stack/stack.h"
 #include "sentry/net/stack/tcp.h"
 #include "sentry/time/sandbox_clock.h"
@@ -2617,6 +2618,7 @@ std::string ProcNetInet(int type, int domain) {
                           "inode\n";
   int sl = 0;
   for (const auto& s : all) out += s->ProcInetLine(sl++);
+  out += ProcNetHostLines(type, domain, sl);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // The socket calls (socket(2), bind(2), sendmsg(2), ...): arguments, user
 // memory, control messages and SIGPIPE here; the protocols in sentry/net.
-// Only unix domain sockets exist yet: other families are EAFNOSUPPORT.
+// Families: unix, inet (loopback, the sandbox's stack, or with
+// --network=host the host's), and netlink's route protocol.
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "sentry/kernel/inotify.h"
+#include "sentry/net/host_socket.h"
 #include "sentry/net/netlink.h"
 #include "sentry/net/unix.h"
 #include "sentry/syscalls/handlers.h"
@@ -162,7 +164,7 @@ Status Scatter(Task& t, const std::vector<iovec>& iov, const std::string& data) 
 }
 
 // __scm_send: SCM_RIGHTS and SCM_CREDENTIALS of SOL_SOCKET; other levels
-// are skipped.
+// go with the request, for the family to take (ip_cmsg_send) or skip.
 Status ParseControl(Task& t, uintptr_t addr, size_t len, net::SendRequest* req) {
   if (len == 0) return Ok();
   if (len > kMaxControl) return Errno{ENOBUFS};
@@ -204,6 +206,8 @@ Status ParseControl(Task& t, uintptr_t addr, size_t len, net::SendRequest* req) 
       } else {
         return Errno{EINVAL};
       }
+    } else {
+      req->control.push_back({h.cmsg_level, h.cmsg_type, std::string(data, data_len)});
     }
     at += CMSG_ALIGN(h.cmsg_len);
   }
@@ -363,6 +367,11 @@ SyscallResult SysSocket(Task& t, const Args& a) {
   if (domain == AF_NETLINK) {
     // netlink_create: raw and datagram sockets alike (not unix's SOCK_RAW).
     ASSIGN_OR_RETURN(f, net::NewNetlinkSocket(t, a.Int(1) & 0xf, protocol, file_flags));
+  } else if ((domain == AF_INET || domain == AF_INET6) && net::HostNetworkEnabled()) {
+    // --network=host: the host's stack, its types and protocols.
+    const int host_type = a.Int(1) & 0xf;
+    if (host_type != SOCK_STREAM && host_type != SOCK_DGRAM) return Errno{ESOCKTNOSUPPORT};
+    ASSIGN_OR_RETURN(f, net::NewHostSocket(t, domain, host_type, protocol, file_flags));
   } else if (domain == AF_INET || domain == AF_INET6) {
     // inet_create: TCP for streams, UDP for datagrams, and ICMP echo
     // ("ping") sockets over IPv4 (net.ipv4.ping_group_range lets every

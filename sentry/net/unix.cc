@@ -466,7 +466,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // (their "port" is the ICMP echo identifier).
   const int space_;
   int domain_;       // fixed once the socket is published (an accepted one takes its listener's)
-  const bool ping_;  // an ICMP echo ("ping") socket: SOCK_DGRAM, IPPROTO_ICMP
+  const bool ping_;  // an echo ("ping") socket: SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6
   WaitQueue queue_;
   // A TCP connection through the stack, and a listener's share of it.
   std::shared_ptr<netstack::TcpEndpoint> tcp_ ABSL_GUARDED_BY(g_mu);
@@ -1325,17 +1325,22 @@ Result<size_t> UnixSocket::SendPing(Task& t, SendRequest& req) {
     ASSIGN_OR_RETURN(dst, ParseInet(domain_, req.to, /*bind=*/false));
     if (IsAny(dst.ip)) dst.ip = V4(127, 0, 0, 1);
   }
-  // ping_v4_sendmsg: an echo request, type 8 code 0, of 8 bytes or more.
+  // ping_v4_sendmsg and ping_v6_sendmsg: an echo request (ICMP type 8,
+  // ICMPv6 type 128; code 0) of 8 bytes or more.
+  const bool v6 = domain_ == AF_INET6;
   if (req.data.size() < 8 || req.data.size() > 65507) {
     return Errno{req.data.size() < 8 ? EINVAL : EMSGSIZE};
   }
-  if (static_cast<uint8_t>(req.data[0]) != 8 || req.data[1] != 0) return Errno{EINVAL};
+  if (static_cast<uint8_t>(req.data[0]) != (v6 ? 128 : 8) || req.data[1] != 0) {
+    return Errno{EINVAL};
+  }
   absl::MutexLock l(&g_mu);
   if (req.to.empty()) {
     if (!connected_) return Errno{EDESTADDRREQ};
     dst = peer_name_;
   }
-  if (!IsMapped(dst.ip)) return Errno{EAFNOSUPPORT};
+  if (v6 && IsAny(dst.ip)) dst.ip[15] = 1;  // ::, as 0.0.0.0 is, is this host
+  if (IsMapped(dst.ip) == v6) return Errno{v6 ? EINVAL : EAFNOSUPPORT};
   if (!IsLoopback(dst.ip) && g_stack == nullptr) return Errno{ENETUNREACH};
   TRY(AutobindInetLocked(dst.ip, /*wildcard=*/true));
   // The identifier is the socket's "port"; the checksum is made here.
@@ -1343,14 +1348,15 @@ Result<size_t> UnixSocket::SendPing(Task& t, SendRequest& req) {
   auto* p = reinterpret_cast<uint8_t*>(echo.data());
   netstack::Store16(p + 4, name_.port);
   netstack::Store16(p + 2, 0);
-  netstack::Store16(p + 2, netstack::Fold(netstack::Sum(netstack::Bytes(p, echo.size()))));
+  if (!v6) netstack::Store16(p + 2, netstack::Fold(netstack::Sum(netstack::Bytes(p, echo.size()))));
   const bool local = IsLoopback(dst.ip) || g_stack->IsLocal(dst.ip);
   if (!local) {
     std::array<uint8_t, 16> src = name_.ip;
     if (IsAny(src)) {
       if (int e = g_stack->SourceFor(dst.ip, &src); e != 0) return Errno{e};
     }
-    const int ttl = IntOptionLocked(IPPROTO_IP, IP_TTL, 64);
+    const int ttl = v6 ? IntOptionLocked(IPPROTO_IPV6, IPV6_UNICAST_HOPS, 64)
+                       : IntOptionLocked(IPPROTO_IP, IP_TTL, 64);
     if (int e = g_stack->SendIcmp(src, dst.ip, netstack::Bytes(p, echo.size()),
                                   static_cast<uint8_t>(ttl), StackNow());
         e != 0) {
@@ -1360,13 +1366,19 @@ Result<size_t> UnixSocket::SendPing(Task& t, SendRequest& req) {
     return req.data.size();
   }
   // This sandbox's own address answers at once.
-  p[0] = 0;  // ICMP_ECHOREPLY
-  netstack::Store16(p + 2, 0);
-  netstack::Store16(p + 2, netstack::Fold(netstack::Sum(netstack::Bytes(p, echo.size()))));
   Message m;
-  m.data = std::move(echo);
   m.to = IsAny(name_.ip) ? dst.ip : name_.ip;
-  m.ttl = IntOptionLocked(IPPROTO_IP, IP_TTL, 64);
+  p[0] = v6 ? 129 : 0;  // ICMPV6_ECHO_REPLY, ICMP_ECHOREPLY
+  netstack::Store16(p + 2, 0);
+  const netstack::Bytes reply(p, echo.size());
+  netstack::Store16(
+      p + 2, netstack::Fold(v6 ? netstack::Sum(reply, netstack::PseudoSumFor(
+                                                          dst.ip, m.to, netstack::kProtoIcmp6,
+                                                          static_cast<uint32_t>(echo.size())))
+                               : netstack::Sum(reply)));
+  m.data = std::move(echo);
+  m.ttl = v6 ? IntOptionLocked(IPPROTO_IPV6, IPV6_UNICAST_HOPS, 64)
+             : IntOptionLocked(IPPROTO_IP, IP_TTL, 64);
   Name from;
   from.inet = true;
   from.ip = dst.ip;
@@ -2046,10 +2058,11 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
     case SO_DOMAIN:
       return int_value(domain_);
     case SO_PROTOCOL:
-      return int_value(!inet()                ? 0
-                       : ping_                ? IPPROTO_ICMP
-                       : type_ == SOCK_STREAM ? IPPROTO_TCP
-                                              : IPPROTO_UDP);
+      return int_value(!inet()                        ? 0
+                       : ping_ && domain_ == AF_INET6 ? static_cast<int>(IPPROTO_ICMPV6)
+                       : ping_                        ? static_cast<int>(IPPROTO_ICMP)
+                       : type_ == SOCK_STREAM         ? IPPROTO_TCP
+                                                      : IPPROTO_UDP);
     case SO_ACCEPTCONN:
       return int_value(listening_ ? 1 : 0);
     case SO_ERROR: {

@@ -48,7 +48,7 @@ Result<std::pair<vfs::FileRef, vfs::FileRef>> NewUnixPair(Task& t, int type, int
 // ports (ephemeral ones from 32768 to 60999), SO_REUSEADDR/SO_REUSEPORT,
 // IPV6_V6ONLY and v4-mapped peers, and the errors (ECONNREFUSED,
 // EADDRINUSE, EADDRNOTAVAIL, ENETUNREACH) are Linux's.
-// ping: an ICMP echo socket (SOCK_DGRAM, IPPROTO_ICMP over IPv4), as
+// ping: an echo socket (SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6), as
 // ping(8) opens without privileges: it sends echo requests whose
 // identifier is its bound "port", and receives the replies.
 Result<vfs::FileRef> NewInetSocket(Task& t, int domain, int type, int flags, bool ping = false);

@@ -374,13 +374,14 @@ SyscallResult SysSocket(Task& t, const Args& a) {
     ASSIGN_OR_RETURN(f, net::NewHostSocket(t, domain, host_type, protocol, file_flags));
   } else if (domain == AF_INET || domain == AF_INET6) {
     // inet_create: TCP for streams, UDP for datagrams, and ICMP echo
-    // ("ping") sockets over IPv4 (net.ipv4.ping_group_range lets every
-    // group have them); raw sockets are not there yet.
+    // ("ping") sockets over IPv4 and IPv6 (net.ipv4.ping_group_range lets
+    // every group have them); raw sockets are not there yet.
     bool ping = false;
     if (type == SOCK_STREAM) {
       if (protocol != 0 && protocol != IPPROTO_TCP) return Errno{EPROTONOSUPPORT};
     } else if ((a.Int(1) & 0xf) == SOCK_DGRAM) {
-      ping = domain == AF_INET && protocol == IPPROTO_ICMP;
+      ping = (domain == AF_INET && protocol == IPPROTO_ICMP) ||
+             (domain == AF_INET6 && protocol == IPPROTO_ICMPV6);
       if (protocol != 0 && protocol != IPPROTO_UDP && !ping) return Errno{EPROTONOSUPPORT};
     } else {
       return Errno{ESOCKTNOSUPPORT};

@@ -8,7 +8,8 @@
 #   - iperf3 both ways (bytes must arrive; the rates are printed, not asserted: bench/ has
 #     them);
 #   - IPv6 over a unique-local /64 on the same pair: curl both ways, ping -6 of the sandbox;
-#   - ping from inside (an ICMP echo socket) of the host side and of the sandbox's own addresses;
+#   - ping from inside (ICMP and ICMPv6 echo sockets) of the host side and of the sandbox's own
+#     addresses, over IPv4 and IPv6;
 #   - UDP broadcast to the /30's broadcast address both ways (SO_BROADCAST wanted);
 #   - UDP multicast (239.1.2.3) both ways, and to the sandbox's own members;
 #   - DNS: with the sandbox's resolv.conf naming a server on the host side (dns_server.py),
@@ -51,7 +52,7 @@ CONF
   for _ in $(seq 100); do curl -s -o /dev/null http://10.201.0.1:8001/host.txt && break; sleep 0.1; done
   printf 'inside: curl to the host: %s\n' "$(curl -sS -m 10 http://10.201.0.1:8001/host.txt)"
   # ping(8) through an ICMP echo socket: the host side, and the sandbox's own addresses.
-  for a in 10.201.0.1 127.0.0.1 10.201.0.2; do
+  for a in 10.201.0.1 127.0.0.1 10.201.0.2 fd00:201::1 ::1 fd00:201::2; do
     printf 'inside: ping %s: %s\n' "$a" "$(ping -c 2 -i 0.2 -W 2 "$a" 2>&1 | grep -o '[0-9]* received')"
   done
   # IPv6: the host side's server over the veth's ULA /64.
@@ -205,6 +206,9 @@ inside: curl to the host: a page from the host side
 inside: ping 10.201.0.1: 2 received
 inside: ping 127.0.0.1: 2 received
 inside: ping 10.201.0.2: 2 received
+inside: ping fd00:201::1: 2 received
+inside: ping ::1: 2 received
+inside: ping fd00:201::2: 2 received
 inside: curl over IPv6: a page from the host side
 inside: broadcast without SO_BROADCAST: EACCES
 inside: received a broadcast from the host side

@@ -652,12 +652,19 @@ void Stack::SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8
 }
 
 int Stack::SendIcmp(const Ip& src, const Ip& dst, Bytes icmp, uint8_t ttl, int64_t now) {
-  if (!IsV4(src) || !IsV4(dst) || icmp.size() < kIcmpLen) return EINVAL;
+  if (IsV4(src) != IsV4(dst) || icmp.size() < kIcmpLen) return EINVAL;
   std::string msg(icmp.begin(), icmp.end());
   auto* p = reinterpret_cast<uint8_t*>(msg.data());
   Store16(p + 2, 0);
-  Store16(p + 2, Fold(Sum(Bytes(p, msg.size()))));
   counters_.icmp_out_msgs++;
+  if (!IsV4(dst)) {
+    // ICMPv6's checksum covers the pseudo-header too.
+    Store16(p + 2,
+            Fold(Sum(Bytes(p, msg.size()),
+                     PseudoSumFor(src, dst, kProtoIcmp6, static_cast<uint32_t>(msg.size())))));
+    return SendIpv6(src, dst, kProtoIcmp6, 0, ttl, Bytes(p, msg.size()), now);
+  }
+  Store16(p + 2, Fold(Sum(Bytes(p, msg.size()))));
   return SendIpv4(V4Of(src), V4Of(dst), kProtoIcmp, 0, ttl, false, Bytes(p, msg.size()), now);
 }
 
@@ -848,6 +855,13 @@ void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from,
       SendIpv6(ip.dst, ip.src, kProtoIcmp6, 0, 64, Bytes(p, reply.size()), now);
       return;
     }
+    case kIcmp6EchoReply:
+      // For a ping socket: the identifier is its "port".
+      if (b.size() < 8) return;
+      counters_.icmp_in_echo_reps++;
+      up_->DeliverEchoReply(ip.src, ip.dst, static_cast<uint16_t>((b[4] << 8) | b[5]), b,
+                            ip.hop_limit);
+      return;
     case kNdpSolicit: {
       // RFC 4861 7.1.1: from the link itself (hop limit 255), for one of
       // our addresses.

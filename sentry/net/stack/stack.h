@@ -148,7 +148,8 @@ class Stack {
 
   // Sends a UDP datagram; 0 or an errno (ENETUNREACH, EMSGSIZE).
   int SendUdp(const UdpDatagram& d, int64_t now);
-  // Sends an ICMP message (checksum made); 0 or an errno.
+  // Sends an ICMP message, or an ICMPv6 one between IPv6 addresses
+  // (checksum made); 0 or an errno.
   int SendIcmp(const Ip& src, const Ip& dst, Bytes icmp, uint8_t ttl, int64_t now);
   // Starts a connection (its SYN leaves at once).
   std::shared_ptr<TcpEndpoint> Connect(const Ip& src, uint16_t sport, const Ip& dst, uint16_t dport,

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -71,6 +72,11 @@ Status InstallSentrySeccomp(int memfd, bool host_network) {
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(eventfd2), 1,
                          SCMP_A1(SCMP_CMP_EQ, EFD_CLOEXEC | EFD_NONBLOCK));
   allow(SCMP_SYS(poll));
+  // The host poller (sentry/net/host_poller.h): one edge-triggered epoll
+  // instance watching the host sockets the sentry keeps for the sandbox.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(epoll_create1), 1,
+                         SCMP_A0(SCMP_CMP_EQ, EPOLL_CLOEXEC));
+  for (int nr : {SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait)}) allow(nr);
   // Time and randomness the sentry provides to the application.
   // time: the stubs inherit this filter, and a host with vsyscall=xonly
   // emulates a call into the vsyscall page as time(2) through it; the stub's

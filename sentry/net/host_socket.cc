@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "sentry/net/host_poller.h"
 #include "sentry/time/sandbox_clock.h"
 
 namespace husk::net {
@@ -194,14 +195,21 @@ class HostSocket : public Socket {
       absl::MutexLock l(&g_all_mu);
       All().erase(this);
     }
+    if (watched_) UnwatchHostFd(fd_.get());
     g_open.fetch_sub(1);
   }
+  // The host poller notifies queue_ of the descriptor's changes.
+  Status Watch() {
+    TRY(WatchHostFd(fd_.get(), &queue_));
+    watched_ = true;
+    return Ok();
+  }
+  WaitQueue* EventQueue() override { return &queue_; }
 
   int Domain() const override { return domain_; }
   int SockType() const override { return type_; }
   // The host says EMSGSIZE for a datagram too big for it.
   size_t MaxMessage() const override { return type_ == SOCK_STREAM ? 0 : (1 << 20); }
-  int HostFd() const override { return fd_.get(); }
 
   Status Bind(Task&, std::string_view addr) override {
     return Call(bind(fd_.get(), Addr(addr), static_cast<socklen_t>(addr.size())));
@@ -531,10 +539,13 @@ class HostSocket : public Socket {
   // Waits in the sentry for the host socket to be ready for `events` (or
   // to fail): 0 when it may be, ERESTARTSYS on a signal (EINTR under a
   // timeout, as sock_intr_errno says), EAGAIN once the deadline passes.
+  // The host poller wakes the wait (queue_).
   int Wait(Task& t, short events, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
-    std::vector<pollfd> host{{fd_.get(), events, 0}};
-    Status s = t.Block(deadline, &host);
+    queue_.Add(&t.waiter, static_cast<uint16_t>(events) | POLLERR | POLLHUP);
+    Status s = Ok();
+    if (Readiness(static_cast<uint16_t>(events)) == 0) s = t.Block(deadline);
+    queue_.Remove(&t.waiter);
     if (s.ok()) return 0;
     if (s.error() == ETIMEDOUT) return EAGAIN;
     return deadline == absl::InfiniteFuture() ? kERestartSys : EINTR;
@@ -569,6 +580,8 @@ class HostSocket : public Socket {
   }
 
   UniqueFd fd_;
+  WaitQueue queue_;
+  bool watched_ = false;
   const int domain_, type_;
   // Kept by the sentry (the host socket never blocks): SO_RCVTIMEO,
   // SO_SNDTIMEO, and SO_LINGER as the application set it.
@@ -602,8 +615,10 @@ Result<vfs::FileRef> WrapHostSocket(Task& t, UniqueFd fd, int domain, int type, 
     g_open.fetch_sub(1);
     return Errno{ENFILE};
   }
-  return vfs::FileRef(std::make_shared<HostSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid),
-                                                   std::move(fd), flags, domain, type));
+  auto s = std::make_shared<HostSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid),
+                                        std::move(fd), flags, domain, type);
+  TRY(s->Watch());
+  return vfs::FileRef(std::move(s));
 }
 
 Result<vfs::FileRef> NewHostSocket(Task& t, int domain, int type, int protocol, int flags) {

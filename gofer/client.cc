@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -250,6 +251,53 @@ Result<UniqueFd> Client::WatchInit() {
       ioctl(fd.get(), FIONREAD, &queued) != 0) {
     return Break();
   }
+  if (fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return Errno{errno};
+  return fd;
+}
+
+namespace {
+
+// The gofer's socket is what it says: a unix socket of `type`.
+bool IsUnixSocket(int fd, int type) {
+  struct stat st;
+  int domain = 0, got = 0;
+  socklen_t len = sizeof(int);
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_UNIX) return false;
+  len = sizeof(int);
+  return getsockopt(fd, SOL_SOCKET, SO_TYPE, &got, &len) == 0 && got == type;
+}
+
+}  // namespace
+
+Result<std::pair<WalkStep, UniqueFd>> Client::BindSocket(Fid dir, const std::string& name, int type,
+                                                         uint32_t mode, uint32_t uid,
+                                                         uint32_t gid) {
+  if (int err = CheckName(name); err != 0) return Errno{err};
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  pb::BindRequest* b = req.mutable_bind();
+  b->set_dir(dir);
+  b->set_name(name);
+  b->set_type(static_cast<uint32_t>(type));
+  b->set_mode(mode);
+  b->set_uid(uid);
+  b->set_gid(gid);
+  pb::Response resp;
+  ASSIGN_OR_RETURN(UniqueFd fd, Call(req, &resp, pb::Response::kNode));
+  Result<WalkStep> step = ToStep(resp.node());
+  if (!step.ok() || !fd.valid() || !IsUnixSocket(fd.get(), type)) return Break();
+  return std::make_pair(*step, std::move(fd));
+}
+
+Result<UniqueFd> Client::ConnectSocket(Fid fid, int type) {
+  absl::MutexLock lock(&mu_);
+  pb::Request req;
+  req.mutable_connect()->set_fid(fid);
+  req.mutable_connect()->set_type(static_cast<uint32_t>(type));
+  pb::Response resp;
+  ASSIGN_OR_RETURN(UniqueFd fd, Call(req, &resp, pb::Response::kDone));
+  if (!fd.valid() || !IsUnixSocket(fd.get(), type)) return Break();
   if (fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return Errno{errno};
   return fd;
 }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -138,6 +139,15 @@ class Client {
   // events kWatchMask (gofer/wire.h) lists; ESTALE if its name holds
   // another file now.
   Result<UniqueFd> WatchInit();
+  // Unix sockets on a writable tree (a read-write volume), reachable by
+  // host processes: BindSocket makes a socket of `type` (SOCK_STREAM or
+  // SOCK_SEQPACKET) bound at dir/name, with mode and owner, and gives its
+  // node and the bound host socket; ConnectSocket gives a non-blocking host
+  // socket connected to the socket node `fid`. Each descriptor is checked
+  // to be a unix socket of that type.
+  Result<std::pair<WalkStep, UniqueFd>> BindSocket(Fid dir, const std::string& name, int type,
+                                                   uint32_t mode, uint32_t uid, uint32_t gid);
+  Result<UniqueFd> ConnectSocket(Fid fid, int type);
   Result<int> Watch(Fid fid);
 
   // Releases `fid`. Queued: sent along with the next request, or on its own

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -279,9 +280,20 @@ absl::Status InstallGoferSeccomp(bool read_only) {
         {SCMP_SYS(inotify_init1), "WatchInit"},
         {SCMP_SYS(inotify_add_watch), "Watch"},
         {SCMP_SYS(inotify_rm_watch), "Watch of a name swapped meanwhile"},
-        {SCMP_SYS(fchdir), "Watch: the watched path is relative to a held directory"},
+        {SCMP_SYS(fchdir), "Watch, Bind, Connect: a path relative to a held directory"},
+        {SCMP_SYS(bind), "Bind: a unix socket's node in the tree"},
+        {SCMP_SYS(connect), "Connect: to a unix socket node in the tree"},
+        {SCMP_SYS(umask), "Bind: the new socket node's mode"},
     };
     for (const Rule& r : kWrites) rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, r.nr, 0);
+    // Bind and Connect: unix sockets only (stream and seqpacket).
+    for (int type : {SOCK_STREAM, SOCK_SEQPACKET}) {
+      for (int flags : {static_cast<int>(SOCK_CLOEXEC), SOCK_CLOEXEC | SOCK_NONBLOCK}) {
+        rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+                               SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+                               SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(type | flags)));
+      }
+    }
     // WatchInit: the sentry's copy of the inotify descriptor.
     rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
                            SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC));

@@ -98,6 +98,10 @@ class Connection {
   Status Setattr(const pb::SetattrRequest& req, pb::Attr* out);
   // Host change notification (see proto WatchInitRequest).
   Result<UniqueFd> WatchInit();
+  // Unix sockets on a writable tree: Bind gives the bound socket, Connect
+  // the connected one.
+  Result<UniqueFd> Bind(const pb::BindRequest& req, pb::FidAttr* out);
+  Result<UniqueFd> Connect(const pb::ConnectRequest& req);
   Status Watch(const pb::WatchRequest& req, pb::WatchResponse* out);
   // After a rename: nodes named (from, from_name) are now (to, to_name).
   void Moved(const std::shared_ptr<Node>& from, const std::string& from_name,

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -412,6 +413,68 @@ TEST_F(GoferTest, ReadOnlyTreeRefusesEveryChange) {
   EXPECT_EQ(client_->Setattr(f, chmod).error(), EROFS);
   EXPECT_FALSE(fs::exists(root_ / "n"));
   EXPECT_EQ(HostContent(root_ / "file"), "top file");
+}
+
+// Bind makes a listening-ready unix socket in the tree, with the mode asked for, that a host
+// process reaches by its path; Connect reaches a host process's socket in the tree.
+TEST_F(GoferTest, BindAndConnectJoinUnixSocketsInTheTreeWithTheHost) {
+  Start(/*read_only=*/false);
+  auto bound = client_->BindSocket(root_fid_, "s.sock", SOCK_STREAM, 0750, getuid(), getgid());
+  ASSERT_TRUE(bound.ok()) << bound.error();
+  EXPECT_EQ(bound->first.attr.mode, S_IFSOCK | 0750u);
+  ASSERT_EQ(listen(bound->second.get(), 4), 0);
+  EXPECT_EQ(client_->BindSocket(root_fid_, "s.sock", SOCK_STREAM, 0750, 0, 0).error(), EADDRINUSE);
+  EXPECT_EQ(client_->BindSocket(root_fid_, "d", SOCK_DGRAM, 0750, 0, 0).error(), EINVAL);
+  auto addr_of = [](const fs::path& p) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", p.c_str());
+    return a;
+  };
+  // A host process connects by the path.
+  UniqueFd host(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a = addr_of(root_ / "s.sock");
+  ASSERT_EQ(connect(host.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << errno;
+  UniqueFd accepted(accept4(bound->second.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(accepted.valid());
+  ASSERT_EQ(write(host.get(), "hi", 2), 2);
+  char buf[8] = {};
+  EXPECT_EQ(read(accepted.get(), buf, sizeof(buf)), 2);
+  EXPECT_STREQ(buf, "hi");
+
+  // Connect: to a host listener's node, found by a walk.
+  UniqueFd listener(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  sockaddr_un b = addr_of(root_ / "host.sock");
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&b), sizeof(b)), 0);
+  ASSERT_EQ(listen(listener.get(), 4), 0);
+  Fid node = WalkOne(root_fid_, {"host.sock"});
+  EXPECT_EQ(client_->ConnectSocket(node, SOCK_STREAM).error(), EPROTOTYPE);
+  Result<UniqueFd> c = client_->ConnectSocket(node, SOCK_SEQPACKET);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_NE(fcntl(c->get(), F_GETFL) & O_NONBLOCK, 0);
+  UniqueFd peer(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(peer.valid());
+  ASSERT_EQ(write(c->get(), "msg", 3), 3);
+  EXPECT_EQ(read(peer.get(), buf, sizeof(buf)), 3);
+  // Not a socket: refused; a name swapped for a symlink since the walk: ESTALE.
+  EXPECT_EQ(client_->ConnectSocket(WalkOne(root_fid_, {"file"}), SOCK_STREAM).error(),
+            ECONNREFUSED);
+  listener.Reset();
+  fs::remove(root_ / "host.sock");
+  fs::create_symlink("s.sock", root_ / "host.sock");
+  EXPECT_EQ(client_->ConnectSocket(node, SOCK_SEQPACKET).error(), ESTALE);
+}
+
+TEST_F(GoferTest, ReadOnlyTreeRefusesSocketsToo) {
+  Start(/*read_only=*/true);
+  EXPECT_EQ(client_->BindSocket(root_fid_, "s", SOCK_STREAM, 0700, 0, 0).error(), EROFS);
+  UniqueFd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  snprintf(a.sun_path, sizeof(a.sun_path), "%s", (root_ / "ro.sock").c_str());
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(listener.get(), 4), 0);
+  EXPECT_EQ(client_->ConnectSocket(WalkOne(root_fid_, {"ro.sock"}), SOCK_STREAM).error(), EROFS);
 }
 
 TEST_F(GoferTest, CreateMakesAFileWithTheModeAskedFor) {

@@ -408,6 +408,25 @@ void Connection::Handle(const pb::Request& req, pb::Response* resp, UniqueFd* do
       }
       break;
     }
+    case pb::Request::kBind: {
+      Result<UniqueFd> fd = Bind(req.bind(), resp->mutable_node());
+      if (fd.ok()) {
+        *donated = std::move(fd).value();
+      } else {
+        st = Errno{fd.error()};
+      }
+      break;
+    }
+    case pb::Request::kConnect: {
+      Result<UniqueFd> fd = Connect(req.connect());
+      if (fd.ok()) {
+        *donated = std::move(fd).value();
+        resp->mutable_done();
+      } else {
+        st = Errno{fd.error()};
+      }
+      break;
+    }
     case pb::Request::kClose:
       Close(req.close().fids());
       resp->mutable_close();

@@ -5,10 +5,14 @@
 // checked to be the very file the fid names (Reopen).
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <string>
@@ -260,6 +264,87 @@ Result<UniqueFd> Connection::WatchInit() {
   UniqueFd copy(fcntl(inotify_.get(), F_DUPFD_CLOEXEC, 0));
   if (!copy.valid()) return Errno{errno};
   return copy;
+}
+
+namespace {
+
+// Runs fn with the working directory at dir, then goes back (to the served
+// root if going back fails): bind(2) and connect(2) take a path, and the
+// gofer has no /proc to name a held directory by.
+template <typename Fn>
+auto InDirectory(int dir, int root, Fn fn) {
+  UniqueFd was(Openat2(AT_FDCWD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0));
+  if (fchdir(dir) != 0) return decltype(fn())(Errno{errno});
+  auto r = fn();
+  (void)fchdir(was.valid() ? was.get() : root);
+  return r;
+}
+
+bool UnixType(uint32_t type) { return type == SOCK_STREAM || type == SOCK_SEQPACKET; }
+
+// A sockaddr_un naming `name` (one checked component) relative to the
+// working directory; false if it does not fit.
+bool UnixAddress(const std::string& name, sockaddr_un* a, socklen_t* len) {
+  if (name.size() >= sizeof(a->sun_path)) return false;
+  *a = {};
+  a->sun_family = AF_UNIX;
+  memcpy(a->sun_path, name.data(), name.size());
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + 1);
+  return true;
+}
+
+}  // namespace
+
+Result<UniqueFd> Connection::Bind(const pb::BindRequest& req, pb::FidAttr* out) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Node> dir, WritableDir(req.dir(), req.name()));
+  if (!UnixType(req.type())) return Errno{EINVAL};
+  sockaddr_un a;
+  socklen_t len;
+  if (!UnixAddress(req.name(), &a, &len)) return Errno{ENAMETOOLONG};
+  UniqueFd s(socket(AF_UNIX, static_cast<int>(req.type()) | SOCK_CLOEXEC, 0));
+  if (!s.valid()) return Errno{errno};
+  // unix_bind makes the node with the socket's mode less the umask: the
+  // umask gives it the mode asked for (the gofer's is 0 otherwise).
+  Status bound = InDirectory(dir->fd.get(), root_->fd.get(), [&]() -> Status {
+    umask(~req.mode() & 0777);
+    const int r = bind(s.get(), reinterpret_cast<sockaddr*>(&a), len);
+    const int err = errno;
+    umask(0);
+    if (r != 0) return Errno{err};
+    return Ok();
+  });
+  TRY(bound);
+  if (Status made = NewChild(dir, req.name(), req.uid(), req.gid(), out); !made.ok()) {
+    (void)unlinkat(dir->fd.get(), req.name().c_str(), 0);
+    return Errno{made.error()};
+  }
+  return s;
+}
+
+Result<UniqueFd> Connection::Connect(const pb::ConnectRequest& req) {
+  ASSIGN_OR_RETURN(FidState * fs, Lookup(req.fid()));
+  if (read_only_) return Errno{EROFS};
+  if (!UnixType(req.type())) return Errno{EINVAL};
+  const Node& node = *fs->node;
+  if (!S_ISSOCK(node.type) || node.parent == nullptr) return Errno{ECONNREFUSED};
+  sockaddr_un a;
+  socklen_t len;
+  if (!UnixAddress(node.name, &a, &len)) return Errno{ENAMETOOLONG};
+  UniqueFd s(socket(AF_UNIX, static_cast<int>(req.type()) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!s.valid()) return Errno{errno};
+  Status connected = InDirectory(node.parent->fd.get(), root_->fd.get(), [&]() -> Status {
+    // The name must still be the fid's socket (never a symlink put there
+    // since: connect(2) would follow it).
+    struct stat st {};
+    if (fstatat(AT_FDCWD, node.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+        st.st_dev != node.dev || st.st_ino != node.ino) {
+      return Errno{ESTALE};
+    }
+    if (connect(s.get(), reinterpret_cast<sockaddr*>(&a), len) != 0) return Errno{errno};
+    return Ok();
+  });
+  TRY(connected);
+  return s;
 }
 
 Status Connection::Watch(const pb::WatchRequest& req, pb::WatchResponse* out) {

@@ -321,7 +321,10 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
         type_(type),
         space_(ping ? kPingSpace : type),
         domain_(domain),
-        ping_(ping) {}
+        ping_(ping) {
+    // Ping sockets start with SO_REUSEADDR (INET_PROTOSW_REUSE).
+    reuseaddr_ = ping;
+  }
   ~UnixSocket() override;
 
   // Registers a new socket for /proc/net/unix.
@@ -724,6 +727,12 @@ bool UnixSocket::ConflictsLocked(uint16_t port, const Cover& mine) {
     for (const auto& w : it->second) {
       std::shared_ptr<UnixSocket> o = w.lock();
       if (o == nullptr || o.get() == this) continue;
+      // ping_get_port: identifiers are one space for both families and
+      // every address, shared while both sockets have SO_REUSEADDR.
+      if (ping_) {
+        if (reuseaddr_ && o->reuseaddr_) continue;
+        return true;
+      }
       if (!Overlaps(mine, CoverOf(o->domain_, o->name_, o->v6only_))) continue;
       // inet_csk_bind_conflict: SO_REUSEPORT on both shares; SO_REUSEADDR
       // on both shares unless the other listens (TCP).
@@ -1322,8 +1331,10 @@ Result<size_t> UnixSocket::Send(Task& t, SendRequest& req) {
 Result<size_t> UnixSocket::SendPing(Task& t, SendRequest& req) {
   Name dst;
   if (!req.to.empty()) {
+    // ping_v6_sendmsg: a whole sockaddr_in6 (EINVAL), of its family.
+    if (domain_ == AF_INET6 && req.to.size() < sizeof(sockaddr_in6)) return Errno{EINVAL};
     ASSIGN_OR_RETURN(dst, ParseInet(domain_, req.to, /*bind=*/false));
-    if (IsAny(dst.ip)) dst.ip = V4(127, 0, 0, 1);
+    if (IsAny(dst.ip) && domain_ == AF_INET) dst.ip = V4(127, 0, 0, 1);
   }
   // ping_v4_sendmsg and ping_v6_sendmsg: an echo request (ICMP type 8,
   // ICMPv6 type 128; code 0) of 8 bytes or more.
@@ -1693,7 +1704,8 @@ void UnixSocket::TakeMessage(size_t n, int flags, Received* r, std::deque<Messag
   Message& m = queue_msgs_.front();
   const size_t k = std::min(n, m.data.size());
   r->data.assign(m.data, 0, k);
-  r->length = (flags & MSG_TRUNC) ? m.data.size() : k;
+  // ping_recvmsg returns what it copied, MSG_TRUNC or not.
+  r->length = (flags & MSG_TRUNC) && !ping_ ? m.data.size() : k;
   if (k < m.data.size()) r->msg_flags |= MSG_TRUNC;
   r->creds = m.creds;
   r->from = m.from;
@@ -1836,6 +1848,9 @@ Result<std::string> UnixSocket::PeerName() {
   if (inet() && type_ == SOCK_STREAM && (reset_ || (tcp_ != nullptr && tcp_->reset()))) {
     return Errno{ENOTCONN};
   }
+  // inet_getname: no peer port, no peer (a ping socket connected to an
+  // address alone).
+  if (inet() && peer_name_.port == 0) return Errno{ENOTCONN};
   if (inet()) return FormatInet(domain_, peer_name_);
   p = peer_.lock();
   if (p == nullptr) return Errno{ENOTCONN};

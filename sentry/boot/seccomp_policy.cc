@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -89,13 +90,21 @@ Status InstallSentrySeccomp(int memfd, bool host_network) {
     // network namespace husk started in, and the calls on them. No other
     // family: no unix socket reaches the host's names, no packet or raw
     // socket, no netlink.
-    for (int family : {AF_INET, AF_INET6}) {
-      for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
-        rc |= seccomp_rule_add(
-            ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-            SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(family)),
-            SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(type | SOCK_NONBLOCK | SOCK_CLOEXEC)));
-      }
+    // The protocols are named: any other would have the host load a module.
+    struct Kind {
+      int family, type, protocol;
+    };
+    for (Kind k :
+         {Kind{AF_INET, SOCK_STREAM, 0}, Kind{AF_INET, SOCK_STREAM, IPPROTO_TCP},
+          Kind{AF_INET, SOCK_DGRAM, 0}, Kind{AF_INET, SOCK_DGRAM, IPPROTO_UDP},
+          Kind{AF_INET, SOCK_DGRAM, IPPROTO_ICMP}, Kind{AF_INET6, SOCK_STREAM, 0},
+          Kind{AF_INET6, SOCK_STREAM, IPPROTO_TCP}, Kind{AF_INET6, SOCK_DGRAM, 0},
+          Kind{AF_INET6, SOCK_DGRAM, IPPROTO_UDP}, Kind{AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6}}) {
+      rc |= seccomp_rule_add(
+          ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3,
+          SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(k.family)),
+          SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(k.type | SOCK_NONBLOCK | SOCK_CLOEXEC)),
+          SCMP_A2(SCMP_CMP_EQ, static_cast<scmp_datum_t>(k.protocol)));
     }
     for (int nr : {SCMP_SYS(bind), SCMP_SYS(connect), SCMP_SYS(listen), SCMP_SYS(accept4),
                    SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname),

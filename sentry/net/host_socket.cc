@@ -43,6 +43,9 @@ int g_max_open = 1024;
 
 constexpr size_t kMaxOption = 1024;   // the largest option value copied either way
 constexpr size_t kControlRoom = 512;  // control data a receive takes from the host
+constexpr size_t kMaxDatagram = 65536;               // UDP's and ICMP's largest payload, and more
+constexpr size_t kMinStreamChunk = 65536;            // a stream receive's step, at least
+constexpr size_t kMaxStreamChunk = size_t{4} << 20;  // and at most
 
 // The options that reach the host: each value is plain bytes (an int, a
 // struct of ints and addresses), never a pointer into the caller's memory
@@ -88,7 +91,6 @@ bool OptionAllowed(int level, int name, bool set) {
         case IP_RECVTOS:
         case IP_RECVTTL:
         case IP_PKTINFO:
-        case IP_RECVERR:
         case IP_MTU_DISCOVER:
         case IP_MULTICAST_TTL:
         case IP_MULTICAST_LOOP:
@@ -122,7 +124,6 @@ bool OptionAllowed(int level, int name, bool set) {
         case IPV6_RECVTCLASS:
         case IPV6_RECVPKTINFO:
         case IPV6_RECVHOPLIMIT:
-        case IPV6_RECVERR:
         case IPV6_MTU_DISCOVER:
         case IPV6_FREEBIND:
         case IPV6_RECVORIGDSTADDR:
@@ -149,7 +150,6 @@ bool OptionAllowed(int level, int name, bool set) {
         case TCP_USER_TIMEOUT:
         case TCP_NOTSENT_LOWAT:
         case TCP_FASTOPEN:
-        case TCP_FASTOPEN_CONNECT:
           return true;
         case TCP_INFO:
           return !set;
@@ -167,12 +167,11 @@ bool OptionAllowed(int level, int name, bool set) {
 // hands back (a descriptor the host passed is closed, never kept).
 bool ControlAllowed(int level, int type) {
   if (level == IPPROTO_IP) {
-    return type == IP_PKTINFO || type == IP_TOS || type == IP_TTL || type == IP_RECVERR ||
-           type == IP_ORIGDSTADDR;
+    return type == IP_PKTINFO || type == IP_TOS || type == IP_TTL || type == IP_ORIGDSTADDR;
   }
   if (level == IPPROTO_IPV6) {
     return type == IPV6_PKTINFO || type == IPV6_HOPLIMIT || type == IPV6_TCLASS ||
-           type == IPV6_RECVERR || type == IPV6_ORIGDSTADDR;
+           type == IPV6_ORIGDSTADDR;
   }
   if (level == SOL_SOCKET) {
     return type == SO_TIMESTAMP || type == SO_TIMESTAMPNS || type == SO_RXQ_OVFL;
@@ -216,13 +215,16 @@ class HostSocket : public Socket {
   }
 
   Status Listen(Task&, int backlog) override {
-    return Call(listen(fd_.get(), std::clamp(backlog, 0, 4096)));
+    // A negative backlog is somaxconn's (4096).
+    return Call(listen(fd_.get(), backlog < 0 ? 4096 : std::min(backlog, 4096)));
   }
 
   Result<vfs::FileRef> Accept(Task& t, int flags, std::string* peer)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) override {
     const absl::Time deadline = Deadline(rcvtimeo_);
     for (;;) {
+      // Out of descriptors: the connection stays queued on the host.
+      if (g_open.load() >= g_max_open) return Errno{ENFILE};
       sockaddr_storage ss{};
       socklen_t len = sizeof(ss);
       int fd =
@@ -230,7 +232,14 @@ class HostSocket : public Socket {
       if (fd >= 0) {
         UniqueFd owned(fd);
         peer->assign(reinterpret_cast<const char*>(&ss), std::min<size_t>(len, sizeof(ss)));
-        return WrapHostSocket(t, std::move(owned), domain_, type_, flags);
+        ASSIGN_OR_RETURN(vfs::FileRef f,
+                         WrapHostSocket(t, std::move(owned), domain_, type_, flags));
+        // sock_copy: the new socket has the listener's timeouts and linger.
+        auto& s = static_cast<HostSocket&>(*f);
+        s.rcvtimeo_ = rcvtimeo_;
+        s.sndtimeo_ = sndtimeo_;
+        s.linger_ = linger_;
+        return f;
       }
       const int e = errno;
       if (e == EINTR) continue;
@@ -273,7 +282,8 @@ class HostSocket : public Socket {
       std::copy(c.data.begin(), c.data.end(),
                 control.begin() + static_cast<long>(at + CMSG_LEN(0)));
     }
-    const int pass = req.flags & (MSG_OOB | MSG_DONTROUTE | MSG_EOR | MSG_MORE | MSG_CONFIRM);
+    const int pass =
+        req.flags & (MSG_OOB | MSG_DONTROUTE | MSG_EOR | MSG_MORE | MSG_CONFIRM | MSG_FASTOPEN);
     const absl::Time deadline = Deadline(sndtimeo_);
     size_t done = 0;
     for (;;) {
@@ -297,8 +307,11 @@ class HostSocket : public Socket {
         if (type_ != SOCK_STREAM || done == req.data.size() || Nonblocking(req.flags)) break;
         continue;
       }
-      const int e = errno;
+      int e = errno;
       if (e == EINTR) continue;
+      // A fast-open send started a handshake: a blocking one waits for it,
+      // as tcp_sendmsg does.
+      if (e == EINPROGRESS && !Nonblocking(req.flags)) e = EAGAIN;
       if (e != EAGAIN || Nonblocking(req.flags)) {
         if (done > 0) break;
         return Errno{e};
@@ -317,11 +330,16 @@ class HostSocket : public Socket {
     const bool peek = (flags & MSG_PEEK) != 0;
     const bool waitall = (flags & MSG_WAITALL) && !peek && type_ == SOCK_STREAM;
     const int pass = flags & (MSG_PEEK | MSG_TRUNC | MSG_OOB);
+    // tcp_recv_urg never waits: no urgent byte yet is EAGAIN.
+    const bool nonblocking = Nonblocking(flags) || (flags & MSG_OOB);
     const absl::Time deadline = Deadline(rcvtimeo_);
-    std::string buf(n, '\0');
+    // What the host has, not what was asked for, is allocated: a large
+    // request waiting for data holds no memory meanwhile.
+    std::string buf;
     size_t got = 0;
     for (;;) {
-      iovec iov{buf.data() + got, n - got};
+      buf.resize(got + std::min(n - got, ChunkFor(flags)));
+      iovec iov{buf.data() + got, buf.size() - got};
       sockaddr_storage from{};
       alignas(cmsghdr) char control[kControlRoom];
       msghdr m{};
@@ -346,13 +364,17 @@ class HostSocket : public Socket {
           return r;
         }
         got += static_cast<size_t>(k);
-        if (k == 0 || !waitall || got == n) break;
+        buf.resize(got);
+        // Without MSG_WAITALL a stream gives what one host receive gave
+        // (which stops at the urgent mark, as Linux's does).
+        if (k == 0 || got == n || !waitall) break;
         continue;
       }
       const int e = errno;
+      buf.resize(got);
       if (e == EINTR) continue;
-      if (got > 0 && (!waitall || e != EAGAIN || Nonblocking(flags))) break;
-      if (e != EAGAIN || Nonblocking(flags)) return Errno{e};
+      if (got > 0 && (!waitall || e != EAGAIN || nonblocking)) break;
+      if (e != EAGAIN || nonblocking) return Errno{e};
       // A datagram socket shut for reading: the host's non-blocking
       // receive says EAGAIN, a blocking one returns 0 (as here).
       if (type_ != SOCK_STREAM && (Readiness(POLLRDHUP) & POLLRDHUP)) return r;
@@ -361,6 +383,7 @@ class HostSocket : public Socket {
         return Errno{w};
       }
     }
+    buf.shrink_to_fit();
     r.length = got;
     buf.resize(got);
     // MSG_TRUNC on a stream: the bytes are taken, not copied.
@@ -464,6 +487,7 @@ class HostSocket : public Socket {
   }
 
   Result<size_t> Read(char* buf, size_t n) override {
+    if (n == 0) return size_t{0};  // sock_read_iter: nothing asked, nothing taken
     Task* t = Kernel::Current();
     if (t == nullptr) return Errno{EAGAIN};
     t->kernel().mu.AssertHeld();
@@ -535,6 +559,17 @@ class HostSocket : public Socket {
   bool Nonblocking(int msg_flags) const {
     return (flags() & O_NONBLOCK) || (msg_flags & MSG_DONTWAIT);
   }
+  // How much one receive takes at most: for a stream, what the host has
+  // queued (SIOCINQ), or 64 KiB; for a datagram, the largest one there
+  // can be.
+  size_t ChunkFor(int flags) const {
+    if (type_ != SOCK_STREAM) return kMaxDatagram;
+    if (flags & MSG_OOB) return 1;
+    int queued = 0;
+    if (ioctl(fd_.get(), SIOCINQ, &queued) != 0) queued = 0;
+    return std::clamp<size_t>(static_cast<size_t>(std::max(queued, 0)), kMinStreamChunk,
+                              kMaxStreamChunk);
+  }
 
   // Waits in the sentry for the host socket to be ready for `events` (or
   // to fail): 0 when it may be, ERESTARTSYS on a signal (EINTR under a
@@ -602,6 +637,12 @@ std::string ProcNetHostLines(int type, int domain, int first) {
 
 void EnableHostNetwork() {
   rlimit rl{};
+  // The sentry's descriptors: as many as it may have (before its seccomp
+  // filter), half of them for host sockets.
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+  }
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
     g_max_open = std::max(64, static_cast<int>(rl.rlim_cur / 2));
   }
@@ -625,6 +666,13 @@ Result<vfs::FileRef> NewHostSocket(Task& t, int domain, int type, int protocol, 
   if (!HostNetworkEnabled()) return Errno{EAFNOSUPPORT};
   if (domain != AF_INET && domain != AF_INET6) return Errno{EAFNOSUPPORT};
   if (type != SOCK_STREAM && type != SOCK_DGRAM) return Errno{ESOCKTNOSUPPORT};
+  // TCP, UDP and echo sockets only: any other protocol would have the
+  // host load its module (inet_create's request_module).
+  const int echo =
+      domain == AF_INET ? static_cast<int>(IPPROTO_ICMP) : static_cast<int>(IPPROTO_ICMPV6);
+  const bool known = protocol == 0 || (type == SOCK_STREAM && protocol == IPPROTO_TCP) ||
+                     (type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == echo));
+  if (!known) return Errno{EPROTONOSUPPORT};
   if (g_open.load() >= g_max_open) return Errno{ENFILE};
   int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
   if (fd < 0) return Errno{errno};

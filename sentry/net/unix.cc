@@ -2340,6 +2340,7 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
 }
 
 Result<size_t> UnixSocket::Read(char* buf, size_t n) {
+  if (n == 0) return size_t{0};  // sock_read_iter: nothing asked, nothing taken
   Task* t = Kernel::Current();
   if (t == nullptr) return Errno{EAGAIN};
   t->kernel().mu.AssertHeld();

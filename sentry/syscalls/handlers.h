@@ -190,6 +190,11 @@ struct IoVec {
   uint64_t len;
 };
 Result<std::vector<IoVec>> CopyInIovecs(Task& t, uintptr_t addr, int count);
+// readv(2) and writev(2) of a socket (the file at fd must be one): one
+// message, as sock_read_iter and sock_write_iter make, so a datagram is
+// gathered or scattered whole (sys_socket.cc).
+Result<long> SocketVectored(Task& t, int fd, const std::vector<IoVec>& iov, bool write)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
 // The sentry's wake-up time (on the sandbox's CLOCK_MONOTONIC, MonotonicNow)
 // for a timeout ts on `clock`: from now if relative, else the moment ts
 // names on that clock.

@@ -434,6 +434,9 @@ Result<long> Vectored(Task& t, const Args& a, bool write, bool positional, int64
     return Errno{ESPIPE};
   }
   if (!write && f->inode()->IsDir()) return Errno{EISDIR};
+  if (!positional && rwf == 0 && f->inode()->Type() == S_IFSOCK && f->HostFd() < 0) {
+    return SocketVectored(t, a.Int(0), iov, write);
+  }
   if (rwf & RWF_NOWAIT) {
     // Regular files here answer as tmpfs does; anything that could block
     // fails with EAGAIN instead of waiting.

@@ -358,6 +358,20 @@ Result<long> RecvMsgAt(Task& t, int fd, uintptr_t hdr_addr, int flags)
 
 }  // namespace
 
+Result<long> SocketVectored(Task& t, int fd, const std::vector<IoVec>& v, bool write) {
+  vfs::FileRef keep;
+  ASSIGN_OR_RETURN(net::Socket * s, SocketOf(t, fd, &keep));
+  std::vector<iovec> iov;
+  iov.reserve(v.size());
+  for (const IoVec& e : v) iov.push_back({reinterpret_cast<void*>(e.base), e.len});
+  if (write) return SendOne(t, *s, iov, net::SendRequest{});
+  const size_t total = IovTotal(iov);
+  if (total == 0) return 0L;  // sock_read_iter
+  ASSIGN_OR_RETURN(net::Received r, s->Receive(t, std::min(total, kMaxReceive), 0));
+  TRY(Scatter(t, iov, r.data));
+  return static_cast<long>(r.data.size());
+}
+
 SyscallResult SysSocket(Task& t, const Args& a) {
   int file_flags;
   bool cloexec;

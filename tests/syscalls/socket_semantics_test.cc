@@ -2212,6 +2212,27 @@ TEST(SockUdpTest, AZeroByteReadConsumesADatagram) {
   EXPECT_EQ(RecvMsg(rx.get()).data, "kept");
 }
 
+// writev(2) on a connected UDP socket sends one datagram of all its pieces, and readv(2)
+// takes one datagram, spread over its buffers; read(2) of 0 bytes takes nothing.
+TEST(SockUdpTest, WritevSendsOneDatagramAndReadvTakesOne) {
+  Addr ra, ta;
+  Fd rx = UdpSocket(Loopback(AF_INET), &ra);
+  Fd tx = UdpSocket(Loopback(AF_INET), &ta);
+  ASSERT_OK(Connect(tx.get(), ra));
+  ASSERT_OK(Connect(rx.get(), ta));
+  char a[] = "head-", b[] = "body";
+  iovec out[2] = {{a, 5}, {b, 4}};
+  ASSERT_EQ(writev(tx.get(), out, 2), 9) << ErrnoName(errno);
+  ASSERT_EQ(SendTo(tx.get(), "second", ra), 6);
+  ASSERT_EQ(Revents(rx.get(), POLLIN, kWaitMs), POLLIN);
+  EXPECT_EQ(read(rx.get(), a, 0), 0);
+  char x[3] = {}, y[16] = {};
+  iovec in[2] = {{x, 3}, {y, sizeof(y)}};
+  EXPECT_EQ(readv(rx.get(), in, 2), 9) << ErrnoName(errno);
+  EXPECT_EQ(std::string(x, 3) + std::string(y, 6), "head-body");
+  EXPECT_EQ(RecvMsg(rx.get()).data, "second");
+}
+
 // shutdown(SHUT_RD) on a connected UDP socket, the way to stop a blocked reader: what is
 // queued can still be read; then a blocking read returns 0 at once instead of waiting (one
 // with MSG_DONTWAIT still says EAGAIN). It polls POLLIN|POLLRDHUP, with POLLHUP after

@@ -107,9 +107,11 @@ Result<UniqueFd> Client::RoundTrip(pb::Request& req, pb::Response* resp) {
   if (!frame.ok() || !frame->has_value()) return Break();
   if (!resp->ParseFromString((*frame)->payload)) return Break();
   if (resp->err() < 0 || resp->err() > kMaxErrno) return Break();
-  // Only a successful Open or WatchInit carries a descriptor.
-  bool fd_expected = resp->err() == 0 && (resp->result_case() == pb::Response::kOpen ||
-                                          resp->result_case() == pb::Response::kWatchInit);
+  // Only a successful Open, WatchInit, Bind or Connect carries a descriptor.
+  const bool fd_expected = resp->err() == 0 && (resp->result_case() == pb::Response::kOpen ||
+                                                resp->result_case() == pb::Response::kWatchInit ||
+                                                req.op_case() == pb::Request::kBind ||
+                                                req.op_case() == pb::Request::kConnect);
   // The sentry's own descriptor table is full: this call fails (as Linux's
   // open fails at the system-wide limit), the connection goes on.
   if (fd_expected && (*frame)->fd_lost) return Errno{ENFILE};
@@ -287,6 +289,8 @@ Result<std::pair<WalkStep, UniqueFd>> Client::BindSocket(Fid dir, const std::str
   ASSIGN_OR_RETURN(UniqueFd fd, Call(req, &resp, pb::Response::kNode));
   Result<WalkStep> step = ToStep(resp.node());
   if (!step.ok() || !fd.valid() || !IsUnixSocket(fd.get(), type)) return Break();
+  // The sentry never waits in the host: its accepts must not block.
+  if (fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return Errno{errno};
   return std::make_pair(*step, std::move(fd));
 }
 

@@ -106,15 +106,19 @@ Status InstallSentrySeccomp(int memfd, bool host_network) {
           SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(k.type | SOCK_NONBLOCK | SOCK_CLOEXEC)),
           SCMP_A2(SCMP_CMP_EQ, static_cast<scmp_datum_t>(k.protocol)));
     }
-    for (int nr : {SCMP_SYS(bind), SCMP_SYS(connect), SCMP_SYS(listen), SCMP_SYS(accept4),
-                   SCMP_SYS(getsockopt), SCMP_SYS(setsockopt), SCMP_SYS(getsockname),
-                   SCMP_SYS(getpeername), SCMP_SYS(shutdown)})
-      allow(nr);
-    for (unsigned long req :
-         {static_cast<unsigned long>(SIOCOUTQ), static_cast<unsigned long>(SIOCOUTQNSD),
-          static_cast<unsigned long>(SIOCATMARK)})
-      rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req));
+    for (int nr : {SCMP_SYS(bind), SCMP_SYS(connect), SCMP_SYS(getsockname)}) allow(nr);
   }
+  // The host sockets the sentry holds in any mode (a unix socket on a
+  // read-write volume, bound or connected by the gofer; --network=host's):
+  // the calls on a socket it has. It cannot make one (socket(2) is
+  // --network=host's alone, above) nor name a host address.
+  for (int nr : {SCMP_SYS(listen), SCMP_SYS(accept4), SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),
+                 SCMP_SYS(getpeername), SCMP_SYS(shutdown)})
+    allow(nr);
+  for (unsigned long req :
+       {static_cast<unsigned long>(SIOCOUTQ), static_cast<unsigned long>(SIOCOUTQNSD),
+        static_cast<unsigned long>(SIOCATMARK)})
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, req));
   // The sentry has no filesystem: an open (from a library's probe) fails
   // quietly instead of killing the sandbox.
   rc |= seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);

@@ -71,6 +71,7 @@ bool OptionAllowed(int level, int name, bool set) {
         case SO_PEEK_OFF:
         case SO_BINDTODEVICE:
         case SO_INCOMING_CPU:
+        case SO_PASSCRED:
           return true;
         case SO_TYPE:
         case SO_DOMAIN:
@@ -181,9 +182,11 @@ bool ControlAllowed(int level, int type) {
 
 class HostSocket : public Socket {
  public:
-  HostSocket(vfs::InodeRef inode, UniqueFd fd, int flags, int domain, int type)
+  HostSocket(vfs::InodeRef inode, UniqueFd fd, int flags, int domain, int type,
+             WaitQueue* notify = nullptr)
       : Socket(std::move(inode), O_RDWR | (flags & O_NONBLOCK)),
         fd_(std::move(fd)),
+        queue_(notify != nullptr ? notify : &own_queue_),
         domain_(domain),
         type_(type) {
     absl::MutexLock l(&g_all_mu);
@@ -199,11 +202,17 @@ class HostSocket : public Socket {
   }
   // The host poller notifies queue_ of the descriptor's changes.
   Status Watch() {
-    TRY(WatchHostFd(fd_.get(), &queue_));
+    TRY(WatchHostFd(fd_.get(), queue_));
     watched_ = true;
     return Ok();
   }
-  WaitQueue* EventQueue() override { return &queue_; }
+  WaitQueue* EventQueue() override { return queue_; }
+  // A unix socket's names, as the sandbox sees them (the host's would name
+  // host paths).
+  void SetUnixNames(std::string local, std::string peer) {
+    local_name_ = std::move(local);
+    peer_name_ = std::move(peer);
+  }
 
   int Domain() const override { return domain_; }
   int SockType() const override { return type_; }
@@ -268,7 +277,9 @@ class HostSocket : public Socket {
   Result<size_t> Send(Task& t, SendRequest& req)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) override {
     // Descriptors and credentials mean nothing to an inet peer: dropped,
-    // as inet sockets drop SCM_RIGHTS.
+    // as inet sockets drop SCM_RIGHTS. A host process cannot be given the
+    // sandbox's files: refused.
+    if (domain_ == AF_UNIX && !req.fds.empty()) return Errno{EOPNOTSUPP};
     std::string control;
     for (const ControlMessage& c : req.control) {
       if (!ControlAllowed(c.level, c.type)) continue;
@@ -438,8 +449,19 @@ class HostSocket : public Socket {
 
   Status Shutdown(Task&, int how) override { return Call(shutdown(fd_.get(), how)); }
 
-  Result<std::string> SockName() override { return Name(false); }
-  Result<std::string> PeerName() override { return Name(true); }
+  Result<std::string> SockName() override {
+    if (domain_ == AF_UNIX) return local_name_;
+    return Name(false);
+  }
+  Result<std::string> PeerName() override {
+    if (domain_ == AF_UNIX) {
+      if (getpeername(fd_.get(), nullptr, nullptr) != 0 && errno == ENOTCONN) {
+        return Errno{ENOTCONN};
+      }
+      return peer_name_;
+    }
+    return Name(true);
+  }
 
   Result<std::string> GetOption(Task&, int level, int name, size_t len) override {
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
@@ -448,6 +470,15 @@ class HostSocket : public Socket {
     }
     if (level == SOL_SOCKET && name == SO_LINGER) {
       return std::string(reinterpret_cast<const char*>(&linger_), std::min(len, sizeof(linger_)));
+    }
+    if (domain_ == AF_UNIX) {
+      if (level != SOL_SOCKET) return Errno{EOPNOTSUPP};
+      if (name == SO_PEERCRED) {
+        // A host process: no pid in the sandbox, and ids it does not map
+        // (the overflow ids).
+        ucred c{0, 65534, 65534};
+        return std::string(reinterpret_cast<const char*>(&c), std::min(len, sizeof(c)));
+      }
     }
     if (!OptionAllowed(level, name, false)) return Errno{UnknownOption(level)};
     std::string v(std::min(len, kMaxOption), '\0');
@@ -480,6 +511,7 @@ class HostSocket : public Socket {
       linger_ = {l.l_onoff != 0 ? 1 : 0, l.l_linger};
       return Ok();
     }
+    if (domain_ == AF_UNIX && level != SOL_SOCKET) return Errno{EOPNOTSUPP};
     if (!OptionAllowed(level, name, true)) return Errno{ENOPROTOOPT};
     if (value.size() > kMaxOption) return Errno{EINVAL};
     return Call(
@@ -577,10 +609,10 @@ class HostSocket : public Socket {
   // The host poller wakes the wait (queue_).
   int Wait(Task& t, short events, absl::Time deadline)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
-    queue_.Add(&t.waiter, static_cast<uint16_t>(events) | POLLERR | POLLHUP);
+    queue_->Add(&t.waiter, static_cast<uint16_t>(events) | POLLERR | POLLHUP);
     Status s = Ok();
     if (Readiness(static_cast<uint16_t>(events)) == 0) s = t.Block(deadline);
-    queue_.Remove(&t.waiter);
+    queue_->Remove(&t.waiter);
     if (s.ok()) return 0;
     if (s.error() == ETIMEDOUT) return EAGAIN;
     return deadline == absl::InfiniteFuture() ? kERestartSys : EINTR;
@@ -615,8 +647,10 @@ class HostSocket : public Socket {
   }
 
   UniqueFd fd_;
-  WaitQueue queue_;
+  WaitQueue own_queue_;
+  WaitQueue* queue_;  // own_queue_, or the forwarding socket's
   bool watched_ = false;
+  std::string local_name_, peer_name_;  // a unix socket's
   const int domain_, type_;
   // Kept by the sentry (the host socket never blocks): SO_RCVTIMEO,
   // SO_SNDTIMEO, and SO_LINGER as the application set it.
@@ -660,6 +694,22 @@ Result<vfs::FileRef> WrapHostSocket(Task& t, UniqueFd fd, int domain, int type, 
                                         std::move(fd), flags, domain, type);
   TRY(s->Watch());
   return vfs::FileRef(std::move(s));
+}
+
+Result<std::shared_ptr<Socket>> NewHostUnixSocket(Task& t, UniqueFd fd, int type, int flags,
+                                                  std::string local, std::string peer,
+                                                  WaitQueue* notify) {
+  // The sentry never waits in the host (it would hold the kernel's lock).
+  if (fcntl(fd.get(), F_SETFL, O_NONBLOCK) != 0) return Errno{errno};
+  if (g_open.fetch_add(1) >= g_max_open) {
+    g_open.fetch_sub(1);
+    return Errno{ENFILE};
+  }
+  auto s = std::make_shared<HostSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid),
+                                        std::move(fd), flags, AF_UNIX, type, notify);
+  s->SetUnixNames(std::move(local), std::move(peer));
+  TRY(s->Watch());
+  return std::shared_ptr<Socket>(std::move(s));
 }
 
 Result<vfs::FileRef> NewHostSocket(Task& t, int domain, int type, int protocol, int flags) {

@@ -31,6 +31,16 @@ Result<vfs::FileRef> NewHostSocket(Task& t, int domain, int type, int protocol, 
 // sandbox file.
 Result<vfs::FileRef> WrapHostSocket(Task& t, UniqueFd fd, int domain, int type, int flags);
 
+// A host unix socket the sentry holds (from the gofer: connected to a
+// host process's listener, or accepted from a listener bound on a
+// read-write volume), as a sandbox socket. local and peer are the names
+// the sandbox sees; notify, when given, is woken of the socket's changes
+// instead of its own queue (a sandbox socket that forwards to it). Sending
+// descriptors is EOPNOTSUPP; SO_PEERCRED names no one the sandbox knows.
+Result<std::shared_ptr<Socket>> NewHostUnixSocket(Task& t, UniqueFd fd, int type, int flags,
+                                                  std::string local, std::string peer,
+                                                  WaitQueue* notify = nullptr);
+
 // The lines of /proc/net/tcp, tcp6, udp or udp6 for the host sockets of
 // `type` and `domain`, numbered from `first`.
 std::string ProcNetHostLines(int type, int domain, int first);

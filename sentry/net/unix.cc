@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "sentry/net/host_poller.h"
 #include "sentry/net/host_socket.h"
 #include "sentry/net/stack/stack.h"
 #include "sentry/net/stack/tcp.h"
@@ -471,6 +472,22 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   int domain_;       // fixed once the socket is published (an accepted one takes its listener's)
   const bool ping_;  // an echo ("ping") socket: SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6
   WaitQueue queue_;
+  // Unix sockets on a read-write volume: the host socket bound at the name
+  // (host processes connect to it; a listener accepts from it too), and
+  // the host connection a socket that connected to a host process's
+  // listener forwards every call to (it notifies queue_).
+  UniqueFd host_listener_ ABSL_GUARDED_BY(g_mu);
+  bool host_watched_ ABSL_GUARDED_BY(g_mu) = false;
+  std::shared_ptr<Socket> host_conn_ ABSL_GUARDED_BY(g_mu);
+  // The host connection, with this socket's status flags (O_NONBLOCK);
+  // null if there is none. Not under g_mu.
+  std::shared_ptr<Socket> HostConn() {
+    absl::MutexLock l(&g_mu);
+    if (host_conn_ != nullptr) host_conn_->set_status_flags(flags());
+    return host_conn_;
+  }
+  // connect(2) to a socket node whose listener is a host process's.
+  Status ConnectHost(Task& t, const Name& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
   // A TCP connection through the stack, and a listener's share of it.
   std::shared_ptr<netstack::TcpEndpoint> tcp_ ABSL_GUARDED_BY(g_mu);
   std::shared_ptr<netstack::TcpListener> tcp_listener_ ABSL_GUARDED_BY(g_mu);
@@ -552,6 +569,7 @@ UnixSocket::~UnixSocket() {
   {
     absl::MutexLock l(&g_mu);
     All().erase(this);
+    if (host_watched_) UnwatchHostFd(host_listener_.get());
     if (tcp_ != nullptr) {
       bool linger_zero = false;
       if (auto it = options_.find({SOL_SOCKET, SO_LINGER}); it != options_.end()) {
@@ -703,11 +721,21 @@ Status UnixSocket::BindInetLocked(Name n) {
     const int span = kEphemeralHigh - kEphemeralLow + 1;
     const int start = static_cast<int>(rng() % span);
     bool found = false;
-    for (int i = 0; i < span && !found; i++) {
-      const auto port = static_cast<uint16_t>(kEphemeralLow + (start + i) % span);
-      // A port no socket holds; one in TIME_WAIT is taken again, as Linux's
-      // tcp_tw_reuse does on loopback.
-      if (InetPorts().find({space_, port}) == InetPorts().end()) {
+    // A port no socket holds, and none in TIME_WAIT holds either, as
+    // inet_csk_find_open_port looks for; failing that, one in TIME_WAIT is
+    // taken again (as tcp_tw_reuse does on loopback).
+    std::set<uint16_t> waiting;
+    if (type_ == SOCK_STREAM) {
+      const absl::Time now = absl::Now();
+      for (const TimeWait& w : TimeWaits()) {
+        if (w.until > now) waiting.insert(w.name.port);
+      }
+    }
+    for (int pass = 0; pass < 2 && !found; pass++) {
+      for (int i = 0; i < span && !found; i++) {
+        const auto port = static_cast<uint16_t>(kEphemeralLow + (start + i) % span);
+        if (InetPorts().find({space_, port}) != InetPorts().end()) continue;
+        if (pass == 0 && waiting.count(port) != 0) continue;
         n.port = port;
         found = true;
       }
@@ -828,6 +856,7 @@ Status UnixSocket::AutobindInetLocked(const std::array<uint8_t, 16>& dst, bool w
 }
 
 Status UnixSocket::Bind(Task& t, std::string_view addr) {
+  if (HostConn() != nullptr) return Errno{EINVAL};
   if (inet()) {
     ASSIGN_OR_RETURN(Name n, ParseInet(domain_, addr, /*bind=*/true));
     absl::MutexLock l(&g_mu);
@@ -864,10 +893,12 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
   }
   // A path: the node is made first (EADDRINUSE if the name exists).
   if (g_path_ops.make_node == nullptr) return Errno{EOPNOTSUPP};
-  ASSIGN_OR_RETURN(vfs::DentryRef node, g_path_ops.make_node(t, n.path));
+  UniqueFd host;  // a read-write volume's: the host socket bound there
+  ASSIGN_OR_RETURN(vfs::DentryRef node, g_path_ops.make_node(t, n.path, type_, &host));
   ASSIGN_OR_RETURN(struct stat st, node->inode()->Stat());
   absl::MutexLock l(&g_mu);
   if (!name_.raw.empty()) return Errno{EINVAL};  // bound meanwhile by another thread
+  host_listener_ = std::move(host);
   node_ = std::move(node);
   node_key_ = {st.st_dev, st.st_ino};
   Nodes()[node_key_] = weak_from_this();
@@ -876,6 +907,7 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
 }
 
 Status UnixSocket::Listen(Task& t, int backlog) {
+  if (HostConn() != nullptr) return Errno{EINVAL};
   absl::MutexLock l(&g_mu);
   if (type_ == SOCK_DGRAM) return Errno{EOPNOTSUPP};
   if (connected_) return Errno{EINVAL};
@@ -894,6 +926,14 @@ Status UnixSocket::Listen(Task& t, int backlog) {
   // more than the backlog (sk_ack_backlog > sk_max_ack_backlog is full).
   backlog_ = std::clamp(backlog, 0, kSomaxconn);
   listening_ = true;
+  if (host_listener_.valid()) {
+    // Host processes queue on the host socket; the host poller says when.
+    if (listen(host_listener_.get(), std::max(backlog_, 1)) != 0) return Errno{errno};
+    if (!host_watched_) {
+      TRY(WatchHostFd(host_listener_.get(), &queue_));
+      host_watched_ = true;
+    }
+  }
   if (g_stack != nullptr && type_ == SOCK_STREAM) {
     // Connections through the stack wait in a queue of their own.
     if (tcp_listener_ == nullptr) {
@@ -928,6 +968,7 @@ Result<std::shared_ptr<UnixSocket>> UnixSocket::Lookup(Task& t, const Name& n) {
 }
 
 Status UnixSocket::Connect(Task& t, std::string_view addr) {
+  if (HostConn() != nullptr) return Errno{EISCONN};
   if (inet() && type_ == SOCK_STREAM && addr.size() >= sizeof(sa_family_t)) {
     sa_family_t family;
     memcpy(&family, addr.data(), sizeof(family));
@@ -996,7 +1037,13 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
   }
   if (inet()) return ConnectInet(t, addr);
   ASSIGN_OR_RETURN(Name n, ParseName(addr));
-  ASSIGN_OR_RETURN(std::shared_ptr<UnixSocket> other, Lookup(t, n));
+  Result<std::shared_ptr<UnixSocket>> found = Lookup(t, n);
+  if (!found.ok() && found.error() == ECONNREFUSED && !n.abstract && type_ != SOCK_DGRAM) {
+    // No socket of the sandbox's there: perhaps a host process's, on a
+    // read-write volume.
+    return ConnectHost(t, n);
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<UnixSocket> other, std::move(found));
   if (other->type_ != type_) return Errno{EPROTOTYPE};
   if (type_ == SOCK_DGRAM) {
     std::shared_ptr<UnixSocket> old;
@@ -1264,13 +1311,73 @@ Result<Received> UnixSocket::ReceiveTcp(Task& t, size_t n, int flags) {
   return r;
 }
 
+Status UnixSocket::ConnectHost(Task& t, const Name& n) {
+  if (g_path_ops.find_node == nullptr) return Errno{ECONNREFUSED};
+  ASSIGN_OR_RETURN(vfs::DentryRef node, g_path_ops.find_node(t, n.path));
+  timeval rcv, snd;
+  std::string local;
+  {
+    absl::MutexLock l(&g_mu);
+    if (connected_) return Errno{EISCONN};
+    rcv = rcvtimeo_;
+    snd = sndtimeo_;
+    local = name_.raw;
+  }
+  const absl::Time deadline = Deadline(Timeout(snd));
+  UniqueFd fd;
+  for (;;) {
+    Result<UniqueFd> c = node->inode()->ConnectHostSocket(type_);
+    if (c.ok()) {
+      fd = std::move(c).value();
+      break;
+    }
+    // Nothing the host's: refused, as a node without a listener is.
+    if (c.error() == EOPNOTSUPP) return Errno{ECONNREFUSED};
+    // unix_wait_for_peer: a full backlog makes a blocking connect wait (the
+    // gofer never waits: the sentry tries again shortly).
+    if (c.error() != EAGAIN || Nonblocking(0)) return Errno{c.error()};
+    Status s = t.Block(std::min(deadline, MonotonicNow() + absl::Milliseconds(20)));
+    if (!s.ok() && s.error() != ETIMEDOUT) return Errno{kERestartSys};
+    if (MonotonicNow() >= deadline) return Errno{EAGAIN};
+  }
+  if (local.empty()) {
+    sa_family_t family = AF_UNIX;
+    local = std::string(reinterpret_cast<const char*>(&family), sizeof(family));
+  }
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<Socket> h,
+      NewHostUnixSocket(t, std::move(fd), type_, flags() & O_NONBLOCK, local, n.raw, &queue_));
+  TRY(h->SetOption(t, SOL_SOCKET, SO_RCVTIMEO,
+                   std::string_view(reinterpret_cast<const char*>(&rcv), sizeof(rcv))));
+  TRY(h->SetOption(t, SOL_SOCKET, SO_SNDTIMEO,
+                   std::string_view(reinterpret_cast<const char*>(&snd), sizeof(snd))));
+  absl::MutexLock l(&g_mu);
+  if (host_conn_ != nullptr || connected_) return Errno{EISCONN};
+  host_conn_ = std::move(h);
+  queue_.Notify(~0U);
+  return Ok();
+}
+
 Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
+  if (HostConn() != nullptr) return Errno{EINVAL};
   std::shared_ptr<UnixSocket> s;
   absl::MutexLock l(&g_mu);
   if (type_ == SOCK_DGRAM) return Errno{EOPNOTSUPP};
   if (!listening_) return Errno{EINVAL};
   const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
   while (pending_.empty() && (tcp_listener_ == nullptr || tcp_listener_->ready.empty())) {
+    if (host_listener_.valid()) {
+      // A host process connected through the volume's name.
+      const int fd = accept4(host_listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) {
+        sa_family_t family = AF_UNIX;
+        *peer = std::string(reinterpret_cast<const char*>(&family), sizeof(family));
+        ASSIGN_OR_RETURN(
+            std::shared_ptr<Socket> h,
+            NewHostUnixSocket(t, UniqueFd(fd), type_, flags & O_NONBLOCK, name_.raw, *peer));
+        return vfs::FileRef(std::move(h));
+      }
+    }
     if (Nonblocking(0)) return Errno{EAGAIN};
     if (int e = Wait(t, deadline); e != 0) return Errno{e};
     if (!listening_) return Errno{EINVAL};
@@ -1314,6 +1421,7 @@ Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
 }
 
 Result<size_t> UnixSocket::Send(Task& t, SendRequest& req) {
+  if (std::shared_ptr<Socket> h = HostConn()) return h->Send(t, req);
   // Only unix sockets carry descriptors and credentials: an inet socket
   // sends the bytes without them.
   if (inet()) {
@@ -1721,6 +1829,7 @@ void UnixSocket::TakeMessage(size_t n, int flags, Received* r, std::deque<Messag
 }
 
 Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
+  if (std::shared_ptr<Socket> h = HostConn()) return h->Receive(t, n, flags);
   // ip_recv_error: no ICMP errors are queued for reading (IP_RECVERR).
   if (inet() && (flags & MSG_ERRQUEUE)) return Errno{EAGAIN};
   Received r;
@@ -1785,6 +1894,7 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
 }
 
 Status UnixSocket::Shutdown(Task& t, int how) {
+  if (std::shared_ptr<Socket> h = HostConn()) return h->Shutdown(t, how);
   if (how < SHUT_RD || how > SHUT_RDWR) return Errno{EINVAL};
   const int mode = how + 1;                         // SHUT_RD 0 -> RCV_SHUTDOWN 1, ...
   std::deque<std::shared_ptr<UnixSocket>> dropped;  // let go after the lock
@@ -1840,6 +1950,7 @@ Result<std::string> UnixSocket::SockName() {
 }
 
 Result<std::string> UnixSocket::PeerName() {
+  if (std::shared_ptr<Socket> h = HostConn()) return h->PeerName();
   std::shared_ptr<UnixSocket> p;
   absl::MutexLock l(&g_mu);
   SyncTcpLocked();
@@ -1989,6 +2100,7 @@ bool BooleanOption(int level, int name) {
 }  // namespace
 
 Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t len) {
+  if (std::shared_ptr<Socket> h = HostConn()) return h->GetOption(t, level, name, len);
   auto bytes = [&](const void* p, size_t n) -> Result<std::string> {
     std::string out(static_cast<const char*>(p), n);
     out.resize(std::min(len, out.size()));
@@ -2204,6 +2316,7 @@ Status UnixSocket::CheckInetOption(int level, int name, int* v) {
 }
 
 Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view value) {
+  if (std::shared_ptr<Socket> h = HostConn()) return h->SetOption(t, level, name, value);
   int v = 0;
   auto need_int = [&]() -> Status {
     if (value.size() < sizeof(int)) return Errno{EINVAL};
@@ -2360,6 +2473,7 @@ Result<size_t> UnixSocket::Write(const char* buf, size_t n) {
 }
 
 Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) {
+  if (std::shared_ptr<Socket> h = HostConn()) return h->Ioctl(mm, cmd, arg);
   // The interface ioctls copy user memory: not under the socket lock.
   if (cmd != SIOCINQ && cmd != SIOCOUTQ) return InterfaceIoctl(mm, cmd, arg);
   int n = 0;
@@ -2398,9 +2512,15 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
 }
 
 uint32_t UnixSocket::Readiness(uint32_t mask) {
+  if (std::shared_ptr<Socket> h = HostConn()) return h->Readiness(mask);
   absl::MutexLock l(&g_mu);
   SyncTcpLocked();
   uint32_t ready = 0;
+  if (listening_ && host_listener_.valid()) {
+    // Host processes connecting through the volume's name.
+    pollfd p{host_listener_.get(), POLLIN, 0};
+    if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) ready |= POLLIN | POLLRDNORM;
+  }
   if (tcp_ != nullptr) {
     // tcp_poll's masks.
     using netstack::TcpEndpoint;

@@ -31,7 +31,10 @@ namespace husk::net {
 // socket node the caller may write to (ENOENT, EACCES, ECONNREFUSED for
 // another kind of file).
 struct PathOps {
-  Result<vfs::DentryRef> (*make_node)(Task& t, const std::string& path) = nullptr;
+  // type: the socket's; *host gets the host socket bound at the name, where
+  // the filesystem is a read-write volume's (vfs::Inode::BindHostSocket).
+  Result<vfs::DentryRef> (*make_node)(Task& t, const std::string& path, int type,
+                                      UniqueFd* host) = nullptr;
   Result<vfs::DentryRef> (*find_node)(Task& t, const std::string& path) = nullptr;
 };
 void SetUnixPathOps(const PathOps& ops);

@@ -62,7 +62,7 @@ Status CopyOutAddress(Task& t, const std::string& a, uintptr_t addr, uintptr_t l
 }
 
 // The file-system side of unix sockets' names.
-Result<vfs::DentryRef> MakeSocketNode(Task& t, const std::string& path)
+Result<vfs::DentryRef> MakeSocketNode(Task& t, const std::string& path, int type, UniqueFd* host)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {  // called from a socket's bind, under t's kernel lock
   ASSIGN_OR_RETURN(vfs::ParentAndName pn,
                    vfs::ResolveParent(t.fs(), t.fs().cwd, path, t.FsCreds()));
@@ -72,7 +72,19 @@ Result<vfs::DentryRef> MakeSocketNode(Task& t, const std::string& path)
   TRY(vfs::CheckWritableMount(t.fs(), *pn.parent));
   TRY(vfs::MayCreate(t.FsCreds(), *pn.parent));
   ASSIGN_OR_RETURN(mode_t perm, CreateMode(t, *pn.parent->inode(), 0777));
-  ASSIGN_OR_RETURN(vfs::InodeRef inode, pn.parent->inode()->Mknod(pn.name, perm | S_IFSOCK));
+  // On a read-write volume the name is the host's too: host processes
+  // connect to it.
+  vfs::InodeRef inode;
+  Result<std::pair<vfs::InodeRef, UniqueFd>> bound =
+      pn.parent->inode()->BindHostSocket(pn.name, perm, type);
+  if (bound.ok()) {
+    inode = std::move(bound->first);
+    *host = std::move(bound->second);
+  } else if (bound.error() != EOPNOTSUPP) {
+    return Errno{bound.error()};
+  } else {
+    ASSIGN_OR_RETURN(inode, pn.parent->inode()->Mknod(pn.name, perm | S_IFSOCK));
+  }
   TRY(InitOwner(t, *pn.parent->inode(), *inode));
   pn.parent->AddChild(pn.name, std::move(inode));
   NotifyDirectory(t, *pn.parent, DN_CREATE);

@@ -91,6 +91,17 @@ class Inode : public std::enable_shared_from_this<Inode> {
   // A FIFO, socket or whiteout (a character device 0:0) node; mode holds the
   // type and permission bits (mknod(2); regular files go through Create).
   virtual Result<InodeRef> Mknod(const std::string& name, mode_t mode) { return Errno{EROFS}; }
+  // Unix socket names the host reaches (a read-write volume's): a host
+  // socket of `type` bound at name, its node made with mode's permission
+  // bits; the node and the bound socket. EOPNOTSUPP where the filesystem
+  // has no host side (the name is then the sandbox's alone).
+  virtual Result<std::pair<InodeRef, UniqueFd>> BindHostSocket(const std::string& name, mode_t mode,
+                                                               int type) {
+    return Errno{EOPNOTSUPP};
+  }
+  // A host socket of `type` connected to the host's listener at this
+  // socket node; EOPNOTSUPP where the host is not to be reached.
+  virtual Result<UniqueFd> ConnectHostSocket(int type) { return Errno{EOPNOTSUPP}; }
   virtual Status Unlink(const std::string& name) { return Errno{EROFS}; }
   // A new name for `target`, an inode of the same filesystem that is not a
   // directory (link(2)); EPERM where the filesystem has no hard links.

@@ -13,6 +13,7 @@ void Usage() {
   fprintf(stderr,
           "usage: husk do [--platform=ptrace] [--strace] [--] CMD [ARGS...]\n"
           "       husk [--root DIR] [--log FILE] [--log-format text|json] [--debug]\n"
+          "            [--network=sandbox|host]\n"
           "            spec|create|start|run|state|kill|delete|list|features ...\n"
           "                           the OCI runtime, as runc\n"
           "       husk syscalls       print the syscall table\n"
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
       return true;
     };
     if (name == "root" || name == "log" || name == "log-format" || name == "rootless" ||
-        name == "criu") {
+        name == "criu" || name == "network") {
       if (!take()) {
         fprintf(stderr, "husk: flag --%s needs a value\n", name.c_str());
         return 2;
@@ -55,6 +56,13 @@ int main(int argc, char** argv) {
           return 2;
         }
         global.log_json = value == "json";
+      }
+      if (name == "network") {
+        if (value != "host" && value != "sandbox") {
+          fprintf(stderr, "husk: --network is sandbox or host, not '%s'\n", value.c_str());
+          return 2;
+        }
+        global.host_network = value == "host";
       }
     } else if (name == "debug") {
       global.debug = true;

@@ -344,6 +344,8 @@ bool Collect(TakenNetwork* out, bool take, bool required, std::string* why) {
 
 }  // namespace
 
+bool IsOurNetns(const std::string& path) { return SameNetns(path.c_str(), "/proc/self/ns/net"); }
+
 void RestoreNetwork(TakenNetwork* taken) {
   for (const TakenNetwork::Removed& r : taken->removed) {
     ChangeAddress(RTM_NEWADDR, r.ifindex, r.addr, r.prefix);

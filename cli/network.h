@@ -35,6 +35,9 @@ bool TakeNetwork(TakenNetwork* out, bool required, std::string* why);
 // --network=host: the interfaces and routes as they are (fd -1 each, the
 // host's index in ifindex), for the sandbox to see; nothing is taken.
 bool DescribeNetwork(TakenNetwork* out, std::string* why);
+// Whether the network namespace at path is the one husk runs in (what
+// Docker's --network=host names: the host's).
+bool IsOurNetns(const std::string& path);
 // Puts the addresses back and closes the packet sockets.
 void RestoreNetwork(TakenNetwork* taken);
 

@@ -315,6 +315,21 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
   cfg.argv = spec.args;
   cfg.env = spec.env;
   cfg.hostname = spec.hostname;
+  // --network=host and no network namespace of the container's own in the
+  // spec (none, or the runtime's: Docker's --network=host names the host's):
+  // the container shares the host's network, through host sockets.
+  const bool own_netns =
+      std::any_of(spec.namespaces.begin(), spec.namespaces.end(), [](const oci::Namespace& n) {
+        return n.type == "network" && (n.path.empty() || !IsOurNetns(n.path));
+      });
+  if (g_opts.host_network && !own_netns) {
+    TakenNetwork described;
+    std::string why;
+    if (!DescribeNetwork(&described, &why)) return absl::FailedPreconditionError(why);
+    cfg.host_network = true;
+    cfg.nics = std::move(described.nics);
+    cfg.routes = std::move(described.routes);
+  }
   if (spec.memory_limit.has_value()) cfg.memory = static_cast<uint64_t>(*spec.memory_limit);
   std::string groups;
   for (uint32_t g : spec.additional_gids) absl::StrAppend(&groups, groups.empty() ? "" : ",", g);
@@ -844,10 +859,13 @@ pid_t CreateContainer(const std::string& id, const std::string& bundle, const st
     // The container's network namespace, as the hooks left it (Docker's
     // libnetwork-setkey puts the container's interface in the sentry's):
     // the sandbox's stack takes its interfaces. Without one, the container
-    // shares the host's network, which a sandbox has no part of: it keeps
-    // its loopback.
+    // shares the host's network, which a sandbox has no part of unless
+    // husk runs with --network=host: it keeps its loopback.
     for (const oci::Namespace& ns : spec->namespaces) {
-      if (ns.type != "network") continue;
+      // The host's own network (docker run --network=host) is not taken:
+      // it is served by host sockets with --network=host, else the
+      // sandbox keeps its loopback.
+      if (ns.type != "network" || (!ns.path.empty() && IsOurNetns(ns.path))) continue;
       const std::string path =
           ns.path.empty() ? absl::StrCat("/proc/", l.sentry, "/ns/net") : ns.path;
       if (absl::Status n = HandNetworkToSandbox(path, start[1]); !n.ok()) {

@@ -7,7 +7,8 @@
 # (SIGKILL after the timeout, exit 137, as with runc); a -v HOSTDIR:/data write reaching the
 # host; docker run -it under tmux (a prompt, Ctrl-C, the pane's size), compared with runc;
 # --memory 64m stopping a 200 MB allocation; the bridge network served by the sandbox's stack
-# (ping, curl at the container's address and through a published port, wget to the host side).
+# (ping, curl at the container's address and through a published port, wget to the host side);
+# docker run --network=host with a husk runtime given --network=host.
 #
 #   docker.sh HUSK
 set -eu
@@ -32,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 start_containerd
-start_dockerd "\"husk\": {\"path\": \"$husk\"}"
+start_dockerd "\"husk\": {\"path\": \"$husk\"}, \"husk-host\": {\"path\": \"$husk\", \"runtimeArgs\": [\"--network=host\"]}"
 d() { $docker -H "unix://$work/d.sock" "$@"; }
 python3 "$here/make_image.py" --rootfs "$(command -v busybox)" "$work/rootfs.tar"
 d import -c 'CMD ["sh"]' "$work/rootfs.tar" busybox:husk >/dev/null
@@ -148,6 +149,20 @@ kill "$web"
 [ "$out" = hi-from-the-host ] || fail "wget from the container to the host side printed '$out'"
 d exec web ip addr | grep -q "inet $ip/" || fail "ip addr in the container: $(d exec web ip addr)"
 d rm -f web >/dev/null
+
+# docker run --network=host: a runtime given husk's --network=host serves the container's
+# inet sockets with host sockets (a server on the host's loopback answers); plain husk keeps
+# such a container to its own loopback, as runsc does.
+python3 -m http.server -b 127.0.0.1 -d "$work/www" 18083 >/dev/null 2>&1 &
+web=$!
+sleep 0.5
+out=$(d run --rm --network=host --runtime=husk-host busybox:husk wget -qO- http://127.0.0.1:18083/h.txt 2>&1)
+[ "$out" = hi-from-the-host ] || { kill "$web"; fail "docker run --network=host with husk --network=host printed '$out'"; }
+if d run --rm --network=host --runtime=husk busybox:husk wget -qO- -T 3 http://127.0.0.1:18083/h.txt >/dev/null 2>&1; then
+  kill "$web"
+  fail "a husk container without --network=host reached the host's loopback"
+fi
+kill "$web"
 
 # --memory 64m: a 200 MB allocation inside fails or is killed; the sandbox, not the host.
 set +e

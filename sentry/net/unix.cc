@@ -534,6 +534,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   bool reset_ ABSL_GUARDED_BY(g_mu) = false;
   size_t unread_bytes_ ABSL_GUARDED_BY(g_mu) = 0;
   int rcvlowat_ ABSL_GUARDED_BY(g_mu) = 1;    // SO_RCVLOWAT
+  int peek_off_ ABSL_GUARDED_BY(g_mu) = -1;   // SO_PEEK_OFF (unix sockets): -1 is off
   uint32_t drops_ ABSL_GUARDED_BY(g_mu) = 0;  // datagrams dropped for want of room
   std::set<std::array<uint8_t, 16>> groups_ ABSL_GUARDED_BY(g_mu);  // IP_ADD_MEMBERSHIP's
   // TCP's state as Linux numbers it, for loopback connections.
@@ -1728,13 +1729,22 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
 
 void UnixSocket::TakeStream(size_t n, int flags, Received* r, std::deque<Message>* gone) {
   const bool peek = flags & MSG_PEEK;
+  const size_t before = r->data.size();
+  // SO_PEEK_OFF: a peek starts that far in (unix_stream_read_generic's skip).
+  size_t skip = peek && peek_off_ > 0 ? static_cast<size_t>(peek_off_) : 0;
   size_t at = 0;  // with MSG_PEEK, the message looked at
   while (r->data.size() < n && at < queue_msgs_.size()) {
     // Files already taken end the read.
     if (!r->fds.empty()) break;
     Message& m = queue_msgs_[at];
-    const size_t k = std::min(n - r->data.size(), m.left());
-    r->data.append(m.data, m.off, k);
+    if (skip >= m.left()) {
+      skip -= m.left();
+      at++;
+      continue;
+    }
+    const size_t k = std::min(n - r->data.size(), m.left() - skip);
+    r->data.append(m.data, m.off + skip, k);
+    skip = 0;
     if (!r->creds.has_value()) r->creds = m.creds;
     const bool had_fds = !m.fds.empty();
     if (had_fds && !peek) r->fds = m.fds.Take();
@@ -1763,6 +1773,11 @@ void UnixSocket::TakeStream(size_t n, int flags, Received* r, std::deque<Message
     if (had_fds) break;
   }
   r->length = r->data.size();
+  // sk_peek_offset_fwd and _bwd: a peek moves the offset on, a read back.
+  if (peek_off_ >= 0) {
+    const int took = static_cast<int>(r->data.size() - before);
+    peek_off_ = peek ? peek_off_ + took : std::max(0, peek_off_ - took);
+  }
 }
 
 void UnixSocket::InetControlLocked(const Message& m, Received* r) {
@@ -2211,6 +2226,10 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
       return int_value(reuseport_ ? 1 : 0);
     case SO_RCVLOWAT:
       return int_value(rcvlowat_);
+    case SO_PEEK_OFF:
+      // unix_set_peek_off: unix sockets have it; inet ones here do not.
+      if (inet()) return Errno{ENOPROTOOPT};
+      return int_value(peek_off_);
     case SO_PEERCRED: {
       ucred c{};
       if (peercred_.has_value() && !inet()) {
@@ -2442,6 +2461,11 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       TRY(need_int());
       rcvlowat_ = v < 0 ? INT_MAX : v == 0 ? 1 : v;  // sock_setsockopt
       queue_.Notify(POLLIN | POLLRDNORM);
+      return Ok();
+    case SO_PEEK_OFF:
+      if (inet()) return Errno{ENOPROTOOPT};
+      TRY(need_int());
+      peek_off_ = v;  // sk_set_peek_off: as given; negative is off
       return Ok();
     default:
       if (!InetDefault(SOL_SOCKET, name).has_value()) return Errno{ENOPROTOOPT};

@@ -535,6 +535,43 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   size_t unread_bytes_ ABSL_GUARDED_BY(g_mu) = 0;
   int rcvlowat_ ABSL_GUARDED_BY(g_mu) = 1;    // SO_RCVLOWAT
   int peek_off_ ABSL_GUARDED_BY(g_mu) = -1;   // SO_PEEK_OFF (unix sockets): -1 is off
+  // Urgent data of TCP over loopback (send's MSG_OOB): the stream
+  // position of the urgent mark and, without SO_OOBINLINE, the urgent byte
+  // taken out of the stream. Valid until read with MSG_OOB (then Read);
+  // forgotten once reading passes the mark (tcp_rcv_space's urg_data).
+  enum class Urgent { kNone, kValid, kRead };
+  Urgent urgent_ ABSL_GUARDED_BY(g_mu) = Urgent::kNone;
+  uint64_t urgent_mark_ ABSL_GUARDED_BY(g_mu) = 0;
+  char urgent_byte_ ABSL_GUARDED_BY(g_mu) = 0;
+  uint64_t rcv_seq_ ABSL_GUARDED_BY(g_mu) = 0;     // stream bytes ever queued here
+  uint64_t copied_seq_ ABSL_GUARDED_BY(g_mu) = 0;  // and read
+  // The last byte of `data`, sent with MSG_OOB, is urgent (tcp_check_urg,
+  // tcp_urg): the mark is set, and the byte leaves the stream unless
+  // SO_OOBINLINE.
+  void UrgentArrivedLocked(std::string* data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    if (data->empty()) return;
+    if (IntOptionLocked(SOL_SOCKET, SO_OOBINLINE, 0) != 0) {
+      urgent_mark_ = rcv_seq_ + data->size() - 1;
+    } else {
+      urgent_byte_ = data->back();
+      data->pop_back();
+      urgent_mark_ = rcv_seq_ + data->size();
+    }
+    urgent_ = Urgent::kValid;
+    queue_.Notify(POLLPRI);
+  }
+  // recv(MSG_OOB), tcp_recv_urg's way.
+  Result<Received> ReceiveUrgentLocked(int flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    if (IntOptionLocked(SOL_SOCKET, SO_OOBINLINE, 0) != 0 || urgent_ != Urgent::kValid) {
+      return Errno{EINVAL};
+    }
+    Received r;
+    r.data.assign(1, urgent_byte_);
+    r.length = 1;
+    r.msg_flags |= MSG_OOB;
+    if (!(flags & MSG_PEEK)) urgent_ = Urgent::kRead;
+    return r;
+  }
   uint32_t drops_ ABSL_GUARDED_BY(g_mu) = 0;  // datagrams dropped for want of room
   std::set<std::array<uint8_t, 16>> groups_ ABSL_GUARDED_BY(g_mu);  // IP_ADD_MEMBERSHIP's
   // TCP's state as Linux numbers it, for loopback connections.
@@ -1639,16 +1676,26 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
       const size_t piece = std::min(req.data.size() - done, std::max<size_t>(sndbuf_ / 2 - 64, 1));
       Message m;
       m.data = std::string(req.data.substr(done, piece));
+      // MSG_OOB: the send's last byte is urgent.
+      if (inet() && (req.flags & MSG_OOB) && done + piece == req.data.size()) {
+        peer->UrgentArrivedLocked(&m.data);
+      }
       m.fds = InFlight(std::move(req.fds));
       req.fds.clear();
       m.creds = creds;
       m.sender = weak_from_this();
       m.charge = m.data.size() + kMessageOverhead;
+      peer->rcv_seq_ += m.data.size();
+      done += piece;
+      if (m.data.empty() && m.fds.empty()) {
+        // The urgent byte alone, out of the stream.
+        if (done == req.data.size()) return done;
+        continue;
+      }
       inflight_ += m.charge;
       if (inet()) unread_bytes_ += m.data.size();
       peer->queued_bytes_ += m.data.size();
       peer->queue_msgs_.push_back(std::move(m));
-      done += piece;
       peer->queue_.Notify(POLLIN | POLLRDNORM);
       if (done == req.data.size()) return done;
       continue;
@@ -1742,7 +1789,14 @@ void UnixSocket::TakeStream(size_t n, int flags, Received* r, std::deque<Message
       at++;
       continue;
     }
-    const size_t k = std::min(n - r->data.size(), m.left() - skip);
+    size_t k = std::min(n - r->data.size(), m.left() - skip);
+    if (urgent_ != Urgent::kNone) {
+      // A read stops at the urgent mark, once it has taken something
+      // (tcp_recvmsg's "stop at urgent data").
+      const uint64_t pos = copied_seq_ + (r->data.size() - before);
+      if (pos == urgent_mark_ && r->data.size() > before) break;
+      if (pos < urgent_mark_) k = std::min<uint64_t>(k, urgent_mark_ - pos);
+    }
     r->data.append(m.data, m.off + skip, k);
     skip = 0;
     if (!r->creds.has_value()) r->creds = m.creds;
@@ -1773,6 +1827,10 @@ void UnixSocket::TakeStream(size_t n, int flags, Received* r, std::deque<Message
     if (had_fds) break;
   }
   r->length = r->data.size();
+  if (!peek) {
+    copied_seq_ += r->data.size() - before;
+    if (urgent_ != Urgent::kNone && copied_seq_ > urgent_mark_) urgent_ = Urgent::kNone;
+  }
   // sk_peek_offset_fwd and _bwd: a peek moves the offset on, a read back.
   if (peek_off_ >= 0) {
     const int took = static_cast<int>(r->data.size() - before);
@@ -1857,6 +1915,7 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
     // unix_seqpacket_recvmsg: ENOTCONN.
     if (type_ == SOCK_STREAM && !connected_) return Errno{inet() ? ENOTCONN : EINVAL};
     if (type_ == SOCK_SEQPACKET && !connected_) return Errno{ENOTCONN};
+    if (inet() && type_ == SOCK_STREAM && (flags & MSG_OOB)) return ReceiveUrgentLocked(flags);
     const bool waitall = type_ == SOCK_STREAM && (flags & MSG_WAITALL) && !(flags & MSG_PEEK);
     const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
     bool took = false;
@@ -2498,6 +2557,17 @@ Result<size_t> UnixSocket::Write(const char* buf, size_t n) {
 
 Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) {
   if (std::shared_ptr<Socket> h = HostConn()) return h->Ioctl(mm, cmd, arg);
+  if (cmd == SIOCATMARK) {
+    // tcp_ioctl: at the urgent mark (0 elsewhere, and for other sockets).
+    int at = 0;
+    {
+      absl::MutexLock l(&g_mu);
+      if (!inet() || type_ != SOCK_STREAM) return InterfaceIoctl(mm, cmd, arg);
+      at = urgent_ != Urgent::kNone && copied_seq_ == urgent_mark_ ? 1 : 0;
+    }
+    TRY(mm.CopyOut(arg, &at, sizeof(at)));
+    return 0L;
+  }
   // The interface ioctls copy user memory: not under the socket lock.
   if (cmd != SIOCINQ && cmd != SIOCOUTQ) return InterfaceIoctl(mm, cmd, arg);
   int n = 0;
@@ -2572,6 +2642,7 @@ uint32_t UnixSocket::Readiness(uint32_t mask) {
     ready |= POLLIN | POLLRDNORM;
   }
   if (error_ != 0) ready |= POLLERR;
+  if (urgent_ == Urgent::kValid) ready |= POLLPRI;  // tcp_poll: urgent data not yet read
   if (shutdown_ == kShutdownMask) ready |= POLLHUP;
   if (shutdown_ & kRcvShutdown) ready |= POLLRDHUP | POLLIN | POLLRDNORM;
   if (listening_) {

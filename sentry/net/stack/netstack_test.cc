@@ -405,6 +405,211 @@ TEST_F(Ipv6Pair, TcpAndUdpAfterNeighbourDiscovery) {
   EXPECT_EQ(hb.udp[0], msg);
 }
 
+// An Ethernet frame (to, from) carrying an IPv6 packet from src to dst
+// whose first header is `next`.
+std::string Ipv6Frame(const Mac& to, const Mac& from, const Ip& src, const Ip& dst, uint8_t next,
+                      const std::string& payload) {
+  std::string f(kEthLen + kIpv6Len + payload.size(), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(f.data());
+  WriteEth(p, EthHeader{to, from, kEtherIpv6});
+  Ipv6Header ip;
+  ip.payload_len = static_cast<uint16_t>(payload.size());
+  ip.next = next;
+  ip.src = src;
+  ip.dst = dst;
+  WriteIpv6(p + kEthLen, ip);
+  CopyBytes(p + kEthLen + kIpv6Len,
+            Bytes(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()));
+  return f;
+}
+
+// A UDP datagram from src:sport to dst:dport carrying data, checksum made.
+std::string Udp(const Ip& src, const Ip& dst, uint16_t sport, uint16_t dport,
+                const std::string& data) {
+  std::string u(kUdpLen + data.size(), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(u.data());
+  Store16(p, sport);
+  Store16(p + 2, dport);
+  Store16(p + 4, static_cast<uint16_t>(u.size()));
+  CopyBytes(p + kUdpLen, Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  const uint16_t csum = Fold(
+      Sum(Bytes(p, u.size()), PseudoSumFor(src, dst, kProtoUdp, static_cast<uint32_t>(u.size()))));
+  Store16(p + 6, csum == 0 ? 0xffff : csum);
+  return u;
+}
+
+// A Fragment header (next, offset in bytes, more, id) and its data.
+std::string Frag6(uint8_t next, uint32_t offset, bool more, uint32_t id, const std::string& data) {
+  std::string h(kIpv6FragLen, '\0');
+  Ipv6Frag f;
+  f.next = next;
+  f.offset = static_cast<uint16_t>(offset);
+  f.more = more;
+  f.id = id;
+  WriteIpv6Frag(reinterpret_cast<uint8_t*>(h.data()), f);
+  return h + data;
+}
+
+// A fragment of a UDP datagram from a to b over IPv6.
+std::string Fragment6(uint32_t id, uint32_t offset, bool more, const std::string& data) {
+  return Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kIpv6Fragment,
+                   Frag6(kProtoUdp, offset, more, id, data));
+}
+
+void Feed(Stack& s, const std::string& f, int64_t now) {
+  s.Input(2, Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), false, now);
+}
+
+TEST_F(Ipv6Pair, FragmentsAreReassembledInAnyOrderAndDuplicatesIgnored) {
+  const std::string data = Pattern(3000);
+  const std::string udp = Udp(Six(1), Six(2), 4000, 53, data);
+  // 1232 + 1232 + the rest, sent last first, the middle one twice.
+  const std::string f0 = Fragment6(77, 0, true, udp.substr(0, 1232));
+  const std::string f1 = Fragment6(77, 1232, true, udp.substr(1232, 1232));
+  const std::string f2 = Fragment6(77, 2464, false, udp.substr(2464));
+  for (const std::string* f : {&f2, &f1, &f1, &f0}) Feed(b, *f, now);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], data);
+  EXPECT_EQ(b.counters().ip_reasm_oks, 1u);
+  EXPECT_EQ(b.counters().ip_reasm_fails, 0u);
+  EXPECT_EQ(b.ReassemblyCount(), 0u);
+  EXPECT_EQ(b.ReassemblyHeld(), 0u);
+}
+
+TEST_F(Ipv6Pair, UnfragmentablePartIsKeptFromTheFirstFragment) {
+  // A hop-by-hop header (8 bytes of padding options) before each
+  // Fragment header: the datagram is put back together behind it.
+  const std::string data = Pattern(2000);
+  const std::string udp = Udp(Six(1), Six(2), 4000, 53, data);
+  auto frag = [&](uint32_t off, bool more, const std::string& part) {
+    std::string hbh(8, '\0');
+    hbh[0] = static_cast<char>(kIpv6Fragment);
+    hbh[2] = 1;  // PadN of 4 bytes
+    hbh[3] = 4;
+    return Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kIpv6HopByHop,
+                     hbh + Frag6(kProtoUdp, off, more, 9, part));
+  };
+  Feed(b, frag(1024, false, udp.substr(1024)), now);
+  Feed(b, frag(0, true, udp.substr(0, 1024)), now);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], data);
+}
+
+TEST_F(Ipv6Pair, AtomicFragmentIsTakenAtOnceAndAlone) {
+  // A datagram of id 5 waits for its second half when an atomic fragment
+  // of the same id comes: that one is taken at once, and the other still
+  // completes.
+  const std::string udp = Udp(Six(1), Six(2), 4000, 53, Pattern(100));
+  Feed(b, Fragment6(5, 0, true, udp.substr(0, 56)), now);
+  Feed(b, Fragment6(5, 0, false, Udp(Six(1), Six(2), 4000, 53, "atomic")), now);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], "atomic");
+  Feed(b, Fragment6(5, 56, false, udp.substr(56)), now);
+  ASSERT_EQ(hb.udp.size(), 2u);
+  EXPECT_EQ(hb.udp[1], Pattern(100));
+}
+
+TEST_F(Ipv6Pair, OverlappingFragmentsDropTheDatagram) {
+  const std::string udp = Udp(Six(1), Six(2), 4000, 53, std::string(24, 'o'));
+  // 16 + 24 bytes where the second overlaps the first by 8 (RFC 5722).
+  Feed(b, Fragment6(9, 0, true, udp.substr(0, 16)), now);
+  Feed(b, Fragment6(9, 8, false, udp.substr(8)), now);
+  EXPECT_TRUE(hb.udp.empty());
+  EXPECT_EQ(b.counters().ip_reasm_fails, 1u);
+  EXPECT_EQ(b.ReassemblyCount(), 0u);
+  // A third fragment that would complete it starts a datagram anew.
+  Feed(b, Fragment6(9, 16, false, udp.substr(16)), now);
+  EXPECT_TRUE(hb.udp.empty());
+  // Without the overlap the same bytes make the datagram.
+  Feed(b, Fragment6(10, 0, true, udp.substr(0, 16)), now);
+  Feed(b, Fragment6(10, 16, false, udp.substr(16)), now);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], std::string(24, 'o'));
+}
+
+TEST_F(Ipv6Pair, MalformedFragmentsAreDropped) {
+  const std::string udp = Udp(Six(1), Six(2), 4000, 53, Pattern(64));
+  const size_t delivered = hb.udp.size();
+  // A non-final fragment whose length is not a multiple of 8.
+  Feed(b, Fragment6(1, 0, true, udp.substr(0, 20)), now);
+  // One reaching past 65535 bytes of payload.
+  Feed(b, Fragment6(2, 65528, false, std::string(16, 'x')), now);
+  // One carrying nothing.
+  Feed(b, Fragment6(3, 8, true, ""), now);
+  // A first fragment that stops inside the UDP header (RFC 7112).
+  Feed(b, Fragment6(4, 0, true, std::string()), now);
+  Feed(b,
+       Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kIpv6Fragment,
+                 Frag6(kIpv6DestOpts, 0, true, 4, std::string(8, '\0') + std::string(8, 'u'))),
+       now);
+  // A Fragment header cut short.
+  Feed(b, Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kIpv6Fragment, std::string(4, '\0')), now);
+  // A datagram whose fragmentable part holds a Fragment header again:
+  // its first fragment drops what came of it before.
+  const std::string inner = Frag6(kProtoUdp, 0, false, 11, udp);
+  Feed(b,
+       Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kIpv6Fragment,
+                 Frag6(kIpv6Fragment, 32, false, 12, inner.substr(32))),
+       now);
+  Feed(b,
+       Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kIpv6Fragment,
+                 Frag6(kIpv6Fragment, 0, true, 12, inner.substr(0, 32))),
+       now);
+  // Two last fragments that disagree on the length, and a fragment past
+  // the end the last one set.
+  Feed(b, Fragment6(13, 64, false, std::string(8, 'x')), now);
+  Feed(b, Fragment6(13, 80, false, std::string(8, 'x')), now);
+  Feed(b, Fragment6(14, 64, false, std::string(8, 'x')), now);
+  Feed(b, Fragment6(14, 72, true, std::string(8, 'x')), now);
+  EXPECT_EQ(hb.udp.size(), delivered);
+  EXPECT_EQ(b.ReassemblyCount(), 0u);
+  EXPECT_EQ(b.ReassemblyHeld(), 0u);
+  EXPECT_EQ(b.counters().ip_reasm_fails, 8u);
+  // Neighbour discovery in a fragment is not answered (RFC 6980).
+  std::string ns(32, '\0');
+  auto* m = reinterpret_cast<uint8_t*>(ns.data());
+  m[0] = kNdpSolicit;
+  memcpy(m + 8, Six(2).data(), 16);
+  m[24] = kNdpSourceMac;
+  m[25] = 1;
+  memcpy(m + 26, kMacA.data(), 6);
+  Store16(m + 2, Fold(Sum(Bytes(m, ns.size()), PseudoSumFor(Six(1), Six(2), kProtoIcmp6, 32))));
+  std::string frame =
+      Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kIpv6Fragment, Frag6(kProtoIcmp6, 0, false, 15, ns));
+  frame[kEthLen + 7] = static_cast<char>(255);  // hop limit
+  to_a.clear();
+  Feed(b, frame, now);
+  EXPECT_TRUE(to_a.empty());
+}
+
+TEST_F(Ipv6Pair, ReassemblyIsBoundedAndTimesOut) {
+  // 2000 datagrams' first 4000 bytes, none completed: what is kept stays
+  // under the limits (4 MB, 256 datagrams), the oldest let go first.
+  const std::string udp = Udp(Six(1), Six(2), 4000, 53, Pattern(4100));
+  for (uint32_t id = 0; id < 2000; id++) Feed(b, Fragment6(id, 0, true, udp.substr(0, 4000)), now);
+  EXPECT_LE(b.ReassemblyHeld(), size_t{4} << 20);
+  EXPECT_LE(b.ReassemblyCount(), 256u);
+  EXPECT_GT(b.ReassemblyCount(), 0u);
+  EXPECT_GT(b.counters().ip_reasm_fails, 1000u);
+  // The newest still completes; the first long gone does not.
+  Feed(b, Fragment6(1999, 4000, false, udp.substr(4000)), now);
+  Feed(b, Fragment6(0, 4000, false, udp.substr(4000)), now);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], Pattern(4100));
+  // IPv6 keeps fragments 60 seconds (RFC 8200 4.5), then lets them go.
+  const size_t waiting = b.ReassemblyCount();
+  now += 59000 * kMs;
+  b.Tick(now);
+  EXPECT_EQ(b.ReassemblyCount(), waiting);
+  now += 2000 * kMs;
+  EXPECT_EQ(b.Tick(now), INT64_MAX);
+  EXPECT_EQ(b.ReassemblyCount(), 0u);
+  EXPECT_EQ(b.ReassemblyHeld(), 0u);
+  EXPECT_EQ(b.counters().ip_reasm_timeout, waiting);
+  Feed(b, Fragment6(1998, 4000, false, udp.substr(4000)), now);
+  EXPECT_EQ(hb.udp.size(), 1u);
+}
+
 // A stack whose link takes GSO frames: a's TCP sends many segments in one
 // frame once b's address is known; the wire cuts them as the host would.
 class GsoPair : public TcpPair {

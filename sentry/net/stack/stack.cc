@@ -22,6 +22,9 @@ constexpr int64_t kReasmTimeout = 30 * kSecond;
 constexpr size_t kReasmMaxBytes = 4 << 20;
 constexpr size_t kReasmOverhead = 128;        // a kept fragment's cost beyond its bytes
 constexpr size_t kReasmMaxDatagrams = 256;    // datagrams being put back together
+// IPv6's fragments are kept 60 s (RFC 8200 4.5; ip6frag_time), under the
+// same limits as IPv4's, which they share.
+constexpr int64_t kReasm6Timeout = 60 * kSecond;
 constexpr size_t kPendingMaxBytes = 4 << 20;  // packets waiting for addresses to resolve
 
 bool InPrefix(const Ip& a, const Ip& net, int prefix) {
@@ -57,6 +60,41 @@ Mac MulticastMac(const Ip& group) {
 }
 
 constexpr Ip kAllNodes = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+// Whether a datagram has all its bytes: its first fragment, its last, and
+// no hole between.
+bool Whole(const std::map<uint32_t, std::string>& frags, uint32_t total, bool have_first) {
+  if (total == 0 || !have_first) return false;
+  uint32_t at = 0;
+  for (const auto& [o, data] : frags) {
+    if (o != at) return false;  // a hole
+    at += static_cast<uint32_t>(data.size());
+  }
+  return at == total;
+}
+
+// Whether the first fragment of an IPv6 datagram (b: its fragmentable
+// part, whose first header is `next`) holds every header through the
+// transport's (RFC 8200 4.5, as RFC 7112 asks; Linux's
+// ipv6_frag_thdr_truncated): a filter must see the ports in the first. A
+// Fragment header there would fragment the datagram twice.
+bool HeadersComplete(uint8_t next, Bytes b) {
+  size_t at = 0;
+  for (int i = 0; i < 8 && (next == kIpv6HopByHop || next == kIpv6Routing || next == kIpv6DestOpts);
+       i++) {
+    if (b.size() - at < 8) return false;
+    const size_t len = (size_t{b[at + 1]} + 1) * 8;
+    if (len > b.size() - at) return false;
+    next = b[at];
+    at += len;
+  }
+  if (next == kIpv6Fragment) return false;
+  const size_t need = next == kProtoTcp     ? kTcpLen
+                      : next == kProtoUdp   ? kUdpLen
+                      : next == kProtoIcmp6 ? kIcmpLen
+                                            : 1;
+  return b.size() - at >= need;
+}
 
 }  // namespace
 
@@ -191,7 +229,7 @@ void Stack::Input(int nic_index, Bytes frame, bool checksum_ok, int64_t now) {
       InputIpv4(*nic, payload, checksum_ok, now);
       break;
     case kEtherIpv6:
-      InputIpv6(*nic, payload, checksum_ok, eth.src, now);
+      InputIpv6(*nic, payload, checksum_ok, eth.src, /*link_multicast=*/eth.dst != nic->mac, now);
       break;
     default:
       nic->rx_dropped++;
@@ -418,35 +456,35 @@ void Stack::InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now) {
   DeliverIpv4(ip, payload, b.first(ip.total_len), checksum_ok, broadcast, now);
 }
 
-void Stack::Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int64_t now) {
+void Stack::DropReassembly(const ReasmKey& key) {
+  counters_.ip_reasm_fails++;
+  auto it = reasm_.find(key);
+  if (it != reasm_.end()) {
+    reasm_bytes_ -= it->second.bytes;
+    reasm_.erase(it);
+  }
+}
+
+Stack::Reassembly* Stack::KeepFragment(const ReasmKey& key, uint32_t off, bool more, Bytes payload,
+                                       uint32_t max_end, size_t extra, int64_t timeout,
+                                       int64_t now) {
   counters_.ip_reasm_reqds++;
-  const uint32_t off = uint32_t{static_cast<uint16_t>(ip.frag & kIpOffsetMask)} * 8;
-  const bool more = (ip.frag & kIpMf) != 0;
   const auto len = static_cast<uint32_t>(payload.size());
-  const ReasmKey key{ip.src, ip.dst, ip.id, ip.proto};
-  auto fail = [&] {
-    counters_.ip_reasm_fails++;
-    auto it = reasm_.find(key);
-    if (it != reasm_.end()) {
-      reasm_bytes_ -= it->second.bytes;
-      reasm_.erase(it);
-    }
-  };
   // Every fragment carries bytes, all but the last a multiple of 8, and
   // none reaches past the largest datagram.
-  if ((more && len % 8 != 0) || off + len > 65535 - kIpv4Len || len == 0) {
-    fail();
-    return;
+  if ((more && len % 8 != 0) || off + len > max_end || len == 0) {
+    DropReassembly(key);
+    return nullptr;
   }
   // Each fragment is charged its bytes and what keeping it costs; every
   // fragment, not just a datagram's first, makes room by letting the
   // oldest datagrams go, and so does a datagram past the count's limit.
-  const size_t charge = len + kReasmOverhead;
+  const size_t charge = len + extra + kReasmOverhead;
   const bool fresh = reasm_.find(key) == reasm_.end();
   while (!reasm_.empty() && (reasm_bytes_ + charge > kReasmMaxBytes ||
                              (fresh && reasm_.size() >= kReasmMaxDatagrams))) {
     auto oldest = std::min_element(reasm_.begin(), reasm_.end(), [](const auto& a, const auto& b) {
-      return a.second.expires < b.second.expires;
+      return a.second.born < b.second.born;
     });
     if (!fresh && oldest->first == key) break;
     reasm_bytes_ -= oldest->second.bytes;
@@ -454,57 +492,64 @@ void Stack::Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int6
     counters_.ip_reasm_fails++;
   }
   if (reasm_bytes_ + charge > kReasmMaxBytes) {
-    fail();
-    return;
+    DropReassembly(key);
+    return nullptr;
   }
-  if (fresh) reasm_[key].expires = now + kReasmTimeout;
+  if (fresh) {
+    Reassembly& n = reasm_[key];
+    n.born = now;
+    n.expires = now + timeout;
+  }
   Reassembly& r = reasm_[key];
   // Overlapping fragments end the datagram (as Linux has since 4.19, and
   // RFC 5722 asks of IPv6): they are how filters are fooled.
   for (const auto& [o, data] : r.frags) {
     const auto l = static_cast<uint32_t>(data.size());
-    if (o == off && l == len) return;  // a duplicate
+    if (o == off && l == len) return nullptr;  // a duplicate
     if (off < o + l && o < off + len) {
-      fail();
-      return;
+      DropReassembly(key);
+      return nullptr;
     }
   }
   if (!more) {
     if ((r.total != 0 && r.total != off + len) ||
         (!r.frags.empty() &&
          std::prev(r.frags.end())->first + std::prev(r.frags.end())->second.size() > off + len)) {
-      fail();
-      return;
+      DropReassembly(key);
+      return nullptr;
     }
     r.total = off + len;
   } else if (r.total != 0 && off + len > r.total) {
-    fail();
-    return;
-  }
-  if (off == 0) {
-    r.first = ip;
-    r.have_first = true;
+    DropReassembly(key);
+    return nullptr;
   }
   r.frags.emplace(off, std::string(payload.begin(), payload.end()));
   r.bytes += charge;
   reasm_bytes_ += charge;
-  if (r.total == 0 || !r.have_first) return;
-  uint32_t at = 0;
-  for (const auto& [o, data] : r.frags) {
-    if (o != at) return;  // a hole
-    at += static_cast<uint32_t>(data.size());
+  return &r;
+}
+
+void Stack::Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int64_t now) {
+  const uint32_t off = uint32_t{static_cast<uint16_t>(ip.frag & kIpOffsetMask)} * 8;
+  const ReasmKey key{V4(ip.src), V4(ip.dst), ip.id, ip.proto};
+  Reassembly* r = KeepFragment(key, off, (ip.frag & kIpMf) != 0, payload, 65535 - kIpv4Len,
+                               /*extra=*/0, kReasmTimeout, now);
+  if (r == nullptr) return;
+  if (off == 0) {
+    r->first = ip;
+    r->have_first = true;
   }
-  if (at != r.total) return;
-  std::string whole(kIpv4Len + r.total, '\0');
+  if (!Whole(r->frags, r->total, r->have_first)) return;
+  std::string whole(kIpv4Len + r->total, '\0');
   auto* p = reinterpret_cast<uint8_t*>(whole.data());
-  Ipv4Header h = r.first;
+  Ipv4Header h = r->first;
   h.frag = 0;
-  h.total_len = static_cast<uint16_t>(kIpv4Len + r.total);
+  h.total_len = static_cast<uint16_t>(kIpv4Len + r->total);
   WriteIpv4(p, h);
-  for (const auto& [o, data] : r.frags) {
+  for (const auto& [o, data] : r->frags) {
     CopyBytes(p + kIpv4Len + o, Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
   }
-  reasm_bytes_ -= r.bytes;
+  reasm_bytes_ -= r->bytes;
   reasm_.erase(key);
   counters_.ip_reasm_oks++;
   DeliverIpv4(h, Bytes(p + kIpv4Len, h.total_len - kIpv4Len), Bytes(p, h.total_len),
@@ -758,7 +803,8 @@ void Stack::SendSolicit(Nic& nic, const Ip& target) {
   Transmit(nic, MulticastMac(group), kEtherIpv6, Bytes(packet, sizeof(packet)));
 }
 
-void Stack::InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, int64_t now) {
+void Stack::InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, bool link_multicast,
+                      int64_t now) {
   counters_.ip_in_receives++;
   Ipv6Header ip;
   Bytes payload;
@@ -782,25 +828,59 @@ void Stack::InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, int6
     counters_.ip_in_addr_errors++;  // the sandbox does not forward
     return;
   }
+  DeliverIpv6(nic, ip, b.first(kIpv6Len + payload.size()), checksum_ok, from, link_multicast,
+              /*reassembled=*/false, now);
+}
+
+void Stack::DeliverIpv6(Nic& nic, const Ipv6Header& ip, Bytes whole, bool checksum_ok,
+                        const Mac& from, bool link_multicast, bool reassembled, int64_t now) {
   // Extension headers: hop-by-hop, destination options and a spent routing
-  // header are stepped over; fragments are not reassembled yet.
+  // header are stepped over; a fragment is kept until its datagram is
+  // whole. `at` is where the header `next` names starts, next_at the byte
+  // that names it.
   uint8_t next = ip.next;
-  for (int i = 0; i < 8 && (next == 0 || next == 60 || next == 43 || next == 44); i++) {
-    if (next == 44 || payload.size() < 8) {
-      counters_.ip_reasm_fails++;
-      return;
+  size_t at = kIpv6Len, next_at = 6;
+  bool fragmented = reassembled;
+  for (int i = 0; i < 8 && (next == kIpv6HopByHop || next == kIpv6DestOpts ||
+                            next == kIpv6Routing || next == kIpv6Fragment);
+       i++) {
+    if (next == kIpv6Fragment) {
+      Ipv6Frag f;
+      if (reassembled || !ParseIpv6Frag(whole.subspan(at), &f)) {
+        // A datagram's fragments are not fragmented again.
+        counters_.ip_in_hdr_errors++;
+        return;
+      }
+      if (f.offset != 0 || f.more) {
+        Reassemble6(nic, ip, whole, at, next_at, f, from, link_multicast, now);
+        return;
+      }
+      // An atomic fragment (offset 0, the last) is a whole datagram,
+      // taken at once and apart from any others of its id (RFC 6946).
+      fragmented = true;
+      checksum_ok = false;
+      next_at = at;
+      next = f.next;
+      at += kIpv6FragLen;
+      continue;
     }
-    const size_t len = (size_t{payload[1]} + 1) * 8;
-    if (len > payload.size() || (next == 43 && payload[3] != 0)) {
+    if (whole.size() - at < 8) {
       counters_.ip_in_hdr_errors++;
       return;
     }
-    next = payload[0];
-    payload = payload.subspan(len);
+    const size_t len = (size_t{whole[at + 1]} + 1) * 8;
+    if (len > whole.size() - at || (next == kIpv6Routing && whole[at + 3] != 0)) {
+      counters_.ip_in_hdr_errors++;
+      return;
+    }
+    next_at = at;
+    next = whole[at];
+    at += len;
   }
+  const Bytes payload = whole.subspan(at);
   counters_.ip_in_delivers++;
   if (next == kProtoIcmp6) {
-    InputIcmp6(nic, ip, payload, from, now);
+    InputIcmp6(nic, ip, payload, from, fragmented, now);
     return;
   }
   if (IsMulticast6(ip.dst)) return;
@@ -810,8 +890,9 @@ void Stack::InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, int6
   meta.tos = ip.tclass;
   meta.ttl = ip.hop_limit;
   meta.v6 = true;
+  meta.link_multicast = link_multicast;
   if (next == kProtoUdp) {
-    InputUdp(meta, payload, checksum_ok, {}, now);
+    InputUdp(meta, payload, checksum_ok, whole, now);
   } else if (next == kProtoTcp) {
     InputTcp(meta, payload, checksum_ok, now);
   } else {
@@ -819,7 +900,58 @@ void Stack::InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, int6
   }
 }
 
-void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from, int64_t now) {
+void Stack::Reassemble6(Nic& nic, const Ipv6Header& ip, Bytes whole, size_t frag_at, size_t next_at,
+                        const Ipv6Frag& f, const Mac& from, bool link_multicast, int64_t now) {
+  const Bytes payload = whole.subspan(frag_at + kIpv6FragLen);
+  const ReasmKey key{ip.src, ip.dst, f.id, 0};
+  // The first fragment holds every header up to the transport's.
+  if (f.offset == 0 && !HeadersComplete(f.next, payload)) {
+    counters_.ip_reasm_reqds++;
+    DropReassembly(key);
+    return;
+  }
+  // No fragment makes the datagram's payload (its unfragmentable part's
+  // extension headers and the fragmentable part) longer than 65535 bytes;
+  // the first fragment's unfragmentable part is kept too, and charged.
+  const auto unfragmentable = static_cast<uint32_t>(frag_at - kIpv6Len);
+  Reassembly* r = KeepFragment(key, f.offset, f.more, payload, 65535 - unfragmentable,
+                               f.offset == 0 ? frag_at : 0, kReasm6Timeout, now);
+  if (r == nullptr) return;
+  if (f.offset == 0) {
+    r->head.assign(reinterpret_cast<const char*>(whole.data()), frag_at);
+    r->head[next_at] = static_cast<char>(f.next);
+    r->have_first = true;
+  }
+  r->link_multicast = r->link_multicast || link_multicast;
+  if (!Whole(r->frags, r->total, r->have_first)) return;
+  const size_t len = r->head.size() + r->total;
+  if (len - kIpv6Len > 65535) {
+    DropReassembly(key);
+    return;
+  }
+  // The datagram as if it had not been fragmented: the first fragment's
+  // unfragmentable part, its Fragment header gone, and the fragmentable
+  // part whole.
+  std::string packet(len, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(packet.data());
+  CopyBytes(p, Bytes(reinterpret_cast<const uint8_t*>(r->head.data()), r->head.size()));
+  Store16(p + 4, static_cast<uint16_t>(len - kIpv6Len));
+  for (const auto& [o, data] : r->frags) {
+    CopyBytes(p + r->head.size() + o,
+              Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+  }
+  const bool group = r->link_multicast;
+  reasm_bytes_ -= r->bytes;
+  reasm_.erase(key);
+  counters_.ip_reasm_oks++;
+  Ipv6Header h;
+  Bytes rest;
+  if (!ParseIpv6(Bytes(p, len), &h, &rest)) return;
+  DeliverIpv6(nic, h, Bytes(p, len), /*checksum_ok=*/false, from, group, /*reassembled=*/true, now);
+}
+
+void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from, bool fragmented,
+                       int64_t now) {
   counters_.icmp_in_msgs++;
   if (b.size() < kIcmpLen || Fold(Sum(b, PseudoSumFor(ip.src, ip.dst, kProtoIcmp6,
                                                       static_cast<uint32_t>(b.size())))) != 0) {
@@ -864,8 +996,8 @@ void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from,
       return;
     case kNdpSolicit: {
       // RFC 4861 7.1.1: from the link itself (hop limit 255), for one of
-      // our addresses.
-      if (ip.hop_limit != 255 || b.size() < 24) return;
+      // our addresses; never in fragments (RFC 6980).
+      if (ip.hop_limit != 255 || b.size() < 24 || fragmented) return;
       Ip target;
       memcpy(target.data(), &b[8], 16);
       if (!IsLocal(target)) return;
@@ -896,7 +1028,7 @@ void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from,
       return;
     }
     case kNdpAdvert: {
-      if (ip.hop_limit != 255 || b.size() < 24) return;
+      if (ip.hop_limit != 255 || b.size() < 24 || fragmented) return;
       Ip target;
       memcpy(target.data(), &b[8], 16);
       Mac mac = from;

@@ -125,6 +125,10 @@ class Stack {
   // (256 MiB unless set).
   void SetReceiveLimit(size_t bytes) { rx_limit_ = bytes; }
   size_t ReceiveHeld() const { return rx_buffered_; }
+  // What fragments waiting for the rest of their datagrams hold (bytes as
+  // charged, datagrams), for tests.
+  size_t ReassemblyHeld() const { return reasm_bytes_; }
+  size_t ReassemblyCount() const { return reasm_.size(); }
   // Whether the interface's link takes GSO frames.
   void SetGso(int nic, bool on);
   // Routes are kept longest prefix first.
@@ -194,18 +198,25 @@ class Stack {
     Ip src{}, dst{};
     uint8_t tos = 0, ttl = 64;
     bool v6 = false;
-    Ipv4Header v4;  // IPv4's, for an ICMP error quoting it
+    bool link_multicast = false;  // IPv6: it came in a frame to a group or broadcast
+    Ipv4Header v4;                // IPv4's, for an ICMP error quoting it
   };
-  // A datagram being put back together from its fragments (RFC 791), by
-  // source, destination, id and protocol.
-  using ReasmKey = std::tuple<uint32_t, uint32_t, uint16_t, uint8_t>;
+  // A datagram being put back together from its fragments: IPv4's
+  // (RFC 791) by source, destination, id and protocol; IPv6's (RFC 8200
+  // 4.5) by source, destination and id (the protocol 0).
+  using ReasmKey = std::tuple<Ip, Ip, uint32_t, uint8_t>;
   struct Reassembly {
     std::map<uint32_t, std::string> frags;  // by offset
     uint32_t total = 0;                     // the length, once the last fragment came
     size_t bytes = 0;
-    int64_t expires = 0;
-    Ipv4Header first;  // the first fragment's header
+    int64_t born = 0, expires = 0;
     bool have_first = false;
+    Ipv4Header first;  // IPv4: the first fragment's header
+    // IPv6: the first fragment's unfragmentable part (the IPv6 header and
+    // the extension headers before its Fragment header), the Fragment
+    // header's own next header written where that header was named.
+    std::string head;
+    bool link_multicast = false;  // IPv6: a fragment came in a frame to a group
   };
 
   Nic* NicByIndex(int index);
@@ -217,11 +228,34 @@ class Stack {
                    bool broadcast, int64_t now);
   // Keeps a fragment; when it completes its datagram, delivers that.
   void Reassemble(const Ipv4Header& ip, Bytes payload, bool broadcast, int64_t now);
+  // Either family's share of that: keeps a fragment (offset and payload
+  // in bytes; more: not the last) of the datagram `key`, whose fragments
+  // may reach no further than max_end, charging it its bytes and `extra`;
+  // returns the datagram it joined, or null if it was a duplicate or was
+  // refused (then the datagram is dropped).
+  Reassembly* KeepFragment(const ReasmKey& key, uint32_t off, bool more, Bytes payload,
+                           uint32_t max_end, size_t extra, int64_t timeout, int64_t now);
+  // Drops a datagram being put back together, counting a failure.
+  void DropReassembly(const ReasmKey& key);
   void InputIcmp(const Ipv4Header& ip, Bytes b, int64_t now);
   void InputUdp(const IpMeta& ip, Bytes b, bool checksum_ok, Bytes whole, int64_t now);
   void InputTcp(const IpMeta& ip, Bytes b, bool checksum_ok, int64_t now);
-  void InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, int64_t now);
-  void InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from, int64_t now);
+  void InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, bool link_multicast,
+                 int64_t now);
+  // Steps over a packet's extension headers (whole: its IPv6 header and
+  // payload) and hands it to its protocol; a fragment goes to
+  // Reassemble6, and a datagram it completed comes back (reassembled).
+  void DeliverIpv6(Nic& nic, const Ipv6Header& ip, Bytes whole, bool checksum_ok, const Mac& from,
+                   bool link_multicast, bool reassembled, int64_t now);
+  // Keeps an IPv6 fragment (its Fragment header at frag_at in whole, and
+  // named by the byte at next_at); when it completes its datagram,
+  // delivers that.
+  void Reassemble6(Nic& nic, const Ipv6Header& ip, Bytes whole, size_t frag_at, size_t next_at,
+                   const Ipv6Frag& f, const Mac& from, bool link_multicast, int64_t now);
+  // fragmented: the message came in fragments (neighbour discovery takes
+  // none, RFC 6980).
+  void InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from, bool fragmented,
+                  int64_t now);
   // Learns (or refreshes) a neighbour's link address and sends what waited.
   void Learn(Nic& nic, const Ip& ip, const Mac& mac, bool create, int64_t now);
   void SendSolicit(Nic& nic, const Ip& target);

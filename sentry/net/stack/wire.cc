@@ -81,6 +81,22 @@ void WriteIpv6(uint8_t* p, const Ipv6Header& h) {
   memcpy(p + 24, h.dst.data(), 16);
 }
 
+bool ParseIpv6Frag(Bytes b, Ipv6Frag* f) {
+  if (b.size() < kIpv6FragLen) return false;
+  f->next = b[0];
+  f->offset = static_cast<uint16_t>(Load16(&b[2]) & ~7u);
+  f->more = (b[3] & 1) != 0;
+  f->id = Load32(&b[4]);
+  return true;
+}
+
+void WriteIpv6Frag(uint8_t* p, const Ipv6Frag& f) {
+  p[0] = f.next;
+  p[1] = 0;
+  Store16(p + 2, static_cast<uint16_t>((f.offset & ~7u) | (f.more ? 1 : 0)));
+  Store32(p + 4, f.id);
+}
+
 bool ParseEth(Bytes frame, EthHeader* h, Bytes* payload) {
   if (frame.size() < kEthLen) return false;
   memcpy(h->dst.data(), &frame[0], 6);

@@ -116,9 +116,29 @@ struct Ipv6Header {
 // after it, which *payload leaves out).
 bool ParseIpv6(Bytes b, Ipv6Header* h, Bytes* payload);
 void WriteIpv6(uint8_t* p, const Ipv6Header& h);
+// The extension headers the stack knows (RFC 8200 4): hop-by-hop options,
+// routing, fragment and destination options.
+constexpr uint8_t kIpv6HopByHop = 0, kIpv6Routing = 43, kIpv6Fragment = 44, kIpv6DestOpts = 60;
+// The Fragment header (RFC 8200 4.5): 8 bytes.
+constexpr size_t kIpv6FragLen = 8;
+struct Ipv6Frag {
+  uint8_t next = 0;     // the fragmentable part's first header
+  uint16_t offset = 0;  // in bytes, a multiple of 8
+  bool more = false;    // the M flag: not the last fragment
+  uint32_t id = 0;
+};
+bool ParseIpv6Frag(Bytes b, Ipv6Frag* f);
+void WriteIpv6Frag(uint8_t* p, const Ipv6Frag& f);
 // ICMPv6 (RFC 4443) and neighbour discovery (RFC 4861).
-constexpr uint8_t kIcmp6EchoRequest = 128, kIcmp6EchoReply = 129, kNdpSolicit = 135,
-                  kNdpAdvert = 136;
+constexpr uint8_t kIcmp6Unreachable = 1, kIcmp6PacketTooBig = 2, kIcmp6EchoRequest = 128,
+                  kIcmp6EchoReply = 129, kNdpSolicit = 135, kNdpAdvert = 136;
+// Destination Unreachable's codes (RFC 4443 3.1).
+constexpr uint8_t kIcmp6NoRoute = 0, kIcmp6AdminProhibited = 1, kIcmp6AddrUnreachable = 3,
+                  kIcmp6PortUnreachable = 4;
+// Types below 128 are errors (RFC 4443 2.1).
+constexpr uint8_t kIcmp6InfoMin = 128;
+// The least MTU a link carrying IPv6 has (RFC 8200 5).
+constexpr uint32_t kIpv6MinMtu = 1280;
 constexpr uint8_t kNdpSourceMac = 1, kNdpTargetMac = 2;  // option types
 
 // ICMP (RFC 792): the types the stack answers or reports.

@@ -610,6 +610,107 @@ TEST_F(Ipv6Pair, ReassemblyIsBoundedAndTimesOut) {
   EXPECT_EQ(hb.udp.size(), 1u);
 }
 
+// Whether a frame carries IPv6 with a Fragment header first.
+bool IsFragment6(const std::string& f) {
+  return f.size() >= kEthLen + kIpv6Len + kIpv6FragLen &&
+         Load16(reinterpret_cast<const uint8_t*>(f.data()) + 12) == kEtherIpv6 &&
+         static_cast<uint8_t>(f[kEthLen + 6]) == kIpv6Fragment;
+}
+
+TEST_F(Ipv6Pair, LargeUdpIsFragmentedAndReassembled) {
+  std::string big = Pattern(4000);
+  UdpDatagram d{Six(1), Six(2), 4000, 53,
+                Bytes(reinterpret_cast<const uint8_t*>(big.data()), 4000)};
+  std::vector<std::string> frags;
+  wa.drop = [&](const std::string& f) {
+    if (IsFragment6(f)) frags.push_back(f);
+    return false;
+  };
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], big);
+  EXPECT_EQ(a.counters().ip_frag_oks, 1u);
+  EXPECT_EQ(b.counters().ip_reasm_oks, 1u);
+  // 4008 bytes of UDP in pieces of 1448, 1448 and 1112, each frame within
+  // the MTU, sharing an identification.
+  ASSERT_EQ(frags.size(), 3u);
+  uint32_t id = 0;
+  for (size_t i = 0; i < frags.size(); i++) {
+    const auto* p = reinterpret_cast<const uint8_t*>(frags[i].data()) + kEthLen;
+    EXPECT_LE(frags[i].size() - kEthLen, 1500u);
+    Ipv6Frag f;
+    ASSERT_TRUE(ParseIpv6Frag(Bytes(p + kIpv6Len, kIpv6FragLen), &f));
+    const size_t len = Load16(p + 4) - kIpv6FragLen;
+    EXPECT_EQ(f.next, kProtoUdp);
+    EXPECT_EQ(f.offset, i * 1448);
+    EXPECT_EQ(f.more, i < 2);
+    EXPECT_EQ(len, i < 2 ? 1448u : 1112u);
+    if (i == 0) id = f.id;
+    EXPECT_EQ(f.id, id);
+  }
+  // The next datagram has an identification of its own.
+  frags.clear();
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  ASSERT_EQ(frags.size(), 3u);
+  Ipv6Frag f;
+  ASSERT_TRUE(ParseIpv6Frag(
+      Bytes(reinterpret_cast<const uint8_t*>(frags[0].data()) + kEthLen + kIpv6Len, 8), &f));
+  EXPECT_NE(f.id, id);
+  ASSERT_EQ(hb.udp.size(), 2u);
+}
+
+TEST_F(Ipv6Pair, FragmentsReorderedAndDuplicatedStillMakeTheDatagram) {
+  UdpDatagram warm{Six(1), Six(2), 1, 53, {}};
+  a.SendUdp(warm, now);  // learn b's address first
+  Run(50);
+  hb.udp.clear();
+  std::string big = Pattern(4000);
+  UdpDatagram d{Six(1), Six(2), 4000, 53,
+                Bytes(reinterpret_cast<const uint8_t*>(big.data()), 4000)};
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  ASSERT_EQ(to_b.size(), 3u);
+  // Last first, then the middle one twice.
+  std::swap(to_b[0], to_b[2]);
+  to_b.insert(to_b.begin() + 2, to_b[1]);
+  Run(100);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], big);
+  EXPECT_EQ(b.counters().ip_reasm_fails, 0u);
+  EXPECT_EQ(b.ReassemblyCount(), 0u);
+}
+
+TEST_F(Ipv6Pair, LargestUdpGoesAndLargerIsRefused) {
+  // 65527 bytes: with the UDP header, the largest IPv6 payload.
+  std::string big = Pattern(65527);
+  UdpDatagram d{Six(1), Six(2), 4000, 53,
+                Bytes(reinterpret_cast<const uint8_t*>(big.data()), big.size())};
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], big);
+  big.push_back('x');
+  d.payload = Bytes(reinterpret_cast<const uint8_t*>(big.data()), big.size());
+  EXPECT_EQ(a.SendUdp(d, now), EMSGSIZE);
+}
+
+TEST_F(Ipv6Pair, LargeEchoIsFragmentedBothWays) {
+  // A 3000-byte echo request from a (ICMPv6, as a ping socket sends it):
+  // b puts it back together and answers in fragments too.
+  std::string echo = Pattern(3000);
+  echo[0] = static_cast<char>(kIcmp6EchoRequest);
+  echo[1] = 0;
+  EXPECT_EQ(a.SendIcmp(Six(1), Six(2),
+                       Bytes(reinterpret_cast<const uint8_t*>(echo.data()), echo.size()), 64, now),
+            0);
+  Run(100);
+  EXPECT_EQ(b.counters().icmp_in_echos, 1u);
+  EXPECT_EQ(b.counters().ip_frag_oks, 1u);
+  EXPECT_EQ(a.counters().icmp_in_echo_reps, 1u);
+  EXPECT_EQ(a.counters().ip_reasm_oks, 1u);
+}
+
 // A stack whose link takes GSO frames: a's TCP sends many segments in one
 // frame once b's address is known; the wire cuts them as the host would.
 class GsoPair : public TcpPair {

@@ -707,7 +707,7 @@ int Stack::SendIcmp(const Ip& src, const Ip& dst, Bytes icmp, uint8_t ttl, int64
     Store16(p + 2,
             Fold(Sum(Bytes(p, msg.size()),
                      PseudoSumFor(src, dst, kProtoIcmp6, static_cast<uint32_t>(msg.size())))));
-    return SendIpv6(src, dst, kProtoIcmp6, 0, ttl, Bytes(p, msg.size()), now);
+    return SendIpv6(src, dst, kProtoIcmp6, 0, ttl, Bytes(p, msg.size()), /*frag_ok=*/true, now);
   }
   Store16(p + 2, Fold(Sum(Bytes(p, msg.size()))));
   return SendIpv4(V4Of(src), V4Of(dst), kProtoIcmp, 0, ttl, false, Bytes(p, msg.size()), now);
@@ -735,11 +735,11 @@ int Stack::SendIp(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tos, uint
                   Bytes l4, int64_t now) {
   if (IsV4(src) && IsV4(dst)) return SendIpv4(V4Of(src), V4Of(dst), proto, tos, ttl, df, l4, now);
   if (IsV4(src) || IsV4(dst)) return ENETUNREACH;
-  return SendIpv6(src, dst, proto, tos, ttl, l4, now);
+  return SendIpv6(src, dst, proto, tos, ttl, l4, /*frag_ok=*/!df, now);
 }
 
 int Stack::SendIpv6(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tclass, uint8_t hop_limit,
-                    Bytes l4, int64_t now) {
+                    Bytes l4, bool frag_ok, int64_t now) {
   const Route* r = IsMulticast6(dst) ? nullptr : Lookup(dst);
   Nic* nic = r != nullptr ? NicByIndex(r->nic) : nullptr;
   if (nic == nullptr && IsMulticast6(dst) && !nics_.empty()) nic = &nics_.front();
@@ -747,21 +747,49 @@ int Stack::SendIpv6(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tclass,
     counters_.ip_out_no_routes++;
     return ENETUNREACH;
   }
-  // No fragments are made over IPv6 (yet): what does not fit is refused.
-  if (l4.size() + kIpv6Len > nic->mtu) return EMSGSIZE;
+  // What does not fit goes in fragments, if it may (not TCP, whose
+  // segments fit), and if it is no longer than the largest payload.
+  const bool fits = l4.size() + kIpv6Len <= nic->mtu;
+  if (l4.size() > 65535 || (!fits && !frag_ok)) return EMSGSIZE;
   counters_.ip_out_requests++;
+  const Ip next_hop = r != nullptr && r->has_gateway ? r->gateway : dst;
   Ipv6Header h;
   h.tclass = tclass;
-  h.payload_len = static_cast<uint16_t>(l4.size());
   h.next = proto;
   h.hop_limit = hop_limit;
   h.src = src;
   h.dst = dst;
-  std::string packet(kIpv6Len + l4.size(), '\0');
-  auto* p = reinterpret_cast<uint8_t*>(packet.data());
-  WriteIpv6(p, h);
-  CopyBytes(p + kIpv6Len, l4);
-  Resolve(*nic, r != nullptr && r->has_gateway ? r->gateway : dst, std::move(packet), now);
+  if (fits) {
+    h.payload_len = static_cast<uint16_t>(l4.size());
+    std::string packet(kIpv6Len + l4.size(), '\0');
+    auto* p = reinterpret_cast<uint8_t*>(packet.data());
+    WriteIpv6(p, h);
+    CopyBytes(p + kIpv6Len, l4);
+    Resolve(*nic, next_hop, std::move(packet), now);
+    return 0;
+  }
+  // RFC 8200 4.5: a Fragment header (an identification of its own per
+  // datagram, RFC 7739's random) before each piece of up to max_payload
+  // bytes, each a multiple of 8 but the last.
+  const size_t max_payload = (nic->mtu - kIpv6Len - kIpv6FragLen) & ~size_t{7};
+  Ipv6Frag f;
+  f.next = proto;
+  f.id = Random();
+  h.next = kIpv6Fragment;
+  for (size_t off = 0; off < l4.size(); off += max_payload) {
+    const size_t len = std::min(max_payload, l4.size() - off);
+    f.offset = static_cast<uint16_t>(off);
+    f.more = off + len < l4.size();
+    h.payload_len = static_cast<uint16_t>(kIpv6FragLen + len);
+    std::string packet(kIpv6Len + kIpv6FragLen + len, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(packet.data());
+    WriteIpv6(p, h);
+    WriteIpv6Frag(p + kIpv6Len, f);
+    CopyBytes(p + kIpv6Len + kIpv6FragLen, l4.subspan(off, len));
+    Resolve(*nic, next_hop, std::move(packet), now);
+    counters_.ip_frag_creates++;
+  }
+  counters_.ip_frag_oks++;
   return 0;
 }
 
@@ -984,7 +1012,7 @@ void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from,
                                                             static_cast<uint32_t>(reply.size())))));
       counters_.icmp_out_msgs++;
       counters_.icmp_out_echo_reps++;
-      SendIpv6(ip.dst, ip.src, kProtoIcmp6, 0, 64, Bytes(p, reply.size()), now);
+      SendIpv6(ip.dst, ip.src, kProtoIcmp6, 0, 64, Bytes(p, reply.size()), /*frag_ok=*/true, now);
       return;
     }
     case kIcmp6EchoReply:

@@ -265,8 +265,11 @@ class Stack {
   // IPv4 or IPv6 by the addresses' family.
   int SendIp(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
              Bytes l4, int64_t now);
+  // Sends an IPv6 packet (l4: the transport header and data, checksum
+  // made), in fragments when it is larger than the MTU and frag_ok; 0 or
+  // an errno.
   int SendIpv6(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tclass, uint8_t hop_limit,
-               Bytes l4, int64_t now);
+               Bytes l4, bool frag_ok, int64_t now);
   // Answers a segment no connection takes with a reset.
   void SendReset(const Ip& src, const Ip& dst, const TcpHeader& h, size_t payload_len, int64_t now);
   // Sends an IPv4 packet (l4: the transport header and data, checksum

@@ -383,6 +383,19 @@ class Ipv6Pair : public TcpPair {
     a.AddRoute(Route{Six(0), 64, {}, false, 2});
     b.AddRoute(Route{Six(0), 64, {}, false, 2});
   }
+
+  // A connection from a (fd00::1 port `port`) to b's listener on 80.
+  Conn Open6(uint16_t port = 40000) {
+    Listen(80);
+    Conn c;
+    c.client = a.Connect(Six(1), port, Six(2), 80, {}, now);
+    Run(1000, [&] { return !hb.listener->ready.empty() && c.client->Established(); });
+    if (!hb.listener->ready.empty()) {
+      c.server = hb.listener->ready.front();
+      hb.listener->ready.pop_front();
+    }
+    return c;
+  }
 };
 
 TEST_F(Ipv6Pair, TcpAndUdpAfterNeighbourDiscovery) {
@@ -709,6 +722,149 @@ TEST_F(Ipv6Pair, LargeEchoIsFragmentedBothWays) {
   EXPECT_EQ(b.counters().ip_frag_oks, 1u);
   EXPECT_EQ(a.counters().icmp_in_echo_reps, 1u);
   EXPECT_EQ(a.counters().ip_reasm_oks, 1u);
+}
+
+// An ICMPv6 error (type, code, and the 32 bits after the checksum) from b
+// to a, quoting as much of `frame` (a's) as fits in 1280 bytes.
+std::string Icmp6Error(const std::string& frame, uint8_t type, uint8_t code, uint32_t rest,
+                       size_t quote_max = 1280 - 48) {
+  const std::string quote = frame.substr(kEthLen, quote_max);
+  std::string msg(kIcmpLen + quote.size(), '\0');
+  auto* m = reinterpret_cast<uint8_t*>(msg.data());
+  m[0] = type;
+  m[1] = code;
+  Store32(m + 4, rest);
+  CopyBytes(m + kIcmpLen, Bytes(reinterpret_cast<const uint8_t*>(quote.data()), quote.size()));
+  Store16(m + 2, Fold(Sum(Bytes(m, msg.size()), PseudoSumFor(Six(2), Six(1), kProtoIcmp6,
+                                                             static_cast<uint32_t>(msg.size())))));
+  return Ipv6Frame(kMacA, kMacB, Six(2), Six(1), kProtoIcmp6, msg);
+}
+
+// Whether a frame carries IPv6 whose first header is `next`.
+bool Is6(const std::string& f, uint8_t next) {
+  return f.size() >= kEthLen + kIpv6Len &&
+         Load16(reinterpret_cast<const uint8_t*>(f.data()) + 12) == kEtherIpv6 &&
+         static_cast<uint8_t>(f[kEthLen + 6]) == next;
+}
+
+TEST_F(Ipv6Pair, PacketTooBigShrinksTheSegments) {
+  Conn c = Open6();
+  ASSERT_NE(c.server, nullptr);
+  EXPECT_EQ(c.client->Info(now).snd_mss, 1500u - 40 - 20 - 12);
+  // A hop of MTU 1280 on the way to b: what is bigger is dropped, and the
+  // hop says so (ICMPv6 type 2, quoting the dropped packet).
+  constexpr size_t kHop = 1280;
+  size_t dropped = 0;
+  wa.drop = [&](const std::string& f) {
+    if (f.size() <= kEthLen + kHop) return false;
+    dropped++;
+    to_a.push_back(Icmp6Error(f, kIcmp6PacketTooBig, 0, kHop));
+    return true;
+  };
+  std::string data = Pattern(1 << 20);
+  EXPECT_EQ(Transfer(*c.client, *c.server, data, 60000), data);
+  EXPECT_GT(dropped, 0u);
+  EXPECT_EQ(c.client->Info(now).snd_mss, kHop - 40 - 20 - 12);
+}
+
+TEST_F(Ipv6Pair, PacketTooBigIsCheckedAndNeverBelow1280) {
+  Conn c = Open6();
+  ASSERT_NE(c.server, nullptr);
+  // a's first data segment is lost on the way.
+  std::string lost;
+  wa.drop = [&](const std::string& f) {
+    if (!lost.empty() || f.size() < kEthLen + 1000) return false;
+    lost = f;
+    return true;
+  };
+  std::string data = Pattern(4000);
+  c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  ASSERT_FALSE(lost.empty());
+  // A Packet Too Big quoting a sequence number outside what is in flight
+  // (RFC 5927) changes nothing...
+  std::string stale = lost;
+  auto* tcp = reinterpret_cast<uint8_t*>(stale.data()) + kEthLen + kIpv6Len;
+  Store32(tcp + 4, Load32(tcp + 4) - 100000);
+  Feed(a, Icmp6Error(stale, kIcmp6PacketTooBig, 0, 1280), now);
+  EXPECT_EQ(c.client->Info(now).snd_mss, 1500u - 40 - 20 - 12);
+  // ...nor does one for another connection, or one quoting too little.
+  std::string other = lost;
+  Store16(reinterpret_cast<uint8_t*>(other.data()) + kEthLen + kIpv6Len, 40001);
+  Feed(a, Icmp6Error(other, kIcmp6PacketTooBig, 0, 1280), now);
+  Feed(a, Icmp6Error(lost, kIcmp6PacketTooBig, 0, 1280, kIpv6Len + 6), now);
+  EXPECT_EQ(c.client->Info(now).snd_mss, 1500u - 40 - 20 - 12);
+  // The real one with an MTU below IPv6's least: segments fit 1280.
+  Feed(a, Icmp6Error(lost, kIcmp6PacketTooBig, 0, 500), now);
+  EXPECT_EQ(c.client->Info(now).snd_mss, 1280u - 40 - 20 - 12);
+  std::string got;
+  Run(5000, [&] {
+    got += c.server->Read(1 << 20, false, now);
+    return got.size() >= data.size();
+  });
+  EXPECT_EQ(got, data);
+}
+
+TEST_F(Ipv6Pair, UnreachableFailsATcpConnect) {
+  // b's answer to each SYN is an ICMPv6 Destination Unreachable instead,
+  // of code `code`; the connect fails with what Linux reports.
+  Listen(80);
+  const std::pair<uint8_t, int> cases[] = {{kIcmp6PortUnreachable, ECONNREFUSED},
+                                           {kIcmp6AdminProhibited, EACCES},
+                                           {kIcmp6NoRoute, ENETUNREACH},
+                                           {kIcmp6AddrUnreachable, EHOSTUNREACH},
+                                           {9, EPROTO}};
+  uint16_t port = 41000;
+  for (const auto& [code, err] : cases) {
+    wa.drop = [&, code = code](const std::string& f) {
+      if (!Is6(f, kProtoTcp)) return false;
+      to_a.push_back(Icmp6Error(f, kIcmp6Unreachable, code, 0));
+      return true;
+    };
+    auto c = a.Connect(Six(1), port++, Six(2), 80, {}, now);
+    Run(1000, [&] { return c->state() == TcpEndpoint::kClosed; });
+    EXPECT_EQ(c->state(), TcpEndpoint::kClosed) << int{code};
+    EXPECT_EQ(c->error(), err) << int{code};
+  }
+  EXPECT_EQ(a.counters().icmp_in_dest_unreachs, 5u);
+}
+
+TEST_F(Ipv6Pair, UnreachableFailsAConnectedUdpSender) {
+  // Each datagram a sends is answered by an ICMPv6 Destination
+  // Unreachable quoting it; the socket layer hears the errno.
+  uint8_t code = kIcmp6PortUnreachable;
+  wa.drop = [&](const std::string& f) {
+    if (!Is6(f, kProtoUdp)) return false;
+    to_a.push_back(Icmp6Error(f, kIcmp6Unreachable, code, 0));
+    return true;
+  };
+  std::string msg = "anyone?";
+  UdpDatagram d{Six(1), Six(2), 4000, 54, Bytes(reinterpret_cast<const uint8_t*>(msg.data()), 7)};
+  const std::pair<uint8_t, int> cases[] = {{kIcmp6PortUnreachable, ECONNREFUSED},
+                                           {kIcmp6AdminProhibited, EACCES},
+                                           {kIcmp6NoRoute, ENETUNREACH},
+                                           {kIcmp6AddrUnreachable, EHOSTUNREACH}};
+  for (const auto& [c, err] : cases) {
+    code = c;
+    ha.udp_errors.clear();
+    EXPECT_EQ(a.SendUdp(d, now), 0);
+    Run(100);
+    ASSERT_EQ(ha.udp_errors.size(), 1u) << int{c};
+    EXPECT_EQ(ha.udp_errors[0], err) << int{c};
+  }
+  // A Packet Too Big about a datagram is not an error for its socket, and
+  // an error quoting a packet from someone else's address is ignored.
+  ha.udp_errors.clear();
+  wa.drop = [&](const std::string& f) {
+    if (!Is6(f, kProtoUdp)) return false;
+    to_a.push_back(Icmp6Error(f, kIcmp6PacketTooBig, 0, 1280));
+    std::string forged = f;
+    forged[kEthLen + 8 + 15] = 7;  // the quoted source: fd00::7
+    to_a.push_back(Icmp6Error(forged, kIcmp6Unreachable, kIcmp6PortUnreachable, 0));
+    return true;
+  };
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  EXPECT_TRUE(ha.udp_errors.empty());
 }
 
 // A stack whose link takes GSO frames: a's TCP sends many segments in one

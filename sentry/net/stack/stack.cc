@@ -96,6 +96,48 @@ bool HeadersComplete(uint8_t next, Bytes b) {
   return b.size() - at >= need;
 }
 
+// The packet an ICMPv6 error quotes (RFC 4443 2.4(c)): its IPv6 header
+// and as much after it as fitted, cut anywhere. Finds its addresses and
+// the first 8 bytes of its transport header (the ports, and TCP's
+// sequence number) past its extension headers; false if they are not all
+// there, or the packet was a fragment other than the first.
+bool ParseQuote6(Bytes q, Ip* src, Ip* dst, uint8_t* proto, Bytes* l4) {
+  if (q.size() < kIpv6Len || (q[0] >> 4) != 6) return false;
+  memcpy(src->data(), &q[8], 16);
+  memcpy(dst->data(), &q[24], 16);
+  uint8_t next = q[6];
+  size_t at = kIpv6Len;
+  for (int i = 0; i < 8; i++) {
+    if (next == kIpv6Fragment) {
+      Ipv6Frag f;
+      if (!ParseIpv6Frag(q.subspan(at), &f) || f.offset != 0) return false;
+      next = f.next;
+      at += kIpv6FragLen;
+      continue;
+    }
+    if (next != kIpv6HopByHop && next != kIpv6Routing && next != kIpv6DestOpts) break;
+    if (q.size() - at < 8) return false;
+    const size_t len = (size_t{q[at + 1]} + 1) * 8;
+    if (len > q.size() - at) return false;
+    next = q[at];
+    at += len;
+  }
+  if (q.size() - at < 8) return false;
+  *proto = next;
+  *l4 = q.subspan(at, 8);
+  return true;
+}
+
+// The errno a Destination Unreachable's code means, as Linux's
+// icmpv6_err_convert says: no route, administratively prohibited, beyond
+// the source's scope, address and port unreachable, source address
+// failed policy, reject route; EPROTO for codes it does not know.
+int Unreachable6Errno(uint8_t code) {
+  static constexpr int kErr[7] = {ENETUNREACH,  EACCES, EHOSTUNREACH, EHOSTUNREACH,
+                                  ECONNREFUSED, EACCES, EACCES};
+  return code < 7 ? kErr[code] : EPROTO;
+}
+
 }  // namespace
 
 Stack::Stack(Upcalls* up, uint64_t seed)
@@ -1000,6 +1042,10 @@ void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from,
     return false;
   };
   switch (b[0]) {
+    case kIcmp6Unreachable:
+    case kIcmp6PacketTooBig:
+      if (!IsMulticast6(ip.dst)) InputIcmp6Error(b, now);
+      return;
     case kIcmp6EchoRequest: {
       if (IsMulticast6(ip.dst)) return;
       counters_.icmp_in_echos++;
@@ -1066,6 +1112,40 @@ void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from,
     }
     default:
       return;  // router advertisements and the rest: the routes came from the host
+  }
+}
+
+void Stack::InputIcmp6Error(Bytes b, int64_t now) {
+  const uint8_t type = b[0], code = b[1];
+  if (type == kIcmp6Unreachable) counters_.icmp_in_dest_unreachs++;
+  // The offending packet's header and as much of it as fitted come back:
+  // it must be one of ours, over IPv6 (never an IPv4 connection's).
+  Ip src, dst;
+  uint8_t proto;
+  Bytes l4;
+  if (!ParseQuote6(b.subspan(kIcmpLen), &src, &dst, &proto, &l4)) {
+    counters_.icmp_in_errors++;
+    return;
+  }
+  if (IsV4(src) || IsV4(dst) || !IsLocal(src)) return;
+  const uint16_t sport = Load16(&l4[0]), dport = Load16(&l4[2]);
+  if (proto == kProtoTcp) {
+    // RFC 5927: only for a connection of ours whose unacknowledged
+    // sequence space holds the quoted segment's.
+    auto it = conns_.find(ConnKey{src, sport, dst, dport});
+    if (it == conns_.end()) return;
+    std::shared_ptr<TcpEndpoint> ep = it->second;
+    if (!ep->SentAndUnacked(Load32(&l4[4]))) return;
+    if (type == kIcmp6PacketTooBig) {
+      // The next hop's MTU (TCP takes no less than IPv6's least, 1280).
+      ep->PathMtu(static_cast<uint16_t>(std::min<uint32_t>(Load32(&b[4]), 65535)), now);
+    } else {
+      ep->Unreachable(Unreachable6Errno(code));  // a connection still opening fails
+    }
+    return;
+  }
+  if (proto == kProtoUdp && type == kIcmp6Unreachable) {
+    up_->UdpError(src, sport, dst, dport, Unreachable6Errno(code));
   }
 }
 

@@ -256,6 +256,10 @@ class Stack {
   // none, RFC 6980).
   void InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from, bool fragmented,
                   int64_t now);
+  // An ICMPv6 Destination Unreachable or Packet Too Big (b: the whole
+  // message, its checksum checked) about a packet of ours: to the
+  // transport that sent it.
+  void InputIcmp6Error(Bytes b, int64_t now);
   // Learns (or refreshes) a neighbour's link address and sends what waited.
   void Learn(Nic& nic, const Ip& ip, const Mac& mac, bool create, int64_t now);
   void SendSolicit(Nic& nic, const Ip& target);

@@ -113,7 +113,7 @@ bool TcpEndpoint::SentAndUnacked(uint32_t seq) const {
 
 void TcpEndpoint::PathMtu(uint16_t mtu, int64_t now) {
   const int header = (IsV4(remote_) ? 20 : 40) + 20 + (ts_ok_ ? 12 : 0);
-  const int fit = std::max<int>(mtu, 552) - header;
+  const int fit = std::max<int>(mtu, IsV4(remote_) ? 552 : kIpv6MinMtu) - header;
   if (fit <= 0 || fit >= mss_) return;
   mss_ = static_cast<uint16_t>(std::max(fit, 64));
   // What went at the old size is lost past the smaller hop: again, now.

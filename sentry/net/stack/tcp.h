@@ -107,9 +107,10 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   // error said so): a connection still opening fails with err; an open
   // one carries on.
   void Unreachable(int err);
-  // ICMP "fragmentation needed" with the next hop's MTU: segments shrink
-  // to fit (at least 552 bytes of path, as Linux's min_pmtu), and what was
-  // in flight goes again.
+  // ICMP "fragmentation needed" or ICMPv6 "packet too big" with the next
+  // hop's MTU: segments shrink to fit (at least 552 bytes of path over
+  // IPv4, as Linux's min_pmtu, and 1280 over IPv6, its least MTU), and
+  // what was in flight goes again.
   void PathMtu(uint16_t mtu, int64_t now);
   // Whether seq lies in what was sent and not acknowledged.
   bool SentAndUnacked(uint32_t seq) const;

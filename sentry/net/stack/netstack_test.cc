@@ -867,6 +867,76 @@ TEST_F(Ipv6Pair, UnreachableFailsAConnectedUdpSender) {
   EXPECT_TRUE(ha.udp_errors.empty());
 }
 
+TEST_F(Ipv6Pair, UdpToClosedPortGetsPortUnreachable) {
+  // b has no socket on port 54: it answers with an ICMPv6 port
+  // unreachable quoting the datagram, and a's sender hears ECONNREFUSED.
+  std::string msg = "x";
+  UdpDatagram d{Six(1), Six(2), 4000, 54, Bytes(reinterpret_cast<const uint8_t*>(msg.data()), 1)};
+  std::vector<std::string> errors;
+  wb.drop = [&](const std::string& f) {
+    if (Is6(f, kProtoIcmp6) && static_cast<uint8_t>(f[kEthLen + kIpv6Len]) < kIcmp6InfoMin) {
+      errors.push_back(f);
+    }
+    return false;
+  };
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  EXPECT_EQ(b.counters().udp_no_ports, 1u);
+  EXPECT_EQ(b.counters().icmp_out_dest_unreachs, 1u);
+  ASSERT_EQ(ha.udp_errors.size(), 1u);
+  EXPECT_EQ(ha.udp_errors[0], ECONNREFUSED);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(static_cast<uint8_t>(errors[0][kEthLen + kIpv6Len]), kIcmp6Unreachable);
+  EXPECT_EQ(static_cast<uint8_t>(errors[0][kEthLen + kIpv6Len + 1]), kIcmp6PortUnreachable);
+  // A 4000-byte datagram comes back quoted as far as fits in 1280 bytes.
+  errors.clear();
+  ha.udp_errors.clear();
+  std::string big = Pattern(4000);
+  d.payload = Bytes(reinterpret_cast<const uint8_t*>(big.data()), big.size());
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  Run(100);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].size(), kEthLen + 1280);
+  ASSERT_EQ(ha.udp_errors.size(), 1u);
+  EXPECT_EQ(ha.udp_errors[0], ECONNREFUSED);
+}
+
+// ff02::1 and its Ethernet group address.
+const Ip kAllNodes6 = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+const Mac kAllNodesMac = {0x33, 0x33, 0, 0, 0, 1};
+
+TEST_F(Ipv6Pair, NoPortUnreachableForGroupsOrErrors) {
+  UdpDatagram warm{Six(1), Six(2), 1, 53, {}};
+  a.SendUdp(warm, now);  // b learns a's address
+  Run(50);
+  to_a.clear();
+  const std::string udp = Udp(Six(1), Six(2), 4000, 54, "x");
+  // To a closed port, but in a frame to the all-nodes group's address.
+  Feed(b, Ipv6Frame(kAllNodesMac, kMacA, Six(1), Six(2), kProtoUdp, udp), now);
+  // To the all-nodes group itself.
+  Feed(b,
+       Ipv6Frame(kMacB, kMacA, Six(1), kAllNodes6, kProtoUdp,
+                 Udp(Six(1), kAllNodes6, 4000, 54, "x")),
+       now);
+  // From the unspecified address.
+  Feed(b, Ipv6Frame(kMacB, kMacA, Ip{}, Six(2), kProtoUdp, Udp(Ip{}, Six(2), 4000, 54, "x")), now);
+  // An ICMPv6 error about something b never sent.
+  std::string err(kIcmpLen + kIpv6Len + 8, '\0');
+  auto* m = reinterpret_cast<uint8_t*>(err.data());
+  m[0] = kIcmp6Unreachable;
+  m[kIcmpLen] = 0x60;
+  m[kIcmpLen + 6] = kProtoUdp;
+  Store16(m + 2, Fold(Sum(Bytes(m, err.size()), PseudoSumFor(Six(1), Six(2), kProtoIcmp6,
+                                                             static_cast<uint32_t>(err.size())))));
+  Feed(b, Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kProtoIcmp6, err), now);
+  EXPECT_TRUE(to_a.empty());
+  EXPECT_EQ(b.counters().icmp_out_dest_unreachs, 0u);
+  // The same datagram to b's own address and link address is answered.
+  Feed(b, Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kProtoUdp, udp), now);
+  EXPECT_EQ(to_a.size(), 1u);
+  EXPECT_EQ(b.counters().icmp_out_dest_unreachs, 1u);
+}
+
 // A stack whose link takes GSO frames: a's TCP sends many segments in one
 // frame once b's address is known; the wire cuts them as the host would.
 class GsoPair : public TcpPair {

@@ -717,7 +717,9 @@ void Stack::InputUdp(const IpMeta& ip, Bytes b, bool checksum_ok, Bytes whole, i
     return;
   }
   counters_.udp_no_ports++;
-  if (!ip.v6 && ip.v4.dst != 0xffffffff && IsLocal(ip.dst)) {
+  if (ip.v6) {
+    SendIcmp6Error(ip, whole, kIcmp6Unreachable, kIcmp6PortUnreachable, now);
+  } else if (ip.v4.dst != 0xffffffff && IsLocal(ip.dst)) {
     SendIcmpError(ip.v4, whole, kIcmpUnreachable, kIcmpPortUnreachable, now);
   }
 }
@@ -736,6 +738,24 @@ void Stack::SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8
   counters_.icmp_out_msgs++;
   counters_.icmp_out_dest_unreachs++;
   SendIpv4(ip.dst, ip.src, kProtoIcmp, 0, 64, false, Bytes(p, msg.size()), now);
+}
+
+void Stack::SendIcmp6Error(const IpMeta& ip, Bytes whole, uint8_t type, uint8_t code, int64_t now) {
+  // RFC 4443 2.4(e): not for a packet to a group (or a frame to one: all
+  // its listeners would answer), nor to the unspecified address.
+  if (ip.link_multicast || !IsLocal(ip.dst) || ip.src == Ip{} || IsMulticast6(ip.src)) return;
+  // 2.4(c): the offending packet, as much of it as fits in the least MTU.
+  const size_t quote = std::min(whole.size(), size_t{kIpv6MinMtu} - kIpv6Len - kIcmpLen);
+  std::string msg(kIcmpLen + quote, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(msg.data());
+  p[0] = type;
+  p[1] = code;
+  CopyBytes(p + kIcmpLen, whole.first(quote));
+  Store16(p + 2, Fold(Sum(Bytes(p, msg.size()), PseudoSumFor(ip.dst, ip.src, kProtoIcmp6,
+                                                             static_cast<uint32_t>(msg.size())))));
+  counters_.icmp_out_msgs++;
+  if (type == kIcmp6Unreachable) counters_.icmp_out_dest_unreachs++;
+  SendIpv6(ip.dst, ip.src, kProtoIcmp6, 0, 64, Bytes(p, msg.size()), /*frag_ok=*/false, now);
 }
 
 int Stack::SendIcmp(const Ip& src, const Ip& dst, Bytes icmp, uint8_t ttl, int64_t now) {

@@ -282,6 +282,10 @@ class Stack {
   int SendIpv4(uint32_t src, uint32_t dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
                Bytes l4, int64_t now);
   void SendIcmpError(const Ipv4Header& ip, Bytes whole, uint8_t type, uint8_t code, int64_t now);
+  // ICMPv6's (RFC 4443 2.4): about the packet `whole` (its IPv6 header
+  // on) that ip describes, which is not an ICMPv6 error; none for a packet
+  // to a group or in a frame to one, or from no one in particular.
+  void SendIcmp6Error(const IpMeta& ip, Bytes whole, uint8_t type, uint8_t code, int64_t now);
   void Resolve(Nic& nic, const Ip& next_hop, std::string packet, int64_t now);
   void SendArp(Nic& nic, uint16_t op, const Mac& tha, uint32_t tpa, const Mac& dst_mac);
   void Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet, const GsoInfo& gso = {});

@@ -937,6 +937,35 @@ TEST_F(Ipv6Pair, NoPortUnreachableForGroupsOrErrors) {
   EXPECT_EQ(b.counters().icmp_out_dest_unreachs, 1u);
 }
 
+TEST_F(Ipv6Pair, Icmp6ErrorNeverReachesAnIpv4Connection) {
+  // An IPv4 connect whose SYNs are lost: an ICMPv6 error quoting IPv4's
+  // addresses (v4-mapped) with its ports and sequence number leaves it be.
+  std::string syn;
+  wa.drop = [&](const std::string& f) {
+    if (f.size() < kEthLen + kIpv4Len + kTcpLen ||
+        Load16(reinterpret_cast<const uint8_t*>(f.data()) + 12) != kEtherIpv4) {
+      return false;
+    }
+    syn = f;
+    return true;
+  };
+  auto c = a.Connect(kIpA, 40007, kIpB, 80, {}, now);
+  Run(100, [&] { return !syn.empty(); });
+  ASSERT_FALSE(syn.empty());
+  // The quoted packet: an IPv6 header between the mapped addresses, then
+  // the SYN's TCP header.
+  std::string quoted(kEthLen + kIpv6Len, '\0');
+  Ipv6Header ip;
+  ip.next = kProtoTcp;
+  ip.src = kIpA;
+  ip.dst = kIpB;
+  WriteIpv6(reinterpret_cast<uint8_t*>(quoted.data()) + kEthLen, ip);
+  quoted += syn.substr(kEthLen + kIpv4Len);
+  Feed(a, Icmp6Error(quoted, kIcmp6Unreachable, kIcmp6PortUnreachable, 0), now);
+  EXPECT_EQ(c->state(), TcpEndpoint::kSynSent);
+  EXPECT_EQ(c->error(), 0);
+}
+
 // A stack whose link takes GSO frames: a's TCP sends many segments in one
 // frame once b's address is known; the wire cuts them as the host would.
 class GsoPair : public TcpPair {
@@ -1250,6 +1279,96 @@ TEST(Wire, HostileFramesAreRefused) {
             1000 * kMs + i);
   }
   EXPECT_GT(s.counters().ip_in_hdr_errors + s.counters().tcp_in_errs, 0u);
+}
+
+TEST(Wire, HostileIpv6FragmentsAndErrorsAreRefused) {
+  Host h;
+  Stack s(&h, 3);
+  std::deque<std::string> out;
+  Wire w(&out);
+  int nic = s.AddNic("eth0", kMacB, 1500, &w);
+  s.AddAddress(nic, Six(2), 64);
+  s.AddRoute(Route{Six(0), 64, {}, false, nic});
+  int64_t now = 1000 * kMs;
+  // Something for errors to find: a connection opening to fd00::1.
+  auto c = s.Connect(Six(2), 40000, Six(1), 80, {}, now);
+  std::mt19937 rng(1);
+  auto random = [&](size_t n) {
+    std::string r(n, '\0');
+    for (char& ch : r) ch = static_cast<char>(rng());
+    return r;
+  };
+  const uint8_t nexts[] = {kProtoUdp,     kProtoTcp,     kProtoIcmp6,  kIpv6Fragment,
+                           kIpv6DestOpts, kIpv6HopByHop, kIpv6Routing, 99};
+  for (int i = 0; i < 50000; i++) {
+    std::string payload;
+    uint8_t first = kIpv6Fragment;
+    switch (i % 4) {
+      case 0: {
+        // Fragments of a few ids, at offsets and lengths that often meet:
+        // overlaps, holes, completions, nested headers, odd lengths.
+        const size_t len = rng() % 3 == 0 ? rng() % 80 : 8 * (rng() % 9);
+        payload = Frag6(nexts[rng() % 8], 8 * (rng() % 10), rng() % 2 == 0, rng() % 4, random(len));
+        break;
+      }
+      case 1: {
+        // Extension headers of random lengths before a Fragment header, or
+        // a Fragment header cut short.
+        first = nexts[rng() % 8];
+        payload = random(rng() % 64);
+        if (!payload.empty()) payload[0] = static_cast<char>(kIpv6Fragment);
+        if (payload.size() > 1) payload[1] = static_cast<char>(rng() % 3);
+        break;
+      }
+      default: {
+        // An ICMPv6 error (checksum right) quoting a packet that looks
+        // like the connection's, cut anywhere, with random headers after
+        // its IPv6 header.
+        std::string q(kIpv6Len, '\0');
+        Ipv6Header ip;
+        ip.next = nexts[rng() % 8];
+        ip.src = Six(2);
+        ip.dst = Six(1);
+        WriteIpv6(reinterpret_cast<uint8_t*>(q.data()), ip);
+        std::string l4 = random(rng() % 64);
+        if (l4.size() >= 4) {
+          Store16(reinterpret_cast<uint8_t*>(l4.data()), 40000);
+          Store16(reinterpret_cast<uint8_t*>(l4.data()) + 2, 80);
+        }
+        q += l4;
+        q.resize(rng() % (q.size() + 1));
+        std::string m(kIcmpLen, '\0');
+        m[0] = static_cast<char>(rng() % 2 == 0 ? kIcmp6Unreachable : kIcmp6PacketTooBig);
+        m[1] = static_cast<char>(rng() % 8);
+        Store32(reinterpret_cast<uint8_t*>(m.data()) + 4, rng());
+        m += q;
+        auto* p = reinterpret_cast<uint8_t*>(m.data());
+        Store16(p + 2,
+                Fold(Sum(Bytes(p, m.size()), PseudoSumFor(Six(1), Six(2), kProtoIcmp6,
+                                                          static_cast<uint32_t>(m.size())))));
+        first = kProtoIcmp6;
+        payload = m;
+        break;
+      }
+    }
+    Feed(s, Ipv6Frame(kMacB, kMacA, Six(1), Six(2), first, payload), now);
+    if (i % 1000 == 0) {
+      now += kMs;
+      s.Tick(now);
+      out.clear();
+    }
+    ASSERT_LE(s.ReassemblyHeld(), size_t{4} << 20);
+    ASSERT_LE(s.ReassemblyCount(), 256u);
+  }
+  EXPECT_GT(s.counters().ip_reasm_fails, 0u);
+  EXPECT_GT(s.counters().icmp_in_errors, 0u);
+  // None of the errors quoted a sequence number the connection sent.
+  EXPECT_EQ(c->state(), TcpEndpoint::kSynSent);
+  // What is left goes within a minute.
+  now += 61000 * kMs;
+  s.Tick(now);
+  EXPECT_EQ(s.ReassemblyCount(), 0u);
+  EXPECT_EQ(s.ReassemblyHeld(), 0u);
 }
 
 TEST(Wire, TcpOptionsRoundTrip) {

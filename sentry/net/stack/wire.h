@@ -1,8 +1,9 @@
 // The wire formats of the sandbox's TCP/IP stack: Ethernet, ARP, IPv4,
-// ICMP, UDP and TCP headers, parsed from and written to raw frames, and the
-// Internet checksum. Everything here reads hostile input (frames from the
-// network): a parser checks every length against the bytes it was given and
-// says no rather than read past them.
+// IPv6 (and its Fragment header), ICMP, UDP and TCP headers, parsed from
+// and written to raw frames, and the Internet checksum. Everything here
+// reads hostile input (frames from the network): a parser checks every
+// length against the bytes it was given and says no rather than read past
+// them.
 //
 // Addresses are 16 bytes, IPv4 ones v4-mapped (::ffff:a.b.c.d), as the
 // socket layer keeps them.
@@ -127,6 +128,7 @@ struct Ipv6Frag {
   bool more = false;    // the M flag: not the last fragment
   uint32_t id = 0;
 };
+// Checks that the 8 bytes are there; the reserved bits are ignored.
 bool ParseIpv6Frag(Bytes b, Ipv6Frag* f);
 void WriteIpv6Frag(uint8_t* p, const Ipv6Frag& f);
 // ICMPv6 (RFC 4443) and neighbour discovery (RFC 4861).

@@ -10,7 +10,8 @@
 //   bit 2: the clock jumps by length's low byte in seconds before the frame
 //          (timers run: retransmissions, TIME_WAIT, ARP);
 //   bit 3: with bit 0, the header is IPv6's (fd00::1 to fd00::2; bits 4-5:
-//          TCP, UDP, ICMPv6, raw), reaching neighbour discovery too.
+//          TCP, UDP, ICMPv6, or a Fragment header), reaching neighbour
+//          discovery and reassembly too.
 //
 // Checked: nothing crashes or leaks (ASan), and the stack keeps no more
 // connections than the listener's backlog and the one it opened allow.
@@ -86,7 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       at += len;
       if (flags & 4) now += int64_t{static_cast<uint8_t>(len)} * kSecond;
       if ((flags & 9) == 9) {
-        static constexpr uint8_t kNext[4] = {kProtoTcp, kProtoUdp, kProtoIcmp6, 99};
+        static constexpr uint8_t kNext[4] = {kProtoTcp, kProtoUdp, kProtoIcmp6, 44};
         frame.assign(kEthLen + kIpv6Len + body.size(), '\0');
         auto* p = reinterpret_cast<uint8_t*>(frame.data());
         WriteEth(p, EthHeader{kOurs, kTheirs, kEtherIpv6});

@@ -165,6 +165,15 @@ void NotifyDirectory(Task& t, const vfs::Dentry& dir, uint32_t event)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
 // The directory a relative path starts from.
 Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
+// send_sigio(): the signal F_SETSIG chose (with si_code `code`, si_band
+// `band` and si_fd `fd`), or a plain SIGIO, to f's owner (F_SETOWN).
+void SignalOwner(Kernel& k, vfs::File& f, int fd, int code, long band)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu);
+// O_ASYNC set on or cleared from f, descriptor fd (F_SETFL, FIOASYNC): a
+// socket then signals its owner as it may have become readable or writable
+// (fasync.cc).
+Status SetAsync(Task& t, const vfs::FileRef& f, int fd, bool on)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
 // A signal the kernel raises on the caller itself (SIGPIPE from a write to a
 // pipe without readers).
 void RaiseOnSelf(Task& t, int sig) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);

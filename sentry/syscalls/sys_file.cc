@@ -613,16 +613,18 @@ bool WatchStands(Kernel& k, const DirWatch& w, const vfs::Dentry* dir, vfs::File
   return now.ok() && *now == *file;
 }
 
-// send_sigio(): the signal F_SETSIG chose (with si_code POLL_MSG, its band
-// and si_fd), or a plain SIGIO, to the file's owner.
-void SignalOwner(Kernel& k, vfs::File& f, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
+}  // namespace
+
+// send_sigio(): the signal F_SETSIG chose (with si_code, its band and
+// si_fd), or a plain SIGIO, to the file's owner.
+void SignalOwner(Kernel& k, vfs::File& f, int fd, int code, long band) {
   const vfs::File::Owner& o = f.owner();
   if (o.id == 0) return;
   siginfo_t info{};
   if (f.owner_signal() != 0) {
     info.si_signo = f.owner_signal();
-    info.si_code = POLL_MSG;
-    info.si_band = POLLIN | POLLRDNORM | POLLMSG;
+    info.si_code = code;
+    info.si_band = band;
     info.si_fd = fd;
   } else {
     info.si_signo = SIGIO;
@@ -646,6 +648,8 @@ void SignalOwner(Kernel& k, vfs::File& f, int fd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
     target->SendProcessSignal(info);
   }
 }
+
+namespace {
 
 // fcntl_dirnotify(): events DN_* (none, but for DN_MULTISHOT, drops the
 // watch); the caller's process becomes the file's owner.
@@ -702,7 +706,9 @@ void NotifyDirectory(Task& t, const vfs::Dentry& dir, uint32_t event) {
   } else {
     it->second = std::move(kept);
   }
-  for (auto& [f, fd] : to_signal) SignalOwner(t.kernel(), *f, fd);
+  for (auto& [f, fd] : to_signal) {
+    SignalOwner(t.kernel(), *f, fd, POLL_MSG, POLLIN | POLLRDNORM | POLLMSG);
+  }
 }
 
 SyscallResult SysFcntl(Task& t, const Args& a) {
@@ -731,9 +737,13 @@ SyscallResult SysFcntl(Task& t, const Args& a) {
       // open itself.
       return static_cast<long>(e->file->flags() &
                                ~(O_CLOEXEC | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC));
-    case F_SETFL:
+    case F_SETFL: {
+      const bool was_async = e->file->flags() & O_ASYNC;
       e->file->set_status_flags(a.Int(2));
+      const bool async = e->file->flags() & O_ASYNC;
+      if (async != was_async) TRY(SetAsync(t, e->file, fd, async));
       return 0L;
+    }
     case F_GET_SEALS:
       return Long(e->file->inode()->Seals());
     case F_ADD_SEALS: {
@@ -823,14 +833,15 @@ SyscallResult SysIoctl(Task& t, const Args& a) {
     }
     case FIOASYNC: {
       // ioctl_fioasync: O_ASYNC for files that can signal (sockets, pipes,
-      // terminals); ENOTTY for the rest. (Sockets keep the flag; they do
-      // not raise SIGIO yet.)
+      // terminals); ENOTTY for the rest. (Sockets raise SIGIO: fasync.cc;
+      // pipes and terminals keep the flag.)
       const mode_t type = e->file->inode()->Type();
       if (type != S_IFSOCK && type != S_IFIFO && type != S_IFCHR) return Errno{ENOTTY};
       int on;
       TRY(t.CopyInObj(a.Ptr(2), &on));
       int fl = e->file->flags();
       e->file->set_status_flags(on ? (fl | O_ASYNC) : (fl & ~O_ASYNC));
+      if (((fl & O_ASYNC) != 0) != (on != 0)) TRY(SetAsync(t, e->file, a.Int(0), on != 0));
       return 0L;
     }
     case FIONREAD:

@@ -2669,5 +2669,79 @@ TEST(SockNetlinkTest, EveryDumpMessageCarriesTheSequenceAndPortId) {
             std::string(reinterpret_cast<const char*>(&lo), sizeof(lo)));
 }
 
+// ---------------------------------------------------------------------------------------
+// O_ASYNC: signal-driven I/O on sockets.
+
+// Blocks `sig` for the scope, so a test can take it with sigtimedwait.
+class BlockedSignal {
+ public:
+  explicit BlockedSignal(int sig) {
+    sigemptyset(&set_);
+    sigaddset(&set_, sig);
+    sigprocmask(SIG_BLOCK, &set_, &old_);
+    siginfo_t drop;
+    timespec zero{0, 0};
+    while (sigtimedwait(&set_, &drop, &zero) > 0) {
+    }
+  }
+  ~BlockedSignal() { sigprocmask(SIG_SETMASK, &old_, nullptr); }
+  // The signal's info, or si_signo 0 if none came within ms.
+  siginfo_t Wait(int ms) {
+    siginfo_t info{};
+    timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+    if (sigtimedwait(&set_, &info, &ts) < 0) info.si_signo = 0;
+    return info;
+  }
+
+ private:
+  sigset_t set_{}, old_{};
+};
+
+// A unix socket with O_ASYNC and an owner raises SIGIO when data arrives; without O_ASYNC
+// nothing comes.
+TEST(SockAsyncTest, DataArrivingRaisesSigioForTheOwner) {
+  BlockedSignal sigio(SIGIO);
+  Pair p = MakePair(SOCK_STREAM);
+  ASSERT_OK(fcntl(p.b.get(), F_SETOWN, getpid()));
+  ASSERT_TRUE(Send(p.a.get(), "quiet"));
+  EXPECT_EQ(sigio.Wait(200).si_signo, 0);
+  ASSERT_OK(fcntl(p.b.get(), F_SETFL, fcntl(p.b.get(), F_GETFL) | O_ASYNC));
+  ASSERT_TRUE(Send(p.a.get(), "loud"));
+  EXPECT_EQ(sigio.Wait(kWaitMs).si_signo, SIGIO);
+  ASSERT_OK(fcntl(p.b.get(), F_SETFL, fcntl(p.b.get(), F_GETFL) & ~O_ASYNC));
+  char buf[16];
+  while (recv(p.b.get(), buf, sizeof(buf), MSG_DONTWAIT) > 0) {
+  }
+  siginfo_t drop;
+  timespec zero{0, 0};
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGIO);
+  while (sigtimedwait(&set, &drop, &zero) > 0) {
+  }
+  ASSERT_TRUE(Send(p.a.get(), "quiet again"));
+  EXPECT_EQ(sigio.Wait(200).si_signo, 0);
+}
+
+// F_SETSIG picks the signal, and with it the siginfo says why: POLL_IN, the band and the
+// descriptor. FIOASYNC turns it on like F_SETFL's O_ASYNC.
+TEST(SockAsyncTest, FSetsigSaysPollInAndTheDescriptor) {
+  const int sig = SIGRTMIN + 2;
+  BlockedSignal rt(sig);
+  Conn c = Connected(AF_INET);
+  ASSERT_TRUE(c.server.valid());
+  ASSERT_OK(fcntl(c.server.get(), F_SETOWN, getpid()));
+  ASSERT_OK(fcntl(c.server.get(), F_SETSIG, sig));
+  int on = 1;
+  ASSERT_OK(ioctl(c.server.get(), FIOASYNC, &on));
+  EXPECT_NE(fcntl(c.server.get(), F_GETFL) & O_ASYNC, 0);
+  ASSERT_TRUE(Send(c.client.get(), "data"));
+  siginfo_t info = rt.Wait(kWaitMs);
+  ASSERT_EQ(info.si_signo, sig);
+  EXPECT_EQ(info.si_code, POLL_IN);
+  EXPECT_EQ(info.si_fd, c.server.get());
+  EXPECT_NE(info.si_band & POLLIN, 0);
+}
+
 }  // namespace
 }  // namespace husk_test

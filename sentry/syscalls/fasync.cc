@@ -1,0 +1,166 @@
+// O_ASYNC on sockets (fcntl F_SETFL, ioctl FIOASYNC): a socket that may
+// have become readable or writable signals its owner (F_SETOWN) with SIGIO,
+// or F_SETSIG's signal with si_code POLL_IN, POLL_OUT, ... and si_fd, as
+// Linux's kill_fasync does. A socket hears of changes from any thread and
+// under any lock (its queue's Notify); the signal needs the kernel's lock,
+// so a thread of the sentry's sends it.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <system_error>
+#include <thread>
+
+#include "absl/synchronization/mutex.h"
+#include "sentry/net/socket.h"
+#include "sentry/syscalls/handlers.h"
+
+namespace husk::syscalls {
+namespace {
+
+constexpr uint32_t kHeard =
+    POLLIN | POLLOUT | POLLPRI | POLLERR | POLLHUP | POLLRDNORM | POLLWRNORM | POLLRDHUP;
+
+// The signals waiting for the kernel's lock, one per file (events merged).
+class Signaller {
+ public:
+  static Signaller& Get() {
+    static auto* s = new Signaller();
+    return *s;
+  }
+
+  Status Start(Kernel& k) {
+    absl::MutexLock l(&mu_);
+    if (kernel_ != nullptr) return Ok();
+    try {
+      std::thread([this, &k] { Loop(k); }).detach();
+    } catch (const std::system_error&) {
+      return Errno{EAGAIN};
+    }
+    kernel_ = &k;
+    return Ok();
+  }
+
+  void Post(std::weak_ptr<vfs::File> file, const vfs::File* key, int fd, uint32_t events) {
+    absl::MutexLock l(&mu_);
+    auto [it, fresh] = pending_.try_emplace(key);
+    if (fresh) {
+      it->second.file = std::move(file);
+      it->second.fd = fd;
+    }
+    it->second.events |= events;
+  }
+
+ private:
+  struct Pending {
+    std::weak_ptr<vfs::File> file;
+    int fd = -1;
+    uint32_t events = 0;
+  };
+
+  void Loop(Kernel& k) {
+    for (;;) {
+      std::map<const vfs::File*, Pending> batch;
+      {
+        absl::MutexLock l(&mu_);
+        mu_.Await(absl::Condition(
+            +[](std::map<const vfs::File*, Pending>* p) { return !p->empty(); }, &pending_));
+        batch.swap(pending_);
+      }
+      std::vector<vfs::FileRef> keep;  // let go after the kernel's lock
+      {
+        absl::MutexLock kl(&k.mu);
+        for (auto& [key, p] : batch) {
+          vfs::FileRef f = p.file.lock();
+          if (f == nullptr || !(f->flags() & O_ASYNC)) continue;
+          // sock_wake_async's bands: input, output, urgent data, hang-up.
+          int code = POLL_IN;
+          long band = POLLIN | POLLRDNORM;
+          if (p.events & (POLLERR | POLLHUP)) {
+            code = POLL_HUP;
+            band = POLLHUP | POLLERR;
+          } else if (p.events & POLLPRI) {
+            code = POLL_PRI;
+            band = POLLPRI | POLLRDBAND;
+          } else if (!(p.events & (POLLIN | POLLRDNORM))) {
+            code = POLL_OUT;
+            band = POLLOUT | POLLWRNORM | POLLWRBAND;
+          }
+          SignalOwner(k, *f, p.fd, code, band);
+          keep.push_back(std::move(f));
+        }
+      }
+    }
+  }
+
+  absl::Mutex mu_;
+  Kernel* kernel_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::map<const vfs::File*, Pending> pending_ ABSL_GUARDED_BY(mu_);
+};
+
+// One socket's O_ASYNC: registered on its queue, which lives as long as
+// the socket does.
+class Registration final : public WaitEntry {
+ public:
+  Registration(const vfs::FileRef& f, int fd, WaitQueue* q)
+      : file_(f), key_(f.get()), fd_(fd), q_(q) {}
+
+  void OnEvents(uint32_t events) override { Signaller::Get().Post(file_, key_, fd_, events); }
+  void OnQueueGone() override {
+    absl::MutexLock l(&mu_);
+    gone_ = true;
+  }
+  // Off the queue, unless the queue (and its socket) is gone already.
+  void Leave() {
+    absl::MutexLock l(&mu_);
+    if (!gone_) q_->Remove(this);
+    gone_ = true;
+  }
+  bool Gone() {
+    absl::MutexLock l(&mu_);
+    return gone_;
+  }
+
+ private:
+  const std::weak_ptr<vfs::File> file_;
+  const vfs::File* const key_;
+  const int fd_;
+  WaitQueue* const q_;
+  absl::Mutex mu_;
+  bool gone_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+absl::Mutex g_registrations_mu;
+std::map<const vfs::File*, std::unique_ptr<Registration>>& Registrations()
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_registrations_mu) {
+  static auto* m = new std::map<const vfs::File*, std::unique_ptr<Registration>>();
+  return *m;
+}
+
+}  // namespace
+
+Status SetAsync(Task& t, const vfs::FileRef& f, int fd, bool on) {
+  // Sockets only: their queue is theirs (a pipe's or a terminal's outlives
+  // a description).
+  WaitQueue* q = net::AsSocket(*f) != nullptr ? f->EventQueue() : nullptr;
+  if (q == nullptr) return Ok();
+  absl::MutexLock l(&g_registrations_mu);
+  auto& all = Registrations();
+  // Those whose socket went: their queue told them.
+  std::erase_if(all, [](const auto& e) { return e.second->Gone(); });
+  if (auto it = all.find(f.get()); it != all.end()) {
+    it->second->Leave();
+    all.erase(it);
+  }
+  if (!on) return Ok();
+  TRY(Signaller::Get().Start(t.kernel()));
+  auto r = std::make_unique<Registration>(f, fd, q);
+  q->Add(r.get(), kHeard);
+  all[f.get()] = std::move(r);
+  return Ok();
+}
+
+}  // namespace husk::syscalls

@@ -1252,6 +1252,60 @@ TEST_F(TcpPair, SynFloodStopsAtTheBacklog) {
   EXPECT_TRUE(b.Connections().empty());
 }
 
+// Past a SYN flood that fills the half-open queue, a real client still connects: its SYN
+// is answered with a SYN cookie, and the ACK that comes back makes the connection,
+// established without state kept between (no window scaling, SACK or timestamps, the MSS the
+// cookie kept). An ACK with a forged cookie is reset and makes nothing.
+TEST_F(TcpPair, ASynFloodLeavesRoomThroughCookies) {
+  Listen(80, 4);
+  auto syn_from = [&](uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack) {
+    std::string seg(kTcpLen, '\0');
+    auto* t = reinterpret_cast<uint8_t*>(seg.data());
+    TcpHeader h;
+    h.sport = port;
+    h.dport = 80;
+    h.seq = seq;
+    h.ack = ack;
+    h.flags = flags;
+    h.window = 1000;
+    WriteTcp(t, h, "");
+    Store16(t + 16,
+            Fold(Sum(Bytes(t, kTcpLen), PseudoSum(V4Of(kIpA), V4Of(kIpB), kProtoTcp, kTcpLen))));
+    const std::string frame = Ipv4Frame(kMacB, kMacA, kIpA, kIpB, kProtoTcp, seg);
+    b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(frame.data()), frame.size()), false, now);
+  };
+  for (uint16_t port = 1000; port < 1100; port++) syn_from(port, kSyn, port * 1000u, 0);
+  EXPECT_EQ(hb.listener->half_open, 5);
+  EXPECT_EQ(b.Connections().size(), 5u);
+  EXPECT_EQ(b.syncookies_sent(), 95u);
+  to_a.clear();  // the flood's answers go nowhere
+
+  auto client = a.Connect(kIpA, 40000, kIpB, 80, {}, now);
+  Run(10000, [&] { return !hb.listener->ready.empty() && client->Established(); });
+  ASSERT_FALSE(hb.listener->ready.empty())
+      << "sent " << b.syncookies_sent() << " recv " << b.syncookies_recv() << " failed "
+      << b.syncookies_failed() << " client " << static_cast<int>(client->state());
+  std::shared_ptr<TcpEndpoint> server = hb.listener->ready.front();
+  hb.listener->ready.pop_front();
+  EXPECT_EQ(b.syncookies_sent(), 96u);
+  EXPECT_EQ(b.syncookies_recv(), 1u);
+  EXPECT_EQ(server->state(), TcpEndpoint::kEstablished);
+  EXPECT_EQ(server->Info(now).options & 7, 0);  // no timestamps, SACK or window scaling
+  EXPECT_EQ(server->Info(now).snd_mss, 1460u);
+  const std::string data = Pattern(300000);
+  EXPECT_EQ(Transfer(*client, *server, data), data);
+  EXPECT_EQ(Transfer(*server, *client, data), data);
+
+  // A cookie nobody was given: reset, and no connection.
+  const size_t conns = b.Connections().size();
+  to_a.clear();
+  syn_from(2000, kAck, 777, 0x12345678);
+  EXPECT_EQ(b.syncookies_failed(), 1u);
+  EXPECT_EQ(b.Connections().size(), conns);
+  ASSERT_EQ(to_a.size(), 1u);  // the reset
+  EXPECT_TRUE(hb.listener->ready.empty());
+}
+
 TEST(Wire, HostileFramesAreRefused) {
   Host h;
   Stack s(&h, 3);

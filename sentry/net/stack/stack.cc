@@ -141,7 +141,81 @@ int Unreachable6Errno(uint8_t code) {
 }  // namespace
 
 Stack::Stack(Upcalls* up, uint64_t seed)
-    : up_(up), rng_(seed | 1), ip_id_(static_cast<uint16_t>(seed >> 16)) {}
+    : up_(up), rng_(seed | 1), ip_id_(static_cast<uint16_t>(seed >> 16)) {
+  for (uint64_t& k : cookie_key_) k = (uint64_t{Random()} << 32) | Random();
+}
+
+namespace {
+
+// The MSS values a SYN cookie can keep (3 bits), as Linux's msstab: the
+// largest not above the peer's is kept.
+constexpr uint16_t kCookieMss[8] = {536, 1000, 1200, 1300, 1400, 1440, 1460, 8960};
+constexpr int64_t kCookiePeriod = 64 * kSecond;  // a cookie's counter ticks this often
+
+uint64_t Mix(uint64_t h, uint64_t v) {
+  // A splitmix64 step over the running hash and the next input.
+  h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
+  h ^= h >> 30;
+  h *= 0xBF58476D1CE4E5B9ULL;
+  h ^= h >> 27;
+  h *= 0x94D049BB133111EBULL;
+  return h ^ (h >> 31);
+}
+
+}  // namespace
+
+uint32_t Stack::CookieHash(const Ip& local, uint16_t lport, const Ip& remote, uint16_t rport,
+                           uint32_t peer_isn, uint32_t count, uint32_t mss_index) const {
+  uint64_t h = cookie_key_[0];
+  for (int i = 0; i < 16; i += 8) {
+    uint64_t a = 0, b = 0;
+    memcpy(&a, local.data() + i, 8);
+    memcpy(&b, remote.data() + i, 8);
+    h = Mix(Mix(h, a), b);
+  }
+  h = Mix(h, (uint64_t{lport} << 48) | (uint64_t{rport} << 32) | peer_isn);
+  h = Mix(h, (uint64_t{count} << 8) | mss_index);
+  return static_cast<uint32_t>(Mix(h, cookie_key_[1]));
+}
+
+uint32_t Stack::SynCookie(const Ip& local, uint16_t lport, const Ip& remote, uint16_t rport,
+                          uint32_t peer_isn, uint16_t peer_mss, int64_t now) const {
+  uint32_t m = 0;
+  while (m + 1 < 8 && kCookieMss[m + 1] <= peer_mss) m++;
+  const auto count = static_cast<uint32_t>(now / kCookiePeriod) & 31;
+  // 5 bits of counter, 3 of MSS, 24 of keyed hash.
+  return (count << 27) | (m << 24) |
+         (CookieHash(local, lport, remote, rport, peer_isn, count, m) & 0xFFFFFF);
+}
+
+uint16_t Stack::CheckSynCookie(const Ip& local, uint16_t lport, const Ip& remote, uint16_t rport,
+                               uint32_t peer_isn, uint32_t cookie, int64_t now) const {
+  const uint32_t count = cookie >> 27, m = (cookie >> 24) & 7;
+  const auto current = static_cast<uint32_t>(now / kCookiePeriod) & 31;
+  // This period's or the last one's: at most two minutes old.
+  if (count != current && count != ((current + 31) & 31)) return 0;
+  if ((CookieHash(local, lport, remote, rport, peer_isn, count, m) & 0xFFFFFF) !=
+      (cookie & 0xFFFFFF)) {
+    return 0;
+  }
+  return kCookieMss[m];
+}
+
+void Stack::SendCookie(const Ip& local, const Ip& remote, const TcpHeader& syn, int64_t now) {
+  // Our MSS, and nothing that would need state: no window scaling, SACK
+  // or timestamps (Linux keeps those in the timestamp; without it, none).
+  TcpHeader h;
+  h.sport = syn.dport;
+  h.dport = syn.sport;
+  const uint16_t peer_mss = syn.opts.mss != 0 ? syn.opts.mss : 536;
+  h.seq = SynCookie(local, syn.dport, remote, syn.sport, syn.seq, peer_mss, now);
+  h.ack = syn.seq + 1;
+  h.flags = kSyn | kAck;
+  h.window = 65535;
+  h.opts.mss = MssFor(remote);
+  syncookies_sent_++;
+  SendTcp(local, remote, h, {}, 0, now);
+}
 
 Stack::~Stack() {
   for (auto& [key, ep] : conns_) ep->Detach();
@@ -1289,10 +1363,13 @@ void Stack::InputTcp(const IpMeta& ip, Bytes b, bool checksum_ok, int64_t now) {
   if ((h.flags & (kSyn | kAck | kRst | kFin)) == kSyn) {
     std::shared_ptr<TcpListener> l = up_->FindListener(dst, h.dport);
     if (l != nullptr && !l->closed) {
-      // A SYN past the backlog is dropped (the client retries), as Linux
-      // does without SYN cookies; so is one past the stack's limit.
+      // A full accept queue drops the SYN (the client retries), as Linux
+      // does; a full queue of half-open connections, or the stack's limit
+      // on connections, answers with a SYN cookie and keeps nothing.
+      if (static_cast<int>(l->ready.size()) > l->backlog) return;
       if (l->half_open + static_cast<int>(l->ready.size()) > l->backlog ||
           conns_.size() >= kMaxConnections) {
+        SendCookie(dst, src, h, now);
         return;
       }
       auto ep = std::make_shared<TcpEndpoint>(this, dst, h.dport, src, h.sport, l->settings);
@@ -1301,6 +1378,31 @@ void Stack::InputTcp(const IpMeta& ip, Bytes b, bool checksum_ok, int64_t now) {
       counters_.tcp_passive_opens++;
       ep->StartPassive(h, l, now);
       return;
+    }
+  }
+  if ((h.flags & (kSyn | kAck | kRst)) == kAck) {
+    // The ACK of a SYN-ACK whose state was not kept: a cookie of ours
+    // makes the connection, established, for the listener to accept.
+    std::shared_ptr<TcpListener> l = up_->FindListener(dst, h.dport);
+    if (l != nullptr && !l->closed) {
+      const uint16_t mss = CheckSynCookie(dst, h.dport, src, h.sport, h.seq - 1, h.ack - 1, now);
+      if (mss == 0) {
+        syncookies_failed_++;
+      } else if (static_cast<int>(l->ready.size()) <= l->backlog &&
+                 conns_.size() < kMaxConnections) {
+        syncookies_recv_++;
+        auto ep = std::make_shared<TcpEndpoint>(this, dst, h.dport, src, h.sport, l->settings);
+        conns_[ConnKey{dst, h.dport, src, h.sport}] = ep;
+        counters_.tcp_passive_opens++;
+        ep->StartFromCookie(h, mss, now);
+        l->ready.push_back(ep);
+        if (l->notify) l->notify();
+        // Data that came with the ACK is the connection's.
+        if (!payload.empty() || (h.flags & kFin)) ep->Input(h, payload, now);
+        return;
+      } else {
+        return;  // the accept queue filled meanwhile: the client sends again
+      }
     }
   }
   SendReset(dst, src, h, payload.size(), now);

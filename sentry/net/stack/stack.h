@@ -182,6 +182,11 @@ class Stack {
     isn_set_ = true;
   }
   uint32_t Random();
+  // SYN-ACKs sent with a cookie, cookies taken back and refused (Linux's
+  // TcpExt SyncookiesSent, Recv and Failed).
+  uint64_t syncookies_sent() const { return syncookies_sent_; }
+  uint64_t syncookies_recv() const { return syncookies_recv_; }
+  uint64_t syncookies_failed() const { return syncookies_failed_; }
 
  private:
   struct Neighbor {
@@ -290,13 +295,27 @@ class Stack {
   void SendArp(Nic& nic, uint16_t op, const Mac& tha, uint32_t tpa, const Mac& dst_mac);
   void Transmit(Nic& nic, const Mac& dst, uint16_t type, Bytes packet, const GsoInfo& gso = {});
 
+  // SYN cookies (RFC 4987): the initial sequence number of a SYN-ACK sent
+  // without keeping state, when the listener's queue of half-open
+  // connections is full; and the check of the ACK that comes back (its
+  // peer MSS, or 0 if it is no cookie of ours from the last two minutes).
+  uint32_t SynCookie(const Ip& local, uint16_t lport, const Ip& remote, uint16_t rport,
+                     uint32_t peer_isn, uint16_t peer_mss, int64_t now) const;
+  uint16_t CheckSynCookie(const Ip& local, uint16_t lport, const Ip& remote, uint16_t rport,
+                          uint32_t peer_isn, uint32_t cookie, int64_t now) const;
+  uint32_t CookieHash(const Ip& local, uint16_t lport, const Ip& remote, uint16_t rport,
+                      uint32_t peer_isn, uint32_t count, uint32_t mss_index) const;
+  void SendCookie(const Ip& local, const Ip& remote, const TcpHeader& syn, int64_t now);
+
   Upcalls* up_;
   uint64_t rng_;
+  uint64_t cookie_key_[2];
   uint16_t ip_id_;
   std::vector<Nic> nics_;
   std::vector<Route> routes_;
   std::map<Ip, Neighbor> neighbors_;
   std::map<ConnKey, std::shared_ptr<TcpEndpoint>> conns_;
+  uint64_t syncookies_sent_ = 0, syncookies_recv_ = 0, syncookies_failed_ = 0;
   Counters counters_;
   // What every connection holds received and unread (in order or past a
   // hole): past rx_limit_, windows close (as Linux's tcp_mem does), so

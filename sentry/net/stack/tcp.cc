@@ -168,6 +168,26 @@ void TcpEndpoint::StartPassive(const TcpHeader& syn, std::weak_ptr<TcpListener> 
   ArmRto(now);
 }
 
+void TcpEndpoint::StartFromCookie(const TcpHeader& ack, uint16_t peer_mss, int64_t now) {
+  passive_ = true;
+  irs_ = ack.seq - 1;
+  rcv_nxt_ = ack.seq;
+  TcpOptions o;
+  o.mss = peer_mss;
+  Negotiate(o);
+  iss_ = ack.ack - 1;
+  snd_una_ = snd_nxt_ = snd_max_ = ack.ack;
+  sbuf_seq_ = ack.ack;
+  snd_wnd_ = ack.window;  // unscaled: the cookie's SYN-ACK offered no scaling
+  snd_wl1_ = ack.seq;
+  snd_wl2_ = ack.ack;
+  rto_ = kInitialRto;
+  state_ = kEstablished;
+  last_recv_ = now;
+  rcv_adv_ = rcv_nxt_;
+  if (settings.keepalive) keepalive_at_ = now + int64_t{settings.keepidle} * kSecond;
+}
+
 void TcpEndpoint::Negotiate(const TcpOptions& o) {
   peer_mss_ = o.mss != 0 ? o.mss : 536;
   if (o.wscale >= 0) {

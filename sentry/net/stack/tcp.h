@@ -132,6 +132,10 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   void StartConnect(int64_t now);
   // A SYN to a listener made this endpoint: it answers SYN-ACK.
   void StartPassive(const TcpHeader& syn, std::weak_ptr<TcpListener> listener, int64_t now);
+  // The ACK of a SYN cookie made this endpoint (the handshake is over, no
+  // state was kept for it): established at once with the MSS the cookie
+  // kept, without window scaling, SACK or timestamps. ack: the ACK's.
+  void StartFromCookie(const TcpHeader& ack, uint16_t peer_mss, int64_t now);
   void Input(const TcpHeader& h, Bytes data, int64_t now);
   void OnTimer(int64_t now);
   int64_t Deadline() const;

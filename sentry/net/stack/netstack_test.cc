@@ -24,6 +24,9 @@ struct Host : Upcalls {
   std::shared_ptr<TcpListener> listener;
   uint16_t listen_port = 0;
   std::vector<std::string> udp;
+  std::vector<Ip> udp_dst;       // where each datagram in udp was sent
+  std::vector<int> udp_nic;      // and the interface it came on
+  std::vector<uint8_t> udp_ttl;  // with what TTL or hop limit
   std::vector<int> udp_errors;
   std::shared_ptr<TcpListener> FindListener(const Ip&, uint16_t port) override {
     return port == listen_port ? listener : nullptr;
@@ -31,6 +34,9 @@ struct Host : Upcalls {
   bool DeliverUdp(const UdpDatagram& d) override {
     if (d.dport != 53) return false;
     udp.emplace_back(d.payload.begin(), d.payload.end());
+    udp_dst.push_back(d.dst);
+    udp_nic.push_back(d.nic);
+    udp_ttl.push_back(d.ttl);
     return true;
   }
   void UdpError(const Ip&, uint16_t, const Ip&, uint16_t, int err) override {
@@ -935,6 +941,129 @@ TEST_F(Ipv6Pair, NoPortUnreachableForGroupsOrErrors) {
   Feed(b, Ipv6Frame(kMacB, kMacA, Six(1), Six(2), kProtoUdp, udp), now);
   EXPECT_EQ(to_a.size(), 1u);
   EXPECT_EQ(b.counters().icmp_out_dest_unreachs, 1u);
+}
+
+// ff12::1:2, a link-scope group, and its Ethernet group address.
+const Ip kGroup6 = {0xff, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2};
+const Mac kGroup6Mac = {0x33, 0x33, 0, 1, 0, 2};
+
+TEST_F(Ipv6Pair, UdpToAJoinedGroupArrivesAndToOthersIsDropped) {
+  const std::string udp = Udp(Six(1), kGroup6, 4000, 53, "to the group");
+  const std::string frame = Ipv6Frame(kGroup6Mac, kMacA, Six(1), kGroup6, kProtoUdp, udp);
+  // Nobody joined: the frame is not ours.
+  Feed(b, frame, now);
+  EXPECT_TRUE(hb.udp.empty());
+  EXPECT_EQ(b.counters().ip_in_addr_errors, 1u);
+  EXPECT_FALSE(b.InGroup(2, kGroup6));
+  EXPECT_TRUE(b.InGroup(2, kAllNodes6));
+  Ip solicited{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 2};  // Six(2)'s
+  EXPECT_TRUE(b.InGroup(2, solicited));
+  EXPECT_FALSE(b.InGroup(3, kAllNodes6));  // no such interface
+  // Joined (twice, as two sockets would): it reaches UDP, with the group as its destination
+  // and the interface it came on.
+  b.JoinGroup(2, kGroup6);
+  b.JoinGroup(2, kGroup6);
+  EXPECT_TRUE(b.InGroup(2, kGroup6));
+  Feed(b, frame, now);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], "to the group");
+  EXPECT_EQ(hb.udp_dst[0], kGroup6);
+  EXPECT_EQ(hb.udp_nic[0], 2);
+  // To a port no socket has: dropped without a port unreachable (to a group).
+  Feed(
+      b,
+      Ipv6Frame(kGroup6Mac, kMacA, Six(1), kGroup6, kProtoUdp, Udp(Six(1), kGroup6, 4000, 54, "x")),
+      now);
+  EXPECT_EQ(b.counters().udp_no_ports, 1u);
+  EXPECT_EQ(b.counters().icmp_out_dest_unreachs, 0u);
+  // TCP to a group is nobody's: no reset answers a SYN.
+  std::string syn(kTcpLen, '\0');
+  auto* t = reinterpret_cast<uint8_t*>(syn.data());
+  TcpHeader h;
+  h.sport = 1000;
+  h.dport = 53;
+  h.flags = kSyn;
+  h.window = 1000;
+  WriteTcp(t, h, "");
+  Store16(t + 16, Fold(Sum(Bytes(t, kTcpLen), PseudoSumFor(Six(1), kGroup6, kProtoTcp, kTcpLen))));
+  Feed(b, Ipv6Frame(kGroup6Mac, kMacA, Six(1), kGroup6, kProtoTcp, syn), now);
+  EXPECT_TRUE(to_a.empty());
+  EXPECT_EQ(b.counters().tcp_out_rsts, 0u);
+  // One membership left keeps the group; none drops it again.
+  b.LeaveGroup(2, kGroup6);
+  Feed(b, frame, now);
+  EXPECT_EQ(hb.udp.size(), 2u);
+  b.LeaveGroup(2, kGroup6);
+  b.LeaveGroup(2, kGroup6);  // one too many: nothing to leave
+  EXPECT_FALSE(b.InGroup(2, kGroup6));
+  Feed(b, frame, now);
+  EXPECT_EQ(hb.udp.size(), 2u);
+}
+
+TEST_F(Ipv6Pair, UdpToAGroupLeavesByItsInterfaceToTheGroupsAddress) {
+  // No route covers the group: it leaves by the interface asked for, at once (nothing to
+  // resolve), to 33:33 and the group's last four bytes, with the hop limit asked for.
+  const std::string msg = "to the group";
+  UdpDatagram d{Six(1), kGroup6, 4000, 53,
+                Bytes(reinterpret_cast<const uint8_t*>(msg.data()), msg.size())};
+  d.ttl = 2;
+  d.nic = 2;
+  ASSERT_EQ(a.SendUdp(d, now), 0);
+  ASSERT_EQ(to_b.size(), 1u);
+  const std::string f = to_b.front();
+  EthHeader eth;
+  Bytes payload;
+  ASSERT_TRUE(
+      ParseEth(Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), &eth, &payload));
+  EXPECT_EQ(eth.dst, kGroup6Mac);
+  EXPECT_EQ(eth.src, kMacA);
+  EXPECT_EQ(eth.type, kEtherIpv6);
+  Ipv6Header ip;
+  Bytes l4;
+  ASSERT_TRUE(ParseIpv6(payload, &ip, &l4));
+  EXPECT_EQ(ip.hop_limit, 2);
+  EXPECT_EQ(ip.dst, kGroup6);
+  EXPECT_EQ(ip.src, Six(1));
+  // b takes it once it joined, with the hop limit it came with.
+  to_b.clear();
+  b.JoinGroup(2, kGroup6);
+  d.nic = 0;  // the first interface
+  ASSERT_EQ(a.SendUdp(d, now), 0);
+  Run(10);
+  ASSERT_EQ(hb.udp.size(), 1u);
+  EXPECT_EQ(hb.udp[0], msg);
+  EXPECT_EQ(hb.udp_ttl[0], 2);
+  // No such interface: ENETUNREACH. Hop limit 0: for this host's members alone, so nothing
+  // leaves.
+  d.nic = 3;
+  EXPECT_EQ(a.SendUdp(d, now), ENETUNREACH);
+  d.nic = 2;
+  d.ttl = 0;
+  EXPECT_EQ(a.SendUdp(d, now), 0);
+  EXPECT_TRUE(to_b.empty());
+}
+
+TEST_F(Ipv6Pair, AGroupsSourceIsItsInterfacesAddressOfTheSameScope) {
+  Ip src{};
+  EXPECT_EQ(a.SourceOn(2, kGroup6, &src), 0);
+  EXPECT_EQ(src, Six(1));
+  EXPECT_EQ(a.SourceOn(3, kGroup6, &src), ENETUNREACH);
+  EXPECT_EQ(a.SourceOn(2, kIpB, &src), 0);  // IPv4's: the interface's IPv4 address
+  EXPECT_EQ(src, kIpA);
+  // With a link-local address too: that one for a link-scope group, the global one for a
+  // global group (RFC 6724 rule 2).
+  const Ip link_local = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  a.AddAddress(2, link_local, 64);
+  EXPECT_EQ(a.SourceOn(2, kGroup6, &src), 0);
+  EXPECT_EQ(src, link_local);
+  const Ip global_group = {0xff, 0x1e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5};
+  EXPECT_EQ(a.SourceOn(2, global_group, &src), 0);
+  EXPECT_EQ(src, Six(1));
+  // An interface without an address of the family: EADDRNOTAVAIL.
+  Stack c(&ha, 3);
+  const int nc = c.AddNic("eth0", kMacA, 1500, nullptr);
+  c.AddAddress(nc, kIpA, 30);
+  EXPECT_EQ(c.SourceOn(nc, kGroup6, &src), EADDRNOTAVAIL);
 }
 
 TEST_F(Ipv6Pair, Icmp6ErrorNeverReachesAnIpv4Connection) {

@@ -40,6 +40,9 @@ int Prefix128(const Ip& ip, int prefix) { return IsV4(ip) ? 96 + prefix : prefix
 
 bool IsMulticast6(const Ip& ip) { return !IsV4(ip) && ip[0] == 0xff; }
 bool IsLinkLocal6(const Ip& ip) { return !IsV4(ip) && ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80; }
+// A group of interface-local or link-local scope (ff01::/16, ff02::/16,
+// and the same scopes with flags: ff12::/16...).
+bool IsLinkScopeGroup6(const Ip& ip) { return IsMulticast6(ip) && (ip[1] & 0x0f) <= 2; }
 
 // ff02::1:ffXX:XXXX, the solicited-node group of an address.
 Ip SolicitedNode(const Ip& ip) {
@@ -275,6 +278,42 @@ const Route* Stack::Lookup(const Ip& dst) const {
     if (IsV4(r.dst) == IsV4(dst) && InPrefix(dst, r.dst, Prefix128(r.dst, r.prefix))) return &r;
   }
   return nullptr;
+}
+
+int Stack::SourceOn(int nic, const Ip& dst, Ip* src) const {
+  for (const Nic& n : nics_) {
+    if (n.index != nic) continue;
+    for (const auto& [addr, prefix] : n.addrs) {
+      if (IsV4(addr) == IsV4(dst)) {
+        *src = NicAddress(n, dst);
+        return 0;
+      }
+    }
+    return EADDRNOTAVAIL;
+  }
+  return ENETUNREACH;
+}
+
+void Stack::JoinGroup(int nic, const Ip& group) {
+  if (Nic* n = NicByIndex(nic)) n->groups[group]++;
+}
+
+void Stack::LeaveGroup(int nic, const Ip& group) {
+  Nic* n = NicByIndex(nic);
+  if (n == nullptr) return;
+  auto it = n->groups.find(group);
+  if (it != n->groups.end() && --it->second <= 0) n->groups.erase(it);
+}
+
+bool Stack::InGroup(int nic, const Ip& group) const {
+  for (const Nic& n : nics_) {
+    if (n.index != nic) continue;
+    if (group == kAllNodes || n.groups.contains(group)) return true;
+    for (const auto& [addr, prefix] : n.addrs) {
+      if (!IsV4(addr) && group == SolicitedNode(addr)) return true;
+    }
+  }
+  return false;
 }
 
 int Stack::SourceFor(const Ip& dst, Ip* src) const {
@@ -786,6 +825,7 @@ void Stack::InputUdp(const IpMeta& ip, Bytes b, bool checksum_ok, Bytes whole, i
   d.payload = payload;
   d.tos = ip.tos;
   d.ttl = ip.ttl;
+  d.nic = ip.nic;
   if (up_->DeliverUdp(d)) {
     counters_.udp_in_datagrams++;
     return;
@@ -862,23 +902,27 @@ int Stack::SendUdp(const UdpDatagram& d, int64_t now) {
   uint16_t csum =
       Fold(Sum(Bytes(p, len), PseudoSumFor(d.src, d.dst, kProtoUdp, static_cast<uint32_t>(len))));
   Store16(p + 6, csum == 0 ? 0xffff : csum);
-  int err = SendIp(d.src, d.dst, kProtoUdp, d.tos, d.ttl, false, Bytes(p, len), now);
+  int err = SendIp(d.src, d.dst, kProtoUdp, d.tos, d.ttl, false, Bytes(p, len), now, d.nic);
   if (err == 0) counters_.udp_out_datagrams++;
   return err;
 }
 
 int Stack::SendIp(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
-                  Bytes l4, int64_t now) {
+                  Bytes l4, int64_t now, int nic) {
   if (IsV4(src) && IsV4(dst)) return SendIpv4(V4Of(src), V4Of(dst), proto, tos, ttl, df, l4, now);
   if (IsV4(src) || IsV4(dst)) return ENETUNREACH;
-  return SendIpv6(src, dst, proto, tos, ttl, l4, /*frag_ok=*/!df, now);
+  return SendIpv6(src, dst, proto, tos, ttl, l4, /*frag_ok=*/!df, now, nic);
 }
 
 int Stack::SendIpv6(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tclass, uint8_t hop_limit,
-                    Bytes l4, bool frag_ok, int64_t now) {
+                    Bytes l4, bool frag_ok, int64_t now, int nic_index) {
+  // A group's packets leave by the interface asked for, or the first
+  // (where Linux's ff00::/8 multicast route would send them).
   const Route* r = IsMulticast6(dst) ? nullptr : Lookup(dst);
   Nic* nic = r != nullptr ? NicByIndex(r->nic) : nullptr;
-  if (nic == nullptr && IsMulticast6(dst) && !nics_.empty()) nic = &nics_.front();
+  if (IsMulticast6(dst)) {
+    nic = nic_index != 0 ? NicByIndex(nic_index) : nics_.empty() ? nullptr : &nics_.front();
+  }
   if (nic == nullptr) {
     counters_.ip_out_no_routes++;
     return ENETUNREACH;
@@ -888,6 +932,10 @@ int Stack::SendIpv6(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tclass,
   const bool fits = l4.size() + kIpv6Len <= nic->mtu;
   if (l4.size() > 65535 || (!fits && !frag_ok)) return EMSGSIZE;
   counters_.ip_out_requests++;
+  // A packet to a group with hop limit 0 is for this host's own members
+  // alone (the socket layer loops it back): it leaves no interface, as
+  // ip6_finish_output2 discards it.
+  if (IsMulticast6(dst) && hop_limit == 0) return 0;
   const Ip next_hop = r != nullptr && r->has_gateway ? r->gateway : dst;
   Ipv6Header h;
   h.tclass = tclass;
@@ -934,8 +982,12 @@ Ip Stack::NicAddress(const Nic& nic, const Ip& like) const {
   bool have = false;
   for (const auto& [addr, prefix] : nic.addrs) {
     if (IsV4(addr) != IsV4(like)) continue;
-    // IPv6: a global address unless the destination is link-local.
-    if (!have || (!IsV4(addr) && IsLinkLocal6(found) && !IsLinkLocal6(like))) {
+    // IPv6: a global address unless the destination is link-local; a
+    // link-local one for a group of link scope or less (RFC 6724 rule 2:
+    // the same scope), if the interface has one.
+    const bool link_group = IsLinkScopeGroup6(like);
+    if (!have || (!IsV4(addr) && IsLinkLocal6(found) && !IsLinkLocal6(like) && !link_group) ||
+        (!IsV4(addr) && link_group && !IsLinkLocal6(found) && IsLinkLocal6(addr))) {
       found = addr;
       have = true;
     }
@@ -984,10 +1036,9 @@ void Stack::InputIpv6(Nic& nic, Bytes b, bool checksum_ok, const Mac& from, bool
     counters_.ip_in_addr_errors++;
     return;
   }
-  bool ours = IsLocal(ip.dst) || ip.dst == kAllNodes;
-  for (const auto& [addr, prefix] : nic.addrs) {
-    if (!IsV4(addr) && ip.dst == SolicitedNode(addr)) ours = true;
-  }
+  // Ours: an address of this sandbox, or a group the interface is in
+  // (all-nodes, a solicited-node group, one a socket joined).
+  const bool ours = IsLocal(ip.dst) || InGroup(nic.index, ip.dst);
   if (!ours) {
     counters_.ip_in_addr_errors++;  // the sandbox does not forward
     return;
@@ -1047,7 +1098,9 @@ void Stack::DeliverIpv6(Nic& nic, const Ipv6Header& ip, Bytes whole, bool checks
     InputIcmp6(nic, ip, payload, from, fragmented, now);
     return;
   }
-  if (IsMulticast6(ip.dst)) return;
+  // Of what is sent to a group, UDP alone reaches the sockets (which of
+  // them take it is theirs to say).
+  if (IsMulticast6(ip.dst) && next != kProtoUdp) return;
   IpMeta meta;
   meta.src = ip.src;
   meta.dst = ip.dst;
@@ -1055,6 +1108,7 @@ void Stack::DeliverIpv6(Nic& nic, const Ipv6Header& ip, Bytes whole, bool checks
   meta.ttl = ip.hop_limit;
   meta.v6 = true;
   meta.link_multicast = link_multicast;
+  meta.nic = nic.index;
   if (next == kProtoUdp) {
     InputUdp(meta, payload, checksum_ok, whole, now);
   } else if (next == kProtoTcp) {

@@ -55,6 +55,9 @@ struct Nic {
   Mac mac{};
   uint32_t mtu = 1500;
   std::vector<std::pair<Ip, int>> addrs;  // address, prefix length
+  // The IPv6 groups sockets joined on the interface, with how many
+  // memberships each has (JoinGroup).
+  std::map<Ip, int> groups;
   Link* link = nullptr;
   bool gso = false;  // the link takes GSO frames
   uint64_t rx_packets = 0, rx_bytes = 0, rx_dropped = 0, tx_packets = 0, tx_bytes = 0,
@@ -90,6 +93,9 @@ struct UdpDatagram {
   uint16_t sport = 0, dport = 0;
   Bytes payload;
   uint8_t tos = 0, ttl = 64;
+  // The interface: the one an IPv6 datagram arrived on; for one sent to
+  // an IPv6 group, the one it leaves by (0: the first).
+  int nic = 0;
 };
 
 // What the stack asks of the socket layer.
@@ -143,6 +149,22 @@ class Stack {
 
   // The address packets to dst leave from (ENETUNREACH: no route).
   int SourceFor(const Ip& dst, Ip* src) const;
+  // The address packets to dst leave from when they leave by interface
+  // `nic`, as for a group (ENETUNREACH: no such interface; EADDRNOTAVAIL:
+  // it has no address of dst's family).
+  int SourceOn(int nic, const Ip& dst, Ip* src) const;
+
+  // IPv6 multicast groups joined on an interface, counted (one call for
+  // each socket's membership): frames to a joined group are taken, and its
+  // UDP datagrams reach the socket layer (DeliverUdp), which picks the
+  // members. The sandbox sends no MLD reports and answers no MLD queries:
+  // a switch that snoops MLD may not forward a group's traffic to it.
+  void JoinGroup(int nic, const Ip& group);
+  void LeaveGroup(int nic, const Ip& group);
+  // Whether interface `nic` takes what is sent to `group`: a group joined
+  // there, all-nodes (ff02::1), or the solicited-node group of one of its
+  // addresses.
+  bool InGroup(int nic, const Ip& group) const;
   // An address of one of the interfaces.
   bool IsLocal(const Ip& ip) const;
   // 255.255.255.255, or the broadcast address of an interface's subnet.
@@ -150,7 +172,9 @@ class Stack {
   // The largest TCP payload an interface's MTU leaves for dst.
   uint16_t MssFor(const Ip& dst) const;
 
-  // Sends a UDP datagram; 0 or an errno (ENETUNREACH, EMSGSIZE).
+  // Sends a UDP datagram; 0 or an errno (ENETUNREACH, EMSGSIZE). One to
+  // an IPv6 group leaves by d.nic (the first interface if 0) to the
+  // group's Ethernet address, with d.ttl as its hop limit.
   int SendUdp(const UdpDatagram& d, int64_t now);
   // Sends an ICMP message, or an ICMPv6 one between IPv6 addresses
   // (checksum made); 0 or an errno.
@@ -204,6 +228,7 @@ class Stack {
     uint8_t tos = 0, ttl = 64;
     bool v6 = false;
     bool link_multicast = false;  // IPv6: it came in a frame to a group or broadcast
+    int nic = 0;                  // IPv6: the interface it came on
     Ipv4Header v4;                // IPv4's, for an ICMP error quoting it
   };
   // A datagram being put back together from its fragments: IPv4's
@@ -271,14 +296,14 @@ class Stack {
   // An address of the interface of the family of `like` (IPv6: a global
   // one first), or the zero address.
   Ip NicAddress(const Nic& nic, const Ip& like) const;
-  // IPv4 or IPv6 by the addresses' family.
+  // IPv4 or IPv6 by the addresses' family; nic as SendIpv6's.
   int SendIp(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tos, uint8_t ttl, bool df,
-             Bytes l4, int64_t now);
+             Bytes l4, int64_t now, int nic = 0);
   // Sends an IPv6 packet (l4: the transport header and data, checksum
   // made), in fragments when it is larger than the MTU and frag_ok; 0 or
-  // an errno.
+  // an errno. One to a group leaves by interface `nic` (0: the first).
   int SendIpv6(const Ip& src, const Ip& dst, uint8_t proto, uint8_t tclass, uint8_t hop_limit,
-               Bytes l4, bool frag_ok, int64_t now);
+               Bytes l4, bool frag_ok, int64_t now, int nic = 0);
   // Answers a segment no connection takes with a reset.
   void SendReset(const Ip& src, const Ip& dst, const TcpHeader& h, size_t payload_len, int64_t now);
   // Sends an IPv4 packet (l4: the transport header and data, checksum

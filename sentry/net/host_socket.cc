@@ -119,6 +119,7 @@ bool OptionAllowed(int level, int name, bool set) {
         case IPV6_MULTICAST_HOPS:
         case IPV6_MULTICAST_LOOP:
         case IPV6_MULTICAST_IF:
+        case IPV6_MULTICAST_ALL:
         case IPV6_ADD_MEMBERSHIP:
         case IPV6_DROP_MEMBERSHIP:
         case IPV6_TCLASS:

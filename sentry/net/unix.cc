@@ -234,6 +234,24 @@ std::array<uint8_t, 16> V4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
 }
 constexpr std::array<uint8_t, 16> kIp6Loopback{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
 
+// An IPv6 multicast group (ff00::/8); and one of interface-local or
+// link-local scope, which names its interface with a scope id
+// (__ipv6_addr_needs_scope_id).
+bool IsGroup6(const std::array<uint8_t, 16>& ip) { return !IsMapped(ip) && ip[0] == 0xff; }
+bool NeedsScope6(const std::array<uint8_t, 16>& group) { return (group[1] & 0x0f) <= 2; }
+
+// The scope id of a sockaddr_in6 (0 for a shorter, RFC 2133 one).
+uint32_t ScopeIdOf(std::string_view addr) {
+  if (addr.size() < sizeof(sockaddr_in6)) return 0;
+  sockaddr_in6 a;
+  memcpy(&a, addr.data(), sizeof(a));
+  return a.sin6_family == AF_INET6 ? a.sin6_scope_id : 0;
+}
+
+// What one IPv6 membership costs a socket (ipv6_mc_socklist) against
+// net.core.optmem_max (131072): sock_kmalloc fails (ENOMEM) past that.
+constexpr size_t kMaxMemberships6 = 131072 / 56;
+
 // A sockaddr_in or sockaddr_in6 for a socket of `domain` (an IPv6
 // socket sees IPv4 peers as ::ffff:a.b.c.d).
 std::string FormatInet(int domain, const Name& n) {
@@ -433,6 +451,31 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
                                      const Name& from, std::string_view data, int ttl, int ifindex,
                                      std::vector<std::shared_ptr<UnixSocket>>* keep)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // IPv6's: a datagram to `group` that arrived on (or looped back to)
+  // interface `ifindex` goes to every IPv6 UDP socket bound to `port` at
+  // the wildcard or the group, not connected elsewhere, that joined the
+  // group (on any interface, as inet6_mc_check looks) or left
+  // IPV6_MULTICAST_ALL on; true if one took it.
+  static bool DeliverMulticast6Locked(const std::array<uint8_t, 16>& group, uint16_t port,
+                                      const Name& from, std::string_view data, int hops, int tclass,
+                                      int ifindex, std::vector<std::shared_ptr<UnixSocket>>* keep)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // The interface a datagram to IPv6 group leaves by (udpv6_sendmsg's
+  // flowi6_oif): the destination's scope id for a group of link scope,
+  // else IPV6_MULTICAST_IF, else the stack's first (where Linux's
+  // ff00::/8 multicast route points). 0 if that is no interface of the
+  // stack's: loopback has no multicast route, and a sandbox without
+  // --network=sandbox has only loopback.
+  int GroupNicLocked(const std::array<uint8_t, 16>& group, uint32_t scope) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // Sends a datagram to an IPv6 group by interface nic: the sandbox's own
+  // members hear it first (IPV6_MULTICAST_LOOP, when the interface is in
+  // the group), then it goes out with IPV6_MULTICAST_HOPS as its hop limit.
+  Result<size_t> SendGroup6Locked(const Name& dst, int nic, std::string_view data,
+                                  std::vector<std::shared_ptr<UnixSocket>>* members)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // IPV6_ADD_MEMBERSHIP and IPV6_DROP_MEMBERSHIP (struct ipv6_mreq).
+  Status Membership6Locked(int name, std::string_view value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   // A ping socket's echo request: answered here for the sandbox's own
   // addresses, sent through the stack otherwise.
   Result<size_t> SendPing(Task& t, SendRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
@@ -574,6 +617,14 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   }
   uint32_t drops_ ABSL_GUARDED_BY(g_mu) = 0;  // datagrams dropped for want of room
   std::set<std::array<uint8_t, 16>> groups_ ABSL_GUARDED_BY(g_mu);  // IP_ADD_MEMBERSHIP's
+  // IPV6_ADD_MEMBERSHIP's: a group and the interface it was joined on
+  // (one of the stack's counts it: Stack::JoinGroup).
+  struct Membership6 {
+    std::array<uint8_t, 16> group{};
+    int ifindex = 0;
+  };
+  std::vector<Membership6> groups6_ ABSL_GUARDED_BY(g_mu);
+  int peer_nic_ ABSL_GUARDED_BY(g_mu) = 0;  // connected to an IPv6 group: its interface
   // TCP's state as Linux numbers it, for loopback connections.
   int TcpStateLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     if (listening_) return 10;
@@ -608,6 +659,10 @@ UnixSocket::~UnixSocket() {
     absl::MutexLock l(&g_mu);
     All().erase(this);
     if (host_watched_) UnwatchHostFd(host_listener_.get());
+    // The interfaces' memberships this socket held end with it.
+    for (const Membership6& m : groups6_) {
+      if (g_stack != nullptr && m.ifindex != 1) g_stack->LeaveGroup(m.ifindex, m.group);
+    }
     if (tcp_ != nullptr) {
       bool linger_zero = false;
       if (auto it = options_.find({SOL_SOCKET, SO_LINGER}); it != options_.end()) {
@@ -839,6 +894,117 @@ bool UnixSocket::DeliverMulticastLocked(const std::array<uint8_t, 16>& group, ui
     u->QueueDatagramLocked(std::move(m), from);
   }
   return any;
+}
+
+bool UnixSocket::DeliverMulticast6Locked(const std::array<uint8_t, 16>& group, uint16_t port,
+                                         const Name& from, std::string_view data, int hops,
+                                         int tclass, int ifindex,
+                                         std::vector<std::shared_ptr<UnixSocket>>* keep) {
+  auto it = InetPorts().find({SOCK_DGRAM, port});
+  if (it == InetPorts().end()) return false;
+  static constexpr std::array<uint8_t, 16> kAny6{};
+  bool any = false;
+  for (const auto& w : it->second) {
+    std::shared_ptr<UnixSocket> u = w.lock();
+    if (u == nullptr) continue;
+    keep->push_back(u);
+    if (u->domain_ != AF_INET6 || (u->name_.ip != kAny6 && u->name_.ip != group)) continue;
+    // __udp_v6_is_mcast_sock: a connected socket hears its peer alone.
+    if (u->connected_ && (u->peer_name_.port != from.port ||
+                          (!IsAny(u->peer_name_.ip) && u->peer_name_.ip != from.ip))) {
+      continue;
+    }
+    const bool member = std::any_of(u->groups6_.begin(), u->groups6_.end(),
+                                    [&](const Membership6& m) { return m.group == group; });
+    if (!member && u->IntOptionLocked(IPPROTO_IPV6, IPV6_MULTICAST_ALL, 1) == 0) continue;
+    any = true;
+    Message m;
+    m.data = std::string(data);
+    m.to = group;
+    m.ttl = hops;
+    m.tos = tclass;
+    m.ifindex = ifindex;
+    u->QueueDatagramLocked(std::move(m), from);
+  }
+  return any;
+}
+
+int UnixSocket::GroupNicLocked(const std::array<uint8_t, 16>& group, uint32_t scope) const {
+  int nic = NeedsScope6(group) && scope != 0 ? static_cast<int>(scope)
+                                             : IntOptionLocked(IPPROTO_IPV6, IPV6_MULTICAST_IF, 0);
+  if (g_stack == nullptr || g_stack->nics().empty()) return 0;
+  if (nic == 0) nic = g_stack->nics().front().index;
+  for (const netstack::Nic& n : g_stack->nics()) {
+    if (n.index == nic) return nic;
+  }
+  return 0;
+}
+
+Result<size_t> UnixSocket::SendGroup6Locked(const Name& dst, int nic, std::string_view data,
+                                            std::vector<std::shared_ptr<UnixSocket>>* members) {
+  Name from = name_;
+  if (IsAny(from.ip)) {
+    if (int e = g_stack->SourceOn(nic, dst.ip, &from.ip); e != 0) return Errno{e};
+  }
+  const int hops = IntOptionLocked(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 1);
+  const int tclass = IntOptionLocked(IPPROTO_IPV6, IPV6_TCLASS, 0);
+  // ip6_finish_output2 loops a copy back when the interface is in the
+  // group; one from a loopback source would be dropped as a martian.
+  if (IntOptionLocked(IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 1) != 0 && g_stack->InGroup(nic, dst.ip) &&
+      !IsLoopback(from.ip)) {
+    DeliverMulticast6Locked(dst.ip, dst.port, from, data, hops, tclass, nic, members);
+  }
+  netstack::UdpDatagram d;
+  d.src = from.ip;
+  d.dst = dst.ip;
+  d.sport = name_.port;
+  d.dport = dst.port;
+  d.payload = netstack::Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size());
+  d.ttl = static_cast<uint8_t>(hops);
+  d.tos = static_cast<uint8_t>(tclass);
+  d.nic = nic;
+  if (int e = g_stack->SendUdp(d, StackNow()); e != 0) return Errno{e};
+  return data.size();
+}
+
+Status UnixSocket::Membership6Locked(int name, std::string_view value) {
+  // ipv6_sock_mc_join and ipv6_sock_mc_drop. The sandbox sends no MLD
+  // reports (as no IGMP for IPv4's groups): joining is what the stack's
+  // interface and delivery look at.
+  if (value.size() < sizeof(ipv6_mreq)) return Errno{EINVAL};
+  if (type_ != SOCK_DGRAM) return Errno{EPROTO};
+  ipv6_mreq mreq;
+  memcpy(&mreq, value.data(), sizeof(mreq));
+  std::array<uint8_t, 16> group;
+  memcpy(group.data(), &mreq.ipv6mr_multiaddr, 16);
+  if (group[0] != 0xff) return Errno{EINVAL};
+  const int ifindex = static_cast<int>(mreq.ipv6mr_interface);
+  auto same = [&](const Membership6& m) {
+    return (ifindex == 0 || m.ifindex == ifindex) && m.group == group;
+  };
+  if (name == IPV6_DROP_MEMBERSHIP) {
+    auto it = std::find_if(groups6_.begin(), groups6_.end(), same);
+    if (it == groups6_.end()) return Errno{EADDRNOTAVAIL};
+    if (g_stack != nullptr && it->ifindex != 1) g_stack->LeaveGroup(it->ifindex, group);
+    groups6_.erase(it);
+    return Ok();
+  }
+  if (std::any_of(groups6_.begin(), groups6_.end(), same)) return Errno{EADDRINUSE};
+  if (groups6_.size() >= kMaxMemberships6) return Errno{ENOMEM};
+  // Interface 0: where the group's route leads, the stack's first
+  // interface (loopback has no multicast route: ENODEV without one).
+  int nic = ifindex;
+  bool found = nic == 1;
+  if (g_stack != nullptr) {
+    for (const netstack::Nic& n : g_stack->nics()) {
+      if (nic == 0) nic = n.index;
+      found = found || n.index == nic;
+    }
+  }
+  if (nic == 0 || !found) return Errno{ENODEV};
+  groups6_.push_back({group, nic});
+  if (nic != 1) g_stack->JoinGroup(nic, group);
+  return Ok();
 }
 
 void UnixSocket::QueueDatagramLocked(Message m, const Name& from) {
@@ -1143,6 +1309,38 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
 
 Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
   ASSIGN_OR_RETURN(Name n, ParseInet(domain_, addr, /*bind=*/false));
+  if (type_ == SOCK_DGRAM && domain_ == AF_INET6 && IsGroup6(n.ip)) {
+    // A UDP socket connected to an IPv6 group (ip6_datagram_connect):
+    // bound first; a group of link scope needs an interface, its scope id
+    // or IPV6_MULTICAST_IF (EINVAL without); then a route to it, and the
+    // address it leaves from becomes the socket's.
+    std::shared_ptr<UnixSocket> old;
+    absl::MutexLock l(&g_mu);
+    if (!name_.inet) {
+      Name any;
+      TRY(BindInetLocked(any));
+      addr_locked_ = port_locked_ = false;
+    }
+    const uint32_t scope = ScopeIdOf(addr);
+    if (NeedsScope6(n.ip) && scope == 0 &&
+        IntOptionLocked(IPPROTO_IPV6, IPV6_MULTICAST_IF, 0) == 0) {
+      return Errno{EINVAL};
+    }
+    const int nic = GroupNicLocked(n.ip, scope);
+    if (nic == 0) return Errno{ENETUNREACH};
+    if (IsAny(name_.ip)) {
+      std::array<uint8_t, 16> src;
+      if (int e = g_stack->SourceOn(nic, n.ip, &src); e != 0) return Errno{e};
+      name_.ip = src;
+    }
+    old = peer_.lock();
+    peer_.reset();
+    peer_name_ = n;
+    peer_nic_ = nic;
+    connected_ = true;
+    error_ = 0;
+    return Ok();
+  }
   // Connecting to the wildcard reaches this host (loopback); nothing but
   // loopback is reachable from a sandbox without a network.
   if (IsAny(n.ip)) n.ip = IsMapped(n.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
@@ -1568,6 +1766,18 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   if (shutdown_ & kSendShutdown) return Errno{EPIPE};
   if (req.data.size() > max) return Errno{EMSGSIZE};
   if (domain_ == AF_INET6 && v6only_ && IsMapped(dst.ip)) return Errno{ENETUNREACH};
+  if (IsGroup6(dst.ip)) {
+    // An IPv6 group: the socket is bound (the wildcard) before its route
+    // is looked for, as udpv6_sendmsg's autobind comes first.
+    if (!name_.inet) {
+      Name any;
+      TRY(BindInetLocked(any));
+      addr_locked_ = port_locked_ = false;
+    }
+    const int nic = req.to.empty() ? peer_nic_ : GroupNicLocked(dst.ip, ScopeIdOf(req.to));
+    if (nic == 0) return Errno{ENETUNREACH};
+    return SendGroup6Locked(dst, nic, std::string_view(req.data.data(), req.data.size()), &members);
+  }
   if (!IsLoopback(dst.ip) && g_stack == nullptr) return Errno{ENETUNREACH};
   // A first sendto binds the wildcard and a port (inet_autobind).
   TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
@@ -2125,11 +2335,16 @@ std::optional<int> InetDefault(int level, int name) {
         case IPV6_FREEBIND:
         case IPV6_TRANSPARENT:
         case IPV6_RECVHOPLIMIT:
+        case IPV6_MULTICAST_IF:
           return 0;
         case IPV6_UNICAST_HOPS:
           return 64;
-        case IPV6_MTU_DISCOVER:
-          return IPV6_PMTUDISC_WANT;
+        case IPV6_MULTICAST_HOPS:  // IPV6_DEFAULT_MCASTHOPS
+        case IPV6_MULTICAST_LOOP:
+        case IPV6_MULTICAST_ALL:
+        case IPV6_MTU_DISCOVER:  // IPV6_PMTUDISC_WANT
+          static_assert(IPV6_PMTUDISC_WANT == 1);
+          return 1;
         default:
           return std::nullopt;
       }
@@ -2166,7 +2381,8 @@ bool BooleanOption(int level, int name) {
              name == IP_MULTICAST_LOOP || name == IP_MULTICAST_ALL;
     case IPPROTO_IPV6:
       return name == IPV6_RECVERR || name == IPV6_RECVPKTINFO || name == IPV6_RECVTCLASS ||
-             name == IPV6_RECVHOPLIMIT || name == IPV6_FREEBIND || name == IPV6_TRANSPARENT;
+             name == IPV6_RECVHOPLIMIT || name == IPV6_FREEBIND || name == IPV6_TRANSPARENT ||
+             name == IPV6_MULTICAST_ALL;
     default:
       return false;
   }
@@ -2349,13 +2565,14 @@ Status UnixSocket::CheckInetOption(int level, int name, int* v) {
       }
       return Ok();
     case IPPROTO_IPV6:
-      if (name == IPV6_UNICAST_HOPS || name == IPV6_TCLASS) {
+      if (name == IPV6_UNICAST_HOPS || name == IPV6_TCLASS || name == IPV6_MULTICAST_HOPS) {
         if (*v == -1) {
           *v = kDefaultOption;
           return Ok();
         }
         return range(0, 255);
       }
+      if (name == IPV6_MULTICAST_LOOP) return range(0, 1);  // no other int taken for a boolean
       return Ok();
     case IPPROTO_TCP:
       switch (name) {
@@ -2432,6 +2649,25 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       } else if (groups_.erase(group) == 0) {
         return Errno{EADDRNOTAVAIL};
       }
+      return Ok();
+    }
+    if (level == IPPROTO_IPV6 && (name == IPV6_ADD_MEMBERSHIP || name == IPV6_DROP_MEMBERSHIP)) {
+      return Membership6Locked(name, value);
+    }
+    if (level == IPPROTO_IPV6 && (name == IPV6_MULTICAST_HOPS || name == IPV6_MULTICAST_IF) &&
+        type_ == SOCK_STREAM) {
+      return Errno{ENOPROTOOPT};  // do_ipv6_setsockopt: not TCP's to set
+    }
+    if (level == IPPROTO_IPV6 && name == IPV6_MULTICAST_IF) {
+      // An interface index (0: none chosen): loopback or one of the
+      // stack's (ENODEV).
+      TRY(need_int());
+      bool found = v == 0 || v == 1;
+      if (g_stack != nullptr) {
+        for (const netstack::Nic& n : g_stack->nics()) found = found || n.index == v;
+      }
+      if (!found) return Errno{ENODEV};
+      options_[{level, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
       return Ok();
     }
     if (level == IPPROTO_IP && name == IP_MULTICAST_IF) {
@@ -2751,6 +2987,16 @@ class StackUpcalls : public netstack::Upcalls {
           d.dst, d.dport, from,
           std::string_view(reinterpret_cast<const char*>(d.payload.data()), d.payload.size()),
           d.ttl, 2, &hold_);
+    }
+    if (IsGroup6(d.dst)) {
+      Name from;
+      from.inet = true;
+      from.ip = d.src;
+      from.port = d.sport;
+      return UnixSocket::DeliverMulticast6Locked(
+          d.dst, d.dport, from,
+          std::string_view(reinterpret_cast<const char*>(d.payload.data()), d.payload.size()),
+          d.ttl, d.tos, d.nic, &hold_);
     }
     std::shared_ptr<UnixSocket> s = UnixSocket::FindInet(SOCK_DGRAM, d.dst, d.dport, false);
     if (s == nullptr) return false;

@@ -22,7 +22,9 @@
 // node, renaming it, SO_PEEK_OFF, poll on a full datagram receiver, datagram shutdown);
 // /proc/net/tcp, tcp6, udp and udp6 (states 01, 05, 07, 08, 0A, the queues, uid and inode);
 // netlink route sockets (their type, autobind on send, two sockets in one process, a single
-// RTM_GETLINK with its ack, ENODEV, truncation, sequence numbers and port ids).
+// RTM_GETLINK with its ack, ENODEV, truncation, sequence numbers and port ids); IPv6
+// multicast (IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_MULTICAST_ALL and IPV6_MULTICAST_IF,
+// joining and leaving groups, and that loopback alone has no route to a group).
 //
 // The network namespace is assumed to hold only "lo", up, as in husk's sandbox and in
 // husk_fence: a global check fails the binary at once if 127.0.0.1 cannot be reached. Every
@@ -2741,6 +2743,221 @@ TEST(SockAsyncTest, FSetsigSaysPollInAndTheDescriptor) {
   EXPECT_EQ(info.si_code, POLL_IN);
   EXPECT_EQ(info.si_fd, c.server.get());
   EXPECT_NE(info.si_band & POLLIN, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// IPv6 multicast (ipv6(7)): the options, memberships, and what a namespace with loopback
+// alone allows. Loopback has no multicast route (nor IFF_MULTICAST): groups can be joined
+// on it, but nothing can be sent to one, with or without an interface named.
+
+constexpr unsigned kLoIndex = 1;
+constexpr unsigned kNoSuchIndex = 4242;  // checked to name no interface
+
+in6_addr Group6(const char* text) {
+  in6_addr a{};
+  EXPECT_EQ(inet_pton(AF_INET6, text, &a), 1) << text;
+  return a;
+}
+
+// IPV6_ADD_MEMBERSHIP or IPV6_DROP_MEMBERSHIP of `group` on interface `ifindex`, with
+// optlen `len` (an ipv6_mreq's unless given): 0 or the errno.
+int Membership6(int fd, int name, const char* group, unsigned ifindex,
+                socklen_t len = sizeof(ipv6_mreq)) {
+  struct {
+    ipv6_mreq mreq;
+    char pad[8];
+  } buf{};
+  buf.mreq.ipv6mr_multiaddr = Group6(group);
+  buf.mreq.ipv6mr_interface = ifindex;
+  return setsockopt(fd, IPPROTO_IPV6, name, &buf, len) == 0 ? 0 : errno;
+}
+
+// A UDP socket on [::]:port (SO_REUSEADDR, so that several share it) that joined `group`
+// on loopback; *port 0 picks one and is set.
+Fd GroupMember6(const char* group, int* port) {
+  Fd fd = Socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK);
+  int one = 1;
+  EXPECT_EQ(setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+  if (Bind(fd.get(), Wildcard(AF_INET6, *port)) != 0) {
+    ADD_FAILURE() << "bind to port " << *port << ": " << ErrnoName(errno);
+    return Fd();
+  }
+  *port = SockName(fd.get()).port();
+  EXPECT_EQ(Membership6(fd.get(), IPV6_ADD_MEMBERSHIP, group, kLoIndex), 0) << group;
+  return fd;
+}
+
+// IPV6_MULTICAST_HOPS starts at 1 (IPV6_DEFAULT_MCASTHOPS), takes 0 to 255, and -1
+// restores it; IPV6_MULTICAST_LOOP starts on and takes 0 or 1 alone; IPV6_MULTICAST_ALL
+// starts on and takes any int as a boolean. Each wants a whole int.
+TEST(SockMulticast6Test, HopsLoopAndAllStartAtOneAndCheckWhatTheyAreGiven) {
+  Fd fd = Socket(AF_INET6, SOCK_DGRAM);
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS), 1);
+  for (int v : {0, 255, 7}) {
+    ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, v));
+    EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS), v);
+  }
+  EXPECT_EQ(SetErrno(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 256), EINVAL);
+  EXPECT_EQ(SetErrno(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, -2), EINVAL);
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS), 7);
+  ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, -1));
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS), 1);
+
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 1);
+  ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0));
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 0);
+  EXPECT_EQ(SetErrno(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 2), EINVAL);
+  EXPECT_EQ(SetErrno(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP, -1), EINVAL);
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 0);
+  ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 1));
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 1);
+
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_ALL), 1);
+  ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0));
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_ALL), 0);
+  ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_ALL, 5));
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_ALL), 1);
+
+  const unsigned char byte = 3;
+  for (int name : {IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_MULTICAST_IF}) {
+    SCOPED_TRACE(name);
+    EXPECT_ERRNO(setsockopt(fd.get(), IPPROTO_IPV6, name, &byte, 1), EINVAL);
+  }
+}
+
+// IPV6_MULTICAST_IF is an interface index: loopback's is taken, 0 goes back to none, and
+// one no interface has is ENODEV (and left as it was).
+TEST(SockMulticast6Test, MulticastIfTakesTheIndexOfAnInterface) {
+  char name[IF_NAMESIZE];
+  ASSERT_EQ(if_indextoname(kNoSuchIndex, name), nullptr);
+  Fd fd = Socket(AF_INET6, SOCK_DGRAM);
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF), 0);
+  ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, kLoIndex));
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF), 1);
+  EXPECT_EQ(SetErrno(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, kNoSuchIndex), ENODEV);
+  EXPECT_EQ(SetErrno(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, -1), ENODEV);
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF), 1);
+  ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, 0));
+  EXPECT_EQ(GetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF), 0);
+}
+
+// TCP has no groups: a membership is EPROTO (after the length's EINVAL), and the sending
+// options IPV6_MULTICAST_HOPS and IPV6_MULTICAST_IF are not TCP's to set (ENOPROTOOPT),
+// though they read back their defaults; IPV6_MULTICAST_LOOP is taken. An IPv4 socket has
+// no IPv6 options at all.
+TEST(SockMulticast6Test, TcpAndIpv4SocketsRefuseTheGroupOptions) {
+  Fd tcp = Socket(AF_INET6, SOCK_STREAM);
+  EXPECT_EQ(Membership6(tcp.get(), IPV6_ADD_MEMBERSHIP, "ff12::1234", kLoIndex), EPROTO);
+  EXPECT_EQ(Membership6(tcp.get(), IPV6_DROP_MEMBERSHIP, "ff12::1234", kLoIndex), EPROTO);
+  EXPECT_EQ(Membership6(tcp.get(), IPV6_ADD_MEMBERSHIP, "ff12::1234", kLoIndex, 4), EINVAL);
+  EXPECT_EQ(SetErrno(tcp.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 3), ENOPROTOOPT);
+  EXPECT_EQ(GetInt(tcp.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS), 1);
+  EXPECT_EQ(SetErrno(tcp.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, kLoIndex), ENOPROTOOPT);
+  EXPECT_EQ(GetInt(tcp.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF), 0);
+  ASSERT_OK(SetInt(tcp.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP, 0));
+  EXPECT_EQ(GetInt(tcp.get(), IPPROTO_IPV6, IPV6_MULTICAST_LOOP), 0);
+
+  Fd udp4 = Socket(AF_INET, SOCK_DGRAM);
+  EXPECT_EQ(Membership6(udp4.get(), IPV6_ADD_MEMBERSHIP, "ff12::1234", kLoIndex), ENOPROTOOPT);
+  EXPECT_EQ(SetErrno(udp4.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 3), ENOPROTOOPT);
+}
+
+// ipv6_sock_mc_join and ipv6_sock_mc_drop: the group must be multicast (EINVAL, first of
+// all), the interface must exist (ENODEV; index 0 means the group's route, which loopback
+// alone does not have), a group is joined once per interface (EADDRINUSE; joining on index
+// 0 meets a membership on any), and leaving one not joined is EADDRNOTAVAIL (index 0
+// leaves it on whichever interface). IPV6_JOIN_GROUP and IPV6_LEAVE_GROUP are the same
+// options.
+TEST(SockMulticast6Test, JoiningAndLeavingCheckTheGroupAndTheInterface) {
+  static_assert(IPV6_JOIN_GROUP == IPV6_ADD_MEMBERSHIP);
+  static_assert(IPV6_LEAVE_GROUP == IPV6_DROP_MEMBERSHIP);
+  char name[IF_NAMESIZE];
+  ASSERT_EQ(if_indextoname(kNoSuchIndex, name), nullptr);
+  Fd fd = Socket(AF_INET6, SOCK_DGRAM);
+  const int join = IPV6_ADD_MEMBERSHIP, drop = IPV6_DROP_MEMBERSHIP;
+  EXPECT_EQ(Membership6(fd.get(), join, "ff02::1:3", kLoIndex), 0);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff02::1:3", kLoIndex), EADDRINUSE);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff02::1:3", 0), EADDRINUSE);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff12::1234", kLoIndex), 0);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff01::5", kLoIndex), 0);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff1e::7", kLoIndex, sizeof(ipv6_mreq) + 4), 0);
+
+  for (const char* unicast : {"fe80::1", "::1", "::", "::ffff:239.1.2.3"}) {
+    EXPECT_EQ(Membership6(fd.get(), join, unicast, kLoIndex), EINVAL) << unicast;
+    EXPECT_EQ(Membership6(fd.get(), drop, unicast, kLoIndex), EINVAL) << unicast;
+  }
+  EXPECT_EQ(Membership6(fd.get(), join, "fe80::1", kNoSuchIndex), EINVAL);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff12::99", kLoIndex, sizeof(ipv6_mreq) - 4), EINVAL);
+  EXPECT_EQ(Membership6(fd.get(), drop, "ff12::1234", kLoIndex, sizeof(ipv6_mreq) - 4), EINVAL);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff12::99", kNoSuchIndex), ENODEV);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff02::1:3", kNoSuchIndex), ENODEV);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff12::99", 0), ENODEV);
+
+  EXPECT_EQ(Membership6(fd.get(), drop, "ff12::99", kLoIndex), EADDRNOTAVAIL);
+  EXPECT_EQ(Membership6(fd.get(), drop, "ff12::1234", kNoSuchIndex), EADDRNOTAVAIL);
+  EXPECT_EQ(Membership6(fd.get(), drop, "ff12::1234", 0), 0);
+  EXPECT_EQ(Membership6(fd.get(), drop, "ff12::1234", kLoIndex), EADDRNOTAVAIL);
+  EXPECT_EQ(Membership6(fd.get(), join, "ff12::1234", kLoIndex), 0);
+  EXPECT_EQ(Membership6(fd.get(), drop, "ff12::1234", kLoIndex), 0);
+  EXPECT_EQ(Membership6(fd.get(), drop, "ff02::1:3", kLoIndex), 0);
+  EXPECT_EQ(Membership6(fd.get(), drop, "ff02::1:3", 0), EADDRNOTAVAIL);
+}
+
+// A socket holds many memberships at once (Linux's limit is what net.core.optmem_max
+// allows, thousands), and drops each.
+TEST(SockMulticast6Test, ManyGroupsAreJoinedAndLeft) {
+  Fd fd = Socket(AF_INET6, SOCK_DGRAM);
+  for (int i = 1; i <= 300; i++) {
+    const std::string g = "ff12::10:" + std::to_string(i);
+    ASSERT_EQ(Membership6(fd.get(), IPV6_ADD_MEMBERSHIP, g.c_str(), kLoIndex), 0) << g;
+  }
+  for (int i = 1; i <= 300; i++) {
+    const std::string g = "ff12::10:" + std::to_string(i);
+    ASSERT_EQ(Membership6(fd.get(), IPV6_DROP_MEMBERSHIP, g.c_str(), 0), 0) << g;
+  }
+}
+
+// With loopback alone there is no route to a group: sendto is ENETUNREACH whether the
+// interface is left to the route, named by IPV6_MULTICAST_IF or by the scope id, and the
+// members joined on loopback hear nothing. The sender was bound (autobind comes first).
+TEST(SockMulticast6Test, SendingToAGroupOverLoopbackAloneIsUnreachable) {
+  int port = 0;
+  Fd member = GroupMember6("ff12::1234", &port);
+  ASSERT_TRUE(member.valid());
+  ASSERT_EQ(Membership6(member.get(), IPV6_ADD_MEMBERSHIP, "ff02::1:3", kLoIndex), 0);
+  Fd sender = Socket(AF_INET6, SOCK_DGRAM);
+  for (const char* group : {"ff12::1234", "ff02::1:3"}) {
+    SCOPED_TRACE(group);
+    Addr to = MakeAddr(AF_INET6, group, port);
+    EXPECT_ERRNO(sendto(sender.get(), "g", 1, 0, to.get(), to.len), ENETUNREACH);
+    to.v6().sin6_scope_id = kLoIndex;
+    EXPECT_ERRNO(sendto(sender.get(), "g", 1, 0, to.get(), to.len), ENETUNREACH);
+  }
+  EXPECT_NE(SockName(sender.get()).port(), 0);
+  ASSERT_OK(SetInt(sender.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, kLoIndex));
+  const Addr to = MakeAddr(AF_INET6, "ff12::1234", port);
+  EXPECT_ERRNO(sendto(sender.get(), "g", 1, 0, to.get(), to.len), ENETUNREACH);
+  // The member itself, sending to its own group, hears nothing either.
+  EXPECT_ERRNO(sendto(member.get(), "g", 1, 0, to.get(), to.len), ENETUNREACH);
+  EXPECT_EQ(Revents(member.get(), POLLIN, 100), 0);
+}
+
+// connect(2) of a UDP socket to a group of link scope wants an interface (the scope id or
+// IPV6_MULTICAST_IF; EINVAL without), then a route to the group, which loopback alone does
+// not have (ENETUNREACH); the socket stays unconnected.
+TEST(SockMulticast6Test, ConnectingToALinkScopeGroupWantsAnInterface) {
+  Fd fd = Socket(AF_INET6, SOCK_DGRAM);
+  Addr link = MakeAddr(AF_INET6, "ff12::1234", 9);
+  EXPECT_ERRNO(Connect(fd.get(), link), EINVAL);
+  EXPECT_ERRNO(GetPeerName(fd.get()), ENOTCONN);
+  const Addr global = MakeAddr(AF_INET6, "ff1e::5", 9);
+  EXPECT_ERRNO(Connect(fd.get(), global), ENETUNREACH);
+  link.v6().sin6_scope_id = kLoIndex;
+  EXPECT_ERRNO(Connect(fd.get(), link), ENETUNREACH);
+  ASSERT_OK(SetInt(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_IF, kLoIndex));
+  link.v6().sin6_scope_id = 0;
+  EXPECT_ERRNO(Connect(fd.get(), link), ENETUNREACH);
+  EXPECT_ERRNO(GetPeerName(fd.get()), ENOTCONN);
 }
 
 }  // namespace

@@ -11,7 +11,8 @@
 #   - ping from inside (ICMP and ICMPv6 echo sockets) of the host side and of the sandbox's own
 #     addresses, over IPv4 and IPv6;
 #   - UDP broadcast to the /30's broadcast address both ways (SO_BROADCAST wanted);
-#   - UDP multicast (239.1.2.3) both ways, and to the sandbox's own members;
+#   - UDP multicast (239.1.2.3, and ff12::1:2 on the veth's interface) both ways, and to the
+#     sandbox's own members;
 #   - DNS: with the sandbox's resolv.conf naming a server on the host side (dns_server.py),
 #     getent and curl find a name;
 #   - ip addr inside shows the interface; the address is back on the host side afterwards.
@@ -59,8 +60,9 @@ CONF
   printf 'inside: curl over IPv6: %s\n' "$(curl -sS -m 10 -g 'http://[fd00:201::1]:8003/host.txt')"
   # Broadcast over the /30, both ways.
   python3 "$(dirname "$0")/broadcast.py" inside 10.201.0.3
-  # Multicast: a group joined both sides.
+  # Multicast: a group joined both sides, over IPv4 and IPv6.
   python3 "$(dirname "$0")/multicast.py" inside
+  python3 "$(dirname "$0")/multicast.py" inside6
   # Names, through the sandbox's own resolv.conf (its root's writable layer).
   rm -f /etc/resolv.conf
   echo "nameserver 10.201.0.1" >/etc/resolv.conf
@@ -141,6 +143,10 @@ python3 "$here/multicast.py" listen 10.201.0.1 "$dir/multicast.got" >/dev/null 2
 pids="$pids $!"
 python3 "$here/multicast.py" send 10.201.0.1 >/dev/null 2>&1 &
 pids="$pids $!"
+python3 "$here/multicast.py" listen6 h0 "$dir/multicast6.got" >/dev/null 2>&1 &
+pids="$pids $!"
+python3 "$here/multicast.py" send6 h0 >/dev/null 2>&1 &
+pids="$pids $!"
 
 # A sandbox that cannot take pid 1's namespace says so.
 if "$husk" do --network=sandbox true 2>"$dir/refused"; then
@@ -215,6 +221,9 @@ inside: received a broadcast from the host side
 inside: IP_MULTICAST_TTL 1, IP_MULTICAST_LOOP 1
 inside: looped back: a group datagram from the sandbox
 inside: received a group datagram from the host side
+inside: IPV6_MULTICAST_HOPS 1, IPV6_MULTICAST_LOOP 1
+inside: looped back over IPv6: a group datagram from the sandbox (hop limit 2)
+inside: received over IPv6 a group datagram from the host side
 inside: getent: 10.201.0.1 host.test
 inside: curl by name: a page from the host side
 inside: iperf3 to the host received bytes
@@ -228,4 +237,6 @@ grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no
   fail "the sandbox's broadcast did not reach the host side"
 [ "$(cat "$dir/multicast.got" 2>/dev/null)" = "a group datagram from the sandbox" ] ||
   fail "the sandbox's group datagram did not reach the host side"
-echo "PASS: ping both ways, curl both ways, a 2 MB file, iperf3 both ways, DNS over --network=sandbox"
+[ "$(cat "$dir/multicast6.got" 2>/dev/null)" = "a group datagram from the sandbox (hop limit 2)" ] ||
+  fail "the sandbox's IPv6 group datagram did not reach the host side with hop limit 2: $(cat "$dir/multicast6.got" 2>/dev/null)"
+echo "PASS: ping both ways, curl both ways, a 2 MB file, iperf3 both ways, broadcast, multicast over IPv4 and IPv6, DNS over --network=sandbox"

@@ -617,6 +617,19 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   }
   uint32_t drops_ ABSL_GUARDED_BY(g_mu) = 0;  // datagrams dropped for want of room
   std::set<std::array<uint8_t, 16>> groups_ ABSL_GUARDED_BY(g_mu);  // IP_ADD_MEMBERSHIP's
+  // IP_MULTICAST_IF names loopback (127.0.0.0/8, or index 1 in an ip_mreqn).
+  bool MulticastIfLoopbackLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    auto it = options_.find({IPPROTO_IP, IP_MULTICAST_IF});
+    if (it == options_.end()) return false;
+    const std::string& v = it->second;
+    if (v.size() >= sizeof(ip_mreqn)) {
+      int ifindex = 0;
+      memcpy(&ifindex, v.data() + offsetof(ip_mreqn, imr_ifindex), sizeof(ifindex));
+      if (ifindex != 0) return ifindex == 1;
+      return static_cast<uint8_t>(v[sizeof(in_addr)]) == 127;  // imr_address
+    }
+    return static_cast<uint8_t>(v[0]) == 127;
+  }
   // IPV6_ADD_MEMBERSHIP's: a group and the interface it was joined on
   // (one of the stack's counts it: Stack::JoinGroup).
   struct Membership6 {
@@ -878,12 +891,20 @@ bool UnixSocket::DeliverMulticastLocked(const std::array<uint8_t, 16>& group, ui
                                         std::vector<std::shared_ptr<UnixSocket>>* keep) {
   auto it = InetPorts().find({SOCK_DGRAM, port});
   if (it == InetPorts().end()) return false;
+  // IP_MULTICAST_ALL (on by default): a socket on the port hears a group
+  // that some socket of the sandbox joined, member or not.
+  bool joined = false;
+  for (const auto& [p, w] : All()) joined = joined || p->groups_.contains(group);
   bool any = false;
   for (const auto& w : it->second) {
     std::shared_ptr<UnixSocket> u = w.lock();
     if (u == nullptr) continue;
     keep->push_back(u);
-    if (!u->groups_.contains(group)) continue;
+    if (u->domain_ != AF_INET && u->domain_ != AF_INET6) continue;
+    if (!u->groups_.contains(group) &&
+        (!joined || u->IntOptionLocked(IPPROTO_IP, IP_MULTICAST_ALL, 1) == 0)) {
+      continue;
+    }
     if (!IsAny(u->name_.ip) && u->name_.ip != group) continue;
     any = true;
     Message m;
@@ -1778,6 +1799,19 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
     if (nic == 0) return Errno{ENETUNREACH};
     return SendGroup6Locked(dst, nic, std::string_view(req.data.data(), req.data.size()), &members);
   }
+  if (IsMapped(dst.ip) && (dst.ip[12] & 0xf0) == 0xe0 && MulticastIfLoopbackLocked()) {
+    // An IPv4 group through loopback (IP_MULTICAST_IF 127.0.0.1): the
+    // datagram comes back in at once, to the members on the port (and,
+    // with IP_MULTICAST_ALL, every socket there while someone is in the
+    // group), IP_MULTICAST_LOOP or not.
+    TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
+    Name from = name_;
+    if (IsAny(from.ip)) from.ip = V4(127, 0, 0, 1);
+    DeliverMulticastLocked(dst.ip, dst.port, from,
+                           std::string_view(req.data.data(), req.data.size()),
+                           IntOptionLocked(IPPROTO_IP, IP_MULTICAST_TTL, 1), 1, &members);
+    return req.data.size();
+  }
   if (!IsLoopback(dst.ip) && g_stack == nullptr) return Errno{ENETUNREACH};
   // A first sendto binds the wildcard and a port (inet_autobind).
   TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
@@ -2643,6 +2677,17 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
           static_cast<uint8_t>(ntohl(g.s_addr) >> 24), static_cast<uint8_t>(ntohl(g.s_addr) >> 16),
           static_cast<uint8_t>(ntohl(g.s_addr) >> 8), static_cast<uint8_t>(ntohl(g.s_addr)));
       if (name == IP_ADD_MEMBERSHIP) {
+        // ip_mc_find_dev: no interface named, and no route to the group
+        // (loopback alone has none): ENODEV.
+        in_addr ifaddr;
+        memcpy(&ifaddr, value.data() + sizeof(in_addr), sizeof(ifaddr));
+        int ifindex = 0;
+        if (value.size() >= sizeof(ip_mreqn)) {
+          memcpy(&ifindex, value.data() + offsetof(ip_mreqn, imr_ifindex), sizeof(ifindex));
+        }
+        if (g_stack == nullptr && ifaddr.s_addr == INADDR_ANY && ifindex == 0) {
+          return Errno{ENODEV};
+        }
         if (groups_.contains(group)) return Errno{EADDRINUSE};
         if (groups_.size() >= 20) return Errno{ENOBUFS};  // net.ipv4.igmp_max_memberships
         groups_.insert(group);

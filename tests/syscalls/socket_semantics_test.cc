@@ -2960,5 +2960,52 @@ TEST(SockMulticast6Test, ConnectingToALinkScopeGroupWantsAnInterface) {
   EXPECT_ERRNO(GetPeerName(fd.get()), ENOTCONN);
 }
 
+// ---------------------------------------------------------------------------------------
+// IPv4 multicast over loopback alone.
+
+// Joins 239.1.2.3 on the interface at ifaddr; the errno, or 0.
+int Join4(int fd, const char* ifaddr) {
+  ip_mreq m{};
+  inet_pton(AF_INET, "239.1.2.3", &m.imr_multiaddr);
+  inet_pton(AF_INET, ifaddr, &m.imr_interface);
+  return setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof(m)) == 0 ? 0 : errno;
+}
+
+// With loopback alone, a group has no route: joining without naming an interface is ENODEV,
+// and sending without IP_MULTICAST_IF is ENETUNREACH. Named, loopback carries the group:
+// the datagram comes back in to the members on the port, whatever IP_MULTICAST_LOOP says,
+// and (IP_MULTICAST_ALL, on by default) to the port's other sockets while the group is
+// joined; a socket with IP_MULTICAST_ALL off hears only groups it joined.
+TEST(SockMulticast4Test, LoopbackCarriesAGroupOnceNamedAsTheInterface) {
+  Addr ma;
+  Fd member = UdpSocket(Wildcard(AF_INET), &ma);
+  const int port = ma.port();
+  Fd other = Socket(AF_INET, SOCK_DGRAM), deaf = Socket(AF_INET, SOCK_DGRAM);
+  for (int fd : {member.get(), other.get(), deaf.get()}) {
+    ASSERT_OK(SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1));
+  }
+  ASSERT_OK(Bind(other.get(), Wildcard(AF_INET, port)));
+  ASSERT_OK(Bind(deaf.get(), Wildcard(AF_INET, port)));
+  ASSERT_OK(SetInt(deaf.get(), IPPROTO_IP, IP_MULTICAST_ALL, 0));
+  EXPECT_EQ(Join4(other.get(), "0.0.0.0"), ENODEV);
+  EXPECT_EQ(Join4(member.get(), "127.0.0.1"), 0);
+  Fd tx = Socket(AF_INET, SOCK_DGRAM);
+  const Addr group = MakeAddr(AF_INET, "239.1.2.3", port);
+  EXPECT_ERRNO(SendTo(tx.get(), "nowhere", group), ENETUNREACH);
+  in_addr lo{htonl(INADDR_LOOPBACK)};
+  ASSERT_OK(setsockopt(tx.get(), IPPROTO_IP, IP_MULTICAST_IF, &lo, sizeof(lo)));
+  for (int loop : {1, 0}) {
+    SCOPED_TRACE(loop);
+    ASSERT_OK(SetInt(tx.get(), IPPROTO_IP, IP_MULTICAST_LOOP, loop));
+    const std::string text = "group " + std::to_string(loop);
+    ASSERT_EQ(SendTo(tx.get(), text, group), static_cast<long>(text.size())) << ErrnoName(errno);
+    ASSERT_EQ(Revents(member.get(), POLLIN, kWaitMs), POLLIN);
+    EXPECT_EQ(RecvMsg(member.get()).data, text);
+    ASSERT_EQ(Revents(other.get(), POLLIN, kWaitMs), POLLIN);
+    EXPECT_EQ(RecvMsg(other.get()).data, text);
+    EXPECT_EQ(Revents(deaf.get(), POLLIN, 100), 0);
+  }
+}
+
 }  // namespace
 }  // namespace husk_test

@@ -358,6 +358,7 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
       if (!net::ParseRouteSpec(text, &r)) Die("read the route " + text, EINVAL);
       routes.push_back(std::move(r));
     }
+    net::SetUpHostDescriptors();
     if (opts.host_network) {
       net::EnableHostNetwork();
       net::DescribeHostNetwork(std::move(nics), std::move(routes));

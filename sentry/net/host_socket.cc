@@ -221,6 +221,10 @@ class HostSocket : public Socket {
   size_t MaxMessage() const override { return type_ == SOCK_STREAM ? 0 : (1 << 20); }
 
   Status Bind(Task&, std::string_view addr) override {
+    // A unix socket here is connected already (from the gofer, or
+    // accepted), and the sentry names no host path (no bind(2) outside
+    // --network=host: its filter would end the sandbox).
+    if (domain_ == AF_UNIX) return Errno{EINVAL};
     return Call(bind(fd_.get(), Addr(addr), static_cast<socklen_t>(addr.size())));
   }
 
@@ -260,6 +264,7 @@ class HostSocket : public Socket {
 
   Status Connect(Task& t, std::string_view addr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) override {
+    if (domain_ == AF_UNIX) return Errno{EISCONN};  // as Bind: connected, no host path
     const absl::Time deadline = Deadline(sndtimeo_);
     for (;;) {
       if (connect(fd_.get(), Addr(addr), static_cast<socklen_t>(addr.size())) == 0) return Ok();
@@ -370,8 +375,13 @@ class HostSocket : public Socket {
           r.length = static_cast<size_t>(k);
           buf.resize(std::min(n, static_cast<size_t>(k)));
           r.data = std::move(buf);
-          r.from.assign(reinterpret_cast<const char*>(&from),
-                        std::min<size_t>(m.msg_namelen, sizeof(from)));
+          // A unix peer's name is the sandbox's (the host's is a host path).
+          if (domain_ == AF_UNIX) {
+            if (m.msg_namelen > sizeof(sa_family_t)) r.from = peer_name_;
+          } else {
+            r.from.assign(reinterpret_cast<const char*>(&from),
+                          std::min<size_t>(m.msg_namelen, sizeof(from)));
+          }
           r.msg_flags = m.msg_flags & (MSG_TRUNC | MSG_CTRUNC | MSG_EOR);
           return r;
         }
@@ -596,6 +606,14 @@ class HostSocket : public Socket {
   // queued (SIOCINQ), or 64 KiB; for a datagram, the largest one there
   // can be.
   size_t ChunkFor(int flags) const {
+    if (type_ != SOCK_STREAM && domain_ == AF_UNIX) {
+      // A host peer's seqpacket message may be larger than a datagram:
+      // its length first (only the sentry reads this socket).
+      // (recvmsg: the sentry's filter has no recvfrom.)
+      msghdr m{};
+      const ssize_t len = recvmsg(fd_.get(), &m, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+      return len > 0 ? static_cast<size_t>(len) : kMaxDatagram;
+    }
     if (type_ != SOCK_STREAM) return kMaxDatagram;
     if (flags & MSG_OOB) return 1;
     int queued = 0;
@@ -670,7 +688,7 @@ std::string ProcNetHostLines(int type, int domain, int first) {
   return out;
 }
 
-void EnableHostNetwork() {
+void SetUpHostDescriptors() {
   rlimit rl{};
   // The sentry's descriptors: as many as it may have (before its seccomp
   // filter), half of them for host sockets.
@@ -681,8 +699,19 @@ void EnableHostNetwork() {
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
     g_max_open = std::max(64, static_cast<int>(rl.rlim_cur / 2));
   }
-  g_enabled = true;
 }
+
+bool AcquireHostDescriptor() {
+  if (g_open.fetch_add(1) >= g_max_open) {
+    g_open.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
+void ReleaseHostDescriptor() { g_open.fetch_sub(1); }
+
+void EnableHostNetwork() { g_enabled = true; }
 
 bool HostNetworkEnabled() { return g_enabled.load(); }
 

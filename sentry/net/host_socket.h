@@ -19,6 +19,14 @@ namespace husk::net {
 // Turns host networking on, before any task runs: from then on inet
 // sockets are host sockets.
 void EnableHostNetwork();
+// At boot, before the seccomp filter (any mode): the sentry's descriptor
+// limit is raised to its hard limit, and half of it is what host sockets
+// (and unix names bound on volumes) may hold. Past it, ENFILE.
+void SetUpHostDescriptors();
+// One more host descriptor held for the sandbox (false: none left), and
+// one less.
+bool AcquireHostDescriptor();
+void ReleaseHostDescriptor();
 bool HostNetworkEnabled();
 
 // socket(domain, type, protocol) on the host, for AF_INET and AF_INET6

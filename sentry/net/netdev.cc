@@ -281,6 +281,8 @@ Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& rou
   uint64_t seed = 0;
   if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) seed = static_cast<uint64_t>(Now());
   net->stack = std::make_unique<netstack::Stack>(SocketUpcalls(), seed);
+  uint64_t key[2] = {};
+  if (getrandom(key, sizeof(key), 0) == sizeof(key)) net->stack->SetCookieKey(key[0], key[1]);
   net->specs = std::move(nics);
   for (const NicSpec& n : net->specs) {
     net->links.push_back(std::make_unique<PacketLink>(n.fd, n.vnet));

@@ -626,9 +626,10 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
       int ifindex = 0;
       memcpy(&ifindex, v.data() + offsetof(ip_mreqn, imr_ifindex), sizeof(ifindex));
       if (ifindex != 0) return ifindex == 1;
-      return static_cast<uint8_t>(v[sizeof(in_addr)]) == 127;  // imr_address
     }
-    return static_cast<uint8_t>(v[0]) == 127;
+    // in_addr alone, or the interface address second (ip_mreq, ip_mreqn).
+    const size_t at = v.size() >= sizeof(ip_mreq) ? sizeof(in_addr) : 0;
+    return static_cast<uint8_t>(v[at]) == 127;
   }
   // IPV6_ADD_MEMBERSHIP's: a group and the interface it was joined on
   // (one of the stack's counts it: Stack::JoinGroup).
@@ -672,6 +673,7 @@ UnixSocket::~UnixSocket() {
     absl::MutexLock l(&g_mu);
     All().erase(this);
     if (host_watched_) UnwatchHostFd(host_listener_.get());
+    if (host_listener_.valid()) ReleaseHostDescriptor();
     // The interfaces' memberships this socket held end with it.
     for (const Membership6& m : groups6_) {
       if (g_stack != nullptr && m.ifindex != 1) g_stack->LeaveGroup(m.ifindex, m.group);
@@ -766,11 +768,15 @@ void UnixSocket::Changed() {
 
 int UnixSocket::Wait(Task& t, absl::Time deadline, std::shared_ptr<UnixSocket>* drop) {
   queue_.Add(&t.waiter, ~0U);
+  // A listener with a host side waits on its host socket too: the host
+  // poller's edge may have come before this waiter was added.
+  std::vector<pollfd> host;
+  if (listening_ && host_listener_.valid()) host.push_back({host_listener_.get(), POLLIN, 0});
   g_mu.Unlock();
   // Not kept across the wait: a peer whose last file closes meanwhile
   // goes, and its going (EPIPE, end of file) wakes this one.
   if (drop != nullptr) drop->reset();
-  Status s = t.Block(deadline);
+  Status s = t.Block(deadline, host.empty() ? nullptr : &host);
   queue_.Remove(&t.waiter);
   g_mu.Lock();
   if (s.ok()) return 0;
@@ -1119,10 +1125,21 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
   // A path: the node is made first (EADDRINUSE if the name exists).
   if (g_path_ops.make_node == nullptr) return Errno{EOPNOTSUPP};
   UniqueFd host;  // a read-write volume's: the host socket bound there
-  ASSIGN_OR_RETURN(vfs::DentryRef node, g_path_ops.make_node(t, n.path, type_, &host));
-  ASSIGN_OR_RETURN(struct stat st, node->inode()->Stat());
+  // Counted among the sentry's host descriptors (ENFILE past its share).
+  if (!AcquireHostDescriptor()) return Errno{ENFILE};
+  Result<vfs::DentryRef> made = g_path_ops.make_node(t, n.path, type_, &host);
+  if (!host.valid()) ReleaseHostDescriptor();
+  if (!made.ok()) return Errno{made.error()};
+  vfs::DentryRef node = std::move(made).value();
+  Result<struct stat> st_or = node->inode()->Stat();
   absl::MutexLock l(&g_mu);
-  if (!name_.raw.empty()) return Errno{EINVAL};  // bound meanwhile by another thread
+  if (!st_or.ok() || !name_.raw.empty()) {
+    // Bound meanwhile by another thread (or the node went): the host
+    // socket, if any, goes.
+    if (host.valid()) ReleaseHostDescriptor();
+    return Errno{st_or.ok() ? EINVAL : st_or.error()};
+  }
+  const struct stat st = *st_or;
   host_listener_ = std::move(host);
   node_ = std::move(node);
   node_key_ = {st.st_dev, st.st_ino};
@@ -1225,6 +1242,8 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
       gone.swap(queue_msgs_);
       queued_bytes_ = 0;
       unread_bytes_ = 0;
+      urgent_ = Urgent::kNone;  // the urgent mark went with the connection
+      rcv_seq_ = copied_seq_ = 0;
       queue_.Notify(~0U);
       return Ok();
     }
@@ -1575,7 +1594,8 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
   std::string local;
   {
     absl::MutexLock l(&g_mu);
-    if (connected_) return Errno{EISCONN};
+    if (connected_ || host_conn_ != nullptr) return Errno{EISCONN};
+    if (listening_) return Errno{EINVAL};  // unix_stream_connect of a listener
     rcv = rcvtimeo_;
     snd = sndtimeo_;
     local = name_.raw;
@@ -1610,6 +1630,7 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
                    std::string_view(reinterpret_cast<const char*>(&snd), sizeof(snd))));
   absl::MutexLock l(&g_mu);
   if (host_conn_ != nullptr || connected_) return Errno{EISCONN};
+  if (listening_) return Errno{EINVAL};
   host_conn_ = std::move(h);
   queue_.Notify(~0U);
   return Ok();
@@ -2164,7 +2185,11 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
     const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
     bool took = false;
     for (;;) {
-      if (!queue_msgs_.empty()) {
+      // SO_PEEK_OFF at or past what is queued: nothing to peek yet, as an
+      // empty queue (wait, or EAGAIN).
+      const bool peek_past = type_ == SOCK_STREAM && (flags & MSG_PEEK) && peek_off_ > 0 &&
+                             static_cast<size_t>(peek_off_) >= queued_bytes_;
+      if (!queue_msgs_.empty() && !peek_past) {
         took = true;
         if (type_ != SOCK_STREAM) {
           TakeMessage(n, flags, &r, &gone);
@@ -2442,8 +2467,8 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
     if (level == IPPROTO_IP && name == IP_MULTICAST_IF) {
       in_addr a{};
       if (auto it = options_.find({level, name}); it != options_.end()) {
-        // ip_mreqn's address is its second field; in_addr's its only one.
-        const size_t at = it->second.size() >= sizeof(ip_mreqn) ? sizeof(in_addr) : 0;
+        // ip_mreq's and ip_mreqn's address is the second field; in_addr's its only one.
+        const size_t at = it->second.size() >= sizeof(ip_mreq) ? sizeof(in_addr) : 0;
         memcpy(&a, it->second.data() + at, sizeof(a));
       }
       return bytes(&a, sizeof(a));

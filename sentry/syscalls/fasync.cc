@@ -76,18 +76,28 @@ class Signaller {
         for (auto& [key, p] : batch) {
           vfs::FileRef f = p.file.lock();
           if (f == nullptr || !(f->flags() & O_ASYNC)) continue;
-          // sock_wake_async's bands: input, output, urgent data, hang-up.
-          int code = POLL_IN;
-          long band = POLLIN | POLLRDNORM;
-          if (p.events & (POLLERR | POLLHUP)) {
-            code = POLL_HUP;
-            band = POLLHUP | POLLERR;
-          } else if (p.events & POLLPRI) {
+          // sock_wake_async's reasons, from what the socket is now and
+          // what the change was about: input, urgent data, a hang-up, or
+          // room to write (a change about writing alone). A change that
+          // left nothing of the kind (the socket's own reads) signals
+          // nothing.
+          const uint32_t ready = f->Readiness(kHeard);
+          int code;
+          long band;
+          if ((p.events & (POLLIN | POLLRDNORM)) && (ready & POLLIN)) {
+            code = POLL_IN;
+            band = POLLIN | POLLRDNORM;
+          } else if ((p.events & POLLPRI) && (ready & POLLPRI)) {
             code = POLL_PRI;
             band = POLLPRI | POLLRDBAND;
-          } else if (!(p.events & (POLLIN | POLLRDNORM))) {
+          } else if ((p.events & (POLLERR | POLLHUP)) && (ready & (POLLERR | POLLHUP))) {
+            code = POLL_HUP;
+            band = POLLHUP | POLLERR;
+          } else if ((p.events & POLLOUT) && !(p.events & POLLIN) && (ready & POLLOUT)) {
             code = POLL_OUT;
             band = POLLOUT | POLLWRNORM | POLLWRBAND;
+          } else {
+            continue;
           }
           SignalOwner(k, *f, p.fd, code, band);
           keep.push_back(std::move(f));

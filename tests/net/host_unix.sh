@@ -42,7 +42,16 @@ def serve(path, kind, count):
     for _ in range(count):
         c, _ = s.accept()
         data = c.recv(100)
-        c.sendall(data.upper() + b" " + c.getsockname().encode())
+        # An accepted socket is bound and connected: bind is EINVAL, connect EISCONN
+        # (from a host peer too, whose socket the sandbox never names on the host).
+        said = []
+        for call in (lambda: c.bind(path + ".x"), lambda: c.connect(path)):
+            try:
+                call()
+                said.append("ok")
+            except OSError as e:
+                said.append(str(e.errno))
+        c.sendall(data.upper() + b" " + c.getsockname().encode() + (" " + " ".join(said)).encode())
         c.close()
 
 def ask(path, kind, text):
@@ -97,10 +106,10 @@ PY
 inside=$!
 pids="$pids $inside"
 out=$(python3 "$work/v/app.py" ask "$work/v/s.sock" "from the host")
-[ "$out" = "FROM THE HOST /v/s.sock" ] || fail "the host asking the sandbox's server got '$out'"
+[ "$out" = "FROM THE HOST /v/s.sock 22 106" ] || fail "the host asking the sandbox's server got '$out'"
 touch "$work/v/host-done"
 wait "$inside" || fail "the sandbox server: $(cat "$work/inside.out")"
-[ "$(cat "$work/inside.out")" = "FROM THE SANDBOX /v/s.sock" ] ||
+[ "$(cat "$work/inside.out")" = "FROM THE SANDBOX /v/s.sock 22 106" ] ||
   fail "the sandbox asking its own server got '$(cat "$work/inside.out")'"
 mode=$(stat -c %A "$work/v/s.sock")
 [ "$mode" = srwx------ ] || fail "the socket node's mode on the host is $mode, not srwx------"

@@ -1433,6 +1433,12 @@ TEST_F(TcpPair, ASynFloodLeavesRoomThroughCookies) {
   EXPECT_EQ(b.Connections().size(), conns);
   ASSERT_EQ(to_a.size(), 1u);  // the reset
   EXPECT_TRUE(hb.listener->ready.empty());
+  // Long after the last cookie went out, an ACK is not taken for one at all.
+  now += 300000 * kMs;
+  to_a.clear();
+  syn_from(2001, kAck, 778, 0x12345678);
+  EXPECT_EQ(b.syncookies_failed(), 1u);
+  EXPECT_FALSE(to_a.empty());  // reset all the same (after resolving the peer again)
 }
 
 TEST(Wire, HostileFramesAreRefused) {

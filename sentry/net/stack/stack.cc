@@ -143,9 +143,15 @@ int Unreachable6Errno(uint8_t code) {
 
 }  // namespace
 
+namespace {
+uint64_t Mix(uint64_t h, uint64_t v);
+}  // namespace
+
 Stack::Stack(Upcalls* up, uint64_t seed)
     : up_(up), rng_(seed | 1), ip_id_(static_cast<uint16_t>(seed >> 16)) {
-  for (uint64_t& k : cookie_key_) k = (uint64_t{Random()} << 32) | Random();
+  // Until SetCookieKey: from the seed, mixed (not the generator's stream).
+  cookie_key_[0] = Mix(seed, 0x636f6f6b69653031ULL);
+  cookie_key_[1] = Mix(seed, 0x636f6f6b69653032ULL);
 }
 
 namespace {
@@ -217,6 +223,7 @@ void Stack::SendCookie(const Ip& local, const Ip& remote, const TcpHeader& syn, 
   h.window = 65535;
   h.opts.mss = MssFor(remote);
   syncookies_sent_++;
+  last_cookie_at_ = now;
   SendTcp(local, remote, h, {}, 0, now);
 }
 
@@ -1434,9 +1441,11 @@ void Stack::InputTcp(const IpMeta& ip, Bytes b, bool checksum_ok, int64_t now) {
       return;
     }
   }
-  if ((h.flags & (kSyn | kAck | kRst)) == kAck) {
+  if ((h.flags & (kSyn | kAck | kRst)) == kAck && last_cookie_at_ != INT64_MIN &&
+      now - last_cookie_at_ < 2 * kCookiePeriod) {
     // The ACK of a SYN-ACK whose state was not kept: a cookie of ours
-    // makes the connection, established, for the listener to accept.
+    // (sent lately: none is taken otherwise) makes the connection,
+    // established, for the listener to accept.
     std::shared_ptr<TcpListener> l = up_->FindListener(dst, h.dport);
     if (l != nullptr && !l->closed) {
       const uint16_t mss = CheckSynCookie(dst, h.dport, src, h.sport, h.seq - 1, h.ack - 1, now);

@@ -206,6 +206,12 @@ class Stack {
     isn_set_ = true;
   }
   uint32_t Random();
+  // The SYN cookies' key, from the host's randomness (the stack's own
+  // generator shows its outputs on the wire: ISNs, fragment ids).
+  void SetCookieKey(uint64_t a, uint64_t b) {
+    cookie_key_[0] = a;
+    cookie_key_[1] = b;
+  }
   // SYN-ACKs sent with a cookie, cookies taken back and refused (Linux's
   // TcpExt SyncookiesSent, Recv and Failed).
   uint64_t syncookies_sent() const { return syncookies_sent_; }
@@ -341,6 +347,9 @@ class Stack {
   std::map<Ip, Neighbor> neighbors_;
   std::map<ConnKey, std::shared_ptr<TcpEndpoint>> conns_;
   uint64_t syncookies_sent_ = 0, syncookies_recv_ = 0, syncookies_failed_ = 0;
+  // When the last cookie went out: an ACK is taken as one only for two
+  // cookie periods after (tcp_synq_no_recent_overflow).
+  int64_t last_cookie_at_ = INT64_MIN;
   Counters counters_;
   // What every connection holds received and unread (in order or past a
   // hole): past rx_limit_, windows close (as Linux's tcp_mem does), so

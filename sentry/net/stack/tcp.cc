@@ -184,7 +184,7 @@ void TcpEndpoint::StartFromCookie(const TcpHeader& ack, uint16_t peer_mss, int64
   rto_ = kInitialRto;
   state_ = kEstablished;
   last_recv_ = now;
-  rcv_adv_ = rcv_nxt_;
+  rcv_adv_ = rcv_nxt_ + 65535;  // what the cookie's SYN-ACK offered
   if (settings.keepalive) keepalive_at_ = now + int64_t{settings.keepidle} * kSecond;
 }
 

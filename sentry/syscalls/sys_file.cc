@@ -546,10 +546,10 @@ bool IdInUse(Kernel& k, int id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
 
 // F_SETOWN (f_setown): a negative argument is a process group.
 Result<long> SetOwner(Task& t, vfs::File& f, int who) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
-  vfs::File::Owner o{F_OWNER_PID, who};
+  vfs::File::Owner o{F_OWNER_PID, who, t.uid, t.euid};
   if (who < 0) {
     if (who == INT_MIN) return Errno{EINVAL};
-    o = {F_OWNER_PGRP, -who};
+    o = {F_OWNER_PGRP, -who, t.uid, t.euid};
   }
   if (o.id != 0 && !IdInUse(t.kernel(), o.id)) return Errno{ESRCH};
   f.set_owner(o);
@@ -565,7 +565,7 @@ Result<long> SetOwnerEx(Task& t, vfs::File& f, uintptr_t addr)
     return Errno{EINVAL};
   }
   if (ex.pid != 0 && !IdInUse(t.kernel(), ex.pid)) return Errno{ESRCH};
-  f.set_owner({static_cast<int>(ex.type), ex.pid});
+  f.set_owner({static_cast<int>(ex.type), ex.pid, t.uid, t.euid});
   return 0L;
 }
 
@@ -630,17 +630,21 @@ void SignalOwner(Kernel& k, vfs::File& f, int fd, int code, long band) {
     info.si_signo = SIGIO;
     info.si_code = SI_KERNEL;
   }
+  // sigio_perm: the owner's setter, root or one of the target's ids.
+  auto may = [&o](const Task& p) {
+    return o.euid == 0 || o.euid == p.suid || o.euid == p.uid || o.uid == p.suid || o.uid == p.uid;
+  };
   if (o.type == F_OWNER_PGRP) {
     for (int pid : k.Pids()) {
       std::shared_ptr<Task> p = k.FindTask(pid);
       if (p == nullptr) continue;
       p->kernel().mu.AssertHeld();  // one kernel, one lock
-      if (p->tg().pgid == o.id && !p->tg().zombie) p->SendProcessSignal(info);
+      if (p->tg().pgid == o.id && !p->tg().zombie && may(*p)) p->SendProcessSignal(info);
     }
     return;
   }
   std::shared_ptr<Task> target = k.FindTask(o.id);
-  if (target == nullptr) return;
+  if (target == nullptr || !may(*target)) return;
   target->kernel().mu.AssertHeld();  // one kernel, one lock
   if (o.type == F_OWNER_TID) {
     target->SendSignal(info);
@@ -678,7 +682,7 @@ Result<long> DirNotify(Task& t, const vfs::FileRef& f, int fd, unsigned long arg
     }
   }
   list.push_back(DirWatch{f, fd, t.tgid(), mask});
-  f->set_owner({F_OWNER_PID, t.tgid()});
+  f->set_owner({F_OWNER_PID, t.tgid(), t.uid, t.euid});
   return 0L;
 }
 

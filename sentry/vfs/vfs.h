@@ -486,6 +486,9 @@ class File {
   struct Owner {
     int type = F_OWNER_TID;  // F_OWNER_TID, F_OWNER_PID or F_OWNER_PGRP
     int id = 0;              // 0: no owner
+    // Who set it (__f_setown's uid and euid): sigio_perm lets the signal
+    // reach only processes these ids may signal.
+    uint32_t uid = 0, euid = 0;
   };
   const Owner& owner() const { return owner_; }
   void set_owner(Owner o) { owner_ = o; }

@@ -2960,6 +2960,26 @@ TEST(SockMulticast6Test, ConnectingToALinkScopeGroupWantsAnInterface) {
   EXPECT_ERRNO(GetPeerName(fd.get()), ENOTCONN);
 }
 
+// sigio_perm: an owner set by another user (one who may not signal the owner) gets no
+// signal; set by the owner's own user, it does.
+TEST(SockAsyncTest, AnOwnerSetByAUserWhoMayNotSignalItGetsNothing) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  BlockedSignal sigio(SIGIO);
+  Pair p = MakePair(SOCK_STREAM);
+  const pid_t me = getpid();
+  ASSERT_TRUE(ChildSucceeds([&] {
+    REQUIRE(setresgid(1000, 1000, 1000) == 0 && setresuid(1000, 1000, 1000) == 0);
+    REQUIRE(fcntl(p.b.get(), F_SETOWN, me) == 0);
+    REQUIRE(fcntl(p.b.get(), F_SETFL, fcntl(p.b.get(), F_GETFL) | O_ASYNC) == 0);
+    return 0;
+  }));
+  ASSERT_TRUE(Send(p.a.get(), "unsent"));
+  EXPECT_EQ(sigio.Wait(300).si_signo, 0);
+  ASSERT_OK(fcntl(p.b.get(), F_SETOWN, me));
+  ASSERT_TRUE(Send(p.a.get(), "sent"));
+  EXPECT_EQ(sigio.Wait(kWaitMs).si_signo, SIGIO);
+}
+
 // ---------------------------------------------------------------------------------------
 // IPv4 multicast over loopback alone.
 

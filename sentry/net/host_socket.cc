@@ -41,8 +41,8 @@ std::set<HostSocket*>& All() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_all_mu) {
 std::atomic<int> g_open{0};
 int g_max_open = 1024;
 
-constexpr size_t kMaxOption = 1024;   // the largest option value copied either way
-constexpr size_t kControlRoom = 512;  // control data a receive takes from the host
+constexpr size_t kMaxOption = 1024;                  // the largest option value copied either way
+constexpr size_t kControlRoom = 512;                 // control data a receive takes from the host
 constexpr size_t kMaxDatagram = 65536;               // UDP's and ICMP's largest payload, and more
 constexpr size_t kMinStreamChunk = 65536;            // a stream receive's step, at least
 constexpr size_t kMaxStreamChunk = size_t{4} << 20;  // and at most

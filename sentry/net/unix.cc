@@ -576,8 +576,8 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   bool peer_gone_ ABSL_GUARDED_BY(g_mu) = false;
   bool reset_ ABSL_GUARDED_BY(g_mu) = false;
   size_t unread_bytes_ ABSL_GUARDED_BY(g_mu) = 0;
-  int rcvlowat_ ABSL_GUARDED_BY(g_mu) = 1;    // SO_RCVLOWAT
-  int peek_off_ ABSL_GUARDED_BY(g_mu) = -1;   // SO_PEEK_OFF (unix sockets): -1 is off
+  int rcvlowat_ ABSL_GUARDED_BY(g_mu) = 1;   // SO_RCVLOWAT
+  int peek_off_ ABSL_GUARDED_BY(g_mu) = -1;  // SO_PEEK_OFF (unix sockets): -1 is off
   // Urgent data of TCP over loopback (send's MSG_OOB): the stream
   // position of the urgent mark and, without SO_OOBINLINE, the urgent byte
   // taken out of the stream. Valid until read with MSG_OOB (then Read);

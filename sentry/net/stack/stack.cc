@@ -20,8 +20,8 @@ constexpr size_t kMaxConnections = 65536;
 // Fragments: kept 30 s (ipfrag_time), at most 4 MB of them (ipfrag_high_thresh).
 constexpr int64_t kReasmTimeout = 30 * kSecond;
 constexpr size_t kReasmMaxBytes = 4 << 20;
-constexpr size_t kReasmOverhead = 128;        // a kept fragment's cost beyond its bytes
-constexpr size_t kReasmMaxDatagrams = 256;    // datagrams being put back together
+constexpr size_t kReasmOverhead = 128;      // a kept fragment's cost beyond its bytes
+constexpr size_t kReasmMaxDatagrams = 256;  // datagrams being put back together
 // IPv6's fragments are kept 60 s (RFC 8200 4.5; ip6frag_time), under the
 // same limits as IPv4's, which they share.
 constexpr int64_t kReasm6Timeout = 60 * kSecond;

@@ -379,25 +379,6 @@ class NetlinkSocket : public Socket {
     }
   }
 
-  Result<size_t> Read(char* buf, size_t n) override {
-    Task* t = Kernel::Current();
-    if (t == nullptr) return Errno{EAGAIN};
-    t->kernel().mu.AssertHeld();
-    ASSIGN_OR_RETURN(Received r, Receive(*t, n, 0));
-    std::copy(r.data.begin(), r.data.end(), buf);
-    return r.data.size();
-  }
-  Result<size_t> Write(const char* buf, size_t n) override {
-    Task* t = Kernel::Current();
-    if (t == nullptr) return Errno{EAGAIN};
-    t->kernel().mu.AssertHeld();
-    SendRequest req;
-    req.data = std::string_view(buf, n);
-    return Send(*t, req);
-  }
-  Result<size_t> PRead(char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
-  Result<size_t> PWrite(const char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
-  Result<off_t> Seek(off_t, int) override { return Errno{ESPIPE}; }
   uint32_t Readiness(uint32_t mask) override {
     absl::MutexLock l(&mu_);
     uint32_t ready = POLLOUT | POLLWRNORM;

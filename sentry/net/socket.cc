@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <algorithm>
+
 #include "sentry/time/sandbox_clock.h"
 
 namespace husk::net {
@@ -23,6 +25,25 @@ Result<struct stat> SocketInode::Stat() {
   st.st_blksize = 4096;
   st.st_atim = st.st_mtim = st.st_ctim = time_;
   return st;
+}
+
+Result<size_t> Socket::Read(char* buf, size_t n) {
+  if (n == 0) return size_t{0};
+  Task* t = Kernel::Current();
+  if (t == nullptr) return Errno{EAGAIN};
+  t->kernel().mu.AssertHeld();
+  ASSIGN_OR_RETURN(Received r, Receive(*t, n, 0));
+  std::copy(r.data.begin(), r.data.end(), buf);
+  return r.data.size();
+}
+
+Result<size_t> Socket::Write(const char* buf, size_t n) {
+  Task* t = Kernel::Current();
+  if (t == nullptr) return Errno{EAGAIN};
+  t->kernel().mu.AssertHeld();
+  SendRequest req;
+  req.data = std::string_view(buf, n);
+  return Send(*t, req);
 }
 
 Result<struct statfs> SocketInode::Statfs() {

@@ -96,6 +96,16 @@ class Socket : public vfs::File {
   // The largest datagram Send may take whole (EMSGSIZE beyond); 0 for a
   // stream, which the syscall layer may send in pieces.
   virtual size_t MaxMessage() const = 0;
+
+  // read(2) and write(2): a Receive and a Send without flags, as
+  // sock_read_iter and sock_write_iter make them (a read of 0 bytes takes
+  // nothing; descriptors that came with the bytes are not taken: they
+  // close). A socket has no position.
+  Result<size_t> Read(char* buf, size_t n) override;
+  Result<size_t> Write(const char* buf, size_t n) override;
+  Result<size_t> PRead(char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
+  Result<size_t> PWrite(const char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
+  Result<off_t> Seek(off_t, int) override { return Errno{ESPIPE}; }
 };
 
 // netdevice(7)'s interface ioctls (SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFFLAGS,

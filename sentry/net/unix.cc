@@ -377,11 +377,6 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   Status SetOption(Task& t, int level, int name, std::string_view value)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) override;
 
-  Result<size_t> Read(char* buf, size_t n) override;
-  Result<size_t> Write(const char* buf, size_t n) override;
-  Result<size_t> PRead(char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
-  Result<size_t> PWrite(const char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
-  Result<off_t> Seek(off_t, int) override { return Errno{ESPIPE}; }
   Result<long> Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) override;
   uint32_t Readiness(uint32_t mask) override;
   WaitQueue* EventQueue() override { return &queue_; }
@@ -2839,26 +2834,6 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       options_[{SOL_SOCKET, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
       return Ok();
   }
-}
-
-Result<size_t> UnixSocket::Read(char* buf, size_t n) {
-  if (n == 0) return size_t{0};  // sock_read_iter: nothing asked, nothing taken
-  Task* t = Kernel::Current();
-  if (t == nullptr) return Errno{EAGAIN};
-  t->kernel().mu.AssertHeld();
-  ASSIGN_OR_RETURN(Received r, Receive(*t, n, 0));
-  std::copy(r.data.begin(), r.data.end(), buf);
-  // Files that came with the bytes are not taken by read(2): they close.
-  return r.data.size();
-}
-
-Result<size_t> UnixSocket::Write(const char* buf, size_t n) {
-  Task* t = Kernel::Current();
-  if (t == nullptr) return Errno{EAGAIN};
-  t->kernel().mu.AssertHeld();
-  SendRequest req;
-  req.data = std::string_view(buf, n);
-  return Send(*t, req);
 }
 
 Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t arg) {

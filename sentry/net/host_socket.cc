@@ -235,7 +235,7 @@ class HostSocket : public Socket {
 
   Result<vfs::FileRef> Accept(Task& t, int flags, std::string* peer)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) override {
-    const absl::Time deadline = Deadline(rcvtimeo_);
+    const absl::Time deadline = SocketDeadline(rcvtimeo_);
     for (;;) {
       // Out of descriptors: the connection stays queued on the host.
       if (g_open.load() >= g_max_open) return Errno{ENFILE};
@@ -265,7 +265,7 @@ class HostSocket : public Socket {
   Status Connect(Task& t, std::string_view addr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) override {
     if (domain_ == AF_UNIX) return Errno{EISCONN};  // as Bind: connected, no host path
-    const absl::Time deadline = Deadline(sndtimeo_);
+    const absl::Time deadline = SocketDeadline(sndtimeo_);
     for (;;) {
       if (connect(fd_.get(), Addr(addr), static_cast<socklen_t>(addr.size())) == 0) return Ok();
       const int e = errno;
@@ -301,7 +301,7 @@ class HostSocket : public Socket {
     }
     const int pass =
         req.flags & (MSG_OOB | MSG_DONTROUTE | MSG_EOR | MSG_MORE | MSG_CONFIRM | MSG_FASTOPEN);
-    const absl::Time deadline = Deadline(sndtimeo_);
+    const absl::Time deadline = SocketDeadline(sndtimeo_);
     size_t done = 0;
     for (;;) {
       iovec iov{const_cast<char*>(req.data.data()) + done, req.data.size() - done};
@@ -349,7 +349,7 @@ class HostSocket : public Socket {
     const int pass = flags & (MSG_PEEK | MSG_TRUNC | MSG_OOB);
     // tcp_recv_urg never waits: no urgent byte yet is EAGAIN.
     const bool nonblocking = Nonblocking(flags) || (flags & MSG_OOB);
-    const absl::Time deadline = Deadline(rcvtimeo_);
+    const absl::Time deadline = SocketDeadline(rcvtimeo_);
     // What the host has, not what was asked for, is allocated: a large
     // request waiting for data holds no memory meanwhile.
     std::string buf;
@@ -501,12 +501,8 @@ class HostSocket : public Socket {
 
   Status SetOption(Task&, int level, int name, std::string_view value) override {
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO)) {
-      // sock_set_timeout: kept here, for the sentry's own waits.
-      timeval tv;
-      if (value.size() < sizeof(tv)) return Errno{EINVAL};
-      memcpy(&tv, value.data(), sizeof(tv));
-      if (tv.tv_usec < 0 || tv.tv_usec >= 1000000) return Errno{EDOM};
-      if (tv.tv_sec < 0) tv = {0, 1};
+      // Kept here, for the sentry's own waits.
+      ASSIGN_OR_RETURN(const timeval tv, ParseSocketTimeout(value));
       (name == SO_RCVTIMEO ? rcvtimeo_ : sndtimeo_) = tv;
       return Ok();
     }
@@ -562,10 +558,6 @@ class HostSocket : public Socket {
   static Status Call(int r) {
     if (r != 0) return Errno{errno};
     return Ok();
-  }
-  static absl::Time Deadline(const timeval& tv) {
-    const absl::Duration d = absl::Seconds(tv.tv_sec) + absl::Microseconds(tv.tv_usec);
-    return d == absl::ZeroDuration() ? absl::InfiniteFuture() : MonotonicNow() + d;
   }
   // What getsockopt says of an option it does not know: ENOPROTOOPT, but
   // EOPNOTSUPP for a level an IPv4 socket has not (ip_getsockopt; its

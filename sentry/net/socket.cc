@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "sentry/time/sandbox_clock.h"
 
@@ -44,6 +45,20 @@ Result<size_t> Socket::Write(const char* buf, size_t n) {
   SendRequest req;
   req.data = std::string_view(buf, n);
   return Send(*t, req);
+}
+
+Result<timeval> ParseSocketTimeout(std::string_view value) {
+  timeval tv;
+  if (value.size() < sizeof(tv)) return Errno{EINVAL};
+  memcpy(&tv, value.data(), sizeof(tv));
+  if (tv.tv_usec < 0 || tv.tv_usec >= 1000000) return Errno{EDOM};
+  if (tv.tv_sec < 0) tv = {0, 1};
+  return tv;
+}
+
+absl::Time SocketDeadline(const timeval& timeout) {
+  const absl::Duration d = absl::Seconds(timeout.tv_sec) + absl::Microseconds(timeout.tv_usec);
+  return d == absl::ZeroDuration() ? absl::InfiniteFuture() : MonotonicNow() + d;
 }
 
 Result<struct statfs> SocketInode::Statfs() {

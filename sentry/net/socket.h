@@ -10,6 +10,7 @@
 #define HUSK_SENTRY_NET_SOCKET_H_
 
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "base/result.h"
 #include "sentry/kernel/kernel.h"
 #include "sentry/vfs/vfs.h"
@@ -107,6 +109,14 @@ class Socket : public vfs::File {
   Result<size_t> PWrite(const char*, size_t, uint64_t) override { return Errno{ESPIPE}; }
   Result<off_t> Seek(off_t, int) override { return Errno{ESPIPE}; }
 };
+
+// SO_RCVTIMEO and SO_SNDTIMEO as setsockopt gives them (sock_set_timeout):
+// a timeval, its microseconds in range (EDOM), a negative time taken as the
+// shortest one. Zero is no timeout.
+Result<timeval> ParseSocketTimeout(std::string_view value);
+// The deadline (MonotonicNow's clock) of a wait that starts now under such a
+// timeout: none for zero.
+absl::Time SocketDeadline(const timeval& timeout);
 
 // netdevice(7)'s interface ioctls (SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFFLAGS,
 // SIOCGIFCONF, ...) on any socket, for the sandbox's loopback; ENOTTY for

@@ -395,10 +395,6 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   int Wait(Task& t, absl::Time deadline = absl::InfiniteFuture(),
            std::shared_ptr<UnixSocket>* drop = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu, g_mu);
-  // The deadline of a wait that starts now (SO_RCVTIMEO, SO_SNDTIMEO).
-  static absl::Time Deadline(absl::Duration timeout) {
-    return timeout == absl::ZeroDuration() ? absl::InfiniteFuture() : MonotonicNow() + timeout;
-  }
   bool Nonblocking(int msg_flags) const {
     return (flags() & O_NONBLOCK) || (msg_flags & MSG_DONTWAIT);
   }
@@ -653,9 +649,6 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   }
   // SO_RCVTIMEO and SO_SNDTIMEO as set (zero: wait without end).
   timeval rcvtimeo_ ABSL_GUARDED_BY(g_mu){}, sndtimeo_ ABSL_GUARDED_BY(g_mu){};
-  static absl::Duration Timeout(const timeval& tv) {
-    return absl::Seconds(tv.tv_sec) + absl::Microseconds(tv.tv_usec);
-  }
 };
 
 UnixSocket::~UnixSocket() {
@@ -1497,7 +1490,7 @@ Status UnixSocket::ConnectStack(Task& t, const Name& to) {
   WatchTcpLocked();
   StackArmed(tcp_->Deadline());
   if (Nonblocking(0)) return Errno{EINPROGRESS};
-  const absl::Time deadline = Deadline(Timeout(sndtimeo_));
+  const absl::Time deadline = SocketDeadline(sndtimeo_);
   for (;;) {
     SyncTcpLocked();
     if (connected_) return Ok();
@@ -1513,7 +1506,7 @@ Status UnixSocket::ConnectStack(Task& t, const Name& to) {
 
 Result<size_t> UnixSocket::SendTcp(Task& t, SendRequest& req) {
   size_t done = 0;
-  const absl::Time deadline = Deadline(Timeout(sndtimeo_));
+  const absl::Time deadline = SocketDeadline(sndtimeo_);
   for (;;) {
     SyncTcpLocked();
     if (tcp_ == nullptr) return Errno{EPIPE};
@@ -1550,7 +1543,7 @@ Result<Received> UnixSocket::ReceiveTcp(Task& t, size_t n, int flags) {
   Received r;
   const bool peek = (flags & MSG_PEEK) != 0;
   const bool waitall = (flags & MSG_WAITALL) && !peek;
-  const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
+  const absl::Time deadline = SocketDeadline(rcvtimeo_);
   for (;;) {
     SyncTcpLocked();
     if (tcp_ == nullptr) return Errno{ENOTCONN};
@@ -1595,7 +1588,7 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
     snd = sndtimeo_;
     local = name_.raw;
   }
-  const absl::Time deadline = Deadline(Timeout(snd));
+  const absl::Time deadline = SocketDeadline(snd);
   UniqueFd fd;
   for (;;) {
     Result<UniqueFd> c = node->inode()->ConnectHostSocket(type_);
@@ -1637,7 +1630,7 @@ Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
   absl::MutexLock l(&g_mu);
   if (type_ == SOCK_DGRAM) return Errno{EOPNOTSUPP};
   if (!listening_) return Errno{EINVAL};
-  const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
+  const absl::Time deadline = SocketDeadline(rcvtimeo_);
   while (pending_.empty() && (tcp_listener_ == nullptr || tcp_listener_->ready.empty())) {
     if (host_listener_.valid()) {
       // A host process connected through the volume's name.
@@ -1912,7 +1905,7 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
   } else if (!req.to.empty()) {
     return Errno{connected_ ? EISCONN : EOPNOTSUPP};
   }
-  const absl::Time deadline = Deadline(Timeout(sndtimeo_));
+  const absl::Time deadline = SocketDeadline(sndtimeo_);
   for (;;) {
     if (shutdown_ & kSendShutdown) return done > 0 ? Result<size_t>(done) : Errno{EPIPE};
     if (!connected_) return Errno{inet() ? EPIPE : ENOTCONN};  // tcp_sendmsg: EPIPE
@@ -2004,7 +1997,7 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
   } else if (req.data.size() > sndbuf_ - 32) {
     return Errno{EMSGSIZE};
   }
-  const absl::Time deadline = Deadline(Timeout(sndtimeo_));
+  const absl::Time deadline = SocketDeadline(sndtimeo_);
   for (;;) {
     if (peer->shutdown_ & kRcvShutdown) return Errno{EPIPE};
     const bool queue_full = type_ == SOCK_DGRAM && peer->queue_msgs_.size() > kMaxDatagramQueue;
@@ -2177,7 +2170,7 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
     if (type_ == SOCK_SEQPACKET && !connected_) return Errno{ENOTCONN};
     if (inet() && type_ == SOCK_STREAM && (flags & MSG_OOB)) return ReceiveUrgentLocked(flags);
     const bool waitall = type_ == SOCK_STREAM && (flags & MSG_WAITALL) && !(flags & MSG_PEEK);
-    const absl::Time deadline = Deadline(Timeout(rcvtimeo_));
+    const absl::Time deadline = SocketDeadline(rcvtimeo_);
     bool took = false;
     for (;;) {
       // SO_PEEK_OFF at or past what is queued: nothing to peek yet, as an
@@ -2804,12 +2797,7 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       return Ok();
     case SO_SNDTIMEO:
     case SO_RCVTIMEO: {
-      // sock_set_timeout: usec in range (EDOM); a negative time is zero.
-      timeval tv;
-      if (value.size() < sizeof(tv)) return Errno{EINVAL};
-      memcpy(&tv, value.data(), sizeof(tv));
-      if (tv.tv_usec < 0 || tv.tv_usec >= 1000000) return Errno{EDOM};
-      if (tv.tv_sec < 0) tv = {0, 1};
+      ASSIGN_OR_RETURN(const timeval tv, ParseSocketTimeout(value));
       (name == SO_RCVTIMEO ? rcvtimeo_ : sndtimeo_) = tv;
       return Ok();
     }

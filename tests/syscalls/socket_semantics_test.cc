@@ -1392,12 +1392,15 @@ TEST(SockBindTest, AWildcardBindHoldsThePortForEveryAddressUnlessBothReuse) {
   }
 }
 
-// The port a connect picked is taken for bind, unless both sockets set SO_REUSEADDR.
+// A connected socket's port is taken for bind, unless both sockets set SO_REUSEADDR. (The
+// client takes its port with bind(0) first: a port connect picks may be one an earlier test's
+// connection still holds in TIME_WAIT, which alone refuses the second bind.)
 TEST(SockBindTest, AConnectedSocketsPortIsTakenUnlessBothReuse) {
   Addr a;
   Fd listener = Listener(Loopback(AF_INET), &a);
   Fd client = Socket(AF_INET, SOCK_STREAM);
   ASSERT_OK(SetInt(client.get(), SOL_SOCKET, SO_REUSEADDR, 1));
+  ASSERT_OK(Bind(client.get(), Loopback(AF_INET)));
   ASSERT_OK(Connect(client.get(), a));
   const Addr mine = SockName(client.get());
   Fd plain = Socket(AF_INET, SOCK_STREAM);

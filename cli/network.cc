@@ -154,7 +154,7 @@ int AddGatewayRoute(int ifindex, const net::RouteSpec& r) {
   return err;
 }
 
-int OpenPacketSocket(int ifindex, bool* vnet) {
+int OpenPacketSocket(int ifindex, net::NicSpec* n) {
   int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
   if (fd < 0) return -1;
   sockaddr_ll sll{};
@@ -174,7 +174,23 @@ int OpenPacketSocket(int ifindex, bool* vnet) {
   // Frames with a virtio_net_hdr: the sandbox's TCP hands the host many
   // segments at once (GSO), and learns which frames' checksums the host
   // left to offload. Older kernels without it get plain frames.
-  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) *vnet = true;
+  if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) == 0) n->vnet = true;
+  // A receive ring (after the header's setting, which a ring freezes):
+  // room for as many frames as the ring holds, where a receive queue would
+  // be held to net.core.rmem_max, and frames read without a copy or a
+  // system call each. Without one (no memory for it), recvmsg.
+  int version = TPACKET_V2;
+  tpacket_req req{};
+  req.tp_block_size = net::kRingBlock;
+  req.tp_block_nr = net::kRingBlocks;
+  req.tp_frame_size = net::kRingFrame;
+  req.tp_frame_nr = (net::kRingBlock / net::kRingFrame) * net::kRingBlocks;
+  if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof(version)) == 0 &&
+      setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) == 0) {
+    n->ring_frame = net::kRingFrame;
+    n->ring_block = net::kRingBlock;
+    n->ring_blocks = net::kRingBlocks;
+  }
   // Room for bursts (root may pass net.core.rmem_max).
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
@@ -261,7 +277,7 @@ bool Collect(TakenNetwork* out, bool take, bool required, std::string* why) {
       out->nics.push_back(std::move(n));
       continue;
     }
-    n.fd = OpenPacketSocket(index, &n.vnet);
+    n.fd = OpenPacketSocket(index, &n);
     if (n.fd < 0) {
       *why = absl::StrCat("open a packet socket on ", name, ": ", strerror(errno));
       if (ctl >= 0) close(ctl);

@@ -459,6 +459,7 @@ class KernelProcProvider : public procfs::ProcProvider {
     if (name == "dev") return net::ProcNetDev();
     if (name == "route") return net::ProcNetRoute();
     if (name == "snmp") return net::ProcNetSnmp();
+    if (name == "netstat") return net::ProcNetNetstat();
     if (name == "if_inet6") return net::ProcNetIfInet6();
     return net::ProcNetInet(name.rfind("tcp", 0) == 0 ? SOCK_STREAM : SOCK_DGRAM,
                             name.back() == '6' ? AF_INET6 : AF_INET);

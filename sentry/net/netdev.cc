@@ -5,6 +5,7 @@
 #include <linux/if_packet.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -73,9 +74,29 @@ class PacketLink : public netstack::Link {
   std::atomic<uint64_t> dropped_{0};
 };
 
+// A PACKET_RX_RING mapped into the sentry: frame i is the sentry's to read
+// while its tpacket2_hdr's status has TP_STATUS_USER, and goes back to the
+// kernel when the status is TP_STATUS_KERNEL again.
+struct RxRing {
+  uint8_t* base = nullptr;
+  size_t size = 0;
+  uint32_t frame_size = 0, block_size = 0, per_block = 0, frames = 0;
+  uint32_t next = 0;  // the frame the kernel fills next, in turn
+
+  tpacket2_hdr* Frame(uint32_t i) const {
+    return reinterpret_cast<tpacket2_hdr*>(base + size_t{i / per_block} * block_size +
+                                           size_t{i % per_block} * frame_size);
+  }
+};
+
 struct Network {
   std::vector<NicSpec> specs;
   std::vector<std::unique_ptr<PacketLink>> links;
+  std::vector<RxRing> rings;  // specs[i]'s, or one of no frames
+  // Frames the host's kernel dropped before the stack read them (a full
+  // receive queue or ring), by PACKET_STATISTICS, which counts from its
+  // last reading, and frames the ring cut short: specs[i]'s.
+  std::unique_ptr<std::atomic<uint64_t>[]> host_drops;
   std::unique_ptr<netstack::Stack> stack;
   std::vector<int> nic_index;  // the stack's index of specs[i]
   int wake_fd = -1;
@@ -104,16 +125,105 @@ int64_t Now() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
+// A frame read, for the stack: in a slot of the thread's, or in a ring.
+struct Frame {
+  const uint8_t* data = nullptr;
+  size_t len = 0;
+  int nic = 0;
+  bool checksum_ok = false;
+};
+
+// Takes the frames the ring holds for us, up to `room`, in order, and notes
+// the ring frames to give back after the stack has read them.
+int TakeFromRing(Network* net, size_t i, Frame* out, int room, std::vector<tpacket2_hdr*>* taken) {
+  RxRing& ring = net->rings[i];
+  const bool vnet = net->specs[i].vnet;
+  int got = 0;
+  while (got < room) {
+    tpacket2_hdr* h = ring.Frame(ring.next);
+    const uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+    if ((status & TP_STATUS_USER) == 0) break;
+    ring.next = (ring.next + 1) % ring.frames;
+    taken->push_back(h);
+    // The kernel's offsets, checked all the same: a frame whose bytes are
+    // not all in its slot (cut to the ring's frame size) is dropped.
+    const size_t mac = h->tp_mac, len = h->tp_snaplen;
+    const size_t header = sizeof(tpacket2_hdr) + (vnet ? sizeof(VnetHeader) : 0);
+    if (mac < header || mac + len > ring.frame_size || len != h->tp_len) {
+      net->host_drops[i].fetch_add(1);
+      continue;
+    }
+    const uint8_t* frame = reinterpret_cast<const uint8_t*>(h) + mac;
+    Frame& f = out[got];
+    f.data = frame;
+    f.len = len;
+    f.nic = net->nic_index[i];
+    f.checksum_ok = (status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
+    if (vnet) {
+      VnetHeader vh;
+      memcpy(&vh, frame - sizeof(vh), sizeof(vh));
+      if ((vh.gso_type & 0x7f) == kVnetGsoUdpL4) continue;  // as in TakeFromSocket
+      f.checksum_ok = f.checksum_ok || (vh.flags & (kVnetNeedsCsum | kVnetDataValid)) != 0;
+    }
+    got++;
+  }
+  return got;
+}
+
+// Reads frames from the packet socket, up to `room`, into the thread's
+// slots (one per Frame of out).
+int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slots, int room) {
+  const bool vnet = net->specs[i].vnet;
+  int got = 0;
+  while (got < room) {
+    std::vector<uint8_t>& buf = slots[got];
+    VnetHeader vh{};
+    iovec iov[2] = {{&vh, sizeof(vh)}, {buf.data(), buf.size()}};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(tpacket_auxdata))];
+    msghdr mh{};
+    mh.msg_iov = vnet ? iov : iov + 1;
+    mh.msg_iovlen = vnet ? 2 : 1;
+    mh.msg_control = control;
+    mh.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(net->specs[i].fd, &mh, MSG_DONTWAIT);
+    if (n <= 0) break;
+    // A GSO frame of UDP segments (UDP_SEGMENT on the host's side) is
+    // many datagrams the stack would take for one: it is dropped.
+    if (vnet && (n < static_cast<ssize_t>(sizeof(vh)) || (vh.gso_type & 0x7f) == kVnetGsoUdpL4)) {
+      continue;
+    }
+    Frame& f = out[got];
+    f.data = buf.data();
+    f.len = static_cast<size_t>(n) - (vnet ? sizeof(vh) : 0);
+    f.nic = net->nic_index[i];
+    // A frame of the host's own with its checksum left to offload (or
+    // one the host checked).
+    f.checksum_ok = vnet && (vh.flags & (kVnetNeedsCsum | kVnetDataValid)) != 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
+        tpacket_auxdata aux;
+        memcpy(&aux, CMSG_DATA(c), sizeof(aux));
+        // Checked by the host's driver, or made locally with the
+        // checksum left to offload (the bytes are as sent).
+        f.checksum_ok =
+            f.checksum_ok || (aux.tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
+      }
+    }
+    got++;
+  }
+  return got;
+}
+
 void Loop(Network* net) {
   constexpr int kBatch = 64;
   constexpr size_t kFrame = 65536 + 256;  // a GRO'd frame from a veth may be that big
-  struct Slot {
-    std::vector<uint8_t> buf = std::vector<uint8_t>(kFrame);
-    size_t len = 0;
-    int nic = 0;
-    bool checksum_ok = false;
-  };
-  std::vector<Slot> slots(kBatch);
+  bool any_socket = false;
+  for (const RxRing& r : net->rings) any_socket = any_socket || r.frames == 0;
+  // Slots for frames read with recvmsg (interfaces without a ring).
+  std::vector<std::vector<uint8_t>> slots(any_socket ? kBatch : 0, std::vector<uint8_t>(kFrame));
+  std::vector<Frame> frames(kBatch);
+  std::vector<tpacket2_hdr*> taken;  // ring frames to give back after a batch
+  taken.reserve(kBatch);
   std::vector<pollfd> fds;
   for (const NicSpec& n : net->specs) fds.push_back({n.fd, POLLIN, 0});
   fds.push_back({net->wake_fd, POLLIN, 0});
@@ -122,54 +232,25 @@ void Loop(Network* net) {
     int got = 0;
     bool more = false;
     first = (first + 1) % net->specs.size();
-    for (size_t k = 0; k < net->specs.size(); k++) {
+    for (size_t k = 0; k < net->specs.size() && got < kBatch; k++) {
       const size_t i = (first + k) % net->specs.size();
-      int from_this = 0;
-      while (got < kBatch) {
-        Slot& s = slots[got];
-        const bool vnet = net->specs[i].vnet;
-        VnetHeader vh{};
-        iovec iov[2] = {{&vh, sizeof(vh)}, {s.buf.data(), s.buf.size()}};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(tpacket_auxdata))];
-        msghdr mh{};
-        mh.msg_iov = vnet ? iov : iov + 1;
-        mh.msg_iovlen = vnet ? 2 : 1;
-        mh.msg_control = control;
-        mh.msg_controllen = sizeof(control);
-        ssize_t n = recvmsg(net->specs[i].fd, &mh, MSG_DONTWAIT);
-        if (n <= 0) break;
-        // A GSO frame of UDP segments (UDP_SEGMENT on the host's side) is
-        // many datagrams the stack would take for one: it is dropped.
-        if (vnet &&
-            (n < static_cast<ssize_t>(sizeof(vh)) || (vh.gso_type & 0x7f) == kVnetGsoUdpL4)) {
-          continue;
-        }
-        s.len = static_cast<size_t>(n) - (vnet ? sizeof(vh) : 0);
-        s.nic = net->nic_index[i];
-        // A frame of the host's own with its checksum left to offload (or
-        // one the host checked).
-        s.checksum_ok = vnet && (vh.flags & (kVnetNeedsCsum | kVnetDataValid)) != 0;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-          if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
-            tpacket_auxdata aux;
-            memcpy(&aux, CMSG_DATA(c), sizeof(aux));
-            // Checked by the host's driver, or made locally with the
-            // checksum left to offload (the bytes are as sent).
-            s.checksum_ok = s.checksum_ok ||
-                            (aux.tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
-          }
-        }
-        got++;
-        from_this++;
-      }
-      if (got == kBatch) more = true;
+      got += net->rings[i].frames != 0
+                 ? TakeFromRing(net, i, frames.data() + got, kBatch - got, &taken)
+                 : TakeFromSocket(net, i, frames.data() + got, slots.data() + got, kBatch - got);
     }
+    if (got == kBatch) more = true;
     int64_t next = RunStack([&](netstack::Stack& st, int64_t now) {
+      st.BeginBatch();
       for (int k = 0; k < got; k++) {
-        st.Input(slots[k].nic, netstack::Bytes(slots[k].buf.data(), slots[k].len),
-                 slots[k].checksum_ok, now);
+        st.Input(frames[k].nic, netstack::Bytes(frames[k].data, frames[k].len),
+                 frames[k].checksum_ok, now);
       }
+      st.EndBatch(now);
     });
+    // The stack has copied what it keeps: the ring's frames go back.
+    for (tpacket2_hdr* h : taken)
+      __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    taken.clear();
     if (more) continue;
     int timeout = -1;
     if (next != INT64_MAX) {
@@ -236,6 +317,20 @@ bool ParseNicSpec(const std::string& text, NicSpec* out) {
     out->vnet = true;
     first++;
   }
+  if (p.size() > first && absl::StartsWith(p[first], "ring=")) {
+    std::vector<std::string> r = absl::StrSplit(p[first].substr(5), ':');
+    // packet_set_ring's rules: frames of TPACKET_ALIGNMENT, whole pages
+    // per block, whole frames per block; and a bound of our own.
+    if (r.size() != 3 || !absl::SimpleAtoi(r[0], &out->ring_frame) ||
+        !absl::SimpleAtoi(r[1], &out->ring_block) || !absl::SimpleAtoi(r[2], &out->ring_blocks) ||
+        out->ring_frame < 2048 || out->ring_frame % TPACKET_ALIGNMENT != 0 ||
+        out->ring_block % 4096 != 0 || out->ring_block < out->ring_frame ||
+        out->ring_block > (64U << 20) || out->ring_blocks == 0 || out->ring_blocks > 1024 ||
+        uint64_t{out->ring_block} * out->ring_blocks > (uint64_t{1} << 30)) {
+      return false;
+    }
+    first++;
+  }
   if (p.size() > first && absl::StartsWith(p[first], "ifindex=")) {
     if (!absl::SimpleAtoi(p[first].substr(8), &out->ifindex) || out->ifindex <= 0) return false;
     first++;
@@ -262,6 +357,8 @@ std::string FormatNicSpec(const NicSpec& n) {
   std::string s = absl::StrFormat("%d,%s,%02x:%02x:%02x:%02x:%02x:%02x,%u", n.fd, n.name, n.mac[0],
                                   n.mac[1], n.mac[2], n.mac[3], n.mac[4], n.mac[5], n.mtu);
   if (n.vnet) s += ",vnet";
+  if (n.ring_blocks != 0)
+    absl::StrAppend(&s, ",ring=", n.ring_frame, ":", n.ring_block, ":", n.ring_blocks);
   if (n.ifindex > 0) absl::StrAppend(&s, ",ifindex=", n.ifindex);
   for (const auto& [ip, prefix] : n.addrs) absl::StrAppend(&s, ",", Ip4(ip), "/", prefix);
   return s;
@@ -284,6 +381,21 @@ Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& rou
   uint64_t key[2] = {};
   if (getrandom(key, sizeof(key), 0) == sizeof(key)) net->stack->SetCookieKey(key[0], key[1]);
   net->specs = std::move(nics);
+  net->host_drops = std::make_unique<std::atomic<uint64_t>[]>(net->specs.size());
+  for (const NicSpec& n : net->specs) {
+    RxRing ring;
+    if (n.ring_blocks != 0) {
+      ring.size = size_t{n.ring_block} * n.ring_blocks;
+      void* p = mmap(nullptr, ring.size, PROT_READ | PROT_WRITE, MAP_SHARED, n.fd, 0);
+      if (p == MAP_FAILED) return Errno{errno};
+      ring.base = static_cast<uint8_t*>(p);
+      ring.frame_size = n.ring_frame;
+      ring.block_size = n.ring_block;
+      ring.per_block = n.ring_block / n.ring_frame;
+      ring.frames = ring.per_block * n.ring_blocks;
+    }
+    net->rings.push_back(ring);
+  }
   for (const NicSpec& n : net->specs) {
     net->links.push_back(std::make_unique<PacketLink>(n.fd, n.vnet));
     int index = net->stack->AddNic(n.name, n.mac, n.mtu, net->links.back().get(), n.vnet);
@@ -325,6 +437,21 @@ void DescribeHostNetwork(std::vector<NicSpec> nics, std::vector<RouteSpec> route
   g_host = new HostView{std::move(nics), std::move(routes)};
 }
 
+namespace {
+
+// Adds the frames each packet socket dropped since the last reading.
+void ReadHostDrops(Network* net) {
+  for (size_t i = 0; i < net->specs.size(); i++) {
+    tpacket_stats st{};
+    socklen_t len = sizeof(st);
+    if (getsockopt(net->specs[i].fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
+      net->host_drops[i].fetch_add(st.tp_drops);
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<InterfaceInfo> Interfaces() {
   std::vector<InterfaceInfo> out;
   InterfaceInfo lo;
@@ -349,8 +476,13 @@ std::vector<InterfaceInfo> Interfaces() {
     }
   }
   if (g_net == nullptr) return out;
+  ReadHostDrops(g_net);
   RunStack([&](netstack::Stack& st, int64_t) {
     for (const netstack::Nic& n : st.nics()) {
+      uint64_t host_drops = 0;
+      for (size_t k = 0; k < g_net->specs.size(); k++) {
+        if (g_net->nic_index[k] == n.index) host_drops = g_net->host_drops[k].load();
+      }
       InterfaceInfo i;
       i.index = n.index;
       i.name = n.name;
@@ -359,7 +491,7 @@ std::vector<InterfaceInfo> Interfaces() {
       i.addrs = n.addrs;
       i.rx_packets = n.rx_packets;
       i.rx_bytes = n.rx_bytes;
-      i.rx_dropped = n.rx_dropped;
+      i.rx_dropped = n.rx_dropped + host_drops;
       i.tx_packets = n.tx_packets;
       i.tx_bytes = n.tx_bytes;
       i.tx_dropped = n.tx_dropped;
@@ -490,6 +622,15 @@ std::string ProcNetSnmp() {
   absl::StrAppendFormat(&out, "Udp: %u %u %u %u 0 0 0 0 0\n", c.udp_in_datagrams, c.udp_no_ports,
                         c.udp_in_errors, c.udp_out_datagrams);
   return out;
+}
+
+std::string ProcNetNetstat() {
+  netstack::Counters c;
+  RunStack([&](netstack::Stack& st, int64_t) { c = st.counters(); });
+  return absl::StrFormat(
+      "TcpExt: TCPOFOQueue TCPOFODrop TCPRcvQDrop TCPZeroWindowDrop\n"
+      "TcpExt: %u %u %u %u\n",
+      c.tcp_ofo_queue, c.tcp_ofo_drop, c.tcp_rcvq_drop, c.tcp_zero_window_drop);
 }
 
 }  // namespace husk::net

@@ -25,6 +25,12 @@ struct NicSpec {
   // The socket has PACKET_VNET_HDR: frames carry a virtio_net_hdr, and
   // TCP may hand the host many segments in one (GSO).
   bool vnet = false;
+  // The socket has a PACKET_RX_RING (TPACKET_V2) of ring_blocks blocks of
+  // ring_block bytes, each holding whole frames of ring_frame bytes: the
+  // host's kernel writes frames into memory the sentry maps, and holds as
+  // many as the ring does whatever net.core.rmem_max says. Zero: no ring
+  // (frames are read with recvmsg).
+  uint32_t ring_frame = 0, ring_block = 0, ring_blocks = 0;
   std::vector<std::pair<netstack::Ip, int>> addrs;  // address, prefix length
   // --network=host: the host's index of the interface, which the sandbox
   // sees as is (fd is -1: the host's kernel drives the interface).
@@ -39,7 +45,12 @@ struct RouteSpec {
   std::string nic;
 };
 
-// `husk boot --nic=FD,NAME,MAC,MTU[,vnet][,ifindex=N][,ADDR/PREFIX...]` and
+// The ring husk asks for: a frame holds a GSO or GRO frame of 64 KiB with
+// its headers; 16 blocks of 1 MiB (15 frames each) are 240 frames, 16 MiB.
+inline constexpr uint32_t kRingFrame = 65536 + 256, kRingBlock = 1 << 20, kRingBlocks = 16;
+
+// `husk boot --nic=FD,NAME,MAC,MTU[,vnet][,ring=FRAME:BLOCK:BLOCKS][,ifindex=N][,ADDR/PREFIX...]`
+// and
 // `--route=DST/PREFIX,GATEWAY|-,NAME` (IPv4 dotted quads).
 bool ParseNicSpec(const std::string& text, NicSpec* out);
 bool ParseRouteSpec(const std::string& text, RouteSpec* out);

@@ -73,6 +73,7 @@ int64_t RunStack(const std::function<void(netstack::Stack&, int64_t)>& fn);
 std::string ProcNetDev();
 std::string ProcNetRoute();
 std::string ProcNetSnmp();
+std::string ProcNetNetstat();  // /proc/net/netstat: the TcpExt counters the stack keeps
 std::string ProcNetIfInet6();
 
 // /proc/net/unix: a header and one line per socket.

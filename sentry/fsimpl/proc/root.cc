@@ -74,7 +74,7 @@ class RootDir : public ProcDir {
     // /proc/net: the sandbox's sockets, and its one interface, loopback.
     auto net = std::make_shared<FixedDir>(fs);
     for (const char* name :
-         {"unix", "tcp", "tcp6", "udp", "udp6", "dev", "route", "snmp", "if_inet6"}) {
+         {"unix", "tcp", "tcp6", "udp", "udp6", "dev", "route", "snmp", "netstat", "if_inet6"}) {
       net->File(
           name, [p, n = std::string(name)] { return Text(p->NetFile(n)); }, false);
     }

@@ -1494,6 +1494,13 @@ std::vector<std::shared_ptr<TcpEndpoint>> Stack::Connections() const {
   return out;
 }
 
+void Stack::EndBatch(int64_t now) {
+  batching_ = false;
+  std::vector<std::shared_ptr<TcpEndpoint>> acks;
+  acks.swap(deferred_acks_);
+  for (const std::shared_ptr<TcpEndpoint>& ep : acks) ep->FlushDeferredAck(now);
+}
+
 int64_t Stack::Tick(int64_t now) {
   int64_t next = INT64_MAX;
   for (auto it = reasm_.begin(); it != reasm_.end();) {

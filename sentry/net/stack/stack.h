@@ -84,6 +84,9 @@ struct Counters {
   uint64_t tcp_active_opens = 0, tcp_passive_opens = 0, tcp_attempt_fails = 0, tcp_estab_resets = 0,
            tcp_in_segs = 0, tcp_out_segs = 0, tcp_retrans_segs = 0, tcp_in_errs = 0,
            tcp_out_rsts = 0;
+  // /proc/net/netstat's TcpExt: segments past a hole queued, and ones
+  // dropped for want of room (out of order, in order, at a zero window).
+  uint64_t tcp_ofo_queue = 0, tcp_ofo_drop = 0, tcp_rcvq_drop = 0, tcp_zero_window_drop = 0;
   uint64_t udp_in_datagrams = 0, udp_no_ports = 0, udp_in_errors = 0, udp_out_datagrams = 0;
 };
 
@@ -146,6 +149,10 @@ class Stack {
   void Input(int nic, Bytes frame, bool checksum_ok, int64_t now);
   // Runs what is due at `now`; returns the next deadline (INT64_MAX: none).
   int64_t Tick(int64_t now);
+  // Frames input between the two are a batch: a connection's in-order
+  // data is ACKed once, at its end.
+  void BeginBatch() { batching_ = true; }
+  void EndBatch(int64_t now);
 
   // The address packets to dst leave from (ENETUNREACH: no route).
   int SourceFor(const Ip& dst, Ip* src) const;
@@ -346,6 +353,8 @@ class Stack {
   std::vector<Route> routes_;
   std::map<Ip, Neighbor> neighbors_;
   std::map<ConnKey, std::shared_ptr<TcpEndpoint>> conns_;
+  bool batching_ = false;
+  std::vector<std::shared_ptr<TcpEndpoint>> deferred_acks_;
   uint64_t syncookies_sent_ = 0, syncookies_recv_ = 0, syncookies_failed_ = 0;
   // When the last cookie went out: an ACK is taken as one only for two
   // cookie periods after (tcp_synq_no_recent_overflow).

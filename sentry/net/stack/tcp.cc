@@ -286,6 +286,27 @@ void TcpEndpoint::SendSegment(uint32_t seq, uint8_t flags, Bytes data, int64_t n
                   data.size() > mss_ ? mss_ : uint16_t{0});
 }
 
+void TcpEndpoint::AckData(int64_t now) {
+  if (!stack_->batching_) {
+    SendAck(now);
+    return;
+  }
+  // Many frames of a connection in one batch (a busy link) earn one ACK,
+  // as GRO's merged segments do on Linux; the sender's window and clock
+  // move on from the batch's last.
+  if (!ack_deferred_) {
+    ack_deferred_ = true;
+    stack_->deferred_acks_.push_back(shared_from_this());
+  }
+}
+
+void TcpEndpoint::FlushDeferredAck(int64_t now) {
+  ack_deferred_ = false;
+  if (stack_ == nullptr || last_ack_sent_ == rcv_nxt_) return;
+  if (state_ == kClosed || state_ == kSynSent || state_ == kListen) return;
+  SendAck(now);
+}
+
 void TcpEndpoint::SendRst(uint32_t seq, int64_t now) { SendSegment(seq, kRst | kAck, {}, now); }
 
 size_t TcpEndpoint::Write(Bytes data, int64_t now) {
@@ -669,10 +690,28 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     data = data.subspan(skip);
     seq = rcv_nxt_;
   }
+  // Room for what the window offered, even where the buffer has less
+  // (each window is rounded up to its scale rather than taken back, RFC
+  // 9293 3.8.6.2.2): data dropped inside the offer makes a hole the
+  // sender must recover from. Only the stack-wide limit (memory pressure)
+  // drops it, as Linux's tcp_mem does.
+  const uint32_t offered = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
   uint32_t space = ReceiveSpace();
+  if (offered > space) {
+    const size_t all = stack_->rx_buffered_;
+    const size_t room = all < stack_->rx_limit_ ? stack_->rx_limit_ - all : 0;
+    space = std::max<uint32_t>(space, static_cast<uint32_t>(std::min<size_t>(offered, room)));
+  }
   uint32_t offset = seq - rcv_nxt_;
-  if (offset >= space) return;  // nowhere to keep it: it comes again
-  if (data.size() > space - offset) data = data.first(space - offset);
+  Counters& c = stack_->mutable_counters();
+  if (offset >= space) {  // nowhere to keep it: it comes again
+    (space == 0 ? c.tcp_zero_window_drop : offset == 0 ? c.tcp_rcvq_drop : c.tcp_ofo_drop)++;
+    return;
+  }
+  if (data.size() > space - offset) {
+    (offset == 0 ? c.tcp_rcvq_drop : c.tcp_ofo_drop)++;
+    data = data.first(space - offset);
+  }
   if (data.empty()) return;
   if (offset == 0) {
     rbuf_.append(reinterpret_cast<const char*>(data.data()), data.size());
@@ -695,8 +734,10 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     }
     unacked_segs_++;
     // Every second full segment, or at once when a hole just closed.
-    if (unacked_segs_ >= 2 || data.size() >= 2u * adv_mss_ || !ooo_.empty()) {
+    if (!ooo_.empty()) {
       SendAck(now);
+    } else if (unacked_segs_ >= 2 || data.size() >= 2u * adv_mss_) {
+      AckData(now);
     } else if (delack_at_ == INT64_MAX) {
       delack_at_ = now + kDelayedAck;
     }
@@ -704,6 +745,7 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     return;
   }
   uint64_t pos = rcv_pos_ + offset;
+  c.tcp_ofo_queue++;
   // A segment that continues the last piece past the hole joins it (one
   // entry per run of data, not per segment), and the pieces are few: a
   // peer sending tiny segments past a hole cannot make many, and each
@@ -719,6 +761,7 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
   }
   constexpr size_t kMaxPieces = 64;
   if (ooo_.size() >= kMaxPieces && ooo_.find(pos) == ooo_.end()) {
+    c.tcp_ofo_drop++;
     SendAck(now);  // dropped: it comes again
     return;
   }

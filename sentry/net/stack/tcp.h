@@ -142,6 +142,9 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   bool Dead() const { return state_ == kClosed; }
   // The stack is going away.
   void Detach() { stack_ = nullptr; }
+  // The end of a batch: the ACK AckData put off, unless a segment since
+  // carried it.
+  void FlushDeferredAck(int64_t now);
 
  private:
   void InputSynSent(const TcpHeader& h, int64_t now);
@@ -158,6 +161,9 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   void Output(int64_t now);
   void SendSegment(uint32_t seq, uint8_t flags, Bytes data, int64_t now);
   void SendAck(int64_t now) { SendSegment(snd_nxt_, kAck, {}, now); }
+  // The ACK in-order data earns: at once, or, within a batch of frames
+  // (Stack::BeginBatch), once for the whole batch at its end.
+  void AckData(int64_t now);
   void SendSyn(int64_t now);
   void SendRst(uint32_t seq, int64_t now);
   // Retransmits the first segment the peer lacks at or after seq.
@@ -198,6 +204,7 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   bool fin_queued_ = false, fin_sent_ = false, fin_acked_ = false;
   bool fin_ever_ = false;  // a FIN went out once (fin_seq_ is its sequence)
   bool passive_ = false;   // made by a SYN to a listener
+  bool ack_deferred_ = false;  // on the stack's list of ACKs for the batch's end
   uint32_t fin_seq_ = 0;
   uint16_t mss_ = 536, peer_mss_ = 536, adv_mss_ = 1460;
   int snd_wscale_ = 0, rcv_wscale_ = 0;

@@ -43,27 +43,48 @@ constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;  // VIRTIO_NET_HDR_F_*
 constexpr uint8_t kVnetGsoTcpv4 = 1, kVnetGsoTcpv6 = 4;    // VIRTIO_NET_HDR_GSO_TCPV4, _TCPV6
 constexpr uint8_t kVnetGsoUdpL4 = 5;                       // VIRTIO_NET_HDR_GSO_UDP_L4
 
+class PacketLink;
+
+// The network thread's frames to send once it lets go of the sockets'
+// lock: writing one to a veth runs the peer's receive path (the host's
+// TCP answering, sending more) in our thread, which must not hold up the
+// tasks waiting for the lock meanwhile.
+struct HeldFrame {
+  PacketLink* link;
+  VnetHeader vnet;
+  std::string bytes;
+};
+thread_local std::vector<HeldFrame>* t_held = nullptr;
+
 // Frames go out with write(2) on the packet socket; a full queue drops
 // them, as a full device queue does (TCP sends them again).
 class PacketLink : public netstack::Link {
  public:
   PacketLink(int fd, bool vnet) : fd_(fd), vnet_(vnet) {}
   void Transmit(netstack::Bytes frame, const netstack::GsoInfo& gso) override {
+    VnetHeader h{};
+    if (gso.size != 0) {
+      h.flags = kVnetNeedsCsum;
+      h.gso_type = gso.v6 ? kVnetGsoTcpv6 : kVnetGsoTcpv4;
+      h.hdr_len = gso.hdr_len;
+      h.gso_size = gso.size;
+      h.csum_start = gso.csum_start;
+      h.csum_offset = gso.csum_offset;
+    }
+    if (t_held != nullptr) {
+      t_held->push_back(
+          {this, h, std::string(reinterpret_cast<const char*>(frame.data()), frame.size())});
+      return;
+    }
+    Send(h, frame.data(), frame.size());
+  }
+  void Send(const VnetHeader& h, const uint8_t* frame, size_t len) {
     ssize_t n;
     if (vnet_) {
-      VnetHeader h{};
-      if (gso.size != 0) {
-        h.flags = kVnetNeedsCsum;
-        h.gso_type = gso.v6 ? kVnetGsoTcpv6 : kVnetGsoTcpv4;
-        h.hdr_len = gso.hdr_len;
-        h.gso_size = gso.size;
-        h.csum_start = gso.csum_start;
-        h.csum_offset = gso.csum_offset;
-      }
-      iovec iov[2] = {{&h, sizeof(h)}, {const_cast<uint8_t*>(frame.data()), frame.size()}};
+      iovec iov[2] = {{const_cast<VnetHeader*>(&h), sizeof(h)}, {const_cast<uint8_t*>(frame), len}};
       n = writev(fd_, iov, 2);
     } else {
-      n = write(fd_, frame.data(), frame.size());
+      n = write(fd_, frame, len);
     }
     if (n < 0) dropped_.fetch_add(1);
   }
@@ -224,6 +245,8 @@ void Loop(Network* net) {
   std::vector<Frame> frames(kBatch);
   std::vector<tpacket2_hdr*> taken;  // ring frames to give back after a batch
   taken.reserve(kBatch);
+  std::vector<HeldFrame> held;  // what the stack sent while we held the lock
+  t_held = &held;
   std::vector<pollfd> fds;
   for (const NicSpec& n : net->specs) fds.push_back({n.fd, POLLIN, 0});
   fds.push_back({net->wake_fd, POLLIN, 0});
@@ -248,9 +271,14 @@ void Loop(Network* net) {
       st.EndBatch(now);
     });
     // The stack has copied what it keeps: the ring's frames go back.
-    for (tpacket2_hdr* h : taken)
+    for (tpacket2_hdr* h : taken) {
       __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    }
     taken.clear();
+    for (const HeldFrame& f : held) {
+      f.link->Send(f.vnet, reinterpret_cast<const uint8_t*>(f.bytes.data()), f.bytes.size());
+    }
+    held.clear();
     if (more) continue;
     int timeout = -1;
     if (next != INT64_MAX) {
@@ -423,6 +451,7 @@ Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& rou
     }
   }
   g_net = net.release();
+  g_net->stack->SetOutputThread(Kick);
   InstallStack(g_net->stack.get(), Kick);
   try {
     std::thread([] { Loop(g_net); }).detach();

@@ -1548,7 +1548,7 @@ Result<Received> UnixSocket::ReceiveTcp(Task& t, size_t n, int flags) {
     SyncTcpLocked();
     if (tcp_ == nullptr) return Errno{ENOTCONN};
     if (tcp_->Readable() > 0 && n > r.data.size()) {
-      r.data += tcp_->Read(n - r.data.size(), peek, StackNow());
+      tcp_->ReadAppend(&r.data, n - r.data.size(), peek, StackNow());
       StackArmed(tcp_->Deadline());
       if (!waitall || r.data.size() >= n) break;
       continue;

@@ -17,6 +17,7 @@
 #include "sentry/kernel/file_locks.h"
 #include "sentry/kernel/inotify.h"
 #include "sentry/kernel/pipe.h"
+#include "sentry/net/socket.h"
 #include "sentry/syscalls/handlers.h"
 
 namespace husk::syscalls {
@@ -124,18 +125,29 @@ Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, 
                       uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu) {
   TRY(WaitHostReady(t, *f, POLLIN));
   n = std::min(n, kMaxRw);
-  std::vector<char> buf(std::min(n, kMaxChunk));
+  if (auto* s = dynamic_cast<net::Socket*>(f.get()); s != nullptr && !positional) {
+    // A socket's read is a receive without flags (Socket::Read), here
+    // with no bounce buffer between the socket's bytes and the task's.
+    ASSIGN_OR_RETURN(net::Received r, s->Receive(t, std::min(n, kMaxChunk), 0));
+    if (!r.data.empty() && !t.CopyOut(addr, r.data.data(), r.data.size()).ok()) {
+      return Errno{EFAULT};
+    }
+    return static_cast<long>(r.data.size());
+  }
+  // Not zeroed: every byte used is written first.
+  const size_t cap = std::min(n, kMaxChunk);
+  auto buf = std::make_unique_for_overwrite<char[]>(cap);
   size_t done = 0;
   while (done < n) {
-    size_t want = std::min(n - done, buf.size());
+    size_t want = std::min(n - done, cap);
     Result<size_t> r =
-        positional ? f->PRead(buf.data(), want, off + done) : f->Read(buf.data(), want);
+        positional ? f->PRead(buf.get(), want, off + done) : f->Read(buf.get(), want);
     if (!r.ok()) {
       if (done > 0) break;
       return Errno{r.error()};
     }
     if (*r > 0) {
-      auto c = t.CopyOut(addr + done, buf.data(), *r);
+      auto c = t.CopyOut(addr + done, buf.get(), *r);
       if (!c.ok()) {
         if (done > 0) break;
         return Errno{EFAULT};
@@ -167,17 +179,19 @@ Result<long> WriteFrom(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n,
   ASSIGN_OR_RETURN(n,
                    FsizeLimit(t, *f, positional ? std::optional<uint64_t>(off) : std::nullopt, n));
   TRY(DropPrivs(t, *f->inode()));
-  std::vector<char> buf(std::min(n, kMaxChunk));
+  // Not zeroed: every byte used is written first.
+  const size_t cap = std::min(n, kMaxChunk);
+  auto buf = std::make_unique_for_overwrite<char[]>(cap);
   size_t done = 0;
   while (done < n) {
-    size_t want = std::min(n - done, buf.size());
-    auto c = t.CopyIn(addr + done, buf.data(), want);
+    size_t want = std::min(n - done, cap);
+    auto c = t.CopyIn(addr + done, buf.get(), want);
     if (!c.ok()) {
       if (done > 0) break;
       return Errno{EFAULT};
     }
     Result<size_t> w =
-        positional ? f->PWrite(buf.data(), want, off + done) : f->Write(buf.data(), want);
+        positional ? f->PWrite(buf.get(), want, off + done) : f->Write(buf.get(), want);
     if (!w.ok()) {
       if (done > 0) break;
       return Errno{w.error()};
@@ -1047,7 +1061,9 @@ SyscallResult SysSendfile(Task& t, const Args& a) {
     TRY(t.CopyInObj(a.Ptr(2), &off));
     if (off < 0) return Errno{EINVAL};
   }
-  std::vector<char> buf(std::min(n, kMaxChunk));
+  // Not zeroed: every byte used is written first.
+  const size_t cap = std::min(n, kMaxChunk);
+  auto buf = std::make_unique_for_overwrite<char[]>(cap);
   size_t done = 0;
   while (done < n) {
     // A long copy stops for a signal (do_splice_direct checks between
@@ -1056,21 +1072,21 @@ SyscallResult SysSendfile(Task& t, const Args& a) {
       if (done) break;
       return Errno{kERestartSys};
     }
-    const size_t chunk = std::min(n - done, buf.size());
+    const size_t chunk = std::min(n - done, cap);
     Result<size_t> room = FsizeLimit(t, *out, std::nullopt, chunk);
     if (!room.ok()) {
       if (done) break;
       return Errno{room.error()};
     }
     size_t want = *room;
-    Result<size_t> r = use_off ? in->PRead(buf.data(), want, static_cast<uint64_t>(off) + done)
-                               : in->Read(buf.data(), want);
+    Result<size_t> r = use_off ? in->PRead(buf.get(), want, static_cast<uint64_t>(off) + done)
+                               : in->Read(buf.get(), want);
     if (!r.ok()) {
       if (done) break;
       return Errno{r.error()};
     }
     if (*r == 0) break;
-    auto w = out->Write(buf.data(), *r);
+    auto w = out->Write(buf.get(), *r);
     if (!w.ok()) {
       if (done) break;
       return Errno{w.error()};

@@ -1285,6 +1285,49 @@ TEST_F(TcpPair, ABatchOfFramesEarnsOneAck) {
   EXPECT_EQ(b.counters().tcp_out_segs, before + 1);
 }
 
+TEST_F(TcpPair, ADuplicateSegmentIsReportedInADsackBlock) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  const std::string data = Pattern(1000);
+  c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  ASSERT_FALSE(to_b.empty());
+  const std::string copy = to_b.front();  // the data segment, as sent
+  Run(100);
+  ASSERT_EQ(c.server->Readable(), data.size());
+  // The same segment again (a needless retransmission, or a reordered
+  // copy): b's ACK names its range first (RFC 2883).
+  auto tcp_of = [](const std::string& frame, TcpHeader* h) {
+    Bytes payload;
+    const size_t ip = 14 + 4 * (static_cast<uint8_t>(frame[14]) & 0xf);
+    return ParseTcp(Bytes(reinterpret_cast<const uint8_t*>(frame.data()) + ip, frame.size() - ip),
+                    h, &payload);
+  };
+  TcpHeader seg;
+  ASSERT_TRUE(tcp_of(copy, &seg));
+  to_a.clear();
+  b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(copy.data()), copy.size()), false, now);
+  ASSERT_EQ(to_a.size(), 1u);
+  TcpHeader ack;
+  ASSERT_TRUE(tcp_of(to_a.front(), &ack));
+  ASSERT_GE(ack.opts.nsack, 1);
+  EXPECT_EQ(ack.opts.sack[0][0], seg.seq);
+  EXPECT_EQ(ack.opts.sack[0][1], seg.seq + static_cast<uint32_t>(data.size()));
+  EXPECT_EQ(ack.ack, seg.seq + static_cast<uint32_t>(data.size()));
+  // Reported once: the next ACK has no such block.
+  Run(10);
+  c.server->Read(1 << 20, false, now);
+  std::vector<std::string> from_b;
+  wb.drop = [&](const std::string& f) {
+    from_b.push_back(f);
+    return false;
+  };
+  c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  Run(100, [&] { return !from_b.empty(); });
+  ASSERT_FALSE(from_b.empty());
+  ASSERT_TRUE(tcp_of(from_b.front(), &ack));
+  EXPECT_EQ(ack.opts.nsack, 0);
+}
+
 TEST_F(TcpPair, ConnectToAnAddressNobodyHasIsHostUnreachable) {
   // A route straight to 10.9.0.0/16 on the wire, where nobody answers ARP.
   a.AddRoute(Route{V4(0x0a090000), 16, {}, false, 2});

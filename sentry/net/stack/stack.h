@@ -153,6 +153,11 @@ class Stack {
   // data is ACKed once, at its end.
   void BeginBatch() { batching_ = true; }
   void EndBatch(int64_t now);
+  // A thread runs the stack (feeding it frames in batches): window updates
+  // a read earns are sent from it, at its next batch's end, and `kick`
+  // wakes it for them. The reader's thread then does not carry the peer's
+  // answer (over a veth, the host's TCP sending more into our interface).
+  void SetOutputThread(void (*kick)()) { output_kick_ = kick; }
 
   // The address packets to dst leave from (ENETUNREACH: no route).
   int SourceFor(const Ip& dst, Ip* src) const;
@@ -355,6 +360,7 @@ class Stack {
   std::map<ConnKey, std::shared_ptr<TcpEndpoint>> conns_;
   bool batching_ = false;
   std::vector<std::shared_ptr<TcpEndpoint>> deferred_acks_;
+  void (*output_kick_)() = nullptr;
   uint64_t syncookies_sent_ = 0, syncookies_recv_ = 0, syncookies_failed_ = 0;
   // When the last cookie went out: an ACK is taken as one only for two
   // cookie periods after (tcp_synq_no_recent_overflow).

@@ -263,12 +263,20 @@ void TcpEndpoint::SendSegment(uint32_t seq, uint8_t flags, Bytes data, int64_t n
   }
   // SACK blocks ride on segments with room for them within the MSS (pure
   // ACKs, short segments): a full one stays within the path's MTU.
+  if (sack_ok_ && dsack_pending_ && (flags & kAck) && data.size() + 36 <= mss_) {
+    // A duplicate's range first (RFC 2883): the sender learns its
+    // retransmission was needless, undoes its reaction, and allows for
+    // the reordering that fooled it.
+    h.opts.sack[h.opts.nsack++] = {dsack_start_, dsack_end_};
+    dsack_pending_ = false;
+  }
   if (sack_ok_ && !ooo_.empty() && data.size() + 36 <= mss_) {
     // The blocks past the hole, merged, lowest first.
+    const int first = h.opts.nsack;  // after a D-SACK block, which merges with none
     for (const auto& [pos, bytes] : ooo_) {
       uint32_t start = rcv_nxt_ + static_cast<uint32_t>(pos - rcv_pos_);
       uint32_t end = start + static_cast<uint32_t>(bytes.size());
-      if (h.opts.nsack > 0 && Le(start, h.opts.sack[h.opts.nsack - 1][1])) {
+      if (h.opts.nsack > first && Le(start, h.opts.sack[h.opts.nsack - 1][1])) {
         if (Gt(end, h.opts.sack[h.opts.nsack - 1][1])) h.opts.sack[h.opts.nsack - 1][1] = end;
         continue;
       }
@@ -284,6 +292,13 @@ void TcpEndpoint::SendSegment(uint32_t seq, uint8_t flags, Bytes data, int64_t n
   segs_out_++;
   stack_->SendTcp(local_, remote_, h, data, settings.tos, now,
                   data.size() > mss_ ? mss_ : uint16_t{0});
+}
+
+void TcpEndpoint::NoteDuplicate(uint32_t start, uint32_t end) {
+  if (!sack_ok_ || start == end) return;
+  dsack_start_ = start;
+  dsack_end_ = end;
+  dsack_pending_ = true;
 }
 
 void TcpEndpoint::AckData(int64_t now) {
@@ -302,7 +317,9 @@ void TcpEndpoint::AckData(int64_t now) {
 
 void TcpEndpoint::FlushDeferredAck(int64_t now) {
   ack_deferred_ = false;
-  if (stack_ == nullptr || last_ack_sent_ == rcv_nxt_) return;
+  const bool update = window_update_;
+  window_update_ = false;
+  if (stack_ == nullptr || (last_ack_sent_ == rcv_nxt_ && !update)) return;
   if (state_ == kClosed || state_ == kSynSent || state_ == kListen) return;
   SendAck(now);
 }
@@ -322,31 +339,86 @@ size_t TcpEndpoint::Write(Bytes data, int64_t now) {
   return n;
 }
 
+void ReceiveQueue::Append(const char* p, size_t n) {
+  if (n == 0) return;
+  constexpr size_t kSmall = 4096;
+  if (!chunks_.empty() && chunks_.back().size() < kSmall) {
+    chunks_.back().append(p, n);
+  } else {
+    chunks_.emplace_back(p, n);
+  }
+  size_ += n;
+}
+
+void ReceiveQueue::Append(std::string&& s) {
+  if (s.size() < 4096) {
+    Append(s.data(), s.size());
+    return;
+  }
+  size_ += s.size();
+  chunks_.push_back(std::move(s));
+}
+
+size_t ReceiveQueue::CopyTo(std::string* out, size_t n, bool peek) {
+  n = std::min(n, size_);
+  out->reserve(out->size() + n);
+  size_t done = 0, off = front_off_;
+  auto it = chunks_.begin();
+  while (done < n) {
+    const size_t k = std::min(n - done, it->size() - off);
+    out->append(*it, off, k);
+    done += k;
+    off += k;
+    if (off == it->size()) {
+      ++it;
+      off = 0;
+    }
+  }
+  if (peek) return n;
+  chunks_.erase(chunks_.begin(), it);
+  front_off_ = off;
+  size_ -= n;
+  return n;
+}
+
 std::string TcpEndpoint::Read(size_t n, bool peek, int64_t now) {
+  std::string out;
+  ReadAppend(&out, n, peek, now);
+  return out;
+}
+
+size_t TcpEndpoint::ReadAppend(std::string* out, size_t n, bool peek, int64_t now) {
   n = std::min(n, Readable());
-  std::string out = rbuf_.substr(rbuf_off_, n);
-  if (peek || n == 0) return out;
+  if (peek || n == 0) return rbuf_.CopyTo(out, n, /*peek=*/true);
   const size_t held = Held();
   uint32_t offered = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
-  rbuf_off_ += n;
-  if (rbuf_off_ == rbuf_.size()) {
-    rbuf_.clear();
-    rbuf_off_ = 0;
-  } else if (rbuf_off_ >= 65536 && rbuf_off_ >= rbuf_.size() / 2) {
-    rbuf_.erase(0, rbuf_off_);
-    rbuf_off_ = 0;
-  }
+  rbuf_.CopyTo(out, n, /*peek=*/false);
   AccountHeld(held);
   // A window update when the window grew enough to matter (receiver-side
-  // silly window avoidance), or when it reopens from below one segment.
+  // silly window avoidance), when it at least doubles one down to half
+  // the buffer or less (as tcp_cleanup_rbuf does: a sender that filled
+  // most of the window is not left waiting for a quarter of the buffer to
+  // be read), or when it reopens from below one segment.
   uint32_t space = ReceiveSpace();
   bool can_send = state_ == kEstablished || state_ == kFinWait1 || state_ == kFinWait2;
+  const bool doubles = uint64_t{offered} * 2 <= ReceiveCapacity() &&
+                       space >= uint64_t{offered} * 2 && space - offered >= adv_mss_;
   if (can_send && space > offered &&
-      (space - offered >= std::max<uint32_t>(2u * adv_mss_, ReceiveCapacity() / 4) ||
+      (doubles || space - offered >= std::max<uint32_t>(2u * adv_mss_, ReceiveCapacity() / 4) ||
        (offered < adv_mss_ && space >= adv_mss_))) {
-    SendAck(now);
+    if (stack_->output_kick_ == nullptr) {
+      SendAck(now);
+    } else {
+      // From the stack's thread (Stack::SetOutputThread).
+      window_update_ = true;
+      if (!ack_deferred_) {
+        ack_deferred_ = true;
+        stack_->deferred_acks_.push_back(shared_from_this());
+      }
+      stack_->output_kick_();
+    }
   }
-  return out;
+  return n;
 }
 
 void TcpEndpoint::ShutdownWrite(int64_t now) {
@@ -686,6 +758,7 @@ void TcpEndpoint::QueueData(uint32_t seq, Bytes data, int64_t now) {
 void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
   if (Lt(seq, rcv_nxt_)) {
     uint32_t skip = rcv_nxt_ - seq;
+    NoteDuplicate(seq, skip >= data.size() ? seq + static_cast<uint32_t>(data.size()) : rcv_nxt_);
     if (skip >= data.size()) return;
     data = data.subspan(skip);
     seq = rcv_nxt_;
@@ -714,22 +787,27 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
   }
   if (data.empty()) return;
   if (offset == 0) {
-    rbuf_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    rbuf_.Append(reinterpret_cast<const char*>(data.data()), data.size());
     rcv_nxt_ += static_cast<uint32_t>(data.size());
     rcv_pos_ += data.size();
     bytes_received_ += data.size();
     // What waited past the hole may follow now.
     while (!ooo_.empty() && ooo_.begin()->first <= rcv_pos_) {
       auto it = ooo_.begin();
-      uint64_t end = it->first + it->second.size();
+      const size_t piece = it->second.size();
+      uint64_t end = it->first + piece;
       if (end > rcv_pos_) {
         size_t from = static_cast<size_t>(rcv_pos_ - it->first);
-        rbuf_.append(it->second, from, std::string::npos);
+        if (from == 0) {
+          rbuf_.Append(std::move(it->second));
+        } else {
+          rbuf_.Append(it->second.data() + from, piece - from);
+        }
         rcv_nxt_ += static_cast<uint32_t>(end - rcv_pos_);
         bytes_received_ += end - rcv_pos_;
         rcv_pos_ = end;
       }
-      ooo_bytes_ -= it->second.size();
+      ooo_bytes_ -= piece;  // (it->second may be moved from)
       ooo_.erase(it);
     }
     unacked_segs_++;
@@ -766,6 +844,9 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     return;
   }
   auto [it, inserted] = ooo_.emplace(pos, std::string());
+  if (!inserted && it->second.size() >= data.size()) {
+    NoteDuplicate(seq, seq + static_cast<uint32_t>(data.size()));
+  }
   if (inserted || it->second.size() < data.size()) {
     ooo_bytes_ += data.size() - it->second.size();
     it->second.assign(reinterpret_cast<const char*>(data.data()), data.size());
@@ -881,6 +962,10 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
       } else if (state_ == kSynRecv && (h.flags & kSyn) && h.seq == irs_) {
         SendSyn(now);  // our SYN-ACK was lost
       } else {
+        // Data wholly received before: reported as a duplicate.
+        if (!data.empty() && Le(h.seq + static_cast<uint32_t>(data.size()), rcv_nxt_)) {
+          NoteDuplicate(h.seq, h.seq + static_cast<uint32_t>(data.size()));
+        }
         SendAck(now);
       }
     }

@@ -51,6 +51,24 @@ struct TcpInfoData {
   uint32_t segs_out = 0, segs_in = 0;
 };
 
+// What arrived in order and was not read: a queue of chunks, so a read
+// moves none of what stays. Small segments share a chunk (so a peer's
+// tiny segments cost no chunk each); large ones have their own.
+class ReceiveQueue {
+ public:
+  size_t size() const { return size_; }
+  void Append(const char* p, size_t n);
+  void Append(std::string&& s);
+  // Appends up to n bytes from the front to *out, and takes them unless
+  // peek; returns how many.
+  size_t CopyTo(std::string* out, size_t n, bool peek);
+
+ private:
+  std::deque<std::string> chunks_;
+  size_t front_off_ = 0;  // what of chunks_.front() was read
+  size_t size_ = 0;
+};
+
 class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
  public:
   // Linux's numbering (TCP_ESTABLISHED is 1), as /proc/net/tcp and
@@ -79,9 +97,11 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   size_t Write(Bytes data, int64_t now);
   size_t SendSpace() const;
   size_t SendQueued() const { return sbuf_.size() - sbuf_off_; }
-  size_t Readable() const { return rbuf_.size() - rbuf_off_; }
+  size_t Readable() const { return rbuf_.size(); }
   // Takes (or with peek copies) at most n bytes of what arrived in order.
   std::string Read(size_t n, bool peek, int64_t now);
+  // The same, appended to *out; returns how many.
+  size_t ReadAppend(std::string* out, size_t n, bool peek, int64_t now);
   // The peer's FIN arrived and everything before it was read.
   bool ReadEof() const { return fin_received_ && Readable() == 0; }
   // A connection that failed (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...): its
@@ -164,6 +184,8 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   // The ACK in-order data earns: at once, or, within a batch of frames
   // (Stack::BeginBatch), once for the whole batch at its end.
   void AckData(int64_t now);
+  // Data that arrived twice: the next ACK reports it (a D-SACK block).
+  void NoteDuplicate(uint32_t start, uint32_t end);
   void SendSyn(int64_t now);
   void SendRst(uint32_t seq, int64_t now);
   // Retransmits the first segment the peer lacks at or after seq.
@@ -205,6 +227,11 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   bool fin_ever_ = false;  // a FIN went out once (fin_seq_ is its sequence)
   bool passive_ = false;   // made by a SYN to a listener
   bool ack_deferred_ = false;  // on the stack's list of ACKs for the batch's end
+  bool window_update_ = false;
+  // A duplicate segment's range, for the next ACK's first SACK block.
+  bool dsack_pending_ = false;
+  uint32_t dsack_start_ = 0,
+           dsack_end_ = 0;  // that ACK is a window update: it goes even if nothing arrived
   uint32_t fin_seq_ = 0;
   uint16_t mss_ = 536, peer_mss_ = 536, adv_mss_ = 1460;
   int snd_wscale_ = 0, rcv_wscale_ = 0;
@@ -214,8 +241,7 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   // Receive sequence space. rbuf_ holds what arrived in order and was not
   // read; ooo_ what arrived past a hole.
   uint32_t irs_ = 0, rcv_nxt_ = 0, rcv_adv_ = 0, last_ack_sent_ = 0;
-  std::string rbuf_;
-  size_t rbuf_off_ = 0;
+  ReceiveQueue rbuf_;
   // By position in the byte stream (rcv_pos_ is rcv_nxt_'s), which does
   // not wrap as sequence numbers do.
   std::map<uint64_t, std::string> ooo_;

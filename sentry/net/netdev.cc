@@ -45,16 +45,16 @@ constexpr uint8_t kVnetGsoUdpL4 = 5;                       // VIRTIO_NET_HDR_GSO
 
 class PacketLink;
 
-// The network thread's frames to send once it lets go of the sockets'
-// lock: writing one to a veth runs the peer's receive path (the host's
-// TCP answering, sending more) in our thread, which must not hold up the
-// tasks waiting for the lock meanwhile.
 struct HeldFrame {
   PacketLink* link;
   VnetHeader vnet;
   std::string bytes;
 };
-thread_local std::vector<HeldFrame>* t_held = nullptr;
+struct HeldFrames {
+  std::vector<HeldFrame> frames;
+  int depth = 0;
+};
+thread_local HeldFrames t_held;
 
 // Frames go out with write(2) on the packet socket; a full queue drops
 // them, as a full device queue does (TCP sends them again).
@@ -71,8 +71,8 @@ class PacketLink : public netstack::Link {
       h.csum_start = gso.csum_start;
       h.csum_offset = gso.csum_offset;
     }
-    if (t_held != nullptr) {
-      t_held->push_back(
+    if (t_held.depth > 0) {
+      t_held.frames.push_back(
           {this, h, std::string(reinterpret_cast<const char*>(frame.data()), frame.size())});
       return;
     }
@@ -245,8 +245,6 @@ void Loop(Network* net) {
   std::vector<Frame> frames(kBatch);
   std::vector<tpacket2_hdr*> taken;  // ring frames to give back after a batch
   taken.reserve(kBatch);
-  std::vector<HeldFrame> held;  // what the stack sent while we held the lock
-  t_held = &held;
   std::vector<pollfd> fds;
   for (const NicSpec& n : net->specs) fds.push_back({n.fd, POLLIN, 0});
   fds.push_back({net->wake_fd, POLLIN, 0});
@@ -262,6 +260,7 @@ void Loop(Network* net) {
                  : TakeFromSocket(net, i, frames.data() + got, slots.data() + got, kBatch - got);
     }
     if (got == kBatch) more = true;
+    HoldFrames();
     int64_t next = RunStack([&](netstack::Stack& st, int64_t now) {
       st.BeginBatch();
       for (int k = 0; k < got; k++) {
@@ -275,10 +274,7 @@ void Loop(Network* net) {
       __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     }
     taken.clear();
-    for (const HeldFrame& f : held) {
-      f.link->Send(f.vnet, reinterpret_cast<const uint8_t*>(f.bytes.data()), f.bytes.size());
-    }
-    held.clear();
+    SendHeldFrames();
     if (more) continue;
     int timeout = -1;
     if (next != INT64_MAX) {
@@ -327,6 +323,21 @@ netstack::Ip NetworkOf(const netstack::Ip& ip, int prefix) {
 std::string Ip4(const netstack::Ip& ip) { return netstack::IpString(ip); }
 
 }  // namespace
+
+void HoldFrames() { t_held.depth++; }
+
+void SendHeldFrames() {
+  if (--t_held.depth > 0) return;
+  // Taken first: a frame's sending does not reach the stack again, but
+  // the vector is this thread's to reuse.
+  std::vector<HeldFrame> frames;
+  frames.swap(t_held.frames);
+  for (const HeldFrame& f : frames) {
+    f.link->Send(f.vnet, reinterpret_cast<const uint8_t*>(f.bytes.data()), f.bytes.size());
+  }
+  frames.clear();
+  if (t_held.frames.empty()) t_held.frames.swap(frames);  // keeps the capacity
+}
 
 bool ParseNicSpec(const std::string& text, NicSpec* out) {
   std::vector<std::string> p = absl::StrSplit(text, ',');

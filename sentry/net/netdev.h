@@ -49,6 +49,14 @@ struct RouteSpec {
 // its headers; 16 blocks of 1 MiB (15 frames each) are 240 frames, 16 MiB.
 inline constexpr uint32_t kRingFrame = 65536 + 256, kRingBlock = 1 << 20, kRingBlocks = 16;
 
+// Frames the stack sends while a thread holds the sockets' lock go out
+// when it lets go: writing a frame to a veth runs the peer's receive path
+// (the host's TCP answering, sending more) in the writer's thread, which
+// must not keep every other socket waiting meanwhile. Calls nest; the
+// outermost SendHeldFrames sends.
+void HoldFrames();
+void SendHeldFrames();
+
 // `husk boot --nic=FD,NAME,MAC,MTU[,vnet][,ring=FRAME:BLOCK:BLOCKS][,ifindex=N][,ADDR/PREFIX...]`
 // and
 // `--route=DST/PREFIX,GATEWAY|-,NAME` (IPv4 dotted quads).

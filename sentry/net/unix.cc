@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "sentry/net/host_poller.h"
 #include "sentry/net/host_socket.h"
+#include "sentry/net/netdev.h"
 #include "sentry/net/stack/stack.h"
 #include "sentry/net/stack/tcp.h"
 #include "sentry/time/sandbox_clock.h"
@@ -49,6 +50,22 @@ constexpr int kRcvShutdown = 1, kSendShutdown = 2, kShutdownMask = 3;
 
 PathOps g_path_ops;
 absl::Mutex g_mu;
+
+// g_mu for a scope; what the stack sends meanwhile goes out after it is
+// let go (HoldFrames in sentry/net/netdev.h).
+class ABSL_SCOPED_LOCKABLE SocketsLock {
+ public:
+  SocketsLock() ABSL_EXCLUSIVE_LOCK_FUNCTION(g_mu) {
+    g_mu.Lock();
+    HoldFrames();
+  }
+  ~SocketsLock() ABSL_UNLOCK_FUNCTION() {
+    g_mu.Unlock();
+    SendHeldFrames();
+  }
+  SocketsLock(const SocketsLock&) = delete;
+  SocketsLock& operator=(const SocketsLock&) = delete;
+};
 
 class UnixSocket;
 
@@ -348,14 +365,14 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
 
   // Registers a new socket for /proc/net/unix.
   void Register() {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     All()[this] = weak_from_this();
   }
 
   int Domain() const override { return domain_; }
   int SockType() const override { return type_; }
   size_t MaxMessage() const override {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     return type_ == SOCK_STREAM ? 0 : sndbuf_ - 32;
   }
 
@@ -516,7 +533,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // The host connection, with this socket's status flags (O_NONBLOCK);
   // null if there is none. Not under g_mu.
   std::shared_ptr<Socket> HostConn() {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (host_conn_ != nullptr) host_conn_->set_status_flags(flags());
     return host_conn_;
   }
@@ -658,7 +675,7 @@ UnixSocket::~UnixSocket() {
   std::deque<std::shared_ptr<UnixSocket>> pending;
   std::shared_ptr<UnixSocket> peer;
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     All().erase(this);
     if (host_watched_) UnwatchHostFd(host_listener_.get());
     if (host_listener_.valid()) ReleaseHostDescriptor();
@@ -761,12 +778,14 @@ int UnixSocket::Wait(Task& t, absl::Time deadline, std::shared_ptr<UnixSocket>* 
   std::vector<pollfd> host;
   if (listening_ && host_listener_.valid()) host.push_back({host_listener_.get(), POLLIN, 0});
   g_mu.Unlock();
+  SendHeldFrames();
   // Not kept across the wait: a peer whose last file closes meanwhile
   // goes, and its going (EPIPE, end of file) wakes this one.
   if (drop != nullptr) drop->reset();
   Status s = t.Block(deadline, host.empty() ? nullptr : &host);
   queue_.Remove(&t.waiter);
   g_mu.Lock();
+  HoldFrames();
   if (s.ok()) return 0;
   return s.error() == ETIMEDOUT ? EAGAIN : kERestartSys;
 }
@@ -781,7 +800,7 @@ void UnixSocket::Consumed(const Message& m) {
 
 void UnixSocket::Pair(const std::shared_ptr<UnixSocket>& a, const std::shared_ptr<UnixSocket>& b,
                       const Credentials& creds) {
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   a->peer_ = b;
   b->peer_ = a;
   a->connected_ = b->connected_ = true;
@@ -1078,7 +1097,7 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
   if (HostConn() != nullptr) return Errno{EINVAL};
   if (inet()) {
     ASSIGN_OR_RETURN(Name n, ParseInet(domain_, addr, /*bind=*/true));
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (domain_ == AF_INET6 && IsMapped(n.ip) && v6only_) return Errno{EINVAL};
     if (name_.inet) return Errno{EINVAL};
     TRY(BindInetLocked(n));
@@ -1092,13 +1111,13 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
     if (family != AF_UNIX) return Errno{EINVAL};
   }
   if (addr.size() == sizeof(sa_family_t)) {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (!name_.raw.empty()) return Ok();  // unix_autobind: named already
     return AutobindLocked();
   }
   ASSIGN_OR_RETURN(Name n, ParseName(addr));
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (!name_.raw.empty()) return Errno{EINVAL};
     if (n.abstract) {
       if (auto it = Abstract().find({type_, n.path});
@@ -1120,7 +1139,7 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
   if (!made.ok()) return Errno{made.error()};
   vfs::DentryRef node = std::move(made).value();
   Result<struct stat> st_or = node->inode()->Stat();
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (!st_or.ok() || !name_.raw.empty()) {
     // Bound meanwhile by another thread (or the node went): the host
     // socket, if any, goes.
@@ -1138,7 +1157,7 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
 
 Status UnixSocket::Listen(Task& t, int backlog) {
   if (HostConn() != nullptr) return Errno{EINVAL};
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (type_ == SOCK_DGRAM) return Errno{EOPNOTSUPP};
   if (connected_) return Errno{EINVAL};
   if (inet() && !name_.inet) {
@@ -1181,7 +1200,7 @@ Status UnixSocket::Listen(Task& t, int backlog) {
 
 Result<std::shared_ptr<UnixSocket>> UnixSocket::Lookup(Task& t, const Name& n) {
   if (n.abstract) {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     auto it = Abstract().find({type_, n.path});
     std::shared_ptr<UnixSocket> s = it == Abstract().end() ? nullptr : it->second.lock();
     if (s == nullptr) return Errno{ECONNREFUSED};
@@ -1190,7 +1209,7 @@ Result<std::shared_ptr<UnixSocket>> UnixSocket::Lookup(Task& t, const Name& n) {
   if (g_path_ops.find_node == nullptr) return Errno{ECONNREFUSED};
   ASSIGN_OR_RETURN(vfs::DentryRef node, g_path_ops.find_node(t, n.path));
   ASSIGN_OR_RETURN(struct stat st, node->inode()->Stat());
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   auto it = Nodes().find({st.st_dev, st.st_ino});
   std::shared_ptr<UnixSocket> s = it == Nodes().end() ? nullptr : it->second.lock();
   if (s == nullptr) return Errno{ECONNREFUSED};
@@ -1207,7 +1226,7 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
       // connect again.
       std::shared_ptr<UnixSocket> old;
       std::deque<Message> gone;  // let go after the lock
-      absl::MutexLock l(&g_mu);
+      SocketsLock l;
       if (listening_) return Ok();
       if (tcp_ != nullptr) {
         tcp_->Close(/*linger_zero=*/true, StackNow());
@@ -1242,7 +1261,7 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
     if (family == AF_UNSPEC) {
       // unix_dgram_connect: AF_UNSPEC dissolves the association.
       std::shared_ptr<UnixSocket> old;
-      absl::MutexLock l(&g_mu);
+      SocketsLock l;
       old = peer_.lock();
       peer_.reset();
       connected_ = false;
@@ -1263,7 +1282,7 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
     }
   }
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     // A listener: unix says EINVAL, TCP EISCONN.
     if (listening_) return Errno{inet() ? EISCONN : EINVAL};
   }
@@ -1280,7 +1299,7 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
   if (type_ == SOCK_DGRAM) {
     std::shared_ptr<UnixSocket> old;
     std::shared_ptr<UnixSocket> their;
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     // unix_may_send: a socket connected elsewhere hears its peer only.
     their = other->peer_.lock();
     if (other.get() != this && other->connected_ && their != nullptr && their.get() != this) {
@@ -1297,7 +1316,7 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
   const Credentials creds = CredsOf(t);
   std::shared_ptr<UnixSocket> embryo;
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (connected_) {
       return peer_.expired() && (shutdown_ == kShutdownMask) ? Errno{EINVAL} : Errno{EISCONN};
     }
@@ -1305,7 +1324,7 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
   auto inode = std::make_shared<SocketInode>(t.fsuid, t.fsgid);
   embryo = std::make_shared<UnixSocket>(inode, O_RDWR, type_);
   embryo->Register();
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   for (;;) {
     if (connected_) return Errno{EISCONN};
     if (!other->listening_) return Errno{ECONNREFUSED};
@@ -1314,9 +1333,11 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
     if (flags() & O_NONBLOCK) return Errno{EAGAIN};
     other->queue_.Add(&t.waiter, ~0U);
     g_mu.Unlock();
+    SendHeldFrames();
     Status s = t.Block();
     other->queue_.Remove(&t.waiter);
     g_mu.Lock();
+    HoldFrames();
     if (!s.ok()) return Errno{kERestartSys};
   }
   if (passcred_ && name_.raw.empty()) TRY(AutobindLocked());
@@ -1343,7 +1364,7 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
     // or IPV6_MULTICAST_IF (EINVAL without); then a route to it, and the
     // address it leaves from becomes the socket's.
     std::shared_ptr<UnixSocket> old;
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (!name_.inet) {
       Name any;
       TRY(BindInetLocked(any));
@@ -1373,7 +1394,7 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
   // loopback is reachable from a sandbox without a network.
   if (IsAny(n.ip)) n.ip = IsMapped(n.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (domain_ == AF_INET6 && IsMapped(n.ip) && v6only_) return Errno{ENETUNREACH};
     if (!IsLoopback(n.ip)) {
       // Beyond loopback: the sandbox's stack, if it has interfaces.
@@ -1385,7 +1406,7 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
   if (!IsLoopback(n.ip) && type_ == SOCK_STREAM) return ConnectStack(t, n);
   if (type_ == SOCK_DGRAM) {
     std::shared_ptr<UnixSocket> old;
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     TRY(AutobindInetLocked(n.ip));
     old = peer_.lock();
     peer_.reset();
@@ -1397,7 +1418,7 @@ Status UnixSocket::ConnectInet(Task& t, std::string_view addr) {
   auto embryo = std::make_shared<UnixSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid),
                                              O_RDWR, type_, domain_);
   embryo->Register();
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (connected_) return Errno{EISCONN};
   if (name_.inet && !listening_ && n.port == name_.port && (n.ip == name_.ip || IsAny(name_.ip)) &&
       FindInet(SOCK_STREAM, n.ip, n.port, /*listener=*/true) == nullptr) {
@@ -1477,7 +1498,7 @@ void UnixSocket::SyncTcpLocked() {
 }
 
 Status UnixSocket::ConnectStack(Task& t, const Name& to) {
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   SyncTcpLocked();
   if (tcp_ != nullptr) return Errno{connected_ ? EISCONN : EALREADY};
   if (connected_) return Errno{EISCONN};
@@ -1581,7 +1602,7 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
   timeval rcv, snd;
   std::string local;
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (connected_ || host_conn_ != nullptr) return Errno{EISCONN};
     if (listening_) return Errno{EINVAL};  // unix_stream_connect of a listener
     rcv = rcvtimeo_;
@@ -1616,7 +1637,7 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
                    std::string_view(reinterpret_cast<const char*>(&rcv), sizeof(rcv))));
   TRY(h->SetOption(t, SOL_SOCKET, SO_SNDTIMEO,
                    std::string_view(reinterpret_cast<const char*>(&snd), sizeof(snd))));
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (host_conn_ != nullptr || connected_) return Errno{EISCONN};
   if (listening_) return Errno{EINVAL};
   host_conn_ = std::move(h);
@@ -1627,7 +1648,7 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
 Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
   if (HostConn() != nullptr) return Errno{EINVAL};
   std::shared_ptr<UnixSocket> s;
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (type_ == SOCK_DGRAM) return Errno{EOPNOTSUPP};
   if (!listening_) return Errno{EINVAL};
   const absl::Time deadline = SocketDeadline(rcvtimeo_);
@@ -1719,7 +1740,7 @@ Result<size_t> UnixSocket::SendPing(Task& t, SendRequest& req) {
   if (static_cast<uint8_t>(req.data[0]) != (v6 ? 128 : 8) || req.data[1] != 0) {
     return Errno{EINVAL};
   }
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (req.to.empty()) {
     if (!connected_) return Errno{EDESTADDRREQ};
     dst = peer_name_;
@@ -1782,7 +1803,7 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
   const size_t max = domain_ == AF_INET || IsMapped(dst.ip) ? 65507 : 65527;
   std::shared_ptr<UnixSocket> target;
   std::vector<std::shared_ptr<UnixSocket>> members;  // let go after the lock
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (req.to.empty()) {
     if (!connected_) return Errno{EDESTADDRREQ};
     dst = peer_name_;
@@ -1897,7 +1918,7 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
   const Credentials creds = req.creds.value_or(CredsOf(t));
   std::shared_ptr<UnixSocket> peer;
   size_t done = 0;
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   SyncTcpLocked();
   if (tcp_ != nullptr) return SendTcp(t, req);
   if (inet()) {
@@ -1964,7 +1985,7 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
   const Credentials creds = req.creds.value_or(CredsOf(t));
   std::shared_ptr<UnixSocket> peer;
   if (type_ == SOCK_SEQPACKET) {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (!connected_) return Errno{ENOTCONN};
     if (shutdown_ & kSendShutdown) return Errno{EPIPE};
     peer = peer_.lock();
@@ -1973,7 +1994,7 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
     ASSIGN_OR_RETURN(Name n, ParseName(req.to));
     ASSIGN_OR_RETURN(peer, Lookup(t, n));
   } else {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (!connected_) return Errno{ENOTCONN};
     peer = peer_.lock();
     if (peer == nullptr) {
@@ -1983,7 +2004,7 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
       return Errno{ECONNREFUSED};
     }
   }
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (type_ == SOCK_DGRAM) {
     if (peer->type_ != SOCK_DGRAM) return Errno{EPROTOTYPE};
     if (shutdown_ & kSendShutdown) return Errno{EPIPE};
@@ -2007,10 +2028,12 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
     peer->queue_.Add(&t.waiter, ~0U);
     queue_.Add(&t.waiter, ~0U);
     g_mu.Unlock();
+    SendHeldFrames();
     Status s = t.Block(deadline);
     peer->queue_.Remove(&t.waiter);
     queue_.Remove(&t.waiter);
     g_mu.Lock();
+    HoldFrames();
     if (!s.ok()) return Errno{s.error() == ETIMEDOUT ? EAGAIN : kERestartSys};
   }
   Message m;
@@ -2161,7 +2184,7 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
   Received r;
   std::deque<Message> gone;  // let go after the lock
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     SyncTcpLocked();
     if (tcp_ != nullptr) return ReceiveTcp(t, n, flags);
     // unix_stream_read_generic: EINVAL unless connected (a listener too);
@@ -2229,7 +2252,7 @@ Status UnixSocket::Shutdown(Task& t, int how) {
   if (how < SHUT_RD || how > SHUT_RDWR) return Errno{EINVAL};
   const int mode = how + 1;                         // SHUT_RD 0 -> RCV_SHUTDOWN 1, ...
   std::deque<std::shared_ptr<UnixSocket>> dropped;  // let go after the lock
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   SyncTcpLocked();
   if (inet() && !connected_ && !listening_) return Errno{ENOTCONN};
   if (inet() && listening_ && (mode & kRcvShutdown)) {
@@ -2273,7 +2296,7 @@ Status UnixSocket::Shutdown(Task& t, int how) {
 }
 
 Result<std::string> UnixSocket::SockName() {
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (inet()) return FormatInet(domain_, name_.inet ? name_ : Name{});
   if (!name_.raw.empty()) return name_.raw;
   sa_family_t family = AF_UNIX;
@@ -2283,7 +2306,7 @@ Result<std::string> UnixSocket::SockName() {
 Result<std::string> UnixSocket::PeerName() {
   if (std::shared_ptr<Socket> h = HostConn()) return h->PeerName();
   std::shared_ptr<UnixSocket> p;
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   SyncTcpLocked();
   if (!connected_) return Errno{ENOTCONN};
   // A TCP connection that was reset is closed (TCP_CLOSE).
@@ -2444,7 +2467,7 @@ Result<std::string> UnixSocket::GetOption(Task& t, int level, int name, size_t l
     return out;
   };
   auto int_value = [&](int v) -> Result<std::string> { return bytes(&v, sizeof(v)); };
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (inet() && level != SOL_SOCKET) {
     if (level != IPPROTO_IP && level != IPPROTO_IPV6 && level != IPPROTO_TCP &&
         level != IPPROTO_UDP) {
@@ -2665,7 +2688,7 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
     memcpy(&v, value.data(), sizeof(v));
     return Ok();
   };
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   if (inet() && level != SOL_SOCKET) {
     TRY(InetLevelFits(domain_, type_, level, /*set=*/true));
     if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY) {
@@ -2830,7 +2853,7 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
     // tcp_ioctl: at the urgent mark (0 elsewhere, and for other sockets).
     int at = 0;
     {
-      absl::MutexLock l(&g_mu);
+      SocketsLock l;
       if (!inet() || type_ != SOCK_STREAM) return InterfaceIoctl(mm, cmd, arg);
       at = urgent_ != Urgent::kNone && copied_seq_ == urgent_mark_ ? 1 : 0;
     }
@@ -2841,7 +2864,7 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
   if (cmd != SIOCINQ && cmd != SIOCOUTQ) return InterfaceIoctl(mm, cmd, arg);
   int n = 0;
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     switch (cmd) {
       case SIOCINQ:
         if (listening_) return Errno{EINVAL};
@@ -2876,7 +2899,7 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
 
 uint32_t UnixSocket::Readiness(uint32_t mask) {
   if (std::shared_ptr<Socket> h = HostConn()) return h->Readiness(mask);
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   SyncTcpLocked();
   uint32_t ready = 0;
   if (listening_ && host_listener_.valid()) {
@@ -2939,7 +2962,7 @@ uint32_t UnixSocket::Readiness(uint32_t mask) {
 
 std::string UnixSocket::ProcLine() {
   // Num RefCount Protocol Flags Type St Inode Path (unix_seq_show).
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   const int state = listening_ ? 1 : connected_ ? 3 : 1;  // SS_UNCONNECTED 1, SS_CONNECTED 3
   std::string path;
   if (!name_.raw.empty()) {
@@ -2952,7 +2975,7 @@ std::string UnixSocket::ProcLine() {
 }
 
 std::string UnixSocket::ProcInetLine(int sl) {
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   auto hex = [this](const Name& n) {
     std::string out;
     if (domain_ == AF_INET) {
@@ -3103,7 +3126,7 @@ StackUpcalls& Upcalls() {
 netstack::Upcalls* SocketUpcalls() { return &Upcalls(); }
 
 void InstallStack(netstack::Stack* stack, void (*kick)()) {
-  absl::MutexLock l(&g_mu);
+  SocketsLock l;
   g_stack = stack;
   g_stack_kick = kick;
 }
@@ -3112,7 +3135,7 @@ int64_t RunStack(const std::function<void(netstack::Stack&, int64_t)>& fn) {
   std::vector<std::shared_ptr<UnixSocket>> held;  // let go after the lock
   int64_t next;
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     if (g_stack == nullptr) return INT64_MAX;
     const int64_t now = StackNow();
     fn(*g_stack, now);
@@ -3126,7 +3149,7 @@ int64_t RunStack(const std::function<void(netstack::Stack&, int64_t)>& fn) {
 std::string ProcNetInet(int type, int domain) {
   std::vector<std::shared_ptr<UnixSocket>> all;
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     for (auto& [p, w] : All()) {
       std::shared_ptr<UnixSocket> s = w.lock();
       if (s != nullptr && s->Domain() == domain && s->SockType() == type)
@@ -3175,7 +3198,7 @@ Result<vfs::FileRef> NewInetSocket(Task& t, int domain, int type, int flags, boo
 std::string ProcNetUnix() {
   std::vector<std::shared_ptr<UnixSocket>> all;
   {
-    absl::MutexLock l(&g_mu);
+    SocketsLock l;
     for (auto& [p, w] : All()) {
       std::shared_ptr<UnixSocket> s = w.lock();
       if (s != nullptr && s->Domain() == AF_UNIX) all.push_back(std::move(s));

@@ -23,6 +23,7 @@ namespace {
 
 using husk_test::Fd;
 using husk_test::Pause;
+using husk_test::Revents;
 using husk_test::Wait;
 
 constexpr uint64_t kMaxCount = 0xfffffffffffffffeULL;
@@ -40,12 +41,6 @@ int64_t ReadCount(int fd, uint64_t* value) {
 
 bool WriteCount(int fd, uint64_t value) {
   return write(fd, &value, sizeof(value)) == static_cast<ssize_t>(sizeof(value));
-}
-
-short Revents(int fd, short events) {
-  pollfd p{fd, events, 0};
-  EXPECT_GE(poll(&p, 1, 0), 0);
-  return p.revents;
 }
 
 TEST(EventfdZeroLengthTest, EmptyReadsAndWritesAreEinval) {

@@ -46,8 +46,6 @@
 namespace husk_test {
 namespace {
 
-constexpr int kWaitMs = 5000;
-
 // The ping protocol of `family`: IPPROTO_ICMP or IPPROTO_ICMPV6.
 int PingProtocol(int family) {
   return family == AF_INET ? static_cast<int>(IPPROTO_ICMP) : static_cast<int>(IPPROTO_ICMPV6);
@@ -71,12 +69,6 @@ uint8_t EchoReplyType(int family) { return family == AF_INET ? kIcmpEchoReply : 
 // The hop-limit option of `family`'s unicast packets: IP_TTL or IPV6_UNICAST_HOPS.
 int HopLevel(int family) { return family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6; }
 int HopOption(int family) { return family == AF_INET ? IP_TTL : IPV6_UNICAST_HOPS; }
-
-// poll(2) on one fd: its revents, or -1.
-int Revents(int fd, short events, int timeout_ms = 0) {
-  pollfd pfd{fd, events, 0};
-  return poll(&pfd, 1, timeout_ms) < 0 ? -1 : pfd.revents;
-}
 
 // An ICMP(v6) message: the 8-byte echo header (type, code, checksum, identifier, sequence
 // number) and the payload. The checksum is left 0: the kernel fills it in.

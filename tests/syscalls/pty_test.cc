@@ -29,26 +29,8 @@
 
 #include "tests/syscalls/test_util.h"
 
-// In a forked child's body: unless `cond` holds, says on stderr which check failed (with
-// errno) and returns 1.
-#define REQUIRE(cond)                                                                             \
-  do {                                                                                            \
-    errno = 0;                                                                                    \
-    if (!(cond)) {                                                                                \
-      const int require_errno_ = errno;                                                           \
-      fprintf(stderr, "%s:%d: in child %d: %s failed (errno %s)\n", __FILE__, __LINE__, getpid(), \
-              #cond, ::husk_test::ErrnoName(require_errno_).c_str());                             \
-      return 1;                                                                                   \
-    }                                                                                             \
-  } while (0)
-
-// True if `expr` returns -1 with errno `err`.
-#define FAILS_WITH(expr, err) ((errno = 0, static_cast<long>(expr)) == -1 && errno == (err))
-
 namespace husk_test {
 namespace {
-
-constexpr int kWaitMs = 5000;
 
 struct Pty {
   Fd master, replica;
@@ -139,12 +121,6 @@ bool MakeRaw(int fd, cc_t vmin, cc_t vtime) {
     t.c_cc[VMIN] = vmin;
     t.c_cc[VTIME] = vtime;
   });
-}
-
-// poll(2) on one fd: its revents, or -1.
-int Revents(int fd, short events, int timeout_ms = 0) {
-  pollfd pfd{fd, events, 0};
-  return poll(&pfd, 1, timeout_ms) < 0 ? -1 : pfd.revents;
 }
 
 int InputQueued(int fd) {

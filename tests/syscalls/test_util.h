@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -20,6 +21,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -46,7 +48,26 @@
     ASSERT_NE(husk_r_, -1L) << #expr << ": " << ::husk_test::ErrnoName(errno); \
   } while (0)
 
+// In a forked child's body: unless `cond` holds, says on stderr which check failed (with
+// errno) and returns 1.
+#define REQUIRE(cond)                                                                             \
+  do {                                                                                            \
+    errno = 0;                                                                                    \
+    if (!(cond)) {                                                                                \
+      const int require_errno_ = errno;                                                           \
+      fprintf(stderr, "%s:%d: in child %d: %s failed (errno %s)\n", __FILE__, __LINE__, getpid(), \
+              #cond, ::husk_test::ErrnoName(require_errno_).c_str());                             \
+      return 1;                                                                                   \
+    }                                                                                             \
+  } while (0)
+
+// True if `expr` returns -1 with errno `err`.
+#define FAILS_WITH(expr, err) ((errno = 0, static_cast<long>(expr)) == -1 && errno == (err))
+
 namespace husk_test {
+
+// How long a test waits for what should come at once (a wake-up, a peer's answer).
+inline constexpr int kWaitMs = 5000;
 
 inline std::string ErrnoName(int err) {
   const char* name = strerrorname_np(err);
@@ -231,6 +252,12 @@ int InChild(F body) {
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) return -1001;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+// poll(2) on one fd: its revents, or -1.
+inline int Revents(int fd, short events, int timeout_ms = 0) {
+  pollfd pfd{fd, events, 0};
+  return poll(&pfd, 1, timeout_ms) < 0 ? -1 : pfd.revents;
 }
 
 }  // namespace husk_test

@@ -43,28 +43,12 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/syscalls/socket_util.h"
 #include "tests/syscalls/test_util.h"
-
-// In a forked child's body: unless `cond` holds, says on stderr which check failed (with
-// errno) and returns 1.
-#define REQUIRE(cond)                                                                             \
-  do {                                                                                            \
-    errno = 0;                                                                                    \
-    if (!(cond)) {                                                                                \
-      const int require_errno_ = errno;                                                           \
-      fprintf(stderr, "%s:%d: in child %d: %s failed (errno %s)\n", __FILE__, __LINE__, getpid(), \
-              #cond, ::husk_test::ErrnoName(require_errno_).c_str());                             \
-      return 1;                                                                                   \
-    }                                                                                             \
-  } while (0)
-
-// True if `expr` returns -1 with errno `err`.
-#define FAILS_WITH(expr, err) ((errno = 0, static_cast<long>(expr)) == -1 && errno == (err))
 
 namespace husk_test {
 namespace {
 
-constexpr int kWaitMs = 5000;
 constexpr socklen_t kPathOffset = offsetof(sockaddr_un, sun_path);  // 2
 
 // A socket address and its length.
@@ -166,35 +150,6 @@ Pair Connected(int listener, const Addr& a, int type = SOCK_STREAM) {
 
 bool Send(int fd, std::string_view s, int flags = 0) {
   return send(fd, s.data(), s.size(), flags) == static_cast<ssize_t>(s.size());
-}
-
-// One recv(2), described: the bytes, or "[eof]" for 0 and "[ENAME]" for -1. (No data in these
-// tests contains '['.)
-std::string Recv(int fd, size_t max = 4096, int flags = 0) {
-  std::string buf(max, '\0');
-  const ssize_t n = recv(fd, buf.data(), max, flags);
-  if (n < 0) return "[" + ErrnoName(errno) + "]";
-  if (n == 0) return "[eof]";
-  buf.resize(n);
-  return buf;
-}
-
-// One recv without waiting.
-std::string RecvNow(int fd, size_t max = 4096) { return Recv(fd, max, MSG_DONTWAIT); }
-
-// Waits up to kWaitMs for `fd` to poll readable, then receives once.
-std::string RecvSoon(int fd, size_t max = 4096) {
-  pollfd pfd{fd, POLLIN, 0};
-  const int r = poll(&pfd, 1, kWaitMs);
-  if (r == 0) return "[timeout]";
-  if (r < 0) return "[poll " + ErrnoName(errno) + "]";
-  return Recv(fd, max);
-}
-
-// poll(2) on one fd: its revents, or -1.
-int Revents(int fd, short events, int timeout_ms = 0) {
-  pollfd pfd{fd, events, 0};
-  return poll(&pfd, 1, timeout_ms) < 0 ? -1 : pfd.revents;
 }
 
 int GetInt(int fd, int level, int name) {
@@ -339,43 +294,6 @@ bool Pending(int sig) {
   sigset_t set;
   return sigpending(&set) == 0 && sigismember(&set, sig) == 1;
 }
-
-// Runs body in a forked child; true if it exited 0 within 2 * kWaitMs (else it is killed).
-template <typename F>
-bool ChildSucceeds(F body) {
-  const pid_t pid = fork();
-  if (pid < 0) return false;
-  if (pid == 0) _exit(body());
-  const int status = WaitBounded(pid, 0, 2 * kWaitMs);
-  if (!ExitedWith(status, 0)) fprintf(stderr, "child: %s\n", Describe(status).c_str());
-  return ExitedWith(status, 0);
-}
-
-// A forked child running body(), waited for (with a bound) when this goes out of scope.
-class Child {
- public:
-  template <typename F>
-  explicit Child(F body) : pid_(fork()) {
-    if (pid_ == 0) _exit(body());
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child() {
-    if (pid_ > 0) WaitBounded(pid_, 0, 2 * kWaitMs);
-  }
-  pid_t pid() const { return pid_; }
-  bool ok() const { return pid_ > 0; }
-  // Waits for it to exit; true if it exited 0.
-  bool ExitsZero() {
-    if (pid_ <= 0) return false;
-    const int status = WaitBounded(std::exchange(pid_, -1), 0, 2 * kWaitMs);
-    if (!ExitedWith(status, 0)) fprintf(stderr, "child: %s\n", Describe(status).c_str());
-    return ExitedWith(status, 0);
-  }
-
- private:
-  pid_t pid_;
-};
 
 // ---------------------------------------------------------------------------------------
 // Creating sockets.

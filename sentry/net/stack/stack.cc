@@ -175,16 +175,19 @@ uint64_t Mix(uint64_t h, uint64_t v) {
 
 uint32_t Stack::CookieHash(const Ip& local, uint16_t lport, const Ip& remote, uint16_t rport,
                            uint32_t peer_isn, uint32_t count, uint32_t mss_index) const {
-  uint64_t h = cookie_key_[0];
-  for (int i = 0; i < 16; i += 8) {
-    uint64_t a = 0, b = 0;
-    memcpy(&a, local.data() + i, 8);
-    memcpy(&b, remote.data() + i, 8);
-    h = Mix(Mix(h, a), b);
-  }
-  h = Mix(h, (uint64_t{lport} << 48) | (uint64_t{rport} << 32) | peer_isn);
-  h = Mix(h, (uint64_t{count} << 8) | mss_index);
-  return static_cast<uint32_t>(Mix(h, cookie_key_[1]));
+  // The connection, the counter and the MSS's index under the stack's
+  // secret key (SipHash, as Linux's cookies use since 4.13).
+  uint8_t m[16 + 16 + 2 + 2 + 4 + 4 + 1];
+  uint8_t* p = m;
+  memcpy(p, local.data(), 16);
+  memcpy(p + 16, remote.data(), 16);
+  p += 32;
+  Store16(p, lport);
+  Store16(p + 2, rport);
+  Store32(p + 4, peer_isn);
+  Store32(p + 8, count);
+  p[12] = static_cast<uint8_t>(mss_index);
+  return static_cast<uint32_t>(SipHash24(cookie_key_[0], cookie_key_[1], Bytes(m, sizeof(m))));
 }
 
 uint32_t Stack::SynCookie(const Ip& local, uint16_t lport, const Ip& remote, uint16_t rport,

@@ -316,4 +316,55 @@ void WriteTcp(uint8_t* p, const TcpHeader& h, const std::string& options) {
   CopyBytes(p + kTcpLen, Bytes(reinterpret_cast<const uint8_t*>(options.data()), options.size()));
 }
 
+namespace {
+
+uint64_t Rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+struct SipState {
+  uint64_t v0, v1, v2, v3;
+  void Round() {
+    v0 += v1;
+    v1 = Rotl(v1, 13);
+    v1 ^= v0;
+    v0 = Rotl(v0, 32);
+    v2 += v3;
+    v3 = Rotl(v3, 16);
+    v3 ^= v2;
+    v0 += v3;
+    v3 = Rotl(v3, 21);
+    v3 ^= v0;
+    v2 += v1;
+    v1 = Rotl(v1, 17);
+    v1 ^= v2;
+    v2 = Rotl(v2, 32);
+  }
+  void Absorb(uint64_t m) {
+    v3 ^= m;
+    Round();
+    Round();
+    v0 ^= m;
+  }
+};
+
+}  // namespace
+
+uint64_t SipHash24(uint64_t k0, uint64_t k1, Bytes data) {
+  SipState s{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL, k0 ^ 0x6c7967656e657261ULL,
+             k1 ^ 0x7465646279746573ULL};
+  // Eight bytes at a time, little-endian; the last block holds what is
+  // left and the length's low byte at the top.
+  size_t i = 0;
+  for (; i + 8 <= data.size(); i += 8) {
+    uint64_t m = 0;
+    for (int k = 7; k >= 0; k--) m = (m << 8) | data[i + k];
+    s.Absorb(m);
+  }
+  uint64_t last = uint64_t{data.size() & 0xff} << 56;
+  for (size_t k = 0; i + k < data.size(); k++) last |= uint64_t{data[i + k]} << (8 * k);
+  s.Absorb(last);
+  s.v2 ^= 0xff;
+  for (int r = 0; r < 4; r++) s.Round();
+  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+}
+
 }  // namespace husk::netstack

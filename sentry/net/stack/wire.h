@@ -189,6 +189,11 @@ std::string TcpOptionBytes(const TcpOptions& o, bool syn);
 // Writes the header (20 bytes + options) with a zero checksum.
 void WriteTcp(uint8_t* p, const TcpHeader& h, const std::string& options);
 
+// SipHash-2-4 (Aumasson and Bernstein) of `data` under the 128-bit key
+// (k0, k1): a keyed hash whose outputs an attacker who sees many of them
+// cannot forge for inputs of their choosing (SYN cookies).
+uint64_t SipHash24(uint64_t k0, uint64_t k1, Bytes data);
+
 }  // namespace husk::netstack
 
 #endif  // HUSK_SENTRY_NET_STACK_WIRE_H_

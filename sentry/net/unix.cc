@@ -2209,8 +2209,10 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
         const size_t before = r.data.size();
         TakeStream(n, flags, &r, &gone);
         // MSG_WAITALL: on until n bytes, files, the end, or a signal; a
-        // message with files waiting behind what was read ends it too.
+        // message with files waiting behind what was read ends it too, and
+        // so does the urgent mark once something was read (tcp_recvmsg).
         if (!waitall || r.data.size() >= n || !r.fds.empty() || r.data.size() == before) break;
+        if (urgent_ != Urgent::kNone && copied_seq_ == urgent_mark_) break;
         continue;
       }
       const bool some = !r.data.empty();
@@ -2872,6 +2874,12 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
           n = static_cast<int>(tcp_->Readable());
         } else if (type_ != SOCK_DGRAM) {
           n = static_cast<int>(queued_bytes_);  // what is left to read
+          // TCP with urgent data ahead (not inline): what comes before the
+          // mark, 0 at it (tcp_inq).
+          if (inet() && urgent_ != Urgent::kNone && copied_seq_ <= urgent_mark_ &&
+              IntOptionLocked(SOL_SOCKET, SO_OOBINLINE, 0) == 0) {
+            n = static_cast<int>(urgent_mark_ - copied_seq_);
+          }
         } else {
           n = queue_msgs_.empty() ? 0 : static_cast<int>(queue_msgs_.front().data.size());
         }

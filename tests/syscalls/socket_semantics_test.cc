@@ -1084,6 +1084,21 @@ TEST(SockTcpTest, MsgOobCarriesOneUrgentByteOutsideTheStream) {
   EXPECT_EQ(RecvSoon(c.server.get()), "de");
 }
 
+// MSG_WAITALL stops at the urgent mark too, short of what it asked, once it has read
+// something; the next read goes on past the mark. FIONREAD counts up to the mark (0 at it).
+TEST(SockTcpTest, MsgWaitallAndFionreadStopAtTheUrgentMark) {
+  Conn c = Connected(AF_INET);
+  ASSERT_TRUE(c.server.valid());
+  ASSERT_TRUE(Send(c.client.get(), "ab"));
+  ASSERT_EQ(send(c.client.get(), "c", 1, MSG_OOB | MSG_NOSIGNAL), 1) << ErrnoName(errno);
+  ASSERT_TRUE(Send(c.client.get(), "de"));
+  ASSERT_NE(ReventsSoon(c.server.get(), POLLIN | POLLPRI, POLLPRI) & POLLPRI, 0);
+  EXPECT_EQ(QueuedSoon(c.server.get(), 2), 2);
+  EXPECT_EQ(Recv(c.server.get(), 4, MSG_WAITALL), "ab");
+  EXPECT_EQ(QueuedSoon(c.server.get(), 0), 0);
+  EXPECT_EQ(Recv(c.server.get(), 2, MSG_WAITALL), "de");
+}
+
 // With SO_OOBINLINE the urgent byte stays in the stream, and MSG_OOB reads fail EINVAL.
 TEST(SockTcpTest, SoOobinlineLeavesTheUrgentByteInTheStream) {
   Conn c = Connected(AF_INET6);

@@ -1328,6 +1328,55 @@ TEST_F(TcpPair, ADuplicateSegmentIsReportedInADsackBlock) {
   EXPECT_EQ(ack.opts.nsack, 0);
 }
 
+TEST_F(TcpPair, TimersFireOnTimeAmongManyConnectionsWithoutWalkingAllPerFrame) {
+  // 400 connections (past the count below which every Tick walks them all).
+  Listen(80, 512);
+  std::vector<std::shared_ptr<TcpEndpoint>> clients;
+  for (uint16_t i = 0; i < 400; i++) {
+    clients.push_back(a.Connect(kIpA, static_cast<uint16_t>(42000 + i), kIpB, 80, {}, now));
+  }
+  Run(2000, [&] { return hb.listener->ready.size() == clients.size(); });
+  ASSERT_EQ(hb.listener->ready.size(), clients.size());
+  for (const auto& c : clients) ASSERT_TRUE(c->Established());
+  // One segment of one connection is lost once: its retransmission timer
+  // must still fire, and the data arrive.
+  bool lost = false;
+  wa.drop = [&](const std::string& f) {
+    if (lost || f.size() < 54 + 100) return false;
+    lost = true;
+    return true;
+  };
+  const std::string data = Pattern(1000);
+  auto& victim = clients[123];
+  victim->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  ASSERT_TRUE(lost);
+  std::shared_ptr<TcpEndpoint> server;
+  for (const auto& s : hb.listener->ready) {
+    if (s->rport() == victim->lport()) server = s;
+  }
+  ASSERT_NE(server, nullptr);
+  const int64_t start = now;
+  const uint64_t walks = a.timer_walks();
+  std::string got;
+  Run(5000, [&] {
+    got += server->Read(1 << 20, false, now);
+    return got.size() >= data.size();
+  });
+  EXPECT_EQ(got, data);
+  EXPECT_LE(now - start, 1500 * kMs);  // the initial RTO (1 s) and a little
+  EXPECT_GE(victim->Info(now).total_retrans, 1u);
+  EXPECT_LT(a.timer_walks() - walks, 100u);
+  // A busy link ticks the stack after every batch of frames: 1,000 ticks
+  // 10 us apart, with no timer due, walk the connections at most twice.
+  Run(1000);
+  const uint64_t before = a.timer_walks();
+  for (int i = 0; i < 1000; i++) {
+    now += 10000;
+    a.Tick(now);
+  }
+  EXPECT_LE(a.timer_walks() - before, 2u);
+}
+
 TEST_F(TcpPair, ConnectToAnAddressNobodyHasIsHostUnreachable) {
   // A route straight to 10.9.0.0/16 on the wire, where nobody answers ARP.
   a.AddRoute(Route{V4(0x0a090000), 16, {}, false, 2});

@@ -1497,6 +1497,11 @@ std::vector<std::shared_ptr<TcpEndpoint>> Stack::Connections() const {
   return out;
 }
 
+void TcpEndpoint::Arm(int64_t* timer, int64_t when) {
+  *timer = when;
+  if (stack_ != nullptr) stack_->NoteDeadline(when);
+}
+
 void Stack::EndBatch(int64_t now) {
   batching_ = false;
   std::vector<std::shared_ptr<TcpEndpoint>> acks;
@@ -1549,6 +1554,16 @@ int64_t Stack::Tick(int64_t now) {
     if (!n.resolved) next = std::min(next, n.expires);
     ++it;
   }
+  // A walk costs every connection: with thousands, one per batch of
+  // frames would cost more than the frames.
+  constexpr size_t kWalkAlways = 256;
+  constexpr int64_t kWalkEvery = kSecond / 100;  // 10 ms
+  if (conns_.size() > kWalkAlways && now < timer_hint_ && now - last_walk_ < kWalkEvery) {
+    return std::min({next, timer_hint_, last_walk_ + kWalkEvery});
+  }
+  timer_walks_++;
+  last_walk_ = now;
+  int64_t earliest = INT64_MAX;
   for (auto it = conns_.begin(); it != conns_.end();) {
     std::shared_ptr<TcpEndpoint> ep = it->second;
     if (ep->Deadline() <= now) ep->OnTimer(now);
@@ -1556,10 +1571,12 @@ int64_t Stack::Tick(int64_t now) {
       it = conns_.erase(it);
       continue;
     }
-    next = std::min(next, ep->Deadline());
+    earliest = std::min(earliest, ep->Deadline());
     ++it;
   }
-  return next;
+  // Arms during the walk (OnTimer's) lowered the hint; the walk saw them.
+  timer_hint_ = earliest;
+  return std::min(next, earliest);
 }
 
 }  // namespace husk::netstack

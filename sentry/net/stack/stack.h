@@ -15,6 +15,7 @@
 #ifndef HUSK_SENTRY_NET_STACK_STACK_H_
 #define HUSK_SENTRY_NET_STACK_STACK_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -158,6 +159,8 @@ class Stack {
   // wakes it for them. The reader's thread then does not carry the peer's
   // answer (over a veth, the host's TCP sending more into our interface).
   void SetOutputThread(void (*kick)()) { output_kick_ = kick; }
+  // How often Tick walked every connection for its timers (for tests).
+  uint64_t timer_walks() const { return timer_walks_; }
 
   // The address packets to dst leave from (ENETUNREACH: no route).
   int SourceFor(const Ip& dst, Ip* src) const;
@@ -361,6 +364,14 @@ class Stack {
   bool batching_ = false;
   std::vector<std::shared_ptr<TcpEndpoint>> deferred_acks_;
   void (*output_kick_)() = nullptr;
+  // The connections' timers: Tick walks them all only when the earliest
+  // deadline armed since (timer_hint_, which every TcpEndpoint::Arm
+  // lowers) is due, or every kWalkEvery as a safety net; with few
+  // connections, at every Tick.
+  int64_t timer_hint_ = INT64_MIN;
+  int64_t last_walk_ = INT64_MIN;
+  uint64_t timer_walks_ = 0;
+  void NoteDeadline(int64_t when) { timer_hint_ = std::min(timer_hint_, when); }
   uint64_t syncookies_sent_ = 0, syncookies_recv_ = 0, syncookies_failed_ = 0;
   // When the last cookie went out: an ACK is taken as one only for two
   // cookie periods after (tcp_synq_no_recent_overflow).

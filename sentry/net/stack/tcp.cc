@@ -88,7 +88,7 @@ void TcpEndpoint::SetState(State s, int64_t now) {
   State old = state_;
   state_ = s;
   if (s == kTimeWait) {
-    timewait_at_ = now + kTimeWaitLen;
+    Arm(&timewait_at_, now + kTimeWaitLen);
     rto_at_ = delack_at_ = persist_at_ = keepalive_at_ = orphan_at_ = INT64_MAX;
   }
   if (s == kClosed) {
@@ -98,7 +98,7 @@ void TcpEndpoint::SetState(State s, int64_t now) {
     }
     listener_.reset();
   }
-  if (s == kFinWait2 && orphan_) orphan_at_ = now + kFinTimeout;
+  if (s == kFinWait2 && orphan_) Arm(&orphan_at_, now + kFinTimeout);
 }
 
 void TcpEndpoint::Unreachable(int err) {
@@ -185,7 +185,7 @@ void TcpEndpoint::StartFromCookie(const TcpHeader& ack, uint16_t peer_mss, int64
   state_ = kEstablished;
   last_recv_ = now;
   rcv_adv_ = rcv_nxt_ + 65535;  // what the cookie's SYN-ACK offered
-  if (settings.keepalive) keepalive_at_ = now + int64_t{settings.keepidle} * kSecond;
+  if (settings.keepalive) Arm(&keepalive_at_, now + int64_t{settings.keepidle} * kSecond);
 }
 
 void TcpEndpoint::Negotiate(const TcpOptions& o) {
@@ -455,7 +455,7 @@ void TcpEndpoint::Close(bool linger_zero, int64_t now) {
     SetState(kClosed, now);
     return;
   }
-  if (state_ == kFinWait2) orphan_at_ = now + kFinTimeout;
+  if (state_ == kFinWait2) Arm(&orphan_at_, now + kFinTimeout);
   ShutdownWrite(now);
 }
 
@@ -527,7 +527,7 @@ void TcpEndpoint::Output(int64_t now) {
         if (Gt(snd_nxt_, snd_max_)) snd_max_ = snd_nxt_;
         if (rto_at_ == INT64_MAX) ArmRto(now);
       } else if (avail > 0 && snd_wnd_ == 0 && Flight() == 0 && persist_at_ == INT64_MAX) {
-        persist_at_ = now + std::max(rto_, kMinRto);
+        Arm(&persist_at_, now + std::max(rto_, kMinRto));
       }
       return;
     }
@@ -817,7 +817,7 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     } else if (unacked_segs_ >= 2 || data.size() >= 2u * adv_mss_) {
       AckData(now);
     } else if (delack_at_ == INT64_MAX) {
-      delack_at_ = now + kDelayedAck;
+      Arm(&delack_at_, now + kDelayedAck);
     }
     Notify();
     return;
@@ -910,7 +910,7 @@ void TcpEndpoint::InputSynSent(const TcpHeader& h, int64_t now) {
     retries_ = backoff_ = 0;
     rto_at_ = INT64_MAX;
     state_ = kEstablished;
-    if (settings.keepalive) keepalive_at_ = now + int64_t{settings.keepidle} * kSecond;
+    if (settings.keepalive) Arm(&keepalive_at_, now + int64_t{settings.keepidle} * kSecond);
     SendAck(now);
     Output(now);
     Notify();
@@ -945,7 +945,7 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
       // A FIN sent again restarts TIME_WAIT (its ACK was lost); nothing
       // else may keep it.
       if (state_ == kTimeWait && (h.flags & kFin) && h.seq + seg_len == rcv_nxt_) {
-        timewait_at_ = now + kTimeWaitLen;
+        Arm(&timewait_at_, now + kTimeWaitLen);
       }
       if (state_ == kSynRecv && !passive_ && (h.flags & (kSyn | kAck)) == (kSyn | kAck) &&
           h.seq == irs_ && Lt(snd_una_, h.ack) && Le(h.ack, snd_max_)) {
@@ -975,7 +975,7 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
   last_recv_ = now;
   probes_ = 0;
   if (settings.keepalive && keepalive_at_ != INT64_MAX) {
-    keepalive_at_ = now + int64_t{settings.keepidle} * kSecond;
+    Arm(&keepalive_at_, now + int64_t{settings.keepidle} * kSecond);
   }
   if (ts_ok_ && h.opts.has_ts && Le(h.seq, last_ack_sent_)) ts_recent_ = h.opts.tsval;
 
@@ -1041,7 +1041,7 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
       l->ready.push_back(shared_from_this());
       if (l->notify) l->notify();
     }
-    if (settings.keepalive) keepalive_at_ = now + int64_t{settings.keepidle} * kSecond;
+    if (settings.keepalive) Arm(&keepalive_at_, now + int64_t{settings.keepidle} * kSecond);
     if (!passive_) Notify();  // a simultaneous open's connect() is done
   } else if (!ProcessAck(h, data.size(), now)) {
     return;
@@ -1153,7 +1153,7 @@ void TcpEndpoint::OnTimer(int64_t now) {
     if (persist_probes_ == 0) persist_since_ = now;
     SendSegment(snd_una_ - 1, kAck, {}, now);
     if (persist_probes_ < 16) persist_probes_++;
-    persist_at_ = now + std::min(std::max(rto_, kMinRto) << persist_probes_, kMaxRto);
+    Arm(&persist_at_, now + std::min(std::max(rto_, kMinRto) << persist_probes_, kMaxRto));
   }
   if (keepalive_at_ <= now) {
     if (!settings.keepalive || !Established()) {
@@ -1165,7 +1165,7 @@ void TcpEndpoint::OnTimer(int64_t now) {
     } else {
       SendSegment(snd_una_ - 1, kAck, {}, now);
       probes_++;
-      keepalive_at_ = now + int64_t{settings.keepintvl} * kSecond;
+      Arm(&keepalive_at_, now + int64_t{settings.keepintvl} * kSecond);
     }
   }
 }

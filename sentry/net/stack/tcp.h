@@ -197,7 +197,9 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   uint16_t WindowField();
   uint32_t ReceiveSpace() const;
   uint32_t Flight() const { return snd_nxt_ - snd_una_; }
-  void ArmRto(int64_t now) { rto_at_ = now + (rto_ << backoff_); }
+  void ArmRto(int64_t now) { Arm(&rto_at_, now + (rto_ << backoff_)); }
+  // Sets one of the timers, telling the stack when it is due.
+  void Arm(int64_t* timer, int64_t when);
   void Fail(int err);
   // Moves to state s (kClosed: the connection is over).
   void SetState(State s, int64_t now);

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -50,11 +51,17 @@ struct HeldFrame {
   VnetHeader vnet;
   std::string bytes;
 };
-struct HeldFrames {
-  std::vector<HeldFrame> frames;
-  int depth = 0;
-};
-thread_local HeldFrames t_held;
+// The frames the stack made and nobody wrote yet, in the order it made
+// them (it runs under the sockets' lock, so they queue in that order),
+// and the lock that lets one thread at a time write them, first to last:
+// frames of two threads never overtake each other on the wire.
+ABSL_CONST_INIT absl::Mutex g_tx_mu(absl::kConstInit);
+std::deque<HeldFrame>* g_tx ABSL_GUARDED_BY(g_tx_mu) = nullptr;
+ABSL_CONST_INIT absl::Mutex g_send_mu(absl::kConstInit);
+// How many holds (HoldFrames) this thread is within.
+thread_local int t_hold_depth = 0;
+
+void WriteQueuedFrames();
 
 // Frames go out with write(2) on the packet socket; a full queue drops
 // them, as a full device queue does (TCP sends them again).
@@ -71,12 +78,14 @@ class PacketLink : public netstack::Link {
       h.csum_start = gso.csum_start;
       h.csum_offset = gso.csum_offset;
     }
-    if (t_held.depth > 0) {
-      t_held.frames.push_back(
+    {
+      absl::MutexLock l(&g_tx_mu);
+      if (g_tx == nullptr) g_tx = new std::deque<HeldFrame>();
+      g_tx->push_back(
           {this, h, std::string(reinterpret_cast<const char*>(frame.data()), frame.size())});
-      return;
     }
-    Send(h, frame.data(), frame.size());
+    // Outside any hold (no path drives the stack so, but if one did): at once.
+    if (t_hold_depth == 0) WriteQueuedFrames();
   }
   void Send(const VnetHeader& h, const uint8_t* frame, size_t len) {
     ssize_t n;
@@ -146,6 +155,9 @@ int64_t Now() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
+// Frames the network thread reads before it runs the stack over them.
+constexpr int kBatch = 64;
+
 // A frame read, for the stack: in a slot of the thread's, or in a ring.
 struct Frame {
   const uint8_t* data = nullptr;
@@ -156,11 +168,14 @@ struct Frame {
 
 // Takes the frames the ring holds for us, up to `room`, in order, and notes
 // the ring frames to give back after the stack has read them.
+// At most `room` frames are looked at (taken or dropped), fewer than the
+// ring holds (ParseNicSpec), so a batch never comes round to a frame it
+// holds already.
 int TakeFromRing(Network* net, size_t i, Frame* out, int room, std::vector<tpacket2_hdr*>* taken) {
   RxRing& ring = net->rings[i];
   const bool vnet = net->specs[i].vnet;
   int got = 0;
-  while (got < room) {
+  for (int seen = 0; seen < room; seen++) {
     tpacket2_hdr* h = ring.Frame(ring.next);
     const uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
     if ((status & TP_STATUS_USER) == 0) break;
@@ -236,7 +251,6 @@ int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slo
 }
 
 void Loop(Network* net) {
-  constexpr int kBatch = 64;
   constexpr size_t kFrame = 65536 + 256;  // a GRO'd frame from a veth may be that big
   bool any_socket = false;
   for (const RxRing& r : net->rings) any_socket = any_socket || r.frames == 0;
@@ -253,13 +267,21 @@ void Loop(Network* net) {
     int got = 0;
     bool more = false;
     first = (first + 1) % net->specs.size();
-    for (size_t k = 0; k < net->specs.size() && got < kBatch; k++) {
+    int used = 0;  // frames looked at: taken, or dropped on the way
+    for (size_t k = 0; k < net->specs.size() && used < kBatch; k++) {
       const size_t i = (first + k) % net->specs.size();
-      got += net->rings[i].frames != 0
-                 ? TakeFromRing(net, i, frames.data() + got, kBatch - got, &taken)
-                 : TakeFromSocket(net, i, frames.data() + got, slots.data() + got, kBatch - got);
+      if (net->rings[i].frames != 0) {
+        const size_t before = taken.size();
+        got += TakeFromRing(net, i, frames.data() + got, kBatch - used, &taken);
+        used += static_cast<int>(taken.size() - before);
+      } else {
+        const int n =
+            TakeFromSocket(net, i, frames.data() + got, slots.data() + got, kBatch - used);
+        got += n;
+        used += n;
+      }
     }
-    if (got == kBatch) more = true;
+    if (used == kBatch) more = true;
     HoldFrames();
     int64_t next = RunStack([&](netstack::Stack& st, int64_t now) {
       st.BeginBatch();
@@ -324,19 +346,30 @@ std::string Ip4(const netstack::Ip& ip) { return netstack::IpString(ip); }
 
 }  // namespace
 
-void HoldFrames() { t_held.depth++; }
+namespace {
+
+void WriteQueuedFrames() {
+  absl::MutexLock s(&g_send_mu);
+  for (;;) {
+    std::deque<HeldFrame> batch;
+    {
+      absl::MutexLock l(&g_tx_mu);
+      if (g_tx == nullptr || g_tx->empty()) return;
+      batch.swap(*g_tx);
+    }
+    for (const HeldFrame& f : batch) {
+      f.link->Send(f.vnet, reinterpret_cast<const uint8_t*>(f.bytes.data()), f.bytes.size());
+    }
+  }
+}
+
+}  // namespace
+
+void HoldFrames() { t_hold_depth++; }
 
 void SendHeldFrames() {
-  if (--t_held.depth > 0) return;
-  // Taken first: a frame's sending does not reach the stack again, but
-  // the vector is this thread's to reuse.
-  std::vector<HeldFrame> frames;
-  frames.swap(t_held.frames);
-  for (const HeldFrame& f : frames) {
-    f.link->Send(f.vnet, reinterpret_cast<const uint8_t*>(f.bytes.data()), f.bytes.size());
-  }
-  frames.clear();
-  if (t_held.frames.empty()) t_held.frames.swap(frames);  // keeps the capacity
+  if (--t_hold_depth > 0) return;
+  WriteQueuedFrames();
 }
 
 bool ParseNicSpec(const std::string& text, NicSpec* out) {
@@ -365,7 +398,8 @@ bool ParseNicSpec(const std::string& text, NicSpec* out) {
         out->ring_frame < 2048 || out->ring_frame % TPACKET_ALIGNMENT != 0 ||
         out->ring_block % 4096 != 0 || out->ring_block < out->ring_frame ||
         out->ring_block > (64U << 20) || out->ring_blocks == 0 || out->ring_blocks > 1024 ||
-        uint64_t{out->ring_block} * out->ring_blocks > (uint64_t{1} << 30)) {
+        uint64_t{out->ring_block} * out->ring_blocks > (uint64_t{1} << 30) ||
+        (out->ring_block / out->ring_frame) * out->ring_blocks < kBatch) {
       return false;
     }
     first++;

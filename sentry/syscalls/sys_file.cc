@@ -126,6 +126,7 @@ Result<long> ReadInto(Task& t, const vfs::FileRef& f, uintptr_t addr, size_t n, 
   TRY(WaitHostReady(t, *f, POLLIN));
   n = std::min(n, kMaxRw);
   if (auto* s = dynamic_cast<net::Socket*>(f.get()); s != nullptr && !positional) {
+    if (n == 0) return 0L;  // takes nothing (Socket::Read, sock_read_iter)
     // A socket's read is a receive without flags (Socket::Read), here
     // with no bounce buffer between the socket's bytes and the task's.
     ASSIGN_OR_RETURN(net::Received r, s->Receive(t, std::min(n, kMaxChunk), 0));

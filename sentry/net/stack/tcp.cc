@@ -317,7 +317,10 @@ void TcpEndpoint::AckData(int64_t now) {
 
 void TcpEndpoint::FlushDeferredAck(int64_t now) {
   ack_deferred_ = false;
-  const bool update = window_update_;
+  // A window update another segment has carried since is not sent again
+  // (a pure ACK with nothing new would count as a duplicate ACK).
+  const uint32_t offered = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+  const bool update = window_update_ && ReceiveSpace() > offered;
   window_update_ = false;
   if (stack_ == nullptr || (last_ack_sent_ == rcv_nxt_ && !update)) return;
   if (state_ == kClosed || state_ == kSynSent || state_ == kListen) return;
@@ -744,7 +747,11 @@ bool TcpEndpoint::ProcessAck(const TcpHeader& h, size_t data_len, int64_t now) {
     GrowWindow(acked, now);
   }
   dupacks_ = 0;
-  rto_at_ = Lt(snd_una_, snd_max_) ? now + rto_ : INT64_MAX;
+  if (Lt(snd_una_, snd_max_)) {
+    Arm(&rto_at_, now + rto_);
+  } else {
+    rto_at_ = INT64_MAX;
+  }
   Notify();
   return true;
 }
@@ -778,7 +785,7 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
   uint32_t offset = seq - rcv_nxt_;
   Counters& c = stack_->mutable_counters();
   if (offset >= space) {  // nowhere to keep it: it comes again
-    (space == 0 ? c.tcp_zero_window_drop : offset == 0 ? c.tcp_rcvq_drop : c.tcp_ofo_drop)++;
+    (offset != 0 ? c.tcp_ofo_drop : space == 0 ? c.tcp_zero_window_drop : c.tcp_rcvq_drop)++;
     return;
   }
   if (data.size() > space - offset) {
@@ -823,7 +830,6 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     return;
   }
   uint64_t pos = rcv_pos_ + offset;
-  c.tcp_ofo_queue++;
   // A segment that continues the last piece past the hole joins it (one
   // entry per run of data, not per segment), and the pieces are few: a
   // peer sending tiny segments past a hole cannot make many, and each
@@ -833,6 +839,7 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     if (last->first + last->second.size() == pos) {
       last->second.append(reinterpret_cast<const char*>(data.data()), data.size());
       ooo_bytes_ += data.size();
+      c.tcp_ofo_queue++;
       SendAck(now);
       return;
     }
@@ -848,6 +855,7 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
     NoteDuplicate(seq, seq + static_cast<uint32_t>(data.size()));
   }
   if (inserted || it->second.size() < data.size()) {
+    c.tcp_ofo_queue++;
     ooo_bytes_ += data.size() - it->second.size();
     it->second.assign(reinterpret_cast<const char*>(data.data()), data.size());
   }

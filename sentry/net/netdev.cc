@@ -25,24 +25,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "sentry/net/packet_ring.h"
 #include "sentry/net/stack/stack.h"
 #include "sentry/net/stack/tcp.h"
 #include "sentry/net/unix.h"
 
 namespace husk::net {
 namespace {
-
-// struct virtio_net_hdr (linux/virtio_net.h, which C++ cannot include):
-// what PACKET_VNET_HDR puts before each frame, in the host's byte order.
-struct VnetHeader {
-  uint8_t flags;
-  uint8_t gso_type;
-  uint16_t hdr_len, gso_size, csum_start, csum_offset;
-};
-static_assert(sizeof(VnetHeader) == 10);
-constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;  // VIRTIO_NET_HDR_F_*
-constexpr uint8_t kVnetGsoTcpv4 = 1, kVnetGsoTcpv6 = 4;    // VIRTIO_NET_HDR_GSO_TCPV4, _TCPV6
-constexpr uint8_t kVnetGsoUdpL4 = 5;                       // VIRTIO_NET_HDR_GSO_UDP_L4
 
 class PacketLink;
 
@@ -104,25 +93,10 @@ class PacketLink : public netstack::Link {
   std::atomic<uint64_t> dropped_{0};
 };
 
-// A PACKET_RX_RING mapped into the sentry: frame i is the sentry's to read
-// while its tpacket2_hdr's status has TP_STATUS_USER, and goes back to the
-// kernel when the status is TP_STATUS_KERNEL again.
-struct RxRing {
-  uint8_t* base = nullptr;
-  size_t size = 0;
-  uint32_t frame_size = 0, block_size = 0, per_block = 0, frames = 0;
-  uint32_t next = 0;  // the frame the kernel fills next, in turn
-
-  tpacket2_hdr* Frame(uint32_t i) const {
-    return reinterpret_cast<tpacket2_hdr*>(base + size_t{i / per_block} * block_size +
-                                           size_t{i % per_block} * frame_size);
-  }
-};
-
 struct Network {
   std::vector<NicSpec> specs;
   std::vector<std::unique_ptr<PacketLink>> links;
-  std::vector<RxRing> rings;  // specs[i]'s, or one of no frames
+  std::vector<RxRing> rings;  // specs[i]'s, or one not valid()
   // Frames the host's kernel dropped before the stack read them (a full
   // receive queue or ring), by PACKET_STATISTICS, which counts from its
   // last reading, and frames the ring cut short: specs[i]'s.
@@ -168,43 +142,6 @@ struct Frame {
 
 // Takes the frames the ring holds for us, up to `room`, in order, and notes
 // the ring frames to give back after the stack has read them.
-// At most `room` frames are looked at (taken or dropped), fewer than the
-// ring holds (ParseNicSpec), so a batch never comes round to a frame it
-// holds already.
-int TakeFromRing(Network* net, size_t i, Frame* out, int room, std::vector<tpacket2_hdr*>* taken) {
-  RxRing& ring = net->rings[i];
-  const bool vnet = net->specs[i].vnet;
-  int got = 0;
-  for (int seen = 0; seen < room; seen++) {
-    tpacket2_hdr* h = ring.Frame(ring.next);
-    const uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
-    if ((status & TP_STATUS_USER) == 0) break;
-    ring.next = (ring.next + 1) % ring.frames;
-    taken->push_back(h);
-    // The kernel's offsets, checked all the same: a frame whose bytes are
-    // not all in its slot (cut to the ring's frame size) is dropped.
-    const size_t mac = h->tp_mac, len = h->tp_snaplen;
-    const size_t header = sizeof(tpacket2_hdr) + (vnet ? sizeof(VnetHeader) : 0);
-    if (mac < header || mac + len > ring.frame_size || len != h->tp_len) {
-      net->host_drops[i].fetch_add(1);
-      continue;
-    }
-    const uint8_t* frame = reinterpret_cast<const uint8_t*>(h) + mac;
-    Frame& f = out[got];
-    f.data = frame;
-    f.len = len;
-    f.nic = net->nic_index[i];
-    f.checksum_ok = (status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
-    if (vnet) {
-      VnetHeader vh;
-      memcpy(&vh, frame - sizeof(vh), sizeof(vh));
-      if ((vh.gso_type & 0x7f) == kVnetGsoUdpL4) continue;  // as in TakeFromSocket
-      f.checksum_ok = f.checksum_ok || (vh.flags & (kVnetNeedsCsum | kVnetDataValid)) != 0;
-    }
-    got++;
-  }
-  return got;
-}
 
 // Reads frames from the packet socket, up to `room`, into the thread's
 // slots (one per Frame of out).
@@ -253,12 +190,11 @@ int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slo
 void Loop(Network* net) {
   constexpr size_t kFrame = 65536 + 256;  // a GRO'd frame from a veth may be that big
   bool any_socket = false;
-  for (const RxRing& r : net->rings) any_socket = any_socket || r.frames == 0;
+  for (const RxRing& r : net->rings) any_socket = any_socket || !r.valid();
   // Slots for frames read with recvmsg (interfaces without a ring).
   std::vector<std::vector<uint8_t>> slots(any_socket ? kBatch : 0, std::vector<uint8_t>(kFrame));
   std::vector<Frame> frames(kBatch);
-  std::vector<tpacket2_hdr*> taken;  // ring frames to give back after a batch
-  taken.reserve(kBatch);
+  RxRing::Frame from_ring[kBatch];
   std::vector<pollfd> fds;
   for (const NicSpec& n : net->specs) fds.push_back({n.fd, POLLIN, 0});
   fds.push_back({net->wake_fd, POLLIN, 0});
@@ -270,10 +206,16 @@ void Loop(Network* net) {
     int used = 0;  // frames looked at: taken, or dropped on the way
     for (size_t k = 0; k < net->specs.size() && used < kBatch; k++) {
       const size_t i = (first + k) % net->specs.size();
-      if (net->rings[i].frames != 0) {
-        const size_t before = taken.size();
-        got += TakeFromRing(net, i, frames.data() + got, kBatch - used, &taken);
-        used += static_cast<int>(taken.size() - before);
+      if (RxRing& ring = net->rings[i]; ring.valid()) {
+        uint64_t dropped = 0;
+        const int n = ring.Take(kBatch - used, from_ring, &dropped);
+        for (int k = 0; k < n; k++) {
+          frames[got + k] = Frame{from_ring[k].data, from_ring[k].len, net->nic_index[i],
+                                  from_ring[k].checksum_ok};
+        }
+        got += n;
+        used += n + static_cast<int>(dropped);
+        if (dropped != 0) net->host_drops[i].fetch_add(dropped);
       } else {
         const int n =
             TakeFromSocket(net, i, frames.data() + got, slots.data() + got, kBatch - used);
@@ -292,10 +234,7 @@ void Loop(Network* net) {
       st.EndBatch(now);
     });
     // The stack has copied what it keeps: the ring's frames go back.
-    for (tpacket2_hdr* h : taken) {
-      __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-    }
-    taken.clear();
+    for (RxRing& ring : net->rings) ring.GiveBack();
     SendHeldFrames();
     if (more) continue;
     int timeout = -1;
@@ -458,16 +397,12 @@ Status StartNetwork(std::vector<NicSpec> nics, const std::vector<RouteSpec>& rou
   for (const NicSpec& n : net->specs) {
     RxRing ring;
     if (n.ring_blocks != 0) {
-      ring.size = size_t{n.ring_block} * n.ring_blocks;
-      void* p = mmap(nullptr, ring.size, PROT_READ | PROT_WRITE, MAP_SHARED, n.fd, 0);
+      void* p = mmap(nullptr, size_t{n.ring_block} * n.ring_blocks, PROT_READ | PROT_WRITE,
+                     MAP_SHARED, n.fd, 0);
       if (p == MAP_FAILED) return Errno{errno};
-      ring.base = static_cast<uint8_t*>(p);
-      ring.frame_size = n.ring_frame;
-      ring.block_size = n.ring_block;
-      ring.per_block = n.ring_block / n.ring_frame;
-      ring.frames = ring.per_block * n.ring_blocks;
+      ring = RxRing(static_cast<uint8_t*>(p), n.ring_frame, n.ring_block, n.ring_blocks, n.vnet);
     }
-    net->rings.push_back(ring);
+    net->rings.push_back(std::move(ring));
   }
   for (const NicSpec& n : net->specs) {
     net->links.push_back(std::make_unique<PacketLink>(n.fd, n.vnet));

@@ -390,6 +390,9 @@ class HostSocket : public Socket {
         // Without MSG_WAITALL a stream gives what one host receive gave
         // (which stops at the urgent mark, as Linux's does).
         if (k == 0 || got == n || !waitall) break;
+        // MSG_WAITALL stops at the urgent mark too, once it has read
+        // something (tcp_recvmsg): the host's receive stopped there.
+        if (int at = 0; ioctl(fd_.get(), SIOCATMARK, &at) == 0 && at != 0) break;
         continue;
       }
       const int e = errno;

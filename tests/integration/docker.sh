@@ -23,6 +23,15 @@ for tool in containerd dockerd runc busybox python3 tmux curl ping /usr/bin/dock
   command -v "$tool" >/dev/null || fail "$tool is not installed (tools/setup-debian.sh installs it)"
 done
 
+# wait_http URL: until a server answers there (10 s); a loaded machine starts python slowly.
+wait_http() {
+  for _ in $(seq 100); do
+    curl -s -o /dev/null -m 2 "$1" && return 0
+    sleep 0.1
+  done
+  fail "no server answered at $1"
+}
+
 work=$(mktemp -d /var/tmp/husk-docker.XXXXXX)
 . "$here/engines.sh"
 cleanup() {
@@ -143,8 +152,8 @@ out=$(curl -s -m 5 http://127.0.0.1:18080/index.html)
 mkdir -p "$work/www" && echo hi-from-the-host >"$work/www/h.txt"
 python3 -m http.server -b "$gw" -d "$work/www" 18081 >/dev/null 2>&1 &
 web=$!
-sleep 0.5
-out=$(d exec web wget -qO- "http://$gw:18081/h.txt" 2>&1)
+wait_http "http://$gw:18081/h.txt"
+out=$(d exec web wget -qO- "http://$gw:18081/h.txt" 2>&1) || true
 kill "$web"
 [ "$out" = hi-from-the-host ] || fail "wget from the container to the host side printed '$out'"
 d exec web ip addr | grep -q "inet $ip/" || fail "ip addr in the container: $(d exec web ip addr)"
@@ -155,8 +164,8 @@ d rm -f web >/dev/null
 # such a container to its own loopback, as runsc does.
 python3 -m http.server -b 127.0.0.1 -d "$work/www" 18083 >/dev/null 2>&1 &
 web=$!
-sleep 0.5
-out=$(d run --rm --network=host --runtime=husk-host busybox:husk wget -qO- http://127.0.0.1:18083/h.txt 2>&1)
+wait_http http://127.0.0.1:18083/h.txt
+out=$(d run --rm --network=host --runtime=husk-host busybox:husk wget -qO- http://127.0.0.1:18083/h.txt 2>&1) || true
 [ "$out" = hi-from-the-host ] || { kill "$web"; fail "docker run --network=host with husk --network=host printed '$out'"; }
 if d run --rm --network=host --runtime=husk busybox:husk wget -qO- -T 3 http://127.0.0.1:18083/h.txt >/dev/null 2>&1; then
   kill "$web"

@@ -140,9 +140,6 @@ struct Frame {
   bool checksum_ok = false;
 };
 
-// Takes the frames the ring holds for us, up to `room`, in order, and notes
-// the ring frames to give back after the stack has read them.
-
 // Reads frames from the packet socket, up to `room`, into the thread's
 // slots (one per Frame of out).
 int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slots, int room) {
@@ -162,7 +159,7 @@ int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slo
     if (n <= 0) break;
     // A GSO frame of UDP segments (UDP_SEGMENT on the host's side) is
     // many datagrams the stack would take for one: it is dropped.
-    if (vnet && (n < static_cast<ssize_t>(sizeof(vh)) || (vh.gso_type & 0x7f) == kVnetGsoUdpL4)) {
+    if (vnet && (n < static_cast<ssize_t>(sizeof(vh)) || IsUdpGso(vh))) {
       continue;
     }
     Frame& f = out[got];
@@ -171,15 +168,14 @@ int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slo
     f.nic = net->nic_index[i];
     // A frame of the host's own with its checksum left to offload (or
     // one the host checked).
-    f.checksum_ok = vnet && (vh.flags & (kVnetNeedsCsum | kVnetDataValid)) != 0;
+    f.checksum_ok = vnet && VnetChecksumOk(vh);
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
       if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
         tpacket_auxdata aux;
         memcpy(&aux, CMSG_DATA(c), sizeof(aux));
         // Checked by the host's driver, or made locally with the
         // checksum left to offload (the bytes are as sent).
-        f.checksum_ok =
-            f.checksum_ok || (aux.tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
+        f.checksum_ok = f.checksum_ok || StatusChecksumOk(aux.tp_status);
       }
     }
     got++;

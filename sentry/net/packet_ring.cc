@@ -39,15 +39,15 @@ int RxRing::Take(int room, Frame* out, uint64_t* dropped) {
       continue;
     }
     const uint8_t* frame = reinterpret_cast<const uint8_t*>(h) + mac;
-    bool checksum_ok = (status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
+    bool checksum_ok = StatusChecksumOk(status);
     if (vnet_) {
       VnetHeader vh;
       memcpy(&vh, frame - sizeof(vh), sizeof(vh));
-      if ((vh.gso_type & 0x7f) == kVnetGsoUdpL4) {
+      if (IsUdpGso(vh)) {
         ++*dropped;
         continue;
       }
-      checksum_ok = checksum_ok || (vh.flags & (kVnetNeedsCsum | kVnetDataValid)) != 0;
+      checksum_ok = checksum_ok || VnetChecksumOk(vh);
     }
     out[got++] = Frame{frame, len, checksum_ok};
   }

@@ -27,6 +27,19 @@ inline constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;  // VIRTIO_NET_
 inline constexpr uint8_t kVnetGsoTcpv4 = 1, kVnetGsoTcpv6 = 4;  // VIRTIO_NET_HDR_GSO_TCPV4, _TCPV6
 inline constexpr uint8_t kVnetGsoUdpL4 = 5;                     // VIRTIO_NET_HDR_GSO_UDP_L4
 
+// A GSO frame of UDP segments (UDP_SEGMENT on the host's side): many
+// datagrams the stack would take for one, so dropped.
+inline bool IsUdpGso(const VnetHeader& v) { return (v.gso_type & 0x7f) == kVnetGsoUdpL4; }
+// The host vouches for a frame's transport checksum: by its virtio header
+// (left to offload, or checked), or by the status the packet socket gives
+// it (tpacket_auxdata's or the ring slot's tp_status).
+inline bool VnetChecksumOk(const VnetHeader& v) {
+  return (v.flags & (kVnetNeedsCsum | kVnetDataValid)) != 0;
+}
+inline bool StatusChecksumOk(uint32_t tp_status) {
+  return (tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) != 0;
+}
+
 class RxRing {
  public:
   RxRing() = default;

@@ -51,18 +51,22 @@ constexpr int kRcvShutdown = 1, kSendShutdown = 2, kShutdownMask = 3;
 PathOps g_path_ops;
 absl::Mutex g_mu;
 
-// g_mu for a scope; what the stack sends meanwhile goes out after it is
-// let go (HoldFrames in sentry/net/netdev.h).
+// Taking and letting go of g_mu: what the stack sends meanwhile goes out
+// once it is let go (HoldFrames in sentry/net/netdev.h), before a wait
+// too. SocketsLock holds it for a scope.
+void TakeSockets() ABSL_EXCLUSIVE_LOCK_FUNCTION(g_mu) {
+  g_mu.Lock();
+  HoldFrames();
+}
+void ReleaseSockets() ABSL_UNLOCK_FUNCTION(g_mu) {
+  g_mu.Unlock();
+  SendHeldFrames();
+}
+
 class ABSL_SCOPED_LOCKABLE SocketsLock {
  public:
-  SocketsLock() ABSL_EXCLUSIVE_LOCK_FUNCTION(g_mu) {
-    g_mu.Lock();
-    HoldFrames();
-  }
-  ~SocketsLock() ABSL_UNLOCK_FUNCTION() {
-    g_mu.Unlock();
-    SendHeldFrames();
-  }
+  SocketsLock() ABSL_EXCLUSIVE_LOCK_FUNCTION(g_mu) { TakeSockets(); }
+  ~SocketsLock() ABSL_UNLOCK_FUNCTION() { ReleaseSockets(); }
   SocketsLock(const SocketsLock&) = delete;
   SocketsLock& operator=(const SocketsLock&) = delete;
 };
@@ -777,15 +781,13 @@ int UnixSocket::Wait(Task& t, absl::Time deadline, std::shared_ptr<UnixSocket>* 
   // poller's edge may have come before this waiter was added.
   std::vector<pollfd> host;
   if (listening_ && host_listener_.valid()) host.push_back({host_listener_.get(), POLLIN, 0});
-  g_mu.Unlock();
-  SendHeldFrames();
+  ReleaseSockets();
   // Not kept across the wait: a peer whose last file closes meanwhile
   // goes, and its going (EPIPE, end of file) wakes this one.
   if (drop != nullptr) drop->reset();
   Status s = t.Block(deadline, host.empty() ? nullptr : &host);
   queue_.Remove(&t.waiter);
-  g_mu.Lock();
-  HoldFrames();
+  TakeSockets();
   if (s.ok()) return 0;
   return s.error() == ETIMEDOUT ? EAGAIN : kERestartSys;
 }
@@ -1332,12 +1334,10 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
     // The listener's queue is full: wait for an accept, unless O_NONBLOCK.
     if (flags() & O_NONBLOCK) return Errno{EAGAIN};
     other->queue_.Add(&t.waiter, ~0U);
-    g_mu.Unlock();
-    SendHeldFrames();
+    ReleaseSockets();
     Status s = t.Block();
     other->queue_.Remove(&t.waiter);
-    g_mu.Lock();
-    HoldFrames();
+    TakeSockets();
     if (!s.ok()) return Errno{kERestartSys};
   }
   if (passcred_ && name_.raw.empty()) TRY(AutobindLocked());
@@ -2027,13 +2027,11 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
     // Wakes come on the receiver's queue (it read) or ours (freed bytes).
     peer->queue_.Add(&t.waiter, ~0U);
     queue_.Add(&t.waiter, ~0U);
-    g_mu.Unlock();
-    SendHeldFrames();
+    ReleaseSockets();
     Status s = t.Block(deadline);
     peer->queue_.Remove(&t.waiter);
     queue_.Remove(&t.waiter);
-    g_mu.Lock();
-    HoldFrames();
+    TakeSockets();
     if (!s.ok()) return Errno{s.error() == ETIMEDOUT ? EAGAIN : kERestartSys};
   }
   Message m;

@@ -1061,16 +1061,22 @@ TEST(SockTcpTest, SoRcvlowatHoldsBackReadabilityUntilEnoughIsQueued) {
 // ---------------------------------------------------------------------------------------
 // TCP: urgent data.
 
+// Sends "ab", then "c" with MSG_OOB (the urgent byte), then "de", and waits for the reader
+// to see POLLPRI.
+void SendAroundAnUrgentByte(const Conn& c) {
+  ASSERT_TRUE(Send(c.client.get(), "ab"));
+  ASSERT_EQ(send(c.client.get(), "c", 1, MSG_OOB | MSG_NOSIGNAL), 1) << ErrnoName(errno);
+  ASSERT_TRUE(Send(c.client.get(), "de"));
+  ASSERT_NE(ReventsSoon(c.server.get(), POLLIN | POLLPRI, POLLPRI) & POLLPRI, 0);
+}
+
 // MSG_OOB sends one urgent byte: the reader sees POLLPRI, takes it with MSG_OOB (once: a
 // second try is EINVAL), and the ordinary stream goes on without it; SIOCATMARK says when
 // the reader reached the mark.
 TEST(SockTcpTest, MsgOobCarriesOneUrgentByteOutsideTheStream) {
   Conn c = Connected(AF_INET);
   ASSERT_TRUE(c.server.valid());
-  ASSERT_TRUE(Send(c.client.get(), "ab"));
-  ASSERT_EQ(send(c.client.get(), "c", 1, MSG_OOB | MSG_NOSIGNAL), 1) << ErrnoName(errno);
-  ASSERT_TRUE(Send(c.client.get(), "de"));
-  ASSERT_NE(ReventsSoon(c.server.get(), POLLIN | POLLPRI, POLLPRI) & POLLPRI, 0);
+  ASSERT_NO_FATAL_FAILURE(SendAroundAnUrgentByte(c));
   int mark = -1;
   ASSERT_OK(ioctl(c.server.get(), SIOCATMARK, &mark));
   EXPECT_EQ(mark, 0);
@@ -1089,10 +1095,7 @@ TEST(SockTcpTest, MsgOobCarriesOneUrgentByteOutsideTheStream) {
 TEST(SockTcpTest, MsgWaitallAndFionreadStopAtTheUrgentMark) {
   Conn c = Connected(AF_INET);
   ASSERT_TRUE(c.server.valid());
-  ASSERT_TRUE(Send(c.client.get(), "ab"));
-  ASSERT_EQ(send(c.client.get(), "c", 1, MSG_OOB | MSG_NOSIGNAL), 1) << ErrnoName(errno);
-  ASSERT_TRUE(Send(c.client.get(), "de"));
-  ASSERT_NE(ReventsSoon(c.server.get(), POLLIN | POLLPRI, POLLPRI) & POLLPRI, 0);
+  ASSERT_NO_FATAL_FAILURE(SendAroundAnUrgentByte(c));
   EXPECT_EQ(QueuedSoon(c.server.get(), 2), 2);
   EXPECT_EQ(Recv(c.server.get(), 4, MSG_WAITALL), "ab");
   EXPECT_EQ(QueuedSoon(c.server.get(), 0), 0);

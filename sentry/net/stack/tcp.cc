@@ -238,7 +238,7 @@ void TcpEndpoint::SendSyn(int64_t now) {
 uint16_t TcpEndpoint::WindowField() {
   uint32_t space = ReceiveSpace();
   // Never shrink what was offered (RFC 9293 3.8.6.2.2).
-  uint32_t offered = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+  uint32_t offered = OfferedWindow();
   uint32_t wnd = std::max(space, offered);
   uint32_t field = std::min<uint32_t>(wnd >> rcv_wscale_, 65535);
   // Rounding down to the scale must not shrink it either.
@@ -309,17 +309,24 @@ void TcpEndpoint::AckData(int64_t now) {
   // Many frames of a connection in one batch (a busy link) earn one ACK,
   // as GRO's merged segments do on Linux; the sender's window and clock
   // move on from the batch's last.
-  if (!ack_deferred_) {
-    ack_deferred_ = true;
-    stack_->deferred_acks_.push_back(shared_from_this());
-  }
+  DeferAck();
+}
+
+uint32_t TcpEndpoint::OfferedWindow() const {
+  return Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+}
+
+void TcpEndpoint::DeferAck() {
+  if (ack_deferred_) return;
+  ack_deferred_ = true;
+  stack_->deferred_acks_.push_back(shared_from_this());
 }
 
 void TcpEndpoint::FlushDeferredAck(int64_t now) {
   ack_deferred_ = false;
   // A window update another segment has carried since is not sent again
   // (a pure ACK with nothing new would count as a duplicate ACK).
-  const uint32_t offered = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+  const uint32_t offered = OfferedWindow();
   const bool update = window_update_ && ReceiveSpace() > offered;
   window_update_ = false;
   if (stack_ == nullptr || (last_ack_sent_ == rcv_nxt_ && !update)) return;
@@ -394,7 +401,7 @@ size_t TcpEndpoint::ReadAppend(std::string* out, size_t n, bool peek, int64_t no
   n = std::min(n, Readable());
   if (peek || n == 0) return rbuf_.CopyTo(out, n, /*peek=*/true);
   const size_t held = Held();
-  uint32_t offered = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+  uint32_t offered = OfferedWindow();
   rbuf_.CopyTo(out, n, /*peek=*/false);
   AccountHeld(held);
   // A window update when the window grew enough to matter (receiver-side
@@ -414,10 +421,7 @@ size_t TcpEndpoint::ReadAppend(std::string* out, size_t n, bool peek, int64_t no
     } else {
       // From the stack's thread (Stack::SetOutputThread).
       window_update_ = true;
-      if (!ack_deferred_) {
-        ack_deferred_ = true;
-        stack_->deferred_acks_.push_back(shared_from_this());
-      }
+      DeferAck();
       stack_->output_kick_();
     }
   }
@@ -775,7 +779,7 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
   // 9293 3.8.6.2.2): data dropped inside the offer makes a hole the
   // sender must recover from. Only the stack-wide limit (memory pressure)
   // drops it, as Linux's tcp_mem does.
-  const uint32_t offered = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+  const uint32_t offered = OfferedWindow();
   uint32_t space = ReceiveSpace();
   if (offered > space) {
     const size_t all = stack_->rx_buffered_;
@@ -939,7 +943,7 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
   }
   uint32_t seg_len =
       static_cast<uint32_t>(data.size()) + ((h.flags & kSyn) ? 1 : 0) + ((h.flags & kFin) ? 1 : 0);
-  uint32_t wnd = Gt(rcv_adv_, rcv_nxt_) ? rcv_adv_ - rcv_nxt_ : 0;
+  uint32_t wnd = OfferedWindow();
   auto in_window = [&](uint32_t s) { return Le(rcv_nxt_, s) && Lt(s, rcv_nxt_ + wnd); };
   bool acceptable;
   if (seg_len == 0) {

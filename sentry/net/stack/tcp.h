@@ -184,6 +184,10 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   // The ACK in-order data earns: at once, or, within a batch of frames
   // (Stack::BeginBatch), once for the whole batch at its end.
   void AckData(int64_t now);
+  // Puts this connection on the stack's list of ACKs for the batch's end.
+  void DeferAck();
+  // What the last window offered still leaves (rcv_adv_ past rcv_nxt_).
+  uint32_t OfferedWindow() const;
   // Data that arrived twice: the next ACK reports it (a D-SACK block).
   void NoteDuplicate(uint32_t start, uint32_t end);
   void SendSyn(int64_t now);
@@ -226,8 +230,8 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   size_t sbuf_off_ = 0;
   uint32_t sbuf_seq_ = 0;
   bool fin_queued_ = false, fin_sent_ = false, fin_acked_ = false;
-  bool fin_ever_ = false;  // a FIN went out once (fin_seq_ is its sequence)
-  bool passive_ = false;   // made by a SYN to a listener
+  bool fin_ever_ = false;      // a FIN went out once (fin_seq_ is its sequence)
+  bool passive_ = false;       // made by a SYN to a listener
   bool ack_deferred_ = false;  // on the stack's list of ACKs for the batch's end
   bool window_update_ = false;
   // A duplicate segment's range, for the next ACK's first SACK block.

@@ -9,6 +9,7 @@
 set -euo pipefail
 husk=$1
 runs=${RUNS:-3}
+platform=${HUSK_PLATFORM:-ptrace}
 ip link set lo up
 ip link add h0 type veth peer name s0
 unshare --net sleep 100000 &
@@ -28,7 +29,7 @@ serve() {
   local r=$1; shift
   case $r in
     native) (cd /tmp && exec nsenter -t "$hold" -n "$@") >/dev/null 2>&1 & ;;
-    husk) (cd /tmp && exec nsenter -t "$hold" -n "$husk" do --network=sandbox -- "$@") \
+    husk) (cd /tmp && exec nsenter -t "$hold" -n "$husk" do --platform="$platform" --network=sandbox -- "$@") \
             >/dev/null 2>&1 & ;;
   esac
   server=$!

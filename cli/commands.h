@@ -17,6 +17,8 @@ struct GlobalOptions {
   bool log_json = false;
   bool debug = false;
   bool host_network = false;
+  // --platform: how the sandbox's application runs (ptrace or systrap).
+  std::string platform = "ptrace";
 };
 bool IsOciCommand(const std::string& cmd);
 int OciCommand(const GlobalOptions& global, const std::string& cmd, int argc, char** argv);

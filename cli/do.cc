@@ -178,7 +178,7 @@ int DoMain(int argc, char** argv) {
   }
   if (i >= argc) {
     fprintf(stderr,
-            "usage: husk do [--platform=ptrace] [--network=none|sandbox|host] [--strace]\n"
+            "usage: husk do [--platform=ptrace|systrap] [--network=none|sandbox|host] [--strace]\n"
             "               [--memory=SIZE] [--clear-env]\n"
             "               [--env=NAME=VALUE | --env=NAME]... [--rootfs=DIR] [--cwd=DIR]\n"
             "               [--volume=HOST:SANDBOX[:ro|:rw]]... [--] CMD [ARGS...]\n");
@@ -190,8 +190,9 @@ int DoMain(int argc, char** argv) {
                         : "husk do: --platform=kvm needs /dev/kvm, which is not available here\n");
     return 125;
   }
-  if (platform != "ptrace") {
-    fprintf(stderr, "husk do: unknown platform '%s' (available: ptrace)\n", platform.c_str());
+  if (platform != "ptrace" && platform != "systrap") {
+    fprintf(stderr, "husk do: unknown platform '%s' (available: ptrace, systrap)\n",
+            platform.c_str());
     return 125;
   }
 

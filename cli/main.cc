@@ -11,9 +11,9 @@ namespace {
 
 void Usage() {
   fprintf(stderr,
-          "usage: husk do [--platform=ptrace] [--strace] [--] CMD [ARGS...]\n"
+          "usage: husk do [--platform=ptrace|systrap] [--strace] [--] CMD [ARGS...]\n"
           "       husk [--root DIR] [--log FILE] [--log-format text|json] [--debug]\n"
-          "            [--network=sandbox|host]\n"
+          "            [--network=sandbox|host] [--platform=ptrace|systrap]\n"
           "            spec|create|start|run|state|kill|delete|list|features ...\n"
           "                           the OCI runtime, as runc\n"
           "       husk syscalls       print the syscall table\n"
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
       return true;
     };
     if (name == "root" || name == "log" || name == "log-format" || name == "rootless" ||
-        name == "criu" || name == "network") {
+        name == "criu" || name == "network" || name == "platform") {
       if (!take()) {
         fprintf(stderr, "husk: flag --%s needs a value\n", name.c_str());
         return 2;
@@ -63,6 +63,13 @@ int main(int argc, char** argv) {
           return 2;
         }
         global.host_network = value == "host";
+      }
+      if (name == "platform") {
+        if (value != "ptrace" && value != "systrap") {
+          fprintf(stderr, "husk: --platform is ptrace or systrap, not '%s'\n", value.c_str());
+          return 2;
+        }
+        global.platform = value;
       }
     } else if (name == "debug") {
       global.debug = true;

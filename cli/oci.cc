@@ -315,6 +315,7 @@ absl::StatusOr<SandboxConfig> ConfigFromSpec(const oci::Spec& spec) {
   cfg.argv = spec.args;
   cfg.env = spec.env;
   cfg.hostname = spec.hostname;
+  cfg.platform = g_opts.platform;
   // --network=host and no network namespace of the container's own in the
   // spec (none, or the runtime's: Docker's --network=host names the host's):
   // the container shares the host's network, through host sockets.

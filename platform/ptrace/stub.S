@@ -49,5 +49,178 @@ husk_stub_park:
 	mov $34, %eax
 	syscall
 	jmp husk_stub_park
+
+/* The systrap platform's handler (systrap.cc). Every signal the stub takes
+ * runs it on the thread's signal stack, with every signal blocked: the
+ * seccomp trap of an application syscall (SIGSYS), a fault, or the sentry's
+ * interrupt. The thread's control page is the first page of the 64 KiB slot
+ * its signal stack lies in, shared with the sentry, which reads and edits
+ * the signal frame in place. The handler says "stopped", wakes the sentry
+ * if it sleeps (a waiter that sleeps sets ST_SLEEPING in the state first),
+ * and waits for an order: run (return through rt_sigreturn into whatever
+ * registers the frame now holds), or run a syscall here and report again,
+ * or clone a thread. Offsets: struct SystrapCtl in systrap.cc. */
+	.set CTL_STATE, 0
+	.set CTL_SIG, 8
+	.set CTL_INFO, 16
+	.set CTL_UCTX, 24
+	.set CTL_FS, 32
+	.set CTL_CUR_FS, 40
+	.set CTL_GS, 48
+	.set CTL_CUR_GS, 56
+	.set CTL_NR, 64
+	.set CTL_ARGS, 72
+	.set CTL_RET, 120
+	.set CTL_FSGSBASE, 128
+	.set CTL_ZERO_MASK, 136
+	.set CTL_SS, 144
+	.set CTL_SPIN, 200
+	.set ST_STOPPED, 1
+	.set ST_RUN, 2
+	.set ST_SYSCALL, 3
+	.set ST_CLONE, 4
+	.set ST_SLEEPING, 0x80000000
+	.globl husk_systrap_handler
+	.globl husk_systrap_restorer
+	.globl husk_systrap_park
+husk_systrap_handler:
+	mov %rsp, %rbx
+	and $-65536, %rbx
+	mov %rdi, CTL_SIG(%rbx)
+	mov %rsi, CTL_INFO(%rbx)
+	mov %rdx, CTL_UCTX(%rbx)
+	cmpq $0, CTL_FSGSBASE(%rbx)
+	je .Lreport
+	rdfsbase %rax
+	mov %rax, CTL_CUR_FS(%rbx)
+	rdgsbase %rax
+	mov %rax, CTL_CUR_GS(%rbx)
+.Lreport:
+	/* state = stopped; wake the sentry if it sleeps */
+	mov $ST_STOPPED, %eax
+	xchg %eax, CTL_STATE(%rbx)
+	test $ST_SLEEPING, %eax
+	jz .Lwait
+	/* futex(&state, FUTEX_WAKE, 1) */
+	mov $202, %eax
+	mov %rbx, %rdi
+	mov $1, %esi
+	mov $1, %edx
+	syscall
+.Lwait:
+	/* Spin a while for the order (the sentry often answers within
+	 * microseconds, and a futex hand-over costs far more), then sleep.
+	 * The budget is read on every turn: the sentry cuts it to 0 when it
+	 * expects to take long over this stop. */
+	xor %ecx, %ecx
+.Lspin:
+	movl CTL_STATE(%rbx), %eax
+	cmp $ST_STOPPED, %eax
+	jne .Lorder
+	pause
+	inc %rcx
+	cmp CTL_SPIN(%rbx), %rcx
+	jb .Lspin
+	mov $ST_STOPPED, %eax
+	mov $(ST_STOPPED | ST_SLEEPING), %edx
+	lock cmpxchg %edx, CTL_STATE(%rbx)
+	jne .Lorder
+.Lsleep:
+	/* futex(&state, FUTEX_WAIT, ST_STOPPED | ST_SLEEPING, NULL) */
+	mov $202, %eax
+	mov %rbx, %rdi
+	xor %esi, %esi
+	mov $(ST_STOPPED | ST_SLEEPING), %edx
+	xor %r10d, %r10d
+	syscall
+	movl CTL_STATE(%rbx), %eax
+	cmp $(ST_STOPPED | ST_SLEEPING), %eax
+	je .Lsleep
+.Lorder:
+	/* The sentry may have said it sleeps on the order's word. */
+	and $~ST_SLEEPING, %eax
+	cmp $ST_RUN, %eax
+	je .Lrun
+	cmp $ST_SYSCALL, %eax
+	je .Lsyscall
+	cmp $ST_CLONE, %eax
+	je .Lclone
+	/* Anything else (the application scribbled on the page): report again. */
+	jmp .Lreport
+.Lrun:
+	mov CTL_FS(%rbx), %rsi
+	cmp CTL_CUR_FS(%rbx), %rsi
+	je 1f
+	/* arch_prctl(ARCH_SET_FS, fs) */
+	mov $0x1002, %edi
+	mov $158, %eax
+	syscall
+	mov CTL_FS(%rbx), %rsi
+	mov %rsi, CTL_CUR_FS(%rbx)
+1:	mov CTL_GS(%rbx), %rsi
+	cmp CTL_CUR_GS(%rbx), %rsi
+	je 2f
+	/* arch_prctl(ARCH_SET_GS, gs) */
+	mov $0x1001, %edi
+	mov $158, %eax
+	syscall
+	mov CTL_GS(%rbx), %rsi
+	mov %rsi, CTL_CUR_GS(%rbx)
+2:	ret
+.Lsyscall:
+	mov CTL_NR(%rbx), %rax
+	mov CTL_ARGS(%rbx), %rdi
+	mov CTL_ARGS+8(%rbx), %rsi
+	mov CTL_ARGS+16(%rbx), %rdx
+	mov CTL_ARGS+24(%rbx), %r10
+	mov CTL_ARGS+32(%rbx), %r8
+	mov CTL_ARGS+40(%rbx), %r9
+	syscall
+	mov %rax, CTL_RET(%rbx)
+	jmp .Lreport
+.Lclone:
+	/* clone(flags, the child's slot top, 0, &child's state, 0) */
+	mov CTL_NR(%rbx), %rax
+	mov CTL_ARGS(%rbx), %rdi
+	mov CTL_ARGS+8(%rbx), %rsi
+	mov CTL_ARGS+16(%rbx), %rdx
+	mov CTL_ARGS+24(%rbx), %r10
+	mov CTL_ARGS+32(%rbx), %r8
+	syscall
+	test %rax, %rax
+	jz .Lchild
+	mov %rax, CTL_RET(%rbx)
+	jmp .Lreport
+.Lchild:
+	/* The new thread: its stack is the top of its own slot. */
+	lea -1(%rsp), %rbx
+	and $-65536, %rbx
+	/* sigaltstack(&ctl->ss, NULL) */
+	lea CTL_SS(%rbx), %rdi
+	xor %esi, %esi
+	mov $131, %eax
+	syscall
+	test %rax, %rax
+	jnz .Lchild_fail
+	/* rt_sigprocmask(SIG_SETMASK, &zero, NULL, 8): the parent's handler
+	 * had everything blocked, and a blocked trap would kill the process. */
+	mov $2, %edi
+	lea CTL_ZERO_MASK(%rbx), %rsi
+	xor %edx, %edx
+	mov $8, %r10d
+	mov $14, %eax
+	syscall
+/* A thread enters the handler for the first time from here (int3's SIGTRAP);
+ * the sentry's first run replaces these registers with the application's. */
+husk_systrap_park:
+	int3
+	jmp husk_systrap_park
+.Lchild_fail:
+	mov $60, %eax
+	mov $1, %edi
+	syscall
+husk_systrap_restorer:
+	mov $15, %eax
+	syscall
 husk_stub_end:
 	.section .note.GNU-stack,"",@progbits

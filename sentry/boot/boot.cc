@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "base/fd_passing.h"
 #include "platform/ptrace/ptrace.h"
+#include "platform/systrap/systrap.h"
 #include "sentry/boot/console.h"
 #include "sentry/boot/control.h"
 #include "sentry/boot/proc_provider.h"
@@ -291,7 +292,9 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
     }
     Die("reserve the stub address range", EEXIST);
   }
-  if (opts.platform != "ptrace") Die("platform " + opts.platform + " is not available", EINVAL);
+  if (opts.platform != "ptrace" && opts.platform != "systrap") {
+    Die("platform " + opts.platform + " is not available", EINVAL);
+  }
   // The sandbox's clocks start now (CLOCK_MONOTONIC at SandboxClock::kBaseNs).
   SandboxClock::Get();
 
@@ -309,10 +312,18 @@ void BootMain(const BootOptions& opts, char** argv_for_reexec) {
   // most 256 MiB (and reclaimed sooner whenever the limit is near).
   FileCache::SetBudget(
       std::min<uint64_t>(MemoryAccount::Sandbox().limit() / 8, uint64_t{256} << 20) / kPageSize);
-  auto platform = platform::PtracePlatform::Create((*mf)->fd());
-  if (!platform.ok()) Die("create the ptrace platform", platform.error());
+  std::unique_ptr<platform::Platform> platform;
+  if (opts.platform == "systrap") {
+    auto p = platform::SystrapPlatform::Create((*mf)->fd());
+    if (!p.ok()) Die("create the systrap platform", p.error());
+    platform = std::move(*p);
+  } else {
+    auto p = platform::PtracePlatform::Create((*mf)->fd());
+    if (!p.ok()) Die("create the ptrace platform", p.error());
+    platform = std::move(*p);
+  }
 
-  Kernel k(**platform, **mf);
+  Kernel k(*platform, **mf);
   k.cpus = CountCpus(cpuinfo);
   k.cpuinfo = std::move(cpuinfo);
   k.strace = opts.strace;

@@ -63,6 +63,11 @@ Status InstallSentrySeccomp(int memfd, bool host_network) {
   for (int nr : {SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(kill), SCMP_SYS(tgkill),
                  SCMP_SYS(sched_setaffinity), SCMP_SYS(getcpu)})
     allow(nr);
+  // The systrap platform: a stub process's descriptor, to see it die and to
+  // kill it without naming a pid that may have been recycled.
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pidfd_open), 1, SCMP_A1(SCMP_CMP_EQ, 0));
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pidfd_send_signal), 1,
+                         SCMP_A1(SCMP_CMP_EQ, SIGKILL));
 
   // Signals of the sentry's own threads.
   for (int nr : {SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),

@@ -1,15 +1,14 @@
 #!/bin/bash
 # The network over --network=sandbox (issue 15), run by bench/run.sh inside a husk_fence (its own
 # network namespace): a veth pair with a private /30, the far end in a namespace of its own,
-# where a server runs natively or in `husk do --network=sandbox`. The client stays on the near
-# side. Prints "RUNNER,ROW VALUE" lines: iperf3 to the server and from it (-R) in Mbit/s,
-# redis-benchmark SET and GET in requests/s (medians of RUNS).
+# where a server runs natively or in `husk do --network=sandbox` (the ptrace platform, then
+# systrap). The client stays on the near side. Prints "RUNNER,ROW VALUE" lines: iperf3 to the
+# server and from it (-R) in Mbit/s, redis-benchmark SET and GET in requests/s (medians of RUNS).
 #
 #   bench/net.sh HUSK
 set -euo pipefail
 husk=$1
 runs=${RUNS:-3}
-platform=${HUSK_PLATFORM:-ptrace}
 ip link set lo up
 ip link add h0 type veth peer name s0
 unshare --net sleep 100000 &
@@ -29,8 +28,10 @@ serve() {
   local r=$1; shift
   case $r in
     native) (cd /tmp && exec nsenter -t "$hold" -n "$@") >/dev/null 2>&1 & ;;
-    husk) (cd /tmp && exec nsenter -t "$hold" -n "$husk" do --platform="$platform" --network=sandbox -- "$@") \
+    husk) (cd /tmp && exec nsenter -t "$hold" -n "$husk" do --network=sandbox -- "$@") \
             >/dev/null 2>&1 & ;;
+    systrap) (cd /tmp && exec nsenter -t "$hold" -n "$husk" do --platform=systrap \
+                --network=sandbox -- "$@") >/dev/null 2>&1 & ;;
   esac
   server=$!
 }
@@ -51,7 +52,7 @@ iperf() {  # iperf RUNNER [-R]: one 3 s run's Mbit/s
   wait "$server" 2>/dev/null || true
   python3 -c 'import json,sys; print("%.0f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))' <<<"$out"
 }
-for r in native husk; do
+for r in native husk systrap; do
   for _ in $(seq "$runs"); do iperf "$r"; done | median | sed "s/^/$r,0 /"
   for _ in $(seq "$runs"); do iperf "$r" -R; done | median | sed "s/^/$r,1 /"
   serve "$r" redis-server --port 6390 --save '' --appendonly no --protected-mode no

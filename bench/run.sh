@@ -1,6 +1,7 @@
 #!/bin/bash
 # Measures what isolation costs: start-up, one syscall, a clock read, a file
-# open, file throughput and page faults, natively, in husk (ptrace platform) and, when
+# open, file throughput and page faults, natively, in husk (column "husk": the
+# ptrace platform, the default; column "systrap": --platform=systrap) and, when
 # installed, in runsc (gVisor, ptrace platform). Prints medians and ratios.
 #
 #   bench/run.sh [BUILD_DIR]      (default: build; needs husk and husk_bench built)
@@ -19,7 +20,7 @@ case $bench in
           exit 1 ;;
 esac
 
-runners=(native husk)
+runners=(native husk systrap)
 if command -v runsc >/dev/null; then runners+=(runsc); fi
 
 run_in() {  # run_in RUNNER CMD...
@@ -27,6 +28,7 @@ run_in() {  # run_in RUNNER CMD...
   case $r in
     native) "$@" ;;
     husk) "$husk" do -- "$@" ;;
+    systrap) "$husk" do --platform=systrap -- "$@" ;;
     runsc) runsc --network=none --platform=ptrace do "$@" 2>/dev/null ;;
   esac
 }
@@ -89,6 +91,8 @@ table() {
   for r in "${rs[@]}"; do printf '%12s' "$r"; done
   printf '%14s' "husk/native"
   [[ " ${rs[*]} " == *" runsc "* ]] && printf '%13s' "husk/runsc"
+  [[ " ${rs[*]} " == *" systrap "* ]] && printf '%16s' "systrap/native"
+  [[ " ${rs[*]} " == *" systrap "* && " ${rs[*]} " == *" runsc "* ]] && printf '%15s' "systrap/runsc"
   echo
   for i in "${!tnames[@]}"; do
     printf '%-30s' "${tnames[$i]}"
@@ -100,6 +104,16 @@ table() {
     fi
     if [[ -n ${tvals[runsc,$i]:-} && -n ${tvals[husk,$i]:-} ]]; then
       printf '%13s' "$(ratio "${tvals[husk,$i]}" "${tvals[runsc,$i]}")"
+    fi
+    if [[ " ${rs[*]} " == *" systrap "* ]]; then
+      if [[ -n ${tvals[systrap,$i]:-} && -n ${tvals[native,$i]:-} ]]; then
+        printf '%16s' "$(ratio "${tvals[systrap,$i]}" "${tvals[native,$i]}")"
+      else
+        printf '%16s' -
+      fi
+      if [[ -n ${tvals[runsc,$i]:-} && -n ${tvals[systrap,$i]:-} ]]; then
+        printf '%15s' "$(ratio "${tvals[systrap,$i]}" "${tvals[runsc,$i]}")"
+      fi
     fi
     echo
   done
@@ -130,6 +144,7 @@ run_files() {
   case $r in
     native) "$@" ;;
     husk) "$husk" do --volume "$vol:/vol" -- "$@" ;;
+    systrap) "$husk" do --platform=systrap --volume "$vol:/vol" -- "$@" ;;
     runsc) runsc --network=none --platform=ptrace do "$@" 2>/dev/null ;;
   esac
 }
@@ -185,7 +200,7 @@ if [[ -x $fence ]] && command -v iperf3 >/dev/null && command -v redis-server >/
   while read -r key value; do nets[$key]=$value; done < <(
     RUNS=$runs "$fence" --time 600 -- "$PWD/bench/net.sh" "$husk" 2>/dev/null)
   echo
-  table "--network=sandbox (veth)" nnames nets native husk
+  table "--network=sandbox (veth)" nnames nets native husk systrap
 else
   echo "(--network=sandbox: skipped, it needs $fence, iperf3 and redis-server)"
 fi

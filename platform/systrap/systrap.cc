@@ -247,6 +247,9 @@ class SystrapAddressSpace : public AddressSpace {
     c->nr = static_cast<uint64_t>(nr);
     c->args[0] = a0, c->args[1] = a1, c->args[2] = a2;
     c->args[3] = a3, c->args[4] = a4, c->args[5] = a5;
+    // The sentry's calls come in runs (a fault's mappings, a fork's): the
+    // stub waits for the next one spinning.
+    c->spin = spin();
     Order(c, order);
     TRY(WaitStopped(th));
     return static_cast<long>(c->ret);

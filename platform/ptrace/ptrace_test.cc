@@ -34,6 +34,11 @@
 #include "platform/systrap/systrap.h"
 #include "sentry/memfile/memfile.h"
 
+extern "C" {
+extern char husk_stub_begin[];
+extern char husk_stub_syscall[];
+}
+
 namespace husk::platform {
 namespace {
 
@@ -335,6 +340,79 @@ TEST_P(PlatformTest, FpStateRoundTrips) {
   ASSERT_OK(back);
   EXPECT_TRUE(std::equal(edited.begin() + 160, edited.begin() + 160 + 16 * 16,
                          back->begin() + 160));
+}
+
+// A stub that cannot answer an interrupt (stopped here from outside; an
+// application that blocked the interrupt's signal through the stub's code
+// looks the same) does not keep its task from the sentry: ptrace reports the
+// stop, systrap ends the stub after a few seconds.
+TEST_P(PlatformTest, AStubThatNeverAnswersAnInterruptLetsTheTaskGo) {
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, kSpinCode));
+  Registers regs = EntryRegs(kCodeAddr);
+  const pid_t stub = StubPid(*as_);
+  std::thread other([this, stub] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    kill(stub, SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ctx_->Interrupt();
+  });
+  auto start = std::chrono::steady_clock::now();
+  auto stop = ctx_->Switch(*as_, regs);
+  other.join();
+  kill(stub, SIGCONT);
+  ASSERT_TRUE(stop.ok());
+  EXPECT_TRUE(stop->kind == Kind::kExited || stop->kind == Kind::kInterrupted)
+      << "stopped with kind " << static_cast<int>(stop->kind);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
+// The vector registers' upper halves (XSAVE's AVX component, at 576 in the
+// standard layout) set by the sentry reach the application and come back
+// from it: through a signal frame on systrap, through ptrace's regset.
+TEST_P(PlatformTest, AvxStateSurvivesARun) {
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, kGetpidLoopCode));
+  Registers regs = EntryRegs(kCodeAddr);
+  ASSERT_TRUE(StoppedWith(ctx_->Switch(*as_, regs), Kind::kSyscall, regs));
+  auto fp = ctx_->GetFpState(*as_);
+  ASSERT_OK(fp);
+  constexpr size_t kAvx = 576, kYmm8High = kAvx + 8 * 16;
+  if (fp->size() < kAvx + 256) GTEST_SKIP() << "the host saves no AVX state";
+  std::vector<uint8_t> edited = *fp;
+  for (int i = 0; i < 16; i++) edited[kYmm8High + i] = static_cast<uint8_t>(0x51 + i);
+  edited[512] |= 4;  // XSTATE_BV: the AVX component is in use
+  ASSERT_OK(ctx_->SetFpState(*as_, edited));
+  // Run it: the application's own next syscall saves what the CPU holds.
+  ASSERT_TRUE(StoppedWith(ctx_->Switch(*as_, regs), Kind::kSyscall, regs));
+  auto back = ctx_->GetFpState(*as_);
+  ASSERT_OK(back);
+  ASSERT_GE(back->size(), kYmm8High + 16);
+  EXPECT_TRUE(std::equal(edited.begin() + kYmm8High, edited.begin() + kYmm8High + 16,
+                         back->begin() + kYmm8High));
+}
+
+// An application that jumps into the stub's code to make a host call it
+// chooses gets no host call: ptrace stops it like any syscall; under systrap
+// the stub's filter allows no kill from there, and ends the process.
+TEST_P(PlatformTest, AJumpIntoTheStubMakesNoHostCall) {
+  const uint64_t target = kStubBase + static_cast<uint64_t>(husk_stub_syscall - husk_stub_begin);
+  std::vector<uint8_t> code = {
+      0xb8, 0x3e, 0x00, 0x00, 0x00,              // mov eax, 62 (kill)
+      0x48, 0xc7, 0xc7, 0xff, 0xff, 0xff, 0xff,  // mov rdi, -1 (every process it may signal)
+      0xbe, 0x13, 0x00, 0x00, 0x00,              // mov esi, 19 (SIGSTOP)
+      0x48, 0xb9,                                // movabs rcx, target
+  };
+  for (int i = 0; i < 8; i++) code.push_back(static_cast<uint8_t>(target >> (8 * i)));
+  code.insert(code.end(), {0xff, 0xe1});  // jmp rcx
+  ASSERT_OK(LoadCode(*as_, kCodeAddr, code));
+  Registers regs = EntryRegs(kCodeAddr);
+  auto stop = ctx_->Switch(*as_, regs);
+  if (GetParam() == "systrap") {
+    ASSERT_TRUE(StoppedWith(stop, Kind::kExited, regs));
+  } else {
+    ASSERT_TRUE(StoppedWith(stop, Kind::kSyscall, regs));
+    EXPECT_EQ(regs.orig_rax, 62u);
+  }
+  EXPECT_EQ(kill(MasterPid(), 0), 0) << "the master is gone";
 }
 
 TEST_P(PlatformTest, ExitGroupDoesNotRunOnHost) {

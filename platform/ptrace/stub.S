@@ -101,11 +101,11 @@ husk_systrap_handler:
 	xchg %eax, CTL_STATE(%rbx)
 	test $ST_SLEEPING, %eax
 	jz .Lwait
-	/* futex(&state, FUTEX_WAKE, 1) */
+	/* futex(&state, FUTEX_WAKE, INT_MAX) */
 	mov $202, %eax
 	mov %rbx, %rdi
 	mov $1, %esi
-	mov $1, %edx
+	mov $0x7fffffff, %edx
 	syscall
 .Lwait:
 	/* Spin a while for the order (the sentry often answers within
@@ -151,10 +151,12 @@ husk_systrap_handler:
 	mov CTL_FS(%rbx), %rsi
 	cmp CTL_CUR_FS(%rbx), %rsi
 	je 1f
-	/* arch_prctl(ARCH_SET_FS, fs) */
+	/* arch_prctl(ARCH_SET_FS, fs); the base in force changes only if it took */
 	mov $0x1002, %edi
 	mov $158, %eax
 	syscall
+	test %rax, %rax
+	jnz 1f
 	mov CTL_FS(%rbx), %rsi
 	mov %rsi, CTL_CUR_FS(%rbx)
 1:	mov CTL_GS(%rbx), %rsi
@@ -164,11 +166,26 @@ husk_systrap_handler:
 	mov $0x1001, %edi
 	mov $158, %eax
 	syscall
+	test %rax, %rax
+	jnz 2f
 	mov CTL_GS(%rbx), %rsi
 	mov %rsi, CTL_CUR_GS(%rbx)
 2:	ret
 .Lsyscall:
+	/* Only the calls the sentry orders (the page is the application's to
+	 * write too): mmap, mprotect, munmap, exit. */
 	mov CTL_NR(%rbx), %rax
+	cmp $9, %rax
+	je 3f
+	cmp $10, %rax
+	je 3f
+	cmp $11, %rax
+	je 3f
+	cmp $60, %rax
+	je 3f
+	movq $-1, CTL_RET(%rbx)
+	jmp .Lreport
+3:
 	mov CTL_ARGS(%rbx), %rdi
 	mov CTL_ARGS+8(%rbx), %rsi
 	mov CTL_ARGS+16(%rbx), %rdx

@@ -73,6 +73,72 @@ namespace {
   _exit(6);
 }
 
+// Exports a libseccomp filter as a struct sock_filter array (and releases
+// it); rc: the OR of the rule_add results, nonzero if any failed.
+Result<std::vector<unsigned char>> Export(scmp_filter_ctx ctx, int rc) {
+  if (rc != 0) {
+    seccomp_release(ctx);
+    return Errno{EINVAL};
+  }
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    seccomp_release(ctx);
+    return Errno{errno};
+  }
+  UniqueFd rd(p[0]), wr(p[1]);
+  rc = seccomp_export_bpf(ctx, wr.get());
+  seccomp_release(ctx);
+  if (rc != 0) return Errno{-rc};
+  wr.Reset();
+  std::vector<unsigned char> out;
+  unsigned char buf[4096];
+  for (;;) {
+    ssize_t n = read(rd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno{errno};
+    if (n == 0) break;
+    out.insert(out.end(), buf, buf + n);
+  }
+  if (out.empty() || out.size() % sizeof(sock_filter) != 0) return Errno{EINVAL};
+  return out;
+}
+
+// Puts in front of filter a check that returns `outside` for a syscall made
+// from anywhere but the stub's page, and goes on to the filter's own rules
+// otherwise (their jumps are relative, so they stand unchanged). The kernel
+// gives the address after the syscall instruction: a call from the page has
+// one in (kStubBase, kStubBase + kStubSize]. Classic BPF loads 32-bit words,
+// so the address is compared in halves.
+void PrependStubPageCheck(std::vector<unsigned char>& filter, uint32_t outside) {
+  constexpr uint32_t kIpLow = offsetof(seccomp_data, instruction_pointer);
+  constexpr auto kHigh = static_cast<uint32_t>(kStubBase >> 32);
+  constexpr auto kLow = static_cast<uint32_t>(kStubBase);
+  static_assert(uint64_t{kLow} + kStubSize <= UINT32_MAX, "the stub page straddles 4 GiB");
+  const sock_filter prologue[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIpLow + 4),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kHigh, 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIpLow),
+      BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, kLow, 0, 1),
+      BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, kLow + static_cast<uint32_t>(kStubSize), 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, outside),
+  };
+  const auto* bytes = reinterpret_cast<const unsigned char*>(prologue);
+  filter.insert(filter.begin(), bytes, bytes + sizeof(prologue));
+}
+
+// Systrap's set-up, injected once per stub before it is let go: the runtime
+// filter on top (seccomp(SET_MODE_FILTER, 0)) and no core dumps (a stub the
+// application kills with a forced signal must not hand the sandbox's memory
+// to the host's crash collector).
+int AllowFilterInstall(scmp_filter_ctx ctx, int systrap_fd) {
+  if (systrap_fd < 0) return 0;
+  int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 2,
+                            SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER), SCMP_A1(SCMP_CMP_EQ, 0));
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2,
+                         SCMP_A0(SCMP_CMP_EQ, PR_SET_DUMPABLE), SCMP_A1(SCMP_CMP_EQ, 0));
+  return rc;
+}
+
 }  // namespace
 
 uintptr_t StubSyscallAddress() {
@@ -159,49 +225,38 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd, int systrap_fd) {
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
                            SCMP_A0(SCMP_CMP_EQ, kStubThreadFlags | CLONE_CHILD_CLEARTID));
   }
-  if (rc != 0) {
-    seccomp_release(ctx);
-    return Errno{EINVAL};
-  }
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) {
-    seccomp_release(ctx);
-    return Errno{errno};
-  }
-  UniqueFd rd(p[0]), wr(p[1]);
-  rc = seccomp_export_bpf(ctx, wr.get());
-  seccomp_release(ctx);
-  if (rc != 0) return Errno{-rc};
-  wr.Reset();
-  std::vector<unsigned char> out;
-  unsigned char buf[4096];
-  for (;;) {
-    ssize_t n = read(rd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Errno{errno};
-    if (n == 0) break;
-    out.insert(out.end(), buf, buf + n);
-  }
-  if (out.empty() || out.size() % sizeof(sock_filter) != 0) return Errno{EINVAL};
-  if (systrap_fd < 0) return out;
+  rc |= AllowFilterInstall(ctx, systrap_fd);
+  auto out = Export(ctx, rc);
+  if (!out.ok() || systrap_fd < 0) return out;
   // Systrap: a syscall made outside the stub's page traps before any rule
-  // above is looked at. The instruction pointer is compared in two 32-bit
-  // halves (classic BPF loads words); the rules follow, and their jumps are
-  // relative, so they stand unchanged after this prologue.
-  constexpr uint32_t kIpLow = offsetof(seccomp_data, instruction_pointer);
-  constexpr auto kHigh = static_cast<uint32_t>(kStubBase >> 32);
-  constexpr auto kLow = static_cast<uint32_t>(kStubBase);
-  static_assert(uint64_t{kLow} + kStubSize <= UINT32_MAX, "the stub page straddles 4 GiB");
-  const sock_filter prologue[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIpLow + 4),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kHigh, 0, 3),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kIpLow),
-      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, kLow, 0, 1),
-      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, kLow + static_cast<uint32_t>(kStubSize), 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-  };
-  const auto* bytes = reinterpret_cast<const unsigned char*>(prologue);
-  out.insert(out.begin(), bytes, bytes + sizeof(prologue));
+  // above is looked at.
+  PrependStubPageCheck(*out, SECCOMP_RET_TRAP);
+  return out;
+}
+
+Result<std::vector<unsigned char>> BuildSystrapRuntimeFilter(int memfd, int systrap_fd) {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+  if (ctx == nullptr) return Errno{ENOMEM};
+  int rc = 0;
+  for (int fd : {memfd, systrap_fd}) {
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
+                           SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED),
+                           SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(fd)));
+  }
+  for (int nr : {SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(exit), SCMP_SYS(futex),
+                 SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigprocmask)}) {
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+  }
+  for (int code : {ARCH_SET_FS, ARCH_SET_GS}) {
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(arch_prctl), 1,
+                           SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(code)));
+  }
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_EQ, kStubThreadFlags | CLONE_CHILD_CLEARTID));
+  auto out = Export(ctx, rc);
+  if (!out.ok()) return out;
+  // Outside the stub's page this filter has no say: the first one traps.
+  PrependStubPageCheck(*out, SECCOMP_RET_ALLOW);
   return out;
 }
 

@@ -63,7 +63,13 @@ inline constexpr int kCpuClockSched = 2;  // the scheduler's runtime
 // same, and what the systrap handler needs (mappings of systrap_fd too), to
 // code in the stub's page only: every syscall made from anywhere else traps
 // (SECCOMP_RET_TRAP), which is how the application's calls reach the sentry.
+//
+// Stub processes inherit that filter from the master. Systrap stacks a second
+// one on each before letting it go: from the stub's page, only what the
+// handler needs while the application runs (no process clone, no kill, no
+// pause, no disposition or filter changes: the application can jump there).
 Result<std::vector<unsigned char>> BuildStubFilter(int memfd, int systrap_fd = -1);
+Result<std::vector<unsigned char>> BuildSystrapRuntimeFilter(int memfd, int systrap_fd);
 
 // One stub thread: the host thread of the address space that one sentry
 // host thread traces and runs application code in.

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/futex.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <map>
 
@@ -112,7 +114,7 @@ long Futex(std::atomic<uint32_t>* word, int op, uint32_t val, const timespec* ti
 // Gives th an order (kRun, kSyscall, kClone), waking it if it sleeps.
 void Order(SystrapCtl* c, uint32_t order) {
   if ((c->state.exchange(order, std::memory_order_acq_rel) & kSleeping) != 0) {
-    Futex(&c->state, FUTEX_WAKE, 1);
+    Futex(&c->state, FUTEX_WAKE, INT32_MAX);
   }
 }
 
@@ -177,8 +179,12 @@ class SystrapAddressSpace : public AddressSpace {
     // thread may still write to it.
     syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
     pollfd p{pidfd_.get(), POLLIN, 0};
-    for (int i = 0; i < 100 && poll(&p, 1, 100) == 0; i++) {
+    int ready = 0;
+    for (int i = 0; i < 100 && (ready = poll(&p, 1, 100)) == 0; i++) {
     }
+    // Still there after 10 s (the host did not schedule its end): its
+    // slots are lost rather than handed to another process.
+    if (ready <= 0) return;
     std::lock_guard<std::mutex> l(mu_);
     for (uint32_t pool : pool_of_index_) {
       madvise(platform_.SlotAt(pool), kSystrapSlotSize, MADV_REMOVE);
@@ -200,10 +206,24 @@ class SystrapAddressSpace : public AddressSpace {
     return it == threads_.end() ? nullptr : &it->second;
   }
 
+  // How a wait for a stop ends when the stub does not report: a stub that
+  // runs the application may take any time, but answers an interrupt at
+  // once; one that runs a call of the sentry's answers within moments. A
+  // stub the application broke (it can write its control page, and jump
+  // into the stub's code) never hangs the sentry: past its limit it is
+  // killed, and the wait ends as if it had died.
+  struct WaitLimit {
+    const std::atomic<bool>* interrupt = nullptr;  // resent as SIGURG while pending
+    int64_t limit_ns = 0;                          // 0: none but the interrupt's
+  };
+  static constexpr int64_t kCallLimitNs = int64_t{10} * 1000 * 1000 * 1000;
+  static constexpr int64_t kInterruptLimitNs = int64_t{5} * 1000 * 1000 * 1000;
+
   // Waits until th reports (kStopped): ESRCH if it or its process is gone.
   // Spins a while first: the stub's answer often comes within microseconds,
   // and a futex hand-over between processes costs far more.
-  Status WaitStopped(Thread& th, bool spin = true, bool* caught = nullptr) {
+  Status WaitStopped(Thread& th, bool spin = true, bool* caught = nullptr,
+                     WaitLimit limit = WaitLimit{nullptr, kCallLimitNs}) {
     SystrapCtl* c = Ctl(th);
     const uint64_t budget = spin ? platform_.spin() : 0;
     for (uint64_t i = 0; i < budget; i++) {
@@ -215,6 +235,8 @@ class SystrapAddressSpace : public AddressSpace {
       if (s == kGone) break;
       __builtin_ia32_pause();
     }
+    const int64_t start = NowNs();
+    int64_t interrupted_at = 0;
     for (;;) {
       uint32_t s = c->state.load(std::memory_order_acquire);
       if ((s & ~kSleeping) == kStopped) return Ok();
@@ -229,14 +251,29 @@ class SystrapAddressSpace : public AddressSpace {
       // A stub killed from outside never reports: look at the process now
       // and then.
       timespec timeout{0, 50 * 1000 * 1000};
-      if (Futex(&c->state, FUTEX_WAIT, s, &timeout) != 0 && errno == ETIMEDOUT &&
-          ProcessGone(pidfd_.get())) {
-        th.dead = true;
-        std::lock_guard<std::mutex> l(mu_);
-        gone_ = true;
-        return Errno{ESRCH};
+      if (Futex(&c->state, FUTEX_WAIT, s, &timeout) == 0 || errno != ETIMEDOUT) continue;
+      if (ProcessGone(pidfd_.get())) return Dead(th);
+      const int64_t now = NowNs();
+      if (limit.limit_ns != 0 && now - start > limit.limit_ns) return KillProcess(th);
+      if (limit.interrupt != nullptr && limit.interrupt->load()) {
+        if (interrupted_at == 0) interrupted_at = now;
+        if (now - interrupted_at > kInterruptLimitNs) return KillProcess(th);
+        syscall(SYS_tgkill, pid_, th.tid, SIGURG);
       }
     }
+  }
+
+  // Ends the stub process (through its pidfd: its pid may be recycled).
+  Status KillProcess(Thread& th) {
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    return Dead(th);
+  }
+
+  Status Dead(Thread& th) {
+    th.dead = true;
+    std::lock_guard<std::mutex> l(mu_);
+    gone_ = true;
+    return Errno{ESRCH};
   }
 
   // Has th make syscall nr in the stub and returns its raw result.
@@ -343,9 +380,14 @@ class SystrapAddressSpace : public AddressSpace {
     SystrapCtl* parent = Ctl(*self);
     InitCtl(index, pool, parent->cur_fs, parent->cur_gs);
     auto* child_ctl = reinterpret_cast<SystrapCtl*>(platform_.SlotAt(pool));
-    ASSIGN_OR_RETURN(
-        long tid, Call(*self, SYS_clone, kStubThreadFlags | CLONE_CHILD_CLEARTID,
-                       SlotAddress(index) + kSystrapSlotSize, 0, SlotAddress(index), 0, 0, kClone));
+    auto cloned = Call(*self, SYS_clone, kStubThreadFlags | CLONE_CHILD_CLEARTID,
+                       SlotAddress(index) + kSystrapSlotSize, 0, SlotAddress(index), 0, 0, kClone);
+    if (!cloned.ok()) {
+      child_ctl->state.store(kGone);
+      ReturnSlot(index);
+      return Errno{cloned.error()};
+    }
+    const long tid = *cloned;
     if (tid < 0) {
       child_ctl->state.store(kGone);
       ReturnSlot(index);
@@ -461,9 +503,11 @@ std::pair<uint8_t*, size_t> FpArea(SystrapAddressSpace& sas, const Thread& th) {
   memcpy(&u, uc, sizeof(u));
   uint8_t* fp = sas.InStack(th, u.mc.fpstate, 512);
   if (fp == nullptr) return {nullptr, 0};
+  // struct _fpx_sw_bytes, in the FXSAVE area's software-reserved bytes:
+  // magic1, extended_size, xfeatures, xstate_size.
   uint32_t magic, size;
   memcpy(&magic, fp + 464, 4);
-  memcpy(&size, fp + 464 + 12, 4);
+  memcpy(&size, fp + 464 + 16, 4);
   if (magic != kFpXstateMagic1) return {fp, 512};
   size = std::clamp<uint32_t>(size, 512 + 64, static_cast<uint32_t>(XstateSize()));
   if (sas.InStack(th, u.mc.fpstate, size) == nullptr) return {nullptr, 0};
@@ -584,7 +628,7 @@ class SystrapContext : public Context {
     // the wake-ups, and only a spin measures it truly).
     const bool spin = th.app_ns < kAppSpinWindowNs || (++th.probes % 32) == 0;
     bool caught = false;
-    if (!sas.WaitStopped(th, spin, &caught).ok()) return Exited();
+    if (!sas.WaitStopped(th, spin, &caught, {&interrupt_, 0}).ok()) return Exited();
     th.stopped_at = NowNs();
     const int64_t ran = th.stopped_at - now;
     th.app_ns = caught ? ran : (3 * th.app_ns + ran) / 4;
@@ -644,8 +688,7 @@ class SystrapContext : public Context {
 
   // The frame is not where it must be: the application broke its own stub.
   StopInfo Kill(SystrapAddressSpace& sas, Thread& th) {
-    syscall(SYS_tgkill, sas.pid(), th.tid, SIGKILL);
-    th.dead = true;
+    (void)sas.KillProcess(th);
     return Exited();
   }
 
@@ -677,6 +720,8 @@ Result<std::unique_ptr<SystrapPlatform>> SystrapPlatform::Create(int memfd) {
   p->fsgsbase_ = (getauxval(AT_HWCAP2) & 2) != 0;
   p->spin_ = PausesFor(kSpinMicros);
   ASSIGN_OR_RETURN(p->stub_filter_, BuildStubFilter(memfd, fd));
+  ASSIGN_OR_RETURN(p->runtime_filter_, BuildSystrapRuntimeFilter(memfd, fd));
+  if (p->runtime_filter_.size() + 16 > kSystrapSlotSize - kCtlBytes) return Errno{E2BIG};
   p->master_ = std::make_unique<MasterStub>();
   TRY(p->master_->Start(p->stub_filter_));
   return p;
@@ -746,6 +791,21 @@ Result<std::unique_ptr<AddressSpace>> SystrapPlatform::NewAddressSpace() {
   auto tid = inject(SYS_set_tid_address, ctl + offsetof(SystrapCtl, state));
   auto mask = inject(SYS_rt_sigprocmask, SIG_SETMASK, ctl + offsetof(SystrapCtl, zero_mask), 0, 8);
   if (!ss.ok() || *ss != 0 || !tid.ok() || !mask.ok() || *mask != 0) return fail(EINVAL);
+  // No core dumps, then the runtime filter, laid out in the signal stack
+  // (unused until the first signal): a struct sock_fprog, then the program.
+  auto undumpable = inject(SYS_prctl, PR_SET_DUMPABLE, 0);
+  if (!undumpable.ok() || *undumpable != 0) return fail(EINVAL);
+  uint8_t* stack = SlotAt(th.pool) + kCtlBytes;
+  const uintptr_t stack_addr = ctl + kCtlBytes;
+  struct Fprog {
+    uint16_t len;
+    uint16_t pad[3];
+    uint64_t filter;
+  } fprog{static_cast<uint16_t>(runtime_filter_.size() / 8), {}, stack_addr + sizeof(Fprog)};
+  memcpy(stack, &fprog, sizeof(fprog));
+  memcpy(stack + sizeof(fprog), runtime_filter_.data(), runtime_filter_.size());
+  auto filtered = inject(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, stack_addr);
+  if (!filtered.ok() || *filtered != 0) return fail(EPERM);
   // Let go: the stub parks in its handler (int3), and from then on answers
   // through its control page.
   Registers r = st.init_regs;

@@ -23,7 +23,7 @@
 // sandbox's processes from each other's pages. Everything the sentry reads
 // from a slot is treated as the application's input.
 //
-// Lock order: an address space's mutex and the slot pool's are leaves.
+// Lock order: an address space's mutex, then the slot pool's (a leaf).
 #ifndef HUSK_PLATFORM_SYSTRAP_SYSTRAP_H_
 #define HUSK_PLATFORM_SYSTRAP_SYSTRAP_H_
 
@@ -86,7 +86,8 @@ class SystrapPlatform : public Platform {
   std::mutex mu_;            // a leaf: the pool's free list
   std::vector<uint32_t> free_slots_;
   uint32_t next_slot_ = 0;
-  std::vector<unsigned char> stub_filter_;
+  std::vector<unsigned char> stub_filter_;     // every stub's, from the master
+  std::vector<unsigned char> runtime_filter_;  // stacked on each before it is let go
   std::unique_ptr<MasterStub> master_;
 };
 

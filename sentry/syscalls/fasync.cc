@@ -1,12 +1,13 @@
-// O_ASYNC on sockets (fcntl F_SETFL, ioctl FIOASYNC): a socket that may
-// have become readable or writable signals its owner (F_SETOWN) with SIGIO,
-// or F_SETSIG's signal with si_code POLL_IN, POLL_OUT, ... and si_fd, as
-// Linux's kill_fasync does. A socket hears of changes from any thread and
-// under any lock (its queue's Notify); the signal needs the kernel's lock,
-// so a thread of the sentry's sends it.
+// O_ASYNC on sockets, pipes and terminals (fcntl F_SETFL, ioctl FIOASYNC):
+// a file that may have become readable or writable signals its owner
+// (F_SETOWN) with SIGIO, or F_SETSIG's signal with si_code POLL_IN,
+// POLL_OUT, ... and si_fd, as Linux's kill_fasync does. A file hears of
+// changes from any thread and under any lock (its queue's Notify); the
+// signal needs the kernel's lock, so a thread of the sentry's sends it.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <deque>
 #include <map>
@@ -44,12 +45,14 @@ class Signaller {
     return Ok();
   }
 
-  void Post(std::weak_ptr<vfs::File> file, const vfs::File* key, int fd, uint32_t events) {
+  void Post(std::weak_ptr<vfs::File> file, const vfs::File* key, int fd, bool socket,
+            uint32_t events) {
     absl::MutexLock l(&mu_);
     auto [it, fresh] = pending_.try_emplace(key);
     if (fresh) {
       it->second.file = std::move(file);
       it->second.fd = fd;
+      it->second.socket = socket;
     }
     it->second.events |= events;
   }
@@ -58,8 +61,31 @@ class Signaller {
   struct Pending {
     std::weak_ptr<vfs::File> file;
     int fd = -1;
+    bool socket = false;
     uint32_t events = 0;
   };
+
+  // Why a pipe's or a terminal's end is signalled (pipe_write, pipe_read,
+  // pipe_release, n_tty): its reader hears of input and of the writers
+  // going (POLL_IN), its writer of room and of the readers going
+  // (POLL_OUT). False: nothing for this end.
+  static bool StreamReason(const vfs::File& f, uint32_t events, uint32_t ready, int* code,
+                           long* band) {
+    const int mode = f.flags() & O_ACCMODE;
+    if (mode != O_WRONLY && (events & (POLLIN | POLLRDNORM | POLLHUP)) &&
+        (ready & (POLLIN | POLLHUP))) {
+      *code = POLL_IN;
+      *band = POLLIN | POLLRDNORM;
+      return true;
+    }
+    if (mode != O_RDONLY && (events & (POLLOUT | POLLWRNORM | POLLERR)) &&
+        (ready & (POLLOUT | POLLERR))) {
+      *code = POLL_OUT;
+      *band = POLLOUT | POLLWRNORM | POLLWRBAND;
+      return true;
+    }
+    return false;
+  }
 
   void Loop(Kernel& k) {
     for (;;) {
@@ -84,7 +110,9 @@ class Signaller {
           const uint32_t ready = f->Readiness(kHeard);
           int code;
           long band;
-          if ((p.events & (POLLIN | POLLRDNORM)) && (ready & POLLIN)) {
+          if (!p.socket) {
+            if (!StreamReason(*f, p.events, ready, &code, &band)) continue;
+          } else if ((p.events & (POLLIN | POLLRDNORM)) && (ready & POLLIN)) {
             code = POLL_IN;
             band = POLLIN | POLLRDNORM;
           } else if ((p.events & POLLPRI) && (ready & POLLPRI)) {
@@ -111,14 +139,18 @@ class Signaller {
   std::map<const vfs::File*, Pending> pending_ ABSL_GUARDED_BY(mu_);
 };
 
-// One socket's O_ASYNC: registered on its queue, which lives as long as
-// the socket does.
+// One file's O_ASYNC, registered on its queue. A socket's queue lives as
+// long as the socket does; a pipe's or a terminal's may outlive the file
+// (another description of it stays open), so a registration whose file is
+// gone is taken off at the next change of O_ASYNC anywhere.
 class Registration final : public WaitEntry {
  public:
-  Registration(const vfs::FileRef& f, int fd, WaitQueue* q)
-      : file_(f), key_(f.get()), fd_(fd), q_(q) {}
+  Registration(const vfs::FileRef& f, int fd, bool socket, WaitQueue* q)
+      : file_(f), key_(f.get()), fd_(fd), socket_(socket), q_(q) {}
 
-  void OnEvents(uint32_t events) override { Signaller::Get().Post(file_, key_, fd_, events); }
+  void OnEvents(uint32_t events) override {
+    Signaller::Get().Post(file_, key_, fd_, socket_, events);
+  }
   void OnQueueGone() override {
     absl::MutexLock l(&mu_);
     gone_ = true;
@@ -133,11 +165,13 @@ class Registration final : public WaitEntry {
     absl::MutexLock l(&mu_);
     return gone_;
   }
+  bool FileGone() const { return file_.expired(); }
 
  private:
   const std::weak_ptr<vfs::File> file_;
   const vfs::File* const key_;
   const int fd_;
+  const bool socket_;
   WaitQueue* const q_;
   absl::Mutex mu_;
   bool gone_ ABSL_GUARDED_BY(mu_) = false;
@@ -153,21 +187,30 @@ std::map<const vfs::File*, std::unique_ptr<Registration>>& Registrations()
 }  // namespace
 
 Status SetAsync(Task& t, const vfs::FileRef& f, int fd, bool on) {
-  // Sockets only: their queue is theirs (a pipe's or a terminal's outlives
-  // a description).
-  WaitQueue* q = net::AsSocket(*f) != nullptr ? f->EventQueue() : nullptr;
+  const bool socket = net::AsSocket(*f) != nullptr;
+  // Sockets, pipes and terminals: the files whose queue says when they
+  // became readable or writable (an eventfd's or a timerfd's has no SIGIO
+  // on Linux either).
+  auto st = socket ? Result<struct stat>(Errno{ENOTSOCK}) : f->Stat();
+  const bool stream = st.ok() && (S_ISFIFO(st->st_mode) || S_ISCHR(st->st_mode));
+  WaitQueue* q = socket || stream ? f->EventQueue() : nullptr;
   if (q == nullptr) return Ok();
   absl::MutexLock l(&g_registrations_mu);
   auto& all = Registrations();
-  // Those whose socket went: their queue told them.
-  std::erase_if(all, [](const auto& e) { return e.second->Gone(); });
+  // Those whose queue went (it told them), and those whose file went.
+  std::erase_if(all, [](const auto& e) {
+    if (e.second->Gone()) return true;
+    if (!e.second->FileGone()) return false;
+    e.second->Leave();
+    return true;
+  });
   if (auto it = all.find(f.get()); it != all.end()) {
     it->second->Leave();
     all.erase(it);
   }
   if (!on) return Ok();
   TRY(Signaller::Get().Start(t.kernel()));
-  auto r = std::make_unique<Registration>(f, fd, q);
+  auto r = std::make_unique<Registration>(f, fd, socket, q);
   q->Add(r.get(), kHeard);
   all[f.get()] = std::move(r);
   return Ok();

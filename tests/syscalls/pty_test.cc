@@ -1661,5 +1661,20 @@ TEST(JobControlTest, WhenTheSessionLeaderExitsTheForegroundGroupGetsSighup) {
             0);
 }
 
+// O_ASYNC on a terminal: the master's owner hears with SIGIO when the
+// replica writes (n_tty's kill_fasync on input).
+TEST(PtyAsyncTest, MasterIsSignalledWhenTheReplicaWrites) {
+  BlockedSignal sigio(SIGIO);
+  Pty p;
+  ASSERT_TRUE(OpenPty(&p));
+  ASSERT_EQ(fcntl(p.master.get(), F_SETOWN, getpid()), 0);
+  ASSERT_EQ(fcntl(p.master.get(), F_SETFL, fcntl(p.master.get(), F_GETFL) | O_ASYNC), 0);
+  ASSERT_EQ(write(p.replica.get(), "hi\n", 3), 3);
+  EXPECT_EQ(sigio.Wait(kWaitMs).si_signo, SIGIO);
+  EXPECT_EQ(ReadOnce(p.master.get()), "hi\r\n");
+  ASSERT_EQ(fcntl(p.master.get(), F_SETFL, fcntl(p.master.get(), F_GETFL) & ~O_ASYNC), 0);
+  sigio.Drain();
+}
+
 }  // namespace
 }  // namespace husk_test

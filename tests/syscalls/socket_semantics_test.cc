@@ -2509,31 +2509,6 @@ TEST(SockNetlinkTest, EveryDumpMessageCarriesTheSequenceAndPortId) {
 // ---------------------------------------------------------------------------------------
 // O_ASYNC: signal-driven I/O on sockets.
 
-// Blocks `sig` for the scope, so a test can take it with sigtimedwait.
-class BlockedSignal {
- public:
-  explicit BlockedSignal(int sig) {
-    sigemptyset(&set_);
-    sigaddset(&set_, sig);
-    sigprocmask(SIG_BLOCK, &set_, &old_);
-    siginfo_t drop;
-    timespec zero{0, 0};
-    while (sigtimedwait(&set_, &drop, &zero) > 0) {
-    }
-  }
-  ~BlockedSignal() { sigprocmask(SIG_SETMASK, &old_, nullptr); }
-  // The signal's info, or si_signo 0 if none came within ms.
-  siginfo_t Wait(int ms) {
-    siginfo_t info{};
-    timespec ts{ms / 1000, (ms % 1000) * 1000000L};
-    if (sigtimedwait(&set_, &info, &ts) < 0) info.si_signo = 0;
-    return info;
-  }
-
- private:
-  sigset_t set_{}, old_{};
-};
-
 // A unix socket with O_ASYNC and an owner raises SIGIO when data arrives; without O_ASYNC
 // nothing comes.
 TEST(SockAsyncTest, DataArrivingRaisesSigioForTheOwner) {

@@ -260,6 +260,38 @@ inline int Revents(int fd, short events, int timeout_ms = 0) {
   return poll(&pfd, 1, timeout_ms) < 0 ? -1 : pfd.revents;
 }
 
+// Blocks `sig` for the scope, so a test can take it with sigtimedwait.
+class BlockedSignal {
+ public:
+  explicit BlockedSignal(int sig) {
+    sigemptyset(&set_);
+    sigaddset(&set_, sig);
+    sigprocmask(SIG_BLOCK, &set_, &old_);
+    siginfo_t drop;
+    timespec zero{0, 0};
+    while (sigtimedwait(&set_, &drop, &zero) > 0) {
+    }
+  }
+  ~BlockedSignal() { sigprocmask(SIG_SETMASK, &old_, nullptr); }
+  // Takes every instance of the signal pending now.
+  void Drain() {
+    siginfo_t drop;
+    timespec zero{0, 0};
+    while (sigtimedwait(&set_, &drop, &zero) > 0) {
+    }
+  }
+  // The signal's info, or si_signo 0 if none came within ms.
+  siginfo_t Wait(int ms) {
+    siginfo_t info{};
+    timespec ts{ms / 1000, (ms % 1000) * 1000000L};
+    if (sigtimedwait(&set_, &info, &ts) < 0) info.si_signo = 0;
+    return info;
+  }
+
+ private:
+  sigset_t set_{}, old_{};
+};
+
 }  // namespace husk_test
 
 #endif  // HUSK_TESTS_SYSCALLS_TEST_UTIL_H_

@@ -140,12 +140,15 @@ struct Frame {
   bool checksum_ok = false;
 };
 
-// Reads frames from the packet socket, up to `room`, into the thread's
-// slots (one per Frame of out).
-int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slots, int room) {
+// Reads frames from the packet socket into the thread's slots (one per
+// Frame of out): at most `room` looked at, taken or dropped (counted in
+// *dropped), as the ring's reader does, so that a flood of frames to drop
+// ends the batch all the same.
+int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slots, int room,
+                   uint64_t* dropped) {
   const bool vnet = net->specs[i].vnet;
   int got = 0;
-  while (got < room) {
+  while (got + static_cast<int>(*dropped) < room) {
     std::vector<uint8_t>& buf = slots[got];
     VnetHeader vh{};
     iovec iov[2] = {{&vh, sizeof(vh)}, {buf.data(), buf.size()}};
@@ -160,6 +163,7 @@ int TakeFromSocket(Network* net, size_t i, Frame* out, std::vector<uint8_t>* slo
     // A GSO frame of UDP segments (UDP_SEGMENT on the host's side) is
     // many datagrams the stack would take for one: it is dropped.
     if (vnet && (n < static_cast<ssize_t>(sizeof(vh)) || IsUdpGso(vh))) {
+      ++*dropped;
       continue;
     }
     Frame& f = out[got];
@@ -213,10 +217,12 @@ void Loop(Network* net) {
         used += n + static_cast<int>(dropped);
         if (dropped != 0) net->host_drops[i].fetch_add(dropped);
       } else {
-        const int n =
-            TakeFromSocket(net, i, frames.data() + got, slots.data() + got, kBatch - used);
+        uint64_t dropped = 0;
+        const int n = TakeFromSocket(net, i, frames.data() + got, slots.data() + got, kBatch - used,
+                                     &dropped);
         got += n;
-        used += n;
+        used += n + static_cast<int>(dropped);
+        if (dropped != 0) net->host_drops[i].fetch_add(dropped);
       }
     }
     if (used == kBatch) more = true;

@@ -35,9 +35,7 @@ Fd MakeEventfd(unsigned int initval, int flags) {
 }
 
 // Reads the counter; -1 as the result on failure (errno set).
-int64_t ReadCount(int fd, uint64_t* value) {
-  return read(fd, value, sizeof(*value));
-}
+int64_t ReadCount(int fd, uint64_t* value) { return read(fd, value, sizeof(*value)); }
 
 bool WriteCount(int fd, uint64_t value) {
   return write(fd, &value, sizeof(value)) == static_cast<ssize_t>(sizeof(value));
@@ -196,7 +194,8 @@ volatile sig_atomic_t g_handled = 0;
 void OnUsr1(int) { g_handled = 1; }
 
 TEST(EventfdTest, AHandledSignalInterruptsABlockedRead) {
-  struct sigaction sa {}, old {};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = OnUsr1;  // no SA_RESTART
   ASSERT_OK(sigaction(SIGUSR1, &sa, &old));
   g_handled = 0;
@@ -232,7 +231,8 @@ TEST(EventfdTest, APollerWakesForAChildsWrite) {
 TEST(EventfdTest, FstatShowsTheAnonymousInode) {
   Fd a = MakeEventfd(0, 0);
   Fd b = MakeEventfd(0, 0);
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   ASSERT_OK(fstat(a.get(), &sa));
   ASSERT_OK(fstat(b.get(), &sb));
   // Mode 0600 without file type bits; every anonymous file shares the inode.

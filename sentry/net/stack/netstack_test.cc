@@ -3,6 +3,7 @@
 // and TCP between them, and hostile frames fed to one.
 #include <errno.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -947,6 +948,137 @@ TEST_F(Ipv6Pair, NoPortUnreachableForGroupsOrErrors) {
 const Ip kGroup6 = {0xff, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2};
 const Mac kGroup6Mac = {0x33, 0x33, 0, 1, 0, 2};
 
+// An MLD message b sent: the IPv6 header's fields, the hop-by-hop header's
+// router alert, the ICMPv6 message (checksum checked) and, for a version 2
+// report, its records as (type, group).
+struct Mld {
+  Ip src{}, dst{};
+  uint8_t hop_limit = 0;
+  bool router_alert = false;
+  uint8_t type = 0;
+  bool checksum_ok = false;
+  std::vector<std::pair<uint8_t, Ip>> records;
+  Ip v1_group{};
+  Mac to{};
+};
+
+bool ParseMld(const std::string& f, Mld* m) {
+  const auto* p = reinterpret_cast<const uint8_t*>(f.data());
+  if (f.size() < kEthLen + kIpv6Len + 8 + 8) return false;
+  memcpy(m->to.data(), p, 6);
+  Ipv6Header ip;
+  Bytes payload;
+  if (!ParseIpv6(Bytes(p + kEthLen, f.size() - kEthLen), &ip, &payload)) return false;
+  if (ip.next != kIpv6HopByHop || payload.size() < 16) return false;
+  m->src = ip.src;
+  m->dst = ip.dst;
+  m->hop_limit = ip.hop_limit;
+  m->router_alert = payload[2] == 5 && payload[3] == 2 && payload[4] == 0 && payload[5] == 0;
+  if (payload[0] != kProtoIcmp6 || payload[1] != 0) return false;
+  Bytes msg = payload.subspan(8);
+  m->type = msg[0];
+  m->checksum_ok = Fold(Sum(msg, PseudoSumFor(ip.src, ip.dst, kProtoIcmp6,
+                                              static_cast<uint32_t>(msg.size())))) == 0;
+  if (m->type == kMldV1Report && msg.size() >= 24) memcpy(m->v1_group.data(), &msg[8], 16);
+  if (m->type == kMldV2Report) {
+    const size_t n = (size_t{msg[6]} << 8) | msg[7];
+    if (msg.size() < 8 + n * 20) return false;
+    for (size_t k = 0; k < n; k++) {
+      Ip g;
+      memcpy(g.data(), &msg[8 + k * 20 + 4], 16);
+      m->records.emplace_back(msg[8 + k * 20], g);
+    }
+  }
+  return true;
+}
+
+// An MLD query from a router on the link (fe80::1) about `group` (:: for
+// all), version 2 (28 bytes) or 1 (24), with hop limit `hops`.
+std::string MldQuery(const Ip& group, bool v2, uint8_t hops = 1) {
+  const Ip router = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  std::string q(v2 ? 28 : 24, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(q.data());
+  p[0] = kMldQuery;
+  Store16(p + 4, 1000);  // maximum response delay
+  memcpy(p + 8, group.data(), 16);
+  const Ip dst = group == Ip{} ? kAllNodes6 : group;
+  Store16(p + 2, Fold(Sum(Bytes(p, q.size()), PseudoSumFor(router, dst, kProtoIcmp6,
+                                                           static_cast<uint32_t>(q.size())))));
+  std::string hbh = {static_cast<char>(kProtoIcmp6), 0, 5, 2, 0, 0, 1, 0};
+  std::string f = Ipv6Frame(kAllNodesMac, kMacA, router, dst, kIpv6HopByHop, hbh + q);
+  f[kEthLen + 7] = static_cast<char>(hops);
+  return f;
+}
+
+// MLDv2 (RFC 3810): the first membership of a group on an interface is
+// reported (CHANGE_TO_EXCLUDE, no sources) and the end of the last one
+// too (CHANGE_TO_INCLUDE), to ff02::16 with hop limit 1 and a router
+// alert, so that a switch snooping MLD forwards the group's traffic; a
+// router's queries are answered with what the interface listens to, in the
+// querier's version; all-nodes and interface-local groups are not reported,
+// and a query from off the link is ignored.
+TEST_F(Ipv6Pair, GroupMembershipsAreReportedAndQueriesAnswered) {
+  b.JoinGroup(2, kGroup6);
+  ASSERT_EQ(to_a.size(), 1u);
+  Mld m;
+  ASSERT_TRUE(ParseMld(to_a.front(), &m));
+  EXPECT_EQ(m.to, (Mac{0x33, 0x33, 0, 0, 0, 0x16}));
+  const Ip routers = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16};
+  EXPECT_EQ(m.dst, routers);
+  EXPECT_EQ(m.src, Ip{});  // b has no link-local address: unspecified
+  EXPECT_EQ(m.hop_limit, 1);
+  EXPECT_TRUE(m.router_alert);
+  EXPECT_EQ(m.type, kMldV2Report);
+  EXPECT_TRUE(m.checksum_ok);
+  ASSERT_EQ(m.records.size(), 1u);
+  EXPECT_EQ(m.records[0], std::make_pair(kMldToExclude, kGroup6));
+  to_a.clear();
+  b.JoinGroup(2, kGroup6);  // a second membership: nothing new to say
+  b.JoinGroup(2, kAllNodes6);
+  const Ip interface_local = {0xff, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7};
+  b.JoinGroup(2, interface_local);
+  EXPECT_TRUE(to_a.empty());
+
+  // A general query: the joined group and b's solicited-node group.
+  Feed(b, MldQuery(Ip{}, true), now);
+  ASSERT_EQ(to_a.size(), 1u);
+  m = Mld{};
+  ASSERT_TRUE(ParseMld(to_a.front(), &m));
+  EXPECT_TRUE(m.checksum_ok);
+  const Ip solicited{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 2};
+  std::vector<std::pair<uint8_t, Ip>> want = {{kMldIsExclude, kGroup6}, {kMldIsExclude, solicited}};
+  std::sort(m.records.begin(), m.records.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(m.records, want);
+  to_a.clear();
+  // A version 1 querier about one group: a version 1 report, to the group.
+  Feed(b, MldQuery(kGroup6, false), now);
+  ASSERT_EQ(to_a.size(), 1u);
+  m = Mld{};
+  ASSERT_TRUE(ParseMld(to_a.front(), &m));
+  EXPECT_EQ(m.type, kMldV1Report);
+  EXPECT_EQ(m.dst, kGroup6);
+  EXPECT_EQ(m.v1_group, kGroup6);
+  EXPECT_TRUE(m.checksum_ok);
+  to_a.clear();
+  // From beyond the link (hop limit 64): ignored. About a group b is not in:
+  // nothing to say.
+  Feed(b, MldQuery(Ip{}, true, 64), now);
+  const Ip other = {0xff, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 9};
+  Feed(b, MldQuery(other, true), now);
+  EXPECT_TRUE(to_a.empty());
+
+  // The last membership's end is reported.
+  b.LeaveGroup(2, kGroup6);
+  EXPECT_TRUE(to_a.empty());
+  b.LeaveGroup(2, kGroup6);
+  ASSERT_EQ(to_a.size(), 1u);
+  m = Mld{};
+  ASSERT_TRUE(ParseMld(to_a.front(), &m));
+  ASSERT_EQ(m.records.size(), 1u);
+  EXPECT_EQ(m.records[0], std::make_pair(kMldToInclude, kGroup6));
+}
+
 TEST_F(Ipv6Pair, UdpToAJoinedGroupArrivesAndToOthersIsDropped) {
   const std::string udp = Udp(Six(1), kGroup6, 4000, 53, "to the group");
   const std::string frame = Ipv6Frame(kGroup6Mac, kMacA, Six(1), kGroup6, kProtoUdp, udp);
@@ -964,6 +1096,8 @@ TEST_F(Ipv6Pair, UdpToAJoinedGroupArrivesAndToOthersIsDropped) {
   b.JoinGroup(2, kGroup6);
   b.JoinGroup(2, kGroup6);
   EXPECT_TRUE(b.InGroup(2, kGroup6));
+  EXPECT_EQ(to_a.size(), 1u);  // the first membership's MLD report
+  to_a.clear();
   Feed(b, frame, now);
   ASSERT_EQ(hb.udp.size(), 1u);
   EXPECT_EQ(hb.udp[0], "to the group");

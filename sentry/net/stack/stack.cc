@@ -63,6 +63,14 @@ Mac MulticastMac(const Ip& group) {
 }
 
 constexpr Ip kAllNodes = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+// ff02::16, where MLDv2 reports go.
+constexpr Ip kAllMldRouters = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16};
+
+// Whether a membership of `group` is reported (RFC 3810 6: never all-nodes,
+// nor a group of interface-local or reserved scope).
+bool MldReported(const Ip& group) {
+  return IsMulticast6(group) && group != kAllNodes && (group[1] & 0x0f) > 1;
+}
 
 // Whether a datagram has all its bytes: its first fragment, its last, and
 // no hole between.
@@ -305,14 +313,113 @@ int Stack::SourceOn(int nic, const Ip& dst, Ip* src) const {
 }
 
 void Stack::JoinGroup(int nic, const Ip& group) {
-  if (Nic* n = NicByIndex(nic)) n->groups[group]++;
+  Nic* n = NicByIndex(nic);
+  if (n == nullptr) return;
+  if (++n->groups[group] == 1 && MldReported(group)) SendMldReport(*n, {group}, kMldToExclude);
 }
 
 void Stack::LeaveGroup(int nic, const Ip& group) {
   Nic* n = NicByIndex(nic);
   if (n == nullptr) return;
   auto it = n->groups.find(group);
-  if (it != n->groups.end() && --it->second <= 0) n->groups.erase(it);
+  if (it != n->groups.end() && --it->second <= 0) {
+    n->groups.erase(it);
+    if (MldReported(group)) SendMldReport(*n, {group}, kMldToInclude);
+  }
+}
+
+void Stack::SendMldReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type) {
+  // RFC 3810 5.2: from the interface's link-local address (unspecified if
+  // it has none yet), to all MLDv2 routers, hop limit 1, with a router
+  // alert in a hop-by-hop header; as many records as a packet holds.
+  constexpr size_t kRecord = 20, kPerPacket = 64;
+  const Ip src = NicAddress(nic, kAllMldRouters);
+  const Ip from = IsLinkLocal6(src) ? src : Ip{};
+  for (size_t first = 0; first < groups.size(); first += kPerPacket) {
+    const size_t n = std::min(kPerPacket, groups.size() - first);
+    std::string packet(kIpv6Len + 8 + 8 + n * kRecord, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(packet.data());
+    uint8_t* hbh = p + kIpv6Len;
+    hbh[0] = kProtoIcmp6;
+    hbh[2] = 5;  // router alert, 2 bytes: MLD (0)
+    hbh[3] = 2;
+    hbh[6] = 1;  // PadN, 0 bytes
+    uint8_t* msg = hbh + 8;
+    const size_t len = 8 + n * kRecord;
+    msg[0] = kMldV2Report;
+    Store16(msg + 6, static_cast<uint16_t>(n));
+    for (size_t k = 0; k < n; k++) {
+      uint8_t* r = msg + 8 + k * kRecord;
+      r[0] = type;
+      memcpy(r + 4, groups[first + k].data(), 16);
+    }
+    Store16(msg + 2, Fold(Sum(Bytes(msg, len), PseudoSumFor(from, kAllMldRouters, kProtoIcmp6,
+                                                            static_cast<uint32_t>(len)))));
+    Ipv6Header h;
+    h.payload_len = static_cast<uint16_t>(8 + len);
+    h.next = kIpv6HopByHop;
+    h.hop_limit = 1;
+    h.src = from;
+    h.dst = kAllMldRouters;
+    WriteIpv6(p, h);
+    counters_.icmp_out_msgs++;
+    Transmit(nic, MulticastMac(kAllMldRouters), kEtherIpv6, Bytes(p, packet.size()));
+  }
+}
+
+void Stack::SendMldV1Report(Nic& nic, const Ip& group) {
+  // RFC 2710 3: to the group itself, hop limit 1, router alert.
+  const Ip src = NicAddress(nic, kAllMldRouters);
+  const Ip from = IsLinkLocal6(src) ? src : Ip{};
+  uint8_t packet[kIpv6Len + 8 + 24] = {};
+  uint8_t* hbh = packet + kIpv6Len;
+  hbh[0] = kProtoIcmp6;
+  hbh[2] = 5;
+  hbh[3] = 2;
+  hbh[6] = 1;
+  uint8_t* msg = hbh + 8;
+  msg[0] = kMldV1Report;
+  memcpy(msg + 8, group.data(), 16);
+  Store16(msg + 2, Fold(Sum(Bytes(msg, 24), PseudoSumFor(from, group, kProtoIcmp6, 24))));
+  Ipv6Header h;
+  h.payload_len = 8 + 24;
+  h.next = kIpv6HopByHop;
+  h.hop_limit = 1;
+  h.src = from;
+  h.dst = group;
+  WriteIpv6(packet, h);
+  counters_.icmp_out_msgs++;
+  Transmit(nic, MulticastMac(group), kEtherIpv6, Bytes(packet, sizeof(packet)));
+}
+
+void Stack::InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b) {
+  // RFC 3810 5.1.14: a query from a router on the link (link-local source,
+  // hop limit 1) is answered; others are dropped. Version 1's is 24 bytes,
+  // version 2's at least 28. Answered at once, not after a random delay of
+  // up to the maximum response time: the sandbox is one listener.
+  if (ip.hop_limit != 1 || !IsLinkLocal6(ip.src) || (b.size() != 24 && b.size() < 28)) return;
+  Ip asked;
+  memcpy(asked.data(), &b[8], 16);
+  const bool general = asked == Ip{};
+  if (!general && !IsMulticast6(asked)) return;
+  // What this interface listens to: the groups joined, and the
+  // solicited-node groups of its addresses.
+  std::vector<Ip> groups;
+  for (const auto& [g, count] : nic.groups) {
+    if (MldReported(g) && (general || g == asked)) groups.push_back(g);
+  }
+  for (const auto& [addr, prefix] : nic.addrs) {
+    if (IsV4(addr)) continue;
+    const Ip g = SolicitedNode(addr);
+    if ((general || g == asked) && std::find(groups.begin(), groups.end(), g) == groups.end()) {
+      groups.push_back(g);
+    }
+  }
+  if (b.size() == 24) {
+    for (const Ip& g : groups) SendMldV1Report(nic, g);
+    return;
+  }
+  SendMldReport(nic, groups, kMldIsExclude);
 }
 
 bool Stack::InGroup(int nic, const Ip& group) const {
@@ -1259,6 +1366,9 @@ void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from,
                kEtherIpv6, Bytes(packet, sizeof(packet)));
       return;
     }
+    case kMldQuery:
+      if (!fragmented) InputMldQuery(nic, ip, b);
+      return;
     case kNdpAdvert: {
       if (ip.hop_limit != 255 || b.size() < 24 || fragmented) return;
       Ip target;

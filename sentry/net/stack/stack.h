@@ -172,8 +172,9 @@ class Stack {
   // IPv6 multicast groups joined on an interface, counted (one call for
   // each socket's membership): frames to a joined group are taken, and its
   // UDP datagrams reach the socket layer (DeliverUdp), which picks the
-  // members. The sandbox sends no MLD reports and answers no MLD queries:
-  // a switch that snoops MLD may not forward a group's traffic to it.
+  // members. The first membership of a group and the end of the last are
+  // reported (MLDv2, RFC 3810: a switch that snoops MLD forwards a group's
+  // traffic only to ports that reported it), and queries are answered.
   void JoinGroup(int nic, const Ip& group);
   void LeaveGroup(int nic, const Ip& group);
   // Whether interface `nic` takes what is sent to `group`: a group joined
@@ -314,6 +315,12 @@ class Stack {
   // Learns (or refreshes) a neighbour's link address and sends what waited.
   void Learn(Nic& nic, const Ip& ip, const Mac& mac, bool create, int64_t now);
   void SendSolicit(Nic& nic, const Ip& target);
+  // MLD: a version 2 report of `groups` with records of `type` (none with
+  // sources), or a version 1 report of one group (to a querier of
+  // version 1).
+  void SendMldReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type);
+  void SendMldV1Report(Nic& nic, const Ip& group);
+  void InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b);
   // An address of the interface of the family of `like` (IPv6: a global
   // one first), or the zero address.
   Ip NicAddress(const Nic& nic, const Ip& like) const;

@@ -142,6 +142,10 @@ constexpr uint8_t kIcmp6InfoMin = 128;
 // The least MTU a link carrying IPv6 has (RFC 8200 5).
 constexpr uint32_t kIpv6MinMtu = 1280;
 constexpr uint8_t kNdpSourceMac = 1, kNdpTargetMac = 2;  // option types
+// Multicast listener discovery (RFC 2710, RFC 3810): queries, version 1
+// reports and version 2 reports, and version 2's record types.
+constexpr uint8_t kMldQuery = 130, kMldV1Report = 131, kMldV2Report = 143;
+constexpr uint8_t kMldIsExclude = 2, kMldToInclude = 3, kMldToExclude = 4;
 
 // ICMP (RFC 792): the types the stack answers or reports.
 constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8,

@@ -154,6 +154,12 @@ std::map<UnixSocket*, std::weak_ptr<UnixSocket>>& All() ABSL_EXCLUSIVE_LOCKS_REQ
   return *m;
 }
 uint32_t g_autobind ABSL_GUARDED_BY(g_mu) = 0;
+// How many sockets joined each IPv4 group (IP_MULTICAST_ALL asks whether
+// any did).
+std::map<std::array<uint8_t, 16>, int>& JoinedGroups4() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  static auto* m = new std::map<std::array<uint8_t, 16>, int>();
+  return *m;
+}
 // Bound inet sockets by (type, port).
 std::map<std::pair<int, uint16_t>, std::vector<std::weak_ptr<UnixSocket>>>& InetPorts()
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
@@ -628,7 +634,15 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
     return r;
   }
   uint32_t drops_ ABSL_GUARDED_BY(g_mu) = 0;  // datagrams dropped for want of room
-  std::set<std::array<uint8_t, 16>> groups_ ABSL_GUARDED_BY(g_mu);  // IP_ADD_MEMBERSHIP's
+  // IP_ADD_MEMBERSHIP's: each group and the interface it was joined on (0:
+  // none the stack has; otherwise one of the stack's counts it).
+  std::map<std::array<uint8_t, 16>, int> groups_ ABSL_GUARDED_BY(g_mu);
+  void LeaveGroup4Locked(const std::array<uint8_t, 16>& group, int nic)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    if (g_stack != nullptr && nic > 1) g_stack->LeaveGroup(nic, group);
+    auto& count = JoinedGroups4()[group];
+    if (--count <= 0) JoinedGroups4().erase(group);
+  }
   // IP_MULTICAST_IF names loopback (127.0.0.0/8, or index 1 in an ip_mreqn).
   bool MulticastIfLoopbackLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     auto it = options_.find({IPPROTO_IP, IP_MULTICAST_IF});
@@ -684,6 +698,7 @@ UnixSocket::~UnixSocket() {
     if (host_watched_) UnwatchHostFd(host_listener_.get());
     if (host_listener_.valid()) ReleaseHostDescriptor();
     // The interfaces' memberships this socket held end with it.
+    for (const auto& [group, nic] : groups_) LeaveGroup4Locked(group, nic);
     for (const Membership6& m : groups6_) {
       if (g_stack != nullptr && m.ifindex != 1) g_stack->LeaveGroup(m.ifindex, m.group);
     }
@@ -908,8 +923,7 @@ bool UnixSocket::DeliverMulticastLocked(const std::array<uint8_t, 16>& group, ui
   if (it == InetPorts().end()) return false;
   // IP_MULTICAST_ALL (on by default): a socket on the port hears a group
   // that some socket of the sandbox joined, member or not.
-  bool joined = false;
-  for (const auto& [p, w] : All()) joined = joined || p->groups_.contains(group);
+  const bool joined = JoinedGroups4().contains(group);
   bool any = false;
   for (const auto& w : it->second) {
     std::shared_ptr<UnixSocket> u = w.lock();
@@ -2726,9 +2740,31 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
         }
         if (groups_.contains(group)) return Errno{EADDRINUSE};
         if (groups_.size() >= 20) return Errno{ENOBUFS};  // net.ipv4.igmp_max_memberships
-        groups_.insert(group);
-      } else if (groups_.erase(group) == 0) {
-        return Errno{EADDRNOTAVAIL};
+        // The interface: the one named (by index, or by an address of
+        // it), else the stack's first; loopback's and one the stack does
+        // not have are not reported.
+        int nic = ifindex;
+        if (nic == 0 && ifaddr.s_addr != INADDR_ANY && g_stack != nullptr) {
+          for (const netstack::Nic& n : g_stack->nics()) {
+            for (const auto& [addr, prefix] : n.addrs) {
+              if (netstack::IsV4(addr) && netstack::V4Of(addr) == ntohl(ifaddr.s_addr)) {
+                nic = n.index;
+              }
+            }
+          }
+        }
+        if (nic == 0 && ifaddr.s_addr == INADDR_ANY && g_stack != nullptr &&
+            !g_stack->nics().empty()) {
+          nic = g_stack->nics().front().index;
+        }
+        groups_[group] = nic;
+        JoinedGroups4()[group]++;
+        if (g_stack != nullptr && nic > 1) g_stack->JoinGroup(nic, group);
+      } else {
+        auto it = groups_.find(group);
+        if (it == groups_.end()) return Errno{EADDRNOTAVAIL};
+        LeaveGroup4Locked(it->first, it->second);
+        groups_.erase(it);
       }
       return Ok();
     }

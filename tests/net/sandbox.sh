@@ -11,7 +11,8 @@
 #   - ping from inside (ICMP and ICMPv6 echo sockets) of the host side and of the sandbox's own
 #     addresses, over IPv4 and IPv6;
 #   - UDP broadcast to the /30's broadcast address both ways (SO_BROADCAST wanted);
-#   - UDP multicast (239.1.2.3, and ff12::1:2 on the veth's interface) both ways, and to the
+#   - UDP multicast (239.1.2.3, and ff12::1:2 on the veth's interface) both ways, the joins
+#     reported on the wire (IGMPv3, MLDv2: tests/net/reports.py), and to the
 #     sandbox's own members;
 #   - DNS: with the sandbox's resolv.conf naming a server on the host side (dns_server.py),
 #     getent and curl find a name;
@@ -144,6 +145,8 @@ python3 "$here/broadcast.py" listen 5401 "$dir/broadcast.got" >/dev/null 2>&1 &
 pids="$pids $!"
 python3 "$here/broadcast.py" send 10.201.0.3 5400 >/dev/null 2>&1 &
 pids="$pids $!"
+python3 "$here/reports.py" h0 "$dir/reports.got" 120 >"$dir/reports.log" 2>&1 &
+pids="$pids $!"
 python3 "$here/multicast.py" listen 10.201.0.1 "$dir/multicast.got" >/dev/null 2>&1 &
 pids="$pids $!"
 python3 "$here/multicast.py" send 10.201.0.1 >/dev/null 2>&1 &
@@ -245,4 +248,8 @@ grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no
   fail "the sandbox's group datagram did not reach the host side"
 [ "$(cat "$dir/multicast6.got" 2>/dev/null)" = "a group datagram from the sandbox (hop limit 2)" ] ||
   fail "the sandbox's IPv6 group datagram did not reach the host side with hop limit 2: $(cat "$dir/multicast6.got" 2>/dev/null)"
-echo "PASS: ping both ways, curl both ways, a 2 MB file, iperf3 both ways, broadcast, multicast over IPv4 and IPv6, DNS over --network=sandbox"
+# The sandbox's joins were reported on the wire (IGMPv3, MLDv2), as a snooping switch needs.
+for _ in $(seq 100); do [ -s "$dir/reports.got" ] && break; sleep 0.1; done
+[ "$(cat "$dir/reports.got" 2>/dev/null | tr '\n' ' ')" = "igmp mld " ] ||
+  fail "the sandbox's group memberships were not reported (seen: $(cat "$dir/reports.got" 2>/dev/null | tr '\n' ' ')$(cat "$dir/reports.log"))"
+echo "PASS: ping both ways, curl both ways, a 2 MB file, iperf3 both ways, broadcast, multicast over IPv4 and IPv6 (memberships reported), DNS over --network=sandbox"

@@ -480,6 +480,116 @@ void Feed(Stack& s, const std::string& f, int64_t now) {
   s.Input(2, Bytes(reinterpret_cast<const uint8_t*>(f.data()), f.size()), false, now);
 }
 
+// An IGMP message b sent: the IPv4 header's fields (with its router alert
+// option), the message (checksum checked), and a version 3 report's
+// records as (type, group).
+struct Igmp {
+  Mac to{};
+  uint32_t src = 0, dst = 0;
+  uint8_t ttl = 0;
+  bool router_alert = false;
+  uint8_t type = 0;
+  bool checksum_ok = false;
+  uint32_t group = 0;  // a version 1 or 2 report's
+  std::vector<std::pair<uint8_t, uint32_t>> records;
+};
+
+bool ParseIgmp(const std::string& f, Igmp* m) {
+  const auto* p = reinterpret_cast<const uint8_t*>(f.data());
+  if (f.size() < kEthLen + 24 + 8) return false;
+  memcpy(m->to.data(), p, 6);
+  Ipv4Header ip;
+  Bytes msg;
+  if (!ParseIpv4(Bytes(p + kEthLen, f.size() - kEthLen), true, &ip, &msg)) return false;
+  if (ip.proto != kProtoIgmp || ip.ihl != 6) return false;
+  m->src = ip.src;
+  m->dst = ip.dst;
+  m->ttl = ip.ttl;
+  const uint8_t* opt = p + kEthLen + kIpv4Len;
+  m->router_alert = opt[0] == 0x94 && opt[1] == 4 && opt[2] == 0 && opt[3] == 0;
+  m->type = msg[0];
+  m->checksum_ok = Fold(Sum(msg)) == 0;
+  m->group = Load32(&msg[4]);
+  if (m->type == kIgmpV3Report) {
+    const size_t n = (size_t{msg[6]} << 8) | msg[7];
+    if (msg.size() < 8 + n * 8) return false;
+    for (size_t k = 0; k < n; k++) {
+      m->records.emplace_back(msg[8 + k * 8], Load32(&msg[8 + k * 8 + 4]));
+    }
+  }
+  return true;
+}
+
+// An IGMP query from the router 10.201.0.1 about `group` (0 for all), of
+// version 3 (12 bytes), 2 (8, a response time) or 1 (8, none).
+std::string IgmpQuery(uint32_t group, int version) {
+  std::string q(version == 3 ? 12 : 8, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(q.data());
+  p[0] = kIgmpQuery;
+  p[1] = version == 1 ? 0 : 100;
+  Store32(p + 4, group);
+  Store16(p + 2, Fold(Sum(Bytes(p, q.size()))));
+  const Mac all_systems = {0x01, 0x00, 0x5e, 0, 0, 1};
+  return Ipv4Frame(all_systems, kMacA, kIpA, V4(group == 0 ? 0xe0000001 : group), kProtoIgmp, q);
+}
+
+// IGMPv3 (RFC 3376): the first membership of an IPv4 group on an interface
+// is reported (CHANGE_TO_EXCLUDE) and the end of the last one
+// (CHANGE_TO_INCLUDE), to 224.0.0.22 with TTL 1 and a router alert;
+// queries are answered in the querier's version; all-systems is never
+// reported.
+TEST_F(Pair, Ipv4GroupMembershipsAreReportedAndQueriesAnswered) {
+  const uint32_t group = 0xefc80001;  // 239.200.0.1
+  b.JoinGroup(2, V4(group));
+  ASSERT_EQ(to_a.size(), 1u);
+  Igmp m;
+  ASSERT_TRUE(ParseIgmp(to_a.front(), &m));
+  EXPECT_EQ(m.to, (Mac{0x01, 0x00, 0x5e, 0, 0, 0x16}));
+  EXPECT_EQ(m.dst, 0xe0000016u);
+  EXPECT_EQ(m.src, V4Of(kIpB));
+  EXPECT_EQ(m.ttl, 1);
+  EXPECT_TRUE(m.router_alert);
+  EXPECT_EQ(m.type, kIgmpV3Report);
+  EXPECT_TRUE(m.checksum_ok);
+  ASSERT_EQ(m.records.size(), 1u);
+  EXPECT_EQ(m.records[0], std::make_pair(kMldToExclude, group));
+  to_a.clear();
+  b.JoinGroup(2, V4(group));
+  b.JoinGroup(2, V4(0xe0000001));
+  EXPECT_TRUE(to_a.empty());
+
+  Feed(b, IgmpQuery(0, 3), now);
+  ASSERT_EQ(to_a.size(), 1u);
+  m = Igmp{};
+  ASSERT_TRUE(ParseIgmp(to_a.front(), &m));
+  EXPECT_TRUE(m.checksum_ok);
+  ASSERT_EQ(m.records.size(), 1u);
+  EXPECT_EQ(m.records[0], std::make_pair(kMldIsExclude, group));
+  to_a.clear();
+  for (int version : {2, 1}) {
+    Feed(b, IgmpQuery(group, version), now);
+    ASSERT_EQ(to_a.size(), 1u) << "version " << version;
+    m = Igmp{};
+    ASSERT_TRUE(ParseIgmp(to_a.front(), &m));
+    EXPECT_EQ(m.type, version == 2 ? kIgmpV2Report : kIgmpV1Report);
+    EXPECT_EQ(m.dst, group);
+    EXPECT_EQ(m.group, group);
+    EXPECT_TRUE(m.checksum_ok);
+    to_a.clear();
+  }
+  Feed(b, IgmpQuery(0xefc80002, 3), now);  // a group b is not in
+  EXPECT_TRUE(to_a.empty());
+
+  b.LeaveGroup(2, V4(group));
+  EXPECT_TRUE(to_a.empty());
+  b.LeaveGroup(2, V4(group));
+  ASSERT_EQ(to_a.size(), 1u);
+  m = Igmp{};
+  ASSERT_TRUE(ParseIgmp(to_a.front(), &m));
+  ASSERT_EQ(m.records.size(), 1u);
+  EXPECT_EQ(m.records[0], std::make_pair(kMldToInclude, group));
+}
+
 TEST_F(Ipv6Pair, FragmentsAreReassembledInAnyOrderAndDuplicatesIgnored) {
   const std::string data = Pattern(3000);
   const std::string udp = Udp(Six(1), Six(2), 4000, 53, data);

@@ -72,6 +72,25 @@ bool MldReported(const Ip& group) {
   return IsMulticast6(group) && group != kAllNodes && (group[1] & 0x0f) > 1;
 }
 
+constexpr uint32_t kAllSystems = 0xe0000001;     // 224.0.0.1
+constexpr uint32_t kIgmpV3Routers = 0xe0000016;  // 224.0.0.22
+
+// Whether a membership of IPv4 group `group` is reported (RFC 3376 5: never
+// all-systems).
+bool IgmpReported(const Ip& group) {
+  return IsV4(group) && (V4Of(group) >> 28) == 0xe && V4Of(group) != kAllSystems;
+}
+
+// A group's Ethernet address: 01:00:5e and its low 23 bits.
+Mac GroupMac4(uint32_t group) {
+  return Mac{0x01,
+             0x00,
+             0x5e,
+             static_cast<uint8_t>((group >> 16) & 0x7f),
+             static_cast<uint8_t>(group >> 8),
+             static_cast<uint8_t>(group)};
+}
+
 // Whether a datagram has all its bytes: its first fragment, its last, and
 // no hole between.
 bool Whole(const std::map<uint32_t, std::string>& frags, uint32_t total, bool have_first) {
@@ -315,7 +334,9 @@ int Stack::SourceOn(int nic, const Ip& dst, Ip* src) const {
 void Stack::JoinGroup(int nic, const Ip& group) {
   Nic* n = NicByIndex(nic);
   if (n == nullptr) return;
-  if (++n->groups[group] == 1 && MldReported(group)) SendMldReport(*n, {group}, kMldToExclude);
+  if (++n->groups[group] != 1) return;
+  if (IgmpReported(group)) SendIgmpReport(*n, {group}, kMldToExclude);
+  if (MldReported(group)) SendMldReport(*n, {group}, kMldToExclude);
 }
 
 void Stack::LeaveGroup(int nic, const Ip& group) {
@@ -324,6 +345,7 @@ void Stack::LeaveGroup(int nic, const Ip& group) {
   auto it = n->groups.find(group);
   if (it != n->groups.end() && --it->second <= 0) {
     n->groups.erase(it);
+    if (IgmpReported(group)) SendIgmpReport(*n, {group}, kMldToInclude);
     if (MldReported(group)) SendMldReport(*n, {group}, kMldToInclude);
   }
 }
@@ -390,6 +412,80 @@ void Stack::SendMldV1Report(Nic& nic, const Ip& group) {
   WriteIpv6(packet, h);
   counters_.icmp_out_msgs++;
   Transmit(nic, MulticastMac(group), kEtherIpv6, Bytes(packet, sizeof(packet)));
+}
+
+void Stack::SendIgmp(Nic& nic, uint32_t dst, Bytes msg) {
+  // RFC 3376 4: TTL 1, a router alert option, from the interface's address
+  // (0.0.0.0 if it has none); DF and the precedence Linux gives them.
+  const Ip addr = NicAddress(nic, V4(dst));
+  const uint32_t src = IsV4(addr) ? V4Of(addr) : 0;
+  constexpr size_t kHeader = kIpv4Len + 4;
+  std::string packet(kHeader + msg.size(), '\0');
+  auto* p = reinterpret_cast<uint8_t*>(packet.data());
+  p[0] = 0x46;  // version 4, 6 words
+  p[1] = 0xc0;
+  Store16(p + 2, static_cast<uint16_t>(packet.size()));
+  Store16(p + 4, ip_id_++);
+  Store16(p + 6, kIpDf);
+  p[8] = 1;
+  p[9] = kProtoIgmp;
+  Store32(p + 12, src);
+  Store32(p + 16, dst);
+  p[20] = 0x94;  // router alert, 4 bytes, value 0
+  p[21] = 4;
+  Store16(p + 10, Fold(Sum(Bytes(p, kHeader))));
+  CopyBytes(p + kHeader, msg);
+  counters_.ip_out_requests++;
+  Transmit(nic, GroupMac4(dst), kEtherIpv4, Bytes(p, packet.size()));
+}
+
+void Stack::SendIgmpReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type) {
+  constexpr size_t kRecord = 8, kPerPacket = 64;
+  for (size_t first = 0; first < groups.size(); first += kPerPacket) {
+    const size_t n = std::min(kPerPacket, groups.size() - first);
+    std::string msg(8 + n * kRecord, '\0');
+    auto* m = reinterpret_cast<uint8_t*>(msg.data());
+    m[0] = kIgmpV3Report;
+    Store16(m + 6, static_cast<uint16_t>(n));
+    for (size_t k = 0; k < n; k++) {
+      uint8_t* r = m + 8 + k * kRecord;
+      r[0] = type;
+      Store32(r + 4, V4Of(groups[first + k]));
+    }
+    Store16(m + 2, Fold(Sum(Bytes(m, msg.size()))));
+    SendIgmp(nic, kIgmpV3Routers, Bytes(m, msg.size()));
+  }
+}
+
+void Stack::SendIgmpOldReport(Nic& nic, uint32_t group, uint8_t type) {
+  uint8_t m[8] = {};
+  m[0] = type;
+  Store32(m + 4, group);
+  Store16(m + 2, Fold(Sum(Bytes(m, sizeof(m)))));
+  SendIgmp(nic, group, Bytes(m, sizeof(m)));
+}
+
+void Stack::InputIgmp(Nic& nic, Bytes b) {
+  // Queries alone (another host's report asks nothing of us). Version 1's
+  // and 2's are 8 bytes (1's with no response time), version 3's at least
+  // 12. Answered at once, in the querier's version.
+  if (b.size() < 8 || b[0] != kIgmpQuery || (b.size() > 8 && b.size() < 12) || Fold(Sum(b)) != 0) {
+    return;
+  }
+  const uint32_t asked = Load32(&b[4]);
+  const bool general = asked == 0;
+  if (!general && (asked >> 28) != 0xe) return;
+  std::vector<Ip> groups;
+  for (const auto& [g, count] : nic.groups) {
+    if (IgmpReported(g) && (general || V4Of(g) == asked)) groups.push_back(g);
+  }
+  if (b.size() >= 12) {
+    SendIgmpReport(nic, groups, kMldIsExclude);
+    return;
+  }
+  for (const Ip& g : groups) {
+    SendIgmpOldReport(nic, V4Of(g), b[1] == 0 ? kIgmpV1Report : kIgmpV2Report);
+  }
 }
 
 void Stack::InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b) {
@@ -722,7 +818,14 @@ void Stack::InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now) {
     return;
   }
   if ((ip.frag & (kIpMf | kIpOffsetMask)) != 0) {
-    Reassemble(ip, payload, broadcast, now);
+    // IGMP is never fragmented (its messages are small): only UDP and the
+    // rest are put back together.
+    if (ip.proto != kProtoIgmp) Reassemble(ip, payload, broadcast, now);
+    return;
+  }
+  if (ip.proto == kProtoIgmp) {
+    counters_.ip_in_delivers++;
+    InputIgmp(nic, payload);
     return;
   }
   DeliverIpv4(ip, payload, b.first(ip.total_len), checksum_ok, broadcast, now);

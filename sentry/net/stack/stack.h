@@ -169,11 +169,12 @@ class Stack {
   // it has no address of dst's family).
   int SourceOn(int nic, const Ip& dst, Ip* src) const;
 
-  // IPv6 multicast groups joined on an interface, counted (one call for
-  // each socket's membership): frames to a joined group are taken, and its
+  // Multicast groups joined on an interface, counted (one call for each
+  // socket's membership). IPv6: frames to a joined group are taken, and its
   // UDP datagrams reach the socket layer (DeliverUdp), which picks the
-  // members. The first membership of a group and the end of the last are
-  // reported (MLDv2, RFC 3810: a switch that snoops MLD forwards a group's
+  // members; IPv4 groups' datagrams reach it whatever was joined. The first
+  // membership of a group and the end of the last are reported (MLDv2, RFC
+  // 3810; IGMPv3, RFC 3376: a switch that snoops them forwards a group's
   // traffic only to ports that reported it), and queries are answered.
   void JoinGroup(int nic, const Ip& group);
   void LeaveGroup(int nic, const Ip& group);
@@ -321,6 +322,13 @@ class Stack {
   void SendMldReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type);
   void SendMldV1Report(Nic& nic, const Ip& group);
   void InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b);
+  // IGMP: a version 3 report of `groups` (records of `type`), a version 1
+  // or 2 report of one group, the IPv4 packet either goes in (TTL 1,
+  // router alert), and a query.
+  void SendIgmpReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type);
+  void SendIgmpOldReport(Nic& nic, uint32_t group, uint8_t type);
+  void SendIgmp(Nic& nic, uint32_t dst, Bytes msg);
+  void InputIgmp(Nic& nic, Bytes b);
   // An address of the interface of the family of `like` (IPv6: a global
   // one first), or the zero address.
   Ip NicAddress(const Nic& nic, const Ip& like) const;

@@ -146,6 +146,11 @@ constexpr uint8_t kNdpSourceMac = 1, kNdpTargetMac = 2;  // option types
 // reports and version 2 reports, and version 2's record types.
 constexpr uint8_t kMldQuery = 130, kMldV1Report = 131, kMldV2Report = 143;
 constexpr uint8_t kMldIsExclude = 2, kMldToInclude = 3, kMldToExclude = 4;
+// IGMP (RFC 1112, RFC 2236, RFC 3376): protocol 2, its message types; the
+// version 3 record types are MLDv2's.
+constexpr uint8_t kProtoIgmp = 2;
+constexpr uint8_t kIgmpQuery = 0x11, kIgmpV1Report = 0x12, kIgmpV2Report = 0x16,
+                  kIgmpV3Report = 0x22;
 
 // ICMP (RFC 792): the types the stack answers or reports.
 constexpr uint8_t kIcmpEchoReply = 0, kIcmpUnreachable = 3, kIcmpEchoRequest = 8,

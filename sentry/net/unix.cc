@@ -514,7 +514,9 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // bound socket of `type` that takes what is sent to dst:port (a
   // listener for connections); a specific address wins over a wildcard.
   bool inet() const { return domain_ != AF_UNIX; }
-  Status BindInetLocked(Name n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // group: n names a multicast group or a broadcast address, which bind(2)
+  // takes (the caller checked it) besides the sandbox's own addresses.
+  Status BindInetLocked(Name n, bool group = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   static std::shared_ptr<UnixSocket> FindInet(int type, const std::array<uint8_t, 16>& dst,
                                               uint16_t port, bool listener)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
@@ -842,11 +844,12 @@ Status UnixSocket::AutobindLocked() {
   return Errno{ENOSPC};
 }
 
-Status UnixSocket::BindInetLocked(Name n) {
+Status UnixSocket::BindInetLocked(Name n, bool group) {
   n.inet = true;
   // The loopback addresses, the wildcard and the interfaces' addresses
   // are this sandbox's.
-  if (!IsAny(n.ip) && !IsLoopback(n.ip) && (g_stack == nullptr || !g_stack->IsLocal(n.ip))) {
+  if (!group && !IsAny(n.ip) && !IsLoopback(n.ip) &&
+      (g_stack == nullptr || !g_stack->IsLocal(n.ip))) {
     return Errno{EADDRNOTAVAIL};
   }
   const Cover mine = CoverOf(domain_, n, v6only_);
@@ -1115,8 +1118,24 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
     ASSIGN_OR_RETURN(Name n, ParseInet(domain_, addr, /*bind=*/true));
     SocketsLock l;
     if (domain_ == AF_INET6 && IsMapped(n.ip) && v6only_) return Errno{EINVAL};
+    // A group's address, or IPv4's broadcast (inet_bind's RTN_MULTICAST and
+    // RTN_BROADCAST); a group of link scope names its interface
+    // (inet6_bind: EINVAL without a scope id, ENODEV for no interface).
+    const bool group4 = IsMapped(n.ip) && (n.ip[12] & 0xf0) == 0xe0;
+    const bool broadcast = IsMapped(n.ip) && (n.ip == V4(255, 255, 255, 255) ||
+                                              (g_stack != nullptr && g_stack->IsBroadcast(n.ip)));
+    if (IsGroup6(n.ip) && NeedsScope6(n.ip)) {
+      const uint32_t scope = ScopeIdOf(addr);
+      if (scope == 0) return Errno{EINVAL};
+      bool found = scope == 1;
+      if (g_stack != nullptr) {
+        for (const netstack::Nic& nic : g_stack->nics())
+          found = found || nic.index == static_cast<int>(scope);
+      }
+      if (!found) return Errno{ENODEV};
+    }
     if (name_.inet) return Errno{EINVAL};
-    TRY(BindInetLocked(n));
+    TRY(BindInetLocked(n, group4 || broadcast || IsGroup6(n.ip)));
     addr_locked_ = !IsAny(n.ip);
     port_locked_ = n.port != 0;
     return Ok();

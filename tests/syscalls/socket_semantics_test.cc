@@ -2509,6 +2509,63 @@ TEST(SockNetlinkTest, EveryDumpMessageCarriesTheSequenceAndPortId) {
 // ---------------------------------------------------------------------------------------
 // O_ASYNC: signal-driven I/O on sockets.
 
+// ---------------------------------------------------------------------------------------
+// bind(2) to a group's address: Linux's inet_bind takes multicast and broadcast addresses
+// as well as the host's own (RTN_MULTICAST, RTN_BROADCAST); inet6_bind takes any group,
+// one of link scope with the scope id of an interface (EINVAL without, ENODEV for none).
+
+sockaddr_in In4(const char* text, uint16_t port = 0) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  EXPECT_EQ(inet_pton(AF_INET, text, &a.sin_addr), 1) << text;
+  return a;
+}
+
+sockaddr_in6 In6(const char* text, uint32_t scope = 0) {
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_scope_id = scope;
+  EXPECT_EQ(inet_pton(AF_INET6, text, &a.sin6_addr), 1) << text;
+  return a;
+}
+
+TEST(SockBindGroupTest, AnIpv4GroupOrTheBroadcastAddressCanBeBound) {
+  Fd u(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in group = In4("239.255.10.1");
+  ASSERT_OK(bind(u.get(), reinterpret_cast<sockaddr*>(&group), sizeof(group)));
+  sockaddr_in got{};
+  socklen_t len = sizeof(got);
+  ASSERT_OK(getsockname(u.get(), reinterpret_cast<sockaddr*>(&got), &len));
+  EXPECT_EQ(got.sin_addr.s_addr, group.sin_addr.s_addr);
+  EXPECT_NE(got.sin_port, 0);
+  Fd b(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in all = In4("255.255.255.255");
+  ASSERT_OK(bind(b.get(), reinterpret_cast<sockaddr*>(&all), sizeof(all)));
+  // Neither a group, nor broadcast, nor the sandbox's own.
+  Fd c(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in other = In4("10.255.255.1");
+  EXPECT_TRUE(
+      FAILS_WITH(bind(c.get(), reinterpret_cast<sockaddr*>(&other), sizeof(other)), EADDRNOTAVAIL));
+}
+
+TEST(SockBindGroupTest, AnIpv6GroupCanBeBoundALinkScopeOneWithItsInterface) {
+  Fd u(socket(AF_INET6, SOCK_DGRAM, 0));
+  sockaddr_in6 global = In6("ff0e::1:2");
+  ASSERT_OK(bind(u.get(), reinterpret_cast<sockaddr*>(&global), sizeof(global)));
+  sockaddr_in6 got{};
+  socklen_t len = sizeof(got);
+  ASSERT_OK(getsockname(u.get(), reinterpret_cast<sockaddr*>(&got), &len));
+  EXPECT_EQ(memcmp(&got.sin6_addr, &global.sin6_addr, 16), 0);
+  Fd v(socket(AF_INET6, SOCK_DGRAM, 0));
+  sockaddr_in6 link = In6("ff12::1:2");
+  EXPECT_TRUE(FAILS_WITH(bind(v.get(), reinterpret_cast<sockaddr*>(&link), sizeof(link)), EINVAL));
+  link.sin6_scope_id = 4242;  // no such interface
+  EXPECT_TRUE(FAILS_WITH(bind(v.get(), reinterpret_cast<sockaddr*>(&link), sizeof(link)), ENODEV));
+  link.sin6_scope_id = 1;  // loopback
+  ASSERT_OK(bind(v.get(), reinterpret_cast<sockaddr*>(&link), sizeof(link)));
+}
+
 // A unix socket with O_ASYNC and an owner raises SIGIO when data arrives; without O_ASYNC
 // nothing comes.
 TEST(SockAsyncTest, DataArrivingRaisesSigioForTheOwner) {

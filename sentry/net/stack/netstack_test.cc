@@ -319,6 +319,23 @@ class TcpPair : public Pair {
     return c;
   }
 
+  // A connection from client port `port` to a listener whose connections
+  // have a receive buffer of `rcvbuf` bytes.
+  Conn OpenToASmallBuffer(uint16_t port, uint32_t rcvbuf = 65536) {
+    TcpSettings small;
+    small.rcvbuf = rcvbuf;
+    Listen(80);
+    hb.listener->settings = small;
+    Conn c;
+    c.client = a.Connect(kIpA, port, kIpB, 80, {}, now);
+    Run(100);
+    if (!hb.listener->ready.empty()) {
+      c.server = hb.listener->ready.front();
+      hb.listener->ready.pop_front();
+    }
+    return c;
+  }
+
   // Sends `data` from one end to the other through the wire, reading as
   // it comes; returns what arrived.
   std::string Transfer(TcpEndpoint& from, TcpEndpoint& to, const std::string& data,
@@ -1432,16 +1449,8 @@ TEST_F(TcpPair, UnreadDataMakesCloseReset) {
 }
 
 TEST_F(TcpPair, ZeroWindowIsProbedAndReopens) {
-  TcpSettings small;
-  small.rcvbuf = 65536;
-  hb.listen_port = 80;
-  Listen(80);
-  hb.listener->settings = small;
-  Conn c;
-  c.client = a.Connect(kIpA, 40002, kIpB, 80, {}, now);
-  Run(100);
-  ASSERT_FALSE(hb.listener->ready.empty());
-  c.server = hb.listener->ready.front();
+  Conn c = OpenToASmallBuffer(40002);
+  ASSERT_NE(c.server, nullptr);
   std::string data = Pattern(200000);
   size_t sent =
       c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
@@ -1464,15 +1473,8 @@ TEST_F(TcpPair, DataInsideTheOfferedWindowIsNeverDropped) {
   // A small buffer read a little at a time: each window is rounded up to
   // its scale past the buffer's room, and the sender fills what it was
   // offered. A lossless wire must need no retransmission.
-  TcpSettings small;
-  small.rcvbuf = 65536;
-  Listen(80);
-  hb.listener->settings = small;
-  Conn c;
-  c.client = a.Connect(kIpA, 40004, kIpB, 80, {}, now);
-  Run(100);
-  ASSERT_FALSE(hb.listener->ready.empty());
-  c.server = hb.listener->ready.front();
+  Conn c = OpenToASmallBuffer(40004);
+  ASSERT_NE(c.server, nullptr);
   const std::string data = Pattern(1 << 20);
   size_t sent = 0;
   std::string got;

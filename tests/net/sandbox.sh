@@ -20,7 +20,7 @@
 # Runs in a husk_fence (its own user and network namespaces), so nothing here touches the
 # machine's interfaces.
 #
-#   sandbox.sh HUSK            (the host side)
+#   sandbox.sh HUSK [FLAG...]  (the host side; FLAGs go to husk do: --platform=systrap)
 #   sandbox.sh --inside DIR    (what runs in the sandbox)
 set -eu
 if [ "$1" = --inside ]; then
@@ -94,6 +94,8 @@ print("rate sandbox->host: %.0f Mbit/s" % (r["bits_per_second"] / 1e6), file=sys
 fi
 
 husk=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+shift
+# The rest: flags for husk do (--platform=systrap).
 here=$(cd "$(dirname "$0")" && pwd)
 for tool in ip nsenter unshare ping curl iperf3 nginx python3; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
@@ -162,7 +164,7 @@ if "$husk" do --network=sandbox true 2>"$dir/refused"; then
 fi
 grep -q "not in pid 1's" "$dir/refused" || fail "no clear refusal: $(cat "$dir/refused")"
 
-(cd /tmp && nsenter -t "$hold" -n "$husk" do --network=sandbox -- sh "$here/sandbox.sh" --inside \
+(cd /tmp && nsenter -t "$hold" -n "$husk" do "$@" --network=sandbox -- sh "$here/sandbox.sh" --inside \
   >"$dir/inside.out" 2>"$dir/inside.err") &
 sandbox=$!
 pids="$pids $sandbox"

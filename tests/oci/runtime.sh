@@ -57,6 +57,20 @@ set -e
 boxname
 hello" ] || fail "run: output '$out'"
 [ -e "$root/t0" ] && fail "run left its state behind"
+# The same on the systrap platform (a global flag, as a runtime's runtimeArgs give it); an
+# unknown platform is refused before anything runs.
+set +e
+out=$("$husk" --root "$root" --platform=systrap run --bundle "$b" ts 2>&1)
+rc=$?
+set -e
+[ "$rc" = 7 ] || fail "run --platform=systrap: exit status $rc, want 7 ($out)"
+[ "$out" = "hi
+boxname
+hello" ] || fail "run --platform=systrap: output '$out'"
+if "$husk" --root "$root" --platform=nosuch run --bundle "$b" tx >/dev/null 2>&1; then
+  fail "an unknown --platform ran"
+fi
+[ -e "$root/tx" ] && fail "an unknown --platform left state behind"
 
 # process.user (ids, groups, umask) and process.rlimits reach the first program.
 set_args '["sh", "-c", "id -u; id -g; id -G; umask; ulimit -n; ulimit -Hn; grep ^NoNewPrivs /proc/self/status"]' \

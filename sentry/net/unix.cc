@@ -266,6 +266,21 @@ constexpr std::array<uint8_t, 16> kIp6Loopback{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
 // (__ipv6_addr_needs_scope_id).
 bool IsGroup6(const std::array<uint8_t, 16>& ip) { return !IsMapped(ip) && ip[0] == 0xff; }
 bool NeedsScope6(const std::array<uint8_t, 16>& group) { return (group[1] & 0x0f) <= 2; }
+// A multicast group of either family, or 255.255.255.255; what bind(2)
+// takes besides the sandbox's own addresses (with a subnet's broadcast,
+// which the stack knows).
+bool IsGroupOrBroadcast(const std::array<uint8_t, 16>& ip) {
+  if (IsGroup6(ip)) return true;
+  return IsMapped(ip) && ((ip[12] & 0xf0) == 0xe0 ||
+                          (ip[12] == 255 && ip[13] == 255 && ip[14] == 255 && ip[15] == 255));
+}
+// Whether a socket bound to `bound` has its packets' source picked by the
+// route: bound to the wildcard, a group or a broadcast address (Linux's
+// inet_saddr stays 0 for the last two).
+bool PicksItsSource(const std::array<uint8_t, 16>& bound) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+  return IsAny(bound) || IsGroupOrBroadcast(bound) ||
+         (g_stack != nullptr && g_stack->IsBroadcast(bound));
+}
 
 // The scope id of a sockaddr_in6 (0 for a shorter, RFC 2133 one).
 uint32_t ScopeIdOf(std::string_view addr) {
@@ -996,7 +1011,7 @@ int UnixSocket::GroupNicLocked(const std::array<uint8_t, 16>& group, uint32_t sc
 Result<size_t> UnixSocket::SendGroup6Locked(const Name& dst, int nic, std::string_view data,
                                             std::vector<std::shared_ptr<UnixSocket>>* members) {
   Name from = name_;
-  if (IsAny(from.ip)) {
+  if (PicksItsSource(from.ip)) {
     if (int e = g_stack->SourceOn(nic, dst.ip, &from.ip); e != 0) return Errno{e};
   }
   const int hops = IntOptionLocked(IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 1);
@@ -1021,9 +1036,8 @@ Result<size_t> UnixSocket::SendGroup6Locked(const Name& dst, int nic, std::strin
 }
 
 Status UnixSocket::Membership6Locked(int name, std::string_view value) {
-  // ipv6_sock_mc_join and ipv6_sock_mc_drop. The sandbox sends no MLD
-  // reports (as no IGMP for IPv4's groups): joining is what the stack's
-  // interface and delivery look at.
+  // ipv6_sock_mc_join and ipv6_sock_mc_drop. The stack's interface counts
+  // the membership (and reports the group with MLD); delivery looks at it.
   if (value.size() < sizeof(ipv6_mreq)) return Errno{EINVAL};
   if (type_ != SOCK_DGRAM) return Errno{EPROTO};
   ipv6_mreq mreq;
@@ -1124,6 +1138,8 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
     const bool group4 = IsMapped(n.ip) && (n.ip[12] & 0xf0) == 0xe0;
     const bool broadcast = IsMapped(n.ip) && (n.ip == V4(255, 255, 255, 255) ||
                                               (g_stack != nullptr && g_stack->IsBroadcast(n.ip)));
+    // inet6_bind: no stream socket on a group.
+    if (IsGroup6(n.ip) && type_ == SOCK_STREAM) return Errno{EINVAL};
     if (IsGroup6(n.ip) && NeedsScope6(n.ip)) {
       const uint32_t scope = ScopeIdOf(addr);
       if (scope == 0) return Errno{EINVAL};
@@ -1791,7 +1807,7 @@ Result<size_t> UnixSocket::SendPing(Task& t, SendRequest& req) {
   const bool local = IsLoopback(dst.ip) || g_stack->IsLocal(dst.ip);
   if (!local) {
     std::array<uint8_t, 16> src = name_.ip;
-    if (IsAny(src)) {
+    if (PicksItsSource(src)) {
       if (int e = g_stack->SourceFor(dst.ip, &src); e != 0) return Errno{e};
     }
     const int ttl = v6 ? IntOptionLocked(IPPROTO_IPV6, IPV6_UNICAST_HOPS, 64)
@@ -1869,7 +1885,7 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
     // group), IP_MULTICAST_LOOP or not.
     TRY(AutobindInetLocked(dst.ip, /*wildcard=*/!connected_));
     Name from = name_;
-    if (IsAny(from.ip)) from.ip = V4(127, 0, 0, 1);
+    if (PicksItsSource(from.ip)) from.ip = V4(127, 0, 0, 1);
     DeliverMulticastLocked(dst.ip, dst.port, from,
                            std::string_view(req.data.data(), req.data.size()),
                            IntOptionLocked(IPPROTO_IP, IP_MULTICAST_TTL, 1), 1, &members);
@@ -1882,7 +1898,7 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
     // A multicast group: the sandbox's own members hear it first
     // (IP_MULTICAST_LOOP), then it goes out with IP_MULTICAST_TTL.
     Name from = name_;
-    if (IsAny(from.ip)) {
+    if (PicksItsSource(from.ip)) {
       if (int e = g_stack->SourceFor(dst.ip, &from.ip); e != 0) return Errno{e};
     }
     if (IntOptionLocked(IPPROTO_IP, IP_MULTICAST_LOOP, 1) != 0) {
@@ -1907,7 +1923,9 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
     }
     netstack::UdpDatagram d;
     d.src = name_.ip;
-    if (IsAny(d.src)) {
+    // Bound to a group or a broadcast address, the source is the route's
+    // (Linux's inet_saddr stays 0 for such a bind).
+    if (PicksItsSource(d.src)) {
       if (int e = g_stack->SourceFor(dst.ip, &d.src); e != 0) return Errno{e};
     }
     d.dst = dst.ip;
@@ -1920,7 +1938,7 @@ Result<size_t> UnixSocket::SendInetDatagram(Task& t, SendRequest& req) {
     return req.data.size();
   }
   Name src = name_;
-  if (IsAny(src.ip)) src.ip = IsMapped(dst.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
+  if (PicksItsSource(src.ip)) src.ip = IsMapped(dst.ip) ? V4(127, 0, 0, 1) : kIp6Loopback;
   target = FindInet(SOCK_DGRAM, dst.ip, dst.port, /*listener=*/false);
   // A connected socket takes datagrams from its peer only.
   if (target != nullptr && target->connected_ &&
@@ -2735,8 +2753,8 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       return std::string(value.substr(0, value.find('\0'))) == "cubic" ? Ok() : Errno{ENOENT};
     }
     if (level == IPPROTO_IP && (name == IP_ADD_MEMBERSHIP || name == IP_DROP_MEMBERSHIP)) {
-      // ip_mreq or ip_mreqn: the group first. The sandbox answers no IGMP
-      // queries; joining is what delivery looks at.
+      // ip_mreq or ip_mreqn: the group first. The stack's interface counts
+      // the membership (and reports the group with IGMP).
       if (type_ != SOCK_DGRAM) return Errno{EPROTO};
       if (value.size() < sizeof(ip_mreq)) return Errno{EINVAL};
       in_addr g;

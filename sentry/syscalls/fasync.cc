@@ -78,8 +78,10 @@ class Signaller {
       *band = POLLIN | POLLRDNORM;
       return true;
     }
+    // Room to write: a change about writing alone (a terminal's own input
+    // notifies everything, and must not signal its writer).
     if (mode != O_RDONLY && (events & (POLLOUT | POLLWRNORM | POLLERR)) &&
-        (ready & (POLLOUT | POLLERR))) {
+        !(events & (POLLIN | POLLRDNORM)) && (ready & (POLLOUT | POLLERR))) {
       *code = POLL_OUT;
       *band = POLLOUT | POLLWRNORM | POLLWRBAND;
       return true;
@@ -149,6 +151,7 @@ class Registration final : public WaitEntry {
       : file_(f), key_(f.get()), fd_(fd), socket_(socket), q_(q) {}
 
   void OnEvents(uint32_t events) override {
+    if (file_.expired()) return;  // a description gone: nobody to signal
     Signaller::Get().Post(file_, key_, fd_, socket_, events);
   }
   void OnQueueGone() override {

@@ -55,9 +55,17 @@ bool Waiter::Wait(absl::Time deadline, std::vector<pollfd>* host) {
 }
 
 WaitQueue::~WaitQueue() {
-  absl::MutexLock l(&mu_);
-  while (notifying_ > 0) idle_.Wait(&mu_);
-  for (auto& [w, mask] : waiters_) w->OnQueueGone();
+  std::vector<std::pair<WaitEntry*, uint32_t>> gone;
+  {
+    absl::MutexLock l(&mu_);
+    while (notifying_ > 0) idle_.Wait(&mu_);
+    gone.swap(waiters_);
+  }
+  // Told outside the lock: an entry may hold its own lock while it calls
+  // Remove here (which then finds nothing), and take that lock in
+  // OnQueueGone; the queue outlives every entry's OnQueueGone, so a Remove
+  // begun before it ends first.
+  for (auto& [w, mask] : gone) w->OnQueueGone();
 }
 
 void WaitQueue::Add(WaitEntry* w, uint32_t mask) {

@@ -2549,6 +2549,36 @@ TEST(SockBindGroupTest, AnIpv4GroupOrTheBroadcastAddressCanBeBound) {
       FAILS_WITH(bind(c.get(), reinterpret_cast<sockaddr*>(&other), sizeof(other)), EADDRNOTAVAIL));
 }
 
+// What a socket bound to a group sends leaves from the route's address, not the group's
+// (inet_saddr stays 0 for such a bind); it keeps its port.
+TEST(SockBindGroupTest, ASocketBoundToAGroupSendsFromTheRoutesAddress) {
+  Fd r(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in to = In4("127.0.0.1");
+  ASSERT_OK(bind(r.get(), reinterpret_cast<sockaddr*>(&to), sizeof(to)));
+  socklen_t len = sizeof(to);
+  ASSERT_OK(getsockname(r.get(), reinterpret_cast<sockaddr*>(&to), &len));
+  Fd u(socket(AF_INET, SOCK_DGRAM, 0));
+  sockaddr_in group = In4("239.255.10.2");
+  ASSERT_OK(bind(u.get(), reinterpret_cast<sockaddr*>(&group), sizeof(group)));
+  sockaddr_in mine{};
+  len = sizeof(mine);
+  ASSERT_OK(getsockname(u.get(), reinterpret_cast<sockaddr*>(&mine), &len));
+  ASSERT_EQ(sendto(u.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 1);
+  char c;
+  sockaddr_in from{};
+  len = sizeof(from);
+  ASSERT_EQ(recvfrom(r.get(), &c, 1, 0, reinterpret_cast<sockaddr*>(&from), &len), 1);
+  EXPECT_EQ(ntohl(from.sin_addr.s_addr), INADDR_LOOPBACK);
+  EXPECT_EQ(from.sin_port, mine.sin_port);
+}
+
+TEST(SockBindGroupTest, AStreamSocketTakesNoIpv6Group) {
+  Fd t(socket(AF_INET6, SOCK_STREAM, 0));
+  sockaddr_in6 global = In6("ff0e::1:2");
+  EXPECT_TRUE(
+      FAILS_WITH(bind(t.get(), reinterpret_cast<sockaddr*>(&global), sizeof(global)), EINVAL));
+}
+
 TEST(SockBindGroupTest, AnIpv6GroupCanBeBoundALinkScopeOneWithItsInterface) {
   Fd u(socket(AF_INET6, SOCK_DGRAM, 0));
   sockaddr_in6 global = In6("ff0e::1:2");

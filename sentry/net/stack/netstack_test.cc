@@ -538,8 +538,8 @@ bool ParseIgmp(const std::string& f, Igmp* m) {
 }
 
 // An IGMP query from the router 10.201.0.1 about `group` (0 for all), of
-// version 3 (12 bytes), 2 (8, a response time) or 1 (8, none).
-std::string IgmpQuery(uint32_t group, int version) {
+// version 3 (12 bytes), 2 (8, a response time) or 1 (8, none), with `ttl`.
+std::string IgmpQuery(uint32_t group, int version, uint8_t ttl = 1) {
   std::string q(version == 3 ? 12 : 8, '\0');
   auto* p = reinterpret_cast<uint8_t*>(q.data());
   p[0] = kIgmpQuery;
@@ -547,7 +547,13 @@ std::string IgmpQuery(uint32_t group, int version) {
   Store32(p + 4, group);
   Store16(p + 2, Fold(Sum(Bytes(p, q.size()))));
   const Mac all_systems = {0x01, 0x00, 0x5e, 0, 0, 1};
-  return Ipv4Frame(all_systems, kMacA, kIpA, V4(group == 0 ? 0xe0000001 : group), kProtoIgmp, q);
+  std::string f =
+      Ipv4Frame(all_systems, kMacA, kIpA, V4(group == 0 ? 0xe0000001 : group), kProtoIgmp, q);
+  auto* ip = reinterpret_cast<uint8_t*>(f.data()) + kEthLen;
+  ip[8] = ttl;
+  Store16(ip + 10, 0);
+  Store16(ip + 10, Fold(Sum(Bytes(ip, kIpv4Len))));
+  return f;
 }
 
 // IGMPv3 (RFC 3376): the first membership of an IPv4 group on an interface
@@ -575,8 +581,14 @@ TEST_F(Pair, Ipv4GroupMembershipsAreReportedAndQueriesAnswered) {
   b.JoinGroup(2, V4(0xe0000001));
   EXPECT_TRUE(to_a.empty());
 
+  // From beyond the link (TTL 64): ignored.
+  Feed(b, IgmpQuery(0, 3, 64), now);
+  EXPECT_TRUE(to_a.empty());
   Feed(b, IgmpQuery(0, 3), now);
   ASSERT_EQ(to_a.size(), 1u);
+  // A flood of queries is no flood of answers: one per 100 ms.
+  Feed(b, IgmpQuery(0, 3), now);
+  EXPECT_EQ(to_a.size(), 1u);
   m = Igmp{};
   ASSERT_TRUE(ParseIgmp(to_a.front(), &m));
   EXPECT_TRUE(m.checksum_ok);
@@ -584,6 +596,7 @@ TEST_F(Pair, Ipv4GroupMembershipsAreReportedAndQueriesAnswered) {
   EXPECT_EQ(m.records[0], std::make_pair(kMldIsExclude, group));
   to_a.clear();
   for (int version : {2, 1}) {
+    now += 200 * kMs;
     Feed(b, IgmpQuery(group, version), now);
     ASSERT_EQ(to_a.size(), 1u) << "version " << version;
     m = Igmp{};
@@ -594,6 +607,7 @@ TEST_F(Pair, Ipv4GroupMembershipsAreReportedAndQueriesAnswered) {
     EXPECT_TRUE(m.checksum_ok);
     to_a.clear();
   }
+  now += 200 * kMs;
   Feed(b, IgmpQuery(0xefc80002, 3), now);  // a group b is not in
   EXPECT_TRUE(to_a.empty());
 
@@ -1169,6 +1183,8 @@ TEST_F(Ipv6Pair, GroupMembershipsAreReportedAndQueriesAnswered) {
   // A general query: the joined group and b's solicited-node group.
   Feed(b, MldQuery(Ip{}, true), now);
   ASSERT_EQ(to_a.size(), 1u);
+  Feed(b, MldQuery(Ip{}, true), now);  // one answer per 100 ms
+  EXPECT_EQ(to_a.size(), 1u);
   m = Mld{};
   ASSERT_TRUE(ParseMld(to_a.front(), &m));
   EXPECT_TRUE(m.checksum_ok);
@@ -1179,6 +1195,7 @@ TEST_F(Ipv6Pair, GroupMembershipsAreReportedAndQueriesAnswered) {
   EXPECT_EQ(m.records, want);
   to_a.clear();
   // A version 1 querier about one group: a version 1 report, to the group.
+  now += 200 * kMs;
   Feed(b, MldQuery(kGroup6, false), now);
   ASSERT_EQ(to_a.size(), 1u);
   m = Mld{};
@@ -1190,7 +1207,9 @@ TEST_F(Ipv6Pair, GroupMembershipsAreReportedAndQueriesAnswered) {
   to_a.clear();
   // From beyond the link (hop limit 64): ignored. About a group b is not in:
   // nothing to say.
+  now += 200 * kMs;
   Feed(b, MldQuery(Ip{}, true, 64), now);
+  now += 200 * kMs;
   const Ip other = {0xff, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0, 9};
   Feed(b, MldQuery(other, true), now);
   EXPECT_TRUE(to_a.empty());

@@ -72,6 +72,12 @@ bool MldReported(const Ip& group) {
   return IsMulticast6(group) && group != kAllNodes && (group[1] & 0x0f) > 1;
 }
 
+// At most one query per interface and protocol is answered in this time,
+// and an answer in an old version (a report per group) names at most
+// kMaxOldReports groups.
+constexpr int64_t kQueryAnswerGap = int64_t{100} * 1000 * 1000;  // 100 ms
+constexpr size_t kMaxOldReports = 64;
+
 constexpr uint32_t kAllSystems = 0xe0000001;     // 224.0.0.1
 constexpr uint32_t kIgmpV3Routers = 0xe0000016;  // 224.0.0.22
 
@@ -354,11 +360,15 @@ void Stack::SendMldReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type)
   // RFC 3810 5.2: from the interface's link-local address (unspecified if
   // it has none yet), to all MLDv2 routers, hop limit 1, with a router
   // alert in a hop-by-hop header; as many records as a packet holds.
-  constexpr size_t kRecord = 20, kPerPacket = 64;
+  constexpr size_t kRecord = 20;
+  // Records per packet: as many as the interface's MTU holds (IPv6, the
+  // hop-by-hop header and the report's own 8 bytes first), at most 64.
+  const size_t per_packet =
+      std::clamp<size_t>((std::max<size_t>(nic.mtu, kIpv6MinMtu) - kIpv6Len - 16) / kRecord, 1, 64);
   const Ip src = NicAddress(nic, kAllMldRouters);
   const Ip from = IsLinkLocal6(src) ? src : Ip{};
-  for (size_t first = 0; first < groups.size(); first += kPerPacket) {
-    const size_t n = std::min(kPerPacket, groups.size() - first);
+  for (size_t first = 0; first < groups.size(); first += per_packet) {
+    const size_t n = std::min(per_packet, groups.size() - first);
     std::string packet(kIpv6Len + 8 + 8 + n * kRecord, '\0');
     auto* p = reinterpret_cast<uint8_t*>(packet.data());
     uint8_t* hbh = p + kIpv6Len;
@@ -440,9 +450,11 @@ void Stack::SendIgmp(Nic& nic, uint32_t dst, Bytes msg) {
 }
 
 void Stack::SendIgmpReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type) {
-  constexpr size_t kRecord = 8, kPerPacket = 64;
-  for (size_t first = 0; first < groups.size(); first += kPerPacket) {
-    const size_t n = std::min(kPerPacket, groups.size() - first);
+  constexpr size_t kRecord = 8;
+  const size_t per_packet =
+      std::clamp<size_t>((std::max<size_t>(nic.mtu, 576) - kIpv4Len - 4 - 8) / kRecord, 1, 64);
+  for (size_t first = 0; first < groups.size(); first += per_packet) {
+    const size_t n = std::min(per_packet, groups.size() - first);
     std::string msg(8 + n * kRecord, '\0');
     auto* m = reinterpret_cast<uint8_t*>(msg.data());
     m[0] = kIgmpV3Report;
@@ -465,14 +477,18 @@ void Stack::SendIgmpOldReport(Nic& nic, uint32_t group, uint8_t type) {
   SendIgmp(nic, group, Bytes(m, sizeof(m)));
 }
 
-void Stack::InputIgmp(Nic& nic, Bytes b) {
-  // Queries alone (another host's report asks nothing of us). Version 1's
-  // and 2's are 8 bytes (1's with no response time), version 3's at least
-  // 12. Answered at once, in the querier's version.
-  if (b.size() < 8 || b[0] != kIgmpQuery || (b.size() > 8 && b.size() < 12) || Fold(Sum(b)) != 0) {
+void Stack::InputIgmp(Nic& nic, const Ipv4Header& ip, Bytes b, int64_t now) {
+  // Queries alone (another host's report asks nothing of us), from the
+  // link (TTL 1) to a group: version 1's and 2's are 8 bytes (1's with no
+  // response time, and always general), version 3's at least 12. Answered
+  // at once, in the querier's version, at most once per kQueryAnswerGap.
+  if (b.size() < 8 || b[0] != kIgmpQuery || (b.size() > 8 && b.size() < 12) || Fold(Sum(b)) != 0 ||
+      ip.ttl != 1 || (ip.dst >> 28) != 0xe) {
     return;
   }
-  const uint32_t asked = Load32(&b[4]);
+  if (now - nic.igmp_answered < kQueryAnswerGap) return;
+  nic.igmp_answered = now;
+  const uint32_t asked = b.size() == 8 && b[1] == 0 ? 0 : Load32(&b[4]);
   const bool general = asked == 0;
   if (!general && (asked >> 28) != 0xe) return;
   std::vector<Ip> groups;
@@ -483,17 +499,19 @@ void Stack::InputIgmp(Nic& nic, Bytes b) {
     SendIgmpReport(nic, groups, kMldIsExclude);
     return;
   }
-  for (const Ip& g : groups) {
-    SendIgmpOldReport(nic, V4Of(g), b[1] == 0 ? kIgmpV1Report : kIgmpV2Report);
+  for (size_t k = 0; k < groups.size() && k < kMaxOldReports; k++) {
+    SendIgmpOldReport(nic, V4Of(groups[k]), b[1] == 0 ? kIgmpV1Report : kIgmpV2Report);
   }
 }
 
-void Stack::InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b) {
+void Stack::InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b, int64_t now) {
   // RFC 3810 5.1.14: a query from a router on the link (link-local source,
   // hop limit 1) is answered; others are dropped. Version 1's is 24 bytes,
   // version 2's at least 28. Answered at once, not after a random delay of
   // up to the maximum response time: the sandbox is one listener.
   if (ip.hop_limit != 1 || !IsLinkLocal6(ip.src) || (b.size() != 24 && b.size() < 28)) return;
+  if (now - nic.mld_answered < kQueryAnswerGap) return;
+  nic.mld_answered = now;
   Ip asked;
   memcpy(asked.data(), &b[8], 16);
   const bool general = asked == Ip{};
@@ -512,7 +530,8 @@ void Stack::InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b) {
     }
   }
   if (b.size() == 24) {
-    for (const Ip& g : groups) SendMldV1Report(nic, g);
+    for (size_t k = 0; k < groups.size() && k < kMaxOldReports; k++)
+      SendMldV1Report(nic, groups[k]);
     return;
   }
   SendMldReport(nic, groups, kMldIsExclude);
@@ -825,7 +844,7 @@ void Stack::InputIpv4(Nic& nic, Bytes b, bool checksum_ok, int64_t now) {
   }
   if (ip.proto == kProtoIgmp) {
     counters_.ip_in_delivers++;
-    InputIgmp(nic, payload);
+    InputIgmp(nic, ip, payload, now);
     return;
   }
   DeliverIpv4(ip, payload, b.first(ip.total_len), checksum_ok, broadcast, now);
@@ -1470,7 +1489,7 @@ void Stack::InputIcmp6(Nic& nic, const Ipv6Header& ip, Bytes b, const Mac& from,
       return;
     }
     case kMldQuery:
-      if (!fragmented) InputMldQuery(nic, ip, b);
+      if (!fragmented) InputMldQuery(nic, ip, b, now);
       return;
     case kNdpAdvert: {
       if (ip.hop_limit != 255 || b.size() < 24 || fragmented) return;

@@ -59,6 +59,9 @@ struct Nic {
   // The IPv6 groups sockets joined on the interface, with how many
   // memberships each has (JoinGroup).
   std::map<Ip, int> groups;
+  // When a query was last answered (IGMP, MLD): at most one answer per
+  // kQueryAnswerGap, so that a flood of queries is no flood of reports.
+  int64_t igmp_answered = INT64_MIN / 2, mld_answered = INT64_MIN / 2;
   Link* link = nullptr;
   bool gso = false;  // the link takes GSO frames
   uint64_t rx_packets = 0, rx_bytes = 0, rx_dropped = 0, tx_packets = 0, tx_bytes = 0,
@@ -321,14 +324,14 @@ class Stack {
   // version 1).
   void SendMldReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type);
   void SendMldV1Report(Nic& nic, const Ip& group);
-  void InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b);
+  void InputMldQuery(Nic& nic, const Ipv6Header& ip, Bytes b, int64_t now);
   // IGMP: a version 3 report of `groups` (records of `type`), a version 1
   // or 2 report of one group, the IPv4 packet either goes in (TTL 1,
   // router alert), and a query.
   void SendIgmpReport(Nic& nic, const std::vector<Ip>& groups, uint8_t type);
   void SendIgmpOldReport(Nic& nic, uint32_t group, uint8_t type);
   void SendIgmp(Nic& nic, uint32_t dst, Bytes msg);
-  void InputIgmp(Nic& nic, Bytes b);
+  void InputIgmp(Nic& nic, const Ipv4Header& ip, Bytes b, int64_t now);
   // An address of the interface of the family of `like` (IPv6: a global
   // one first), or the zero address.
   Ip NicAddress(const Nic& nic, const Ip& like) const;

@@ -2775,25 +2775,34 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
         if (g_stack == nullptr && ifaddr.s_addr == INADDR_ANY && ifindex == 0) {
           return Errno{ENODEV};
         }
-        if (groups_.contains(group)) return Errno{EADDRINUSE};
-        if (groups_.size() >= 20) return Errno{ENOBUFS};  // net.ipv4.igmp_max_memberships
-        // The interface: the one named (by index, or by an address of
-        // it), else the stack's first; loopback's and one the stack does
-        // not have are not reported.
-        int nic = ifindex;
-        if (nic == 0 && ifaddr.s_addr != INADDR_ANY && g_stack != nullptr) {
-          for (const netstack::Nic& n : g_stack->nics()) {
+        // An interface named must exist: by index (loopback is 1), or by
+        // one of its addresses (loopback's are 127.0.0.0/8).
+        static const std::vector<netstack::Nic> kNoNics;
+        const std::vector<netstack::Nic>& nics = g_stack != nullptr ? g_stack->nics() : kNoNics;
+        int named = 0;
+        if (ifindex != 0) {
+          if (ifindex == 1) named = 1;
+          for (const netstack::Nic& n : nics) {
+            if (n.index == ifindex) named = n.index;
+          }
+          if (named == 0) return Errno{ENODEV};
+        } else if (ifaddr.s_addr != INADDR_ANY) {
+          if ((ntohl(ifaddr.s_addr) >> 24) == 127) named = 1;
+          for (const netstack::Nic& n : nics) {
             for (const auto& [addr, prefix] : n.addrs) {
               if (netstack::IsV4(addr) && netstack::V4Of(addr) == ntohl(ifaddr.s_addr)) {
-                nic = n.index;
+                named = n.index;
               }
             }
           }
+          if (named == 0) return Errno{ENODEV};
         }
-        if (nic == 0 && ifaddr.s_addr == INADDR_ANY && g_stack != nullptr &&
-            !g_stack->nics().empty()) {
-          nic = g_stack->nics().front().index;
-        }
+        if (groups_.contains(group)) return Errno{EADDRINUSE};
+        if (groups_.size() >= 20) return Errno{ENOBUFS};  // net.ipv4.igmp_max_memberships
+        // The interface: the one named, else the stack's first; loopback's
+        // memberships are not reported.
+        int nic = named;
+        if (nic == 0 && !nics.empty()) nic = nics.front().index;
         groups_[group] = nic;
         JoinedGroups4()[group]++;
         if (g_stack != nullptr && nic > 1) g_stack->JoinGroup(nic, group);

@@ -2905,6 +2905,14 @@ TEST(SockMulticast4Test, LoopbackCarriesAGroupOnceNamedAsTheInterface) {
   ASSERT_OK(Bind(deaf.get(), Wildcard(AF_INET, port)));
   ASSERT_OK(SetInt(deaf.get(), IPPROTO_IP, IP_MULTICAST_ALL, 0));
   EXPECT_EQ(Join4(other.get(), "0.0.0.0"), ENODEV);
+  // An interface named that does not exist (ip_mc_find_dev): ENODEV.
+  EXPECT_EQ(Join4(other.get(), "10.255.255.1"), ENODEV);
+  ip_mreqn bad{};
+  inet_pton(AF_INET, "239.1.2.3", &bad.imr_multiaddr);
+  bad.imr_ifindex = 4242;
+  EXPECT_EQ(
+      setsockopt(other.get(), IPPROTO_IP, IP_ADD_MEMBERSHIP, &bad, sizeof(bad)) == 0 ? 0 : errno,
+      ENODEV);
   EXPECT_EQ(Join4(member.get(), "127.0.0.1"), 0);
   Fd tx = Socket(AF_INET, SOCK_DGRAM);
   const Addr group = MakeAddr(AF_INET, "239.1.2.3", port);

@@ -126,6 +126,28 @@ void PrependStubPageCheck(std::vector<unsigned char>& filter, uint32_t outside) 
   filter.insert(filter.begin(), bytes, bytes + sizeof(prologue));
 }
 
+// What systrap's handler calls while the application runs (stub.S): maps
+// of its control slots (systrap_fd), the hand-over (futex), the way back
+// (rt_sigreturn), a new thread's signal stack and mask and its clone, and
+// the application's thread pointer (arch_prctl). Both of systrap's filters
+// allow these.
+int AllowHandlerCalls(scmp_filter_ctx ctx, int systrap_fd) {
+  int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
+                            SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED),
+                            SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(systrap_fd)));
+  for (int nr :
+       {SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigprocmask)}) {
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+  }
+  for (int code : {ARCH_SET_FS, ARCH_SET_GS}) {
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(arch_prctl), 1,
+                           SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(code)));
+  }
+  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                         SCMP_A0(SCMP_CMP_EQ, kStubThreadFlags | CLONE_CHILD_CLEARTID));
+  return rc;
+}
+
 // Systrap's set-up, injected once per stub before it is let go: the runtime
 // filter on top (seccomp(SET_MODE_FILTER, 0)) and no core dumps (a stub the
 // application kills with a forced signal must not hand the sandbox's memory
@@ -206,24 +228,12 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd, int systrap_fd) {
     rc |= seccomp_rule_add(ctx, SCMP_ACT_TRAP, nr, 0);
   }
   if (systrap_fd >= 0) {
-    // The systrap handler's own calls (stub.S): its thread control pages,
-    // the hand-over (futex), the way back (rt_sigreturn), the application's
-    // thread pointer (arch_prctl), a new thread's signal stack and mask, and
-    // the set-up the sentry injects once per process (rt_sigaction,
-    // set_tid_address).
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
-                           SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED),
-                           SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(systrap_fd)));
-    for (int nr : {SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
-                   SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigaction), SCMP_SYS(set_tid_address)}) {
+    // The systrap handler's own calls, and the set-up the sentry injects
+    // once per process (rt_sigaction, set_tid_address).
+    rc |= AllowHandlerCalls(ctx, systrap_fd);
+    for (int nr : {SCMP_SYS(rt_sigaction), SCMP_SYS(set_tid_address)}) {
       rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
     }
-    for (int code : {ARCH_SET_FS, ARCH_SET_GS}) {
-      rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(arch_prctl), 1,
-                             SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(code)));
-    }
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                           SCMP_A0(SCMP_CMP_EQ, kStubThreadFlags | CLONE_CHILD_CLEARTID));
   }
   rc |= AllowFilterInstall(ctx, systrap_fd);
   auto out = Export(ctx, rc);
@@ -237,22 +247,13 @@ Result<std::vector<unsigned char>> BuildStubFilter(int memfd, int systrap_fd) {
 Result<std::vector<unsigned char>> BuildSystrapRuntimeFilter(int memfd, int systrap_fd) {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
   if (ctx == nullptr) return Errno{ENOMEM};
-  int rc = 0;
-  for (int fd : {memfd, systrap_fd}) {
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
-                           SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED),
-                           SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(fd)));
-  }
-  for (int nr : {SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(exit), SCMP_SYS(futex),
-                 SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigprocmask)}) {
+  int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
+                            SCMP_A3(SCMP_CMP_EQ, MAP_SHARED | MAP_FIXED),
+                            SCMP_A4(SCMP_CMP_EQ, static_cast<scmp_datum_t>(memfd)));
+  for (int nr : {SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(exit)}) {
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
   }
-  for (int code : {ARCH_SET_FS, ARCH_SET_GS}) {
-    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(arch_prctl), 1,
-                           SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(code)));
-  }
-  rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                         SCMP_A0(SCMP_CMP_EQ, kStubThreadFlags | CLONE_CHILD_CLEARTID));
+  rc |= AllowHandlerCalls(ctx, systrap_fd);
   auto out = Export(ctx, rc);
   if (!out.ok()) return out;
   // Outside the stub's page this filter has no say: the first one traps.

@@ -116,9 +116,21 @@ struct HostView {
 };
 HostView* g_host = nullptr;
 
+// Whether the network thread has work it was told of, and whether it is
+// (about to be) asleep in poll(2). A kick writes the eventfd only in the
+// second case: while the thread is busy it sees the flag before it sleeps,
+// so a reader opening the window after every read costs no system call and
+// no cross-CPU wake-up. (Both sides store, then load the other's flag, all
+// sequentially consistent: at least one of them sees the other's store.)
+std::atomic<bool> g_kicked{false};
+std::atomic<bool> g_asleep{false};
+
 void Kick() {
+  if (g_net == nullptr) return;
+  g_kicked.store(true);
+  if (!g_asleep.load()) return;
   uint64_t one = 1;
-  if (g_net != nullptr && write(g_net->wake_fd, &one, sizeof(one)) < 0) {
+  if (write(g_net->wake_fd, &one, sizeof(one)) < 0) {
     // Already pending: the thread wakes anyway.
   }
 }
@@ -239,6 +251,11 @@ void Loop(Network* net) {
     for (RxRing& ring : net->rings) ring.GiveBack();
     SendHeldFrames();
     if (more) continue;
+    g_asleep.store(true);
+    if (g_kicked.exchange(false)) {
+      g_asleep.store(false);
+      continue;
+    }
     int timeout = -1;
     if (next != INT64_MAX) {
       int64_t ms = (next - Now() + 999999) / 1000000;
@@ -250,6 +267,8 @@ void Loop(Network* net) {
         // Nothing was pending.
       }
     }
+    g_asleep.store(false);
+    g_kicked.store(false);  // this pass runs the stack anyway
   }
 }
 

@@ -140,11 +140,12 @@ class Client {
   // another file now.
   Result<UniqueFd> WatchInit();
   // Unix sockets on a writable tree (a read-write volume), reachable by
-  // host processes: BindSocket makes a socket of `type` (SOCK_STREAM or
-  // SOCK_SEQPACKET) bound at dir/name, with mode and owner, and gives its
-  // node and the bound host socket; ConnectSocket gives a non-blocking host
-  // socket connected to the socket node `fid`. Both descriptors are
-  // non-blocking, and checked to be unix sockets of that type.
+  // host processes: BindSocket makes a socket of `type` (SOCK_STREAM,
+  // SOCK_SEQPACKET or SOCK_DGRAM) bound at dir/name, with mode and owner,
+  // and gives its node and the bound host socket; ConnectSocket gives a
+  // non-blocking host socket connected to the socket node `fid`. Both
+  // descriptors are non-blocking, and checked to be unix sockets of that
+  // type.
   Result<std::pair<WalkStep, UniqueFd>> BindSocket(Fid dir, const std::string& name, int type,
                                                    uint32_t mode, uint32_t uid, uint32_t gid);
   Result<UniqueFd> ConnectSocket(Fid fid, int type);

@@ -286,8 +286,8 @@ absl::Status InstallGoferSeccomp(bool read_only) {
         {SCMP_SYS(umask), "Bind: the new socket node's mode"},
     };
     for (const Rule& r : kWrites) rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, r.nr, 0);
-    // Bind and Connect: unix sockets only (stream and seqpacket).
-    for (int type : {SOCK_STREAM, SOCK_SEQPACKET}) {
+    // Bind and Connect: unix sockets only (stream, seqpacket, datagram).
+    for (int type : {SOCK_STREAM, SOCK_SEQPACKET, SOCK_DGRAM}) {
       for (int flags : {static_cast<int>(SOCK_CLOEXEC), SOCK_CLOEXEC | SOCK_NONBLOCK}) {
         rc |= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
                                SCMP_A0(SCMP_CMP_EQ, AF_UNIX),

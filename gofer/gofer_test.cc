@@ -424,7 +424,7 @@ TEST_F(GoferTest, BindAndConnectJoinUnixSocketsInTheTreeWithTheHost) {
   EXPECT_EQ(bound->first.attr.mode, S_IFSOCK | 0750u);
   ASSERT_EQ(listen(bound->second.get(), 4), 0);
   EXPECT_EQ(client_->BindSocket(root_fid_, "s.sock", SOCK_STREAM, 0750, 0, 0).error(), EADDRINUSE);
-  EXPECT_EQ(client_->BindSocket(root_fid_, "d", SOCK_DGRAM, 0750, 0, 0).error(), EINVAL);
+  EXPECT_EQ(client_->BindSocket(root_fid_, "r", SOCK_RAW, 0750, 0, 0).error(), EINVAL);
   auto addr_of = [](const fs::path& p) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
@@ -463,6 +463,41 @@ TEST_F(GoferTest, BindAndConnectJoinUnixSocketsInTheTreeWithTheHost) {
   fs::remove(root_ / "host.sock");
   fs::create_symlink("s.sock", root_ / "host.sock");
   EXPECT_EQ(client_->ConnectSocket(node, SOCK_SEQPACKET).error(), ESTALE);
+}
+
+// Datagram sockets too: a name bound through the gofer hears a host process's sendto, and a
+// socket connected through it reaches a host process's datagram socket.
+TEST_F(GoferTest, DatagramSocketsInTheTreeReachTheHostBothWays) {
+  Start(/*read_only=*/false);
+  auto bound = client_->BindSocket(root_fid_, "d.sock", SOCK_DGRAM, 0700, getuid(), getgid());
+  ASSERT_TRUE(bound.ok()) << bound.error();
+  EXPECT_EQ(bound->first.attr.mode, S_IFSOCK | 0700u);
+  EXPECT_NE(fcntl(bound->second.get(), F_GETFL) & O_NONBLOCK, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  snprintf(a.sun_path, sizeof(a.sun_path), "%s", (root_ / "d.sock").c_str());
+  UniqueFd host(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(sendto(host.get(), "ping", 4, 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 4);
+  char buf[8] = {};
+  EXPECT_EQ(recv(bound->second.get(), buf, sizeof(buf), 0), 4);
+  EXPECT_STREQ(buf, "ping");
+
+  UniqueFd receiver(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un b{};
+  b.sun_family = AF_UNIX;
+  snprintf(b.sun_path, sizeof(b.sun_path), "%s", (root_ / "h.sock").c_str());
+  ASSERT_EQ(bind(receiver.get(), reinterpret_cast<sockaddr*>(&b), sizeof(b)), 0);
+  Fid node = WalkOne(root_fid_, {"h.sock"});
+  EXPECT_EQ(client_->ConnectSocket(node, SOCK_STREAM).error(), EPROTOTYPE);
+  Result<UniqueFd> c = client_->ConnectSocket(node, SOCK_DGRAM);
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_EQ(send(c->get(), "pong", 4, 0), 4);
+  memset(buf, 0, sizeof(buf));
+  EXPECT_EQ(recv(receiver.get(), buf, sizeof(buf), 0), 4);
+  EXPECT_STREQ(buf, "pong");
+  // The receiver gone, its name left behind: refused, as connect(2) says.
+  receiver.Reset();
+  EXPECT_EQ(client_->ConnectSocket(node, SOCK_DGRAM).error(), ECONNREFUSED);
 }
 
 TEST_F(GoferTest, ReadOnlyTreeRefusesSocketsToo) {

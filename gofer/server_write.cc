@@ -280,7 +280,9 @@ auto InDirectory(int dir, int root, Fn fn) {
   return r;
 }
 
-bool UnixType(uint32_t type) { return type == SOCK_STREAM || type == SOCK_SEQPACKET; }
+bool UnixType(uint32_t type) {
+  return type == SOCK_STREAM || type == SOCK_SEQPACKET || type == SOCK_DGRAM;
+}
 
 // A sockaddr_un naming `name` (one checked component) relative to the
 // working directory; false if it does not fit.

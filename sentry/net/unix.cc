@@ -551,9 +551,10 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   const bool ping_;  // an echo ("ping") socket: SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6
   WaitQueue queue_;
   // Unix sockets on a read-write volume: the host socket bound at the name
-  // (host processes connect to it; a listener accepts from it too), and
-  // the host connection a socket that connected to a host process's
-  // listener forwards every call to (it notifies queue_).
+  // (host processes connect to it, and a listener accepts from it too; or
+  // they send datagrams to it, which a datagram socket receives besides
+  // the sandbox's), and the host connection a socket that connected to a
+  // host process's socket forwards every call to (it notifies queue_).
   UniqueFd host_listener_ ABSL_GUARDED_BY(g_mu);
   bool host_watched_ ABSL_GUARDED_BY(g_mu) = false;
   std::shared_ptr<Socket> host_conn_ ABSL_GUARDED_BY(g_mu);
@@ -566,6 +567,16 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   }
   // connect(2) to a socket node whose listener is a host process's.
   Status ConnectHost(Task& t, const Name& n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+  // sendto(2) of a datagram to a socket node no socket of the sandbox is
+  // bound to: a host process's on a read-write volume, reached through the
+  // gofer (ECONNREFUSED where nothing of the host's receives).
+  Result<size_t> SendHostDatagram(Task& t, const Name& n, SendRequest& req)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(t.kernel().mu);
+  // A datagram a host process sent to this socket's name, if one waits.
+  bool TakeHostDatagramLocked(size_t n, int flags, Received* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  bool HostDatagramsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    return type_ == SOCK_DGRAM && host_listener_.valid();
+  }
   // A TCP connection through the stack, and a listener's share of it.
   std::shared_ptr<netstack::TcpEndpoint> tcp_ ABSL_GUARDED_BY(g_mu);
   std::shared_ptr<netstack::TcpListener> tcp_listener_ ABSL_GUARDED_BY(g_mu);
@@ -812,7 +823,9 @@ int UnixSocket::Wait(Task& t, absl::Time deadline, std::shared_ptr<UnixSocket>* 
   // A listener with a host side waits on its host socket too: the host
   // poller's edge may have come before this waiter was added.
   std::vector<pollfd> host;
-  if (listening_ && host_listener_.valid()) host.push_back({host_listener_.get(), POLLIN, 0});
+  if ((listening_ && host_listener_.valid()) || HostDatagramsLocked()) {
+    host.push_back({host_listener_.get(), POLLIN, 0});
+  }
   ReleaseSockets();
   // Not kept across the wait: a peer whose last file closes meanwhile
   // goes, and its going (EPIPE, end of file) wakes this one.
@@ -1199,6 +1212,11 @@ Status UnixSocket::Bind(Task& t, std::string_view addr) {
   }
   const struct stat st = *st_or;
   host_listener_ = std::move(host);
+  if (HostDatagramsLocked()) {
+    // Host processes' datagrams wait on the host socket; the host poller
+    // says when (a blocking receive polls it itself).
+    host_watched_ = WatchHostFd(host_listener_.get(), &queue_).ok();
+  }
   node_ = std::move(node);
   node_key_ = {st.st_dev, st.st_ino};
   Nodes()[node_key_] = weak_from_this();
@@ -1268,7 +1286,13 @@ Result<std::shared_ptr<UnixSocket>> UnixSocket::Lookup(Task& t, const Name& n) {
 }
 
 Status UnixSocket::Connect(Task& t, std::string_view addr) {
-  if (HostConn() != nullptr) return Errno{EISCONN};
+  if (HostConn() != nullptr) {
+    if (type_ != SOCK_DGRAM) return Errno{EISCONN};
+    // unix_dgram_connect: a datagram socket connects anew (AF_UNSPEC: to
+    // nothing), leaving its host peer.
+    SocketsLock l;
+    host_conn_.reset();
+  }
   if (inet() && type_ == SOCK_STREAM && addr.size() >= sizeof(sa_family_t)) {
     sa_family_t family;
     memcpy(&family, addr.data(), sizeof(family));
@@ -1340,7 +1364,7 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
   if (inet()) return ConnectInet(t, addr);
   ASSIGN_OR_RETURN(Name n, ParseName(addr));
   Result<std::shared_ptr<UnixSocket>> found = Lookup(t, n);
-  if (!found.ok() && found.error() == ECONNREFUSED && !n.abstract && type_ != SOCK_DGRAM) {
+  if (!found.ok() && found.error() == ECONNREFUSED && !n.abstract) {
     // No socket of the sandbox's there: perhaps a host process's, on a
     // read-write volume.
     return ConnectHost(t, n);
@@ -1652,7 +1676,7 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
   std::string local;
   {
     SocketsLock l;
-    if (connected_ || host_conn_ != nullptr) return Errno{EISCONN};
+    if ((connected_ && type_ != SOCK_DGRAM) || host_conn_ != nullptr) return Errno{EISCONN};
     if (listening_) return Errno{EINVAL};  // unix_stream_connect of a listener
     rcv = rcvtimeo_;
     snd = sndtimeo_;
@@ -1687,11 +1711,82 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
   TRY(h->SetOption(t, SOL_SOCKET, SO_SNDTIMEO,
                    std::string_view(reinterpret_cast<const char*>(&snd), sizeof(snd))));
   SocketsLock l;
-  if (host_conn_ != nullptr || connected_) return Errno{EISCONN};
+  if (host_conn_ != nullptr || (connected_ && type_ != SOCK_DGRAM)) return Errno{EISCONN};
   if (listening_) return Errno{EINVAL};
+  if (type_ == SOCK_DGRAM && connected_) {
+    // A datagram socket connected in the sandbox leaves that peer.
+    if (std::shared_ptr<UnixSocket> old = peer_.lock()) old->queue_.Notify(~0U);
+    connected_ = false;
+    peer_.reset();
+  }
   host_conn_ = std::move(h);
   queue_.Notify(~0U);
   return Ok();
+}
+
+Result<size_t> UnixSocket::SendHostDatagram(Task& t, const Name& n, SendRequest& req) {
+  // A host process is never given the sandbox's files.
+  if (!req.fds.empty()) return Errno{EOPNOTSUPP};
+  if (g_path_ops.find_node == nullptr) return Errno{ECONNREFUSED};
+  ASSIGN_OR_RETURN(vfs::DentryRef node, g_path_ops.find_node(t, n.path));
+  Result<UniqueFd> c = node->inode()->ConnectHostSocket(SOCK_DGRAM);
+  // Nothing the host's (a node of the sandbox's own, or off a read-write
+  // volume): refused, as a name nobody receives at is.
+  if (!c.ok()) return Errno{c.error() == EOPNOTSUPP ? ECONNREFUSED : c.error()};
+  timeval snd;
+  std::string local;
+  {
+    SocketsLock l;
+    if (shutdown_ & kSendShutdown) return Errno{EPIPE};
+    snd = sndtimeo_;
+    local = name_.raw;
+  }
+  if (local.empty()) {
+    sa_family_t family = AF_UNIX;
+    local = std::string(reinterpret_cast<const char*>(&family), sizeof(family));
+  }
+  // One host socket for the one datagram (blocking, when the host's
+  // receiver is full, as this socket's flags and SO_SNDTIMEO say).
+  ASSIGN_OR_RETURN(std::shared_ptr<Socket> h,
+                   NewHostUnixSocket(t, std::move(c).value(), SOCK_DGRAM, flags() & O_NONBLOCK,
+                                     local, n.raw, nullptr));
+  TRY(h->SetOption(t, SOL_SOCKET, SO_SNDTIMEO,
+                   std::string_view(reinterpret_cast<const char*>(&snd), sizeof(snd))));
+  SendRequest one;
+  one.data = req.data;
+  one.flags = req.flags;
+  return h->Send(t, one);
+}
+
+bool UnixSocket::TakeHostDatagramLocked(size_t n, int flags, Received* r) {
+  const int fd = host_listener_.get();
+  // The datagram's whole length sizes the buffer (one taken meanwhile by
+  // another reader may be longer: it is cut, and says so).
+  msghdr probe{};
+  const ssize_t whole = recvmsg(fd, &probe, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  if (whole < 0) return false;
+  std::string buf(std::min(n, static_cast<size_t>(whole)), '\0');
+  iovec iov{buf.data(), buf.size()};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  // No room for control messages: descriptors a host process passes are
+  // closed by the host's kernel (MSG_CTRUNC), never the sandbox's.
+  const ssize_t k = recvmsg(fd, &m, MSG_DONTWAIT | MSG_TRUNC | (flags & MSG_PEEK));
+  if (k < 0) return false;
+  const size_t len = static_cast<size_t>(k);
+  buf.resize(std::min(buf.size(), len));
+  r->length = (flags & MSG_TRUNC) ? len : buf.size();
+  if (len > buf.size()) r->msg_flags |= MSG_TRUNC;
+  r->msg_flags |= m.msg_flags & MSG_CTRUNC;
+  r->data = std::move(buf);
+  // The sender's name is a host path, not the sandbox's to see: unnamed.
+  // Its credentials, as Linux gives a sender outside the receiver's
+  // namespaces: no pid, the overflow ids.
+  sa_family_t family = AF_UNIX;
+  r->from.assign(reinterpret_cast<const char*>(&family), sizeof(family));
+  r->creds = Credentials{0, 65534, 65534};
+  return true;
 }
 
 Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
@@ -1757,7 +1852,10 @@ Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
 }
 
 Result<size_t> UnixSocket::Send(Task& t, SendRequest& req) {
-  if (std::shared_ptr<Socket> h = HostConn()) return h->Send(t, req);
+  if (std::shared_ptr<Socket> h = HostConn()) {
+    // A datagram with an address goes there, not to the host peer.
+    if (type_ != SOCK_DGRAM || req.to.empty()) return h->Send(t, req);
+  }
   // Only unix sockets carry descriptors and credentials: an inet socket
   // sends the bytes without them.
   if (inet()) {
@@ -2043,7 +2141,11 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
     if (peer == nullptr || (peer->shutdown_ & kRcvShutdown)) return Errno{EPIPE};
   } else if (!req.to.empty()) {
     ASSIGN_OR_RETURN(Name n, ParseName(req.to));
-    ASSIGN_OR_RETURN(peer, Lookup(t, n));
+    Result<std::shared_ptr<UnixSocket>> found = Lookup(t, n);
+    if (!found.ok() && found.error() == ECONNREFUSED && !n.abstract) {
+      return SendHostDatagram(t, n, req);
+    }
+    ASSIGN_OR_RETURN(peer, std::move(found));
   } else {
     SocketsLock l;
     if (!connected_) return Errno{ENOTCONN};
@@ -2264,6 +2366,7 @@ Result<Received> UnixSocket::Receive(Task& t, size_t n, int flags) {
         if (urgent_ != Urgent::kNone && copied_seq_ == urgent_mark_) break;
         continue;
       }
+      if (HostDatagramsLocked() && TakeHostDatagramLocked(n, flags, &r)) break;
       const bool some = !r.data.empty();
       if (error_ != 0) {
         if (some) break;
@@ -2990,8 +3093,8 @@ uint32_t UnixSocket::Readiness(uint32_t mask) {
   SocketsLock l;
   SyncTcpLocked();
   uint32_t ready = 0;
-  if (listening_ && host_listener_.valid()) {
-    // Host processes connecting through the volume's name.
+  if ((listening_ && host_listener_.valid()) || HostDatagramsLocked()) {
+    // Host processes connecting, or sending, through the volume's name.
     pollfd p{host_listener_.get(), POLLIN, 0};
     if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) ready |= POLLIN | POLLRDNORM;
   }

@@ -7,6 +7,10 @@
 #     and the accepted host connection's getsockname is the sandbox's name;
 #   - the node's mode follows the sandbox's umask on the host;
 #   - a host server at DIR/h.sock (stream and seqpacket), reached as /v/h.sock;
+#   - datagrams: the sandbox sends to a host process's socket at DIR/hd.sock by sendto(2)
+#     and after connect(2); a host process sends to a socket the sandbox bound at /v/sd.sock,
+#     which poll(2) reports readable, a blocking recvfrom(2) waits for, and which arrive
+#     unnamed, with MSG_TRUNC where cut short, mixed with the sandbox's own datagrams;
 #   - descriptors cannot be passed to a host process (EOPNOTSUPP);
 #   - the same host socket through a read-only volume, or through the host root the
 #     sandbox sees, is ECONNREFUSED.
@@ -90,6 +94,38 @@ elif cmd == "serve-and-ask-self":
     wait_for(sys.argv[3])  # the host's answer arrived
     print(ask(sys.argv[2], socket.SOCK_STREAM, "from the sandbox"))
     os.waitpid(pid, 0)
+elif cmd == "dgram-send":
+    # To a host process's datagram socket: by sendto, then connected.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"one", sys.argv[2])
+        s.connect(sys.argv[2])
+        s.send(b"two")
+        print("sent")
+    except OSError as e:
+        print("errno %d" % e.errno)
+elif cmd == "dgram-serve":
+    # A datagram socket the host sends to; a socket of the sandbox's sends to it too.
+    import select
+    path = sys.argv[2]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    open(path + ".ready", "w").close()
+    got = []
+    r, _, _ = select.select([s], [], [], 20)
+    got.append("readable" if r else "timeout")
+    data, addr = s.recvfrom(100)
+    got.append("%s %r" % (data.decode(), addr))
+    # Cut short: MSG_TRUNC says so.
+    data, _, flags, _ = s.recvmsg(4)
+    got.append("%s trunc=%d" % (data.decode(), bool(flags & socket.MSG_TRUNC)))
+    open(path + ".more", "w").close()
+    data, addr = s.recvfrom(100)  # blocks until the host's last one
+    got.append(data.decode())
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    c.sendto(b"inside", path)
+    got.append(s.recv(100).decode())
+    print(" | ".join(got))
 elif cmd == "pass-fd":
     c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     c.connect(sys.argv[2])
@@ -124,6 +160,48 @@ out=$("$husk" do --volume="$work/v:/v:rw" python3 /v/app.py ask /v/h.sock "to th
 case "$out" in "TO THE HOST "*) ;; *) fail "the sandbox asking a host server got '$out'" ;; esac
 out=$("$husk" do --volume="$work/v:/v:rw" python3 /v/app.py ask-seqpacket /v/hq.sock "packet")
 case "$out" in "PACKET "*) ;; *) fail "seqpacket to a host server got '$out'" ;; esac
+
+# Datagrams to a host process's socket on the volume.
+python3 - "$work/v/hd.sock" >"$work/hd.out" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+open(sys.argv[1] + ".ready", "w").close()
+s.settimeout(20)
+print(s.recv(100).decode(), s.recv(100).decode())
+PY
+hd=$!
+pids="$pids $hd"
+for _ in $(seq 100); do [ -e "$work/v/hd.sock.ready" ] && break; sleep 0.1; done
+out=$("$husk" do --volume="$work/v:/v:rw" python3 /v/app.py dgram-send /v/hd.sock)
+[ "$out" = "sent" ] || fail "datagrams to a host socket: '$out'"
+wait "$hd" || fail "the host's datagram receiver: $(cat "$work/hd.out")"
+[ "$(cat "$work/hd.out")" = "one two" ] || fail "the host received '$(cat "$work/hd.out")'"
+
+# Datagrams from a host process to a socket the sandbox bound on the volume.
+"$husk" do --volume="$work/v:/v:rw" python3 /v/app.py dgram-serve /v/sd.sock >"$work/sd.out" 2>&1 &
+inside=$!
+pids="$pids $inside"
+for _ in $(seq 100); do [ -e "$work/v/sd.sock.ready" ] && break; sleep 0.1; done
+python3 - "$work/v/sd.sock" <<'PY' || fail "the host could not send to the sandbox's socket"
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+time.sleep(0.3)  # the sandbox is in select(2) by now
+s.sendto(b"from the host", sys.argv[1])
+s.sendto(b"longer datagram", sys.argv[1])
+for _ in range(200):
+    if os.path.exists(sys.argv[1] + ".more"):
+        break
+    time.sleep(0.05)
+time.sleep(0.3)  # the sandbox waits in recvfrom(2) by now
+s.sendto(b"last", sys.argv[1])
+PY
+wait "$inside" || fail "the sandbox's datagram socket: $(cat "$work/sd.out")"
+want="readable | from the host '' | long trunc=1 | last | inside"
+[ "$(cat "$work/sd.out")" = "$want" ] ||
+  fail "the sandbox's datagram socket heard '$(cat "$work/sd.out")', not '$want'"
+mode=$(stat -c %F "$work/v/sd.sock")
+[ "$mode" = socket ] || fail "the sandbox's datagram name on the host is a $mode"
 
 # Descriptors stay in the sandbox.
 python3 "$work/v/app.py" serve "$work/v/f.sock" 1 &

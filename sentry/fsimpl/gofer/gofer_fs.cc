@@ -398,19 +398,22 @@ class GoferInode : public vfs::Inode, public HostChangeListener {
     return Remember(name, step);
   }
   // Unix sockets of a read-write volume are the host's too: a name bound
-  // in the sandbox is a socket host processes connect to, and a host
-  // process's socket can be connected to (stream and seqpacket).
+  // in the sandbox is a socket host processes connect (or send) to, and a
+  // host process's socket can be connected (or sent) to.
   Result<std::pair<vfs::InodeRef, UniqueFd>> BindHostSocket(const std::string& name, mode_t mode,
                                                             int type) override {
     TRY(CheckWritableDir());
-    if (type != SOCK_STREAM && type != SOCK_SEQPACKET) return Errno{EOPNOTSUPP};
+    if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM) {
+      return Errno{EOPNOTSUPP};
+    }
     OwnChange own(*mount_);
     ASSIGN_OR_RETURN(auto bound, mount_->client->BindSocket(fid_, name, type, mode & 07777, 0, 0));
     Touched();
     return std::make_pair(Remember(name, bound.first), std::move(bound.second));
   }
   Result<UniqueFd> ConnectHostSocket(int type) override {
-    if (!mount_->writable || (type != SOCK_STREAM && type != SOCK_SEQPACKET)) {
+    if (!mount_->writable ||
+        (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)) {
       return Errno{EOPNOTSUPP};
     }
     if (type_ != S_IFSOCK) return Errno{ECONNREFUSED};

@@ -553,11 +553,15 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   // Unix sockets on a read-write volume: the host socket bound at the name
   // (host processes connect to it, and a listener accepts from it too; or
   // they send datagrams to it, which a datagram socket receives besides
-  // the sandbox's), and the host connection a socket that connected to a
-  // host process's socket forwards every call to (it notifies queue_).
+  // the sandbox's), and the host connection a stream or seqpacket socket
+  // that connected to a host process's listener forwards every call to
+  // (it notifies queue_). A datagram socket connected to a host process's
+  // socket sends what has no address of its own through host_peer_, and
+  // receives as any datagram socket does.
   UniqueFd host_listener_ ABSL_GUARDED_BY(g_mu);
   bool host_watched_ ABSL_GUARDED_BY(g_mu) = false;
   std::shared_ptr<Socket> host_conn_ ABSL_GUARDED_BY(g_mu);
+  std::shared_ptr<Socket> host_peer_ ABSL_GUARDED_BY(g_mu);
   // The host connection, with this socket's status flags (O_NONBLOCK);
   // null if there is none. Not under g_mu.
   std::shared_ptr<Socket> HostConn() {
@@ -1286,13 +1290,7 @@ Result<std::shared_ptr<UnixSocket>> UnixSocket::Lookup(Task& t, const Name& n) {
 }
 
 Status UnixSocket::Connect(Task& t, std::string_view addr) {
-  if (HostConn() != nullptr) {
-    if (type_ != SOCK_DGRAM) return Errno{EISCONN};
-    // unix_dgram_connect: a datagram socket connects anew (AF_UNSPEC: to
-    // nothing), leaving its host peer.
-    SocketsLock l;
-    host_conn_.reset();
-  }
+  if (HostConn() != nullptr) return Errno{EISCONN};
   if (inet() && type_ == SOCK_STREAM && addr.size() >= sizeof(sa_family_t)) {
     sa_family_t family;
     memcpy(&family, addr.data(), sizeof(family));
@@ -1336,10 +1334,12 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
     if (family == AF_UNSPEC) {
       // unix_dgram_connect: AF_UNSPEC dissolves the association.
       std::shared_ptr<UnixSocket> old;
+      std::shared_ptr<Socket> old_host;
       SocketsLock l;
       old = peer_.lock();
       peer_.reset();
       connected_ = false;
+      old_host = std::move(host_peer_);
       if (inet() && name_.inet) {
         // __udp_disconnect: what bind(2) did not choose goes.
         if (!port_locked_) {
@@ -1374,16 +1374,20 @@ Status UnixSocket::Connect(Task& t, std::string_view addr) {
   if (type_ == SOCK_DGRAM) {
     std::shared_ptr<UnixSocket> old;
     std::shared_ptr<UnixSocket> their;
+    std::shared_ptr<Socket> old_host;
     SocketsLock l;
-    // unix_may_send: a socket connected elsewhere hears its peer only.
+    // unix_may_send: a socket connected elsewhere (a host process's
+    // socket too) hears its peer only.
     their = other->peer_.lock();
-    if (other.get() != this && other->connected_ && their != nullptr && their.get() != this) {
+    if (other.get() != this && ((other->connected_ && their != nullptr && their.get() != this) ||
+                                other->host_peer_ != nullptr)) {
       return Errno{EPERM};
     }
     if (passcred_ && name_.raw.empty()) TRY(AutobindLocked());
     old = peer_.lock();
     peer_ = other;
     connected_ = true;
+    old_host = std::move(host_peer_);
     return Ok();
   }
   // Stream and seqpacket: a new socket joins the listener's queue at once
@@ -1677,7 +1681,7 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
   {
     SocketsLock l;
     if ((connected_ && type_ != SOCK_DGRAM) || host_conn_ != nullptr) return Errno{EISCONN};
-    if (listening_) return Errno{EINVAL};  // unix_stream_connect of a listener
+    if (listening_ && type_ != SOCK_DGRAM) return Errno{EINVAL};  // unix_stream_connect
     rcv = rcvtimeo_;
     snd = sndtimeo_;
     local = name_.raw;
@@ -1710,15 +1714,20 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
                    std::string_view(reinterpret_cast<const char*>(&rcv), sizeof(rcv))));
   TRY(h->SetOption(t, SOL_SOCKET, SO_SNDTIMEO,
                    std::string_view(reinterpret_cast<const char*>(&snd), sizeof(snd))));
+  std::shared_ptr<UnixSocket> old;  // let go after the lock
+  std::shared_ptr<Socket> old_host;
   SocketsLock l;
-  if (host_conn_ != nullptr || (connected_ && type_ != SOCK_DGRAM)) return Errno{EISCONN};
-  if (listening_) return Errno{EINVAL};
-  if (type_ == SOCK_DGRAM && connected_) {
-    // A datagram socket connected in the sandbox leaves that peer.
-    if (std::shared_ptr<UnixSocket> old = peer_.lock()) old->queue_.Notify(~0U);
+  if (type_ == SOCK_DGRAM) {
+    // unix_dgram_connect: connected anew, leaving any earlier peer.
+    old = peer_.lock();
     connected_ = false;
     peer_.reset();
+    old_host = std::move(host_peer_);
+    host_peer_ = std::move(h);
+    return Ok();
   }
+  if (host_conn_ != nullptr || connected_) return Errno{EISCONN};
+  if (listening_) return Errno{EINVAL};
   host_conn_ = std::move(h);
   queue_.Notify(~0U);
   return Ok();
@@ -1727,6 +1736,11 @@ Status UnixSocket::ConnectHost(Task& t, const Name& n) {
 Result<size_t> UnixSocket::SendHostDatagram(Task& t, const Name& n, SendRequest& req) {
   // A host process is never given the sandbox's files.
   if (!req.fds.empty()) return Errno{EOPNOTSUPP};
+  {
+    SocketsLock l;
+    if (shutdown_ & kSendShutdown) return Errno{EPIPE};
+    if (req.data.size() > sndbuf_ - 32) return Errno{EMSGSIZE};
+  }
   if (g_path_ops.find_node == nullptr) return Errno{ECONNREFUSED};
   ASSIGN_OR_RETURN(vfs::DentryRef node, g_path_ops.find_node(t, n.path));
   Result<UniqueFd> c = node->inode()->ConnectHostSocket(SOCK_DGRAM);
@@ -1852,9 +1866,19 @@ Result<vfs::FileRef> UnixSocket::Accept(Task& t, int flags, std::string* peer) {
 }
 
 Result<size_t> UnixSocket::Send(Task& t, SendRequest& req) {
-  if (std::shared_ptr<Socket> h = HostConn()) {
-    // A datagram with an address goes there, not to the host peer.
-    if (type_ != SOCK_DGRAM || req.to.empty()) return h->Send(t, req);
+  if (std::shared_ptr<Socket> h = HostConn()) return h->Send(t, req);
+  if (type_ == SOCK_DGRAM && req.to.empty() && !inet()) {
+    // Connected to a host process's socket: the datagram goes there.
+    std::shared_ptr<Socket> hp;
+    {
+      SocketsLock l;
+      if (host_peer_ != nullptr) host_peer_->set_status_flags(flags());
+      hp = host_peer_;
+    }
+    if (hp != nullptr) {
+      if (!req.fds.empty()) return Errno{EOPNOTSUPP};  // never the host's
+      return hp->Send(t, req);
+    }
   }
   // Only unix sockets carry descriptors and credentials: an inet socket
   // sends the bytes without them.
@@ -2133,6 +2157,7 @@ Result<size_t> UnixSocket::SendStream(Task& t, SendRequest& req) {
 Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
   const Credentials creds = req.creds.value_or(CredsOf(t));
   std::shared_ptr<UnixSocket> peer;
+  std::shared_ptr<UnixSocket> their;  // the peer's peer: let go after the lock
   if (type_ == SOCK_SEQPACKET) {
     SocketsLock l;
     if (!connected_) return Errno{ENOTCONN};
@@ -2162,9 +2187,11 @@ Result<size_t> UnixSocket::SendDatagram(Task& t, SendRequest& req) {
     if (peer->type_ != SOCK_DGRAM) return Errno{EPROTOTYPE};
     if (shutdown_ & kSendShutdown) return Errno{EPIPE};
     if (req.data.size() > sndbuf_ - 32) return Errno{EMSGSIZE};
-    // A socket connected elsewhere takes datagrams from its peer only.
-    if (std::shared_ptr<UnixSocket> their = peer->peer_.lock();
-        their != nullptr && their.get() != this && peer->connected_) {
+    // A socket connected elsewhere (a host process's socket too) takes
+    // datagrams from its peer only.
+    their = peer->peer_.lock();
+    if ((their != nullptr && their.get() != this && peer->connected_) ||
+        peer->host_peer_ != nullptr) {
       return Errno{EPERM};
     }
     if (passcred_ && name_.raw.empty()) TRY(AutobindLocked());
@@ -2460,6 +2487,12 @@ Result<std::string> UnixSocket::SockName() {
 Result<std::string> UnixSocket::PeerName() {
   if (std::shared_ptr<Socket> h = HostConn()) return h->PeerName();
   std::shared_ptr<UnixSocket> p;
+  std::shared_ptr<Socket> hp;
+  {
+    SocketsLock l;
+    hp = host_peer_;
+  }
+  if (hp != nullptr) return hp->PeerName();  // a host process's socket, by the sandbox's name
   SocketsLock l;
   SyncTcpLocked();
   if (!connected_) return Errno{ENOTCONN};

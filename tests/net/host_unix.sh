@@ -8,7 +8,9 @@
 #   - the node's mode follows the sandbox's umask on the host;
 #   - a host server at DIR/h.sock (stream and seqpacket), reached as /v/h.sock;
 #   - datagrams: the sandbox sends to a host process's socket at DIR/hd.sock by sendto(2)
-#     and after connect(2); a host process sends to a socket the sandbox bound at /v/sd.sock,
+#     and after connect(2) (getpeername is the sandbox's name, another sandbox socket's
+#     datagrams to the connected one are EPERM, descriptors EOPNOTSUPP, a host socket
+#     through a read-only volume ECONNREFUSED); a host process sends to a socket the sandbox bound at /v/sd.sock,
 #     which poll(2) reports readable, a blocking recvfrom(2) waits for, and which arrive
 #     unnamed, with MSG_TRUNC where cut short, mixed with the sandbox's own datagrams;
 #   - descriptors cannot be passed to a host process (EOPNOTSUPP);
@@ -95,15 +97,27 @@ elif cmd == "serve-and-ask-self":
     print(ask(sys.argv[2], socket.SOCK_STREAM, "from the sandbox"))
     os.waitpid(pid, 0)
 elif cmd == "dgram-send":
-    # To a host process's datagram socket: by sendto, then connected.
+    # To a host process's datagram socket: by sendto, then connected (its name is the
+    # sandbox's; another socket's datagrams to a socket connected so are EPERM; no
+    # descriptor goes to the host).
+    def attempt(call):
+        try:
+            call()
+            return "ok"
+        except OSError as e:
+            return "errno %d" % e.errno
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        s.sendto(b"one", sys.argv[2])
-        s.connect(sys.argv[2])
-        s.send(b"two")
-        print("sent")
-    except OSError as e:
-        print("errno %d" % e.errno)
+    s.bind("/v/me.sock")
+    said = [attempt(lambda: s.sendto(b"one", sys.argv[2]))]
+    said.append(attempt(lambda: s.connect(sys.argv[2])))
+    said.append(s.getpeername())
+    said.append(attempt(lambda: s.send(b"two")))
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    said.append(attempt(lambda: other.sendto(b"x", "/v/me.sock")))
+    said.append(attempt(lambda: s.sendmsg(
+        [b"y"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0]))])))
+    said.append(attempt(lambda: other.sendto(b"z", sys.argv[3])))
+    print(" ".join(said))
 elif cmd == "dgram-serve":
     # A datagram socket the host sends to; a socket of the sandbox's sends to it too.
     import select
@@ -173,8 +187,14 @@ PY
 hd=$!
 pids="$pids $hd"
 for _ in $(seq 100); do [ -e "$work/v/hd.sock.ready" ] && break; sleep 0.1; done
-out=$("$husk" do --volume="$work/v:/v:rw" python3 /v/app.py dgram-send /v/hd.sock)
-[ "$out" = "sent" ] || fail "datagrams to a host socket: '$out'"
+python3 - "$work/ro/rd.sock" <<'PY'
+import socket, sys
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).bind(sys.argv[1])
+PY
+out=$("$husk" do --volume="$work/v:/v:rw" --volume="$work/ro:/ro:ro" \
+  python3 /v/app.py dgram-send /v/hd.sock /ro/rd.sock)
+want="ok ok /v/hd.sock ok errno 1 errno 95 errno 111"
+[ "$out" = "$want" ] || fail "datagrams to a host socket: '$out', not '$want'"
 wait "$hd" || fail "the host's datagram receiver: $(cat "$work/hd.out")"
 [ "$(cat "$work/hd.out")" = "one two" ] || fail "the host received '$(cat "$work/hd.out")'"
 

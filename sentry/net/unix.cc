@@ -1552,6 +1552,7 @@ netstack::TcpSettings UnixSocket::TcpSettingsLocked() const {
   st.user_timeout_ms = static_cast<uint32_t>(opt(IPPROTO_TCP, TCP_USER_TIMEOUT, 0));
   if (int syn = opt(IPPROTO_TCP, TCP_SYNCNT, 0); syn > 0) st.syn_retries = syn;
   st.tos = static_cast<uint8_t>(opt(IPPROTO_IP, IP_TOS, 0));
+  st.oobinline = opt(SOL_SOCKET, SO_OOBINLINE, 0) != 0;
   // Buffers set with SO_SNDBUF/SO_RCVBUF hold what was asked (half of the
   // doubled value is data, as Linux's tcp_adv_win_scale leaves it); unset,
   // they grow as Linux's autotuning would.
@@ -1623,10 +1624,12 @@ Result<size_t> UnixSocket::SendTcp(Task& t, SendRequest& req) {
     }
     if (done == req.data.size()) return done;
     if (st == TcpEndpoint::kEstablished || st == TcpEndpoint::kCloseWait) {
+      // MSG_OOB: the urgent pointer follows what this call queued, each
+      // time it queues more (tcp_sendmsg's tcp_mark_urg).
       const size_t n =
           tcp_->Write(netstack::Bytes(reinterpret_cast<const uint8_t*>(req.data.data()) + done,
                                       req.data.size() - done),
-                      StackNow());
+                      StackNow(), (req.flags & MSG_OOB) != 0);
       StackArmed(tcp_->Deadline());
       done += n;
       if (done == req.data.size()) return done;
@@ -1642,13 +1645,40 @@ Result<Received> UnixSocket::ReceiveTcp(Task& t, size_t n, int flags) {
   const bool peek = (flags & MSG_PEEK) != 0;
   const bool waitall = (flags & MSG_WAITALL) && !peek;
   const absl::Time deadline = SocketDeadline(rcvtimeo_);
+  if (flags & MSG_OOB) {
+    // tcp_recv_urg: the urgent byte, once; EINVAL inline, without one or
+    // after it was read; EAGAIN while it is on its way (never waits).
+    using Urgent = netstack::TcpEndpoint::Urgent;
+    SyncTcpLocked();
+    if (tcp_ == nullptr) return Errno{ENOTCONN};
+    const Urgent u = tcp_->urgent();
+    if (IntOptionLocked(SOL_SOCKET, SO_OOBINLINE, 0) != 0 || u == Urgent::kNone ||
+        u == Urgent::kRead) {
+      return Errno{EINVAL};
+    }
+    if (u == Urgent::kValid) {
+      const uint8_t c = peek ? tcp_->urgent_byte() : tcp_->TakeUrgentByte();
+      r.msg_flags |= MSG_OOB;
+      if (n > 0) {
+        if (!(flags & MSG_TRUNC)) r.data.assign(1, static_cast<char>(c));
+        r.length = 1;
+      } else {
+        r.msg_flags |= MSG_TRUNC;
+      }
+      return r;
+    }
+    if (tcp_->ReadEof() || (shutdown_ & kRcvShutdown)) return r;
+    return Errno{EAGAIN};
+  }
   for (;;) {
     SyncTcpLocked();
     if (tcp_ == nullptr) return Errno{ENOTCONN};
     if (tcp_->Readable() > 0 && n > r.data.size()) {
+      // tcp_recvmsg stops at the urgent mark once it has read something.
+      if (!r.data.empty() && tcp_->AtUrgentMark()) break;
       tcp_->ReadAppend(&r.data, n - r.data.size(), peek, StackNow());
       StackArmed(tcp_->Deadline());
-      if (!waitall || r.data.size() >= n) break;
+      if (!waitall || r.data.size() >= n || tcp_->AtUrgentMark()) break;
       continue;
     }
     const bool some = !r.data.empty();
@@ -3073,7 +3103,12 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
     {
       SocketsLock l;
       if (!inet() || type_ != SOCK_STREAM) return InterfaceIoctl(mm, cmd, arg);
-      at = urgent_ != Urgent::kNone && copied_seq_ == urgent_mark_ ? 1 : 0;
+      SyncTcpLocked();
+      if (tcp_ != nullptr) {
+        at = tcp_->AtUrgentMark() ? 1 : 0;
+      } else {
+        at = urgent_ != Urgent::kNone && copied_seq_ == urgent_mark_ ? 1 : 0;
+      }
     }
     TRY(mm.CopyOut(arg, &at, sizeof(at)));
     return 0L;
@@ -3087,7 +3122,10 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
       case SIOCINQ:
         if (listening_) return Errno{EINVAL};
         if (tcp_ != nullptr) {
-          n = static_cast<int>(tcp_->Readable());
+          // tcp_inq: what comes before an urgent mark ahead (not inline).
+          n = static_cast<int>(IntOptionLocked(SOL_SOCKET, SO_OOBINLINE, 0) != 0
+                                   ? tcp_->Readable()
+                                   : tcp_->ReadableBeforeMark());
         } else if (type_ != SOCK_DGRAM) {
           n = static_cast<int>(queued_bytes_);  // what is left to read
           // TCP with urgent data ahead (not inline): what comes before the
@@ -3144,6 +3182,8 @@ uint32_t UnixSocket::Readiness(uint32_t mask) {
       ready |= POLLIN | POLLRDNORM | POLLRDHUP;
     }
     if (tcp_->Readable() > 0) ready |= POLLIN | POLLRDNORM;
+    // tcp_poll: urgent data not yet read.
+    if (tcp_->urgent() == TcpEndpoint::Urgent::kValid) ready |= POLLPRI;
     if (st == TcpEndpoint::kEstablished || st == TcpEndpoint::kCloseWait) {
       // sk_stream_is_writeable: room for a third of what is queued more.
       if (tcp_->SendSpace() >= tcp_->SendQueued() / 2 && tcp_->SendSpace() > 0) {

@@ -11,6 +11,8 @@
 #   - ping from inside (ICMP and ICMPv6 echo sockets) of the host side and of the sandbox's own
 #     addresses, over IPv4 and IPv6;
 #   - UDP broadcast to the /30's broadcast address both ways (SO_BROADCAST wanted);
+#   - TCP urgent data (MSG_OOB, SIOCATMARK, select's exceptional set) both ways
+#     (tests/net/urgent.py);
 #   - UDP multicast (239.1.2.3, and ff12::1:2 on the veth's interface) both ways, the joins
 #     reported on the wire (IGMPv3, MLDv2: tests/net/reports.py), and to the
 #     sandbox's own members;
@@ -61,6 +63,8 @@ CONF
   printf 'inside: curl over IPv6: %s\n' "$(curl -sS -m 10 -g 'http://[fd00:201::1]:8003/host.txt')"
   # Broadcast over the /30, both ways.
   python3 "$(dirname "$0")/broadcast.py" inside 10.201.0.3
+  # Urgent data, both ways.
+  python3 "$(dirname "$0")/urgent.py" inside 10.201.0.1 5500
   # Multicast: a group joined both sides, over IPv4 and IPv6.
   python3 "$(dirname "$0")/multicast.py" inside
   python3 "$(dirname "$0")/multicast.py" inside6
@@ -149,6 +153,8 @@ python3 "$here/broadcast.py" send 10.201.0.3 5400 >/dev/null 2>&1 &
 pids="$pids $!"
 python3 "$here/reports.py" h0 "$dir/reports.got" 120 >"$dir/reports.log" 2>&1 &
 pids="$pids $!"
+python3 "$here/urgent.py" host 10.201.0.1 5500 "$dir/urgent.got" >"$dir/urgent.log" 2>&1 &
+pids="$pids $!"
 python3 "$here/multicast.py" listen 10.201.0.1 "$dir/multicast.got" >/dev/null 2>&1 &
 pids="$pids $!"
 python3 "$here/multicast.py" send 10.201.0.1 >/dev/null 2>&1 &
@@ -228,6 +234,7 @@ inside: ping fd00:201::2: 2 received
 inside: curl over IPv6: a page from the host side
 inside: broadcast without SO_BROADCAST: EACCES
 inside: received a broadcast from the host side
+inside: urgent data from the host: ab mark=1 oob=c de
 inside: IP_MULTICAST_TTL 1, IP_MULTICAST_LOOP 1
 inside: looped back: a group datagram from the sandbox
 inside: received a group datagram from the host side
@@ -244,6 +251,8 @@ diff -u "$dir/want" "$dir/got" || fail "the sandbox's side differs"
 grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no request"
 [ "$missing" = 404 ] || fail "a missing page gave $missing"
 [ "$page6" = "a page from nginx in the sandbox" ] || fail "curl over IPv6 printed '$page6'"
+[ "$(cat "$dir/urgent.got" 2>/dev/null)" = "xy mark=1 oob=z w" ] ||
+  fail "the sandbox's urgent data reached the host side as '$(cat "$dir/urgent.got" 2>/dev/null)' $(cat "$dir/urgent.log")"
 [ "$(cat "$dir/broadcast.got" 2>/dev/null)" = "a broadcast from the sandbox" ] ||
   fail "the sandbox's broadcast did not reach the host side"
 [ "$(cat "$dir/multicast.got" 2>/dev/null)" = "a group datagram from the sandbox" ] ||

@@ -1593,6 +1593,123 @@ TEST_F(TcpPair, ADuplicateSegmentIsReportedInADsackBlock) {
   EXPECT_EQ(ack.opts.nsack, 0);
 }
 
+// Urgent data (send's MSG_OOB): "ab", then "c" urgent, then "de". The urgent byte leaves the
+// stream: reads stop short of its mark, FIONREAD's count ends there, and once read past it
+// the urgent data is forgotten. The segments before the pointer carry URG and the pointer
+// (one past the urgent byte, as Linux sends it), in single segments even where GSO is on.
+TEST_F(GsoPair, UrgentDataLeavesTheStreamAndReadsStopAtItsMark) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  std::vector<TcpHeader> sent;
+  wa.drop = [&](const std::string& f) {
+    TcpHeader h;
+    Bytes payload;
+    const size_t ip = 14 + 4 * (static_cast<uint8_t>(f[14]) & 0xf);
+    if (ParseTcp(Bytes(reinterpret_cast<const uint8_t*>(f.data()) + ip, f.size() - ip), &h,
+                 &payload) &&
+        !payload.empty()) {
+      sent.push_back(h);
+    }
+    return false;
+  };
+  auto write = [&](const std::string& d, bool urgent) {
+    c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(d.data()), d.size()), now, urgent);
+  };
+  write("ab", false);
+  Run(100);
+  write("c", true);
+  write("de", false);
+  Run(100);
+  ASSERT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kValid);
+  EXPECT_EQ(c.server->urgent_byte(), 'c');
+  EXPECT_EQ(c.server->Readable(), 4u);  // "abde": the urgent byte is not in the stream
+  EXPECT_EQ(c.server->ReadableBeforeMark(), 2u);
+  EXPECT_FALSE(c.server->AtUrgentMark());
+  EXPECT_EQ(c.server->Read(100, /*peek=*/true, now), "ab");
+  EXPECT_EQ(c.server->Read(100, false, now), "ab");
+  EXPECT_TRUE(c.server->AtUrgentMark());
+  EXPECT_EQ(c.server->ReadableBeforeMark(), 0u);
+  EXPECT_EQ(c.server->TakeUrgentByte(), 'c');
+  EXPECT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kRead);
+  EXPECT_EQ(c.server->Read(100, false, now), "de");
+  EXPECT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kNone);
+  EXPECT_FALSE(c.server->AtUrgentMark());
+  // On the wire: "ab" without URG; "c" (and "de", sent before "c" was acked) with the
+  // pointer just past "c".
+  ASSERT_GE(sent.size(), 2u);
+  EXPECT_EQ(sent[0].flags & kUrg, 0);
+  const uint32_t up = sent[1].seq + 1;
+  for (size_t i = 1; i < sent.size(); i++) {
+    if (sent[i].seq - up < (1u << 31)) break;  // past the pointer: no URG needed
+    EXPECT_NE(sent[i].flags & kUrg, 0) << i;
+    EXPECT_EQ(sent[i].seq + sent[i].urgent, up) << i;
+  }
+  // Once acknowledged, segments carry no pointer any more.
+  sent.clear();
+  write("fg", false);
+  Run(100);
+  ASSERT_FALSE(sent.empty());
+  EXPECT_EQ(sent.back().flags & kUrg, 0);
+  EXPECT_EQ(c.server->Read(100, false, now), "fg");
+  // A large urgent send: GSO is on, yet the frames up to the pointer are single segments,
+  // each with the pointer.
+  sent.clear();
+  const size_t frames_before = wa.gso_frames;
+  const std::string big = Pattern(20000);
+  write(big, true);
+  Run(1000);
+  EXPECT_EQ(wa.gso_frames, frames_before);
+  ASSERT_FALSE(sent.empty());
+  for (const TcpHeader& h : sent) EXPECT_NE(h.flags & kUrg, 0);
+  std::string got;
+  for (int i = 0; i < 100 && got.size() < big.size() - 1; i++)
+    got += c.server->Read(1 << 20, false, now);
+  EXPECT_EQ(got, big.substr(0, big.size() - 1));
+  EXPECT_EQ(c.server->TakeUrgentByte(), static_cast<uint8_t>(big.back()));
+}
+
+// With SO_OOBINLINE the urgent byte stays in the stream; the mark is the byte itself.
+TEST_F(TcpPair, InlineUrgentDataStaysInTheStream) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  c.server->settings.oobinline = true;
+  auto write = [&](const std::string& d, bool urgent) {
+    c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(d.data()), d.size()), now, urgent);
+  };
+  write("ab", false);
+  Run(100);
+  write("c", true);
+  write("de", false);
+  Run(100);
+  ASSERT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kValid);
+  EXPECT_EQ(c.server->Readable(), 5u);
+  EXPECT_EQ(c.server->Read(100, false, now), "ab");
+  EXPECT_TRUE(c.server->AtUrgentMark());
+  EXPECT_EQ(c.server->Read(100, false, now), "cde");
+  EXPECT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kNone);
+}
+
+// A segment sent again with the urgent pointer of a byte already received (or read past)
+// announces nothing new.
+TEST_F(TcpPair, AnUrgentPointerToBytesAlreadyReceivedIsIgnored) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  std::string copy;
+  wa.drop = [&](const std::string& f) {
+    if (copy.empty() && f.size() > 54) copy = f;
+    return false;
+  };
+  c.client->Write(Bytes(reinterpret_cast<const uint8_t*>("xy"), 2), now, /*urgent=*/true);
+  Run(100);
+  ASSERT_FALSE(copy.empty());
+  EXPECT_EQ(c.server->Read(100, false, now), "x");
+  EXPECT_EQ(c.server->TakeUrgentByte(), 'y');
+  b.Input(2, Bytes(reinterpret_cast<const uint8_t*>(copy.data()), copy.size()), false, now);
+  Run(10);
+  EXPECT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kRead);
+  EXPECT_EQ(c.server->Readable(), 0u);
+}
+
 TEST_F(TcpPair, TimersFireOnTimeAmongManyConnectionsWithoutWalkingAllPerFrame) {
   // 400 connections (past the count below which every Tick walks them all).
   Listen(80, 512);

@@ -256,6 +256,18 @@ void TcpEndpoint::SendSegment(uint32_t seq, uint8_t flags, Bytes data, int64_t n
   h.flags = flags;
   if (flags & kAck) h.ack = rcv_nxt_;
   h.window = WindowField();
+  if (urg_mode_ && !Lt(snd_una_, snd_up_)) urg_mode_ = false;  // all acknowledged
+  if (urg_mode_ && Lt(seq, snd_up_)) {
+    // tcp_transmit_skb: segments before the pointer carry it (past 64 KiB
+    // ahead, as far as it reaches).
+    if (Lt(snd_up_, seq + 0x10000)) {
+      h.urgent = static_cast<uint16_t>(snd_up_ - seq);
+      h.flags |= kUrg;
+    } else if (Gt(seq + 0xffff, snd_nxt_)) {
+      h.urgent = 0xffff;
+      h.flags |= kUrg;
+    }
+  }
   if (ts_ok_) {
     h.opts.has_ts = true;
     h.opts.tsval = TsNow(now);
@@ -336,7 +348,7 @@ void TcpEndpoint::FlushDeferredAck(int64_t now) {
 
 void TcpEndpoint::SendRst(uint32_t seq, int64_t now) { SendSegment(seq, kRst | kAck, {}, now); }
 
-size_t TcpEndpoint::Write(Bytes data, int64_t now) {
+size_t TcpEndpoint::Write(Bytes data, int64_t now, bool urgent) {
   if (fin_queued_ || state_ == kClosed) return 0;
   size_t n = std::min(data.size(), SendSpace());
   if (n == 0) return 0;
@@ -345,8 +357,58 @@ size_t TcpEndpoint::Write(Bytes data, int64_t now) {
     sbuf_off_ = 0;
   }
   sbuf_.append(reinterpret_cast<const char*>(data.data()), n);
+  if (urgent) {
+    // tcp_mark_urg: the pointer follows what this send queued.
+    snd_up_ = sbuf_seq_ + static_cast<uint32_t>(SendQueued());
+    urg_mode_ = true;
+  }
   Output(now);
   return n;
+}
+
+void TcpEndpoint::CheckUrgent(uint32_t seq, uint16_t pointer) {
+  // The pointer names the byte after the urgent one (tcp_stdurg off).
+  const uint32_t at = seq + (pointer != 0 ? pointer - 1u : 0u);
+  // Already received (a segment sent again, or one of the many that carry
+  // the pointer while the sender is in urgent mode), or not newer than
+  // the pointer in hand: nothing new.
+  if (Lt(at, rcv_nxt_)) return;
+  const uint64_t pos = rcv_pos_ + (at - rcv_nxt_);
+  if ((urg_state_ == Urgent::kPending || urg_state_ == Urgent::kValid) && pos <= urg_pos_) return;
+  urg_state_ = Urgent::kPending;
+  urg_pos_ = pos;
+}
+
+void TcpEndpoint::AppendInOrder(const char* p, size_t n) {
+  if (urg_state_ == Urgent::kPending && urg_pos_ >= rcv_pos_ && urg_pos_ < rcv_pos_ + n) {
+    const size_t k = static_cast<size_t>(urg_pos_ - rcv_pos_);
+    urg_byte_ = static_cast<uint8_t>(p[k]);
+    urg_state_ = Urgent::kValid;
+    if (settings.oobinline) {
+      urg_mark_ = rbuf_in_ + k;  // the byte stays, and is the mark
+    } else {
+      // Out of the stream: the mark is where it was (tcp_urg's TCP_URG_VALID).
+      rbuf_.Append(p, k);
+      rbuf_in_ += k;
+      urg_mark_ = rbuf_in_;
+      rcv_pos_ += k + 1;
+      p += k + 1;
+      n -= k + 1;
+    }
+  }
+  rbuf_.Append(p, n);
+  rbuf_in_ += n;
+  rcv_pos_ += n;
+}
+
+void TcpEndpoint::AppendInOrder(std::string&& s) {
+  if (urg_state_ == Urgent::kPending && urg_pos_ >= rcv_pos_ && urg_pos_ < rcv_pos_ + s.size()) {
+    AppendInOrder(s.data(), s.size());
+    return;
+  }
+  rbuf_in_ += s.size();
+  rcv_pos_ += s.size();
+  rbuf_.Append(std::move(s));
 }
 
 void ReceiveQueue::Append(const char* p, size_t n) {
@@ -399,10 +461,20 @@ std::string TcpEndpoint::Read(size_t n, bool peek, int64_t now) {
 
 size_t TcpEndpoint::ReadAppend(std::string* out, size_t n, bool peek, int64_t now) {
   n = std::min(n, Readable());
+  // tcp_recvmsg: a read stops short of the urgent mark (and reads on from
+  // it when it starts there).
+  if ((urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ < urg_mark_) {
+    n = std::min<size_t>(n, urg_mark_ - rbuf_out_);
+  }
   if (peek || n == 0) return rbuf_.CopyTo(out, n, /*peek=*/true);
   const size_t held = Held();
   uint32_t offered = OfferedWindow();
   rbuf_.CopyTo(out, n, /*peek=*/false);
+  rbuf_out_ += n;
+  // Read past the mark: the urgent data is forgotten.
+  if ((urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ > urg_mark_) {
+    urg_state_ = Urgent::kNone;
+  }
   AccountHeld(held);
   // A window update when the window grew enough to matter (receiver-side
   // silly window avoidance), when it at least doubles one down to half
@@ -521,7 +593,10 @@ void TcpEndpoint::Output(int64_t now) {
     // Many segments in one frame where the link takes them (GSO), in
     // whole segments but for the last.
     uint32_t max_seg = mss_;
-    if (uint32_t g = stack_->GsoMax(remote_, now); g > mss_) max_seg = g / mss_ * mss_;
+    // Urgent data goes in single segments: a GSO frame's segments would
+    // all carry the first one's urgent pointer.
+    const bool urgent = UrgentMode() && Lt(snd_nxt_, snd_up_);
+    if (uint32_t g = stack_->GsoMax(remote_, now); g > mss_ && !urgent) max_seg = g / mss_ * mss_;
     uint32_t len = std::min({avail, max_seg, usable});
     if (len > mss_ && len < avail) len = len / mss_ * mss_;
     bool fin_now = fin_queued_ && !fin_sent_ && !fin_acked_ && len == avail;
@@ -539,7 +614,8 @@ void TcpEndpoint::Output(int64_t now) {
       return;
     }
     bool retransmit = Lt(snd_nxt_, snd_max_);
-    if (len < mss_ && !fin_now && !retransmit) {
+    // tcp_nagle_test: neither Nagle nor the cork holds urgent data back.
+    if (len < mss_ && !fin_now && !retransmit && !urgent) {
       if (settings.cork) return;
       // Nagle: a small tail waits while anything is unacked.
       if (len == avail && !settings.nodelay && flight > 0) return;
@@ -798,9 +874,8 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
   }
   if (data.empty()) return;
   if (offset == 0) {
-    rbuf_.Append(reinterpret_cast<const char*>(data.data()), data.size());
+    AppendInOrder(reinterpret_cast<const char*>(data.data()), data.size());
     rcv_nxt_ += static_cast<uint32_t>(data.size());
-    rcv_pos_ += data.size();
     bytes_received_ += data.size();
     // What waited past the hole may follow now.
     while (!ooo_.empty() && ooo_.begin()->first <= rcv_pos_) {
@@ -809,14 +884,13 @@ void TcpEndpoint::QueueDataHeld(uint32_t seq, Bytes data, int64_t now) {
       uint64_t end = it->first + piece;
       if (end > rcv_pos_) {
         size_t from = static_cast<size_t>(rcv_pos_ - it->first);
-        if (from == 0) {
-          rbuf_.Append(std::move(it->second));
-        } else {
-          rbuf_.Append(it->second.data() + from, piece - from);
-        }
         rcv_nxt_ += static_cast<uint32_t>(end - rcv_pos_);
         bytes_received_ += end - rcv_pos_;
-        rcv_pos_ = end;
+        if (from == 0) {
+          AppendInOrder(std::move(it->second));
+        } else {
+          AppendInOrder(it->second.data() + from, piece - from);
+        }
       }
       ooo_bytes_ -= piece;  // (it->second may be moved from)
       ooo_.erase(it);
@@ -1073,6 +1147,9 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
         Fail(ECONNRESET);
         return;
       }
+      // tcp_urg, before the data is queued: the pointer is news only if
+      // its byte has not arrived yet.
+      if (h.flags & kUrg) CheckUrgent(h.seq, h.urgent);
       QueueData(h.seq, data, now);
     }
   }

@@ -12,6 +12,7 @@
 #ifndef HUSK_SENTRY_NET_STACK_TCP_H_
 #define HUSK_SENTRY_NET_STACK_TCP_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -39,6 +40,7 @@ struct TcpSettings {
   uint32_t user_timeout_ms = 0;
   uint16_t user_mss = 0;  // TCP_MAXSEG
   uint8_t tos = 0;
+  bool oobinline = false;  // SO_OOBINLINE: the urgent byte stays in the stream
 };
 
 // TCP_INFO's figures.
@@ -93,17 +95,49 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
 
   // ---- the socket's side ----
   // Takes what fits of data into the send buffer and sends what the
-  // windows allow; returns the bytes taken.
-  size_t Write(Bytes data, int64_t now);
+  // windows allow; returns the bytes taken. urgent (send's MSG_OOB): the
+  // last byte taken is urgent data (the urgent pointer follows it, as
+  // Linux's tcp_mark_urg sets it).
+  size_t Write(Bytes data, int64_t now, bool urgent = false);
   size_t SendSpace() const;
   size_t SendQueued() const { return sbuf_.size() - sbuf_off_; }
   size_t Readable() const { return rbuf_.size(); }
-  // Takes (or with peek copies) at most n bytes of what arrived in order.
+  // Takes (or with peek copies) at most n bytes of what arrived in order;
+  // a read stops short of the urgent mark (tcp_recvmsg's urg_offset).
   std::string Read(size_t n, bool peek, int64_t now);
   // The same, appended to *out; returns how many.
   size_t ReadAppend(std::string* out, size_t n, bool peek, int64_t now);
   // The peer's FIN arrived and everything before it was read.
   bool ReadEof() const { return fin_received_ && Readable() == 0; }
+
+  // Urgent data the peer sent (RFC 9293 3.8.5, as Linux reads it: the
+  // urgent pointer follows the urgent byte). The byte leaves the stream
+  // unless settings.oobinline; its place is the urgent mark, where reads
+  // stop, until reading passes it.
+  enum class Urgent : uint8_t {
+    kNone,     // none, or read past
+    kPending,  // the pointer came, the byte not yet (TCP_URG_NOTYET)
+    kValid,    // the byte came and waits for recv(MSG_OOB)
+    kRead,     // the byte was taken with MSG_OOB (TCP_URG_READ)
+  };
+  Urgent urgent() const { return urg_state_; }
+  // recv(MSG_OOB) without MSG_PEEK took the byte.
+  uint8_t TakeUrgentByte() {
+    urg_state_ = Urgent::kRead;
+    return urg_byte_;
+  }
+  uint8_t urgent_byte() const { return urg_byte_; }
+  // The next byte read is the one at the mark (SIOCATMARK).
+  bool AtUrgentMark() const {
+    return (urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ == urg_mark_;
+  }
+  // What can be read before the mark (all of it when no mark is ahead).
+  size_t ReadableBeforeMark() const {
+    if ((urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ <= urg_mark_) {
+      return std::min<size_t>(Readable(), urg_mark_ - rbuf_out_);
+    }
+    return Readable();
+  }
   // A connection that failed (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...): its
   // error until taken (SO_ERROR, or the call that reports it).
   int error() const { return error_; }
@@ -171,6 +205,15 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   bool ProcessAck(const TcpHeader& h, size_t data_len, int64_t now);
   void QueueData(uint32_t seq, Bytes data, int64_t now);
   void QueueDataHeld(uint32_t seq, Bytes data, int64_t now);
+  // An urgent pointer in a segment that starts at seq (tcp_check_urg).
+  void CheckUrgent(uint32_t seq, uint16_t pointer);
+  // Appends in-order bytes (at stream position rcv_pos_) to rbuf_, taking
+  // the urgent byte out if it is among them and not inline.
+  void AppendInOrder(const char* p, size_t n);
+  void AppendInOrder(std::string&& s);
+  // Whether segments from seq on still carry the urgent pointer.
+  bool UrgentMode() const { return urg_mode_ && Lt32(snd_una_, snd_up_); }
+  static bool Lt32(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
   // The received bytes this connection holds, and telling the stack how
   // that changed since `before`.
   size_t Held() const { return Readable() + ooo_bytes_; }
@@ -255,6 +298,18 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   size_t ooo_bytes_ = 0;
   bool fin_received_ = false;
   bool read_unread_on_close_ = false;
+  // Urgent data: the urgent byte's stream position (rcv_pos_'s space)
+  // while pending, the byte, and the mark in rbuf_'s own count of bytes
+  // in (rbuf_in_) and out (rbuf_out_), which the byte taken out of the
+  // stream leaves apart from the sequence space.
+  Urgent urg_state_ = Urgent::kNone;
+  uint64_t urg_pos_ = 0;
+  uint8_t urg_byte_ = 0;
+  uint64_t urg_mark_ = 0, rbuf_in_ = 0, rbuf_out_ = 0;
+  // Sending urgent data: the urgent pointer (the sequence after the last
+  // urgent byte), meaningful while urg_mode_.
+  bool urg_mode_ = false;
+  uint32_t snd_up_ = 0;
   int unacked_segs_ = 0;  // received, not acked yet (delayed ACK)
 
   // Congestion control and loss recovery (bytes).

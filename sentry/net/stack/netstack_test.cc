@@ -336,6 +336,18 @@ class TcpPair : public Pair {
     return c;
   }
 
+  void WriteAll(TcpEndpoint& from, const std::string& d, bool urgent = false) {
+    from.Write(Bytes(reinterpret_cast<const uint8_t*>(d.data()), d.size()), now, urgent);
+  }
+  // "ab", then "c" sent urgent (MSG_OOB), then "de", delivered.
+  void SendAroundAnUrgentByte(TcpEndpoint& from) {
+    WriteAll(from, "ab");
+    Run(100);
+    WriteAll(from, "c", /*urgent=*/true);
+    WriteAll(from, "de");
+    Run(100);
+  }
+
   // Sends `data` from one end to the other through the wire, reading as
   // it comes; returns what arrived.
   std::string Transfer(TcpEndpoint& from, TcpEndpoint& to, const std::string& data,
@@ -1612,14 +1624,8 @@ TEST_F(GsoPair, UrgentDataLeavesTheStreamAndReadsStopAtItsMark) {
     }
     return false;
   };
-  auto write = [&](const std::string& d, bool urgent) {
-    c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(d.data()), d.size()), now, urgent);
-  };
-  write("ab", false);
-  Run(100);
-  write("c", true);
-  write("de", false);
-  Run(100);
+  auto write = [&](const std::string& d, bool urgent) { WriteAll(*c.client, d, urgent); };
+  SendAroundAnUrgentByte(*c.client);
   ASSERT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kValid);
   EXPECT_EQ(c.server->urgent_byte(), 'c');
   EXPECT_EQ(c.server->Readable(), 4u);  // "abde": the urgent byte is not in the stream
@@ -1673,14 +1679,7 @@ TEST_F(TcpPair, InlineUrgentDataStaysInTheStream) {
   Conn c = Open();
   ASSERT_NE(c.server, nullptr);
   c.server->settings.oobinline = true;
-  auto write = [&](const std::string& d, bool urgent) {
-    c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(d.data()), d.size()), now, urgent);
-  };
-  write("ab", false);
-  Run(100);
-  write("c", true);
-  write("de", false);
-  Run(100);
+  SendAroundAnUrgentByte(*c.client);
   ASSERT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kValid);
   EXPECT_EQ(c.server->Readable(), 5u);
   EXPECT_EQ(c.server->Read(100, false, now), "ab");

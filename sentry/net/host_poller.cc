@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <system_error>
 #include <thread>
@@ -15,7 +16,7 @@ namespace {
 
 class Poller {
  public:
-  Status Watch(int fd, WaitQueue* q) {
+  Status Watch(int fd, WaitQueue* q, std::function<void(uint32_t)> also) {
     absl::MutexLock l(&mu_);
     if (ep_ < 0) {
       ep_ = epoll_create1(EPOLL_CLOEXEC);
@@ -32,7 +33,7 @@ class Poller {
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
     ev.data.fd = fd;
     if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) != 0) return Errno{errno};
-    queues_[fd] = q;
+    queues_[fd] = {q, std::move(also)};
     return Ok();
   }
 
@@ -61,14 +62,19 @@ class Poller {
         uint32_t e = events[i].events;
         if (e & EPOLLIN) e |= EPOLLRDNORM;
         if (e & EPOLLOUT) e |= EPOLLWRNORM;
-        it->second->Notify(e);
+        if (it->second.also) it->second.also(e);
+        it->second.q->Notify(e);
       }
     }
   }
 
   absl::Mutex mu_;
   int ep_ ABSL_GUARDED_BY(mu_) = -1;  // once made, kept for the sentry's life
-  std::map<int, WaitQueue*> queues_ ABSL_GUARDED_BY(mu_);
+  struct Watched {
+    WaitQueue* q;
+    std::function<void(uint32_t)> also;
+  };
+  std::map<int, Watched> queues_ ABSL_GUARDED_BY(mu_);
 };
 
 Poller& ThePoller() {
@@ -78,7 +84,9 @@ Poller& ThePoller() {
 
 }  // namespace
 
-Status WatchHostFd(int fd, WaitQueue* q) { return ThePoller().Watch(fd, q); }
+Status WatchHostFd(int fd, WaitQueue* q, std::function<void(uint32_t)> also) {
+  return ThePoller().Watch(fd, q, std::move(also));
+}
 void UnwatchHostFd(int fd) { ThePoller().Unwatch(fd); }
 
 }  // namespace husk::net

@@ -7,6 +7,9 @@
 #ifndef HUSK_SENTRY_NET_HOST_POLLER_H_
 #define HUSK_SENTRY_NET_HOST_POLLER_H_
 
+#include <cstdint>
+#include <functional>
+
 #include "base/result.h"
 #include "sentry/vfs/waiter.h"
 
@@ -15,7 +18,9 @@ namespace husk::net {
 // Starts notifying q of fd's events (POLLIN, POLLOUT, POLLRDHUP, POLLPRI,
 // POLLERR, POLLHUP as the host reports them). The thread starts with the
 // first watch. Errors: the host's (ENOMEM, ENOSPC past max_user_watches).
-Status WatchHostFd(int fd, WaitQueue* q);
+// `also`, if given, hears each report first (from the poller's thread,
+// never after UnwatchHostFd returns).
+Status WatchHostFd(int fd, WaitQueue* q, std::function<void(uint32_t)> also = nullptr);
 // Stops it: once this returns, q hears nothing more of fd. Call before
 // closing fd.
 void UnwatchHostFd(int fd);

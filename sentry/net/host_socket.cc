@@ -201,9 +201,20 @@ class HostSocket : public Socket {
     if (watched_) UnwatchHostFd(fd_.get());
     g_open.fetch_sub(1);
   }
-  // The host poller notifies queue_ of the descriptor's changes.
-  Status Watch() {
-    TRY(WatchHostFd(fd_.get(), queue_));
+  // The host poller notifies queue_ of the descriptor's changes; a TCP
+  // socket's owner hears SIGURG when the host's TCP reports urgent data
+  // (POLLPRI coming up: the host sent its SIGURG to the sentry's owner,
+  // which is nobody). `self`: this socket, for the signal's sender.
+  Status Watch(std::weak_ptr<vfs::File> self = {}) {
+    std::function<void(uint32_t)> also;
+    if (domain_ != AF_UNIX && type_ == SOCK_STREAM && !self.expired()) {
+      also = [this, self = std::move(self)](uint32_t e) {
+        const bool pri = (e & POLLPRI) != 0;
+        if (pri && !urgent_up_.exchange(true)) PostUrgent(self, this);
+        if (!pri) urgent_up_ = false;
+      };
+    }
+    TRY(WatchHostFd(fd_.get(), queue_, std::move(also)));
     watched_ = true;
     return Ok();
   }
@@ -368,6 +379,8 @@ class HostSocket : public Socket {
       m.msg_controllen = sizeof(control);
       ssize_t k = recvmsg(fd_.get(), &m, pass | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
       if (k >= 0) {
+        // The urgent byte taken: the next POLLPRI is new urgent data.
+        if ((flags & (MSG_OOB | MSG_PEEK)) == MSG_OOB) urgent_up_ = false;
         TakeControl(m, &r);
         if (type_ != SOCK_STREAM) {
           // A datagram: its length (with MSG_TRUNC, the whole of it), and
@@ -637,6 +650,8 @@ class HostSocket : public Socket {
   }
 
   UniqueFd fd_;
+  // The host last said POLLPRI, and the urgent byte was not read since.
+  std::atomic<bool> urgent_up_{false};
   WaitQueue own_queue_;
   WaitQueue* queue_;  // own_queue_, or the forwarding socket's
   bool watched_ = false;
@@ -693,7 +708,7 @@ Result<vfs::FileRef> WrapHostSocket(Task& t, UniqueFd fd, int domain, int type, 
   }
   auto s = std::make_shared<HostSocket>(std::make_shared<SocketInode>(t.fsuid, t.fsgid),
                                         std::move(fd), flags, domain, type);
-  TRY(s->Watch());
+  TRY(s->Watch(s));
   return vfs::FileRef(std::move(s));
 }
 

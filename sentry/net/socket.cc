@@ -3,11 +3,24 @@
 #include <time.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "sentry/time/sandbox_clock.h"
 
 namespace husk::net {
+
+namespace {
+std::atomic<void (*)(std::weak_ptr<vfs::File>, const vfs::File*)> g_urgent_poster{nullptr};
+}  // namespace
+
+void PostUrgent(std::weak_ptr<vfs::File> socket, const vfs::File* key) {
+  if (auto* post = g_urgent_poster.load()) post(std::move(socket), key);
+}
+
+void SetUrgentPoster(void (*post)(std::weak_ptr<vfs::File>, const vfs::File*)) {
+  g_urgent_poster.store(post);
+}
 
 SocketInode::SocketInode(uid_t uid, gid_t gid)
     : ino_(vfs::NextInodeNumber()), uid_(uid), gid_(gid) {

@@ -110,6 +110,14 @@ class Socket : public vfs::File {
   Result<off_t> Seek(off_t, int) override { return Errno{ESPIPE}; }
 };
 
+// Urgent data announced to a TCP socket (tcp_check_urg): its owner
+// (F_SETOWN) hears SIGURG, as sk_send_sigurg sends it, whatever O_ASYNC
+// says. The syscalls layer installs the sender (it needs the kernel's
+// lock, so it sends from a thread of its own); callable under any lock.
+// `key` is the socket itself, named without locking `socket`.
+void PostUrgent(std::weak_ptr<vfs::File> socket, const vfs::File* key);
+void SetUrgentPoster(void (*post)(std::weak_ptr<vfs::File>, const vfs::File*));
+
 // SO_RCVTIMEO and SO_SNDTIMEO as setsockopt gives them (sock_set_timeout):
 // a timeval, its microseconds in range (EDOM), a negative time taken as the
 // shortest one. Zero is no timeout.

@@ -464,6 +464,9 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   void WatchTcpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     WaitQueue* q = &queue_;
     tcp_->notify = [q] { q->Notify(~0U); };
+    tcp_->on_urgent = [w = weak_from_this(), key = static_cast<vfs::File*>(this)] {
+      PostUrgent(w, key);
+    };
   }
   // The socket a name is bound to (ECONNREFUSED if none is any more).
   Result<std::shared_ptr<UnixSocket>> Lookup(Task& t, const Name& n)
@@ -652,6 +655,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
     }
     urgent_ = Urgent::kValid;
     queue_.Notify(POLLPRI);
+    PostUrgent(weak_from_this(), this);  // SIGURG for the owner
   }
   // recv(MSG_OOB), tcp_recv_urg's way.
   Result<Received> ReceiveUrgentLocked(int flags) ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {

@@ -49,12 +49,28 @@ class Signaller {
             uint32_t events) {
     absl::MutexLock l(&mu_);
     auto [it, fresh] = pending_.try_emplace(key);
-    if (fresh) {
+    if (fresh || it->second.fd < 0) {
       it->second.file = std::move(file);
       it->second.fd = fd;
       it->second.socket = socket;
     }
     it->second.events |= events;
+  }
+
+  // Urgent data came to a socket: SIGURG for its owner. Before the thread
+  // runs no file has an owner (F_SETOWN starts it), so nothing is kept.
+  // (Called under the sockets' lock: the file is never locked here, as its
+  // last reference must not go under that lock.)
+  void PostUrgent(std::weak_ptr<vfs::File> file, const vfs::File* key) {
+    absl::MutexLock l(&mu_);
+    if (kernel_ == nullptr) return;
+    auto [it, fresh] = pending_.try_emplace(key);
+    if (fresh || it->second.file.expired()) {
+      it->second.file = std::move(file);
+      it->second.fd = -1;
+      it->second.socket = true;
+    }
+    it->second.urgent = true;
   }
 
  private:
@@ -63,6 +79,7 @@ class Signaller {
     int fd = -1;
     bool socket = false;
     uint32_t events = 0;
+    bool urgent = false;  // SIGURG for the owner
   };
 
   // Why a pipe's or a terminal's end is signalled (pipe_write, pipe_read,
@@ -103,7 +120,10 @@ class Signaller {
         absl::MutexLock kl(&k.mu);
         for (auto& [key, p] : batch) {
           vfs::FileRef f = p.file.lock();
-          if (f == nullptr || !(f->flags() & O_ASYNC)) continue;
+          if (f == nullptr) continue;
+          if (p.urgent) SignalOwnerUrgent(k, *f);
+          keep.push_back(f);
+          if (!(f->flags() & O_ASYNC) || p.events == 0) continue;
           // sock_wake_async's reasons, from what the socket is now and
           // what the change was about: input, urgent data, a hang-up, or
           // room to write (a change about writing alone). A change that
@@ -130,7 +150,6 @@ class Signaller {
             continue;
           }
           SignalOwner(k, *f, p.fd, code, band);
-          keep.push_back(std::move(f));
         }
       }
     }
@@ -187,6 +206,19 @@ std::map<const vfs::File*, std::unique_ptr<Registration>>& Registrations()
   return *m;
 }
 
+}  // namespace
+
+Status StartOwnerSignals(Kernel& k) { return Signaller::Get().Start(k); }
+
+namespace {
+// Installed before any socket exists.
+struct UrgentPosterInstaller {
+  UrgentPosterInstaller() {
+    net::SetUrgentPoster(+[](std::weak_ptr<vfs::File> f, const vfs::File* key) {
+      Signaller::Get().PostUrgent(std::move(f), key);
+    });
+  }
+} g_install_urgent_poster;
 }  // namespace
 
 Status SetAsync(Task& t, const vfs::FileRef& f, int fd, bool on) {

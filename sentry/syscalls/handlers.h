@@ -169,6 +169,12 @@ Result<vfs::DentryRef> StartDir(Task& t, int dirfd);
 // `band` and si_fd `fd`), or a plain SIGIO, to f's owner (F_SETOWN).
 void SignalOwner(Kernel& k, vfs::File& f, int fd, int code, long band)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu);
+// send_sigurg(): SIGURG (si_code SI_KERNEL) to f's owner, whatever F_SETSIG
+// says.
+void SignalOwnerUrgent(Kernel& k, vfs::File& f) ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu);
+// The thread that signals files' owners from outside the kernel's lock
+// (fasync.cc): F_SETOWN starts it, so that an owner hears SIGURG.
+Status StartOwnerSignals(Kernel& k);
 // O_ASYNC set on or cleared from f, descriptor fd (F_SETFL, FIOASYNC): a
 // socket then signals its owner as it may have become readable or writable
 // (fasync.cc).

@@ -567,6 +567,7 @@ Result<long> SetOwner(Task& t, vfs::File& f, int who) ABSL_EXCLUSIVE_LOCKS_REQUI
     o = {F_OWNER_PGRP, -who, t.uid, t.euid};
   }
   if (o.id != 0 && !IdInUse(t.kernel(), o.id)) return Errno{ESRCH};
+  if (o.id != 0) TRY(StartOwnerSignals(t.kernel()));  // SIGURG comes from its thread
   f.set_owner(o);
   return 0L;
 }
@@ -580,6 +581,7 @@ Result<long> SetOwnerEx(Task& t, vfs::File& f, uintptr_t addr)
     return Errno{EINVAL};
   }
   if (ex.pid != 0 && !IdInUse(t.kernel(), ex.pid)) return Errno{ESRCH};
+  if (ex.pid != 0) TRY(StartOwnerSignals(t.kernel()));
   f.set_owner({static_cast<int>(ex.type), ex.pid, t.uid, t.euid});
   return 0L;
 }
@@ -628,23 +630,11 @@ bool WatchStands(Kernel& k, const DirWatch& w, const vfs::Dentry* dir, vfs::File
   return now.ok() && *now == *file;
 }
 
-}  // namespace
-
-// send_sigio(): the signal F_SETSIG chose (with si_code, its band and
-// si_fd), or a plain SIGIO, to the file's owner.
-void SignalOwner(Kernel& k, vfs::File& f, int fd, int code, long band) {
+// The signal to the file's owner (F_SETOWN), as sigio_perm allows it.
+void SignalOwnerWith(Kernel& k, vfs::File& f, const siginfo_t& info)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(k.mu) {
   const vfs::File::Owner& o = f.owner();
   if (o.id == 0) return;
-  siginfo_t info{};
-  if (f.owner_signal() != 0) {
-    info.si_signo = f.owner_signal();
-    info.si_code = code;
-    info.si_band = band;
-    info.si_fd = fd;
-  } else {
-    info.si_signo = SIGIO;
-    info.si_code = SI_KERNEL;
-  }
   // sigio_perm: the owner's setter, root or one of the target's ids.
   auto may = [&o](const Task& p) {
     return o.euid == 0 || o.euid == p.suid || o.euid == p.uid || o.uid == p.suid || o.uid == p.uid;
@@ -666,6 +656,31 @@ void SignalOwner(Kernel& k, vfs::File& f, int fd, int code, long band) {
   } else {
     target->SendProcessSignal(info);
   }
+}
+
+}  // namespace
+
+// send_sigio(): the signal F_SETSIG chose (with si_code, its band and
+// si_fd), or a plain SIGIO, to the file's owner.
+void SignalOwner(Kernel& k, vfs::File& f, int fd, int code, long band) {
+  siginfo_t info{};
+  if (f.owner_signal() != 0) {
+    info.si_signo = f.owner_signal();
+    info.si_code = code;
+    info.si_band = band;
+    info.si_fd = fd;
+  } else {
+    info.si_signo = SIGIO;
+    info.si_code = SI_KERNEL;
+  }
+  SignalOwnerWith(k, f, info);
+}
+
+void SignalOwnerUrgent(Kernel& k, vfs::File& f) {
+  siginfo_t info{};
+  info.si_signo = SIGURG;
+  info.si_code = SI_KERNEL;
+  SignalOwnerWith(k, f, info);
 }
 
 namespace {

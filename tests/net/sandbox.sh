@@ -11,7 +11,7 @@
 #   - ping from inside (ICMP and ICMPv6 echo sockets) of the host side and of the sandbox's own
 #     addresses, over IPv4 and IPv6;
 #   - UDP broadcast to the /30's broadcast address both ways (SO_BROADCAST wanted);
-#   - TCP urgent data (MSG_OOB, SIOCATMARK, select's exceptional set) both ways
+#   - TCP urgent data (MSG_OOB, SIOCATMARK, select's exceptional set, SIGURG) both ways
 #     (tests/net/urgent.py);
 #   - UDP multicast (239.1.2.3, and ff12::1:2 on the veth's interface) both ways, the joins
 #     reported on the wire (IGMPv3, MLDv2: tests/net/reports.py), and to the
@@ -234,7 +234,7 @@ inside: ping fd00:201::2: 2 received
 inside: curl over IPv6: a page from the host side
 inside: broadcast without SO_BROADCAST: EACCES
 inside: received a broadcast from the host side
-inside: urgent data from the host: ab mark=1 oob=c de
+inside: urgent data from the host: ab mark=1 oob=c de sigurg=1
 inside: IP_MULTICAST_TTL 1, IP_MULTICAST_LOOP 1
 inside: looped back: a group datagram from the sandbox
 inside: received a group datagram from the host side
@@ -251,7 +251,7 @@ diff -u "$dir/want" "$dir/got" || fail "the sandbox's side differs"
 grep -q '^inside: nginx served [1-9]' "$dir/inside.out" || fail "nginx logged no request"
 [ "$missing" = 404 ] || fail "a missing page gave $missing"
 [ "$page6" = "a page from nginx in the sandbox" ] || fail "curl over IPv6 printed '$page6'"
-[ "$(cat "$dir/urgent.got" 2>/dev/null)" = "xy mark=1 oob=z w" ] ||
+[ "$(cat "$dir/urgent.got" 2>/dev/null)" = "xy mark=1 oob=z w sigurg=1" ] ||
   fail "the sandbox's urgent data reached the host side as '$(cat "$dir/urgent.got" 2>/dev/null)' $(cat "$dir/urgent.log")"
 [ "$(cat "$dir/broadcast.got" 2>/dev/null)" = "a broadcast from the sandbox" ] ||
   fail "the sandbox's broadcast did not reach the host side"

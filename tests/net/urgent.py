@@ -3,13 +3,16 @@
 sandbox's own TCP stack, both ways. Each side sends "ab", then one urgent byte, then the
 rest; the receiver waits for the urgent data (select's exceptional set: POLLPRI), reads
 up to the mark (SIOCATMARK then says 1), takes the urgent byte with MSG_OOB, and reads
-the rest. What it saw is one line: "ab mark=1 oob=c de".
+the rest; the socket's owner (F_SETOWN) hears SIGURG. What it saw is one line:
+"ab mark=1 oob=c de sigurg=1".
 
     urgent.py host ADDR PORT OUT    the host side: serves one connection, writes to OUT
     urgent.py inside ADDR PORT      in the sandbox: connects, prints what it saw
 """
 import fcntl
+import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -33,6 +36,8 @@ def receive_around(s, after_len):
     r, _, x = select.select([], [], [s], 20)
     if not x:
         return "no urgent data"
+    # The owner (F_SETOWN, set before the connection) heard SIGURG.
+    urg = signal.sigtimedwait([signal.SIGURG], 5)
     head = b""
     for _ in range(100):
         if at_mark(s):
@@ -47,11 +52,13 @@ def receive_around(s, after_len):
         if not got:
             break
         tail += got
-    return "%s mark=%d oob=%s %s" % (head.decode(), mark, oob.decode(), tail.decode())
+    return "%s mark=%d oob=%s %s sigurg=%d" % (head.decode(), mark, oob.decode(), tail.decode(),
+                                                urg is not None and urg.si_signo == signal.SIGURG)
 
 
 def main():
     mode, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGURG])
     if mode == "host":
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -59,6 +66,7 @@ def main():
         srv.listen(1)
         srv.settimeout(120)
         c, _ = srv.accept()
+        fcntl.fcntl(c, fcntl.F_SETOWN, os.getpid())
         send_around(c, b"ab", b"c", b"de")
         seen = receive_around(c, 1)
         with open(sys.argv[4], "w") as f:
@@ -75,6 +83,7 @@ def main():
     if s is None:
         print("inside: urgent data: no connection")
         return 0
+    fcntl.fcntl(s, fcntl.F_SETOWN, os.getpid())
     print("inside: urgent data from the host: " + receive_around(s, 2))
     send_around(s, b"xy", b"z", b"w")
     time.sleep(0.5)

@@ -1102,6 +1102,25 @@ TEST(SockTcpTest, MsgWaitallAndFionreadStopAtTheUrgentMark) {
   EXPECT_EQ(Recv(c.server.get(), 2, MSG_WAITALL), "de");
 }
 
+// Urgent data signals the socket's owner (F_SETOWN) with SIGURG, O_ASYNC or not
+// (sk_send_sigurg: si_code SI_KERNEL, whatever F_SETSIG says); without an owner, nobody.
+TEST(SockTcpTest, UrgentDataSignalsTheOwnerWithSigurg) {
+  Conn c = Connected(AF_INET);
+  ASSERT_TRUE(c.server.valid());
+  BlockedSignal urg(SIGURG);
+  ASSERT_OK(fcntl(c.server.get(), F_SETSIG, SIGUSR2));
+  ASSERT_EQ(send(c.client.get(), "a", 1, MSG_OOB | MSG_NOSIGNAL), 1) << ErrnoName(errno);
+  ASSERT_NE(ReventsSoon(c.server.get(), POLLPRI, POLLPRI) & POLLPRI, 0);
+  EXPECT_EQ(urg.Wait(200).si_signo, 0);  // no owner yet
+  char oob = 0;
+  ASSERT_EQ(recv(c.server.get(), &oob, 1, MSG_OOB | MSG_DONTWAIT), 1) << ErrnoName(errno);
+  ASSERT_OK(fcntl(c.server.get(), F_SETOWN, getpid()));
+  ASSERT_EQ(send(c.client.get(), "b", 1, MSG_OOB | MSG_NOSIGNAL), 1) << ErrnoName(errno);
+  const siginfo_t info = urg.Wait(5000);
+  EXPECT_EQ(info.si_signo, SIGURG);
+  EXPECT_EQ(info.si_code, SI_KERNEL);
+}
+
 // With SO_OOBINLINE the urgent byte stays in the stream, and MSG_OOB reads fail EINVAL.
 TEST(SockTcpTest, SoOobinlineLeavesTheUrgentByteInTheStream) {
   Conn c = Connected(AF_INET6);

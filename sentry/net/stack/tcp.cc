@@ -377,6 +377,7 @@ void TcpEndpoint::CheckUrgent(uint32_t seq, uint16_t pointer) {
   if ((urg_state_ == Urgent::kPending || urg_state_ == Urgent::kValid) && pos <= urg_pos_) return;
   urg_state_ = Urgent::kPending;
   urg_pos_ = pos;
+  if (on_urgent) on_urgent();
 }
 
 void TcpEndpoint::AppendInOrder(const char* p, size_t n) {

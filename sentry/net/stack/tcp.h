@@ -131,6 +131,9 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   bool AtUrgentMark() const {
     return (urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ == urg_mark_;
   }
+  // Called when a new urgent pointer arrives (the socket's owner then
+  // hears SIGURG, as sk_send_sigurg sends it).
+  std::function<void()> on_urgent;
   // What can be read before the mark (all of it when no mark is ahead).
   size_t ReadableBeforeMark() const {
     if ((urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ <= urg_mark_) {

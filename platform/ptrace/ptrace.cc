@@ -136,11 +136,7 @@ class PtraceAddressSpace : public AddressSpace {
       std::lock_guard<std::mutex> l(mu_);
       if (leader_reaped_ || leader_released_) return final_usage_;
     }
-    CpuUsage u;
-    ASSIGN_OR_RETURN(u.user, ProcessCpuClock(pid_, kCpuClockVirt));
-    ASSIGN_OR_RETURN(int64_t prof, ProcessCpuClock(pid_, kCpuClockProf));
-    ASSIGN_OR_RETURN(u.runtime, ProcessCpuClock(pid_, kCpuClockSched));
-    u.system = std::max<int64_t>(prof - u.user, 0);
+    ASSIGN_OR_RETURN(CpuUsage u, StubProcessUsage(pid_));
     std::lock_guard<std::mutex> l(mu_);
     final_usage_ = u;  // the last reading stands once the process is gone
     return u;
@@ -182,16 +178,9 @@ Result<StopInfo> CollectDeadStub(PtraceAddressSpace& pas, StubThread& th) {
 
 class PtraceContext : public Context {
  public:
-  void Interrupt() override {
-    interrupt_.store(true);
-    uint64_t running = running_.load();
-    // Any signal stops a traced stub thread; SIGURG does nothing else if it
-    // leaks. tgkill, because kill() may pick any thread of the stub.
-    if (running != 0) {
-      syscall(SYS_tgkill, static_cast<pid_t>(running >> 32),
-              static_cast<pid_t>(running & 0xffffffff), SIGURG);
-    }
-  }
+  // Any signal stops a traced stub thread; SIGURG does nothing else if it
+  // leaks.
+  void Interrupt() override { gate_.Interrupt(); }
 
   Status Adopt(AddressSpace& as, ThreadToken token) override {
     auto& pas = static_cast<PtraceAddressSpace&>(as);
@@ -225,17 +214,7 @@ class PtraceContext : public Context {
     auto& pas = static_cast<PtraceAddressSpace&>(as);
     StubThread* th = pas.Self();
     if (th == nullptr) return Errno{EPERM};  // a sentry bug: not adopted here
-    running_.store((static_cast<uint64_t>(pas.pid()) << 32) | static_cast<uint32_t>(th->tid));
-    struct Clear {
-      std::atomic<uint64_t>& r;
-      ~Clear() { r.store(0); }
-    } clear{running_};
-    if (interrupt_.exchange(false)) {
-      StopInfo stop;
-      stop.kind = StopInfo::Kind::kInterrupted;
-      return stop;
-    }
-    return Run(pas, *th, regs);
+    return gate_.Run(pas.pid(), th->tid, [&] { return Run(pas, *th, regs); });
   }
 
  private:
@@ -295,7 +274,7 @@ class PtraceContext : public Context {
         // dropped (the next PTRACE_SYSEMU passes none) and the sentry gets
         // control back, at no cost beyond one round trip.
         if (ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return failed(errno);
-        interrupt_.store(false);
+        gate_.Answered();
         stop.kind = StopInfo::Kind::kInterrupted;
         return stop;
       }
@@ -308,8 +287,7 @@ class PtraceContext : public Context {
   }
 
   // The stub thread being run while Switch runs: tgid << 32 | tid.
-  std::atomic<uint64_t> running_{0};
-  std::atomic<bool> interrupt_{false};
+  RunGate gate_;
 };
 
 }  // namespace

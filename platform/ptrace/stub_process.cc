@@ -7,6 +7,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -183,11 +184,36 @@ int64_t Nanoseconds(const timeval& tv) {
 
 // A CPU clock of another process (clock_getcpuclockid(3) builds the same
 // id): Linux lets any process in the PID namespace read it.
+namespace {
+constexpr int kCpuClockProf = 0;   // user + system
+constexpr int kCpuClockVirt = 1;   // user
+constexpr int kCpuClockSched = 2;  // the scheduler's runtime
+
 Result<int64_t> ProcessCpuClock(pid_t pid, int which) {
   const clockid_t id = (~static_cast<clockid_t>(pid) << 3) | which;
   timespec ts;
   if (clock_gettime(id, &ts) != 0) return Errno{errno};
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
+
+Result<CpuUsage> StubProcessUsage(pid_t pid) {
+  CpuUsage u;
+  ASSIGN_OR_RETURN(u.user, ProcessCpuClock(pid, kCpuClockVirt));
+  ASSIGN_OR_RETURN(int64_t prof, ProcessCpuClock(pid, kCpuClockProf));
+  ASSIGN_OR_RETURN(u.runtime, ProcessCpuClock(pid, kCpuClockSched));
+  u.system = std::max<int64_t>(prof - u.user, 0);
+  return u;
+}
+
+void RunGate::Interrupt() {
+  interrupt_.store(true);
+  // tgkill, because kill() may pick any thread of the stub.
+  const uint64_t running = running_.load();
+  if (running != 0) {
+    syscall(SYS_tgkill, static_cast<pid_t>(running >> 32), static_cast<pid_t>(running & 0xffffffff),
+            SIGURG);
+  }
 }
 
 Result<std::vector<unsigned char>> BuildStubFilter(int memfd, int systrap_fd) {

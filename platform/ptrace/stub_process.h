@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -49,12 +50,43 @@ int WaitFor(pid_t pid, int* status, struct rusage* ru = nullptr);
 
 int64_t Nanoseconds(const timeval& tv);
 
-// A CPU clock of another process (clock_getcpuclockid(3) builds the same
-// id): Linux lets any process in the PID namespace read it.
-Result<int64_t> ProcessCpuClock(pid_t pid, int which);
-inline constexpr int kCpuClockProf = 0;   // user + system
-inline constexpr int kCpuClockVirt = 1;   // user
-inline constexpr int kCpuClockSched = 2;  // the scheduler's runtime
+// What stub process pid has used so far, from its CPU clocks (ids as
+// clock_getcpuclockid(3) builds them: Linux lets any process in the PID
+// namespace read them).
+Result<CpuUsage> StubProcessUsage(pid_t pid);
+
+// What a context's Switch and Interrupt share, on both platforms: the stub
+// thread it is running (pid << 32 | tid; 0: none) and an interrupt asked
+// for before or during a run.
+class RunGate {
+ public:
+  // Runs run() marked as running stub thread tid of process pid, unless an
+  // interrupt came first (then kInterrupted at once).
+  template <typename Fn>
+  Result<StopInfo> Run(pid_t pid, pid_t tid, Fn run) {
+    running_.store((static_cast<uint64_t>(pid) << 32) | static_cast<uint32_t>(tid));
+    struct Clear {
+      std::atomic<uint64_t>& r;
+      ~Clear() { r.store(0); }
+    } clear{running_};
+    if (interrupt_.exchange(false)) {
+      StopInfo stop;
+      stop.kind = StopInfo::Kind::kInterrupted;
+      return stop;
+    }
+    return run();
+  }
+  // Context::Interrupt: flagged, and the running stub thread (if any) gets
+  // SIGURG, which stops a traced thread and makes systrap's handler report.
+  void Interrupt();
+  // A run answered the interrupt.
+  void Answered() { interrupt_.store(false); }
+  std::atomic<bool>* interrupt() { return &interrupt_; }
+
+ private:
+  std::atomic<uint64_t> running_{0};
+  std::atomic<bool> interrupt_{false};
+};
 
 // The stub's own filter (a struct sock_filter array). For the ptrace
 // platform (systrap_fd < 0) it allows what the stub's code and the injected

@@ -460,11 +460,7 @@ class SystrapAddressSpace : public AddressSpace {
       gone_ = true;
       return final_usage_;
     }
-    CpuUsage u;
-    ASSIGN_OR_RETURN(u.user, ProcessCpuClock(pid_, kCpuClockVirt));
-    ASSIGN_OR_RETURN(int64_t prof, ProcessCpuClock(pid_, kCpuClockProf));
-    ASSIGN_OR_RETURN(u.runtime, ProcessCpuClock(pid_, kCpuClockSched));
-    u.system = std::max<int64_t>(prof - u.user, 0);
+    ASSIGN_OR_RETURN(CpuUsage u, StubProcessUsage(pid_));
     std::lock_guard<std::mutex> l(mu_);
     final_usage_ = u;  // the last reading stands once the process is gone
     return u;
@@ -516,14 +512,7 @@ std::pair<uint8_t*, size_t> FpArea(SystrapAddressSpace& sas, const Thread& th) {
 
 class SystrapContext : public Context {
  public:
-  void Interrupt() override {
-    interrupt_.store(true);
-    uint64_t running = running_.load();
-    if (running != 0) {
-      syscall(SYS_tgkill, static_cast<pid_t>(running >> 32),
-              static_cast<pid_t>(running & 0xffffffff), SIGURG);
-    }
-  }
+  void Interrupt() override { gate_.Interrupt(); }
 
   Status Adopt(AddressSpace& as, ThreadToken token) override {
     return static_cast<SystrapAddressSpace&>(as).AdoptThread(token);
@@ -576,17 +565,7 @@ class SystrapContext : public Context {
     auto& sas = static_cast<SystrapAddressSpace&>(as);
     Thread* th = sas.Self();
     if (th == nullptr) return Errno{EPERM};  // a sentry bug: not adopted here
-    running_.store((static_cast<uint64_t>(sas.pid()) << 32) | static_cast<uint32_t>(th->tid));
-    struct Clear {
-      std::atomic<uint64_t>& r;
-      ~Clear() { r.store(0); }
-    } clear{running_};
-    if (interrupt_.exchange(false)) {
-      StopInfo stop;
-      stop.kind = StopInfo::Kind::kInterrupted;
-      return stop;
-    }
-    return Run(sas, *th, regs);
+    return gate_.Run(sas.pid(), th->tid, [&] { return Run(sas, *th, regs); });
   }
 
  private:
@@ -628,7 +607,7 @@ class SystrapContext : public Context {
     // the wake-ups, and only a spin measures it truly).
     const bool spin = th.app_ns < kAppSpinWindowNs || (++th.probes % 32) == 0;
     bool caught = false;
-    if (!sas.WaitStopped(th, spin, &caught, {&interrupt_, 0}).ok()) return Exited();
+    if (!sas.WaitStopped(th, spin, &caught, {gate_.interrupt(), 0}).ok()) return Exited();
     th.stopped_at = NowNs();
     const int64_t ran = th.stopped_at - now;
     th.app_ns = caught ? ran : (3 * th.app_ns + ran) / 4;
@@ -681,7 +660,7 @@ class SystrapContext : public Context {
       return stop;
     }
     // Sent from outside: Interrupt's SIGURG, or a stray signal.
-    interrupt_.store(false);
+    gate_.Answered();
     stop.kind = StopInfo::Kind::kInterrupted;
     return stop;
   }
@@ -692,8 +671,7 @@ class SystrapContext : public Context {
     return Exited();
   }
 
-  std::atomic<uint64_t> running_{0};
-  std::atomic<bool> interrupt_{false};
+  RunGate gate_;
 };
 
 }  // namespace

@@ -147,30 +147,25 @@ husk_systrap_handler:
 	je .Lclone
 	/* Anything else (the application scribbled on the page): report again. */
 	jmp .Lreport
+/* arch_prctl(code, the control page's `want`) unless `cur` already holds
+ * it; `cur` changes only if the call took. */
+.macro SET_BASE want, cur, code
+	mov \want(%rbx), %rsi
+	cmp \cur(%rbx), %rsi
+	je 9f
+	mov $\code, %edi
+	mov $158, %eax
+	syscall
+	test %rax, %rax
+	jnz 9f
+	mov \want(%rbx), %rsi
+	mov %rsi, \cur(%rbx)
+9:
+.endm
 .Lrun:
-	mov CTL_FS(%rbx), %rsi
-	cmp CTL_CUR_FS(%rbx), %rsi
-	je 1f
-	/* arch_prctl(ARCH_SET_FS, fs); the base in force changes only if it took */
-	mov $0x1002, %edi
-	mov $158, %eax
-	syscall
-	test %rax, %rax
-	jnz 1f
-	mov CTL_FS(%rbx), %rsi
-	mov %rsi, CTL_CUR_FS(%rbx)
-1:	mov CTL_GS(%rbx), %rsi
-	cmp CTL_CUR_GS(%rbx), %rsi
-	je 2f
-	/* arch_prctl(ARCH_SET_GS, gs) */
-	mov $0x1001, %edi
-	mov $158, %eax
-	syscall
-	test %rax, %rax
-	jnz 2f
-	mov CTL_GS(%rbx), %rsi
-	mov %rsi, CTL_CUR_GS(%rbx)
-2:	ret
+	SET_BASE CTL_FS, CTL_CUR_FS, 0x1002 /* ARCH_SET_FS */
+	SET_BASE CTL_GS, CTL_CUR_GS, 0x1001 /* ARCH_SET_GS */
+	ret
 .Lsyscall:
 	/* Only the calls the sentry orders (the page is the application's to
 	 * write too): mmap, mprotect, munmap, exit. */

@@ -379,8 +379,12 @@ class HostSocket : public Socket {
       m.msg_controllen = sizeof(control);
       ssize_t k = recvmsg(fd_.get(), &m, pass | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
       if (k >= 0) {
-        // The urgent byte taken: the next POLLPRI is new urgent data.
-        if ((flags & (MSG_OOB | MSG_PEEK)) == MSG_OOB) urgent_up_ = false;
+        // Urgent data read (with MSG_OOB, inline, or read past): the next
+        // POLLPRI is new urgent data.
+        if (urgent_up_.load() && !(flags & MSG_PEEK)) {
+          pollfd p{fd_.get(), POLLPRI, 0};
+          if (poll(&p, 1, 0) == 0 || !(p.revents & POLLPRI)) urgent_up_ = false;
+        }
         TakeControl(m, &r);
         if (type_ != SOCK_STREAM) {
           // A datagram: its length (with MSG_TRUNC, the whole of it), and

@@ -457,6 +457,19 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   void SyncTcpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
   // What the socket's options ask of a connection.
   netstack::TcpSettings TcpSettingsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu);
+  // The socket's options changed: its connection hears them (keeping its
+  // buffers; TCP_NODELAY set or TCP_CORK cleared sends what waited), and so
+  // do the connections its listener makes from now on.
+  void RefreshTcpSettingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    if (tcp_listener_ != nullptr) tcp_listener_->settings = TcpSettingsLocked();
+    if (tcp_ == nullptr) return;
+    const size_t sndbuf = tcp_->settings.sndbuf, rcvbuf = tcp_->settings.rcvbuf;
+    tcp_->settings = TcpSettingsLocked();
+    tcp_->settings.sndbuf = sndbuf;
+    tcp_->settings.rcvbuf = rcvbuf;
+    tcp_->Push(StackNow());
+    StackArmed(tcp_->Deadline());
+  }
   // Linux's checks of an inet option's value (EINVAL out of range); may
   // rewrite it, to kDefaultOption for "back to the default".
   static constexpr int kDefaultOption = INT_MIN;
@@ -1575,6 +1588,7 @@ void UnixSocket::SyncTcpLocked() {
     error_ = tcp_->TakeError();
     if (error_ == 0) error_ = ECONNREFUSED;
     tcp_->notify = nullptr;
+    tcp_->on_urgent = nullptr;
     tcp_.reset();
   }
 }
@@ -1660,6 +1674,8 @@ Result<Received> UnixSocket::ReceiveTcp(Task& t, size_t n, int flags) {
         u == Urgent::kRead) {
       return Errno{EINVAL};
     }
+    // Closed without a FIN (reset, timed out): ENOTCONN.
+    if (tcp_->state() == netstack::TcpEndpoint::kClosed && tcp_->reset()) return Errno{ENOTCONN};
     if (u == Urgent::kValid) {
       const uint8_t c = peek ? tcp_->urgent_byte() : tcp_->TakeUrgentByte();
       r.msg_flags |= MSG_OOB;
@@ -3030,16 +3046,7 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
     } else {
       options_[{level, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
     }
-    if (tcp_ != nullptr) {
-      // A connection hears its new options; TCP_NODELAY set or TCP_CORK
-      // cleared sends what waited.
-      const size_t sndbuf = tcp_->settings.sndbuf, rcvbuf = tcp_->settings.rcvbuf;
-      tcp_->settings = TcpSettingsLocked();
-      tcp_->settings.sndbuf = sndbuf;
-      tcp_->settings.rcvbuf = rcvbuf;
-      tcp_->Push(StackNow());
-      StackArmed(tcp_->Deadline());
-    }
+    RefreshTcpSettingsLocked();
     return Ok();
   }
   if (level != SOL_SOCKET) return Errno{EOPNOTSUPP};
@@ -3095,6 +3102,9 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       TRY(need_int());
       if (BooleanOption(SOL_SOCKET, name)) v = v != 0;
       options_[{SOL_SOCKET, name}] = std::string(reinterpret_cast<const char*>(&v), sizeof(v));
+      // SO_OOBINLINE, SO_KEEPALIVE: the connection's (or the listener's
+      // connections') settings follow.
+      if (inet() && type_ == SOCK_STREAM) RefreshTcpSettingsLocked();
       return Ok();
   }
 }

@@ -49,7 +49,10 @@ class Signaller {
             uint32_t events) {
     absl::MutexLock l(&mu_);
     auto [it, fresh] = pending_.try_emplace(key);
-    if (fresh || it->second.fd < 0) {
+    // An entry left by a file gone since (another may have its address
+    // now) is this file's no more.
+    if (!fresh && !SameFile(it->second.file, file)) it->second = Pending{};
+    if (it->second.fd < 0) {
       it->second.file = std::move(file);
       it->second.fd = fd;
       it->second.socket = socket;
@@ -65,15 +68,20 @@ class Signaller {
     absl::MutexLock l(&mu_);
     if (kernel_ == nullptr) return;
     auto [it, fresh] = pending_.try_emplace(key);
-    if (fresh || it->second.file.expired()) {
+    if (!fresh && !SameFile(it->second.file, file)) it->second = Pending{};
+    if (it->second.file.expired()) {
       it->second.file = std::move(file);
-      it->second.fd = -1;
       it->second.socket = true;
     }
     it->second.urgent = true;
   }
 
  private:
+  // Whether two references name the same live file.
+  static bool SameFile(const std::weak_ptr<vfs::File>& a, const std::weak_ptr<vfs::File>& b) {
+    return !a.expired() && !a.owner_before(b) && !b.owner_before(a);
+  }
+
   struct Pending {
     std::weak_ptr<vfs::File> file;
     int fd = -1;

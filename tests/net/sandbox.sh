@@ -235,6 +235,7 @@ inside: curl over IPv6: a page from the host side
 inside: broadcast without SO_BROADCAST: EACCES
 inside: received a broadcast from the host side
 inside: urgent data from the host: ab mark=1 oob=c de sigurg=1
+inside: inline urgent data: fgh, MSG_OOB EINVAL
 inside: IP_MULTICAST_TTL 1, IP_MULTICAST_LOOP 1
 inside: looped back: a group datagram from the sandbox
 inside: received a group datagram from the host side

@@ -4,11 +4,13 @@ sandbox's own TCP stack, both ways. Each side sends "ab", then one urgent byte, 
 rest; the receiver waits for the urgent data (select's exceptional set: POLLPRI), reads
 up to the mark (SIOCATMARK then says 1), takes the urgent byte with MSG_OOB, and reads
 the rest; the socket's owner (F_SETOWN) hears SIGURG. What it saw is one line:
-"ab mark=1 oob=c de sigurg=1".
+"ab mark=1 oob=c de sigurg=1". Then the sandbox sets SO_OOBINLINE on its live
+connection, and the host's next urgent byte stays in its stream (MSG_OOB is EINVAL).
 
     urgent.py host ADDR PORT OUT    the host side: serves one connection, writes to OUT
     urgent.py inside ADDR PORT      in the sandbox: connects, prints what it saw
 """
+import errno
 import fcntl
 import os
 import select
@@ -71,6 +73,10 @@ def main():
         seen = receive_around(c, 1)
         with open(sys.argv[4], "w") as f:
             f.write(seen + "\n")
+        # The sandbox set SO_OOBINLINE on its connection before it sent: this urgent
+        # byte stays in its stream.
+        send_around(c, b"f", b"g", b"h")
+        time.sleep(0.5)
         c.close()
         return 0
     s = None
@@ -85,8 +91,21 @@ def main():
         return 0
     fcntl.fcntl(s, fcntl.F_SETOWN, os.getpid())
     print("inside: urgent data from the host: " + receive_around(s, 2))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
     send_around(s, b"xy", b"z", b"w")
-    time.sleep(0.5)
+    inline = b""
+    s.settimeout(20)
+    while len(inline) < 3:
+        got = s.recv(100)
+        if not got:
+            break
+        inline += got
+    try:
+        s.recv(1, socket.MSG_OOB)
+        oob = "a byte"
+    except OSError as e:
+        oob = errno.errorcode.get(e.errno, str(e.errno))
+    print("inside: inline urgent data: %s, MSG_OOB %s" % (inline.decode(), oob))
     s.close()
     return 0
 

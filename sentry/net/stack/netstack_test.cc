@@ -1688,6 +1688,34 @@ TEST_F(TcpPair, InlineUrgentDataStaysInTheStream) {
   EXPECT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kNone);
 }
 
+// Urgent data gets through a closed window: within 64 KiB of what was acknowledged, the
+// pointer rides on a zero-window probe the reader takes (tcp_write_wakeup's), so it learns
+// of it while its buffer is full (tcp_urg takes every acceptable segment's); the byte
+// follows once the window opens.
+TEST_F(TcpPair, AnUrgentPointerPassesAClosedWindow) {
+  Conn c = OpenToASmallBuffer(40003);
+  ASSERT_NE(c.server, nullptr);
+  int announced = 0;
+  c.server->on_urgent = [&] { announced++; };
+  const std::string data = Pattern(100000);
+  c.client->Write(Bytes(reinterpret_cast<const uint8_t*>(data.data()), data.size()), now);
+  Run(3000);
+  ASSERT_EQ(c.server->Info(now).rcv_space, 0u);  // shut
+  ASSERT_LT(c.server->Readable(), data.size());
+  WriteAll(*c.client, "!", /*urgent=*/true);
+  Run(3000);
+  EXPECT_EQ(c.server->urgent(), TcpEndpoint::Urgent::kPending);
+  EXPECT_EQ(announced, 1);
+  std::string got;
+  Run(60000, [&] {
+    got += c.server->Read(1 << 20, false, now);
+    return c.server->urgent() == TcpEndpoint::Urgent::kValid && c.server->Readable() == 0;
+  });
+  EXPECT_EQ(got, data);
+  EXPECT_EQ(c.server->TakeUrgentByte(), '!');
+  EXPECT_EQ(announced, 1);  // one pointer, however many segments carried it
+}
+
 // A segment sent again with the urgent pointer of a byte already received (or read past)
 // announces nothing new.
 TEST_F(TcpPair, AnUrgentPointerToBytesAlreadyReceivedIsIgnored) {

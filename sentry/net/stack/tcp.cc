@@ -524,6 +524,7 @@ void TcpEndpoint::ShutdownWrite(int64_t now) {
 void TcpEndpoint::Close(bool linger_zero, int64_t now) {
   orphan_ = true;
   notify = nullptr;
+  on_urgent = nullptr;
   if (state_ == kClosed || state_ == kTimeWait) return;
   if (state_ == kSynSent) {
     SetState(kClosed, now);
@@ -1058,6 +1059,13 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
     }
     return;
   }
+  // tcp_urg for every acceptable segment of a connection that takes data
+  // (a pure ACK or a closed window's probe announces urgent data too),
+  // before the data is trimmed; its byte is taken when it arrives in order.
+  if ((h.flags & kUrg) && !(h.flags & (kSyn | kRst)) &&
+      (state_ == kEstablished || state_ == kFinWait1 || state_ == kFinWait2) && !orphan_) {
+    CheckUrgent(h.seq, h.urgent);
+  }
   if (zero_window_data) data = {};
   last_recv_ = now;
   probes_ = 0;
@@ -1148,9 +1156,6 @@ void TcpEndpoint::Input(const TcpHeader& h, Bytes data, int64_t now) {
         Fail(ECONNRESET);
         return;
       }
-      // tcp_urg, before the data is queued: the pointer is news only if
-      // its byte has not arrived yet.
-      if (h.flags & kUrg) CheckUrgent(h.seq, h.urgent);
       QueueData(h.seq, data, now);
     }
   }
@@ -1241,6 +1246,11 @@ void TcpEndpoint::OnTimer(int64_t now) {
       return;
     }
     if (persist_probes_ == 0) persist_since_ = now;
+    // tcp_write_wakeup: urgent data within reach goes first as a probe the
+    // peer takes (at snd_una_, carrying the pointer).
+    if (UrgentMode() && Gt(snd_up_, snd_una_) && Lt(snd_up_, snd_una_ + 0xffff)) {
+      SendSegment(snd_una_, kAck, {}, now);
+    }
     SendSegment(snd_una_ - 1, kAck, {}, now);
     if (persist_probes_ < 16) persist_probes_++;
     Arm(&persist_at_, now + std::min(std::max(rto_, kMinRto) << persist_probes_, kMaxRto));

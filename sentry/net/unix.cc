@@ -467,7 +467,7 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
     tcp_->settings = TcpSettingsLocked();
     tcp_->settings.sndbuf = sndbuf;
     tcp_->settings.rcvbuf = rcvbuf;
-    tcp_->Push(StackNow());
+    tcp_->ApplySettings(StackNow());
     StackArmed(tcp_->Deadline());
   }
   // Linux's checks of an inet option's value (EINVAL out of range); may

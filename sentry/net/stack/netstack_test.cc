@@ -1605,6 +1605,35 @@ TEST_F(TcpPair, ADuplicateSegmentIsReportedInADsackBlock) {
   EXPECT_EQ(ack.opts.nsack, 0);
 }
 
+// SO_KEEPALIVE set on an open connection (as programs set it, after connect or accept):
+// probes start keepidle after the last segment; a live peer answers them, a silent one is
+// given keepcnt probes, then the connection fails with ETIMEDOUT.
+TEST_F(TcpPair, KeepaliveSetOnAnOpenConnectionProbesThenTimesOut) {
+  Conn c = Open();
+  ASSERT_NE(c.server, nullptr);
+  c.client->settings.keepidle = 2;
+  c.client->settings.keepintvl = 1;
+  c.client->settings.keepcnt = 3;
+  // On, then off again: nothing is due.
+  c.client->settings.keepalive = true;
+  c.client->ApplySettings(now);
+  EXPECT_NE(c.client->Deadline(), INT64_MAX);
+  c.client->settings.keepalive = false;
+  c.client->ApplySettings(now);
+  EXPECT_EQ(c.client->Deadline(), INT64_MAX);
+  // On: probes every keepidle of silence, each answered.
+  c.client->settings.keepalive = true;
+  c.client->ApplySettings(now);
+  const uint32_t heard = c.server->Info(now).segs_in;
+  Run(6000);
+  EXPECT_EQ(c.client->state(), TcpEndpoint::kEstablished);
+  EXPECT_GE(c.server->Info(now).segs_in, heard + 2);
+  wb.drop = [](const std::string&) { return true; };  // the peer goes silent
+  Run(20000);
+  EXPECT_EQ(c.client->state(), TcpEndpoint::kClosed);
+  EXPECT_EQ(c.client->error(), ETIMEDOUT);
+}
+
 // Urgent data (send's MSG_OOB): "ab", then "c" urgent, then "de". The urgent byte leaves the
 // stream: reads stop short of its mark, FIONREAD's count ends there, and once read past it
 // the urgent data is forgotten. The segments before the pointer carry URG and the pointer

@@ -1270,6 +1270,17 @@ void TcpEndpoint::OnTimer(int64_t now) {
   }
 }
 
+void TcpEndpoint::ApplySettings(int64_t now) {
+  if (!settings.keepalive) {
+    keepalive_at_ = INT64_MAX;
+    probes_ = 0;
+  } else if (Established() && state_ != kTimeWait && (probes_ == 0 || keepalive_at_ == INT64_MAX)) {
+    // Idle since the last segment: the probes start keepidle after it.
+    Arm(&keepalive_at_, std::max(now, last_recv_ + int64_t{settings.keepidle} * kSecond));
+  }
+  Output(now);
+}
+
 int64_t TcpEndpoint::Deadline() const {
   return std::min({rto_at_, delack_at_, persist_at_, keepalive_at_, timewait_at_, orphan_at_});
 }

@@ -286,7 +286,7 @@ class PtraceContext : public Context {
     }
   }
 
-  // The stub thread being run while Switch runs: tgid << 32 | tid.
+  // The stub thread Switch runs, and an interrupt asked for.
   RunGate gate_;
 };
 

@@ -182,12 +182,13 @@ int64_t Nanoseconds(const timeval& tv) {
   return static_cast<int64_t>(tv.tv_sec) * 1000000000 + static_cast<int64_t>(tv.tv_usec) * 1000;
 }
 
-// A CPU clock of another process (clock_getcpuclockid(3) builds the same
-// id): Linux lets any process in the PID namespace read it.
 namespace {
 constexpr int kCpuClockProf = 0;   // user + system
 constexpr int kCpuClockVirt = 1;   // user
 constexpr int kCpuClockSched = 2;  // the scheduler's runtime
+
+// A CPU clock of another process (clock_getcpuclockid(3) builds the same
+// id): Linux lets any process in the PID namespace read it.
 
 Result<int64_t> ProcessCpuClock(pid_t pid, int which) {
   const clockid_t id = (~static_cast<clockid_t>(pid) << 3) | which;

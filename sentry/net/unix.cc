@@ -463,11 +463,11 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   void RefreshTcpSettingsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     if (tcp_listener_ != nullptr) tcp_listener_->settings = TcpSettingsLocked();
     if (tcp_ == nullptr) return;
-    const size_t sndbuf = tcp_->settings.sndbuf, rcvbuf = tcp_->settings.rcvbuf;
+    const netstack::TcpSettings before = tcp_->settings;
     tcp_->settings = TcpSettingsLocked();
-    tcp_->settings.sndbuf = sndbuf;
-    tcp_->settings.rcvbuf = rcvbuf;
-    tcp_->ApplySettings(StackNow());
+    tcp_->settings.sndbuf = before.sndbuf;
+    tcp_->settings.rcvbuf = before.rcvbuf;
+    tcp_->ApplySettings(before, StackNow());
     StackArmed(tcp_->Deadline());
   }
   // Linux's checks of an inet option's value (EINVAL out of range); may
@@ -3063,6 +3063,8 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       } else {
         rcvbuf_ = std::max(want, kMinReceiveBuffer);
       }
+      // A listener's connections from now on take the new size.
+      if (tcp_listener_ != nullptr) tcp_listener_->settings = TcpSettingsLocked();
       return Ok();
     }
     case SO_PASSCRED:

@@ -1614,16 +1614,18 @@ TEST_F(TcpPair, KeepaliveSetOnAnOpenConnectionProbesThenTimesOut) {
   c.client->settings.keepidle = 2;
   c.client->settings.keepintvl = 1;
   c.client->settings.keepcnt = 3;
-  // On, then off again: nothing is due.
-  c.client->settings.keepalive = true;
-  c.client->ApplySettings(now);
-  EXPECT_NE(c.client->Deadline(), INT64_MAX);
-  c.client->settings.keepalive = false;
-  c.client->ApplySettings(now);
+  auto set_keepalive = [&](bool on) {
+    const TcpSettings before = c.client->settings;
+    c.client->settings.keepalive = on;
+    c.client->ApplySettings(before, now);
+  };
+  // On (the first probe keepidle from now), then off again: nothing is due.
+  set_keepalive(true);
+  EXPECT_EQ(c.client->Deadline(), now + 2000 * kMs);
+  set_keepalive(false);
   EXPECT_EQ(c.client->Deadline(), INT64_MAX);
   // On: probes every keepidle of silence, each answered.
-  c.client->settings.keepalive = true;
-  c.client->ApplySettings(now);
+  set_keepalive(true);
   const uint32_t heard = c.server->Info(now).segs_in;
   Run(6000);
   EXPECT_EQ(c.client->state(), TcpEndpoint::kEstablished);

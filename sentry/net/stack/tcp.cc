@@ -1258,6 +1258,10 @@ void TcpEndpoint::OnTimer(int64_t now) {
   if (keepalive_at_ <= now) {
     if (!settings.keepalive || !Established()) {
       keepalive_at_ = INT64_MAX;
+    } else if (Lt(snd_una_, snd_max_) || SendQueued() != 0) {
+      // tcp_keepalive_timer: alive without keepalive while data is out or
+      // queued (the retransmission timer watches the peer).
+      Arm(&keepalive_at_, now + int64_t{settings.keepidle} * kSecond);
     } else if (probes_ >= settings.keepcnt) {
       SendRst(snd_nxt_, now);
       Fail(ETIMEDOUT);
@@ -1270,13 +1274,18 @@ void TcpEndpoint::OnTimer(int64_t now) {
   }
 }
 
-void TcpEndpoint::ApplySettings(int64_t now) {
+void TcpEndpoint::ApplySettings(const TcpSettings& before, int64_t now) {
+  const int64_t idle = int64_t{settings.keepidle} * kSecond;
   if (!settings.keepalive) {
     keepalive_at_ = INT64_MAX;
     probes_ = 0;
-  } else if (Established() && state_ != kTimeWait && (probes_ == 0 || keepalive_at_ == INT64_MAX)) {
-    // Idle since the last segment: the probes start keepidle after it.
-    Arm(&keepalive_at_, std::max(now, last_recv_ + int64_t{settings.keepidle} * kSecond));
+  } else if (Established() && state_ != kTimeWait) {
+    if (!before.keepalive) {
+      Arm(&keepalive_at_, now + idle);  // tcp_set_keepalive
+    } else if (before.keepidle != settings.keepidle) {
+      // tcp_sock_set_keepidle_locked: idle since the last segment.
+      Arm(&keepalive_at_, std::max(now, last_recv_ + idle));
+    }
   }
   Output(now);
 }

@@ -159,10 +159,11 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   void Close(bool linger_zero, int64_t now);
   // Sends what is queued now (TCP_NODELAY set, TCP_CORK cleared).
   void Push(int64_t now) { Output(now); }
-  // settings changed on an open connection: the keepalive timer follows
-  // SO_KEEPALIVE and TCP_KEEPIDLE (tcp_set_keepalive), and what waited for
+  // settings changed (from `before`) on an open connection: the keepalive
+  // timer follows SO_KEEPALIVE (tcp_set_keepalive: keepidle from now) and
+  // TCP_KEEPIDLE (keepidle after the last segment), and what waited for
   // TCP_NODELAY or the cork goes.
-  void ApplySettings(int64_t now);
+  void ApplySettings(const TcpSettings& before, int64_t now);
   TcpInfoData Info(int64_t now) const;
   // The way to the peer is gone (its address never resolved, or an ICMP
   // error said so): a connection still opening fails with err; an open

@@ -597,6 +597,11 @@ class UnixSocket : public Socket, public std::enable_shared_from_this<UnixSocket
   bool HostDatagramsLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
     return type_ == SOCK_DGRAM && host_listener_.valid();
   }
+  // The host socket at the name has something for this one: connections
+  // to a listener, or datagrams.
+  bool HearsHostSocketLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(g_mu) {
+    return (listening_ && host_listener_.valid()) || HostDatagramsLocked();
+  }
   // A TCP connection through the stack, and a listener's share of it.
   std::shared_ptr<netstack::TcpEndpoint> tcp_ ABSL_GUARDED_BY(g_mu);
   std::shared_ptr<netstack::TcpListener> tcp_listener_ ABSL_GUARDED_BY(g_mu);
@@ -844,9 +849,7 @@ int UnixSocket::Wait(Task& t, absl::Time deadline, std::shared_ptr<UnixSocket>* 
   // A listener with a host side waits on its host socket too: the host
   // poller's edge may have come before this waiter was added.
   std::vector<pollfd> host;
-  if ((listening_ && host_listener_.valid()) || HostDatagramsLocked()) {
-    host.push_back({host_listener_.get(), POLLIN, 0});
-  }
+  if (HearsHostSocketLocked()) host.push_back({host_listener_.get(), POLLIN, 0});
   ReleaseSockets();
   // Not kept across the wait: a peer whose last file closes meanwhile
   // goes, and its going (EPIPE, end of file) wakes this one.
@@ -3063,8 +3066,9 @@ Status UnixSocket::SetOption(Task& t, int level, int name, std::string_view valu
       } else {
         rcvbuf_ = std::max(want, kMinReceiveBuffer);
       }
-      // A listener's connections from now on take the new size.
-      if (tcp_listener_ != nullptr) tcp_listener_->settings = TcpSettingsLocked();
+      // A listener's connections from now on take the new size (an open
+      // connection keeps its own).
+      if (inet() && type_ == SOCK_STREAM) RefreshTcpSettingsLocked();
       return Ok();
     }
     case SO_PASSCRED:
@@ -3139,9 +3143,7 @@ Result<long> UnixSocket::Ioctl(MemoryManager& mm, unsigned long cmd, uintptr_t a
         if (listening_) return Errno{EINVAL};
         if (tcp_ != nullptr) {
           // tcp_inq: what comes before an urgent mark ahead (not inline).
-          n = static_cast<int>(IntOptionLocked(SOL_SOCKET, SO_OOBINLINE, 0) != 0
-                                   ? tcp_->Readable()
-                                   : tcp_->ReadableBeforeMark());
+          n = static_cast<int>(tcp_->ReadableBeforeMark());
         } else if (type_ != SOCK_DGRAM) {
           n = static_cast<int>(queued_bytes_);  // what is left to read
           // TCP with urgent data ahead (not inline): what comes before the
@@ -3180,7 +3182,7 @@ uint32_t UnixSocket::Readiness(uint32_t mask) {
   SocketsLock l;
   SyncTcpLocked();
   uint32_t ready = 0;
-  if ((listening_ && host_listener_.valid()) || HostDatagramsLocked()) {
+  if (HearsHostSocketLocked()) {
     // Host processes connecting, or sending, through the volume's name.
     pollfd p{host_listener_.get(), POLLIN, 0};
     if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) ready |= POLLIN | POLLRDNORM;

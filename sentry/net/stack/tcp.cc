@@ -380,8 +380,10 @@ void TcpEndpoint::CheckUrgent(uint32_t seq, uint16_t pointer) {
   if (on_urgent) on_urgent();
 }
 
+bool TcpEndpoint::UrgentMode() const { return urg_mode_ && Lt(snd_una_, snd_up_); }
+
 void TcpEndpoint::AppendInOrder(const char* p, size_t n) {
-  if (urg_state_ == Urgent::kPending && urg_pos_ >= rcv_pos_ && urg_pos_ < rcv_pos_ + n) {
+  if (UrgentByteWithin(n)) {
     const size_t k = static_cast<size_t>(urg_pos_ - rcv_pos_);
     urg_byte_ = static_cast<uint8_t>(p[k]);
     urg_state_ = Urgent::kValid;
@@ -403,7 +405,7 @@ void TcpEndpoint::AppendInOrder(const char* p, size_t n) {
 }
 
 void TcpEndpoint::AppendInOrder(std::string&& s) {
-  if (urg_state_ == Urgent::kPending && urg_pos_ >= rcv_pos_ && urg_pos_ < rcv_pos_ + s.size()) {
+  if (UrgentByteWithin(s.size())) {
     AppendInOrder(s.data(), s.size());
     return;
   }
@@ -464,18 +466,14 @@ size_t TcpEndpoint::ReadAppend(std::string* out, size_t n, bool peek, int64_t no
   n = std::min(n, Readable());
   // tcp_recvmsg: a read stops short of the urgent mark (and reads on from
   // it when it starts there).
-  if ((urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ < urg_mark_) {
-    n = std::min<size_t>(n, urg_mark_ - rbuf_out_);
-  }
+  if (HasMark() && rbuf_out_ < urg_mark_) n = std::min<size_t>(n, urg_mark_ - rbuf_out_);
   if (peek || n == 0) return rbuf_.CopyTo(out, n, /*peek=*/true);
   const size_t held = Held();
   uint32_t offered = OfferedWindow();
   rbuf_.CopyTo(out, n, /*peek=*/false);
   rbuf_out_ += n;
   // Read past the mark: the urgent data is forgotten.
-  if ((urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ > urg_mark_) {
-    urg_state_ = Urgent::kNone;
-  }
+  if (HasMark() && rbuf_out_ > urg_mark_) urg_state_ = Urgent::kNone;
   AccountHeld(held);
   // A window update when the window grew enough to matter (receiver-side
   // silly window avoidance), when it at least doubles one down to half

@@ -128,15 +128,14 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   }
   uint8_t urgent_byte() const { return urg_byte_; }
   // The next byte read is the one at the mark (SIOCATMARK).
-  bool AtUrgentMark() const {
-    return (urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ == urg_mark_;
-  }
+  bool AtUrgentMark() const { return HasMark() && rbuf_out_ == urg_mark_; }
   // Called when a new urgent pointer arrives (the socket's owner then
   // hears SIGURG, as sk_send_sigurg sends it).
   std::function<void()> on_urgent;
-  // What can be read before the mark (all of it when no mark is ahead).
+  // What FIONREAD counts (tcp_inq): what can be read before the mark, or
+  // all of it inline or when no mark is ahead.
   size_t ReadableBeforeMark() const {
-    if ((urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead) && rbuf_out_ <= urg_mark_) {
+    if (HasMark() && !settings.oobinline && rbuf_out_ <= urg_mark_) {
       return std::min<size_t>(Readable(), urg_mark_ - rbuf_out_);
     }
     return Readable();
@@ -219,9 +218,16 @@ class TcpEndpoint : public std::enable_shared_from_this<TcpEndpoint> {
   // the urgent byte out if it is among them and not inline.
   void AppendInOrder(const char* p, size_t n);
   void AppendInOrder(std::string&& s);
-  // Whether segments from seq on still carry the urgent pointer.
-  bool UrgentMode() const { return urg_mode_ && Lt32(snd_una_, snd_up_); }
-  static bool Lt32(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) < 0; }
+  // The urgent byte arrived (read with MSG_OOB or not): its mark stands
+  // until reading passes it.
+  bool HasMark() const { return urg_state_ == Urgent::kValid || urg_state_ == Urgent::kRead; }
+  // The pending urgent byte is among the next n bytes in order.
+  bool UrgentByteWithin(size_t n) const {
+    return urg_state_ == Urgent::kPending && urg_pos_ >= rcv_pos_ && urg_pos_ < rcv_pos_ + n;
+  }
+  // Whether unacknowledged urgent data remains (segments then may carry
+  // the pointer).
+  bool UrgentMode() const;
   // The received bytes this connection holds, and telling the stack how
   // that changed since `before`.
   size_t Held() const { return Readable() + ooo_bytes_; }

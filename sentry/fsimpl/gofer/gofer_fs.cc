@@ -23,6 +23,12 @@
 namespace husk::goferfs {
 namespace {
 
+// The unix socket types a read-write volume shares with host processes
+// (the gofer binds and connects these).
+bool HostSocketType(int type) {
+  return type == SOCK_STREAM || type == SOCK_SEQPACKET || type == SOCK_DGRAM;
+}
+
 struct stat ToStat(const gofer::Attr& a) {
   struct stat st{};
   st.st_ino = a.ino;
@@ -403,19 +409,14 @@ class GoferInode : public vfs::Inode, public HostChangeListener {
   Result<std::pair<vfs::InodeRef, UniqueFd>> BindHostSocket(const std::string& name, mode_t mode,
                                                             int type) override {
     TRY(CheckWritableDir());
-    if (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM) {
-      return Errno{EOPNOTSUPP};
-    }
+    if (!HostSocketType(type)) return Errno{EOPNOTSUPP};
     OwnChange own(*mount_);
     ASSIGN_OR_RETURN(auto bound, mount_->client->BindSocket(fid_, name, type, mode & 07777, 0, 0));
     Touched();
     return std::make_pair(Remember(name, bound.first), std::move(bound.second));
   }
   Result<UniqueFd> ConnectHostSocket(int type) override {
-    if (!mount_->writable ||
-        (type != SOCK_STREAM && type != SOCK_SEQPACKET && type != SOCK_DGRAM)) {
-      return Errno{EOPNOTSUPP};
-    }
+    if (!mount_->writable || !HostSocketType(type)) return Errno{EOPNOTSUPP};
     if (type_ != S_IFSOCK) return Errno{ECONNREFUSED};
     return mount_->client->ConnectSocket(fid_, type);
   }
